@@ -1,0 +1,270 @@
+#include "deforma/core/operation.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "deforma/core/error.hpp"
+
+namespace deforma {
+namespace {
+
+const char* type_name(ParamType type) {
+  switch (type) {
+    case ParamType::kInt: return "integer";
+    case ParamType::kDouble: return "number";
+    case ParamType::kString: return "string";
+    case ParamType::kBool: return "boolean";
+    case ParamType::kPath: return "path";
+    case ParamType::kChoice: return "choice";
+    case ParamType::kList: return "list";
+  }
+  return "string";
+}
+
+std::string bounds_text(const ParamDecl& p) {
+  if (p.min_value && p.max_value) return fmt::format("between {} and {}", *p.min_value, *p.max_value);
+  if (p.min_value) return fmt::format(">= {}", *p.min_value);
+  if (p.max_value) return fmt::format("<= {}", *p.max_value);
+  return "";
+}
+
+double parse_number(const ParamDecl& p, const std::string& text, bool integer) {
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  double value = 0;
+  if (integer) {
+    long long v = 0;
+    auto [ptr, ec] = std::from_chars(begin, end, v);
+    if (ec != std::errc() || ptr != end)
+      throw InvalidArgument(fmt::format("parameter --{}: expected an integer, got '{}'", p.name, text));
+    value = static_cast<double>(v);
+  } else {
+    auto [ptr, ec] = std::from_chars(begin, end, value);
+    if (ec != std::errc() || ptr != end || !std::isfinite(value))
+      throw InvalidArgument(fmt::format("parameter --{}: expected a number, got '{}'", p.name, text));
+  }
+  if ((p.min_value && value < *p.min_value) || (p.max_value && value > *p.max_value)) {
+    throw InvalidArgument(fmt::format("parameter --{}: {} is out of range, expected a value {}{}", p.name,
+                                      text, bounds_text(p), p.unit.empty() ? "" : " " + p.unit));
+  }
+  return value;
+}
+
+bool parse_bool(const ParamDecl& p, const std::string& text) {
+  std::string t = text;
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (t == "1" || t == "true" || t == "yes" || t == "on") return true;
+  if (t == "0" || t == "false" || t == "no" || t == "off") return false;
+  throw InvalidArgument(fmt::format("parameter --{}: expected true or false, got '{}'", p.name, text));
+}
+
+void check_value(const ParamDecl& p, const std::string& text) {
+  switch (p.type) {
+    case ParamType::kInt: parse_number(p, text, true); break;
+    case ParamType::kDouble: parse_number(p, text, false); break;
+    case ParamType::kBool: parse_bool(p, text); break;
+    case ParamType::kChoice:
+      if (std::find(p.choices.begin(), p.choices.end(), text) == p.choices.end()) {
+        throw InvalidArgument(fmt::format("parameter --{}: '{}' is not one of {}", p.name, text,
+                                          fmt::join(p.choices, ", ")));
+      }
+      break;
+    case ParamType::kPath:
+      if (text.empty()) throw InvalidArgument(fmt::format("parameter --{}: empty path", p.name));
+      break;
+    case ParamType::kString:
+    case ParamType::kList: break;
+  }
+}
+
+}  // namespace
+
+ParamDecl ParamDecl::option(std::string name, ParamType type, std::string help) {
+  ParamDecl p;
+  p.name = std::move(name);
+  p.type = type;
+  p.help = std::move(help);
+  return p;
+}
+
+ParamDecl ParamDecl::argument(std::string name, ParamType type, std::string help) {
+  ParamDecl p = option(std::move(name), type, std::move(help));
+  p.positional = true;
+  p.required = true;
+  return p;
+}
+
+ParamValues ParamValues::parse(const std::vector<ParamDecl>& params,
+                               const std::map<std::string, std::vector<std::string>>& raw) {
+  ParamValues result;
+  for (const auto& [name, values] : raw) {
+    const bool known = std::any_of(params.begin(), params.end(), [&](const ParamDecl& p) { return p.name == name; });
+    if (!known) throw InvalidArgument(fmt::format("unknown parameter '{}'", name));
+  }
+  for (const auto& p : params) {
+    result.types_[p.name] = p.type;
+    auto it = raw.find(p.name);
+    std::vector<std::string> values;
+    if (it != raw.end() && !it->second.empty()) {
+      values = it->second;
+    } else if (!p.default_value.empty()) {
+      values = {p.default_value};
+    } else if (p.required) {
+      throw InvalidArgument(fmt::format("parameter {}{} is required: {}", p.positional ? "" : "--", p.name,
+                                        p.help));
+    } else {
+      continue;
+    }
+    if (p.type != ParamType::kList && values.size() > 1) {
+      throw InvalidArgument(fmt::format("parameter --{}: given {} times, expected once", p.name, values.size()));
+    }
+    for (const auto& v : values) check_value(p, v);
+    result.values_[p.name] = std::move(values);
+  }
+  return result;
+}
+
+ParamValues ParamValues::from_json(const std::vector<ParamDecl>& params, const nlohmann::json& values) {
+  if (!values.is_object()) throw InvalidArgument("parameters must be a JSON object");
+  std::map<std::string, std::vector<std::string>> raw;
+  for (const auto& [name, value] : values.items()) {
+    auto& out = raw[name];
+    auto as_text = [&](const nlohmann::json& v) -> std::string {
+      if (v.is_string()) return v.get<std::string>();
+      if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+      if (v.is_number_integer()) return std::to_string(v.get<long long>());
+      if (v.is_number()) return fmt::format("{}", v.get<double>());
+      throw InvalidArgument(fmt::format("parameter '{}': expected a string, number or boolean", name));
+    };
+    if (value.is_array()) {
+      for (const auto& v : value) out.push_back(as_text(v));
+    } else {
+      out.push_back(as_text(value));
+    }
+  }
+  return parse(params, raw);
+}
+
+bool ParamValues::has(const std::string& name) const { return values_.count(name) > 0; }
+
+const std::vector<std::string>& ParamValues::raw(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end() || it->second.empty()) {
+    throw InvalidArgument(fmt::format("parameter --{} has no value", name));
+  }
+  return it->second;
+}
+
+std::string ParamValues::get_string(const std::string& name) const { return raw(name).front(); }
+
+std::string ParamValues::get_string_or(const std::string& name, const std::string& fallback) const {
+  return has(name) ? get_string(name) : fallback;
+}
+
+long long ParamValues::get_int(const std::string& name) const { return std::stoll(raw(name).front()); }
+
+double ParamValues::get_double(const std::string& name) const { return std::stod(raw(name).front()); }
+
+bool ParamValues::get_bool(const std::string& name) const {
+  if (!has(name)) return false;
+  ParamDecl p;
+  p.name = name;
+  return parse_bool(p, raw(name).front());
+}
+
+std::vector<std::string> ParamValues::get_list(const std::string& name) const {
+  return has(name) ? values_.at(name) : std::vector<std::string>{};
+}
+
+nlohmann::json ParamValues::to_json() const {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, values] : values_) {
+    const auto type = types_.count(name) ? types_.at(name) : ParamType::kString;
+    if (type == ParamType::kList) {
+      j[name] = values;
+    } else if (type == ParamType::kInt) {
+      j[name] = std::stoll(values.front());
+    } else if (type == ParamType::kDouble) {
+      j[name] = std::stod(values.front());
+    } else if (type == ParamType::kBool) {
+      j[name] = get_bool(name);
+    } else {
+      j[name] = values.front();
+    }
+  }
+  return j;
+}
+
+nlohmann::json describe_json(const OperationDecl& op) {
+  nlohmann::json inputs = nlohmann::json::object();
+  for (const auto& p : op.params) {
+    nlohmann::json schema;
+    switch (p.type) {
+      case ParamType::kInt: schema["type"] = "integer"; break;
+      case ParamType::kDouble: schema["type"] = "number"; break;
+      case ParamType::kBool: schema["type"] = "boolean"; break;
+      case ParamType::kList: schema = {{"type", "array"}, {"items", {{"type", "string"}}}}; break;
+      case ParamType::kChoice: schema = {{"type", "string"}, {"enum", p.choices}}; break;
+      case ParamType::kPath: schema = {{"type", "string"}, {"format", "path"}}; break;
+      case ParamType::kString: schema["type"] = "string"; break;
+    }
+    if (p.min_value) schema["minimum"] = *p.min_value;
+    if (p.max_value) schema["maximum"] = *p.max_value;
+    if (!p.default_value.empty()) schema["default"] = p.default_value;
+    nlohmann::json input{{"title", p.name},
+                         {"description", p.help},
+                         {"schema", schema},
+                         {"minOccurs", p.required ? 1 : 0},
+                         {"maxOccurs", p.type == ParamType::kList ? nlohmann::json("unbounded") : nlohmann::json(1)}};
+    if (!p.unit.empty()) input["unit"] = p.unit;
+    inputs[p.name] = input;
+  }
+  return {{"id", op.name},
+          {"title", op.summary},
+          {"description", op.description},
+          {"inputs", inputs},
+          {"examples", op.examples}};
+}
+
+std::string describe_markdown(const OperationDecl& op) {
+  std::string md = fmt::format("# deforma {}\n\n{}\n\n", op.name, op.summary);
+  if (!op.description.empty()) md += op.description + "\n\n";
+  md += "| parameter | type | unit | default | description |\n|---|---|---|---|---|\n";
+  for (const auto& p : op.params) {
+    std::string type = type_name(p.type);
+    if (p.type == ParamType::kChoice) type = fmt::format("{}", fmt::join(p.choices, " \\| "));
+    const std::string bounds = bounds_text(p);
+    md += fmt::format("| {}{}{} | {} | {} | {} | {}{}{} |\n", p.positional ? "" : "`--", p.name,
+                      p.positional ? "" : "`", type, p.unit, p.default_value.empty() ? "" : "`" + p.default_value + "`",
+                      p.help, bounds.empty() ? "" : " (" + bounds + ")", p.required ? " **Required.**" : "");
+  }
+  if (!op.examples.empty()) {
+    md += "\n## Examples\n\n```sh\n";
+    for (const auto& e : op.examples) md += e + "\n";
+    md += "```\n";
+  }
+  return md;
+}
+
+void OperationRegistry::add(OperationDecl op) {
+  if (op.name.empty()) throw InvalidArgument("an operation needs a name");
+  if (ops_.count(op.name)) throw InvalidArgument(fmt::format("operation '{}' registered twice", op.name));
+  const std::string name = op.name;
+  ops_.emplace(name, std::move(op));
+}
+
+const OperationDecl* OperationRegistry::find(const std::string& name) const {
+  auto it = ops_.find(name);
+  return it == ops_.end() ? nullptr : &it->second;
+}
+
+std::vector<const OperationDecl*> OperationRegistry::list() const {
+  std::vector<const OperationDecl*> out;
+  for (const auto& [name, op] : ops_) out.push_back(&op);
+  return out;
+}
+
+}  // namespace deforma

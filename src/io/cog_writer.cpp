@@ -1,0 +1,305 @@
+#include "deforma/io/cog_writer.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <gdal_priv.h>
+#include <ogr_spatialref.h>
+#include <spdlog/spdlog.h>
+
+#include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
+#include "deforma/version.hpp"
+
+namespace deforma::io {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string iso_utc(std::time_t t) {
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string with_gdal_reason(const std::string& message) {
+  const std::string reason = last_gdal_error();
+  return reason.empty() ? message : fmt::format("{} ({})", message, reason);
+}
+
+// A name in the same folder as `final_path` (so that rename is atomic), hidden, unique per process/call.
+std::string temporary_name(const std::string& final_path, const char* tag) {
+  static std::atomic<unsigned> counter{0};
+  const fs::path p(final_path);
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  return (dir / fmt::format(".{}.{}-{}-{}{}", p.stem().string(), tag, ::getpid(), counter++, p.extension().string()))
+      .string();
+}
+
+void remove_quietly(const std::string& path) {
+  std::error_code ec;
+  if (!path.empty()) fs::remove(path, ec);
+}
+
+void rename_into_place(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  fs::rename(from, to, ec);
+  if (ec) {
+    remove_quietly(from);
+    throw IoError(fmt::format("{}: cannot move the finished file into place: {}", to, ec.message()));
+  }
+}
+
+}  // namespace
+
+nlohmann::json Provenance::to_json() const {
+  nlohmann::json inputs_json = nlohmann::json::array();
+  for (const auto& input : inputs) {
+    nlohmann::json entry{{"path", input}};
+    struct stat st {};
+    if (::stat(input.c_str(), &st) == 0) {
+      entry["size_bytes"] = static_cast<long long>(st.st_size);
+      entry["modified"] = iso_utc(st.st_mtime);
+    }
+    inputs_json.push_back(entry);
+  }
+  return {{"software", "deforma"},
+          {"version", kVersion},
+          {"created", iso_utc(std::time(nullptr))},
+          {"command", command_line},
+          {"parameters", parameters},
+          {"inputs", inputs_json}};
+}
+
+void write_provenance_metadata(void* gdal_dataset, const Provenance& provenance) {
+  auto* ds = static_cast<GDALDataset*>(gdal_dataset);
+  const auto j = provenance.to_json();
+  ds->SetMetadataItem("DEFORMA_VERSION", kVersion);
+  ds->SetMetadataItem("DEFORMA_CREATED", j["created"].get<std::string>().c_str());
+  ds->SetMetadataItem("DEFORMA_COMMAND", provenance.command_line.c_str());
+  ds->SetMetadataItem("DEFORMA_PARAMETERS", provenance.parameters.dump().c_str());
+  ds->SetMetadataItem("DEFORMA_INPUTS", j["inputs"].dump().c_str());
+}
+
+void check_writable_parent(const std::string& path, const std::string& what) {
+  if (path.empty()) throw InvalidArgument(fmt::format("{}: empty file name", what));
+  const fs::path p(path);
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) throw IoError(fmt::format("{}: folder {} does not exist", path, dir.string()));
+  if (!fs::is_directory(dir, ec)) throw IoError(fmt::format("{}: {} is not a folder", path, dir.string()));
+  if (::access(dir.c_str(), W_OK) != 0) {
+    throw IoError(fmt::format("{}: folder {} is not writable", path, dir.string()));
+  }
+  if (fs::is_directory(p, ec)) throw IoError(fmt::format("{}: is a folder, expected a file name for the {}", path, what));
+}
+
+void write_atomically(const std::string& final_path, const std::function<void(const std::string&)>& writer) {
+  check_writable_parent(final_path);
+  const std::string tmp = temporary_name(final_path, "partial");
+  try {
+    writer(tmp);
+  } catch (...) {
+    remove_quietly(tmp);
+    throw;
+  }
+  rename_into_place(tmp, final_path);
+}
+
+void CogOptions::validate() const {
+  if (compression != "DEFLATE" && compression != "ZSTD" && compression != "NONE") {
+    throw InvalidArgument(fmt::format("COG compression '{}': expected DEFLATE, ZSTD or NONE", compression));
+  }
+  if (block_size < 16 || block_size > 4096 || (block_size % 16) != 0) {
+    throw InvalidArgument(fmt::format("COG block size {}: expected a multiple of 16 in 16..4096", block_size));
+  }
+  if (GDALGetDataTypeByName(data_type.c_str()) == GDT_Unknown) {
+    throw InvalidArgument(fmt::format("COG data type '{}' is not a GDAL data type", data_type));
+  }
+}
+
+struct CogWriter::State {
+  std::vector<OutputBand> bands;
+  GeoTransform geotransform;
+  std::string crs_wkt;
+  Provenance provenance;
+  CogOptions options;
+  std::string staging_path;  // tiled GeoTIFF receiving windows
+  GDALDataset* staging = nullptr;
+  std::mutex mutex;
+  bool finished = false;
+
+  void drop() {
+    if (staging) {
+      GDALClose(staging);
+      staging = nullptr;
+    }
+    remove_quietly(staging_path);
+    remove_quietly(staging_path + ".aux.xml");
+  }
+};
+
+CogWriter::CogWriter(std::string path, int width, int height, std::vector<OutputBand> bands,
+                     const GeoTransform& geotransform, std::string crs_wkt, Provenance provenance, CogOptions options)
+    : path_(std::move(path)), width_(width), height_(height), state_(std::make_unique<State>()) {
+  ensure_gdal_initialized();
+  options.validate();
+  if (width <= 0 || height <= 0) {
+    throw InvalidArgument(fmt::format("{}: output size {}x{} must be positive", path_, width, height));
+  }
+  if (bands.empty()) throw InvalidArgument(fmt::format("{}: an output needs at least one band", path_));
+  check_writable_parent(path_);
+  state_->bands = std::move(bands);
+  state_->geotransform = geotransform;
+  state_->crs_wkt = std::move(crs_wkt);
+  state_->provenance = std::move(provenance);
+  state_->options = std::move(options);
+  state_->staging_path = temporary_name(path_, "staging");
+
+  auto* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
+  char** co = nullptr;
+  const std::string block = std::to_string(state_->options.block_size);
+  co = CSLSetNameValue(co, "TILED", "YES");
+  co = CSLSetNameValue(co, "BLOCKXSIZE", block.c_str());
+  co = CSLSetNameValue(co, "BLOCKYSIZE", block.c_str());
+  co = CSLSetNameValue(co, "COMPRESS", "LZW");  // staging only: fast and keeps the disk footprint modest
+  co = CSLSetNameValue(co, "BIGTIFF", "IF_SAFER");
+  co = CSLSetNameValue(co, "SPARSE_OK", "TRUE");
+  const GDALDataType type = GDALGetDataTypeByName(state_->options.data_type.c_str());
+  clear_gdal_error();
+  state_->staging = driver->Create(state_->staging_path.c_str(), width, height,
+                                   static_cast<int>(state_->bands.size()), type, co);
+  CSLDestroy(co);
+  if (!state_->staging) {
+    remove_quietly(state_->staging_path);
+    throw IoError(with_gdal_reason(fmt::format("{}: cannot create the output", path_)));
+  }
+  auto* ds = state_->staging;
+  ds->SetGeoTransform(const_cast<double*>(state_->geotransform.c.data()));
+  if (!state_->crs_wkt.empty()) {
+    OGRSpatialReference srs;
+    if (srs.importFromWkt(state_->crs_wkt.c_str()) == OGRERR_NONE) ds->SetSpatialRef(&srs);
+  }
+  for (std::size_t b = 0; b < state_->bands.size(); ++b) {
+    auto* band = ds->GetRasterBand(static_cast<int>(b) + 1);
+    const auto& ob = state_->bands[b];
+    band->SetDescription(ob.description.c_str());
+    band->SetUnitType(ob.unit.c_str());
+    band->SetNoDataValue(ob.nodata);
+    // Unwritten areas read as nodata, never as zeros that look like measurements.
+    band->Fill(ob.nodata);
+  }
+}
+
+CogWriter::~CogWriter() {
+  if (state_ && !state_->finished) state_->drop();
+}
+
+void CogWriter::abandon() {
+  std::lock_guard lock(state_->mutex);
+  state_->drop();
+  state_->finished = true;
+}
+
+void CogWriter::write(int band, const Window& window, const GridF& values) {
+  std::lock_guard lock(state_->mutex);
+  if (!state_->staging) throw IoError(fmt::format("{}: write after finish or abandon", path_));
+  if (band < 1 || band > static_cast<int>(state_->bands.size())) {
+    throw InvalidArgument(fmt::format("{}: band {} out of range 1..{}", path_, band, state_->bands.size()));
+  }
+  if (values.width() != window.width || values.height() != window.height) {
+    throw InvalidArgument(fmt::format("{}: window {}x{} and values {}x{} differ", path_, window.width, window.height,
+                                      values.width(), values.height()));
+  }
+  if (window.col < 0 || window.row < 0 || window.col + window.width > width_ || window.row + window.height > height_) {
+    throw InvalidArgument(fmt::format("{}: window col {} row {} size {}x{} outside the {}x{} output", path_,
+                                      window.col, window.row, window.width, window.height, width_, height_));
+  }
+  clear_gdal_error();
+  if (state_->staging->GetRasterBand(band)->RasterIO(GF_Write, window.col, window.row, window.width, window.height,
+                                                     const_cast<float*>(values.data()), window.width, window.height,
+                                                     GDT_Float32, 0, 0, nullptr) != CE_None) {
+    throw IoError(with_gdal_reason(fmt::format("{}: writing band {} failed", path_, band)));
+  }
+}
+
+namespace {
+int CPL_STDCALL conversion_progress_trampoline(double fraction, const char*, void* user) {
+  auto* fn = static_cast<std::function<bool(double)>*>(user);
+  return (*fn)(fraction) ? TRUE : FALSE;
+}
+}  // namespace
+
+void CogWriter::finish() {
+  std::lock_guard lock(state_->mutex);
+  if (!state_->staging) throw IoError(fmt::format("{}: finish called twice or after abandon", path_));
+  auto* ds = state_->staging;
+  write_provenance_metadata(ds, state_->provenance);
+  for (const auto& [key, value] : state_->options.metadata) ds->SetMetadataItem(key.c_str(), value.c_str());
+  clear_gdal_error();
+  ds->FlushCache();
+  if (!last_gdal_error().empty()) {
+    state_->drop();
+    state_->finished = true;
+    throw IoError(with_gdal_reason(fmt::format("{}: writing the output failed", path_)));
+  }
+
+  const std::string partial = temporary_name(path_, "partial");
+  const auto& o = state_->options;
+  char** co = nullptr;
+  co = CSLSetNameValue(co, "COMPRESS", o.compression.c_str());
+  if (o.compression != "NONE") co = CSLSetNameValue(co, "PREDICTOR", "YES");
+  co = CSLSetNameValue(co, "BLOCKSIZE", std::to_string(o.block_size).c_str());
+  co = CSLSetNameValue(co, "OVERVIEWS", o.overviews ? "AUTO" : "NONE");
+  co = CSLSetNameValue(co, "RESAMPLING", o.overview_resampling.c_str());
+  co = CSLSetNameValue(co, "BIGTIFF", "IF_SAFER");
+  co = CSLSetNameValue(co, "NUM_THREADS", "ALL_CPUS");
+  auto* cog = GetGDALDriverManager()->GetDriverByName("COG");
+  std::function<bool(double)> progress = o.conversion_progress ? o.conversion_progress : [](double) { return true; };
+  GDALDataset* out = cog->CreateCopy(partial.c_str(), ds, FALSE, co, conversion_progress_trampoline, &progress);
+  CSLDestroy(co);
+  bool ok = out != nullptr;
+  if (out) {
+    clear_gdal_error();
+    GDALClose(out);
+    if (!last_gdal_error().empty()) ok = false;
+  }
+  if (!ok) {
+    const bool cancelled = last_gdal_error().find("nterrupt") != std::string::npos ||
+                           last_gdal_error().find("ancel") != std::string::npos;
+    remove_quietly(partial);
+    state_->drop();
+    state_->finished = true;
+    if (cancelled) throw Cancelled(fmt::format("{}: writing cancelled; no output written", path_));
+    throw IoError(with_gdal_reason(fmt::format("{}: writing the Cloud-Optimized GeoTIFF failed", path_)));
+  }
+  state_->drop();
+  state_->finished = true;
+  rename_into_place(partial, path_);
+}
+
+void write_cog(const std::string& path, const std::vector<const GridF*>& bands_values,
+               const std::vector<OutputBand>& bands, const GeoTransform& geotransform, const std::string& crs_wkt,
+               const Provenance& provenance, CogOptions options) {
+  if (bands_values.size() != bands.size() || bands.empty()) {
+    throw InvalidArgument(fmt::format("{}: {} value grids for {} bands", path, bands_values.size(), bands.size()));
+  }
+  const int w = bands_values.front()->width(), h = bands_values.front()->height();
+  CogWriter writer(path, w, h, bands, geotransform, crs_wkt, provenance, std::move(options));
+  for (std::size_t b = 0; b < bands.size(); ++b) {
+    writer.write(static_cast<int>(b) + 1, Window{0, 0, w, h}, *bands_values[b]);
+  }
+  writer.finish();
+}
+
+}  // namespace deforma::io

@@ -1,0 +1,16 @@
+#include "deforma/ops.hpp"
+
+#include "ops/registration.hpp"
+
+namespace deforma {
+
+const OperationRegistry& builtin_operations() {
+  static const OperationRegistry registry = [] {
+    OperationRegistry r;
+    ops::register_io_operations(r);
+    return r;
+  }();
+  return registry;
+}
+
+}  // namespace deforma
