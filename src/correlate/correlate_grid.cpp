@@ -118,10 +118,21 @@ GridResult make_result(const NodeGrid& nodes) {
   return out;
 }
 
-void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
-                    const NodeGrid& nodes, const GridF* gdx, const GridF* gdy, GridResult& out) {
+// Downsampling factor of the coarse pass: the smallest power of two bringing the search under the threshold.
+int coarse_factor(const MatchOptions& options) {
   int factor = 1;
   while ((options.search_px + factor - 1) / factor > options.coarse_above_px) factor *= 2;
+  return factor;
+}
+
+// Coarse nodes are every `stride` fine nodes, so that coarse chips overlap by about three quarters.
+int coarse_stride(const MatchOptions& options, int factor, int step_px) {
+  return std::max(1, options.chip_px * factor / 4 / std::max(1, step_px));
+}
+
+void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
+                    const NodeGrid& nodes, const GridF* gdx, const GridF* gdy, GridResult& out) {
+  const int factor = coarse_factor(options);
   // Coarse pass: same chip size at the coarse scale (a larger footprint, hence a robust seed), on every
   // m-th node so that coarse chips overlap by about three quarters.
   MatchOptions coarse = options;
@@ -129,7 +140,7 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchO
   coarse.coarse_above_px = 0;
   coarse.subpixel = Subpixel::kParabolic;
   if (coarse.method == Method::kPhase && 2 * coarse.search_px >= coarse.chip_px) coarse.method = Method::kNcc;
-  const int every = std::max(1, options.chip_px * factor / 4 / std::max(1, nodes.step_px));
+  const int every = coarse_stride(options, factor, nodes.step_px);
   std::vector<int> coarse_i, coarse_j;
   for (int i = 0; i < nodes.cols; i += every) coarse_i.push_back(i);
   if (coarse_i.back() != nodes.cols - 1) coarse_i.push_back(nodes.cols - 1);
@@ -303,6 +314,16 @@ GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const 
   }
   for (std::size_t k = 0; k < out.flag.size(); ++k) ++out.flag_counts[std::min<int>(out.flag.data()[k], 6)];
   return out;
+}
+
+CoarseDependency coarse_dependency(const MatchOptions& options, int step_px) {
+  if (options.method == Method::kFlow || options.coarse_above_px <= 0 || options.search_px <= options.coarse_above_px) {
+    return {};
+  }
+  const int stride = coarse_stride(options, coarse_factor(options), step_px);
+  // A seed interpolates between two coarse nodes, each the median of up to 7 x 7 coarse results: up to
+  // 4 coarse nodes on either side, plus one for the interpolation interval.
+  return CoarseDependency{stride, 5 * stride};
 }
 
 }  // namespace deforma::correlate

@@ -203,3 +203,18 @@ GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const 
                           const GridF* guess_dy_px = nullptr);
 
 }  // namespace deforma::correlate
+
+namespace deforma::correlate {
+
+/// How correlate_grid's coarse-to-fine pass depends on neighbouring nodes, for drivers that split a node
+/// grid into strips: coarse nodes are every `stride` nodes from the first node, and a node's seed depends on
+/// coarse nodes up to `context_nodes` nodes away. A strip that starts on a multiple of `stride` and is
+/// computed with `context_nodes` extra node rows on each side gives the same values as the whole grid.
+/// Both are 0 when no coarse pass runs (search_px <= coarse_above_px, or the flow method).
+struct CoarseDependency {
+  int stride = 0;
+  int context_nodes = 0;
+};
+CoarseDependency coarse_dependency(const MatchOptions& options, int step_px);
+
+}  // namespace deforma::correlate
