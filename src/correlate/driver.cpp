@@ -128,6 +128,15 @@ class GuessField {
   io::GeoTransform ref_gt_;
 };
 
+double nmad(const std::vector<float>& v, double median) {
+  std::vector<float> deviations;
+  deviations.reserve(v.size());
+  for (float x : v) deviations.push_back(static_cast<float>(std::abs(x - median)));
+  std::nth_element(deviations.begin(), deviations.begin() + static_cast<std::ptrdiff_t>(deviations.size() / 2),
+                   deviations.end());
+  return 1.4826 * deviations[deviations.size() / 2];
+}
+
 double percentile(std::vector<float> v, double p) {
   if (v.empty()) return kNaN;
   const std::size_t k = static_cast<std::size_t>(std::clamp(p, 0.0, 1.0) * (v.size() - 1));
@@ -368,6 +377,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   provenance.inputs = {ref_path, sec_path};
   if (!options.guess_path.empty()) provenance.inputs.push_back(options.guess_path);
   if (!options.mask_path.empty()) provenance.inputs.push_back(options.mask_path);
+  if (!options.stable_path.empty()) provenance.inputs.push_back(options.stable_path);
   provenance.parameters = {{"method", to_string(options.match.method)},
                            {"chip_px", chip},
                            {"search_px", options.match.search_px},
@@ -389,6 +399,18 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   const auto& gt = ref_info.geotransform;
   const double sx_map = std::hypot(gt.c[1], gt.c[4]);
   const double to_m = georeferenced && sx_map > 0 && ref_info.pixel_size_x_m > 0 ? ref_info.pixel_size_x_m / sx_map : 0.0;
+
+  // Stable ground on the node grid (small: one byte per node).
+  GridU8 stable_nodes;
+  if (!options.stable_path.empty()) {
+    io::RasterInfo node_info = ref_info;
+    node_info.width = all_nodes.cols;
+    node_info.height = all_nodes.rows;
+    node_info.geotransform = node_gt;
+    node_info.path = output + " (node grid)";
+    stable_nodes = io::read_mask(options.stable_path, node_info, io::Window{0, 0, all_nodes.cols, all_nodes.rows});
+  }
+  std::vector<float> stable_dx, stable_dy;
 
   auto& progress = progress_or_null(context.progress);
   progress.start("correlate", static_cast<std::uint64_t>(all_nodes.cols) * all_nodes.rows);
@@ -534,6 +556,10 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
                     }
                     valid_dx.push_back(dx);
                     valid_dy.push_back(dy);
+                    if (!stable_nodes.empty() && stable_nodes(i, s->first_node_row + jj)) {
+                      stable_dx.push_back(dx);
+                      stable_dy.push_back(dy);
+                    }
                     if (to_m > 0) valid_speed_m.push_back(static_cast<float>(speed_m));
                     quick_dx(i, s->first_node_row + jj) = dx;
                     quick_dy(i, s->first_node_row + jj) = dy;
@@ -571,6 +597,20 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
     if (options.years_between) {
       summary.details["p99_speed_m_per_yr"] = percentile(valid_speed_m, 0.99) / *options.years_between;
       summary.details["years_between"] = *options.years_between;
+    }
+  }
+  if (!options.stable_path.empty()) {
+    summary.counts["stable_nodes"] = static_cast<std::int64_t>(std::count(stable_nodes.values().begin(), stable_nodes.values().end(), 1));
+    summary.counts["stable_valid"] = static_cast<std::int64_t>(stable_dx.size());
+    if (stable_dx.size() >= 3) {
+      const double mx = percentile(stable_dx, 0.5), my = percentile(stable_dy, 0.5);
+      summary.details["stable_median_dx_px"] = mx;
+      summary.details["stable_median_dy_px"] = my;
+      summary.details["stable_nmad_dx_px"] = nmad(stable_dx, mx);
+      summary.details["stable_nmad_dy_px"] = nmad(stable_dy, my);
+    } else {
+      summary.warnings.push_back(fmt::format("only {} valid node(s) on the stable ground of {}: no statistics",
+                                             stable_dx.size(), options.stable_path));
     }
   }
   if (flag_counts[0] == 0) {
@@ -633,6 +673,13 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
       report += fmt::format(" ({:.1f} m/yr)", summary.details["p99_speed_m_per_yr"].get<double>());
     }
     report += "\n";
+  }
+  if (summary.details.contains("stable_nmad_dx_px")) {
+    report += fmt::format("  stable ground ({} valid nodes): bias dx {:+.3f} px, dy {:+.3f} px; NMAD dx {:.3f} px, dy {:.3f} px\n",
+                          stable_dx.size(), summary.details["stable_median_dx_px"].get<double>(),
+                          summary.details["stable_median_dy_px"].get<double>(),
+                          summary.details["stable_nmad_dx_px"].get<double>(),
+                          summary.details["stable_nmad_dy_px"].get<double>());
   }
   summary.report = report;
   return summary;

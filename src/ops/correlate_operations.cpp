@@ -71,6 +71,8 @@ OperationDecl correlate_operation() {
                         "region of interest: XMIN,YMIN,XMAX,YMAX in REF's CRS, or px:COL,ROW,WIDTH,HEIGHT"),
       ParamDecl::option("guess", ParamType::kPath, "a-priori displacement raster (bands dx_px, dy_px), e.g. a previous result"),
       ParamDecl::option("mask", ParamType::kPath, "areas to skip: raster (non-zero = skip) or polygons"),
+      ParamDecl::option("stable", ParamType::kPath,
+                        "stable ground (polygons or raster): report the co-registration bias and NMAD there"),
       ParamDecl::option("min-snr", ParamType::kDouble, "nodes with a lower signal-to-noise ratio are rejected")
           .defaults_to("2.5")
           .at_least(0),
@@ -99,6 +101,7 @@ OperationDecl correlate_operation() {
     if (params.has("roi")) options.roi = correlate::parse_roi(params.get_string("roi"), ref_info);
     options.guess_path = params.get_string_or("guess", "");
     options.mask_path = params.get_string_or("mask", "");
+    options.stable_path = params.get_string_or("stable", "");
     options.quicklook_path = params.get_string_or("quicklook", "");
     if (params.get_bool("velocity")) options.years_between = years_between_inputs(params, ref, sec);
     auto summary = correlate::correlate_pair(ref, sec, params.get_string("output"), options, context);

@@ -39,6 +39,9 @@ struct CorrelateOptions {
   std::string mask_path;           ///< raster (non-zero = skip) or polygons of areas to skip
   /// Time between the acquisitions in years; when set, velocity bands are added.
   std::optional<double> years_between;
+  /// Stable ground (polygons, or a raster where non-zero = stable): the median (co-registration bias) and the
+  /// NMAD (1.4826 x median absolute deviation) of dx/dy over the valid nodes there are reported in the Summary.
+  std::string stable_path;
   std::string quicklook_path;      ///< PNG of the displacement (or velocity) magnitude; empty = none
   bool quicklook_arrows = true;
 
@@ -50,7 +53,8 @@ struct CorrelateOptions {
 /// differ (a warning in the Summary says so); pairs that do not overlap are refused. Reports progress over
 /// strips, honours cancellation, and never leaves a partial file under `output`.
 /// Summary counts: nodes, valid, low_snr, no_texture, masked, search_border, outside_overlap, no_peak;
-/// details: statistics of the valid displacements (median, max magnitude in px, m and m/yr).
+/// details: statistics of the valid displacements (median, max magnitude in px, m and m/yr) and, with a
+/// stable-ground description, stable_nodes, stable_median_dx_px/dy_px and stable_nmad_dx_px/dy_px.
 Summary correlate_pair(const std::string& ref_path, const std::string& sec_path, const std::string& output,
                        const CorrelateOptions& options, RunContext& context);
 
