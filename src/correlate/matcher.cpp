@@ -350,7 +350,10 @@ struct Matcher::Impl {
     return any;
   }
 
-  // Integer peak of a (2S+1)^2 surface and its SNR: peak / mean |surface| outside the peak neighbourhood.
+  // Integer peak of a (2S+1)^2 surface and its SNR: the peak over the highest other local maximum of the
+  // surface (a surface-border sample counts when it is not below its neighbours), floored by the mean |surface|
+  // so that a lone peak on a flat surface is not rated infinite. A local maximum adjacent to the peak is part
+  // of its lobe and ignored.
   static void peak_and_snr(const std::vector<float>& surf, int m, int& px, int& py, float& peak, float& snr) {
     px = py = 0;
     peak = -std::numeric_limits<float>::infinity();
@@ -361,17 +364,32 @@ struct Matcher::Impl {
           px = x;
           py = y;
         }
-    const int radius = m >= 7 ? 2 : 1;
+    snr = static_cast<float>(peak / second_level(surf, m, px, py));
+  }
+
+  // The level the peak at (px, py) is compared with (see peak_and_snr).
+  static double second_level(const std::vector<float>& surf, int m, int px, int py) {
+    double second = 0;
     double sum = 0;
-    int count = 0;
     for (int y = 0; y < m; ++y)
-      for (int x = 0; x < m; ++x)
-        if (std::abs(x - px) > radius || std::abs(y - py) > radius) {
-          sum += std::abs(surf[y * m + x]);
-          ++count;
-        }
-    const double mean_abs = count > 0 ? sum / count : 0.0;
-    snr = mean_abs > 0 ? static_cast<float>(peak / mean_abs) : std::numeric_limits<float>::infinity();
+      for (int x = 0; x < m; ++x) {
+        const float v = surf[y * m + x];
+        sum += std::abs(v);
+        if (std::abs(x - px) <= 1 && std::abs(y - py) <= 1) continue;
+        if (!(v > second)) continue;
+        bool local_max = true;
+        for (int dy = -1; dy <= 1 && local_max; ++dy)
+          for (int dx = -1; dx <= 1; ++dx) {
+            const int nx = x + dx, ny = y + dy;
+            if ((dx || dy) && nx >= 0 && ny >= 0 && nx < m && ny < m && surf[ny * m + nx] > v) {
+              local_max = false;
+              break;
+            }
+          }
+        if (local_max) second = v;
+      }
+    const double mean_abs = sum / (static_cast<double>(m) * m);
+    return std::max({second, mean_abs, 1e-6});
   }
 
   // Sub-pixel offset of the vertex of a 1-D parabola (or Gaussian) through (-1, a), (0, b), (1, c).
@@ -743,19 +761,10 @@ struct Matcher::Impl {
     peak_and_snr(surface, m, px, py, peak, snr);
     interpolate_chip(dx, dy);
     const double corr = ncc_interpolated();
-    // SNR of the given displacement: its correlation over the mean |surface| away from it.
-    double sum = 0;
-    int count = 0;
-    const int cx = search, cy = search;
-    const int radius = m >= 7 ? 2 : 1;
-    for (int y = 0; y < m; ++y)
-      for (int x = 0; x < m; ++x)
-        if (std::abs(x - cx) > radius || std::abs(y - cy) > radius) {
-          sum += std::abs(surface[y * m + x]);
-          ++count;
-        }
-    const double mean_abs = count > 0 ? sum / count : 0.0;
-    result.snr = mean_abs > 0 ? static_cast<float>(corr / mean_abs) : std::numeric_limits<float>::infinity();
+    // SNR of the given displacement: its correlation over the highest local maximum away from it.
+    const int cx = std::clamp(static_cast<int>(std::lround(dx)) - gx + search, 0, m - 1);
+    const int cy = std::clamp(static_cast<int>(std::lround(dy)) - gy + search, 0, m - 1);
+    result.snr = static_cast<float>(corr / second_level(surface, m, cx, cy));
     result.corr = static_cast<float>(corr);
     result.flag = check_match(dx, dy, result.snr, corr);
     if (result.flag == NodeFlag::kValid) {
