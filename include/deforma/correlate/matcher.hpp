@@ -77,7 +77,7 @@ struct MatchOptions {
   /// have flatter surfaces and lower SNR.
   double min_snr = 2.0;
   /// Nodes whose sub-pixel peak correlation is below: kLowSnr. 0 disables.
-  double min_corr = 0.0;
+  double min_corr = 0.3;
   /// Chips whose standard deviation (image units, after prefiltering) is at or below: kNoTexture.
   /// A relative floor of 1e-5 x |mean| always applies, so numerically constant chips are caught at 0.
   double min_texture = 0.0;
