@@ -233,6 +233,7 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchO
   // Where the fine peak sits on the border of its small window the seed was wrong: search the full range.
   MatchOptions full = options;
   full.coarse_above_px = 0;
+  if (full.method == Method::kPhase && 2 * full.search_px >= full.chip_px) full.method = Method::kNcc;
   const GridU8 first_flags = out.flag;
   match_nodes(
       ref, sec, full, nodes,

@@ -13,7 +13,7 @@
 namespace deforma::correlate {
 
 namespace {
-constexpr double kHighpassSigmaPx = 3.0;
+constexpr double kHighpassSigmaPx = 1.5;
 constexpr int kWallisWindowPx = 15;
 
 cv::Mat as_mat(GridF& grid) { return cv::Mat(grid.height(), grid.width(), CV_32F, grid.data()); }

@@ -350,7 +350,10 @@ struct Matcher::Impl {
     return any;
   }
 
-  // Integer peak of a (2S+1)^2 surface and its SNR: peak / mean |surface| outside the peak neighbourhood.
+  // Integer peak of a (2S+1)^2 surface and its SNR: the peak over the highest other local maximum of the
+  // surface (a surface-border sample counts when it is not below its neighbours), floored by the mean |surface|
+  // so that a lone peak on a flat surface is not rated infinite. A local maximum adjacent to the peak is part
+  // of its lobe and ignored.
   static void peak_and_snr(const std::vector<float>& surf, int m, int& px, int& py, float& peak, float& snr) {
     px = py = 0;
     peak = -std::numeric_limits<float>::infinity();
@@ -361,17 +364,32 @@ struct Matcher::Impl {
           px = x;
           py = y;
         }
-    const int radius = m >= 7 ? 2 : 1;
+    snr = static_cast<float>(peak / second_level(surf, m, px, py));
+  }
+
+  // The level the peak at (px, py) is compared with (see peak_and_snr).
+  static double second_level(const std::vector<float>& surf, int m, int px, int py) {
+    double second = 0;
     double sum = 0;
-    int count = 0;
     for (int y = 0; y < m; ++y)
-      for (int x = 0; x < m; ++x)
-        if (std::abs(x - px) > radius || std::abs(y - py) > radius) {
-          sum += std::abs(surf[y * m + x]);
-          ++count;
-        }
-    const double mean_abs = count > 0 ? sum / count : 0.0;
-    snr = mean_abs > 0 ? static_cast<float>(peak / mean_abs) : std::numeric_limits<float>::infinity();
+      for (int x = 0; x < m; ++x) {
+        const float v = surf[y * m + x];
+        sum += std::abs(v);
+        if (std::abs(x - px) <= 1 && std::abs(y - py) <= 1) continue;
+        if (!(v > second)) continue;
+        bool local_max = true;
+        for (int dy = -1; dy <= 1 && local_max; ++dy)
+          for (int dx = -1; dx <= 1; ++dx) {
+            const int nx = x + dx, ny = y + dy;
+            if ((dx || dy) && nx >= 0 && ny >= 0 && nx < m && ny < m && surf[ny * m + nx] > v) {
+              local_max = false;
+              break;
+            }
+          }
+        if (local_max) second = v;
+      }
+    const double mean_abs = sum / (static_cast<double>(m) * m);
+    return std::max({second, mean_abs, 1e-6});
   }
 
   // Sub-pixel offset of the vertex of a 1-D parabola (or Gaussian) through (-1, a), (0, b), (1, c).
@@ -570,70 +588,128 @@ struct Matcher::Impl {
     return result;
   }
 
-  // Phase correlation of the reference chip and the secondary chip at the integer guess, both tapered with a
-  // raised cosine; frequencies whose cross-power amplitude is far below the typical one are masked out. The
-  // integer peak of the inverse transform is refined by fitting the phase plane of the masked normalized
-  // cross-power (Gauss-Newton on sum W |Q - exp(-i w.d)|^2), as COSI-Corr does.
-  NodeResult match_phase() {
-    NodeResult result;
+  // Phase correlation (COSI-Corr style). Both chips are tapered with a raised cosine; the normalized
+  // cross-power keeps only the frequencies whose amplitude is within e^3 of the geometric-mean amplitude
+  // (weaker ones carry mostly noise and aliasing). The integer peak of its inverse transform gives the first
+  // estimate; then the secondary chip is re-interpolated at the current estimate and the residual shift is
+  // read from the phase plane of the masked cross-power (Gauss-Newton on sum W |Q - exp(-i w.d)|^2) until it
+  // is below 1e-3 px. Re-interpolating makes both tapered chips cover the same ground, which removes the bias
+  // a taper fixed on the integer guess would leave.
+  std::vector<float> taper, phase_chip, qre, qim, qweight;
+
+  // Cross-power of the template and a C x C secondary chip; false when the chip has no texture.
+  bool cross_power(const float* sec_chip) {
     const int n = nphase;
     const int nc = n / 2 + 1;
     float* a = real_a.get();
     float* b = real_b.get();
-    std::vector<float> taper(n);
-    for (int i = 0; i < n; ++i) taper[i] = static_cast<float>(0.5 - 0.5 * std::cos(2 * std::numbers::pi * (i + 0.5) / n));
-    double sec_sum = 0;
-    const int off = search + kRefineMargin;
+    if (taper.size() != static_cast<std::size_t>(n)) {
+      taper.resize(n);
+      for (int i = 0; i < n; ++i)
+        taper[i] = static_cast<float>(0.5 - 0.5 * std::cos(2 * std::numbers::pi * (i + 0.5) / n));
+    }
+    double sum = 0;
+    for (int k = 0; k < n * n; ++k) sum += sec_chip[k];
+    const double mean = sum / (n * n);
+    double ss = 0;
     for (int j = 0; j < n; ++j)
-      for (int i = 0; i < n; ++i) sec_sum += sec_buf[static_cast<std::size_t>(j + off) * wbuf + i + off];
-    const double sec_chip_mean = sec_sum / (n * n);
-    double sec_ss = 0;
-    for (int j = 0; j < n; ++j) {
       for (int i = 0; i < n; ++i) {
         const float w = taper[i] * taper[j];
+        const double v = sec_chip[j * n + i] - mean;
+        ss += v * v;
         a[j * n + i] = w * t0[j * chip + i];
-        const double s = sec_buf[static_cast<std::size_t>(j + off) * wbuf + i + off] - sec_chip_mean;
-        sec_ss += s * s;
-        b[j * n + i] = static_cast<float>(w * s);
+        b[j * n + i] = static_cast<float>(w * v);
       }
-    }
-    if (!(std::sqrt(sec_ss / (n * n)) > texture_floor(sec_chip_mean + sec_mean * 0))) {
-      result.flag = NodeFlag::kNoTexture;
-      return result;
-    }
+    if (!(std::sqrt(ss / (n * n)) > texture_floor(mean))) return false;
     fftwf_execute_dft_r2c(plan_phase->forward, a, spec_a.get());
     fftwf_execute_dft_r2c(plan_phase->forward, b, spec_b.get());
-    fftwf_complex* sa = spec_a.get();
-    fftwf_complex* sb = spec_b.get();
+    const fftwf_complex* sa = spec_a.get();
     const int total = n * nc;
-    std::vector<float> qre(total), qim(total), weight(total);
+    qre.resize(total);
+    qim.resize(total);
+    qweight.resize(total);
     double log_sum = 0;
     int log_count = 0;
+    fftwf_complex* sb = spec_b.get();
     for (int k = 0; k < total; ++k) {
       const double re = double(sa[k][0]) * sb[k][0] + double(sa[k][1]) * sb[k][1];
       const double im = double(sa[k][0]) * sb[k][1] - double(sa[k][1]) * sb[k][0];
       const double mag = std::hypot(re, im);
       qre[k] = mag > 0 ? static_cast<float>(re / mag) : 0.0f;
       qim[k] = mag > 0 ? static_cast<float>(im / mag) : 0.0f;
-      weight[k] = static_cast<float>(mag);
+      qweight[k] = static_cast<float>(mag);
       if (mag > 0 && k != 0) {
         log_sum += std::log(mag);
         ++log_count;
       }
     }
-    // Frequency mask: keep frequencies whose cross-power amplitude is within e^3 (~20x) below the geometric
-    // mean amplitude; weaker ones carry mostly noise and aliasing.
     const double threshold = log_count > 0 ? std::exp(log_sum / log_count - 3.0) : 0.0;
-    for (int k = 0; k < total; ++k) {
-      const bool keep = k != 0 && weight[k] > threshold;
-      weight[k] = keep ? 1.0f : 0.0f;
-      sb[k][0] = keep ? qre[k] : 0.0f;
-      sb[k][1] = keep ? qim[k] : 0.0f;
+    for (int k = 0; k < total; ++k) qweight[k] = (k != 0 && qweight[k] > threshold) ? 1.0f : 0.0f;
+    return true;
+  }
+
+  // Gauss-Newton fit of the phase plane of the masked cross-power, from (ex, ey).
+  void fit_phase_plane(double& ex, double& ey) const {
+    const int n = nphase;
+    const int nc = n / 2 + 1;
+    for (int it = 0; it < 8; ++it) {
+      double h00 = 0, h01 = 0, h11 = 0, g0 = 0, g1 = 0;
+      for (int v = 0; v < n; ++v) {
+        const double wy = 2 * std::numbers::pi * (v <= n / 2 ? v : v - n) / n;
+        for (int u = 0; u < nc; ++u) {
+          const int k = v * nc + u;
+          if (qweight[k] == 0) continue;
+          const double wx = 2 * std::numbers::pi * u / n;
+          // Half spectrum: interior columns stand for their conjugate twins too.
+          const double w = (u == 0 || 2 * u == n) ? 1.0 : 2.0;
+          const double phase = wx * ex + wy * ey;
+          const double cr = std::cos(phase), ci = std::sin(phase);
+          const double re = qre[k] * cr - qim[k] * ci;  // Re(Q e^{i w.d})
+          const double im = qre[k] * ci + qim[k] * cr;  // Im(Q e^{i w.d})
+          h00 += w * wx * wx * re;
+          h01 += w * wx * wy * re;
+          h11 += w * wy * wy * re;
+          g0 += w * wx * im;
+          g1 += w * wy * im;
+        }
+      }
+      const double det = h00 * h11 - h01 * h01;
+      if (!(det > 0) || !(h00 > 0)) return;
+      double sx = -(h11 * g0 - h01 * g1) / det;
+      double sy = -(h00 * g1 - h01 * g0) / det;
+      const double len = std::hypot(sx, sy);
+      if (len > 0.5) {
+        sx *= 0.5 / len;
+        sy *= 0.5 / len;
+      }
+      ex += sx;
+      ey += sy;
+      if (len < 1e-5) return;
     }
+  }
+
+  NodeResult match_phase() {
+    NodeResult result;
+    const int n = nphase;
+    const int nc = n / 2 + 1;
+    phase_chip.resize(static_cast<std::size_t>(n) * n);
+    const int off = search + kRefineMargin;
+    for (int j = 0; j < n; ++j)
+      for (int i = 0; i < n; ++i) phase_chip[j * n + i] = sec_buf[static_cast<std::size_t>(j + off) * wbuf + i + off];
+    if (!cross_power(phase_chip.data())) {
+      result.flag = NodeFlag::kNoTexture;
+      return result;
+    }
+    fftwf_complex* sb = spec_b.get();
+    for (int k = 0; k < n * nc; ++k) {
+      sb[k][0] = qweight[k] * qre[k];
+      sb[k][1] = qweight[k] * qim[k];
+    }
+    float* a = real_a.get();
     fftwf_execute_dft_c2r(plan_phase->inverse, sb, a);
     // Surface over displacements -S..S around the guess (wrapping indices).
     const int m = 2 * search + 1;
-    std::vector<float> surf(static_cast<std::size_t>(m) * m);
+    std::vector<float>& surf = surface;
     const float scale = 1.0f / static_cast<float>(n * n);
     for (int y = 0; y < m; ++y)
       for (int x = 0; x < m; ++x) {
@@ -653,45 +729,21 @@ struct Matcher::Impl {
       result.flag = NodeFlag::kSearchBorder;
       return result;
     }
-    double ex = px - search + vertex(surf[py * m + px - 1], peak, surf[py * m + px + 1], false);
-    double ey = py - search + vertex(surf[(py - 1) * m + px], peak, surf[(py + 1) * m + px], false);
+    double ex = px - search, ey = py - search;
+    fit_phase_plane(ex, ey);
     if (opt.subpixel == Subpixel::kIterative) {
       for (int it = 0; it < opt.max_iterations; ++it) {
-        double h00 = 0, h01 = 0, h11 = 0, g0 = 0, g1 = 0;
-        for (int v = 0; v < n; ++v) {
-          const double wy = 2 * std::numbers::pi * (v <= n / 2 ? v : v - n) / n;
-          for (int u = 0; u < nc; ++u) {
-            const int k = v * nc + u;
-            if (weight[k] == 0) continue;
-            const double wx = 2 * std::numbers::pi * u / n;
-            // Half spectrum: interior columns stand for their conjugate twins too.
-            const double w = (u == 0 || 2 * u == n) ? 1.0 : 2.0;
-            const double phase = wx * ex + wy * ey;
-            const double cr = std::cos(phase), ci = std::sin(phase);
-            const double re = qre[k] * cr - qim[k] * ci;  // Re(Q e^{i w.d})
-            const double im = qre[k] * ci + qim[k] * cr;  // Im(Q e^{i w.d})
-            h00 += w * wx * wx * re;
-            h01 += w * wx * wy * re;
-            h11 += w * wy * wy * re;
-            g0 += w * wx * im;
-            g1 += w * wy * im;
-          }
-        }
-        const double det = h00 * h11 - h01 * h01;
-        if (!(det > 0) || !(h00 > 0)) break;
-        double sx = -(h11 * g0 - h01 * g1) / det;
-        double sy = -(h00 * g1 - h01 * g0) / det;
-        const double len = std::hypot(sx, sy);
-        if (len > 0.5) {
-          sx *= 0.5 / len;
-          sy *= 0.5 / len;
-        }
-        ex += sx;
-        ey += sy;
-        if (len < 1e-4) break;
+        if (std::abs(ex) > search || std::abs(ey) > search) break;
+        interpolate_chip(gx + ex, gy + ey);
+        if (!cross_power(interp_out.data())) break;
+        double rx = 0, ry = 0;
+        fit_phase_plane(rx, ry);
+        ex += rx;
+        ey += ry;
+        if (std::hypot(rx, ry) < 1e-3) break;
       }
     }
-    if (std::abs(ex) > search || std::abs(ey) > search) {
+    if (!std::isfinite(ex) || !std::isfinite(ey) || std::abs(ex) > search || std::abs(ey) > search) {
       result.flag = NodeFlag::kSearchBorder;
       return result;
     }
@@ -700,8 +752,7 @@ struct Matcher::Impl {
     interpolate_chip(dx, dy);
     const double corr = ncc_interpolated();
     result.corr = static_cast<float>(corr);
-    result.flag = check_match(dx, dy, snr, opt.min_corr);
-    if (!(corr >= opt.min_corr) && result.flag == NodeFlag::kValid) result.flag = NodeFlag::kLowSnr;
+    result.flag = check_match(dx, dy, snr, corr);
     if (result.flag == NodeFlag::kValid) {
       result.dx_px = static_cast<float>(dx);
       result.dy_px = static_cast<float>(dy);
@@ -743,19 +794,10 @@ struct Matcher::Impl {
     peak_and_snr(surface, m, px, py, peak, snr);
     interpolate_chip(dx, dy);
     const double corr = ncc_interpolated();
-    // SNR of the given displacement: its correlation over the mean |surface| away from it.
-    double sum = 0;
-    int count = 0;
-    const int cx = search, cy = search;
-    const int radius = m >= 7 ? 2 : 1;
-    for (int y = 0; y < m; ++y)
-      for (int x = 0; x < m; ++x)
-        if (std::abs(x - cx) > radius || std::abs(y - cy) > radius) {
-          sum += std::abs(surface[y * m + x]);
-          ++count;
-        }
-    const double mean_abs = count > 0 ? sum / count : 0.0;
-    result.snr = mean_abs > 0 ? static_cast<float>(corr / mean_abs) : std::numeric_limits<float>::infinity();
+    // SNR of the given displacement: its correlation over the highest local maximum away from it.
+    const int cx = std::clamp(static_cast<int>(std::lround(dx)) - gx + search, 0, m - 1);
+    const int cy = std::clamp(static_cast<int>(std::lround(dy)) - gy + search, 0, m - 1);
+    result.snr = static_cast<float>(corr / second_level(surface, m, cx, cy));
     result.corr = static_cast<float>(corr);
     result.flag = check_match(dx, dy, result.snr, corr);
     if (result.flag == NodeFlag::kValid) {
