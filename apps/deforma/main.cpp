@@ -118,7 +118,10 @@ int main(int argc, char** argv) {
     cmd.app = subcommand_for(app, op->name, op->summary);
     commands.push_back(std::move(cmd));
   }
-  for (auto& cmd : commands) add_options(cmd);
+  for (auto& cmd : commands) {
+    add_options(cmd);
+    cmd.app->fallthrough();  // global options (--threads, --ram, -q...) may also follow the command
+  }
 
   try {
     app.parse(argc, argv);

@@ -73,9 +73,13 @@ OperationDecl correlate_operation() {
       ParamDecl::option("mask", ParamType::kPath, "areas to skip: raster (non-zero = skip) or polygons"),
       ParamDecl::option("stable", ParamType::kPath,
                         "stable ground (polygons or raster): report the co-registration bias and NMAD there"),
-      ParamDecl::option("min-snr", ParamType::kDouble, "nodes with a lower signal-to-noise ratio are rejected")
-          .defaults_to("2.5")
+      ParamDecl::option("min-snr", ParamType::kDouble,
+                        "nodes with a lower signal-to-noise ratio (peak over second peak) are rejected")
+          .defaults_to("1.5")
           .at_least(0),
+      ParamDecl::option("min-corr", ParamType::kDouble, "nodes with a lower peak correlation are rejected")
+          .defaults_to("0.2")
+          .between(-1, 1),
       ParamDecl::option("velocity", ParamType::kBool, "also write velocities (m/yr) from the acquisition dates"),
       ParamDecl::option("dates", ParamType::kString, "acquisition dates REF_DATE,SEC_DATE when the files do not carry them"),
       ParamDecl::option("quicklook", ParamType::kPath, "write a PNG of the displacement/velocity magnitude"),
@@ -96,6 +100,7 @@ OperationDecl correlate_operation() {
     options.match.chip_px = static_cast<int>(params.get_int("chip"));
     options.match.search_px = correlate::parse_length_px(params.get_string("search"), ref_info, "search");
     options.match.min_snr = params.get_double("min-snr");
+    options.match.min_corr = params.get_double("min-corr");
     options.prefilter = correlate::parse_prefilter(params.get_string("prefilter"));
     options.step_px = static_cast<int>(params.get_int("step"));
     if (params.has("roi")) options.roi = correlate::parse_roi(params.get_string("roi"), ref_info);

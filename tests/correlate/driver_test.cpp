@@ -332,6 +332,8 @@ TEST(RealData, YahtsePairStableRockPrecisionAndGlacierCoverage) {
   opts.match.search_px = 24;
   opts.step_px = 8;
   opts.prefilter = Prefilter::kHighpass;
+  opts.match.min_snr = 1.5;  // the defaults of `deforma correlate`
+  opts.match.min_corr = 0.2;
   RunContext ctx;
   const auto summary = correlate_pair(ref, sec, tmp.file("out.tif"), opts, ctx);
   const auto res = read_result(tmp.file("out.tif"));
@@ -378,6 +380,7 @@ TEST(RealData, YahtsePairStableRockPrecisionAndGlacierCoverage) {
   ring.closeRings();
   poly.addRing(&ring);
   long glacier = 0, glacier_valid = 0;
+  std::array<long, 7> glacier_flags{};
   for (int j = 0; j < res.info.height; ++j) {
     for (int i = 0; i < res.info.width; ++i) {
       double x, y;
@@ -385,10 +388,14 @@ TEST(RealData, YahtsePairStableRockPrecisionAndGlacierCoverage) {
       OGRPoint p(x, y);
       if (!poly.Contains(&p)) continue;
       ++glacier;
+      ++glacier_flags[static_cast<std::size_t>(res.bands.at("flag")(i, j)) % 7];
       if (res.bands.at("flag")(i, j) == 0) ++glacier_valid;
     }
   }
   ASSERT_GT(glacier, 500);
+  for (int f = 1; f < 7; ++f) {
+    if (glacier_flags[f]) std::printf("  glacier nodes flagged %s: %ld\n", to_string(static_cast<NodeFlag>(f)), glacier_flags[f]);
+  }
   const double coverage = static_cast<double>(glacier_valid) / glacier;
   std::printf("Yahtse glacier trunk: %ld of %ld nodes valid (%.1f%%); whole scene %.1f%% valid\n", glacier_valid,
               glacier, 100 * coverage, 100 * summary.details["valid_fraction"].get<double>());
