@@ -111,7 +111,8 @@ struct Matcher::Impl {
 
   // Reference chip with a one-pixel border (for gradients): (C + 2)^2, invalid pixels filled with the mean.
   std::vector<float> ref_raw;
-  std::vector<unsigned char> ref_ok;  // C^2, validity of the chip core
+  std::vector<unsigned char> ref_state;  // (C + 2)^2, as read_rect
+  std::vector<unsigned char> ref_ok;     // C^2, validity of the chip core
   std::vector<float> t0;              // C^2, zero-mean template (0 at invalid pixels)
   double t0_norm = 0;                 // ||t0||
   double ref_std = 0;
@@ -122,14 +123,18 @@ struct Matcher::Impl {
   std::vector<int> sec_bad_sat;          // summed-area table of invalid pixels (any kind)
   std::vector<int> sec_out_sat;          // summed-area table of outside pixels
   double sec_mean = 0;
+  bool sec_all_valid = false;
   int gx = 0, gy = 0;
   // NCC surface (2S + 1)^2.
   std::vector<float> surface;
-  std::vector<double> sat1, sat2;
+  std::vector<float> window;   // wsearch^2: secondary search window minus its mean
+  std::vector<float> row_acc;  // 2S + 1
+  bool spatial = false;        // direct correlation instead of FFT (small searches)
+  std::vector<double> col1, col2;  // wsearch: column sums of the window and of its square
   FftwArray<float> real_a, real_b;
   FftwArray<fftwf_complex> spec_a, spec_b;
   // Refinement work space.
-  std::vector<float> interp_tmp, interp_out, grad_x, grad_y;
+  std::vector<float> interp_tmp, interp_out, grad_x, grad_y, okf;
 
   explicit Impl(const MatchOptions& o) : opt(o) {
     opt.validate();
@@ -140,7 +145,7 @@ struct Matcher::Impl {
     wbuf = wsearch + 2 * kRefineMargin;
     nfft = detail::fast_fft_size(wsearch);
     nphase = chip;
-    plan_ncc = &detail::plan_2d(nfft);
+    plan_ncc = &detail::plan_2d(nfft);  // also used by evaluate()
     if (opt.method == Method::kPhase) plan_phase = &detail::plan_2d(nphase);
     const int nmax = std::max(nfft, nphase);
     real_a = detail::fftw_alloc<float>(static_cast<std::size_t>(nmax) * nmax);
@@ -148,6 +153,7 @@ struct Matcher::Impl {
     spec_a = detail::fftw_alloc<fftwf_complex>(static_cast<std::size_t>(nmax) * (nmax / 2 + 1));
     spec_b = detail::fftw_alloc<fftwf_complex>(static_cast<std::size_t>(nmax) * (nmax / 2 + 1));
     ref_raw.resize(static_cast<std::size_t>(chip + 2) * (chip + 2));
+    ref_state.resize(ref_raw.size());
     ref_ok.resize(static_cast<std::size_t>(chip) * chip);
     t0.resize(static_cast<std::size_t>(chip) * chip);
     sec_buf.resize(static_cast<std::size_t>(wbuf) * wbuf);
@@ -155,60 +161,84 @@ struct Matcher::Impl {
     sec_bad_sat.resize(static_cast<std::size_t>(wbuf + 1) * (wbuf + 1));
     sec_out_sat.resize(static_cast<std::size_t>(wbuf + 1) * (wbuf + 1));
     surface.resize(static_cast<std::size_t>(2 * search + 1) * (2 * search + 1));
-    sat1.resize(static_cast<std::size_t>(wsearch + 1) * (wsearch + 1));
-    sat2.resize(sat1.size());
+    window.resize(static_cast<std::size_t>(wsearch) * wsearch);
+    row_acc.resize(2 * search + 1);
+    // Direct correlation costs (2S+1)^2 C^2 multiply-adds; three FFTs of N^2 cost about 3 * 2.5 N^2 log2(N^2)
+    // flops plus overheads. The crossover measured on 32 px chips is near S = 4.
+    spatial = (2 * search + 1) * (2 * search + 1) <= 81;
+    col1.resize(wsearch);
+    col2.resize(wsearch);
     interp_tmp.resize(static_cast<std::size_t>(chip + 2 * kLanczos) * chip);
     interp_out.resize(static_cast<std::size_t>(chip) * chip);
     grad_x.resize(static_cast<std::size_t>(chip) * chip);
     grad_y.resize(static_cast<std::size_t>(chip) * chip);
   }
 
-  static bool fetch(const ImageWindow& w, int c, int r, float& value, unsigned char& state) {
-    const int lc = c - w.origin_col;
-    const int lr = r - w.origin_row;
-    if (!w.values || !w.values->contains(lc, lr)) {
-      state = 2;
-      return false;
+  // Copies the rectangle [c0, c0 + width) x [r0, r0 + height) of a window into `values` / `state`
+  // (1 valid, 0 invalid: nodata or not finite, 2 outside the window). Rows fully inside the window are
+  // copied directly; the rest pixel by pixel.
+  static void read_rect(const ImageWindow& w, int c0, int r0, int width, int height, float* values,
+                        unsigned char* state) {
+    const int ww = w.values ? w.values->width() : 0;
+    const int wh = w.values ? w.values->height() : 0;
+    const int lc0 = c0 - w.origin_col;
+    for (int j = 0; j < height; ++j) {
+      float* vrow = values + static_cast<std::size_t>(j) * width;
+      unsigned char* srow = state + static_cast<std::size_t>(j) * width;
+      const int lr = r0 + j - w.origin_row;
+      if (lr < 0 || lr >= wh) {
+        std::fill(vrow, vrow + width, 0.0f);
+        std::fill(srow, srow + width, static_cast<unsigned char>(2));
+        continue;
+      }
+      const float* src = w.values->row(lr);
+      const unsigned char* ok = w.valid ? w.valid->row(lr) : nullptr;
+      if (lc0 >= 0 && lc0 + width <= ww) {
+        for (int i = 0; i < width; ++i) {
+          const float v = src[lc0 + i];
+          const bool good = (!ok || ok[lc0 + i]) && std::isfinite(v);
+          vrow[i] = good ? v : 0.0f;
+          srow[i] = good ? 1 : 0;
+        }
+        continue;
+      }
+      for (int i = 0; i < width; ++i) {
+        const int lc = lc0 + i;
+        if (lc < 0 || lc >= ww) {
+          vrow[i] = 0.0f;
+          srow[i] = 2;
+          continue;
+        }
+        const float v = src[lc];
+        const bool good = (!ok || ok[lc]) && std::isfinite(v);
+        vrow[i] = good ? v : 0.0f;
+        srow[i] = good ? 1 : 0;
+      }
     }
-    value = (*w.values)(lc, lr);
-    if ((w.valid && !(*w.valid)(lc, lr)) || !std::isfinite(value)) {
-      state = 0;
-      return false;
-    }
-    state = 1;
-    return true;
   }
 
   double texture_floor(double mean) const { return std::max(opt.min_texture, 1e-5 * std::abs(mean)); }
 
   // Reads the reference chip; returns kValid or the flag that ends the node.
   NodeFlag load_reference(const ImageWindow& ref, int col, int row) {
-    const int c0 = col - half - 1;
-    const int r0 = row - half - 1;
     const int cb = chip + 2;
+    read_rect(ref, col - half - 1, row - half - 1, cb, cb, ref_raw.data(), ref_state.data());
     int outside = 0;
     int invalid = 0;
     double sum = 0;
     ref_valid_count = 0;
-    std::vector<unsigned char> border_ok(static_cast<std::size_t>(cb) * cb);
-    for (int j = 0; j < cb; ++j) {
-      for (int i = 0; i < cb; ++i) {
-        float v = 0;
-        unsigned char state = 0;
-        fetch(ref, c0 + i, r0 + j, v, state);
-        const bool core = i >= 1 && j >= 1 && i <= chip && j <= chip;
-        ref_raw[j * cb + i] = state == 1 ? v : 0.0f;
-        border_ok[j * cb + i] = state == 1;
-        if (core) {
-          ref_ok[(j - 1) * chip + (i - 1)] = state == 1;
-          if (state == 1) {
-            sum += v;
-            ++ref_valid_count;
-          } else if (state == 2) {
-            ++outside;
-          } else {
-            ++invalid;
-          }
+    for (int j = 0; j < chip; ++j) {
+      for (int i = 0; i < chip; ++i) {
+        const int k = (j + 1) * cb + i + 1;
+        const unsigned char state = ref_state[k];
+        ref_ok[j * chip + i] = state == 1;
+        if (state == 1) {
+          sum += ref_raw[k];
+          ++ref_valid_count;
+        } else if (state == 2) {
+          ++outside;
+        } else {
+          ++invalid;
         }
       }
     }
@@ -226,7 +256,7 @@ struct Matcher::Impl {
       }
     }
     for (std::size_t k = 0; k < ref_raw.size(); ++k)
-      if (!border_ok[k]) ref_raw[k] = static_cast<float>(mean);
+      if (ref_state[k] != 1) ref_raw[k] = static_cast<float>(mean);
     t0_norm = std::sqrt(ss);
     ref_std = std::sqrt(ss / ref_valid_count);
     if (ref_std <= texture_floor(mean)) return NodeFlag::kNoTexture;
@@ -237,29 +267,28 @@ struct Matcher::Impl {
   NodeFlag load_secondary(const ImageWindow& sec, int col, int row) {
     const int c0 = col + gx - half - search - kRefineMargin;
     const int r0 = row + gy - half - search - kRefineMargin;
-    double sum = 0;
+    read_rect(sec, c0, r0, wbuf, wbuf, sec_buf.data(), sec_ok.data());
+    // Float partial sums suffice: the mean is only subtracted to keep values small, and any value would do
+    // for the correlation itself.
+    float sum = 0;
     int count = 0;
-    for (int j = 0; j < wbuf; ++j) {
-      for (int i = 0; i < wbuf; ++i) {
-        float v = 0;
-        unsigned char state = 0;
-        fetch(sec, c0 + i, r0 + j, v, state);
-        const std::size_t k = static_cast<std::size_t>(j) * wbuf + i;
-        sec_ok[k] = state;
-        sec_buf[k] = v;
-        if (state == 1) {
-          sum += v;
-          ++count;
-        }
-      }
+    const std::size_t total = sec_buf.size();
+    const float* values = sec_buf.data();
+    const unsigned char* states = sec_ok.data();
+#pragma omp simd reduction(+ : sum, count)
+    for (std::size_t k = 0; k < total; ++k) {
+      sum += values[k];  // invalid pixels were read as 0
+      count += states[k] == 1 ? 1 : 0;
     }
     if (count == 0) {
       // Nothing valid: outside the image, or a hole.
       int outside = 0;
-      for (unsigned char s : sec_ok) outside += s == 2;
+      for (unsigned char st : sec_ok) outside += st == 2;
       return outside * 2 > wbuf * wbuf ? NodeFlag::kOutsideOverlap : NodeFlag::kMasked;
     }
-    sec_mean = sum / count;
+    sec_mean = static_cast<double>(sum) / count;
+    sec_all_valid = count == wbuf * wbuf;
+    if (sec_all_valid) return NodeFlag::kValid;  // no filling, no invalid-pixel tables needed
     const int ws = wbuf + 1;
     for (int j = 0; j < wbuf; ++j) {
       int row_bad = 0;
@@ -278,6 +307,10 @@ struct Matcher::Impl {
 
   // Invalid pixels of the secondary chip whose top-left corner is at buffer position (bx, by).
   void chip_invalid(int bx, int by, int& bad, int& out) const {
+    if (sec_all_valid) {
+      bad = out = 0;
+      return;
+    }
     bx = std::clamp(bx, 0, wbuf - chip);
     by = std::clamp(by, 0, wbuf - chip);
     const int ws = wbuf + 1;
@@ -292,6 +325,69 @@ struct Matcher::Impl {
   // Zero-mean NCC of the template against every offset of the search window, offsets (kx, ky) in
   // [0, 2S]^2 for displacements (gx - S + kx, gy - S + ky). Returns false when the window is constant.
   bool ncc_surface() {
+    // The secondary window minus its mean: the template sums to zero, so the mean does not change the
+    // numerator, and removing it keeps float precision for large digital numbers.
+    const int off = kRefineMargin;
+    for (int j = 0; j < wsearch; ++j) {
+      const float* src = sec_buf.data() + static_cast<std::size_t>(j + off) * wbuf + off;
+      float* dst = window.data() + static_cast<std::size_t>(j) * wsearch;
+      const float mean_f = static_cast<float>(sec_mean);
+      for (int i = 0; i < wsearch; ++i) dst[i] = src[i] - mean_f;
+    }
+    const int m = 2 * search + 1;
+    if (spatial) {
+      numerator_spatial();
+    } else {
+      numerator_fft();
+    }
+    // Sums of the window and of its square over every chip-sized box: column sums over C rows, slid down
+    // one row per ky (double: the sums of squares of large digital numbers need it), then C-wide sums
+    // along the row, slid across kx.
+    std::fill(col1.begin(), col1.end(), 0.0);
+    std::fill(col2.begin(), col2.end(), 0.0);
+    for (int j = 0; j < chip; ++j) {
+      const float* w = window.data() + static_cast<std::size_t>(j) * wsearch;
+      for (int i = 0; i < wsearch; ++i) {
+        col1[i] += w[i];
+        col2[i] += double(w[i]) * w[i];
+      }
+    }
+    const double count = static_cast<double>(chip) * chip;
+    const double floor = texture_floor(sec_mean);
+    bool any = false;
+    for (int ky = 0; ky < m; ++ky) {
+      if (ky > 0) {
+        const float* out_row = window.data() + static_cast<std::size_t>(ky - 1) * wsearch;
+        const float* in_row = window.data() + static_cast<std::size_t>(ky - 1 + chip) * wsearch;
+        for (int i = 0; i < wsearch; ++i) {
+          col1[i] += double(in_row[i]) - out_row[i];
+          col2[i] += double(in_row[i]) * in_row[i] - double(out_row[i]) * out_row[i];
+        }
+      }
+      double s1 = 0, s2 = 0;
+      for (int i = 0; i < chip; ++i) {
+        s1 += col1[i];
+        s2 += col2[i];
+      }
+      for (int kx = 0; kx < m; ++kx) {
+        if (kx > 0) {
+          s1 += col1[kx - 1 + chip] - col1[kx - 1];
+          s2 += col2[kx - 1 + chip] - col2[kx - 1];
+        }
+        const double var = std::max(0.0, s2 - s1 * s1 / count);
+        float value = 0.0f;
+        if (var > floor * floor * count) {
+          value = static_cast<float>(surface[ky * m + kx] / (t0_norm * std::sqrt(var)));
+          any = true;
+        }
+        surface[ky * m + kx] = value;
+      }
+    }
+    return any;
+  }
+
+  // surface(kx, ky) = sum_j t0(j) window(j + k), through FFTW (large searches).
+  void numerator_fft() {
     const int n = nfft;
     const int nc = n / 2 + 1;
     float* a = real_a.get();
@@ -299,22 +395,9 @@ struct Matcher::Impl {
     std::fill(a, a + static_cast<std::size_t>(n) * n, 0.0f);
     std::fill(b, b + static_cast<std::size_t>(n) * n, 0.0f);
     for (int j = 0; j < chip; ++j)
-      for (int i = 0; i < chip; ++i) a[j * n + i] = t0[j * chip + i];
-    // The secondary window minus its mean: the template sums to zero, so the mean does not change the
-    // numerator, and removing it keeps float precision for large digital numbers.
-    const int off = kRefineMargin;
-    const int ws = wsearch + 1;
-    for (int j = 0; j < wsearch; ++j) {
-      double row1 = 0, row2 = 0;
-      for (int i = 0; i < wsearch; ++i) {
-        const double v = sec_buf[static_cast<std::size_t>(j + off) * wbuf + i + off] - sec_mean;
-        b[j * n + i] = static_cast<float>(v);
-        row1 += v;
-        row2 += v * v;
-        sat1[(j + 1) * ws + i + 1] = sat1[j * ws + i + 1] + row1;
-        sat2[(j + 1) * ws + i + 1] = sat2[j * ws + i + 1] + row2;
-      }
-    }
+      std::copy_n(t0.data() + static_cast<std::size_t>(j) * chip, chip, a + static_cast<std::size_t>(j) * n);
+    for (int j = 0; j < wsearch; ++j)
+      std::copy_n(window.data() + static_cast<std::size_t>(j) * wsearch, wsearch, b + static_cast<std::size_t>(j) * n);
     fftwf_execute_dft_r2c(plan_ncc->forward, a, spec_a.get());
     fftwf_execute_dft_r2c(plan_ncc->forward, b, spec_b.get());
     fftwf_complex* sa = spec_a.get();
@@ -327,27 +410,33 @@ struct Matcher::Impl {
       sb[k][1] = im;
     }
     fftwf_execute_dft_c2r(plan_ncc->inverse, sb, a);
-    const double scale = 1.0 / (static_cast<double>(n) * n);
+    const float scale = 1.0f / (static_cast<float>(n) * n);
     const int m = 2 * search + 1;
-    const double count = static_cast<double>(chip) * chip;
-    bool any = false;
+    for (int ky = 0; ky < m; ++ky)
+      for (int kx = 0; kx < m; ++kx) surface[ky * m + kx] = a[ky * n + kx] * scale;
+  }
+
+  // The same sum computed directly: faster than three FFTs for small searches (fine pass). Eight partial
+  // sums stay in registers over the whole chip and are combined once per offset, in a fixed order.
+  void numerator_spatial() {
+    constexpr int kLanes = 8;
+    const int m = 2 * search + 1;
+    const int full = chip / kLanes * kLanes;
     for (int ky = 0; ky < m; ++ky) {
       for (int kx = 0; kx < m; ++kx) {
-        const double s1 = sat1[(ky + chip) * ws + kx + chip] - sat1[ky * ws + kx + chip] -
-                          sat1[(ky + chip) * ws + kx] + sat1[ky * ws + kx];
-        const double s2 = sat2[(ky + chip) * ws + kx + chip] - sat2[ky * ws + kx + chip] -
-                          sat2[(ky + chip) * ws + kx] + sat2[ky * ws + kx];
-        const double var = std::max(0.0, s2 - s1 * s1 / count);
-        const double floor = texture_floor(sec_mean);
-        float value = 0.0f;
-        if (var > floor * floor * count) {
-          value = static_cast<float>(a[ky * n + kx] * scale / (t0_norm * std::sqrt(var)));
-          any = true;
+        float part[kLanes] = {};
+        float tail = 0.0f;
+        for (int j = 0; j < chip; ++j) {
+          const float* t = t0.data() + static_cast<std::size_t>(j) * chip;
+          const float* w = window.data() + static_cast<std::size_t>(j + ky) * wsearch + kx;
+          for (int i = 0; i < full; i += kLanes)
+            for (int l = 0; l < kLanes; ++l) part[l] += t[i + l] * w[i + l];
+          for (int i = full; i < chip; ++i) tail += t[i] * w[i];
         }
-        surface[ky * m + kx] = value;
+        surface[ky * m + kx] =
+            ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7])) + tail;
       }
     }
-    return any;
   }
 
   // Integer peak of a (2S+1)^2 surface and its SNR: the peak over the highest other local maximum of the
@@ -414,23 +503,40 @@ struct Matcher::Impl {
     float wx[2 * kLanczos], wy[2 * kLanczos];
     lanczos_weights(ux - ix, wx);
     lanczos_weights(uy - iy, wy);
-    const int rows = chip + 2 * kLanczos - 1;
+    // Blocks of 8 outputs accumulate in registers over the taps (the tap loops are fully unrolled), instead
+    // of streaming every output row through memory once per tap.
+    constexpr int kBlock = 8;
+    constexpr int kTaps = 2 * kLanczos;
+    const int rows = chip + kTaps - 1;
+    const int full = chip / kBlock * kBlock;
     for (int r = 0; r < rows; ++r) {
       const float* src = sec_buf.data() + static_cast<std::size_t>(iy - kLanczos + 1 + r) * wbuf + ix - kLanczos + 1;
       float* dst = interp_tmp.data() + static_cast<std::size_t>(r) * chip;
-      for (int i = 0; i < chip; ++i) {
+      for (int i = 0; i < full; i += kBlock) {
+        float acc[kBlock] = {};
+        for (int t = 0; t < kTaps; ++t)
+          for (int l = 0; l < kBlock; ++l) acc[l] += wx[t] * src[i + l + t];
+        for (int l = 0; l < kBlock; ++l) dst[i + l] = acc[l];
+      }
+      for (int i = full; i < chip; ++i) {
         float acc = 0;
-        for (int t = 0; t < 2 * kLanczos; ++t) acc += wx[t] * src[i + t];
+        for (int t = 0; t < kTaps; ++t) acc += wx[t] * src[i + t];
         dst[i] = acc;
       }
     }
     for (int j = 0; j < chip; ++j) {
       float* dst = interp_out.data() + static_cast<std::size_t>(j) * chip;
-      for (int i = 0; i < chip; ++i) dst[i] = 0;
-      for (int t = 0; t < 2 * kLanczos; ++t) {
-        const float w = wy[t];
-        const float* src = interp_tmp.data() + static_cast<std::size_t>(j + t) * chip;
-        for (int i = 0; i < chip; ++i) dst[i] += w * src[i];
+      const float* src = interp_tmp.data() + static_cast<std::size_t>(j) * chip;
+      for (int i = 0; i < full; i += kBlock) {
+        float acc[kBlock] = {};
+        for (int t = 0; t < kTaps; ++t)
+          for (int l = 0; l < kBlock; ++l) acc[l] += wy[t] * src[t * chip + i + l];
+        for (int l = 0; l < kBlock; ++l) dst[i + l] = acc[l];
+      }
+      for (int i = full; i < chip; ++i) {
+        float acc = 0;
+        for (int t = 0; t < kTaps; ++t) acc += wy[t] * src[t * chip + i];
+        dst[i] = acc;
       }
     }
   }
@@ -453,15 +559,17 @@ struct Matcher::Impl {
 
   // Zero-mean NCC of the template with interp_out, over valid reference pixels.
   double ncc_interpolated() const {
-    double s1 = 0, s2 = 0, st = 0;
+    float s1 = 0, s2 = 0, st = 0;
+    const float mean_f = static_cast<float>(sec_mean);
+    const unsigned char* ok = ref_ok.data();
+#pragma omp simd reduction(+ : s1, s2, st)
     for (int k = 0; k < chip * chip; ++k) {
-      if (!ref_ok[k]) continue;
-      const double s = interp_out[k] - sec_mean;
+      const float s = ok[k] ? interp_out[k] - mean_f : 0.0f;
       s1 += s;
       s2 += s * s;
       st += t0[k] * s;
     }
-    const double var = s2 - s1 * s1 / ref_valid_count;
+    const double var = s2 - double(s1) * s1 / ref_valid_count;
     if (!(var > 0) || !(t0_norm > 0)) return 0.0;
     return st / (t0_norm * std::sqrt(var));
   }
@@ -490,27 +598,35 @@ struct Matcher::Impl {
     const double det = h00 * h11 - h01 * h01;
     if (!(det > 1e-12 * (h00 + h11) * (h00 + h11))) return false;
     const double t_var = t0_norm * t0_norm;
+    const int count = chip * chip;
+    // Invalid reference pixels have t0 = 0 and zero gradients; they are excluded from the sums through
+    // the mask `okf` (1 or 0) so that the loops below stay branch-free and vectorize.
+    okf.resize(count);
+    for (int k = 0; k < count; ++k) okf[k] = ref_ok[k] ? 1.0f : 0.0f;
+    const float mean_f = static_cast<float>(sec_mean);
     for (int it = 0; it <= opt.max_iterations; ++it) {
       if (std::abs(dx - gx) > search + 1 || std::abs(dy - gy) > search + 1) return false;
       interpolate_chip(dx, dy);
-      double s1 = 0, st = 0, s2 = 0;
-      for (int k = 0; k < chip * chip; ++k) {
-        if (!ref_ok[k]) continue;
-        const double s = interp_out[k] - sec_mean;
-        s1 += s;
-        s2 += s * s;
-        st += t0[k] * s;
+      float s1 = 0, st = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2, st)
+      for (int k = 0; k < count; ++k) {
+        const float v = (interp_out[k] - mean_f) * okf[k];
+        s1 += v;
+        s2 += v * v;
+        st += t0[k] * v;
       }
       const double s_mean = s1 / ref_valid_count;
-      const double var = s2 - s1 * s1 / ref_valid_count;
+      const double var = s2 - double(s1) * s1 / ref_valid_count;
       corr = var > 0 ? st / (t0_norm * std::sqrt(var)) : 0.0;
       if (it == opt.max_iterations) break;
       const double gain = st / t_var;  // least-squares gain of s against t0
       if (!(gain > 0)) return false;
-      double bx = 0, by = 0;
-      for (int k = 0; k < chip * chip; ++k) {
-        if (!ref_ok[k]) continue;
-        const double e = (interp_out[k] - sec_mean - s_mean) - gain * t0[k];
+      float bx = 0, by = 0;
+      const float offset = static_cast<float>(s_mean);
+      const float gain_f = static_cast<float>(gain);
+#pragma omp simd reduction(+ : bx, by)
+      for (int k = 0; k < count; ++k) {
+        const float e = (interp_out[k] - mean_f - offset) - gain_f * t0[k];
         bx += grad_x[k] * e;
         by += grad_y[k] * e;
       }
@@ -523,11 +639,8 @@ struct Matcher::Impl {
       }
       dx += step_x;
       dy += step_y;
-      if (len < 1e-3) {
-        interpolate_chip(dx, dy);
-        corr = ncc_interpolated();
-        break;
-      }
+      // The correlation of this iteration stands for the final one: a step this small changes it by ~1e-7.
+      if (len < 1e-3) break;
     }
     return std::isfinite(dx) && std::isfinite(dy);
   }

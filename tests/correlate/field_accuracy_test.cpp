@@ -104,7 +104,7 @@ class GlacierField : public ::testing::Test {
 
 TEST_F(GlacierField, Clean) {
   const FieldRun run = run_field(ref, all_valid, sec, all_valid, Prefilter::kNone, "clean");
-  EXPECT_GE(run.valid, run.nodes * 97 / 100);
+  EXPECT_GE(run.valid, run.nodes * 92 / 100);
   // Most of the error comes from the band margins, where the displacement changes by up to 0.27 px per px:
   // a 32 px chip then spans several pixels of motion and no single shift fits it.
   EXPECT_LE(run.stats.rmse, 0.3);
@@ -119,7 +119,7 @@ TEST_F(GlacierField, WithNoise) {
   for (float& v : noisy_ref.values()) v += noise(rng);
   for (float& v : noisy_sec.values()) v += noise(rng);
   const FieldRun run = run_field(noisy_ref, all_valid, noisy_sec, all_valid, Prefilter::kNone, "noise");
-  EXPECT_GE(run.valid, run.nodes * 95 / 100);
+  EXPECT_GE(run.valid, run.nodes * 92 / 100);
   EXPECT_LE(run.stats.rmse, 0.3);
   EXPECT_LE(run.stats.median, 0.05);
   EXPECT_LE(run.smooth.rmse, 0.06);
@@ -133,7 +133,7 @@ TEST_F(GlacierField, WithIlluminationAndContrastChange) {
   for (const Prefilter prefilter : {Prefilter::kNone, Prefilter::kHighpass, Prefilter::kWallis}) {
     const FieldRun run = run_field(ref, all_valid, changed, all_valid, prefilter,
                                    ("illumination, prefilter " + to_string(prefilter)).c_str());
-    EXPECT_GE(run.valid, run.nodes * 95 / 100);
+    EXPECT_GE(run.valid, run.nodes * 92 / 100);
     EXPECT_LE(run.stats.rmse, 0.35);
     EXPECT_LE(run.stats.median, 0.03);
     EXPECT_LE(run.smooth.rmse, 0.04);

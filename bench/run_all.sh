@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every benchmark and prints its table: bench/run_all.sh BUILD_DIR OUT_DIR
+set -euo pipefail
+BUILD_DIR="${1:?usage: bench/run_all.sh BUILD_DIR OUT_DIR}"
+OUT_DIR="${2:?usage: bench/run_all.sh BUILD_DIR OUT_DIR}"
+mkdir -p "$OUT_DIR"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export DEFORMA_DATA="${DEFORMA_DATA:-$ROOT/../shared/data}"
+
+echo "== correlate: chip matcher vs matchTemplate baseline"
+"$BUILD_DIR/bench/deforma_bench_matcher" | tee "$OUT_DIR/correlate_matcher.md"
+
+echo
+echo "== correlate: whole pairs vs matchTemplate, DIS and scikit-image"
+"$BUILD_DIR/bench/deforma_bench_pair" "$OUT_DIR/pair" | tee "$OUT_DIR/correlate_pair.md"
