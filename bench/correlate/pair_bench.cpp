@@ -76,6 +76,7 @@ struct Measure {
 // Runs argv as a child process; wall time and the child's peak RSS.
 Measure run_child(const std::vector<std::string>& args, const std::string& stdout_path = "") {
   const auto start = std::chrono::steady_clock::now();
+  std::fflush(stdout);  // or the child would print the parent's buffered output again
   const pid_t pid = fork();
   if (pid == 0) {
     if (!stdout_path.empty()) {

@@ -9,6 +9,7 @@ const OperationRegistry& builtin_operations() {
     OperationRegistry r;
     ops::register_io_operations(r);
     ops::register_correlate_operations(r);
+    ops::register_describe_operation(r);
     return r;
   }();
   return registry;
