@@ -394,7 +394,7 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
   RunningStats before, after;
   struct StationSums {
     std::int64_t count = 0;
-    double v = 0, le = 0, ln = 0, lu = 0;
+    double v = 0, le = 0, ln = 0, lu = 0, e = 0, n = 0;
   };
   std::vector<StationSums> station_sums(at_stations ? gnss.sites.size() : 0);
   std::map<std::pair<std::int64_t, std::int64_t>, std::vector<std::size_t>> station_index;
@@ -446,6 +446,8 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
               sum.le += chunk.scalar(p, le);
               sum.ln += chunk.scalar(p, ln);
               sum.lu += chunk.scalar(p, lu);
+              sum.e += pe;
+              sum.n += pn;
             }
           }
         }
@@ -476,10 +478,13 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
   reader.rewind();
 
   nlohmann::json stations_json = nlohmann::json::array();
+  // A station's residual is sampled where its InSAR mean is representative: at the centroid of the
+  // points averaged (exact for a linear field, whatever the shape of the coastline around the station).
   struct UsedStation {
     std::size_t site;
     double los_gnss, insar, residual;
     std::int64_t points;
+    double e, n;
   };
   std::vector<UsedStation> used;
   if (at_stations) {
@@ -489,7 +494,7 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
       const double c = static_cast<double>(sum.count);
       const auto& site = gnss.sites[s];
       const double los = site.east * sum.le / c + site.north * sum.ln / c + site.up * sum.lu / c;
-      used.push_back({s, los, sum.v / c, sum.v / c - los, sum.count});
+      used.push_back({s, los, sum.v / c, sum.v / c - los, sum.count, sum.e / c, sum.n / c});
     }
     if (used.empty()) {
       throw InvalidArgument(fmt::format(
@@ -498,7 +503,7 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
           calibration.gnss_path, gnss.sites.size(), calibration.min_station_points, input, calibration.station_radius_m));
     }
     for (const auto& u : used) {
-      equations.add(poly, gnss.sites[u.site].easting_m, gnss.sites[u.site].northing_m, u.residual);
+      equations.add(poly, u.e, u.n, u.residual);
       before.add(u.residual);
     }
   } else if (equations.samples == 0) {
@@ -511,8 +516,7 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
   if (smoother.enabled()) {
     if (at_stations) {
       for (const auto& u : used) {
-        const auto& site = gnss.sites[u.site];
-        smoother.add(site.easting_m, site.northing_m, 1.0, u.residual - poly.eval(site.easting_m, site.northing_m));
+        smoother.add(u.e, u.n, 1.0, u.residual - poly.eval(u.e, u.n));
       }
     } else {
       for (const auto& [key, b] : bins) {
@@ -535,7 +539,7 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
   if (at_stations) {
     for (const auto& u : used) {
       const auto& site = gnss.sites[u.site];
-      const double corrected = u.residual - surface(site.easting_m, site.northing_m);
+      const double corrected = u.residual - surface(u.e, u.n);
       after.add(corrected);
       stations_json.push_back({{"station", site.name},
                                {"points", u.points},
