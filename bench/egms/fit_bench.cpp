@@ -43,6 +43,8 @@ void generate(deforma::egms::PointChunk& chunk, std::uint64_t first, std::size_t
   chunk.pid.assign(count, {});
   chunk.source_line.assign(count, 0);
   chunk.series.resize(count * dates);
+  std::vector<double> seasonal(dates);
+  for (std::size_t k = 0; k < dates; ++k) seasonal[k] = std::sin(2 * std::numbers::pi * t[k]);
   tbb::parallel_for(std::size_t{0}, count, [&](std::size_t i) {
     const std::uint64_t p = first + i;
     const double velocity = static_cast<double>((p * 7919) % 2001) / 100.0 - 10.0;
@@ -50,7 +52,7 @@ void generate(deforma::egms::PointChunk& chunk, std::uint64_t first, std::size_t
     float* row = chunk.series.data() + i * dates;
     for (std::size_t k = 0; k < dates; ++k) {
       const double noise = (splitmix_unit(p * dates + k) * 2.0 - 1.0) * 1.5;
-      row[k] = static_cast<float>(velocity * t[k] + amplitude * std::sin(2 * std::numbers::pi * t[k]) + noise);
+      row[k] = static_cast<float>(velocity * t[k] + amplitude * seasonal[k] + noise);
     }
   });
 }

@@ -65,7 +65,8 @@ GeoPackageWriter::GeoPackageWriter(const std::string& path, const ProductLayout&
     s.layer->CreateField(&field);
   }
   for (const int day : layout.dates) {
-    OGRFieldDefn field(("d" + format_yyyymmdd(day)).c_str(), OFTReal);
+    const std::string field_name = std::string("d").append(format_yyyymmdd(day));
+    OGRFieldDefn field(field_name.c_str(), OFTReal);
     s.layer->CreateField(&field);
   }
   io::write_provenance_metadata(s.dataset, provenance);
