@@ -415,12 +415,15 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
   bool origin_set = false;
   std::int64_t points_without_gnss = 0;
 
+  const std::size_t chunk_points = detail::chunk_points_for(options, layout, context);
+  std::int64_t los_mismatches = 0;
   // Pass 1: residual samples.
   progress.start("calibration residuals", std::max<std::uint64_t>(reader.total_bytes(), 1));
   PointChunk chunk;
   std::uint64_t reported = 0;
-  while (reader.read(chunk, options.chunk_points)) {
+  while (reader.read(chunk, chunk_points)) {
     detail::check_cancelled(progress);
+    if (from_file) los_mismatches += detail::count_los_mismatches(layout, chunk);
     for (std::size_t p = 0; p < chunk.size(); ++p) {
       const double pe = chunk.scalar(p, e), pn = chunk.scalar(p, n), pv = chunk.scalar(p, v);
       if (std::isnan(pe) || std::isnan(pn) || std::isnan(pv)) continue;
@@ -562,7 +565,7 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
   progress.start("calibrating", std::max<std::uint64_t>(reader.total_bytes(), 1));
   reported = 0;
   std::vector<double> corrections;
-  while (reader.read(chunk, options.chunk_points)) {
+  while (reader.read(chunk, chunk_points)) {
     detail::check_cancelled(progress);
     if (!sinks && outputs.any()) {
       sinks = std::make_unique<detail::OutputSinks>(outputs, reader.layout(), metadata,
@@ -608,6 +611,12 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
   calibration_json["correction"] = correction_stats.to_json();
   summary.details["calibration"] = calibration_json;
   if (sinks) summary.outputs = sinks->close();
+  if (los_mismatches > 0) {
+    summary.warnings.push_back(fmt::format(
+        "{} points have los_east/north/up inconsistent (> 0.01) with incidence_angle and track_angle: GNSS "
+        "projected with the los_* columns as given",
+        los_mismatches));
+  }
   if (order < requested_order) {
     summary.warnings.push_back(fmt::format("polynomial order lowered from {} to {}: too few or aligned GNSS samples",
                                            requested_order, order));

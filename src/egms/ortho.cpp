@@ -150,7 +150,8 @@ Summary run_ortho(const std::string& ascending, const std::string& descending, c
     PointChunk chunk;
     std::uint64_t reported = 0;
     std::vector<std::vector<float>> resampled;
-    while (reader.read(chunk, options.chunk_points)) {
+    const std::size_t chunk_points = detail::chunk_points_for(options, layout, context);
+    while (reader.read(chunk, chunk_points)) {
       detail::check_cancelled(progress);
       resampled.assign(chunk.size(), {});
       tbb::parallel_for(std::size_t{0}, chunk.size(), [&](std::size_t p) {

@@ -99,6 +99,29 @@ std::vector<std::string> OutputSinks::close() {
   return written;
 }
 
+std::size_t chunk_points_for(const StreamOptions& options, const ProductLayout& layout, const RunContext& context) {
+  const double bytes_per_point = 3.0 * (4.0 * static_cast<double>(layout.date_count()) +
+                                        8.0 * static_cast<double>(layout.scalar_count()) + 160.0);
+  const double budget = static_cast<double>(context.ram_budget_mb) * 1048576.0;
+  const auto fitting = static_cast<std::size_t>(std::max(1.0, budget / bytes_per_point));
+  return std::max<std::size_t>(1, std::min(options.chunk_points, fitting));
+}
+
+std::int64_t count_los_mismatches(const ProductLayout& layout, const PointChunk& chunk) {
+  const int le = layout.find(column::kLosEast), ln = layout.find(column::kLosNorth), lu = layout.find(column::kLosUp);
+  const int inc = layout.find(column::kIncidenceAngle), trk = layout.find(column::kTrackAngle);
+  if (le < 0 || ln < 0 || lu < 0 || inc < 0 || trk < 0) return 0;
+  std::int64_t mismatches = 0;
+  for (std::size_t p = 0; p < chunk.size(); ++p) {
+    double x, y, z;
+    los_from_angles(chunk.scalar(p, inc), chunk.scalar(p, trk), x, y, z);
+    const double diff = std::max({std::abs(x - chunk.scalar(p, le)), std::abs(y - chunk.scalar(p, ln)),
+                                  std::abs(z - chunk.scalar(p, lu))});
+    if (diff > 0.01) ++mismatches;
+  }
+  return mismatches;
+}
+
 io::Provenance with_input(io::Provenance provenance, const std::string& input) {
   provenance.inputs.push_back(input);
   return provenance;
@@ -120,12 +143,14 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 // Streams every chunk of a reader through `fn`, with progress in points (estimated from bytes).
 template <typename Fn>
-void for_each_chunk(ProductReader& reader, const StreamOptions& options, Progress& progress, const std::string& label,
-                    Fn&& fn) {
+void for_each_chunk(ProductReader& reader, const StreamOptions& options, const RunContext& context,
+                    const std::string& label, Fn&& fn) {
+  Progress& progress = progress_or_null(context.progress);
+  const std::size_t chunk_points = detail::chunk_points_for(options, reader.layout(), context);
   progress.start(label, std::max<std::uint64_t>(reader.total_bytes(), 1));
   PointChunk chunk;
   std::uint64_t reported = 0;
-  while (reader.read(chunk, options.chunk_points)) {
+  while (reader.read(chunk, chunk_points)) {
     detail::check_cancelled(progress);
     fn(chunk);
     const std::uint64_t now = reader.bytes_read();
@@ -164,16 +189,13 @@ Summary describe_product(const std::string& path, const RunContext& context, con
   options.validate();
   auto reader = ProductReader::open(path);
   const auto& layout = reader.layout();
-  Progress& progress = progress_or_null(context.progress);
   const int e = layout.find(column::kEasting), n = layout.find(column::kNorthing);
   const int v = layout.find(column::kMeanVelocity);
-  const int le = layout.find(column::kLosEast), ln = layout.find(column::kLosNorth), lu = layout.find(column::kLosUp);
-  const int inc = layout.find(column::kIncidenceAngle), trk = layout.find(column::kTrackAngle);
   std::int64_t points = 0, missing_values = 0, incomplete_points = 0, los_mismatch = 0;
   double min_e = INFINITY, max_e = -INFINITY, min_n = INFINITY, max_n = -INFINITY, min_v = INFINITY, max_v = -INFINITY,
          sum_v = 0;
   std::int64_t v_count = 0;
-  for_each_chunk(reader, options, progress, "reading points", [&](const PointChunk& chunk) {
+  for_each_chunk(reader, options, context, "reading points", [&](const PointChunk& chunk) {
     for (std::size_t p = 0; p < chunk.size(); ++p) {
       ++points;
       const float* s = chunk.series_of(p);
@@ -193,14 +215,8 @@ Summary describe_product(const std::string& path, const RunContext& context, con
         sum_v += chunk.scalar(p, v);
         ++v_count;
       }
-      if (le >= 0 && ln >= 0 && lu >= 0 && inc >= 0 && trk >= 0) {
-        double x, y, z;
-        los_from_angles(chunk.scalar(p, inc), chunk.scalar(p, trk), x, y, z);
-        const double diff = std::max({std::abs(x - chunk.scalar(p, le)), std::abs(y - chunk.scalar(p, ln)),
-                                      std::abs(z - chunk.scalar(p, lu))});
-        if (diff > 0.01) ++los_mismatch;
-      }
     }
+    los_mismatch += detail::count_los_mismatches(layout, chunk);
   });
   Summary summary;
   summary.operation = "egms info";
@@ -249,7 +265,6 @@ Summary run_fit(const std::string& input, const ProductOutputs& outputs, const S
   auto reader = ProductReader::open(input);
   const ProductLayout& layout = reader.layout();
   const TimeSeriesModel model(layout.dates, options.model);
-  Progress& progress = progress_or_null(context.progress);
   const char* compared[] = {column::kMeanVelocity,    column::kMeanVelocityStd, column::kAcceleration,
                             column::kAccelerationStd, column::kSeasonality,     column::kSeasonalityStd,
                             column::kRmse,            column::kTemporalCoherence};
@@ -260,7 +275,7 @@ Summary run_fit(const std::string& input, const ProductOutputs& outputs, const S
   std::vector<PointModel> results;
   std::int64_t points = 0, failed = 0;
   const nlohmann::json extra = {{"operation", "egms fit"}, {"days_per_year", options.model.days_per_year}};
-  for_each_chunk(reader, options, progress, "fitting", [&](PointChunk& chunk) {
+  for_each_chunk(reader, options, context, "fitting", [&](PointChunk& chunk) {
     if (!sinks && outputs.any()) {
       sinks = std::make_unique<detail::OutputSinks>(outputs, reader.layout(), reader.metadata(),
                                                     detail::with_input(provenance, input), extra);
@@ -351,7 +366,6 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
   auto reader = ProductReader::open(input);
   const ProductLayout& layout = reader.layout();
   const TimeSeriesModel model(layout.dates, options.model);
-  Progress& progress = progress_or_null(context.progress);
   const int e = layout.require(column::kEasting, "re-referencing");
   const int n = layout.require(column::kNorthing, "re-referencing");
 
@@ -403,7 +417,7 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
         return CellKey{static_cast<std::int64_t>(std::floor(c.scalar(p, e) / reference.auto_cell_m)),
                        static_cast<std::int64_t>(std::floor(c.scalar(p, n) / reference.auto_cell_m))};
       };
-      for_each_chunk(reader, options, progress, "searching a stable area", [&](const PointChunk& c) {
+      for_each_chunk(reader, options, context, "searching a stable area", [&](const PointChunk& c) {
         for (std::size_t p = 0; p < c.size(); ++p) {
           const double vel = c.scalar(p, v);
           if (std::isnan(vel) || std::isnan(c.scalar(p, e)) || std::isnan(c.scalar(p, n))) continue;
@@ -458,7 +472,7 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
   std::vector<std::int64_t> count(layout.date_count(), 0);
   std::int64_t reference_points = 0;
   double sum_e = 0, sum_n = 0;
-  for_each_chunk(reader, options, progress, "reference series", [&](const PointChunk& c) {
+  for_each_chunk(reader, options, context, "reference series", [&](const PointChunk& c) {
     for (std::size_t p = 0; p < c.size(); ++p) {
       if (!selected(c, p)) continue;
       ++reference_points;
@@ -496,7 +510,7 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
   std::vector<PointModel> results;
   std::int64_t points = 0, failed = 0;
   nlohmann::json extra = {{"operation", "egms reference"}, {"reference", description}};
-  for_each_chunk(reader, options, progress, "re-referencing", [&](PointChunk& c) {
+  for_each_chunk(reader, options, context, "re-referencing", [&](PointChunk& c) {
     if (!sinks && outputs.any()) {
       sinks = std::make_unique<detail::OutputSinks>(outputs, reader.layout(), reader.metadata(),
                                                     detail::with_input(provenance, input), extra);

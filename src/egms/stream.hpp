@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "deforma/core/operation.hpp"
 #include "deforma/core/progress.hpp"
 #include "deforma/egms/model.hpp"
 #include "deforma/egms/processing.hpp"
@@ -50,6 +51,15 @@ class OutputSinks {
   std::unique_ptr<ProductWriter> product_;
   std::unique_ptr<GeoPackageWriter> gpkg_;
 };
+
+/// Points per chunk: options.chunk_points, lowered so that the buffers of one chunk (points, model
+/// results, output formatting: about 3 copies of dates x 4 + columns x 8 bytes per point) fit in the
+/// run's RAM budget (RunContext::ram_budget_mb).
+std::size_t chunk_points_for(const StreamOptions& options, const ProductLayout& layout, const RunContext& context);
+
+/// Number of points of `chunk` whose los_east/north/up differ by more than 0.01 from the unit vector
+/// given by incidence_angle and track_angle (0 when those columns are absent).
+std::int64_t count_los_mismatches(const ProductLayout& layout, const PointChunk& chunk);
 
 /// Provenance with the input added.
 io::Provenance with_input(io::Provenance provenance, const std::string& input);
