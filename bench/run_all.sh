@@ -13,3 +13,7 @@ echo "== correlate: chip matcher vs matchTemplate baseline"
 echo
 echo "== correlate: whole pairs vs matchTemplate, DIS and scikit-image"
 "$BUILD_DIR/bench/deforma_bench_pair" "$OUT_DIR/pair" | tee "$OUT_DIR/correlate_pair.md"
+
+echo
+echo "== egms: model fitting (1,000,000 points x 300 dates) and Ortho =="
+"$BUILD_DIR/bench/egms_fit_bench" --points 1000000 --dates 300 --out "$OUT_DIR" | tee "$OUT_DIR/egms_fit_bench.txt"
