@@ -48,7 +48,7 @@ RobustLoss parse_robust_loss(const std::string& text, const std::string& paramet
 struct InversionOptions {
   double regularization = 0.05;      ///< lambda (dimensionless, relative to a unit-weight pair)
   RobustLoss robust = RobustLoss::kTukey;
-  double outlier_threshold = 4.0;    ///< a node is reweighted when max |r| > this x robust sigma
+  double outlier_threshold = 5.0;    ///< a node is reweighted when max |r| > this x robust sigma
   int max_irls_iterations = 8;
   double min_sigma = 1e-4;           ///< floor of the robust residual scale, in data units
   int min_valid_pairs = 1;           ///< nodes with fewer valid pairs are nodata
