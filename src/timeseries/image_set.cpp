@@ -196,7 +196,6 @@ ImageSet load_image_set(const std::vector<std::string>& inputs, const ImageSetOp
     }
   }
   if (set.images.empty()) throw InvalidArgument("images: no usable image among the inputs");
-  for (const auto& s : set.skipped) spdlog::warn("{}", s);
   return set;
 }
 
