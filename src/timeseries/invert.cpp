@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <shared_mutex>
 #include <unordered_map>
 
@@ -311,13 +312,17 @@ struct NetworkInverter::Impl {
     const double rms_n = std::max(floor, std::sqrt(rss_n / dof));
     if (max_e > k * rms_e || max_n > k * rms_n) return true;
     if (max_e <= k * floor && max_n <= k * floor) return false;
+    // max > k * 1.4826 * inflate * median(|r|) holds exactly when more than half of the |r| lie below
+    // max / (k * 1.4826 * inflate): a counting pass instead of a selection.
     const double inflate = std::sqrt(static_cast<double>(used) / dof);
-    auto mad = [&](std::vector<float>& v) {
-      std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-      return std::max(floor, 1.4826 * inflate * v[v.size() / 2]);
+    auto beyond_median_scale = [&](const std::vector<float>& v, double max_abs) {
+      if (max_abs <= k * floor) return false;
+      const auto below = static_cast<float>(max_abs / (k * 1.4826 * inflate));
+      std::size_t count = 0;
+      for (const float x : v) count += x < below ? 1 : 0;
+      return count >= v.size() / 2 + 1;
     };
-    if (max_e > k * mad(abs_e) || max_n > k * mad(abs_n)) return true;
-    return false;
+    return beyond_median_scale(abs_e, max_e) || beyond_median_scale(abs_n, max_n);
   }
 
   // Solves one node on its own (IRLS when `robust_pass`), from scratch.
@@ -329,7 +334,7 @@ struct NetworkInverter::Impl {
     std::vector<double> ue(date_count, 0.0);
     std::vector<double> un(date_count, 0.0);
     std::vector<double> w(pairs.size());
-    MatrixD n_inv;
+    std::optional<Eigen::LLT<MatrixD>> last;
     int rank = 0;
     bool is_bridged = false;
     int iterations = robust_pass ? options.max_irls_iterations : 1;
@@ -338,7 +343,8 @@ struct NetworkInverter::Impl {
     for (int it = 0; it < iterations; ++it) {
       for (std::size_t k = 0; k < pairs.size(); ++k) w[k] = base_weights[k] * robust[k];
       connectivity(w, rank, is_bridged);
-      Eigen::LLT<MatrixD> llt(normal_matrix(w));
+      last.emplace(normal_matrix(w));
+      const auto& llt = *last;
       if (llt.info() != Eigen::Success) {
         out.flags[node] = kNodeNoData;
         nodata.fetch_add(1);
@@ -363,7 +369,6 @@ struct NetworkInverter::Impl {
         ue[k] = xe(k - 1);
         un[k] = xn(k - 1);
       }
-      n_inv = llt.solve(MatrixD::Identity(unknowns, unknowns));
       if (it == 0 && screen_first) {
         robust_pass = needs_reweighting(east, north, ue, un, w, rank);
         iterations = robust_pass ? options.max_irls_iterations : 1;
@@ -397,6 +402,8 @@ struct NetworkInverter::Impl {
       // Weights settled: one more solve with them, then stop.
       if (change < 1e-3) final_pass = true;
     }
+    // The inverse normal matrix only for the final weights (it gives the uncertainties).
+    const MatrixD n_inv = last->solve(MatrixD::Identity(unknowns, unknowns));
     std::vector<double> sigma_unit(date_count, 0.0);
     VectorD c(unknowns);
     for (int k = 1; k < date_count; ++k) {
