@@ -131,22 +131,43 @@ RgbImage render_quicklook(const GridF& values, const GridU8& valid, const ColorS
   if (values.empty()) throw InvalidArgument("render_quicklook: empty grid");
   const int longer = std::max(values.width(), values.height());
   const int factor = std::max(1, (longer + options.max_size_px - 1) / options.max_size_px);
+  // Small grids (a coarse node grid) are enlarged by whole pixels so that a person can read them.
+  const int enlarge = factor == 1 ? std::max(1, std::min(400, options.max_size_px) / longer) : 1;
+  auto resample = [&](const GridF& v, const GridU8& ok, GridF& out_v, GridU8& out_ok) {
+    if (enlarge == 1) {
+      downsample_nearest(v, ok, factor, out_v, out_ok);
+      return;
+    }
+    out_v = GridF(v.width() * enlarge, v.height() * enlarge);
+    out_ok = GridU8(out_v.width(), out_v.height());
+    for (int r = 0; r < out_v.height(); ++r) {
+      for (int c = 0; c < out_v.width(); ++c) {
+        out_v(c, r) = v(c / enlarge, r / enlarge);
+        out_ok(c, r) = ok(c / enlarge, r / enlarge);
+      }
+    }
+  };
   GridF small_values;
   GridU8 small_valid;
-  downsample_nearest(values, valid, factor, small_values, small_valid);
+  resample(values, valid, small_values, small_valid);
   RgbImage map = render_scalar_map(small_values, small_valid, scale);
   if (options.arrows && east != nullptr && north != nullptr) {
     GridF small_east;
     GridF small_north;
     GridU8 ignored;
-    downsample_nearest(*east, valid, factor, small_east, ignored);
-    downsample_nearest(*north, valid, factor, small_north, ignored);
-    draw_vector_field(map, small_east, small_north, small_valid, options.arrow_options);
+    resample(*east, valid, small_east, ignored);
+    resample(*north, valid, small_north, ignored);
+    ArrowOptions arrows = options.arrow_options;
+    arrows.step = std::max(arrows.step, enlarge * 2);
+    draw_vector_field(map, small_east, small_north, small_valid, arrows);
   }
   const RgbImage bar = render_color_bar(scale, std::max(map.height(), 200));
   const int title_height = options.title.empty() ? 0 : 28;
   const int pad = 8;
-  RgbImage figure(pad + map.width() + pad + bar.width() + pad,
+  int title_width = 0;
+  int title_text_height = 0;
+  RgbImage::text_size(options.title, 0.55, 1, title_width, title_text_height);
+  RgbImage figure(std::max(pad + map.width() + pad + bar.width() + pad, title_width + 2 * pad),
                   title_height + pad + std::max(map.height(), bar.height()) + pad, colors::kWhite);
   if (!options.title.empty()) {
     figure.draw_text(options.title, figure.width() / 2.0, 8, colors::kBlack, 0.55, RgbImage::Anchor::kTopCenter);

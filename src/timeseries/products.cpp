@@ -302,7 +302,6 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
     render::QuicklookOptions q;
     q.title = "mean velocity magnitude";
     q.arrows = true;
-    q.arrow_options.step = std::max(8, std::max(sw, sh) / 30);
     const auto mag_scale =
         render::ColorScale::robust_sequential(sampled.magnitude, sampled.valid, "velocity", velocity_unit);
     const std::string png_mag = product_path(options, "velocity_magnitude.png");
