@@ -126,7 +126,7 @@ void register_invert(OperationRegistry& registry) {
       "date), the CF NetCDF cube, velocity.tif (velocities, std, rmse, valid pairs, consistency, flags) and "
       "quicklooks. Streams by blocks of rows within --ram.";
   op.params = {
-      ParamDecl::argument("pairs", ParamType::kPath, "pair table CSV"),
+      ParamDecl::argument("pairs", ParamType::kPath, "pair table CSV, or a folder holding pairs.csv"),
       ParamDecl::option("output", ParamType::kPath, "output folder (created if missing)").alias("o").mandatory(),
       ParamDecl::option("units", ParamType::kChoice, "read bands east_m/north_m (m) or dx_px/dy_px (px)")
           .one_of({"m", "px"})
@@ -170,7 +170,10 @@ void register_invert(OperationRegistry& registry) {
     o.inversion.outlier_threshold = params.get_double("outlier-threshold");
     o.inversion.min_valid_pairs = static_cast<int>(params.get_int("min-pairs"));
     o.parameters = params.to_json();
-    const auto pairs = timeseries::read_pair_table(params.get_string("pairs"));
+    // A folder written by the batch or the pipeline holds its pair table as pairs.csv.
+    std::string table = params.get_string("pairs");
+    if (fs::is_directory(table)) table = (fs::path(table) / "pairs.csv").string();
+    const auto pairs = timeseries::read_pair_table(table);
     return timeseries::invert_pair_rasters(pairs, o, context);
   };
   registry.add(std::move(op));

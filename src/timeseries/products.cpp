@@ -4,6 +4,9 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
+#include <strings.h>
+#include <tuple>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -22,6 +25,7 @@ namespace fs = std::filesystem;
 
 void InvertRastersOptions::validate() const {
   if (output_dir.empty()) throw InvalidArgument("--output: an output folder is required");
+  if (block_rows < 0) throw InvalidArgument(fmt::format("block rows {}: expected 0 (automatic) or more", block_rows));
   if (units != "m" && units != "px") throw InvalidArgument(fmt::format("--units '{}': expected m or px", units));
   if (prefix.find('/') != std::string::npos) {
     throw InvalidArgument(fmt::format("--prefix '{}': a name prefix, not a path", prefix));
@@ -140,7 +144,8 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
                                (m * (options.weight_band.empty() ? 2.0 : 3.0) * 4.0 * 2.0 + date_count * 4.0 * 4.0 * 2.0 +
                                 32.0 * 4.0);
   const double budget = static_cast<double>(std::max<std::size_t>(context.ram_budget_mb, 16)) * 1024.0 * 1024.0 * 0.6;
-  const int rows_per_block = std::clamp(static_cast<int>(budget / bytes_per_row), 1, height);
+  const int rows_per_block =
+      std::clamp(options.block_rows > 0 ? options.block_rows : static_cast<int>(budget / bytes_per_row), 1, height);
 
   io::Provenance provenance;
   provenance.command_line = context.command_line;

@@ -168,3 +168,70 @@ TEST(InvertRasters, RejectsMissingResultsAndMixedGrids) {
 
 }  // namespace
 }  // namespace deforma::timeseries
+
+namespace deforma::timeseries {
+namespace {
+
+TEST(InvertRasters, BlocksOfRowsGiveTheSameProducts) {
+  test::TempDir dir;
+  const auto pairs = write_pair_rasters(dir, 30, 23, 6);
+  RunContext context;
+  InvertRastersOptions whole;
+  whole.output_dir = dir.file("whole");
+  whole.netcdf = false;
+  whole.quicklooks = false;
+  auto blocks = whole;
+  blocks.output_dir = dir.file("blocks");
+  blocks.block_rows = 4;  // 6 blocks, the last one short
+  const auto a = invert_pair_rasters(pairs, whole, context);
+  const auto b = invert_pair_rasters(pairs, blocks, context);
+  EXPECT_EQ(b.details.at("rows_per_block"), 4);
+  for (const char* name : {"velocity.tif", "timeseries_east.tif", "timeseries_north_sigma.tif"}) {
+    const auto x = io::Raster::open(dir.file(std::string("whole/") + name));
+    const auto y = io::Raster::open(dir.file(std::string("blocks/") + name));
+    for (int band = 1; band <= x.info().band_count(); ++band) {
+      EXPECT_EQ(x.read_all(band).values.values(), y.read_all(band).values.values()) << name << " band " << band;
+    }
+  }
+}
+
+TEST(InvertRasters, PixelUnitsWithoutGeoreferencing) {
+  test::TempDir dir;
+  std::vector<Pair> pairs;
+  const auto d0 = io::Date::from_ymd(2020, 1, 1);
+  for (int k = 0; k < 3; ++k) {
+    for (int s = 1; s <= 2 && k + s < 4; ++s) {
+      Pair p;
+      p.ref_date = io::Date::from_days_since_epoch(d0.days_since_epoch() + 5 * k);
+      p.sec_date = io::Date::from_days_since_epoch(d0.days_since_epoch() + 5 * (k + s));
+      p.id = p.ref_date.compact() + "_" + p.sec_date.compact();
+      p.result_path = dir.file(p.id + ".tif");
+      GridF dx(12, 9, static_cast<float>(0.4 * s));
+      GridF dy(12, 9, static_cast<float>(-0.1 * s));
+      io::write_cog(p.result_path, {&dx, &dy}, {{"dx_px", "px", -9999.0}, {"dy_px", "px", -9999.0}}, io::GeoTransform{},
+                    "", {});
+      pairs.push_back(p);
+    }
+  }
+  InvertRastersOptions o;
+  o.output_dir = dir.file("out");
+  o.units = "px";
+  RunContext context;
+  const auto summary = invert_pair_rasters(pairs, o, context);
+  EXPECT_EQ(summary.details.at("unit"), "px");
+  const auto v = io::Raster::open(dir.file("out/velocity.tif"));
+  EXPECT_EQ(v.info().bands[0].description, "velocity_dx_px_per_yr");
+  EXPECT_NEAR(v.read_all(1).values(5, 5), 0.4 / (5 / 365.25), 1e-3);
+  const auto series = read_series_at(dir.file("out"), "", 3, 4, true);
+  ASSERT_EQ(series.components, (std::vector<std::string>{"dx", "dy"}));
+  EXPECT_NEAR(series.values[0][3], 1.2, 1e-5);
+  EXPECT_NEAR(series.values[1][3], -0.3, 1e-5);
+  GDALAllRegister();
+  std::unique_ptr<GDALDataset> nc(GDALDataset::Open(("NETCDF:\"" + dir.file("out/timeseries.nc") + "\":dx").c_str(),
+                                                    GDAL_OF_RASTER | GDAL_OF_READONLY));
+  ASSERT_TRUE(nc);
+  EXPECT_EQ(nc->GetRasterCount(), 4);
+}
+
+}  // namespace
+}  // namespace deforma::timeseries

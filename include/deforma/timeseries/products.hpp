@@ -26,6 +26,7 @@ struct InvertRastersOptions {
   std::string east_band;          ///< override: band name (description) or 1-based index
   std::string north_band;         ///< override: band name (description) or 1-based index
   std::string weight_band;        ///< optional per-node quality band (e.g. "corr"), values clipped to [0, 1]
+  int block_rows = 0;             ///< rows of nodes per block; 0 = as many as the RAM budget allows
   bool netcdf = true;
   bool quicklooks = true;
   InversionOptions inversion;
