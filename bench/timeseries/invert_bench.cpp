@@ -72,10 +72,11 @@ Network make_network(int date_count, int pair_count) {
 
 // Observations of nodes [first, first + count), node-major.
 void generate(const Network& net, std::uint64_t seed, std::int64_t first, int count, std::vector<float>& east,
-              std::vector<float>& north) {
+              std::vector<float>& north, std::vector<float>* quality = nullptr) {
   const int m = static_cast<int>(net.pairs.size());
   east.resize(static_cast<std::size_t>(count) * m);
   north.resize(east.size());
+  if (quality != nullptr) quality->resize(east.size());
   tbb::parallel_for(0, count, [&](int i) {
     const std::int64_t node = first + i;
     const std::uint64_t key = seed * 1000003ull + static_cast<std::uint64_t>(node) * 7919ull;
@@ -99,6 +100,8 @@ void generate(const Network& net, std::uint64_t seed, std::int64_t first, int co
       east[at] = static_cast<float>(ue(pr.sec) - ue(pr.ref) + 0.02 * gaussian(key * 131ull + p * 2 + 11));
       north[at] = static_cast<float>(un(pr.sec) - un(pr.ref) + 0.02 * gaussian(key * 131ull + p * 2 + 12));
       if (has_outlier && p == outlier_pair) east[at] += 3.0f;
+      // Correlation-like per-node quality in [0.4, 1] (the --weight-band path of deforma invert).
+      if (quality != nullptr) (*quality)[at] = static_cast<float>(0.4 + 0.6 * uniform(key * 977ull + p));
     }
   });
 }
@@ -123,6 +126,7 @@ int main(int argc, char** argv) {
   std::string work_dir = "bench-timeseries";
   std::string python = "/usr/bin/python3";
   std::string script = std::string(DEFORMA_SOURCE_DIR) + "/bench/timeseries/invert_baseline.py";
+  bool node_weights = false;
   app.add_option("--nodes", nodes, "nodes to invert");
   app.add_option("--pairs", pair_count, "pairs in the network");
   app.add_option("--dates", date_count, "dates in the network");
@@ -133,6 +137,8 @@ int main(int argc, char** argv) {
   app.add_option("--work-dir", work_dir, "folder for the shared input and the baseline's output");
   app.add_option("--python", python, "Python interpreter with NumPy and SciPy");
   app.add_option("--script", script, "baseline script");
+  app.add_flag("--node-weights", node_weights,
+               "also give per-node pair weights (every node is then factored on its own, as with --weight-band)");
   CLI11_PARSE(app, argc, argv);
 
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
@@ -147,6 +153,7 @@ int main(int argc, char** argv) {
   NetworkInverter inverter(net.dates, net.pairs);
   std::vector<float> east;
   std::vector<float> north;
+  std::vector<float> quality;
   InversionResult result;
   double invert_s = 0.0;
   double generate_s = 0.0;
@@ -155,9 +162,11 @@ int main(int argc, char** argv) {
   for (std::int64_t first = 0; first < nodes; first += block) {
     const int count = static_cast<int>(std::min<std::int64_t>(block, nodes - first));
     auto t0 = std::chrono::steady_clock::now();
-    generate(net, seed, first, count, east, north);
+    generate(net, seed, first, count, east, north, node_weights ? &quality : nullptr);
     auto t1 = std::chrono::steady_clock::now();
-    inverter.invert(PairObservations{count, pair_count, east.data(), north.data()}, result);
+    inverter.invert(
+        PairObservations{count, pair_count, east.data(), north.data(), node_weights ? quality.data() : nullptr},
+        result);
     auto t2 = std::chrono::steady_clock::now();
     generate_s += std::chrono::duration<double>(t1 - t0).count();
     invert_s += std::chrono::duration<double>(t2 - t1).count();
@@ -223,8 +232,9 @@ int main(int argc, char** argv) {
   }
 
   const double ours_rate = nodes / invert_s;
-  std::printf("\n## Time-series inversion: %lld nodes x %d pairs x %d dates, %d threads, --ram %zu MB\n\n",
-              static_cast<long long>(nodes), pair_count, date_count, threads, ram_mb);
+  std::printf("\n## Time-series inversion: %lld nodes x %d pairs x %d dates, %d threads, --ram %zu MB%s\n\n",
+              static_cast<long long>(nodes), pair_count, date_count, threads, ram_mb,
+              node_weights ? ", per-node weights" : "");
   std::printf("| measure | deforma (NetworkInverter) | NumPy/SciPy per-node lstsq (MintPy-style) | ratio |\n");
   std::printf("|---|---|---|---|\n");
   if (!baseline.is_null()) {
