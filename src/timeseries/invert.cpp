@@ -325,6 +325,35 @@ struct NetworkInverter::Impl {
     return beyond_median_scale(abs_e, max_e) || beyond_median_scale(abs_n, max_n);
   }
 
+  // From N = L L^T: sigma_unit[k] = sqrt((N^-1)_{k-1,k-1}) (column norms of L^-1, by forward substitution
+  // that skips the known zeros: n^3/6 flops instead of a full inverse) and c^T N^-1 c = |L^-1 c|^2.
+  static void inverse_diagonal(const Eigen::LLT<MatrixD>& llt, const std::vector<double>& c,
+                               std::vector<double>& sigma_unit, double& quadratic) {
+    const MatrixD& l = llt.matrixLLT();  // lower triangle holds L
+    const int n = static_cast<int>(l.rows());
+    thread_local std::vector<double> x;
+    x.assign(n, 0.0);
+    for (int j = 0; j < n; ++j) {
+      double norm2 = 0.0;
+      x[j] = 1.0 / l(j, j);
+      norm2 += x[j] * x[j];
+      for (int i = j + 1; i < n; ++i) {
+        double sum = 0.0;
+        for (int k = j; k < i; ++k) sum += l(i, k) * x[k];
+        x[i] = -sum / l(i, i);
+        norm2 += x[i] * x[i];
+      }
+      sigma_unit[j + 1] = std::sqrt(norm2);
+    }
+    for (int i = 0; i < n; ++i) {
+      double sum = c[i];
+      for (int k = 0; k < i; ++k) sum -= l(i, k) * x[k];
+      x[i] = sum / l(i, i);
+    }
+    quadratic = 0.0;
+    for (int i = 0; i < n; ++i) quadratic += x[i] * x[i];
+  }
+
   // Solves one node on its own (IRLS when `robust_pass`), from scratch.
   // With `screen_first`, the first solve decides (needs_reweighting) whether IRLS follows.
   void solve_single(int node, const float* east, const float* north, const std::vector<double>& base_weights,
@@ -403,20 +432,18 @@ struct NetworkInverter::Impl {
       if (change < 1e-3) final_pass = true;
     }
     // The inverse normal matrix only for the final weights (it gives the uncertainties).
-    const MatrixD n_inv = last->solve(MatrixD::Identity(unknowns, unknowns));
     std::vector<double> sigma_unit(date_count, 0.0);
-    VectorD c(unknowns);
-    for (int k = 1; k < date_count; ++k) {
-      sigma_unit[k] = std::sqrt(std::max(0.0, n_inv(k - 1, k - 1)));
-      c(k - 1) = slope_coeff[k];
-    }
+    std::vector<double> c(unknowns);
+    for (int k = 1; k < date_count; ++k) c[k - 1] = slope_coeff[k];
+    double v_var = 0.0;
+    inverse_diagonal(*last, c, sigma_unit, v_var);
     double ve = 0;
     double vn = 0;
     for (int k = 1; k < date_count; ++k) {
       ve += slope_coeff[k] * ue[k];
       vn += slope_coeff[k] * un[k];
     }
-    const double v_sigma = std::sqrt(std::max(0.0, static_cast<double>(c.transpose() * n_inv * c)));
+    const double v_sigma = std::sqrt(std::max(0.0, v_var));
     finish_node(node, east, north, ue, un, base_weights, robust, sigma_unit, v_sigma, ve, vn, rank, is_bridged,
                 robust_pass, out);
   }

@@ -106,26 +106,31 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
                               ec ? ": " + ec.message() : ""));
   }
 
-  // Open every pair raster once; they must share one grid.
-  std::vector<io::Raster> rasters;
+  // Every pair raster must be on one grid. They stay open between blocks unless there are so many that
+  // file handles would run short; then each block reopens them (a COG header is cheap to read).
+  constexpr std::size_t kMaxOpenRasters = 256;
+  const bool keep_open = pairs.size() <= kMaxOpenRasters;
+  std::vector<std::optional<io::Raster>> rasters(pairs.size());
   std::vector<int> band_first;
   std::vector<int> band_second;
   std::vector<int> band_weight;
-  rasters.reserve(pairs.size());
-  for (const auto& p : pairs) {
-    rasters.push_back(io::Raster::open(p.result_path));
-    const auto& info = rasters.back().info();
-    if (rasters.size() > 1 && !io::same_grid(rasters.front().info(), info)) {
+  std::optional<io::RasterInfo> first_info;
+  for (std::size_t k = 0; k < pairs.size(); ++k) {
+    auto raster = io::Raster::open(pairs[k].result_path);
+    const auto& info = raster.info();
+    if (first_info && !io::same_grid(*first_info, info)) {
       throw InvalidArgument(fmt::format("invert: {} ({}x{}) is not on the grid of {} ({}x{}); all pair results must "
                                         "share one grid",
-                                        info.path, info.width, info.height, rasters.front().path(),
-                                        rasters.front().info().width, rasters.front().info().height));
+                                        info.path, info.width, info.height, first_info->path, first_info->width,
+                                        first_info->height));
     }
+    if (!first_info) first_info = info;
     band_first.push_back(find_band(info, comp.first_band, "east-band"));
     band_second.push_back(find_band(info, comp.second_band, "north-band"));
     band_weight.push_back(options.weight_band.empty() ? 0 : find_band(info, options.weight_band, "weight-band"));
+    if (keep_open) rasters[k].emplace(std::move(raster));
   }
-  const io::RasterInfo grid = rasters.front().info();
+  const io::RasterInfo grid = *first_info;
   const int width = grid.width;
   const int height = grid.height;
 
@@ -202,10 +207,12 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
     if (!options.weight_band.empty()) weight.assign(east.size(), 0.0f);
     // Each pair raster is its own GDAL dataset, so pairs can be read concurrently.
     tbb::parallel_for(0, m, [&](int p) {
-      const auto a = rasters[p].read(band_first[p], window);
-      const auto b = rasters[p].read(band_second[p], window);
+      std::optional<io::Raster> reopened;
+      const io::Raster& raster = keep_open ? *rasters[p] : reopened.emplace(io::Raster::open(pairs[p].result_path));
+      const auto a = raster.read(band_first[p], window);
+      const auto b = raster.read(band_second[p], window);
       std::optional<io::BandWindow> q;
-      if (band_weight[p] > 0) q = rasters[p].read(band_weight[p], window);
+      if (band_weight[p] > 0) q = raster.read(band_weight[p], window);
       for (int i = 0; i < nodes; ++i) {
         const bool ok = a.valid.data()[i] != 0 && b.valid.data()[i] != 0 && (!q || q->valid.data()[i] != 0);
         const std::size_t at = static_cast<std::size_t>(i) * m + p;

@@ -260,6 +260,32 @@ TEST(Inversion, SameResultsForAnyThreadCount) {
   EXPECT_EQ(a.flags, b.flags);
 }
 
+TEST(Inversion, PerNodeWeightsOfOneMatchTheSharedFactorization) {
+  const auto dates = make_dates(18);
+  const auto pairs = make_pairs(18, 3);
+  const Truth truth;
+  std::vector<float> east;
+  std::vector<float> north;
+  std::mt19937 rng(9);
+  observe(dates, pairs, truth, 300, 0.05, 9, [&](int, int, float& e, float&) {
+    if (rng() % 6 == 0) e = std::nanf("");
+  }, east, north);
+  const std::vector<float> ones(east.size(), 1.0f);
+  NetworkInverter inverter(dates, pairs);
+  InversionResult shared;
+  InversionResult single;
+  inverter.invert({300, static_cast<int>(pairs.size()), east.data(), north.data()}, shared);
+  inverter.invert({300, static_cast<int>(pairs.size()), east.data(), north.data(), ones.data()}, single);
+  for (std::size_t i = 0; i < shared.east.size(); ++i) {
+    ASSERT_NEAR(shared.east[i], single.east[i], 1e-4) << i;
+    ASSERT_NEAR(shared.east_sigma[i], single.east_sigma[i], 1e-4) << i;
+  }
+  for (int n = 0; n < 300; ++n) {
+    EXPECT_NEAR(shared.velocity_east_std[n], single.velocity_east_std[n], 1e-4);
+    EXPECT_EQ(shared.flags[n], single.flags[n]);
+  }
+}
+
 TEST(Inversion, RejectsBadNetworks) {
   const std::vector<io::Date> dates = {io::Date::from_ymd(2020, 1, 1), io::Date::from_ymd(2020, 1, 11)};
   EXPECT_THROW({ NetworkInverter inverter({dates[0]}, {{0, 0, 1.0}}); }, InvalidArgument);
