@@ -19,11 +19,11 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "deforma/timeseries/invert.hpp"
 
@@ -42,7 +42,9 @@ std::uint64_t splitmix(std::uint64_t x) {
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
   return x ^ (x >> 31);
 }
-double uniform(std::uint64_t key) { return static_cast<double>(splitmix(key) >> 11) * 0x1.0p-53; }
+double uniform(std::uint64_t key) {
+  return static_cast<double>(splitmix(key) >> 11) * 0x1.0p-53;
+}
 double gaussian(std::uint64_t key) {
   const double u1 = std::max(uniform(key), 1e-300);
   const double u2 = uniform(key ^ 0x5555555555555555ull);
@@ -91,8 +93,8 @@ void generate(const Network& net, std::uint64_t seed, std::int64_t first, int co
     for (int p = 0; p < m; ++p) {
       const auto& pr = net.pairs[p];
       const std::size_t at = static_cast<std::size_t>(i) * m + p;
-      const bool missing =
-          uniform(seed * 31ull + static_cast<std::uint64_t>(tile) * 1009ull + static_cast<std::uint64_t>(p)) < 0.05;
+      const bool missing = uniform(seed * 31ull + static_cast<std::uint64_t>(tile) * 1009ull +
+                                   static_cast<std::uint64_t>(p)) < 0.05;
       if (missing) {
         east[at] = north[at] = std::nanf("");
         continue;
@@ -137,8 +139,9 @@ int main(int argc, char** argv) {
   app.add_option("--work-dir", work_dir, "folder for the shared input and the baseline's output");
   app.add_option("--python", python, "Python interpreter with NumPy and SciPy");
   app.add_option("--script", script, "baseline script");
-  app.add_flag("--node-weights", node_weights,
-               "also give per-node pair weights (every node is then factored on its own, as with --weight-band)");
+  app.add_flag(
+      "--node-weights", node_weights,
+      "also give per-node pair weights (every node is then factored on its own, as with --weight-band)");
   CLI11_PARSE(app, argc, argv);
 
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
@@ -149,7 +152,8 @@ int main(int argc, char** argv) {
   // --- Ours: the whole set, streamed in blocks of nodes within the RAM budget. ---
   // Per node: observations 2 x pairs floats, results 4 x dates + 10 floats, plus the kernel's gathered copy.
   const double bytes_per_node = pair_count * 2.0 * 4.0 * 2.0 + (4.0 * date_count + 10.0) * 4.0;
-  const int block = static_cast<int>(std::clamp(ram_mb * 1024.0 * 1024.0 * 0.5 / bytes_per_node, 4096.0, 4.0e6));
+  const int block =
+      static_cast<int>(std::clamp(ram_mb * 1024.0 * 1024.0 * 0.5 / bytes_per_node, 4096.0, 4.0e6));
   NetworkInverter inverter(net.dates, net.pairs);
   std::vector<float> east;
   std::vector<float> north;
@@ -164,9 +168,9 @@ int main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
     generate(net, seed, first, count, east, north, node_weights ? &quality : nullptr);
     auto t1 = std::chrono::steady_clock::now();
-    inverter.invert(
-        PairObservations{count, pair_count, east.data(), north.data(), node_weights ? quality.data() : nullptr},
-        result);
+    inverter.invert(PairObservations{count, pair_count, east.data(), north.data(),
+                                     node_weights ? quality.data() : nullptr},
+                    result);
     auto t2 = std::chrono::steady_clock::now();
     generate_s += std::chrono::duration<double>(t1 - t0).count();
     invert_s += std::chrono::duration<double>(t2 - t1).count();
@@ -198,8 +202,8 @@ int main(int argc, char** argv) {
       f.write(reinterpret_cast<const char*>(north.data()), static_cast<std::streamsize>(north.size() * 4));
     }
     const std::string json_path = (std::filesystem::path(work_dir) / "invert_baseline.json").string();
-    const std::string cmd = fmt::format("OPENBLAS_NUM_THREADS=1 '{}' '{}' '{}' '{}' > '{}'", python, script, input,
-                                        output, json_path);
+    const std::string cmd = fmt::format("OPENBLAS_NUM_THREADS=1 '{}' '{}' '{}' '{}' > '{}'", python, script,
+                                        input, output, json_path);
     if (std::system(cmd.c_str()) != 0) {
       std::fprintf(stderr, "baseline failed: %s\n", cmd.c_str());
       return 1;
@@ -221,9 +225,11 @@ int main(int argc, char** argv) {
     for (int n = 0; n < bn; ++n) {
       for (int c = 0; c < 2; ++c) {
         for (int k = 1; k < date_count; ++k) {
-          const float ours = (c == 0 ? plain_result.east : plain_result.north)[static_cast<std::size_t>(n) * date_count + k];
+          const float ours =
+              (c == 0 ? plain_result.east : plain_result.north)[static_cast<std::size_t>(n) * date_count + k];
           const float other = theirs[(static_cast<std::size_t>(n) * 2 + c) * (date_count - 1) + (k - 1)];
-          if (std::isfinite(ours) && std::isfinite(other)) max_diff = std::max(max_diff, std::abs(double(ours) - other));
+          if (std::isfinite(ours) && std::isfinite(other))
+            max_diff = std::max(max_diff, std::abs(double(ours) - other));
         }
       }
     }
@@ -235,28 +241,34 @@ int main(int argc, char** argv) {
   std::printf("\n## Time-series inversion: %lld nodes x %d pairs x %d dates, %d threads, --ram %zu MB%s\n\n",
               static_cast<long long>(nodes), pair_count, date_count, threads, ram_mb,
               node_weights ? ", per-node weights" : "");
-  std::printf("| measure | deforma (NetworkInverter) | NumPy/SciPy per-node lstsq (MintPy-style) | ratio |\n");
+  std::printf(
+      "| measure | deforma (NetworkInverter) | NumPy/SciPy per-node lstsq (MintPy-style) | ratio |\n");
   std::printf("|---|---|---|---|\n");
   if (!baseline.is_null()) {
     const double base_rate = baseline["nodes_per_s"].get<double>();
     const double base_s = baseline["seconds"].get<double>();
-    std::printf("| nodes timed | %lld | %d (subset; 1M extrapolated below) | |\n", static_cast<long long>(nodes),
-                baseline["nodes"].get<int>());
+    std::printf("| nodes timed | %lld | %d (subset; 1M extrapolated below) | |\n",
+                static_cast<long long>(nodes), baseline["nodes"].get<int>());
     std::printf("| inversion time for %lld nodes | %.2f s | %.1f s (extrapolated from %.2f s) | %.1fx |\n",
-                static_cast<long long>(nodes), invert_s, nodes / base_rate, base_s, (nodes / base_rate) / invert_s);
+                static_cast<long long>(nodes), invert_s, nodes / base_rate, base_s,
+                (nodes / base_rate) / invert_s);
     std::printf("| throughput | %.0f nodes/s | %.0f nodes/s | **%.1fx** |\n", ours_rate, base_rate,
                 ours_rate / base_rate);
     std::printf("| peak RSS | %.0f MB (budget %zu MB) | %.0f MB (%d nodes in memory) | |\n", ours_rss, ram_mb,
                 baseline["peak_rss_mb"].get<double>(), baseline["nodes"].get<int>());
-    std::printf("| same subset, plain LS | %.3f s | %.2f s | %.1fx |\n", subset_ours_s, base_s, base_s / subset_ours_s);
+    std::printf("| same subset, plain LS | %.3f s | %.2f s | %.1fx |\n", subset_ours_s, base_s,
+                base_s / subset_ours_s);
     std::printf("| max difference, plain LS vs lstsq | %.2g m | | |\n", max_diff);
   } else {
-    std::printf("| inversion time | %.2f s | (skipped) | |\n| throughput | %.0f nodes/s | | |\n| peak RSS | %.0f MB | | |\n",
-                invert_s, ours_rate, ours_rss);
+    std::printf(
+        "| inversion time | %.2f s | (skipped) | |\n| throughput | %.0f nodes/s | | |\n| peak RSS | %.0f MB "
+        "| | |\n",
+        invert_s, ours_rate, ours_rss);
   }
-  std::printf("\nours: blocks of %d nodes; %lld validity patterns factored; %lld nodes robustly reweighted; "
-              "data generation %.2f s (not timed); mean |velocity north error| %.4f m/yr\n",
-              block, static_cast<long long>(stats.patterns), static_cast<long long>(stats.nodes_reweighted), generate_s,
-              velocity_error_sum / std::max<std::int64_t>(1, velocity_count));
+  std::printf(
+      "\nours: blocks of %d nodes; %lld validity patterns factored; %lld nodes robustly reweighted; "
+      "data generation %.2f s (not timed); mean |velocity north error| %.4f m/yr\n",
+      block, static_cast<long long>(stats.patterns), static_cast<long long>(stats.nodes_reweighted),
+      generate_s, velocity_error_sum / std::max<std::int64_t>(1, velocity_count));
   return 0;
 }

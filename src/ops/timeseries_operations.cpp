@@ -24,7 +24,8 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 std::vector<ParamDecl> pair_rule_params() {
   return {
-      ParamDecl::option("min-step", ParamType::kInt, "minimum matching range in acquisitions (1 = neighbours)")
+      ParamDecl::option("min-step", ParamType::kInt,
+                        "minimum matching range in acquisitions (1 = neighbours)")
           .defaults_to("1")
           .at_least(1),
       ParamDecl::option("max-step", ParamType::kInt, "maximum matching range in acquisitions (0 = unlimited)")
@@ -34,20 +35,23 @@ std::vector<ParamDecl> pair_rule_params() {
           .in_unit("days")
           .defaults_to("0")
           .at_least(0),
-      ParamDecl::option("max-days", ParamType::kDouble, "maximum interval between the two dates (0 = unlimited)")
+      ParamDecl::option("max-days", ParamType::kDouble,
+                        "maximum interval between the two dates (0 = unlimited)")
           .in_unit("days")
           .defaults_to("0")
           .at_least(0),
-      ParamDecl::option("direction", ParamType::kChoice, "reference earlier (forward), later (backward) or both")
+      ParamDecl::option("direction", ParamType::kChoice,
+                        "reference earlier (forward), later (backward) or both")
           .one_of({"forward", "backward", "both"})
           .defaults_to("forward"),
       ParamDecl::option("max-pairs", ParamType::kInt,
                         "cap on the pairs an image takes part in, shortest intervals first (0 = no cap)")
           .defaults_to("0")
           .at_least(0),
-      ParamDecl::option("any-track", ParamType::kBool,
-                        "also pair images of different orbits/tiles (by default only within one track when the "
-                        "names or manifest say which)"),
+      ParamDecl::option(
+          "any-track", ParamType::kBool,
+          "also pair images of different orbits/tiles (by default only within one track when the "
+          "names or manifest say which)"),
   };
 }
 
@@ -68,13 +72,18 @@ void register_pairs(OperationRegistry& registry) {
   op.name = "pairs";
   op.summary = "Form the pair network of an image series: pair table (CSV) and network plot (PNG)";
   op.description =
-      "Reads the images (files, folders, glob patterns, or one CSV manifest with columns path,date[,orbit,tile,"
+      "Reads the images (files, folders, glob patterns, or one CSV manifest with columns "
+      "path,date[,orbit,tile,"
       "sensor]), finds each acquisition date (Sentinel-2/Landsat names, Landsat MTL files, date metadata, "
-      "YYYYMMDD in the name), and forms the pairs allowed by the matching rules. Writes pairs.csv (columns id, "
+      "YYYYMMDD in the name), and forms the pairs allowed by the matching rules. Writes pairs.csv (columns "
+      "id, "
       "ref_path, sec_path, ref_date, sec_date, result_path, weight, days) and pairs.png (one arc per pair).";
   op.params = {
-      ParamDecl::argument("images", ParamType::kList, "image files, folders, glob patterns or one CSV manifest"),
-      ParamDecl::option("output", ParamType::kPath, "output folder (created if missing)").alias("o").mandatory(),
+      ParamDecl::argument("images", ParamType::kList,
+                          "image files, folders, glob patterns or one CSV manifest"),
+      ParamDecl::option("output", ParamType::kPath, "output folder (created if missing)")
+          .alias("o")
+          .mandatory(),
       ParamDecl::option("skip-bad", ParamType::kBool, "leave out unreadable images (listed as warnings)"),
   };
   for (auto& p : pair_rule_params()) op.params.push_back(std::move(p));
@@ -106,8 +115,9 @@ void register_pairs(OperationRegistry& registry) {
     s.warnings = images.skipped;
     if (parts > 1) s.warnings.push_back(fmt::format("the network has {} disconnected parts", parts));
     s.details = {{"first_date", dates.front().iso()}, {"last_date", dates.back().iso()}};
-    s.report = fmt::format("pair network: {} images ({} .. {}), {} pairs, {} part{}", images.size(),
-                           dates.front().iso(), dates.back().iso(), pairs.size(), parts, parts == 1 ? "" : "s");
+    s.report =
+        fmt::format("pair network: {} images ({} .. {}), {} pairs, {} part{}", images.size(),
+                    dates.front().iso(), dates.back().iso(), pairs.size(), parts, parts == 1 ? "" : "s");
     s.seconds = seconds_since(start);
     return s;
   };
@@ -120,19 +130,24 @@ void register_invert(OperationRegistry& registry) {
   op.summary = "Invert per-pair displacements into time series, velocities and their uncertainties";
   op.description =
       "Reads a pair table CSV (id, ref_path, sec_path, ref_date, sec_date, result_path[, weight]) whose "
-      "result_path rasters hold the pair displacements (bands east_m/north_m, or dx_px/dy_px with --units px), "
+      "result_path rasters hold the pair displacements (bands east_m/north_m, or dx_px/dy_px with --units "
+      "px), "
       "and inverts the network per node: weighted, robust (IRLS), with a weak temporal regularization that "
       "bridges gaps and disconnected networks. Writes the series cubes (one COG per component, one band per "
       "date), the CF NetCDF cube, velocity.tif (velocities, std, rmse, valid pairs, consistency, flags) and "
       "quicklooks. Streams by blocks of rows within --ram.";
   op.params = {
       ParamDecl::argument("pairs", ParamType::kPath, "pair table CSV, or a folder holding pairs.csv"),
-      ParamDecl::option("output", ParamType::kPath, "output folder (created if missing)").alias("o").mandatory(),
+      ParamDecl::option("output", ParamType::kPath, "output folder (created if missing)")
+          .alias("o")
+          .mandatory(),
       ParamDecl::option("units", ParamType::kChoice, "read bands east_m/north_m (m) or dx_px/dy_px (px)")
           .one_of({"m", "px"})
           .defaults_to("m"),
-      ParamDecl::option("east-band", ParamType::kString, "override the first component's band (name or index)"),
-      ParamDecl::option("north-band", ParamType::kString, "override the second component's band (name or index)"),
+      ParamDecl::option("east-band", ParamType::kString,
+                        "override the first component's band (name or index)"),
+      ParamDecl::option("north-band", ParamType::kString,
+                        "override the second component's band (name or index)"),
       ParamDecl::option("weight-band", ParamType::kString,
                         "per-node quality band in [0, 1] multiplying the pair weights (e.g. corr); slower"),
       ParamDecl::option("regularization", ParamType::kDouble,
@@ -185,12 +200,15 @@ void register_series_at(OperationRegistry& registry) {
   op.summary = "Print the displacement time series at a point as CSV and plot it with error bars";
   op.description =
       "Reads the products of `deforma invert` at X Y (map coordinates of the product grid, or its column and "
-      "row with --pixel), prints date, each component and its 1-sigma as CSV on standard output, and writes a "
+      "row with --pixel), prints date, each component and its 1-sigma as CSV on standard output, and writes "
+      "a "
       "PNG plot with error bars (series_<col>_<row>.png in the products folder, or --plot).";
   op.params = {
       ParamDecl::argument("point", ParamType::kList,
                           "X Y: easting/longitude and northing/latitude, or column and row with --pixel"),
-      ParamDecl::option("products", ParamType::kPath, "folder written by deforma invert").alias("p").mandatory(),
+      ParamDecl::option("products", ParamType::kPath, "folder written by deforma invert")
+          .alias("p")
+          .mandatory(),
       ParamDecl::option("pixel", ParamType::kBool, "X Y are column and row of the product grid"),
       ParamDecl::option("prefix", ParamType::kString, "prefix of the product file names"),
       ParamDecl::option("plot", ParamType::kPath, "PNG to write (default: in the products folder)"),
@@ -228,9 +246,10 @@ void register_series_at(OperationRegistry& registry) {
       ps.color = palette[c % 2];
       lines.push_back(std::move(ps));
     }
-    render::write_png(plot, render::plot_time_series(series.dates, lines,
-                                                     fmt::format("displacement at node ({}, {})", series.col, series.row),
-                                                     fmt::format("displacement ({})", series.unit)));
+    render::write_png(
+        plot, render::plot_time_series(series.dates, lines,
+                                       fmt::format("displacement at node ({}, {})", series.col, series.row),
+                                       fmt::format("displacement ({})", series.unit)));
     spdlog::info("wrote {}", plot);
     Summary s;
     s.operation = "series-at";

@@ -9,11 +9,12 @@
 
 namespace deforma::render {
 
-RgbImage render_scalar_map(const GridF& values, const GridU8& valid, const ColorScale& scale, Rgb nodata_color) {
+RgbImage render_scalar_map(const GridF& values, const GridU8& valid, const ColorScale& scale,
+                           Rgb nodata_color) {
   scale.validate();
   if (valid.width() != values.width() || valid.height() != values.height()) {
-    throw InvalidArgument(fmt::format("render_scalar_map: mask {}x{} differs from values {}x{}", valid.width(),
-                                      valid.height(), values.width(), values.height()));
+    throw InvalidArgument(fmt::format("render_scalar_map: mask {}x{} differs from values {}x{}",
+                                      valid.width(), valid.height(), values.width(), values.height()));
   }
   if (values.empty()) throw InvalidArgument("render_scalar_map: empty grid");
   RgbImage image(values.width(), values.height(), nodata_color);
@@ -39,7 +40,8 @@ RgbImage render_color_bar(const ColorScale& scale, int height) {
     RgbImage::text_size(format_tick(t, step), text_scale, 1, w, h);
     label_width = std::max(label_width, w);
   }
-  const std::string title = scale.unit.empty() ? scale.title : fmt::format("{} ({})", scale.title, scale.unit);
+  const std::string title =
+      scale.unit.empty() ? scale.title : fmt::format("{} ({})", scale.title, scale.unit);
   int title_width = 0;
   int title_height = 0;
   RgbImage::text_size(title, text_scale, 1, title_width, title_height);
@@ -105,11 +107,13 @@ void draw_vector_field(RgbImage& image, const GridF& east, const GridF& north, c
 }
 
 void QuicklookOptions::validate() const {
-  if (max_size_px < 16) throw InvalidArgument(fmt::format("quicklook max size {} px: expected >= 16", max_size_px));
+  if (max_size_px < 16)
+    throw InvalidArgument(fmt::format("quicklook max size {} px: expected >= 16", max_size_px));
   arrow_options.validate();
 }
 
-void downsample_nearest(const GridF& values, const GridU8& valid, int factor, GridF& out_values, GridU8& out_valid) {
+void downsample_nearest(const GridF& values, const GridU8& valid, int factor, GridF& out_values,
+                        GridU8& out_valid) {
   if (factor < 1) throw InvalidArgument(fmt::format("downsample factor {}: expected >= 1", factor));
   const int w = (values.width() + factor - 1) / factor;
   const int h = (values.height() + factor - 1) / factor;
@@ -170,7 +174,8 @@ RgbImage render_quicklook(const GridF& values, const GridU8& valid, const ColorS
   RgbImage figure(std::max(pad + map.width() + pad + bar.width() + pad, title_width + 2 * pad),
                   title_height + pad + std::max(map.height(), bar.height()) + pad, colors::kWhite);
   if (!options.title.empty()) {
-    figure.draw_text(options.title, figure.width() / 2.0, 8, colors::kBlack, 0.55, RgbImage::Anchor::kTopCenter);
+    figure.draw_text(options.title, figure.width() / 2.0, 8, colors::kBlack, 0.55,
+                     RgbImage::Anchor::kTopCenter);
   }
   figure.paste(map, pad, title_height + pad);
   figure.draw_rect(pad - 1, title_height + pad - 1, map.width() + 2, map.height() + 2, colors::kBlack);

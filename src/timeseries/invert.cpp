@@ -11,12 +11,12 @@
 #include <shared_mutex>
 #include <unordered_map>
 
-#include <Eigen/Cholesky>
-#include <Eigen/Dense>
 #include <fmt/format.h>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/partitioner.h>
+#include <Eigen/Cholesky>
+#include <Eigen/Dense>
 
 #include "deforma/core/error.hpp"
 
@@ -34,7 +34,8 @@ void InversionOptions::validate() const {
     throw InvalidArgument(fmt::format("--regularization {}: expected a value in 0..100", regularization));
   }
   if (!std::isfinite(outlier_threshold) || outlier_threshold < 1.0) {
-    throw InvalidArgument(fmt::format("--outlier-threshold {}: expected at least 1 (robust sigmas)", outlier_threshold));
+    throw InvalidArgument(
+        fmt::format("--outlier-threshold {}: expected at least 1 (robust sigmas)", outlier_threshold));
   }
   if (max_irls_iterations < 1 || max_irls_iterations > 100) {
     throw InvalidArgument(fmt::format("--irls-iterations {}: expected 1..100", max_irls_iterations));
@@ -53,8 +54,8 @@ void InversionResult::resize(int nodes, int dates) {
   const auto series = static_cast<std::size_t>(nodes) * static_cast<std::size_t>(dates);
   const auto n = static_cast<std::size_t>(nodes);
   for (auto* v : {&east, &north, &east_sigma, &north_sigma}) v->assign(series, std::nanf(""));
-  for (auto* v : {&velocity_east, &velocity_north, &velocity_magnitude, &velocity_east_std, &velocity_north_std,
-                  &velocity_magnitude_std, &rmse, &valid_pairs, &consistency}) {
+  for (auto* v : {&velocity_east, &velocity_north, &velocity_magnitude, &velocity_east_std,
+                  &velocity_north_std, &velocity_magnitude_std, &rmse, &valid_pairs, &consistency}) {
     v->assign(n, std::nanf(""));
   }
   flags.assign(n, kNodeOk);
@@ -62,7 +63,7 @@ void InversionResult::resize(int nodes, int dates) {
 
 namespace {
 
-constexpr int kChunkNodes = 2048;            // fixed: results do not depend on the thread count
+constexpr int kChunkNodes = 2048;                // fixed: results do not depend on the thread count
 constexpr std::size_t kCacheBytes = 256u << 20;  // factorizations kept across chunks
 
 using MatrixD = Eigen::MatrixXd;
@@ -72,9 +73,9 @@ using MatrixF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic>;
 // Everything a node with a given set of valid pairs (and weights) needs: u = S d, velocity = v d, and the
 // unit-variance uncertainties.
 struct PatternSolver {
-  std::vector<int> pairs;   // valid pair indices
-  MatrixF solve;            // (dates-1) x pairs.size()
-  Eigen::RowVectorXf velocity;  // 1 x pairs.size()
+  std::vector<int> pairs;          // valid pair indices
+  MatrixF solve;                   // (dates-1) x pairs.size()
+  Eigen::RowVectorXf velocity;     // 1 x pairs.size()
   std::vector<double> sigma_unit;  // per date, sqrt(diag(N^-1)) (0 at the first date)
   double velocity_sigma_unit = 0;
   int rank = 0;  // rank of the data part (dates linked by pairs minus components)
@@ -84,8 +85,8 @@ struct PatternSolver {
 
 struct NodeOutcome {
   double rss_east = 0, rss_north = 0;  // weighted
-  double sum_sq_weighted = 0;           // weighted sum of d^2 (both)
-  double rss_plain = 0;                 // unweighted, used pairs
+  double sum_sq_weighted = 0;          // weighted sum of d^2 (both)
+  double rss_plain = 0;                // unweighted, used pairs
   int used = 0;
   double weight_sum = 0;
 };
@@ -94,9 +95,9 @@ struct NodeOutcome {
 
 struct NetworkInverter::Impl {
   int date_count = 0;
-  std::vector<double> t_years;        // from the first date
-  std::vector<double> slope_coeff;    // OLS slope weights over dates (years)
-  MatrixD regularization_normal;      // lambda^2 R^T R over unknowns 1..N-1
+  std::vector<double> t_years;      // from the first date
+  std::vector<double> slope_coeff;  // OLS slope weights over dates (years)
+  MatrixD regularization_normal;    // lambda^2 R^T R over unknowns 1..N-1
   std::vector<NetworkPair> pairs;
   InversionOptions options;
 
@@ -171,13 +172,15 @@ struct NetworkInverter::Impl {
     solver->solve = s.cast<float>();
     solver->velocity = (c.transpose() * s).cast<float>();
     solver->sigma_unit.assign(date_count, 0.0);
-    for (int k = 1; k < date_count; ++k) solver->sigma_unit[k] = std::sqrt(std::max(0.0, n_inv(k - 1, k - 1)));
+    for (int k = 1; k < date_count; ++k)
+      solver->sigma_unit[k] = std::sqrt(std::max(0.0, n_inv(k - 1, k - 1)));
     solver->velocity_sigma_unit = std::sqrt(std::max(0.0, static_cast<double>(c.transpose() * n_inv * c)));
     solver->ok = true;
     return solver;
   }
 
-  std::shared_ptr<const PatternSolver> cached_solver(const std::string& key, const std::vector<double>& w) const {
+  std::shared_ptr<const PatternSolver> cached_solver(const std::string& key,
+                                                     const std::vector<double>& w) const {
     {
       std::shared_lock lock(cache_mutex);
       const auto it = cache.find(key);
@@ -185,7 +188,8 @@ struct NetworkInverter::Impl {
     }
     auto solver = build_solver(w);
     patterns.fetch_add(1);
-    const std::size_t bytes = static_cast<std::size_t>(solver->solve.size()) * sizeof(float) + key.size() + 256;
+    const std::size_t bytes =
+        static_cast<std::size_t>(solver->solve.size()) * sizeof(float) + key.size() + 256;
     std::unique_lock lock(cache_mutex);
     const auto it = cache.find(key);
     if (it != cache.end()) return it->second;
@@ -198,7 +202,8 @@ struct NetworkInverter::Impl {
 
   double robust_weight(double z) const {
     switch (options.robust) {
-      case RobustLoss::kNone: return 1.0;
+      case RobustLoss::kNone:
+        return 1.0;
       case RobustLoss::kTukey: {
         const double c = 4.685;
         if (z >= c) return 0.0;
@@ -217,8 +222,8 @@ struct NetworkInverter::Impl {
   void finish_node(int node, const float* east, const float* north, const std::vector<double>& u_east,
                    const std::vector<double>& u_north, const std::vector<double>& w,
                    const std::vector<double>& robust, const std::vector<double>& sigma_unit,
-                   double velocity_sigma_unit, double velocity_east, double velocity_north, int rank, bool is_bridged,
-                   bool was_reweighted, InversionResult& out) const {
+                   double velocity_sigma_unit, double velocity_east, double velocity_north, int rank,
+                   bool is_bridged, bool was_reweighted, InversionResult& out) const {
     NodeOutcome o;
     for (std::size_t k = 0; k < pairs.size(); ++k) {
       if (w[k] <= 0.0) continue;
@@ -227,7 +232,8 @@ struct NetworkInverter::Impl {
       const double wk = w[k] * robust[k];
       o.rss_east += wk * re * re;
       o.rss_north += wk * rn * rn;
-      o.sum_sq_weighted += wk * (static_cast<double>(east[k]) * east[k] + static_cast<double>(north[k]) * north[k]);
+      o.sum_sq_weighted +=
+          wk * (static_cast<double>(east[k]) * east[k] + static_cast<double>(north[k]) * north[k]);
       if (robust[k] > 0.5) {
         o.rss_plain += re * re + rn * rn;
         ++o.used;
@@ -264,14 +270,16 @@ struct NetworkInverter::Impl {
     const double vn_std = sigma0_north * velocity_sigma_unit;
     out.velocity_east_std[node] = static_cast<float>(ve_std);
     out.velocity_north_std[node] = static_cast<float>(vn_std);
-    out.velocity_magnitude_std[node] = static_cast<float>(
-        magnitude > 0 ? std::sqrt(velocity_east * velocity_east * ve_std * ve_std +
-                                  velocity_north * velocity_north * vn_std * vn_std) / magnitude
-                      : std::sqrt(0.5 * (ve_std * ve_std + vn_std * vn_std)));
+    out.velocity_magnitude_std[node] =
+        static_cast<float>(magnitude > 0 ? std::sqrt(velocity_east * velocity_east * ve_std * ve_std +
+                                                     velocity_north * velocity_north * vn_std * vn_std) /
+                                               magnitude
+                                         : std::sqrt(0.5 * (ve_std * ve_std + vn_std * vn_std)));
     out.rmse[node] = static_cast<float>(o.used > 0 ? std::sqrt(o.rss_plain / o.used) : 0.0);
     out.valid_pairs[node] = static_cast<float>(o.used);
     out.consistency[node] = static_cast<float>(
-        o.sum_sq_weighted > 0 ? std::clamp(1.0 - (o.rss_east + o.rss_north) / o.sum_sq_weighted, 0.0, 1.0) : 1.0);
+        o.sum_sq_weighted > 0 ? std::clamp(1.0 - (o.rss_east + o.rss_north) / o.sum_sq_weighted, 0.0, 1.0)
+                              : 1.0);
     out.flags[node] = flag;
     if (is_bridged) bridged.fetch_add(1);
     if (was_reweighted) reweighted.fetch_add(1);
@@ -414,7 +422,8 @@ struct NetworkInverter::Impl {
         }
         std::nth_element(abs_r.begin(), abs_r.begin() + abs_r.size() / 2, abs_r.end());
         // Residuals are smaller than the noise by the fraction of freedom the fit used up.
-        const double inflate = std::sqrt(static_cast<double>(abs_r.size()) / std::max(1, static_cast<int>(abs_r.size()) - rank));
+        const double inflate =
+            std::sqrt(static_cast<double>(abs_r.size()) / std::max(1, static_cast<int>(abs_r.size()) - rank));
         return std::max(options.min_sigma, 1.4826 * inflate * abs_r[abs_r.size() / 2]);
       };
       const double se = scale_of(true);
@@ -444,8 +453,8 @@ struct NetworkInverter::Impl {
       vn += slope_coeff[k] * un[k];
     }
     const double v_sigma = std::sqrt(std::max(0.0, v_var));
-    finish_node(node, east, north, ue, un, base_weights, robust, sigma_unit, v_sigma, ve, vn, rank, is_bridged,
-                robust_pass, out);
+    finish_node(node, east, north, ue, un, base_weights, robust, sigma_unit, v_sigma, ve, vn, rank,
+                is_bridged, robust_pass, out);
   }
 
   void run_chunk(const PairObservations& obs, int first, int last, InversionResult& out) const {
@@ -517,21 +526,23 @@ struct NetworkInverter::Impl {
           solve_single(node, e, n, w, true, false, out);
           continue;
         }
-        finish_node(node, e, n, ue, un, w, ones, solver->sigma_unit, solver->velocity_sigma_unit, v(c), v(count + c),
-                    solver->rank, solver->bridged, false, out);
+        finish_node(node, e, n, ue, un, w, ones, solver->sigma_unit, solver->velocity_sigma_unit, v(c),
+                    v(count + c), solver->rank, solver->bridged, false, out);
       }
     }
   }
 };
 
-NetworkInverter::NetworkInverter(std::vector<io::Date> dates, std::vector<NetworkPair> pairs, InversionOptions options)
+NetworkInverter::NetworkInverter(std::vector<io::Date> dates, std::vector<NetworkPair> pairs,
+                                 InversionOptions options)
     : dates_(std::move(dates)), pairs_(std::move(pairs)), options_(options), impl_(std::make_unique<Impl>()) {
   options_.validate();
-  if (dates_.size() < 2) throw InvalidArgument(fmt::format("inversion: needs at least 2 dates, got {}", dates_.size()));
+  if (dates_.size() < 2)
+    throw InvalidArgument(fmt::format("inversion: needs at least 2 dates, got {}", dates_.size()));
   for (std::size_t k = 1; k < dates_.size(); ++k) {
     if (!(dates_[k - 1] < dates_[k])) {
-      throw InvalidArgument(fmt::format("inversion: dates must increase strictly ({} then {})", dates_[k - 1].iso(),
-                                        dates_[k].iso()));
+      throw InvalidArgument(fmt::format("inversion: dates must increase strictly ({} then {})",
+                                        dates_[k - 1].iso(), dates_[k].iso()));
     }
   }
   if (pairs_.empty()) throw InvalidArgument("inversion: no pair");
@@ -539,8 +550,9 @@ NetworkInverter::NetworkInverter(std::vector<io::Date> dates, std::vector<Networ
   for (std::size_t k = 0; k < pairs_.size(); ++k) {
     const auto& p = pairs_[k];
     if (p.ref < 0 || p.sec < 0 || p.ref >= n || p.sec >= n || p.ref == p.sec) {
-      throw InvalidArgument(fmt::format("inversion: pair {} joins dates {} and {}; expected two distinct dates in 0..{}",
-                                        k, p.ref, p.sec, n - 1));
+      throw InvalidArgument(
+          fmt::format("inversion: pair {} joins dates {} and {}; expected two distinct dates in 0..{}", k,
+                      p.ref, p.sec, n - 1));
     }
     if (!(p.weight > 0.0) || !std::isfinite(p.weight)) {
       throw InvalidArgument(fmt::format("inversion: pair {} has weight {}; expected > 0", k, p.weight));
@@ -581,12 +593,14 @@ NetworkInverter::NetworkInverter(std::vector<io::Date> dates, std::vector<Networ
 
 NetworkInverter::~NetworkInverter() = default;
 
-void NetworkInverter::invert(const PairObservations& observations, InversionResult& result, Progress* progress) const {
+void NetworkInverter::invert(const PairObservations& observations, InversionResult& result,
+                             Progress* progress) const {
   if (observations.pair_count != static_cast<int>(pairs_.size())) {
-    throw InvalidArgument(fmt::format("inversion: observations have {} pairs, the network {}", observations.pair_count,
-                                      pairs_.size()));
+    throw InvalidArgument(fmt::format("inversion: observations have {} pairs, the network {}",
+                                      observations.pair_count, pairs_.size()));
   }
-  if (observations.node_count < 0 || (observations.node_count > 0 && (!observations.east || !observations.north))) {
+  if (observations.node_count < 0 ||
+      (observations.node_count > 0 && (!observations.east || !observations.north))) {
     throw InvalidArgument("inversion: observations need east and north arrays");
   }
   result.resize(observations.node_count, static_cast<int>(dates_.size()));

@@ -13,11 +13,13 @@ namespace deforma::timeseries::detail {
 namespace {
 
 void check(int status, const std::string& path, const std::string& what) {
-  if (status != NC_NOERR) throw IoError(fmt::format("{}: NetCDF error while {}: {}", path, what, nc_strerror(status)));
+  if (status != NC_NOERR)
+    throw IoError(fmt::format("{}: NetCDF error while {}: {}", path, what, nc_strerror(status)));
 }
 
 void put_text(int ncid, int var, const char* name, const std::string& value, const std::string& path) {
-  check(nc_put_att_text(ncid, var, name, value.size(), value.c_str()), path, fmt::format("writing attribute {}", name));
+  check(nc_put_att_text(ncid, var, name, value.size(), value.c_str()), path,
+        fmt::format("writing attribute {}", name));
 }
 
 // Closes the file on every path out.
@@ -30,9 +32,9 @@ struct NcFile {
 
 }  // namespace
 
-void write_netcdf_cube(const std::string& path, const std::vector<io::Date>& dates, const io::RasterInfo& grid,
-                       const std::vector<CubeVariable>& variables, const io::Provenance& provenance,
-                       int rows_per_block) {
+void write_netcdf_cube(const std::string& path, const std::vector<io::Date>& dates,
+                       const io::RasterInfo& grid, const std::vector<CubeVariable>& variables,
+                       const io::Provenance& provenance, int rows_per_block) {
   rows_per_block = std::max(1, rows_per_block);
   io::write_atomically(path, [&](const std::string& tmp) {
     NcFile file;
@@ -83,8 +85,10 @@ void write_netcdf_cube(const std::string& path, const std::vector<io::Date>& dat
       put_text(nc, var_crs, "spatial_ref", grid.crs_wkt, path);  // GDAL's name for the same
     }
     const auto& c = grid.geotransform.c;
-    put_text(nc, var_crs, "GeoTransform", fmt::format("{:.17g} {:.17g} {:.17g} {:.17g} {:.17g} {:.17g}", c[0], c[1],
-                                                      c[2], c[3], c[4], c[5]), path);
+    put_text(
+        nc, var_crs, "GeoTransform",
+        fmt::format("{:.17g} {:.17g} {:.17g} {:.17g} {:.17g} {:.17g}", c[0], c[1], c[2], c[3], c[4], c[5]),
+        path);
     std::vector<int> var_ids;
     const float fill = -9999.0f;
     for (const auto& v : variables) {

@@ -18,8 +18,8 @@ struct CubeVariable {
 };
 
 /// Copies the variables from their COGs into `path` (atomically), by blocks of `rows_per_block` rows.
-void write_netcdf_cube(const std::string& path, const std::vector<io::Date>& dates, const io::RasterInfo& grid,
-                       const std::vector<CubeVariable>& variables, const io::Provenance& provenance,
-                       int rows_per_block);
+void write_netcdf_cube(const std::string& path, const std::vector<io::Date>& dates,
+                       const io::RasterInfo& grid, const std::vector<CubeVariable>& variables,
+                       const io::Provenance& provenance, int rows_per_block);
 
 }  // namespace deforma::timeseries::detail

@@ -1,13 +1,13 @@
 #include "deforma/timeseries/products.hpp"
 
+#include <strings.h>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <optional>
-#include <strings.h>
-#include <tuple>
 #include <sstream>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -25,8 +25,10 @@ namespace fs = std::filesystem;
 
 void InvertRastersOptions::validate() const {
   if (output_dir.empty()) throw InvalidArgument("--output: an output folder is required");
-  if (block_rows < 0) throw InvalidArgument(fmt::format("block rows {}: expected 0 (automatic) or more", block_rows));
-  if (units != "m" && units != "px") throw InvalidArgument(fmt::format("--units '{}': expected m or px", units));
+  if (block_rows < 0)
+    throw InvalidArgument(fmt::format("block rows {}: expected 0 (automatic) or more", block_rows));
+  if (units != "m" && units != "px")
+    throw InvalidArgument(fmt::format("--units '{}': expected m or px", units));
   if (prefix.find('/') != std::string::npos) {
     throw InvalidArgument(fmt::format("--prefix '{}': a name prefix, not a path", prefix));
   }
@@ -59,21 +61,23 @@ Components components_for(const InvertRastersOptions& options) {
 
 // A band by description (case-insensitive) or 1-based index.
 int find_band(const io::RasterInfo& info, const std::string& name, const std::string& parameter) {
-  if (!name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
+  if (!name.empty() &&
+      std::all_of(name.begin(), name.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
     const int index = std::stoi(name);
     if (index < 1 || index > info.band_count()) {
-      throw FormatError(fmt::format("{}: --{} {} is not a band (the file has {})", info.path, parameter, index,
-                                    info.band_count()));
+      throw FormatError(fmt::format("{}: --{} {} is not a band (the file has {})", info.path, parameter,
+                                    index, info.band_count()));
     }
     return index;
   }
   std::string names;
   for (const auto& b : info.bands) {
     if (strcasecmp(b.description.c_str(), name.c_str()) == 0) return b.index;
-    names += (names.empty() ? "" : ", ") + (b.description.empty() ? fmt::format("#{}", b.index) : b.description);
+    names +=
+        (names.empty() ? "" : ", ") + (b.description.empty() ? fmt::format("#{}", b.index) : b.description);
   }
-  throw FormatError(fmt::format("{}: no band named '{}' (bands: {}); choose --units or --{}", info.path, name, names,
-                                parameter));
+  throw FormatError(fmt::format("{}: no band named '{}' (bands: {}); choose --units or --{}", info.path, name,
+                                names, parameter));
 }
 
 std::string product_path(const InvertRastersOptions& o, const std::string& name) {
@@ -89,13 +93,15 @@ struct Sampled {
 
 }  // namespace
 
-Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersOptions& options, RunContext& context) {
+Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
+                            RunContext& context) {
   const auto start_time = std::chrono::steady_clock::now();
   options.validate();
   if (pairs.empty()) throw InvalidArgument("invert: the pair table has no pair");
   for (const auto& p : pairs) {
     if (p.result_path.empty()) {
-      throw InvalidArgument(fmt::format("invert: pair '{}' has no result_path (correlate the pairs first)", p.id));
+      throw InvalidArgument(
+          fmt::format("invert: pair '{}' has no result_path (correlate the pairs first)", p.id));
     }
   }
   const Components comp = components_for(options);
@@ -119,15 +125,16 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
     auto raster = io::Raster::open(pairs[k].result_path);
     const auto& info = raster.info();
     if (first_info && !io::same_grid(*first_info, info)) {
-      throw InvalidArgument(fmt::format("invert: {} ({}x{}) is not on the grid of {} ({}x{}); all pair results must "
-                                        "share one grid",
-                                        info.path, info.width, info.height, first_info->path, first_info->width,
-                                        first_info->height));
+      throw InvalidArgument(fmt::format(
+          "invert: {} ({}x{}) is not on the grid of {} ({}x{}); all pair results must "
+          "share one grid",
+          info.path, info.width, info.height, first_info->path, first_info->width, first_info->height));
     }
     if (!first_info) first_info = info;
     band_first.push_back(find_band(info, comp.first_band, "east-band"));
     band_second.push_back(find_band(info, comp.second_band, "north-band"));
-    band_weight.push_back(options.weight_band.empty() ? 0 : find_band(info, options.weight_band, "weight-band"));
+    band_weight.push_back(options.weight_band.empty() ? 0
+                                                      : find_band(info, options.weight_band, "weight-band"));
     if (keep_open) rasters[k].emplace(std::move(raster));
   }
   const io::RasterInfo grid = *first_info;
@@ -137,7 +144,8 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
   std::vector<std::pair<int, int>> indices;
   const auto dates = network_dates(pairs, &indices);
   std::vector<NetworkPair> network;
-  for (std::size_t k = 0; k < pairs.size(); ++k) network.push_back({indices[k].first, indices[k].second, pairs[k].weight});
+  for (std::size_t k = 0; k < pairs.size(); ++k)
+    network.push_back({indices[k].first, indices[k].second, pairs[k].weight});
   const NetworkInverter inverter(dates, network, options.inversion);
   const int date_count = static_cast<int>(dates.size());
   const int m = static_cast<int>(pairs.size());
@@ -145,12 +153,13 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
 
   // Rows per block from the RAM budget: observations (2-3 floats per pair and node, plus the read
   // window), results (4 series per date and node) and the writers' staging, per row of nodes.
-  const double bytes_per_row = static_cast<double>(width) *
-                               (m * (options.weight_band.empty() ? 2.0 : 3.0) * 4.0 * 2.0 + date_count * 4.0 * 4.0 * 2.0 +
-                                32.0 * 4.0);
-  const double budget = static_cast<double>(std::max<std::size_t>(context.ram_budget_mb, 16)) * 1024.0 * 1024.0 * 0.6;
-  const int rows_per_block =
-      std::clamp(options.block_rows > 0 ? options.block_rows : static_cast<int>(budget / bytes_per_row), 1, height);
+  const double bytes_per_row =
+      static_cast<double>(width) *
+      (m * (options.weight_band.empty() ? 2.0 : 3.0) * 4.0 * 2.0 + date_count * 4.0 * 4.0 * 2.0 + 32.0 * 4.0);
+  const double budget =
+      static_cast<double>(std::max<std::size_t>(context.ram_budget_mb, 16)) * 1024.0 * 1024.0 * 0.6;
+  const int rows_per_block = std::clamp(
+      options.block_rows > 0 ? options.block_rows : static_cast<int>(budget / bytes_per_row), 1, height);
 
   io::Provenance provenance;
   provenance.command_line = context.command_line;
@@ -161,9 +170,9 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
   const std::string unit_suffix = comp.unit == "m" ? "_m_per_yr" : "_px_per_yr";
   std::vector<io::OutputBand> date_bands;
   for (const auto& d : dates) date_bands.push_back({d.iso(), comp.unit, kNodata});
-  const std::vector<std::string> cube_names = {"timeseries_" + comp.first + ".tif", "timeseries_" + comp.second + ".tif",
-                                               "timeseries_" + comp.first + "_sigma.tif",
-                                               "timeseries_" + comp.second + "_sigma.tif"};
+  const std::vector<std::string> cube_names = {
+      "timeseries_" + comp.first + ".tif", "timeseries_" + comp.second + ".tif",
+      "timeseries_" + comp.first + "_sigma.tif", "timeseries_" + comp.second + "_sigma.tif"};
   std::vector<std::unique_ptr<io::CogWriter>> cubes;
   for (const auto& name : cube_names) {
     cubes.push_back(std::make_unique<io::CogWriter>(product_path(options, name), width, height, date_bands,
@@ -181,14 +190,15 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
       {"consistency", "1", kNodata},
       {"flags", "bits", kNodata},  // GeoTIFF has one nodata value for all bands
   };
-  io::CogWriter velocity_writer(product_path(options, "velocity.tif"), width, height, velocity_bands, grid.geotransform,
-                                grid.crs_wkt, provenance);
+  io::CogWriter velocity_writer(product_path(options, "velocity.tif"), width, height, velocity_bands,
+                                grid.geotransform, grid.crs_wkt, provenance);
 
   Sampled sampled;
   sampled.factor = std::max(1, (std::max(width, height) + 1199) / 1200);
   const int sw = (width + sampled.factor - 1) / sampled.factor;
   const int sh = (height + sampled.factor - 1) / sampled.factor;
-  for (auto* g : {&sampled.magnitude, &sampled.first, &sampled.second, &sampled.rmse}) *g = GridF(sw, sh, 0.0f);
+  for (auto* g : {&sampled.magnitude, &sampled.first, &sampled.second, &sampled.rmse})
+    *g = GridF(sw, sh, 0.0f);
   sampled.valid = GridU8(sw, sh, 0);
 
   Progress& progress = progress_or_null(context.progress);
@@ -208,7 +218,8 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
     // Each pair raster is its own GDAL dataset, so pairs can be read concurrently.
     tbb::parallel_for(0, m, [&](int p) {
       std::optional<io::Raster> reopened;
-      const io::Raster& raster = keep_open ? *rasters[p] : reopened.emplace(io::Raster::open(pairs[p].result_path));
+      const io::Raster& raster =
+          keep_open ? *rasters[p] : reopened.emplace(io::Raster::open(pairs[p].result_path));
       const auto a = raster.read(band_first[p], window);
       const auto b = raster.read(band_second[p], window);
       std::optional<io::BandWindow> q;
@@ -231,14 +242,20 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
                                                            &result.north_sigma};
     for (std::size_t c = 0; c < series.size(); ++c) {
       for (int k = 0; k < date_count; ++k) {
-        for (int i = 0; i < nodes; ++i) plane.data()[i] = put((*series[c])[static_cast<std::size_t>(i) * date_count + k]);
+        for (int i = 0; i < nodes; ++i)
+          plane.data()[i] = put((*series[c])[static_cast<std::size_t>(i) * date_count + k]);
         cubes[c]->write(k + 1, window, plane);
       }
     }
-    const std::vector<const std::vector<float>*> maps = {
-        &result.velocity_east,     &result.velocity_north,         &result.velocity_magnitude,
-        &result.velocity_east_std, &result.velocity_north_std,     &result.velocity_magnitude_std,
-        &result.rmse,              &result.valid_pairs,            &result.consistency};
+    const std::vector<const std::vector<float>*> maps = {&result.velocity_east,
+                                                         &result.velocity_north,
+                                                         &result.velocity_magnitude,
+                                                         &result.velocity_east_std,
+                                                         &result.velocity_north_std,
+                                                         &result.velocity_magnitude_std,
+                                                         &result.rmse,
+                                                         &result.valid_pairs,
+                                                         &result.consistency};
     for (std::size_t b = 0; b < maps.size(); ++b) {
       for (int i = 0; i < nodes; ++i) plane.data()[i] = put((*maps[b])[i]);
       velocity_writer.write(static_cast<int>(b) + 1, window, plane);
@@ -282,13 +299,15 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
         {"velocity_" + comp.first, velocity_writer.path(), 1, velocity_unit, "mean velocity " + comp.first},
         {"velocity_" + comp.second, velocity_writer.path(), 2, velocity_unit, "mean velocity " + comp.second},
         {"velocity_magnitude", velocity_writer.path(), 3, velocity_unit, "mean velocity magnitude"},
-        {"velocity_magnitude_std", velocity_writer.path(), 6, velocity_unit, "1-sigma of the mean velocity magnitude"},
+        {"velocity_magnitude_std", velocity_writer.path(), 6, velocity_unit,
+         "1-sigma of the mean velocity magnitude"},
         {"rmse", velocity_writer.path(), 7, comp.unit, "residual RMS of the pair network"},
         {"valid_pairs", velocity_writer.path(), 8, "1", "number of valid pairs"},
         {"consistency", velocity_writer.path(), 9, "1", "temporal consistency index"},
     };
     const std::string nc_path = product_path(options, "timeseries.nc");
-    const int nc_rows = std::clamp(static_cast<int>(budget / (static_cast<double>(width) * 8.0 * 4.0)), 1, height);
+    const int nc_rows =
+        std::clamp(static_cast<int>(budget / (static_cast<double>(width) * 8.0 * 4.0)), 1, height);
     detail::write_netcdf_cube(nc_path, dates, grid, vars, provenance, nc_rows);
     summary.outputs.push_back(nc_path);
   }
@@ -317,21 +336,23 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
     const auto mag_scale =
         render::ColorScale::robust_sequential(sampled.magnitude, sampled.valid, "velocity", velocity_unit);
     const std::string png_mag = product_path(options, "velocity_magnitude.png");
-    render::write_png(png_mag, render::render_quicklook(sampled.magnitude, sampled.valid, mag_scale, q, &sampled.first,
-                                                        &sampled.second));
+    render::write_png(png_mag, render::render_quicklook(sampled.magnitude, sampled.valid, mag_scale, q,
+                                                        &sampled.first, &sampled.second));
     summary.outputs.push_back(png_mag);
     for (const auto& [name, g] : {std::pair<std::string, const GridF*>{comp.first, &sampled.first},
                                   std::pair<std::string, const GridF*>{comp.second, &sampled.second}}) {
       render::QuicklookOptions qc;
       qc.title = "mean velocity " + name;
-      const auto scale = render::ColorScale::robust_diverging(*g, sampled.valid, "velocity " + name, velocity_unit);
+      const auto scale =
+          render::ColorScale::robust_diverging(*g, sampled.valid, "velocity " + name, velocity_unit);
       const std::string png = product_path(options, "velocity_" + name + ".png");
       render::write_png(png, render::render_quicklook(*g, sampled.valid, scale, qc));
       summary.outputs.push_back(png);
     }
     render::QuicklookOptions qr;
     qr.title = "residual RMS of the pair network";
-    const auto rmse_scale = render::ColorScale::robust_sequential(sampled.rmse, sampled.valid, "rmse", comp.unit);
+    const auto rmse_scale =
+        render::ColorScale::robust_sequential(sampled.rmse, sampled.valid, "rmse", comp.unit);
     const std::string png_rmse = product_path(options, "rmse.png");
     render::write_png(png_rmse, render::render_quicklook(sampled.rmse, sampled.valid, rmse_scale, qr));
     summary.outputs.push_back(png_rmse);
@@ -356,25 +377,29 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
                      {"median_rmse", median_rmse},
                      {"velocity_unit", velocity_unit}};
   if (components > 1) {
-    summary.warnings.push_back(fmt::format(
-        "the pair network has {} disconnected parts: dates between them are bridged by the temporal regularization "
-        "(flag 8), with larger uncertainties",
-        components));
+    summary.warnings.push_back(
+        fmt::format("the pair network has {} disconnected parts: dates between them are bridged by the "
+                    "temporal regularization "
+                    "(flag 8), with larger uncertainties",
+                    components));
   }
-  if (stats.nodes_nodata == stats.nodes) summary.warnings.push_back("no node had a valid pair: every output is nodata");
+  if (stats.nodes_nodata == stats.nodes)
+    summary.warnings.push_back("no node had a valid pair: every output is nodata");
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
   summary.report = fmt::format(
       "time-series inversion: {} dates, {} pairs ({} network part{}), {} x {} nodes\n"
-      "  valid nodes {} ({} nodata), robustly reweighted {}, bridged by regularization {}, factorizations {}\n"
+      "  valid nodes {} ({} nodata), robustly reweighted {}, bridged by regularization {}, factorizations "
+      "{}\n"
       "  median velocity magnitude {:.4g} {}, median residual RMSE {:.4g} {} (quicklook sample)\n"
       "  {:.1f} s",
       date_count, m, components, components == 1 ? "" : "s", width, height, stats.nodes - stats.nodes_nodata,
-      stats.nodes_nodata, stats.nodes_reweighted, stats.nodes_bridged, stats.patterns, median_velocity, velocity_unit,
-      median_rmse, comp.unit, summary.seconds);
+      stats.nodes_nodata, stats.nodes_reweighted, stats.nodes_bridged, stats.patterns, median_velocity,
+      velocity_unit, median_rmse, comp.unit, summary.seconds);
   return summary;
 }
 
-NodeSeries read_series_at(const std::string& products_dir, const std::string& prefix, double x, double y, bool pixel) {
+NodeSeries read_series_at(const std::string& products_dir, const std::string& prefix, double x, double y,
+                          bool pixel) {
   NodeSeries s;
   std::string first;
   std::string second;
@@ -388,8 +413,9 @@ NodeSeries read_series_at(const std::string& products_dir, const std::string& pr
     }
   }
   if (first.empty()) {
-    throw IoError(fmt::format("{}: no time-series products (timeseries_east.tif or timeseries_dx.tif{}) found",
-                              products_dir, prefix.empty() ? "" : " with prefix " + prefix));
+    throw IoError(
+        fmt::format("{}: no time-series products (timeseries_east.tif or timeseries_dx.tif{}) found",
+                    products_dir, prefix.empty() ? "" : " with prefix " + prefix));
   }
   s.components = {first, second};
   auto path_of = [&](const std::string& name) { return (fs::path(products_dir) / (prefix + name)).string(); };
@@ -403,14 +429,16 @@ NodeSeries read_series_at(const std::string& products_dir, const std::string& pr
   s.col = static_cast<int>(std::floor(col));
   s.row = static_cast<int>(std::floor(row));
   if (s.col < 0 || s.row < 0 || s.col >= info.width || s.row >= info.height) {
-    throw InvalidArgument(fmt::format("point ({}, {}) is {} ({}, {}) of the product grid, outside its {} x {} nodes", x,
-                                      y, pixel ? "pixel" : "at pixel", s.col, s.row, info.width, info.height));
+    throw InvalidArgument(
+        fmt::format("point ({}, {}) is {} ({}, {}) of the product grid, outside its {} x {} nodes", x, y,
+                    pixel ? "pixel" : "at pixel", s.col, s.row, info.width, info.height));
   }
   for (const auto& b : info.bands) {
     try {
       s.dates.push_back(io::Date::parse(b.description));
     } catch (const InvalidArgument&) {
-      throw FormatError(fmt::format("{}: band {} is named '{}', not an ISO date", info.path, b.index, b.description));
+      throw FormatError(
+          fmt::format("{}: band {} is named '{}', not an ISO date", info.path, b.index, b.description));
     }
   }
   const io::Window one{s.col, s.row, 1, 1};
@@ -434,7 +462,8 @@ NodeSeries read_series_at(const std::string& products_dir, const std::string& pr
 std::string series_to_csv(const NodeSeries& series) {
   std::ostringstream out;
   out << "date";
-  for (const auto& c : series.components) out << ',' << c << '_' << series.unit << ',' << c << "_sigma_" << series.unit;
+  for (const auto& c : series.components)
+    out << ',' << c << '_' << series.unit << ',' << c << "_sigma_" << series.unit;
   out << '\n';
   auto cell = [](double v) { return std::isfinite(v) ? fmt::format("{:.6g}", v) : std::string(); };
   for (std::size_t k = 0; k < series.dates.size(); ++k) {

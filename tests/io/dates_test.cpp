@@ -46,14 +46,16 @@ TEST(Date, ParsesIsoCompactAndDateTimes) {
 }
 
 TEST(ProductName, Sentinel2ProductAndTile) {
-  const auto product = parse_product_name("S2A_MSIL1C_20200101T103431_N0208_R108_T32TLR_20200101T123456.SAFE");
+  const auto product =
+      parse_product_name("S2A_MSIL1C_20200101T103431_N0208_R108_T32TLR_20200101T123456.SAFE");
   ASSERT_TRUE(product.recognised);
   ASSERT_EQ(product.dates.size(), 1u);
   EXPECT_EQ(product.dates[0].date, Date::from_ymd(2020, 1, 1));
   EXPECT_EQ(product.tile, "T32TLR");
   EXPECT_EQ(product.orbit, "R108");
   EXPECT_EQ(product.sensor, "S2A");
-  const auto processed_later = parse_product_name("S2B_MSIL2A_20210305T103019_N0300_R108_T32TLR_20210306T090000.zip");
+  const auto processed_later =
+      parse_product_name("S2B_MSIL2A_20210305T103019_N0300_R108_T32TLR_20210306T090000.zip");
   ASSERT_EQ(processed_later.dates.size(), 1u);
   EXPECT_EQ(processed_later.dates[0].date, Date::from_ymd(2021, 3, 5));  // sensing, not processing
   const auto tile = parse_product_name("some/dir/T32TLR_20200101T103431_B08.jp2");
@@ -100,7 +102,8 @@ TEST(AcquisitionDate, MtlBesideAConflictingNameIsAnError) {
   test::TempDir dir;
   const auto raster = dir.file("LC80630182016200LGN00_B8_crop.TIF");
   test::write_test_geotiff(raster, GridF(4, 4, 1.0f));
-  std::ofstream(dir.file("LC80630182016200LGN00_MTL.txt")) << "GROUP = L1_METADATA_FILE\n  DATE_ACQUIRED = 2016-07-18\n";
+  std::ofstream(dir.file("LC80630182016200LGN00_MTL.txt"))
+      << "GROUP = L1_METADATA_FILE\n  DATE_ACQUIRED = 2016-07-18\n";
   EXPECT_EQ(acquisition_date(raster), Date::from_ymd(2016, 7, 18));
   std::ofstream(dir.file("LC80630182016200LGN00_B8_MTL.txt")) << "    DATE_ACQUIRED = 2016-07-19\n";
   const auto msg = message_of([&] { acquisition_date(raster); });
@@ -133,7 +136,8 @@ TEST(AcquisitionDate, TiffTags) {
 TEST(AcquisitionDate, RealYahtseMtlFiles) {
   DEFORMA_REQUIRE_DATA("yahtse-l8", yahtse);
   EXPECT_EQ(read_mtl_date((yahtse / "LC80630182016200LGN00_MTL.txt").string()), Date::from_ymd(2016, 7, 18));
-  EXPECT_EQ(read_mtl_date((yahtse / "LC80630182016216LGN00_B8_MTL.txt").string()), Date::from_ymd(2016, 8, 3));
+  EXPECT_EQ(read_mtl_date((yahtse / "LC80630182016216LGN00_B8_MTL.txt").string()),
+            Date::from_ymd(2016, 8, 3));
   const auto first = (yahtse / "LC80630182016200LGN00_B8_yahtse.TIF").string();
   const auto second = (yahtse / "LC80630182016216LGN00_B8_yahtse.TIF").string();
   EXPECT_EQ(find_mtl_beside(first).size(), 1u);
@@ -142,7 +146,8 @@ TEST(AcquisitionDate, RealYahtseMtlFiles) {
   EXPECT_EQ(date_evidence(first).size(), 2u);
   EXPECT_EQ(acquisition_date(first), Date::from_ymd(2016, 7, 18));
   EXPECT_EQ(acquisition_date(second), Date::from_ymd(2016, 8, 3));
-  EXPECT_EQ(acquisition_date((yahtse / "LC80630182016216LGN00_B8_MTL.txt").string()), Date::from_ymd(2016, 8, 3));
+  EXPECT_EQ(acquisition_date((yahtse / "LC80630182016216LGN00_B8_MTL.txt").string()),
+            Date::from_ymd(2016, 8, 3));
 }
 
 TEST(AcquisitionDate, RealPeritoMorenoNames) {

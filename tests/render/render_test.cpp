@@ -16,7 +16,9 @@ bool close(Rgb a, Rgb b) {
   return std::abs(a.r - b.r) <= 6 && std::abs(a.g - b.g) <= 6 && std::abs(a.b - b.b) <= 6;
 }
 
-int luminance(Rgb c) { return (299 * c.r + 587 * c.g + 114 * c.b) / 1000; }
+int luminance(Rgb c) {
+  return (299 * c.r + 587 * c.g + 114 * c.b) / 1000;
+}
 
 TEST(Colormap, SequentialLightnessIncreases) {
   const auto& map = Colormap::sequential();
@@ -179,13 +181,16 @@ TEST(PlotTimeSeries, DrawsPointsAndErrorBars) {
 
 TEST(PlotPairNetwork, DrawsOneArcPerPair) {
   std::vector<io::Date> dates;
-  for (int i = 0; i < 6; ++i) dates.push_back(io::Date::from_days_since_epoch(io::Date::from_ymd(2020, 1, 1).days_since_epoch() + 10 * i));
+  for (int i = 0; i < 6; ++i)
+    dates.push_back(
+        io::Date::from_days_since_epoch(io::Date::from_ymd(2020, 1, 1).days_since_epoch() + 10 * i));
   const auto empty = plot_pair_network(dates, {});
   const auto network = plot_pair_network(dates, {{0, 1}, {1, 2}, {0, 5}});
   auto count_blue = [](const RgbImage& im) {
     int n = 0;
     for (int r = 0; r < im.height(); ++r)
-      for (int c = 0; c < im.width(); ++c) n += luminance(im.at(c, r)) < 200 && im.at(c, r).b > im.at(c, r).r + 40;
+      for (int c = 0; c < im.width(); ++c)
+        n += luminance(im.at(c, r)) < 200 && im.at(c, r).b > im.at(c, r).r + 40;
     return n;
   };
   EXPECT_EQ(count_blue(empty), 0);

@@ -50,8 +50,9 @@ std::vector<NetworkPair> make_pairs(int dates, int max_step) {
 
 // Node-major observations from the truth with noise; `mutate(node, pair, east, north)` may spoil them.
 template <typename Mutate>
-void observe(const std::vector<io::Date>& dates, const std::vector<NetworkPair>& pairs, const Truth& truth, int nodes,
-             double noise_m, unsigned seed, Mutate mutate, std::vector<float>& east, std::vector<float>& north) {
+void observe(const std::vector<io::Date>& dates, const std::vector<NetworkPair>& pairs, const Truth& truth,
+             int nodes, double noise_m, unsigned seed, Mutate mutate, std::vector<float>& east,
+             std::vector<float>& north) {
   std::mt19937 rng(seed);
   std::normal_distribution<double> gauss(0.0, noise_m);
   east.assign(static_cast<std::size_t>(nodes) * pairs.size(), 0.0f);
@@ -59,8 +60,10 @@ void observe(const std::vector<io::Date>& dates, const std::vector<NetworkPair>&
   for (int n = 0; n < nodes; ++n) {
     for (std::size_t p = 0; p < pairs.size(); ++p) {
       const auto i = static_cast<std::size_t>(n) * pairs.size() + p;
-      east[i] = static_cast<float>(truth.east(dates, pairs[p].sec) - truth.east(dates, pairs[p].ref) + gauss(rng));
-      north[i] = static_cast<float>(truth.north(dates, pairs[p].sec) - truth.north(dates, pairs[p].ref) + gauss(rng));
+      east[i] =
+          static_cast<float>(truth.east(dates, pairs[p].sec) - truth.east(dates, pairs[p].ref) + gauss(rng));
+      north[i] = static_cast<float>(truth.north(dates, pairs[p].sec) - truth.north(dates, pairs[p].ref) +
+                                    gauss(rng));
       mutate(n, static_cast<int>(p), east[i], north[i]);
     }
   }
@@ -89,7 +92,8 @@ TEST(Inversion, RecoversLinearSeasonalAndStepMotionWithNoise) {
   std::vector<float> east;
   std::vector<float> north;
   const int nodes = 300;
-  observe(dates, pairs, truth, nodes, 0.05, 1, [](int, int, float&, float&) {}, east, north);
+  observe(
+      dates, pairs, truth, nodes, 0.05, 1, [](int, int, float&, float&) {}, east, north);
   NetworkInverter inverter(dates, pairs);
   InversionResult result;
   inverter.invert({nodes, static_cast<int>(pairs.size()), east.data(), north.data()}, result);
@@ -101,8 +105,9 @@ TEST(Inversion, RecoversLinearSeasonalAndStepMotionWithNoise) {
       const double err = result.east[n * 30 + k] - truth.east(dates, k);
       bias[k] += err / nodes;
       worst_normalised = std::max(worst_normalised, std::abs(err) / result.east_sigma[n * 30 + k]);
-      worst_normalised = std::max(worst_normalised, std::abs(result.north[n * 30 + k] - truth.north(dates, k)) /
-                                                        result.north_sigma[n * 30 + k]);
+      worst_normalised =
+          std::max(worst_normalised, std::abs(result.north[n * 30 + k] - truth.north(dates, k)) /
+                                         result.north_sigma[n * 30 + k]);
     }
     reweighted += (result.flags[n] & kNodeReweighted) != 0;
     EXPECT_NEAR(result.velocity_east[n], true_slope(dates, truth, true), 0.3);
@@ -138,14 +143,18 @@ TEST(Inversion, OutlierPairsAreRejectedByReweighting) {
   std::vector<float> north;
   const int nodes = 200;
   // Every node has 4 gross outlier pairs (mismatches of 5-20 m).
-  observe(dates, pairs, truth, nodes, 0.05, 2, [](int n, int p, float& e, float& no) {
-    if ((p * 7 + n) % 29 == 0) {
-      e += 5.0f + static_cast<float>(n % 15);
-      no -= 8.0f;
-    }
-  }, east, north);
+  observe(
+      dates, pairs, truth, nodes, 0.05, 2,
+      [](int n, int p, float& e, float& no) {
+        if ((p * 7 + n) % 29 == 0) {
+          e += 5.0f + static_cast<float>(n % 15);
+          no -= 8.0f;
+        }
+      },
+      east, north);
   InversionResult robust;
-  NetworkInverter(dates, pairs).invert({nodes, static_cast<int>(pairs.size()), east.data(), north.data()}, robust);
+  NetworkInverter(dates, pairs)
+      .invert({nodes, static_cast<int>(pairs.size()), east.data(), north.data()}, robust);
   InversionOptions plain_options;
   plain_options.robust = RobustLoss::kNone;
   InversionResult plain;
@@ -174,10 +183,13 @@ TEST(Inversion, MissingPairsAndFewValidPairs) {
   std::vector<float> north;
   const int nodes = 400;
   std::mt19937 rng(3);
-  observe(dates, pairs, truth, nodes, 0.02, 3, [&](int n, int, float& e, float& no) {
-    if (n < 300 && rng() % 5 == 0) e = std::nanf("");  // 20% missing, varying patterns
-    if (n >= 390) no = std::nanf("");                   // nodes without any valid pair
-  }, east, north);
+  observe(
+      dates, pairs, truth, nodes, 0.02, 3,
+      [&](int n, int, float& e, float& no) {
+        if (n < 300 && rng() % 5 == 0) e = std::nanf("");  // 20% missing, varying patterns
+        if (n >= 390) no = std::nanf("");                  // nodes without any valid pair
+      },
+      east, north);
   NetworkInverter inverter(dates, pairs);
   InversionResult result;
   inverter.invert({nodes, static_cast<int>(pairs.size()), east.data(), north.data()}, result);
@@ -204,7 +216,8 @@ TEST(Inversion, DisconnectedNetworkIsBridgedWithHonestUncertainty) {
   truth.step_date = 100;
   std::vector<float> east;
   std::vector<float> north;
-  observe(dates, pairs, truth, 50, 0.02, 4, [](int, int, float&, float&) {}, east, north);
+  observe(
+      dates, pairs, truth, 50, 0.02, 4, [](int, int, float&, float&) {}, east, north);
   NetworkInverter inverter(dates, pairs);
   InversionResult result;
   inverter.invert({50, static_cast<int>(pairs.size()), east.data(), north.data()}, result);
@@ -241,10 +254,13 @@ TEST(Inversion, SameResultsForAnyThreadCount) {
   std::vector<float> east;
   std::vector<float> north;
   std::mt19937 rng(5);
-  observe(dates, pairs, truth, 9000, 0.1, 5, [&](int, int, float& e, float&) {
-    if (rng() % 7 == 0) e = std::nanf("");
-    if (rng() % 97 == 0) e += 10.0f;
-  }, east, north);
+  observe(
+      dates, pairs, truth, 9000, 0.1, 5,
+      [&](int, int, float& e, float&) {
+        if (rng() % 7 == 0) e = std::nanf("");
+        if (rng() % 97 == 0) e += 10.0f;
+      },
+      east, north);
   NetworkInverter inverter(dates, pairs);
   const PairObservations obs{9000, static_cast<int>(pairs.size()), east.data(), north.data()};
   InversionResult a;
@@ -267,9 +283,12 @@ TEST(Inversion, PerNodeWeightsOfOneMatchTheSharedFactorization) {
   std::vector<float> east;
   std::vector<float> north;
   std::mt19937 rng(9);
-  observe(dates, pairs, truth, 300, 0.05, 9, [&](int, int, float& e, float&) {
-    if (rng() % 6 == 0) e = std::nanf("");
-  }, east, north);
+  observe(
+      dates, pairs, truth, 300, 0.05, 9,
+      [&](int, int, float& e, float&) {
+        if (rng() % 6 == 0) e = std::nanf("");
+      },
+      east, north);
   const std::vector<float> ones(east.size(), 1.0f);
   NetworkInverter inverter(dates, pairs);
   InversionResult shared;

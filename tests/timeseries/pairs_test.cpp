@@ -16,7 +16,8 @@ ImageSet synthetic_set(const std::vector<int>& day_offsets, const std::vector<st
   ImageSet set;
   for (std::size_t i = 0; i < day_offsets.size(); ++i) {
     Image im;
-    im.date = io::Date::from_days_since_epoch(io::Date::from_ymd(2020, 1, 1).days_since_epoch() + day_offsets[i]);
+    im.date =
+        io::Date::from_days_since_epoch(io::Date::from_ymd(2020, 1, 1).days_since_epoch() + day_offsets[i]);
     im.path = "img_" + im.date.compact() + ".tif";
     if (!tracks.empty()) im.tile = tracks[i];
     set.images.push_back(im);
@@ -118,7 +119,8 @@ TEST(PairTable, RoundTripWithRelativePaths) {
   EXPECT_EQ(back[0].ref_date, pairs[0].ref_date);
   EXPECT_EQ(back[0].result_path, (dir.path() / "results/a.tif").string());
   EXPECT_DOUBLE_EQ(back[1].weight, 0.5);
-  std::ofstream(dir.file("bad.csv")) << "id,ref_path,sec_path,ref_date,sec_date\nx,a,b,2020-01-01,2020-02-30\n";
+  std::ofstream(dir.file("bad.csv"))
+      << "id,ref_path,sec_path,ref_date,sec_date\nx,a,b,2020-01-01,2020-02-30\n";
   const auto msg = message_of([&] { read_pair_table(dir.file("bad.csv")); });
   EXPECT_NE(msg.find("line 2"), std::string::npos) << msg;
   EXPECT_NE(msg.find("sec_date"), std::string::npos) << msg;
@@ -157,7 +159,8 @@ TEST_F(ImageSetFiles, FolderPatternAndManifest) {
   ASSERT_EQ(set.skipped.size(), 1u);  // mask.tif: no date
   EXPECT_NE(set.skipped[0].find("mask.tif"), std::string::npos);
   EXPECT_EQ(load_image_set({dir.file("s_*.tif")}).size(), 3u);
-  std::ofstream(dir.file("list.csv")) << "path,date,tile\ns_20200101.tif,2020-01-01,T1\nmask.tif,2020-01-07,T1\n";
+  std::ofstream(dir.file("list.csv"))
+      << "path,date,tile\ns_20200101.tif,2020-01-01,T1\nmask.tif,2020-01-07,T1\n";
   const auto manifest = load_image_set({dir.file("list.csv")});
   ASSERT_EQ(manifest.size(), 2u);
   EXPECT_EQ(manifest.images[1].path, dir.file("mask.tif"));
@@ -191,8 +194,25 @@ TEST_F(ImageSetFiles, DifferentSizesOrCrsAreRejected) {
   test::write_test_geotiff(dir.file("s_20200206.tif"), test::make_texture(40, 24));
   EXPECT_NE(message_of([&] { load_image_set({dir.path().string()}); }).find("40x24"), std::string::npos);
   std::filesystem::remove(dir.file("s_20200206.tif"));
-  test::write_test_geotiff(dir.file("s_20200206.tif"), test::make_texture(32, 24), "Float32", -9999.0, false, 32606);
+  test::write_test_geotiff(dir.file("s_20200206.tif"), test::make_texture(32, 24), "Float32", -9999.0, false,
+                           32606);
   EXPECT_THROW(load_image_set({dir.path().string()}), InvalidArgument);
+}
+
+TEST(ImageSetReal, YahtseLandsatPairWithMtlFiles) {
+  DEFORMA_REQUIRE_DATA("yahtse-l8", yahtse);
+  const auto set = load_image_set({yahtse.string()});
+  ASSERT_EQ(set.size(), 2u);  // the DEM has no date and is left out
+  EXPECT_EQ(set.images[0].date, io::Date::from_ymd(2016, 7, 18));
+  EXPECT_EQ(set.images[1].date, io::Date::from_ymd(2016, 8, 3));
+  EXPECT_EQ(set.images[0].tile, "063018");
+  EXPECT_EQ(set.images[0].sensor, "LC8");
+  ASSERT_EQ(set.skipped.size(), 1u);
+  EXPECT_NE(set.skipped[0].find("yahtse_srtm_dem.tif"), std::string::npos);
+  const auto pairs = build_pair_network(set, {});
+  ASSERT_EQ(pairs.size(), 1u);
+  EXPECT_EQ(pairs[0].id, "20160718_20160803");
+  EXPECT_EQ(pairs[0].days(), 16);
 }
 
 TEST(PairsCommand, RealPeritoMorenoSeries) {

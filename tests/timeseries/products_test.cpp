@@ -3,8 +3,8 @@
 #include <random>
 
 #include <gdal_priv.h>
-#include <ogr_spatialref.h>
 #include <gtest/gtest.h>
+#include <ogr_spatialref.h>
 
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/raster.hpp"
@@ -20,7 +20,8 @@ namespace {
 std::vector<Pair> write_pair_rasters(const test::TempDir& dir, int width, int height, int date_count) {
   std::vector<io::Date> dates;
   for (int k = 0; k < date_count; ++k) {
-    dates.push_back(io::Date::from_days_since_epoch(io::Date::from_ymd(2021, 3, 1).days_since_epoch() + 12 * k));
+    dates.push_back(
+        io::Date::from_days_since_epoch(io::Date::from_ymd(2021, 3, 1).days_since_epoch() + 12 * k));
   }
   io::GeoTransform gt;
   gt.c = {500000.0, 30.0, 0.0, 6700000.0, 0.0, -30.0};
@@ -56,7 +57,8 @@ std::vector<Pair> write_pair_rasters(const test::TempDir& dir, int width, int he
       p.sec_path = "sec.tif";
       p.result_path = dir.file(p.id + ".tif");
       io::write_cog(p.result_path, {&east, &north, &corr},
-                    {{"east_m", "m", -9999.0}, {"north_m", "m", -9999.0}, {"corr", "", -9999.0}}, gt, crs, {});
+                    {{"east_m", "m", -9999.0}, {"north_m", "m", -9999.0}, {"corr", "", -9999.0}}, gt, crs,
+                    {});
       pairs.push_back(p);
     }
   }
@@ -118,8 +120,10 @@ TEST(InvertRasters, WritesSeriesVelocityNetcdfAndQuicklooks) {
   ASSERT_EQ(ds->GetGeoTransform(gt), CE_None);
   EXPECT_NEAR(gt[0], 500000.0, 1e-6);
   float last = 0;
-  ASSERT_EQ(ds->GetRasterBand(12)->RasterIO(GF_Read, 20, 10, 1, 1, &last, 1, 1, GDT_Float32, 0, 0, nullptr), CE_None);
-  EXPECT_NEAR(last, 0.5 * 20 * io::years_between(io::Date::from_ymd(2021, 3, 1), io::Date::from_ymd(2021, 7, 11)),
+  ASSERT_EQ(ds->GetRasterBand(12)->RasterIO(GF_Read, 20, 10, 1, 1, &last, 1, 1, GDT_Float32, 0, 0, nullptr),
+            CE_None);
+  EXPECT_NEAR(last,
+              0.5 * 20 * io::years_between(io::Date::from_ymd(2021, 3, 1), io::Date::from_ymd(2021, 7, 11)),
               0.05);
 
   for (const char* png : {"velocity_magnitude.png", "velocity_east.png", "velocity_north.png", "rmse.png"}) {
@@ -132,12 +136,15 @@ TEST(InvertRasters, WritesSeriesVelocityNetcdfAndQuicklooks) {
   }
 
   // series-at through the CLI: CSV on standard output and a plot.
-  const auto cli = test::run_cli("series-at 20 10 --pixel -p " + dir.file("out") + " --plot " + dir.file("p.png"));
+  const auto cli =
+      test::run_cli("series-at 20 10 --pixel -p " + dir.file("out") + " --plot " + dir.file("p.png"));
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
-  EXPECT_EQ(cli.out.rfind("date,east_m,east_sigma_m,north_m,north_sigma_m\n2021-03-01,0,0,0,0\n", 0), 0u) << cli.out;
+  EXPECT_EQ(cli.out.rfind("date,east_m,east_sigma_m,north_m,north_sigma_m\n2021-03-01,0,0,0,0\n", 0), 0u)
+      << cli.out;
   EXPECT_TRUE(std::filesystem::exists(dir.file("p.png")));
   // Map coordinates of the same node (centre of column 20, row 10).
-  const auto map = test::run_cli("series-at 500615 6699685 -p " + dir.file("out") + " --plot " + dir.file("q.png"));
+  const auto map =
+      test::run_cli("series-at 500615 6699685 -p " + dir.file("out") + " --plot " + dir.file("q.png"));
   ASSERT_EQ(map.exit_code, 0) << map.err;
   EXPECT_EQ(map.out, cli.out);
   const auto outside = test::run_cli("series-at 999 999 --pixel -p " + dir.file("out"));
@@ -190,7 +197,8 @@ TEST(InvertRasters, BlocksOfRowsGiveTheSameProducts) {
     const auto x = io::Raster::open(dir.file(std::string("whole/") + name));
     const auto y = io::Raster::open(dir.file(std::string("blocks/") + name));
     for (int band = 1; band <= x.info().band_count(); ++band) {
-      EXPECT_EQ(x.read_all(band).values.values(), y.read_all(band).values.values()) << name << " band " << band;
+      EXPECT_EQ(x.read_all(band).values.values(), y.read_all(band).values.values())
+          << name << " band " << band;
     }
   }
 }
@@ -208,8 +216,8 @@ TEST(InvertRasters, PixelUnitsWithoutGeoreferencing) {
       p.result_path = dir.file(p.id + ".tif");
       GridF dx(12, 9, static_cast<float>(0.4 * s));
       GridF dy(12, 9, static_cast<float>(-0.1 * s));
-      io::write_cog(p.result_path, {&dx, &dy}, {{"dx_px", "px", -9999.0}, {"dy_px", "px", -9999.0}}, io::GeoTransform{},
-                    "", {});
+      io::write_cog(p.result_path, {&dx, &dy}, {{"dx_px", "px", -9999.0}, {"dy_px", "px", -9999.0}},
+                    io::GeoTransform{}, "", {});
       pairs.push_back(p);
     }
   }
@@ -227,8 +235,8 @@ TEST(InvertRasters, PixelUnitsWithoutGeoreferencing) {
   EXPECT_NEAR(series.values[0][3], 1.2, 1e-5);
   EXPECT_NEAR(series.values[1][3], -0.3, 1e-5);
   GDALAllRegister();
-  std::unique_ptr<GDALDataset> nc(GDALDataset::Open(("NETCDF:\"" + dir.file("out/timeseries.nc") + "\":dx").c_str(),
-                                                    GDAL_OF_RASTER | GDAL_OF_READONLY));
+  std::unique_ptr<GDALDataset> nc(GDALDataset::Open(
+      ("NETCDF:\"" + dir.file("out/timeseries.nc") + "\":dx").c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
   ASSERT_TRUE(nc);
   EXPECT_EQ(nc->GetRasterCount(), 4);
 }
