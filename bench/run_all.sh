@@ -17,3 +17,13 @@ echo "== correlate: whole pairs vs matchTemplate, DIS and scikit-image"
 echo
 echo "== egms: model fitting (1,000,000 points x 300 dates) and Ortho =="
 "$BUILD_DIR/bench/egms_fit_bench" --points 1000000 --dates 300 --out "$OUT_DIR" | tee "$OUT_DIR/egms_fit_bench.txt"
+
+echo
+echo "== timeseries: inversion of 1,000,000 nodes x 200 pairs x 40 dates vs per-node SciPy lstsq"
+PYTHON="${DEFORMA_BENCH_PYTHON:-/usr/bin/python3}"
+"$BUILD_DIR/bench/deforma_bench_invert" --nodes 1000000 --pairs 200 --dates 40 --baseline-nodes 20000 \
+  --threads 2 --ram 1024 --python "$PYTHON" --work-dir "$OUT_DIR/timeseries" | tee "$OUT_DIR/timeseries_invert.md"
+
+# The same with per-node pair weights (the --weight-band path of deforma invert: no shared factorizations).
+"$BUILD_DIR/bench/deforma_bench_invert" --nodes 1000000 --pairs 200 --dates 40 --baseline-nodes 0 --node-weights \
+  --threads 2 --ram 1024 --work-dir "$OUT_DIR/timeseries" | tee "$OUT_DIR/timeseries_invert_node_weights.md"
