@@ -8,6 +8,7 @@ const OperationRegistry& builtin_operations() {
   static const OperationRegistry registry = [] {
     OperationRegistry r;
     ops::register_io_operations(r);
+    ops::register_filter_operations(r);
     return r;
   }();
   return registry;

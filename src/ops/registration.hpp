@@ -5,5 +5,6 @@
 namespace deforma::ops {
 
 void register_io_operations(OperationRegistry& registry);
+void register_filter_operations(OperationRegistry& registry);
 
 }  // namespace deforma::ops
