@@ -1,24 +1,37 @@
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
 
+#include <fmt/format.h>
+#include <tbb/parallel_for.h>
+
+#include "deforma/core/error.hpp"
+#include "deforma/io/cog_writer.hpp"
 #include "deforma/io/raster.hpp"
+#include "deforma/io/tiles.hpp"
 #include "ops/registration.hpp"
 
 namespace deforma::ops {
+namespace {
 
-void register_io_operations(OperationRegistry& registry) {
-  OperationDecl info;
-  info.name = "info";
-  info.summary = "Describe a raster: size, bands, data types, geotransform, CRS, nodata, blocks, pixel size";
-  info.description =
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+OperationDecl info_operation() {
+  OperationDecl op;
+  op.name = "info";
+  op.summary = "Describe a raster: size, bands, data types, geotransform, CRS, nodata, blocks, pixel size";
+  op.description =
       "Opens any raster GDAL reads (GeoTIFF, COG, Sentinel-2 JP2, VRT; JPEG/PNG in pixel units) and prints "
       "what deforma sees of it. With --json, the same as a JSON object.";
-  info.params = {
+  op.params = {
       ParamDecl::argument("file", ParamType::kPath, "raster to describe"),
       ParamDecl::option("json", ParamType::kBool, "print JSON instead of text"),
   };
-  info.examples = {"deforma info LC80630182016200LGN00_B8_yahtse.TIF",
-                   "deforma info scene.tif --json"};
-  info.run = [](const ParamValues& params, RunContext&) {
+  op.examples = {"deforma info LC80630182016200LGN00_B8_yahtse.TIF", "deforma info scene.tif --json"};
+  op.run = [](const ParamValues& params, RunContext&) {
     const auto start = std::chrono::steady_clock::now();
     const auto raster_info = io::describe(params.get_string("file"));
     Summary summary;
@@ -26,10 +39,167 @@ void register_io_operations(OperationRegistry& registry) {
     summary.details = raster_info.to_json();
     summary.report = raster_info.to_text();
     summary.counts["bands"] = raster_info.band_count();
-    summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    summary.seconds = seconds_since(start);
     return summary;
   };
-  registry.add(std::move(info));
+  return op;
+}
+
+// Streams the bands of a raster by tiles into a Cloud-Optimized GeoTIFF (float32, nodata -9999).
+OperationDecl cog_operation() {
+  OperationDecl op;
+  op.name = "cog";
+  op.summary = "Copy bands of a raster into a Cloud-Optimized GeoTIFF (float32), streamed by tiles";
+  op.description =
+      "Reads the raster tile by tile within the --ram budget and writes a COG with overviews, nodata -9999 "
+      "where the input is invalid (nodata, NaN, masked), and provenance metadata.";
+  op.params = {
+      ParamDecl::argument("input", ParamType::kPath, "raster to convert"),
+      ParamDecl::option("output", ParamType::kPath, "output COG file").alias("o").mandatory(),
+      ParamDecl::option("band", ParamType::kInt, "band to copy (default: all bands)").at_least(1),
+      ParamDecl::option("compression", ParamType::kChoice, "COG compression").defaults_to("DEFLATE")
+          .one_of({"DEFLATE", "ZSTD", "NONE"}),
+  };
+  op.examples = {"deforma cog scene.jp2 -o scene.tif", "deforma cog stack.tif --band 2 -o band2.tif --ram 256"};
+  op.run = [](const ParamValues& params, RunContext& context) {
+    const auto start = std::chrono::steady_clock::now();
+    const std::string input = params.get_string("input");
+    const std::string output = params.get_string("output");
+    const io::Raster raster = io::Raster::open(input);
+    const auto& info = raster.info();
+    std::vector<int> bands;
+    if (params.has("band")) {
+      const int band = static_cast<int>(params.get_int("band"));
+      raster.check_band(band);
+      bands.push_back(band);
+    } else {
+      for (int b = 1; b <= info.band_count(); ++b) bands.push_back(b);
+    }
+    std::vector<io::OutputBand> out_bands;
+    for (int b : bands) {
+      io::OutputBand ob;
+      ob.description = info.bands[b - 1].description.empty() ? fmt::format("band_{}", b) : info.bands[b - 1].description;
+      ob.unit = info.bands[b - 1].unit;
+      ob.nodata = -9999.0;
+      out_bands.push_back(ob);
+    }
+    io::Provenance provenance;
+    provenance.command_line = context.command_line;
+    provenance.parameters = params.to_json();
+    provenance.inputs = {input};
+    io::CogOptions cog_options;
+    cog_options.compression = params.get_string("compression");
+    io::CogWriter writer(output, info.width, info.height, out_bands, info.geotransform, info.crs_wkt, provenance,
+                         cog_options);
+
+    io::TilePlanOptions plan;
+    plan.raster_width = info.width;
+    plan.raster_height = info.height;
+    plan.block_width = info.bands[bands.front() - 1].block_width;
+    plan.block_height = info.bands[bands.front() - 1].block_height;
+    plan.bytes_per_pixel = 2 * sizeof(float) + 1;  // values, output copy, validity
+    plan.ram_budget_bytes = context.ram_budget_mb << 20;
+    const auto tiles = io::plan_tiles(plan);
+
+    auto& progress = progress_or_null(context.progress);
+    progress.start("cog", tiles.size() * bands.size());
+    std::int64_t valid = 0, invalid = 0;
+    for (std::size_t k = 0; k < bands.size(); ++k) {
+      for (const auto& tile : tiles) {
+        if (progress.cancelled()) throw Cancelled(fmt::format("{}: cancelled; no output written", output));
+        auto window = raster.read(bands[k], tile.core);
+        for (std::size_t i = 0; i < window.values.size(); ++i) {
+          if (window.valid.data()[i]) {
+            ++valid;
+          } else {
+            window.values.data()[i] = -9999.f;
+            ++invalid;
+          }
+        }
+        writer.write(static_cast<int>(k) + 1, tile.core, window.values);
+        progress.advance();
+      }
+    }
+    progress.finish();
+    writer.finish();
+    Summary summary;
+    summary.operation = "cog";
+    summary.counts["bands"] = static_cast<std::int64_t>(bands.size());
+    summary.counts["tiles"] = static_cast<std::int64_t>(tiles.size());
+    summary.counts["valid_pixels"] = valid;
+    summary.counts["nodata_pixels"] = invalid;
+    summary.outputs = {output};
+    summary.seconds = seconds_since(start);
+    return summary;
+  };
+  return op;
+}
+
+// Per-band statistics streamed by tiles: a quick check of what a file holds and of the streaming path.
+OperationDecl stats_operation() {
+  OperationDecl op;
+  op.name = "stats";
+  op.summary = "Statistics of a raster band (valid fraction, min, max, mean, std), streamed by tiles";
+  op.params = {
+      ParamDecl::argument("file", ParamType::kPath, "raster"),
+      ParamDecl::option("band", ParamType::kInt, "band (1-based)").defaults_to("1").at_least(1),
+      ParamDecl::option("json", ParamType::kBool, "print JSON instead of text"),
+  };
+  op.examples = {"deforma stats velocity.tif --band 3"};
+  op.run = [](const ParamValues& params, RunContext& context) {
+    const auto start = std::chrono::steady_clock::now();
+    const std::string path = params.get_string("file");
+    const io::Raster raster = io::Raster::open(path);
+    const int band = static_cast<int>(params.get_int("band"));
+    raster.check_band(band);
+    const auto& info = raster.info();
+    io::TilePlanOptions plan;
+    plan.raster_width = info.width;
+    plan.raster_height = info.height;
+    plan.block_width = info.bands[band - 1].block_width;
+    plan.block_height = info.bands[band - 1].block_height;
+    plan.bytes_per_pixel = sizeof(float) + 1;
+    plan.ram_budget_bytes = context.ram_budget_mb << 20;
+    const auto tiles = io::plan_tiles(plan);
+    auto& progress = progress_or_null(context.progress);
+    progress.start("stats", tiles.size());
+    std::int64_t n = 0, total = 0;
+    double sum = 0, sum_sq = 0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (const auto& tile : tiles) {
+      const auto window = raster.read(band, tile.core);
+      for (std::size_t i = 0; i < window.values.size(); ++i) {
+        ++total;
+        if (!window.valid.data()[i]) continue;
+        const double v = window.values.data()[i];
+        ++n, sum += v, sum_sq += v * v, lo = std::min(lo, v), hi = std::max(hi, v);
+      }
+      progress.advance();
+    }
+    progress.finish();
+    Summary summary;
+    summary.operation = "stats";
+    summary.counts["pixels"] = total;
+    summary.counts["valid_pixels"] = n;
+    const double mean = n ? sum / n : std::nan("");
+    const double stddev = n ? std::sqrt(std::max(0.0, sum_sq / n - mean * mean)) : std::nan("");
+    summary.details = {{"file", path},       {"band", band},  {"valid_fraction", total ? double(n) / total : 0.0},
+                       {"min", n ? lo : 0.0}, {"max", n ? hi : 0.0}, {"mean", n ? mean : 0.0},
+                       {"std", n ? stddev : 0.0}};
+    summary.report = n ? fmt::format("{} band {}: {} of {} pixels valid ({:.1f}%)\n  min {:.6g}  max {:.6g}  mean {:.6g}  std {:.6g}\n",
+                                     path, band, n, total, 100.0 * n / total, lo, hi, mean, stddev)
+                       : fmt::format("{} band {}: no valid pixel among {}\n", path, band, total);
+    summary.seconds = seconds_since(start);
+    return summary;
+  };
+  return op;
+}
+
+}  // namespace
+
+void register_io_operations(OperationRegistry& registry) {
+  registry.add(info_operation());
+  registry.add(cog_operation());
+  registry.add(stats_operation());
 }
 
 }  // namespace deforma::ops

@@ -1,0 +1,205 @@
+#pragma once
+// Correlation kernels of `deforma correlate`: sub-pixel matching of a chip of a reference image inside a
+// secondary image, on in-memory windows. The streaming driver (tiles, node grid, COG output) calls these
+// kernels on windows (tile + halo) of the two images; tests call them on grids built in memory.
+//
+// Conventions (all displacements in this module):
+//   dx_px, dy_px is the displacement of a feature from REF to SEC: a feature at ref pixel (c, r) is found
+//   at sec (c + dx_px, r + dy_px). +x = +column (right), +y = +row (down). Pixel (c, r) is the pixel whose
+//   centre is at (c + 0.5, r + 0.5) in GDAL pixel coordinates.
+//
+// The algorithms, the SNR definition and the accuracy tables are described in docs/correlate.md.
+#include <array>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+
+#include "deforma/core/grid.hpp"
+
+namespace deforma::correlate {
+
+/// Matching method (`--method`).
+enum class Method {
+  kNcc,    ///< zero-mean normalized cross-correlation (FFT + summed-area tables) + sub-pixel refinement
+  kPhase,  ///< phase correlation with a raised-cosine taper and frequency masking (COSI-Corr style)
+  kFlow,   ///< dense optical flow (OpenCV DIS), sampled at the nodes
+};
+
+/// Radiometric prefilter applied to both images before matching (`--prefilter`).
+enum class Prefilter {
+  kNone,
+  kHighpass,     ///< image minus its Gaussian low-pass (sigma 3 px): removes slow illumination gradients
+  kWallis,       ///< local mean/std normalization (15 px window): removes contrast and brightness changes
+  kOrientation,  ///< real projection of the unit gradient, (gx + gy) / |grad|: depends on edge directions only
+};
+
+/// Sub-pixel refinement after the integer peak (MatchOptions::subpixel); docs/correlate.md compares them.
+enum class Subpixel {
+  kParabolic,  ///< separable parabola through the 3 x 3 neighbourhood of the integer peak
+  kGaussian,   ///< separable Gaussian (parabola on log correlation) through the same neighbourhood
+  kIterative,  ///< default: iterative re-matching (Lucas-Kanade, gain/offset invariant) with windowed-sinc
+               ///< interpolation of the secondary chip, started at the parabolic estimate
+};
+
+/// Parses `--method`: "ncc" | "phase" | "flow"; InvalidArgument naming --method otherwise.
+Method parse_method(const std::string& text);
+/// Parses `--prefilter`: "none" | "highpass" | "wallis" | "orientation"; InvalidArgument naming --prefilter.
+Prefilter parse_prefilter(const std::string& text);
+/// The command-line spelling of a method / prefilter ("ncc", "wallis"...).
+std::string to_string(Method method);
+std::string to_string(Prefilter prefilter);
+
+/// Per-node quality flag, written as is in the `flag` band. Every flag other than kValid comes with
+/// nodata (NaN) displacements.
+enum class NodeFlag : std::uint8_t {
+  kValid = 0,           ///< a displacement was measured
+  kLowSnr = 1,          ///< the correlation peak is not distinct enough (snr < min_snr) or corr < min_corr
+  kNoTexture = 2,       ///< the reference or the matched secondary chip is (numerically) constant
+  kMasked = 3,          ///< too many invalid (nodata, NaN, masked) pixels in the chips
+  kSearchBorder = 4,    ///< the integer peak lies on the border of the search window: motion may be larger
+  kOutsideOverlap = 5,  ///< the chip or search window falls outside the images (or their common footprint)
+  kNoPeak = 6,          ///< no usable peak (refinement diverged, degenerate surface) or not computed
+};
+/// Short name of a flag ("valid", "low_snr", ...), for reports.
+const char* to_string(NodeFlag flag);
+
+struct MatchOptions {
+  Method method = Method::kNcc;
+  /// Template (reference chip) size in pixels, even or odd, >= 8 (`--chip`).
+  int chip_px = 32;
+  /// Largest displacement searched around the guess, in pixels, in each direction (`--search`), >= 1.
+  /// For the phase method the secondary window is the chip itself, so search_px must be < chip_px / 2.
+  int search_px = 16;
+  /// Nodes whose SNR (peak / mean |surface| away from the peak, docs/correlate.md) is below: kLowSnr.
+  double min_snr = 2.5;
+  /// Nodes whose sub-pixel peak correlation is below: kLowSnr. 0 disables.
+  double min_corr = 0.0;
+  /// Chips whose standard deviation (image units, after prefiltering) is at or below: kNoTexture.
+  /// A relative floor of 1e-5 x |mean| always applies, so numerically constant chips are caught at 0.
+  double min_texture = 0.0;
+  /// Fraction of invalid pixels in the reference chip or in the matched secondary chip above which the
+  /// node is kMasked (or kOutsideOverlap when the pixels are outside the window).
+  double max_invalid_fraction = 0.1;
+  /// Sub-pixel refinement (ncc and phase).
+  Subpixel subpixel = Subpixel::kIterative;
+  /// Largest number of re-matching iterations of Subpixel::kIterative (and of the phase-plane fit).
+  int max_iterations = 6;
+  /// correlate_grid goes coarse-to-fine when search_px is larger than this (px); 0 never does.
+  int coarse_above_px = 12;
+
+  /// Throws InvalidArgument naming the parameter (--chip, --search, --min-snr, ...).
+  void validate() const;
+  /// Pixels of context a window needs on each side of a node for these options (chip/2 + search + margin
+  /// for the sub-pixel interpolation). The secondary window additionally needs the |guess| on each side.
+  int halo_px() const;
+};
+
+/// Applies `filter` in place on a window (tile + halo) of an image. Invalid pixels (valid == 0) are
+/// filled from their valid neighbourhood before filtering so that they do not ring, and set to 0 after.
+/// The window needs a halo of prefilter_halo_px() pixels for interior values to be exact.
+void apply_prefilter(Prefilter filter, GridF& image, const GridU8& valid);
+/// Context (pixels) a prefilter needs around a window for its interior values to match a whole-image run.
+int prefilter_halo_px(Prefilter filter);
+
+/// A window of an image in full-image pixel coordinates: (*values)(c, r) is image pixel
+/// (origin_col + c, origin_row + r). `valid` may be null (all valid); when set it has the same size.
+/// Pixels outside the window count as outside the image.
+struct ImageWindow {
+  const GridF* values = nullptr;
+  const GridU8* valid = nullptr;
+  int origin_col = 0;
+  int origin_row = 0;
+};
+
+/// Result at one node. Invalid nodes have NaN displacements (corr/snr are kept when they were computed).
+struct NodeResult {
+  float dx_px = std::numeric_limits<float>::quiet_NaN();
+  float dy_px = std::numeric_limits<float>::quiet_NaN();
+  float corr = std::numeric_limits<float>::quiet_NaN();  ///< correlation at the sub-pixel peak, [-1, 1]
+  float snr = std::numeric_limits<float>::quiet_NaN();   ///< see docs/correlate.md
+  NodeFlag flag = NodeFlag::kNoPeak;
+};
+
+/// Matches chips of a reference window inside a secondary window (ncc or phase). Holds FFTW plans and
+/// work buffers: not thread-safe; create one per thread (tbb::enumerable_thread_specific). Plans are made
+/// once per size and shared (planning is serialized by a global mutex; execution is thread-safe).
+/// Results do not depend on which Matcher instance computes a node.
+class Matcher {
+ public:
+  /// Validates `options` (InvalidArgument). method must be kNcc or kPhase.
+  explicit Matcher(const MatchOptions& options);
+  ~Matcher();
+  Matcher(Matcher&&) noexcept;
+  Matcher& operator=(Matcher&&) noexcept;
+  Matcher(const Matcher&) = delete;
+  Matcher& operator=(const Matcher&) = delete;
+
+  const MatchOptions& options() const;
+
+  /// Matches the chip of `ref` centred on image pixel (col, row) inside `sec` around
+  /// (col + guess_dx_px, row + guess_dy_px), searching +-search_px. Never throws per node: failures are
+  /// reported by the flag.
+  NodeResult match(const ImageWindow& ref, const ImageWindow& sec, int col, int row, double guess_dx_px = 0,
+                   double guess_dy_px = 0);
+
+  /// Quality of a given displacement (for the flow method and for checks): corr is the zero-mean NCC of the
+  /// reference chip with the secondary chip interpolated at (col + dx_px, row + dy_px); snr is computed on
+  /// the integer NCC surface over +-search_px around the displacement; the flag follows the same rules as
+  /// match() (low SNR, no texture, masked, outside). The returned dx/dy are the given ones (NaN if invalid).
+  NodeResult evaluate(const ImageWindow& ref, const ImageWindow& sec, int col, int row, double dx_px,
+                      double dy_px);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Free-function form of Matcher::evaluate (makes a temporary Matcher; prefer the member in loops).
+NodeResult evaluate_displacement(const ImageWindow& ref, const ImageWindow& sec, int col, int row, double dx_px,
+                                 double dy_px, const MatchOptions& options);
+
+/// Dense optical flow (OpenCV DIS, medium preset + variational refinement) of a whole window pair, both
+/// rescaled to 8 bits with the same linear mapping (robust 0.5 / 99.5 % percentiles of the valid pixels):
+/// dx/dy per pixel (+x = +column, +y = +row) such that sec(c + dx, r + dy) ~ ref(c, r). Invalid pixels
+/// are filled from their neighbourhood before the flow; the flow there is not meaningful (NaN).
+/// Throws InvalidArgument when the two windows differ in size.
+struct FlowField {
+  GridF dx_px;
+  GridF dy_px;
+};
+FlowField dense_flow(const GridF& ref, const GridU8& ref_valid, const GridF& sec, const GridU8& sec_valid);
+
+/// A regular grid of nodes in full-image pixel coordinates: node (i, j) is image pixel
+/// (first_col + i * step_px, first_row + j * step_px).
+struct NodeGrid {
+  int first_col = 0;
+  int first_row = 0;
+  int step_px = 16;
+  int cols = 0;
+  int rows = 0;
+};
+
+/// Per-node results on a NodeGrid (cols x rows). flag holds NodeFlag values.
+struct GridResult {
+  GridF dx_px;
+  GridF dy_px;
+  GridF corr;
+  GridF snr;
+  GridU8 flag;
+  /// Number of nodes with each flag value (index = NodeFlag).
+  std::array<long long, 7> flag_counts{};
+};
+
+/// In-memory node loop: matches every node of `nodes` (parallel with oneTBB; identical results for any
+/// thread count). `guess_dx_px` / `guess_dy_px` (optional, nodes-sized, NaN = no guess) seed each node.
+/// Large motion: when options.search_px > options.coarse_above_px (ncc, phase), a coarse pass on images
+/// downsampled by 2^k finds the displacement (median-filtered) and the fine pass searches a few pixels
+/// around it (docs/correlate.md). For Method::kFlow, dense_flow is run on the windows and sampled at the
+/// nodes, then evaluated (corr/snr/flag) with Matcher::evaluate.
+/// The windows must cover the nodes plus halo_px() (and |guess| for sec); uncovered parts count as outside.
+GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
+                          const NodeGrid& nodes, const GridF* guess_dx_px = nullptr,
+                          const GridF* guess_dy_px = nullptr);
+
+}  // namespace deforma::correlate

@@ -1,0 +1,308 @@
+// The in-memory node loop: direct search, coarse-to-fine search for large motion, and the flow method.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <tbb/blocked_range.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for.h>
+
+#include "deforma/core/error.hpp"
+#include "deforma/correlate/matcher.hpp"
+
+namespace deforma::correlate {
+
+namespace {
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+void store(GridResult& out, int i, int j, const NodeResult& r) {
+  out.dx_px(i, j) = r.dx_px;
+  out.dy_px(i, j) = r.dy_px;
+  out.corr(i, j) = r.corr;
+  out.snr(i, j) = r.snr;
+  out.flag(i, j) = static_cast<unsigned char>(r.flag);
+}
+
+double guess_at(const GridF* g, int i, int j) {
+  if (!g) return 0.0;
+  const float v = (*g)(i, j);
+  return std::isfinite(v) ? v : 0.0;
+}
+
+// Matches the nodes (i, j) for which `wanted(i, j)` holds, in parallel over rows. Each node depends only on
+// its own data, so the result is the same for any number of threads.
+template <typename Wanted, typename Guess>
+void match_nodes(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options, const NodeGrid& nodes,
+                 Wanted wanted, Guess guess, GridResult& out) {
+  tbb::enumerable_thread_specific<Matcher> matchers([&] { return Matcher(options); });
+  tbb::parallel_for(tbb::blocked_range<int>(0, nodes.rows), [&](const tbb::blocked_range<int>& range) {
+    Matcher& matcher = matchers.local();
+    for (int j = range.begin(); j < range.end(); ++j) {
+      for (int i = 0; i < nodes.cols; ++i) {
+        if (!wanted(i, j)) continue;
+        double gdx = 0, gdy = 0;
+        guess(i, j, gdx, gdy);
+        const int col = nodes.first_col + i * nodes.step_px;
+        const int row = nodes.first_row + j * nodes.step_px;
+        store(out, i, j, matcher.match(ref, sec, col, row, gdx, gdy));
+      }
+    }
+  });
+}
+
+// Box-downsampling of a window by `factor`, averaging the valid pixels; a coarse pixel is valid when at
+// least half of its fine pixels are.
+struct CoarseWindow {
+  GridF values;
+  GridU8 valid;
+  ImageWindow view() const { return ImageWindow{&values, &valid, origin_col, origin_row}; }
+  int origin_col = 0;
+  int origin_row = 0;
+};
+
+CoarseWindow downsample(const ImageWindow& w, int factor) {
+  CoarseWindow out;
+  const int width = w.values ? w.values->width() : 0;
+  const int height = w.values ? w.values->height() : 0;
+  out.origin_col = floor_div(w.origin_col, factor);
+  out.origin_row = floor_div(w.origin_row, factor);
+  const int end_col = floor_div(w.origin_col + width - 1, factor);
+  const int end_row = floor_div(w.origin_row + height - 1, factor);
+  const int cw = std::max(0, end_col - out.origin_col + 1);
+  const int ch = std::max(0, end_row - out.origin_row + 1);
+  out.values = GridF(cw, ch, 0.0f);
+  out.valid = GridU8(cw, ch, 0);
+  tbb::parallel_for(0, ch, [&](int r) {
+    for (int c = 0; c < cw; ++c) {
+      double sum = 0;
+      int count = 0;
+      for (int y = 0; y < factor; ++y) {
+        const int lr = (out.origin_row + r) * factor + y - w.origin_row;
+        if (lr < 0 || lr >= height) continue;
+        for (int x = 0; x < factor; ++x) {
+          const int lc = (out.origin_col + c) * factor + x - w.origin_col;
+          if (lc < 0 || lc >= width) continue;
+          const float v = (*w.values)(lc, lr);
+          if ((w.valid && !(*w.valid)(lc, lr)) || !std::isfinite(v)) continue;
+          sum += v;
+          ++count;
+        }
+      }
+      if (count * 2 >= factor * factor) {
+        out.values(c, r) = static_cast<float>(sum / count);
+        out.valid(c, r) = 1;
+      }
+    }
+  });
+  return out;
+}
+
+double median_of(std::vector<double>& v) {
+  auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  double m = *mid;
+  if (v.size() % 2 == 0) m = 0.5 * (m + *std::max_element(v.begin(), mid));
+  return m;
+}
+
+GridResult make_result(const NodeGrid& nodes) {
+  GridResult out;
+  out.dx_px = GridF(nodes.cols, nodes.rows, kNaN);
+  out.dy_px = GridF(nodes.cols, nodes.rows, kNaN);
+  out.corr = GridF(nodes.cols, nodes.rows, kNaN);
+  out.snr = GridF(nodes.cols, nodes.rows, kNaN);
+  out.flag = GridU8(nodes.cols, nodes.rows, static_cast<unsigned char>(NodeFlag::kNoPeak));
+  return out;
+}
+
+void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
+                    const NodeGrid& nodes, const GridF* gdx, const GridF* gdy, GridResult& out) {
+  int factor = 1;
+  while ((options.search_px + factor - 1) / factor > options.coarse_above_px) factor *= 2;
+  // Coarse pass: same chip size at the coarse scale (a larger footprint, hence a robust seed), on every
+  // m-th node so that coarse chips overlap by about three quarters.
+  MatchOptions coarse = options;
+  coarse.search_px = (options.search_px + factor - 1) / factor + 1;
+  coarse.coarse_above_px = 0;
+  coarse.subpixel = Subpixel::kParabolic;
+  if (coarse.method == Method::kPhase && 2 * coarse.search_px >= coarse.chip_px) coarse.method = Method::kNcc;
+  const int every = std::max(1, options.chip_px * factor / 4 / std::max(1, nodes.step_px));
+  std::vector<int> coarse_i, coarse_j;
+  for (int i = 0; i < nodes.cols; i += every) coarse_i.push_back(i);
+  if (coarse_i.back() != nodes.cols - 1) coarse_i.push_back(nodes.cols - 1);
+  for (int j = 0; j < nodes.rows; j += every) coarse_j.push_back(j);
+  if (coarse_j.back() != nodes.rows - 1) coarse_j.push_back(nodes.rows - 1);
+  const int ci_count = static_cast<int>(coarse_i.size());
+  const int cj_count = static_cast<int>(coarse_j.size());
+  const CoarseWindow cref = downsample(ref, factor);
+  const CoarseWindow csec = downsample(sec, factor);
+  GridF seed_dx(ci_count, cj_count, kNaN), seed_dy(ci_count, cj_count, kNaN);
+  {
+    tbb::enumerable_thread_specific<Matcher> matchers([&] { return Matcher(coarse); });
+    const ImageWindow rv = cref.view();
+    const ImageWindow sv = csec.view();
+    tbb::parallel_for(0, cj_count, [&](int b) {
+      Matcher& matcher = matchers.local();
+      for (int a = 0; a < ci_count; ++a) {
+        const int i = coarse_i[a];
+        const int j = coarse_j[b];
+        const int col = nodes.first_col + i * nodes.step_px;
+        const int row = nodes.first_row + j * nodes.step_px;
+        const NodeResult r = matcher.match(rv, sv, floor_div(col, factor), floor_div(row, factor),
+                                           guess_at(gdx, i, j) / factor, guess_at(gdy, i, j) / factor);
+        if (r.flag == NodeFlag::kValid) {
+          seed_dx(a, b) = r.dx_px * factor;
+          seed_dy(a, b) = r.dy_px * factor;
+        }
+      }
+    });
+  }
+  // Outlier-resistant seed: the median of the valid coarse results around each coarse node (3 x 3, then
+  // 7 x 7 where nothing is valid nearby); nodes with no valid neighbour keep the a-priori guess.
+  GridF fdx(ci_count, cj_count, kNaN), fdy(ci_count, cj_count, kNaN);
+  for (int b = 0; b < cj_count; ++b) {
+    for (int a = 0; a < ci_count; ++a) {
+      for (int radius : {1, 3}) {
+        std::vector<double> vx, vy;
+        for (int y = std::max(0, b - radius); y <= std::min(cj_count - 1, b + radius); ++y)
+          for (int x = std::max(0, a - radius); x <= std::min(ci_count - 1, a + radius); ++x)
+            if (std::isfinite(seed_dx(x, y))) {
+              vx.push_back(seed_dx(x, y));
+              vy.push_back(seed_dy(x, y));
+            }
+        if (vx.size() >= (radius == 1 ? 1u : 3u)) {
+          fdx(a, b) = static_cast<float>(median_of(vx));
+          fdy(a, b) = static_cast<float>(median_of(vy));
+          break;
+        }
+      }
+    }
+  }
+  // Fine pass around the seed, bilinearly interpolated between coarse nodes.
+  auto locate = [](const std::vector<int>& idx, int v, int& k, double& t) {
+    k = static_cast<int>(std::upper_bound(idx.begin(), idx.end(), v) - idx.begin()) - 1;
+    k = std::clamp(k, 0, std::max(0, static_cast<int>(idx.size()) - 2));
+    if (idx.size() < 2) {
+      t = 0;
+      return;
+    }
+    t = static_cast<double>(v - idx[k]) / (idx[k + 1] - idx[k]);
+  };
+  auto seed = [&](int i, int j, double& dx, double& dy) {
+    int a = 0, b = 0;
+    double ta = 0, tb = 0;
+    locate(coarse_i, i, a, ta);
+    locate(coarse_j, j, b, tb);
+    double sx = 0, sy = 0, sw = 0;
+    for (int y = 0; y < 2; ++y)
+      for (int x = 0; x < 2; ++x) {
+        const int aa = std::min(a + x, ci_count - 1);
+        const int bb = std::min(b + y, cj_count - 1);
+        const double w = (x ? ta : 1 - ta) * (y ? tb : 1 - tb);
+        if (w <= 0 || !std::isfinite(fdx(aa, bb))) continue;
+        sx += w * fdx(aa, bb);
+        sy += w * fdy(aa, bb);
+        sw += w;
+      }
+    if (sw > 0) {
+      dx = sx / sw;
+      dy = sy / sw;
+    } else {
+      dx = guess_at(gdx, i, j);
+      dy = guess_at(gdy, i, j);
+    }
+  };
+  MatchOptions fine = options;
+  fine.search_px = std::max(4, factor + 2);
+  fine.coarse_above_px = 0;
+  match_nodes(ref, sec, fine, nodes, [](int, int) { return true; }, seed, out);
+  // Where the fine peak sits on the border of its small window the seed was wrong: search the full range.
+  MatchOptions full = options;
+  full.coarse_above_px = 0;
+  const GridU8 first_flags = out.flag;
+  match_nodes(
+      ref, sec, full, nodes,
+      [&](int i, int j) { return first_flags(i, j) == static_cast<unsigned char>(NodeFlag::kSearchBorder); },
+      [&](int i, int j, double& dx, double& dy) {
+        dx = guess_at(gdx, i, j);
+        dy = guess_at(gdy, i, j);
+      },
+      out);
+}
+
+void flow_nodes(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options, const NodeGrid& nodes,
+                GridResult& out) {
+  if (!ref.values || ref.values->empty()) return;
+  const int w = ref.values->width();
+  const int h = ref.values->height();
+  GridU8 ref_valid = ref.valid ? *ref.valid : GridU8(w, h, 1);
+  // The secondary on the reference window's pixels.
+  GridF sec_values(w, h, 0.0f);
+  GridU8 sec_valid(w, h, 0);
+  for (int r = 0; r < h; ++r)
+    for (int c = 0; c < w; ++c) {
+      const int sc = ref.origin_col + c - sec.origin_col;
+      const int sr = ref.origin_row + r - sec.origin_row;
+      if (!sec.values || !sec.values->contains(sc, sr)) continue;
+      const float v = (*sec.values)(sc, sr);
+      if ((sec.valid && !(*sec.valid)(sc, sr)) || !std::isfinite(v)) continue;
+      sec_values(c, r) = v;
+      sec_valid(c, r) = 1;
+    }
+  const FlowField flow = dense_flow(*ref.values, ref_valid, sec_values, sec_valid);
+  MatchOptions eval = options;
+  eval.method = Method::kNcc;
+  tbb::enumerable_thread_specific<Matcher> matchers([&] { return Matcher(eval); });
+  tbb::parallel_for(0, nodes.rows, [&](int j) {
+    Matcher& matcher = matchers.local();
+    for (int i = 0; i < nodes.cols; ++i) {
+      const int col = nodes.first_col + i * nodes.step_px;
+      const int row = nodes.first_row + j * nodes.step_px;
+      const int lc = col - ref.origin_col;
+      const int lr = row - ref.origin_row;
+      NodeResult r;
+      if (!flow.dx_px.contains(lc, lr)) {
+        r.flag = NodeFlag::kOutsideOverlap;
+      } else if (!std::isfinite(flow.dx_px(lc, lr))) {
+        r.flag = NodeFlag::kMasked;
+      } else {
+        r = matcher.evaluate(ref, sec, col, row, flow.dx_px(lc, lr), flow.dy_px(lc, lr));
+      }
+      store(out, i, j, r);
+    }
+  });
+}
+}  // namespace
+
+GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
+                          const NodeGrid& nodes, const GridF* guess_dx_px, const GridF* guess_dy_px) {
+  options.validate();
+  if (nodes.step_px < 1) throw InvalidArgument("--step: expected >= 1 px, got " + std::to_string(nodes.step_px));
+  if (nodes.cols < 0 || nodes.rows < 0) throw InvalidArgument("correlate_grid: negative node grid size");
+  for (const GridF* g : {guess_dx_px, guess_dy_px})
+    if (g && (g->width() != nodes.cols || g->height() != nodes.rows))
+      throw InvalidArgument("--guess: the a-priori displacement grid must have one value per node (" +
+                            std::to_string(nodes.cols) + " x " + std::to_string(nodes.rows) + ")");
+  GridResult out = make_result(nodes);
+  if (nodes.cols == 0 || nodes.rows == 0) return out;
+  if (options.method == Method::kFlow) {
+    flow_nodes(ref, sec, options, nodes, out);
+  } else if (options.coarse_above_px > 0 && options.search_px > options.coarse_above_px) {
+    coarse_to_fine(ref, sec, options, nodes, guess_dx_px, guess_dy_px, out);
+  } else {
+    match_nodes(
+        ref, sec, options, nodes, [](int, int) { return true; },
+        [&](int i, int j, double& dx, double& dy) {
+          dx = guess_at(guess_dx_px, i, j);
+          dy = guess_at(guess_dy_px, i, j);
+        },
+        out);
+  }
+  for (std::size_t k = 0; k < out.flag.size(); ++k) ++out.flag_counts[std::min<int>(out.flag.data()[k], 6)];
+  return out;
+}
+
+}  // namespace deforma::correlate

@@ -1,0 +1,41 @@
+#include "correlate/fft_plans.hpp"
+
+#include <map>
+
+namespace deforma::correlate::detail {
+
+std::mutex& fftw_planner_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+const FftPlan2d& plan_2d(int n) {
+  // Plans are never destroyed: they are few (one per size) and live as long as the process.
+  static std::map<int, std::unique_ptr<FftPlan2d>> plans;
+  std::lock_guard<std::mutex> lock(fftw_planner_mutex());
+  auto& slot = plans[n];
+  if (!slot) {
+    auto plan = std::make_unique<FftPlan2d>();
+    plan->n = n;
+    const std::size_t real_count = static_cast<std::size_t>(n) * n;
+    const std::size_t complex_count = static_cast<std::size_t>(n) * (n / 2 + 1);
+    auto real = fftw_alloc<float>(real_count);
+    auto spectrum = fftw_alloc<fftwf_complex>(complex_count);
+    plan->forward = fftwf_plan_dft_r2c_2d(n, n, real.get(), spectrum.get(), FFTW_ESTIMATE);
+    plan->inverse = fftwf_plan_dft_c2r_2d(n, n, spectrum.get(), real.get(), FFTW_ESTIMATE);
+    slot = std::move(plan);
+  }
+  return *slot;
+}
+
+int fast_fft_size(int n) {
+  for (int m = n > 1 ? n : 1;; ++m) {
+    int r = m;
+    for (int p : {2, 3, 5}) {
+      while (r % p == 0) r /= p;
+    }
+    if (r == 1) return m;
+  }
+}
+
+}  // namespace deforma::correlate::detail

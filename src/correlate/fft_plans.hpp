@@ -1,0 +1,47 @@
+#pragma once
+// Shared FFTW3 (single precision) plans of the correlation kernels. FFTW's planner is not thread-safe,
+// its execution with the new-array functions is: plans are made once per size under a global mutex and
+// then executed by any thread on its own fftwf_malloc'd (hence equally aligned) buffers. FFTW_ESTIMATE
+// keeps the plan choice deterministic, so results do not depend on which thread planned first.
+#include <complex>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+
+#include <fftw3.h>
+
+namespace deforma::correlate::detail {
+
+/// The global mutex that serializes FFTW planning in deforma.
+std::mutex& fftw_planner_mutex();
+
+/// Forward real-to-complex and inverse complex-to-real plans of an n x n transform (row-major, out of place;
+/// the complex side is n x (n/2 + 1)).
+struct FftPlan2d {
+  int n = 0;
+  fftwf_plan forward = nullptr;
+  fftwf_plan inverse = nullptr;
+};
+
+/// The shared plan for size n (made on first use, kept for the life of the process).
+const FftPlan2d& plan_2d(int n);
+
+/// Smallest size >= n whose only prime factors are 2, 3 and 5 (fast FFTW sizes).
+int fast_fft_size(int n);
+
+/// fftwf_malloc'd array with RAII.
+template <typename T>
+struct FftwDeleter {
+  void operator()(T* p) const noexcept { fftwf_free(p); }
+};
+template <typename T>
+using FftwArray = std::unique_ptr<T[], FftwDeleter<T>>;
+
+template <typename T>
+FftwArray<T> fftw_alloc(std::size_t count) {
+  void* p = fftwf_malloc(sizeof(T) * (count > 0 ? count : 1));
+  if (!p) throw std::bad_alloc();
+  return FftwArray<T>(static_cast<T*>(p));
+}
+
+}  // namespace deforma::correlate::detail

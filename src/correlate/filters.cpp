@@ -1,0 +1,164 @@
+// Prefilters and dense optical flow, on OpenCV.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/video/tracking.hpp>
+
+#include "deforma/core/error.hpp"
+#include "deforma/correlate/matcher.hpp"
+
+namespace deforma::correlate {
+
+namespace {
+constexpr double kHighpassSigmaPx = 3.0;
+constexpr int kWallisWindowPx = 15;
+
+cv::Mat as_mat(GridF& grid) { return cv::Mat(grid.height(), grid.width(), CV_32F, grid.data()); }
+
+// Fills invalid pixels with a normalized Gaussian average of their valid neighbourhood (then the global
+// valid mean where no valid pixel is near), so that filters and flow do not ring on holes.
+void fill_invalid(GridF& image, const GridU8& valid) {
+  const int w = image.width();
+  const int h = image.height();
+  cv::Mat values(h, w, CV_32F), weights(h, w, CV_32F);
+  double sum = 0;
+  long long count = 0;
+  for (int r = 0; r < h; ++r)
+    for (int c = 0; c < w; ++c) {
+      const bool ok = valid(c, r) && std::isfinite(image(c, r));
+      values.at<float>(r, c) = ok ? image(c, r) : 0.0f;
+      weights.at<float>(r, c) = ok ? 1.0f : 0.0f;
+      if (ok) {
+        sum += image(c, r);
+        ++count;
+      }
+    }
+  const float mean = count > 0 ? static_cast<float>(sum / count) : 0.0f;
+  if (count == static_cast<long long>(w) * h) return;
+  cv::Mat sv, sw;
+  cv::GaussianBlur(values, sv, cv::Size(0, 0), 4.0, 4.0, cv::BORDER_REFLECT);
+  cv::GaussianBlur(weights, sw, cv::Size(0, 0), 4.0, 4.0, cv::BORDER_REFLECT);
+  for (int r = 0; r < h; ++r)
+    for (int c = 0; c < w; ++c) {
+      if (weights.at<float>(r, c) > 0) continue;
+      const float wsum = sw.at<float>(r, c);
+      image(c, r) = wsum > 1e-3f ? sv.at<float>(r, c) / wsum : mean;
+    }
+}
+}  // namespace
+
+int prefilter_halo_px(Prefilter filter) {
+  switch (filter) {
+    case Prefilter::kNone: return 0;
+    case Prefilter::kHighpass: return static_cast<int>(std::ceil(4 * kHighpassSigmaPx));
+    case Prefilter::kWallis: return kWallisWindowPx / 2 + 1;
+    case Prefilter::kOrientation: return 2;
+  }
+  return 0;
+}
+
+void apply_prefilter(Prefilter filter, GridF& image, const GridU8& valid) {
+  if (filter == Prefilter::kNone || image.empty()) return;
+  if (valid.width() != image.width() || valid.height() != image.height())
+    throw InvalidArgument("apply_prefilter: the validity mask and the image differ in size");
+  fill_invalid(image, valid);
+  cv::Mat src = as_mat(image);
+  cv::Mat out;
+  switch (filter) {
+    case Prefilter::kNone: return;
+    case Prefilter::kHighpass: {
+      cv::Mat low;
+      cv::GaussianBlur(src, low, cv::Size(0, 0), kHighpassSigmaPx, kHighpassSigmaPx, cv::BORDER_REFLECT);
+      out = src - low;
+      break;
+    }
+    case Prefilter::kWallis: {
+      // (x - local mean) / local std, both over a box window; a small floor keeps flat areas finite.
+      cv::Mat mean, sq_mean;
+      cv::boxFilter(src, mean, CV_32F, cv::Size(kWallisWindowPx, kWallisWindowPx), cv::Point(-1, -1), true,
+                    cv::BORDER_REFLECT);
+      cv::boxFilter(src.mul(src), sq_mean, CV_32F, cv::Size(kWallisWindowPx, kWallisWindowPx), cv::Point(-1, -1),
+                    true, cv::BORDER_REFLECT);
+      out.create(src.size(), CV_32F);
+      for (int r = 0; r < src.rows; ++r)
+        for (int c = 0; c < src.cols; ++c) {
+          const float m = mean.at<float>(r, c);
+          const float var = std::max(0.0f, sq_mean.at<float>(r, c) - m * m);
+          const float floor = 1e-4f * std::max(1.0f, std::abs(m));
+          out.at<float>(r, c) = (src.at<float>(r, c) - m) / std::sqrt(var + floor * floor);
+        }
+      break;
+    }
+    case Prefilter::kOrientation: {
+      cv::Mat gx, gy;
+      cv::Sobel(src, gx, CV_32F, 1, 0, 3, 1.0, 0.0, cv::BORDER_REFLECT);
+      cv::Sobel(src, gy, CV_32F, 0, 1, 3, 1.0, 0.0, cv::BORDER_REFLECT);
+      out.create(src.size(), CV_32F);
+      for (int r = 0; r < src.rows; ++r)
+        for (int c = 0; c < src.cols; ++c) {
+          const float a = gx.at<float>(r, c);
+          const float b = gy.at<float>(r, c);
+          const float mag = std::sqrt(a * a + b * b);
+          out.at<float>(r, c) = mag > 1e-6f ? (a + b) / mag : 0.0f;
+        }
+      break;
+    }
+  }
+  for (int r = 0; r < image.height(); ++r)
+    for (int c = 0; c < image.width(); ++c) image(c, r) = valid(c, r) ? out.at<float>(r, c) : 0.0f;
+}
+
+FlowField dense_flow(const GridF& ref, const GridU8& ref_valid, const GridF& sec, const GridU8& sec_valid) {
+  const int w = ref.width();
+  const int h = ref.height();
+  if (sec.width() != w || sec.height() != h || ref_valid.width() != w || ref_valid.height() != h ||
+      sec_valid.width() != w || sec_valid.height() != h)
+    throw InvalidArgument("dense_flow: the reference and secondary windows (and masks) must have the same size");
+  FlowField field{GridF(w, h, std::numeric_limits<float>::quiet_NaN()),
+                  GridF(w, h, std::numeric_limits<float>::quiet_NaN())};
+  if (w < 8 || h < 8) return field;
+  // One linear 8-bit mapping for both images (robust percentiles of the valid pixels of both).
+  std::vector<float> samples;
+  samples.reserve(ref.size() / 4 + sec.size() / 4 + 2);
+  for (std::size_t k = 0; k < ref.size(); k += 2) {
+    if (ref_valid.data()[k] && std::isfinite(ref.data()[k])) samples.push_back(ref.data()[k]);
+    if (sec_valid.data()[k] && std::isfinite(sec.data()[k])) samples.push_back(sec.data()[k]);
+  }
+  if (samples.size() < 16) return field;
+  auto quantile = [&](double q) {
+    auto it = samples.begin() + static_cast<std::ptrdiff_t>(q * (samples.size() - 1));
+    std::nth_element(samples.begin(), it, samples.end());
+    return *it;
+  };
+  const float lo = quantile(0.005);
+  const float hi = quantile(0.995);
+  const float scale = hi > lo ? 255.0f / (hi - lo) : 1.0f;
+  auto to_u8 = [&](const GridF& image, const GridU8& valid) {
+    GridF filled = image;
+    fill_invalid(filled, valid);
+    cv::Mat out(h, w, CV_8U);
+    for (int r = 0; r < h; ++r)
+      for (int c = 0; c < w; ++c)
+        out.at<unsigned char>(r, c) = cv::saturate_cast<unsigned char>((filled(c, r) - lo) * scale);
+    return out;
+  };
+  const cv::Mat a = to_u8(ref, ref_valid);
+  const cv::Mat b = to_u8(sec, sec_valid);
+  auto dis = cv::DISOpticalFlow::create(cv::DISOpticalFlow::PRESET_MEDIUM);
+  dis->setUseSpatialPropagation(true);
+  cv::Mat flow;
+  dis->calc(a, b, flow);
+  for (int r = 0; r < h; ++r)
+    for (int c = 0; c < w; ++c) {
+      if (!ref_valid(c, r)) continue;
+      const cv::Vec2f f = flow.at<cv::Vec2f>(r, c);
+      field.dx_px(c, r) = f[0];
+      field.dy_px(c, r) = f[1];
+    }
+  return field;
+}
+
+}  // namespace deforma::correlate
