@@ -1,0 +1,64 @@
+#pragma once
+// The streamed inversion of per-pair displacement rasters and its products (docs/timeseries.md):
+//   <out>/<prefix>timeseries_<c>.tif        COG, one band per date named by its ISO date, per component c
+//   <out>/<prefix>timeseries_<c>_sigma.tif  COG, 1-sigma per date
+//   <out>/<prefix>timeseries.nc             NetCDF-4, CF-1.8: time axis (days since 1970-01-01), x/y,
+//                                           the series and sigmas, the velocity maps, grid mapping
+//   <out>/<prefix>velocity.tif              COG: velocity_<c>, velocity_magnitude, their std, rmse,
+//                                           valid_pairs, consistency, flags
+//   <out>/<prefix>velocity_*.png, rmse.png  quicklooks with colour bar
+// Components are "east"/"north" for rasters in metres (bands east_m, north_m) and "dx"/"dy" in pixels
+// (bands dx_px, dy_px). Rows are read in blocks sized by RunContext::ram_budget_mb.
+#include <string>
+#include <vector>
+
+#include "deforma/core/operation.hpp"
+#include "deforma/core/summary.hpp"
+#include "deforma/timeseries/invert.hpp"
+#include "deforma/timeseries/pairs.hpp"
+
+namespace deforma::timeseries {
+
+struct InvertRastersOptions {
+  std::string output_dir;         ///< created if missing
+  std::string prefix;             ///< prepended to every output name
+  std::string units = "m";        ///< "m": bands east_m/north_m; "px": bands dx_px/dy_px
+  std::string east_band;          ///< override: band name (description) or 1-based index
+  std::string north_band;         ///< override: band name (description) or 1-based index
+  std::string weight_band;        ///< optional per-node quality band (e.g. "corr"), values clipped to [0, 1]
+  bool netcdf = true;
+  bool quicklooks = true;
+  InversionOptions inversion;
+  nlohmann::json parameters = nlohmann::json::object();  ///< recorded in provenance
+
+  /// Throws InvalidArgument naming the parameter.
+  void validate() const;
+};
+
+/// Inverts the pairs (each with a result_path) into the products above; returns the Summary with counts
+/// (nodes, valid, nodata, reweighted, bridged), details (dates, pairs, components, median velocity,
+/// median rmse, output paths) and a report. Throws InvalidArgument when a pair has no result_path or the
+/// rasters do not share one grid (naming the files), FormatError when a band is missing.
+Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersOptions& options, RunContext& context);
+
+/// One node's series read back from the products.
+struct NodeSeries {
+  std::vector<io::Date> dates;
+  std::vector<std::string> components;             ///< "east", "north" (or "dx", "dy")
+  std::vector<std::vector<double>> values;         ///< [component][date], NaN = nodata
+  std::vector<std::vector<double>> sigmas;         ///< [component][date], NaN = unknown
+  std::string unit;                                ///< "m" or "px"
+  int col = 0;
+  int row = 0;
+};
+
+/// Reads the series at (x, y) from the products in `products_dir` (with `prefix`): map coordinates of the
+/// product grid, or pixel (column, row) of the product grid when `pixel` is true. Throws InvalidArgument
+/// when the point is outside the grid, IoError when the products are missing.
+NodeSeries read_series_at(const std::string& products_dir, const std::string& prefix, double x, double y,
+                          bool pixel);
+
+/// The CSV text of a series: date,<c>,<c>_sigma,...
+std::string series_to_csv(const NodeSeries& series);
+
+}  // namespace deforma::timeseries

@@ -1,0 +1,203 @@
+#include "deforma/timeseries/image_set.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <optional>
+
+#include <fmt/format.h>
+#include <fnmatch.h>
+#include <spdlog/spdlog.h>
+
+#include "deforma/core/error.hpp"
+#include "deforma/io/raster.hpp"
+#include "timeseries/csv.hpp"
+
+namespace deforma::timeseries {
+namespace fs = std::filesystem;
+
+std::string Image::track() const {
+  if (orbit.empty()) return tile;
+  if (tile.empty()) return orbit;
+  return orbit + "/" + tile;
+}
+
+std::vector<io::Date> ImageSet::dates() const {
+  std::vector<io::Date> d;
+  d.reserve(images.size());
+  for (const auto& im : images) d.push_back(im.date);
+  return d;
+}
+
+namespace {
+
+bool is_image_file(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  static const std::vector<std::string> known = {".tif", ".tiff", ".jp2", ".jpg", ".jpeg", ".png", ".vrt"};
+  return std::find(known.begin(), known.end(), ext) != known.end();
+}
+
+bool has_wildcard(const std::string& s) { return s.find_first_of("*?") != std::string::npos; }
+
+}  // namespace
+
+std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
+  std::vector<std::string> files;
+  for (const auto& input : inputs) {
+    std::error_code ec;
+    if (has_wildcard(input)) {
+      const fs::path pattern(input);
+      const fs::path folder = pattern.parent_path().empty() ? fs::path(".") : pattern.parent_path();
+      std::vector<std::string> matched;
+      if (fs::is_directory(folder, ec)) {
+        for (const auto& entry : fs::directory_iterator(folder)) {
+          if (!entry.is_regular_file()) continue;
+          const std::string name = entry.path().filename().string();
+          if (fnmatch(pattern.filename().string().c_str(), name.c_str(), 0) == 0) {
+            matched.push_back((pattern.parent_path().empty() ? fs::path(name) : folder / name).string());
+          }
+        }
+      }
+      if (matched.empty()) throw IoError(fmt::format("input pattern '{}' matches no file", input));
+      std::sort(matched.begin(), matched.end());
+      files.insert(files.end(), matched.begin(), matched.end());
+    } else if (fs::is_directory(input, ec)) {
+      std::vector<std::string> found;
+      for (const auto& entry : fs::directory_iterator(input)) {
+        if (entry.is_regular_file() && is_image_file(entry.path())) found.push_back(entry.path().string());
+      }
+      if (found.empty()) throw IoError(fmt::format("input folder '{}' holds no image file", input));
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else if (fs::exists(input, ec)) {
+      files.push_back(input);
+    } else {
+      throw IoError(fmt::format("input '{}' does not exist", input));
+    }
+  }
+  return files;
+}
+
+std::vector<Image> read_manifest(const std::string& csv_path) {
+  const auto table = detail::read_csv(csv_path);
+  const int path_col = table.require_column("path");
+  const int date_col = table.require_column("date");
+  const int orbit_col = table.column("orbit");
+  const int tile_col = table.column("tile");
+  const int sensor_col = table.column("sensor");
+  std::vector<Image> images;
+  for (std::size_t i = 0; i < table.rows.size(); ++i) {
+    const auto& row = table.rows[i];
+    Image im;
+    im.path = detail::resolve_relative(csv_path, row[path_col]);
+    if (row[path_col].empty()) {
+      throw FormatError(fmt::format("{} line {}: empty path", csv_path, table.line_numbers[i]));
+    }
+    try {
+      im.date = io::Date::parse(row[date_col]);
+    } catch (const InvalidArgument& e) {
+      throw FormatError(fmt::format("{} line {}, column date: {}", csv_path, table.line_numbers[i], e.what()));
+    }
+    im.date_source = "manifest";
+    if (orbit_col >= 0) im.orbit = row[orbit_col];
+    if (tile_col >= 0) im.tile = row[tile_col];
+    if (sensor_col >= 0) im.sensor = row[sensor_col];
+    images.push_back(std::move(im));
+  }
+  if (images.empty()) throw FormatError(fmt::format("{}: the manifest lists no image", csv_path));
+  return images;
+}
+
+namespace {
+
+bool is_manifest(const std::vector<std::string>& inputs) {
+  if (inputs.size() != 1) return false;
+  std::string ext = fs::path(inputs[0]).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".csv";
+}
+
+}  // namespace
+
+ImageSet load_image_set(const std::vector<std::string>& inputs, const ImageSetOptions& options) {
+  options.validate();
+  if (inputs.empty()) throw InvalidArgument("images: no input given (expected files, folders, patterns or a CSV manifest)");
+  ImageSet set;
+  if (is_manifest(inputs)) {
+    set.images = read_manifest(inputs[0]);
+  } else {
+    // Files named one by one must all be dated; files found by listing a folder may include side files.
+    std::vector<std::string> explicit_files;
+    for (const auto& input : inputs) {
+      std::error_code ec;
+      if (!has_wildcard(input) && !fs::is_directory(input, ec)) explicit_files.push_back(input);
+    }
+    for (const auto& path : expand_inputs(inputs)) {
+      const bool named = std::find(explicit_files.begin(), explicit_files.end(), path) != explicit_files.end();
+      const auto evidence = io::date_evidence(path);
+      if (evidence.empty() && !named) {
+        set.skipped.push_back(fmt::format("{}: no acquisition date in its name or metadata (not part of the series)", path));
+        continue;
+      }
+      Image im;
+      im.path = path;
+      im.date = io::acquisition_date(path);  // throws, naming the file, when missing or ambiguous
+      im.date_source = evidence.front().source;
+      const auto name_info = io::parse_product_name(path);
+      im.sensor = name_info.sensor;
+      im.tile = name_info.tile;
+      im.orbit = name_info.orbit;
+      set.images.push_back(std::move(im));
+    }
+  }
+  if (options.check_rasters) {
+    std::vector<Image> kept;
+    std::optional<io::RasterInfo> first;
+    for (auto& im : set.images) {
+      io::RasterInfo info;
+      try {
+        info = io::describe(im.path);
+      } catch (const Error& e) {
+        if (!options.skip_bad) {
+          throw IoError(fmt::format("image {} cannot be read: {} (use --skip-bad to leave it out)", im.path, e.what()));
+        }
+        set.skipped.push_back(fmt::format("{}: unreadable ({})", im.path, e.what()));
+        continue;
+      }
+      if (!first) {
+        first = info;
+      } else if (info.width != first->width || info.height != first->height) {
+        throw InvalidArgument(fmt::format("image {} is {}x{} px but {} is {}x{} px: the images of a series must share "
+                                          "one grid (resample them first)",
+                                          im.path, info.width, info.height, first->path, first->width, first->height));
+      } else if (info.crs_wkt != first->crs_wkt) {
+        throw InvalidArgument(fmt::format("image {} has CRS '{}' but {} has '{}': the images of a series must share one "
+                                          "CRS",
+                                          im.path, info.crs_name.empty() ? "none" : info.crs_name, first->path,
+                                          first->crs_name.empty() ? "none" : first->crs_name));
+      }
+      kept.push_back(std::move(im));
+    }
+    set.images = std::move(kept);
+  }
+  std::stable_sort(set.images.begin(), set.images.end(), [](const Image& a, const Image& b) {
+    if (a.date != b.date) return a.date < b.date;
+    if (a.track() != b.track()) return a.track() < b.track();
+    return a.path < b.path;
+  });
+  for (std::size_t i = 1; i < set.images.size(); ++i) {
+    const auto& a = set.images[i - 1];
+    const auto& b = set.images[i];
+    if (a.date == b.date && a.track() == b.track()) {
+      throw InvalidArgument(fmt::format("images {} and {} have the same date {}{}: a series needs one image per date "
+                                        "(remove one, or give orbit/tile in a manifest)",
+                                        a.path, b.path, a.date.iso(), a.track().empty() ? "" : " and track " + a.track()));
+    }
+  }
+  if (set.images.empty()) throw InvalidArgument("images: no usable image among the inputs");
+  for (const auto& s : set.skipped) spdlog::warn("{}", s);
+  return set;
+}
+
+}  // namespace deforma::timeseries
