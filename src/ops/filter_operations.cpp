@@ -77,7 +77,7 @@ std::vector<ParamDecl> filter_parameters() {
   };
 }
 
-filter::FilterOptions filter_options_from(const ParamValues& p) {
+filter::FilterOptions filter_options_from(const ParamValues& p, bool read_max_velocity) {
   filter::FilterOptions o;
   o.min_snr = p.get_double("min-snr");
   o.min_corr = p.get_double("min-corr");
@@ -87,7 +87,7 @@ filter::FilterOptions filter_options_from(const ParamValues& p) {
   o.median_epsilon_px = p.get_double("median-epsilon");
   o.median_min_neighbours = static_cast<int>(p.get_int("median-min-neighbours"));
   o.max_displacement_px = p.get_double("max-displacement");
-  if (p.get_double("max-velocity") > 0) {
+  if (read_max_velocity && p.get_double("max-velocity") > 0) {
     if (!p.has("days")) {
       throw InvalidArgument("parameter --max-velocity: needs --days, the time between the two images");
     }

@@ -9,7 +9,9 @@ namespace deforma::ops {
 
 /// The filtering and stable-ground options (everything but input and output).
 std::vector<ParamDecl> filter_parameters();
-/// Reads them back into validated FilterOptions; throws InvalidArgument naming the parameter.
-filter::FilterOptions filter_options_from(const ParamValues& params);
+/// Reads them back into validated FilterOptions; throws InvalidArgument naming the parameter. With
+/// `read_max_velocity` false, --max-velocity/--days are left to the caller (the pipeline applies the
+/// velocity per pair, with each pair's own time span).
+filter::FilterOptions filter_options_from(const ParamValues& params, bool read_max_velocity = true);
 
 }  // namespace deforma::ops
