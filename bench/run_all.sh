@@ -7,5 +7,13 @@ mkdir -p "$OUT_DIR"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export DEFORMA_DATA="${DEFORMA_DATA:-$ROOT/../shared/data}"
 
+echo "== correlate: chip matcher vs matchTemplate baseline"
+"$BUILD_DIR/bench/deforma_bench_matcher" | tee "$OUT_DIR/correlate_matcher.md"
+
+echo
+echo "== correlate: whole pairs vs matchTemplate, DIS and scikit-image"
+"$BUILD_DIR/bench/deforma_bench_pair" "$OUT_DIR/pair" | tee "$OUT_DIR/correlate_pair.md"
+
+echo
 echo "== pipeline: the whole deforma pipeline on the Perito Moreno series"
 bash "$ROOT/bench/pipeline/time_pipeline.sh" "$BUILD_DIR" "$OUT_DIR" | tee "$OUT_DIR/pipeline_perito.md"

@@ -7,11 +7,18 @@ OUT="$2"
 DATA="${DEFORMA_DATA:?DEFORMA_DATA must name the sample-data folder}"
 mkdir -p "$OUT"
 
-echo "== deforma info: the Landsat 8 pair over Yahtse Glacier"
-for scene in "$DATA"/yahtse-l8/*_B8_yahtse.TIF; do
-  "$DEFORMA" info "$scene"
+# --- Yahtse Glacier, Landsat 8 pair (16 days) --------------------------------------------------------
+YAHTSE="$DATA/yahtse-l8"
+if [[ -d "$YAHTSE" ]]; then
+  echo "== deforma correlate: Landsat 8 panchromatic pair over Yahtse Glacier, Alaska (2016-07-18 / 2016-08-03)"
+  "$DEFORMA" correlate \
+    "$YAHTSE/LC80630182016200LGN00_B8_yahtse.TIF" "$YAHTSE/LC80630182016216LGN00_B8_yahtse.TIF" \
+    -o "$OUT/yahtse_velocity.tif" --chip 32 --search 24 --step 8 --velocity \
+    --stable "$YAHTSE/StEliasMtn_utm7v_rock.gmt" --quicklook "$OUT/yahtse_velocity.png"
   echo
-done
+else
+  echo "(skipping Yahtse: $YAHTSE not found)"
+fi
 
 # ---- Perito Moreno time series: deforma pipeline (23 dates, pixel units) --------------------------------
 echo "== deforma pipeline: 23 Sentinel-2 images of Perito Moreno Glacier (2020-01-01 .. 2020-03-28)"

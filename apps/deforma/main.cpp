@@ -23,7 +23,8 @@ namespace {
 struct Subcommand {
   const deforma::OperationDecl* op = nullptr;
   CLI::App* app = nullptr;
-  std::map<std::string, std::vector<std::string>> raw;
+  std::map<std::string, std::vector<std::string>> lists;  // list parameters
+  std::map<std::string, std::string> singles;              // every other parameter, as typed
   std::map<std::string, bool> flags;
 };
 
@@ -59,23 +60,18 @@ CLI::App* subcommand_for(CLI::App& root, const std::string& name, const std::str
 }
 
 void add_options(Subcommand& cmd) {
+  // Requiredness is checked by the library, so the message names the parameter the same way everywhere.
   for (const auto& p : cmd.op->params) {
-    auto& target = cmd.raw[p.name];
-    if (p.positional) {
-      auto* opt = cmd.app->add_option(p.name, target, option_help(p));
-      if (p.type != deforma::ParamType::kList) opt->expected(1);
-      // Requiredness is checked by the library, so the message names the parameter the same way everywhere.
+    const bool list = p.type == deforma::ParamType::kList;
+    std::string names = p.positional ? p.name : "--" + p.name;
+    if (!p.positional && !p.short_name.empty()) names = "-" + p.short_name + "," + names;
+    if (p.type == deforma::ParamType::kBool && !p.positional) {
+      cmd.app->add_flag(names, cmd.flags[p.name], option_help(p));
       continue;
     }
-    std::string names = "--" + p.name;
-    if (!p.short_name.empty()) names = "-" + p.short_name + "," + names;
-    if (p.type == deforma::ParamType::kBool) {
-      cmd.app->add_flag(names, cmd.flags[p.name], option_help(p));
-    } else {
-      auto* opt = cmd.app->add_option(names, target, option_help(p));
-      if (p.type != deforma::ParamType::kList) opt->expected(1);
-      if (!p.unit.empty()) opt->type_name(fmt::format("<{}>", p.unit));
-    }
+    CLI::Option* opt = list ? cmd.app->add_option(names, cmd.lists[p.name], option_help(p))
+                            : cmd.app->add_option(names, cmd.singles[p.name], option_help(p));
+    if (!p.unit.empty()) opt->type_name(fmt::format("<{}>", p.unit));
   }
   if (!cmd.op->examples.empty()) {
     cmd.app->footer(fmt::format("Examples:\n  {}", fmt::join(cmd.op->examples, "\n  ")));
@@ -122,7 +118,10 @@ int main(int argc, char** argv) {
     cmd.app = subcommand_for(app, op->name, op->summary);
     commands.push_back(std::move(cmd));
   }
-  for (auto& cmd : commands) add_options(cmd);
+  for (auto& cmd : commands) {
+    add_options(cmd);
+    cmd.app->fallthrough();  // global options (--threads, --ram, -q...) may also follow the command
+  }
 
   try {
     app.parse(argc, argv);
@@ -140,8 +139,11 @@ int main(int argc, char** argv) {
     if (!cmd.app->parsed()) continue;
     try {
       std::map<std::string, std::vector<std::string>> raw;
-      for (auto& [name, values] : cmd.raw) {
+      for (auto& [name, values] : cmd.lists) {
         if (!values.empty()) raw[name] = values;
+      }
+      for (auto& [name, value] : cmd.singles) {
+        if (!value.empty()) raw[name] = {value};
       }
       for (auto& [name, set] : cmd.flags) {
         if (set) raw[name] = {"true"};

@@ -118,18 +118,32 @@ GridResult make_result(const NodeGrid& nodes) {
   return out;
 }
 
-void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
-                    const NodeGrid& nodes, const GridF* gdx, const GridF* gdy, GridResult& out) {
+// Downsampling factor of the coarse pass: the smallest power of two bringing the search under the threshold.
+int coarse_factor(const MatchOptions& options) {
   int factor = 1;
   while ((options.search_px + factor - 1) / factor > options.coarse_above_px) factor *= 2;
-  // Coarse pass: same chip size at the coarse scale (a larger footprint, hence a robust seed), on every
-  // m-th node so that coarse chips overlap by about three quarters.
+  return factor;
+}
+
+// Chip size of the coarse pass: twice the fine chip's footprint (a robust seed that sees the same ground).
+int coarse_chip_px(const MatchOptions& options, int factor) { return std::max(16, 2 * options.chip_px / factor); }
+
+// Coarse nodes are every `stride` fine nodes, so that neighbouring coarse chips overlap by about half.
+int coarse_stride(const MatchOptions& options, int factor, int step_px) {
+  return std::max(1, coarse_chip_px(options, factor) * factor / 2 / std::max(1, step_px));
+}
+
+void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
+                    const NodeGrid& nodes, const GridF* gdx, const GridF* gdy, GridResult& out) {
+  const int factor = coarse_factor(options);
+  // Coarse pass on every m-th node (coarse_stride), with coarse_chip_px chips.
   MatchOptions coarse = options;
+  coarse.chip_px = coarse_chip_px(options, factor);
   coarse.search_px = (options.search_px + factor - 1) / factor + 1;
   coarse.coarse_above_px = 0;
   coarse.subpixel = Subpixel::kParabolic;
   if (coarse.method == Method::kPhase && 2 * coarse.search_px >= coarse.chip_px) coarse.method = Method::kNcc;
-  const int every = std::max(1, options.chip_px * factor / 4 / std::max(1, nodes.step_px));
+  const int every = coarse_stride(options, factor, nodes.step_px);
   std::vector<int> coarse_i, coarse_j;
   for (int i = 0; i < nodes.cols; i += every) coarse_i.push_back(i);
   if (coarse_i.back() != nodes.cols - 1) coarse_i.push_back(nodes.cols - 1);
@@ -140,6 +154,7 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchO
   const CoarseWindow cref = downsample(ref, factor);
   const CoarseWindow csec = downsample(sec, factor);
   GridF seed_dx(ci_count, cj_count, kNaN), seed_dy(ci_count, cj_count, kNaN);
+  GridF seed_snr(ci_count, cj_count, kNaN);
   {
     tbb::enumerable_thread_specific<Matcher> matchers([&] { return Matcher(coarse); });
     const ImageWindow rv = cref.view();
@@ -153,6 +168,7 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchO
         const int row = nodes.first_row + j * nodes.step_px;
         const NodeResult r = matcher.match(rv, sv, floor_div(col, factor), floor_div(row, factor),
                                            guess_at(gdx, i, j) / factor, guess_at(gdy, i, j) / factor);
+        seed_snr(a, b) = r.snr;
         if (r.flag == NodeFlag::kValid) {
           seed_dx(a, b) = r.dx_px * factor;
           seed_dy(a, b) = r.dy_px * factor;
@@ -215,17 +231,37 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchO
       dy = guess_at(gdy, i, j);
     }
   };
+  // The fine search covers the seed's error (a fraction of a coarse pixel, plus the variation of the motion
+  // within a coarse chip).
   MatchOptions fine = options;
-  fine.search_px = std::max(4, factor + 2);
+  fine.search_px = std::max(3, factor + 1);
   fine.coarse_above_px = 0;
   match_nodes(ref, sec, fine, nodes, [](int, int) { return true; }, seed, out);
-  // Where the fine peak sits on the border of its small window the seed was wrong: search the full range.
+  // Full-range search again where the seed is doubtful: the fine peak sits on the border of its small
+  // window (the seed was wrong), or the nearest coarse node found no valid match (clouds, low texture,
+  // ambiguity), where a small fine surface could not reveal a competing peak farther away. These nodes get
+  // the SNR of the full search surface.
+  std::vector<unsigned char> coarse_ok(static_cast<std::size_t>(ci_count) * cj_count);
+  for (int b = 0; b < cj_count; ++b)
+    for (int a = 0; a < ci_count; ++a) coarse_ok[static_cast<std::size_t>(b) * ci_count + a] = std::isfinite(seed_dx(a, b));
+  auto nearest = [&](const std::vector<int>& idx, int v) {
+    int k = 0;
+    double t = 0;
+    locate(idx, v, k, t);
+    return (t > 0.5 && k + 1 < static_cast<int>(idx.size())) ? k + 1 : k;
+  };
   MatchOptions full = options;
   full.coarse_above_px = 0;
+  if (full.method == Method::kPhase && 2 * full.search_px >= full.chip_px) full.method = Method::kNcc;
   const GridU8 first_flags = out.flag;
   match_nodes(
       ref, sec, full, nodes,
-      [&](int i, int j) { return first_flags(i, j) == static_cast<unsigned char>(NodeFlag::kSearchBorder); },
+      [&](int i, int j) {
+        if (first_flags(i, j) == static_cast<unsigned char>(NodeFlag::kSearchBorder)) return true;
+        const bool fine_ok = first_flags(i, j) == static_cast<unsigned char>(NodeFlag::kValid) ||
+                             first_flags(i, j) == static_cast<unsigned char>(NodeFlag::kLowSnr);
+        return fine_ok && !coarse_ok[static_cast<std::size_t>(nearest(coarse_j, j)) * ci_count + nearest(coarse_i, i)];
+      },
       [&](int i, int j, double& dx, double& dy) {
         dx = guess_at(gdx, i, j);
         dy = guess_at(gdy, i, j);
@@ -303,6 +339,16 @@ GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const 
   }
   for (std::size_t k = 0; k < out.flag.size(); ++k) ++out.flag_counts[std::min<int>(out.flag.data()[k], 6)];
   return out;
+}
+
+CoarseDependency coarse_dependency(const MatchOptions& options, int step_px) {
+  if (options.method == Method::kFlow || options.coarse_above_px <= 0 || options.search_px <= options.coarse_above_px) {
+    return {};
+  }
+  const int stride = coarse_stride(options, coarse_factor(options), step_px);
+  // A seed interpolates between two coarse nodes, each the median of up to 7 x 7 coarse results: up to
+  // 4 coarse nodes on either side, plus one for the interpolation interval.
+  return CoarseDependency{stride, 5 * stride};
 }
 
 }  // namespace deforma::correlate

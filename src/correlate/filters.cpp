@@ -13,7 +13,7 @@
 namespace deforma::correlate {
 
 namespace {
-constexpr double kHighpassSigmaPx = 3.0;
+constexpr double kHighpassSigmaPx = 1.5;
 constexpr int kWallisWindowPx = 15;
 
 cv::Mat as_mat(GridF& grid) { return cv::Mat(grid.height(), grid.width(), CV_32F, grid.data()); }
@@ -45,7 +45,10 @@ void fill_invalid(GridF& image, const GridU8& valid) {
     for (int c = 0; c < w; ++c) {
       if (weights.at<float>(r, c) > 0) continue;
       const float wsum = sw.at<float>(r, c);
-      image(c, r) = wsum > 1e-3f ? sv.at<float>(r, c) / wsum : mean;
+      // Any positive weight: the Gaussian's support (16 px) is finite, so the fill of a pixel depends only on
+      // pixels within that distance, never on the window's extent (strips then agree with whole images).
+      // The window mean only reaches pixels too far from valid ones to influence any filter of a valid pixel.
+      image(c, r) = wsum > 0.0f ? sv.at<float>(r, c) / wsum : mean;
     }
 }
 }  // namespace

@@ -111,7 +111,8 @@ struct Matcher::Impl {
 
   // Reference chip with a one-pixel border (for gradients): (C + 2)^2, invalid pixels filled with the mean.
   std::vector<float> ref_raw;
-  std::vector<unsigned char> ref_ok;  // C^2, validity of the chip core
+  std::vector<unsigned char> ref_state;  // (C + 2)^2, as read_rect
+  std::vector<unsigned char> ref_ok;     // C^2, validity of the chip core
   std::vector<float> t0;              // C^2, zero-mean template (0 at invalid pixels)
   double t0_norm = 0;                 // ||t0||
   double ref_std = 0;
@@ -122,14 +123,18 @@ struct Matcher::Impl {
   std::vector<int> sec_bad_sat;          // summed-area table of invalid pixels (any kind)
   std::vector<int> sec_out_sat;          // summed-area table of outside pixels
   double sec_mean = 0;
+  bool sec_all_valid = false;
   int gx = 0, gy = 0;
   // NCC surface (2S + 1)^2.
   std::vector<float> surface;
-  std::vector<double> sat1, sat2;
+  std::vector<float> window;   // wsearch^2: secondary search window minus its mean
+  std::vector<float> row_acc;  // 2S + 1
+  bool spatial = false;        // direct correlation instead of FFT (small searches)
+  std::vector<double> col1, col2;  // wsearch: column sums of the window and of its square
   FftwArray<float> real_a, real_b;
   FftwArray<fftwf_complex> spec_a, spec_b;
   // Refinement work space.
-  std::vector<float> interp_tmp, interp_out, grad_x, grad_y;
+  std::vector<float> interp_tmp, interp_out, grad_x, grad_y, okf;
 
   explicit Impl(const MatchOptions& o) : opt(o) {
     opt.validate();
@@ -140,7 +145,7 @@ struct Matcher::Impl {
     wbuf = wsearch + 2 * kRefineMargin;
     nfft = detail::fast_fft_size(wsearch);
     nphase = chip;
-    plan_ncc = &detail::plan_2d(nfft);
+    plan_ncc = &detail::plan_2d(nfft);  // also used by evaluate()
     if (opt.method == Method::kPhase) plan_phase = &detail::plan_2d(nphase);
     const int nmax = std::max(nfft, nphase);
     real_a = detail::fftw_alloc<float>(static_cast<std::size_t>(nmax) * nmax);
@@ -148,6 +153,7 @@ struct Matcher::Impl {
     spec_a = detail::fftw_alloc<fftwf_complex>(static_cast<std::size_t>(nmax) * (nmax / 2 + 1));
     spec_b = detail::fftw_alloc<fftwf_complex>(static_cast<std::size_t>(nmax) * (nmax / 2 + 1));
     ref_raw.resize(static_cast<std::size_t>(chip + 2) * (chip + 2));
+    ref_state.resize(ref_raw.size());
     ref_ok.resize(static_cast<std::size_t>(chip) * chip);
     t0.resize(static_cast<std::size_t>(chip) * chip);
     sec_buf.resize(static_cast<std::size_t>(wbuf) * wbuf);
@@ -155,60 +161,84 @@ struct Matcher::Impl {
     sec_bad_sat.resize(static_cast<std::size_t>(wbuf + 1) * (wbuf + 1));
     sec_out_sat.resize(static_cast<std::size_t>(wbuf + 1) * (wbuf + 1));
     surface.resize(static_cast<std::size_t>(2 * search + 1) * (2 * search + 1));
-    sat1.resize(static_cast<std::size_t>(wsearch + 1) * (wsearch + 1));
-    sat2.resize(sat1.size());
+    window.resize(static_cast<std::size_t>(wsearch) * wsearch);
+    row_acc.resize(2 * search + 1);
+    // Direct correlation costs (2S+1)^2 C^2 multiply-adds; three FFTs of N^2 cost about 3 * 2.5 N^2 log2(N^2)
+    // flops plus overheads. The crossover measured on 32 px chips is near S = 4.
+    spatial = (2 * search + 1) * (2 * search + 1) <= 81;
+    col1.resize(wsearch);
+    col2.resize(wsearch);
     interp_tmp.resize(static_cast<std::size_t>(chip + 2 * kLanczos) * chip);
     interp_out.resize(static_cast<std::size_t>(chip) * chip);
     grad_x.resize(static_cast<std::size_t>(chip) * chip);
     grad_y.resize(static_cast<std::size_t>(chip) * chip);
   }
 
-  static bool fetch(const ImageWindow& w, int c, int r, float& value, unsigned char& state) {
-    const int lc = c - w.origin_col;
-    const int lr = r - w.origin_row;
-    if (!w.values || !w.values->contains(lc, lr)) {
-      state = 2;
-      return false;
+  // Copies the rectangle [c0, c0 + width) x [r0, r0 + height) of a window into `values` / `state`
+  // (1 valid, 0 invalid: nodata or not finite, 2 outside the window). Rows fully inside the window are
+  // copied directly; the rest pixel by pixel.
+  static void read_rect(const ImageWindow& w, int c0, int r0, int width, int height, float* values,
+                        unsigned char* state) {
+    const int ww = w.values ? w.values->width() : 0;
+    const int wh = w.values ? w.values->height() : 0;
+    const int lc0 = c0 - w.origin_col;
+    for (int j = 0; j < height; ++j) {
+      float* vrow = values + static_cast<std::size_t>(j) * width;
+      unsigned char* srow = state + static_cast<std::size_t>(j) * width;
+      const int lr = r0 + j - w.origin_row;
+      if (lr < 0 || lr >= wh) {
+        std::fill(vrow, vrow + width, 0.0f);
+        std::fill(srow, srow + width, static_cast<unsigned char>(2));
+        continue;
+      }
+      const float* src = w.values->row(lr);
+      const unsigned char* ok = w.valid ? w.valid->row(lr) : nullptr;
+      if (lc0 >= 0 && lc0 + width <= ww) {
+        for (int i = 0; i < width; ++i) {
+          const float v = src[lc0 + i];
+          const bool good = (!ok || ok[lc0 + i]) && std::isfinite(v);
+          vrow[i] = good ? v : 0.0f;
+          srow[i] = good ? 1 : 0;
+        }
+        continue;
+      }
+      for (int i = 0; i < width; ++i) {
+        const int lc = lc0 + i;
+        if (lc < 0 || lc >= ww) {
+          vrow[i] = 0.0f;
+          srow[i] = 2;
+          continue;
+        }
+        const float v = src[lc];
+        const bool good = (!ok || ok[lc]) && std::isfinite(v);
+        vrow[i] = good ? v : 0.0f;
+        srow[i] = good ? 1 : 0;
+      }
     }
-    value = (*w.values)(lc, lr);
-    if ((w.valid && !(*w.valid)(lc, lr)) || !std::isfinite(value)) {
-      state = 0;
-      return false;
-    }
-    state = 1;
-    return true;
   }
 
   double texture_floor(double mean) const { return std::max(opt.min_texture, 1e-5 * std::abs(mean)); }
 
   // Reads the reference chip; returns kValid or the flag that ends the node.
   NodeFlag load_reference(const ImageWindow& ref, int col, int row) {
-    const int c0 = col - half - 1;
-    const int r0 = row - half - 1;
     const int cb = chip + 2;
+    read_rect(ref, col - half - 1, row - half - 1, cb, cb, ref_raw.data(), ref_state.data());
     int outside = 0;
     int invalid = 0;
     double sum = 0;
     ref_valid_count = 0;
-    std::vector<unsigned char> border_ok(static_cast<std::size_t>(cb) * cb);
-    for (int j = 0; j < cb; ++j) {
-      for (int i = 0; i < cb; ++i) {
-        float v = 0;
-        unsigned char state = 0;
-        fetch(ref, c0 + i, r0 + j, v, state);
-        const bool core = i >= 1 && j >= 1 && i <= chip && j <= chip;
-        ref_raw[j * cb + i] = state == 1 ? v : 0.0f;
-        border_ok[j * cb + i] = state == 1;
-        if (core) {
-          ref_ok[(j - 1) * chip + (i - 1)] = state == 1;
-          if (state == 1) {
-            sum += v;
-            ++ref_valid_count;
-          } else if (state == 2) {
-            ++outside;
-          } else {
-            ++invalid;
-          }
+    for (int j = 0; j < chip; ++j) {
+      for (int i = 0; i < chip; ++i) {
+        const int k = (j + 1) * cb + i + 1;
+        const unsigned char state = ref_state[k];
+        ref_ok[j * chip + i] = state == 1;
+        if (state == 1) {
+          sum += ref_raw[k];
+          ++ref_valid_count;
+        } else if (state == 2) {
+          ++outside;
+        } else {
+          ++invalid;
         }
       }
     }
@@ -226,7 +256,7 @@ struct Matcher::Impl {
       }
     }
     for (std::size_t k = 0; k < ref_raw.size(); ++k)
-      if (!border_ok[k]) ref_raw[k] = static_cast<float>(mean);
+      if (ref_state[k] != 1) ref_raw[k] = static_cast<float>(mean);
     t0_norm = std::sqrt(ss);
     ref_std = std::sqrt(ss / ref_valid_count);
     if (ref_std <= texture_floor(mean)) return NodeFlag::kNoTexture;
@@ -237,29 +267,28 @@ struct Matcher::Impl {
   NodeFlag load_secondary(const ImageWindow& sec, int col, int row) {
     const int c0 = col + gx - half - search - kRefineMargin;
     const int r0 = row + gy - half - search - kRefineMargin;
-    double sum = 0;
+    read_rect(sec, c0, r0, wbuf, wbuf, sec_buf.data(), sec_ok.data());
+    // Float partial sums suffice: the mean is only subtracted to keep values small, and any value would do
+    // for the correlation itself.
+    float sum = 0;
     int count = 0;
-    for (int j = 0; j < wbuf; ++j) {
-      for (int i = 0; i < wbuf; ++i) {
-        float v = 0;
-        unsigned char state = 0;
-        fetch(sec, c0 + i, r0 + j, v, state);
-        const std::size_t k = static_cast<std::size_t>(j) * wbuf + i;
-        sec_ok[k] = state;
-        sec_buf[k] = v;
-        if (state == 1) {
-          sum += v;
-          ++count;
-        }
-      }
+    const std::size_t total = sec_buf.size();
+    const float* values = sec_buf.data();
+    const unsigned char* states = sec_ok.data();
+#pragma omp simd reduction(+ : sum, count)
+    for (std::size_t k = 0; k < total; ++k) {
+      sum += values[k];  // invalid pixels were read as 0
+      count += states[k] == 1 ? 1 : 0;
     }
     if (count == 0) {
       // Nothing valid: outside the image, or a hole.
       int outside = 0;
-      for (unsigned char s : sec_ok) outside += s == 2;
+      for (unsigned char st : sec_ok) outside += st == 2;
       return outside * 2 > wbuf * wbuf ? NodeFlag::kOutsideOverlap : NodeFlag::kMasked;
     }
-    sec_mean = sum / count;
+    sec_mean = static_cast<double>(sum) / count;
+    sec_all_valid = count == wbuf * wbuf;
+    if (sec_all_valid) return NodeFlag::kValid;  // no filling, no invalid-pixel tables needed
     const int ws = wbuf + 1;
     for (int j = 0; j < wbuf; ++j) {
       int row_bad = 0;
@@ -278,6 +307,10 @@ struct Matcher::Impl {
 
   // Invalid pixels of the secondary chip whose top-left corner is at buffer position (bx, by).
   void chip_invalid(int bx, int by, int& bad, int& out) const {
+    if (sec_all_valid) {
+      bad = out = 0;
+      return;
+    }
     bx = std::clamp(bx, 0, wbuf - chip);
     by = std::clamp(by, 0, wbuf - chip);
     const int ws = wbuf + 1;
@@ -292,6 +325,69 @@ struct Matcher::Impl {
   // Zero-mean NCC of the template against every offset of the search window, offsets (kx, ky) in
   // [0, 2S]^2 for displacements (gx - S + kx, gy - S + ky). Returns false when the window is constant.
   bool ncc_surface() {
+    // The secondary window minus its mean: the template sums to zero, so the mean does not change the
+    // numerator, and removing it keeps float precision for large digital numbers.
+    const int off = kRefineMargin;
+    for (int j = 0; j < wsearch; ++j) {
+      const float* src = sec_buf.data() + static_cast<std::size_t>(j + off) * wbuf + off;
+      float* dst = window.data() + static_cast<std::size_t>(j) * wsearch;
+      const float mean_f = static_cast<float>(sec_mean);
+      for (int i = 0; i < wsearch; ++i) dst[i] = src[i] - mean_f;
+    }
+    const int m = 2 * search + 1;
+    if (spatial) {
+      numerator_spatial();
+    } else {
+      numerator_fft();
+    }
+    // Sums of the window and of its square over every chip-sized box: column sums over C rows, slid down
+    // one row per ky (double: the sums of squares of large digital numbers need it), then C-wide sums
+    // along the row, slid across kx.
+    std::fill(col1.begin(), col1.end(), 0.0);
+    std::fill(col2.begin(), col2.end(), 0.0);
+    for (int j = 0; j < chip; ++j) {
+      const float* w = window.data() + static_cast<std::size_t>(j) * wsearch;
+      for (int i = 0; i < wsearch; ++i) {
+        col1[i] += w[i];
+        col2[i] += double(w[i]) * w[i];
+      }
+    }
+    const double count = static_cast<double>(chip) * chip;
+    const double floor = texture_floor(sec_mean);
+    bool any = false;
+    for (int ky = 0; ky < m; ++ky) {
+      if (ky > 0) {
+        const float* out_row = window.data() + static_cast<std::size_t>(ky - 1) * wsearch;
+        const float* in_row = window.data() + static_cast<std::size_t>(ky - 1 + chip) * wsearch;
+        for (int i = 0; i < wsearch; ++i) {
+          col1[i] += double(in_row[i]) - out_row[i];
+          col2[i] += double(in_row[i]) * in_row[i] - double(out_row[i]) * out_row[i];
+        }
+      }
+      double s1 = 0, s2 = 0;
+      for (int i = 0; i < chip; ++i) {
+        s1 += col1[i];
+        s2 += col2[i];
+      }
+      for (int kx = 0; kx < m; ++kx) {
+        if (kx > 0) {
+          s1 += col1[kx - 1 + chip] - col1[kx - 1];
+          s2 += col2[kx - 1 + chip] - col2[kx - 1];
+        }
+        const double var = std::max(0.0, s2 - s1 * s1 / count);
+        float value = 0.0f;
+        if (var > floor * floor * count) {
+          value = static_cast<float>(surface[ky * m + kx] / (t0_norm * std::sqrt(var)));
+          any = true;
+        }
+        surface[ky * m + kx] = value;
+      }
+    }
+    return any;
+  }
+
+  // surface(kx, ky) = sum_j t0(j) window(j + k), through FFTW (large searches).
+  void numerator_fft() {
     const int n = nfft;
     const int nc = n / 2 + 1;
     float* a = real_a.get();
@@ -299,22 +395,9 @@ struct Matcher::Impl {
     std::fill(a, a + static_cast<std::size_t>(n) * n, 0.0f);
     std::fill(b, b + static_cast<std::size_t>(n) * n, 0.0f);
     for (int j = 0; j < chip; ++j)
-      for (int i = 0; i < chip; ++i) a[j * n + i] = t0[j * chip + i];
-    // The secondary window minus its mean: the template sums to zero, so the mean does not change the
-    // numerator, and removing it keeps float precision for large digital numbers.
-    const int off = kRefineMargin;
-    const int ws = wsearch + 1;
-    for (int j = 0; j < wsearch; ++j) {
-      double row1 = 0, row2 = 0;
-      for (int i = 0; i < wsearch; ++i) {
-        const double v = sec_buf[static_cast<std::size_t>(j + off) * wbuf + i + off] - sec_mean;
-        b[j * n + i] = static_cast<float>(v);
-        row1 += v;
-        row2 += v * v;
-        sat1[(j + 1) * ws + i + 1] = sat1[j * ws + i + 1] + row1;
-        sat2[(j + 1) * ws + i + 1] = sat2[j * ws + i + 1] + row2;
-      }
-    }
+      std::copy_n(t0.data() + static_cast<std::size_t>(j) * chip, chip, a + static_cast<std::size_t>(j) * n);
+    for (int j = 0; j < wsearch; ++j)
+      std::copy_n(window.data() + static_cast<std::size_t>(j) * wsearch, wsearch, b + static_cast<std::size_t>(j) * n);
     fftwf_execute_dft_r2c(plan_ncc->forward, a, spec_a.get());
     fftwf_execute_dft_r2c(plan_ncc->forward, b, spec_b.get());
     fftwf_complex* sa = spec_a.get();
@@ -327,30 +410,39 @@ struct Matcher::Impl {
       sb[k][1] = im;
     }
     fftwf_execute_dft_c2r(plan_ncc->inverse, sb, a);
-    const double scale = 1.0 / (static_cast<double>(n) * n);
+    const float scale = 1.0f / (static_cast<float>(n) * n);
     const int m = 2 * search + 1;
-    const double count = static_cast<double>(chip) * chip;
-    bool any = false;
-    for (int ky = 0; ky < m; ++ky) {
-      for (int kx = 0; kx < m; ++kx) {
-        const double s1 = sat1[(ky + chip) * ws + kx + chip] - sat1[ky * ws + kx + chip] -
-                          sat1[(ky + chip) * ws + kx] + sat1[ky * ws + kx];
-        const double s2 = sat2[(ky + chip) * ws + kx + chip] - sat2[ky * ws + kx + chip] -
-                          sat2[(ky + chip) * ws + kx] + sat2[ky * ws + kx];
-        const double var = std::max(0.0, s2 - s1 * s1 / count);
-        const double floor = texture_floor(sec_mean);
-        float value = 0.0f;
-        if (var > floor * floor * count) {
-          value = static_cast<float>(a[ky * n + kx] * scale / (t0_norm * std::sqrt(var)));
-          any = true;
-        }
-        surface[ky * m + kx] = value;
-      }
-    }
-    return any;
+    for (int ky = 0; ky < m; ++ky)
+      for (int kx = 0; kx < m; ++kx) surface[ky * m + kx] = a[ky * n + kx] * scale;
   }
 
-  // Integer peak of a (2S+1)^2 surface and its SNR: peak / mean |surface| outside the peak neighbourhood.
+  // The same sum computed directly: faster than three FFTs for small searches (fine pass). Eight partial
+  // sums stay in registers over the whole chip and are combined once per offset, in a fixed order.
+  void numerator_spatial() {
+    constexpr int kLanes = 8;
+    const int m = 2 * search + 1;
+    const int full = chip / kLanes * kLanes;
+    for (int ky = 0; ky < m; ++ky) {
+      for (int kx = 0; kx < m; ++kx) {
+        float part[kLanes] = {};
+        float tail = 0.0f;
+        for (int j = 0; j < chip; ++j) {
+          const float* t = t0.data() + static_cast<std::size_t>(j) * chip;
+          const float* w = window.data() + static_cast<std::size_t>(j + ky) * wsearch + kx;
+          for (int i = 0; i < full; i += kLanes)
+            for (int l = 0; l < kLanes; ++l) part[l] += t[i + l] * w[i + l];
+          for (int i = full; i < chip; ++i) tail += t[i] * w[i];
+        }
+        surface[ky * m + kx] =
+            ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7])) + tail;
+      }
+    }
+  }
+
+  // Integer peak of a (2S+1)^2 surface and its SNR: the peak over the highest other local maximum of the
+  // surface (a surface-border sample counts when it is not below its neighbours), floored by the mean |surface|
+  // so that a lone peak on a flat surface is not rated infinite. A local maximum adjacent to the peak is part
+  // of its lobe and ignored.
   static void peak_and_snr(const std::vector<float>& surf, int m, int& px, int& py, float& peak, float& snr) {
     px = py = 0;
     peak = -std::numeric_limits<float>::infinity();
@@ -361,17 +453,32 @@ struct Matcher::Impl {
           px = x;
           py = y;
         }
-    const int radius = m >= 7 ? 2 : 1;
+    snr = static_cast<float>(peak / second_level(surf, m, px, py));
+  }
+
+  // The level the peak at (px, py) is compared with (see peak_and_snr).
+  static double second_level(const std::vector<float>& surf, int m, int px, int py) {
+    double second = 0;
     double sum = 0;
-    int count = 0;
     for (int y = 0; y < m; ++y)
-      for (int x = 0; x < m; ++x)
-        if (std::abs(x - px) > radius || std::abs(y - py) > radius) {
-          sum += std::abs(surf[y * m + x]);
-          ++count;
-        }
-    const double mean_abs = count > 0 ? sum / count : 0.0;
-    snr = mean_abs > 0 ? static_cast<float>(peak / mean_abs) : std::numeric_limits<float>::infinity();
+      for (int x = 0; x < m; ++x) {
+        const float v = surf[y * m + x];
+        sum += std::abs(v);
+        if (std::abs(x - px) <= 1 && std::abs(y - py) <= 1) continue;
+        if (!(v > second)) continue;
+        bool local_max = true;
+        for (int dy = -1; dy <= 1 && local_max; ++dy)
+          for (int dx = -1; dx <= 1; ++dx) {
+            const int nx = x + dx, ny = y + dy;
+            if ((dx || dy) && nx >= 0 && ny >= 0 && nx < m && ny < m && surf[ny * m + nx] > v) {
+              local_max = false;
+              break;
+            }
+          }
+        if (local_max) second = v;
+      }
+    const double mean_abs = sum / (static_cast<double>(m) * m);
+    return std::max({second, mean_abs, 1e-6});
   }
 
   // Sub-pixel offset of the vertex of a 1-D parabola (or Gaussian) through (-1, a), (0, b), (1, c).
@@ -396,23 +503,40 @@ struct Matcher::Impl {
     float wx[2 * kLanczos], wy[2 * kLanczos];
     lanczos_weights(ux - ix, wx);
     lanczos_weights(uy - iy, wy);
-    const int rows = chip + 2 * kLanczos - 1;
+    // Blocks of 8 outputs accumulate in registers over the taps (the tap loops are fully unrolled), instead
+    // of streaming every output row through memory once per tap.
+    constexpr int kBlock = 8;
+    constexpr int kTaps = 2 * kLanczos;
+    const int rows = chip + kTaps - 1;
+    const int full = chip / kBlock * kBlock;
     for (int r = 0; r < rows; ++r) {
       const float* src = sec_buf.data() + static_cast<std::size_t>(iy - kLanczos + 1 + r) * wbuf + ix - kLanczos + 1;
       float* dst = interp_tmp.data() + static_cast<std::size_t>(r) * chip;
-      for (int i = 0; i < chip; ++i) {
+      for (int i = 0; i < full; i += kBlock) {
+        float acc[kBlock] = {};
+        for (int t = 0; t < kTaps; ++t)
+          for (int l = 0; l < kBlock; ++l) acc[l] += wx[t] * src[i + l + t];
+        for (int l = 0; l < kBlock; ++l) dst[i + l] = acc[l];
+      }
+      for (int i = full; i < chip; ++i) {
         float acc = 0;
-        for (int t = 0; t < 2 * kLanczos; ++t) acc += wx[t] * src[i + t];
+        for (int t = 0; t < kTaps; ++t) acc += wx[t] * src[i + t];
         dst[i] = acc;
       }
     }
     for (int j = 0; j < chip; ++j) {
       float* dst = interp_out.data() + static_cast<std::size_t>(j) * chip;
-      for (int i = 0; i < chip; ++i) dst[i] = 0;
-      for (int t = 0; t < 2 * kLanczos; ++t) {
-        const float w = wy[t];
-        const float* src = interp_tmp.data() + static_cast<std::size_t>(j + t) * chip;
-        for (int i = 0; i < chip; ++i) dst[i] += w * src[i];
+      const float* src = interp_tmp.data() + static_cast<std::size_t>(j) * chip;
+      for (int i = 0; i < full; i += kBlock) {
+        float acc[kBlock] = {};
+        for (int t = 0; t < kTaps; ++t)
+          for (int l = 0; l < kBlock; ++l) acc[l] += wy[t] * src[t * chip + i + l];
+        for (int l = 0; l < kBlock; ++l) dst[i + l] = acc[l];
+      }
+      for (int i = full; i < chip; ++i) {
+        float acc = 0;
+        for (int t = 0; t < kTaps; ++t) acc += wy[t] * src[t * chip + i];
+        dst[i] = acc;
       }
     }
   }
@@ -435,15 +559,17 @@ struct Matcher::Impl {
 
   // Zero-mean NCC of the template with interp_out, over valid reference pixels.
   double ncc_interpolated() const {
-    double s1 = 0, s2 = 0, st = 0;
+    float s1 = 0, s2 = 0, st = 0;
+    const float mean_f = static_cast<float>(sec_mean);
+    const unsigned char* ok = ref_ok.data();
+#pragma omp simd reduction(+ : s1, s2, st)
     for (int k = 0; k < chip * chip; ++k) {
-      if (!ref_ok[k]) continue;
-      const double s = interp_out[k] - sec_mean;
+      const float s = ok[k] ? interp_out[k] - mean_f : 0.0f;
       s1 += s;
       s2 += s * s;
       st += t0[k] * s;
     }
-    const double var = s2 - s1 * s1 / ref_valid_count;
+    const double var = s2 - double(s1) * s1 / ref_valid_count;
     if (!(var > 0) || !(t0_norm > 0)) return 0.0;
     return st / (t0_norm * std::sqrt(var));
   }
@@ -472,27 +598,35 @@ struct Matcher::Impl {
     const double det = h00 * h11 - h01 * h01;
     if (!(det > 1e-12 * (h00 + h11) * (h00 + h11))) return false;
     const double t_var = t0_norm * t0_norm;
+    const int count = chip * chip;
+    // Invalid reference pixels have t0 = 0 and zero gradients; they are excluded from the sums through
+    // the mask `okf` (1 or 0) so that the loops below stay branch-free and vectorize.
+    okf.resize(count);
+    for (int k = 0; k < count; ++k) okf[k] = ref_ok[k] ? 1.0f : 0.0f;
+    const float mean_f = static_cast<float>(sec_mean);
     for (int it = 0; it <= opt.max_iterations; ++it) {
       if (std::abs(dx - gx) > search + 1 || std::abs(dy - gy) > search + 1) return false;
       interpolate_chip(dx, dy);
-      double s1 = 0, st = 0, s2 = 0;
-      for (int k = 0; k < chip * chip; ++k) {
-        if (!ref_ok[k]) continue;
-        const double s = interp_out[k] - sec_mean;
-        s1 += s;
-        s2 += s * s;
-        st += t0[k] * s;
+      float s1 = 0, st = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2, st)
+      for (int k = 0; k < count; ++k) {
+        const float v = (interp_out[k] - mean_f) * okf[k];
+        s1 += v;
+        s2 += v * v;
+        st += t0[k] * v;
       }
       const double s_mean = s1 / ref_valid_count;
-      const double var = s2 - s1 * s1 / ref_valid_count;
+      const double var = s2 - double(s1) * s1 / ref_valid_count;
       corr = var > 0 ? st / (t0_norm * std::sqrt(var)) : 0.0;
       if (it == opt.max_iterations) break;
       const double gain = st / t_var;  // least-squares gain of s against t0
       if (!(gain > 0)) return false;
-      double bx = 0, by = 0;
-      for (int k = 0; k < chip * chip; ++k) {
-        if (!ref_ok[k]) continue;
-        const double e = (interp_out[k] - sec_mean - s_mean) - gain * t0[k];
+      float bx = 0, by = 0;
+      const float offset = static_cast<float>(s_mean);
+      const float gain_f = static_cast<float>(gain);
+#pragma omp simd reduction(+ : bx, by)
+      for (int k = 0; k < count; ++k) {
+        const float e = (interp_out[k] - mean_f - offset) - gain_f * t0[k];
         bx += grad_x[k] * e;
         by += grad_y[k] * e;
       }
@@ -505,11 +639,8 @@ struct Matcher::Impl {
       }
       dx += step_x;
       dy += step_y;
-      if (len < 1e-3) {
-        interpolate_chip(dx, dy);
-        corr = ncc_interpolated();
-        break;
-      }
+      // The correlation of this iteration stands for the final one: a step this small changes it by ~1e-7.
+      if (len < 1e-3) break;
     }
     return std::isfinite(dx) && std::isfinite(dy);
   }
@@ -570,70 +701,128 @@ struct Matcher::Impl {
     return result;
   }
 
-  // Phase correlation of the reference chip and the secondary chip at the integer guess, both tapered with a
-  // raised cosine; frequencies whose cross-power amplitude is far below the typical one are masked out. The
-  // integer peak of the inverse transform is refined by fitting the phase plane of the masked normalized
-  // cross-power (Gauss-Newton on sum W |Q - exp(-i w.d)|^2), as COSI-Corr does.
-  NodeResult match_phase() {
-    NodeResult result;
+  // Phase correlation (COSI-Corr style). Both chips are tapered with a raised cosine; the normalized
+  // cross-power keeps only the frequencies whose amplitude is within e^3 of the geometric-mean amplitude
+  // (weaker ones carry mostly noise and aliasing). The integer peak of its inverse transform gives the first
+  // estimate; then the secondary chip is re-interpolated at the current estimate and the residual shift is
+  // read from the phase plane of the masked cross-power (Gauss-Newton on sum W |Q - exp(-i w.d)|^2) until it
+  // is below 1e-3 px. Re-interpolating makes both tapered chips cover the same ground, which removes the bias
+  // a taper fixed on the integer guess would leave.
+  std::vector<float> taper, phase_chip, qre, qim, qweight;
+
+  // Cross-power of the template and a C x C secondary chip; false when the chip has no texture.
+  bool cross_power(const float* sec_chip) {
     const int n = nphase;
     const int nc = n / 2 + 1;
     float* a = real_a.get();
     float* b = real_b.get();
-    std::vector<float> taper(n);
-    for (int i = 0; i < n; ++i) taper[i] = static_cast<float>(0.5 - 0.5 * std::cos(2 * std::numbers::pi * (i + 0.5) / n));
-    double sec_sum = 0;
-    const int off = search + kRefineMargin;
+    if (taper.size() != static_cast<std::size_t>(n)) {
+      taper.resize(n);
+      for (int i = 0; i < n; ++i)
+        taper[i] = static_cast<float>(0.5 - 0.5 * std::cos(2 * std::numbers::pi * (i + 0.5) / n));
+    }
+    double sum = 0;
+    for (int k = 0; k < n * n; ++k) sum += sec_chip[k];
+    const double mean = sum / (n * n);
+    double ss = 0;
     for (int j = 0; j < n; ++j)
-      for (int i = 0; i < n; ++i) sec_sum += sec_buf[static_cast<std::size_t>(j + off) * wbuf + i + off];
-    const double sec_chip_mean = sec_sum / (n * n);
-    double sec_ss = 0;
-    for (int j = 0; j < n; ++j) {
       for (int i = 0; i < n; ++i) {
         const float w = taper[i] * taper[j];
+        const double v = sec_chip[j * n + i] - mean;
+        ss += v * v;
         a[j * n + i] = w * t0[j * chip + i];
-        const double s = sec_buf[static_cast<std::size_t>(j + off) * wbuf + i + off] - sec_chip_mean;
-        sec_ss += s * s;
-        b[j * n + i] = static_cast<float>(w * s);
+        b[j * n + i] = static_cast<float>(w * v);
       }
-    }
-    if (!(std::sqrt(sec_ss / (n * n)) > texture_floor(sec_chip_mean + sec_mean * 0))) {
-      result.flag = NodeFlag::kNoTexture;
-      return result;
-    }
+    if (!(std::sqrt(ss / (n * n)) > texture_floor(mean))) return false;
     fftwf_execute_dft_r2c(plan_phase->forward, a, spec_a.get());
     fftwf_execute_dft_r2c(plan_phase->forward, b, spec_b.get());
-    fftwf_complex* sa = spec_a.get();
-    fftwf_complex* sb = spec_b.get();
+    const fftwf_complex* sa = spec_a.get();
     const int total = n * nc;
-    std::vector<float> qre(total), qim(total), weight(total);
+    qre.resize(total);
+    qim.resize(total);
+    qweight.resize(total);
     double log_sum = 0;
     int log_count = 0;
+    fftwf_complex* sb = spec_b.get();
     for (int k = 0; k < total; ++k) {
       const double re = double(sa[k][0]) * sb[k][0] + double(sa[k][1]) * sb[k][1];
       const double im = double(sa[k][0]) * sb[k][1] - double(sa[k][1]) * sb[k][0];
       const double mag = std::hypot(re, im);
       qre[k] = mag > 0 ? static_cast<float>(re / mag) : 0.0f;
       qim[k] = mag > 0 ? static_cast<float>(im / mag) : 0.0f;
-      weight[k] = static_cast<float>(mag);
+      qweight[k] = static_cast<float>(mag);
       if (mag > 0 && k != 0) {
         log_sum += std::log(mag);
         ++log_count;
       }
     }
-    // Frequency mask: keep frequencies whose cross-power amplitude is within e^3 (~20x) below the geometric
-    // mean amplitude; weaker ones carry mostly noise and aliasing.
     const double threshold = log_count > 0 ? std::exp(log_sum / log_count - 3.0) : 0.0;
-    for (int k = 0; k < total; ++k) {
-      const bool keep = k != 0 && weight[k] > threshold;
-      weight[k] = keep ? 1.0f : 0.0f;
-      sb[k][0] = keep ? qre[k] : 0.0f;
-      sb[k][1] = keep ? qim[k] : 0.0f;
+    for (int k = 0; k < total; ++k) qweight[k] = (k != 0 && qweight[k] > threshold) ? 1.0f : 0.0f;
+    return true;
+  }
+
+  // Gauss-Newton fit of the phase plane of the masked cross-power, from (ex, ey).
+  void fit_phase_plane(double& ex, double& ey) const {
+    const int n = nphase;
+    const int nc = n / 2 + 1;
+    for (int it = 0; it < 8; ++it) {
+      double h00 = 0, h01 = 0, h11 = 0, g0 = 0, g1 = 0;
+      for (int v = 0; v < n; ++v) {
+        const double wy = 2 * std::numbers::pi * (v <= n / 2 ? v : v - n) / n;
+        for (int u = 0; u < nc; ++u) {
+          const int k = v * nc + u;
+          if (qweight[k] == 0) continue;
+          const double wx = 2 * std::numbers::pi * u / n;
+          // Half spectrum: interior columns stand for their conjugate twins too.
+          const double w = (u == 0 || 2 * u == n) ? 1.0 : 2.0;
+          const double phase = wx * ex + wy * ey;
+          const double cr = std::cos(phase), ci = std::sin(phase);
+          const double re = qre[k] * cr - qim[k] * ci;  // Re(Q e^{i w.d})
+          const double im = qre[k] * ci + qim[k] * cr;  // Im(Q e^{i w.d})
+          h00 += w * wx * wx * re;
+          h01 += w * wx * wy * re;
+          h11 += w * wy * wy * re;
+          g0 += w * wx * im;
+          g1 += w * wy * im;
+        }
+      }
+      const double det = h00 * h11 - h01 * h01;
+      if (!(det > 0) || !(h00 > 0)) return;
+      double sx = -(h11 * g0 - h01 * g1) / det;
+      double sy = -(h00 * g1 - h01 * g0) / det;
+      const double len = std::hypot(sx, sy);
+      if (len > 0.5) {
+        sx *= 0.5 / len;
+        sy *= 0.5 / len;
+      }
+      ex += sx;
+      ey += sy;
+      if (len < 1e-5) return;
     }
+  }
+
+  NodeResult match_phase() {
+    NodeResult result;
+    const int n = nphase;
+    const int nc = n / 2 + 1;
+    phase_chip.resize(static_cast<std::size_t>(n) * n);
+    const int off = search + kRefineMargin;
+    for (int j = 0; j < n; ++j)
+      for (int i = 0; i < n; ++i) phase_chip[j * n + i] = sec_buf[static_cast<std::size_t>(j + off) * wbuf + i + off];
+    if (!cross_power(phase_chip.data())) {
+      result.flag = NodeFlag::kNoTexture;
+      return result;
+    }
+    fftwf_complex* sb = spec_b.get();
+    for (int k = 0; k < n * nc; ++k) {
+      sb[k][0] = qweight[k] * qre[k];
+      sb[k][1] = qweight[k] * qim[k];
+    }
+    float* a = real_a.get();
     fftwf_execute_dft_c2r(plan_phase->inverse, sb, a);
     // Surface over displacements -S..S around the guess (wrapping indices).
     const int m = 2 * search + 1;
-    std::vector<float> surf(static_cast<std::size_t>(m) * m);
+    std::vector<float>& surf = surface;
     const float scale = 1.0f / static_cast<float>(n * n);
     for (int y = 0; y < m; ++y)
       for (int x = 0; x < m; ++x) {
@@ -653,45 +842,21 @@ struct Matcher::Impl {
       result.flag = NodeFlag::kSearchBorder;
       return result;
     }
-    double ex = px - search + vertex(surf[py * m + px - 1], peak, surf[py * m + px + 1], false);
-    double ey = py - search + vertex(surf[(py - 1) * m + px], peak, surf[(py + 1) * m + px], false);
+    double ex = px - search, ey = py - search;
+    fit_phase_plane(ex, ey);
     if (opt.subpixel == Subpixel::kIterative) {
       for (int it = 0; it < opt.max_iterations; ++it) {
-        double h00 = 0, h01 = 0, h11 = 0, g0 = 0, g1 = 0;
-        for (int v = 0; v < n; ++v) {
-          const double wy = 2 * std::numbers::pi * (v <= n / 2 ? v : v - n) / n;
-          for (int u = 0; u < nc; ++u) {
-            const int k = v * nc + u;
-            if (weight[k] == 0) continue;
-            const double wx = 2 * std::numbers::pi * u / n;
-            // Half spectrum: interior columns stand for their conjugate twins too.
-            const double w = (u == 0 || 2 * u == n) ? 1.0 : 2.0;
-            const double phase = wx * ex + wy * ey;
-            const double cr = std::cos(phase), ci = std::sin(phase);
-            const double re = qre[k] * cr - qim[k] * ci;  // Re(Q e^{i w.d})
-            const double im = qre[k] * ci + qim[k] * cr;  // Im(Q e^{i w.d})
-            h00 += w * wx * wx * re;
-            h01 += w * wx * wy * re;
-            h11 += w * wy * wy * re;
-            g0 += w * wx * im;
-            g1 += w * wy * im;
-          }
-        }
-        const double det = h00 * h11 - h01 * h01;
-        if (!(det > 0) || !(h00 > 0)) break;
-        double sx = -(h11 * g0 - h01 * g1) / det;
-        double sy = -(h00 * g1 - h01 * g0) / det;
-        const double len = std::hypot(sx, sy);
-        if (len > 0.5) {
-          sx *= 0.5 / len;
-          sy *= 0.5 / len;
-        }
-        ex += sx;
-        ey += sy;
-        if (len < 1e-4) break;
+        if (std::abs(ex) > search || std::abs(ey) > search) break;
+        interpolate_chip(gx + ex, gy + ey);
+        if (!cross_power(interp_out.data())) break;
+        double rx = 0, ry = 0;
+        fit_phase_plane(rx, ry);
+        ex += rx;
+        ey += ry;
+        if (std::hypot(rx, ry) < 1e-3) break;
       }
     }
-    if (std::abs(ex) > search || std::abs(ey) > search) {
+    if (!std::isfinite(ex) || !std::isfinite(ey) || std::abs(ex) > search || std::abs(ey) > search) {
       result.flag = NodeFlag::kSearchBorder;
       return result;
     }
@@ -700,8 +865,7 @@ struct Matcher::Impl {
     interpolate_chip(dx, dy);
     const double corr = ncc_interpolated();
     result.corr = static_cast<float>(corr);
-    result.flag = check_match(dx, dy, snr, opt.min_corr);
-    if (!(corr >= opt.min_corr) && result.flag == NodeFlag::kValid) result.flag = NodeFlag::kLowSnr;
+    result.flag = check_match(dx, dy, snr, corr);
     if (result.flag == NodeFlag::kValid) {
       result.dx_px = static_cast<float>(dx);
       result.dy_px = static_cast<float>(dy);
@@ -743,19 +907,10 @@ struct Matcher::Impl {
     peak_and_snr(surface, m, px, py, peak, snr);
     interpolate_chip(dx, dy);
     const double corr = ncc_interpolated();
-    // SNR of the given displacement: its correlation over the mean |surface| away from it.
-    double sum = 0;
-    int count = 0;
-    const int cx = search, cy = search;
-    const int radius = m >= 7 ? 2 : 1;
-    for (int y = 0; y < m; ++y)
-      for (int x = 0; x < m; ++x)
-        if (std::abs(x - cx) > radius || std::abs(y - cy) > radius) {
-          sum += std::abs(surface[y * m + x]);
-          ++count;
-        }
-    const double mean_abs = count > 0 ? sum / count : 0.0;
-    result.snr = mean_abs > 0 ? static_cast<float>(corr / mean_abs) : std::numeric_limits<float>::infinity();
+    // SNR of the given displacement: its correlation over the highest local maximum away from it.
+    const int cx = std::clamp(static_cast<int>(std::lround(dx)) - gx + search, 0, m - 1);
+    const int cy = std::clamp(static_cast<int>(std::lround(dy)) - gy + search, 0, m - 1);
+    result.snr = static_cast<float>(corr / second_level(surface, m, cx, cy));
     result.corr = static_cast<float>(corr);
     result.flag = check_match(dx, dy, result.snr, corr);
     if (result.flag == NodeFlag::kValid) {

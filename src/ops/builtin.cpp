@@ -8,7 +8,9 @@ const OperationRegistry& builtin_operations() {
   static const OperationRegistry registry = [] {
     OperationRegistry r;
     ops::register_io_operations(r);
+    ops::register_correlate_operations(r);
     ops::register_filter_operations(r);
+    ops::register_describe_operation(r);
     return r;
   }();
   return registry;

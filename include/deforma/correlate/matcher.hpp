@@ -29,7 +29,7 @@ enum class Method {
 /// Radiometric prefilter applied to both images before matching (`--prefilter`).
 enum class Prefilter {
   kNone,
-  kHighpass,     ///< image minus its Gaussian low-pass (sigma 3 px): removes slow illumination gradients
+  kHighpass,     ///< image minus its Gaussian low-pass (sigma 1.5 px): removes illumination and shading
   kWallis,       ///< local mean/std normalization (15 px window): removes contrast and brightness changes
   kOrientation,  ///< real projection of the unit gradient, (gx + gy) / |grad|: depends on edge directions only
 };
@@ -71,10 +71,13 @@ struct MatchOptions {
   /// Largest displacement searched around the guess, in pixels, in each direction (`--search`), >= 1.
   /// For the phase method the secondary window is the chip itself, so search_px must be < chip_px / 2.
   int search_px = 16;
-  /// Nodes whose SNR (peak / mean |surface| away from the peak, docs/correlate.md) is below: kLowSnr.
-  double min_snr = 2.5;
+  /// Nodes whose SNR is below: kLowSnr. SNR = peak correlation / the highest other local maximum of the
+  /// correlation surface (docs/correlate.md). The default 2 separates true matches from unrelated chips on
+  /// highpass-prefiltered images (Prefilter::kHighpass, the recommended default); unfiltered smooth images
+  /// have flatter surfaces and lower SNR.
+  double min_snr = 2.0;
   /// Nodes whose sub-pixel peak correlation is below: kLowSnr. 0 disables.
-  double min_corr = 0.0;
+  double min_corr = 0.3;
   /// Chips whose standard deviation (image units, after prefiltering) is at or below: kNoTexture.
   /// A relative floor of 1e-5 x |mean| always applies, so numerically constant chips are caught at 0.
   double min_texture = 0.0;
@@ -201,5 +204,20 @@ struct GridResult {
 GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
                           const NodeGrid& nodes, const GridF* guess_dx_px = nullptr,
                           const GridF* guess_dy_px = nullptr);
+
+}  // namespace deforma::correlate
+
+namespace deforma::correlate {
+
+/// How correlate_grid's coarse-to-fine pass depends on neighbouring nodes, for drivers that split a node
+/// grid into strips: coarse nodes are every `stride` nodes from the first node, and a node's seed depends on
+/// coarse nodes up to `context_nodes` nodes away. A strip that starts on a multiple of `stride` and is
+/// computed with `context_nodes` extra node rows on each side gives the same values as the whole grid.
+/// Both are 0 when no coarse pass runs (search_px <= coarse_above_px, or the flow method).
+struct CoarseDependency {
+  int stride = 0;
+  int context_nodes = 0;
+};
+CoarseDependency coarse_dependency(const MatchOptions& options, int step_px);
 
 }  // namespace deforma::correlate

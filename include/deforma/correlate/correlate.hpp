@@ -1,0 +1,69 @@
+#pragma once
+// Correlation of an image pair, streamed: the driver behind `deforma correlate`. It reads the two images
+// by strips of node rows plus a halo (io::plan_tiles under the RAM budget), runs the in-memory kernels of
+// matcher.hpp on each strip, and writes one Cloud-Optimized GeoTIFF on the node grid with the bands
+//   dx_px, dy_px      displacement from REF to SEC in pixels (+x = +column, +y = +row)
+//   east_m, north_m   the same displacement in map units through REF's geotransform (rotation included);
+//                     nodata when REF has no georeferencing
+//   corr, snr, flag   peak correlation, signal-to-noise ratio, NodeFlag (docs/correlate.md)
+// and, with a time span (velocity), east_m_per_yr, north_m_per_yr, speed_m_per_yr (pixel units:
+// vx_px_per_yr, vy_px_per_yr, speed_px_per_yr). Invalid nodes are nodata (-9999) with their flag set.
+//
+// A pair is a work unit described by data (CorrelatePair + CorrelateOptions): it can be run here, in a
+// batch, or on a cluster node, with the same result.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "deforma/core/operation.hpp"
+#include "deforma/core/summary.hpp"
+#include "deforma/correlate/matcher.hpp"
+#include "deforma/io/raster.hpp"
+
+namespace deforma::correlate {
+
+/// Nodata value of every band of a correlation result.
+inline constexpr float kResultNodata = -9999.f;
+
+/// Band names of a correlation result, in order (velocity bands follow when a time span is given).
+const std::vector<std::string>& result_band_names();
+
+struct CorrelateOptions {
+  MatchOptions match;              ///< method, chip, search, SNR threshold...
+  Prefilter prefilter = Prefilter::kHighpass;  // as autoRIFT: removes illumination gradients and boosts SNR
+  int ref_band = 1;                ///< 1-based band of REF (`--band`, or `--ref-band`)
+  int sec_band = 1;                ///< 1-based band of SEC (`--sec-band`)
+  int step_px = 16;                ///< node spacing (`--step`)
+  std::optional<io::Window> roi;   ///< pixel window of REF to process (`--roi`); whole image when empty
+  std::string guess_path;          ///< a-priori displacement raster (dx_px/dy_px bands), any grid of the same CRS
+  std::string mask_path;           ///< raster (non-zero = skip) or polygons of areas to skip
+  /// Time between the acquisitions in years; when set, velocity bands are added.
+  std::optional<double> years_between;
+  /// Stable ground (polygons, or a raster where non-zero = stable): the median (co-registration bias) and the
+  /// NMAD (1.4826 x median absolute deviation) of dx/dy over the valid nodes there are reported in the Summary.
+  std::string stable_path;
+  std::string quicklook_path;      ///< PNG of the displacement (or velocity) magnitude; empty = none
+  bool quicklook_arrows = true;
+
+  /// Throws InvalidArgument naming the parameter.
+  void validate() const;
+};
+
+/// Correlates REF and SEC into `output` (a COG). SEC is resampled onto REF's grid when their grids or CRS
+/// differ (a warning in the Summary says so); pairs that do not overlap are refused. Reports progress over
+/// strips, honours cancellation, and never leaves a partial file under `output`.
+/// Summary counts: nodes, valid, low_snr, no_texture, masked, search_border, outside_overlap, no_peak;
+/// details: statistics of the valid displacements (median, max magnitude in px, m and m/yr) and, with a
+/// stable-ground description, stable_nodes, stable_median_dx_px/dy_px and stable_nmad_dx_px/dy_px.
+Summary correlate_pair(const std::string& ref_path, const std::string& sec_path, const std::string& output,
+                       const CorrelateOptions& options, RunContext& context);
+
+/// Parses a length given in pixels ("20", "20px") or in metres ("300m", "1.5km") into pixels with the
+/// pixel size of `grid`. `parameter` names the option in messages.
+int parse_length_px(const std::string& text, const io::RasterInfo& grid, const std::string& parameter);
+
+/// Parses `--roi`: "px:COL,ROW,WIDTH,HEIGHT" (pixels of REF) or "XMIN,YMIN,XMAX,YMAX" (in REF's CRS).
+/// The result is clipped to REF; an empty intersection is an InvalidArgument.
+io::Window parse_roi(const std::string& text, const io::RasterInfo& grid);
+
+}  // namespace deforma::correlate

@@ -1,0 +1,688 @@
+// The streamed pair correlation: strips of node rows plus halo, read, matched and written in a pipeline.
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <tbb/parallel_pipeline.h>
+
+#include "deforma/core/error.hpp"
+#include "deforma/correlate/correlate.hpp"
+#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/vector.hpp"
+#include "deforma/render/colormap.hpp"
+#include "deforma/render/image.hpp"
+#include "deforma/render/map.hpp"
+
+namespace deforma::correlate {
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// One strip of node rows: what is read, then what is computed.
+struct Strip {
+  int index = 0;
+  int first_node_row = 0;  // rows of nodes this strip is responsible for
+  int node_rows = 0;
+  int context_before = 0;  // extra node rows computed for the coarse pass's context, then dropped
+  int context_after = 0;
+  io::Window ref_window;
+  io::Window sec_window;
+  io::BandWindow ref;
+  io::BandWindow sec;
+  GridF guess_dx, guess_dy;
+  bool has_guess = false;
+  GridU8 node_masked;  // nodes whose centre pixel lies in --mask
+  GridResult result;
+};
+
+// Displacement guess raster sampled at node positions (bilinear on valid samples).
+class GuessField {
+ public:
+  GuessField(const std::string& path, const io::RasterInfo& ref_grid) : raster_(io::Raster::open(path)) {
+    const auto& info = raster_.info();
+    band_dx_ = band_dy_ = 0;
+    for (const auto& b : info.bands) {
+      if (b.description == "dx_px") band_dx_ = b.index;
+      if (b.description == "dy_px") band_dy_ = b.index;
+    }
+    if (!band_dx_ || !band_dy_) {
+      if (info.band_count() < 2) {
+        throw InvalidArgument(fmt::format("--guess {}: expected bands dx_px and dy_px (or two bands), found {}", path,
+                                          info.band_count()));
+      }
+      band_dx_ = 1, band_dy_ = 2;
+    }
+    if (info.georeferenced != ref_grid.georeferenced) {
+      throw InvalidArgument(fmt::format("--guess {}: georeferencing differs from {}", path, ref_grid.path));
+    }
+    ref_gt_ = ref_grid.geotransform;
+  }
+
+  // Samples the guess for the nodes of a strip; NaN where the guess is unknown.
+  void sample(const NodeGrid& nodes, GridF& dx, GridF& dy) const {
+    dx = GridF(nodes.cols, nodes.rows, kNaN);
+    dy = GridF(nodes.cols, nodes.rows, kNaN);
+    // Guess-raster pixel coordinates of every node, and their bounding window.
+    std::vector<double> gc(static_cast<std::size_t>(nodes.cols) * nodes.rows), gr(gc.size());
+    double cmin = 1e300, cmax = -1e300, rmin = 1e300, rmax = -1e300;
+    for (int j = 0; j < nodes.rows; ++j) {
+      for (int i = 0; i < nodes.cols; ++i) {
+        double x, y, c, r;
+        ref_gt_.pixel_to_map(nodes.first_col + i * nodes.step_px + 0.5, nodes.first_row + j * nodes.step_px + 0.5, x, y);
+        raster_.info().geotransform.map_to_pixel(x, y, c, r);
+        const std::size_t k = static_cast<std::size_t>(j) * nodes.cols + i;
+        gc[k] = c - 0.5, gr[k] = r - 0.5;
+        cmin = std::min(cmin, c), cmax = std::max(cmax, c), rmin = std::min(rmin, r), rmax = std::max(rmax, r);
+      }
+    }
+    const io::Window window{static_cast<int>(std::floor(cmin)) - 2, static_cast<int>(std::floor(rmin)) - 2,
+                            static_cast<int>(std::ceil(cmax) - std::floor(cmin)) + 5,
+                            static_cast<int>(std::ceil(rmax) - std::floor(rmin)) + 5};
+    const auto wx = raster_.read(band_dx_, window);
+    const auto wy = raster_.read(band_dy_, window);
+    for (std::size_t k = 0; k < gc.size(); ++k) {
+      const double c = gc[k] - window.col, r = gr[k] - window.row;
+      const int c0 = static_cast<int>(std::floor(c)), r0 = static_cast<int>(std::floor(r));
+      const double fc = c - c0, fr = r - r0;
+      double sx = 0, sy = 0, sw = 0;
+      for (int dr = 0; dr <= 1; ++dr) {
+        for (int dc = 0; dc <= 1; ++dc) {
+          const int cc = c0 + dc, rr = r0 + dr;
+          if (!wx.valid.contains(cc, rr) || !wx.valid(cc, rr) || !wy.valid(cc, rr)) continue;
+          if (wx.values(cc, rr) == kResultNodata) continue;
+          const double w = (dc ? fc : 1 - fc) * (dr ? fr : 1 - fr);
+          sx += w * wx.values(cc, rr), sy += w * wy.values(cc, rr), sw += w;
+        }
+      }
+      if (sw > 1e-6) dx.data()[k] = static_cast<float>(sx / sw), dy.data()[k] = static_cast<float>(sy / sw);
+    }
+  }
+
+  // Largest |guess| over the raster, to size the secondary halo.
+  double max_abs_px() const {
+    double m = 0;
+    for (int band : {band_dx_, band_dy_}) {
+      const auto w = raster_.read_all(band);
+      for (std::size_t i = 0; i < w.values.size(); ++i) {
+        if (w.valid.data()[i] && w.values.data()[i] != kResultNodata) m = std::max(m, std::abs(double(w.values.data()[i])));
+      }
+    }
+    return m;
+  }
+
+ private:
+  io::Raster raster_;
+  int band_dx_ = 0, band_dy_ = 0;
+  io::GeoTransform ref_gt_;
+};
+
+double nmad(const std::vector<float>& v, double median) {
+  std::vector<float> deviations;
+  deviations.reserve(v.size());
+  for (float x : v) deviations.push_back(static_cast<float>(std::abs(x - median)));
+  std::nth_element(deviations.begin(), deviations.begin() + static_cast<std::ptrdiff_t>(deviations.size() / 2),
+                   deviations.end());
+  return 1.4826 * deviations[deviations.size() / 2];
+}
+
+double percentile(std::vector<float> v, double p) {
+  if (v.empty()) return kNaN;
+  const std::size_t k = static_cast<std::size_t>(std::clamp(p, 0.0, 1.0) * (v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
+
+}  // namespace
+
+const std::vector<std::string>& result_band_names() {
+  static const std::vector<std::string> names = {"dx_px", "dy_px", "east_m", "north_m", "corr", "snr", "flag"};
+  return names;
+}
+
+void CorrelateOptions::validate() const {
+  match.validate();
+  if (step_px < 1) throw InvalidArgument(fmt::format("--step {}: expected >= 1 px", step_px));
+  if (ref_band < 1) throw InvalidArgument(fmt::format("--band {}: expected >= 1", ref_band));
+  if (sec_band < 1) throw InvalidArgument(fmt::format("--sec-band {}: expected >= 1", sec_band));
+  if (years_between && !(*years_between > 0)) {
+    throw InvalidArgument(fmt::format("--velocity: the time between acquisitions must be > 0 (got {:.4f} yr); "
+                                      "check the dates of the two images",
+                                      *years_between));
+  }
+  if (roi && roi->empty()) throw InvalidArgument("--roi: empty window");
+}
+
+int parse_length_px(const std::string& text, const io::RasterInfo& grid, const std::string& parameter) {
+  std::string number = text;
+  double scale_m = 0;  // 0 = pixels
+  auto ends_with = [&](const std::string& suffix) {
+    return number.size() > suffix.size() && number.compare(number.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (ends_with("px")) {
+    number.resize(number.size() - 2);
+  } else if (ends_with("km")) {
+    number.resize(number.size() - 2), scale_m = 1000;
+  } else if (ends_with("m")) {
+    number.resize(number.size() - 1), scale_m = 1;
+  }
+  double value = 0;
+  auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+  if (ec != std::errc() || ptr != number.data() + number.size() || !(value > 0)) {
+    throw InvalidArgument(fmt::format("--{} '{}': expected a positive length in pixels (20, 20px) or metres "
+                                      "(300m, 1.5km)",
+                                      parameter, text));
+  }
+  if (scale_m == 0) return static_cast<int>(std::ceil(value));
+  const double pixel_m = std::min(grid.pixel_size_x_m, grid.pixel_size_y_m);
+  if (!(pixel_m > 0)) {
+    throw InvalidArgument(fmt::format("--{} {}: a length in metres needs a georeferenced image; {} has none "
+                                      "(give pixels)",
+                                      parameter, text, grid.path));
+  }
+  return static_cast<int>(std::ceil(value * scale_m / pixel_m));
+}
+
+io::Window parse_roi(const std::string& text, const io::RasterInfo& grid) {
+  const bool pixels = text.rfind("px:", 0) == 0;
+  std::vector<double> v;
+  std::stringstream ss(pixels ? text.substr(3) : text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    double x = 0;
+    auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), x);
+    if (ec != std::errc() || ptr != item.data() + item.size()) {
+      throw InvalidArgument(fmt::format("--roi '{}': '{}' is not a number", text, item));
+    }
+    v.push_back(x);
+  }
+  if (v.size() != 4) {
+    throw InvalidArgument(fmt::format("--roi '{}': expected px:COL,ROW,WIDTH,HEIGHT or XMIN,YMIN,XMAX,YMAX", text));
+  }
+  io::Window w;
+  if (pixels) {
+    w = io::Window{static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]), static_cast<int>(v[3])};
+  } else {
+    if (!grid.georeferenced) {
+      throw InvalidArgument(fmt::format("--roi {}: map coordinates need a georeferenced image; {} has none "
+                                        "(use px:COL,ROW,WIDTH,HEIGHT)",
+                                        text, grid.path));
+    }
+    if (v[0] >= v[2] || v[1] >= v[3]) throw InvalidArgument(fmt::format("--roi {}: expected XMIN < XMAX and YMIN < YMAX", text));
+    double cmin = 1e300, cmax = -1e300, rmin = 1e300, rmax = -1e300;
+    for (double x : {v[0], v[2]}) {
+      for (double y : {v[1], v[3]}) {
+        double c, r;
+        grid.geotransform.map_to_pixel(x, y, c, r);
+        cmin = std::min(cmin, c), cmax = std::max(cmax, c), rmin = std::min(rmin, r), rmax = std::max(rmax, r);
+      }
+    }
+    w = io::Window{static_cast<int>(std::floor(cmin)), static_cast<int>(std::floor(rmin)),
+                   static_cast<int>(std::ceil(cmax) - std::floor(cmin)), static_cast<int>(std::ceil(rmax) - std::floor(rmin))};
+  }
+  const auto clipped = w.intersect(io::Window{0, 0, grid.width, grid.height});
+  if (clipped.empty()) throw InvalidArgument(fmt::format("--roi {}: outside {} ({}x{} px)", text, grid.path, grid.width, grid.height));
+  return clipped;
+}
+
+Summary correlate_pair(const std::string& ref_path, const std::string& sec_path, const std::string& output,
+                       const CorrelateOptions& options, RunContext& context) {
+  const auto start = std::chrono::steady_clock::now();
+  options.validate();
+  Summary summary;
+  summary.operation = "correlate";
+
+  // Inputs: SEC is brought onto REF's grid when they differ.
+  io::Raster ref = io::Raster::open(ref_path);
+  ref.check_band(options.ref_band, "band");
+  const auto& ref_info = ref.info();
+  io::Raster sec = io::Raster::open(sec_path);
+  sec.check_band(options.sec_band, "sec-band");
+  const io::RasterInfo sec_original = sec.info();
+  io::Window sec_footprint{0, 0, ref_info.width, ref_info.height};
+  if (!io::same_grid(ref_info, sec_original)) {
+    if (!ref_info.georeferenced || !sec_original.georeferenced) {
+      if (ref_info.width != sec_original.width || ref_info.height != sec_original.height) {
+        throw InvalidArgument(fmt::format("{} ({}x{}) and {} ({}x{}) differ in size and at least one has no "
+                                          "georeferencing to align them",
+                                          ref_path, ref_info.width, ref_info.height, sec_path, sec_original.width,
+                                          sec_original.height));
+      }
+    } else {
+      sec_footprint = io::overlap_window(ref_info, sec_original);
+      if (sec_footprint.empty()) {
+        throw InvalidArgument(fmt::format("{} and {} do not overlap: nothing to correlate", ref_path, sec_path));
+      }
+      sec = io::resample_to_grid(sec_path, ref_info, io::Resampling::kCubic);
+      summary.warnings.push_back(fmt::format("{} is on another grid or CRS; it was resampled (cubic) onto the grid "
+                                             "of {}",
+                                             sec_path, ref_path));
+      spdlog::warn("{}", summary.warnings.back());
+    }
+  }
+  const int sec_band = sec.info().band_count() == 1 ? 1 : options.sec_band;
+  if (ref_info.bands[options.ref_band - 1].data_type != sec_original.bands[options.sec_band - 1].data_type) {
+    summary.warnings.push_back(fmt::format("data types differ ({} vs {}); both are matched as float32",
+                                           ref_info.bands[options.ref_band - 1].data_type,
+                                           sec_original.bands[options.sec_band - 1].data_type));
+  }
+
+  // Node grid over the region of interest.
+  const io::Window roi = options.roi ? options.roi->intersect(io::Window{0, 0, ref_info.width, ref_info.height})
+                                     : io::Window{0, 0, ref_info.width, ref_info.height};
+  const int chip = options.match.chip_px;
+  if (chip > roi.width || chip > roi.height) {
+    throw InvalidArgument(fmt::format("--chip {} px is larger than the {} ({}x{} px)", chip,
+                                      options.roi ? "region of interest" : "image " + ref_path, roi.width, roi.height));
+  }
+  if (options.match.search_px >= std::max(ref_info.width, ref_info.height)) {
+    throw InvalidArgument(fmt::format("--search {} px is larger than the image {} ({}x{} px)", options.match.search_px,
+                                      ref_path, ref_info.width, ref_info.height));
+  }
+  const int offset = options.step_px / 2;
+  NodeGrid all_nodes;
+  all_nodes.step_px = options.step_px;
+  all_nodes.first_col = roi.col + std::min(offset, roi.width - 1);
+  all_nodes.first_row = roi.row + std::min(offset, roi.height - 1);
+  all_nodes.cols = (roi.col + roi.width - all_nodes.first_col + options.step_px - 1) / options.step_px;
+  all_nodes.rows = (roi.row + roi.height - all_nodes.first_row + options.step_px - 1) / options.step_px;
+  const io::GeoTransform node_gt =
+      ref_info.geotransform.node_grid(all_nodes.first_col, all_nodes.first_row, options.step_px);
+
+  std::optional<GuessField> guess;
+  double guess_halo = 0;
+  if (!options.guess_path.empty()) {
+    guess.emplace(options.guess_path, ref_info);
+    guess_halo = std::ceil(guess->max_abs_px());
+  }
+  std::optional<io::PolygonSet> mask_polygons;
+  bool mask_is_raster = false;
+  if (!options.mask_path.empty()) {
+    // Polygons are read once; rasters are read per strip by io::read_mask.
+    try {
+      io::Raster::open(options.mask_path);
+      mask_is_raster = true;
+    } catch (const FormatError&) {
+      mask_polygons = io::read_polygons(options.mask_path, ref_info.crs_wkt);
+    }
+  }
+
+  // Strip height (node rows) under the RAM budget: two strips in flight (one read ahead while one computes).
+  // The prefilter first fills invalid pixels (outside the image, holes) from a Gaussian neighbourhood of about
+  // 16 px; that support must lie inside the strip too, or a strip's result would depend on where it starts.
+  const int prefilter_halo = options.prefilter == Prefilter::kNone ? 0 : prefilter_halo_px(options.prefilter) + 20;
+  const int halo = options.match.halo_px() + prefilter_halo;
+  const int sec_halo = halo + static_cast<int>(guess_halo);
+  const double bytes_per_px = 2 * (sizeof(float) + 1) + 2 * sizeof(float);  // values+valid x2, filter scratch
+  const double row_px = roi.width + 2.0 * sec_halo;
+  const std::size_t budget = context.ram_budget_mb << 20;
+  constexpr int kTokens = 2;
+  // The coarse-to-fine pass makes a node depend on its neighbours: strips start on the coarse stride and are
+  // computed with context rows, so that the result does not depend on the strip layout (docs/correlate.md).
+  const CoarseDependency dependency = coarse_dependency(options.match, options.step_px);
+  const int context_rows = dependency.context_nodes;
+  const int stride = std::max(1, dependency.stride);
+  int strip_rows = stride;
+  auto strip_bytes = [&](int node_rows) {
+    const double rows = node_rows + 2.0 * context_rows;
+    return row_px * ((rows - 1.0) * options.step_px + 1 + 2.0 * sec_halo) * bytes_per_px * 1.4;  // + pyramid
+  };
+  if (strip_bytes(strip_rows) * kTokens > static_cast<double>(budget)) {
+    throw InvalidArgument(fmt::format("--ram {} MB is too small for one strip of nodes ({:.0f} MB needed); raise "
+                                      "--ram or lower --search/--chip",
+                                      context.ram_budget_mb, strip_bytes(strip_rows) * kTokens / (1 << 20)));
+  }
+  while (strip_rows < all_nodes.rows && strip_bytes(strip_rows * 2) * kTokens <= static_cast<double>(budget) &&
+         strip_rows * 2 <= std::max(1024 / options.step_px, 8 * context_rows)) {
+    strip_rows *= 2;
+  }
+  const int strip_count = (all_nodes.rows + strip_rows - 1) / strip_rows;
+
+  // Output.
+  const bool georeferenced = ref_info.georeferenced;
+  std::vector<io::OutputBand> bands;
+  auto add_band = [&](const std::string& name, const std::string& unit) {
+    io::OutputBand b;
+    b.description = name;
+    b.unit = unit;
+    b.nodata = kResultNodata;
+    bands.push_back(b);
+  };
+  add_band("dx_px", "px");
+  add_band("dy_px", "px");
+  add_band("east_m", "m");
+  add_band("north_m", "m");
+  add_band("corr", "");
+  add_band("snr", "");
+  add_band("flag", "");
+  if (options.years_between) {
+    const std::string unit = georeferenced ? "m/yr" : "px/yr";
+    add_band(georeferenced ? "east_m_per_yr" : "vx_px_per_yr", unit);
+    add_band(georeferenced ? "north_m_per_yr" : "vy_px_per_yr", unit);
+    add_band(georeferenced ? "speed_m_per_yr" : "speed_px_per_yr", unit);
+  }
+  io::Provenance provenance;
+  provenance.command_line = context.command_line;
+  provenance.inputs = {ref_path, sec_path};
+  if (!options.guess_path.empty()) provenance.inputs.push_back(options.guess_path);
+  if (!options.mask_path.empty()) provenance.inputs.push_back(options.mask_path);
+  if (!options.stable_path.empty()) provenance.inputs.push_back(options.stable_path);
+  provenance.parameters = {{"method", to_string(options.match.method)},
+                           {"chip_px", chip},
+                           {"search_px", options.match.search_px},
+                           {"step_px", options.step_px},
+                           {"prefilter", to_string(options.prefilter)},
+                           {"min_snr", options.match.min_snr},
+                           {"ref_band", options.ref_band},
+                           {"sec_band", options.sec_band},
+                           {"roi_px", {roi.col, roi.row, roi.width, roi.height}}};
+  if (options.years_between) provenance.parameters["years_between"] = *options.years_between;
+  io::CogOptions cog;
+  cog.overview_resampling = "NEAREST";  // keeps flags categorical and nodata out of averages
+  cog.metadata["DEFORMA_DISPLACEMENT_CONVENTION"] =
+      "dx_px,dy_px: displacement from REF to SEC, +x = +column, +y = +row";
+  cog.metadata["DEFORMA_FLAGS"] = "0 valid, 1 low_snr, 2 no_texture, 3 masked, 4 search_border, 5 outside_overlap, 6 no_peak";
+  io::CogWriter writer(output, all_nodes.cols, all_nodes.rows, bands, node_gt, ref_info.crs_wkt, provenance, cog);
+
+  // Map scale of the pixel-space displacement: metres per map unit (projected CRS in metres: 1).
+  const auto& gt = ref_info.geotransform;
+  const double sx_map = std::hypot(gt.c[1], gt.c[4]);
+  const double to_m = georeferenced && sx_map > 0 && ref_info.pixel_size_x_m > 0 ? ref_info.pixel_size_x_m / sx_map : 0.0;
+
+  // Stable ground on the node grid (small: one byte per node).
+  GridU8 stable_nodes;
+  if (!options.stable_path.empty()) {
+    io::RasterInfo node_info = ref_info;
+    node_info.width = all_nodes.cols;
+    node_info.height = all_nodes.rows;
+    node_info.geotransform = node_gt;
+    node_info.path = output + " (node grid)";
+    stable_nodes = io::read_mask(options.stable_path, node_info, io::Window{0, 0, all_nodes.cols, all_nodes.rows});
+  }
+  std::vector<float> stable_dx, stable_dy;
+
+  auto& progress = progress_or_null(context.progress);
+  progress.start("correlate", static_cast<std::uint64_t>(all_nodes.cols) * all_nodes.rows);
+  std::array<long long, 7> flag_counts{};
+  std::vector<float> valid_dx, valid_dy, valid_speed_m;  // per valid node, for the summary statistics
+  GridF quick_dx(all_nodes.cols, all_nodes.rows, kNaN), quick_dy(all_nodes.cols, all_nodes.rows, kNaN);
+  int next_strip = 0;
+  std::atomic<bool> cancelled{false};
+
+  tbb::parallel_pipeline(
+      kTokens,
+      tbb::make_filter<void, std::shared_ptr<Strip>>(
+          tbb::filter_mode::serial_in_order,
+          [&](tbb::flow_control& fc) -> std::shared_ptr<Strip> {
+            if (next_strip >= strip_count || progress.cancelled()) {
+              if (progress.cancelled()) cancelled = true;
+              fc.stop();
+              return nullptr;
+            }
+            auto s = std::make_shared<Strip>();
+            s->index = next_strip++;
+            s->first_node_row = s->index * strip_rows;
+            s->node_rows = std::min(strip_rows, all_nodes.rows - s->first_node_row);
+            s->context_before = std::min(context_rows, s->first_node_row);
+            s->context_after = std::min(context_rows, all_nodes.rows - s->first_node_row - s->node_rows);
+            const int computed_rows = s->context_before + s->node_rows + s->context_after;
+            const int first_row_px = all_nodes.first_row + (s->first_node_row - s->context_before) * options.step_px;
+            const int last_row_px = first_row_px + (computed_rows - 1) * options.step_px;
+            const int first_col_px = all_nodes.first_col;
+            const int last_col_px = first_col_px + (all_nodes.cols - 1) * options.step_px;
+            s->ref_window = io::Window{first_col_px - halo, first_row_px - halo, last_col_px - first_col_px + 1 + 2 * halo,
+                                       last_row_px - first_row_px + 1 + 2 * halo};
+            s->sec_window = io::Window{first_col_px - sec_halo, first_row_px - sec_halo,
+                                       last_col_px - first_col_px + 1 + 2 * sec_halo,
+                                       last_row_px - first_row_px + 1 + 2 * sec_halo};
+            s->ref = ref.read(options.ref_band, s->ref_window);
+            s->sec = sec.read(sec_band, s->sec_window);
+            // Pixels outside SEC's own footprint are outside, whatever the resampler produced there.
+            for (int r = 0; r < s->sec_window.height; ++r) {
+              const int image_row = s->sec_window.row + r;
+              const bool row_inside = image_row >= sec_footprint.row && image_row < sec_footprint.row + sec_footprint.height;
+              for (int c = 0; c < s->sec_window.width; ++c) {
+                const int image_col = s->sec_window.col + c;
+                if (!row_inside || image_col < sec_footprint.col || image_col >= sec_footprint.col + sec_footprint.width) {
+                  s->sec.valid(c, r) = 0;
+                }
+              }
+            }
+            NodeGrid nodes = all_nodes;
+            nodes.first_row = first_row_px;
+            nodes.rows = computed_rows;
+            s->node_masked = GridU8(nodes.cols, nodes.rows, 0);
+            if (!options.mask_path.empty()) {
+              const auto mask = mask_is_raster ? io::read_mask(options.mask_path, ref_info, s->ref_window)
+                                               : io::rasterize(*mask_polygons, ref_info, s->ref_window);
+              for (std::size_t i = 0; i < mask.size(); ++i) {
+                if (mask.data()[i]) s->ref.valid.data()[i] = 0;
+              }
+              for (int j = 0; j < nodes.rows; ++j) {
+                for (int i = 0; i < nodes.cols; ++i) {
+                  const int c = nodes.first_col + i * nodes.step_px - s->ref_window.col;
+                  const int r = nodes.first_row + j * nodes.step_px - s->ref_window.row;
+                  s->node_masked(i, j) = mask(c, r);
+                }
+              }
+            }
+            if (guess) {
+              guess->sample(nodes, s->guess_dx, s->guess_dy);
+              s->has_guess = true;
+            }
+            return s;
+          }) &
+          tbb::make_filter<std::shared_ptr<Strip>, std::shared_ptr<Strip>>(
+              tbb::filter_mode::parallel,
+              [&](std::shared_ptr<Strip> s) {
+                if (options.prefilter != Prefilter::kNone) {
+                  apply_prefilter(options.prefilter, s->ref.values, s->ref.valid);
+                  apply_prefilter(options.prefilter, s->sec.values, s->sec.valid);
+                }
+                NodeGrid nodes = all_nodes;
+                nodes.first_row = all_nodes.first_row + (s->first_node_row - s->context_before) * options.step_px;
+                nodes.rows = s->context_before + s->node_rows + s->context_after;
+                const ImageWindow ref_view{&s->ref.values, &s->ref.valid, s->ref_window.col, s->ref_window.row};
+                const ImageWindow sec_view{&s->sec.values, &s->sec.valid, s->sec_window.col, s->sec_window.row};
+                s->result = correlate_grid(ref_view, sec_view, options.match, nodes,
+                                           s->has_guess ? &s->guess_dx : nullptr, s->has_guess ? &s->guess_dy : nullptr);
+                // Node-level classifications that the driver knows better than the kernel.
+                for (int j = 0; j < nodes.rows; ++j) {
+                  for (int i = 0; i < nodes.cols; ++i) {
+                    auto set_flag = [&](NodeFlag f) {
+                      s->result.flag(i, j) = static_cast<unsigned char>(f);
+                      s->result.dx_px(i, j) = s->result.dy_px(i, j) = kNaN;
+                    };
+                    if (s->node_masked(i, j)) {
+                      set_flag(NodeFlag::kMasked);
+                      continue;
+                    }
+                    const int c = nodes.first_col + i * nodes.step_px, r = nodes.first_row + j * nodes.step_px;
+                    if (sec_footprint.intersect(io::Window{c, r, 1, 1}).empty()) set_flag(NodeFlag::kOutsideOverlap);
+                  }
+                }
+                // The reads are no longer needed: free them before the strip waits for the writer.
+                s->ref = {};
+                s->sec = {};
+                return s;
+              }) &
+          tbb::make_filter<std::shared_ptr<Strip>, void>(
+              tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Strip> s) {
+                const auto& res = s->result;
+                const int w = res.dx_px.width(), h = s->node_rows;
+                std::vector<GridF> out(bands.size(), GridF(w, h, kResultNodata));
+                for (int jj = 0; jj < h; ++jj) {
+                  const int j = jj + s->context_before;  // row in the computed grid
+                  for (int i = 0; i < w; ++i) {
+                    const auto flag = static_cast<NodeFlag>(res.flag(i, j));
+                    ++flag_counts[static_cast<std::size_t>(res.flag(i, j)) % 7];
+                    out[6](i, jj) = res.flag(i, j);
+                    if (std::isfinite(res.corr(i, j))) out[4](i, jj) = res.corr(i, j);
+                    if (std::isfinite(res.snr(i, j))) out[5](i, jj) = res.snr(i, j);
+                    const float dx = res.dx_px(i, j), dy = res.dy_px(i, j);
+                    if (flag != NodeFlag::kValid || !std::isfinite(dx) || !std::isfinite(dy)) continue;
+                    out[0](i, jj) = dx;
+                    out[1](i, jj) = dy;
+                    double east = 0, north = 0, speed_m = 0;
+                    if (to_m > 0) {
+                      gt.pixel_delta_to_map(dx, dy, east, north);
+                      east *= to_m, north *= to_m;
+                      out[2](i, jj) = static_cast<float>(east);
+                      out[3](i, jj) = static_cast<float>(north);
+                      speed_m = std::hypot(east, north);
+                    }
+                    if (options.years_between) {
+                      const double years = *options.years_between;
+                      if (georeferenced) {
+                        out[7](i, jj) = static_cast<float>(east / years);
+                        out[8](i, jj) = static_cast<float>(north / years);
+                        out[9](i, jj) = static_cast<float>(speed_m / years);
+                      } else {
+                        out[7](i, jj) = static_cast<float>(dx / years);
+                        out[8](i, jj) = static_cast<float>(dy / years);
+                        out[9](i, jj) = static_cast<float>(std::hypot(dx, dy) / years);
+                      }
+                    }
+                    valid_dx.push_back(dx);
+                    valid_dy.push_back(dy);
+                    if (!stable_nodes.empty() && stable_nodes(i, s->first_node_row + jj)) {
+                      stable_dx.push_back(dx);
+                      stable_dy.push_back(dy);
+                    }
+                    if (to_m > 0) valid_speed_m.push_back(static_cast<float>(speed_m));
+                    quick_dx(i, s->first_node_row + jj) = dx;
+                    quick_dy(i, s->first_node_row + jj) = dy;
+                  }
+                }
+                const io::Window window{0, s->first_node_row, w, h};
+                for (std::size_t b = 0; b < bands.size(); ++b) writer.write(static_cast<int>(b) + 1, window, out[b]);
+                progress.advance(static_cast<std::uint64_t>(w) * h);
+              }));
+  progress.finish();
+  if (cancelled) {
+    writer.abandon();
+    throw Cancelled(fmt::format("{}: correlation cancelled; no output written", output));
+  }
+  writer.finish();
+  summary.outputs.push_back(output);
+
+  // Summary.
+  const long long nodes_total = static_cast<long long>(all_nodes.cols) * all_nodes.rows;
+  summary.counts["nodes"] = nodes_total;
+  static const char* kFlagNames[7] = {"valid", "low_snr", "no_texture", "masked", "search_border",
+                                      "outside_overlap", "no_peak"};
+  for (int f = 0; f < 7; ++f) summary.counts[kFlagNames[f]] = flag_counts[f];
+  const double valid_fraction = nodes_total ? static_cast<double>(flag_counts[0]) / nodes_total : 0.0;
+  std::vector<float> speed_px(valid_dx.size());
+  for (std::size_t k = 0; k < valid_dx.size(); ++k) speed_px[k] = std::hypot(valid_dx[k], valid_dy[k]);
+  summary.details = {{"node_grid", {{"cols", all_nodes.cols}, {"rows", all_nodes.rows}, {"step_px", options.step_px}}},
+                     {"valid_fraction", valid_fraction},
+                     {"median_dx_px", percentile(valid_dx, 0.5)},
+                     {"median_dy_px", percentile(valid_dy, 0.5)},
+                     {"p99_displacement_px", percentile(speed_px, 0.99)},
+                     {"strips", strip_count}};
+  if (!valid_speed_m.empty()) {
+    summary.details["p99_displacement_m"] = percentile(valid_speed_m, 0.99);
+    if (options.years_between) {
+      summary.details["p99_speed_m_per_yr"] = percentile(valid_speed_m, 0.99) / *options.years_between;
+      summary.details["years_between"] = *options.years_between;
+    }
+  }
+  if (!options.stable_path.empty()) {
+    summary.counts["stable_nodes"] = static_cast<std::int64_t>(std::count(stable_nodes.values().begin(), stable_nodes.values().end(), 1));
+    summary.counts["stable_valid"] = static_cast<std::int64_t>(stable_dx.size());
+    if (stable_dx.size() >= 3) {
+      const double mx = percentile(stable_dx, 0.5), my = percentile(stable_dy, 0.5);
+      summary.details["stable_median_dx_px"] = mx;
+      summary.details["stable_median_dy_px"] = my;
+      summary.details["stable_nmad_dx_px"] = nmad(stable_dx, mx);
+      summary.details["stable_nmad_dy_px"] = nmad(stable_dy, my);
+    } else {
+      summary.warnings.push_back(fmt::format("only {} valid node(s) on the stable ground of {}: no statistics",
+                                             stable_dx.size(), options.stable_path));
+    }
+  }
+  if (flag_counts[0] == 0) {
+    summary.warnings.push_back("no node could be matched: check that the images overlap and have texture, or "
+                               "lower --min-snr");
+  }
+
+  if (!options.quicklook_path.empty()) {
+    // Magnitude in the most meaningful unit available: m or m/yr when georeferenced, else px or px/yr.
+    double scale = to_m > 0 ? ref_info.pixel_size_x_m : 1.0;
+    std::string unit = to_m > 0 ? "m" : "px";
+    if (options.years_between) scale /= *options.years_between, unit += "/yr";
+    GridF magnitude(all_nodes.cols, all_nodes.rows, 0.f), east(all_nodes.cols, all_nodes.rows, 0.f),
+        north(all_nodes.cols, all_nodes.rows, 0.f);
+    GridU8 valid(all_nodes.cols, all_nodes.rows, 0);
+    for (std::size_t k = 0; k < magnitude.size(); ++k) {
+      const float dx = quick_dx.data()[k], dy = quick_dy.data()[k];
+      if (!std::isfinite(dx)) continue;
+      valid.data()[k] = 1;
+      magnitude.data()[k] = static_cast<float>(std::hypot(dx, dy) * scale);
+      east.data()[k] = dx;
+      north.data()[k] = -dy;  // rows grow downwards; arrows point the way the surface moved on the map
+    }
+    // Node grids are small: enlarge them (nearest) so that the figure is readable.
+    const int zoom = std::max(1, 720 / std::max(all_nodes.cols, all_nodes.rows));
+    if (zoom > 1) {
+      auto enlarge = [&](const auto& grid) {
+        std::remove_cvref_t<decltype(grid)> out(grid.width() * zoom, grid.height() * zoom);
+        for (int r = 0; r < out.height(); ++r)
+          for (int c = 0; c < out.width(); ++c) out(c, r) = grid(c / zoom, r / zoom);
+        return out;
+      };
+      magnitude = enlarge(magnitude), east = enlarge(east), north = enlarge(north), valid = enlarge(valid);
+    }
+    const std::string what = options.years_between ? "velocity" : "displacement";
+    auto color_scale = render::ColorScale::robust_sequential(magnitude, valid, what + " magnitude", unit);
+    render::QuicklookOptions q;
+    q.title = fmt::format("{} magnitude: {}", what, std::filesystem::path(output).filename().string());
+    q.arrows = options.quicklook_arrows;
+    q.arrow_options.step = std::max(16, std::max(magnitude.width(), magnitude.height()) / 30);
+    render::write_png(options.quicklook_path,
+                      render::render_quicklook(magnitude, valid, color_scale, q, &east, &north));
+    summary.outputs.push_back(options.quicklook_path);
+  }
+
+  summary.seconds = seconds_since(start);
+  std::string report = fmt::format("correlated {} x {} nodes (step {} px, chip {} px, search {} px, method {}) in {:.1f} s\n",
+                                   all_nodes.cols, all_nodes.rows, options.step_px, chip, options.match.search_px,
+                                   to_string(options.match.method), summary.seconds);
+  report += fmt::format("  valid {:.1f}% ({} nodes)", 100 * valid_fraction, flag_counts[0]);
+  for (int f = 1; f < 7; ++f) {
+    if (flag_counts[f]) report += fmt::format(", {} {}", kFlagNames[f], flag_counts[f]);
+  }
+  report += "\n";
+  if (!valid_dx.empty()) {
+    report += fmt::format("  median displacement dx {:+.3f} px, dy {:+.3f} px; 99th percentile of |d| {:.2f} px",
+                          summary.details["median_dx_px"].get<double>(), summary.details["median_dy_px"].get<double>(),
+                          summary.details["p99_displacement_px"].get<double>());
+    if (summary.details.contains("p99_speed_m_per_yr")) {
+      report += fmt::format(" ({:.1f} m/yr)", summary.details["p99_speed_m_per_yr"].get<double>());
+    }
+    report += "\n";
+  }
+  if (summary.details.contains("stable_nmad_dx_px")) {
+    report += fmt::format("  stable ground ({} valid nodes): bias dx {:+.3f} px, dy {:+.3f} px; NMAD dx {:.3f} px, dy {:.3f} px\n",
+                          stable_dx.size(), summary.details["stable_median_dx_px"].get<double>(),
+                          summary.details["stable_median_dy_px"].get<double>(),
+                          summary.details["stable_nmad_dx_px"].get<double>(),
+                          summary.details["stable_nmad_dy_px"].get<double>());
+  }
+  summary.report = report;
+  return summary;
+}
+
+}  // namespace deforma::correlate

@@ -1,0 +1,694 @@
+#include "deforma/egms/product.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <cpl_vsi.h>
+#include <fmt/format.h>
+
+#include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
+
+namespace deforma::egms {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '"')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '"')) s.remove_suffix(1);
+  return s;
+}
+
+// Days from civil (proleptic Gregorian), after H. Hinnant's public-domain algorithm description.
+int days_from_civil(int y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int>(doe) - 719468;
+}
+
+std::string xml_tag(const std::string& xml, const std::string& tag) {
+  const std::string open = "<" + tag + ">";
+  const auto start = xml.find(open);
+  if (start == std::string::npos) return {};
+  const auto end = xml.find("</" + tag + ">", start);
+  if (end == std::string::npos) return {};
+  return std::string(trim(std::string_view(xml).substr(start + open.size(), end - start - open.size())));
+}
+
+int to_int_or(const std::string& text, int fallback) {
+  int value = fallback;
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), value);
+  return r.ec == std::errc() ? value : fallback;
+}
+
+int decimals_of(std::string_view field) {
+  const auto dot = field.find('.');
+  if (dot == std::string_view::npos) return 0;
+  int n = 0;
+  for (std::size_t i = dot + 1; i < field.size() && std::isdigit(static_cast<unsigned char>(field[i])); ++i) ++n;
+  return n;
+}
+
+// Parses a number; empty fields are NaN. Returns false on text that is not a number.
+bool parse_number(std::string_view field, double& value) {
+  field = trim(field);
+  if (field.empty() || field == "nan" || field == "NaN" || field == "NA") {
+    value = std::numeric_limits<double>::quiet_NaN();
+    return true;
+  }
+  if (field.front() == '+') field.remove_prefix(1);
+  const auto r = std::from_chars(field.data(), field.data() + field.size(), value);
+  return r.ec == std::errc() && r.ptr == field.data() + field.size();
+}
+
+std::atomic<unsigned> temp_counter{0};
+std::string staging_name(const std::string& final_path) {
+  const fs::path p(final_path);
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  return (dir / fmt::format(".{}.partial-{}-{}{}", p.stem().string(), ::getpid(), temp_counter++,
+                            p.extension().string()))
+      .string();
+}
+
+void remove_quietly(const std::string& path) {
+  std::error_code ec;
+  if (!path.empty()) fs::remove(path, ec);
+}
+
+void rename_into_place(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  fs::rename(from, to, ec);
+  if (ec) throw IoError(fmt::format("{}: cannot rename the finished output into place: {}", to, ec.message()));
+}
+
+}  // namespace
+
+std::string canonical_column_name(const std::string& file_name) {
+  static const std::map<std::string, std::string> aliases = {
+      {"height", column::kHeightOrtho}, {"height_wgs84", column::kHeightEllipse}, {"rmse_ts", column::kRmse},
+      {"lat", column::kLatitude},       {"lon", column::kLongitude},              {"x", column::kEasting},
+      {"y", column::kNorthing}};
+  const std::string name = lower(std::string(trim(file_name)));
+  const auto it = aliases.find(name);
+  return it == aliases.end() ? name : it->second;
+}
+
+std::optional<int> parse_yyyymmdd(std::string_view text) {
+  text = trim(text);
+  if (text.size() != 8 || !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  const int y = (text[0] - '0') * 1000 + (text[1] - '0') * 100 + (text[2] - '0') * 10 + (text[3] - '0');
+  const int m = (text[4] - '0') * 10 + (text[5] - '0');
+  const int d = (text[6] - '0') * 10 + (text[7] - '0');
+  if (y < 1900 || m < 1 || m > 12 || d < 1 || d > 31) return std::nullopt;
+  const int days = days_from_civil(y, static_cast<unsigned>(m), static_cast<unsigned>(d));
+  // Reject 20210230 and the like: the day must survive the round trip.
+  if (format_yyyymmdd(days) != text) return std::nullopt;
+  return days;
+}
+
+std::string format_yyyymmdd(int z) {
+  z += 719468;
+  const int era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int y = static_cast<int>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  y += m <= 2;
+  return fmt::format("{:04d}{:02d}{:02d}", y, m, d);
+}
+
+nlohmann::json ProductMetadata::to_json() const {
+  return {{"level", level},
+          {"track", track},
+          {"burst_id", burst_id},
+          {"sub_swath", sub_swath},
+          {"production_facility", production_facility},
+          {"production_date", production_date},
+          {"dem_version", dem_version},
+          {"gnss_version", gnss_version}};
+}
+
+int ProductLayout::find(const std::string& canonical) const {
+  for (std::size_t i = 0; i < canonical_names.size(); ++i) {
+    if (canonical_names[i] == canonical) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int ProductLayout::require(const std::string& canonical, const std::string& purpose) const {
+  const int index = find(canonical);
+  if (index < 0) {
+    throw FormatError(fmt::format("{}: column '{}' is missing (needed for {}); columns present: {}", source,
+                                  canonical, purpose, fmt::join(scalar_names, ", ")));
+  }
+  return index;
+}
+
+int ProductLayout::add_column(const std::string& canonical, int decimals) {
+  if (const int i = find(canonical); i >= 0) return i;
+  scalar_names.push_back(canonical);
+  canonical_names.push_back(canonical);
+  scalar_decimals.push_back(decimals);
+  return static_cast<int>(scalar_names.size()) - 1;
+}
+
+void PointChunk::clear() {
+  pid.clear();
+  scalars.clear();
+  series.clear();
+  source_line.clear();
+}
+
+void PointChunk::reset(std::size_t scalars_per_point, std::size_t dates_per_point) {
+  clear();
+  scalar_count = scalars_per_point;
+  date_count = dates_per_point;
+}
+
+std::size_t PointChunk::add_point(std::string point_id, std::int64_t line) {
+  pid.push_back(std::move(point_id));
+  source_line.push_back(line);
+  scalars.resize(scalars.size() + scalar_count, std::numeric_limits<double>::quiet_NaN());
+  series.resize(series.size() + date_count, std::numeric_limits<float>::quiet_NaN());
+  return pid.size() - 1;
+}
+
+void PointChunk::append_scalar_column() {
+  std::vector<double> grown((scalar_count + 1) * size(), std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t p = 0; p < size(); ++p) {
+    std::copy_n(scalars.data() + p * scalar_count, scalar_count, grown.data() + p * (scalar_count + 1));
+  }
+  scalars = std::move(grown);
+  ++scalar_count;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Reader
+
+struct ProductReader::State {
+  std::string path;        // as given
+  std::string csv_vsi;     // the CSV as a GDAL virtual path
+  VSILFILE* file = nullptr;
+  ProductLayout layout;
+  ProductMetadata metadata;
+  std::uint64_t total = 0;
+  std::uint64_t consumed = 0;
+  std::string buffer;
+  std::size_t pos = 0;
+  bool eof = false;
+  std::int64_t line_number = 0;
+  std::int64_t header_lines = 0;
+  bool decimals_learned = false;  // decimals are learnt from the first chunk
+  // Per column: -1 = pid, >= 0 scalar index, <= -2 date index (-2 - i).
+  std::vector<int> field_target;
+  std::vector<std::string_view> fields;
+
+  ~State() {
+    if (file) VSIFCloseL(file);
+  }
+
+  void open_stream() {
+    if (file) VSIFCloseL(file);
+    clear_gdal_error();
+    file = VSIFOpenL(csv_vsi.c_str(), "rb");
+    if (!file) throw IoError(fmt::format("{}: cannot open the CSV ({})", path, last_gdal_error()));
+    buffer.clear();
+    pos = 0;
+    eof = false;
+    consumed = 0;
+    line_number = 0;
+  }
+
+  // Next line without its end-of-line; false at end of file.
+  bool next_line(std::string_view& line) {
+    while (true) {
+      const auto nl = buffer.find('\n', pos);
+      if (nl != std::string::npos) {
+        line = std::string_view(buffer).substr(pos, nl - pos);
+        consumed += nl + 1 - pos;
+        pos = nl + 1;
+        ++line_number;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        return true;
+      }
+      if (eof) {
+        if (pos >= buffer.size()) return false;
+        line = std::string_view(buffer).substr(pos);
+        consumed += buffer.size() - pos;
+        pos = buffer.size();
+        ++line_number;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        return true;
+      }
+      buffer.erase(0, pos);
+      pos = 0;
+      constexpr std::size_t kBlock = std::size_t{4} << 20;
+      const std::size_t old = buffer.size();
+      buffer.resize(old + kBlock);
+      clear_gdal_error();
+      const std::size_t got = VSIFReadL(buffer.data() + old, 1, kBlock, file);
+      buffer.resize(old + got);
+      if (got < kBlock) {
+        const std::string err = last_gdal_error();
+        if (!err.empty()) {
+          throw IoError(fmt::format("{}: read error after line {} (truncated or corrupt file?): {}", path,
+                                    line_number, err.empty() ? "I/O error" : err));
+        }
+        eof = true;
+        if (total > 0 && consumed + buffer.size() < total) {
+          throw IoError(fmt::format("{}: the CSV ends after {} of its {} bytes, near line {} (truncated file)", path,
+                                    consumed + buffer.size(), total, line_number + 1));
+        }
+      }
+    }
+  }
+
+  void split(std::string_view line) {
+    fields.clear();
+    std::size_t start = 0;
+    while (true) {
+      const auto sep = line.find(layout.separator, start);
+      if (sep == std::string_view::npos) {
+        fields.push_back(line.substr(start));
+        return;
+      }
+      fields.push_back(line.substr(start, sep - start));
+      start = sep + 1;
+    }
+  }
+};
+
+ProductReader::ProductReader() : state_(std::make_unique<State>()) {}
+ProductReader::ProductReader(ProductReader&&) noexcept = default;
+ProductReader& ProductReader::operator=(ProductReader&&) noexcept = default;
+ProductReader::~ProductReader() = default;
+
+const std::string& ProductReader::path() const { return state_->path; }
+const ProductLayout& ProductReader::layout() const { return state_->layout; }
+const ProductMetadata& ProductReader::metadata() const { return state_->metadata; }
+std::uint64_t ProductReader::total_bytes() const { return state_->total; }
+std::uint64_t ProductReader::bytes_read() const { return state_->consumed; }
+
+namespace {
+
+std::string read_small_file(const std::string& vsi_path) {
+  VSILFILE* f = VSIFOpenL(vsi_path.c_str(), "rb");
+  if (!f) return {};
+  std::string text;
+  char block[65536];
+  std::size_t got = 0;
+  while ((got = VSIFReadL(block, 1, sizeof block, f)) > 0) text.append(block, got);
+  VSIFCloseL(f);
+  return text;
+}
+
+ProductMetadata parse_metadata(const std::string& xml, const std::string& file_name) {
+  ProductMetadata m;
+  m.xml = xml;
+  if (!xml.empty()) {
+    m.level = xml_tag(xml, "product_level");
+    m.track = to_int_or(xml_tag(xml, "track"), -1);
+    m.burst_id = to_int_or(xml_tag(xml, "burst_id"), -1);
+    m.sub_swath = to_int_or(xml_tag(xml, "sub_swath"), -1);
+    m.production_facility = to_int_or(xml_tag(xml, "production_facility"), -1);
+    m.production_date = xml_tag(xml, "production_date");
+    const auto dem = xml.find("<dem>");
+    if (dem != std::string::npos) m.dem_version = xml_tag(xml.substr(dem), "version");
+    const auto gnss = xml.find("<gnss>");
+    if (gnss != std::string::npos) m.gnss_version = xml_tag(xml.substr(gnss), "version");
+  }
+  // The file name EGMS_<level>_<track>_<burst>_... fills what the XML did not give.
+  const std::string stem = fs::path(file_name).stem().string();
+  if (stem.rfind("EGMS_", 0) == 0) {
+    const auto parts = CPLStringList(CSLTokenizeString2(stem.c_str(), "_", 0));
+    if (parts.size() >= 4) {
+      if (m.level.empty()) m.level = parts[1];
+      if (m.level != "L3") {
+        if (m.track < 0) m.track = to_int_or(parts[2], -1);
+        if (m.burst_id < 0) m.burst_id = to_int_or(parts[3], -1);
+      }
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
+ProductReader ProductReader::open(const std::string& path) {
+  ensure_gdal_initialized();
+  ProductReader reader;
+  State& s = *reader.state_;
+  s.path = path;
+  VSIStatBufL stat;
+  if (VSIStatL(path.c_str(), &stat) != 0) throw IoError(fmt::format("{}: no such file", path));
+  if (VSI_ISDIR(stat.st_mode)) throw IoError(fmt::format("{}: is a folder, expected an EGMS CSV or zip", path));
+
+  std::string xml;
+  if (lower(fs::path(path).extension().string()) == ".zip") {
+    const std::string root = "/vsizip/" + path;
+    clear_gdal_error();
+    const CPLStringList entries(VSIReadDirRecursive(root.c_str()));
+    if (entries.empty()) {
+      throw IoError(fmt::format("{}: cannot list the zip (truncated or not a zip file){}", path,
+                                last_gdal_error().empty() ? "" : ": " + last_gdal_error()));
+    }
+    std::string csv_entry, xml_entry;
+    for (int i = 0; i < entries.size(); ++i) {
+      const std::string entry = entries[i];
+      const std::string ext = lower(fs::path(entry).extension().string());
+      if (ext == ".csv" && csv_entry.empty()) csv_entry = entry;
+      if (ext == ".xml" && xml_entry.empty()) xml_entry = entry;
+    }
+    if (csv_entry.empty()) throw FormatError(fmt::format("{}: the zip holds no .csv file", path));
+    s.csv_vsi = root + "/" + csv_entry;
+    if (!xml_entry.empty()) xml = read_small_file(root + "/" + xml_entry);
+  } else {
+    s.csv_vsi = path;
+    const std::string sidecar = (fs::path(path).replace_extension(".xml")).string();
+    if (VSIStatL(sidecar.c_str(), &stat) == 0) xml = read_small_file(sidecar);
+  }
+  if (VSIStatL(s.csv_vsi.c_str(), &stat) == 0) s.total = static_cast<std::uint64_t>(stat.st_size);
+  s.metadata = parse_metadata(xml, path);
+  s.layout.source = path;
+  s.open_stream();
+
+  std::string_view header;
+  if (!s.next_line(header) || trim(header).empty()) throw FormatError(fmt::format("{}: empty file, no header", path));
+  const std::string header_text(header);
+  const auto commas = std::count(header_text.begin(), header_text.end(), ',');
+  const auto semicolons = std::count(header_text.begin(), header_text.end(), ';');
+  s.layout.separator = semicolons > commas ? ';' : ',';
+  s.split(header_text);
+  int pid_column = -1;
+  std::vector<std::pair<int, int>> date_columns;  // (day, field)
+  std::map<std::string, int> seen;
+  for (std::size_t f = 0; f < s.fields.size(); ++f) {
+    const std::string name(trim(s.fields[f]));
+    if (name.empty()) throw FormatError(fmt::format("{}: header column {} has no name", path, f + 1));
+    if (const auto day = parse_yyyymmdd(name)) {
+      date_columns.emplace_back(*day, static_cast<int>(f));
+      continue;
+    }
+    if (std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      throw FormatError(fmt::format("{}: header column {} '{}' looks like a date but is not a valid YYYYMMDD", path,
+                                    f + 1, name));
+    }
+    const std::string canonical = canonical_column_name(name);
+    if (!seen.emplace(canonical, static_cast<int>(f)).second) {
+      throw FormatError(fmt::format("{}: column '{}' appears twice in the header", path, name));
+    }
+    if (canonical == column::kPid) {
+      pid_column = static_cast<int>(f);
+      continue;
+    }
+    s.layout.scalar_names.push_back(name);
+    s.layout.canonical_names.push_back(canonical);
+  }
+  if (pid_column < 0) throw FormatError(fmt::format("{}: column 'pid' is missing from the header", path));
+  if (date_columns.empty()) {
+    throw FormatError(fmt::format("{}: no YYYYMMDD displacement column in the header", path));
+  }
+  if (!std::is_sorted(date_columns.begin(), date_columns.end())) {
+    std::stable_sort(date_columns.begin(), date_columns.end());
+  }
+  for (std::size_t i = 1; i < date_columns.size(); ++i) {
+    if (date_columns[i].first == date_columns[i - 1].first) {
+      throw FormatError(fmt::format("{}: date column {} appears twice", path, format_yyyymmdd(date_columns[i].first)));
+    }
+  }
+  s.field_target.assign(s.fields.size(), 0);
+  int scalar_index = 0;
+  for (std::size_t f = 0; f < s.fields.size(); ++f) {
+    if (static_cast<int>(f) == pid_column) {
+      s.field_target[f] = -1;
+    } else if (!parse_yyyymmdd(trim(s.fields[f]))) {
+      s.field_target[f] = scalar_index++;
+    }
+  }
+  for (std::size_t i = 0; i < date_columns.size(); ++i) {
+    s.layout.dates.push_back(date_columns[i].first);
+    s.field_target[date_columns[i].second] = -2 - static_cast<int>(i);
+  }
+  s.layout.scalar_decimals.assign(s.layout.scalar_names.size(), -1);
+  s.layout.series_decimals = -1;
+  s.header_lines = s.line_number;
+  return reader;
+}
+
+void ProductReader::rewind() {
+  State& s = *state_;
+  s.open_stream();
+  std::string_view header;
+  s.next_line(header);
+}
+
+bool ProductReader::read(PointChunk& chunk, std::size_t max_points) {
+  State& s = *state_;
+  ProductLayout& layout = s.layout;
+  chunk.reset(layout.scalar_count(), layout.date_count());
+  const std::size_t expected = s.field_target.size();
+  std::string_view line;
+  while (chunk.size() < max_points && s.next_line(line)) {
+    if (trim(line).empty()) continue;
+    s.split(line);
+    if (s.fields.size() != expected) {
+      throw FormatError(fmt::format("{}: line {} has {} fields, expected {} as in the header{}", s.path,
+                                    s.line_number, s.fields.size(), expected,
+                                    s.fields.size() < expected ? " (truncated line?)" : ""));
+    }
+    const std::size_t p = chunk.add_point({}, s.line_number);
+    float* series = chunk.series_of(p);
+    const bool learn_decimals = !s.decimals_learned;
+    for (std::size_t f = 0; f < expected; ++f) {
+      const int target = s.field_target[f];
+      if (target == -1) {
+        chunk.pid[p] = std::string(trim(s.fields[f]));
+        continue;
+      }
+      double value = 0;
+      if (!parse_number(s.fields[f], value)) {
+        const std::string name =
+            target >= 0 ? layout.scalar_names[target] : format_yyyymmdd(layout.dates[-2 - target]);
+        throw FormatError(fmt::format("{}: line {}, column '{}': '{}' is not a number", s.path, s.line_number, name,
+                                      trim(s.fields[f])));
+      }
+      if (target >= 0) {
+        chunk.scalar(p, target) = value;
+        if (learn_decimals && !std::isnan(value)) {
+          auto& d = layout.scalar_decimals[target];
+          d = std::max(d, decimals_of(s.fields[f]));
+        }
+      } else {
+        series[-2 - target] = static_cast<float>(value);
+        if (learn_decimals && !std::isnan(value)) {
+          layout.series_decimals = std::max(layout.series_decimals, decimals_of(s.fields[f]));
+        }
+      }
+    }
+    if (chunk.pid[p].empty()) {
+      throw FormatError(fmt::format("{}: line {}, column 'pid': empty point identifier", s.path, s.line_number));
+    }
+  }
+  // Computed columns (velocities, series) are written with at least two decimals so that re-referenced
+  // or calibrated values keep sub-0.1 mm precision; integer columns stay integers.
+  for (auto& d : layout.scalar_decimals) {
+    if (d > 0 && d < 2) d = 2;
+  }
+  if (layout.series_decimals >= 0 && layout.series_decimals < 2) layout.series_decimals = 2;
+  s.decimals_learned = true;
+  return !chunk.pid.empty();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Writer
+
+namespace {
+
+std::string escape_xml(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string metadata_xml(const ProductMetadata& m, const io::Provenance& provenance, const nlohmann::json& extra) {
+  std::string body;
+  const bool l3 = m.level == "L3";
+  body += fmt::format("<?xml version='1.0' encoding='UTF-8'?>\n<{}>\n", l3 ? "TILE" : "BURST");
+  body += fmt::format("  <product_level>{}</product_level>\n", escape_xml(m.level));
+  if (m.track >= 0) body += fmt::format("  <track>{:03d}</track>\n", m.track);
+  if (m.burst_id >= 0) body += fmt::format("  <burst_id>{:04d}</burst_id>\n", m.burst_id);
+  if (m.sub_swath >= 0) body += fmt::format("  <sub_swath>{}</sub_swath>\n", m.sub_swath);
+  if (m.production_facility >= 0) {
+    body += fmt::format("  <production_facility>{}</production_facility>\n", m.production_facility);
+  }
+  if (!m.production_date.empty()) {
+    body += fmt::format("  <production_date>{}</production_date>\n", escape_xml(m.production_date));
+  }
+  if (!m.dem_version.empty()) body += fmt::format("  <dem>\n    <version>{}</version>\n  </dem>\n", m.dem_version);
+  if (!m.gnss_version.empty()) {
+    body += fmt::format("  <gnss>\n    <version>{}</version>\n  </gnss>\n", m.gnss_version);
+  }
+  nlohmann::json record = provenance.to_json();
+  record["processing"] = extra;
+  body += fmt::format("  <deforma>{}</deforma>\n", escape_xml(record.dump()));
+  body += fmt::format("</{}>\n", l3 ? "TILE" : "BURST");
+  return body;
+}
+
+void write_all(VSILFILE* f, const std::string& text, const std::string& what) {
+  if (VSIFWriteL(text.data(), 1, text.size(), f) != text.size()) {
+    throw IoError(fmt::format("{}: write failed (disk full?)", what));
+  }
+}
+
+void append_value(std::string& out, double value, int decimals) {
+  if (std::isnan(value)) return;
+  if (decimals <= 0) {
+    fmt::format_to(std::back_inserter(out), "{}", static_cast<long long>(std::llround(value)));
+  } else {
+    fmt::format_to(std::back_inserter(out), "{:.{}f}", value, decimals);
+  }
+}
+
+}  // namespace
+
+struct ProductWriter::State {
+  std::string final_path;
+  std::string staging_path;   // the zip, or the CSV
+  std::string final_xml;      // sidecar (CSV output)
+  std::string staging_xml;
+  bool zip = false;
+  VSILFILE* csv = nullptr;
+  ProductLayout layout;
+  ProductMetadata metadata;
+  std::string xml_text;
+  std::string entry_stem;
+  bool closed = false;
+  std::string line;
+
+  ~State() {
+    if (csv) VSIFCloseL(csv);
+    if (!closed) {
+      remove_quietly(staging_path);
+      remove_quietly(staging_xml);
+    }
+  }
+};
+
+ProductWriter::ProductWriter(const std::string& path, ProductLayout layout, ProductMetadata metadata,
+                             io::Provenance provenance, nlohmann::json extra)
+    : state_(std::make_unique<State>()) {
+  ensure_gdal_initialized();
+  io::check_writable_parent(path);
+  State& s = *state_;
+  s.final_path = path;
+  s.layout = std::move(layout);
+  s.metadata = std::move(metadata);
+  s.xml_text = metadata_xml(s.metadata, provenance, extra);
+  s.staging_path = staging_name(path);
+  s.zip = lower(fs::path(path).extension().string()) == ".zip";
+  s.entry_stem = fs::path(path).stem().string();
+  std::string csv_target = s.staging_path;
+  if (s.zip) {
+    csv_target = "/vsizip/" + s.staging_path + "/" + s.entry_stem + ".csv";
+  } else {
+    s.final_xml = fs::path(path).replace_extension(".xml").string();
+    s.staging_xml = staging_name(s.final_xml);
+  }
+  clear_gdal_error();
+  s.csv = VSIFOpenL(csv_target.c_str(), "wb");
+  if (!s.csv) throw IoError(fmt::format("{}: cannot create ({})", path, last_gdal_error()));
+  std::string header = "pid";
+  for (const auto& name : s.layout.scalar_names) header += s.layout.separator + name;
+  for (const int day : s.layout.dates) header += s.layout.separator + format_yyyymmdd(day);
+  header += '\n';
+  write_all(s.csv, header, path);
+}
+
+ProductWriter::~ProductWriter() = default;
+
+void ProductWriter::write(const PointChunk& chunk) {
+  State& s = *state_;
+  if (s.closed) throw InvalidArgument(fmt::format("{}: write after close", s.final_path));
+  const auto& layout = s.layout;
+  if (chunk.scalar_count != layout.scalar_count() || chunk.date_count != layout.date_count()) {
+    throw InvalidArgument(fmt::format("{}: chunk has {} scalars/{} dates, layout {}/{}", s.final_path,
+                                      chunk.scalar_count, chunk.date_count, layout.scalar_count(),
+                                      layout.date_count()));
+  }
+  std::string& out = s.line;
+  out.clear();
+  const int series_decimals = std::max(layout.series_decimals, 1);
+  for (std::size_t p = 0; p < chunk.size(); ++p) {
+    out += chunk.pid[p];
+    for (std::size_t c = 0; c < layout.scalar_count(); ++c) {
+      out += layout.separator;
+      const int decimals = layout.scalar_decimals[c] < 0 ? 3 : layout.scalar_decimals[c];
+      append_value(out, chunk.scalar(p, static_cast<int>(c)), decimals);
+    }
+    const float* series = chunk.series_of(p);
+    for (std::size_t d = 0; d < layout.date_count(); ++d) {
+      out += layout.separator;
+      append_value(out, series[d], series_decimals);
+    }
+    out += '\n';
+  }
+  write_all(s.csv, out, s.final_path);
+}
+
+std::vector<std::string> ProductWriter::close() {
+  State& s = *state_;
+  if (VSIFCloseL(s.csv) != 0) {
+    s.csv = nullptr;
+    throw IoError(fmt::format("{}: cannot finish writing ({})", s.final_path, last_gdal_error()));
+  }
+  s.csv = nullptr;
+  const std::string xml_target =
+      s.zip ? "/vsizip/" + s.staging_path + "/" + s.entry_stem + ".xml" : s.staging_xml;
+  VSILFILE* xml = VSIFOpenL(xml_target.c_str(), "wb");
+  if (!xml) throw IoError(fmt::format("{}: cannot write the XML metadata ({})", s.final_path, last_gdal_error()));
+  const bool ok = VSIFWriteL(s.xml_text.data(), 1, s.xml_text.size(), xml) == s.xml_text.size();
+  if (VSIFCloseL(xml) != 0 || !ok) throw IoError(fmt::format("{}: cannot write the XML metadata", s.final_path));
+  std::vector<std::string> outputs;
+  rename_into_place(s.staging_path, s.final_path);
+  outputs.push_back(s.final_path);
+  if (!s.zip) {
+    rename_into_place(s.staging_xml, s.final_xml);
+    outputs.push_back(s.final_xml);
+  }
+  s.closed = true;
+  return outputs;
+}
+
+}  // namespace deforma::egms

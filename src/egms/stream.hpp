@@ -1,0 +1,70 @@
+#pragma once
+// Internal helpers of the egms module: parallel fitting of a chunk, writing model columns, output sinks,
+// streamed histograms.
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "deforma/core/operation.hpp"
+#include "deforma/core/progress.hpp"
+#include "deforma/egms/model.hpp"
+#include "deforma/egms/processing.hpp"
+#include "deforma/egms/product.hpp"
+
+namespace deforma::egms::detail {
+
+/// Fits every point of `chunk` (parallel over fixed blocks: results do not depend on the thread count).
+void fit_chunk(const TimeSeriesModel& model, const PointChunk& chunk, std::vector<PointModel>& results);
+
+/// Writes the model figures into the columns of `layout` that exist (mean_velocity, ..., rmse,
+/// temporal_coherence); NaN where the model failed.
+void store_model(const ProductLayout& layout, PointChunk& chunk, const std::vector<PointModel>& results);
+
+/// Histogram of |differences| (bins of 0.0005 up to 50, then one overflow bin) for medians and
+/// percentiles in bounded memory.
+class AbsHistogram {
+ public:
+  void add(double value);
+  std::size_t count() const { return count_; }
+  double quantile(double q) const;
+  double max() const { return max_; }
+  nlohmann::json to_json() const;
+
+ private:
+  static constexpr double kBin = 0.0005;
+  static constexpr std::size_t kBins = 100000;
+  std::vector<std::uint64_t> bins_ = std::vector<std::uint64_t>(kBins + 1, 0);
+  std::size_t count_ = 0;
+  double max_ = 0;
+};
+
+/// The optional product and GeoPackage writers of a run.
+class OutputSinks {
+ public:
+  OutputSinks(const ProductOutputs& outputs, const ProductLayout& layout, const ProductMetadata& metadata,
+              const io::Provenance& provenance, const nlohmann::json& extra);
+  void write(const PointChunk& chunk);
+  std::vector<std::string> close();
+
+ private:
+  std::unique_ptr<ProductWriter> product_;
+  std::unique_ptr<GeoPackageWriter> gpkg_;
+};
+
+/// Points per chunk: options.chunk_points, lowered so that the buffers of one chunk (points, model
+/// results, output formatting: about 3 copies of dates x 4 + columns x 8 bytes per point) fit in the
+/// run's RAM budget (RunContext::ram_budget_mb).
+std::size_t chunk_points_for(const StreamOptions& options, const ProductLayout& layout, const RunContext& context);
+
+/// Number of points of `chunk` whose los_east/north/up differ by more than 0.01 from the unit vector
+/// given by incidence_angle and track_angle (0 when those columns are absent).
+std::int64_t count_los_mismatches(const ProductLayout& layout, const PointChunk& chunk);
+
+/// Provenance with the input added.
+io::Provenance with_input(io::Provenance provenance, const std::string& input);
+
+/// Checks cancellation; throws Cancelled.
+void check_cancelled(Progress& progress);
+
+}  // namespace deforma::egms::detail

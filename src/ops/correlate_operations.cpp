@@ -1,0 +1,122 @@
+#include <fmt/format.h>
+
+#include "deforma/core/error.hpp"
+#include "deforma/correlate/correlate.hpp"
+#include "deforma/io/dates.hpp"
+#include "ops/registration.hpp"
+
+namespace deforma::ops {
+namespace {
+
+// The time between the two acquisitions, from --dates or from the files themselves.
+double years_between_inputs(const ParamValues& params, const std::string& ref, const std::string& sec) {
+  io::Date ref_date, sec_date;
+  if (params.has("dates")) {
+    const std::string text = params.get_string("dates");
+    const auto comma = text.find(',');
+    if (comma == std::string::npos) {
+      throw InvalidArgument(fmt::format("--dates '{}': expected REF_DATE,SEC_DATE (YYYY-MM-DD or YYYYMMDD)", text));
+    }
+    try {
+      ref_date = io::Date::parse(text.substr(0, comma));
+      sec_date = io::Date::parse(text.substr(comma + 1));
+    } catch (const Error& e) {
+      throw InvalidArgument(fmt::format("--dates '{}': {}", text, e.what()));
+    }
+  } else {
+    try {
+      ref_date = io::acquisition_date(ref);
+      sec_date = io::acquisition_date(sec);
+    } catch (const Error& e) {
+      throw InvalidArgument(fmt::format("--velocity needs the acquisition dates: {} (give them with --dates "
+                                        "REF_DATE,SEC_DATE)",
+                                        e.what()));
+    }
+  }
+  const double years = io::years_between(ref_date, sec_date);
+  if (years == 0) {
+    throw InvalidArgument(fmt::format("--velocity: both images are dated {}; no time elapsed between them",
+                                      ref_date.iso()));
+  }
+  return years;
+}
+
+OperationDecl correlate_operation() {
+  OperationDecl op;
+  op.name = "correlate";
+  op.summary = "Dense sub-pixel offset tracking of an image pair into a displacement COG";
+  op.description =
+      "Matches chips of REF inside SEC on a regular node grid (every --step pixels) and writes one "
+      "Cloud-Optimized GeoTIFF with bands dx_px, dy_px (+x = +column, +y = +row), east_m, north_m, corr, snr "
+      "and flag (0 valid, 1 low SNR, 2 no texture, 3 masked/nodata, 4 peak on search border, 5 outside "
+      "overlap, 6 no peak); invalid nodes are nodata (-9999). With --velocity, east_m_per_yr, "
+      "north_m_per_yr and speed_m_per_yr follow. SEC is resampled onto REF's grid when they differ. "
+      "Streamed by strips of nodes within --ram; see docs/correlate.md.";
+  op.params = {
+      ParamDecl::argument("ref", ParamType::kPath, "reference image (earlier date)"),
+      ParamDecl::argument("sec", ParamType::kPath, "secondary image (later date)"),
+      ParamDecl::option("output", ParamType::kPath, "output COG").alias("o").mandatory(),
+      ParamDecl::option("band", ParamType::kInt, "band of REF (and of SEC unless --sec-band)").defaults_to("1").at_least(1),
+      ParamDecl::option("sec-band", ParamType::kInt, "band of SEC (default: --band)").at_least(1),
+      ParamDecl::option("chip", ParamType::kInt, "template (chip) size").in_unit("px").defaults_to("32").between(8, 512),
+      ParamDecl::option("search", ParamType::kString,
+                        "largest expected displacement, in px (20, 20px) or with a unit (300m, 1.5km)")
+          .defaults_to("16"),
+      ParamDecl::option("step", ParamType::kInt, "node spacing").in_unit("px").defaults_to("16").between(1, 4096),
+      ParamDecl::option("method", ParamType::kChoice, "matching method").defaults_to("ncc").one_of({"ncc", "phase", "flow"}),
+      ParamDecl::option("prefilter", ParamType::kChoice, "radiometric prefilter against illumination changes")
+          .defaults_to("highpass")
+          .one_of({"none", "highpass", "wallis", "orientation"}),
+      ParamDecl::option("roi", ParamType::kString,
+                        "region of interest: XMIN,YMIN,XMAX,YMAX in REF's CRS, or px:COL,ROW,WIDTH,HEIGHT"),
+      ParamDecl::option("guess", ParamType::kPath, "a-priori displacement raster (bands dx_px, dy_px), e.g. a previous result"),
+      ParamDecl::option("mask", ParamType::kPath, "areas to skip: raster (non-zero = skip) or polygons"),
+      ParamDecl::option("stable", ParamType::kPath,
+                        "stable ground (polygons or raster): report the co-registration bias and NMAD there"),
+      ParamDecl::option("min-snr", ParamType::kDouble,
+                        "nodes with a lower signal-to-noise ratio (peak over second peak) are rejected")
+          .defaults_to("1.5")
+          .at_least(0),
+      ParamDecl::option("min-corr", ParamType::kDouble, "nodes with a lower peak correlation are rejected")
+          .defaults_to("0.2")
+          .between(-1, 1),
+      ParamDecl::option("velocity", ParamType::kBool, "also write velocities (m/yr) from the acquisition dates"),
+      ParamDecl::option("dates", ParamType::kString, "acquisition dates REF_DATE,SEC_DATE when the files do not carry them"),
+      ParamDecl::option("quicklook", ParamType::kPath, "write a PNG of the displacement/velocity magnitude"),
+  };
+  op.examples = {
+      "deforma correlate LC80630182016200LGN00_B8.TIF LC80630182016216LGN00_B8.TIF -o offsets.tif",
+      "deforma correlate ref.tif sec.tif -o v.tif --chip 32 --search 300m --step 8 --velocity --quicklook v.png",
+      "deforma correlate a.jpg b.jpg -o d.tif --method flow --dates 2020-01-01,2020-01-06",
+  };
+  op.run = [](const ParamValues& params, RunContext& context) {
+    const std::string ref = params.get_string("ref");
+    const std::string sec = params.get_string("sec");
+    const auto ref_info = io::describe(ref);
+    correlate::CorrelateOptions options;
+    options.ref_band = static_cast<int>(params.get_int("band"));
+    options.sec_band = params.has("sec-band") ? static_cast<int>(params.get_int("sec-band")) : options.ref_band;
+    options.match.method = correlate::parse_method(params.get_string("method"));
+    options.match.chip_px = static_cast<int>(params.get_int("chip"));
+    options.match.search_px = correlate::parse_length_px(params.get_string("search"), ref_info, "search");
+    options.match.min_snr = params.get_double("min-snr");
+    options.match.min_corr = params.get_double("min-corr");
+    options.prefilter = correlate::parse_prefilter(params.get_string("prefilter"));
+    options.step_px = static_cast<int>(params.get_int("step"));
+    if (params.has("roi")) options.roi = correlate::parse_roi(params.get_string("roi"), ref_info);
+    options.guess_path = params.get_string_or("guess", "");
+    options.mask_path = params.get_string_or("mask", "");
+    options.stable_path = params.get_string_or("stable", "");
+    options.quicklook_path = params.get_string_or("quicklook", "");
+    if (params.get_bool("velocity")) options.years_between = years_between_inputs(params, ref, sec);
+    auto summary = correlate::correlate_pair(ref, sec, params.get_string("output"), options, context);
+    return summary;
+  };
+  return op;
+}
+
+}  // namespace
+
+void register_correlate_operations(OperationRegistry& registry) { registry.add(correlate_operation()); }
+
+}  // namespace deforma::ops

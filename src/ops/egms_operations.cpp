@@ -1,0 +1,270 @@
+// CLI/service operations of the egms module: deforma egms info|fit|reference|calibrate|ortho.
+#include <fmt/format.h>
+
+#include "deforma/egms/ortho.hpp"
+#include "deforma/egms/processing.hpp"
+#include "ops/registration.hpp"
+
+namespace deforma::ops {
+namespace {
+
+using egms::ProductOutputs;
+using egms::StreamOptions;
+
+std::vector<ParamDecl> stream_params() {
+  return {
+      ParamDecl::option("chunk-points", ParamType::kInt, "points read, fitted and written per chunk (bounds memory)")
+          .defaults_to("20000")
+          .between(1, 10000000),
+      ParamDecl::option("days-per-year", ParamType::kDouble,
+                        "t = days since the first date / this; 365 reproduces the EGMS 2020-2024 columns")
+          .in_unit("days")
+          .defaults_to("365")
+          .between(300, 400),
+      ParamDecl::option("wavelength-mm", ParamType::kDouble, "radar wavelength for the temporal coherence")
+          .in_unit("mm")
+          .defaults_to("55.46576")
+          .at_least(1),
+      ParamDecl::option("min-dates", ParamType::kInt, "fewest valid dates to fit a point (fewer: model columns empty)")
+          .defaults_to("8")
+          .between(6, 100000),
+  };
+}
+
+std::vector<ParamDecl> output_params(bool product_required) {
+  auto product = ParamDecl::option("output", ParamType::kPath,
+                                   "product in EGMS layout: .csv (XML beside it) or .zip (CSV + XML)")
+                     .alias("o");
+  if (product_required) product.mandatory();
+  return {product, ParamDecl::option("gpkg", ParamType::kPath, "also write the points as a GeoPackage layer")};
+}
+
+StreamOptions stream_options(const ParamValues& p) {
+  StreamOptions o;
+  o.chunk_points = static_cast<std::size_t>(p.get_int("chunk-points"));
+  o.model.days_per_year = p.get_double("days-per-year");
+  o.model.wavelength_mm = p.get_double("wavelength-mm");
+  o.model.min_dates = static_cast<int>(p.get_int("min-dates"));
+  return o;
+}
+
+ProductOutputs product_outputs(const ParamValues& p) {
+  return ProductOutputs{p.get_string_or("output", ""), p.get_string_or("gpkg", "")};
+}
+
+io::Provenance provenance_of(const ParamValues& p, const RunContext& context) {
+  io::Provenance prov;
+  prov.command_line = context.command_line;
+  prov.parameters = p.to_json();
+  return prov;
+}
+
+template <typename... Lists>
+std::vector<ParamDecl> concat(std::vector<ParamDecl> first, Lists... rest) {
+  (first.insert(first.end(), rest.begin(), rest.end()), ...);
+  return first;
+}
+
+}  // namespace
+
+void register_egms_operations(OperationRegistry& registry) {
+  {
+    OperationDecl op;
+    op.name = "egms info";
+    op.summary = "Describe an EGMS point product: level, burst, points, dates, columns, extent";
+    op.description =
+        "Reads an EGMS product (CSV or zip, L2a/L2b/L3, either column naming) once, streamed, and reports its "
+        "metadata, point and date counts, missing values, extent, velocity range, and whether the los_* vector "
+        "agrees with incidence_angle and track_angle.";
+    op.params = concat({ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)")},
+                       std::vector<ParamDecl>{stream_params()[0]});
+    op.examples = {"deforma egms info EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip"};
+    op.run = [](const ParamValues& p, RunContext& context) {
+      StreamOptions o;
+      o.chunk_points = static_cast<std::size_t>(p.get_int("chunk-points"));
+      return egms::describe_product(p.get_string("file"), context, o);
+    };
+    registry.add(std::move(op));
+  }
+  {
+    OperationDecl op;
+    op.name = "egms fit";
+    op.summary = "Recompute the EGMS model columns (velocity, acceleration, seasonality, rmse, coherence)";
+    op.description =
+        "Fits the EGMS time-series models to every point and compares the results with the file's own columns "
+        "(median, 95th percentile and maximum of |difference| per column). With --output/--gpkg, writes the "
+        "product with the recomputed columns.";
+    op.params = concat({ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)")},
+                       output_params(false), stream_params());
+    op.examples = {"deforma egms fit EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip",
+                   "deforma egms fit burst.zip -o refit.zip --gpkg refit.gpkg"};
+    op.run = [](const ParamValues& p, RunContext& context) {
+      return egms::run_fit(p.get_string("file"), product_outputs(p), stream_options(p), context,
+                           provenance_of(p, context));
+    };
+    registry.add(std::move(op));
+  }
+  {
+    OperationDecl op;
+    op.name = "egms reference";
+    op.summary = "Basic level: re-reference a product to a point, an area, a polygon or a stable area";
+    op.description =
+        "Subtracts from every series the mean series of the reference points and refits the model columns. "
+        "--method pid uses one point; area, the points within --radius-m of --centre-easting/--centre-northing "
+        "(EPSG:3035); polygon, the points inside --polygon; auto, the square cell of --auto-cell-m whose points "
+        "(coherence >= --min-coherence, at least --min-points) have the most uniform mean velocity. The "
+        "reference is recorded in the output metadata.";
+    op.params = concat(
+        {ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)")}, output_params(true),
+        std::vector<ParamDecl>{
+            ParamDecl::option("method", ParamType::kChoice, "how the reference is chosen")
+                .one_of({"auto", "pid", "area", "polygon"})
+                .defaults_to("auto"),
+            ParamDecl::option("pid", ParamType::kString, "reference point (method pid)"),
+            ParamDecl::option("centre-easting", ParamType::kDouble, "area centre, EPSG:3035 (method area)")
+                .in_unit("m"),
+            ParamDecl::option("centre-northing", ParamType::kDouble, "area centre, EPSG:3035 (method area)")
+                .in_unit("m"),
+            ParamDecl::option("radius-m", ParamType::kDouble, "area radius (method area)")
+                .in_unit("m")
+                .defaults_to("100")
+                .at_least(0.001),
+            ParamDecl::option("polygon", ParamType::kPath, "polygon file, any OGR format (method polygon)"),
+            ParamDecl::option("auto-cell-m", ParamType::kDouble, "cell size searched for a stable area (method auto)")
+                .in_unit("m")
+                .defaults_to("250")
+                .at_least(1),
+            ParamDecl::option("min-points", ParamType::kInt, "fewest points making a reference area")
+                .defaults_to("10")
+                .at_least(1),
+            ParamDecl::option("min-coherence", ParamType::kDouble, "points below are ignored (method auto)")
+                .defaults_to("0.8")
+                .between(0, 1),
+        },
+        stream_params());
+    op.examples = {"deforma egms reference burst.zip -o burst_ref.zip",
+                   "deforma egms reference burst.zip --method pid --pid 166ax5Ofja -o burst_ref.csv",
+                   "deforma egms reference burst.zip --method area --centre-easting 4599000 --centre-northing "
+                   "1740000 --radius-m 200 -o burst_ref.zip"};
+    op.run = [](const ParamValues& p, RunContext& context) {
+      egms::ReferenceOptions r;
+      const std::string method = p.get_string("method");
+      r.method = method == "pid"    ? egms::ReferenceMethod::kPid
+                 : method == "area" ? egms::ReferenceMethod::kArea
+                 : method == "polygon" ? egms::ReferenceMethod::kPolygon
+                                       : egms::ReferenceMethod::kAuto;
+      r.pid = p.get_string_or("pid", "");
+      if (r.method == egms::ReferenceMethod::kArea) {
+        if (!p.has("centre-easting") || !p.has("centre-northing")) {
+          throw InvalidArgument("--centre-easting and --centre-northing are required with --method area");
+        }
+        r.centre_easting_m = p.get_double("centre-easting");
+        r.centre_northing_m = p.get_double("centre-northing");
+      }
+      r.radius_m = p.get_double("radius-m");
+      r.polygon_path = p.get_string_or("polygon", "");
+      r.auto_cell_m = p.get_double("auto-cell-m");
+      r.min_points = static_cast<int>(p.get_int("min-points"));
+      r.min_coherence = p.get_double("min-coherence");
+      return egms::run_reference(p.get_string("file"), r, product_outputs(p), stream_options(p), context,
+                                 provenance_of(p, context));
+    };
+    registry.add(std::move(op));
+  }
+  {
+    OperationDecl op;
+    op.name = "egms calibrate";
+    op.summary = "Calibrated level: tie LOS velocities to GNSS (stations, A-EPND grid, or gnss_velocity)";
+    op.description =
+        "Projects GNSS velocities on each point's line of sight (los_east/north/up), models the InSAR - GNSS "
+        "residual as a polynomial in easting/northing plus a Gaussian smoothing of what it leaves (response 1/2 "
+        "at --smoothing-wavelength-m), and removes it from velocities and series. Without --gnss the product's "
+        "gnss_velocity column is used. Station files are compared with the mean of the points within "
+        "--station-radius-m of each station; a gridded model is interpolated at every point. The report gives "
+        "residuals before and after (per station for station files).";
+    op.params = concat(
+        {ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)")}, output_params(true),
+        std::vector<ParamDecl>{
+            ParamDecl::option("gnss", ParamType::kPath,
+                              "GNSS station velocities or A-EPND grid (CSV); default: the gnss_velocity column"),
+            ParamDecl::option("polynomial-order", ParamType::kInt, "order of the correction surface")
+                .defaults_to("1")
+                .between(0, 2),
+            ParamDecl::option("smoothing-wavelength-m", ParamType::kDouble,
+                              "wavelength of the smoothed remainder; 0 = polynomial only")
+                .in_unit("m")
+                .defaults_to("50000")
+                .at_least(0),
+            ParamDecl::option("station-radius-m", ParamType::kDouble, "points averaged around each station")
+                .in_unit("m")
+                .defaults_to("500")
+                .at_least(1),
+            ParamDecl::option("min-station-points", ParamType::kInt, "fewest points around a station to use it")
+                .defaults_to("3")
+                .at_least(1),
+        },
+        stream_params());
+    op.examples = {"deforma egms calibrate burst_L2a.zip -o burst_L2b.zip",
+                   "deforma egms calibrate burst_L2a.zip --gnss stations.csv --polynomial-order 1 -o burst_L2b.zip"};
+    op.run = [](const ParamValues& p, RunContext& context) {
+      egms::CalibrateOptions c;
+      if (p.has("gnss") && !p.get_string("gnss").empty()) {
+        c.source = egms::GnssSource::kFile;
+        c.gnss_path = p.get_string("gnss");
+      }
+      c.polynomial_order = static_cast<int>(p.get_int("polynomial-order"));
+      c.smoothing_wavelength_m = p.get_double("smoothing-wavelength-m");
+      c.station_radius_m = p.get_double("station-radius-m");
+      c.min_station_points = static_cast<int>(p.get_int("min-station-points"));
+      return egms::run_calibrate(p.get_string("file"), c, product_outputs(p), stream_options(p), context,
+                                 provenance_of(p, context));
+    };
+    registry.add(std::move(op));
+  }
+  {
+    OperationDecl op;
+    op.name = "egms ortho";
+    op.summary = "Ortho level: vertical and east-west motion on a 100 m EPSG:3035 grid from ascending + descending";
+    op.description =
+        "Resamples both datasets to EGMS's 6-day grid (origin 2014-04-03; gaps up to --max-gap-days "
+        "interpolated), bins points into cells aligned on --cell-size-m, and solves d = e*los_east + u*los_up per "
+        "cell and date where both geometries have values (at least --min-observations). Writes PREFIX_U.tif and "
+        "PREFIX_E.tif (mean velocity COGs, nodata -9999) and PREFIX_U.csv / PREFIX_E.csv in the EGMS L3 layout.";
+    op.params = concat(
+        {ParamDecl::argument("products", ParamType::kList,
+                             "the ascending then the descending EGMS product (.zip or .csv)")},
+        std::vector<ParamDecl>{
+            ParamDecl::option("output", ParamType::kPath, "output prefix (PREFIX_U.tif, PREFIX_E.csv, ...)")
+                .alias("o")
+                .mandatory(),
+            ParamDecl::option("cell-size-m", ParamType::kDouble, "grid cell size").in_unit("m").defaults_to("100").at_least(1),
+            ParamDecl::option("max-gap-days", ParamType::kInt, "longest gap interpolated on the 6-day grid")
+                .in_unit("days")
+                .defaults_to("90")
+                .at_least(0),
+            ParamDecl::option("min-observations", ParamType::kInt, "fewest values per cell and date")
+                .defaults_to("3")
+                .at_least(2),
+            ParamDecl::option("gnss", ParamType::kPath, "GNSS model giving the north velocity (default: north neglected)"),
+        },
+        stream_params());
+    op.examples = {"deforma egms ortho EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip "
+                   "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip -o ustica"};
+    op.run = [](const ParamValues& p, RunContext& context) {
+      egms::OrthoOptions o;
+      o.cell_size_m = p.get_double("cell-size-m");
+      o.max_gap_days = static_cast<int>(p.get_int("max-gap-days"));
+      o.min_observations = static_cast<int>(p.get_int("min-observations"));
+      o.gnss_north_path = p.get_string_or("gnss", "");
+      const auto products = p.get_list("products");
+      if (products.size() != 2) {
+        throw InvalidArgument(fmt::format("products: expected 2 files (ascending, descending), got {}", products.size()));
+      }
+      return egms::run_ortho(products[0], products[1], p.get_string("output"), o,
+                             stream_options(p), context, provenance_of(p, context));
+    };
+    registry.add(std::move(op));
+  }
+}
+
+}  // namespace deforma::ops
