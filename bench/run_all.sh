@@ -15,5 +15,11 @@ echo "== correlate: whole pairs vs matchTemplate, DIS and scikit-image"
 "$BUILD_DIR/bench/deforma_bench_pair" "$OUT_DIR/pair" | tee "$OUT_DIR/correlate_pair.md"
 
 echo
+echo "== timeseries: inversion of 1M nodes x 200 pairs x 40 dates vs a per-node SciPy lstsq baseline"
+PYTHON="${DEFORMA_BENCH_PYTHON:-/usr/bin/python3}"
+"$BUILD_DIR/bench/deforma_bench_invert" --nodes 1000000 --pairs 200 --dates 40 --baseline-nodes 20000 \
+  --threads 2 --ram 1024 --python "$PYTHON" --work-dir "$OUT_DIR/timeseries" | tee "$OUT_DIR/timeseries_invert.md"
+
+echo
 echo "== pipeline: the whole deforma pipeline on the Perito Moreno series"
 bash "$ROOT/bench/pipeline/time_pipeline.sh" "$BUILD_DIR" "$OUT_DIR" | tee "$OUT_DIR/pipeline_perito.md"

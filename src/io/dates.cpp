@@ -4,8 +4,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <optional>
+#include <regex>
 #include <set>
 
 #include <fmt/format.h>
@@ -24,13 +24,16 @@ chr::year_month_day ymd_of(long long days) {
 }
 
 bool valid_ymd(int y, int m, int d) {
-  return chr::year_month_day{chr::year{y}, chr::month{static_cast<unsigned>(m)}, chr::day{static_cast<unsigned>(d)}}
+  return chr::year_month_day{chr::year{y}, chr::month{static_cast<unsigned>(m)},
+                             chr::day{static_cast<unsigned>(d)}}
       .ok();
 }
 
 // A date token in a name is plausible when its year is in the era of Earth observation; this keeps
 // numbers such as orbit counters or path/rows from passing as dates.
-bool plausible_year(int y) { return y >= 1970 && y <= 2100; }
+bool plausible_year(int y) {
+  return y >= 1970 && y <= 2100;
+}
 
 std::optional<Date> date_from_digits(const std::string& digits8) {
   const int y = std::stoi(digits8.substr(0, 4));
@@ -58,19 +61,23 @@ Date Date::from_ymd(int year, int month, int day) {
 Date Date::from_year_day(int year, int day_of_year) {
   const bool leap = chr::year{year}.is_leap();
   if (day_of_year < 1 || day_of_year > (leap ? 366 : 365)) {
-    throw InvalidArgument(fmt::format("day of year {} of {}: expected 1..{}", day_of_year, year, leap ? 366 : 365));
+    throw InvalidArgument(
+        fmt::format("day of year {} of {}: expected 1..{}", day_of_year, year, leap ? 366 : 365));
   }
   return Date(from_ymd(year, 1, 1).days_ + day_of_year - 1);
 }
 
-Date Date::from_days_since_epoch(long long days) { return Date(days); }
+Date Date::from_days_since_epoch(long long days) {
+  return Date(days);
+}
 
 Date Date::parse(const std::string& text) {
   static const std::regex iso(R"(^\s*(\d{4})-(\d{2})-(\d{2})([T ].*)?\s*$)");
   static const std::regex compact(R"(^\s*(\d{4})(\d{2})(\d{2})(T.*)?\s*$)");
   static const std::regex colon(R"(^\s*(\d{4}):(\d{2}):(\d{2})( .*)?\s*$)");  // TIFF DateTime
   std::smatch m;
-  if (std::regex_match(text, m, iso) || std::regex_match(text, m, compact) || std::regex_match(text, m, colon)) {
+  if (std::regex_match(text, m, iso) || std::regex_match(text, m, compact) ||
+      std::regex_match(text, m, colon)) {
     try {
       return from_ymd(std::stoi(m[1]), std::stoi(m[2]), std::stoi(m[3]));
     } catch (const InvalidArgument&) {
@@ -80,10 +87,18 @@ Date Date::parse(const std::string& text) {
   throw InvalidArgument(fmt::format("'{}' is not a date: expected YYYY-MM-DD or YYYYMMDD", text));
 }
 
-int Date::year() const { return static_cast<int>(ymd_of(days_).year()); }
-int Date::month() const { return static_cast<int>(static_cast<unsigned>(ymd_of(days_).month())); }
-int Date::day() const { return static_cast<int>(static_cast<unsigned>(ymd_of(days_).day())); }
-int Date::day_of_year() const { return static_cast<int>(days_ - from_ymd(year(), 1, 1).days_) + 1; }
+int Date::year() const {
+  return static_cast<int>(ymd_of(days_).year());
+}
+int Date::month() const {
+  return static_cast<int>(static_cast<unsigned>(ymd_of(days_).month()));
+}
+int Date::day() const {
+  return static_cast<int>(static_cast<unsigned>(ymd_of(days_).day()));
+}
+int Date::day_of_year() const {
+  return static_cast<int>(days_ - from_ymd(year(), 1, 1).days_) + 1;
+}
 
 double Date::decimal_year() const {
   const int y = year();
@@ -91,15 +106,20 @@ double Date::decimal_year() const {
   return y + (day_of_year() - 1) / length;
 }
 
-std::string Date::iso() const { return fmt::format("{:04d}-{:02d}-{:02d}", year(), month(), day()); }
-std::string Date::compact() const { return fmt::format("{:04d}{:02d}{:02d}", year(), month(), day()); }
+std::string Date::iso() const {
+  return fmt::format("{:04d}-{:02d}-{:02d}", year(), month(), day());
+}
+std::string Date::compact() const {
+  return fmt::format("{:04d}{:02d}{:02d}", year(), month(), day());
+}
 
 ProductNameInfo parse_product_name(const std::string& file_name) {
   ProductNameInfo info;
   const std::string name = fs::path(file_name).filename().string();
   std::smatch m;
   // Sentinel-2 product: MMM_MSIXXX_YYYYMMDDTHHMMSS_Nxxxx_ROOO_Txxxxx_<product discriminator>
-  static const std::regex s2_product(R"(^(S2[ABCD])_MSI\w{3}_(\d{8})T\d{6}_N\d{4}_(R\d{3})_(T\d{2}[A-Z]{3})_)");
+  static const std::regex s2_product(
+      R"(^(S2[ABCD])_MSI\w{3}_(\d{8})T\d{6}_N\d{4}_(R\d{3})_(T\d{2}[A-Z]{3})_)");
   // Sentinel-2 granule/tile file: Txxxxx_YYYYMMDDTHHMMSS_Bxx.jp2 (and _TCI, _SCL...)
   static const std::regex s2_tile(R"(^(T\d{2}[A-Z]{3})_(\d{8})T\d{6}_)");
   // Landsat Collection: LXSS_LLLL_PPPRRR_YYYYMMDD_yyyymmdd_CC_TX (acquisition date is the 4th field).
@@ -108,7 +128,8 @@ ProductNameInfo parse_product_name(const std::string& file_name) {
   static const std::regex landsat_old(R"(^(L[COTEM]\d)(\d{6})(\d{4})(\d{3})[A-Z]{3}\d{2})");
   auto date_or_throw = [&](const std::string& digits) {
     auto d = date_from_digits(digits);
-    if (!d) throw FormatError(fmt::format("{}: '{}' in the product name is not a valid date", file_name, digits));
+    if (!d)
+      throw FormatError(fmt::format("{}: '{}' in the product name is not a valid date", file_name, digits));
     return *d;
   };
   if (std::regex_search(name, m, s2_product)) {
@@ -148,7 +169,8 @@ ProductNameInfo parse_product_name(const std::string& file_name) {
   // Generic: YYYYMMDD or YYYY-MM-DD (or YYYY_MM_DD) tokens not embedded in a longer run of digits.
   static const std::regex generic(R"((^|[^0-9])(\d{4})[-_]?(\d{2})[-_]?(\d{2})(?=[^0-9]|$))");
   std::set<long long> seen;
-  for (auto it = std::sregex_iterator(name.begin(), name.end(), generic); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(name.begin(), name.end(), generic); it != std::sregex_iterator();
+       ++it) {
     const auto d = date_from_digits((*it)[2].str() + (*it)[3].str() + (*it)[4].str());
     if (d && seen.insert(d->days_since_epoch()).second) add_evidence(info.dates, *d, "file name");
   }
@@ -201,13 +223,15 @@ bool is_mtl_name(const std::string& path) {
 std::vector<DateEvidence> date_evidence(const std::string& path) {
   std::vector<DateEvidence> evidence = parse_product_name(path).dates;
   if (is_mtl_name(path)) {
-    add_evidence(evidence, read_mtl_date(path), fmt::format("MTL file {}", fs::path(path).filename().string()));
+    add_evidence(evidence, read_mtl_date(path),
+                 fmt::format("MTL file {}", fs::path(path).filename().string()));
     return evidence;
   }
   for (const auto& mtl : find_mtl_beside(path)) {
     add_evidence(evidence, read_mtl_date(mtl), fmt::format("MTL file {}", fs::path(mtl).filename().string()));
   }
-  // Raster metadata: only when the file opens as a raster; unreadable files are reported by whoever reads them.
+  // Raster metadata: only when the file opens as a raster; unreadable files are reported by whoever reads
+  // them.
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) {
     GDALAllRegister();
@@ -216,8 +240,9 @@ std::vector<DateEvidence> date_evidence(const std::string& path) {
     CPLPopErrorHandler();
     if (ds) {
       std::optional<DateEvidence> tiff_datetime;
-      for (const char* key : {"ACQUISITIONDATETIME", "ACQUISITION_DATETIME", "ACQUISITION_DATE", "DATE_ACQUIRED",
-                              "SENSING_TIME", "DATATAKE_1_DATATAKE_SENSING_START", "TIFFTAG_DATETIME"}) {
+      for (const char* key :
+           {"ACQUISITIONDATETIME", "ACQUISITION_DATETIME", "ACQUISITION_DATE", "DATE_ACQUIRED",
+            "SENSING_TIME", "DATATAKE_1_DATATAKE_SENSING_START", "TIFFTAG_DATETIME"}) {
         const char* value = ds->GetMetadataItem(key);
         if (value == nullptr) continue;
         try {
@@ -241,14 +266,16 @@ Date acquisition_date(const std::string& path) {
   const auto evidence = date_evidence(path);
   if (evidence.empty()) {
     throw FormatError(fmt::format(
-        "{}: no acquisition date found (looked for a Sentinel-2/Landsat product name, YYYYMMDD or YYYY-MM-DD in "
+        "{}: no acquisition date found (looked for a Sentinel-2/Landsat product name, YYYYMMDD or YYYY-MM-DD "
+        "in "
         "the name, a Landsat MTL file beside it, and date metadata); give dates in a CSV manifest instead",
         path));
   }
   for (const auto& e : evidence) {
     if (e.date != evidence.front().date) {
       std::string list;
-      for (const auto& x : evidence) list += fmt::format("{}{} from {}", list.empty() ? "" : ", ", x.date.iso(), x.source);
+      for (const auto& x : evidence)
+        list += fmt::format("{}{} from {}", list.empty() ? "" : ", ", x.date.iso(), x.source);
       throw FormatError(fmt::format("{}: ambiguous acquisition date: {}", path, list));
     }
   }

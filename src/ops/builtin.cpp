@@ -10,6 +10,7 @@ const OperationRegistry& builtin_operations() {
     ops::register_io_operations(r);
     ops::register_correlate_operations(r);
     ops::register_filter_operations(r);
+    ops::register_timeseries_operations(r);
     ops::register_describe_operation(r);
     return r;
   }();

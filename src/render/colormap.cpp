@@ -68,7 +68,8 @@ Rgb Colormap::at(double t) const {
 
 void ColorScale::validate() const {
   if (!std::isfinite(min_value) || !std::isfinite(max_value) || !(min_value < max_value)) {
-    throw InvalidArgument(fmt::format("colour scale limits [{}, {}]: expected finite min < max", min_value, max_value));
+    throw InvalidArgument(
+        fmt::format("colour scale limits [{}, {}]: expected finite min < max", min_value, max_value));
   }
 }
 
@@ -153,7 +154,8 @@ std::vector<double> nice_ticks(double lo, double hi, int target_count) {
     }
   }
   const double first = std::ceil(lo / step - 1e-9) * step;
-  for (double v = first; v <= hi + step * 1e-9; v += step) ticks.push_back(std::abs(v) < step * 1e-9 ? 0.0 : v);
+  for (double v = first; v <= hi + step * 1e-9; v += step)
+    ticks.push_back(std::abs(v) < step * 1e-9 ? 0.0 : v);
   return ticks;
 }
 

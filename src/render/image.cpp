@@ -14,14 +14,19 @@ namespace deforma::render {
 namespace {
 
 // OpenCV works on a BGR/RGB agnostic Mat; we keep RGB order and pass colours in the same order.
-cv::Scalar to_scalar(Rgb c) { return cv::Scalar(c.r, c.g, c.b); }
+cv::Scalar to_scalar(Rgb c) {
+  return cv::Scalar(c.r, c.g, c.b);
+}
 
-cv::Mat wrap(RgbImage& image) { return cv::Mat(image.height(), image.width(), CV_8UC3, image.data()); }
+cv::Mat wrap(RgbImage& image) {
+  return cv::Mat(image.height(), image.width(), CV_8UC3, image.data());
+}
 
 // Fixed-point shift for sub-pixel drawing precision in OpenCV calls.
 constexpr int kShift = 4;
 cv::Point sub_pixel(double x, double y) {
-  return cv::Point(static_cast<int>(std::lround(x * (1 << kShift))), static_cast<int>(std::lround(y * (1 << kShift))));
+  return cv::Point(static_cast<int>(std::lround(x * (1 << kShift))),
+                   static_cast<int>(std::lround(y * (1 << kShift))));
 }
 
 }  // namespace
@@ -39,7 +44,8 @@ RgbImage::RgbImage(int width, int height, Rgb fill) : width_(width), height_(hei
 }
 
 Rgb RgbImage::at(int col, int row) const {
-  if (!contains(col, row)) throw InvalidArgument(fmt::format("RgbImage::at({}, {}) outside the image", col, row));
+  if (!contains(col, row))
+    throw InvalidArgument(fmt::format("RgbImage::at({}, {}) outside the image", col, row));
   const std::size_t i = (static_cast<std::size_t>(row) * width_ + col) * 3;
   return {bytes_[i], bytes_[i + 1], bytes_[i + 2]};
 }
@@ -120,18 +126,36 @@ int RgbImage::draw_text(const std::string& text, double x, double y, Rgb color, 
   double left = x;
   double top = y;
   switch (anchor) {
-    case Anchor::kTopLeft: break;
-    case Anchor::kTopCenter: left = x - size.width / 2.0; break;
-    case Anchor::kTopRight: left = x - size.width; break;
-    case Anchor::kCenterLeft: top = y - size.height / 2.0; break;
-    case Anchor::kCenter: left = x - size.width / 2.0; top = y - size.height / 2.0; break;
-    case Anchor::kCenterRight: left = x - size.width; top = y - size.height / 2.0; break;
-    case Anchor::kBottomCenter: left = x - size.width / 2.0; top = y - size.height - baseline; break;
+    case Anchor::kTopLeft:
+      break;
+    case Anchor::kTopCenter:
+      left = x - size.width / 2.0;
+      break;
+    case Anchor::kTopRight:
+      left = x - size.width;
+      break;
+    case Anchor::kCenterLeft:
+      top = y - size.height / 2.0;
+      break;
+    case Anchor::kCenter:
+      left = x - size.width / 2.0;
+      top = y - size.height / 2.0;
+      break;
+    case Anchor::kCenterRight:
+      left = x - size.width;
+      top = y - size.height / 2.0;
+      break;
+    case Anchor::kBottomCenter:
+      left = x - size.width / 2.0;
+      top = y - size.height - baseline;
+      break;
   }
   cv::Mat mat = wrap(*this);
   // putText's origin is the bottom-left of the text (baseline), so shift by the text height.
-  cv::putText(mat, text, cv::Point(static_cast<int>(std::lround(left)), static_cast<int>(std::lround(top)) + size.height),
-              cv::FONT_HERSHEY_SIMPLEX, scale, to_scalar(color), thickness, cv::LINE_AA);
+  cv::putText(
+      mat, text,
+      cv::Point(static_cast<int>(std::lround(left)), static_cast<int>(std::lround(top)) + size.height),
+      cv::FONT_HERSHEY_SIMPLEX, scale, to_scalar(color), thickness, cv::LINE_AA);
   return size.width;
 }
 
@@ -172,8 +196,10 @@ void write_png(const std::string& path, const RgbImage& image) {
           image.width(), image.height(), GDT_Byte, 3, static_cast<GSpacing>(image.width()) * 3, nullptr);
       if (err != CE_None) throw IoError(fmt::format("write_png {}: cannot fill band {}", path, band));
     }
-    std::unique_ptr<GDALDataset> out(png->CreateCopy(tmp.c_str(), ds.get(), FALSE, nullptr, nullptr, nullptr));
-    if (!out) throw IoError(fmt::format("write_png {}: GDAL PNG driver failed: {}", path, CPLGetLastErrorMsg()));
+    std::unique_ptr<GDALDataset> out(
+        png->CreateCopy(tmp.c_str(), ds.get(), FALSE, nullptr, nullptr, nullptr));
+    if (!out)
+      throw IoError(fmt::format("write_png {}: GDAL PNG driver failed: {}", path, CPLGetLastErrorMsg()));
     out.reset();
     // The PNG driver writes a side-car .aux.xml only for extra metadata; none here, but remove if present.
     VSIUnlink((tmp + ".aux.xml").c_str());
@@ -191,8 +217,8 @@ RgbImage read_rgb(const std::string& path) {
   RgbImage image(w, h);
   for (int c = 0; c < 3; ++c) {
     const int band = bands >= 3 ? c + 1 : 1;
-    const CPLErr err = ds->GetRasterBand(band)->RasterIO(GF_Read, 0, 0, w, h, image.data() + c, w, h, GDT_Byte, 3,
-                                                         static_cast<GSpacing>(w) * 3, nullptr);
+    const CPLErr err = ds->GetRasterBand(band)->RasterIO(GF_Read, 0, 0, w, h, image.data() + c, w, h,
+                                                         GDT_Byte, 3, static_cast<GSpacing>(w) * 3, nullptr);
     if (err != CE_None) throw IoError(fmt::format("{}: cannot read band {}", path, band));
   }
   return image;

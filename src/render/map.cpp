@@ -9,11 +9,12 @@
 
 namespace deforma::render {
 
-RgbImage render_scalar_map(const GridF& values, const GridU8& valid, const ColorScale& scale, Rgb nodata_color) {
+RgbImage render_scalar_map(const GridF& values, const GridU8& valid, const ColorScale& scale,
+                           Rgb nodata_color) {
   scale.validate();
   if (valid.width() != values.width() || valid.height() != values.height()) {
-    throw InvalidArgument(fmt::format("render_scalar_map: mask {}x{} differs from values {}x{}", valid.width(),
-                                      valid.height(), values.width(), values.height()));
+    throw InvalidArgument(fmt::format("render_scalar_map: mask {}x{} differs from values {}x{}",
+                                      valid.width(), valid.height(), values.width(), values.height()));
   }
   if (values.empty()) throw InvalidArgument("render_scalar_map: empty grid");
   RgbImage image(values.width(), values.height(), nodata_color);
@@ -39,7 +40,8 @@ RgbImage render_color_bar(const ColorScale& scale, int height) {
     RgbImage::text_size(format_tick(t, step), text_scale, 1, w, h);
     label_width = std::max(label_width, w);
   }
-  const std::string title = scale.unit.empty() ? scale.title : fmt::format("{} ({})", scale.title, scale.unit);
+  const std::string title =
+      scale.unit.empty() ? scale.title : fmt::format("{} ({})", scale.title, scale.unit);
   int title_width = 0;
   int title_height = 0;
   RgbImage::text_size(title, text_scale, 1, title_width, title_height);
@@ -105,11 +107,13 @@ void draw_vector_field(RgbImage& image, const GridF& east, const GridF& north, c
 }
 
 void QuicklookOptions::validate() const {
-  if (max_size_px < 16) throw InvalidArgument(fmt::format("quicklook max size {} px: expected >= 16", max_size_px));
+  if (max_size_px < 16)
+    throw InvalidArgument(fmt::format("quicklook max size {} px: expected >= 16", max_size_px));
   arrow_options.validate();
 }
 
-void downsample_nearest(const GridF& values, const GridU8& valid, int factor, GridF& out_values, GridU8& out_valid) {
+void downsample_nearest(const GridF& values, const GridU8& valid, int factor, GridF& out_values,
+                        GridU8& out_valid) {
   if (factor < 1) throw InvalidArgument(fmt::format("downsample factor {}: expected >= 1", factor));
   const int w = (values.width() + factor - 1) / factor;
   const int h = (values.height() + factor - 1) / factor;
@@ -131,25 +135,47 @@ RgbImage render_quicklook(const GridF& values, const GridU8& valid, const ColorS
   if (values.empty()) throw InvalidArgument("render_quicklook: empty grid");
   const int longer = std::max(values.width(), values.height());
   const int factor = std::max(1, (longer + options.max_size_px - 1) / options.max_size_px);
+  // Small grids (a coarse node grid) are enlarged by whole pixels so that a person can read them.
+  const int enlarge = factor == 1 ? std::max(1, std::min(400, options.max_size_px) / longer) : 1;
+  auto resample = [&](const GridF& v, const GridU8& ok, GridF& out_v, GridU8& out_ok) {
+    if (enlarge == 1) {
+      downsample_nearest(v, ok, factor, out_v, out_ok);
+      return;
+    }
+    out_v = GridF(v.width() * enlarge, v.height() * enlarge);
+    out_ok = GridU8(out_v.width(), out_v.height());
+    for (int r = 0; r < out_v.height(); ++r) {
+      for (int c = 0; c < out_v.width(); ++c) {
+        out_v(c, r) = v(c / enlarge, r / enlarge);
+        out_ok(c, r) = ok(c / enlarge, r / enlarge);
+      }
+    }
+  };
   GridF small_values;
   GridU8 small_valid;
-  downsample_nearest(values, valid, factor, small_values, small_valid);
+  resample(values, valid, small_values, small_valid);
   RgbImage map = render_scalar_map(small_values, small_valid, scale);
   if (options.arrows && east != nullptr && north != nullptr) {
     GridF small_east;
     GridF small_north;
     GridU8 ignored;
-    downsample_nearest(*east, valid, factor, small_east, ignored);
-    downsample_nearest(*north, valid, factor, small_north, ignored);
-    draw_vector_field(map, small_east, small_north, small_valid, options.arrow_options);
+    resample(*east, valid, small_east, ignored);
+    resample(*north, valid, small_north, ignored);
+    ArrowOptions arrows = options.arrow_options;
+    arrows.step = std::max(arrows.step, enlarge * 2);
+    draw_vector_field(map, small_east, small_north, small_valid, arrows);
   }
   const RgbImage bar = render_color_bar(scale, std::max(map.height(), 200));
   const int title_height = options.title.empty() ? 0 : 28;
   const int pad = 8;
-  RgbImage figure(pad + map.width() + pad + bar.width() + pad,
+  int title_width = 0;
+  int title_text_height = 0;
+  RgbImage::text_size(options.title, 0.55, 1, title_width, title_text_height);
+  RgbImage figure(std::max(pad + map.width() + pad + bar.width() + pad, title_width + 2 * pad),
                   title_height + pad + std::max(map.height(), bar.height()) + pad, colors::kWhite);
   if (!options.title.empty()) {
-    figure.draw_text(options.title, figure.width() / 2.0, 8, colors::kBlack, 0.55, RgbImage::Anchor::kTopCenter);
+    figure.draw_text(options.title, figure.width() / 2.0, 8, colors::kBlack, 0.55,
+                     RgbImage::Anchor::kTopCenter);
   }
   figure.paste(map, pad, title_height + pad);
   figure.draw_rect(pad - 1, title_height + pad - 1, map.width() + 2, map.height() + 2, colors::kBlack);

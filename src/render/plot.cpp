@@ -153,11 +153,13 @@ RgbImage plot_time_series(const std::vector<io::Date>& dates, const std::vector<
   for (const double t : yticks) {
     const double y = frame.y(t);
     image.draw_line(frame.left, y, options.width_px - frame.right, y, colors::kLightGrey);
-    image.draw_text(format_tick(t, ystep), frame.left - 6, y, colors::kBlack, 0.42, RgbImage::Anchor::kCenterRight);
+    image.draw_text(format_tick(t, ystep), frame.left - 6, y, colors::kBlack, 0.42,
+                    RgbImage::Anchor::kCenterRight);
   }
   draw_date_axis(image, frame, dates);
   image.draw_line(frame.left, frame.top, frame.left, options.height_px - frame.bottom, colors::kBlack);
-  image.draw_text_vertical(y_label, 16, (frame.top + options.height_px - frame.bottom) / 2.0, colors::kBlack, 0.45);
+  image.draw_text_vertical(y_label, 16, (frame.top + options.height_px - frame.bottom) / 2.0, colors::kBlack,
+                           0.45);
 
   for (const auto& s : series) {
     double prev_x = std::nan("");
@@ -197,8 +199,8 @@ RgbImage plot_time_series(const std::vector<io::Date>& dates, const std::vector<
 }
 
 RgbImage plot_time_series(const std::vector<io::Date>& dates, const std::vector<double>& values,
-                          const std::vector<double>& errors, const std::string& title, const std::string& y_label,
-                          const PlotOptions& options) {
+                          const std::vector<double>& errors, const std::string& title,
+                          const std::string& y_label, const PlotOptions& options) {
   PlotSeries s;
   s.values = values;
   s.errors = errors;
@@ -214,15 +216,15 @@ RgbImage plot_pair_network(const std::vector<io::Date>& dates, const std::vector
   frame.height = options.height_px;
   pad_day_range(dates, frame);
   RgbImage image(options.width_px, options.height_px, colors::kWhite);
-  image.draw_text(fmt::format("{} ({} dates, {} pairs)", title, dates.size(), pairs.size()), options.width_px / 2.0,
-                  12, colors::kBlack, 0.55, RgbImage::Anchor::kTopCenter);
+  image.draw_text(fmt::format("{} ({} dates, {} pairs)", title, dates.size(), pairs.size()),
+                  options.width_px / 2.0, 12, colors::kBlack, 0.55, RgbImage::Anchor::kTopCenter);
   const double base = options.height_px - frame.bottom;
   const double max_arc = base - frame.top - 8;
   long long longest = 1;
   for (const auto& [a, b] : pairs) {
     if (a < 0 || b < 0 || a >= static_cast<int>(dates.size()) || b >= static_cast<int>(dates.size())) {
-      throw InvalidArgument(fmt::format("plot_pair_network: pair ({}, {}) refers to a date outside 0..{}", a, b,
-                                        dates.size() - 1));
+      throw InvalidArgument(fmt::format("plot_pair_network: pair ({}, {}) refers to a date outside 0..{}", a,
+                                        b, dates.size() - 1));
     }
     longest = std::max(longest, std::llabs(io::days_between(dates[a], dates[b])));
   }

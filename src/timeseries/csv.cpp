@@ -12,7 +12,8 @@ namespace deforma::timeseries::detail {
 namespace {
 
 std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
 }
 
@@ -92,13 +93,14 @@ CsvTable read_csv(const std::string& path) {
       continue;
     }
     if (fields.size() != table.header.size()) {
-      throw FormatError(fmt::format("{} line {}: {} fields, the header has {}", path, line_number, fields.size(),
-                                    table.header.size()));
+      throw FormatError(fmt::format("{} line {}: {} fields, the header has {}", path, line_number,
+                                    fields.size(), table.header.size()));
     }
     table.rows.push_back(std::move(fields));
     table.line_numbers.push_back(line_number);
   }
-  if (table.header.empty()) throw FormatError(fmt::format("{}: empty CSV file (a header row is required)", path));
+  if (table.header.empty())
+    throw FormatError(fmt::format("{}: empty CSV file (a header row is required)", path));
   return table;
 }
 

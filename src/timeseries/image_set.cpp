@@ -33,12 +33,15 @@ namespace {
 
 bool is_image_file(const fs::path& p) {
   std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   static const std::vector<std::string> known = {".tif", ".tiff", ".jp2", ".jpg", ".jpeg", ".png", ".vrt"};
   return std::find(known.begin(), known.end(), ext) != known.end();
 }
 
-bool has_wildcard(const std::string& s) { return s.find_first_of("*?") != std::string::npos; }
+bool has_wildcard(const std::string& s) {
+  return s.find_first_of("*?") != std::string::npos;
+}
 
 }  // namespace
 
@@ -97,7 +100,8 @@ std::vector<Image> read_manifest(const std::string& csv_path) {
     try {
       im.date = io::Date::parse(row[date_col]);
     } catch (const InvalidArgument& e) {
-      throw FormatError(fmt::format("{} line {}, column date: {}", csv_path, table.line_numbers[i], e.what()));
+      throw FormatError(
+          fmt::format("{} line {}, column date: {}", csv_path, table.line_numbers[i], e.what()));
     }
     im.date_source = "manifest";
     if (orbit_col >= 0) im.orbit = row[orbit_col];
@@ -114,7 +118,8 @@ namespace {
 bool is_manifest(const std::vector<std::string>& inputs) {
   if (inputs.size() != 1) return false;
   std::string ext = fs::path(inputs[0]).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return ext == ".csv";
 }
 
@@ -122,7 +127,8 @@ bool is_manifest(const std::vector<std::string>& inputs) {
 
 ImageSet load_image_set(const std::vector<std::string>& inputs, const ImageSetOptions& options) {
   options.validate();
-  if (inputs.empty()) throw InvalidArgument("images: no input given (expected files, folders, patterns or a CSV manifest)");
+  if (inputs.empty())
+    throw InvalidArgument("images: no input given (expected files, folders, patterns or a CSV manifest)");
   ImageSet set;
   if (is_manifest(inputs)) {
     set.images = read_manifest(inputs[0]);
@@ -134,10 +140,12 @@ ImageSet load_image_set(const std::vector<std::string>& inputs, const ImageSetOp
       if (!has_wildcard(input) && !fs::is_directory(input, ec)) explicit_files.push_back(input);
     }
     for (const auto& path : expand_inputs(inputs)) {
-      const bool named = std::find(explicit_files.begin(), explicit_files.end(), path) != explicit_files.end();
+      const bool named =
+          std::find(explicit_files.begin(), explicit_files.end(), path) != explicit_files.end();
       const auto evidence = io::date_evidence(path);
       if (evidence.empty() && !named) {
-        set.skipped.push_back(fmt::format("{}: no acquisition date in its name or metadata (not part of the series)", path));
+        set.skipped.push_back(
+            fmt::format("{}: no acquisition date in its name or metadata (not part of the series)", path));
         continue;
       }
       Image im;
@@ -160,7 +168,8 @@ ImageSet load_image_set(const std::vector<std::string>& inputs, const ImageSetOp
         info = io::describe(im.path);
       } catch (const Error& e) {
         if (!options.skip_bad) {
-          throw IoError(fmt::format("image {} cannot be read: {} (use --skip-bad to leave it out)", im.path, e.what()));
+          throw IoError(
+              fmt::format("image {} cannot be read: {} (use --skip-bad to leave it out)", im.path, e.what()));
         }
         set.skipped.push_back(fmt::format("{}: unreadable ({})", im.path, e.what()));
         continue;
@@ -168,14 +177,16 @@ ImageSet load_image_set(const std::vector<std::string>& inputs, const ImageSetOp
       if (!first) {
         first = info;
       } else if (info.width != first->width || info.height != first->height) {
-        throw InvalidArgument(fmt::format("image {} is {}x{} px but {} is {}x{} px: the images of a series must share "
-                                          "one grid (resample them first)",
-                                          im.path, info.width, info.height, first->path, first->width, first->height));
+        throw InvalidArgument(
+            fmt::format("image {} is {}x{} px but {} is {}x{} px: the images of a series must share "
+                        "one grid (resample them first)",
+                        im.path, info.width, info.height, first->path, first->width, first->height));
       } else if (info.crs_wkt != first->crs_wkt) {
-        throw InvalidArgument(fmt::format("image {} has CRS '{}' but {} has '{}': the images of a series must share one "
-                                          "CRS",
-                                          im.path, info.crs_name.empty() ? "none" : info.crs_name, first->path,
-                                          first->crs_name.empty() ? "none" : first->crs_name));
+        throw InvalidArgument(
+            fmt::format("image {} has CRS '{}' but {} has '{}': the images of a series must share one "
+                        "CRS",
+                        im.path, info.crs_name.empty() ? "none" : info.crs_name, first->path,
+                        first->crs_name.empty() ? "none" : first->crs_name));
       }
       kept.push_back(std::move(im));
     }
@@ -190,13 +201,13 @@ ImageSet load_image_set(const std::vector<std::string>& inputs, const ImageSetOp
     const auto& a = set.images[i - 1];
     const auto& b = set.images[i];
     if (a.date == b.date && a.track() == b.track()) {
-      throw InvalidArgument(fmt::format("images {} and {} have the same date {}{}: a series needs one image per date "
-                                        "(remove one, or give orbit/tile in a manifest)",
-                                        a.path, b.path, a.date.iso(), a.track().empty() ? "" : " and track " + a.track()));
+      throw InvalidArgument(
+          fmt::format("images {} and {} have the same date {}{}: a series needs one image per date "
+                      "(remove one, or give orbit/tile in a manifest)",
+                      a.path, b.path, a.date.iso(), a.track().empty() ? "" : " and track " + a.track()));
     }
   }
   if (set.images.empty()) throw InvalidArgument("images: no usable image among the inputs");
-  for (const auto& s : set.skipped) spdlog::warn("{}", s);
   return set;
 }
 

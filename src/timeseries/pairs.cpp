@@ -26,16 +26,21 @@ PairDirection parse_pair_direction(const std::string& text, const std::string& p
 
 std::string to_string(PairDirection direction) {
   switch (direction) {
-    case PairDirection::kForward: return "forward";
-    case PairDirection::kBackward: return "backward";
-    case PairDirection::kBoth: return "both";
+    case PairDirection::kForward:
+      return "forward";
+    case PairDirection::kBackward:
+      return "backward";
+    case PairDirection::kBoth:
+      return "both";
   }
   return "forward";
 }
 
 void PairNetworkOptions::validate() const {
-  if (min_step < 1) throw InvalidArgument(fmt::format("--min-step {}: expected at least 1 acquisition", min_step));
-  if (max_step < 0) throw InvalidArgument(fmt::format("--max-step {}: expected 0 (unlimited) or more", max_step));
+  if (min_step < 1)
+    throw InvalidArgument(fmt::format("--min-step {}: expected at least 1 acquisition", min_step));
+  if (max_step < 0)
+    throw InvalidArgument(fmt::format("--max-step {}: expected 0 (unlimited) or more", max_step));
   if (max_step != 0 && max_step < min_step) {
     throw InvalidArgument(fmt::format("--max-step {} is below --min-step {}", max_step, min_step));
   }
@@ -82,8 +87,10 @@ std::vector<Pair> build_pair_network(const ImageSet& images, const PairNetworkOp
         const long long days = io::days_between(first.date, second.date);
         if (days < options.min_days) continue;
         if (options.max_days != 0.0 && days > options.max_days) continue;
-        if (options.direction != PairDirection::kBackward) candidates.push_back({members[a], members[b], days});
-        if (options.direction != PairDirection::kForward) candidates.push_back({members[b], members[a], days});
+        if (options.direction != PairDirection::kBackward)
+          candidates.push_back({members[a], members[b], days});
+        if (options.direction != PairDirection::kForward)
+          candidates.push_back({members[b], members[a], days});
       }
     }
   }
@@ -96,7 +103,8 @@ std::vector<Pair> build_pair_network(const ImageSet& images, const PairNetworkOp
     std::vector<int> count(images.size(), 0);
     std::vector<Candidate> kept;
     for (const auto& c : candidates) {
-      if (count[c.ref] >= options.max_pairs_per_image || count[c.sec] >= options.max_pairs_per_image) continue;
+      if (count[c.ref] >= options.max_pairs_per_image || count[c.sec] >= options.max_pairs_per_image)
+        continue;
       ++count[c.ref];
       ++count[c.sec];
       kept.push_back(c);
@@ -104,10 +112,12 @@ std::vector<Pair> build_pair_network(const ImageSet& images, const PairNetworkOp
     candidates = std::move(kept);
   }
   if (candidates.empty()) {
-    throw InvalidArgument(fmt::format(
-        "no pair satisfies the matching rules (min-step {}, max-step {}, min-days {}, max-days {}) among {} images "
-        "in {} track(s)",
-        options.min_step, options.max_step, options.min_days, options.max_days, images.size(), groups.size()));
+    throw InvalidArgument(
+        fmt::format("no pair satisfies the matching rules (min-step {}, max-step {}, min-days {}, max-days "
+                    "{}) among {} images "
+                    "in {} track(s)",
+                    options.min_step, options.max_step, options.min_days, options.max_days, images.size(),
+                    groups.size()));
   }
   std::sort(candidates.begin(), candidates.end(), [&](const Candidate& x, const Candidate& y) {
     const auto& ix = images.images;
@@ -131,7 +141,8 @@ std::vector<Pair> build_pair_network(const ImageSet& images, const PairNetworkOp
       std::replace(track.begin(), track.end(), '/', '-');
       p.id += "_" + track;
     }
-    for (int k = 2; ids.count(p.id) != 0; ++k) p.id = fmt::format("{}_{}", ref.date.compact() + "_" + sec.date.compact(), k);
+    for (int k = 2; ids.count(p.id) != 0; ++k)
+      p.id = fmt::format("{}_{}", ref.date.compact() + "_" + sec.date.compact(), k);
     ids.insert(p.id);
     pairs.push_back(std::move(p));
   }
@@ -144,9 +155,10 @@ void write_pair_table(const std::string& csv_path, const std::vector<Pair>& pair
     if (!out) throw IoError(fmt::format("cannot write pair table {}", csv_path));
     out << "id,ref_path,sec_path,ref_date,sec_date,result_path,weight,days\n";
     for (const auto& p : pairs) {
-      out << detail::csv_field(p.id) << ',' << detail::csv_field(p.ref_path) << ',' << detail::csv_field(p.sec_path)
-          << ',' << p.ref_date.iso() << ',' << p.sec_date.iso() << ',' << detail::csv_field(p.result_path) << ','
-          << fmt::format("{:g}", p.weight) << ',' << p.days() << '\n';
+      out << detail::csv_field(p.id) << ',' << detail::csv_field(p.ref_path) << ','
+          << detail::csv_field(p.sec_path) << ',' << p.ref_date.iso() << ',' << p.sec_date.iso() << ','
+          << detail::csv_field(p.result_path) << ',' << fmt::format("{:g}", p.weight) << ',' << p.days()
+          << '\n';
     }
     out.close();
     if (!out) throw IoError(fmt::format("error while writing pair table {}", csv_path));
@@ -181,8 +193,8 @@ std::vector<Pair> read_pair_table(const std::string& csv_path) {
     p.ref_date = parse_date(ref_date_col, "ref_date");
     p.sec_date = parse_date(sec_date_col, "sec_date");
     if (p.ref_date == p.sec_date) {
-      throw FormatError(fmt::format("{} line {}: pair '{}' joins two images of the same date {}", csv_path, line, p.id,
-                                    p.ref_date.iso()));
+      throw FormatError(fmt::format("{} line {}: pair '{}' joins two images of the same date {}", csv_path,
+                                    line, p.id, p.ref_date.iso()));
     }
     if (weight_col >= 0 && !row[weight_col].empty()) {
       try {
@@ -190,7 +202,8 @@ std::vector<Pair> read_pair_table(const std::string& csv_path) {
         p.weight = std::stod(row[weight_col], &used);
         if (used != row[weight_col].size()) throw std::invalid_argument("trailing text");
       } catch (const std::exception&) {
-        throw FormatError(fmt::format("{} line {}, column weight: '{}' is not a number", csv_path, line, row[weight_col]));
+        throw FormatError(
+            fmt::format("{} line {}, column weight: '{}' is not a number", csv_path, line, row[weight_col]));
       }
       if (!(p.weight > 0.0) || !std::isfinite(p.weight)) {
         throw FormatError(fmt::format("{} line {}, column weight: {} must be > 0", csv_path, line, p.weight));
@@ -202,7 +215,8 @@ std::vector<Pair> read_pair_table(const std::string& csv_path) {
   return pairs;
 }
 
-std::vector<io::Date> network_dates(const std::vector<Pair>& pairs, std::vector<std::pair<int, int>>* indices) {
+std::vector<io::Date> network_dates(const std::vector<Pair>& pairs,
+                                    std::vector<std::pair<int, int>>* indices) {
   std::vector<io::Date> dates;
   for (const auto& p : pairs) {
     dates.push_back(p.ref_date);
@@ -239,7 +253,8 @@ int count_components(int date_count, const std::vector<std::pair<int, int>>& edg
   return components;
 }
 
-void write_pair_network_png(const std::string& png_path, const std::vector<Pair>& pairs, const std::string& title) {
+void write_pair_network_png(const std::string& png_path, const std::vector<Pair>& pairs,
+                            const std::string& title) {
   std::vector<std::pair<int, int>> indices;
   const auto dates = network_dates(pairs, &indices);
   render::write_png(png_path, render::plot_pair_network(dates, indices, title));

@@ -16,7 +16,9 @@ bool close(Rgb a, Rgb b) {
   return std::abs(a.r - b.r) <= 6 && std::abs(a.g - b.g) <= 6 && std::abs(a.b - b.b) <= 6;
 }
 
-int luminance(Rgb c) { return (299 * c.r + 587 * c.g + 114 * c.b) / 1000; }
+int luminance(Rgb c) {
+  return (299 * c.r + 587 * c.g + 114 * c.b) / 1000;
+}
 
 TEST(Colormap, SequentialLightnessIncreases) {
   const auto& map = Colormap::sequential();
@@ -73,21 +75,21 @@ TEST(RenderScalarMap, NodataIsGreyAndValuesFollowTheScale) {
 }
 
 TEST(RenderQuicklook, HasColorBarLegendAndArrows) {
-  GridF values(200, 150);
-  GridF east(200, 150, 1.0f);
-  GridF north(200, 150, 0.0f);
-  GridU8 valid(200, 150, 1);
-  for (int r = 0; r < 150; ++r)
-    for (int c = 0; c < 200; ++c) values(c, r) = static_cast<float>(c) / 20.0f;
+  GridF values(400, 300);
+  GridF east(400, 300, 1.0f);
+  GridF north(400, 300, 0.0f);
+  GridU8 valid(400, 300, 1);
+  for (int r = 0; r < 300; ++r)
+    for (int c = 0; c < 400; ++c) values(c, r) = static_cast<float>(c) / 40.0f;
   const auto scale = ColorScale::robust_sequential(values, valid, "speed", "m/yr");
   QuicklookOptions options;
   options.title = "test map";
   options.arrows = true;
   options.arrow_options.step = 40;
   const auto figure = render_quicklook(values, valid, scale, options, &east, &north);
-  EXPECT_GT(figure.width(), 200 + 40);  // map + colour bar
+  EXPECT_GT(figure.width(), 400 + 40);  // map + colour bar
   // The colour bar: its top is the maximum colour, its bottom the minimum one, right of the map.
-  const int bar_x = 8 + 200 + 8 + 8 + 9;
+  const int bar_x = 8 + 400 + 8 + 8 + 9;
   bool found_max = false;
   bool found_min = false;
   for (int r = 28; r < figure.height(); ++r) {
@@ -98,14 +100,34 @@ TEST(RenderQuicklook, HasColorBarLegendAndArrows) {
   EXPECT_TRUE(found_min);
   // Arrows are black pixels inside the map area (the map itself has no black).
   int black = 0;
-  for (int r = 36; r < 36 + 150; ++r)
-    for (int c = 8; c < 208; ++c) black += luminance(figure.at(c, r)) < 30;
+  for (int r = 36; r < 36 + 300; ++r)
+    for (int c = 8; c < 408; ++c) black += luminance(figure.at(c, r)) < 30;
   EXPECT_GT(black, 20);
   // Legend text: dark pixels in the bar's label column.
   int text = 0;
   for (int r = 28; r < figure.height(); ++r)
     for (int c = bar_x + 14; c < figure.width(); ++c) text += luminance(figure.at(c, r)) < 100;
   EXPECT_GT(text, 30);
+}
+
+TEST(RenderQuicklook, SmallGridsAreEnlargedAndKeepTheirTitle) {
+  GridF values(20, 10, 1.0f);
+  GridU8 valid(20, 10, 1);
+  valid(0, 0) = 0;
+  ColorScale scale;
+  scale.min_value = 0;
+  scale.max_value = 2;
+  QuicklookOptions options;
+  options.title = "a rather long title for such a small map";
+  const auto figure = render_quicklook(values, valid, scale, options);
+  EXPECT_GE(figure.width(), 400);
+  int title_width = 0;
+  int title_height = 0;
+  RgbImage::text_size(options.title, 0.55, 1, title_width, title_height);
+  EXPECT_GE(figure.width(), title_width);
+  // The nodata node became a 20x20 grey square at the map's top-left corner.
+  EXPECT_EQ(figure.at(8 + 10, 36 + 10), colors::kNodata);
+  EXPECT_EQ(figure.at(8 + 30, 36 + 10), Colormap::sequential().at(0.5));
 }
 
 TEST(WritePng, WritesAValidPngOfTheExpectedSize) {
@@ -159,13 +181,16 @@ TEST(PlotTimeSeries, DrawsPointsAndErrorBars) {
 
 TEST(PlotPairNetwork, DrawsOneArcPerPair) {
   std::vector<io::Date> dates;
-  for (int i = 0; i < 6; ++i) dates.push_back(io::Date::from_days_since_epoch(io::Date::from_ymd(2020, 1, 1).days_since_epoch() + 10 * i));
+  for (int i = 0; i < 6; ++i)
+    dates.push_back(
+        io::Date::from_days_since_epoch(io::Date::from_ymd(2020, 1, 1).days_since_epoch() + 10 * i));
   const auto empty = plot_pair_network(dates, {});
   const auto network = plot_pair_network(dates, {{0, 1}, {1, 2}, {0, 5}});
   auto count_blue = [](const RgbImage& im) {
     int n = 0;
     for (int r = 0; r < im.height(); ++r)
-      for (int c = 0; c < im.width(); ++c) n += luminance(im.at(c, r)) < 200 && im.at(c, r).b > im.at(c, r).r + 40;
+      for (int c = 0; c < im.width(); ++c)
+        n += luminance(im.at(c, r)) < 200 && im.at(c, r).b > im.at(c, r).r + 40;
     return n;
   };
   EXPECT_EQ(count_blue(empty), 0);

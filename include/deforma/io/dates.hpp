@@ -61,10 +61,10 @@ struct DateEvidence {
 
 /// Facts read from a product name, when it follows a known convention.
 struct ProductNameInfo {
-  bool recognised = false;  ///< a Sentinel-2 or Landsat name
-  std::string sensor;       ///< "S2A", "LC08", "LC8"...
-  std::string tile;         ///< Sentinel-2 MGRS tile ("T32TLR") or Landsat path/row ("063018")
-  std::string orbit;        ///< Sentinel-2 relative orbit ("R108"); empty for Landsat
+  bool recognised = false;          ///< a Sentinel-2 or Landsat name
+  std::string sensor;               ///< "S2A", "LC08", "LC8"...
+  std::string tile;                 ///< Sentinel-2 MGRS tile ("T32TLR") or Landsat path/row ("063018")
+  std::string orbit;                ///< Sentinel-2 relative orbit ("R108"); empty for Landsat
   std::vector<DateEvidence> dates;  ///< acquisition date(s) the name carries (normally one)
 };
 

@@ -29,9 +29,9 @@ void draw_vector_field(RgbImage& image, const GridF& east, const GridF& north, c
                        const ArrowOptions& options = {});
 
 struct QuicklookOptions {
-  int max_size_px = 1200;   ///< the map is downsampled (nearest) to fit this in its longer side
-  std::string title;        ///< printed above the map; empty = none
-  bool arrows = false;      ///< draw (east, north) arrows when both are given
+  int max_size_px = 1200;  ///< the map is downsampled (nearest) to fit this in its longer side
+  std::string title;       ///< printed above the map; empty = none
+  bool arrows = false;     ///< draw (east, north) arrows when both are given
   ArrowOptions arrow_options;
   void validate() const;
 };

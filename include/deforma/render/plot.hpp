@@ -27,7 +27,8 @@ struct PlotSeries {
 /// Points with error bars (and a thin line through them) against dates. Several series share the axes
 /// and get a legend. Throws InvalidArgument when sizes disagree or there are no dates.
 RgbImage plot_time_series(const std::vector<io::Date>& dates, const std::vector<PlotSeries>& series,
-                          const std::string& title, const std::string& y_label, const PlotOptions& options = {});
+                          const std::string& title, const std::string& y_label,
+                          const PlotOptions& options = {});
 
 /// Convenience for a single series.
 RgbImage plot_time_series(const std::vector<io::Date>& dates, const std::vector<double>& values,

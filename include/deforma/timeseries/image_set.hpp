@@ -32,8 +32,9 @@ struct ImageSetOptions {
 };
 
 struct ImageSet {
-  std::vector<Image> images;         ///< sorted by date (then track, then path)
-  std::vector<std::string> skipped;  ///< "path: reason" for images left out (--skip-bad, undated folder files)
+  std::vector<Image> images;  ///< sorted by date (then track, then path)
+  std::vector<std::string>
+      skipped;  ///< "path: reason" for images left out (--skip-bad, undated folder files)
 
   std::size_t size() const { return images.size(); }
   std::vector<io::Date> dates() const;

@@ -46,12 +46,12 @@ enum class RobustLoss {
 RobustLoss parse_robust_loss(const std::string& text, const std::string& parameter = "robust");
 
 struct InversionOptions {
-  double regularization = 0.05;      ///< lambda (dimensionless, relative to a unit-weight pair)
+  double regularization = 0.05;  ///< lambda (dimensionless, relative to a unit-weight pair)
   RobustLoss robust = RobustLoss::kTukey;
-  double outlier_threshold = 4.0;    ///< a node is reweighted when max |r| > this x robust sigma
+  double outlier_threshold = 5.0;  ///< a node is reweighted when max |r| > this x robust sigma
   int max_irls_iterations = 8;
-  double min_sigma = 1e-4;           ///< floor of the robust residual scale, in data units
-  int min_valid_pairs = 1;           ///< nodes with fewer valid pairs are nodata
+  double min_sigma = 1e-4;  ///< floor of the robust residual scale, in data units
+  int min_valid_pairs = 1;  ///< nodes with fewer valid pairs are nodata
 
   /// Throws InvalidArgument naming the parameter (regularization, outlier-threshold...).
   void validate() const;
@@ -60,10 +60,10 @@ struct InversionOptions {
 /// Node status bits (the `flags` band).
 enum NodeFlag : std::uint8_t {
   kNodeOk = 0,
-  kNodeNoData = 1,         ///< fewer than min_valid_pairs valid pairs: everything nodata
-  kNodeReweighted = 2,     ///< outlier pairs were downweighted (IRLS)
-  kNodeNoRedundancy = 4,   ///< as many unknowns as pairs: uncertainty unknown (sigma nodata)
-  kNodeBridged = 8,        ///< some dates were reached only through the regularization (gap, split network)
+  kNodeNoData = 1,        ///< fewer than min_valid_pairs valid pairs: everything nodata
+  kNodeReweighted = 2,    ///< outlier pairs were downweighted (IRLS)
+  kNodeNoRedundancy = 4,  ///< as many unknowns as pairs: uncertainty unknown (sigma nodata)
+  kNodeBridged = 8,       ///< some dates were reached only through the regularization (gap, split network)
 };
 
 /// Pair measurements of a block of nodes, node-major: value of pair p at node n is [n * pair_count + p].
@@ -116,7 +116,8 @@ class NetworkInverter {
 
   /// Inverts every node of `observations` into `result` (resized). Parallel over chunks of nodes.
   /// Checks `progress` for cancellation between chunks (throws Cancelled) and advances it by nodes.
-  void invert(const PairObservations& observations, InversionResult& result, Progress* progress = nullptr) const;
+  void invert(const PairObservations& observations, InversionResult& result,
+              Progress* progress = nullptr) const;
 
   const std::vector<io::Date>& dates() const { return dates_; }
   const std::vector<NetworkPair>& pairs() const { return pairs_; }

@@ -28,20 +28,20 @@ std::string to_string(PairDirection direction);
 /// every given rule holds: min_step <= j - i <= max_step (in acquisitions of that track) and
 /// min_days <= days <= max_days; a zero maximum means no limit.
 struct PairNetworkOptions {
-  int min_step = 1;              ///< minimum matching range, acquisitions
-  int max_step = 3;              ///< maximum matching range, acquisitions (0 = unlimited)
-  double min_days = 0.0;         ///< minimum interval, days
-  double max_days = 0.0;         ///< maximum interval, days (0 = unlimited)
+  int min_step = 1;       ///< minimum matching range, acquisitions
+  int max_step = 3;       ///< maximum matching range, acquisitions (0 = unlimited)
+  double min_days = 0.0;  ///< minimum interval, days
+  double max_days = 0.0;  ///< maximum interval, days (0 = unlimited)
   PairDirection direction = PairDirection::kForward;
-  int max_pairs_per_image = 0;   ///< cap on pairs an image takes part in (0 = none); shortest kept first
-  bool same_track_only = true;   ///< pair only images of the same orbit/tile when their metadata say so
+  int max_pairs_per_image = 0;  ///< cap on pairs an image takes part in (0 = none); shortest kept first
+  bool same_track_only = true;  ///< pair only images of the same orbit/tile when their metadata say so
 
   /// Throws InvalidArgument naming the parameter (min-step, max-step, min-days, max-days, max-pairs).
   void validate() const;
 };
 
 struct Pair {
-  std::string id;           ///< "20160718_20160803" (+ "_<track>" or "_b" when needed to be unique)
+  std::string id;  ///< "20160718_20160803" (+ "_<track>" or "_b" when needed to be unique)
   std::string ref_path;
   std::string sec_path;
   io::Date ref_date;
@@ -66,7 +66,8 @@ std::vector<Pair> read_pair_table(const std::string& csv_path);
 
 /// The distinct dates of `pairs`, sorted, and for each pair the indices of its reference and secondary
 /// dates in that list.
-std::vector<io::Date> network_dates(const std::vector<Pair>& pairs, std::vector<std::pair<int, int>>* indices = nullptr);
+std::vector<io::Date> network_dates(const std::vector<Pair>& pairs,
+                                    std::vector<std::pair<int, int>>* indices = nullptr);
 
 /// Number of connected components of the network graph (dates as vertices, pairs as edges). More than
 /// one means the network is disconnected: the inversion then relies on its temporal regularization.

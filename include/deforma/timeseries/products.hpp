@@ -20,12 +20,13 @@
 namespace deforma::timeseries {
 
 struct InvertRastersOptions {
-  std::string output_dir;         ///< created if missing
-  std::string prefix;             ///< prepended to every output name
-  std::string units = "m";        ///< "m": bands east_m/north_m; "px": bands dx_px/dy_px
-  std::string east_band;          ///< override: band name (description) or 1-based index
-  std::string north_band;         ///< override: band name (description) or 1-based index
-  std::string weight_band;        ///< optional per-node quality band (e.g. "corr"), values clipped to [0, 1]
+  std::string output_dir;   ///< created if missing
+  std::string prefix;       ///< prepended to every output name
+  std::string units = "m";  ///< "m": bands east_m/north_m; "px": bands dx_px/dy_px
+  std::string east_band;    ///< override: band name (description) or 1-based index
+  std::string north_band;   ///< override: band name (description) or 1-based index
+  std::string weight_band;  ///< optional per-node quality band (e.g. "corr"), values clipped to [0, 1]
+  int block_rows = 0;       ///< rows of nodes per block; 0 = as many as the RAM budget allows
   bool netcdf = true;
   bool quicklooks = true;
   InversionOptions inversion;
@@ -39,15 +40,16 @@ struct InvertRastersOptions {
 /// (nodes, valid, nodata, reweighted, bridged), details (dates, pairs, components, median velocity,
 /// median rmse, output paths) and a report. Throws InvalidArgument when a pair has no result_path or the
 /// rasters do not share one grid (naming the files), FormatError when a band is missing.
-Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersOptions& options, RunContext& context);
+Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
+                            RunContext& context);
 
 /// One node's series read back from the products.
 struct NodeSeries {
   std::vector<io::Date> dates;
-  std::vector<std::string> components;             ///< "east", "north" (or "dx", "dy")
-  std::vector<std::vector<double>> values;         ///< [component][date], NaN = nodata
-  std::vector<std::vector<double>> sigmas;         ///< [component][date], NaN = unknown
-  std::string unit;                                ///< "m" or "px"
+  std::vector<std::string> components;      ///< "east", "north" (or "dx", "dy")
+  std::vector<std::vector<double>> values;  ///< [component][date], NaN = nodata
+  std::vector<std::vector<double>> sigmas;  ///< [component][date], NaN = unknown
+  std::string unit;                         ///< "m" or "px"
   int col = 0;
   int row = 0;
 };

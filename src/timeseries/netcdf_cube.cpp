@@ -1,0 +1,169 @@
+#include "timeseries/netcdf_cube.hpp"
+
+#include <netcdf.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "deforma/core/error.hpp"
+
+namespace deforma::timeseries::detail {
+namespace {
+
+void check(int status, const std::string& path, const std::string& what) {
+  if (status != NC_NOERR)
+    throw IoError(fmt::format("{}: NetCDF error while {}: {}", path, what, nc_strerror(status)));
+}
+
+void put_text(int ncid, int var, const char* name, const std::string& value, const std::string& path) {
+  check(nc_put_att_text(ncid, var, name, value.size(), value.c_str()), path,
+        fmt::format("writing attribute {}", name));
+}
+
+// Closes the file on every path out.
+struct NcFile {
+  int id = -1;
+  ~NcFile() {
+    if (id >= 0) nc_close(id);
+  }
+};
+
+}  // namespace
+
+void write_netcdf_cube(const std::string& path, const std::vector<io::Date>& dates,
+                       const io::RasterInfo& grid, const std::vector<CubeVariable>& variables,
+                       const io::Provenance& provenance, int rows_per_block) {
+  rows_per_block = std::max(1, rows_per_block);
+  io::write_atomically(path, [&](const std::string& tmp) {
+    NcFile file;
+    check(nc_create(tmp.c_str(), NC_NETCDF4 | NC_CLOBBER, &file.id), path, "creating the file");
+    const int nc = file.id;
+    int dim_time = 0;
+    int dim_y = 0;
+    int dim_x = 0;
+    check(nc_def_dim(nc, "time", dates.size(), &dim_time), path, "defining time");
+    check(nc_def_dim(nc, "y", static_cast<size_t>(grid.height), &dim_y), path, "defining y");
+    check(nc_def_dim(nc, "x", static_cast<size_t>(grid.width), &dim_x), path, "defining x");
+    int var_time = 0;
+    int var_y = 0;
+    int var_x = 0;
+    check(nc_def_var(nc, "time", NC_DOUBLE, 1, &dim_time, &var_time), path, "defining time");
+    put_text(nc, var_time, "standard_name", "time", path);
+    put_text(nc, var_time, "long_name", "acquisition date", path);
+    put_text(nc, var_time, "units", "days since 1970-01-01 00:00:00", path);
+    put_text(nc, var_time, "calendar", "standard", path);
+    put_text(nc, var_time, "axis", "T", path);
+    check(nc_def_var(nc, "y", NC_DOUBLE, 1, &dim_y, &var_y), path, "defining y");
+    check(nc_def_var(nc, "x", NC_DOUBLE, 1, &dim_x, &var_x), path, "defining x");
+    const bool projected = grid.georeferenced && grid.epsg.value_or(0) != 4326 && !grid.crs_wkt.empty() &&
+                           grid.crs_wkt.find("PROJCRS") != std::string::npos;
+    const bool geographic = grid.georeferenced && !projected && !grid.crs_wkt.empty();
+    if (projected) {
+      put_text(nc, var_x, "standard_name", "projection_x_coordinate", path);
+      put_text(nc, var_y, "standard_name", "projection_y_coordinate", path);
+      put_text(nc, var_x, "units", "m", path);
+      put_text(nc, var_y, "units", "m", path);
+    } else if (geographic) {
+      put_text(nc, var_x, "standard_name", "longitude", path);
+      put_text(nc, var_y, "standard_name", "latitude", path);
+      put_text(nc, var_x, "units", "degrees_east", path);
+      put_text(nc, var_y, "units", "degrees_north", path);
+    } else {
+      put_text(nc, var_x, "long_name", "column (pixel centre, no georeferencing)", path);
+      put_text(nc, var_y, "long_name", "row (pixel centre, no georeferencing)", path);
+      put_text(nc, var_x, "units", "1", path);
+      put_text(nc, var_y, "units", "1", path);
+    }
+    put_text(nc, var_x, "axis", "X", path);
+    put_text(nc, var_y, "axis", "Y", path);
+    int var_crs = 0;
+    check(nc_def_var(nc, "spatial_ref", NC_INT, 0, nullptr, &var_crs), path, "defining spatial_ref");
+    if (!grid.crs_wkt.empty()) {
+      put_text(nc, var_crs, "crs_wkt", grid.crs_wkt, path);
+      put_text(nc, var_crs, "spatial_ref", grid.crs_wkt, path);  // GDAL's name for the same
+    }
+    const auto& c = grid.geotransform.c;
+    put_text(
+        nc, var_crs, "GeoTransform",
+        fmt::format("{:.17g} {:.17g} {:.17g} {:.17g} {:.17g} {:.17g}", c[0], c[1], c[2], c[3], c[4], c[5]),
+        path);
+    std::vector<int> var_ids;
+    const float fill = -9999.0f;
+    for (const auto& v : variables) {
+      int id = 0;
+      const bool cube = v.source_band == 0;
+      const int dims3[3] = {dim_time, dim_y, dim_x};
+      const int dims2[2] = {dim_y, dim_x};
+      check(nc_def_var(nc, v.name.c_str(), NC_FLOAT, cube ? 3 : 2, cube ? dims3 : dims2, &id), path,
+            "defining " + v.name);
+      const size_t chunk3[3] = {1, static_cast<size_t>(std::min(grid.height, 256)),
+                                static_cast<size_t>(std::min(grid.width, 256))};
+      check(nc_def_var_chunking(nc, id, NC_CHUNKED, cube ? chunk3 : chunk3 + 1), path, "chunking " + v.name);
+      check(nc_def_var_deflate(nc, id, 1, 1, 4), path, "compressing " + v.name);
+      check(nc_def_var_fill(nc, id, 0, &fill), path, "fill value of " + v.name);
+      put_text(nc, id, "units", v.units, path);
+      put_text(nc, id, "long_name", v.long_name, path);
+      put_text(nc, id, "grid_mapping", "spatial_ref", path);
+      var_ids.push_back(id);
+    }
+    put_text(nc, NC_GLOBAL, "Conventions", "CF-1.8", path);
+    put_text(nc, NC_GLOBAL, "title", "deforma displacement time series", path);
+    put_text(nc, NC_GLOBAL, "source", "deforma time-series inversion of a pair network", path);
+    put_text(nc, NC_GLOBAL, "history", provenance.command_line, path);
+    put_text(nc, NC_GLOBAL, "deforma_provenance", provenance.to_json().dump(), path);
+    check(nc_enddef(nc), path, "ending definitions");
+
+    std::vector<double> times;
+    for (const auto& d : dates) times.push_back(static_cast<double>(d.days_since_epoch()));
+    check(nc_put_var_double(nc, var_time, times.data()), path, "writing time");
+    std::vector<double> xs(grid.width);
+    std::vector<double> ys(grid.height);
+    for (int col = 0; col < grid.width; ++col) {
+      double x = 0;
+      double y = 0;
+      grid.geotransform.pixel_to_map(col + 0.5, 0.5, x, y);
+      xs[col] = x;
+    }
+    for (int row = 0; row < grid.height; ++row) {
+      double x = 0;
+      double y = 0;
+      grid.geotransform.pixel_to_map(0.5, row + 0.5, x, y);
+      ys[row] = y;
+    }
+    check(nc_put_var_double(nc, var_x, xs.data()), path, "writing x");
+    check(nc_put_var_double(nc, var_y, ys.data()), path, "writing y");
+
+    for (std::size_t i = 0; i < variables.size(); ++i) {
+      const auto& v = variables[i];
+      const auto raster = io::Raster::open(v.source_cog);
+      const int bands = v.source_band == 0 ? raster.info().band_count() : 1;
+      for (int b = 0; b < bands; ++b) {
+        const int band = v.source_band == 0 ? b + 1 : v.source_band;
+        for (int row = 0; row < grid.height; row += rows_per_block) {
+          const int rows = std::min(rows_per_block, grid.height - row);
+          const auto window = raster.read(band, io::Window{0, row, grid.width, rows});
+          std::vector<float> values(window.values.values());
+          for (std::size_t k = 0; k < values.size(); ++k) {
+            if (window.valid.data()[k] == 0 || !std::isfinite(values[k])) values[k] = fill;
+          }
+          if (v.source_band == 0) {
+            const size_t start[3] = {static_cast<size_t>(b), static_cast<size_t>(row), 0};
+            const size_t count[3] = {1, static_cast<size_t>(rows), static_cast<size_t>(grid.width)};
+            check(nc_put_vara_float(nc, var_ids[i], start, count, values.data()), path, "writing " + v.name);
+          } else {
+            const size_t start[2] = {static_cast<size_t>(row), 0};
+            const size_t count[2] = {static_cast<size_t>(rows), static_cast<size_t>(grid.width)};
+            check(nc_put_vara_float(nc, var_ids[i], start, count, values.data()), path, "writing " + v.name);
+          }
+        }
+      }
+    }
+    const int status = nc_close(nc);
+    file.id = -1;
+    check(status, path, "closing");
+  });
+}
+
+}  // namespace deforma::timeseries::detail

@@ -1,0 +1,484 @@
+#include "deforma/timeseries/products.hpp"
+
+#include <strings.h>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <optional>
+#include <sstream>
+#include <tuple>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <tbb/parallel_for.h>
+
+#include "deforma/core/error.hpp"
+#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/raster.hpp"
+#include "deforma/render/colormap.hpp"
+#include "deforma/render/map.hpp"
+#include "timeseries/netcdf_cube.hpp"
+
+namespace deforma::timeseries {
+namespace fs = std::filesystem;
+
+void InvertRastersOptions::validate() const {
+  if (output_dir.empty()) throw InvalidArgument("--output: an output folder is required");
+  if (block_rows < 0)
+    throw InvalidArgument(fmt::format("block rows {}: expected 0 (automatic) or more", block_rows));
+  if (units != "m" && units != "px")
+    throw InvalidArgument(fmt::format("--units '{}': expected m or px", units));
+  if (prefix.find('/') != std::string::npos) {
+    throw InvalidArgument(fmt::format("--prefix '{}': a name prefix, not a path", prefix));
+  }
+  inversion.validate();
+}
+
+namespace {
+
+constexpr float kNodata = -9999.0f;
+
+struct Components {
+  std::string first;   // "east" / "dx"
+  std::string second;  // "north" / "dy"
+  std::string unit;    // "m" / "px"
+  std::string first_band;
+  std::string second_band;
+};
+
+Components components_for(const InvertRastersOptions& options) {
+  Components c;
+  if (options.units == "px") {
+    c = {"dx", "dy", "px", "dx_px", "dy_px"};
+  } else {
+    c = {"east", "north", "m", "east_m", "north_m"};
+  }
+  if (!options.east_band.empty()) c.first_band = options.east_band;
+  if (!options.north_band.empty()) c.second_band = options.north_band;
+  return c;
+}
+
+// A band by description (case-insensitive) or 1-based index.
+int find_band(const io::RasterInfo& info, const std::string& name, const std::string& parameter) {
+  if (!name.empty() &&
+      std::all_of(name.begin(), name.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
+    const int index = std::stoi(name);
+    if (index < 1 || index > info.band_count()) {
+      throw FormatError(fmt::format("{}: --{} {} is not a band (the file has {})", info.path, parameter,
+                                    index, info.band_count()));
+    }
+    return index;
+  }
+  std::string names;
+  for (const auto& b : info.bands) {
+    if (strcasecmp(b.description.c_str(), name.c_str()) == 0) return b.index;
+    names +=
+        (names.empty() ? "" : ", ") + (b.description.empty() ? fmt::format("#{}", b.index) : b.description);
+  }
+  throw FormatError(fmt::format("{}: no band named '{}' (bands: {}); choose --units or --{}", info.path, name,
+                                names, parameter));
+}
+
+std::string product_path(const InvertRastersOptions& o, const std::string& name) {
+  return (fs::path(o.output_dir) / (o.prefix + name)).string();
+}
+
+// Quicklook grids: the products sampled every `factor` nodes, kept whole (small) while blocks stream.
+struct Sampled {
+  int factor = 1;
+  GridF magnitude, first, second, rmse;
+  GridU8 valid;
+};
+
+}  // namespace
+
+Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
+                            RunContext& context) {
+  const auto start_time = std::chrono::steady_clock::now();
+  options.validate();
+  if (pairs.empty()) throw InvalidArgument("invert: the pair table has no pair");
+  for (const auto& p : pairs) {
+    if (p.result_path.empty()) {
+      throw InvalidArgument(
+          fmt::format("invert: pair '{}' has no result_path (correlate the pairs first)", p.id));
+    }
+  }
+  const Components comp = components_for(options);
+  std::error_code ec;
+  fs::create_directories(options.output_dir, ec);
+  if (!fs::is_directory(options.output_dir)) {
+    throw IoError(fmt::format("--output {}: cannot create the folder{}", options.output_dir,
+                              ec ? ": " + ec.message() : ""));
+  }
+
+  // Every pair raster must be on one grid. They stay open between blocks unless there are so many that
+  // file handles would run short; then each block reopens them (a COG header is cheap to read).
+  constexpr std::size_t kMaxOpenRasters = 256;
+  const bool keep_open = pairs.size() <= kMaxOpenRasters;
+  std::vector<std::optional<io::Raster>> rasters(pairs.size());
+  std::vector<int> band_first;
+  std::vector<int> band_second;
+  std::vector<int> band_weight;
+  std::optional<io::RasterInfo> first_info;
+  for (std::size_t k = 0; k < pairs.size(); ++k) {
+    auto raster = io::Raster::open(pairs[k].result_path);
+    const auto& info = raster.info();
+    if (first_info && !io::same_grid(*first_info, info)) {
+      throw InvalidArgument(fmt::format(
+          "invert: {} ({}x{}) is not on the grid of {} ({}x{}); all pair results must "
+          "share one grid",
+          info.path, info.width, info.height, first_info->path, first_info->width, first_info->height));
+    }
+    if (!first_info) first_info = info;
+    band_first.push_back(find_band(info, comp.first_band, "east-band"));
+    band_second.push_back(find_band(info, comp.second_band, "north-band"));
+    band_weight.push_back(options.weight_band.empty() ? 0
+                                                      : find_band(info, options.weight_band, "weight-band"));
+    if (keep_open) rasters[k].emplace(std::move(raster));
+  }
+  const io::RasterInfo grid = *first_info;
+  const int width = grid.width;
+  const int height = grid.height;
+
+  std::vector<std::pair<int, int>> indices;
+  const auto dates = network_dates(pairs, &indices);
+  std::vector<NetworkPair> network;
+  for (std::size_t k = 0; k < pairs.size(); ++k)
+    network.push_back({indices[k].first, indices[k].second, pairs[k].weight});
+  const NetworkInverter inverter(dates, network, options.inversion);
+  const int date_count = static_cast<int>(dates.size());
+  const int m = static_cast<int>(pairs.size());
+  const int components = count_components(date_count, indices);
+
+  // Rows per block from the RAM budget: observations (2-3 floats per pair and node, plus the read
+  // window), results (4 series per date and node) and the writers' staging, per row of nodes.
+  const double bytes_per_row =
+      static_cast<double>(width) *
+      (m * (options.weight_band.empty() ? 2.0 : 3.0) * 4.0 * 2.0 + date_count * 4.0 * 4.0 * 2.0 + 32.0 * 4.0);
+  const double budget =
+      static_cast<double>(std::max<std::size_t>(context.ram_budget_mb, 16)) * 1024.0 * 1024.0 * 0.6;
+  const int rows_per_block = std::clamp(
+      options.block_rows > 0 ? options.block_rows : static_cast<int>(budget / bytes_per_row), 1, height);
+
+  io::Provenance provenance;
+  provenance.command_line = context.command_line;
+  provenance.parameters = options.parameters;
+  for (const auto& p : pairs) provenance.inputs.push_back(p.result_path);
+
+  const std::string velocity_unit = comp.unit + "/yr";
+  const std::string unit_suffix = comp.unit == "m" ? "_m_per_yr" : "_px_per_yr";
+  std::vector<io::OutputBand> date_bands;
+  for (const auto& d : dates) date_bands.push_back({d.iso(), comp.unit, kNodata});
+  const std::vector<std::string> cube_names = {
+      "timeseries_" + comp.first + ".tif", "timeseries_" + comp.second + ".tif",
+      "timeseries_" + comp.first + "_sigma.tif", "timeseries_" + comp.second + "_sigma.tif"};
+  std::vector<std::unique_ptr<io::CogWriter>> cubes;
+  for (const auto& name : cube_names) {
+    cubes.push_back(std::make_unique<io::CogWriter>(product_path(options, name), width, height, date_bands,
+                                                    grid.geotransform, grid.crs_wkt, provenance));
+  }
+  const std::vector<io::OutputBand> velocity_bands = {
+      {"velocity_" + comp.first + unit_suffix, velocity_unit, kNodata},
+      {"velocity_" + comp.second + unit_suffix, velocity_unit, kNodata},
+      {"velocity_magnitude" + unit_suffix, velocity_unit, kNodata},
+      {"velocity_" + comp.first + "_std" + unit_suffix, velocity_unit, kNodata},
+      {"velocity_" + comp.second + "_std" + unit_suffix, velocity_unit, kNodata},
+      {"velocity_magnitude_std" + unit_suffix, velocity_unit, kNodata},
+      {"rmse_" + comp.unit, comp.unit, kNodata},
+      {"valid_pairs", "count", kNodata},
+      {"consistency", "1", kNodata},
+      {"flags", "bits", kNodata},  // GeoTIFF has one nodata value for all bands
+  };
+  io::CogWriter velocity_writer(product_path(options, "velocity.tif"), width, height, velocity_bands,
+                                grid.geotransform, grid.crs_wkt, provenance);
+
+  Sampled sampled;
+  sampled.factor = std::max(1, (std::max(width, height) + 1199) / 1200);
+  const int sw = (width + sampled.factor - 1) / sampled.factor;
+  const int sh = (height + sampled.factor - 1) / sampled.factor;
+  for (auto* g : {&sampled.magnitude, &sampled.first, &sampled.second, &sampled.rmse})
+    *g = GridF(sw, sh, 0.0f);
+  sampled.valid = GridU8(sw, sh, 0);
+
+  Progress& progress = progress_or_null(context.progress);
+  progress.start("inverting nodes", static_cast<std::uint64_t>(width) * height);
+  std::vector<float> east;
+  std::vector<float> north;
+  std::vector<float> weight;
+  InversionResult result;
+  for (int row0 = 0; row0 < height; row0 += rows_per_block) {
+    if (progress.cancelled()) throw Cancelled("invert cancelled");
+    const int rows = std::min(rows_per_block, height - row0);
+    const io::Window window{0, row0, width, rows};
+    const int nodes = width * rows;
+    east.assign(static_cast<std::size_t>(nodes) * m, 0.0f);
+    north.assign(east.size(), 0.0f);
+    if (!options.weight_band.empty()) weight.assign(east.size(), 0.0f);
+    // Each pair raster is its own GDAL dataset, so pairs can be read concurrently.
+    tbb::parallel_for(0, m, [&](int p) {
+      std::optional<io::Raster> reopened;
+      const io::Raster& raster =
+          keep_open ? *rasters[p] : reopened.emplace(io::Raster::open(pairs[p].result_path));
+      const auto a = raster.read(band_first[p], window);
+      const auto b = raster.read(band_second[p], window);
+      std::optional<io::BandWindow> q;
+      if (band_weight[p] > 0) q = raster.read(band_weight[p], window);
+      for (int i = 0; i < nodes; ++i) {
+        const bool ok = a.valid.data()[i] != 0 && b.valid.data()[i] != 0 && (!q || q->valid.data()[i] != 0);
+        const std::size_t at = static_cast<std::size_t>(i) * m + p;
+        east[at] = ok ? a.values.data()[i] : std::nanf("");
+        north[at] = ok ? b.values.data()[i] : std::nanf("");
+        if (q) weight[at] = ok ? q->values.data()[i] : 0.0f;
+      }
+    });
+    PairObservations obs{nodes, m, east.data(), north.data(), weight.empty() ? nullptr : weight.data()};
+    inverter.invert(obs, result, &progress);
+
+    // Series cubes: band k of each cube is date k.
+    GridF plane(width, rows);
+    auto put = [&](float v) { return std::isfinite(v) ? v : kNodata; };
+    const std::vector<const std::vector<float>*> series = {&result.east, &result.north, &result.east_sigma,
+                                                           &result.north_sigma};
+    for (std::size_t c = 0; c < series.size(); ++c) {
+      for (int k = 0; k < date_count; ++k) {
+        for (int i = 0; i < nodes; ++i)
+          plane.data()[i] = put((*series[c])[static_cast<std::size_t>(i) * date_count + k]);
+        cubes[c]->write(k + 1, window, plane);
+      }
+    }
+    const std::vector<const std::vector<float>*> maps = {&result.velocity_east,
+                                                         &result.velocity_north,
+                                                         &result.velocity_magnitude,
+                                                         &result.velocity_east_std,
+                                                         &result.velocity_north_std,
+                                                         &result.velocity_magnitude_std,
+                                                         &result.rmse,
+                                                         &result.valid_pairs,
+                                                         &result.consistency};
+    for (std::size_t b = 0; b < maps.size(); ++b) {
+      for (int i = 0; i < nodes; ++i) plane.data()[i] = put((*maps[b])[i]);
+      velocity_writer.write(static_cast<int>(b) + 1, window, plane);
+    }
+    for (int i = 0; i < nodes; ++i) plane.data()[i] = result.flags[i];
+    velocity_writer.write(10, window, plane);
+
+    for (int r = 0; r < rows; ++r) {
+      const int row = row0 + r;
+      if (row % sampled.factor != 0) continue;
+      for (int col = 0; col < width; col += sampled.factor) {
+        const int i = r * width + col;
+        const int sc = col / sampled.factor;
+        const int sr = row / sampled.factor;
+        const bool ok = std::isfinite(result.velocity_magnitude[i]);
+        sampled.valid(sc, sr) = ok ? 1 : 0;
+        sampled.magnitude(sc, sr) = ok ? result.velocity_magnitude[i] : 0.0f;
+        sampled.first(sc, sr) = ok ? result.velocity_east[i] : 0.0f;
+        sampled.second(sc, sr) = ok ? result.velocity_north[i] : 0.0f;
+        sampled.rmse(sc, sr) = ok ? result.rmse[i] : 0.0f;
+      }
+    }
+  }
+  progress.finish();
+
+  Summary summary;
+  summary.operation = "invert";
+  for (auto& writer : cubes) {
+    writer->finish();
+    summary.outputs.push_back(writer->path());
+  }
+  velocity_writer.finish();
+  summary.outputs.push_back(velocity_writer.path());
+
+  if (options.netcdf) {
+    std::vector<detail::CubeVariable> vars = {
+        {comp.first, cubes[0]->path(), 0, comp.unit, comp.first + " displacement since the first date"},
+        {comp.second, cubes[1]->path(), 0, comp.unit, comp.second + " displacement since the first date"},
+        {comp.first + "_sigma", cubes[2]->path(), 0, comp.unit, "1-sigma uncertainty of " + comp.first},
+        {comp.second + "_sigma", cubes[3]->path(), 0, comp.unit, "1-sigma uncertainty of " + comp.second},
+        {"velocity_" + comp.first, velocity_writer.path(), 1, velocity_unit, "mean velocity " + comp.first},
+        {"velocity_" + comp.second, velocity_writer.path(), 2, velocity_unit, "mean velocity " + comp.second},
+        {"velocity_magnitude", velocity_writer.path(), 3, velocity_unit, "mean velocity magnitude"},
+        {"velocity_magnitude_std", velocity_writer.path(), 6, velocity_unit,
+         "1-sigma of the mean velocity magnitude"},
+        {"rmse", velocity_writer.path(), 7, comp.unit, "residual RMS of the pair network"},
+        {"valid_pairs", velocity_writer.path(), 8, "1", "number of valid pairs"},
+        {"consistency", velocity_writer.path(), 9, "1", "temporal consistency index"},
+    };
+    const std::string nc_path = product_path(options, "timeseries.nc");
+    const int nc_rows =
+        std::clamp(static_cast<int>(budget / (static_cast<double>(width) * 8.0 * 4.0)), 1, height);
+    detail::write_netcdf_cube(nc_path, dates, grid, vars, provenance, nc_rows);
+    summary.outputs.push_back(nc_path);
+  }
+
+  const auto stats = inverter.stats();
+  std::vector<float> mags;
+  std::vector<float> rmses;
+  for (std::size_t i = 0; i < sampled.valid.size(); ++i) {
+    if (sampled.valid.data()[i] != 0) {
+      mags.push_back(sampled.magnitude.data()[i]);
+      rmses.push_back(sampled.rmse.data()[i]);
+    }
+  }
+  auto median = [](std::vector<float> v) {
+    if (v.empty()) return std::nan("");
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return static_cast<double>(v[v.size() / 2]);
+  };
+  const double median_velocity = median(mags);
+  const double median_rmse = median(rmses);
+
+  if (options.quicklooks && !mags.empty()) {
+    render::QuicklookOptions q;
+    q.title = "mean velocity magnitude";
+    q.arrows = true;
+    const auto mag_scale =
+        render::ColorScale::robust_sequential(sampled.magnitude, sampled.valid, "velocity", velocity_unit);
+    const std::string png_mag = product_path(options, "velocity_magnitude.png");
+    // Arrows take a northward component; in pixel units the second component (dy) grows downwards.
+    GridF arrow_north = sampled.second;
+    if (comp.unit == "px") {
+      for (auto& v : arrow_north.values()) v = -v;
+    }
+    render::write_png(png_mag, render::render_quicklook(sampled.magnitude, sampled.valid, mag_scale, q,
+                                                        &sampled.first, &arrow_north));
+    summary.outputs.push_back(png_mag);
+    for (const auto& [name, g] : {std::pair<std::string, const GridF*>{comp.first, &sampled.first},
+                                  std::pair<std::string, const GridF*>{comp.second, &sampled.second}}) {
+      render::QuicklookOptions qc;
+      qc.title = "mean velocity " + name;
+      const auto scale =
+          render::ColorScale::robust_diverging(*g, sampled.valid, "velocity " + name, velocity_unit);
+      const std::string png = product_path(options, "velocity_" + name + ".png");
+      render::write_png(png, render::render_quicklook(*g, sampled.valid, scale, qc));
+      summary.outputs.push_back(png);
+    }
+    render::QuicklookOptions qr;
+    qr.title = "residual RMS of the pair network";
+    const auto rmse_scale =
+        render::ColorScale::robust_sequential(sampled.rmse, sampled.valid, "rmse", comp.unit);
+    const std::string png_rmse = product_path(options, "rmse.png");
+    render::write_png(png_rmse, render::render_quicklook(sampled.rmse, sampled.valid, rmse_scale, qr));
+    summary.outputs.push_back(png_rmse);
+  }
+
+  summary.counts["dates"] = date_count;
+  summary.counts["pairs"] = m;
+  summary.counts["nodes"] = static_cast<std::int64_t>(width) * height;
+  summary.counts["nodata"] = stats.nodes_nodata;
+  summary.counts["valid"] = stats.nodes - stats.nodes_nodata;
+  summary.counts["reweighted"] = stats.nodes_reweighted;
+  summary.counts["bridged"] = stats.nodes_bridged;
+  summary.counts["patterns"] = stats.patterns;
+  nlohmann::json date_list = nlohmann::json::array();
+  for (const auto& d : dates) date_list.push_back(d.iso());
+  summary.details = {{"dates", date_list},
+                     {"components", {comp.first, comp.second}},
+                     {"unit", comp.unit},
+                     {"network_components", components},
+                     {"rows_per_block", rows_per_block},
+                     {"median_velocity_magnitude", median_velocity},
+                     {"median_rmse", median_rmse},
+                     {"velocity_unit", velocity_unit}};
+  if (components > 1) {
+    summary.warnings.push_back(
+        fmt::format("the pair network has {} disconnected parts: dates between them are bridged by the "
+                    "temporal regularization "
+                    "(flag 8), with larger uncertainties",
+                    components));
+  }
+  if (stats.nodes_nodata == stats.nodes)
+    summary.warnings.push_back("no node had a valid pair: every output is nodata");
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  summary.report = fmt::format(
+      "time-series inversion: {} dates, {} pairs ({} network part{}), {} x {} nodes\n"
+      "  valid nodes {} ({} nodata), robustly reweighted {}, bridged by regularization {}, factorizations "
+      "{}\n"
+      "  median velocity magnitude {:.4g} {}, median residual RMSE {:.4g} {} (quicklook sample)\n"
+      "  {:.1f} s",
+      date_count, m, components, components == 1 ? "" : "s", width, height, stats.nodes - stats.nodes_nodata,
+      stats.nodes_nodata, stats.nodes_reweighted, stats.nodes_bridged, stats.patterns, median_velocity,
+      velocity_unit, median_rmse, comp.unit, summary.seconds);
+  return summary;
+}
+
+NodeSeries read_series_at(const std::string& products_dir, const std::string& prefix, double x, double y,
+                          bool pixel) {
+  NodeSeries s;
+  std::string first;
+  std::string second;
+  for (const auto& [a, b, unit] : {std::tuple<std::string, std::string, std::string>{"east", "north", "m"},
+                                   std::tuple<std::string, std::string, std::string>{"dx", "dy", "px"}}) {
+    if (fs::exists(fs::path(products_dir) / (prefix + "timeseries_" + a + ".tif"))) {
+      first = a;
+      second = b;
+      s.unit = unit;
+      break;
+    }
+  }
+  if (first.empty()) {
+    throw IoError(
+        fmt::format("{}: no time-series products (timeseries_east.tif or timeseries_dx.tif{}) found",
+                    products_dir, prefix.empty() ? "" : " with prefix " + prefix));
+  }
+  s.components = {first, second};
+  auto path_of = [&](const std::string& name) { return (fs::path(products_dir) / (prefix + name)).string(); };
+  const auto cube = io::Raster::open(path_of("timeseries_" + first + ".tif"));
+  const auto& info = cube.info();
+  double col = x;
+  double row = y;
+  if (!pixel) {
+    info.geotransform.map_to_pixel(x, y, col, row);
+  }
+  s.col = static_cast<int>(std::floor(col));
+  s.row = static_cast<int>(std::floor(row));
+  if (s.col < 0 || s.row < 0 || s.col >= info.width || s.row >= info.height) {
+    throw InvalidArgument(
+        fmt::format("point ({}, {}) is {} ({}, {}) of the product grid, outside its {} x {} nodes", x, y,
+                    pixel ? "pixel" : "at pixel", s.col, s.row, info.width, info.height));
+  }
+  for (const auto& b : info.bands) {
+    try {
+      s.dates.push_back(io::Date::parse(b.description));
+    } catch (const InvalidArgument&) {
+      throw FormatError(
+          fmt::format("{}: band {} is named '{}', not an ISO date", info.path, b.index, b.description));
+    }
+  }
+  const io::Window one{s.col, s.row, 1, 1};
+  auto read_cube = [&](const std::string& path) {
+    std::vector<double> v;
+    if (!fs::exists(path)) return std::vector<double>(s.dates.size(), std::nan(""));
+    const auto r = io::Raster::open(path);
+    for (int band = 1; band <= r.info().band_count(); ++band) {
+      const auto w = r.read(band, one);
+      v.push_back(w.valid.data()[0] != 0 ? w.values.data()[0] : std::nan(""));
+    }
+    return v;
+  };
+  for (const auto& c : s.components) {
+    s.values.push_back(read_cube(path_of("timeseries_" + c + ".tif")));
+    s.sigmas.push_back(read_cube(path_of("timeseries_" + c + "_sigma.tif")));
+  }
+  return s;
+}
+
+std::string series_to_csv(const NodeSeries& series) {
+  std::ostringstream out;
+  out << "date";
+  for (const auto& c : series.components)
+    out << ',' << c << '_' << series.unit << ',' << c << "_sigma_" << series.unit;
+  out << '\n';
+  auto cell = [](double v) { return std::isfinite(v) ? fmt::format("{:.6g}", v) : std::string(); };
+  for (std::size_t k = 0; k < series.dates.size(); ++k) {
+    out << series.dates[k].iso();
+    for (std::size_t c = 0; c < series.components.size(); ++c) {
+      out << ',' << cell(series.values[c][k]) << ',' << cell(series.sigmas[c][k]);
+    }
+    out << '\n';
+  }
+  return out.str();
+}
+
+}  // namespace deforma::timeseries
