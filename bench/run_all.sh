@@ -19,7 +19,7 @@ echo "== egms: model fitting (1,000,000 points x 300 dates) and Ortho =="
 "$BUILD_DIR/bench/egms_fit_bench" --points 1000000 --dates 300 --out "$OUT_DIR" | tee "$OUT_DIR/egms_fit_bench.txt"
 
 echo
-echo "== timeseries: inversion of 1,000,000 nodes x 200 pairs x 40 dates vs per-node SciPy lstsq"
+echo "== timeseries: inversion of 1M nodes x 200 pairs x 40 dates vs a per-node SciPy lstsq baseline"
 PYTHON="${DEFORMA_BENCH_PYTHON:-/usr/bin/python3}"
 "$BUILD_DIR/bench/deforma_bench_invert" --nodes 1000000 --pairs 200 --dates 40 --baseline-nodes 20000 \
   --threads 2 --ram 1024 --python "$PYTHON" --work-dir "$OUT_DIR/timeseries" | tee "$OUT_DIR/timeseries_invert.md"
@@ -27,3 +27,7 @@ PYTHON="${DEFORMA_BENCH_PYTHON:-/usr/bin/python3}"
 # The same with per-node pair weights (the --weight-band path of deforma invert: no shared factorizations).
 "$BUILD_DIR/bench/deforma_bench_invert" --nodes 1000000 --pairs 200 --dates 40 --baseline-nodes 0 --node-weights \
   --threads 2 --ram 1024 --work-dir "$OUT_DIR/timeseries" | tee "$OUT_DIR/timeseries_invert_node_weights.md"
+
+echo
+echo "== pipeline: the whole deforma pipeline on the Perito Moreno series"
+bash "$ROOT/bench/pipeline/time_pipeline.sh" "$BUILD_DIR" "$OUT_DIR" | tee "$OUT_DIR/pipeline_perito.md"

@@ -20,4 +20,22 @@ else
   echo "(skipping Yahtse: $YAHTSE not found)"
 fi
 
+# ---- Perito Moreno time series: deforma pipeline (23 dates, pixel units) --------------------------------
+echo "== deforma pipeline: 23 Sentinel-2 images of Perito Moreno Glacier (2020-01-01 .. 2020-03-28)"
+PERITO_OUT="$OUT/perito-moreno"
+"$DEFORMA" --summary-json pipeline "$DATA"/perito-moreno/2020*.jpg -o "$PERITO_OUT" \
+  --exclude "$DATA/perito-moreno/mask.jpg" --auto-stable --ramp bias --max-step 3 \
+  >"$OUT/perito-moreno-summary.json"
+python3 - "$OUT/perito-moreno-summary.json" <<'PY' || cat "$OUT/perito-moreno-summary.json"
+import json, sys
+s = json.load(open(sys.argv[1]))
+h = s["details"]["headline"]
+print(s["report"], end="")
+print(f"  headline: glacier (mask) median speed {h['median_speed_moving']:.1f} {h['unit']}, "
+      f"off-ice median {h['median_speed_stable']:.1f} {h['unit']}, p95 {h['p95_speed']:.1f} {h['unit']}, "
+      f"median residual RMSE {h.get('median_rmse', float('nan')):.3f} px")
+print(f"  output folder: {s['details']['output_dir']} (open catalog.json, products/*.png)")
+PY
+# ---- end of the Perito Moreno section ---------------------------------------------------------------------
+
 echo "Results are in $OUT"

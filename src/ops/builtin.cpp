@@ -9,9 +9,10 @@ const OperationRegistry& builtin_operations() {
     OperationRegistry r;
     ops::register_io_operations(r);
     ops::register_correlate_operations(r);
-    ops::register_describe_operation(r);
-    ops::register_egms_operations(r);
+    ops::register_filter_operations(r);
     ops::register_timeseries_operations(r);
+    ops::register_egms_operations(r);
+    ops::register_describe_operation(r);
     return r;
   }();
   return registry;

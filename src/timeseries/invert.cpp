@@ -200,8 +200,8 @@ struct NetworkInverter::Impl {
     return solver;
   }
 
-  double robust_weight(double z) const {
-    switch (options.robust) {
+  double robust_weight(double z, RobustLoss loss) const {
+    switch (loss) {
       case RobustLoss::kNone:
         return 1.0;
       case RobustLoss::kTukey: {
@@ -375,6 +375,7 @@ struct NetworkInverter::Impl {
     int rank = 0;
     bool is_bridged = false;
     int iterations = robust_pass ? options.max_irls_iterations : 1;
+    RobustLoss loss = options.robust;
     bool final_pass = false;
     thread_local std::vector<float> abs_r;
     for (int it = 0; it < iterations; ++it) {
@@ -428,14 +429,40 @@ struct NetworkInverter::Impl {
       };
       const double se = scale_of(true);
       const double sn = scale_of(false);
+      std::vector<double> next(pairs.size(), 1.0);
+      auto reweight = [&](RobustLoss l) {
+        for (std::size_t k = 0; k < pairs.size(); ++k) {
+          if (base_weights[k] <= 0.0) continue;
+          const double z = std::max(std::abs(east[k] - (ue[pairs[k].sec] - ue[pairs[k].ref])) / se,
+                                    std::abs(north[k] - (un[pairs[k].sec] - un[pairs[k].ref])) / sn);
+          next[k] = robust_weight(z, l);
+        }
+      };
+      reweight(loss);
+      if (loss == RobustLoss::kTukey) {
+        // Rejecting pairs must leave some redundancy, or nothing could tell an outlier from the signal
+        // any more (a thin, cloudy network): then this node falls back to Huber, which never rejects.
+        std::vector<double> kept(pairs.size(), 0.0);
+        int used = 0;
+        for (std::size_t k = 0; k < pairs.size(); ++k) {
+          if (base_weights[k] > 0.0 && next[k] > 0.5) {
+            kept[k] = 1.0;
+            ++used;
+          }
+        }
+        int kept_rank = 0;
+        bool kept_bridged = false;
+        connectivity(kept, kept_rank, kept_bridged);
+        if (used - kept_rank < 1) {
+          loss = RobustLoss::kHuber;
+          reweight(loss);
+        }
+      }
       double change = 0.0;
       for (std::size_t k = 0; k < pairs.size(); ++k) {
         if (base_weights[k] <= 0.0) continue;
-        const double z = std::max(std::abs(east[k] - (ue[pairs[k].sec] - ue[pairs[k].ref])) / se,
-                                  std::abs(north[k] - (un[pairs[k].sec] - un[pairs[k].ref])) / sn);
-        const double next = robust_weight(z);
-        change = std::max(change, std::abs(next - robust[k]));
-        robust[k] = next;
+        change = std::max(change, std::abs(next[k] - robust[k]));
+        robust[k] = next[k];
       }
       // Weights settled: one more solve with them, then stop.
       if (change < 1e-3) final_pass = true;

@@ -336,8 +336,13 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
     const auto mag_scale =
         render::ColorScale::robust_sequential(sampled.magnitude, sampled.valid, "velocity", velocity_unit);
     const std::string png_mag = product_path(options, "velocity_magnitude.png");
+    // Arrows take a northward component; in pixel units the second component (dy) grows downwards.
+    GridF arrow_north = sampled.second;
+    if (comp.unit == "px") {
+      for (auto& v : arrow_north.values()) v = -v;
+    }
     render::write_png(png_mag, render::render_quicklook(sampled.magnitude, sampled.valid, mag_scale, q,
-                                                        &sampled.first, &sampled.second));
+                                                        &sampled.first, &arrow_north));
     summary.outputs.push_back(png_mag);
     for (const auto& [name, g] : {std::pair<std::string, const GridF*>{comp.first, &sampled.first},
                                   std::pair<std::string, const GridF*>{comp.second, &sampled.second}}) {

@@ -239,6 +239,18 @@ TEST(InvertRasters, PixelUnitsWithoutGeoreferencing) {
       ("NETCDF:\"" + dir.file("out/timeseries.nc") + "\":dx").c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
   ASSERT_TRUE(nc);
   EXPECT_EQ(nc->GetRasterCount(), 4);
+
+  // The CLI takes the folder holding pairs.csv, as the batch writes it.
+  write_pair_table(dir.file("pairs.csv"), pairs);
+  const auto cli = test::run_cli("invert " + dir.path().string() + " -o " + dir.file("cli") +
+                                 " --units px --no-netcdf --no-quicklooks --robust huber");
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_NE(cli.out.find("4 dates, 5 pairs"), std::string::npos) << cli.out;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("cli/velocity.tif")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("cli/timeseries.nc")));
+  const auto wrong = test::run_cli("invert " + dir.file("pairs.csv") + " -o " + dir.file("cli2"));
+  EXPECT_EQ(wrong.exit_code, 5) << wrong.err;  // bands east_m/north_m are absent: a format error
+  EXPECT_NE(wrong.err.find("east_m"), std::string::npos) << wrong.err;
 }
 
 }  // namespace

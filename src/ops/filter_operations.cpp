@@ -1,0 +1,157 @@
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "deforma/core/error.hpp"
+#include "deforma/filter/filter.hpp"
+#include "ops/filter_operations.hpp"
+#include "ops/registration.hpp"
+
+namespace deforma::ops {
+
+std::vector<ParamDecl> filter_parameters() {
+  return {
+      ParamDecl::option("min-snr", ParamType::kDouble, "reject nodes whose SNR is below this (flag 1); 0 = off")
+          .defaults_to("0")
+          .at_least(0),
+      ParamDecl::option("min-corr", ParamType::kDouble,
+                        "reject nodes whose correlation is below this (flag 9); 0 = off")
+          .defaults_to("0")
+          .between(0, 1),
+      ParamDecl::option("no-median-test", ParamType::kBool,
+                        "skip the normalized median test (Westerweel & Scarano 2005)"),
+      ParamDecl::option("median-radius", ParamType::kInt, "neighbourhood radius of the median test (1 = 3x3)")
+          .in_unit("nodes")
+          .defaults_to("1")
+          .between(1, 10),
+      ParamDecl::option("median-threshold", ParamType::kDouble,
+                        "reject a vector whose normalized median residual exceeds this (flag 7)")
+          .defaults_to("2")
+          .at_least(0.01),
+      ParamDecl::option("median-epsilon", ParamType::kDouble,
+                        "acceptable fluctuation added to the neighbours' median residual")
+          .in_unit("px")
+          .defaults_to("0.1")
+          .at_least(0),
+      ParamDecl::option("median-min-neighbours", ParamType::kInt,
+                        "valid neighbours a node needs to be tested (fewer: kept untested)")
+          .defaults_to("3")
+          .between(1, 440),
+      ParamDecl::option("max-displacement", ParamType::kDouble,
+                        "reject displacements larger than this (flag 8); 0 = off")
+          .in_unit("px")
+          .defaults_to("0")
+          .at_least(0),
+      ParamDecl::option("max-velocity", ParamType::kDouble,
+                        "reject velocities (east_m/north_m over --days) larger than this (flag 8); 0 = off")
+          .in_unit("m/yr")
+          .defaults_to("0")
+          .at_least(0),
+      ParamDecl::option("days", ParamType::kDouble, "time between the two images of the pair, for --max-velocity")
+          .in_unit("days")
+          .at_least(0.001),
+      ParamDecl::option("ramp", ParamType::kChoice,
+                        "stable-ground correction model (default: bias when stable ground is given, else none)")
+          .one_of({"none", "bias", "plane", "quadratic"}),
+      ParamDecl::option("stable", ParamType::kPath, "stable ground as polygons (any OGR format: GPKG, SHP, GMT...)"),
+      ParamDecl::option("stable-mask", ParamType::kPath, "stable ground as a mask raster (non-zero = stable)"),
+      ParamDecl::option("auto-stable", ParamType::kBool,
+                        "find the stable ground automatically: the least-moving, well-correlated nodes"),
+      ParamDecl::option("exclude", ParamType::kPath,
+                        "ground known to move (mask raster or polygons), never taken as stable"),
+      ParamDecl::option("auto-corr-quantile", ParamType::kDouble,
+                        "--auto-stable: keep nodes whose correlation is at or above this quantile")
+          .defaults_to("0.5")
+          .between(0, 0.99),
+      ParamDecl::option("auto-fraction", ParamType::kDouble,
+                        "--auto-stable: fraction of those, smallest displacements first, taken as stable")
+          .defaults_to("0.3")
+          .between(0.01, 1),
+      ParamDecl::option("robust-k", ParamType::kDouble,
+                        "robust fit: reject stable nodes farther than this many NMADs from the median residual")
+          .defaults_to("3")
+          .at_least(0.5),
+      ParamDecl::option("robust-iterations", ParamType::kInt, "robust fit: most refits")
+          .defaults_to("5")
+          .between(1, 50),
+  };
+}
+
+filter::FilterOptions filter_options_from(const ParamValues& p, bool read_max_velocity) {
+  filter::FilterOptions o;
+  o.min_snr = p.get_double("min-snr");
+  o.min_corr = p.get_double("min-corr");
+  o.median_test = !p.get_bool("no-median-test");
+  o.median_radius = static_cast<int>(p.get_int("median-radius"));
+  o.median_threshold = p.get_double("median-threshold");
+  o.median_epsilon_px = p.get_double("median-epsilon");
+  o.median_min_neighbours = static_cast<int>(p.get_int("median-min-neighbours"));
+  o.max_displacement_px = p.get_double("max-displacement");
+  if (read_max_velocity && p.get_double("max-velocity") > 0) {
+    if (!p.has("days")) {
+      throw InvalidArgument("parameter --max-velocity: needs --days, the time between the two images");
+    }
+    o.max_displacement_m = p.get_double("max-velocity") * p.get_double("days") / 365.25;
+  }
+  o.ramp = filter::parse_ramp_model(p.get_string_or("ramp", "none"));
+  const int sources = (p.has("stable") ? 1 : 0) + (p.has("stable-mask") ? 1 : 0) + (p.get_bool("auto-stable") ? 1 : 0);
+  if (sources > 1) {
+    throw InvalidArgument("parameters --stable, --stable-mask, --auto-stable: give only one stable-ground source");
+  }
+  if (p.has("stable")) {
+    o.stable = filter::StableSource::kPolygons;
+    o.stable_path = p.get_string("stable");
+  } else if (p.has("stable-mask")) {
+    o.stable = filter::StableSource::kMask;
+    o.stable_path = p.get_string("stable-mask");
+  } else if (p.get_bool("auto-stable")) {
+    o.stable = filter::StableSource::kAuto;
+  }
+  // A stable-ground source without a model means "remove the bias": the least surprising choice.
+  if (o.stable != filter::StableSource::kNone && o.ramp == filter::RampModel::kNone && !p.has("ramp")) {
+    o.ramp = filter::RampModel::kBias;
+  }
+  if (p.has("exclude")) o.exclude_path = p.get_string("exclude");
+  o.auto_corr_quantile = p.get_double("auto-corr-quantile");
+  o.auto_fraction = p.get_double("auto-fraction");
+  o.robust_k = p.get_double("robust-k");
+  o.robust_iterations = static_cast<int>(p.get_int("robust-iterations"));
+  o.validate();
+  return o;
+}
+
+void register_filter_operations(OperationRegistry& registry) {
+  OperationDecl op;
+  op.name = "filter";
+  op.summary = "Filter and correct a correlation result: thresholds, median test, max velocity, stable ground";
+  op.description =
+      "Reads a correlation result (bands dx_px, dy_px, flag and optionally east_m, north_m, corr, snr, found by "
+      "their descriptions), rejects nodes below the SNR/correlation thresholds, vectors that fail the normalized "
+      "median test of Westerweel & Scarano (2005) and displacements above the plausible maximum, then fits a "
+      "bias or a plane/quadratic ramp on stable ground (polygons, a mask, or found automatically) and removes "
+      "it. Rejected nodes get nodata and a flag (7 median test, 8 above maximum, 9 low correlation; see "
+      "docs/filter.md). What was removed is recorded in the output's DEFORMA_FILTER metadata.";
+  op.params = {
+      ParamDecl::argument("input", ParamType::kPath, "correlation result (COG from deforma correlate)"),
+      ParamDecl::option("output", ParamType::kPath, "filtered result (COG)").alias("o").mandatory(),
+  };
+  for (auto& p : filter_parameters()) op.params.push_back(std::move(p));
+  op.examples = {
+      "deforma filter pair.tif -o pair_filtered.tif --min-corr 0.3 --max-displacement 30",
+      "deforma filter pair.tif -o pair_filtered.tif --stable StEliasMtn_utm7v_rock.gmt --ramp plane",
+      "deforma filter pair.tif -o pair_filtered.tif --auto-stable --exclude glacier_mask.tif"};
+  op.run = [](const ParamValues& params, RunContext& context) {
+    filter::FilterRun run;
+    run.input = params.get_string("input");
+    run.output = params.get_string("output");
+    run.options = filter_options_from(params);
+    run.command_line = context.command_line;
+    run.parameters = params.to_json();
+    run.ram_budget_mb = context.ram_budget_mb;
+    run.progress = context.progress;
+    return filter::filter_result(run);
+  };
+  registry.add(std::move(op));
+}
+
+}  // namespace deforma::ops
