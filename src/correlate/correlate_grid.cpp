@@ -130,7 +130,7 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchO
   coarse.coarse_above_px = 0;
   coarse.subpixel = Subpixel::kParabolic;
   if (coarse.method == Method::kPhase && 2 * coarse.search_px >= coarse.chip_px) coarse.method = Method::kNcc;
-  const int every = std::max(1, coarse.chip_px * factor / 2 / std::max(1, nodes.step_px));
+  const int every = std::max(1, coarse.chip_px * factor * 3 / 4 / std::max(1, nodes.step_px));
   std::vector<int> coarse_i, coarse_j;
   for (int i = 0; i < nodes.cols; i += every) coarse_i.push_back(i);
   if (coarse_i.back() != nodes.cols - 1) coarse_i.push_back(nodes.cols - 1);
