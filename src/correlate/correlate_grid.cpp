@@ -15,6 +15,8 @@ namespace deforma::correlate {
 
 namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+// Largest search (in coarse pixels) of the coarse pass; larger searches downsample further.
+constexpr int kCoarseSearchPx = 12;
 
 int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
@@ -120,8 +122,9 @@ GridResult make_result(const NodeGrid& nodes) {
 
 void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
                     const NodeGrid& nodes, const GridF* gdx, const GridF* gdy, GridResult& out) {
-  int factor = 1;
-  while ((options.search_px + factor - 1) / factor > options.coarse_above_px) factor *= 2;
+  // The smallest downsampling (at least 2) that brings the coarse search to at most kCoarseSearchPx.
+  int factor = 2;
+  while ((options.search_px + factor - 1) / factor > kCoarseSearchPx) factor *= 2;
   // Coarse pass: a chip covering twice the fine chip's footprint (a robust seed that sees the same ground),
   // on every m-th node so that neighbouring coarse chips overlap by about half.
   MatchOptions coarse = options;

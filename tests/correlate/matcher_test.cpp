@@ -67,7 +67,10 @@ TEST(CorrelateOptions, ValidateNamesTheParameter) {
   o.method = Method::kPhase;
   o.search_px = 12;
   o.chip_px = 16;
+  o.coarse_above_px = 0;  // without coarse-to-fine, phase correlation cannot see 12 px in a 16 px chip
   EXPECT_NE(message(o).find("--search"), std::string::npos);
+  o.coarse_above_px = 6;
+  EXPECT_EQ(message(o), "");
   EXPECT_GE(MatchOptions{}.halo_px(), MatchOptions{}.chip_px / 2 + MatchOptions{}.search_px);
 }
 

@@ -88,8 +88,9 @@ struct MatchOptions {
   Subpixel subpixel = Subpixel::kIterative;
   /// Largest number of re-matching iterations of Subpixel::kIterative (and of the phase-plane fit).
   int max_iterations = 6;
-  /// correlate_grid goes coarse-to-fine when search_px is larger than this (px); 0 never does.
-  int coarse_above_px = 12;
+  /// correlate_grid goes coarse-to-fine when search_px is larger than this (px); 0 never does. The coarse
+  /// pass downsamples by 2 (by 4, 8... when the search exceeds 24, 48... px) and seeds a +-3 px fine search.
+  int coarse_above_px = 6;
 
   /// Throws InvalidArgument naming the parameter (--chip, --search, --min-snr, ...).
   void validate() const;
