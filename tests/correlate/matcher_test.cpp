@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -326,6 +327,47 @@ TEST(CorrelateGrid, IdenticalResultsForAnyThreadCount) {
     }
     EXPECT_GT(one.flag_counts[0], 0);
   }
+}
+
+TEST(CorrelateGrid, StripsGiveTheSameResultAsTheWholeImage) {
+  // The streaming driver cuts the image into strips of node rows plus grid_halo_px() of context.
+  const int size = 480;
+  const GridF ref = test::make_noise_texture(size, size, 1.3, 51);
+  const GridF sec = test::warp_by_field(ref, [](double c, double r, double& u, double& v) {
+    u = 6.0 + 0.02 * (r - 240);
+    v = -3.0 + 0.01 * (c - 240);
+  });
+  MatchOptions o;
+  o.search_px = 20;  // coarse-to-fine
+  const int step = 16;
+  const NodeGrid whole = test::interior_nodes(size, size, o.halo_px(), step);
+  const GridResult reference = correlate_grid({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, o, whole);
+  const int halo = grid_halo_px(o, step);
+  EXPECT_GT(halo, o.halo_px());
+  for (int first = 0; first < whole.rows; first += 7) {
+    NodeGrid strip = whole;
+    strip.first_row = whole.first_row + first * step;
+    strip.rows = std::min(7, whole.rows - first);
+    const int row0 = std::max(0, strip.first_row - halo);
+    const int row1 = std::min(size, strip.first_row + (strip.rows - 1) * step + halo + 1);
+    GridF ref_part(size, row1 - row0), sec_part(size, row1 - row0);
+    for (int r = row0; r < row1; ++r)
+      for (int c = 0; c < size; ++c) {
+        ref_part(c, r - row0) = ref(c, r);
+        sec_part(c, r - row0) = sec(c, r);
+      }
+    const GridResult part =
+        correlate_grid({&ref_part, nullptr, 0, row0}, {&sec_part, nullptr, 0, row0}, o, strip);
+    for (int j = 0; j < strip.rows; ++j)
+      for (int i = 0; i < strip.cols; ++i) {
+        const int jj = first + j;
+        ASSERT_EQ(part.flag(i, j), reference.flag(i, jj)) << "node " << i << "," << jj;
+        if (part.flag(i, j) != 0) continue;
+        ASSERT_EQ(part.dx_px(i, j), reference.dx_px(i, jj)) << "node " << i << "," << jj;
+        ASSERT_EQ(part.dy_px(i, j), reference.dy_px(i, jj)) << "node " << i << "," << jj;
+      }
+  }
+  EXPECT_GE(reference.flag_counts[0], static_cast<long long>(whole.cols) * whole.rows * 9 / 10);
 }
 
 }  // namespace

@@ -201,9 +201,17 @@ struct GridResult {
 /// downsampled by 2^k finds the displacement (median-filtered) and the fine pass searches a few pixels
 /// around it (docs/correlate.md). For Method::kFlow, dense_flow is run on the windows and sampled at the
 /// nodes, then evaluated (corr/snr/flag) with Matcher::evaluate.
-/// The windows must cover the nodes plus halo_px() (and |guess| for sec); uncovered parts count as outside.
+/// The windows should cover the nodes plus grid_halo_px(options, nodes.step_px) (and |guess| for sec);
+/// uncovered parts count as outside. With that context the results at a node do not depend on how the
+/// image is cut into windows (strips), nor on the number of threads.
 GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
                           const NodeGrid& nodes, const GridF* guess_dx_px = nullptr,
                           const GridF* guess_dy_px = nullptr);
+
+/// Context (pixels, each side) correlate_grid needs around its nodes for `options` and a node spacing of
+/// `step_px`: halo_px() for a direct search; for coarse-to-fine also the coarse chips of the coarse nodes
+/// computed up to three coarse spacings beyond the grid (so that strips give the same result as one
+/// window over the whole image). Validates `options`.
+int grid_halo_px(const MatchOptions& options, int step_px);
 
 }  // namespace deforma::correlate
