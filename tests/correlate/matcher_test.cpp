@@ -329,6 +329,64 @@ TEST(CorrelateGrid, IdenticalResultsForAnyThreadCount) {
   }
 }
 
+TEST(CorrelateGrid, OddChipsTinyWindowsAndBadGuessesAreHandled) {
+  const GridF ref = test::make_noise_texture(128, 128, 1.2, 61);
+  const GridF sec = test::fourier_shift(ref, 1.4, -0.7);
+  for (const Method method : {Method::kNcc, Method::kPhase}) {
+    for (const int chip : {8, 15, 31, 33}) {
+      MatchOptions o;
+      o.method = method;
+      o.chip_px = chip;
+      o.search_px = std::min(3, (chip - 1) / 2 - 1);
+      if (method == Method::kPhase && 2 * o.search_px >= chip) continue;
+      Matcher matcher(o);
+      const NodeResult r = matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, 64, 64);
+      if (chip >= 15) {
+        ASSERT_TRUE(is(NodeFlag::kValid, r)) << to_string(method) << " chip " << chip << ": " << to_string(r.flag);
+        EXPECT_NEAR(r.dx_px, 1.4, 0.1) << to_string(method) << " chip " << chip;
+        EXPECT_NEAR(r.dy_px, -0.7, 0.1) << to_string(method) << " chip " << chip;
+      }
+      // A NaN guess counts as no guess; an absurd one lands outside the image.
+      const NodeResult nan_guess = matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, 64, 64, kNaN, kNaN);
+      EXPECT_EQ(nan_guess.flag, r.flag);
+      const NodeResult far = matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, 64, 64, 1e6, -1e6);
+      EXPECT_TRUE(is(NodeFlag::kOutsideOverlap, far)) << to_string(far.flag);
+    }
+  }
+  // Windows smaller than a chip, empty windows, empty node grids.
+  const GridF tiny(5, 5, 1.0f);
+  const GridF empty;
+  Matcher matcher(MatchOptions{});
+  EXPECT_TRUE(is(NodeFlag::kOutsideOverlap, matcher.match({&tiny, nullptr, 0, 0}, {&tiny, nullptr, 0, 0}, 2, 2)));
+  EXPECT_TRUE(is(NodeFlag::kOutsideOverlap, matcher.match({&empty, nullptr, 0, 0}, {&ref, nullptr, 0, 0}, 2, 2)));
+  EXPECT_TRUE(is(NodeFlag::kOutsideOverlap, matcher.match({nullptr, nullptr, 0, 0}, {&ref, nullptr, 0, 0}, 2, 2)));
+  NodeGrid none;
+  none.cols = 0;
+  none.rows = 0;
+  EXPECT_EQ(correlate_grid({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, MatchOptions{}, none).flag.size(), 0u);
+  NodeGrid bad_step;
+  bad_step.step_px = 0;
+  EXPECT_THROW(correlate_grid({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, MatchOptions{}, bad_step), InvalidArgument);
+  // Every method over a grid reaching beyond the images: flags, no crash, NaN where invalid.
+  for (const Method method : {Method::kNcc, Method::kPhase, Method::kFlow}) {
+    MatchOptions o;
+    o.method = method;
+    o.search_px = method == Method::kPhase ? 6 : 10;
+    NodeGrid beyond;
+    beyond.first_col = -40;
+    beyond.first_row = -40;
+    beyond.step_px = 24;
+    beyond.cols = 10;
+    beyond.rows = 10;
+    const GridResult g = correlate_grid({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, o, beyond);
+    EXPECT_GT(g.flag_counts[static_cast<int>(NodeFlag::kOutsideOverlap)], 0) << to_string(method);
+    for (std::size_t k = 0; k < g.flag.size(); ++k)
+      if (g.flag.data()[k] != 0) {
+        EXPECT_TRUE(std::isnan(g.dx_px.data()[k]));
+      }
+  }
+}
+
 TEST(CorrelateGrid, StripsGiveTheSameResultAsTheWholeImage) {
   // The streaming driver cuts the image into strips of node rows plus grid_halo_px() of context.
   const int size = 480;
