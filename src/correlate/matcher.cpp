@@ -658,7 +658,7 @@ struct Matcher::Impl {
     return NodeFlag::kValid;
   }
 
-  NodeResult match_ncc(int col, int row) {
+  NodeResult match_ncc() {
     NodeResult result;
     if (!ncc_surface()) {
       result.flag = NodeFlag::kNoTexture;
@@ -690,8 +690,6 @@ struct Matcher::Impl {
         return result;
       }
     }
-    (void)col;
-    (void)row;
     result.corr = static_cast<float>(corr);
     result.flag = check_match(dx, dy, snr, corr);
     if (result.flag == NodeFlag::kValid) {
@@ -882,7 +880,7 @@ struct Matcher::Impl {
     result.flag = load_secondary(sec, col, row);
     if (result.flag != NodeFlag::kValid) return result;
     if (opt.method == Method::kPhase) return match_phase();
-    return match_ncc(col, row);
+    return match_ncc();
   }
 
   NodeResult evaluate(const ImageWindow& ref, const ImageWindow& sec, int col, int row, double dx, double dy) {
