@@ -68,8 +68,9 @@ struct MatchOptions {
   Method method = Method::kNcc;
   /// Template (reference chip) size in pixels, even or odd, >= 8 (`--chip`).
   int chip_px = 32;
-  /// Largest displacement searched around the guess, in pixels, in each direction (`--search`), >= 1.
-  /// For the phase method the secondary window is the chip itself, so search_px must be < chip_px / 2.
+  /// Largest displacement searched around the guess, in pixels, in each direction (`--search`), >= 2.
+  /// For the phase method the secondary window is the chip itself, so a direct search must be < chip_px / 2
+  /// (coarse-to-fine lifts the limit).
   int search_px = 16;
   /// Nodes whose SNR is below: kLowSnr. SNR = peak correlation / the highest other local maximum of the
   /// correlation surface (docs/correlate.md). The default 2 separates true matches from unrelated chips on
@@ -94,14 +95,16 @@ struct MatchOptions {
 
   /// Throws InvalidArgument naming the parameter (--chip, --search, --min-snr, ...).
   void validate() const;
-  /// Pixels of context a window needs on each side of a node for these options (chip/2 + search + margin
-  /// for the sub-pixel interpolation). The secondary window additionally needs the |guess| on each side.
+  /// Pixels of context a window needs on each side of a node for Matcher::match with these options
+  /// (chip/2 + search + margin for the sub-pixel interpolation). The secondary window additionally needs
+  /// the |guess| on each side. correlate_grid with coarse-to-fine needs more: see grid_halo_px().
   int halo_px() const;
 };
 
 /// Applies `filter` in place on a window (tile + halo) of an image. Invalid pixels (valid == 0) are
 /// filled from their valid neighbourhood before filtering so that they do not ring, and set to 0 after.
-/// The window needs a halo of prefilter_halo_px() pixels for interior values to be exact.
+/// The window needs a halo of prefilter_halo_px() pixels for interior values to match a whole-image run
+/// (away from holes, whose filling looks about 12 px further).
 void apply_prefilter(Prefilter filter, GridF& image, const GridU8& valid);
 /// Context (pixels) a prefilter needs around a window for its interior values to match a whole-image run.
 int prefilter_halo_px(Prefilter filter);
