@@ -152,8 +152,8 @@ int main(int argc, char** argv) {
       direct.coarse_above_px = 0;
       ours("deforma ncc (default: coarse-to-fine above 6 px)", options);
       ours("deforma ncc, full search at every node", direct);
-      for (const auto& [label, sub] : {std::pair{"deforma ncc, parabolic fit", Subpixel::kParabolic},
-                                       std::pair{"deforma ncc, Gaussian fit", Subpixel::kGaussian}}) {
+      for (const auto& [label, sub] : {std::pair{"deforma ncc, full search, parabolic fit", Subpixel::kParabolic},
+                                       std::pair{"deforma ncc, full search, Gaussian fit", Subpixel::kGaussian}}) {
         MatchOptions o = direct;
         o.subpixel = sub;
         ours(label, o);
