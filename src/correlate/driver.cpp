@@ -144,6 +144,13 @@ double percentile(std::vector<float> v, double p) {
 
 }  // namespace
 
+MatchOptions default_pair_match_options() {
+  MatchOptions options;
+  options.min_snr = 1.5;
+  options.min_corr = 0.2;
+  return options;
+}
+
 const std::vector<std::string>& result_band_names() {
   static const std::vector<std::string> names = {"dx_px", "dy_px", "east_m", "north_m", "corr", "snr", "flag"};
   return names;
