@@ -528,9 +528,12 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
   std::vector<PointModel> results;
   std::int64_t points = 0, failed = 0;
   nlohmann::json extra = {{"operation", "egms reference"}, {"reference", description}};
+  // Referenced to a local point or area, the product is relative again: Basic level.
+  ProductMetadata metadata = reader.metadata();
+  if (metadata.level != "L3") metadata.level = "L2a";
   for_each_chunk(reader, options, context, "re-referencing", [&](PointChunk& c) {
     if (!sinks && outputs.any()) {
-      sinks = std::make_unique<detail::OutputSinks>(outputs, reader.layout(), reader.metadata(),
+      sinks = std::make_unique<detail::OutputSinks>(outputs, reader.layout(), metadata,
                                                     detail::with_input(provenance, input), extra);
     }
     for (std::size_t p = 0; p < c.size(); ++p) {

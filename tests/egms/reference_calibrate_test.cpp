@@ -39,6 +39,7 @@ TEST(EgmsReference, ToAPointMakesItsSeriesZero) {
     EXPECT_NEAR(out.points.scalar(p, v), original.points.scalar(p, v) - ref_velocity, 0.2);
   }
   EXPECT_NE(out.metadata.xml.find("\"method\":\"pid\""), std::string::npos);
+  EXPECT_EQ(out.metadata.level, "L2a");
   EXPECT_NE(out.metadata.xml.find(ref_pid), std::string::npos);
 }
 
