@@ -83,26 +83,7 @@ bool parse_number(std::string_view field, double& value) {
   return r.ec == std::errc() && r.ptr == field.data() + field.size();
 }
 
-std::atomic<unsigned> temp_counter{0};
-std::string staging_name(const std::string& final_path) {
-  const fs::path p(final_path);
-  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-  return (dir / fmt::format(".{}.partial-{}-{}{}", p.stem().string(), ::getpid(), temp_counter++,
-                            p.extension().string()))
-      .string();
-}
 
-void remove_quietly(const std::string& path) {
-  std::error_code ec;
-  if (!path.empty()) fs::remove(path, ec);
-}
-
-void rename_into_place(const std::string& from, const std::string& to) {
-  std::error_code ec;
-  fs::rename(from, to, ec);
-  if (ec)
-    throw IoError(fmt::format("{}: cannot rename the finished output into place: {}", to, ec.message()));
-}
 
 }  // namespace
 
@@ -615,9 +596,8 @@ void append_value(std::string& out, double value, int decimals) {
 
 struct ProductWriter::State {
   std::string final_path;
-  std::string staging_path;  // the zip, or the CSV
-  std::string final_xml;     // sidecar (CSV output)
-  std::string staging_xml;
+  std::unique_ptr<io::StagedFile> staged;      // the zip, or the CSV
+  std::unique_ptr<io::StagedFile> staged_xml;  // sidecar (CSV output)
   bool zip = false;
   VSILFILE* csv = nullptr;
   ProductLayout layout;
@@ -628,11 +608,7 @@ struct ProductWriter::State {
   std::string line;
 
   ~State() {
-    if (csv) VSIFCloseL(csv);
-    if (!closed) {
-      remove_quietly(staging_path);
-      remove_quietly(staging_xml);
-    }
+    if (csv) VSIFCloseL(csv);  // before the StagedFiles remove what was not committed
   }
 };
 
@@ -646,15 +622,14 @@ ProductWriter::ProductWriter(const std::string& path, ProductLayout layout, Prod
   s.layout = std::move(layout);
   s.metadata = std::move(metadata);
   s.xml_text = metadata_xml(s.metadata, provenance, extra);
-  s.staging_path = staging_name(path);
+  s.staged = std::make_unique<io::StagedFile>(path);
   s.zip = lower(fs::path(path).extension().string()) == ".zip";
   s.entry_stem = fs::path(path).stem().string();
-  std::string csv_target = s.staging_path;
+  std::string csv_target = s.staged->temp_path();
   if (s.zip) {
-    csv_target = "/vsizip/" + s.staging_path + "/" + s.entry_stem + ".csv";
+    csv_target = "/vsizip/" + s.staged->temp_path() + "/" + s.entry_stem + ".csv";
   } else {
-    s.final_xml = fs::path(path).replace_extension(".xml").string();
-    s.staging_xml = staging_name(s.final_xml);
+    s.staged_xml = std::make_unique<io::StagedFile>(fs::path(path).replace_extension(".xml").string());
   }
   clear_gdal_error();
   s.csv = VSIFOpenL(csv_target.c_str(), "wb");
@@ -705,7 +680,7 @@ std::vector<std::string> ProductWriter::close() {
   }
   s.csv = nullptr;
   const std::string xml_target =
-      s.zip ? "/vsizip/" + s.staging_path + "/" + s.entry_stem + ".xml" : s.staging_xml;
+      s.zip ? "/vsizip/" + s.staged->temp_path() + "/" + s.entry_stem + ".xml" : s.staged_xml->temp_path();
   VSILFILE* xml = VSIFOpenL(xml_target.c_str(), "wb");
   if (!xml)
     throw IoError(fmt::format("{}: cannot write the XML metadata ({})", s.final_path, last_gdal_error()));
@@ -713,11 +688,11 @@ std::vector<std::string> ProductWriter::close() {
   if (VSIFCloseL(xml) != 0 || !ok)
     throw IoError(fmt::format("{}: cannot write the XML metadata", s.final_path));
   std::vector<std::string> outputs;
-  rename_into_place(s.staging_path, s.final_path);
+  s.staged->commit();
   outputs.push_back(s.final_path);
   if (!s.zip) {
-    rename_into_place(s.staging_xml, s.final_xml);
-    outputs.push_back(s.final_xml);
+    s.staged_xml->commit();
+    outputs.push_back(s.staged_xml->final_path());
   }
   s.closed = true;
   return outputs;

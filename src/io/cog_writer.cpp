@@ -104,16 +104,30 @@ void check_writable_parent(const std::string& path, const std::string& what) {
   if (fs::is_directory(p, ec)) throw IoError(fmt::format("{}: is a folder, expected a file name for the {}", path, what));
 }
 
+StagedFile::StagedFile(std::string final_path, const char* tag) : final_path_(std::move(final_path)) {
+  check_writable_parent(final_path_);
+  temp_path_ = temporary_name(final_path_, tag);
+}
+
+StagedFile::~StagedFile() {
+  if (!done_) remove_quietly(temp_path_);
+}
+
+void StagedFile::commit() {
+  if (done_) throw IoError(fmt::format("{}: committed twice or after discard", final_path_));
+  done_ = true;
+  rename_into_place(temp_path_, final_path_);
+}
+
+void StagedFile::discard() {
+  done_ = true;
+  remove_quietly(temp_path_);
+}
+
 void write_atomically(const std::string& final_path, const std::function<void(const std::string&)>& writer) {
-  check_writable_parent(final_path);
-  const std::string tmp = temporary_name(final_path, "partial");
-  try {
-    writer(tmp);
-  } catch (...) {
-    remove_quietly(tmp);
-    throw;
-  }
-  rename_into_place(tmp, final_path);
+  StagedFile file(final_path);
+  writer(file.temp_path());  // an exception leaves the StagedFile to remove the temporary file
+  file.commit();
 }
 
 void CogOptions::validate() const {

@@ -88,6 +88,31 @@ void write_cog(const std::string& path, const std::vector<const GridF*>& bands_v
                const std::vector<OutputBand>& bands, const GeoTransform& geotransform,
                const std::string& crs_wkt, const Provenance& provenance, CogOptions options = {});
 
+/// A file written under a hidden temporary name beside its final name (same folder, so that the rename is
+/// atomic) and moved into place by commit(); a StagedFile destroyed before commit() removes its temporary
+/// file. The building block of every output that must never be found half-written under its final name.
+class StagedFile {
+ public:
+  /// Checks that the parent folder of `final_path` exists and is writable (IoError naming it).
+  explicit StagedFile(std::string final_path, const char* tag = "partial");
+  StagedFile(const StagedFile&) = delete;
+  StagedFile& operator=(const StagedFile&) = delete;
+  ~StagedFile();
+
+  const std::string& temp_path() const { return temp_path_; }
+  const std::string& final_path() const { return final_path_; }
+  /// Renames the temporary file to the final name (replacing an older file). IoError on failure, after
+  /// which the temporary file is removed.
+  void commit();
+  /// Removes the temporary file now.
+  void discard();
+
+ private:
+  std::string final_path_;
+  std::string temp_path_;
+  bool done_ = false;
+};
+
 /// Writes to `final_path` through a temporary name in the same folder: `writer` receives the temporary
 /// path; after it returns, the file is renamed; on exception it is removed. For any output format.
 void write_atomically(const std::string& final_path, const std::function<void(const std::string&)>& writer);
