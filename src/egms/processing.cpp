@@ -145,9 +145,6 @@ using detail::AbsHistogram;
 
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 // Streams every chunk of a reader through `fn`, with progress in points (estimated from bytes).
 template <typename Fn>

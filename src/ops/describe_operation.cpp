@@ -79,7 +79,7 @@ void register_describe_operation(OperationRegistry& registry) {
       for (const auto* o : ops) summary.report += describe_markdown(*o) + "\n";
     }
     summary.counts["operations"] = static_cast<std::int64_t>(ops.size());
-    summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    summary.seconds = seconds_since(start);
     return summary;
   };
   registry.add(std::move(op));

@@ -15,9 +15,6 @@
 namespace deforma::ops {
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 OperationDecl info_operation() {
   OperationDecl op;

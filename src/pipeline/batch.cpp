@@ -313,7 +313,7 @@ BatchResult run_batch(const std::vector<timeseries::Pair>& pairs, const BatchOpt
               {"failed", static_cast<std::int64_t>(result.failed.size())},
               {"pairs_in_flight", in_flight}};
   s.warnings = result.failed;
-  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  s.seconds = seconds_since(started);
   s.details = {{"parameters_hash", hash}, {"per_pair_ram_mb", per_pair_mb}};
   s.report = fmt::format("{}: {} pairs ({} reused from an earlier run, {} computed, {} failed) in {}\n", options.stage,
                          pairs.size(), result.reused, result.computed, result.failed.size(),

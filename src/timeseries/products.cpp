@@ -390,7 +390,7 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
   }
   if (stats.nodes_nodata == stats.nodes)
     summary.warnings.push_back("no node had a valid pair: every output is nodata");
-  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  summary.seconds = seconds_since(start_time);
   summary.report = fmt::format(
       "time-series inversion: {} dates, {} pairs ({} network part{}), {} x {} nodes\n"
       "  valid nodes {} ({} nodata), robustly reweighted {}, bridged by regularization {}, factorizations "

@@ -2,6 +2,7 @@
 // Every operation returns a Summary (after Ceres Solver): what was processed, masked and failed, how long
 // it took, what was written, and operation-specific details. The CLI prints it; the service returns it as
 // JSON.
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -24,5 +25,10 @@ struct Summary {
   /// The report (or, without one, the counts and details) followed by outputs and warnings.
   std::string to_text() const;
 };
+
+/// Seconds elapsed since `start` (steady clock): the Summary's duration.
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 }  // namespace deforma
