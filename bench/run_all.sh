@@ -15,6 +15,10 @@ echo "== correlate: whole pairs vs matchTemplate, DIS and scikit-image"
 "$BUILD_DIR/bench/deforma_bench_pair" "$OUT_DIR/pair" | tee "$OUT_DIR/correlate_pair.md"
 
 echo
+echo "== egms: model fitting (1,000,000 points x 300 dates) and Ortho =="
+"$BUILD_DIR/bench/egms_fit_bench" --points 1000000 --dates 300 --out "$OUT_DIR" | tee "$OUT_DIR/egms_fit_bench.txt"
+
+echo
 echo "== timeseries: inversion of 1M nodes x 200 pairs x 40 dates vs a per-node SciPy lstsq baseline"
 PYTHON="${DEFORMA_BENCH_PYTHON:-/usr/bin/python3}"
 "$BUILD_DIR/bench/deforma_bench_invert" --nodes 1000000 --pairs 200 --dates 40 --baseline-nodes 20000 \

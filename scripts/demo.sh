@@ -24,7 +24,7 @@ fi
 echo "== deforma pipeline: 23 Sentinel-2 images of Perito Moreno Glacier (2020-01-01 .. 2020-03-28)"
 PERITO_OUT="$OUT/perito-moreno"
 "$DEFORMA" --summary-json pipeline "$DATA"/perito-moreno/2020*.jpg -o "$PERITO_OUT" \
-  --exclude "$DATA/perito-moreno/mask.jpg" --auto-stable --ramp bias --max-step 3 \
+  --exclude "$DATA/perito-moreno/mask.jpg" --auto-stable --ramp bias --max-step 3 --search 8 --max-velocity 300 \
   >"$OUT/perito-moreno-summary.json"
 python3 - "$OUT/perito-moreno-summary.json" <<'PY' || cat "$OUT/perito-moreno-summary.json"
 import json, sys

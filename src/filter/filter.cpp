@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <gdal_priv.h>
 #include <spdlog/spdlog.h>
+#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 
 #include "deforma/core/error.hpp"
@@ -486,10 +487,17 @@ Summary filter_result(const FilterRun& run) {
   std::vector<FilterCounts> tile_counts(tiles.size());
   std::vector<std::vector<Candidate>> tile_candidates(tiles.size());
   progress.start("filter: testing nodes", tiles.size() * (correcting ? 2 : 1));
+  // One open dataset per worker thread (GDAL datasets are not thread-safe), reused by both passes.
+  tbb::enumerable_thread_specific<std::optional<io::Raster>> per_thread;
+  auto raster_of_thread = [&]() -> const io::Raster& {
+    auto& slot = per_thread.local();
+    if (!slot) slot.emplace(io::Raster::open(run.input));
+    return *slot;
+  };
   tbb::parallel_for(std::size_t{0}, tiles.size(), [&](std::size_t t) {
     if (progress.cancelled()) return;
     const auto& tile = tiles[t];
-    const io::Raster raster = io::Raster::open(run.input);
+    const io::Raster& raster = raster_of_thread();
     const FieldWindow field = read_field(raster, layout, tile.with_halo);
     const io::Window core{o.median_radius, o.median_radius, tile.core.width, tile.core.height};
     const GridF flags = flag_outliers(field, core, o, tile_counts[t]);
@@ -642,7 +650,7 @@ Summary filter_result(const FilterRun& run) {
     if (progress.cancelled()) return;
     try {
       const auto& tile = tiles[t];
-      const io::Raster raster = io::Raster::open(run.input);
+      const io::Raster& raster = raster_of_thread();
       const FieldWindow field = read_field(raster, layout, tile.with_halo);
       const io::Window core{o.median_radius, o.median_radius, tile.core.width, tile.core.height};
       FilterCounts ignored;

@@ -9,10 +9,12 @@ namespace deforma::ops {
 void register_io_operations(OperationRegistry& registry);
 void register_correlate_operations(OperationRegistry& registry);
 void register_filter_operations(OperationRegistry& registry);
+void register_pipeline_operations(OperationRegistry& registry);
 void register_timeseries_operations(OperationRegistry& registry);
 /// `deforma describe`: the operations' declarations as docs pages or JSON process descriptions.
 void register_describe_operation(OperationRegistry& registry);
 /// File name of an operation's page in docs/commands ("egms ortho" -> "egms-ortho.md").
 std::string command_page_file_name(const std::string& operation);
+void register_egms_operations(OperationRegistry& registry);
 
 }  // namespace deforma::ops
