@@ -24,6 +24,10 @@ PYTHON="${DEFORMA_BENCH_PYTHON:-/usr/bin/python3}"
 "$BUILD_DIR/bench/deforma_bench_invert" --nodes 1000000 --pairs 200 --dates 40 --baseline-nodes 20000 \
   --threads 2 --ram 1024 --python "$PYTHON" --work-dir "$OUT_DIR/timeseries" | tee "$OUT_DIR/timeseries_invert.md"
 
+# The same with per-node pair weights (the --weight-band path of deforma invert: no shared factorizations).
+"$BUILD_DIR/bench/deforma_bench_invert" --nodes 1000000 --pairs 200 --dates 40 --baseline-nodes 0 --node-weights \
+  --threads 2 --ram 1024 --work-dir "$OUT_DIR/timeseries" | tee "$OUT_DIR/timeseries_invert_node_weights.md"
+
 echo
 echo "== pipeline: the whole deforma pipeline on the Perito Moreno series"
 bash "$ROOT/bench/pipeline/time_pipeline.sh" "$BUILD_DIR" "$OUT_DIR" | tee "$OUT_DIR/pipeline_perito.md"

@@ -285,6 +285,15 @@ void CogWriter::finish() {
   }
   state_->drop();
   state_->finished = true;
+  // Per-band nodata values that a GeoTIFF cannot hold go to a sidecar (.aux.xml): it follows the file.
+  std::error_code ec;
+  const std::string sidecar = partial + ".aux.xml";
+  if (std::filesystem::exists(sidecar, ec)) {
+    std::filesystem::rename(sidecar, path_ + ".aux.xml", ec);
+    if (ec) remove_quietly(sidecar);
+  } else {
+    remove_quietly(path_ + ".aux.xml");  // a stale sidecar of an earlier run would override this file's
+  }
   rename_into_place(partial, path_);
 }
 

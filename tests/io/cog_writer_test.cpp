@@ -114,6 +114,22 @@ TEST(CogWriter, WritesACogWithBandsUnitsNodataAndProvenance) {
   EXPECT_EQ(std::count(band2.valid.values().begin(), band2.valid.values().end(), 1), 0);
 }
 
+TEST(CogWriter, PerBandNodataTravelsWithTheFile) {
+  TempDir tmp;
+  auto bands = two_bands();
+  bands[1].nodata = 255;
+  const auto path = tmp.file("out.tif");
+  {
+    CogWriter writer(path, 32, 32, bands, utm_transform(), utm7_wkt(), {});
+    writer.write(1, Window{0, 0, 32, 32}, GridF(32, 32, 1.f));
+    writer.finish();
+  }
+  for (const auto& name : folder_entries(tmp.path())) EXPECT_NE(name.front(), '.') << "left behind: " << name;
+  const auto info = describe(path);
+  EXPECT_EQ(info.bands[0].nodata.value_or(0), -9999.0);
+  EXPECT_EQ(info.bands[1].nodata.value_or(0), 255.0);
+}
+
 TEST(CogWriter, AbandonedOrDestroyedWriterLeavesNothing) {
   TempDir tmp;
   const auto path = tmp.file("out.tif");
