@@ -6,7 +6,9 @@
 // Usage: deforma_bench_matcher [size_px]   (default 1024; prints Markdown tables)
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include <opencv2/core.hpp>
+#include <tbb/task_arena.h>
 
 #include "correlate/correlate_support.hpp"
 #include "match_template_baseline.hpp"
@@ -25,11 +28,21 @@ using namespace deforma::correlate;
 
 namespace {
 
+double cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+// Each configuration runs kRepeats times; the fastest run counts (the machine may be shared).
+constexpr int kRepeats = 2;
+
 struct Row {
   std::string input;
   std::string method;
   int search_px = 0;
   double seconds = 0;
+  double cpu = 0;
   long long nodes = 0;
   long long valid = 0;
   test::ErrorStats errors;
@@ -51,9 +64,17 @@ Row measure(const std::string& input, const std::string& method, int search_px, 
   row.search_px = search_px;
   std::vector<double> errors;
   for (std::size_t s = 0; s < secs.size(); ++s) {
-    const auto start = std::chrono::steady_clock::now();
-    const GridResult g = run(ref, secs[s]);
-    row.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    GridResult g;
+    double best_wall = 1e30, best_cpu = 1e30;
+    for (int rep = 0; rep < kRepeats; ++rep) {
+      const auto start = std::chrono::steady_clock::now();
+      const double cpu_start = cpu_seconds();
+      g = run(ref, secs[s]);
+      best_cpu = std::min(best_cpu, cpu_seconds() - cpu_start);
+      best_wall = std::min(best_wall, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    row.seconds += best_wall;
+    row.cpu += best_cpu;
     row.nodes += static_cast<long long>(nodes.cols) * nodes.rows;
     row.valid += g.flag_counts[0];
     for (int j = 0; j < nodes.rows; ++j)
@@ -68,14 +89,13 @@ Row measure(const std::string& input, const std::string& method, int search_px, 
 }
 
 void print_table(const std::vector<Row>& rows, const Row& baseline) {
-  std::printf("| input | method | search px | seconds | nodes/s | valid %% | median abs err px | p95 abs err px "
-              "| throughput vs matchTemplate |\n|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("| method | search px | wall s | nodes/s (wall) | CPU s | nodes per CPU-s | valid %% "
+              "| median abs err px | p95 abs err px | throughput vs baseline (wall / CPU) |\n"
+              "|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& r : rows) {
-    const double rate = r.nodes / r.seconds;
-    const double base_rate = baseline.nodes / baseline.seconds;
-    std::printf("| %s | %s | %d | %.3f | %.0f | %.1f | %.4f | %.4f | %.2fx |\n", r.input.c_str(), r.method.c_str(),
-                r.search_px, r.seconds, rate, 100.0 * r.valid / r.nodes, r.errors.median, r.errors.p95,
-                rate / base_rate);
+    std::printf("| %s | %d | %.3f | %.0f | %.3f | %.0f | %.1f | %.4f | %.4f | %.2fx / %.2fx |\n", r.method.c_str(),
+                r.search_px, r.seconds, r.nodes / r.seconds, r.cpu, r.nodes / r.cpu, 100.0 * r.valid / r.nodes,
+                r.errors.median, r.errors.p95, baseline.seconds / r.seconds, baseline.cpu / r.cpu);
   }
   std::printf("\n");
 }
@@ -108,9 +128,9 @@ int main(int argc, char** argv) {
   for (const Input& input : inputs) {
     std::vector<GridF> secs;
     for (const auto& [dx, dy] : shifts) secs.push_back(test::fourier_shift(input.ref, dx, dy));
-    std::printf("### %s, chip 32, step 16, shifts (2.37, -1.62), (-0.41, 0.73), (5.5, 3.25) px\n\n",
-                input.name.c_str());
-    for (const int search : {16, 8}) {
+    std::printf("### %s, chip 32, step 16, shifts (2.37, -1.62), (-0.41, 0.73), (5.5, 3.25) px, %d threads\n\n",
+                input.name.c_str(), tbb::this_task_arena::max_concurrency());
+    for (const int search : {16, 8, 32}) {
       MatchOptions options;
       options.search_px = search;
       options.min_snr = 0;  // accuracy over every node the baseline also keeps
@@ -130,17 +150,17 @@ int main(int argc, char** argv) {
       };
       MatchOptions direct = options;
       direct.coarse_above_px = 0;
-      ours("deforma ncc (default: coarse-to-fine above 12 px)", options);
+      ours("deforma ncc (default: coarse-to-fine above 6 px)", options);
       ours("deforma ncc, full search at every node", direct);
-      for (const auto& [label, sub] : {std::pair{"deforma ncc, parabolic fit", Subpixel::kParabolic},
-                                       std::pair{"deforma ncc, Gaussian fit", Subpixel::kGaussian}}) {
+      for (const auto& [label, sub] : {std::pair{"deforma ncc, full search, parabolic fit", Subpixel::kParabolic},
+                                       std::pair{"deforma ncc, full search, Gaussian fit", Subpixel::kGaussian}}) {
         MatchOptions o = direct;
         o.subpixel = sub;
         ours(label, o);
       }
       MatchOptions phase = options;
       phase.method = Method::kPhase;
-      if (2 * search < phase.chip_px) ours("deforma phase", phase);
+      ours("deforma phase", phase);
       print_table(rows, baseline);
     }
   }

@@ -15,6 +15,8 @@ namespace deforma::correlate {
 
 namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+// Largest search (in coarse pixels) of the coarse pass; larger searches downsample further.
+constexpr int kCoarseSearchPx = 12;
 
 int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
@@ -118,45 +120,65 @@ GridResult make_result(const NodeGrid& nodes) {
   return out;
 }
 
-// Downsampling factor of the coarse pass: the smallest power of two bringing the search under the threshold.
-int coarse_factor(const MatchOptions& options) {
-  int factor = 1;
-  while ((options.search_px + factor - 1) / factor > options.coarse_above_px) factor *= 2;
-  return factor;
+// Parameters of the coarse pass for `options` (shared by coarse_to_fine and grid_halo_px).
+struct CoarsePlan {
+  int factor = 2;
+  int every = 1;  // a coarse node every `every` fine nodes, on a lattice fixed in image coordinates
+  MatchOptions coarse;
+  MatchOptions fine;
+};
+// Coarse nodes computed beyond the node grid on each side, so that the median filter (radius 1, fallback
+// 2) and the interpolation of the seeds see the same coarse nodes as a run over the whole image: results
+// do not depend on how the driver cuts the image into strips, given grid_halo_px() of context.
+constexpr int kCoarseApron = 3;
+
+CoarsePlan plan_coarse(const MatchOptions& options, int step_px) {
+  CoarsePlan plan;
+  // The smallest downsampling (at least 2) that brings the coarse search to at most kCoarseSearchPx.
+  while ((options.search_px + plan.factor - 1) / plan.factor > kCoarseSearchPx) plan.factor *= 2;
+  // Coarse pass: a chip covering twice the fine chip's footprint (a robust seed that sees the same
+  // ground), coarse nodes spaced at three quarters of that footprint.
+  plan.coarse = options;
+  plan.coarse.chip_px = std::max(16, 2 * options.chip_px / plan.factor);
+  plan.coarse.search_px = (options.search_px + plan.factor - 1) / plan.factor + 1;
+  plan.coarse.coarse_above_px = 0;
+  plan.coarse.subpixel = Subpixel::kParabolic;
+  if (plan.coarse.method == Method::kPhase && 2 * plan.coarse.search_px >= plan.coarse.chip_px)
+    plan.coarse.method = Method::kNcc;
+  plan.every = std::max(1, plan.coarse.chip_px * plan.factor * 3 / 4 / std::max(1, step_px));
+  // The fine search covers the seed's error (a fraction of a coarse pixel, plus the variation of the motion
+  // within a coarse chip).
+  plan.fine = options;
+  plan.fine.search_px = std::max(3, plan.factor + 1);
+  plan.fine.coarse_above_px = 0;
+  return plan;
 }
 
-// Chip size of the coarse pass: twice the fine chip's footprint (a robust seed that sees the same ground).
-int coarse_chip_px(const MatchOptions& options, int factor) { return std::max(16, 2 * options.chip_px / factor); }
+int positive_mod(int a, int b) { return ((a % b) + b) % b; }
 
-// Coarse nodes are every `stride` fine nodes, so that neighbouring coarse chips overlap by about half.
-int coarse_stride(const MatchOptions& options, int factor, int step_px) {
-  return std::max(1, coarse_chip_px(options, factor) * factor / 2 / std::max(1, step_px));
+// Local fine-node indices (possibly negative or past the end) of the coarse nodes along one axis.
+std::vector<int> coarse_lattice(int first_px, int step_px, int count, int every) {
+  const int g0 = floor_div(first_px, step_px);  // global index of the grid's first node
+  const int start = -kCoarseApron * every;
+  std::vector<int> idx;
+  for (int i = start + positive_mod(-(g0 + start), every); i <= count - 1 + kCoarseApron * every; i += every)
+    idx.push_back(i);
+  return idx;
 }
 
 void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
                     const NodeGrid& nodes, const GridF* gdx, const GridF* gdy, GridResult& out) {
-  const int factor = coarse_factor(options);
-  // Coarse pass on every m-th node (coarse_stride), with coarse_chip_px chips.
-  MatchOptions coarse = options;
-  coarse.chip_px = coarse_chip_px(options, factor);
-  coarse.search_px = (options.search_px + factor - 1) / factor + 1;
-  coarse.coarse_above_px = 0;
-  coarse.subpixel = Subpixel::kParabolic;
-  if (coarse.method == Method::kPhase && 2 * coarse.search_px >= coarse.chip_px) coarse.method = Method::kNcc;
-  const int every = coarse_stride(options, factor, nodes.step_px);
-  std::vector<int> coarse_i, coarse_j;
-  for (int i = 0; i < nodes.cols; i += every) coarse_i.push_back(i);
-  if (coarse_i.back() != nodes.cols - 1) coarse_i.push_back(nodes.cols - 1);
-  for (int j = 0; j < nodes.rows; j += every) coarse_j.push_back(j);
-  if (coarse_j.back() != nodes.rows - 1) coarse_j.push_back(nodes.rows - 1);
+  const CoarsePlan plan = plan_coarse(options, nodes.step_px);
+  const int factor = plan.factor;
+  const std::vector<int> coarse_i = coarse_lattice(nodes.first_col, nodes.step_px, nodes.cols, plan.every);
+  const std::vector<int> coarse_j = coarse_lattice(nodes.first_row, nodes.step_px, nodes.rows, plan.every);
   const int ci_count = static_cast<int>(coarse_i.size());
   const int cj_count = static_cast<int>(coarse_j.size());
   const CoarseWindow cref = downsample(ref, factor);
   const CoarseWindow csec = downsample(sec, factor);
   GridF seed_dx(ci_count, cj_count, kNaN), seed_dy(ci_count, cj_count, kNaN);
-  GridF seed_snr(ci_count, cj_count, kNaN);
   {
-    tbb::enumerable_thread_specific<Matcher> matchers([&] { return Matcher(coarse); });
+    tbb::enumerable_thread_specific<Matcher> matchers([&] { return Matcher(plan.coarse); });
     const ImageWindow rv = cref.view();
     const ImageWindow sv = csec.view();
     tbb::parallel_for(0, cj_count, [&](int b) {
@@ -166,9 +188,11 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchO
         const int j = coarse_j[b];
         const int col = nodes.first_col + i * nodes.step_px;
         const int row = nodes.first_row + j * nodes.step_px;
+        // Apron nodes take the a-priori guess of the nearest node of the grid.
+        const int gi = std::clamp(i, 0, nodes.cols - 1);
+        const int gj = std::clamp(j, 0, nodes.rows - 1);
         const NodeResult r = matcher.match(rv, sv, floor_div(col, factor), floor_div(row, factor),
-                                           guess_at(gdx, i, j) / factor, guess_at(gdy, i, j) / factor);
-        seed_snr(a, b) = r.snr;
+                                           guess_at(gdx, gi, gj) / factor, guess_at(gdy, gi, gj) / factor);
         if (r.flag == NodeFlag::kValid) {
           seed_dx(a, b) = r.dx_px * factor;
           seed_dy(a, b) = r.dy_px * factor;
@@ -177,11 +201,11 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchO
     });
   }
   // Outlier-resistant seed: the median of the valid coarse results around each coarse node (3 x 3, then
-  // 7 x 7 where nothing is valid nearby); nodes with no valid neighbour keep the a-priori guess.
+  // 5 x 5 with at least 3 values where nothing is valid nearby); otherwise the a-priori guess.
   GridF fdx(ci_count, cj_count, kNaN), fdy(ci_count, cj_count, kNaN);
   for (int b = 0; b < cj_count; ++b) {
     for (int a = 0; a < ci_count; ++a) {
-      for (int radius : {1, 3}) {
+      for (int radius : {1, 2}) {
         std::vector<double> vx, vy;
         for (int y = std::max(0, b - radius); y <= std::min(cj_count - 1, b + radius); ++y)
           for (int x = std::max(0, a - radius); x <= std::min(ci_count - 1, a + radius); ++x)
@@ -197,16 +221,13 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchO
       }
     }
   }
-  // Fine pass around the seed, bilinearly interpolated between coarse nodes.
-  auto locate = [](const std::vector<int>& idx, int v, int& k, double& t) {
-    k = static_cast<int>(std::upper_bound(idx.begin(), idx.end(), v) - idx.begin()) - 1;
-    k = std::clamp(k, 0, std::max(0, static_cast<int>(idx.size()) - 2));
-    if (idx.size() < 2) {
-      t = 0;
-      return;
-    }
-    t = static_cast<double>(v - idx[k]) / (idx[k + 1] - idx[k]);
+  // Coarse nodes bracketing fine node v: idx[k] <= v < idx[k + 1] (the lattice is regular).
+  auto locate = [&](const std::vector<int>& idx, int v, int& k, double& t) {
+    k = floor_div(v - idx.front(), plan.every);
+    k = std::clamp(k, 0, static_cast<int>(idx.size()) - 2);
+    t = static_cast<double>(v - idx[k]) / plan.every;
   };
+  // Fine pass around the seed, bilinearly interpolated between coarse nodes.
   auto seed = [&](int i, int j, double& dx, double& dy) {
     int a = 0, b = 0;
     double ta = 0, tb = 0;
@@ -215,12 +236,10 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchO
     double sx = 0, sy = 0, sw = 0;
     for (int y = 0; y < 2; ++y)
       for (int x = 0; x < 2; ++x) {
-        const int aa = std::min(a + x, ci_count - 1);
-        const int bb = std::min(b + y, cj_count - 1);
         const double w = (x ? ta : 1 - ta) * (y ? tb : 1 - tb);
-        if (w <= 0 || !std::isfinite(fdx(aa, bb))) continue;
-        sx += w * fdx(aa, bb);
-        sy += w * fdy(aa, bb);
+        if (w <= 0 || !std::isfinite(fdx(a + x, b + y))) continue;
+        sx += w * fdx(a + x, b + y);
+        sy += w * fdy(a + x, b + y);
         sw += w;
       }
     if (sw > 0) {
@@ -231,24 +250,16 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchO
       dy = guess_at(gdy, i, j);
     }
   };
-  // The fine search covers the seed's error (a fraction of a coarse pixel, plus the variation of the motion
-  // within a coarse chip).
-  MatchOptions fine = options;
-  fine.search_px = std::max(3, factor + 1);
-  fine.coarse_above_px = 0;
-  match_nodes(ref, sec, fine, nodes, [](int, int) { return true; }, seed, out);
+  match_nodes(ref, sec, plan.fine, nodes, [](int, int) { return true; }, seed, out);
   // Full-range search again where the seed is doubtful: the fine peak sits on the border of its small
   // window (the seed was wrong), or the nearest coarse node found no valid match (clouds, low texture,
   // ambiguity), where a small fine surface could not reveal a competing peak farther away. These nodes get
   // the SNR of the full search surface.
-  std::vector<unsigned char> coarse_ok(static_cast<std::size_t>(ci_count) * cj_count);
-  for (int b = 0; b < cj_count; ++b)
-    for (int a = 0; a < ci_count; ++a) coarse_ok[static_cast<std::size_t>(b) * ci_count + a] = std::isfinite(seed_dx(a, b));
   auto nearest = [&](const std::vector<int>& idx, int v) {
     int k = 0;
     double t = 0;
     locate(idx, v, k, t);
-    return (t > 0.5 && k + 1 < static_cast<int>(idx.size())) ? k + 1 : k;
+    return t > 0.5 ? k + 1 : k;
   };
   MatchOptions full = options;
   full.coarse_above_px = 0;
@@ -257,10 +268,10 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchO
   match_nodes(
       ref, sec, full, nodes,
       [&](int i, int j) {
-        if (first_flags(i, j) == static_cast<unsigned char>(NodeFlag::kSearchBorder)) return true;
-        const bool fine_ok = first_flags(i, j) == static_cast<unsigned char>(NodeFlag::kValid) ||
-                             first_flags(i, j) == static_cast<unsigned char>(NodeFlag::kLowSnr);
-        return fine_ok && !coarse_ok[static_cast<std::size_t>(nearest(coarse_j, j)) * ci_count + nearest(coarse_i, i)];
+        const auto flag = static_cast<NodeFlag>(first_flags(i, j));
+        if (flag == NodeFlag::kSearchBorder) return true;
+        const bool fine_ok = flag == NodeFlag::kValid || flag == NodeFlag::kLowSnr;
+        return fine_ok && !std::isfinite(seed_dx(nearest(coarse_i, i), nearest(coarse_j, j)));
       },
       [&](int i, int j, double& dx, double& dy) {
         dx = guess_at(gdx, i, j);
@@ -313,6 +324,16 @@ void flow_nodes(const ImageWindow& ref, const ImageWindow& sec, const MatchOptio
 }
 }  // namespace
 
+int grid_halo_px(const MatchOptions& options, int step_px) {
+  options.validate();
+  const int direct = options.halo_px();
+  if (options.method == Method::kFlow) return std::max(direct, 64);  // DIS benefits from context
+  if (options.coarse_above_px <= 0 || options.search_px <= options.coarse_above_px) return direct;
+  const CoarsePlan plan = plan_coarse(options, std::max(1, step_px));
+  const int coarse_reach = (plan.coarse.halo_px() + 1) * plan.factor;
+  return std::max(direct, kCoarseApron * plan.every * std::max(1, step_px) + coarse_reach);
+}
+
 GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
                           const NodeGrid& nodes, const GridF* guess_dx_px, const GridF* guess_dy_px) {
   options.validate();
@@ -339,16 +360,6 @@ GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const 
   }
   for (std::size_t k = 0; k < out.flag.size(); ++k) ++out.flag_counts[std::min<int>(out.flag.data()[k], 6)];
   return out;
-}
-
-CoarseDependency coarse_dependency(const MatchOptions& options, int step_px) {
-  if (options.method == Method::kFlow || options.coarse_above_px <= 0 || options.search_px <= options.coarse_above_px) {
-    return {};
-  }
-  const int stride = coarse_stride(options, coarse_factor(options), step_px);
-  // A seed interpolates between two coarse nodes, each the median of up to 7 x 7 coarse results: up to
-  // 4 coarse nodes on either side, plus one for the interpolation interval.
-  return CoarseDependency{stride, 5 * stride};
 }
 
 }  // namespace deforma::correlate

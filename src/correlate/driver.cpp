@@ -33,10 +33,8 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 // One strip of node rows: what is read, then what is computed.
 struct Strip {
   int index = 0;
-  int first_node_row = 0;  // rows of nodes this strip is responsible for
+  int first_node_row = 0;
   int node_rows = 0;
-  int context_before = 0;  // extra node rows computed for the coarse pass's context, then dropped
-  int context_after = 0;
   io::Window ref_window;
   io::Window sec_window;
   io::BandWindow ref;
@@ -145,6 +143,13 @@ double percentile(std::vector<float> v, double p) {
 }
 
 }  // namespace
+
+MatchOptions default_pair_match_options() {
+  MatchOptions options;
+  options.min_snr = 1.5;
+  options.min_corr = 0.2;
+  return options;
+}
 
 const std::vector<std::string>& result_band_names() {
   static const std::vector<std::string> names = {"dx_px", "dy_px", "east_m", "north_m", "corr", "snr", "flag"};
@@ -322,21 +327,17 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   // The prefilter first fills invalid pixels (outside the image, holes) from a Gaussian neighbourhood of about
   // 16 px; that support must lie inside the strip too, or a strip's result would depend on where it starts.
   const int prefilter_halo = options.prefilter == Prefilter::kNone ? 0 : prefilter_halo_px(options.prefilter) + 20;
-  const int halo = options.match.halo_px() + prefilter_halo;
+  // correlate_grid's own context (coarse-to-fine looks beyond the nodes): with it, strips agree with a
+  // whole-image run.
+  const int halo = grid_halo_px(options.match, options.step_px) + prefilter_halo;
   const int sec_halo = halo + static_cast<int>(guess_halo);
   const double bytes_per_px = 2 * (sizeof(float) + 1) + 2 * sizeof(float);  // values+valid x2, filter scratch
   const double row_px = roi.width + 2.0 * sec_halo;
   const std::size_t budget = context.ram_budget_mb << 20;
   constexpr int kTokens = 2;
-  // The coarse-to-fine pass makes a node depend on its neighbours: strips start on the coarse stride and are
-  // computed with context rows, so that the result does not depend on the strip layout (docs/correlate.md).
-  const CoarseDependency dependency = coarse_dependency(options.match, options.step_px);
-  const int context_rows = dependency.context_nodes;
-  const int stride = std::max(1, dependency.stride);
-  int strip_rows = stride;
+  int strip_rows = 1;
   auto strip_bytes = [&](int node_rows) {
-    const double rows = node_rows + 2.0 * context_rows;
-    return row_px * ((rows - 1.0) * options.step_px + 1 + 2.0 * sec_halo) * bytes_per_px * 1.4;  // + pyramid
+    return row_px * ((node_rows - 1.0) * options.step_px + 1 + 2.0 * sec_halo) * bytes_per_px * 1.4;  // + pyramid
   };
   if (strip_bytes(strip_rows) * kTokens > static_cast<double>(budget)) {
     throw InvalidArgument(fmt::format("--ram {} MB is too small for one strip of nodes ({:.0f} MB needed); raise "
@@ -344,7 +345,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
                                       context.ram_budget_mb, strip_bytes(strip_rows) * kTokens / (1 << 20)));
   }
   while (strip_rows < all_nodes.rows && strip_bytes(strip_rows * 2) * kTokens <= static_cast<double>(budget) &&
-         strip_rows * 2 <= std::max(1024 / options.step_px, 8 * context_rows)) {
+         strip_rows * 2 * options.step_px <= std::max(1024, 8 * halo)) {
     strip_rows *= 2;
   }
   const int strip_count = (all_nodes.rows + strip_rows - 1) / strip_rows;
@@ -434,11 +435,8 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
             s->index = next_strip++;
             s->first_node_row = s->index * strip_rows;
             s->node_rows = std::min(strip_rows, all_nodes.rows - s->first_node_row);
-            s->context_before = std::min(context_rows, s->first_node_row);
-            s->context_after = std::min(context_rows, all_nodes.rows - s->first_node_row - s->node_rows);
-            const int computed_rows = s->context_before + s->node_rows + s->context_after;
-            const int first_row_px = all_nodes.first_row + (s->first_node_row - s->context_before) * options.step_px;
-            const int last_row_px = first_row_px + (computed_rows - 1) * options.step_px;
+            const int first_row_px = all_nodes.first_row + s->first_node_row * options.step_px;
+            const int last_row_px = first_row_px + (s->node_rows - 1) * options.step_px;
             const int first_col_px = all_nodes.first_col;
             const int last_col_px = first_col_px + (all_nodes.cols - 1) * options.step_px;
             s->ref_window = io::Window{first_col_px - halo, first_row_px - halo, last_col_px - first_col_px + 1 + 2 * halo,
@@ -461,7 +459,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
             }
             NodeGrid nodes = all_nodes;
             nodes.first_row = first_row_px;
-            nodes.rows = computed_rows;
+            nodes.rows = s->node_rows;
             s->node_masked = GridU8(nodes.cols, nodes.rows, 0);
             if (!options.mask_path.empty()) {
               const auto mask = mask_is_raster ? io::read_mask(options.mask_path, ref_info, s->ref_window)
@@ -491,8 +489,8 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
                   apply_prefilter(options.prefilter, s->sec.values, s->sec.valid);
                 }
                 NodeGrid nodes = all_nodes;
-                nodes.first_row = all_nodes.first_row + (s->first_node_row - s->context_before) * options.step_px;
-                nodes.rows = s->context_before + s->node_rows + s->context_after;
+                nodes.first_row = all_nodes.first_row + s->first_node_row * options.step_px;
+                nodes.rows = s->node_rows;
                 const ImageWindow ref_view{&s->ref.values, &s->ref.valid, s->ref_window.col, s->ref_window.row};
                 const ImageWindow sec_view{&s->sec.values, &s->sec.valid, s->sec_window.col, s->sec_window.row};
                 s->result = correlate_grid(ref_view, sec_view, options.match, nodes,
@@ -522,47 +520,46 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
                 const auto& res = s->result;
                 const int w = res.dx_px.width(), h = s->node_rows;
                 std::vector<GridF> out(bands.size(), GridF(w, h, kResultNodata));
-                for (int jj = 0; jj < h; ++jj) {
-                  const int j = jj + s->context_before;  // row in the computed grid
+                for (int j = 0; j < h; ++j) {
                   for (int i = 0; i < w; ++i) {
                     const auto flag = static_cast<NodeFlag>(res.flag(i, j));
                     ++flag_counts[static_cast<std::size_t>(res.flag(i, j)) % 7];
-                    out[6](i, jj) = res.flag(i, j);
-                    if (std::isfinite(res.corr(i, j))) out[4](i, jj) = res.corr(i, j);
-                    if (std::isfinite(res.snr(i, j))) out[5](i, jj) = res.snr(i, j);
+                    out[6](i, j) = res.flag(i, j);
+                    if (std::isfinite(res.corr(i, j))) out[4](i, j) = res.corr(i, j);
+                    if (std::isfinite(res.snr(i, j))) out[5](i, j) = res.snr(i, j);
                     const float dx = res.dx_px(i, j), dy = res.dy_px(i, j);
                     if (flag != NodeFlag::kValid || !std::isfinite(dx) || !std::isfinite(dy)) continue;
-                    out[0](i, jj) = dx;
-                    out[1](i, jj) = dy;
+                    out[0](i, j) = dx;
+                    out[1](i, j) = dy;
                     double east = 0, north = 0, speed_m = 0;
                     if (to_m > 0) {
                       gt.pixel_delta_to_map(dx, dy, east, north);
                       east *= to_m, north *= to_m;
-                      out[2](i, jj) = static_cast<float>(east);
-                      out[3](i, jj) = static_cast<float>(north);
+                      out[2](i, j) = static_cast<float>(east);
+                      out[3](i, j) = static_cast<float>(north);
                       speed_m = std::hypot(east, north);
                     }
                     if (options.years_between) {
                       const double years = *options.years_between;
                       if (georeferenced) {
-                        out[7](i, jj) = static_cast<float>(east / years);
-                        out[8](i, jj) = static_cast<float>(north / years);
-                        out[9](i, jj) = static_cast<float>(speed_m / years);
+                        out[7](i, j) = static_cast<float>(east / years);
+                        out[8](i, j) = static_cast<float>(north / years);
+                        out[9](i, j) = static_cast<float>(speed_m / years);
                       } else {
-                        out[7](i, jj) = static_cast<float>(dx / years);
-                        out[8](i, jj) = static_cast<float>(dy / years);
-                        out[9](i, jj) = static_cast<float>(std::hypot(dx, dy) / years);
+                        out[7](i, j) = static_cast<float>(dx / years);
+                        out[8](i, j) = static_cast<float>(dy / years);
+                        out[9](i, j) = static_cast<float>(std::hypot(dx, dy) / years);
                       }
                     }
                     valid_dx.push_back(dx);
                     valid_dy.push_back(dy);
-                    if (!stable_nodes.empty() && stable_nodes(i, s->first_node_row + jj)) {
+                    if (!stable_nodes.empty() && stable_nodes(i, s->first_node_row + j)) {
                       stable_dx.push_back(dx);
                       stable_dy.push_back(dy);
                     }
                     if (to_m > 0) valid_speed_m.push_back(static_cast<float>(speed_m));
-                    quick_dx(i, s->first_node_row + jj) = dx;
-                    quick_dy(i, s->first_node_row + jj) = dy;
+                    quick_dx(i, s->first_node_row + j) = dx;
+                    quick_dy(i, s->first_node_row + j) = dy;
                   }
                 }
                 const io::Window window{0, s->first_node_row, w, h};

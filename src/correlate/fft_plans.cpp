@@ -4,15 +4,23 @@
 
 namespace deforma::correlate::detail {
 
+FftPlan2d::~FftPlan2d() {
+  std::lock_guard<std::mutex> lock(fftw_planner_mutex());
+  if (forward) fftwf_destroy_plan(forward);
+  if (inverse) fftwf_destroy_plan(inverse);
+}
+
 std::mutex& fftw_planner_mutex() {
   static std::mutex mutex;
   return mutex;
 }
 
 const FftPlan2d& plan_2d(int n) {
-  // Plans are never destroyed: they are few (one per size) and live as long as the process.
+  // Plans are few (one per size) and live as long as the process. The mutex is made before the cache, so
+  // it outlives the cache at exit, when the plans are destroyed under it.
+  std::mutex& mutex = fftw_planner_mutex();
   static std::map<int, std::unique_ptr<FftPlan2d>> plans;
-  std::lock_guard<std::mutex> lock(fftw_planner_mutex());
+  std::lock_guard<std::mutex> lock(mutex);
   auto& slot = plans[n];
   if (!slot) {
     auto plan = std::make_unique<FftPlan2d>();

@@ -164,8 +164,8 @@ struct Matcher::Impl {
     window.resize(static_cast<std::size_t>(wsearch) * wsearch);
     row_acc.resize(2 * search + 1);
     // Direct correlation costs (2S+1)^2 C^2 multiply-adds; three FFTs of N^2 cost about 3 * 2.5 N^2 log2(N^2)
-    // flops plus overheads. The crossover measured on 32 px chips is near S = 4.
-    spatial = (2 * search + 1) * (2 * search + 1) <= 81;
+    // flops plus overheads. Measured on 32 px chips, direct correlation is faster up to S = 5.
+    spatial = (2 * search + 1) * (2 * search + 1) <= 121;
     col1.resize(wsearch);
     col2.resize(wsearch);
     interp_tmp.resize(static_cast<std::size_t>(chip + 2 * kLanczos) * chip);
@@ -640,7 +640,7 @@ struct Matcher::Impl {
       dx += step_x;
       dy += step_y;
       // The correlation of this iteration stands for the final one: a step this small changes it by ~1e-7.
-      if (len < 1e-3) break;
+      if (len < 5e-3) break;
     }
     return std::isfinite(dx) && std::isfinite(dy);
   }
@@ -658,7 +658,7 @@ struct Matcher::Impl {
     return NodeFlag::kValid;
   }
 
-  NodeResult match_ncc(int col, int row) {
+  NodeResult match_ncc() {
     NodeResult result;
     if (!ncc_surface()) {
       result.flag = NodeFlag::kNoTexture;
@@ -690,8 +690,6 @@ struct Matcher::Impl {
         return result;
       }
     }
-    (void)col;
-    (void)row;
     result.corr = static_cast<float>(corr);
     result.flag = check_match(dx, dy, snr, corr);
     if (result.flag == NodeFlag::kValid) {
@@ -882,7 +880,7 @@ struct Matcher::Impl {
     result.flag = load_secondary(sec, col, row);
     if (result.flag != NodeFlag::kValid) return result;
     if (opt.method == Method::kPhase) return match_phase();
-    return match_ncc(col, row);
+    return match_ncc();
   }
 
   NodeResult evaluate(const ImageWindow& ref, const ImageWindow& sec, int col, int row, double dx, double dy) {

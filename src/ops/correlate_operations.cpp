@@ -93,7 +93,7 @@ OperationDecl correlate_operation() {
     const std::string ref = params.get_string("ref");
     const std::string sec = params.get_string("sec");
     const auto ref_info = io::describe(ref);
-    correlate::CorrelateOptions options;
+    correlate::CorrelateOptions options;  // library defaults, overridden by the parameters below
     options.ref_band = static_cast<int>(params.get_int("band"));
     options.sec_band = params.has("sec-band") ? static_cast<int>(params.get_int("sec-band")) : options.ref_band;
     options.match.method = correlate::parse_method(params.get_string("method"));

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -67,7 +68,10 @@ TEST(CorrelateOptions, ValidateNamesTheParameter) {
   o.method = Method::kPhase;
   o.search_px = 12;
   o.chip_px = 16;
+  o.coarse_above_px = 0;  // without coarse-to-fine, phase correlation cannot see 12 px in a 16 px chip
   EXPECT_NE(message(o).find("--search"), std::string::npos);
+  o.coarse_above_px = 6;
+  EXPECT_EQ(message(o), "");
   EXPECT_GE(MatchOptions{}.halo_px(), MatchOptions{}.chip_px / 2 + MatchOptions{}.search_px);
 }
 
@@ -323,6 +327,105 @@ TEST(CorrelateGrid, IdenticalResultsForAnyThreadCount) {
     }
     EXPECT_GT(one.flag_counts[0], 0);
   }
+}
+
+TEST(CorrelateGrid, OddChipsTinyWindowsAndBadGuessesAreHandled) {
+  const GridF ref = test::make_noise_texture(128, 128, 1.2, 61);
+  const GridF sec = test::fourier_shift(ref, 1.4, -0.7);
+  for (const Method method : {Method::kNcc, Method::kPhase}) {
+    for (const int chip : {8, 15, 31, 33}) {
+      MatchOptions o;
+      o.method = method;
+      o.chip_px = chip;
+      o.search_px = std::min(3, (chip - 1) / 2 - 1);
+      if (method == Method::kPhase && 2 * o.search_px >= chip) continue;
+      Matcher matcher(o);
+      const NodeResult r = matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, 64, 64);
+      if (chip >= 15) {
+        ASSERT_TRUE(is(NodeFlag::kValid, r)) << to_string(method) << " chip " << chip << ": " << to_string(r.flag);
+        EXPECT_NEAR(r.dx_px, 1.4, 0.1) << to_string(method) << " chip " << chip;
+        EXPECT_NEAR(r.dy_px, -0.7, 0.1) << to_string(method) << " chip " << chip;
+      }
+      // A NaN guess counts as no guess; an absurd one lands outside the image.
+      const NodeResult nan_guess = matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, 64, 64, kNaN, kNaN);
+      EXPECT_EQ(nan_guess.flag, r.flag);
+      const NodeResult far = matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, 64, 64, 1e6, -1e6);
+      EXPECT_TRUE(is(NodeFlag::kOutsideOverlap, far)) << to_string(far.flag);
+    }
+  }
+  // Windows smaller than a chip, empty windows, empty node grids.
+  const GridF tiny(5, 5, 1.0f);
+  const GridF empty;
+  Matcher matcher(MatchOptions{});
+  EXPECT_TRUE(is(NodeFlag::kOutsideOverlap, matcher.match({&tiny, nullptr, 0, 0}, {&tiny, nullptr, 0, 0}, 2, 2)));
+  EXPECT_TRUE(is(NodeFlag::kOutsideOverlap, matcher.match({&empty, nullptr, 0, 0}, {&ref, nullptr, 0, 0}, 2, 2)));
+  EXPECT_TRUE(is(NodeFlag::kOutsideOverlap, matcher.match({nullptr, nullptr, 0, 0}, {&ref, nullptr, 0, 0}, 2, 2)));
+  NodeGrid none;
+  none.cols = 0;
+  none.rows = 0;
+  EXPECT_EQ(correlate_grid({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, MatchOptions{}, none).flag.size(), 0u);
+  NodeGrid bad_step;
+  bad_step.step_px = 0;
+  EXPECT_THROW(correlate_grid({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, MatchOptions{}, bad_step), InvalidArgument);
+  // Every method over a grid reaching beyond the images: flags, no crash, NaN where invalid.
+  for (const Method method : {Method::kNcc, Method::kPhase, Method::kFlow}) {
+    MatchOptions o;
+    o.method = method;
+    o.search_px = method == Method::kPhase ? 6 : 10;
+    NodeGrid beyond;
+    beyond.first_col = -40;
+    beyond.first_row = -40;
+    beyond.step_px = 24;
+    beyond.cols = 10;
+    beyond.rows = 10;
+    const GridResult g = correlate_grid({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, o, beyond);
+    EXPECT_GT(g.flag_counts[static_cast<int>(NodeFlag::kOutsideOverlap)], 0) << to_string(method);
+    for (std::size_t k = 0; k < g.flag.size(); ++k)
+      if (g.flag.data()[k] != 0) {
+        EXPECT_TRUE(std::isnan(g.dx_px.data()[k]));
+      }
+  }
+}
+
+TEST(CorrelateGrid, StripsGiveTheSameResultAsTheWholeImage) {
+  // The streaming driver cuts the image into strips of node rows plus grid_halo_px() of context.
+  const int size = 480;
+  const GridF ref = test::make_noise_texture(size, size, 1.3, 51);
+  const GridF sec = test::warp_by_field(ref, [](double c, double r, double& u, double& v) {
+    u = 6.0 + 0.02 * (r - 240);
+    v = -3.0 + 0.01 * (c - 240);
+  });
+  MatchOptions o;
+  o.search_px = 20;  // coarse-to-fine
+  const int step = 16;
+  const NodeGrid whole = test::interior_nodes(size, size, o.halo_px(), step);
+  const GridResult reference = correlate_grid({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, o, whole);
+  const int halo = grid_halo_px(o, step);
+  EXPECT_GT(halo, o.halo_px());
+  for (int first = 0; first < whole.rows; first += 7) {
+    NodeGrid strip = whole;
+    strip.first_row = whole.first_row + first * step;
+    strip.rows = std::min(7, whole.rows - first);
+    const int row0 = std::max(0, strip.first_row - halo);
+    const int row1 = std::min(size, strip.first_row + (strip.rows - 1) * step + halo + 1);
+    GridF ref_part(size, row1 - row0), sec_part(size, row1 - row0);
+    for (int r = row0; r < row1; ++r)
+      for (int c = 0; c < size; ++c) {
+        ref_part(c, r - row0) = ref(c, r);
+        sec_part(c, r - row0) = sec(c, r);
+      }
+    const GridResult part =
+        correlate_grid({&ref_part, nullptr, 0, row0}, {&sec_part, nullptr, 0, row0}, o, strip);
+    for (int j = 0; j < strip.rows; ++j)
+      for (int i = 0; i < strip.cols; ++i) {
+        const int jj = first + j;
+        ASSERT_EQ(part.flag(i, j), reference.flag(i, jj)) << "node " << i << "," << jj;
+        if (part.flag(i, j) != 0) continue;
+        ASSERT_EQ(part.dx_px(i, j), reference.dx_px(i, jj)) << "node " << i << "," << jj;
+        ASSERT_EQ(part.dy_px(i, j), reference.dy_px(i, jj)) << "node " << i << "," << jj;
+      }
+  }
+  EXPECT_GE(reference.flag_counts[0], static_cast<long long>(whole.cols) * whole.rows * 9 / 10);
 }
 
 }  // namespace

@@ -68,8 +68,9 @@ struct MatchOptions {
   Method method = Method::kNcc;
   /// Template (reference chip) size in pixels, even or odd, >= 8 (`--chip`).
   int chip_px = 32;
-  /// Largest displacement searched around the guess, in pixels, in each direction (`--search`), >= 1.
-  /// For the phase method the secondary window is the chip itself, so search_px must be < chip_px / 2.
+  /// Largest displacement searched around the guess, in pixels, in each direction (`--search`), >= 2.
+  /// For the phase method the secondary window is the chip itself, so a direct search must be < chip_px / 2
+  /// (coarse-to-fine lifts the limit).
   int search_px = 16;
   /// Nodes whose SNR is below: kLowSnr. SNR = peak correlation / the highest other local maximum of the
   /// correlation surface (docs/correlate.md). The default 2 separates true matches from unrelated chips on
@@ -88,19 +89,22 @@ struct MatchOptions {
   Subpixel subpixel = Subpixel::kIterative;
   /// Largest number of re-matching iterations of Subpixel::kIterative (and of the phase-plane fit).
   int max_iterations = 6;
-  /// correlate_grid goes coarse-to-fine when search_px is larger than this (px); 0 never does.
-  int coarse_above_px = 12;
+  /// correlate_grid goes coarse-to-fine when search_px is larger than this (px); 0 never does. The coarse
+  /// pass downsamples by 2 (by 4, 8... when the search exceeds 24, 48... px) and seeds a +-3 px fine search.
+  int coarse_above_px = 6;
 
   /// Throws InvalidArgument naming the parameter (--chip, --search, --min-snr, ...).
   void validate() const;
-  /// Pixels of context a window needs on each side of a node for these options (chip/2 + search + margin
-  /// for the sub-pixel interpolation). The secondary window additionally needs the |guess| on each side.
+  /// Pixels of context a window needs on each side of a node for Matcher::match with these options
+  /// (chip/2 + search + margin for the sub-pixel interpolation). The secondary window additionally needs
+  /// the |guess| on each side. correlate_grid with coarse-to-fine needs more: see grid_halo_px().
   int halo_px() const;
 };
 
 /// Applies `filter` in place on a window (tile + halo) of an image. Invalid pixels (valid == 0) are
 /// filled from their valid neighbourhood before filtering so that they do not ring, and set to 0 after.
-/// The window needs a halo of prefilter_halo_px() pixels for interior values to be exact.
+/// The window needs a halo of prefilter_halo_px() pixels for interior values to match a whole-image run
+/// (away from holes, whose filling looks about 12 px further).
 void apply_prefilter(Prefilter filter, GridF& image, const GridU8& valid);
 /// Context (pixels) a prefilter needs around a window for its interior values to match a whole-image run.
 int prefilter_halo_px(Prefilter filter);
@@ -200,24 +204,18 @@ struct GridResult {
 /// downsampled by 2^k finds the displacement (median-filtered) and the fine pass searches a few pixels
 /// around it (docs/correlate.md). For Method::kFlow, dense_flow is run on the windows and sampled at the
 /// nodes, then evaluated (corr/snr/flag) with Matcher::evaluate.
-/// The windows must cover the nodes plus halo_px() (and |guess| for sec); uncovered parts count as outside.
+/// The windows should cover the nodes plus grid_halo_px(options, nodes.step_px) (and |guess| for sec);
+/// uncovered parts count as outside. With that context the results at a node do not depend on how the
+/// image is cut into windows (strips), nor on the number of threads.
 GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
                           const NodeGrid& nodes, const GridF* guess_dx_px = nullptr,
                           const GridF* guess_dy_px = nullptr);
 
-}  // namespace deforma::correlate
-
-namespace deforma::correlate {
-
-/// How correlate_grid's coarse-to-fine pass depends on neighbouring nodes, for drivers that split a node
-/// grid into strips: coarse nodes are every `stride` nodes from the first node, and a node's seed depends on
-/// coarse nodes up to `context_nodes` nodes away. A strip that starts on a multiple of `stride` and is
-/// computed with `context_nodes` extra node rows on each side gives the same values as the whole grid.
-/// Both are 0 when no coarse pass runs (search_px <= coarse_above_px, or the flow method).
-struct CoarseDependency {
-  int stride = 0;
-  int context_nodes = 0;
-};
-CoarseDependency coarse_dependency(const MatchOptions& options, int step_px);
+/// Context (pixels, each side) correlate_grid needs around its nodes for `options` and a node spacing of
+/// `step_px`: halo_px() for a direct search; for coarse-to-fine also the coarse chips of the coarse nodes
+/// computed up to three coarse spacings beyond the grid (so that strips give the same result as one
+/// window over the whole image). Validates `options`.
+int grid_halo_px(const MatchOptions& options, int step_px);
 
 }  // namespace deforma::correlate
+
