@@ -374,3 +374,35 @@ TEST(FilterCli, RunsAndReportsRemovedBias) {
 
 }  // namespace
 }  // namespace deforma::filter
+
+namespace deforma::filter {
+namespace {
+
+TEST(FilterMask, PixelUnitMaskIsSampledAtNodeCentres) {
+  // A result on a node grid every 8 image pixels, first node centred on image pixel (4, 4), without CRS, and
+  // a mask in image pixels (also without CRS): white (255) on image columns >= 40, with JPEG-like noise (30)
+  // elsewhere, which must not count as inside.
+  test::TempDir tmp;
+  GridF mask(96, 64, 30.f);
+  for (int r = 0; r < 64; ++r)
+    for (int c = 40; c < 96; ++c) mask(c, r) = 250.f;
+  test::write_test_geotiff(tmp.file("mask.tif"), mask, "Byte", -9999, false, 0);
+  // The mask has a geotransform but no CRS (not georeferenced); the node grid derives from the image's
+  // geotransform as the correlation derives it from the reference image.
+  const io::RasterInfo mask_info = io::describe(tmp.file("mask.tif"));
+  io::GeoTransform nodes = mask_info.geotransform.node_grid(3.5, 3.5, 8.0);
+  GridF dx(12, 8, 0.f);
+  io::write_cog(tmp.file("result.tif"), {&dx}, {{"dx_px", "px"}}, nodes, "", {});
+  const io::RasterInfo grid = io::describe(tmp.file("result.tif"));
+  ASSERT_FALSE(grid.georeferenced);
+  const GridU8 inside = read_node_mask(tmp.file("mask.tif"), grid, {0, 0, 12, 8}, "exclude");
+  for (int r = 0; r < 8; ++r) {
+    for (int c = 0; c < 12; ++c) {
+      const int image_col = 4 + 8 * c;
+      EXPECT_EQ(inside(c, r), image_col >= 40 ? 1 : 0) << c << "," << r;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace deforma::filter
