@@ -12,18 +12,24 @@ namespace deforma::ops {
 void register_pipeline_operations(OperationRegistry& registry) {
   OperationDecl op;
   op.name = "pipeline";
-  op.summary = "Images to velocity and displacement time series in one run: pairs, correlation, filter, inversion";
+  op.summary =
+      "Images to velocity and displacement time series in one run: pairs, correlation, filter, inversion";
   op.description =
-      "Builds the image set (dates from product names, MTL files, metadata or YYYYMMDD in the name), the pair "
+      "Builds the image set (dates from product names, MTL files, metadata or YYYYMMDD in the name), the "
+      "pair "
       "network, correlates every pair (parallel under --ram, resumable: a rerun keeps the completed pairs), "
-      "filters and corrects each pair (thresholds, normalized median test, maximum velocity, stable ground from "
+      "filters and corrects each pair (thresholds, normalized median test, maximum velocity, stable ground "
+      "from "
       "--stable polygons, --stable-mask or --auto-stable, --exclude for ground known to move), inverts the "
-      "network into time series and velocity products (with two images: the velocity of the single pair), and "
-      "writes the output folder as a static STAC catalog (catalog.json). Non-georeferenced images are processed "
+      "network into time series and velocity products (with two images: the velocity of the single pair), "
+      "and "
+      "writes the output folder as a static STAC catalog (catalog.json). Non-georeferenced images are "
+      "processed "
       "in pixel units (px, px/yr). See docs/pipeline.md.";
   op.params = {
-      ParamDecl::argument("images", ParamType::kList,
-                          "images: files, folders, glob patterns, or one CSV manifest (path,date[,orbit,tile,sensor])"),
+      ParamDecl::argument(
+          "images", ParamType::kList,
+          "images: files, folders, glob patterns, or one CSV manifest (path,date[,orbit,tile,sensor])"),
       ParamDecl::option("output", ParamType::kPath, "output folder (created; a rerun resumes in it)")
           .alias("o")
           .mandatory(),
@@ -54,18 +60,27 @@ void register_pipeline_operations(OperationRegistry& registry) {
       ParamDecl::option("method", ParamType::kChoice, "correlation: matching method")
           .one_of({"ncc", "phase", "flow"})
           .defaults_to("ncc"),
-      ParamDecl::option("chip", ParamType::kInt, "correlation: template size").in_unit("px").defaults_to("32").between(8, 1024),
+      ParamDecl::option("chip", ParamType::kInt, "correlation: template size")
+          .in_unit("px")
+          .defaults_to("32")
+          .between(8, 1024),
       ParamDecl::option("search", ParamType::kInt, "correlation: largest displacement searched")
           .in_unit("px")
           .defaults_to("16")
           .between(1, 4096),
-      ParamDecl::option("step", ParamType::kInt, "correlation: node spacing").in_unit("px").defaults_to("16").between(1, 4096),
+      ParamDecl::option("step", ParamType::kInt, "correlation: node spacing")
+          .in_unit("px")
+          .defaults_to("16")
+          .between(1, 4096),
       ParamDecl::option("prefilter", ParamType::kChoice, "correlation: radiometric prefilter of both images")
           .one_of({"none", "highpass", "wallis", "orientation"})
           .defaults_to("highpass"),
-      ParamDecl::option("band", ParamType::kInt, "correlation: band of every image (1-based)").defaults_to("1").at_least(1),
-      ParamDecl::option("regularization", ParamType::kDouble,
-                        "inversion: weight of the temporal smoothness penalty (bridges gaps and split networks)")
+      ParamDecl::option("band", ParamType::kInt, "correlation: band of every image (1-based)")
+          .defaults_to("1")
+          .at_least(1),
+      ParamDecl::option(
+          "regularization", ParamType::kDouble,
+          "inversion: weight of the temporal smoothness penalty (bridges gaps and split networks)")
           .defaults_to("0.05")
           .at_least(0),
       ParamDecl::option("robust", ParamType::kChoice, "inversion: robust loss against outlier pairs")
@@ -89,8 +104,10 @@ void register_pipeline_operations(OperationRegistry& registry) {
     op.params.push_back(std::move(p));
   }
   op.examples = {
-      "deforma pipeline perito-moreno/2020*.jpg -o perito --exclude perito-moreno/mask.jpg --auto-stable --search 8 --max-velocity 300",
-      "deforma pipeline LC08*_B8.TIF -o yahtse --stable StEliasMtn_utm7v_rock.gmt --ramp plane --max-velocity 3000",
+      "deforma pipeline perito-moreno/2020*.jpg -o perito --exclude perito-moreno/mask.jpg --auto-stable "
+      "--search 8 --max-velocity 300",
+      "deforma pipeline LC08*_B8.TIF -o yahtse --stable StEliasMtn_utm7v_rock.gmt --ramp plane "
+      "--max-velocity 3000",
       "deforma --ram 4096 pipeline manifest.csv -o out --max-step 5 --max-days 60 --skip-bad"};
   op.run = [](const ParamValues& p, RunContext& context) {
     pipeline::PipelineOptions o;

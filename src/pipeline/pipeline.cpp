@@ -32,7 +32,8 @@ correlate::CorrelateOptions pipeline_correlation_defaults() {
 }
 
 void PipelineOptions::validate() const {
-  if (inputs.empty()) throw InvalidArgument("parameter images: give the images (files, folders, patterns or a CSV)");
+  if (inputs.empty())
+    throw InvalidArgument("parameter images: give the images (files, folders, patterns or a CSV)");
   if (output_dir.empty()) throw InvalidArgument("parameter --output: the output folder is missing");
   network.validate();
   correlation.validate();
@@ -135,8 +136,8 @@ std::string write_single_pair_velocity(const timeseries::Pair& pair, const std::
   const std::string c1 = units == "m" ? "east" : "dx", c2 = units == "m" ? "north" : "dy";
   const int be = band_named(info, east_name), bn = band_named(info, north_name);
   if (!be || !bn) {
-    throw FormatError(fmt::format("{}: bands {} and {} are needed for the velocity", pair.result_path, east_name,
-                                  north_name));
+    throw FormatError(fmt::format("{}: bands {} and {} are needed for the velocity", pair.result_path,
+                                  east_name, north_name));
   }
   const double years = std::abs(static_cast<double>(pair.days())) / 365.25;
   if (!(years > 0)) throw InvalidArgument(fmt::format("pair {}: both images have the same date", pair.id));
@@ -155,8 +156,10 @@ std::string write_single_pair_velocity(const timeseries::Pair& pair, const std::
   cog.metadata["DEFORMA_START_DATE"] = std::min(pair.ref_date, pair.sec_date).iso();
   cog.metadata["DEFORMA_END_DATE"] = std::max(pair.ref_date, pair.sec_date).iso();
   io::CogWriter writer(path, info.width, info.height,
-                       {{"velocity_" + c1 + suffix, unit}, {"velocity_" + c2 + suffix, unit},
-                        {"velocity_magnitude" + suffix, unit}, {"valid_pairs", "count"}},
+                       {{"velocity_" + c1 + suffix, unit},
+                        {"velocity_" + c2 + suffix, unit},
+                        {"velocity_magnitude" + suffix, unit},
+                        {"valid_pairs", "count"}},
                        info.geotransform, info.crs_wkt, provenance, cog);
   io::TilePlanOptions plan;
   plan.raster_width = info.width;
@@ -217,11 +220,13 @@ Headline velocity_headline(const std::string& velocity_path, const std::string& 
                            const std::string& stable_path) {
   const io::Raster raster = io::Raster::open(velocity_path);
   const auto& info = raster.info();
-  const int speed_band =
-      band_named_any(info, {"velocity_magnitude_m_per_yr", "velocity_magnitude_px_per_yr", "velocity_magnitude"});
+  const int speed_band = band_named_any(
+      info, {"velocity_magnitude_m_per_yr", "velocity_magnitude_px_per_yr", "velocity_magnitude"});
   if (!speed_band) {
-    throw FormatError(fmt::format("{}: no velocity magnitude band (velocity_magnitude_m_per_yr or "
-                                  "velocity_magnitude_px_per_yr)", velocity_path));
+    throw FormatError(
+        fmt::format("{}: no velocity magnitude band (velocity_magnitude_m_per_yr or "
+                    "velocity_magnitude_px_per_yr)",
+                    velocity_path));
   }
   Headline h;
   h.unit = info.bands[static_cast<std::size_t>(speed_band - 1)].unit;
@@ -256,7 +261,8 @@ Headline velocity_headline(const std::string& velocity_path, const std::string& 
     const auto rmse = raster.read(rmse_band, all);
     std::vector<float> values;
     for (std::size_t i = 0; i < rmse.values.size(); ++i) {
-      if (rmse.valid.data()[i] && std::isfinite(rmse.values.data()[i])) values.push_back(rmse.values.data()[i]);
+      if (rmse.valid.data()[i] && std::isfinite(rmse.values.data()[i]))
+        values.push_back(rmse.values.data()[i]);
     }
     if (!values.empty()) h.median_rmse = median_in_place(values);
   }
@@ -282,9 +288,9 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   const timeseries::ImageSet images = timeseries::load_image_set(options.inputs, options.image_set);
   for (const auto& s : images.skipped) summary.warnings.push_back("image left out: " + s);
   if (images.size() < 2) {
-    throw InvalidArgument(fmt::format(
-        "parameter images: a time series needs at least two images; {} usable{}", images.size(),
-        images.size() == 1 ? fmt::format(" ({})", images.images.front().path) : std::string()));
+    throw InvalidArgument(
+        fmt::format("parameter images: a time series needs at least two images; {} usable{}", images.size(),
+                    images.size() == 1 ? fmt::format(" ({})", images.images.front().path) : std::string()));
   }
   const io::RasterInfo first = io::describe(images.images.front().path);
   const std::string units = first.georeferenced && !first.crs_wkt.empty() ? "m" : "px";
@@ -292,7 +298,8 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   const std::string network_png = (out / "network.png").string();
   timeseries::write_pair_network_png(network_png, network,
                                      fmt::format("{} pairs of {} images", network.size(), images.size()));
-  stages["pairs"] = {{"images", images.size()}, {"pairs", network.size()}, {"seconds", seconds_since(stage_start)}};
+  stages["pairs"] = {
+      {"images", images.size()}, {"pairs", network.size()}, {"seconds", seconds_since(stage_start)}};
   spdlog::info("pipeline: {} images, {} pairs, units {}", images.size(), network.size(), units);
 
   const int threads = context.threads;
@@ -331,7 +338,8 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   filter_batch.parameters = filter_parameters_json(options.filter, options.max_velocity_per_yr);
   filter_batch.skip_bad = true;
   filter_batch.inputs_of = [&](const timeseries::Pair& p) {
-    return std::pair<std::string, std::string>{pair_result_path(correlate_batch.output_dir, p), std::string()};
+    return std::pair<std::string, std::string>{pair_result_path(correlate_batch.output_dir, p),
+                                               std::string()};
   };
   const BatchResult filtered = run_batch(
       correlated.pairs, filter_batch,
@@ -396,10 +404,10 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   }
 
   // 5. Headline numbers.
-  const std::string stable_source =
-      options.filter.stable == filter::StableSource::kPolygons || options.filter.stable == filter::StableSource::kMask
-          ? options.filter.stable_path
-          : std::string();
+  const std::string stable_source = options.filter.stable == filter::StableSource::kPolygons ||
+                                            options.filter.stable == filter::StableSource::kMask
+                                        ? options.filter.stable_path
+                                        : std::string();
   const Headline headline = velocity_headline(velocity_path, options.filter.exclude_path, stable_source);
 
   // 6. The STAC catalog of the folder.
@@ -462,8 +470,12 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
       item.footprint_raster = p.result_path;
       item.properties["deforma:days"] = p.days();
       item.assets = {{"filtered", p.result_path, "filtered displacement", "", {"data"}, {}},
-                     {"correlation", pair_result_path(correlate_batch.output_dir, p), "raw correlation", "",
-                      {"data"}, {}}};
+                     {"correlation",
+                      pair_result_path(correlate_batch.output_dir, p),
+                      "raw correlation",
+                      "",
+                      {"data"},
+                      {}}};
       catalog.items.push_back(item);
     }
   }
@@ -476,12 +488,9 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
                     {"pairs_inverted", static_cast<std::int64_t>(filtered.pairs.size())},
                     {"dates", static_cast<std::int64_t>(dates_used.size())},
                     {"valid_nodes", headline.valid_nodes}};
-  summary.details = {{"output_dir", options.output_dir},
-                     {"units", units},
-                     {"first_date", first_date.iso()},
-                     {"last_date", last_date.iso()},
-                     {"headline", headline.to_json()},
-                     {"stages", stages}};
+  summary.details = {{"output_dir", options.output_dir}, {"units", units},
+                     {"first_date", first_date.iso()},   {"last_date", last_date.iso()},
+                     {"headline", headline.to_json()},   {"stages", stages}};
   summary.seconds = seconds_since(started);
   summary.details["seconds"] = summary.seconds;
   const std::string summary_path = (out / "pipeline.json").string();
@@ -498,18 +507,21 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
     if (f != velocity_path) summary.outputs.push_back(f);
   }
   std::string report = fmt::format(
-      "pipeline: {} images ({} .. {}), {} pairs ({} reused, {} correlated), {} pairs inverted over {} dates\n",
+      "pipeline: {} images ({} .. {}), {} pairs ({} reused, {} correlated), {} pairs inverted over {} "
+      "dates\n",
       images.size(), images.images.front().date.iso(), images.images.back().date.iso(), network.size(),
       correlated.reused, correlated.computed, filtered.pairs.size(), dates_used.size());
-  report += fmt::format("  velocity ({}): median {:.3g} on stable ground ({} nodes), median {:.3g} on moving ground "
-                        "({} nodes), p95 {:.3g}\n",
-                        headline.unit, headline.median_speed_stable, headline.stable_nodes,
-                        headline.median_speed_moving, headline.moving_nodes, headline.p95_speed);
+  report += fmt::format(
+      "  velocity ({}): median {:.3g} on stable ground ({} nodes), median {:.3g} on moving ground "
+      "({} nodes), p95 {:.3g}\n",
+      headline.unit, headline.median_speed_stable, headline.stable_nodes, headline.median_speed_moving,
+      headline.moving_nodes, headline.p95_speed);
   if (headline.median_rmse >= 0) {
-    report += fmt::format("  residual RMSE of the inversion: median {:.3g} {}\n", headline.median_rmse, units);
+    report +=
+        fmt::format("  residual RMSE of the inversion: median {:.3g} {}\n", headline.median_rmse, units);
   }
-  report += fmt::format("  output folder: {} (STAC catalog: {})\n  total {}\n", options.output_dir, stac_files.front(),
-                        format_duration(summary.seconds));
+  report += fmt::format("  output folder: {} (STAC catalog: {})\n  total {}\n", options.output_dir,
+                        stac_files.front(), format_duration(summary.seconds));
   summary.report = report;
   return summary;
 }

@@ -65,8 +65,8 @@ struct MovingScene {
           img(c, r) = texture(c + 32 - (moving ? shift : 0), r);
         }
       }
-      const io::Date date = io::Date::from_days_since_epoch(io::Date::from_ymd(2021, 3, 1).days_since_epoch() +
-                                                            days[static_cast<std::size_t>(k)]);
+      const io::Date date = io::Date::from_days_since_epoch(
+          io::Date::from_ymd(2021, 3, 1).days_since_epoch() + days[static_cast<std::size_t>(k)]);
       const std::string path = tmp.file("scene_" + date.compact() + ".tif");
       test::write_test_geotiff(path, img);
       paths.push_back(path);
@@ -114,7 +114,8 @@ TEST(Pipeline, SyntheticSeriesRecoversVelocityAndResumes) {
       if (!east.valid(c, r)) continue;
       double x = 0, y = 0;
       velocity.info().geotransform.pixel_to_map(c + 0.5, r + 0.5, x, y);
-      const double image_col = (x - 500000.0) / 15.0;  // the node's image column (test images start at 500000 E)
+      const double image_col =
+          (x - 500000.0) / 15.0;  // the node's image column (test images start at 500000 E)
       if (image_col > MovingScene::kSize / 3 + 24 && image_col < 2 * MovingScene::kSize / 3 - 24) {
         EXPECT_NEAR(east.values(c, r), 1095.75, 60.0) << c << "," << r;
         ++moving_checked;
@@ -223,16 +224,16 @@ TEST(PipelineBadInput, SingleImageDifferentSizesAndDuplicateDatesAreRefused) {
   EXPECT_NE(sizes.err.find("small_20210401.tif"), std::string::npos) << sizes.err;
 
   const std::string other_crs = tmp.file("crs_20210402.tif");
-  test::write_test_geotiff(other_crs, test::make_texture(MovingScene::kSize, MovingScene::kSize, 3), "Float32",
-                           -9999, false, 32608);
+  test::write_test_geotiff(other_crs, test::make_texture(MovingScene::kSize, MovingScene::kSize, 3),
+                           "Float32", -9999, false, 32608);
   const auto crs = test::run_cli("-q pipeline " + scene.paths[0] + " " + other_crs + " -o " + tmp.file("o3"));
   EXPECT_EQ(crs.exit_code, 3) << crs.err;
   EXPECT_NE(crs.err.find("crs_20210402.tif"), std::string::npos) << crs.err;
 
   const std::string duplicate = tmp.file("copy_20210301.tif");
   fs::copy_file(scene.paths[0], duplicate);
-  const auto dup = test::run_cli("-q pipeline " + scene.paths[0] + " " + scene.paths[1] + " " + duplicate + " -o " +
-                                 tmp.file("o4"));
+  const auto dup = test::run_cli("-q pipeline " + scene.paths[0] + " " + scene.paths[1] + " " + duplicate +
+                                 " -o " + tmp.file("o4"));
   EXPECT_EQ(dup.exit_code, 3) << dup.err;
   EXPECT_NE(dup.err.find("copy_20210301.tif"), std::string::npos) << dup.err;
   EXPECT_NE(dup.err.find("same date"), std::string::npos) << dup.err;
@@ -263,7 +264,8 @@ TEST(PipelineRealData, YahtsePairWithRockPolygonsHasNoBiasAfterCorrection) {
   ASSERT_FALSE(result.empty());
   const auto raster = io::Raster::open(result.string());
   const auto& info = raster.info();
-  const auto rock = filter::read_node_mask(o.filter.stable_path, info, {0, 0, info.width, info.height}, "stable");
+  const auto rock =
+      filter::read_node_mask(o.filter.stable_path, info, {0, 0, info.width, info.height}, "stable");
   const auto dx = raster.read_all(1), dy = raster.read_all(2);
   std::vector<float> sx, sy;
   for (int r = 0; r < info.height; ++r) {
@@ -289,7 +291,8 @@ TEST(PipelineRealData, YahtsePairWithRockPolygonsHasNoBiasAfterCorrection) {
   EXPECT_GT(record["stable_ground"]["nodes"].get<int>(), 100);
   // The glacier moves: the 95th percentile of the speed is far above the rock's median.
   const auto& headline = s.details["headline"];
-  EXPECT_GT(headline["p95_speed"].get<double>(), 10 * std::max(1.0, headline["median_speed_stable"].get<double>()));
+  EXPECT_GT(headline["p95_speed"].get<double>(),
+            10 * std::max(1.0, headline["median_speed_stable"].get<double>()));
   expect_valid_catalog(tmp.path() / "out");
   const auto item = load_json(tmp.path() / "out" / "velocity" / "velocity.json");
   EXPECT_EQ(item["properties"]["proj:code"], "EPSG:32607");

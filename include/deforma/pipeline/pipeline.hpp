@@ -38,10 +38,10 @@ correlate::CorrelateOptions pipeline_correlation_defaults();
 struct PipelineOptions {
   std::vector<std::string> inputs;  ///< image files, folders, glob patterns, or one CSV manifest
   std::string output_dir;
-  timeseries::ImageSetOptions image_set;     ///< skip_bad: leave unreadable images out and report them
+  timeseries::ImageSetOptions image_set;  ///< skip_bad: leave unreadable images out and report them
   timeseries::PairNetworkOptions network;
   correlate::CorrelateOptions correlation = pipeline_correlation_defaults();  ///< years_between set per pair
-  filter::FilterOptions filter;              ///< max displacement per pair also comes from max_velocity
+  filter::FilterOptions filter;  ///< max displacement per pair also comes from max_velocity
   /// Largest plausible speed in result units per year (m/yr for georeferenced images, px/yr otherwise);
   /// each pair's nodes above it x its time span are rejected (flag 8). 0 = off.
   double max_velocity_per_yr = 0.0;
