@@ -20,6 +20,19 @@ else
   echo "(skipping Yahtse: $YAHTSE not found)"
 fi
 
+# ---- Ustica, EGMS Calibrated (L2b) products, ascending + descending ------------------------------------
+USTICA="$DATA/egms-ustica"
+if [[ -d "$USTICA" ]]; then
+  echo "== deforma egms: EGMS L2b bursts over Ustica (ascending 117/0227, descending 022/0845)"
+  "$DEFORMA" egms fit "$USTICA/EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip" \
+    -o "$OUT/ustica_desc_refit.zip" --gpkg "$OUT/ustica_desc_points.gpkg"
+  "$DEFORMA" egms ortho "$USTICA/EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip" \
+    "$USTICA/EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip" -o "$OUT/ustica_ortho"
+  echo
+else
+  echo "(skipping EGMS: $USTICA not found)"
+fi
+
 # ---- Perito Moreno time series: deforma pipeline (23 dates, pixel units) --------------------------------
 echo "== deforma pipeline: 23 Sentinel-2 images of Perito Moreno Glacier (2020-01-01 .. 2020-03-28)"
 PERITO_OUT="$OUT/perito-moreno"

@@ -71,7 +71,15 @@ void add_options(Subcommand& cmd) {
     }
     CLI::Option* opt = list ? cmd.app->add_option(names, cmd.lists[p.name], option_help(p))
                             : cmd.app->add_option(names, cmd.singles[p.name], option_help(p));
-    if (!p.unit.empty()) opt->type_name(fmt::format("<{}>", p.unit));
+    if (!p.unit.empty()) {
+      opt->type_name(fmt::format("<{}>", p.unit));
+    } else if (p.type == deforma::ParamType::kInt) {
+      opt->type_name("INT");
+    } else if (p.type == deforma::ParamType::kDouble) {
+      opt->type_name("NUMBER");
+    } else if (p.type == deforma::ParamType::kPath) {
+      opt->type_name("PATH");
+    }
   }
   if (!cmd.op->examples.empty()) {
     cmd.app->footer(fmt::format("Examples:\n  {}", fmt::join(cmd.op->examples, "\n  ")));

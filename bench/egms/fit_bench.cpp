@@ -18,9 +18,9 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>
+#include <nlohmann/json.hpp>
 
 #include "deforma/egms/model.hpp"
 #include "deforma/egms/ortho.hpp"
@@ -37,7 +37,8 @@ double splitmix_unit(std::uint64_t x) {
 }
 
 // Same formula as fit_baseline.py's generate().
-void generate(deforma::egms::PointChunk& chunk, std::uint64_t first, std::size_t count, const std::vector<double>& t) {
+void generate(deforma::egms::PointChunk& chunk, std::uint64_t first, std::size_t count,
+              const std::vector<double>& t) {
   const std::size_t dates = t.size();
   chunk.reset(0, dates);
   chunk.pid.assign(count, {});
@@ -78,12 +79,18 @@ int main(int argc, char** argv) {
   std::string out_dir = std::filesystem::temp_directory_path().string();
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
-    if (key == "--points") points = std::stoull(value);
-    else if (key == "--dates") dates = std::stoull(value);
-    else if (key == "--chunk") chunk_points = std::stoull(value);
-    else if (key == "--python") python = value;
-    else if (key == "--data") data_dir = value;
-    else if (key == "--out") out_dir = value;
+    if (key == "--points")
+      points = std::stoull(value);
+    else if (key == "--dates")
+      dates = std::stoull(value);
+    else if (key == "--chunk")
+      chunk_points = std::stoull(value);
+    else if (key == "--python")
+      python = value;
+    else if (key == "--data")
+      data_dir = value;
+    else if (key == "--out")
+      out_dir = value;
   }
   std::vector<int> days(dates);
   for (std::size_t k = 0; k < dates; ++k) days[k] = 18000 + 6 * static_cast<int>(k);
@@ -118,10 +125,11 @@ int main(int argc, char** argv) {
     const int status = pclose(pipe);
     if (status == 0 && !text.empty()) peer = nlohmann::json::parse(text, nullptr, false);
   }
-  fmt::print("EGMS model fitting: {} points x {} dates, chunks of {}, {} threads\n", points, dates, chunk_points,
-             tbb::info::default_concurrency());
-  fmt::print("(velocity, acceleration, seasonality, rmse, their std and temporal coherence per point; data\n"
-             " generated identically by both programs; generation time excluded)\n\n");
+  fmt::print("EGMS model fitting: {} points x {} dates, chunks of {}, {} threads\n", points, dates,
+             chunk_points, tbb::info::default_concurrency());
+  fmt::print(
+      "(velocity, acceleration, seasonality, rmse, their std and temporal coherence per point; data\n"
+      " generated identically by both programs; generation time excluded)\n\n");
   fmt::print("{:<28} {:>10} {:>14} {:>14} {:>16}\n", "", "fit s", "points/s", "peak RSS MB", "velocity sum");
   fmt::print("{:<28} {:>10.2f} {:>14.0f} {:>14.0f} {:>16.3f}\n", "deforma (Eigen, oneTBB)", fit_s,
              static_cast<double>(points) / fit_s, ours_rss, checksum);
@@ -133,7 +141,8 @@ int main(int argc, char** argv) {
                peer["velocity_checksum"].get<double>());
     fmt::print("{:<28} {:>10.1f}x\n", "throughput ratio", peer_s / fit_s);
   } else {
-    fmt::print("NumPy baseline unavailable ('{}' failed): install python3-numpy or set DEFORMA_PYTHON\n", command);
+    fmt::print("NumPy baseline unavailable ('{}' failed): install python3-numpy or set DEFORMA_PYTHON\n",
+               command);
   }
   fmt::print("(generation: deforma {:.2f} s, NumPy {:.2f} s)\n\n", generate_s,
              peer.is_object() && peer.contains("generate_s") ? peer["generate_s"].get<double>() : NAN);
@@ -146,12 +155,12 @@ int main(int argc, char** argv) {
     deforma::RunContext context;
     const auto prefix = (std::filesystem::path(out_dir) / "egms_bench_ustica").string();
     const auto start = std::chrono::steady_clock::now();
-    const auto summary =
-        deforma::egms::run_ortho(asc.string(), desc.string(), prefix, {}, {}, context, {});
+    const auto summary = deforma::egms::run_ortho(asc.string(), desc.string(), prefix, {}, {}, context, {});
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    fmt::print("Ortho on the real Ustica pair (11,759 + 11,590 points, zipped CSV in, 2 COGs + 2 CSVs out): "
-               "{:.2f} s, {} cells\n",
-               seconds, summary.counts.at("cells"));
+    fmt::print(
+        "Ortho on the real Ustica pair (11,759 + 11,590 points, zipped CSV in, 2 COGs + 2 CSVs out): "
+        "{:.2f} s, {} cells\n",
+        seconds, summary.counts.at("cells"));
     for (const auto& output : summary.outputs) std::filesystem::remove(output);
   } else {
     fmt::print("Ortho timing skipped: {} not found\n", dir.string());

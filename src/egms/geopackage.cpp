@@ -44,14 +44,15 @@ GeoPackageWriter::GeoPackageWriter(const std::string& path, const ProductLayout&
   s.easting = layout.require(column::kEasting, "a GeoPackage of points");
   s.northing = layout.require(column::kNorthing, "a GeoPackage of points");
   const std::filesystem::path p(path);
-  s.staging_path =
-      (p.parent_path() / fmt::format(".{}.partial-{}{}", p.stem().string(), ::getpid(), p.extension().string()))
-          .string();
+  s.staging_path = (p.parent_path() /
+                    fmt::format(".{}.partial-{}{}", p.stem().string(), ::getpid(), p.extension().string()))
+                       .string();
   auto* driver = GetGDALDriverManager()->GetDriverByName("GPKG");
   if (!driver) throw IoError("GDAL has no GPKG driver");
   clear_gdal_error();
   s.dataset = driver->Create(s.staging_path.c_str(), 0, 0, 0, GDT_Unknown, nullptr);
-  if (!s.dataset) throw IoError(fmt::format("{}: cannot create the GeoPackage ({})", path, last_gdal_error()));
+  if (!s.dataset)
+    throw IoError(fmt::format("{}: cannot create the GeoPackage ({})", path, last_gdal_error()));
   OGRSpatialReference srs;
   srs.importFromEPSG(3035);
   srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
@@ -94,13 +95,15 @@ void GeoPackageWriter::write(const PointChunk& chunk) {
     }
     const float* series = chunk.series_of(p);
     for (std::size_t d = 0; d < chunk.date_count; ++d) {
-      if (!std::isnan(series[d])) feature.SetField(static_cast<int>(1 + scalars + d), static_cast<double>(series[d]));
+      if (!std::isnan(series[d]))
+        feature.SetField(static_cast<int>(1 + scalars + d), static_cast<double>(series[d]));
     }
     OGRPoint point(chunk.scalar(p, s.easting), chunk.scalar(p, s.northing));
     feature.SetGeometry(&point);
     if (s.layer->CreateFeature(&feature) != OGRERR_NONE) {
       s.layer->RollbackTransaction();
-      throw IoError(fmt::format("{}: cannot write point {} ({})", s.final_path, chunk.pid[p], last_gdal_error()));
+      throw IoError(
+          fmt::format("{}: cannot write point {} ({})", s.final_path, chunk.pid[p], last_gdal_error()));
     }
   }
   if (s.layer->CommitTransaction() != OGRERR_NONE) {

@@ -7,9 +7,9 @@
 #include <numbers>
 #include <unordered_map>
 
-#include <Eigen/Dense>
 #include <fmt/format.h>
 #include <ogr_spatialref.h>
+#include <Eigen/Dense>
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
@@ -20,7 +20,8 @@ namespace deforma::egms {
 namespace {
 
 std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
 }
 
@@ -128,15 +129,16 @@ class Smoother {
   bool enabled() const { return wavelength_ > 0; }
   void add(double e, double n, double weight, double value) { samples_.push_back({e, n, weight, value}); }
   void build_index() {
-    for (std::size_t i = 0; i < samples_.size(); ++i) index_[key(samples_[i].e, samples_[i].n, sigma_)].push_back(i);
+    for (std::size_t i = 0; i < samples_.size(); ++i)
+      index_[key(samples_[i].e, samples_[i].n, sigma_)].push_back(i);
   }
   double at(double e, double n) {
     if (!enabled() || samples_.empty()) return 0.0;
     const double fx = e / lattice_ - 0.5, fy = n / lattice_ - 0.5;
     const auto x0 = static_cast<std::int64_t>(std::floor(fx)), y0 = static_cast<std::int64_t>(std::floor(fy));
     const double ax = fx - static_cast<double>(x0), ay = fy - static_cast<double>(y0);
-    return (1 - ax) * (1 - ay) * node(x0, y0) + ax * (1 - ay) * node(x0 + 1, y0) + (1 - ax) * ay * node(x0, y0 + 1) +
-           ax * ay * node(x0 + 1, y0 + 1);
+    return (1 - ax) * (1 - ay) * node(x0, y0) + ax * (1 - ay) * node(x0 + 1, y0) +
+           (1 - ax) * ay * node(x0, y0 + 1) + ax * ay * node(x0 + 1, y0 + 1);
   }
 
  private:
@@ -205,7 +207,8 @@ GnssModel GnssModel::read(const std::string& path) {
   if (!in) throw IoError(fmt::format("{}: cannot open the GNSS file", path));
   std::string line;
   if (!std::getline(in, line)) throw FormatError(fmt::format("{}: empty GNSS file", path));
-  const char sep = std::count(line.begin(), line.end(), ';') > std::count(line.begin(), line.end(), ',') ? ';' : ',';
+  const char sep =
+      std::count(line.begin(), line.end(), ';') > std::count(line.begin(), line.end(), ',') ? ';' : ',';
   const auto header = split_line(line, sep);
   GnssModel model;
   model.source = path;
@@ -235,11 +238,12 @@ GnssModel GnssModel::read(const std::string& path) {
   }
   const auto need = [&](int index, const char* what) {
     if (index < 0) {
-      throw FormatError(fmt::format("{}: no {} column (header: {}); expected station velocities (longitude, "
-                                    "latitude, velocity_east_mmyr, velocity_north_mmyr, velocity_up_mmyr) or EGMS's "
-                                    "A-EPND grid (Latitude, Longitude, N, E, Up, SigmaN, SigmaE, SigmaUP, easting, "
-                                    "northing)",
-                                    path, what, line));
+      throw FormatError(
+          fmt::format("{}: no {} column (header: {}); expected station velocities (longitude, "
+                      "latitude, velocity_east_mmyr, velocity_north_mmyr, velocity_up_mmyr) or EGMS's "
+                      "A-EPND grid (Latitude, Longitude, N, E, Up, SigmaN, SigmaE, SigmaUP, easting, "
+                      "northing)",
+                      path, what, line));
     }
   };
   need(lat, "latitude");
@@ -253,8 +257,8 @@ GnssModel GnssModel::read(const std::string& path) {
     if (line.find_first_not_of(" \r\t") == std::string::npos) continue;
     const auto fields = split_line(line, sep);
     if (fields.size() != header.size()) {
-      throw FormatError(fmt::format("{}: line {} has {} fields, expected {}", path, line_number, fields.size(),
-                                    header.size()));
+      throw FormatError(fmt::format("{}: line {} has {} fields, expected {}", path, line_number,
+                                    fields.size(), header.size()));
     }
     const auto number = [&](int index, bool required) {
       if (index < 0) return 0.0;
@@ -288,7 +292,8 @@ GnssModel GnssModel::read(const std::string& path) {
   }
   if (model.sites.empty()) throw FormatError(fmt::format("{}: no GNSS velocity in the file", path));
   // Positions in EPSG:3035 where the file gives only longitude/latitude.
-  if (std::any_of(model.sites.begin(), model.sites.end(), [](const GnssSite& s) { return std::isnan(s.easting_m); })) {
+  if (std::any_of(model.sites.begin(), model.sites.end(),
+                  [](const GnssSite& s) { return std::isnan(s.easting_m); })) {
     ensure_gdal_initialized();
     OGRSpatialReference wgs84, laea;
     wgs84.importFromEPSG(4326);
@@ -300,8 +305,8 @@ GnssModel GnssModel::read(const std::string& path) {
     for (auto& s : model.sites) {
       double x = s.longitude, y = s.latitude;
       if (!transform->Transform(1, &x, &y)) {
-        throw FormatError(fmt::format("{}: station {} at lon {} lat {} cannot be projected to EPSG:3035", path, s.name,
-                                      s.longitude, s.latitude));
+        throw FormatError(fmt::format("{}: station {} at lon {} lat {} cannot be projected to EPSG:3035",
+                                      path, s.name, s.longitude, s.latitude));
       }
       s.easting_m = x;
       s.northing_m = y;
@@ -342,21 +347,24 @@ bool GnssModel::interpolate(double e, double n, double& east, double& north, dou
 }
 
 void CalibrateOptions::validate() const {
-  if (source == GnssSource::kFile && gnss_path.empty()) throw InvalidArgument("gnss: a GNSS file is required");
+  if (source == GnssSource::kFile && gnss_path.empty())
+    throw InvalidArgument("gnss: a GNSS file is required");
   if (polynomial_order < 0 || polynomial_order > 2) {
     throw InvalidArgument(fmt::format("polynomial-order = {}: expected 0, 1 or 2", polynomial_order));
   }
   if (!(smoothing_wavelength_m >= 0)) {
     throw InvalidArgument(fmt::format("smoothing-wavelength-m = {}: expected >= 0", smoothing_wavelength_m));
   }
-  if (!(station_radius_m > 0)) throw InvalidArgument(fmt::format("station-radius-m = {}: expected > 0", station_radius_m));
+  if (!(station_radius_m > 0))
+    throw InvalidArgument(fmt::format("station-radius-m = {}: expected > 0", station_radius_m));
   if (min_station_points < 1) {
     throw InvalidArgument(fmt::format("min-station-points = {}: expected >= 1", min_station_points));
   }
 }
 
-Summary run_calibrate(const std::string& input, const CalibrateOptions& calibration, const ProductOutputs& outputs,
-                      const StreamOptions& options, const RunContext& context, const io::Provenance& provenance) {
+Summary run_calibrate(const std::string& input, const CalibrateOptions& calibration,
+                      const ProductOutputs& outputs, const StreamOptions& options, const RunContext& context,
+                      const io::Provenance& provenance) {
   const auto start = std::chrono::steady_clock::now();
   options.validate();
   calibration.validate();
@@ -400,9 +408,10 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
   std::map<std::pair<std::int64_t, std::int64_t>, std::vector<std::size_t>> station_index;
   if (at_stations) {
     for (std::size_t i = 0; i < gnss.sites.size(); ++i) {
-      station_index[{static_cast<std::int64_t>(std::floor(gnss.sites[i].easting_m / calibration.station_radius_m)),
-                     static_cast<std::int64_t>(std::floor(gnss.sites[i].northing_m / calibration.station_radius_m))}]
-          .push_back(i);
+      station_index
+          [{static_cast<std::int64_t>(std::floor(gnss.sites[i].easting_m / calibration.station_radius_m)),
+            static_cast<std::int64_t>(std::floor(gnss.sites[i].northing_m / calibration.station_radius_m))}]
+              .push_back(i);
     }
   }
   // Smoothing bins for point residuals: (count, sum r, sum e, sum n).
@@ -411,7 +420,8 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
     double r = 0, e = 0, n = 0;
   };
   std::map<std::pair<std::int64_t, std::int64_t>, Bin> bins;
-  const double bin_size = calibration.smoothing_wavelength_m > 0 ? calibration.smoothing_wavelength_m / 8.0 : 1.0;
+  const double bin_size =
+      calibration.smoothing_wavelength_m > 0 ? calibration.smoothing_wavelength_m / 8.0 : 1.0;
   bool origin_set = false;
   std::int64_t points_without_gnss = 0;
 
@@ -440,7 +450,8 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
             const auto it = station_index.find({cx + dx, cy + dy});
             if (it == station_index.end()) continue;
             for (const std::size_t s : it->second) {
-              if (std::hypot(gnss.sites[s].easting_m - pe, gnss.sites[s].northing_m - pn) > calibration.station_radius_m) {
+              if (std::hypot(gnss.sites[s].easting_m - pe, gnss.sites[s].northing_m - pn) >
+                  calibration.station_radius_m) {
                 continue;
               }
               auto& sum = station_sums[s];
@@ -500,10 +511,12 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
       used.push_back({s, los, sum.v / c, sum.v / c - los, sum.count, sum.e / c, sum.n / c});
     }
     if (used.empty()) {
-      throw InvalidArgument(fmt::format(
-          "{}: none of the {} GNSS stations has {} or more measurement points of {} within {} m: no station inside "
-          "the area (raise --station-radius-m or give a gridded model)",
-          calibration.gnss_path, gnss.sites.size(), calibration.min_station_points, input, calibration.station_radius_m));
+      throw InvalidArgument(
+          fmt::format("{}: none of the {} GNSS stations has {} or more measurement points of {} within {} m: "
+                      "no station inside "
+                      "the area (raise --station-radius-m or give a gridded model)",
+                      calibration.gnss_path, gnss.sites.size(), calibration.min_station_points, input,
+                      calibration.station_radius_m));
     }
     for (const auto& u : used) {
       equations.add(poly, u.e, u.n, u.residual);
@@ -531,14 +544,14 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
   }
   const auto surface = [&](double pe, double pn) { return poly.eval(pe, pn) + smoother.at(pe, pn); };
 
-  nlohmann::json calibration_json = {{"gnss", from_file ? calibration.gnss_path : "gnss_velocity column"},
-                                     {"mode", at_stations ? "stations" : "points"},
-                                     {"polynomial_order", order},
-                                     {"polynomial_origin_m", {poly.e0, poly.n0}},
-                                     {"polynomial_coefficients_per_100km",
-                                      std::vector<double>(poly.coefficients.data(),
-                                                          poly.coefficients.data() + poly.coefficients.size())},
-                                     {"smoothing_wavelength_m", calibration.smoothing_wavelength_m}};
+  nlohmann::json calibration_json = {
+      {"gnss", from_file ? calibration.gnss_path : "gnss_velocity column"},
+      {"mode", at_stations ? "stations" : "points"},
+      {"polynomial_order", order},
+      {"polynomial_origin_m", {poly.e0, poly.n0}},
+      {"polynomial_coefficients_per_100km",
+       std::vector<double>(poly.coefficients.data(), poly.coefficients.data() + poly.coefficients.size())},
+      {"smoothing_wavelength_m", calibration.smoothing_wavelength_m}};
   if (at_stations) {
     for (const auto& u : used) {
       const auto& site = gnss.sites[u.site];
@@ -618,18 +631,20 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
         los_mismatches));
   }
   if (order < requested_order) {
-    summary.warnings.push_back(fmt::format("polynomial order lowered from {} to {}: too few or aligned GNSS samples",
-                                           requested_order, order));
+    summary.warnings.push_back(fmt::format(
+        "polynomial order lowered from {} to {}: too few or aligned GNSS samples", requested_order, order));
   }
   const auto before_j = before.to_json(), after_j = after.to_json();
   summary.report = fmt::format(
       "{}: {} points calibrated on {} ({}), polynomial order {}, smoothing wavelength {} m\n"
-      "  InSAR - GNSS residual ({} samples): before mean {:.2f} std {:.2f} mm/yr; after mean {:.2f} std {:.2f} mm/yr\n"
+      "  InSAR - GNSS residual ({} samples): before mean {:.2f} std {:.2f} mm/yr; after mean {:.2f} std "
+      "{:.2f} mm/yr\n"
       "  correction applied: mean {:.2f} mm/yr\n",
       input, points, from_file ? calibration.gnss_path : "the gnss_velocity column",
-      at_stations ? fmt::format("{} stations", used.size()) : "per point", order, calibration.smoothing_wavelength_m,
-      before.n, before_j["mean_mm_per_yr"].get<double>(), before_j["std_mm_per_yr"].get<double>(),
-      after_j["mean_mm_per_yr"].get<double>(), after_j["std_mm_per_yr"].get<double>(),
+      at_stations ? fmt::format("{} stations", used.size()) : "per point", order,
+      calibration.smoothing_wavelength_m, before.n, before_j["mean_mm_per_yr"].get<double>(),
+      before_j["std_mm_per_yr"].get<double>(), after_j["mean_mm_per_yr"].get<double>(),
+      after_j["std_mm_per_yr"].get<double>(),
       correction_stats.n ? correction_stats.sum / correction_stats.n : 0.0);
   if (at_stations) {
     for (const auto& s : stations_json) {

@@ -5,8 +5,8 @@
 #include <limits>
 #include <numbers>
 
-#include <Eigen/Dense>
 #include <fmt/format.h>
+#include <Eigen/Dense>
 
 #include "deforma/core/error.hpp"
 
@@ -21,21 +21,27 @@ struct Basis {
   int index[6];
   double scale[6];
 };
-constexpr Basis kVelocity{4, {1, 0, 4, 5, 0, 0}, {1, 1, 1, 1, 0, 0}};            // [t 1 cos sin]
-constexpr Basis kAcceleration{5, {2, 1, 0, 4, 5, 0}, {0.5, 1, 1, 1, 1, 0}};      // [t²/2 t 1 cos sin]
-constexpr Basis kCubic{6, {3, 2, 1, 0, 4, 5}, {1, 1, 1, 1, 1, 1}};               // [t³ t² t 1 cos sin]
+constexpr Basis kVelocity{4, {1, 0, 4, 5, 0, 0}, {1, 1, 1, 1, 0, 0}};        // [t 1 cos sin]
+constexpr Basis kAcceleration{5, {2, 1, 0, 4, 5, 0}, {0.5, 1, 1, 1, 1, 0}};  // [t²/2 t 1 cos sin]
+constexpr Basis kCubic{6, {3, 2, 1, 0, 4, 5}, {1, 1, 1, 1, 1, 1}};           // [t³ t² t 1 cos sin]
 
 using Mat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic>;
 using Vec = Eigen::VectorXd;
 
 double h_value(int index, double t, double c, double s) {
   switch (index) {
-    case 0: return 1.0;
-    case 1: return t;
-    case 2: return t * t;
-    case 3: return t * t * t;
-    case 4: return c;
-    default: return s;
+    case 0:
+      return 1.0;
+    case 1:
+      return t;
+    case 2:
+      return t * t;
+    case 3:
+      return t * t * t;
+    case 4:
+      return c;
+    default:
+      return s;
   }
 }
 
@@ -45,7 +51,8 @@ bool normal_inverse(const Basis& b, const std::vector<double>& t, const std::vec
   Mat g(static_cast<Eigen::Index>(rows.size()), b.k);
   for (std::size_t r = 0; r < rows.size(); ++r) {
     const int i = rows[r];
-    for (int j = 0; j < b.k; ++j) g(static_cast<Eigen::Index>(r), j) = b.scale[j] * h_value(b.index[j], t[i], cs[i], sn[i]);
+    for (int j = 0; j < b.k; ++j)
+      g(static_cast<Eigen::Index>(r), j) = b.scale[j] * h_value(b.index[j], t[i], cs[i], sn[i]);
   }
   const Mat n = g.transpose() * g;
   Eigen::FullPivLU<Mat> lu(n);
@@ -54,8 +61,8 @@ bool normal_inverse(const Basis& b, const std::vector<double>& t, const std::vec
   return true;
 }
 
-double coherence(const float* d, const std::vector<double>& t, double velocity, double offset, double phase_per_mm,
-                 const std::vector<int>* rows) {
+double coherence(const float* d, const std::vector<double>& t, double velocity, double offset,
+                 double phase_per_mm, const std::vector<int>* rows) {
   // Accumulate in double; sines and cosines in float precision are far below the 0.01 printed.
   double re = 0, im = 0;
   std::size_t n = 0;
@@ -85,19 +92,26 @@ PointModel nan_model(int valid) {
 
 void ModelOptions::validate() const {
   if (!(days_per_year > 300 && days_per_year < 400)) {
-    throw InvalidArgument(fmt::format("days-per-year = {}: expected a year length in days (365 or 365.25)", days_per_year));
+    throw InvalidArgument(
+        fmt::format("days-per-year = {}: expected a year length in days (365 or 365.25)", days_per_year));
   }
-  if (!(wavelength_mm > 0)) throw InvalidArgument(fmt::format("wavelength-mm = {}: expected > 0", wavelength_mm));
-  if (min_dates < 6) throw InvalidArgument(fmt::format("min-dates = {}: expected >= 6 (the cubic model has 6 unknowns)", min_dates));
+  if (!(wavelength_mm > 0))
+    throw InvalidArgument(fmt::format("wavelength-mm = {}: expected > 0", wavelength_mm));
+  if (min_dates < 6)
+    throw InvalidArgument(
+        fmt::format("min-dates = {}: expected >= 6 (the cubic model has 6 unknowns)", min_dates));
 }
 
-TimeSeriesModel::TimeSeriesModel(const std::vector<int>& day_numbers, ModelOptions options) : options_(options) {
+TimeSeriesModel::TimeSeriesModel(const std::vector<int>& day_numbers, ModelOptions options)
+    : options_(options) {
   options_.validate();
   if (day_numbers.size() < 6) {
-    throw InvalidArgument(fmt::format("time-series model: {} dates, expected at least 6", day_numbers.size()));
+    throw InvalidArgument(
+        fmt::format("time-series model: {} dates, expected at least 6", day_numbers.size()));
   }
   for (std::size_t i = 1; i < day_numbers.size(); ++i) {
-    if (day_numbers[i] <= day_numbers[i - 1]) throw InvalidArgument("time-series model: dates must be strictly ascending");
+    if (day_numbers[i] <= day_numbers[i - 1])
+      throw InvalidArgument("time-series model: dates must be strictly ascending");
   }
   const double two_pi = 2.0 * std::numbers::pi;
   for (const int day : day_numbers) {
@@ -110,7 +124,8 @@ TimeSeriesModel::TimeSeriesModel(const std::vector<int>& day_numbers, ModelOptio
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
   const auto store = [&](const Basis& b, std::vector<double>& q_out, double& diag, int diag_index) {
     Mat q;
-    if (!normal_inverse(b, t_, cos_, sin_, all, q)) throw NumericalError("time-series model: singular design matrix");
+    if (!normal_inverse(b, t_, cos_, sin_, all, q))
+      throw NumericalError("time-series model: singular design matrix");
     q_out.assign(q.data(), q.data() + q.size());
     diag = q(diag_index, diag_index);
   };
@@ -159,7 +174,8 @@ void TimeSeriesModel::fit_complete_block(const float* series, std::size_t count,
     r.rmse = std::sqrt(rss3 / n);
     r.seasonality_std = std::sqrt((4.0 - std::numbers::pi) / 2.0 * q3_seasonal_) * r.rmse;
     r.offset = x1(1) + x1(2);
-    r.temporal_coherence = coherence(series + p * t_.size(), t_, r.mean_velocity, r.offset, phase_per_mm, nullptr);
+    r.temporal_coherence =
+        coherence(series + p * t_.size(), t_, r.mean_velocity, r.offset, phase_per_mm, nullptr);
   }
 }
 
@@ -183,7 +199,8 @@ PointModel TimeSeriesModel::fit_one(const float* series) const {
     if (!normal_inverse(b, t_, cos_, sin_, rows, q)) return false;
     Vec g = Vec::Zero(b.k);
     for (const int k : rows) {
-      for (int j = 0; j < b.k; ++j) g(j) += b.scale[j] * h_value(b.index[j], t_[k], cos_[k], sin_[k]) * series[k];
+      for (int j = 0; j < b.k; ++j)
+        g(j) += b.scale[j] * h_value(b.index[j], t_[k], cos_[k], sin_[k]) * series[k];
     }
     x = q * g;
     rss = 0;
@@ -198,7 +215,8 @@ PointModel TimeSeriesModel::fit_one(const float* series) const {
   Vec x1, x2, x3;
   Mat q1, q2, q3;
   double d1 = 0, d2 = 0, d3 = 0, rss1 = 0, rss2 = 0, rss3 = 0;
-  if (!fit(kVelocity, x1, d1, rss1, q1) || !fit(kAcceleration, x2, d2, rss2, q2) || !fit(kCubic, x3, d3, rss3, q3)) {
+  if (!fit(kVelocity, x1, d1, rss1, q1) || !fit(kAcceleration, x2, d2, rss2, q2) ||
+      !fit(kCubic, x3, d3, rss3, q3)) {
     return nan_model(valid);  // dates too clustered for the design: flagged, not thrown
   }
   r.mean_velocity = x1(0);

@@ -47,15 +47,17 @@ struct CellResult {
 
 void OrthoOptions::validate() const {
   if (!(cell_size_m > 0)) throw InvalidArgument(fmt::format("cell-size-m = {}: expected > 0", cell_size_m));
-  if (grid_step_days < 1) throw InvalidArgument(fmt::format("grid-step-days = {}: expected >= 1", grid_step_days));
+  if (grid_step_days < 1)
+    throw InvalidArgument(fmt::format("grid-step-days = {}: expected >= 1", grid_step_days));
   if (max_gap_days < 0) throw InvalidArgument(fmt::format("max-gap-days = {}: expected >= 0", max_gap_days));
   if (min_observations < 2) {
-    throw InvalidArgument(fmt::format("min-observations = {}: expected >= 2 (two unknowns per date)", min_observations));
+    throw InvalidArgument(
+        fmt::format("min-observations = {}: expected >= 2 (two unknowns per date)", min_observations));
   }
 }
 
-std::vector<float> resample_series(const std::vector<int>& days, const float* values, const std::vector<int>& grid_days,
-                                   int max_gap_days) {
+std::vector<float> resample_series(const std::vector<int>& days, const float* values,
+                                   const std::vector<int>& grid_days, int max_gap_days) {
   std::vector<float> out(grid_days.size(), kNaNf);
   // Valid samples only: a missing acquisition widens the gap around it.
   std::vector<std::size_t> valid;
@@ -81,7 +83,8 @@ std::vector<float> resample_series(const std::vector<int>& days, const float* va
   return out;
 }
 
-std::vector<int> common_grid_days(const std::vector<int>& a, const std::vector<int>& b, const OrthoOptions& o) {
+std::vector<int> common_grid_days(const std::vector<int>& a, const std::vector<int>& b,
+                                  const OrthoOptions& o) {
   std::vector<int> grid;
   if (a.empty() || b.empty()) return grid;
   const int first = std::max(a.front(), b.front());
@@ -94,9 +97,9 @@ std::vector<int> common_grid_days(const std::vector<int>& a, const std::vector<i
   return grid;
 }
 
-Summary run_ortho(const std::string& ascending, const std::string& descending, const std::string& output_prefix,
-                  const OrthoOptions& ortho, const StreamOptions& options, const RunContext& context,
-                  const io::Provenance& provenance) {
+Summary run_ortho(const std::string& ascending, const std::string& descending,
+                  const std::string& output_prefix, const OrthoOptions& ortho, const StreamOptions& options,
+                  const RunContext& context, const io::Provenance& provenance) {
   const auto start = std::chrono::steady_clock::now();
   ortho.validate();
   options.validate();
@@ -126,8 +129,8 @@ Summary run_ortho(const std::string& ascending, const std::string& descending, c
     // Stations (or outside the grid): inverse-squared-distance mean of every site.
     double sw = 0, s = 0;
     for (const auto& site : north_model->sites) {
-      const double d2 = std::max(1.0, (site.easting_m - e) * (site.easting_m - e) +
-                                          (site.northing_m - n) * (site.northing_m - n));
+      const double d2 = std::max(
+          1.0, (site.easting_m - e) * (site.easting_m - e) + (site.northing_m - n) * (site.northing_m - n));
       sw += 1.0 / d2;
       s += site.north / d2;
     }
@@ -143,7 +146,8 @@ Summary run_ortho(const std::string& ascending, const std::string& descending, c
     ProductReader& reader = readers[g];
     const auto& layout = reader.layout();
     const int e = layout.find(column::kEasting), n = layout.find(column::kNorthing);
-    const int le = layout.find(column::kLosEast), ln = layout.find(column::kLosNorth), lu = layout.find(column::kLosUp);
+    const int le = layout.find(column::kLosEast), ln = layout.find(column::kLosNorth),
+              lu = layout.find(column::kLosUp);
     const int v = layout.find(column::kMeanVelocity), vs = layout.find(column::kMeanVelocityStd);
     progress.start(fmt::format("binning {}", g == 0 ? "ascending" : "descending"),
                    std::max<std::uint64_t>(reader.total_bytes(), 1));
@@ -256,16 +260,17 @@ Summary run_ortho(const std::string& ascending, const std::string& descending, c
     results.push_back(std::move(r));
   }
   if (results.empty()) {
-    throw NumericalError(fmt::format(
-        "{} and {}: no {} m cell holds points of both geometries with {} values on a common date", ascending,
-        descending, ortho.cell_size_m, ortho.min_observations));
+    throw NumericalError(
+        fmt::format("{} and {}: no {} m cell holds points of both geometries with {} values on a common date",
+                    ascending, descending, ortho.cell_size_m, ortho.min_observations));
   }
 
   // Outputs.
   io::Provenance prov = provenance;
   prov.inputs = {ascending, descending};
   if (!ortho.gnss_north_path.empty()) prov.inputs.push_back(ortho.gnss_north_path);
-  std::int64_t min_col = results.front().column, max_col = min_col, min_row = results.front().row, max_row = min_row;
+  std::int64_t min_col = results.front().column, max_col = min_col, min_row = results.front().row,
+               max_row = min_row;
   for (const auto& r : results) {
     min_col = std::min(min_col, r.column);
     max_col = std::max(max_col, r.column);
@@ -295,8 +300,12 @@ Summary run_ortho(const std::string& ascending, const std::string& descending, c
     }
   }
   io::GeoTransform gt;
-  gt.c = {static_cast<double>(min_col) * ortho.cell_size_m, ortho.cell_size_m, 0.0,
-          static_cast<double>(max_row + 1) * ortho.cell_size_m, 0.0, -ortho.cell_size_m};
+  gt.c = {static_cast<double>(min_col) * ortho.cell_size_m,
+          ortho.cell_size_m,
+          0.0,
+          static_cast<double>(max_row + 1) * ortho.cell_size_m,
+          0.0,
+          -ortho.cell_size_m};
   OGRSpatialReference laea;
   laea.importFromEPSG(3035);
   char* wkt_raw = nullptr;
@@ -306,17 +315,18 @@ Summary run_ortho(const std::string& ascending, const std::string& descending, c
   Summary summary;
   summary.operation = "egms ortho";
   const std::string up_tif = output_prefix + "_U.tif", east_tif = output_prefix + "_E.tif";
-  io::write_cog(up_tif, {&up}, {io::OutputBand{"vertical_mean_velocity_mm_per_yr", "mm/yr", -9999.0}}, gt, wkt, prov);
-  io::write_cog(east_tif, {&east}, {io::OutputBand{"east_west_mean_velocity_mm_per_yr", "mm/yr", -9999.0}}, gt, wkt,
-                prov);
+  io::write_cog(up_tif, {&up}, {io::OutputBand{"vertical_mean_velocity_mm_per_yr", "mm/yr", -9999.0}}, gt,
+                wkt, prov);
+  io::write_cog(east_tif, {&east}, {io::OutputBand{"east_west_mean_velocity_mm_per_yr", "mm/yr", -9999.0}},
+                gt, wkt, prov);
   summary.outputs = {up_tif, east_tif};
 
   ProductLayout l3;
   l3.source = output_prefix;
   const std::pair<const char*, int> columns[] = {
-      {column::kEasting, 0},          {column::kNorthing, 0},       {column::kMeanVelocity, 2},
-      {column::kMeanVelocityStd, 2},  {column::kAcceleration, 2},   {column::kAccelerationStd, 2},
-      {column::kSeasonality, 2},      {column::kSeasonalityStd, 2}, {column::kRmse, 2}};
+      {column::kEasting, 0},         {column::kNorthing, 0},       {column::kMeanVelocity, 2},
+      {column::kMeanVelocityStd, 2}, {column::kAcceleration, 2},   {column::kAccelerationStd, 2},
+      {column::kSeasonality, 2},     {column::kSeasonalityStd, 2}, {column::kRmse, 2}};
   for (const auto& [name, decimals] : columns) l3.add_column(name, decimals);
   l3.dates = grid;
   l3.series_decimals = 2;
@@ -324,15 +334,16 @@ Summary run_ortho(const std::string& ascending, const std::string& descending, c
   meta.level = "L3";
   meta.gnss_version = readers[0].metadata().gnss_version;
   meta.dem_version = readers[0].metadata().dem_version;
-  const nlohmann::json extra = {{"operation", "egms ortho"},
-                                {"ascending", readers[0].metadata().to_json()},
-                                {"descending", readers[1].metadata().to_json()},
-                                {"cell_size_m", ortho.cell_size_m},
-                                {"grid_origin", format_yyyymmdd(ortho.grid_origin_day)},
-                                {"grid_step_days", ortho.grid_step_days},
-                                {"max_gap_days", ortho.max_gap_days},
-                                {"min_observations", ortho.min_observations},
-                                {"north", ortho.gnss_north_path.empty() ? "neglected" : ortho.gnss_north_path}};
+  const nlohmann::json extra = {
+      {"operation", "egms ortho"},
+      {"ascending", readers[0].metadata().to_json()},
+      {"descending", readers[1].metadata().to_json()},
+      {"cell_size_m", ortho.cell_size_m},
+      {"grid_origin", format_yyyymmdd(ortho.grid_origin_day)},
+      {"grid_step_days", ortho.grid_step_days},
+      {"max_gap_days", ortho.max_gap_days},
+      {"min_observations", ortho.min_observations},
+      {"north", ortho.gnss_north_path.empty() ? "neglected" : ortho.gnss_north_path}};
   for (int component = 0; component < 2; ++component) {
     const bool vertical = component == 0;
     ProductWriter writer(output_prefix + (vertical ? "_U.csv" : "_E.csv"), l3, meta, prov, extra);
@@ -343,8 +354,15 @@ Summary run_ortho(const std::string& ascending, const std::string& descending, c
       const double cn = (static_cast<double>(r.row) + 0.5) * ortho.cell_size_m;
       const std::size_t p = chunk.add_point(l3_pid_at(ce, cn));
       const PointModel& m = vertical ? r.model_up : r.model_east;
-      const double values[] = {ce, cn, m.mean_velocity, vertical ? r.std_up : r.std_east, m.acceleration,
-                               m.acceleration_std, m.seasonality, m.seasonality_std, m.rmse};
+      const double values[] = {ce,
+                               cn,
+                               m.mean_velocity,
+                               vertical ? r.std_up : r.std_east,
+                               m.acceleration,
+                               m.acceleration_std,
+                               m.seasonality,
+                               m.seasonality_std,
+                               m.rmse};
       for (std::size_t c = 0; c < std::size(values); ++c) chunk.scalar(p, static_cast<int>(c)) = values[c];
       const auto& series = vertical ? r.up : r.east;
       std::copy(series.begin(), series.end(), chunk.series_of(p));
@@ -370,15 +388,18 @@ Summary run_ortho(const std::string& ascending, const std::string& descending, c
   d["grid_size"] = {width, height};
   d["origin_epsg3035"] = {gt.c[0], gt.c[3]};
   d["vertical_mm_per_yr"] = {{"min", min_up}, {"max", max_up}, {"mean", valid_up ? sum_up / valid_up : kNaN}};
-  d["east_mm_per_yr"] = {{"min", min_east}, {"max", max_east}, {"mean", valid_east ? sum_east / valid_east : kNaN}};
+  d["east_mm_per_yr"] = {
+      {"min", min_east}, {"max", max_east}, {"mean", valid_east ? sum_east / valid_east : kNaN}};
   if (wrong_geometry > 0) {
     summary.warnings.push_back(fmt::format(
         "{} points have a los_east sign unexpected for their geometry: is the first input really ascending?",
         wrong_geometry));
   }
   summary.report = fmt::format(
-      "Ortho: {} cells of {} m ({} x {}), {} grid dates {} .. {}\n  vertical: {:.2f} .. {:.2f} mm/yr (mean {:.2f})\n"
-      "  east-west: {:.2f} .. {:.2f} mm/yr (mean {:.2f})\n  {} cells with one geometry only, {} without a solvable "
+      "Ortho: {} cells of {} m ({} x {}), {} grid dates {} .. {}\n  vertical: {:.2f} .. {:.2f} mm/yr (mean "
+      "{:.2f})\n"
+      "  east-west: {:.2f} .. {:.2f} mm/yr (mean {:.2f})\n  {} cells with one geometry only, {} without a "
+      "solvable "
       "date\n",
       results.size(), ortho.cell_size_m, width, height, grid.size(), format_yyyymmdd(grid.front()),
       format_yyyymmdd(grid.back()), min_up, max_up, valid_up ? sum_up / valid_up : kNaN, min_east, max_east,

@@ -64,7 +64,8 @@ std::uint64_t decode_base62(std::string_view text) {
 
 L2PointId decode_l2_pid(std::string_view pid) {
   if (pid.size() != 10 || pid.front() != '1') {
-    throw InvalidArgument(fmt::format("EGMS pid '{}': expected 10 base-62 characters starting with '1'", pid));
+    throw InvalidArgument(
+        fmt::format("EGMS pid '{}': expected 10 base-62 characters starting with '1'", pid));
   }
   const std::uint64_t n = decode_base62(pid) - pow62(9);
   const std::uint64_t burst_key = n / pow62(5);
@@ -84,16 +85,19 @@ std::string encode_l2_pid(const L2PointId& id) {
   check_range("code", id.code, 15);
   check_range("line", id.line, 65535);
   check_range("pixel", id.pixel, 65535);
-  const std::uint64_t position = (static_cast<std::uint64_t>(id.line) << 16) | static_cast<std::uint64_t>(id.pixel);
+  const std::uint64_t position =
+      (static_cast<std::uint64_t>(id.line) << 16) | static_cast<std::uint64_t>(id.pixel);
   if (position >= pow62(5)) throw InvalidArgument("EGMS pid: line/pixel do not fit in 5 base-62 digits");
   const std::uint64_t burst_key = (static_cast<std::uint64_t>(id.track) << 16) |
-                                  (static_cast<std::uint64_t>(id.burst) << 4) | static_cast<std::uint64_t>(id.code);
+                                  (static_cast<std::uint64_t>(id.burst) << 4) |
+                                  static_cast<std::uint64_t>(id.code);
   return encode_base62(pow62(9) + burst_key * pow62(5) + position, 10);
 }
 
 L3CellId decode_l3_pid(std::string_view pid) {
   if (pid.size() != 10 || pid.front() != '1') {
-    throw InvalidArgument(fmt::format("EGMS L3 pid '{}': expected '1' followed by 9 base-62 characters", pid));
+    throw InvalidArgument(
+        fmt::format("EGMS L3 pid '{}': expected '1' followed by 9 base-62 characters", pid));
   }
   const std::uint64_t n = decode_base62(pid.substr(1));
   return L3CellId{static_cast<std::int64_t>(n & 0xffffffffULL), static_cast<std::int64_t>(n >> 32)};
@@ -102,7 +106,8 @@ L3CellId decode_l3_pid(std::string_view pid) {
 std::string encode_l3_pid(const L3CellId& cell) {
   check_range("cell column", cell.column, 0xffffffffLL);
   check_range("cell row", cell.row, 0xffffffffLL);
-  const std::uint64_t n = (static_cast<std::uint64_t>(cell.row) << 32) | static_cast<std::uint64_t>(cell.column);
+  const std::uint64_t n =
+      (static_cast<std::uint64_t>(cell.row) << 32) | static_cast<std::uint64_t>(cell.column);
   return std::string("1").append(encode_base62(n, 9));
 }
 

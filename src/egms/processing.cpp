@@ -25,13 +25,14 @@ void fit_chunk(const TimeSeriesModel& model, const PointChunk& chunk, std::vecto
   results.resize(chunk.size());
   constexpr std::size_t kBlock = 512;
   const std::size_t blocks = (chunk.size() + kBlock - 1) / kBlock;
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, blocks), [&](const tbb::blocked_range<std::size_t>& range) {
-    for (std::size_t b = range.begin(); b != range.end(); ++b) {
-      const std::size_t first = b * kBlock;
-      const std::size_t count = std::min(kBlock, chunk.size() - first);
-      model.fit(chunk.series_of(first), count, results.data() + first);
-    }
-  });
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, blocks),
+                    [&](const tbb::blocked_range<std::size_t>& range) {
+                      for (std::size_t b = range.begin(); b != range.end(); ++b) {
+                        const std::size_t first = b * kBlock;
+                        const std::size_t count = std::min(kBlock, chunk.size() - first);
+                        model.fit(chunk.series_of(first), count, results.data() + first);
+                      }
+                    });
 }
 
 void store_model(const ProductLayout& layout, PointChunk& chunk, const std::vector<PointModel>& results) {
@@ -68,17 +69,22 @@ double AbsHistogram::quantile(double q) const {
   std::uint64_t seen = 0;
   for (std::size_t b = 0; b <= kBins; ++b) {
     seen += bins_[b];
-    if (seen >= std::max<std::uint64_t>(target, 1)) return b == kBins ? max_ : (static_cast<double>(b) + 0.5) * kBin;
+    if (seen >= std::max<std::uint64_t>(target, 1))
+      return b == kBins ? max_ : (static_cast<double>(b) + 0.5) * kBin;
   }
   return max_;
 }
 
 nlohmann::json AbsHistogram::to_json() const {
-  return {{"points", count_}, {"median_abs_diff", quantile(0.5)}, {"p95_abs_diff", quantile(0.95)}, {"max_abs_diff", max_}};
+  return {{"points", count_},
+          {"median_abs_diff", quantile(0.5)},
+          {"p95_abs_diff", quantile(0.95)},
+          {"max_abs_diff", max_}};
 }
 
-OutputSinks::OutputSinks(const ProductOutputs& outputs, const ProductLayout& layout, const ProductMetadata& metadata,
-                         const io::Provenance& provenance, const nlohmann::json& extra) {
+OutputSinks::OutputSinks(const ProductOutputs& outputs, const ProductLayout& layout,
+                         const ProductMetadata& metadata, const io::Provenance& provenance,
+                         const nlohmann::json& extra) {
   if (!outputs.product.empty()) {
     product_ = std::make_unique<ProductWriter>(outputs.product, layout, metadata, provenance, extra);
   }
@@ -99,7 +105,8 @@ std::vector<std::string> OutputSinks::close() {
   return written;
 }
 
-std::size_t chunk_points_for(const StreamOptions& options, const ProductLayout& layout, const RunContext& context) {
+std::size_t chunk_points_for(const StreamOptions& options, const ProductLayout& layout,
+                             const RunContext& context) {
   const double bytes_per_point = 3.0 * (4.0 * static_cast<double>(layout.date_count()) +
                                         8.0 * static_cast<double>(layout.scalar_count()) + 160.0);
   const double budget = static_cast<double>(context.ram_budget_mb) * 1048576.0;
@@ -108,7 +115,8 @@ std::size_t chunk_points_for(const StreamOptions& options, const ProductLayout& 
 }
 
 std::int64_t count_los_mismatches(const ProductLayout& layout, const PointChunk& chunk) {
-  const int le = layout.find(column::kLosEast), ln = layout.find(column::kLosNorth), lu = layout.find(column::kLosUp);
+  const int le = layout.find(column::kLosEast), ln = layout.find(column::kLosNorth),
+            lu = layout.find(column::kLosUp);
   const int inc = layout.find(column::kIncidenceAngle), trk = layout.find(column::kTrackAngle);
   if (le < 0 || ln < 0 || lu < 0 || inc < 0 || trk < 0) return 0;
   std::int64_t mismatches = 0;
@@ -192,8 +200,8 @@ Summary describe_product(const std::string& path, const RunContext& context, con
   const int e = layout.find(column::kEasting), n = layout.find(column::kNorthing);
   const int v = layout.find(column::kMeanVelocity);
   std::int64_t points = 0, missing_values = 0, incomplete_points = 0, los_mismatch = 0;
-  double min_e = INFINITY, max_e = -INFINITY, min_n = INFINITY, max_n = -INFINITY, min_v = INFINITY, max_v = -INFINITY,
-         sum_v = 0;
+  double min_e = INFINITY, max_e = -INFINITY, min_n = INFINITY, max_n = -INFINITY, min_v = INFINITY,
+         max_v = -INFINITY, sum_v = 0;
   std::int64_t v_count = 0;
   for_each_chunk(reader, options, context, "reading points", [&](const PointChunk& chunk) {
     for (std::size_t p = 0; p < chunk.size(); ++p) {
@@ -236,7 +244,8 @@ Summary describe_product(const std::string& path, const RunContext& context, con
   if (v_count > 0) d["mean_velocity_mm_per_yr"] = {{"min", min_v}, {"max", max_v}, {"mean", sum_v / v_count}};
   if (los_mismatch > 0) {
     summary.warnings.push_back(fmt::format(
-        "{} points have los_east/north/up differing by more than 0.01 from the incidence and track angles", los_mismatch));
+        "{} points have los_east/north/up differing by more than 0.01 from the incidence and track angles",
+        los_mismatch));
   }
   const auto& m = reader.metadata();
   summary.report = fmt::format(
@@ -246,7 +255,8 @@ Summary describe_product(const std::string& path, const RunContext& context, con
       layout.date_count(), format_yyyymmdd(layout.dates.front()), format_yyyymmdd(layout.dates.back()),
       layout.separator, incomplete_points, missing_values, fmt::join(layout.scalar_names, ", "));
   if (points > 0 && e >= 0) {
-    summary.report += fmt::format("  extent EPSG:3035: E {:.0f}..{:.0f}  N {:.0f}..{:.0f}\n", min_e, max_e, min_n, max_n);
+    summary.report +=
+        fmt::format("  extent EPSG:3035: E {:.0f}..{:.0f}  N {:.0f}..{:.0f}\n", min_e, max_e, min_n, max_n);
   }
   if (v_count > 0) {
     summary.report +=
@@ -265,9 +275,9 @@ Summary run_fit(const std::string& input, const ProductOutputs& outputs, const S
   auto reader = ProductReader::open(input);
   const ProductLayout& layout = reader.layout();
   const TimeSeriesModel model(layout.dates, options.model);
-  const char* compared[] = {column::kMeanVelocity,    column::kMeanVelocityStd, column::kAcceleration,
-                            column::kAccelerationStd, column::kSeasonality,     column::kSeasonalityStd,
-                            column::kRmse,            column::kTemporalCoherence};
+  const char* compared[] = {
+      column::kMeanVelocity, column::kMeanVelocityStd, column::kAcceleration, column::kAccelerationStd,
+      column::kSeasonality,  column::kSeasonalityStd,  column::kRmse,         column::kTemporalCoherence};
   std::vector<AbsHistogram> histograms(std::size(compared));
   std::vector<int> indices;
   for (const char* name : compared) indices.push_back(layout.find(name));
@@ -287,9 +297,10 @@ Summary run_fit(const std::string& input, const ProductOutputs& outputs, const S
         ++failed;
         continue;
       }
-      const double values[] = {results[p].mean_velocity, results[p].mean_velocity_std, results[p].acceleration,
-                               results[p].acceleration_std, results[p].seasonality, results[p].seasonality_std,
-                               results[p].rmse, results[p].temporal_coherence};
+      const double values[] = {results[p].mean_velocity, results[p].mean_velocity_std,
+                               results[p].acceleration,  results[p].acceleration_std,
+                               results[p].seasonality,   results[p].seasonality_std,
+                               results[p].rmse,          results[p].temporal_coherence};
       for (std::size_t c = 0; c < indices.size(); ++c) {
         if (indices[c] >= 0) histograms[c].add(values[c] - chunk.scalar(p, indices[c]));
       }
@@ -305,8 +316,8 @@ Summary run_fit(const std::string& input, const ProductOutputs& outputs, const S
   summary.counts["failed"] = failed;
   summary.counts["dates"] = static_cast<std::int64_t>(layout.date_count());
   if (sinks) summary.outputs = sinks->close();
-  summary.report = fmt::format("{}: {} points x {} dates refitted ({} without enough valid dates)\n", input, points,
-                               layout.date_count(), failed);
+  summary.report = fmt::format("{}: {} points x {} dates refitted ({} without enough valid dates)\n", input,
+                               points, layout.date_count(), failed);
   summary.report += fmt::format("  recomputed - file:  {:<20} {:>8} {:>12} {:>12} {:>12}\n", "", "points",
                                 "median|d|", "p95|d|", "max|d|");
   for (std::size_t c = 0; c < indices.size(); ++c) {
@@ -316,7 +327,9 @@ Summary run_fit(const std::string& input, const ProductOutputs& outputs, const S
   }
   summary.details["days_per_year"] = options.model.days_per_year;
   summary.details["wavelength_mm"] = options.model.wavelength_mm;
-  if (failed > 0) summary.warnings.push_back(fmt::format("{} points have too few valid dates: model columns left empty", failed));
+  if (failed > 0)
+    summary.warnings.push_back(
+        fmt::format("{} points have too few valid dates: model columns left empty", failed));
   summary.seconds = seconds_since(start);
   return summary;
 }
@@ -335,7 +348,8 @@ void ReferenceOptions::validate() const {
       if (polygon_path.empty()) throw InvalidArgument("polygon: required with --method polygon");
       break;
     case ReferenceMethod::kAuto:
-      if (!(auto_cell_m > 0)) throw InvalidArgument(fmt::format("auto-cell-m = {}: expected > 0", auto_cell_m));
+      if (!(auto_cell_m > 0))
+        throw InvalidArgument(fmt::format("auto-cell-m = {}: expected > 0", auto_cell_m));
       break;
   }
   if (min_points < 1) throw InvalidArgument(fmt::format("min-points = {}: expected >= 1", min_points));
@@ -358,8 +372,9 @@ struct CellKeyHash {
 
 }  // namespace
 
-Summary run_reference(const std::string& input, const ReferenceOptions& reference, const ProductOutputs& outputs,
-                      const StreamOptions& options, const RunContext& context, const io::Provenance& provenance) {
+Summary run_reference(const std::string& input, const ReferenceOptions& reference,
+                      const ProductOutputs& outputs, const StreamOptions& options, const RunContext& context,
+                      const io::Provenance& provenance) {
   const auto start = std::chrono::steady_clock::now();
   options.validate();
   reference.validate();
@@ -385,8 +400,8 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
                      {"centre_northing_m", reference.centre_northing_m},
                      {"radius_m", reference.radius_m}};
       selected = [&](const PointChunk& c, std::size_t p) {
-        return std::hypot(c.scalar(p, e) - reference.centre_easting_m, c.scalar(p, n) - reference.centre_northing_m) <=
-               reference.radius_m;
+        return std::hypot(c.scalar(p, e) - reference.centre_easting_m,
+                          c.scalar(p, n) - reference.centre_northing_m) <= reference.radius_m;
       };
       break;
     case ReferenceMethod::kPolygon: {
@@ -434,8 +449,9 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
       std::int64_t best_count = 0;
       // Deterministic choice: iterate cells in key order.
       std::vector<std::pair<CellKey, Stats>> ordered(cells.begin(), cells.end());
-      std::sort(ordered.begin(), ordered.end(),
-                [](const auto& a, const auto& b) { return a.first.y != b.first.y ? a.first.y < b.first.y : a.first.x < b.first.x; });
+      std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
+        return a.first.y != b.first.y ? a.first.y < b.first.y : a.first.x < b.first.x;
+      });
       for (const auto& [key, s] : ordered) {
         if (s.count < reference.min_points) continue;
         const double mean = s.sum / s.count;
@@ -447,10 +463,11 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
         }
       }
       if (!best) {
-        throw NumericalError(fmt::format(
-            "{}: no {} m cell holds {} points of temporal coherence >= {}: lower --min-points or --min-coherence, "
-            "or enlarge --auto-cell-m",
-            input, reference.auto_cell_m, reference.min_points, reference.min_coherence));
+        throw NumericalError(
+            fmt::format("{}: no {} m cell holds {} points of temporal coherence >= {}: lower --min-points or "
+                        "--min-coherence, "
+                        "or enlarge --auto-cell-m",
+                        input, reference.auto_cell_m, reference.min_points, reference.min_coherence));
       }
       const CellKey chosen = *best;
       description = {{"method", "auto"},
@@ -496,7 +513,8 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
   std::vector<float> reference_series(layout.date_count());
   std::int64_t missing_reference_dates = 0;
   for (std::size_t d = 0; d < sum.size(); ++d) {
-    reference_series[d] = count[d] ? static_cast<float>(sum[d] / count[d]) : std::numeric_limits<float>::quiet_NaN();
+    reference_series[d] =
+        count[d] ? static_cast<float>(sum[d] / count[d]) : std::numeric_limits<float>::quiet_NaN();
     missing_reference_dates += count[d] ? 0 : 1;
   }
   const PointModel reference_model = model.fit_one(reference_series.data());
@@ -510,9 +528,12 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
   std::vector<PointModel> results;
   std::int64_t points = 0, failed = 0;
   nlohmann::json extra = {{"operation", "egms reference"}, {"reference", description}};
+  // Referenced to a local point or area, the product is relative again: Basic level.
+  ProductMetadata metadata = reader.metadata();
+  if (metadata.level != "L3") metadata.level = "L2a";
   for_each_chunk(reader, options, context, "re-referencing", [&](PointChunk& c) {
     if (!sinks && outputs.any()) {
-      sinks = std::make_unique<detail::OutputSinks>(outputs, reader.layout(), reader.metadata(),
+      sinks = std::make_unique<detail::OutputSinks>(outputs, reader.layout(), metadata,
                                                     detail::with_input(provenance, input), extra);
     }
     for (std::size_t p = 0; p < c.size(); ++p) {
@@ -533,11 +554,12 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
   summary.details["reference"] = description;
   if (sinks) summary.outputs = sinks->close();
   if (missing_reference_dates > 0) {
-    summary.warnings.push_back(fmt::format("the reference has no value on {} dates: those dates are left empty",
-                                           missing_reference_dates));
+    summary.warnings.push_back(fmt::format(
+        "the reference has no value on {} dates: those dates are left empty", missing_reference_dates));
   }
   summary.report = fmt::format(
-      "{}: {} points re-referenced to {} ({} reference points around E {:.0f} N {:.0f}; their velocity was {:.2f} "
+      "{}: {} points re-referenced to {} ({} reference points around E {:.0f} N {:.0f}; their velocity was "
+      "{:.2f} "
       "mm/yr)\n",
       input, points, description["method"].get<std::string>(), reference_points, sum_e / reference_points,
       sum_n / reference_points, reference_model.mean_velocity);

@@ -25,13 +25,15 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
 }
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '"')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '"')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '"'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -64,7 +66,8 @@ int decimals_of(std::string_view field) {
   const auto dot = field.find('.');
   if (dot == std::string_view::npos) return 0;
   int n = 0;
-  for (std::size_t i = dot + 1; i < field.size() && std::isdigit(static_cast<unsigned char>(field[i])); ++i) ++n;
+  for (std::size_t i = dot + 1; i < field.size() && std::isdigit(static_cast<unsigned char>(field[i])); ++i)
+    ++n;
   return n;
 }
 
@@ -97,15 +100,17 @@ void remove_quietly(const std::string& path) {
 void rename_into_place(const std::string& from, const std::string& to) {
   std::error_code ec;
   fs::rename(from, to, ec);
-  if (ec) throw IoError(fmt::format("{}: cannot rename the finished output into place: {}", to, ec.message()));
+  if (ec)
+    throw IoError(fmt::format("{}: cannot rename the finished output into place: {}", to, ec.message()));
 }
 
 }  // namespace
 
 std::string canonical_column_name(const std::string& file_name) {
   static const std::map<std::string, std::string> aliases = {
-      {"height", column::kHeightOrtho}, {"height_wgs84", column::kHeightEllipse}, {"rmse_ts", column::kRmse},
-      {"lat", column::kLatitude},       {"lon", column::kLongitude},              {"x", column::kEasting},
+      {"height", column::kHeightOrtho}, {"height_wgs84", column::kHeightEllipse},
+      {"rmse_ts", column::kRmse},       {"lat", column::kLatitude},
+      {"lon", column::kLongitude},      {"x", column::kEasting},
       {"y", column::kNorthing}};
   const std::string name = lower(std::string(trim(file_name)));
   const auto it = aliases.find(name);
@@ -114,7 +119,8 @@ std::string canonical_column_name(const std::string& file_name) {
 
 std::optional<int> parse_yyyymmdd(std::string_view text) {
   text = trim(text);
-  if (text.size() != 8 || !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+  if (text.size() != 8 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return std::nullopt;
   }
   const int y = (text[0] - '0') * 1000 + (text[1] - '0') * 100 + (text[2] - '0') * 10 + (text[3] - '0');
@@ -210,8 +216,8 @@ void PointChunk::append_scalar_column() {
 // Reader
 
 struct ProductReader::State {
-  std::string path;        // as given
-  std::string csv_vsi;     // the CSV as a GDAL virtual path
+  std::string path;     // as given
+  std::string csv_vsi;  // the CSV as a GDAL virtual path
   VSILFILE* file = nullptr;
   ProductLayout layout;
   ProductMetadata metadata;
@@ -280,8 +286,9 @@ struct ProductReader::State {
         }
         eof = true;
         if (total > 0 && consumed + buffer.size() < total) {
-          throw IoError(fmt::format("{}: the CSV ends after {} of its {} bytes, near line {} (truncated file)", path,
-                                    consumed + buffer.size(), total, line_number + 1));
+          throw IoError(
+              fmt::format("{}: the CSV ends after {} of its {} bytes, near line {} (truncated file)", path,
+                          consumed + buffer.size(), total, line_number + 1));
         }
       }
     }
@@ -307,11 +314,21 @@ ProductReader::ProductReader(ProductReader&&) noexcept = default;
 ProductReader& ProductReader::operator=(ProductReader&&) noexcept = default;
 ProductReader::~ProductReader() = default;
 
-const std::string& ProductReader::path() const { return state_->path; }
-const ProductLayout& ProductReader::layout() const { return state_->layout; }
-const ProductMetadata& ProductReader::metadata() const { return state_->metadata; }
-std::uint64_t ProductReader::total_bytes() const { return state_->total; }
-std::uint64_t ProductReader::bytes_read() const { return state_->consumed; }
+const std::string& ProductReader::path() const {
+  return state_->path;
+}
+const ProductLayout& ProductReader::layout() const {
+  return state_->layout;
+}
+const ProductMetadata& ProductReader::metadata() const {
+  return state_->metadata;
+}
+std::uint64_t ProductReader::total_bytes() const {
+  return state_->total;
+}
+std::uint64_t ProductReader::bytes_read() const {
+  return state_->consumed;
+}
 
 namespace {
 
@@ -365,7 +382,8 @@ ProductReader ProductReader::open(const std::string& path) {
   s.path = path;
   VSIStatBufL stat;
   if (VSIStatL(path.c_str(), &stat) != 0) throw IoError(fmt::format("{}: no such file", path));
-  if (VSI_ISDIR(stat.st_mode)) throw IoError(fmt::format("{}: is a folder, expected an EGMS CSV or zip", path));
+  if (VSI_ISDIR(stat.st_mode))
+    throw IoError(fmt::format("{}: is a folder, expected an EGMS CSV or zip", path));
 
   std::string xml;
   if (lower(fs::path(path).extension().string()) == ".zip") {
@@ -397,7 +415,8 @@ ProductReader ProductReader::open(const std::string& path) {
   s.open_stream();
 
   std::string_view header;
-  if (!s.next_line(header) || trim(header).empty()) throw FormatError(fmt::format("{}: empty file, no header", path));
+  if (!s.next_line(header) || trim(header).empty())
+    throw FormatError(fmt::format("{}: empty file, no header", path));
   const std::string header_text(header);
   const auto commas = std::count(header_text.begin(), header_text.end(), ',');
   const auto semicolons = std::count(header_text.begin(), header_text.end(), ';');
@@ -414,8 +433,8 @@ ProductReader ProductReader::open(const std::string& path) {
       continue;
     }
     if (std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      throw FormatError(fmt::format("{}: header column {} '{}' looks like a date but is not a valid YYYYMMDD", path,
-                                    f + 1, name));
+      throw FormatError(fmt::format("{}: header column {} '{}' looks like a date but is not a valid YYYYMMDD",
+                                    path, f + 1, name));
     }
     const std::string canonical = canonical_column_name(name);
     if (!seen.emplace(canonical, static_cast<int>(f)).second) {
@@ -437,7 +456,8 @@ ProductReader ProductReader::open(const std::string& path) {
   }
   for (std::size_t i = 1; i < date_columns.size(); ++i) {
     if (date_columns[i].first == date_columns[i - 1].first) {
-      throw FormatError(fmt::format("{}: date column {} appears twice", path, format_yyyymmdd(date_columns[i].first)));
+      throw FormatError(
+          fmt::format("{}: date column {} appears twice", path, format_yyyymmdd(date_columns[i].first)));
     }
   }
   s.field_target.assign(s.fields.size(), 0);
@@ -493,8 +513,8 @@ bool ProductReader::read(PointChunk& chunk, std::size_t max_points) {
       if (!parse_number(s.fields[f], value)) {
         const std::string name =
             target >= 0 ? layout.scalar_names[target] : format_yyyymmdd(layout.dates[-2 - target]);
-        throw FormatError(fmt::format("{}: line {}, column '{}': '{}' is not a number", s.path, s.line_number, name,
-                                      trim(s.fields[f])));
+        throw FormatError(fmt::format("{}: line {}, column '{}': '{}' is not a number", s.path, s.line_number,
+                                      name, trim(s.fields[f])));
       }
       if (target >= 0) {
         chunk.scalar(p, target) = value;
@@ -510,7 +530,8 @@ bool ProductReader::read(PointChunk& chunk, std::size_t max_points) {
       }
     }
     if (chunk.pid[p].empty()) {
-      throw FormatError(fmt::format("{}: line {}, column 'pid': empty point identifier", s.path, s.line_number));
+      throw FormatError(
+          fmt::format("{}: line {}, column 'pid': empty point identifier", s.path, s.line_number));
     }
   }
   // Computed columns (velocities, series) are written with at least two decimals so that re-referenced
@@ -532,16 +553,24 @@ std::string escape_xml(const std::string& text) {
   std::string out;
   for (const char c : text) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
 }
 
-std::string metadata_xml(const ProductMetadata& m, const io::Provenance& provenance, const nlohmann::json& extra) {
+std::string metadata_xml(const ProductMetadata& m, const io::Provenance& provenance,
+                         const nlohmann::json& extra) {
   std::string body;
   const bool l3 = m.level == "L3";
   body += fmt::format("<?xml version='1.0' encoding='UTF-8'?>\n<{}>\n", l3 ? "TILE" : "BURST");
@@ -555,7 +584,8 @@ std::string metadata_xml(const ProductMetadata& m, const io::Provenance& provena
   if (!m.production_date.empty()) {
     body += fmt::format("  <production_date>{}</production_date>\n", escape_xml(m.production_date));
   }
-  if (!m.dem_version.empty()) body += fmt::format("  <dem>\n    <version>{}</version>\n  </dem>\n", m.dem_version);
+  if (!m.dem_version.empty())
+    body += fmt::format("  <dem>\n    <version>{}</version>\n  </dem>\n", m.dem_version);
   if (!m.gnss_version.empty()) {
     body += fmt::format("  <gnss>\n    <version>{}</version>\n  </gnss>\n", m.gnss_version);
   }
@@ -585,8 +615,8 @@ void append_value(std::string& out, double value, int decimals) {
 
 struct ProductWriter::State {
   std::string final_path;
-  std::string staging_path;   // the zip, or the CSV
-  std::string final_xml;      // sidecar (CSV output)
+  std::string staging_path;  // the zip, or the CSV
+  std::string final_xml;     // sidecar (CSV output)
   std::string staging_xml;
   bool zip = false;
   VSILFILE* csv = nullptr;
@@ -677,9 +707,11 @@ std::vector<std::string> ProductWriter::close() {
   const std::string xml_target =
       s.zip ? "/vsizip/" + s.staging_path + "/" + s.entry_stem + ".xml" : s.staging_xml;
   VSILFILE* xml = VSIFOpenL(xml_target.c_str(), "wb");
-  if (!xml) throw IoError(fmt::format("{}: cannot write the XML metadata ({})", s.final_path, last_gdal_error()));
+  if (!xml)
+    throw IoError(fmt::format("{}: cannot write the XML metadata ({})", s.final_path, last_gdal_error()));
   const bool ok = VSIFWriteL(s.xml_text.data(), 1, s.xml_text.size(), xml) == s.xml_text.size();
-  if (VSIFCloseL(xml) != 0 || !ok) throw IoError(fmt::format("{}: cannot write the XML metadata", s.final_path));
+  if (VSIFCloseL(xml) != 0 || !ok)
+    throw IoError(fmt::format("{}: cannot write the XML metadata", s.final_path));
   std::vector<std::string> outputs;
   rename_into_place(s.staging_path, s.final_path);
   outputs.push_back(s.final_path);

@@ -55,7 +55,8 @@ class OutputSinks {
 /// Points per chunk: options.chunk_points, lowered so that the buffers of one chunk (points, model
 /// results, output formatting: about 3 copies of dates x 4 + columns x 8 bytes per point) fit in the
 /// run's RAM budget (RunContext::ram_budget_mb).
-std::size_t chunk_points_for(const StreamOptions& options, const ProductLayout& layout, const RunContext& context);
+std::size_t chunk_points_for(const StreamOptions& options, const ProductLayout& layout,
+                             const RunContext& context);
 
 /// Number of points of `chunk` whose los_east/north/up differ by more than 0.01 from the unit vector
 /// given by incidence_angle and track_angle (0 when those columns are absent).

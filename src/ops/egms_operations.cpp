@@ -13,7 +13,8 @@ using egms::StreamOptions;
 
 std::vector<ParamDecl> stream_params() {
   return {
-      ParamDecl::option("chunk-points", ParamType::kInt, "points read, fitted and written per chunk (bounds memory)")
+      ParamDecl::option("chunk-points", ParamType::kInt,
+                        "points read, fitted and written per chunk (bounds memory)")
           .defaults_to("20000")
           .between(1, 10000000),
       ParamDecl::option("days-per-year", ParamType::kDouble,
@@ -25,7 +26,8 @@ std::vector<ParamDecl> stream_params() {
           .in_unit("mm")
           .defaults_to("55.46576")
           .at_least(1),
-      ParamDecl::option("min-dates", ParamType::kInt, "fewest valid dates to fit a point (fewer: model columns empty)")
+      ParamDecl::option("min-dates", ParamType::kInt,
+                        "fewest valid dates to fit a point (fewer: model columns empty)")
           .defaults_to("8")
           .between(6, 100000),
   };
@@ -36,7 +38,8 @@ std::vector<ParamDecl> output_params(bool product_required) {
                                    "product in EGMS layout: .csv (XML beside it) or .zip (CSV + XML)")
                      .alias("o");
   if (product_required) product.mandatory();
-  return {product, ParamDecl::option("gpkg", ParamType::kPath, "also write the points as a GeoPackage layer")};
+  return {product,
+          ParamDecl::option("gpkg", ParamType::kPath, "also write the points as a GeoPackage layer")};
 }
 
 StreamOptions stream_options(const ParamValues& p) {
@@ -73,8 +76,10 @@ void register_egms_operations(OperationRegistry& registry) {
     op.name = "egms info";
     op.summary = "Describe an EGMS point product: level, burst, points, dates, columns, extent";
     op.description =
-        "Reads an EGMS product (CSV or zip, L2a/L2b/L3, either column naming) once, streamed, and reports its "
-        "metadata, point and date counts, missing values, extent, velocity range, and whether the los_* vector "
+        "Reads an EGMS product (CSV or zip, L2a/L2b/L3, either column naming) once, streamed, and reports "
+        "its "
+        "metadata, point and date counts, missing values, extent, velocity range, and whether the los_* "
+        "vector "
         "agrees with incidence_angle and track_angle.";
     op.params = concat({ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)")},
                        std::vector<ParamDecl>{stream_params()[0]});
@@ -91,7 +96,8 @@ void register_egms_operations(OperationRegistry& registry) {
     op.name = "egms fit";
     op.summary = "Recompute the EGMS model columns (velocity, acceleration, seasonality, rmse, coherence)";
     op.description =
-        "Fits the EGMS time-series models to every point and compares the results with the file's own columns "
+        "Fits the EGMS time-series models to every point and compares the results with the file's own "
+        "columns "
         "(median, 95th percentile and maximum of |difference| per column). With --output/--gpkg, writes the "
         "product with the recomputed columns.";
     op.params = concat({ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)")},
@@ -110,8 +116,10 @@ void register_egms_operations(OperationRegistry& registry) {
     op.summary = "Basic level: re-reference a product to a point, an area, a polygon or a stable area";
     op.description =
         "Subtracts from every series the mean series of the reference points and refits the model columns. "
-        "--method pid uses one point; area, the points within --radius-m of --centre-easting/--centre-northing "
-        "(EPSG:3035); polygon, the points inside --polygon; auto, the square cell of --auto-cell-m whose points "
+        "--method pid uses one point; area, the points within --radius-m of "
+        "--centre-easting/--centre-northing "
+        "(EPSG:3035); polygon, the points inside --polygon; auto, the square cell of --auto-cell-m whose "
+        "points "
         "(coherence >= --min-coherence, at least --min-points) have the most uniform mean velocity. The "
         "reference is recorded in the output metadata.";
     op.params = concat(
@@ -130,7 +138,8 @@ void register_egms_operations(OperationRegistry& registry) {
                 .defaults_to("100")
                 .at_least(0.001),
             ParamDecl::option("polygon", ParamType::kPath, "polygon file, any OGR format (method polygon)"),
-            ParamDecl::option("auto-cell-m", ParamType::kDouble, "cell size searched for a stable area (method auto)")
+            ParamDecl::option("auto-cell-m", ParamType::kDouble,
+                              "cell size searched for a stable area (method auto)")
                 .in_unit("m")
                 .defaults_to("250")
                 .at_least(1),
@@ -142,15 +151,16 @@ void register_egms_operations(OperationRegistry& registry) {
                 .between(0, 1),
         },
         stream_params());
-    op.examples = {"deforma egms reference burst.zip -o burst_ref.zip",
-                   "deforma egms reference burst.zip --method pid --pid 166ax5Ofja -o burst_ref.csv",
-                   "deforma egms reference burst.zip --method area --centre-easting 4599000 --centre-northing "
-                   "1740000 --radius-m 200 -o burst_ref.zip"};
+    op.examples = {
+        "deforma egms reference burst.zip -o burst_ref.zip",
+        "deforma egms reference burst.zip --method pid --pid 166ax5Ofja -o burst_ref.csv",
+        "deforma egms reference burst.zip --method area --centre-easting 4599000 --centre-northing "
+        "1740000 --radius-m 200 -o burst_ref.zip"};
     op.run = [](const ParamValues& p, RunContext& context) {
       egms::ReferenceOptions r;
       const std::string method = p.get_string("method");
-      r.method = method == "pid"    ? egms::ReferenceMethod::kPid
-                 : method == "area" ? egms::ReferenceMethod::kArea
+      r.method = method == "pid"       ? egms::ReferenceMethod::kPid
+                 : method == "area"    ? egms::ReferenceMethod::kArea
                  : method == "polygon" ? egms::ReferenceMethod::kPolygon
                                        : egms::ReferenceMethod::kAuto;
       r.pid = p.get_string_or("pid", "");
@@ -177,16 +187,20 @@ void register_egms_operations(OperationRegistry& registry) {
     op.summary = "Calibrated level: tie LOS velocities to GNSS (stations, A-EPND grid, or gnss_velocity)";
     op.description =
         "Projects GNSS velocities on each point's line of sight (los_east/north/up), models the InSAR - GNSS "
-        "residual as a polynomial in easting/northing plus a Gaussian smoothing of what it leaves (response 1/2 "
-        "at --smoothing-wavelength-m), and removes it from velocities and series. Without --gnss the product's "
+        "residual as a polynomial in easting/northing plus a Gaussian smoothing of what it leaves (response "
+        "1/2 "
+        "at --smoothing-wavelength-m), and removes it from velocities and series. Without --gnss the "
+        "product's "
         "gnss_velocity column is used. Station files are compared with the mean of the points within "
-        "--station-radius-m of each station; a gridded model is interpolated at every point. The report gives "
+        "--station-radius-m of each station; a gridded model is interpolated at every point. The report "
+        "gives "
         "residuals before and after (per station for station files).";
     op.params = concat(
         {ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)")}, output_params(true),
         std::vector<ParamDecl>{
-            ParamDecl::option("gnss", ParamType::kPath,
-                              "GNSS station velocities or A-EPND grid (CSV); default: the gnss_velocity column"),
+            ParamDecl::option(
+                "gnss", ParamType::kPath,
+                "GNSS station velocities or A-EPND grid (CSV); default: the gnss_velocity column"),
             ParamDecl::option("polynomial-order", ParamType::kInt, "order of the correction surface")
                 .defaults_to("1")
                 .between(0, 2),
@@ -199,13 +213,15 @@ void register_egms_operations(OperationRegistry& registry) {
                 .in_unit("m")
                 .defaults_to("500")
                 .at_least(1),
-            ParamDecl::option("min-station-points", ParamType::kInt, "fewest points around a station to use it")
+            ParamDecl::option("min-station-points", ParamType::kInt,
+                              "fewest points around a station to use it")
                 .defaults_to("3")
                 .at_least(1),
         },
         stream_params());
-    op.examples = {"deforma egms calibrate burst_L2a.zip -o burst_L2b.zip",
-                   "deforma egms calibrate burst_L2a.zip --gnss stations.csv --polynomial-order 1 -o burst_L2b.zip"};
+    op.examples = {
+        "deforma egms calibrate burst_L2a.zip -o burst_L2b.zip",
+        "deforma egms calibrate burst_L2a.zip --gnss stations.csv --polynomial-order 1 -o burst_L2b.zip"};
     op.run = [](const ParamValues& p, RunContext& context) {
       egms::CalibrateOptions c;
       if (p.has("gnss") && !p.get_string("gnss").empty()) {
@@ -224,12 +240,16 @@ void register_egms_operations(OperationRegistry& registry) {
   {
     OperationDecl op;
     op.name = "egms ortho";
-    op.summary = "Ortho level: vertical and east-west motion on a 100 m EPSG:3035 grid from ascending + descending";
+    op.summary =
+        "Ortho level: vertical and east-west motion on a 100 m EPSG:3035 grid from ascending + descending";
     op.description =
         "Resamples both datasets to EGMS's 6-day grid (origin 2014-04-03; gaps up to --max-gap-days "
-        "interpolated), bins points into cells aligned on --cell-size-m, and solves d = e*los_east + u*los_up per "
-        "cell and date where both geometries have values (at least --min-observations). Writes PREFIX_U.tif and "
-        "PREFIX_E.tif (mean velocity COGs, nodata -9999) and PREFIX_U.csv / PREFIX_E.csv in the EGMS L3 layout.";
+        "interpolated), bins points into cells aligned on --cell-size-m, and solves d = e*los_east + "
+        "u*los_up per "
+        "cell and date where both geometries have values (at least --min-observations). Writes PREFIX_U.tif "
+        "and "
+        "PREFIX_E.tif (mean velocity COGs, nodata -9999) and PREFIX_U.csv / PREFIX_E.csv in the EGMS L3 "
+        "layout.";
     op.params = concat(
         {ParamDecl::argument("products", ParamType::kList,
                              "the ascending then the descending EGMS product (.zip or .csv)")},
@@ -237,7 +257,10 @@ void register_egms_operations(OperationRegistry& registry) {
             ParamDecl::option("output", ParamType::kPath, "output prefix (PREFIX_U.tif, PREFIX_E.csv, ...)")
                 .alias("o")
                 .mandatory(),
-            ParamDecl::option("cell-size-m", ParamType::kDouble, "grid cell size").in_unit("m").defaults_to("100").at_least(1),
+            ParamDecl::option("cell-size-m", ParamType::kDouble, "grid cell size")
+                .in_unit("m")
+                .defaults_to("100")
+                .at_least(1),
             ParamDecl::option("max-gap-days", ParamType::kInt, "longest gap interpolated on the 6-day grid")
                 .in_unit("days")
                 .defaults_to("90")
@@ -245,11 +268,13 @@ void register_egms_operations(OperationRegistry& registry) {
             ParamDecl::option("min-observations", ParamType::kInt, "fewest values per cell and date")
                 .defaults_to("3")
                 .at_least(2),
-            ParamDecl::option("gnss", ParamType::kPath, "GNSS model giving the north velocity (default: north neglected)"),
+            ParamDecl::option("gnss", ParamType::kPath,
+                              "GNSS model giving the north velocity (default: north neglected)"),
         },
         stream_params());
-    op.examples = {"deforma egms ortho EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip "
-                   "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip -o ustica"};
+    op.examples = {
+        "deforma egms ortho EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip "
+        "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip -o ustica"};
     op.run = [](const ParamValues& p, RunContext& context) {
       egms::OrthoOptions o;
       o.cell_size_m = p.get_double("cell-size-m");
@@ -258,10 +283,11 @@ void register_egms_operations(OperationRegistry& registry) {
       o.gnss_north_path = p.get_string_or("gnss", "");
       const auto products = p.get_list("products");
       if (products.size() != 2) {
-        throw InvalidArgument(fmt::format("products: expected 2 files (ascending, descending), got {}", products.size()));
+        throw InvalidArgument(
+            fmt::format("products: expected 2 files (ascending, descending), got {}", products.size()));
       }
-      return egms::run_ortho(products[0], products[1], p.get_string("output"), o,
-                             stream_options(p), context, provenance_of(p, context));
+      return egms::run_ortho(products[0], products[1], p.get_string("output"), o, stream_options(p), context,
+                             provenance_of(p, context));
     };
     registry.add(std::move(op));
   }

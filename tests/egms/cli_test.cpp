@@ -12,11 +12,12 @@ TEST(EgmsCli, InfoFitAndErrors) {
   auto r = deforma::test::run_cli("egms info '" + zip + "'");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("11590 points x 210 dates"), std::string::npos) << r.out;
-  r = deforma::test::run_cli("--summary-json egms reference '" + zip + "' --method pid --pid 166ax5Ofja -o '" +
-                             tmp.file("ref.zip") + "'");
+  r = deforma::test::run_cli("--summary-json egms reference '" + zip +
+                             "' --method pid --pid 166ax5Ofja -o '" + tmp.file("ref.zip") + "'");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("reference_points"), std::string::npos) << r.out;
-  r = deforma::test::run_cli("egms reference '" + zip + "' --method pid --pid NOPE -o '" + tmp.file("x.zip") + "'");
+  r = deforma::test::run_cli("egms reference '" + zip + "' --method pid --pid NOPE -o '" + tmp.file("x.zip") +
+                             "'");
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_FALSE(std::filesystem::exists(tmp.file("x.zip")));
   r = deforma::test::run_cli("egms info '" + tmp.file("missing.zip") + "'");

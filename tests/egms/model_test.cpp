@@ -48,7 +48,8 @@ TEST(EgmsModel, StandardDeviationsFollowTheEgmsDefinitions) {
   std::mt19937 rng(7);
   std::normal_distribution<float> noise(0.0f, 2.0f);
   std::vector<float> series(days.size());
-  for (std::size_t k = 0; k < series.size(); ++k) series[k] = static_cast<float>(1.0 * model.times_years()[k]) + noise(rng);
+  for (std::size_t k = 0; k < series.size(); ++k)
+    series[k] = static_cast<float>(1.0 * model.times_years()[k]) + noise(rng);
   const PointModel m = model.fit_one(series.data());
   // Residual std ~2 mm; sqrt(Q11) ~ 1/(std(t)·sqrt(n)) for the velocity: the std must be of that order.
   EXPECT_NEAR(m.rmse, 2.0, 0.3);
@@ -67,7 +68,8 @@ TEST(EgmsModel, MissingDatesFallBackToAPerPointFit) {
   std::mt19937 rng(3);
   std::normal_distribution<float> noise(0.0f, 1.0f);
   std::vector<float> complete(days.size());
-  for (std::size_t k = 0; k < complete.size(); ++k) complete[k] = static_cast<float>(-5.0 * model.times_years()[k]) + noise(rng);
+  for (std::size_t k = 0; k < complete.size(); ++k)
+    complete[k] = static_cast<float>(-5.0 * model.times_years()[k]) + noise(rng);
   std::vector<float> gappy = complete;
   for (std::size_t k = 10; k < 30; ++k) gappy[k] = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> both(complete);

@@ -44,8 +44,8 @@ TEST(EgmsOrtho, ResamplesOnTheSixDayGridAcrossShortGapsOnly) {
 void write_scene(const std::string& path, int first_day, double le, double ln, double lu, int points_per_cell,
                  unsigned seed) {
   ProductLayout layout;
-  for (const char* name : {column::kEasting, column::kNorthing, column::kLosEast, column::kLosNorth, column::kLosUp,
-                           column::kMeanVelocity, column::kMeanVelocityStd}) {
+  for (const char* name : {column::kEasting, column::kNorthing, column::kLosEast, column::kLosNorth,
+                           column::kLosUp, column::kMeanVelocity, column::kMeanVelocityStd}) {
     layout.add_column(name, 4);
   }
   for (int k = 0; k < 90; ++k) layout.dates.push_back(first_day + 12 * k);
@@ -59,8 +59,13 @@ void write_scene(const std::string& path, int first_day, double le, double ln, d
       const double up = -2.0 + 0.3 * i, east = 1.5 - 0.4 * j;
       for (int q = 0; q < points_per_cell; ++q) {
         const std::size_t p = chunk.add_point(fmt::format("P{}_{}_{}", i, j, q));
-        const double values[] = {4000000 + 100 * i + inside(rng), 2000000 + 100 * j + inside(rng), le, ln, lu,
-                                 east * le + up * lu, 0.1};
+        const double values[] = {4000000 + 100 * i + inside(rng),
+                                 2000000 + 100 * j + inside(rng),
+                                 le,
+                                 ln,
+                                 lu,
+                                 east * le + up * lu,
+                                 0.1};
         for (int c = 0; c < 7; ++c) chunk.scalar(p, c) = values[c];
         for (std::size_t d = 0; d < layout.date_count(); ++d) {
           const double t = (layout.dates[d] - layout.dates[0]) / 365.0;
@@ -78,7 +83,8 @@ TEST(EgmsOrtho, RecoversVerticalAndEastWestMotionOfASyntheticScene) {
   write_scene(tmp.file("asc.csv"), first, -0.62, -0.10, 0.78, 4, 1);
   write_scene(tmp.file("desc.csv"), first + 5, 0.59, -0.12, 0.795, 3, 2);
   RunContext context;
-  const auto summary = run_ortho(tmp.file("asc.csv"), tmp.file("desc.csv"), tmp.file("scene"), {}, {}, context, {});
+  const auto summary =
+      run_ortho(tmp.file("asc.csv"), tmp.file("desc.csv"), tmp.file("scene"), {}, {}, context, {});
   EXPECT_EQ(summary.counts.at("cells"), 80);
   const auto up = test::load(tmp.file("scene_U.csv"));
   const auto east = test::load(tmp.file("scene_E.csv"));

@@ -27,7 +27,9 @@ std::string error_of(const std::function<void()>& fn) {
   return "no exception";
 }
 
-void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
 
 TEST(EgmsProduct, DatesRoundTrip) {
   EXPECT_EQ(parse_yyyymmdd("20140403").value(), 16163);
@@ -95,8 +97,9 @@ TEST(EgmsProduct, WritesCsvZipAndGeoPackageThatReadBack) {
   RunContext context;
   io::Provenance provenance;
   provenance.command_line = "deforma egms fit (test)";
-  const auto summary = run_fit((dir / test::kAscending).string(),
-                               ProductOutputs{tmp.file("refit.zip"), tmp.file("refit.gpkg")}, {}, context, provenance);
+  const auto summary =
+      run_fit((dir / test::kAscending).string(),
+              ProductOutputs{tmp.file("refit.zip"), tmp.file("refit.gpkg")}, {}, context, provenance);
   ASSERT_EQ(summary.outputs.size(), 2u);
   const auto back = test::load(tmp.file("refit.zip"));
   ASSERT_EQ(back.points.size(), original.points.size());
@@ -119,16 +122,20 @@ TEST(EgmsProduct, WritesCsvZipAndGeoPackageThatReadBack) {
   const std::string first_date = "d" + format_yyyymmdd(original.layout.dates.front());
   EXPECT_GE(layer->GetLayerDefn()->GetFieldIndex(first_date.c_str()), 0);
   // Plain CSV output gets its XML beside it.
-  run_fit((dir / test::kAscending).string(), ProductOutputs{tmp.file("refit.csv"), ""}, {}, context, provenance);
+  run_fit((dir / test::kAscending).string(), ProductOutputs{tmp.file("refit.csv"), ""}, {}, context,
+          provenance);
   EXPECT_TRUE(std::filesystem::exists(tmp.file("refit.xml")));
   EXPECT_EQ(test::load(tmp.file("refit.csv")).metadata.burst_id, 227);
 }
 
 TEST(EgmsProduct, BadInputsGiveClearErrors) {
   TempDir tmp;
-  const std::string header = "pid,easting,northing,mean_velocity,20200101,20200107,20200113,20200119,20200125,20200131\n";
+  const std::string header =
+      "pid,easting,northing,mean_velocity,20200101,20200107,20200113,20200119,20200125,20200131\n";
   write_text(tmp.file("nopid.csv"), "id,easting,northing,20200101\nA,1,2,0\n");
-  EXPECT_NE(error_of<FormatError>([&] { ProductReader::open(tmp.file("nopid.csv")); }).find("column 'pid' is missing"),
+  EXPECT_NE(error_of<FormatError>([&] {
+              ProductReader::open(tmp.file("nopid.csv"));
+            }).find("column 'pid' is missing"),
             std::string::npos);
   write_text(tmp.file("nodate.csv"), "pid,easting,northing\nA,1,2\n");
   EXPECT_NE(error_of<FormatError>([&] { ProductReader::open(tmp.file("nodate.csv")); }).find("no YYYYMMDD"),
@@ -139,7 +146,8 @@ TEST(EgmsProduct, BadInputsGiveClearErrors) {
     PointChunk c;
     r.read(c, 100);
   });
-  EXPECT_NE(text_error.find("text.csv: line 3, column 'mean_velocity': 'abc' is not a number"), std::string::npos)
+  EXPECT_NE(text_error.find("text.csv: line 3, column 'mean_velocity': 'abc' is not a number"),
+            std::string::npos)
       << text_error;
   write_text(tmp.file("short.csv"), header + "A,1,2,0.5,0,1,2,3,4,5\nB,1,2,0.5,0,1\n");
   const std::string short_error = error_of<FormatError>([&] {
@@ -154,7 +162,8 @@ TEST(EgmsProduct, BadInputsGiveClearErrors) {
     auto r = ProductReader::open(tmp.file("nolos.csv"));
     r.layout().require(column::kLosEast, "the Ortho level");
   });
-  EXPECT_NE(los_error.find("nolos.csv: column 'los_east' is missing (needed for the Ortho level)"), std::string::npos)
+  EXPECT_NE(los_error.find("nolos.csv: column 'los_east' is missing (needed for the Ortho level)"),
+            std::string::npos)
       << los_error;
   EXPECT_NE(error_of<IoError>([&] { ProductReader::open(tmp.file("absent.zip")); }).find("no such file"),
             std::string::npos);

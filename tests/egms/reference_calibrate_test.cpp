@@ -7,6 +7,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/egms/processing.hpp"
 #include "egms/egms_test_helpers.hpp"
+#include "egms/stream.hpp"
 
 namespace deforma::egms {
 namespace {
@@ -23,19 +24,22 @@ TEST(EgmsReference, ToAPointMakesItsSeriesZero) {
   reference.method = ReferenceMethod::kPid;
   reference.pid = ref_pid;
   RunContext context;
-  const auto summary = run_reference(input, reference, ProductOutputs{tmp.file("ref.csv"), ""}, {}, context, {});
+  const auto summary =
+      run_reference(input, reference, ProductOutputs{tmp.file("ref.csv"), ""}, {}, context, {});
   EXPECT_EQ(summary.counts.at("reference_points"), 1);
   const auto out = test::load(tmp.file("ref.csv"));
   const int v = out.layout.find(column::kMeanVelocity);
   const double ref_velocity = original.points.scalar(1234, v);
   EXPECT_NEAR(summary.details["reference"]["reference_velocity_mm_per_yr"].get<double>(), ref_velocity, 0.1);
-  for (std::size_t d = 0; d < out.layout.date_count(); ++d) EXPECT_NEAR(out.points.series_of(1234)[d], 0.0, 1e-6);
+  for (std::size_t d = 0; d < out.layout.date_count(); ++d)
+    EXPECT_NEAR(out.points.series_of(1234)[d], 0.0, 1e-6);
   EXPECT_NEAR(out.points.scalar(1234, v), 0.0, 1e-6);
   // Every other point moves by the reference's velocity.
   for (std::size_t p = 0; p < out.points.size(); p += 211) {
     EXPECT_NEAR(out.points.scalar(p, v), original.points.scalar(p, v) - ref_velocity, 0.2);
   }
   EXPECT_NE(out.metadata.xml.find("\"method\":\"pid\""), std::string::npos);
+  EXPECT_EQ(out.metadata.level, "L2a");
   EXPECT_NE(out.metadata.xml.find(ref_pid), std::string::npos);
 }
 
@@ -103,7 +107,8 @@ TEST(EgmsCalibrate, RoundTripWithTheGnssVelocityColumn) {
   double worst = 0, worst_to_original = 0;
   for (std::size_t p = 0; p < a.points.size(); ++p) {
     worst = std::max(worst, std::abs(a.points.scalar(p, v) - b.points.scalar(p, v)));
-    worst_to_original = std::max(worst_to_original, std::abs(a.points.scalar(p, v) - original.points.scalar(p, v)));
+    worst_to_original =
+        std::max(worst_to_original, std::abs(a.points.scalar(p, v) - original.points.scalar(p, v)));
   }
   EXPECT_LT(worst, 0.1);
   // The original L2b is already tied to the same GNSS: re-calibrating it changes it by its own small residual
@@ -197,7 +202,8 @@ TEST(EgmsCalibrate, GriddedModelInAEpndLayout) {
   grid << "Latitude,Longitude,N,E,Up,SigmaN,SigmaE,SigmaUP,easting,northing\n";
   for (int i = -2; i <= 2; ++i) {
     for (int j = -2; j <= 2; ++j) {
-      grid << fmt::format("38.7,13.2,0.2,0.4,-1.5,0.1,0.1,0.3,{},{}\n", 4600000 + 50000 * i, 1740000 + 50000 * j);
+      grid << fmt::format("38.7,13.2,0.2,0.4,-1.5,0.1,0.1,0.3,{},{}\n", 4600000 + 50000 * i,
+                          1740000 + 50000 * j);
     }
   }
   grid.close();
@@ -214,6 +220,46 @@ TEST(EgmsCalibrate, GriddedModelInAEpndLayout) {
   EXPECT_EQ(cal["mode"], "points");
   EXPECT_LT(std::abs(cal["residual_after"]["mean_mm_per_yr"].get<double>()), 0.05);
   EXPECT_EQ(summary.counts.at("points_without_gnss"), 0);
+}
+
+}  // namespace
+}  // namespace deforma::egms
+
+namespace deforma::egms {
+namespace {
+
+TEST(EgmsReference, InsideAPolygonFile) {
+  DEFORMA_REQUIRE_DATA("egms-ustica", dir);
+  deforma::test::TempDir tmp;
+  // A 400 m square in EPSG:3035 on the island, as GeoJSON with its CRS named.
+  std::ofstream(tmp.file("square.geojson"))
+      << R"({"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::3035"}},)"
+      << R"("features":[{"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":)"
+      << R"([[[4598800,1741300],[4599200,1741300],[4599200,1741700],[4598800,1741700],[4598800,1741300]]]}}]})";
+  ReferenceOptions reference;
+  reference.method = ReferenceMethod::kPolygon;
+  reference.polygon_path = tmp.file("square.geojson");
+  RunContext context;
+  const auto summary = run_reference((dir / test::kAscending).string(), reference, {}, {}, context, {});
+  const auto& r = summary.details["reference"];
+  EXPECT_GE(summary.counts.at("reference_points"), 10);
+  EXPECT_GT(r["easting_m"].get<double>(), 4598800);
+  EXPECT_LT(r["easting_m"].get<double>(), 4599200);
+  EXPECT_GT(r["northing_m"].get<double>(), 1741300);
+  EXPECT_LT(r["northing_m"].get<double>(), 1741700);
+}
+
+TEST(EgmsStreaming, ChunkSizeFollowsTheRamBudget) {
+  ProductLayout layout;
+  layout.dates.assign(300, 0);
+  StreamOptions options;
+  RunContext context;
+  context.ram_budget_mb = 1024;
+  EXPECT_EQ(detail::chunk_points_for(options, layout, context), options.chunk_points);
+  context.ram_budget_mb = 1;
+  const auto small = detail::chunk_points_for(options, layout, context);
+  EXPECT_LT(small, 1000u);
+  EXPECT_GE(small, 1u);
 }
 
 }  // namespace

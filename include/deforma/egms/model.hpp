@@ -20,9 +20,9 @@
 namespace deforma::egms {
 
 struct ModelOptions {
-  double days_per_year = 365.0;    ///< t = days since the first date / days_per_year
-  double wavelength_mm = 55.46576; ///< Sentinel-1 C-band wavelength, for the temporal coherence
-  int min_dates = 8;               ///< fewer valid dates than this: the point's model is NaN (flagged)
+  double days_per_year = 365.0;     ///< t = days since the first date / days_per_year
+  double wavelength_mm = 55.46576;  ///< Sentinel-1 C-band wavelength, for the temporal coherence
+  int min_dates = 8;                ///< fewer valid dates than this: the point's model is NaN (flagged)
 
   /// Throws InvalidArgument naming the field.
   void validate() const;
@@ -30,15 +30,15 @@ struct ModelOptions {
 
 /// Model figures of one point (NaN when it has fewer than min_dates valid dates).
 struct PointModel {
-  double mean_velocity = 0;      ///< mm/yr
-  double mean_velocity_std = 0;  ///< mm/yr
-  double acceleration = 0;       ///< mm/yr²
-  double acceleration_std = 0;   ///< mm/yr²
-  double seasonality = 0;        ///< mm (amplitude)
-  double seasonality_std = 0;    ///< mm
-  double rmse = 0;               ///< mm, of the cubic + seasonal model
-  double temporal_coherence = 0; ///< 0..1
-  double offset = 0;             ///< mm, constant c' of the linear part (cos - 1 convention)
+  double mean_velocity = 0;       ///< mm/yr
+  double mean_velocity_std = 0;   ///< mm/yr
+  double acceleration = 0;        ///< mm/yr²
+  double acceleration_std = 0;    ///< mm/yr²
+  double seasonality = 0;         ///< mm (amplitude)
+  double seasonality_std = 0;     ///< mm
+  double rmse = 0;                ///< mm, of the cubic + seasonal model
+  double temporal_coherence = 0;  ///< 0..1
+  double offset = 0;              ///< mm, constant c' of the linear part (cos - 1 convention)
   int valid_dates = 0;
 };
 

@@ -37,8 +37,8 @@ struct OrthoOptions {
 
 /// Resamples one series (values at `days`, NaN = missing) onto `grid_days` with linear interpolation
 /// across gaps of at most `max_gap_days` (NaN elsewhere). The kernel of step 1.
-std::vector<float> resample_series(const std::vector<int>& days, const float* values, const std::vector<int>& grid_days,
-                                   int max_gap_days);
+std::vector<float> resample_series(const std::vector<int>& days, const float* values,
+                                   const std::vector<int>& grid_days, int max_gap_days);
 
 /// The common grid dates of two datasets (ascending day numbers); empty when their spans do not overlap
 /// on any grid date.
@@ -47,8 +47,8 @@ std::vector<int> common_grid_days(const std::vector<int>& a_days, const std::vec
 
 /// Runs the Ortho level on an ascending and a descending product, writing the outputs under
 /// `output_prefix`. Throws InvalidArgument when the two have no common grid date.
-Summary run_ortho(const std::string& ascending, const std::string& descending, const std::string& output_prefix,
-                  const OrthoOptions& ortho, const StreamOptions& options, const RunContext& context,
-                  const io::Provenance& provenance);
+Summary run_ortho(const std::string& ascending, const std::string& descending,
+                  const std::string& output_prefix, const OrthoOptions& ortho, const StreamOptions& options,
+                  const RunContext& context, const io::Provenance& provenance);
 
 }  // namespace deforma::egms

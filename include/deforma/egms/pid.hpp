@@ -20,11 +20,11 @@ namespace deforma::egms {
 
 /// The fields packed in a Level 2 pid.
 struct L2PointId {
-  int track = 0;   ///< relative orbit, 1..175
-  int burst = 0;   ///< EGMS burst number, 0..4095
-  int code = 0;    ///< 4-bit tag, 0..15 (11 in the known IW2 VV products)
-  int line = 0;    ///< radar line, 0..65535
-  int pixel = 0;   ///< radar pixel, 0..65535
+  int track = 0;  ///< relative orbit, 1..175
+  int burst = 0;  ///< EGMS burst number, 0..4095
+  int code = 0;   ///< 4-bit tag, 0..15 (11 in the known IW2 VV products)
+  int line = 0;   ///< radar line, 0..65535
+  int pixel = 0;  ///< radar pixel, 0..65535
   bool operator==(const L2PointId&) const = default;
 };
 

@@ -33,7 +33,8 @@ struct StreamOptions {
 };
 
 /// Counts, dates, columns, extent and metadata of a product (reads it once).
-Summary describe_product(const std::string& path, const RunContext& context, const StreamOptions& options = {});
+Summary describe_product(const std::string& path, const RunContext& context,
+                         const StreamOptions& options = {});
 
 /// Recomputes mean_velocity(+_std), acceleration(+_std), seasonality(+_std), rmse and temporal_coherence
 /// for every point; details["comparison"][column] holds the median, 95th percentile and maximum of
@@ -45,14 +46,14 @@ enum class ReferenceMethod { kPid, kArea, kPolygon, kAuto };
 
 struct ReferenceOptions {
   ReferenceMethod method = ReferenceMethod::kAuto;
-  std::string pid;                 ///< kPid
-  double centre_easting_m = 0;     ///< kArea, EPSG:3035
-  double centre_northing_m = 0;    ///< kArea
-  double radius_m = 100;           ///< kArea
-  std::string polygon_path;        ///< kPolygon: any OGR polygon file (reprojected to EPSG:3035)
-  double auto_cell_m = 250;        ///< kAuto: side of the square cells searched for a stable area
-  int min_points = 10;             ///< kAuto/kArea/kPolygon: fewest points making a reference
-  double min_coherence = 0.8;      ///< kAuto: points below this temporal coherence are ignored
+  std::string pid;               ///< kPid
+  double centre_easting_m = 0;   ///< kArea, EPSG:3035
+  double centre_northing_m = 0;  ///< kArea
+  double radius_m = 100;         ///< kArea
+  std::string polygon_path;      ///< kPolygon: any OGR polygon file (reprojected to EPSG:3035)
+  double auto_cell_m = 250;      ///< kAuto: side of the square cells searched for a stable area
+  int min_points = 10;           ///< kAuto/kArea/kPolygon: fewest points making a reference
+  double min_coherence = 0.8;    ///< kAuto: points below this temporal coherence are ignored
   void validate() const;
 };
 
@@ -61,8 +62,9 @@ struct ReferenceOptions {
 /// cells of auto_cell_m holding at least min_points points of temporal coherence >= min_coherence, the
 /// one whose points' mean velocities have the smallest standard deviation (ties: more points). The
 /// reference (method, points, position, reference velocity) goes to details and to the output metadata.
-Summary run_reference(const std::string& input, const ReferenceOptions& reference, const ProductOutputs& outputs,
-                      const StreamOptions& options, const RunContext& context, const io::Provenance& provenance);
+Summary run_reference(const std::string& input, const ReferenceOptions& reference,
+                      const ProductOutputs& outputs, const StreamOptions& options, const RunContext& context,
+                      const io::Provenance& provenance);
 
 /// One GNSS velocity: a station, or a node of a gridded model. Velocities mm/yr, positions EPSG:3035 m.
 struct GnssSite {
@@ -99,11 +101,11 @@ enum class GnssSource {
 
 struct CalibrateOptions {
   GnssSource source = GnssSource::kColumn;
-  std::string gnss_path;                 ///< kFile
-  int polynomial_order = 1;              ///< 0 (offset), 1 (plane) or 2 (quadratic) in easting/northing
-  double smoothing_wavelength_m = 50000; ///< Gaussian smoothing of what the polynomial leaves; 0 = off
-  double station_radius_m = 500;         ///< stations: InSAR points averaged around each station
-  int min_station_points = 3;            ///< stations: fewest points around a station to use it
+  std::string gnss_path;                  ///< kFile
+  int polynomial_order = 1;               ///< 0 (offset), 1 (plane) or 2 (quadratic) in easting/northing
+  double smoothing_wavelength_m = 50000;  ///< Gaussian smoothing of what the polynomial leaves; 0 = off
+  double station_radius_m = 500;          ///< stations: InSAR points averaged around each station
+  int min_station_points = 3;             ///< stations: fewest points around a station to use it
   void validate() const;
 };
 
@@ -111,8 +113,9 @@ struct CalibrateOptions {
 /// stations for station files), modelled as polynomial + smoothed remainder (Gaussian kernel whose
 /// response is one half at smoothing_wavelength_m), then removed from velocities (r) and series (r·t).
 /// details["calibration"] reports residual statistics before and after (and per station).
-Summary run_calibrate(const std::string& input, const CalibrateOptions& calibration, const ProductOutputs& outputs,
-                      const StreamOptions& options, const RunContext& context, const io::Provenance& provenance);
+Summary run_calibrate(const std::string& input, const CalibrateOptions& calibration,
+                      const ProductOutputs& outputs, const StreamOptions& options, const RunContext& context,
+                      const io::Provenance& provenance);
 
 /// The unit vector ground -> satellite of a right-looking SAR from its incidence and track (heading)
 /// angles in degrees: (sin i · sin(h - 90°), sin i · cos(h - 90°), cos i). Used to check los_* columns.

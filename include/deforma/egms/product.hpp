@@ -75,13 +75,13 @@ struct ProductMetadata {
 
 /// Columns of a product: scalar columns (file names and canonical names), the dates, the separator.
 struct ProductLayout {
-  std::string source;                          ///< file the layout was read from (for messages)
+  std::string source;  ///< file the layout was read from (for messages)
   char separator = ',';
-  std::vector<std::string> scalar_names;       ///< as in the file, file order, pid excluded
-  std::vector<std::string> canonical_names;    ///< same order
-  std::vector<int> scalar_decimals;            ///< decimals to write each scalar column with
-  std::vector<int> dates;                      ///< day numbers, ascending
-  int series_decimals = 2;                     ///< decimals of the written displacements
+  std::vector<std::string> scalar_names;     ///< as in the file, file order, pid excluded
+  std::vector<std::string> canonical_names;  ///< same order
+  std::vector<int> scalar_decimals;          ///< decimals to write each scalar column with
+  std::vector<int> dates;                    ///< day numbers, ascending
+  int series_decimals = 2;                   ///< decimals of the written displacements
 
   /// Index in scalar_names of a canonical column, -1 when absent.
   int find(const std::string& canonical) const;
@@ -155,8 +155,8 @@ class ProductReader {
 /// with the provenance and `extra` (e.g. the reference or calibration applied).
 class ProductWriter {
  public:
-  ProductWriter(const std::string& path, ProductLayout layout, ProductMetadata metadata, io::Provenance provenance,
-                nlohmann::json extra = nlohmann::json::object());
+  ProductWriter(const std::string& path, ProductLayout layout, ProductMetadata metadata,
+                io::Provenance provenance, nlohmann::json extra = nlohmann::json::object());
   ProductWriter(const ProductWriter&) = delete;
   ProductWriter& operator=(const ProductWriter&) = delete;
   ~ProductWriter();
