@@ -37,17 +37,19 @@ fi
 echo "== deforma pipeline: 23 Sentinel-2 images of Perito Moreno Glacier (2020-01-01 .. 2020-03-28)"
 PERITO_OUT="$OUT/perito-moreno"
 "$DEFORMA" --summary-json pipeline "$DATA"/perito-moreno/2020*.jpg -o "$PERITO_OUT" \
-  --exclude "$DATA/perito-moreno/mask.jpg" --auto-stable --ramp bias --max-step 3 \
+  --exclude "$DATA/perito-moreno/mask.jpg" --auto-stable --ramp bias --max-step 3 --search 8 --max-velocity 300 \
   >"$OUT/perito-moreno-summary.json"
 python3 - "$OUT/perito-moreno-summary.json" <<'PY' || cat "$OUT/perito-moreno-summary.json"
 import json, sys
 s = json.load(open(sys.argv[1]))
-h = s["details"]["headline"]
-print(s["report"], end="")
-print(f"  headline: glacier (mask) median speed {h['median_speed_moving']:.1f} {h['unit']}, "
-      f"off-ice median {h['median_speed_stable']:.1f} {h['unit']}, p95 {h['p95_speed']:.1f} {h['unit']}, "
-      f"median residual RMSE {h.get('median_rmse', float('nan')):.3f} px")
-print(f"  output folder: {s['details']['output_dir']} (open catalog.json, products/*.png)")
+c, d = s["counts"], s["details"]
+h = d["headline"]
+print(f"  {c['images']} images ({d['first_date']} .. {d['last_date']}), {c['pairs']} pairs, "
+      f"{c['pairs_inverted']} inverted over {c['dates']} dates, in {s['seconds']:.0f} s")
+print(f"  glacier (mask) median speed {h['median_speed_moving']:.1f} {h['unit']}, "
+      f"off-ice median {h['median_speed_stable']:.1f} {h['unit']}, p95 {h['p95_speed']:.1f} {h['unit']}")
+print(f"  median residual RMSE of the inversion {h.get('median_rmse', float('nan')):.3f} px")
+print(f"  output folder: {d['output_dir']} (STAC catalog.json, products/*.tif *.nc *.png)")
 PY
 # ---- end of the Perito Moreno section ---------------------------------------------------------------------
 

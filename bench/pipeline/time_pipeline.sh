@@ -19,12 +19,12 @@ rm -rf "$RUN"
 mkdir -p "$OUT"
 start=$(date +%s.%N)
 /usr/bin/time -v "$DEFORMA" -q --summary-json pipeline "$DATA"/perito-moreno/2020*.jpg -o "$RUN" \
-  --exclude "$DATA/perito-moreno/mask.jpg" --auto-stable --ramp bias --max-step 3 \
+  --exclude "$DATA/perito-moreno/mask.jpg" --auto-stable --ramp bias --max-step 3 --search 8 --max-velocity 300 \
   >"$OUT/pipeline-perito.json" 2>"$OUT/pipeline-perito.time"
 end=$(date +%s.%N)
 rerun_start=$(date +%s.%N)
 "$DEFORMA" -q pipeline "$DATA"/perito-moreno/2020*.jpg -o "$RUN" \
-  --exclude "$DATA/perito-moreno/mask.jpg" --auto-stable --ramp bias --max-step 3 >/dev/null
+  --exclude "$DATA/perito-moreno/mask.jpg" --auto-stable --ramp bias --max-step 3 --search 8 --max-velocity 300 >/dev/null
 rerun_end=$(date +%s.%N)
 python3 - "$OUT/pipeline-perito.json" "$OUT/pipeline-perito.time" "$start" "$end" "$rerun_start" "$rerun_end" <<'PY'
 import json, re, sys

@@ -8,11 +8,12 @@
 #include <mutex>
 #include <optional>
 
-#include <Eigen/Dense>
 #include <fmt/format.h>
 #include <gdal_priv.h>
 #include <spdlog/spdlog.h>
+#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
+#include <Eigen/Dense>
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
@@ -24,10 +25,14 @@ namespace deforma::filter {
 
 const char* to_string(RampModel model) {
   switch (model) {
-    case RampModel::kNone: return "none";
-    case RampModel::kBias: return "bias";
-    case RampModel::kPlane: return "plane";
-    case RampModel::kQuadratic: return "quadratic";
+    case RampModel::kNone:
+      return "none";
+    case RampModel::kBias:
+      return "bias";
+    case RampModel::kPlane:
+      return "plane";
+    case RampModel::kQuadratic:
+      return "quadratic";
   }
   return "none";
 }
@@ -61,13 +66,15 @@ void FilterOptions::validate() const {
                                       median_min_neighbours, max_neighbours, median_radius));
   }
   if (!(max_displacement_px >= 0)) {
-    throw InvalidArgument(fmt::format("parameter --max-displacement: {} px must be >= 0", max_displacement_px));
+    throw InvalidArgument(
+        fmt::format("parameter --max-displacement: {} px must be >= 0", max_displacement_px));
   }
   if (!(max_displacement_m >= 0)) {
     throw InvalidArgument(fmt::format("parameter --max-velocity: {} m must be >= 0", max_displacement_m));
   }
   if ((stable == StableSource::kPolygons || stable == StableSource::kMask) && stable_path.empty()) {
-    throw InvalidArgument("parameter --stable: a polygon or mask file is needed for this stable-ground source");
+    throw InvalidArgument(
+        "parameter --stable: a polygon or mask file is needed for this stable-ground source");
   }
   if (ramp != RampModel::kNone && stable == StableSource::kNone) {
     throw InvalidArgument(fmt::format(
@@ -75,7 +82,8 @@ void FilterOptions::validate() const {
         to_string(ramp)));
   }
   if (!(auto_corr_quantile >= 0 && auto_corr_quantile < 1)) {
-    throw InvalidArgument(fmt::format("parameter --auto-corr-quantile: {} must be in [0, 1)", auto_corr_quantile));
+    throw InvalidArgument(
+        fmt::format("parameter --auto-corr-quantile: {} must be in [0, 1)", auto_corr_quantile));
   }
   if (!(auto_fraction > 0 && auto_fraction <= 1)) {
     throw InvalidArgument(fmt::format("parameter --auto-fraction: {} must be in (0, 1]", auto_fraction));
@@ -99,9 +107,13 @@ FilterCounts& FilterCounts::operator+=(const FilterCounts& o) {
 
 namespace {
 
-bool usable(float v) { return std::isfinite(v) && v != kNodata; }
+bool usable(float v) {
+  return std::isfinite(v) && v != kNodata;
+}
 
-bool has(const GridF& g) { return !g.empty(); }
+bool has(const GridF& g) {
+  return !g.empty();
+}
 
 double median_of(std::vector<double>& v) {
   const std::size_t n = v.size();
@@ -127,13 +139,15 @@ void median_nmad(std::vector<double> values, double& median, double& nmad) {
   nmad = 1.4826 * median_of(values);
 }
 
-GridF flag_outliers(const FieldWindow& f, const io::Window& core, const FilterOptions& o, FilterCounts& counts) {
+GridF flag_outliers(const FieldWindow& f, const io::Window& core, const FilterOptions& o,
+                    FilterCounts& counts) {
   const int w = f.dx_px.width(), h = f.dx_px.height();
   GridF flags = f.flag;
   // Thresholds first, over the whole window: the median test's neighbours are the nodes that pass them.
   for (int r = 0; r < h; ++r) {
     for (int c = 0; c < w; ++c) {
-      const bool in_core = c >= core.col && c < core.col + core.width && r >= core.row && r < core.row + core.height;
+      const bool in_core =
+          c >= core.col && c < core.col + core.width && r >= core.row && r < core.row + core.height;
       if (in_core) ++counts.nodes;
       if (!is_valid_node(f, c, r)) continue;
       if (in_core) ++counts.valid_in;
@@ -146,7 +160,8 @@ GridF flag_outliers(const FieldWindow& f, const io::Window& core, const FilterOp
                  std::hypot(f.dx_px(c, r), f.dy_px(c, r)) > o.max_displacement_px) {
         verdict = NodeFlag::kAboveMaxDisplacement;
       } else if (o.max_displacement_m > 0 && has(f.east_m) && has(f.north_m) && usable(f.east_m(c, r)) &&
-                 usable(f.north_m(c, r)) && std::hypot(f.east_m(c, r), f.north_m(c, r)) > o.max_displacement_m) {
+                 usable(f.north_m(c, r)) &&
+                 std::hypot(f.east_m(c, r), f.north_m(c, r)) > o.max_displacement_m) {
         verdict = NodeFlag::kAboveMaxDisplacement;
       }
       if (verdict == NodeFlag::kValid) continue;
@@ -212,7 +227,8 @@ double RampFit::evaluate(double x, double y) const {
   if (coefficients.empty()) return 0.0;
   double v = coefficients[0];
   if (coefficients.size() >= 3) v += coefficients[1] * x + coefficients[2] * y;
-  if (coefficients.size() >= 6) v += coefficients[3] * x * x + coefficients[4] * x * y + coefficients[5] * y * y;
+  if (coefficients.size() >= 6)
+    v += coefficients[3] * x * x + coefficients[4] * x * y + coefficients[5] * y * y;
   return v;
 }
 
@@ -228,7 +244,8 @@ nlohmann::json RampFit::to_json() const {
           {"nmad_after", nmad_after}};
 }
 
-RampFit fit_ramp(const std::vector<StableSample>& samples, RampModel model, int robust_iterations, double robust_k) {
+RampFit fit_ramp(const std::vector<StableSample>& samples, RampModel model, int robust_iterations,
+                 double robust_k) {
   RampFit fit;
   fit.model = model;
   fit.samples = static_cast<std::int64_t>(samples.size());
@@ -244,8 +261,9 @@ RampFit fit_ramp(const std::vector<StableSample>& samples, RampModel model, int 
   }
   const int terms = model == RampModel::kBias ? 1 : (model == RampModel::kPlane ? 3 : 6);
   if (static_cast<int>(samples.size()) < terms) {
-    throw NumericalError(fmt::format("stable-ground correction: {} stable nodes for a {} fit with {} coefficients",
-                                     samples.size(), to_string(model), terms));
+    throw NumericalError(
+        fmt::format("stable-ground correction: {} stable nodes for a {} fit with {} coefficients",
+                    samples.size(), to_string(model), terms));
   }
   auto row_of = [&](const StableSample& s, double* out) {
     out[0] = 1.0;
@@ -318,14 +336,17 @@ bool opens_as_raster(const std::string& path) {
   return h != nullptr;
 }
 
-bool inside_value(float v, bool byte_image) { return byte_image ? v > 127.0f : v != 0.0f; }
+bool inside_value(float v, bool byte_image) {
+  return byte_image ? v > 127.0f : v != 0.0f;
+}
 
 }  // namespace
 
 GridU8 read_node_mask(const std::string& path, const io::RasterInfo& grid, const io::Window& window,
                       const std::string& parameter) {
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw IoError(fmt::format("--{} {}: no such file", parameter, path));
+  if (!std::filesystem::exists(path, ec))
+    throw IoError(fmt::format("--{} {}: no such file", parameter, path));
   if (!opens_as_raster(path)) return io::rasterize(io::read_polygons(path, grid.crs_wkt), grid, window);
   io::Raster mask = io::Raster::open(path);
   const bool byte_image = mask.info().bands.front().data_type == "Byte";
@@ -346,9 +367,10 @@ GridU8 read_node_mask(const std::string& path, const io::RasterInfo& grid, const
     return out;
   }
   if (mask.info().georeferenced != grid.georeferenced) {
-    throw InvalidArgument(fmt::format("--{} {}: one of the mask and the result {} is georeferenced and the other "
-                                      "is not; expected both in the same coordinates",
-                                      parameter, path, grid.path));
+    throw InvalidArgument(
+        fmt::format("--{} {}: one of the mask and the result {} is georeferenced and the other "
+                    "is not; expected both in the same coordinates",
+                    parameter, path, grid.path));
   }
   // Both in pixel units: node centres map to image pixels through the result's geotransform.
   std::vector<std::pair<int, int>> at(out.size());
@@ -399,9 +421,10 @@ BandLayout find_bands(const io::RasterInfo& info) {
   }
   for (const auto& [index, name] : {std::pair{b.dx, "dx_px"}, {b.dy, "dy_px"}, {b.flag, "flag"}}) {
     if (index == 0) {
-      throw FormatError(fmt::format("{}: no band described as '{}'; expected a correlation result with bands "
-                                    "dx_px, dy_px, flag (and optionally east_m, north_m, corr, snr)",
-                                    info.path, name));
+      throw FormatError(
+          fmt::format("{}: no band described as '{}'; expected a correlation result with bands "
+                      "dx_px, dy_px, flag (and optionally east_m, north_m, corr, snr)",
+                      info.path, name));
     }
   }
   return b;
@@ -486,17 +509,25 @@ Summary filter_result(const FilterRun& run) {
   std::vector<FilterCounts> tile_counts(tiles.size());
   std::vector<std::vector<Candidate>> tile_candidates(tiles.size());
   progress.start("filter: testing nodes", tiles.size() * (correcting ? 2 : 1));
+  // One open dataset per worker thread (GDAL datasets are not thread-safe), reused by both passes.
+  tbb::enumerable_thread_specific<std::optional<io::Raster>> per_thread;
+  auto raster_of_thread = [&]() -> const io::Raster& {
+    auto& slot = per_thread.local();
+    if (!slot) slot.emplace(io::Raster::open(run.input));
+    return *slot;
+  };
   tbb::parallel_for(std::size_t{0}, tiles.size(), [&](std::size_t t) {
     if (progress.cancelled()) return;
     const auto& tile = tiles[t];
-    const io::Raster raster = io::Raster::open(run.input);
+    const io::Raster& raster = raster_of_thread();
     const FieldWindow field = read_field(raster, layout, tile.with_halo);
     const io::Window core{o.median_radius, o.median_radius, tile.core.width, tile.core.height};
     const GridF flags = flag_outliers(field, core, o, tile_counts[t]);
     if (correcting) {
       GridU8 stable, excluded;
       if (o.stable == StableSource::kPolygons || o.stable == StableSource::kMask) {
-        stable = read_node_mask(o.stable_path, info, tile.core, o.stable == StableSource::kMask ? "stable-mask" : "stable");
+        stable = read_node_mask(o.stable_path, info, tile.core,
+                                o.stable == StableSource::kMask ? "stable-mask" : "stable");
       }
       if (!o.exclude_path.empty()) excluded = read_node_mask(o.exclude_path, info, tile.core, "exclude");
       for (int r = 0; r < tile.core.height; ++r) {
@@ -567,22 +598,23 @@ Summary filter_result(const FilterRun& run) {
       samples.reserve(candidates.size());
       for (const auto& k : candidates) {
         if (!usable(k.value[comp])) continue;
-        samples.push_back({normalized_coordinate(k.col, info.width), normalized_coordinate(k.row, info.height),
-                           k.value[comp]});
+        samples.push_back({normalized_coordinate(k.col, info.width),
+                           normalized_coordinate(k.row, info.height), k.value[comp]});
       }
       if (samples.empty()) continue;
       const int terms = o.ramp == RampModel::kBias ? 1 : (o.ramp == RampModel::kPlane ? 3 : 6);
       if (static_cast<int>(samples.size()) < std::max(terms, 5)) {
-        throw NumericalError(fmt::format(
-            "{}: only {} stable nodes for the {} correction of {}; give more stable ground or a simpler --ramp",
-            run.input, samples.size(), to_string(o.ramp), kComponentNames[comp]));
+        throw NumericalError(
+            fmt::format("{}: only {} stable nodes for the {} correction of {}; give more stable ground or a "
+                        "simpler --ramp",
+                        run.input, samples.size(), to_string(o.ramp), kComponentNames[comp]));
       }
       fits[comp] = fit_ramp(samples, o.ramp, o.robust_iterations, o.robust_k);
       corrections[kComponentNames[comp]] = fits[comp].to_json();
     }
     if (stable_nodes == 0) {
-      throw NumericalError(fmt::format("{}: no valid node on the stable ground; nothing to fit a {} to", run.input,
-                                       to_string(o.ramp)));
+      throw NumericalError(fmt::format("{}: no valid node on the stable ground; nothing to fit a {} to",
+                                       run.input, to_string(o.ramp)));
     }
   }
   candidates.clear();
@@ -599,10 +631,11 @@ Summary filter_result(const FilterRun& run) {
         {"median_untested", counts.median_untested},
         {"valid_out", counts.valid_out}}},
       {"stable_ground",
-       {{"source", o.stable == StableSource::kNone
-                       ? "none"
-                       : (o.stable == StableSource::kAuto ? "auto"
-                                                          : (o.stable == StableSource::kMask ? "mask" : "polygons"))},
+       {{"source",
+         o.stable == StableSource::kNone
+             ? "none"
+             : (o.stable == StableSource::kAuto ? "auto"
+                                                : (o.stable == StableSource::kMask ? "mask" : "polygons"))},
         {"path", o.stable_path},
         {"exclude", o.exclude_path},
         {"nodes", stable_nodes},
@@ -632,8 +665,8 @@ Summary filter_result(const FilterRun& run) {
   for (const auto& band : info.bands) {
     out_bands.push_back({band.description, band.unit, band.nodata.value_or(kNodata)});
   }
-  io::CogWriter writer(run.output, info.width, info.height, out_bands, info.geotransform, info.crs_wkt, provenance,
-                       cog);
+  io::CogWriter writer(run.output, info.width, info.height, out_bands, info.geotransform, info.crs_wkt,
+                       provenance, cog);
   if (!correcting) progress.finish();
   if (!correcting) progress.start("filter: writing", tiles.size());
   std::mutex failure_mutex;
@@ -642,7 +675,7 @@ Summary filter_result(const FilterRun& run) {
     if (progress.cancelled()) return;
     try {
       const auto& tile = tiles[t];
-      const io::Raster raster = io::Raster::open(run.input);
+      const io::Raster& raster = raster_of_thread();
       const FieldWindow field = read_field(raster, layout, tile.with_halo);
       const io::Window core{o.median_radius, o.median_radius, tile.core.width, tile.core.height};
       FilterCounts ignored;
@@ -650,8 +683,9 @@ Summary filter_result(const FilterRun& run) {
       const int component_band[4] = {layout.dx, layout.dy, layout.east, layout.north};
       for (const auto& band : info.bands) {
         GridF out(tile.core.width, tile.core.height);
-        const int comp = static_cast<int>(std::find(std::begin(component_band), std::end(component_band), band.index) -
-                                          std::begin(component_band));
+        const int comp =
+            static_cast<int>(std::find(std::begin(component_band), std::end(component_band), band.index) -
+                             std::begin(component_band));
         GridF passthrough;
         if (comp == 4 && band.index != layout.flag) passthrough = read_band(raster, band.index, tile.core);
         for (int r = 0; r < tile.core.height; ++r) {
@@ -660,14 +694,18 @@ Summary filter_result(const FilterRun& run) {
             if (band.index == layout.flag) {
               out(c, r) = flags(fc, fr);
             } else if (comp < 4) {
-              const GridF& g = comp == 0 ? field.dx_px : comp == 1 ? field.dy_px : comp == 2 ? field.east_m : field.north_m;
+              const GridF& g = comp == 0   ? field.dx_px
+                               : comp == 1 ? field.dy_px
+                               : comp == 2 ? field.east_m
+                                           : field.north_m;
               const float v = g(fc, fr);
               const bool keep = flags(fc, fr) == 0.0f && usable(v) && usable(field.dx_px(fc, fr)) &&
                                 usable(field.dy_px(fc, fr));
-              out(c, r) = keep ? static_cast<float>(v - fits[comp].evaluate(
-                                                           normalized_coordinate(tile.core.col + c, info.width),
-                                                           normalized_coordinate(tile.core.row + r, info.height)))
-                               : kNodata;
+              out(c, r) =
+                  keep ? static_cast<float>(
+                             v - fits[comp].evaluate(normalized_coordinate(tile.core.col + c, info.width),
+                                                     normalized_coordinate(tile.core.row + r, info.height)))
+                       : kNodata;
             } else {
               out(c, r) = passthrough(c, r);
             }
@@ -683,7 +721,8 @@ Summary filter_result(const FilterRun& run) {
   });
   progress.finish();
   if (failure) std::rethrow_exception(failure);
-  if (progress.cancelled()) throw Cancelled(fmt::format("filter {}: cancelled; no output written", run.input));
+  if (progress.cancelled())
+    throw Cancelled(fmt::format("filter {}: cancelled; no output written", run.input));
   writer.finish();
 
   summary.counts = {{"nodes", counts.nodes},
@@ -708,12 +747,14 @@ Summary filter_result(const FilterRun& run) {
       counts.above_max, counts.median_rejected, counts.median_untested);
   if (correcting) {
     report += fmt::format("  stable ground ({}): {} nodes, {} correction removed\n",
-                          filter_record["stable_ground"]["source"].get<std::string>(), stable_nodes, to_string(o.ramp));
+                          filter_record["stable_ground"]["source"].get<std::string>(), stable_nodes,
+                          to_string(o.ramp));
     for (int comp = 0; comp < 4; ++comp) {
       if (fits[comp].coefficients.empty()) continue;
-      report += fmt::format("    {:8s} coefficients [{:.4g}] median {:.4g} -> {:.4g}, NMAD {:.4g} -> {:.4g}\n",
-                            kComponentNames[comp], fmt::join(fits[comp].coefficients, ", "), fits[comp].median_before,
-                            fits[comp].median_after, fits[comp].nmad_before, fits[comp].nmad_after);
+      report += fmt::format(
+          "    {:8s} coefficients [{:.4g}] median {:.4g} -> {:.4g}, NMAD {:.4g} -> {:.4g}\n",
+          kComponentNames[comp], fmt::join(fits[comp].coefficients, ", "), fits[comp].median_before,
+          fits[comp].median_after, fits[comp].nmad_before, fits[comp].nmad_after);
     }
   }
   summary.report = report;

@@ -11,7 +11,8 @@ namespace deforma::ops {
 
 std::vector<ParamDecl> filter_parameters() {
   return {
-      ParamDecl::option("min-snr", ParamType::kDouble, "reject nodes whose SNR is below this (flag 1); 0 = off")
+      ParamDecl::option("min-snr", ParamType::kDouble,
+                        "reject nodes whose SNR is below this (flag 1); 0 = off")
           .defaults_to("0")
           .at_least(0),
       ParamDecl::option("min-corr", ParamType::kDouble,
@@ -47,14 +48,18 @@ std::vector<ParamDecl> filter_parameters() {
           .in_unit("m/yr")
           .defaults_to("0")
           .at_least(0),
-      ParamDecl::option("days", ParamType::kDouble, "time between the two images of the pair, for --max-velocity")
+      ParamDecl::option("days", ParamType::kDouble,
+                        "time between the two images of the pair, for --max-velocity")
           .in_unit("days")
           .at_least(0.001),
-      ParamDecl::option("ramp", ParamType::kChoice,
-                        "stable-ground correction model (default: bias when stable ground is given, else none)")
+      ParamDecl::option(
+          "ramp", ParamType::kChoice,
+          "stable-ground correction model (default: bias when stable ground is given, else none)")
           .one_of({"none", "bias", "plane", "quadratic"}),
-      ParamDecl::option("stable", ParamType::kPath, "stable ground as polygons (any OGR format: GPKG, SHP, GMT...)"),
-      ParamDecl::option("stable-mask", ParamType::kPath, "stable ground as a mask raster (non-zero = stable)"),
+      ParamDecl::option("stable", ParamType::kPath,
+                        "stable ground as polygons (any OGR format: GPKG, SHP, GMT...)"),
+      ParamDecl::option("stable-mask", ParamType::kPath,
+                        "stable ground as a mask raster (non-zero = stable)"),
       ParamDecl::option("auto-stable", ParamType::kBool,
                         "find the stable ground automatically: the least-moving, well-correlated nodes"),
       ParamDecl::option("exclude", ParamType::kPath,
@@ -67,8 +72,9 @@ std::vector<ParamDecl> filter_parameters() {
                         "--auto-stable: fraction of those, smallest displacements first, taken as stable")
           .defaults_to("0.3")
           .between(0.01, 1),
-      ParamDecl::option("robust-k", ParamType::kDouble,
-                        "robust fit: reject stable nodes farther than this many NMADs from the median residual")
+      ParamDecl::option(
+          "robust-k", ParamType::kDouble,
+          "robust fit: reject stable nodes farther than this many NMADs from the median residual")
           .defaults_to("3")
           .at_least(0.5),
       ParamDecl::option("robust-iterations", ParamType::kInt, "robust fit: most refits")
@@ -94,9 +100,11 @@ filter::FilterOptions filter_options_from(const ParamValues& p, bool read_max_ve
     o.max_displacement_m = p.get_double("max-velocity") * p.get_double("days") / 365.25;
   }
   o.ramp = filter::parse_ramp_model(p.get_string_or("ramp", "none"));
-  const int sources = (p.has("stable") ? 1 : 0) + (p.has("stable-mask") ? 1 : 0) + (p.get_bool("auto-stable") ? 1 : 0);
+  const int sources =
+      (p.has("stable") ? 1 : 0) + (p.has("stable-mask") ? 1 : 0) + (p.get_bool("auto-stable") ? 1 : 0);
   if (sources > 1) {
-    throw InvalidArgument("parameters --stable, --stable-mask, --auto-stable: give only one stable-ground source");
+    throw InvalidArgument(
+        "parameters --stable, --stable-mask, --auto-stable: give only one stable-ground source");
   }
   if (p.has("stable")) {
     o.stable = filter::StableSource::kPolygons;
@@ -123,12 +131,16 @@ filter::FilterOptions filter_options_from(const ParamValues& p, bool read_max_ve
 void register_filter_operations(OperationRegistry& registry) {
   OperationDecl op;
   op.name = "filter";
-  op.summary = "Filter and correct a correlation result: thresholds, median test, max velocity, stable ground";
+  op.summary =
+      "Filter and correct a correlation result: thresholds, median test, max velocity, stable ground";
   op.description =
-      "Reads a correlation result (bands dx_px, dy_px, flag and optionally east_m, north_m, corr, snr, found by "
-      "their descriptions), rejects nodes below the SNR/correlation thresholds, vectors that fail the normalized "
+      "Reads a correlation result (bands dx_px, dy_px, flag and optionally east_m, north_m, corr, snr, found "
+      "by "
+      "their descriptions), rejects nodes below the SNR/correlation thresholds, vectors that fail the "
+      "normalized "
       "median test of Westerweel & Scarano (2005) and displacements above the plausible maximum, then fits a "
-      "bias or a plane/quadratic ramp on stable ground (polygons, a mask, or found automatically) and removes "
+      "bias or a plane/quadratic ramp on stable ground (polygons, a mask, or found automatically) and "
+      "removes "
       "it. Rejected nodes get nodata and a flag (7 median test, 8 above maximum, 9 low correlation; see "
       "docs/filter.md). What was removed is recorded in the output's DEFORMA_FILTER metadata.";
   op.params = {

@@ -9,6 +9,7 @@ namespace deforma::ops {
 void register_io_operations(OperationRegistry& registry);
 void register_correlate_operations(OperationRegistry& registry);
 void register_filter_operations(OperationRegistry& registry);
+void register_pipeline_operations(OperationRegistry& registry);
 void register_timeseries_operations(OperationRegistry& registry);
 /// `deforma describe`: the operations' declarations as docs pages or JSON process descriptions.
 void register_describe_operation(OperationRegistry& registry);

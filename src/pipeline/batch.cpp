@@ -25,8 +25,8 @@ void BatchOptions::validate() const {
   if (stage.empty()) throw InvalidArgument("batch: empty stage name");
   if (per_pair_ram_mb == 0) throw InvalidArgument("--ram: the per-pair budget must be > 0 MB");
   if (ram_budget_mb < per_pair_ram_mb) {
-    throw InvalidArgument(fmt::format("--ram: {} MB is less than the {} MB one pair needs", ram_budget_mb,
-                                      per_pair_ram_mb));
+    throw InvalidArgument(
+        fmt::format("--ram: {} MB is less than the {} MB one pair needs", ram_budget_mb, per_pair_ram_mb));
   }
   if (threads < 0) throw InvalidArgument("--threads: must be >= 0");
 }
@@ -67,17 +67,19 @@ Fingerprint fingerprint(const std::string& path) {
 class CompletionStore {
  public:
   explicit CompletionStore(const std::string& path) : path_(path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK) {
       const std::string reason = db_ ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
       throw IoError(fmt::format("{}: cannot open the batch record database: {}", path, reason));
     }
     sqlite3_busy_timeout(db_, 10000);
-    exec("CREATE TABLE IF NOT EXISTS completed (stage TEXT NOT NULL, pair_id TEXT NOT NULL, "
-         "params_hash TEXT NOT NULL, input_a TEXT, input_a_size INTEGER, input_a_mtime INTEGER, "
-         "input_b TEXT, input_b_size INTEGER, input_b_mtime INTEGER, result TEXT NOT NULL, "
-         "result_size INTEGER NOT NULL, result_mtime INTEGER NOT NULL, seconds REAL, completed_at TEXT, "
-         "PRIMARY KEY (stage, pair_id))");
+    exec(
+        "CREATE TABLE IF NOT EXISTS completed (stage TEXT NOT NULL, pair_id TEXT NOT NULL, "
+        "params_hash TEXT NOT NULL, input_a TEXT, input_a_size INTEGER, input_a_mtime INTEGER, "
+        "input_b TEXT, input_b_size INTEGER, input_b_mtime INTEGER, result TEXT NOT NULL, "
+        "result_size INTEGER NOT NULL, result_mtime INTEGER NOT NULL, seconds REAL, completed_at TEXT, "
+        "PRIMARY KEY (stage, pair_id))");
   }
   ~CompletionStore() { sqlite3_close(db_); }
   CompletionStore(const CompletionStore&) = delete;
@@ -86,7 +88,8 @@ class CompletionStore {
   bool is_complete(const std::string& stage, const std::string& pair_id, const std::string& hash,
                    const std::string& a, const std::string& b, const std::string& result) {
     sqlite3_stmt* st = prepare(
-        "SELECT params_hash, input_a, input_a_size, input_a_mtime, input_b, input_b_size, input_b_mtime, result, "
+        "SELECT params_hash, input_a, input_a_size, input_a_mtime, input_b, input_b_size, input_b_mtime, "
+        "result, "
         "result_size, result_mtime FROM completed WHERE stage = ?1 AND pair_id = ?2");
     sqlite3_bind_text(st, 1, stage.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, pair_id.c_str(), -1, SQLITE_TRANSIENT);
@@ -99,8 +102,8 @@ class CompletionStore {
       const Fingerprint fa{sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
       const Fingerprint fb{sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6)};
       const Fingerprint fr{sqlite3_column_int64(st, 8), sqlite3_column_int64(st, 9)};
-      complete = text(0) == hash && text(1) == a && text(4) == b && text(7) == result && fa == fingerprint(a) &&
-                 fb == fingerprint(b) && fr.size >= 0 && fr == fingerprint(result);
+      complete = text(0) == hash && text(1) == a && text(4) == b && text(7) == result &&
+                 fa == fingerprint(a) && fb == fingerprint(b) && fr.size >= 0 && fr == fingerprint(result);
     }
     sqlite3_finalize(st);
     return complete;
@@ -113,10 +116,11 @@ class CompletionStore {
     step_done(st);
   }
 
-  void record(const std::string& stage, const std::string& pair_id, const std::string& hash, const std::string& a,
-              const std::string& b, const std::string& result, double seconds) {
+  void record(const std::string& stage, const std::string& pair_id, const std::string& hash,
+              const std::string& a, const std::string& b, const std::string& result, double seconds) {
     const Fingerprint fa = fingerprint(a), fb = fingerprint(b), fr = fingerprint(result);
-    if (fr.size < 0) throw IoError(fmt::format("{}: the result of pair {} is missing after its run", result, pair_id));
+    if (fr.size < 0)
+      throw IoError(fmt::format("{}: the result of pair {} is missing after its run", result, pair_id));
     sqlite3_stmt* st = prepare(
         "INSERT OR REPLACE INTO completed VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
         "strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))");
@@ -213,8 +217,10 @@ BatchResult run_batch(const std::vector<timeseries::Pair>& pairs, const BatchOpt
   }
 
   const int threads = options.threads > 0 ? options.threads : tbb::info::default_concurrency();
-  const auto by_ram = static_cast<int>(std::max<std::size_t>(1, options.ram_budget_mb / options.per_pair_ram_mb));
-  const int in_flight = std::max(1, std::min({threads, by_ram, static_cast<int>(std::max<std::size_t>(todo.size(), 1))}));
+  const auto by_ram =
+      static_cast<int>(std::max<std::size_t>(1, options.ram_budget_mb / options.per_pair_ram_mb));
+  const int in_flight =
+      std::max(1, std::min({threads, by_ram, static_cast<int>(std::max<std::size_t>(todo.size(), 1))}));
   const std::size_t per_pair_mb = options.ram_budget_mb / static_cast<std::size_t>(in_flight);
 
   std::mutex mutex;  // guards the store, the failure list and the first error
@@ -257,7 +263,8 @@ BatchResult run_batch(const std::vector<timeseries::Pair>& pairs, const BatchOpt
               stop = true;
             } catch (const Error& e) {
               std::lock_guard lock(mutex);
-              const bool data_problem = dynamic_cast<const IoError*>(&e) || dynamic_cast<const FormatError*>(&e) ||
+              const bool data_problem = dynamic_cast<const IoError*>(&e) ||
+                                        dynamic_cast<const FormatError*>(&e) ||
                                         dynamic_cast<const NumericalError*>(&e);
               if (options.skip_bad && data_problem) {
                 result.failed.push_back(fmt::format("{}: {}", pair.id, e.what()));
@@ -285,18 +292,24 @@ BatchResult run_batch(const std::vector<timeseries::Pair>& pairs, const BatchOpt
       // Re-throw the same kind with the pair named (the exit code stays that of the cause).
       const std::string message = fmt::format("pair {}: {}", first_error_pair, e.what());
       switch (e.exit_code()) {
-        case ExitCode::kInvalidArgument: throw InvalidArgument(message);
-        case ExitCode::kIo: throw IoError(message);
-        case ExitCode::kFormat: throw FormatError(message);
-        case ExitCode::kNumerical: throw NumericalError(message);
-        case ExitCode::kCancelled: throw Cancelled(message);
-        default: throw Error(message, e.exit_code());
+        case ExitCode::kInvalidArgument:
+          throw InvalidArgument(message);
+        case ExitCode::kIo:
+          throw IoError(message);
+        case ExitCode::kFormat:
+          throw FormatError(message);
+        case ExitCode::kNumerical:
+          throw NumericalError(message);
+        case ExitCode::kCancelled:
+          throw Cancelled(message);
+        default:
+          throw Error(message, e.exit_code());
       }
     }
   }
   if (stop.load() || progress.cancelled()) {
-    throw Cancelled(fmt::format("{}: cancelled after {} of {} pairs; rerun to complete the rest", options.stage,
-                                result.reused + result.computed, pairs.size()));
+    throw Cancelled(fmt::format("{}: cancelled after {} of {} pairs; rerun to complete the rest",
+                                options.stage, result.reused + result.computed, pairs.size()));
   }
   for (std::size_t i = 0; i < pairs.size(); ++i) {
     if (!done[i]) continue;
@@ -315,8 +328,8 @@ BatchResult run_batch(const std::vector<timeseries::Pair>& pairs, const BatchOpt
   s.warnings = result.failed;
   s.seconds = seconds_since(started);
   s.details = {{"parameters_hash", hash}, {"per_pair_ram_mb", per_pair_mb}};
-  s.report = fmt::format("{}: {} pairs ({} reused from an earlier run, {} computed, {} failed) in {}\n", options.stage,
-                         pairs.size(), result.reused, result.computed, result.failed.size(),
+  s.report = fmt::format("{}: {} pairs ({} reused from an earlier run, {} computed, {} failed) in {}\n",
+                         options.stage, pairs.size(), result.reused, result.computed, result.failed.size(),
                          format_duration(s.seconds));
   return result;
 }

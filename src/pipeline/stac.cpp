@@ -36,7 +36,8 @@ std::string relative_href(const fs::path& target, const fs::path& from_folder) {
 }
 
 bool inside(const fs::path& file, const fs::path& folder) {
-  const auto rel = fs::relative(fs::weakly_canonical(fs::absolute(file)), fs::weakly_canonical(fs::absolute(folder)));
+  const auto rel =
+      fs::relative(fs::weakly_canonical(fs::absolute(file)), fs::weakly_canonical(fs::absolute(folder)));
   return !rel.empty() && rel.begin()->string() != "..";
 }
 
@@ -71,7 +72,8 @@ nlohmann::json raster_footprint(const std::string& raster_path) {
   wgs84.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
   std::unique_ptr<OGRCoordinateTransformation> to_wgs84(OGRCreateCoordinateTransformation(&source, &wgs84));
   if (!to_wgs84) {
-    throw FormatError(fmt::format("{}: its CRS ({}) cannot be transformed to WGS84", raster_path, info.crs_name));
+    throw FormatError(
+        fmt::format("{}: its CRS ({}) cannot be transformed to WGS84", raster_path, info.crs_name));
   }
   // The outline, walked clockwise in pixel space and densified so that the reprojected bbox is tight.
   constexpr int kPerSide = 16;
@@ -104,7 +106,8 @@ nlohmann::json raster_footprint(const std::string& raster_path) {
   return out;
 }
 
-nlohmann::json stac_item_json(const StacItem& item, const std::string& item_folder, const std::string& catalog_path) {
+nlohmann::json stac_item_json(const StacItem& item, const std::string& item_folder,
+                              const std::string& catalog_path) {
   nlohmann::json j;
   j["type"] = "Feature";
   j["stac_version"] = kStacVersion;
@@ -130,8 +133,9 @@ nlohmann::json stac_item_json(const StacItem& item, const std::string& item_fold
   }
   j["properties"] = properties;
   const fs::path folder(item_folder);
-  j["links"] = {{{"rel", "root"}, {"href", relative_href(catalog_path, folder)}, {"type", "application/json"}},
-                {{"rel", "parent"}, {"href", relative_href(catalog_path, folder)}, {"type", "application/json"}}};
+  j["links"] = {
+      {{"rel", "root"}, {"href", relative_href(catalog_path, folder)}, {"type", "application/json"}},
+      {{"rel", "parent"}, {"href", relative_href(catalog_path, folder)}, {"type", "application/json"}}};
   nlohmann::json assets = nlohmann::json::object();
   for (const auto& a : item.assets) {
     nlohmann::json asset = a.extra;
@@ -152,7 +156,8 @@ std::vector<std::string> write_stac_catalog(const std::string& folder, const Sta
   std::set<std::string> ids;
   for (const auto& item : catalog.items) {
     if (item.id.empty() || item.id.find('/') != std::string::npos) {
-      throw InvalidArgument(fmt::format("STAC catalog {}: item id '{}' must be non-empty without '/'", folder, item.id));
+      throw InvalidArgument(
+          fmt::format("STAC catalog {}: item id '{}' must be non-empty without '/'", folder, item.id));
     }
     if (!ids.insert(item.id).second) {
       throw InvalidArgument(fmt::format("STAC catalog {}: two items have the id '{}'", folder, item.id));
@@ -162,8 +167,8 @@ std::vector<std::string> write_stac_catalog(const std::string& folder, const Sta
         throw IoError(fmt::format("STAC item {}: asset '{}' file {} does not exist", item.id, a.key, a.path));
       }
       if (!inside(a.path, folder)) {
-        throw InvalidArgument(fmt::format("STAC item {}: asset {} lies outside the catalog folder {}", item.id,
-                                          a.path, folder));
+        throw InvalidArgument(fmt::format("STAC item {}: asset {} lies outside the catalog folder {}",
+                                          item.id, a.path, folder));
       }
     }
   }
@@ -181,10 +186,12 @@ std::vector<std::string> write_stac_catalog(const std::string& folder, const Sta
   for (const auto& item : catalog.items) {
     const fs::path item_folder = fs::path(folder) / item.id;
     fs::create_directories(item_folder, ec);
-    if (ec) throw IoError(fmt::format("STAC catalog: cannot create {}: {}", item_folder.string(), ec.message()));
+    if (ec)
+      throw IoError(fmt::format("STAC catalog: cannot create {}: {}", item_folder.string(), ec.message()));
     const std::string item_path = (item_folder / (item.id + ".json")).string();
     item_files.emplace_back(item_path, stac_item_json(item, item_folder.string(), catalog_path));
-    nlohmann::json link = {{"rel", "item"}, {"href", "./" + item.id + "/" + item.id + ".json"},
+    nlohmann::json link = {{"rel", "item"},
+                           {"href", "./" + item.id + "/" + item.id + ".json"},
                            {"type", "application/geo+json"}};
     if (!item.title.empty()) link["title"] = item.title;
     c["links"].push_back(link);

@@ -152,8 +152,14 @@ struct SyntheticResult {
   double ramp_y[3] = {-0.4, 0.1, 0.3};
   static bool on_glacier(int c) { return c >= 30 && c < 60; }
 
-  SyntheticResult() : dx(kWidth, kHeight), dy(kWidth, kHeight), east(kWidth, kHeight), north(kWidth, kHeight),
-                      corr(kWidth, kHeight, 0.7f), snr(kWidth, kHeight, 12.f), flag(kWidth, kHeight, 0.f) {
+  SyntheticResult()
+      : dx(kWidth, kHeight),
+        dy(kWidth, kHeight),
+        east(kWidth, kHeight),
+        north(kWidth, kHeight),
+        corr(kWidth, kHeight, 0.7f),
+        snr(kWidth, kHeight, 12.f),
+        flag(kWidth, kHeight, 0.f) {
     gt.c = {500000.0, 60.0, 0.0, 6700000.0, 0.0, -60.0};
     crs = R"(EPSG:32607)";
     std::mt19937 rng(11);
@@ -193,7 +199,12 @@ struct SyntheticResult {
     options.block_size = 16;
     options.metadata["PAIR_REFERENCE_DATE"] = "2016-07-18";
     io::write_cog(path, {&dx, &dy, &east, &north, &corr, &snr, &flag},
-                  {{"dx_px", "px"}, {"dy_px", "px"}, {"east_m", "m"}, {"north_m", "m"}, {"corr", ""}, {"snr", ""},
+                  {{"dx_px", "px"},
+                   {"dy_px", "px"},
+                   {"east_m", "m"},
+                   {"north_m", "m"},
+                   {"corr", ""},
+                   {"snr", ""},
                    {"flag", ""}},
                   gt, crs_wkt(), provenance, options);
   }
@@ -205,15 +216,16 @@ struct SyntheticResult {
     auto rect = [&](int c0, int c1) {
       const double x0 = gt.c[0] + c0 * 60.0, x1 = gt.c[0] + c1 * 60.0;
       const double y0 = gt.c[3], y1 = gt.c[3] - kHeight * 60.0;
-      return nlohmann::json{{"type", "Feature"},
-                            {"properties", nlohmann::json::object()},
-                            {"geometry",
-                             {{"type", "Polygon"},
-                              {"coordinates", {{{x0, y0}, {x1, y0}, {x1, y1}, {x0, y1}, {x0, y0}}}}}}};
+      return nlohmann::json{
+          {"type", "Feature"},
+          {"properties", nlohmann::json::object()},
+          {"geometry",
+           {{"type", "Polygon"}, {"coordinates", {{{x0, y0}, {x1, y0}, {x1, y1}, {x0, y1}, {x0, y0}}}}}}};
     };
-    nlohmann::json fc = {{"type", "FeatureCollection"},
-                         {"crs", {{"type", "name"}, {"properties", {{"name", "urn:ogc:def:crs:EPSG::32607"}}}}},
-                         {"features", {rect(0, 30), rect(60, kWidth)}}};
+    nlohmann::json fc = {
+        {"type", "FeatureCollection"},
+        {"crs", {{"type", "name"}, {"properties", {{"name", "urn:ogc:def:crs:EPSG::32607"}}}}},
+        {"features", {rect(0, 30), rect(60, kWidth)}}};
     std::ofstream(path) << fc.dump();
   }
 };
@@ -249,7 +261,8 @@ TEST(FilterResult, PolygonStableGroundRemovesKnownPlaneAndOutliers) {
   run.ram_budget_mb = 1;  // many strips: exercises the halo
   const Summary summary = filter_result(run);
   EXPECT_EQ(summary.counts.at("rejected_median_test"), 4);
-  EXPECT_EQ(summary.counts.at("stable_nodes"), 60 * 70 - 4);  // minus 3 outliers on stable ground, 1 flag-6 node
+  EXPECT_EQ(summary.counts.at("stable_nodes"),
+            60 * 70 - 4);  // minus 3 outliers on stable ground, 1 flag-6 node
 
   const ReadBack b = read_back(run.output);
   EXPECT_EQ(b.flag(10, 10), 7.f);
@@ -296,7 +309,8 @@ TEST(FilterResult, MaskAndAutomaticStableGroundAgreeAndStripsDoNotMatter) {
   GridF stable_mask = glacier;
   for (auto& v : stable_mask.values()) v = 1.f - v;
   io::write_cog(tmp.file("glacier.tif"), {&glacier}, {{"glacier", ""}}, s.gt, SyntheticResult::crs_wkt(), {});
-  io::write_cog(tmp.file("stable.tif"), {&stable_mask}, {{"stable", ""}}, s.gt, SyntheticResult::crs_wkt(), {});
+  io::write_cog(tmp.file("stable.tif"), {&stable_mask}, {{"stable", ""}}, s.gt, SyntheticResult::crs_wkt(),
+                {});
 
   FilterRun mask_run;
   mask_run.input = tmp.file("pair.tif");
@@ -360,16 +374,48 @@ TEST(FilterCli, RunsAndReportsRemovedBias) {
   SyntheticResult s;
   s.write(tmp.file("pair.tif"));
   s.write_stable_polygons(tmp.file("stable.geojson"));
-  const auto r = test::run_cli("--summary-json -q filter " + tmp.file("pair.tif") + " -o " + tmp.file("out.tif") +
-                               " --stable " + tmp.file("stable.geojson"));
+  const auto r = test::run_cli("--summary-json -q filter " + tmp.file("pair.tif") + " -o " +
+                               tmp.file("out.tif") + " --stable " + tmp.file("stable.geojson"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["details"]["stable_ground"]["ramp"], "bias");
   EXPECT_TRUE(std::filesystem::exists(tmp.file("out.tif")));
-  const auto bad = test::run_cli("filter " + tmp.file("pair.tif") + " -o " + tmp.file("out2.tif") +
-                                 " --ramp plane");
+  const auto bad =
+      test::run_cli("filter " + tmp.file("pair.tif") + " -o " + tmp.file("out2.tif") + " --ramp plane");
   EXPECT_EQ(bad.exit_code, 3) << bad.err;
   EXPECT_NE(bad.err.find("--ramp"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace deforma::filter
+
+namespace deforma::filter {
+namespace {
+
+TEST(FilterMask, PixelUnitMaskIsSampledAtNodeCentres) {
+  // A result on a node grid every 8 image pixels, first node centred on image pixel (4, 4), without CRS, and
+  // a mask in image pixels (also without CRS): white (255) on image columns >= 40, with JPEG-like noise (30)
+  // elsewhere, which must not count as inside.
+  test::TempDir tmp;
+  GridF mask(96, 64, 30.f);
+  for (int r = 0; r < 64; ++r)
+    for (int c = 40; c < 96; ++c) mask(c, r) = 250.f;
+  test::write_test_geotiff(tmp.file("mask.tif"), mask, "Byte", -9999, false, 0);
+  // The mask has a geotransform but no CRS (not georeferenced); the node grid derives from the image's
+  // geotransform as the correlation derives it from the reference image.
+  const io::RasterInfo mask_info = io::describe(tmp.file("mask.tif"));
+  io::GeoTransform nodes = mask_info.geotransform.node_grid(3.5, 3.5, 8.0);
+  GridF dx(12, 8, 0.f);
+  io::write_cog(tmp.file("result.tif"), {&dx}, {{"dx_px", "px"}}, nodes, "", {});
+  const io::RasterInfo grid = io::describe(tmp.file("result.tif"));
+  ASSERT_FALSE(grid.georeferenced);
+  const GridU8 inside = read_node_mask(tmp.file("mask.tif"), grid, {0, 0, 12, 8}, "exclude");
+  for (int r = 0; r < 8; ++r) {
+    for (int c = 0; c < 12; ++c) {
+      const int image_col = 4 + 8 * c;
+      EXPECT_EQ(inside(c, r), image_col >= 40 ? 1 : 0) << c << "," << r;
+    }
+  }
 }
 
 }  // namespace

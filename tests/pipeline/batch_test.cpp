@@ -37,8 +37,8 @@ std::vector<timeseries::Pair> make_inputs(const test::TempDir& tmp, int count) {
     GridF dx(24, 20, 0.5f * i), dy(24, 20, -0.25f), flag(24, 20, 0.f);
     dx(5 + i, 7) = 30.f;
     const std::string path = tmp.file(fmt::format("in_{}.tif", i));
-    io::write_cog(path, {&dx, &dy, &flag}, {{"dx_px", "px"}, {"dy_px", "px"}, {"flag", ""}}, io::GeoTransform{}, "",
-                  {});
+    io::write_cog(path, {&dx, &dy, &flag}, {{"dx_px", "px"}, {"dy_px", "px"}, {"flag", ""}},
+                  io::GeoTransform{}, "", {});
     timeseries::Pair p;
     p.id = fmt::format("p{}", i);
     p.ref_date = io::Date::from_ymd(2020, 1, 1 + i);
@@ -128,7 +128,8 @@ TEST(Batch, ResultWrittenButNotRecordedIsRedone) {
   const auto options = filter_stage(tmp.file("out"));
   fs::create_directories(tmp.file("out"));
   GridF junk(4, 4, 0.f);
-  io::write_cog(pair_result_path(options.output_dir, pairs[0]), {&junk}, {{"dx_px", "px"}}, io::GeoTransform{}, "", {});
+  io::write_cog(pair_result_path(options.output_dir, pairs[0]), {&junk}, {{"dx_px", "px"}},
+                io::GeoTransform{}, "", {});
   std::atomic<int> calls{0};
   const auto r = run_batch(pairs, options, filter_worker(calls));
   EXPECT_EQ(r.computed, 2);

@@ -103,7 +103,7 @@ struct FilterOptions {
 /// Counts of one filtering run (or one window).
 struct FilterCounts {
   std::int64_t nodes = 0;
-  std::int64_t valid_in = 0;   ///< valid (flag 0 with finite dx/dy) before filtering
+  std::int64_t valid_in = 0;  ///< valid (flag 0 with finite dx/dy) before filtering
   std::int64_t low_snr = 0;
   std::int64_t low_corr = 0;
   std::int64_t above_max = 0;
@@ -139,9 +139,9 @@ struct StableSample {
 /// The fitted correction of one component.
 struct RampFit {
   RampModel model = RampModel::kNone;
-  std::vector<double> coefficients;  ///< see RampModel; empty for kNone
-  std::int64_t samples = 0;          ///< stable samples offered
-  std::int64_t used = 0;             ///< kept by the robust fit
+  std::vector<double> coefficients;           ///< see RampModel; empty for kNone
+  std::int64_t samples = 0;                   ///< stable samples offered
+  std::int64_t used = 0;                      ///< kept by the robust fit
   double median_before = 0, nmad_before = 0;  ///< of the stable samples before correction
   double median_after = 0, nmad_after = 0;    ///< of the kept samples after correction
 
@@ -160,7 +160,9 @@ RampFit fit_ramp(const std::vector<StableSample>& samples, RampModel model, int 
 void median_nmad(std::vector<double> values, double& median, double& nmad);
 
 /// Normalized node coordinate (RampModel) of a column or row index in a grid of `size` nodes.
-inline double normalized_coordinate(int index, int size) { return 2.0 * (index + 0.5) / size - 1.0; }
+inline double normalized_coordinate(int index, int size) {
+  return 2.0 * (index + 0.5) / size - 1.0;
+}
 
 /// The stable-ground mask (1 = stable candidate) of `window` of the result grid `grid` from a polygon file
 /// or a mask raster. A raster on another grid is sampled at the node centres: through the CRS when both are
@@ -178,7 +180,7 @@ struct FilterRun {
   std::string input;
   std::string output;
   FilterOptions options;
-  std::string command_line;             ///< provenance
+  std::string command_line;                              ///< provenance
   nlohmann::json parameters = nlohmann::json::object();  ///< provenance
   std::size_t ram_budget_mb = 256;
   Progress* progress = nullptr;

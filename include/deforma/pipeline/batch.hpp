@@ -29,9 +29,9 @@ namespace deforma::pipeline {
 /// What a pair's worker receives besides the pair.
 struct PairTask {
   const timeseries::Pair* pair = nullptr;
-  std::string input_a;     ///< first input file (the reference image, or the stage's input raster)
-  std::string input_b;     ///< second input file (the secondary image), may be empty
-  std::string output;      ///< where to write the result (atomically)
+  std::string input_a;  ///< first input file (the reference image, or the stage's input raster)
+  std::string input_b;  ///< second input file (the secondary image), may be empty
+  std::string output;   ///< where to write the result (atomically)
   std::size_t ram_budget_mb = 256;
   Progress* progress = nullptr;  ///< forwards cancellation; the worker may ignore its counts
 };
@@ -44,9 +44,9 @@ struct BatchOptions {
   std::string output_dir;           ///< results go to <output_dir>/<pair id>.tif; batch.sqlite lives here
   /// The stage parameters that determine a result; a completed pair is reused only with the same ones.
   nlohmann::json parameters = nlohmann::json::object();
-  std::size_t ram_budget_mb = 1024;  ///< for all pairs in flight together
-  std::size_t per_pair_ram_mb = 256; ///< budget of one pair
-  int threads = 0;                   ///< 0 = all cores; caps pairs in flight
+  std::size_t ram_budget_mb = 1024;   ///< for all pairs in flight together
+  std::size_t per_pair_ram_mb = 256;  ///< budget of one pair
+  int threads = 0;                    ///< 0 = all cores; caps pairs in flight
   /// Keep going when a pair fails with an input/format/numerical error: it is reported and left out.
   bool skip_bad = false;
   /// Which files of a pair are its inputs: by default the reference and secondary images; a later stage

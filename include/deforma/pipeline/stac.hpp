@@ -19,12 +19,14 @@
 namespace deforma::pipeline {
 
 inline constexpr const char* kStacVersion = "1.0.0";
-inline constexpr const char* kStacProjectionSchema = "https://stac-extensions.github.io/projection/v2.0.0/schema.json";
+inline constexpr const char* kStacProjectionSchema =
+    "https://stac-extensions.github.io/projection/v2.0.0/schema.json";
 
 /// One file of an Item.
 struct StacAsset {
-  std::string key;    ///< asset key in the Item ("velocity_east", "quicklook"...)
-  std::string path;   ///< the file, absolute or relative to the current folder; it must lie in the catalog folder
+  std::string key;  ///< asset key in the Item ("velocity_east", "quicklook"...)
+  std::string
+      path;  ///< the file, absolute or relative to the current folder; it must lie in the catalog folder
   std::string title;
   std::string media_type;          ///< empty: guessed from the extension (.tif COG, .png, .csv, .json, .nc)
   std::vector<std::string> roles;  ///< "data", "overview", "metadata"...
@@ -58,7 +60,8 @@ struct StacCatalog {
 nlohmann::json raster_footprint(const std::string& raster_path);
 
 /// The STAC Item of `item` as JSON, its hrefs relative to `item_folder` (where the Item file will be).
-nlohmann::json stac_item_json(const StacItem& item, const std::string& item_folder, const std::string& catalog_path);
+nlohmann::json stac_item_json(const StacItem& item, const std::string& item_folder,
+                              const std::string& catalog_path);
 
 /// Writes `folder`/catalog.json and `folder`/<id>/<id>.json for every Item (each file written atomically).
 /// Throws InvalidArgument when two Items share an id or an asset lies outside `folder`, IoError when a file

@@ -1,0 +1,144 @@
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "deforma/core/error.hpp"
+#include "deforma/pipeline/pipeline.hpp"
+#include "ops/filter_operations.hpp"
+#include "ops/registration.hpp"
+
+namespace deforma::ops {
+
+void register_pipeline_operations(OperationRegistry& registry) {
+  OperationDecl op;
+  op.name = "pipeline";
+  op.summary =
+      "Images to velocity and displacement time series in one run: pairs, correlation, filter, inversion";
+  op.description =
+      "Builds the image set (dates from product names, MTL files, metadata or YYYYMMDD in the name), the "
+      "pair "
+      "network, correlates every pair (parallel under --ram, resumable: a rerun keeps the completed pairs), "
+      "filters and corrects each pair (thresholds, normalized median test, maximum velocity, stable ground "
+      "from "
+      "--stable polygons, --stable-mask or --auto-stable, --exclude for ground known to move), inverts the "
+      "network into time series and velocity products (with two images: the velocity of the single pair), "
+      "and "
+      "writes the output folder as a static STAC catalog (catalog.json). Non-georeferenced images are "
+      "processed "
+      "in pixel units (px, px/yr). See docs/pipeline.md.";
+  op.params = {
+      ParamDecl::argument(
+          "images", ParamType::kList,
+          "images: files, folders, glob patterns, or one CSV manifest (path,date[,orbit,tile,sensor])"),
+      ParamDecl::option("output", ParamType::kPath, "output folder (created; a rerun resumes in it)")
+          .alias("o")
+          .mandatory(),
+      ParamDecl::option("skip-bad", ParamType::kBool,
+                        "leave out unreadable images and failing pairs (reported) instead of stopping"),
+      ParamDecl::option("min-step", ParamType::kInt, "pair network: minimum matching range")
+          .in_unit("acquisitions")
+          .defaults_to("1")
+          .at_least(1),
+      ParamDecl::option("max-step", ParamType::kInt, "pair network: maximum matching range (0 = unlimited)")
+          .in_unit("acquisitions")
+          .defaults_to("3")
+          .at_least(0),
+      ParamDecl::option("min-days", ParamType::kDouble, "pair network: minimum interval")
+          .in_unit("days")
+          .defaults_to("0")
+          .at_least(0),
+      ParamDecl::option("max-days", ParamType::kDouble, "pair network: maximum interval (0 = unlimited)")
+          .in_unit("days")
+          .defaults_to("0")
+          .at_least(0),
+      ParamDecl::option("direction", ParamType::kChoice, "pair network: direction of the pairs")
+          .one_of({"forward", "backward", "both"})
+          .defaults_to("forward"),
+      ParamDecl::option("max-pairs", ParamType::kInt, "pair network: most pairs per image (0 = no cap)")
+          .defaults_to("0")
+          .at_least(0),
+      ParamDecl::option("method", ParamType::kChoice, "correlation: matching method")
+          .one_of({"ncc", "phase", "flow"})
+          .defaults_to("ncc"),
+      ParamDecl::option("chip", ParamType::kInt, "correlation: template size")
+          .in_unit("px")
+          .defaults_to("32")
+          .between(8, 1024),
+      ParamDecl::option("search", ParamType::kInt, "correlation: largest displacement searched")
+          .in_unit("px")
+          .defaults_to("16")
+          .between(1, 4096),
+      ParamDecl::option("step", ParamType::kInt, "correlation: node spacing")
+          .in_unit("px")
+          .defaults_to("16")
+          .between(1, 4096),
+      ParamDecl::option("prefilter", ParamType::kChoice, "correlation: radiometric prefilter of both images")
+          .one_of({"none", "highpass", "wallis", "orientation"})
+          .defaults_to("highpass"),
+      ParamDecl::option("band", ParamType::kInt, "correlation: band of every image (1-based)")
+          .defaults_to("1")
+          .at_least(1),
+      ParamDecl::option(
+          "regularization", ParamType::kDouble,
+          "inversion: weight of the temporal smoothness penalty (bridges gaps and split networks)")
+          .defaults_to("0.05")
+          .at_least(0),
+      ParamDecl::option("robust", ParamType::kChoice, "inversion: robust loss against outlier pairs")
+          .one_of({"none", "tukey", "huber"})
+          .defaults_to("tukey"),
+      ParamDecl::option("no-corr-weights", ParamType::kBool,
+                        "inversion: do not weight pairs per node by their correlation"),
+      ParamDecl::option("no-quicklooks", ParamType::kBool, "skip the PNG quicklooks of the products"),
+      ParamDecl::option("pair-ram", ParamType::kInt,
+                        "memory budget of one pair; pairs in flight = --ram / this (and at most --threads)")
+          .in_unit("MB")
+          .defaults_to("256")
+          .at_least(16),
+  };
+  for (auto& p : filter_parameters()) {
+    if (p.name == "days") continue;  // each pair's own time span is used
+    if (p.name == "max-velocity") {
+      p.help = "reject nodes faster than this over their pair's time span (flag 8); 0 = off";
+      p.unit = "m/yr, or px/yr without georeferencing";
+    }
+    op.params.push_back(std::move(p));
+  }
+  op.examples = {
+      "deforma pipeline perito-moreno/2020*.jpg -o perito --exclude perito-moreno/mask.jpg --auto-stable "
+      "--search 8 --max-velocity 300",
+      "deforma pipeline LC08*_B8.TIF -o yahtse --stable StEliasMtn_utm7v_rock.gmt --ramp plane "
+      "--max-velocity 3000",
+      "deforma --ram 4096 pipeline manifest.csv -o out --max-step 5 --max-days 60 --skip-bad"};
+  op.run = [](const ParamValues& p, RunContext& context) {
+    pipeline::PipelineOptions o;
+    o.inputs = p.get_list("images");
+    o.output_dir = p.get_string("output");
+    o.image_set.skip_bad = p.get_bool("skip-bad");
+    o.network.min_step = static_cast<int>(p.get_int("min-step"));
+    o.network.max_step = static_cast<int>(p.get_int("max-step"));
+    o.network.min_days = p.get_double("min-days");
+    o.network.max_days = p.get_double("max-days");
+    o.network.direction = timeseries::parse_pair_direction(p.get_string("direction"));
+    o.network.max_pairs_per_image = static_cast<int>(p.get_int("max-pairs"));
+    o.correlation = pipeline::pipeline_correlation_defaults();
+    o.correlation.match.method = correlate::parse_method(p.get_string("method"));
+    o.correlation.match.chip_px = static_cast<int>(p.get_int("chip"));
+    o.correlation.match.search_px = static_cast<int>(p.get_int("search"));
+    o.correlation.step_px = static_cast<int>(p.get_int("step"));
+    o.correlation.prefilter = correlate::parse_prefilter(p.get_string("prefilter"));
+    o.correlation.ref_band = o.correlation.sec_band = static_cast<int>(p.get_int("band"));
+    o.filter = filter_options_from(p, false);
+    o.max_velocity_per_yr = p.get_double("max-velocity");
+    o.inversion.regularization = p.get_double("regularization");
+    o.inversion.robust = timeseries::parse_robust_loss(p.get_string("robust"));
+    o.weight_by_correlation = !p.get_bool("no-corr-weights");
+    o.quicklooks = !p.get_bool("no-quicklooks");
+    o.per_pair_ram_mb = static_cast<std::size_t>(p.get_int("pair-ram"));
+    o.command_line = context.command_line;
+    o.parameters = p.to_json();
+    return pipeline::run_pipeline(o, context);
+  };
+  registry.add(std::move(op));
+}
+
+}  // namespace deforma::ops

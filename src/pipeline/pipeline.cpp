@@ -1,0 +1,529 @@
+#include "deforma/pipeline/pipeline.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "deforma/core/error.hpp"
+#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/raster.hpp"
+#include "deforma/io/tiles.hpp"
+#include "deforma/pipeline/batch.hpp"
+#include "deforma/pipeline/stac.hpp"
+#include "deforma/render/colormap.hpp"
+#include "deforma/render/image.hpp"
+#include "deforma/render/map.hpp"
+#include "deforma/timeseries/products.hpp"
+
+namespace deforma::pipeline {
+namespace fs = std::filesystem;
+
+correlate::CorrelateOptions pipeline_correlation_defaults() {
+  correlate::CorrelateOptions o;
+  o.match.min_snr = 1.0;
+  o.match.min_corr = 0.1;
+  o.prefilter = correlate::Prefilter::kHighpass;
+  return o;
+}
+
+void PipelineOptions::validate() const {
+  if (inputs.empty())
+    throw InvalidArgument("parameter images: give the images (files, folders, patterns or a CSV)");
+  if (output_dir.empty()) throw InvalidArgument("parameter --output: the output folder is missing");
+  network.validate();
+  correlation.validate();
+  filter.validate();
+  inversion.validate();
+  if (!(max_velocity_per_yr >= 0)) {
+    throw InvalidArgument(fmt::format("parameter --max-velocity: {} must be >= 0", max_velocity_per_yr));
+  }
+  if (per_pair_ram_mb < 16) throw InvalidArgument("per-pair memory budget: must be >= 16 MB");
+}
+
+nlohmann::json Headline::to_json() const {
+  nlohmann::json j = {{"unit", unit},
+                      {"median_speed_stable", median_speed_stable},
+                      {"stable_nodes", stable_nodes},
+                      {"median_speed_moving", median_speed_moving},
+                      {"moving_nodes", moving_nodes},
+                      {"p95_speed", p95_speed},
+                      {"valid_nodes", valid_nodes}};
+  if (median_rmse >= 0) j["median_rmse"] = median_rmse;
+  return j;
+}
+
+namespace {
+
+double median_in_place(std::vector<float>& v) {
+  if (v.empty()) return std::nan("");
+  auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  return *mid;
+}
+
+int band_named(const io::RasterInfo& info, const std::string& name) {
+  for (const auto& b : info.bands) {
+    if (b.description == name) return b.index;
+  }
+  return 0;
+}
+
+// The first band whose description is one of `names`; 0 when none.
+int band_named_any(const io::RasterInfo& info, std::initializer_list<const char*> names) {
+  for (const char* name : names) {
+    if (const int b = band_named(info, name)) return b;
+  }
+  return 0;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+nlohmann::json correlation_parameters(const correlate::CorrelateOptions& o) {
+  return {{"method", correlate::to_string(o.match.method)},
+          {"chip_px", o.match.chip_px},
+          {"search_px", o.match.search_px},
+          {"min_snr", o.match.min_snr},
+          {"min_corr", o.match.min_corr},
+          {"min_texture", o.match.min_texture},
+          {"max_invalid_fraction", o.match.max_invalid_fraction},
+          {"subpixel", static_cast<int>(o.match.subpixel)},
+          {"max_iterations", o.match.max_iterations},
+          {"coarse_above_px", o.match.coarse_above_px},
+          {"prefilter", correlate::to_string(o.prefilter)},
+          {"ref_band", o.ref_band},
+          {"sec_band", o.sec_band},
+          {"step_px", o.step_px},
+          {"mask", o.mask_path},
+          {"guess", o.guess_path}};
+}
+
+nlohmann::json filter_parameters_json(const filter::FilterOptions& o, double max_velocity_per_yr) {
+  return {{"min_snr", o.min_snr},
+          {"min_corr", o.min_corr},
+          {"median_test", o.median_test},
+          {"median_radius", o.median_radius},
+          {"median_threshold", o.median_threshold},
+          {"median_epsilon_px", o.median_epsilon_px},
+          {"median_min_neighbours", o.median_min_neighbours},
+          {"max_displacement_px", o.max_displacement_px},
+          {"max_displacement_m", o.max_displacement_m},
+          {"max_velocity_per_yr", max_velocity_per_yr},
+          {"ramp", filter::to_string(o.ramp)},
+          {"stable", static_cast<int>(o.stable)},
+          {"stable_path", o.stable_path},
+          {"exclude_path", o.exclude_path},
+          {"auto_corr_quantile", o.auto_corr_quantile},
+          {"auto_fraction", o.auto_fraction},
+          {"robust_iterations", o.robust_iterations},
+          {"robust_k", o.robust_k}};
+}
+
+// The velocity of a single pair (N = 2: no inversion): displacement / time span, streamed by strips.
+std::string write_single_pair_velocity(const timeseries::Pair& pair, const std::string& units,
+                                       const std::string& products_dir, const PipelineOptions& options,
+                                       RunContext& context, std::vector<std::string>& outputs) {
+  const io::Raster raster = io::Raster::open(pair.result_path);
+  const auto& info = raster.info();
+  const std::string east_name = units == "m" ? "east_m" : "dx_px";
+  const std::string north_name = units == "m" ? "north_m" : "dy_px";
+  const std::string c1 = units == "m" ? "east" : "dx", c2 = units == "m" ? "north" : "dy";
+  const int be = band_named(info, east_name), bn = band_named(info, north_name);
+  if (!be || !bn) {
+    throw FormatError(fmt::format("{}: bands {} and {} are needed for the velocity", pair.result_path,
+                                  east_name, north_name));
+  }
+  const double years = std::abs(static_cast<double>(pair.days())) / 365.25;
+  if (!(years > 0)) throw InvalidArgument(fmt::format("pair {}: both images have the same date", pair.id));
+  // Forward in time: a backward pair measures the opposite displacement.
+  const double sign = pair.days() > 0 ? 1.0 : -1.0;
+  const std::string unit = units + "/yr";
+  // Band names as in the inversion's velocity product (timeseries/products.hpp): units in the names.
+  const std::string suffix = units == "m" ? "_m_per_yr" : "_px_per_yr";
+  const std::string path = (fs::path(products_dir) / "velocity.tif").string();
+  io::Provenance provenance;
+  provenance.command_line = options.command_line;
+  provenance.parameters = options.parameters;
+  provenance.inputs = {pair.result_path};
+  io::CogOptions cog;
+  cog.metadata["DEFORMA_PRODUCT"] = "velocity of a single pair (no inversion)";
+  cog.metadata["DEFORMA_START_DATE"] = std::min(pair.ref_date, pair.sec_date).iso();
+  cog.metadata["DEFORMA_END_DATE"] = std::max(pair.ref_date, pair.sec_date).iso();
+  io::CogWriter writer(path, info.width, info.height,
+                       {{"velocity_" + c1 + suffix, unit},
+                        {"velocity_" + c2 + suffix, unit},
+                        {"velocity_magnitude" + suffix, unit},
+                        {"valid_pairs", "count"}},
+                       info.geotransform, info.crs_wkt, provenance, cog);
+  io::TilePlanOptions plan;
+  plan.raster_width = info.width;
+  plan.raster_height = info.height;
+  plan.block_width = std::max(1, info.bands.front().block_width);
+  plan.block_height = std::max(1, info.bands.front().block_height);
+  plan.bytes_per_pixel = 40;
+  plan.ram_budget_bytes = std::max<std::size_t>(context.ram_budget_mb, 16) << 20;
+  GridF full_speed(info.width, info.height, filter::kNodata);
+  GridF full_e(info.width, info.height, filter::kNodata), full_n(info.width, info.height, filter::kNodata);
+  for (const auto& tile : io::plan_tiles(plan)) {
+    const auto e = raster.read(be, tile.core), n = raster.read(bn, tile.core);
+    GridF ve(tile.core.width, tile.core.height, filter::kNodata), vn = ve, vm = ve, count = ve;
+    for (int r = 0; r < tile.core.height; ++r) {
+      for (int c = 0; c < tile.core.width; ++c) {
+        const bool ok = e.valid(c, r) && n.valid(c, r);
+        count(c, r) = ok ? 1.f : 0.f;
+        if (!ok) continue;
+        ve(c, r) = static_cast<float>(sign * e.values(c, r) / years);
+        vn(c, r) = static_cast<float>(sign * n.values(c, r) / years);
+        vm(c, r) = std::hypot(ve(c, r), vn(c, r));
+        full_speed(tile.core.col + c, tile.core.row + r) = vm(c, r);
+        full_e(tile.core.col + c, tile.core.row + r) = ve(c, r);
+        full_n(tile.core.col + c, tile.core.row + r) = vn(c, r);
+      }
+    }
+    writer.write(1, tile.core, ve);
+    writer.write(2, tile.core, vn);
+    writer.write(3, tile.core, vm);
+    writer.write(4, tile.core, count);
+  }
+  writer.finish();
+  outputs.push_back(path);
+  if (options.quicklooks) {
+    GridU8 valid(info.width, info.height, 0);
+    for (std::size_t i = 0; i < valid.size(); ++i) valid.data()[i] = full_speed.data()[i] != filter::kNodata;
+    const auto scale = render::ColorScale::robust_sequential(full_speed, valid, "velocity magnitude", unit);
+    render::QuicklookOptions q;
+    q.title = fmt::format("velocity {} .. {}", pair.ref_date.iso(), pair.sec_date.iso());
+    q.arrows = true;
+    // Pixel rows grow downwards: the arrows' "north" is -dy.
+    GridF north_up = full_n;
+    if (units == "px") {
+      for (auto& v : north_up.values()) v = v == filter::kNodata ? v : -v;
+    }
+    const std::string png = (fs::path(products_dir) / "velocity_magnitude.png").string();
+    io::write_atomically(png, [&](const std::string& tmp) {
+      render::write_png(tmp, render::render_quicklook(full_speed, valid, scale, q, &full_e, &north_up));
+    });
+    outputs.push_back(png);
+  }
+  return path;
+}
+
+}  // namespace
+
+Headline velocity_headline(const std::string& velocity_path, const std::string& moving_path,
+                           const std::string& stable_path) {
+  const io::Raster raster = io::Raster::open(velocity_path);
+  const auto& info = raster.info();
+  const int speed_band = band_named_any(
+      info, {"velocity_magnitude_m_per_yr", "velocity_magnitude_px_per_yr", "velocity_magnitude"});
+  if (!speed_band) {
+    throw FormatError(
+        fmt::format("{}: no velocity magnitude band (velocity_magnitude_m_per_yr or "
+                    "velocity_magnitude_px_per_yr)",
+                    velocity_path));
+  }
+  Headline h;
+  h.unit = info.bands[static_cast<std::size_t>(speed_band - 1)].unit;
+  const io::Window all{0, 0, info.width, info.height};
+  const auto speed = raster.read(speed_band, all);
+  GridU8 moving, stable;
+  if (!moving_path.empty()) moving = filter::read_node_mask(moving_path, info, all, "exclude");
+  if (!stable_path.empty()) stable = filter::read_node_mask(stable_path, info, all, "stable");
+  std::vector<float> s_stable, s_moving, s_all;
+  for (int r = 0; r < info.height; ++r) {
+    for (int c = 0; c < info.width; ++c) {
+      if (!speed.valid(c, r) || !std::isfinite(speed.values(c, r))) continue;
+      const float v = speed.values(c, r);
+      s_all.push_back(v);
+      const bool is_moving = !moving.empty() && moving(c, r);
+      const bool is_stable = stable.empty() ? (!moving.empty() && !is_moving) : stable(c, r) != 0;
+      if (is_stable) s_stable.push_back(v);
+      if (is_moving) s_moving.push_back(v);
+    }
+  }
+  h.valid_nodes = static_cast<std::int64_t>(s_all.size());
+  h.stable_nodes = static_cast<std::int64_t>(s_stable.size());
+  h.moving_nodes = static_cast<std::int64_t>(s_moving.size());
+  h.median_speed_stable = median_in_place(s_stable);
+  h.median_speed_moving = median_in_place(s_moving);
+  if (!s_all.empty()) {
+    const auto k = static_cast<std::size_t>(0.95 * static_cast<double>(s_all.size() - 1));
+    std::nth_element(s_all.begin(), s_all.begin() + static_cast<std::ptrdiff_t>(k), s_all.end());
+    h.p95_speed = s_all[k];
+  }
+  if (const int rmse_band = band_named_any(info, {"rmse_m", "rmse_px", "rmse"})) {
+    const auto rmse = raster.read(rmse_band, all);
+    std::vector<float> values;
+    for (std::size_t i = 0; i < rmse.values.size(); ++i) {
+      if (rmse.valid.data()[i] && std::isfinite(rmse.values.data()[i]))
+        values.push_back(rmse.values.data()[i]);
+    }
+    if (!values.empty()) h.median_rmse = median_in_place(values);
+  }
+  return h;
+}
+
+Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
+  const auto started = std::chrono::steady_clock::now();
+  options.validate();
+  Progress& progress = progress_or_null(context.progress);
+  std::error_code ec;
+  fs::create_directories(options.output_dir, ec);
+  if (!fs::is_directory(options.output_dir, ec)) {
+    throw IoError(fmt::format("-o {}: cannot create the output folder", options.output_dir));
+  }
+  const fs::path out(options.output_dir);
+  Summary summary;
+  summary.operation = "pipeline";
+  nlohmann::json stages = nlohmann::json::object();
+
+  // 1. Images and pairs.
+  auto stage_start = std::chrono::steady_clock::now();
+  const timeseries::ImageSet images = timeseries::load_image_set(options.inputs, options.image_set);
+  for (const auto& s : images.skipped) summary.warnings.push_back("image left out: " + s);
+  if (images.size() < 2) {
+    throw InvalidArgument(
+        fmt::format("parameter images: a time series needs at least two images; {} usable{}", images.size(),
+                    images.size() == 1 ? fmt::format(" ({})", images.images.front().path) : std::string()));
+  }
+  const io::RasterInfo first = io::describe(images.images.front().path);
+  const std::string units = first.georeferenced && !first.crs_wkt.empty() ? "m" : "px";
+  const std::vector<timeseries::Pair> network = timeseries::build_pair_network(images, options.network);
+  const std::string network_png = (out / "network.png").string();
+  timeseries::write_pair_network_png(network_png, network,
+                                     fmt::format("{} pairs of {} images", network.size(), images.size()));
+  stages["pairs"] = {
+      {"images", images.size()}, {"pairs", network.size()}, {"seconds", seconds_since(stage_start)}};
+  spdlog::info("pipeline: {} images, {} pairs, units {}", images.size(), network.size(), units);
+
+  const int threads = context.threads;
+  // 2. Correlation of every pair (resumable).
+  stage_start = std::chrono::steady_clock::now();
+  BatchOptions correlate_batch;
+  correlate_batch.stage = "correlate";
+  correlate_batch.output_dir = (out / "correlation").string();
+  correlate_batch.parameters = correlation_parameters(options.correlation);
+  correlate_batch.ram_budget_mb = std::max(context.ram_budget_mb, options.per_pair_ram_mb);
+  correlate_batch.per_pair_ram_mb = options.per_pair_ram_mb;
+  correlate_batch.threads = threads;
+  correlate_batch.skip_bad = options.image_set.skip_bad;
+  const BatchResult correlated = run_batch(
+      network, correlate_batch,
+      [&](const PairTask& task) {
+        correlate::CorrelateOptions o = options.correlation;
+        o.years_between = static_cast<double>(task.pair->days()) / 365.25;
+        o.quicklook_path.clear();
+        RunContext pair_context;
+        pair_context.progress = task.progress;
+        pair_context.threads = threads;
+        pair_context.ram_budget_mb = task.ram_budget_mb;
+        pair_context.command_line = options.command_line;
+        return correlate::correlate_pair(task.input_a, task.input_b, task.output, o, pair_context);
+      },
+      &progress);
+  for (const auto& w : correlated.failed) summary.warnings.push_back("pair not correlated: " + w);
+  stages["correlate"] = correlated.summary.to_json();
+
+  // 3. Filtering and stable-ground correction of every pair (resumable). A pair whose filtering fails on its
+  // data (no stable ground left under clouds, say) is left out of the inversion and reported.
+  BatchOptions filter_batch = correlate_batch;
+  filter_batch.stage = "filter";
+  filter_batch.output_dir = (out / "filtered").string();
+  filter_batch.parameters = filter_parameters_json(options.filter, options.max_velocity_per_yr);
+  filter_batch.skip_bad = true;
+  filter_batch.inputs_of = [&](const timeseries::Pair& p) {
+    return std::pair<std::string, std::string>{pair_result_path(correlate_batch.output_dir, p),
+                                               std::string()};
+  };
+  const BatchResult filtered = run_batch(
+      correlated.pairs, filter_batch,
+      [&](const PairTask& task) {
+        filter::FilterRun run;
+        run.input = task.input_a;
+        run.output = task.output;
+        run.options = options.filter;
+        if (options.max_velocity_per_yr > 0) {
+          const double max_displacement = options.max_velocity_per_yr * std::abs(task.pair->days()) / 365.25;
+          if (units == "m") {
+            run.options.max_displacement_m = max_displacement;
+          } else {
+            run.options.max_displacement_px = max_displacement;
+          }
+        }
+        run.command_line = options.command_line;
+        run.parameters = filter_batch.parameters;
+        run.ram_budget_mb = task.ram_budget_mb;
+        run.progress = task.progress;
+        return filter::filter_result(run);
+      },
+      &progress);
+  for (const auto& w : filtered.failed) summary.warnings.push_back("pair left out after filtering: " + w);
+  stages["filter"] = filtered.summary.to_json();
+  stages["correlate_and_filter_seconds"] = seconds_since(stage_start);
+  if (filtered.pairs.empty()) {
+    throw NumericalError(fmt::format("{}: no pair survived correlation and filtering; see the warnings above",
+                                     options.output_dir));
+  }
+
+  // The pair table of the run: result_path = the filtered result, relative to the output folder.
+  std::vector<timeseries::Pair> table = filtered.pairs;
+  for (auto& p : table) p.result_path = fs::relative(p.result_path, out).generic_string();
+  const std::string pairs_csv = (out / "pairs.csv").string();
+  timeseries::write_pair_table(pairs_csv, table);
+
+  // 4. Inversion and products (or the velocity of the single pair).
+  stage_start = std::chrono::steady_clock::now();
+  const std::string products_dir = (out / "products").string();
+  fs::create_directories(products_dir, ec);
+  std::vector<std::string> product_files;
+  std::string velocity_path;
+  std::vector<io::Date> dates_used = timeseries::network_dates(filtered.pairs);
+  if (filtered.pairs.size() == 1) {
+    velocity_path = write_single_pair_velocity(filtered.pairs.front(), units, products_dir, options, context,
+                                               product_files);
+    stages["products"] = {{"mode", "single pair velocity"}, {"seconds", seconds_since(stage_start)}};
+  } else {
+    timeseries::InvertRastersOptions inv;
+    inv.output_dir = products_dir;
+    inv.units = units;
+    inv.weight_band = options.weight_by_correlation ? "corr" : "";
+    inv.quicklooks = options.quicklooks;
+    inv.inversion = options.inversion;
+    inv.parameters = options.parameters;
+    const Summary inverted = timeseries::invert_pair_rasters(filtered.pairs, inv, context);
+    for (const auto& w : inverted.warnings) summary.warnings.push_back(w);
+    product_files = inverted.outputs;
+    velocity_path = (fs::path(products_dir) / "velocity.tif").string();
+    stages["invert"] = inverted.to_json();
+  }
+
+  // 5. Headline numbers.
+  const std::string stable_source = options.filter.stable == filter::StableSource::kPolygons ||
+                                            options.filter.stable == filter::StableSource::kMask
+                                        ? options.filter.stable_path
+                                        : std::string();
+  const Headline headline = velocity_headline(velocity_path, options.filter.exclude_path, stable_source);
+
+  // 6. The STAC catalog of the folder.
+  StacCatalog catalog;
+  catalog.id = fs::path(fs::absolute(out)).lexically_normal().filename().string();
+  if (catalog.id.empty()) catalog.id = "deforma-pipeline";
+  catalog.title = fmt::format("deforma pipeline: {} images {} .. {}", images.size(),
+                              images.images.front().date.iso(), images.images.back().date.iso());
+  catalog.description = fmt::format(
+      "Offset tracking time series produced by deforma: {} pairs correlated, filtered and inverted into "
+      "displacement time series and velocity ({}).",
+      filtered.pairs.size(), headline.unit);
+  const io::Date first_date = dates_used.front(), last_date = dates_used.back();
+  {
+    StacItem velocity;
+    velocity.id = "velocity";
+    velocity.title = "Mean velocity";
+    velocity.start = first_date;
+    velocity.end = last_date;
+    velocity.footprint_raster = velocity_path;
+    velocity.properties["deforma:headline"] = headline.to_json();
+    StacItem series;
+    series.id = "timeseries";
+    series.title = "Displacement time series";
+    series.start = first_date;
+    series.end = last_date;
+    series.footprint_raster = velocity_path;
+    for (const auto& f : product_files) {
+      const std::string name = fs::path(f).filename().string();
+      std::string key = fs::path(f).stem().string();
+      const bool overview = fs::path(f).extension() == ".png";
+      StacAsset asset{key, f, name, "", {overview ? "overview" : "data"}, {}};
+      if (name.rfind("timeseries", 0) == 0) {
+        series.assets.push_back(asset);
+      } else {
+        velocity.assets.push_back(asset);
+      }
+    }
+    if (std::none_of(velocity.assets.begin(), velocity.assets.end(),
+                     [&](const StacAsset& a) { return a.path == velocity_path; })) {
+      velocity.assets.push_back({"velocity", velocity_path, "velocity.tif", "", {"data"}, {}});
+    }
+    catalog.items.push_back(velocity);
+    if (!series.assets.empty()) catalog.items.push_back(series);
+    StacItem net;
+    net.id = "pair-network";
+    net.title = "Pair network";
+    net.start = images.images.front().date;
+    net.end = images.images.back().date;
+    net.footprint_raster = velocity_path;
+    net.assets = {{"pairs", pairs_csv, "pair table", "", {"metadata"}, {}},
+                  {"network", network_png, "pair network plot", "", {"overview"}, {}}};
+    catalog.items.push_back(net);
+    for (const auto& p : filtered.pairs) {
+      StacItem item;
+      item.id = "pair-" + p.id;
+      item.title = fmt::format("Displacement {} .. {}", p.ref_date.iso(), p.sec_date.iso());
+      item.start = std::min(p.ref_date, p.sec_date);
+      item.end = std::max(p.ref_date, p.sec_date);
+      item.footprint_raster = p.result_path;
+      item.properties["deforma:days"] = p.days();
+      item.assets = {{"filtered", p.result_path, "filtered displacement", "", {"data"}, {}},
+                     {"correlation",
+                      pair_result_path(correlate_batch.output_dir, p),
+                      "raw correlation",
+                      "",
+                      {"data"},
+                      {}}};
+      catalog.items.push_back(item);
+    }
+  }
+
+  // The summary, also written as pipeline.json (the catalog points to it from the velocity Item).
+  summary.counts = {{"images", static_cast<std::int64_t>(images.size())},
+                    {"pairs", static_cast<std::int64_t>(network.size())},
+                    {"pairs_reused", correlated.reused},
+                    {"pairs_correlated", correlated.computed},
+                    {"pairs_inverted", static_cast<std::int64_t>(filtered.pairs.size())},
+                    {"dates", static_cast<std::int64_t>(dates_used.size())},
+                    {"valid_nodes", headline.valid_nodes}};
+  summary.details = {{"output_dir", options.output_dir}, {"units", units},
+                     {"first_date", first_date.iso()},   {"last_date", last_date.iso()},
+                     {"headline", headline.to_json()},   {"stages", stages}};
+  summary.seconds = seconds_since(started);
+  summary.details["seconds"] = summary.seconds;
+  const std::string summary_path = (out / "pipeline.json").string();
+  io::write_atomically(summary_path, [&](const std::string& tmp) {
+    std::ofstream f(tmp);
+    f << summary.to_json().dump(2) << '\n';
+    if (!f) throw IoError(fmt::format("{}: cannot write", summary_path));
+  });
+  catalog.items.front().assets.push_back({"summary", summary_path, "run summary", "", {"metadata"}, {}});
+  const auto stac_files = write_stac_catalog(options.output_dir, catalog);
+
+  summary.outputs = {velocity_path, pairs_csv, network_png, summary_path, stac_files.front()};
+  for (const auto& f : product_files) {
+    if (f != velocity_path) summary.outputs.push_back(f);
+  }
+  std::string report = fmt::format(
+      "pipeline: {} images ({} .. {}), {} pairs ({} reused, {} correlated), {} pairs inverted over {} "
+      "dates\n",
+      images.size(), images.images.front().date.iso(), images.images.back().date.iso(), network.size(),
+      correlated.reused, correlated.computed, filtered.pairs.size(), dates_used.size());
+  report += fmt::format(
+      "  velocity ({}): median {:.3g} on stable ground ({} nodes), median {:.3g} on moving ground "
+      "({} nodes), p95 {:.3g}\n",
+      headline.unit, headline.median_speed_stable, headline.stable_nodes, headline.median_speed_moving,
+      headline.moving_nodes, headline.p95_speed);
+  if (headline.median_rmse >= 0) {
+    report +=
+        fmt::format("  residual RMSE of the inversion: median {:.3g} {}\n", headline.median_rmse, units);
+  }
+  report += fmt::format("  output folder: {} (STAC catalog: {})\n  total {}\n", options.output_dir,
+                        stac_files.front(), format_duration(summary.seconds));
+  summary.report = report;
+  return summary;
+}
+
+}  // namespace deforma::pipeline
