@@ -90,13 +90,15 @@ TEST(Batch, CancelledRunResumesWithoutRedoingCompletePairs) {
     EXPECT_NE(name.front(), '.') << name;
     if (entry.path().extension() == ".tif") ++finished;
   }
-  EXPECT_EQ(finished, first_calls);
+  // A pair in flight when the cancellation came may have been started without finishing.
+  EXPECT_LE(finished, first_calls);
+  EXPECT_GE(finished, 3);
 
   calls = 0;
   const BatchResult resumed = run_batch(pairs, options, filter_worker(calls));
-  EXPECT_EQ(resumed.reused, first_calls);
-  EXPECT_EQ(resumed.computed, 8 - first_calls);
-  EXPECT_EQ(calls.load(), 8 - first_calls);
+  EXPECT_EQ(resumed.reused, finished);
+  EXPECT_EQ(resumed.computed, 8 - finished);
+  EXPECT_EQ(calls.load(), 8 - finished);
   ASSERT_EQ(resumed.pairs.size(), 8u);
   for (std::size_t i = 0; i < pairs.size(); ++i) {
     EXPECT_EQ(resumed.pairs[i].id, pairs[i].id);
