@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <mutex>
+#include <set>
 
 #include <fmt/format.h>
 #include <gdal_priv.h>
@@ -165,6 +167,24 @@ RasterInfo build_info(GDALDataset* ds, const std::string& path) {
   return info;
 }
 
+// Said for the first few files only: a series of JPEGs (or of the products made from them) would otherwise
+// repeat the same line hundreds of times.
+void warn_pixel_units(const std::string& label) {
+  static std::mutex mutex;
+  static std::set<std::string> reported;
+  static bool silenced = false;
+  constexpr std::size_t kMaxReported = 3;
+  std::lock_guard lock(mutex);
+  if (silenced || reported.count(label)) return;
+  if (reported.size() == kMaxReported) {
+    spdlog::warn("more rasters without georeferencing: working in pixel units (not reported further)");
+    silenced = true;
+    return;
+  }
+  reported.insert(label);
+  spdlog::warn("{}: no georeferencing; working in pixel units", label);
+}
+
 }  // namespace
 
 Raster Raster::open(const std::string& path) {
@@ -184,9 +204,7 @@ Raster Raster::adopt(void* gdal_dataset, const std::string& label) {
   Raster r;
   r.dataset_ = gdal_dataset;
   r.info_ = build_info(as_dataset(gdal_dataset), label);
-  if (!r.info_.georeferenced) {
-    spdlog::warn("{}: no georeferencing; working in pixel units", label);
-  }
+  if (!r.info_.georeferenced) warn_pixel_units(label);
   return r;
 }
 
