@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <gdal.h>
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 
@@ -140,6 +141,9 @@ int main(int argc, char** argv) {
 
   deforma::init_logging(quiet ? deforma::Verbosity::kQuiet
                               : (verbose ? deforma::Verbosity::kVerbose : deforma::Verbosity::kNormal));
+  // GDAL's block cache counts against the memory budget: a quarter of --ram (GDAL's default is 5 % of the
+  // machine's memory, whatever the budget).
+  GDALSetCacheMax64(static_cast<GIntBig>(ram_mb) * (1 << 20) / 4);
   const int thread_count = threads > 0 ? threads : tbb::info::default_concurrency();
   tbb::global_control thread_limit(tbb::global_control::max_allowed_parallelism, thread_count);
 
