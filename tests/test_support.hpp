@@ -6,7 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstdint>
+
 #include "deforma/core/grid.hpp"
+#include "deforma/core/progress.hpp"
 
 namespace deforma::test {
 
@@ -47,6 +51,20 @@ CliResult run_cli(const std::string& args);
 void write_test_geotiff(const std::string& path, const GridF& values, const std::string& data_type = "Float32",
                         double nodata = -9999.0, bool set_nodata = false, int epsg = 32607,
                         double pixel_size_m = 15.0);
+
+/// A Progress that asks to stop once `after` units were advanced, as a user pressing Ctrl-C midway would.
+class CancelAfter final : public Progress {
+ public:
+  explicit CancelAfter(std::uint64_t after) : after_(after) {}
+  void start(const std::string&, std::uint64_t) override {}
+  void advance(std::uint64_t units) override { done_ += units; }
+  void finish() override {}
+  bool cancelled() const override { return done_.load() >= after_; }
+
+ private:
+  std::uint64_t after_;
+  std::atomic<std::uint64_t> done_{0};
+};
 
 /// A smooth random texture (sum of Gaussian blobs), deterministic for a seed.
 GridF make_texture(int width, int height, unsigned seed = 1);

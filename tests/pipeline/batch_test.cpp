@@ -16,19 +16,7 @@ namespace deforma::pipeline {
 namespace {
 namespace fs = std::filesystem;
 
-// Cancels the run once `after` units were advanced, as a user pressing Ctrl-C midway would.
-class CancelAfter final : public Progress {
- public:
-  explicit CancelAfter(std::uint64_t after) : after_(after) {}
-  void start(const std::string&, std::uint64_t) override {}
-  void advance(std::uint64_t units) override { done_ += units; }
-  void finish() override {}
-  bool cancelled() const override { return done_.load() >= after_; }
-
- private:
-  std::uint64_t after_;
-  std::atomic<std::uint64_t> done_{0};
-};
+using test::CancelAfter;
 
 // Per-pair inputs of the filter stage: small synthetic correlation results with an outlier each.
 std::vector<timeseries::Pair> make_inputs(const test::TempDir& tmp, int count) {

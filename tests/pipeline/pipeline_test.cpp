@@ -137,19 +137,7 @@ TEST(Pipeline, SyntheticSeriesRecoversVelocityAndResumes) {
   EXPECT_EQ(second.counts.at("pairs_correlated"), 0);
 }
 
-// Cancels after `after` pairs: a kill midway.
-class CancelAfter final : public Progress {
- public:
-  explicit CancelAfter(std::uint64_t after) : after_(after) {}
-  void start(const std::string&, std::uint64_t) override {}
-  void advance(std::uint64_t units) override { done_ += units; }
-  void finish() override {}
-  bool cancelled() const override { return done_.load() >= after_; }
-
- private:
-  std::uint64_t after_;
-  std::atomic<std::uint64_t> done_{0};
-};
+using test::CancelAfter;
 
 TEST(Pipeline, KilledCorrelationResumesKeepingCompletePairs) {
   test::TempDir tmp;
