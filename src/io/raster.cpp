@@ -433,10 +433,10 @@ Raster resample_to_grid(const std::string& source, const RasterInfo& reference, 
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  GDALWarpAppOptions* options = GDALWarpAppOptionsNew(argv.data(), nullptr);
   if (overlap_window(reference, si).empty()) {
     throw InvalidArgument(fmt::format("{} and {} do not overlap: nothing to compare", source, reference.path));
   }
+  GDALWarpAppOptions* options = GDALWarpAppOptionsNew(argv.data(), nullptr);
   GDALDatasetH handle = src.gdal_handle();
   int usage_error = 0;
   clear_gdal_error();
