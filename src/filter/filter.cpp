@@ -486,16 +486,9 @@ Summary filter_result(const FilterRun& run) {
   const BandLayout layout = find_bands(info);
   Progress& progress = progress_or_null(run.progress);
 
-  io::TilePlanOptions plan;
-  plan.raster_width = info.width;
-  plan.raster_height = info.height;
-  plan.block_width = std::max(1, info.bands.front().block_width);
-  plan.block_height = std::max(1, info.bands.front().block_height);
-  plan.halo_px = o.median_radius;
   // Seven float bands in, a flag grid and two masks per node, with slack for the writer's buffers.
-  plan.bytes_per_pixel = 64.0;
-  plan.ram_budget_bytes = std::max<std::size_t>(run.ram_budget_mb, 1) << 20;
-  plan.tiles_in_flight = 1;
+  auto plan = io::TilePlanOptions::for_band(info, 1, 64.0, std::max<std::size_t>(run.ram_budget_mb, 1));
+  plan.halo_px = o.median_radius;
   const auto tiles = io::plan_tiles(plan);
 
   // Samples kept for the fit: every `stride`-th node in raster order, so that huge grids stay bounded.

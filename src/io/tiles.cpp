@@ -22,6 +22,21 @@ void TilePlanOptions::validate() const {
   if (ram_budget_bytes == 0) throw InvalidArgument("--ram: the memory budget must be > 0 MB");
 }
 
+TilePlanOptions TilePlanOptions::for_band(const RasterInfo& raster, int band, double bytes_per_pixel,
+                                          std::size_t ram_budget_mb) {
+  if (band < 1 || band > raster.band_count()) {
+    throw InvalidArgument(fmt::format("{}: band {} out of range 1..{}", raster.path, band, raster.band_count()));
+  }
+  TilePlanOptions plan;
+  plan.raster_width = raster.width;
+  plan.raster_height = raster.height;
+  plan.block_width = std::max(1, raster.bands[band - 1].block_width);
+  plan.block_height = std::max(1, raster.bands[band - 1].block_height);
+  plan.bytes_per_pixel = bytes_per_pixel;
+  plan.ram_budget_bytes = ram_budget_mb << 20;
+  return plan;
+}
+
 std::vector<Tile> plan_tiles(const TilePlanOptions& o) {
   o.validate();
   const double budget_per_tile = static_cast<double>(o.ram_budget_bytes) / o.tiles_in_flight;

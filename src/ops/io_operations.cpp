@@ -89,14 +89,9 @@ OperationDecl cog_operation() {
     io::CogWriter writer(output, info.width, info.height, out_bands, info.geotransform, info.crs_wkt, provenance,
                          cog_options);
 
-    io::TilePlanOptions plan;
-    plan.raster_width = info.width;
-    plan.raster_height = info.height;
-    plan.block_width = info.bands[bands.front() - 1].block_width;
-    plan.block_height = info.bands[bands.front() - 1].block_height;
-    plan.bytes_per_pixel = 2 * sizeof(float) + 1;  // values, output copy, validity
-    plan.ram_budget_bytes = context.ram_budget_mb << 20;
-    const auto tiles = io::plan_tiles(plan);
+    // Working memory per pixel: values, output copy, validity.
+    const auto tiles = io::plan_tiles(
+        io::TilePlanOptions::for_band(info, bands.front(), 2 * sizeof(float) + 1, context.ram_budget_mb));
 
     auto& progress = progress_or_null(context.progress);
     progress.start("cog", tiles.size() * bands.size());
@@ -150,14 +145,8 @@ OperationDecl stats_operation() {
     const int band = static_cast<int>(params.get_int("band"));
     raster.check_band(band);
     const auto& info = raster.info();
-    io::TilePlanOptions plan;
-    plan.raster_width = info.width;
-    plan.raster_height = info.height;
-    plan.block_width = info.bands[band - 1].block_width;
-    plan.block_height = info.bands[band - 1].block_height;
-    plan.bytes_per_pixel = sizeof(float) + 1;
-    plan.ram_budget_bytes = context.ram_budget_mb << 20;
-    const auto tiles = io::plan_tiles(plan);
+    const auto tiles =
+        io::plan_tiles(io::TilePlanOptions::for_band(info, band, sizeof(float) + 1, context.ram_budget_mb));
     auto& progress = progress_or_null(context.progress);
     progress.start("stats", tiles.size());
     std::int64_t n = 0, total = 0;

@@ -161,13 +161,7 @@ std::string write_single_pair_velocity(const timeseries::Pair& pair, const std::
                         {"velocity_magnitude" + suffix, unit},
                         {"valid_pairs", "count"}},
                        info.geotransform, info.crs_wkt, provenance, cog);
-  io::TilePlanOptions plan;
-  plan.raster_width = info.width;
-  plan.raster_height = info.height;
-  plan.block_width = std::max(1, info.bands.front().block_width);
-  plan.block_height = std::max(1, info.bands.front().block_height);
-  plan.bytes_per_pixel = 40;
-  plan.ram_budget_bytes = std::max<std::size_t>(context.ram_budget_mb, 16) << 20;
+  const auto plan = io::TilePlanOptions::for_band(info, 1, 40, std::max<std::size_t>(context.ram_budget_mb, 16));
   GridF full_speed(info.width, info.height, filter::kNodata);
   GridF full_e(info.width, info.height, filter::kNodata), full_n(info.width, info.height, filter::kNodata);
   for (const auto& tile : io::plan_tiles(plan)) {

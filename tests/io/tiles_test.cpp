@@ -84,3 +84,28 @@ TEST(TilePlanner, RejectsABudgetBelowOneBlock) {
 
 }  // namespace
 }  // namespace deforma::io
+
+namespace deforma::io {
+namespace {
+
+TEST(TilePlanner, PlanOfABandTakesItsSizeBlocksAndBudget) {
+  RasterInfo info;
+  info.path = "scene.tif";
+  info.width = 1000;
+  info.height = 700;
+  BandInfo band;
+  band.block_width = 256;
+  band.block_height = 128;
+  info.bands = {band};
+  const auto plan = TilePlanOptions::for_band(info, 1, 6.0, 64);
+  EXPECT_EQ(plan.raster_width, 1000);
+  EXPECT_EQ(plan.raster_height, 700);
+  EXPECT_EQ(plan.block_width, 256);
+  EXPECT_EQ(plan.block_height, 128);
+  EXPECT_DOUBLE_EQ(plan.bytes_per_pixel, 6.0);
+  EXPECT_EQ(plan.ram_budget_bytes, std::size_t{64} << 20);
+  EXPECT_THROW(TilePlanOptions::for_band(info, 2, 6.0, 64), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace deforma::io

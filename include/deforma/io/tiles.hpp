@@ -22,6 +22,11 @@ struct TilePlanOptions {
 
   /// Throws InvalidArgument naming the offending field.
   void validate() const;
+
+  /// The plan of a band of `raster`: its size and GDAL block size, `bytes_per_pixel` of working memory and
+  /// a budget of `ram_budget_mb`. Halo and tiles in flight keep their defaults for the caller to set.
+  static TilePlanOptions for_band(const RasterInfo& raster, int band, double bytes_per_pixel,
+                                  std::size_t ram_budget_mb);
 };
 
 struct Tile {
