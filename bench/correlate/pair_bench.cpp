@@ -222,11 +222,9 @@ int child_peer(const std::string& method, const std::string& ref_path, const std
     o.search_px = kSearchLarge;
     o.min_snr = 1.5;
     o.min_corr = 0.2;
-    GridF ref_f = ref, sec_f = sec;
+    o.prefilter = correlate::Prefilter::kHighpass;  // applied inside, at each level (timed)
     GridU8 ones(crop_size, crop_size, 1);
-    correlate::apply_prefilter(correlate::Prefilter::kHighpass, ref_f, ones);
-    correlate::apply_prefilter(correlate::Prefilter::kHighpass, sec_f, ones);
-    const correlate::ImageWindow rw{&ref_f, &ones, 0, 0}, sw{&sec_f, &ones, 0, 0};
+    const correlate::ImageWindow rw{&ref, &ones, 0, 0}, sw{&sec, &ones, 0, 0};
     res = correlate::correlate_grid(rw, sw, o, nodes);
   }
   const double seconds = seconds_since(start);

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include <tbb/blocked_range.h>
@@ -56,17 +57,10 @@ void match_nodes(const ImageWindow& ref, const ImageWindow& sec, const MatchOpti
 }
 
 // Box-downsampling of a window by `factor`, averaging the valid pixels; a coarse pixel is valid when at
-// least half of its fine pixels are.
-struct CoarseWindow {
-  GridF values;
-  GridU8 valid;
-  ImageWindow view() const { return ImageWindow{&values, &valid, origin_col, origin_row}; }
-  int origin_col = 0;
-  int origin_row = 0;
-};
-
-CoarseWindow downsample(const ImageWindow& w, int factor) {
-  CoarseWindow out;
+// least half of its fine pixels are. Coarse pixel (c, r) covers fine pixels [c * factor, (c + 1) * factor)
+// (a lattice fixed in image coordinates, whatever the window).
+ImageBuffer downsample(const ImageWindow& w, int factor) {
+  ImageBuffer out;
   const int width = w.values ? w.values->width() : 0;
   const int height = w.values ? w.values->height() : 0;
   out.origin_col = floor_div(w.origin_col, factor);
@@ -166,16 +160,36 @@ std::vector<int> coarse_lattice(int first_px, int step_px, int count, int every)
   return idx;
 }
 
-void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
-                    const NodeGrid& nodes, const GridF* gdx, const GridF* gdy, GridResult& out) {
+bool uses_coarse_to_fine(const MatchOptions& options) {
+  return options.method != Method::kFlow && options.coarse_above_px > 0 && options.search_px > options.coarse_above_px;
+}
+
+// The coarse level of both images, downsampled from the unfiltered windows and then prefiltered.
+struct CoarseLevel {
+  ImageBuffer ref, sec;
+};
+
+CoarseLevel make_coarse_level(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
+                              int step_px) {
+  const int factor = plan_coarse(options, step_px).factor;
+  CoarseLevel level{downsample(ref, factor), downsample(sec, factor)};
+  apply_prefilter(options.prefilter, level.ref.values, level.ref.valid);
+  apply_prefilter(options.prefilter, level.sec.values, level.sec.valid);
+  return level;
+}
+
+// `ref` and `sec` are the prefiltered fine windows; `level` their coarse level.
+void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const CoarseLevel& level,
+                    const MatchOptions& options, const NodeGrid& nodes, const GridF* gdx, const GridF* gdy,
+                    GridResult& out) {
   const CoarsePlan plan = plan_coarse(options, nodes.step_px);
   const int factor = plan.factor;
   const std::vector<int> coarse_i = coarse_lattice(nodes.first_col, nodes.step_px, nodes.cols, plan.every);
   const std::vector<int> coarse_j = coarse_lattice(nodes.first_row, nodes.step_px, nodes.rows, plan.every);
   const int ci_count = static_cast<int>(coarse_i.size());
   const int cj_count = static_cast<int>(coarse_j.size());
-  const CoarseWindow cref = downsample(ref, factor);
-  const CoarseWindow csec = downsample(sec, factor);
+  const ImageBuffer& cref = level.ref;
+  const ImageBuffer& csec = level.sec;
   GridF seed_dx(ci_count, cj_count, kNaN), seed_dy(ci_count, cj_count, kNaN);
   {
     tbb::enumerable_thread_specific<Matcher> matchers([&] { return Matcher(plan.coarse); });
@@ -326,16 +340,19 @@ void flow_nodes(const ImageWindow& ref, const ImageWindow& sec, const MatchOptio
 
 int grid_halo_px(const MatchOptions& options, int step_px) {
   options.validate();
-  const int direct = options.halo_px();
-  if (options.method == Method::kFlow) return std::max(direct, 64);  // DIS benefits from context
-  if (options.coarse_above_px <= 0 || options.search_px <= options.coarse_above_px) return direct;
+  // A prefiltered pixel depends on pixels up to `filter` away, at each level.
+  const int filter = prefilter_context_px(options.prefilter);
+  const int direct = options.halo_px() + filter;
+  if (options.method == Method::kFlow) return std::max(direct, 64 + filter);  // DIS benefits from context
+  if (!uses_coarse_to_fine(options)) return direct;
   const CoarsePlan plan = plan_coarse(options, std::max(1, step_px));
-  const int coarse_reach = (plan.coarse.halo_px() + 1) * plan.factor;
+  const int coarse_reach = (plan.coarse.halo_px() + 1 + filter) * plan.factor;
   return std::max(direct, kCoarseApron * plan.every * std::max(1, step_px) + coarse_reach);
 }
 
-GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
-                          const NodeGrid& nodes, const GridF* guess_dx_px, const GridF* guess_dy_px) {
+namespace {
+void check_grid_arguments(const MatchOptions& options, const NodeGrid& nodes, const GridF* guess_dx_px,
+                          const GridF* guess_dy_px) {
   options.validate();
   if (nodes.step_px < 1) throw InvalidArgument("--step: expected >= 1 px, got " + std::to_string(nodes.step_px));
   if (nodes.cols < 0 || nodes.rows < 0) throw InvalidArgument("correlate_grid: negative node grid size");
@@ -343,12 +360,17 @@ GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const 
     if (g && (g->width() != nodes.cols || g->height() != nodes.rows))
       throw InvalidArgument("--guess: the a-priori displacement grid must have one value per node (" +
                             std::to_string(nodes.cols) + " x " + std::to_string(nodes.rows) + ")");
+}
+
+// The node loop on prefiltered windows (`level`: their coarse level when coarse-to-fine is used).
+GridResult run_grid(const ImageWindow& ref, const ImageWindow& sec, const CoarseLevel* level,
+                    const MatchOptions& options, const NodeGrid& nodes, const GridF* guess_dx_px,
+                    const GridF* guess_dy_px) {
   GridResult out = make_result(nodes);
-  if (nodes.cols == 0 || nodes.rows == 0) return out;
   if (options.method == Method::kFlow) {
     flow_nodes(ref, sec, options, nodes, out);
-  } else if (options.coarse_above_px > 0 && options.search_px > options.coarse_above_px) {
-    coarse_to_fine(ref, sec, options, nodes, guess_dx_px, guess_dy_px, out);
+  } else if (level) {
+    coarse_to_fine(ref, sec, *level, options, nodes, guess_dx_px, guess_dy_px, out);
   } else {
     match_nodes(
         ref, sec, options, nodes, [](int, int) { return true; },
@@ -360,6 +382,44 @@ GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const 
   }
   for (std::size_t k = 0; k < out.flag.size(); ++k) ++out.flag_counts[std::min<int>(out.flag.data()[k], 6)];
   return out;
+}
+
+ImageBuffer copy_window(const ImageWindow& w) {
+  ImageBuffer b;
+  if (w.values) b.values = *w.values;
+  b.valid = w.valid ? *w.valid : GridU8(b.values.width(), b.values.height(), 1);
+  b.origin_col = w.origin_col;
+  b.origin_row = w.origin_row;
+  return b;
+}
+}  // namespace
+
+GridResult correlate_grid_in_place(ImageBuffer& ref, ImageBuffer& sec, const MatchOptions& options,
+                                   const NodeGrid& nodes, const GridF* guess_dx_px, const GridF* guess_dy_px) {
+  check_grid_arguments(options, nodes, guess_dx_px, guess_dy_px);
+  for (const ImageBuffer* b : {&ref, &sec})
+    if (b->valid.width() != b->values.width() || b->valid.height() != b->values.height())
+      throw InvalidArgument("correlate_grid: the validity mask and the values of a window differ in size");
+  if (nodes.cols == 0 || nodes.rows == 0) return make_result(nodes);
+  std::optional<CoarseLevel> level;
+  if (uses_coarse_to_fine(options)) level = make_coarse_level(ref.view(), sec.view(), options, nodes.step_px);
+  apply_prefilter(options.prefilter, ref.values, ref.valid);
+  apply_prefilter(options.prefilter, sec.values, sec.valid);
+  return run_grid(ref.view(), sec.view(), level ? &*level : nullptr, options, nodes, guess_dx_px, guess_dy_px);
+}
+
+GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
+                          const NodeGrid& nodes, const GridF* guess_dx_px, const GridF* guess_dy_px) {
+  check_grid_arguments(options, nodes, guess_dx_px, guess_dy_px);
+  if (nodes.cols == 0 || nodes.rows == 0) return make_result(nodes);
+  if (options.prefilter != Prefilter::kNone) {
+    ImageBuffer ref_copy = copy_window(ref);
+    ImageBuffer sec_copy = copy_window(sec);
+    return correlate_grid_in_place(ref_copy, sec_copy, options, nodes, guess_dx_px, guess_dy_px);
+  }
+  std::optional<CoarseLevel> level;
+  if (uses_coarse_to_fine(options)) level = make_coarse_level(ref, sec, options, nodes.step_px);
+  return run_grid(ref, sec, level ? &*level : nullptr, options, nodes, guess_dx_px, guess_dy_px);
 }
 
 }  // namespace deforma::correlate

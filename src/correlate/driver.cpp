@@ -145,6 +145,7 @@ MatchOptions default_pair_match_options() {
   MatchOptions options;
   options.min_snr = 1.5;
   options.min_corr = 0.2;
+  options.prefilter = Prefilter::kHighpass;  // as autoRIFT: removes illumination gradients and boosts SNR
   return options;
 }
 
@@ -321,12 +322,9 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   }
 
   // Strip height (node rows) under the RAM budget: two strips in flight (one read ahead while one computes).
-  // The prefilter first fills invalid pixels (outside the image, holes) from a Gaussian neighbourhood of about
-  // 16 px; that support must lie inside the strip too, or a strip's result would depend on where it starts.
-  const int prefilter_halo = options.prefilter == Prefilter::kNone ? 0 : prefilter_halo_px(options.prefilter) + 20;
-  // correlate_grid's own context (coarse-to-fine looks beyond the nodes): with it, strips agree with a
-  // whole-image run.
-  const int halo = grid_halo_px(options.match, options.step_px) + prefilter_halo;
+  // correlate_grid's context (the prefilter and its hole filling at each level, coarse-to-fine looking beyond
+  // the nodes): with it, strips agree with a whole-image run.
+  const int halo = grid_halo_px(options.match, options.step_px);
   const int sec_halo = halo + static_cast<int>(guess_halo);
   const double bytes_per_px = 2 * (sizeof(float) + 1) + 2 * sizeof(float);  // values+valid x2, filter scratch
   const double row_px = roi.width + 2.0 * sec_halo;
@@ -380,7 +378,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
                            {"chip_px", chip},
                            {"search_px", options.match.search_px},
                            {"step_px", options.step_px},
-                           {"prefilter", to_string(options.prefilter)},
+                           {"prefilter", to_string(options.match.prefilter)},
                            {"min_snr", options.match.min_snr},
                            {"ref_band", options.ref_band},
                            {"sec_band", options.sec_band},
@@ -481,17 +479,19 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
           tbb::make_filter<std::shared_ptr<Strip>, std::shared_ptr<Strip>>(
               tbb::filter_mode::parallel,
               [&](std::shared_ptr<Strip> s) {
-                if (options.prefilter != Prefilter::kNone) {
-                  apply_prefilter(options.prefilter, s->ref.values, s->ref.valid);
-                  apply_prefilter(options.prefilter, s->sec.values, s->sec.valid);
-                }
                 NodeGrid nodes = all_nodes;
                 nodes.first_row = all_nodes.first_row + s->first_node_row * options.step_px;
                 nodes.rows = s->node_rows;
-                const ImageWindow ref_view{&s->ref.values, &s->ref.valid, s->ref_window.col, s->ref_window.row};
-                const ImageWindow sec_view{&s->sec.values, &s->sec.valid, s->sec_window.col, s->sec_window.row};
-                s->result = correlate_grid(ref_view, sec_view, options.match, nodes,
-                                           s->has_guess ? &s->guess_dx : nullptr, s->has_guess ? &s->guess_dy : nullptr);
+                // The raw pixels are not needed afterwards: correlate_grid filters them in place.
+                ImageBuffer ref_buffer{std::move(s->ref.values), std::move(s->ref.valid), s->ref_window.col,
+                                       s->ref_window.row};
+                ImageBuffer sec_buffer{std::move(s->sec.values), std::move(s->sec.valid), s->sec_window.col,
+                                       s->sec_window.row};
+                s->ref = {};
+                s->sec = {};
+                s->result = correlate_grid_in_place(ref_buffer, sec_buffer, options.match, nodes,
+                                                    s->has_guess ? &s->guess_dx : nullptr,
+                                                    s->has_guess ? &s->guess_dy : nullptr);
                 // Node-level classifications that the driver knows better than the kernel.
                 for (int j = 0; j < nodes.rows; ++j) {
                   for (int i = 0; i < nodes.cols; ++i) {
@@ -507,9 +507,6 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
                     if (sec_footprint.intersect(io::Window{c, r, 1, 1}).empty()) set_flag(NodeFlag::kOutsideOverlap);
                   }
                 }
-                // The reads are no longer needed: free them before the strip waits for the writer.
-                s->ref = {};
-                s->sec = {};
                 return s;
               }) &
           tbb::make_filter<std::shared_ptr<Strip>, void>(

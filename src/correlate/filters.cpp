@@ -6,6 +6,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/video/tracking.hpp>
+#include <tbb/parallel_for.h>
 
 #include "deforma/core/error.hpp"
 #include "deforma/correlate/matcher.hpp"
@@ -18,26 +19,28 @@ constexpr int kWallisWindowPx = 15;
 
 cv::Mat as_mat(GridF& grid) { return cv::Mat(grid.height(), grid.width(), CV_32F, grid.data()); }
 
-// Fills invalid pixels with a normalized Gaussian average of their valid neighbourhood (then the global
-// valid mean where no valid pixel is near), so that filters and flow do not ring on holes.
+// Fills invalid pixels with a normalized Gaussian average of their valid neighbourhood (then the mean of the
+// valid pixels of the band where no valid pixel is near), so that filters and flow do not ring on holes.
 void fill_invalid(GridF& image, const GridU8& valid) {
   const int w = image.width();
   const int h = image.height();
-  cv::Mat values(h, w, CV_32F), weights(h, w, CV_32F);
   double sum = 0;
   long long count = 0;
+  for (int r = 0; r < h; ++r)
+    for (int c = 0; c < w; ++c)
+      if (valid(c, r) && std::isfinite(image(c, r))) {
+        sum += image(c, r);
+        ++count;
+      }
+  if (count == static_cast<long long>(w) * h) return;
+  const float mean = count > 0 ? static_cast<float>(sum / count) : 0.0f;
+  cv::Mat values(h, w, CV_32F), weights(h, w, CV_32F);
   for (int r = 0; r < h; ++r)
     for (int c = 0; c < w; ++c) {
       const bool ok = valid(c, r) && std::isfinite(image(c, r));
       values.at<float>(r, c) = ok ? image(c, r) : 0.0f;
       weights.at<float>(r, c) = ok ? 1.0f : 0.0f;
-      if (ok) {
-        sum += image(c, r);
-        ++count;
-      }
     }
-  const float mean = count > 0 ? static_cast<float>(sum / count) : 0.0f;
-  if (count == static_cast<long long>(w) * h) return;
   cv::Mat sv, sw;
   cv::GaussianBlur(values, sv, cv::Size(0, 0), 4.0, 4.0, cv::BORDER_REFLECT);
   cv::GaussianBlur(weights, sw, cv::Size(0, 0), 4.0, 4.0, cv::BORDER_REFLECT);
@@ -46,8 +49,8 @@ void fill_invalid(GridF& image, const GridU8& valid) {
       if (weights.at<float>(r, c) > 0) continue;
       const float wsum = sw.at<float>(r, c);
       // Any positive weight: the Gaussian's support (16 px) is finite, so the fill of a pixel depends only on
-      // pixels within that distance, never on the window's extent (strips then agree with whole images).
-      // The window mean only reaches pixels too far from valid ones to influence any filter of a valid pixel.
+      // pixels within that distance, never on the band's extent (strips then agree with whole images).
+      // The band mean only reaches pixels too far from valid ones to influence any filter of a valid pixel.
       image(c, r) = wsum > 0.0f ? sv.at<float>(r, c) / wsum : mean;
     }
 }
@@ -63,19 +66,35 @@ int prefilter_halo_px(Prefilter filter) {
   return 0;
 }
 
-void apply_prefilter(Prefilter filter, GridF& image, const GridU8& valid) {
-  if (filter == Prefilter::kNone || image.empty()) return;
-  if (valid.width() != image.width() || valid.height() != image.height())
-    throw InvalidArgument("apply_prefilter: the validity mask and the image differ in size");
-  fill_invalid(image, valid);
-  cv::Mat src = as_mat(image);
-  cv::Mat out;
+int prefilter_context_px(Prefilter filter) {
+  // The hole filling is a Gaussian of sigma 4 px cut at 16 px: a filtered pixel sees filled values up to
+  // prefilter_halo_px() + 16 px away; 4 px more keep a margin.
+  return filter == Prefilter::kNone ? 0 : prefilter_halo_px(filter) + 20;
+}
+
+namespace {
+// Filters rows [row0, row1) of `image` into the same rows of `out`, from a band of rows with
+// prefilter_context_px() of context above and below: the values do not depend on where the band is cut.
+void filter_rows(Prefilter filter, const GridF& image, const GridU8& valid, int row0, int row1, GridF& out) {
+  const int context = prefilter_context_px(filter);
+  const int band0 = std::max(0, row0 - context);
+  const int band1 = std::min(image.height(), row1 + context);
+  const int width = image.width();
+  GridF band(width, band1 - band0);
+  GridU8 band_valid(width, band1 - band0);
+  for (int r = band0; r < band1; ++r) {
+    std::copy_n(image.row(r), width, band.row(r - band0));
+    std::copy_n(valid.row(r), width, band_valid.row(r - band0));
+  }
+  fill_invalid(band, band_valid);
+  cv::Mat src = as_mat(band);
+  cv::Mat result;
   switch (filter) {
     case Prefilter::kNone: return;
     case Prefilter::kHighpass: {
       cv::Mat low;
       cv::GaussianBlur(src, low, cv::Size(0, 0), kHighpassSigmaPx, kHighpassSigmaPx, cv::BORDER_REFLECT);
-      out = src - low;
+      result = src - low;
       break;
     }
     case Prefilter::kWallis: {
@@ -85,13 +104,13 @@ void apply_prefilter(Prefilter filter, GridF& image, const GridU8& valid) {
                     cv::BORDER_REFLECT);
       cv::boxFilter(src.mul(src), sq_mean, CV_32F, cv::Size(kWallisWindowPx, kWallisWindowPx), cv::Point(-1, -1),
                     true, cv::BORDER_REFLECT);
-      out.create(src.size(), CV_32F);
+      result.create(src.size(), CV_32F);
       for (int r = 0; r < src.rows; ++r)
         for (int c = 0; c < src.cols; ++c) {
           const float m = mean.at<float>(r, c);
           const float var = std::max(0.0f, sq_mean.at<float>(r, c) - m * m);
           const float floor = 1e-4f * std::max(1.0f, std::abs(m));
-          out.at<float>(r, c) = (src.at<float>(r, c) - m) / std::sqrt(var + floor * floor);
+          result.at<float>(r, c) = (src.at<float>(r, c) - m) / std::sqrt(var + floor * floor);
         }
       break;
     }
@@ -99,19 +118,39 @@ void apply_prefilter(Prefilter filter, GridF& image, const GridU8& valid) {
       cv::Mat gx, gy;
       cv::Sobel(src, gx, CV_32F, 1, 0, 3, 1.0, 0.0, cv::BORDER_REFLECT);
       cv::Sobel(src, gy, CV_32F, 0, 1, 3, 1.0, 0.0, cv::BORDER_REFLECT);
-      out.create(src.size(), CV_32F);
+      result.create(src.size(), CV_32F);
       for (int r = 0; r < src.rows; ++r)
         for (int c = 0; c < src.cols; ++c) {
           const float a = gx.at<float>(r, c);
           const float b = gy.at<float>(r, c);
           const float mag = std::sqrt(a * a + b * b);
-          out.at<float>(r, c) = mag > 1e-6f ? (a + b) / mag : 0.0f;
+          result.at<float>(r, c) = mag > 1e-6f ? (a + b) / mag : 0.0f;
         }
       break;
     }
   }
-  for (int r = 0; r < image.height(); ++r)
-    for (int c = 0; c < image.width(); ++c) image(c, r) = valid(c, r) ? out.at<float>(r, c) : 0.0f;
+  for (int r = row0; r < row1; ++r) {
+    const float* filtered = result.ptr<float>(r - band0);
+    const unsigned char* ok = valid.row(r);
+    float* dst = out.row(r);
+    for (int c = 0; c < width; ++c) dst[c] = ok[c] ? filtered[c] : 0.0f;
+  }
+}
+}  // namespace
+
+void apply_prefilter(Prefilter filter, GridF& image, const GridU8& valid) {
+  if (filter == Prefilter::kNone || image.empty()) return;
+  if (valid.width() != image.width() || valid.height() != image.height())
+    throw InvalidArgument("apply_prefilter: the validity mask and the image differ in size");
+  // Bands of rows, in parallel: their scratch stays small (a few MB, reused by the allocator instead of
+  // fresh pages for every full-size temporary) and the filling and filtering use every thread.
+  constexpr int kBandRows = 128;
+  GridF out(image.width(), image.height());
+  const int bands = (image.height() + kBandRows - 1) / kBandRows;
+  tbb::parallel_for(0, bands, [&](int b) {
+    filter_rows(filter, image, valid, b * kBandRows, std::min(image.height(), (b + 1) * kBandRows), out);
+  });
+  image = std::move(out);
 }
 
 FlowField dense_flow(const GridF& ref, const GridU8& ref_valid, const GridF& sec, const GridU8& sec_valid) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "correlate/fft_plans.hpp"
+#include "correlate/kernels.hpp"
 #include "deforma/core/error.hpp"
 
 namespace deforma::correlate {
@@ -68,6 +69,7 @@ namespace {
 constexpr int kLanczos = 4;
 // Extra pixels kept around the search window for the interpolation of the refinement.
 constexpr int kRefineMargin = kLanczos + 2;
+constexpr int kRefBorder = 3;
 }  // namespace
 
 void MatchOptions::validate() const {
@@ -152,7 +154,7 @@ struct Matcher::Impl {
     real_b = detail::fftw_alloc<float>(static_cast<std::size_t>(nmax) * nmax);
     spec_a = detail::fftw_alloc<fftwf_complex>(static_cast<std::size_t>(nmax) * (nmax / 2 + 1));
     spec_b = detail::fftw_alloc<fftwf_complex>(static_cast<std::size_t>(nmax) * (nmax / 2 + 1));
-    ref_raw.resize(static_cast<std::size_t>(chip + 2) * (chip + 2));
+    ref_raw.resize(static_cast<std::size_t>(chip + 2 * kRefBorder) * (chip + 2 * kRefBorder));
     ref_state.resize(ref_raw.size());
     ref_ok.resize(static_cast<std::size_t>(chip) * chip);
     t0.resize(static_cast<std::size_t>(chip) * chip);
@@ -172,6 +174,7 @@ struct Matcher::Impl {
     interp_out.resize(static_cast<std::size_t>(chip) * chip);
     grad_x.resize(static_cast<std::size_t>(chip) * chip);
     grad_y.resize(static_cast<std::size_t>(chip) * chip);
+    okf.resize(static_cast<std::size_t>(chip) * chip);
   }
 
   // Copies the rectangle [c0, c0 + width) x [r0, r0 + height) of a window into `values` / `state`
@@ -194,12 +197,7 @@ struct Matcher::Impl {
       const float* src = w.values->row(lr);
       const unsigned char* ok = w.valid ? w.valid->row(lr) : nullptr;
       if (lc0 >= 0 && lc0 + width <= ww) {
-        for (int i = 0; i < width; ++i) {
-          const float v = src[lc0 + i];
-          const bool good = (!ok || ok[lc0 + i]) && std::isfinite(v);
-          vrow[i] = good ? v : 0.0f;
-          srow[i] = good ? 1 : 0;
-        }
+        detail::copy_valid(src + lc0, ok ? ok + lc0 : nullptr, width, vrow, srow);
         continue;
       }
       for (int i = 0; i < width; ++i) {
@@ -221,15 +219,15 @@ struct Matcher::Impl {
 
   // Reads the reference chip; returns kValid or the flag that ends the node.
   NodeFlag load_reference(const ImageWindow& ref, int col, int row) {
-    const int cb = chip + 2;
-    read_rect(ref, col - half - 1, row - half - 1, cb, cb, ref_raw.data(), ref_state.data());
+    const int cb = chip + 2 * kRefBorder;
+    read_rect(ref, col - half - kRefBorder, row - half - kRefBorder, cb, cb, ref_raw.data(), ref_state.data());
     int outside = 0;
     int invalid = 0;
     double sum = 0;
     ref_valid_count = 0;
     for (int j = 0; j < chip; ++j) {
       for (int i = 0; i < chip; ++i) {
-        const int k = (j + 1) * cb + i + 1;
+        const int k = (j + kRefBorder) * cb + i + kRefBorder;
         const unsigned char state = ref_state[k];
         ref_ok[j * chip + i] = state == 1;
         if (state == 1) {
@@ -250,13 +248,14 @@ struct Matcher::Impl {
     for (int j = 0; j < chip; ++j) {
       for (int i = 0; i < chip; ++i) {
         const int k = j * chip + i;
-        const double d = ref_ok[k] ? ref_raw[(j + 1) * cb + i + 1] - mean : 0.0;
+        const double d = ref_ok[k] ? ref_raw[(j + kRefBorder) * cb + i + kRefBorder] - mean : 0.0;
         t0[k] = static_cast<float>(d);
         ss += d * d;
       }
     }
     for (std::size_t k = 0; k < ref_raw.size(); ++k)
       if (ref_state[k] != 1) ref_raw[k] = static_cast<float>(mean);
+    for (std::size_t k = 0; k < okf.size(); ++k) okf[k] = ref_ok[k] ? 1.0f : 0.0f;
     t0_norm = std::sqrt(ss);
     ref_std = std::sqrt(ss / ref_valid_count);
     if (ref_std <= texture_floor(mean)) return NodeFlag::kNoTexture;
@@ -416,27 +415,9 @@ struct Matcher::Impl {
       for (int kx = 0; kx < m; ++kx) surface[ky * m + kx] = a[ky * n + kx] * scale;
   }
 
-  // The same sum computed directly: faster than three FFTs for small searches (fine pass). Eight partial
-  // sums stay in registers over the whole chip and are combined once per offset, in a fixed order.
+  // The same sum computed directly: faster than three FFTs for small searches (fine pass).
   void numerator_spatial() {
-    constexpr int kLanes = 8;
-    const int m = 2 * search + 1;
-    const int full = chip / kLanes * kLanes;
-    for (int ky = 0; ky < m; ++ky) {
-      for (int kx = 0; kx < m; ++kx) {
-        float part[kLanes] = {};
-        float tail = 0.0f;
-        for (int j = 0; j < chip; ++j) {
-          const float* t = t0.data() + static_cast<std::size_t>(j) * chip;
-          const float* w = window.data() + static_cast<std::size_t>(j + ky) * wsearch + kx;
-          for (int i = 0; i < full; i += kLanes)
-            for (int l = 0; l < kLanes; ++l) part[l] += t[i + l] * w[i + l];
-          for (int i = full; i < chip; ++i) tail += t[i] * w[i];
-        }
-        surface[ky * m + kx] =
-            ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7])) + tail;
-      }
-    }
+    detail::correlate_direct(t0.data(), chip, window.data(), wsearch, 2 * search + 1, surface.data());
   }
 
   // Integer peak of a (2S+1)^2 surface and its SNR: the peak over the highest other local maximum of the
@@ -503,42 +484,9 @@ struct Matcher::Impl {
     float wx[2 * kLanczos], wy[2 * kLanczos];
     lanczos_weights(ux - ix, wx);
     lanczos_weights(uy - iy, wy);
-    // Blocks of 8 outputs accumulate in registers over the taps (the tap loops are fully unrolled), instead
-    // of streaming every output row through memory once per tap.
-    constexpr int kBlock = 8;
-    constexpr int kTaps = 2 * kLanczos;
-    const int rows = chip + kTaps - 1;
-    const int full = chip / kBlock * kBlock;
-    for (int r = 0; r < rows; ++r) {
-      const float* src = sec_buf.data() + static_cast<std::size_t>(iy - kLanczos + 1 + r) * wbuf + ix - kLanczos + 1;
-      float* dst = interp_tmp.data() + static_cast<std::size_t>(r) * chip;
-      for (int i = 0; i < full; i += kBlock) {
-        float acc[kBlock] = {};
-        for (int t = 0; t < kTaps; ++t)
-          for (int l = 0; l < kBlock; ++l) acc[l] += wx[t] * src[i + l + t];
-        for (int l = 0; l < kBlock; ++l) dst[i + l] = acc[l];
-      }
-      for (int i = full; i < chip; ++i) {
-        float acc = 0;
-        for (int t = 0; t < kTaps; ++t) acc += wx[t] * src[i + t];
-        dst[i] = acc;
-      }
-    }
-    for (int j = 0; j < chip; ++j) {
-      float* dst = interp_out.data() + static_cast<std::size_t>(j) * chip;
-      const float* src = interp_tmp.data() + static_cast<std::size_t>(j) * chip;
-      for (int i = 0; i < full; i += kBlock) {
-        float acc[kBlock] = {};
-        for (int t = 0; t < kTaps; ++t)
-          for (int l = 0; l < kBlock; ++l) acc[l] += wy[t] * src[t * chip + i + l];
-        for (int l = 0; l < kBlock; ++l) dst[i + l] = acc[l];
-      }
-      for (int i = full; i < chip; ++i) {
-        float acc = 0;
-        for (int t = 0; t < kTaps; ++t) acc += wy[t] * src[t * chip + i];
-        dst[i] = acc;
-      }
-    }
+    static_assert(2 * kLanczos == 8, "separable_8tap interpolates with 8 taps");
+    const float* src = sec_buf.data() + static_cast<std::size_t>(iy - kLanczos + 1) * wbuf + ix - kLanczos + 1;
+    detail::separable_8tap(src, wbuf, wx, wy, chip, interp_tmp.data(), interp_out.data());
   }
 
   static void lanczos_weights(double frac, float* w) {
@@ -560,15 +508,8 @@ struct Matcher::Impl {
   // Zero-mean NCC of the template with interp_out, over valid reference pixels.
   double ncc_interpolated() const {
     float s1 = 0, s2 = 0, st = 0;
-    const float mean_f = static_cast<float>(sec_mean);
-    const unsigned char* ok = ref_ok.data();
-#pragma omp simd reduction(+ : s1, s2, st)
-    for (int k = 0; k < chip * chip; ++k) {
-      const float s = ok[k] ? interp_out[k] - mean_f : 0.0f;
-      s1 += s;
-      s2 += s * s;
-      st += t0[k] * s;
-    }
+    detail::masked_moments(interp_out.data(), okf.data(), t0.data(), chip * chip, static_cast<float>(sec_mean), s1,
+                           s2, st);
     const double var = s2 - double(s1) * s1 / ref_valid_count;
     if (!(var > 0) || !(t0_norm > 0)) return 0.0;
     return st / (t0_norm * std::sqrt(var));
@@ -580,14 +521,14 @@ struct Matcher::Impl {
   // residual is orthogonal to the gradients: the exact displacement when the interpolation is exact, so the
   // choice of gradient operator changes only the convergence rate. Returns false when it diverges.
   bool refine_iterative(double& dx, double& dy, double& corr) {
-    const int cb = chip + 2;
+    const int cb = chip + 2 * kRefBorder;
     double h00 = 0, h01 = 0, h11 = 0;
     for (int j = 0; j < chip; ++j) {
       for (int i = 0; i < chip; ++i) {
         const int k = j * chip + i;
-        const float* p = ref_raw.data() + (j + 1) * cb + i + 1;
-        const float gxv = ref_ok[k] ? 0.5f * (p[1] - p[-1]) : 0.0f;
-        const float gyv = ref_ok[k] ? 0.5f * (p[cb] - p[-cb]) : 0.0f;
+        const float* p = ref_raw.data() + (j + kRefBorder) * cb + i + kRefBorder;
+        const float gxv = ref_ok[k] ? (45.0f * (p[1] - p[-1]) - 9.0f * (p[2] - p[-2]) + (p[3] - p[-3])) / 60.0f : 0.0f;
+        const float gyv = ref_ok[k] ? (45.0f * (p[cb] - p[-cb]) - 9.0f * (p[2 * cb] - p[-2 * cb]) + (p[3 * cb] - p[-3 * cb])) / 60.0f : 0.0f;
         grad_x[k] = gxv;
         grad_y[k] = gyv;
         h00 += gxv * gxv;
@@ -600,21 +541,13 @@ struct Matcher::Impl {
     const double t_var = t0_norm * t0_norm;
     const int count = chip * chip;
     // Invalid reference pixels have t0 = 0 and zero gradients; they are excluded from the sums through
-    // the mask `okf` (1 or 0) so that the loops below stay branch-free and vectorize.
-    okf.resize(count);
-    for (int k = 0; k < count; ++k) okf[k] = ref_ok[k] ? 1.0f : 0.0f;
+    // the mask `okf` (1 or 0) so that the loops below stay branch-free.
     const float mean_f = static_cast<float>(sec_mean);
     for (int it = 0; it <= opt.max_iterations; ++it) {
       if (std::abs(dx - gx) > search + 1 || std::abs(dy - gy) > search + 1) return false;
       interpolate_chip(dx, dy);
       float s1 = 0, st = 0, s2 = 0;
-#pragma omp simd reduction(+ : s1, s2, st)
-      for (int k = 0; k < count; ++k) {
-        const float v = (interp_out[k] - mean_f) * okf[k];
-        s1 += v;
-        s2 += v * v;
-        st += t0[k] * v;
-      }
+      detail::masked_moments(interp_out.data(), okf.data(), t0.data(), count, mean_f, s1, s2, st);
       const double s_mean = s1 / ref_valid_count;
       const double var = s2 - double(s1) * s1 / ref_valid_count;
       corr = var > 0 ? st / (t0_norm * std::sqrt(var)) : 0.0;
@@ -622,14 +555,8 @@ struct Matcher::Impl {
       const double gain = st / t_var;  // least-squares gain of s against t0
       if (!(gain > 0)) return false;
       float bx = 0, by = 0;
-      const float offset = static_cast<float>(s_mean);
-      const float gain_f = static_cast<float>(gain);
-#pragma omp simd reduction(+ : bx, by)
-      for (int k = 0; k < count; ++k) {
-        const float e = (interp_out[k] - mean_f - offset) - gain_f * t0[k];
-        bx += grad_x[k] * e;
-        by += grad_y[k] * e;
-      }
+      detail::project_residual(interp_out.data(), t0.data(), grad_x.data(), grad_y.data(), count, mean_f,
+                               static_cast<float>(s_mean), static_cast<float>(gain), bx, by);
       double step_x = -(h11 * bx - h01 * by) / det / gain;
       double step_y = -(h00 * by - h01 * bx) / det / gain;
       const double len = std::hypot(step_x, step_y);

@@ -101,7 +101,7 @@ OperationDecl correlate_operation() {
     options.match.search_px = correlate::parse_length_px(params.get_string("search"), ref_info, "search");
     options.match.min_snr = params.get_double("min-snr");
     options.match.min_corr = params.get_double("min-corr");
-    options.prefilter = correlate::parse_prefilter(params.get_string("prefilter"));
+    options.match.prefilter = correlate::parse_prefilter(params.get_string("prefilter"));
     options.step_px = static_cast<int>(params.get_int("step"));
     if (params.has("roi")) options.roi = correlate::parse_roi(params.get_string("roi"), ref_info);
     options.guess_path = params.get_string_or("guess", "");

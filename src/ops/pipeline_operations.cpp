@@ -125,7 +125,7 @@ void register_pipeline_operations(OperationRegistry& registry) {
     o.correlation.match.chip_px = static_cast<int>(p.get_int("chip"));
     o.correlation.match.search_px = static_cast<int>(p.get_int("search"));
     o.correlation.step_px = static_cast<int>(p.get_int("step"));
-    o.correlation.prefilter = correlate::parse_prefilter(p.get_string("prefilter"));
+    o.correlation.match.prefilter = correlate::parse_prefilter(p.get_string("prefilter"));
     o.correlation.ref_band = o.correlation.sec_band = static_cast<int>(p.get_int("band"));
     o.filter = filter_options_from(p, false);
     o.max_velocity_per_yr = p.get_double("max-velocity");

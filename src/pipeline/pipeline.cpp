@@ -27,7 +27,7 @@ correlate::CorrelateOptions pipeline_correlation_defaults() {
   correlate::CorrelateOptions o;
   o.match.min_snr = 1.0;
   o.match.min_corr = 0.1;
-  o.prefilter = correlate::Prefilter::kHighpass;
+  o.match.prefilter = correlate::Prefilter::kHighpass;
   return o;
 }
 
@@ -96,7 +96,7 @@ nlohmann::json correlation_parameters(const correlate::CorrelateOptions& o) {
           {"subpixel", static_cast<int>(o.match.subpixel)},
           {"max_iterations", o.match.max_iterations},
           {"coarse_above_px", o.match.coarse_above_px},
-          {"prefilter", correlate::to_string(o.prefilter)},
+          {"prefilter", correlate::to_string(o.match.prefilter)},
           {"ref_band", o.ref_band},
           {"sec_band", o.sec_band},
           {"step_px", o.step_px},

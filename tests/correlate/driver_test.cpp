@@ -331,7 +331,7 @@ TEST(RealData, YahtsePairStableRockPrecisionAndGlacierCoverage) {
   opts.match.chip_px = 32;
   opts.match.search_px = 24;
   opts.step_px = 8;
-  opts.prefilter = Prefilter::kHighpass;
+  opts.match.prefilter = Prefilter::kHighpass;
   RunContext ctx;
   const auto summary = correlate_pair(ref, sec, tmp.file("out.tif"), opts, ctx);
   const auto res = read_result(tmp.file("out.tif"));

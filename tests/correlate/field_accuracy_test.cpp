@@ -58,9 +58,8 @@ struct FieldRun {
 
 FieldRun run_field(GridF ref, GridU8 ref_valid, GridF sec, GridU8 sec_valid, Prefilter prefilter,
                    const char* label) {
-  apply_prefilter(prefilter, ref, ref_valid);
-  apply_prefilter(prefilter, sec, sec_valid);
   MatchOptions options;  // chip 32, search 16 (coarse-to-fine)
+  options.prefilter = prefilter;  // applied by correlate_grid at each level
   const NodeGrid nodes = test::interior_nodes(kSize, kSize, options.halo_px(), 8);
   const GridResult g = correlate_grid({&ref, &ref_valid, 0, 0}, {&sec, &sec_valid, 0, 0}, options, nodes);
   FieldRun run;
@@ -181,9 +180,8 @@ TEST(YahtsePair, StableRockPrecision) {
   io::BandWindow sec = b.read_all(1);
   const GridU8 rock = io::rasterize(
       io::read_polygons((dir / "StEliasMtn_utm7v_rock.gmt").string(), a.info().crs_wkt), a.info());
-  apply_prefilter(Prefilter::kHighpass, ref.values, ref.valid);
-  apply_prefilter(Prefilter::kHighpass, sec.values, sec.valid);
   MatchOptions options;
+  options.prefilter = Prefilter::kHighpass;
   options.chip_px = 32;
   options.search_px = 24;  // the glacier moves up to ~18 px
   NodeGrid nodes;

@@ -81,7 +81,7 @@ PipelineOptions fast_options(const std::vector<std::string>& inputs, const std::
   o.correlation.step_px = 16;
   o.correlation.match.chip_px = 32;
   o.correlation.match.search_px = 10;
-  o.correlation.prefilter = correlate::Prefilter::kNone;
+  o.correlation.match.prefilter = correlate::Prefilter::kNone;
   o.network.max_step = 2;
   o.quicklooks = false;
   o.per_pair_ram_mb = 64;

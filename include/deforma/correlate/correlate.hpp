@@ -29,13 +29,12 @@ inline constexpr float kResultNodata = -9999.f;
 const std::vector<std::string>& result_band_names();
 
 /// Matching options of a pair correlation by default: the kernel's, with the quality thresholds tuned on
-/// real pairs (peak-to-second-peak SNR >= 1.5, correlation >= 0.2; docs/correlate.md). The defaults of
-/// `deforma correlate`.
+/// real pairs (peak-to-second-peak SNR >= 1.5, correlation >= 0.2; docs/correlate.md) and the highpass
+/// prefilter. The defaults of `deforma correlate`.
 MatchOptions default_pair_match_options();
 
 struct CorrelateOptions {
-  MatchOptions match = default_pair_match_options();  ///< method, chip, search, SNR threshold...
-  Prefilter prefilter = Prefilter::kHighpass;  // as autoRIFT: removes illumination gradients and boosts SNR
+  MatchOptions match = default_pair_match_options();  ///< method, chip, search, prefilter, SNR threshold...
   int ref_band = 1;                ///< 1-based band of REF (`--band`, or `--ref-band`)
   int sec_band = 1;                ///< 1-based band of SEC (`--sec-band`)
   int step_px = 16;                ///< node spacing (`--step`)

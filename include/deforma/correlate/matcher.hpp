@@ -92,6 +92,11 @@ struct MatchOptions {
   /// correlate_grid goes coarse-to-fine when search_px is larger than this (px); 0 never does. The coarse
   /// pass downsamples by 2 (by 4, 8... when the search exceeds 24, 48... px) and seeds a +-3 px fine search.
   int coarse_above_px = 6;
+  /// Radiometric prefilter that correlate_grid applies to the windows (`--prefilter`). For coarse-to-fine it
+  /// is applied to each level after downsampling the unfiltered images: a fine-scale highpass applied first
+  /// would leave the coarse level almost no texture. Matcher itself expects windows already filtered and
+  /// ignores this field.
+  Prefilter prefilter = Prefilter::kNone;
 
   /// Throws InvalidArgument naming the parameter (--chip, --search, --min-snr, ...).
   void validate() const;
@@ -108,6 +113,9 @@ struct MatchOptions {
 void apply_prefilter(Prefilter filter, GridF& image, const GridU8& valid);
 /// Context (pixels) a prefilter needs around a window for its interior values to match a whole-image run.
 int prefilter_halo_px(Prefilter filter);
+/// Context (pixels) around a window with invalid pixels (holes, outside the image) for the prefiltered
+/// values of its interior to match a whole-image run: prefilter_halo_px() plus the reach of the hole filling.
+int prefilter_context_px(Prefilter filter);
 
 /// A window of an image in full-image pixel coordinates: (*values)(c, r) is image pixel
 /// (origin_col + c, origin_row + r). `valid` may be null (all valid); when set it has the same size.
@@ -117,6 +125,15 @@ struct ImageWindow {
   const GridU8* valid = nullptr;
   int origin_col = 0;
   int origin_row = 0;
+};
+
+/// A window that owns its pixels (the streaming driver's strips, the coarse levels of coarse-to-fine).
+struct ImageBuffer {
+  GridF values;
+  GridU8 valid;  ///< same size as values; 0 = invalid
+  int origin_col = 0;
+  int origin_row = 0;
+  ImageWindow view() const { return ImageWindow{&values, &valid, origin_col, origin_row}; }
 };
 
 /// Result at one node. Invalid nodes have NaN displacements (corr/snr are kept when they were computed).
@@ -199,7 +216,8 @@ struct GridResult {
 };
 
 /// In-memory node loop: matches every node of `nodes` (parallel with oneTBB; identical results for any
-/// thread count). `guess_dx_px` / `guess_dy_px` (optional, nodes-sized, NaN = no guess) seed each node.
+/// thread count) on the unfiltered windows, prefiltered here with options.prefilter (on copies; see
+/// correlate_grid_in_place). `guess_dx_px` / `guess_dy_px` (optional, nodes-sized, NaN = no guess) seed each node.
 /// Large motion: when options.search_px > options.coarse_above_px (ncc, phase), a coarse pass on images
 /// downsampled by 2^k finds the displacement (median-filtered) and the fine pass searches a few pixels
 /// around it (docs/correlate.md). For Method::kFlow, dense_flow is run on the windows and sampled at the
@@ -211,10 +229,17 @@ GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const 
                           const NodeGrid& nodes, const GridF* guess_dx_px = nullptr,
                           const GridF* guess_dy_px = nullptr);
 
+/// correlate_grid on windows it may modify: options.prefilter is applied in place (after the coarse levels
+/// are taken from the unfiltered values), so that a caller that no longer needs the raw pixels saves a copy.
+/// Same results as correlate_grid on views of the same windows.
+GridResult correlate_grid_in_place(ImageBuffer& ref, ImageBuffer& sec, const MatchOptions& options,
+                                   const NodeGrid& nodes, const GridF* guess_dx_px = nullptr,
+                                   const GridF* guess_dy_px = nullptr);
+
 /// Context (pixels, each side) correlate_grid needs around its nodes for `options` and a node spacing of
 /// `step_px`: halo_px() for a direct search; for coarse-to-fine also the coarse chips of the coarse nodes
-/// computed up to three coarse spacings beyond the grid (so that strips give the same result as one
-/// window over the whole image). Validates `options`.
+/// computed up to three coarse spacings beyond the grid; plus the context of the prefilter at each level
+/// (so that strips give the same result as one window over the whole image). Validates `options`.
 int grid_halo_px(const MatchOptions& options, int step_px);
 
 }  // namespace deforma::correlate

@@ -1,0 +1,183 @@
+// Inner loops of the chip matcher (kernels.hpp), written on eight-float vectors (GCC vector extensions): one
+// AVX register in the x86-64-v3 version, two SSE registers in the baseline one.
+#include "correlate/kernels.hpp"
+
+#include <cmath>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
+#define DEFORMA_KERNEL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define DEFORMA_KERNEL_CLONES
+#endif
+#define DEFORMA_INLINE inline __attribute__((always_inline))
+
+// The vector helpers below are always inlined: no vector crosses a function boundary, so the note about
+// the AVX calling convention does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace deforma::correlate::detail {
+
+namespace {
+using f32x8 = float __attribute__((vector_size(32)));
+constexpr int kLanes = 8;
+
+DEFORMA_INLINE f32x8 load8(const float* p) {
+  f32x8 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+DEFORMA_INLINE void store8(float* p, f32x8 v) { __builtin_memcpy(p, &v, sizeof v); }
+DEFORMA_INLINE f32x8 splat(float x) { return f32x8{x, x, x, x, x, x, x, x}; }
+// Fixed combination order of the lanes.
+DEFORMA_INLINE float lane_sum(f32x8 v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
+}  // namespace
+
+DEFORMA_KERNEL_CLONES
+void correlate_direct(const float* t, int chip, const float* w, int w_stride, int m, float* surface) {
+  const int full = chip / kLanes * kLanes;
+  for (int ky = 0; ky < m; ++ky) {
+    int kx = 0;
+    // Four offsets at a time: each template load feeds four independent accumulators.
+    for (; kx + 4 <= m; kx += 4) {
+      f32x8 a0{}, a1{}, a2{}, a3{};
+      float r0 = 0, r1 = 0, r2 = 0, r3 = 0;
+      for (int j = 0; j < chip; ++j) {
+        const float* tr = t + static_cast<long>(j) * chip;
+        const float* wr = w + static_cast<long>(j + ky) * w_stride + kx;
+        for (int i = 0; i < full; i += kLanes) {
+          const f32x8 tv = load8(tr + i);
+          a0 += tv * load8(wr + i);
+          a1 += tv * load8(wr + i + 1);
+          a2 += tv * load8(wr + i + 2);
+          a3 += tv * load8(wr + i + 3);
+        }
+        for (int i = full; i < chip; ++i) {
+          r0 += tr[i] * wr[i];
+          r1 += tr[i] * wr[i + 1];
+          r2 += tr[i] * wr[i + 2];
+          r3 += tr[i] * wr[i + 3];
+        }
+      }
+      float* out = surface + static_cast<long>(ky) * m + kx;
+      out[0] = lane_sum(a0) + r0;
+      out[1] = lane_sum(a1) + r1;
+      out[2] = lane_sum(a2) + r2;
+      out[3] = lane_sum(a3) + r3;
+    }
+    for (; kx < m; ++kx) {
+      f32x8 a{};
+      float r = 0;
+      for (int j = 0; j < chip; ++j) {
+        const float* tr = t + static_cast<long>(j) * chip;
+        const float* wr = w + static_cast<long>(j + ky) * w_stride + kx;
+        for (int i = 0; i < full; i += kLanes) a += load8(tr + i) * load8(wr + i);
+        for (int i = full; i < chip; ++i) r += tr[i] * wr[i];
+      }
+      surface[static_cast<long>(ky) * m + kx] = lane_sum(a) + r;
+    }
+  }
+}
+
+namespace {
+// One row of an 8-tap filter: out[i] = sum_t weights[t] * in[i + t * step], i < count. Four blocks of eight
+// outputs accumulate together (independent chains).
+DEFORMA_INLINE void filter_row_8tap(const float* in, long step, const float* weights, int count, float* out) {
+  const f32x8 w0 = splat(weights[0]), w1 = splat(weights[1]), w2 = splat(weights[2]), w3 = splat(weights[3]);
+  const f32x8 w4 = splat(weights[4]), w5 = splat(weights[5]), w6 = splat(weights[6]), w7 = splat(weights[7]);
+  auto block = [&](int i) {
+    const float* p = in + i;
+    f32x8 acc = w0 * load8(p);
+    acc += w1 * load8(p + step);
+    acc += w2 * load8(p + 2 * step);
+    acc += w3 * load8(p + 3 * step);
+    acc += w4 * load8(p + 4 * step);
+    acc += w5 * load8(p + 5 * step);
+    acc += w6 * load8(p + 6 * step);
+    acc += w7 * load8(p + 7 * step);
+    return acc;
+  };
+  const int full = count / kLanes * kLanes;
+  int i = 0;
+  for (; i + 4 * kLanes <= full; i += 4 * kLanes) {
+    const f32x8 b0 = block(i), b1 = block(i + kLanes), b2 = block(i + 2 * kLanes), b3 = block(i + 3 * kLanes);
+    store8(out + i, b0);
+    store8(out + i + kLanes, b1);
+    store8(out + i + 2 * kLanes, b2);
+    store8(out + i + 3 * kLanes, b3);
+  }
+  for (; i < full; i += kLanes) store8(out + i, block(i));
+  for (; i < count; ++i) {
+    float acc = weights[0] * in[i];
+    for (int t = 1; t < 8; ++t) acc += weights[t] * in[i + t * step];
+    out[i] = acc;
+  }
+}
+}  // namespace
+
+DEFORMA_KERNEL_CLONES
+void separable_8tap(const float* src, int stride, const float* wx, const float* wy, int chip, float* tmp,
+                    float* out) {
+  for (int r = 0; r < chip + 7; ++r) filter_row_8tap(src + static_cast<long>(r) * stride, 1, wx, chip, tmp + static_cast<long>(r) * chip);
+  for (int j = 0; j < chip; ++j) filter_row_8tap(tmp + static_cast<long>(j) * chip, chip, wy, chip, out + static_cast<long>(j) * chip);
+}
+
+DEFORMA_KERNEL_CLONES
+void masked_moments(const float* s, const float* mask, const float* t, int n, float mean, float& s1, float& s2,
+                    float& st) {
+  const f32x8 mv = splat(mean);
+  f32x8 a1{}, a2{}, at{};
+  const int full = n / kLanes * kLanes;
+  for (int i = 0; i < full; i += kLanes) {
+    const f32x8 v = (load8(s + i) - mv) * load8(mask + i);
+    a1 += v;
+    a2 += v * v;
+    at += load8(t + i) * v;
+  }
+  float r1 = 0, r2 = 0, rt = 0;
+  for (int i = full; i < n; ++i) {
+    const float v = (s[i] - mean) * mask[i];
+    r1 += v;
+    r2 += v * v;
+    rt += t[i] * v;
+  }
+  s1 = lane_sum(a1) + r1;
+  s2 = lane_sum(a2) + r2;
+  st = lane_sum(at) + rt;
+}
+
+DEFORMA_KERNEL_CLONES
+void project_residual(const float* s, const float* t, const float* gx, const float* gy, int n, float mean,
+                      float offset, float gain, float& bx, float& by) {
+  const f32x8 mv = splat(mean), ov = splat(offset), gv = splat(gain);
+  f32x8 ax{}, ay{};
+  const int full = n / kLanes * kLanes;
+  for (int i = 0; i < full; i += kLanes) {
+    const f32x8 e = ((load8(s + i) - mv) - ov) - gv * load8(t + i);
+    ax += load8(gx + i) * e;
+    ay += load8(gy + i) * e;
+  }
+  float rx = 0, ry = 0;
+  for (int i = full; i < n; ++i) {
+    const float e = ((s[i] - mean) - offset) - gain * t[i];
+    rx += gx[i] * e;
+    ry += gy[i] * e;
+  }
+  bx = lane_sum(ax) + rx;
+  by = lane_sum(ay) + ry;
+}
+
+DEFORMA_KERNEL_CLONES
+int copy_valid(const float* src, const std::uint8_t* ok, int n, float* dst, std::uint8_t* state) {
+  int count = 0;
+  for (int i = 0; i < n; ++i) {
+    const float v = src[i];
+    // v - v is 0 for finite values and NaN for NaN and infinities.
+    const bool good = (!ok || ok[i] != 0) && v - v == 0.0f;
+    dst[i] = good ? v : 0.0f;
+    state[i] = good ? 1 : 0;
+    count += good ? 1 : 0;
+  }
+  return count;
+}
+
+}  // namespace deforma::correlate::detail
