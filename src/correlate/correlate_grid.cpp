@@ -71,24 +71,29 @@ ImageBuffer downsample(const ImageWindow& w, int factor) {
   const int ch = std::max(0, end_row - out.origin_row + 1);
   out.values = GridF(cw, ch, 0.0f);
   out.valid = GridU8(cw, ch, 0);
+  // Coarse column of every fine column of the window.
+  std::vector<int> coarse_col(static_cast<std::size_t>(width));
+  for (int c = 0; c < width; ++c) coarse_col[c] = floor_div(w.origin_col + c, factor) - out.origin_col;
   tbb::parallel_for(0, ch, [&](int r) {
-    for (int c = 0; c < cw; ++c) {
-      double sum = 0;
-      int count = 0;
-      for (int y = 0; y < factor; ++y) {
-        const int lr = (out.origin_row + r) * factor + y - w.origin_row;
-        if (lr < 0 || lr >= height) continue;
-        for (int x = 0; x < factor; ++x) {
-          const int lc = (out.origin_col + c) * factor + x - w.origin_col;
-          if (lc < 0 || lc >= width) continue;
-          const float v = (*w.values)(lc, lr);
-          if ((w.valid && !(*w.valid)(lc, lr)) || !std::isfinite(v)) continue;
-          sum += v;
-          ++count;
-        }
+    // Sums over the fine rows of this coarse row, accumulated row by row (contiguous reads) in the same
+    // order as a pixel-by-pixel loop would: row by row, left to right.
+    std::vector<double> sum(static_cast<std::size_t>(cw), 0.0);
+    std::vector<int> count(static_cast<std::size_t>(cw), 0);
+    for (int y = 0; y < factor; ++y) {
+      const int lr = (out.origin_row + r) * factor + y - w.origin_row;
+      if (lr < 0 || lr >= height) continue;
+      const float* values = w.values->row(lr);
+      const unsigned char* ok = w.valid ? w.valid->row(lr) : nullptr;
+      for (int c = 0; c < width; ++c) {
+        const float v = values[c];
+        if ((ok && !ok[c]) || !std::isfinite(v)) continue;
+        sum[coarse_col[c]] += v;
+        ++count[coarse_col[c]];
       }
-      if (count * 2 >= factor * factor) {
-        out.values(c, r) = static_cast<float>(sum / count);
+    }
+    for (int c = 0; c < cw; ++c) {
+      if (count[c] * 2 >= factor * factor) {
+        out.values(c, r) = static_cast<float>(sum[c] / count[c]);
         out.valid(c, r) = 1;
       }
     }

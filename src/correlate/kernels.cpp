@@ -166,8 +166,11 @@ void project_residual(const float* s, const float* t, const float* gx, const flo
   by = lane_sum(ay) + ry;
 }
 
-DEFORMA_KERNEL_CLONES
-int copy_valid(const float* src, const std::uint8_t* ok, int n, float* dst, std::uint8_t* state) {
+namespace {
+using i32x8 = int __attribute__((vector_size(32)));
+
+// The general case, pixel by pixel.
+DEFORMA_INLINE int copy_valid_each(const float* src, const std::uint8_t* ok, int n, float* dst, std::uint8_t* state) {
   int count = 0;
   for (int i = 0; i < n; ++i) {
     const float v = src[i];
@@ -178,6 +181,40 @@ int copy_valid(const float* src, const std::uint8_t* ok, int n, float* dst, std:
     count += good ? 1 : 0;
   }
   return count;
+}
+}  // namespace
+
+DEFORMA_KERNEL_CLONES
+int copy_valid(const float* src, const std::uint8_t* ok, int n, float* dst, std::uint8_t* state) {
+  // Nearly every row of a real scene is entirely valid: check that cheaply (mask bytes equal to 1, eight at a
+  // time; values finite while they are copied), and fall back to the pixel-by-pixel copy otherwise.
+  if (ok) {
+    std::uint64_t all_ones = ~std::uint64_t{0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+      std::uint64_t word;
+      __builtin_memcpy(&word, ok + i, sizeof word);
+      all_ones &= word == 0x0101010101010101ULL ? ~std::uint64_t{0} : 0;
+    }
+    for (; i < n; ++i) all_ones &= ok[i] == 1 ? ~std::uint64_t{0} : 0;
+    if (!all_ones) return copy_valid_each(src, ok, n, dst, state);
+  }
+  i32x8 finite = ~i32x8{};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const f32x8 v = load8(src + i);
+    finite &= (v - v) == splat(0.0f);
+    store8(dst + i, v);
+  }
+  bool all_finite = true;
+  for (int l = 0; l < kLanes; ++l) all_finite = all_finite && finite[l] != 0;
+  for (; i < n; ++i) {
+    dst[i] = src[i];
+    all_finite = all_finite && src[i] - src[i] == 0.0f;
+  }
+  if (!all_finite) return copy_valid_each(src, ok, n, dst, state);
+  __builtin_memset(state, 1, static_cast<std::size_t>(n));
+  return n;
 }
 
 }  // namespace deforma::correlate::detail

@@ -3,6 +3,7 @@
 #include "deforma/correlate/matcher.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <numbers>
 #include <vector>
@@ -133,6 +134,8 @@ struct Matcher::Impl {
   std::vector<float> row_acc;  // 2S + 1
   bool spatial = false;        // direct correlation instead of FFT (small searches)
   std::vector<double> col1, col2;  // wsearch: column sums of the window and of its square
+  std::vector<double> var_row;     // 2S + 1: chip variance (times n) at each offset of a surface row
+  std::vector<float> flat_row;     // 2S + 1: 1 where that variance is above the texture floor, else 0
   FftwArray<float> real_a, real_b;
   FftwArray<fftwf_complex> spec_a, spec_b;
   // Refinement work space.
@@ -170,6 +173,8 @@ struct Matcher::Impl {
     spatial = (2 * search + 1) * (2 * search + 1) <= 121;
     col1.resize(wsearch);
     col2.resize(wsearch);
+    var_row.resize(2 * search + 1);
+    flat_row.resize(2 * search + 1);
     interp_tmp.resize(static_cast<std::size_t>(chip + 2 * kLanczos) * chip);
     interp_out.resize(static_cast<std::size_t>(chip) * chip);
     grad_x.resize(static_cast<std::size_t>(chip) * chip);
@@ -198,6 +203,11 @@ struct Matcher::Impl {
       const unsigned char* ok = w.valid ? w.valid->row(lr) : nullptr;
       if (lc0 >= 0 && lc0 + width <= ww) {
         detail::copy_valid(src + lc0, ok ? ok + lc0 : nullptr, width, vrow, srow);
+        // The next node along the row reads the pixels just right of this rectangle: ask for them now.
+        if (lc0 + width + 32 <= ww) {
+          __builtin_prefetch(src + lc0 + width + 16);
+          if (ok) __builtin_prefetch(ok + lc0 + width + 16);
+        }
         continue;
       }
       for (int i = 0; i < width; ++i) {
@@ -225,37 +235,46 @@ struct Matcher::Impl {
     int invalid = 0;
     double sum = 0;
     ref_valid_count = 0;
+    // Branch-free: invalid pixels were read as 0, so they add nothing to the sum.
     for (int j = 0; j < chip; ++j) {
+      const float* values = ref_raw.data() + (j + kRefBorder) * cb + kRefBorder;
+      const unsigned char* states = ref_state.data() + (j + kRefBorder) * cb + kRefBorder;
+      unsigned char* ok = ref_ok.data() + j * chip;
+      float row_sum = 0;
+      int row_valid = 0, row_outside = 0;
       for (int i = 0; i < chip; ++i) {
-        const int k = (j + kRefBorder) * cb + i + kRefBorder;
-        const unsigned char state = ref_state[k];
-        ref_ok[j * chip + i] = state == 1;
-        if (state == 1) {
-          sum += ref_raw[k];
-          ++ref_valid_count;
-        } else if (state == 2) {
-          ++outside;
-        } else {
-          ++invalid;
-        }
+        ok[i] = states[i] == 1;
+        row_sum += values[i];
+        row_valid += states[i] == 1;
+        row_outside += states[i] == 2;
       }
+      sum += row_sum;
+      ref_valid_count += row_valid;
+      outside += row_outside;
     }
+    invalid = chip * chip - ref_valid_count - outside;
     const double limit = opt.max_invalid_fraction * chip * chip;
     if (outside > limit) return NodeFlag::kOutsideOverlap;
     if (outside + invalid > limit || ref_valid_count == 0) return NodeFlag::kMasked;
     const double mean = sum / ref_valid_count;
+    const float mean_f = static_cast<float>(mean);
     double ss = 0;
     for (int j = 0; j < chip; ++j) {
+      const float* values = ref_raw.data() + (j + kRefBorder) * cb + kRefBorder;
+      const unsigned char* ok = ref_ok.data() + j * chip;
+      float* t = t0.data() + j * chip;
+      float* weight = okf.data() + j * chip;
+      float row_ss = 0;
       for (int i = 0; i < chip; ++i) {
-        const int k = j * chip + i;
-        const double d = ref_ok[k] ? ref_raw[(j + kRefBorder) * cb + i + kRefBorder] - mean : 0.0;
-        t0[k] = static_cast<float>(d);
-        ss += d * d;
+        weight[i] = ok[i] ? 1.0f : 0.0f;
+        const float d = (values[i] - mean_f) * weight[i];
+        t[i] = d;
+        row_ss += d * d;
       }
+      ss += row_ss;
     }
-    for (std::size_t k = 0; k < ref_raw.size(); ++k)
-      if (ref_state[k] != 1) ref_raw[k] = static_cast<float>(mean);
-    for (std::size_t k = 0; k < okf.size(); ++k) okf[k] = ref_ok[k] ? 1.0f : 0.0f;
+    // Invalid pixels take the mean, so that the gradients of the refinement do not see steps at holes.
+    for (std::size_t k = 0; k < ref_raw.size(); ++k) ref_raw[k] = ref_state[k] == 1 ? ref_raw[k] : mean_f;
     t0_norm = std::sqrt(ss);
     ref_std = std::sqrt(ss / ref_valid_count);
     if (ref_std <= texture_floor(mean)) return NodeFlag::kNoTexture;
@@ -368,19 +387,29 @@ struct Matcher::Impl {
         s1 += col1[i];
         s2 += col2[i];
       }
+      // The sliding sums are sequential; the square roots and divisions then run as one vector loop.
       for (int kx = 0; kx < m; ++kx) {
         if (kx > 0) {
           s1 += col1[kx - 1 + chip] - col1[kx - 1];
           s2 += col2[kx - 1 + chip] - col2[kx - 1];
         }
-        const double var = std::max(0.0, s2 - s1 * s1 / count);
-        float value = 0.0f;
-        if (var > floor * floor * count) {
-          value = static_cast<float>(surface[ky * m + kx] / (t0_norm * std::sqrt(var)));
-          any = true;
-        }
-        surface[ky * m + kx] = value;
+        var_row[kx] = std::max(0.0, s2 - s1 * s1 / count);
       }
+      float* surface_row = surface.data() + static_cast<std::size_t>(ky) * m;
+      const double threshold = floor * floor * count;
+      int textured = 0;
+      // Flat chips (variance at or below the floor) get 0; the others are divided in a loop of plain
+      // arithmetic, which vectorizes.
+      for (int kx = 0; kx < m; ++kx) {
+        const bool textured_chip = var_row[kx] > threshold;
+        flat_row[kx] = textured_chip ? 1.0f : 0.0f;
+        var_row[kx] = textured_chip ? var_row[kx] : 1.0;
+        textured += textured_chip;
+      }
+      const double inv_norm = 1.0 / t0_norm;
+      for (int kx = 0; kx < m; ++kx)
+        surface_row[kx] = static_cast<float>(surface_row[kx] * inv_norm / std::sqrt(var_row[kx])) * flat_row[kx];
+      any = any || textured > 0;
     }
     return any;
   }
@@ -489,15 +518,32 @@ struct Matcher::Impl {
     detail::separable_8tap(src, wbuf, wx, wy, chip, interp_tmp.data(), interp_out.data());
   }
 
+  // Tap t sits at x = frac - (t - kLanczos + 1), an integer away from frac: sin(pi x) = +-sin(pi frac), and
+  // sin(pi x / kLanczos) follows from sin and cos of pi frac / kLanczos by the angle-sum formula. Three
+  // trigonometric calls instead of two per tap.
   static void lanczos_weights(double frac, float* w) {
+    const double pi = std::numbers::pi;
+    const double sin_frac = std::sin(pi * frac);
+    const double sin_a = std::sin(pi * frac / kLanczos), cos_a = std::cos(pi * frac / kLanczos);
+    // sin and cos of pi * shift / kLanczos for every tap, computed once.
+    static const auto tap_angles = [] {
+      std::array<std::array<double, 2>, 2 * kLanczos> table{};
+      for (int t = 0; t < 2 * kLanczos; ++t) {
+        const double b = std::numbers::pi * (t - kLanczos + 1) / kLanczos;
+        table[t] = {std::sin(b), std::cos(b)};
+      }
+      return table;
+    }();
     double sum = 0;
     double tmp[2 * kLanczos];
     for (int t = 0; t < 2 * kLanczos; ++t) {
-      const double x = frac - (t - kLanczos + 1);
+      const int shift = t - kLanczos + 1;  // x = frac - shift
+      const double x = frac - shift;
       double v = 1.0;
       if (std::abs(x) > 1e-12) {
-        const double px = std::numbers::pi * x;
-        v = kLanczos * std::sin(px) * std::sin(px / kLanczos) / (px * px);
+        const double sin_px = (shift % 2 == 0) ? sin_frac : -sin_frac;
+        const double sin_px_over_n = sin_a * tap_angles[t][1] - cos_a * tap_angles[t][0];
+        v = kLanczos * sin_px * sin_px_over_n / (pi * pi * x * x);
       }
       tmp[t] = v;
       sum += v;
