@@ -146,6 +146,27 @@ void masked_moments(const float* s, const float* mask, const float* t, int n, fl
 }
 
 DEFORMA_KERNEL_CLONES
+void cross_moments(const float* a, const float* b, int n, float& aa, float& ab, float& bb) {
+  f32x8 s_aa{}, s_ab{}, s_bb{};
+  const int full = n / kLanes * kLanes;
+  for (int i = 0; i < full; i += kLanes) {
+    const f32x8 va = load8(a + i), vb = load8(b + i);
+    s_aa += va * va;
+    s_ab += va * vb;
+    s_bb += vb * vb;
+  }
+  float r_aa = 0, r_ab = 0, r_bb = 0;
+  for (int i = full; i < n; ++i) {
+    r_aa += a[i] * a[i];
+    r_ab += a[i] * b[i];
+    r_bb += b[i] * b[i];
+  }
+  aa = lane_sum(s_aa) + r_aa;
+  ab = lane_sum(s_ab) + r_ab;
+  bb = lane_sum(s_bb) + r_bb;
+}
+
+DEFORMA_KERNEL_CLONES
 void project_residual(const float* s, const float* t, const float* gx, const float* gy, int n, float mean,
                       float offset, float gain, float& bx, float& by) {
   const f32x8 mv = splat(mean), ov = splat(offset), gv = splat(gain);

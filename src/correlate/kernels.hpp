@@ -20,6 +20,9 @@ void separable_8tap(const float* src, int stride, const float* wx, const float* 
 void masked_moments(const float* s, const float* mask, const float* t, int n, float mean, float& s1, float& s2,
                     float& st);
 
+/// Sums over n values: aa = sum a^2, ab = sum a * b, bb = sum b^2.
+void cross_moments(const float* a, const float* b, int n, float& aa, float& ab, float& bb);
+
 /// Projection of the residual e = (s - mean - offset) - gain * t on the gradients: bx = sum gx * e,
 /// by = sum gy * e over n values (gx, gy are zero where a pixel does not count).
 void project_residual(const float* s, const float* t, const float* gx, const float* gy, int n, float mean,
