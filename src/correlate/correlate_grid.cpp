@@ -390,14 +390,6 @@ GridResult run_grid(const ImageWindow& ref, const ImageWindow& sec, const Coarse
   return out;
 }
 
-ImageBuffer copy_window(const ImageWindow& w) {
-  ImageBuffer b;
-  if (w.values) b.values = *w.values;
-  b.valid = w.valid ? *w.valid : GridU8(b.values.width(), b.values.height(), 1);
-  b.origin_col = w.origin_col;
-  b.origin_row = w.origin_row;
-  return b;
-}
 }  // namespace
 
 GridResult correlate_grid_in_place(ImageBuffer& ref, ImageBuffer& sec, const MatchOptions& options,
@@ -418,13 +410,24 @@ GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const 
                           const NodeGrid& nodes, const GridF* guess_dx_px, const GridF* guess_dy_px) {
   check_grid_arguments(options, nodes, guess_dx_px, guess_dy_px);
   if (nodes.cols == 0 || nodes.rows == 0) return make_result(nodes);
-  if (options.prefilter != Prefilter::kNone) {
-    ImageBuffer ref_copy = copy_window(ref);
-    ImageBuffer sec_copy = copy_window(sec);
-    return correlate_grid_in_place(ref_copy, sec_copy, options, nodes, guess_dx_px, guess_dy_px);
-  }
   std::optional<CoarseLevel> level;
   if (uses_coarse_to_fine(options)) level = make_coarse_level(ref, sec, options, nodes.step_px);
+  if (options.prefilter != Prefilter::kNone) {
+    // Filtered copies of the values; the validity masks are shared with the caller's windows.
+    auto filtered = [&](const ImageWindow& w, GridF& values, GridU8& all_valid) {
+      if (!w.values) return w;
+      if (!w.valid) all_valid = GridU8(w.values->width(), w.values->height(), 1);
+      const GridU8& valid = w.valid ? *w.valid : all_valid;
+      values = prefiltered(options.prefilter, *w.values, valid);
+      return ImageWindow{&values, &valid, w.origin_col, w.origin_row};
+    };
+    GridF ref_values, sec_values;
+    GridU8 ref_all_valid, sec_all_valid;
+    const ImageWindow ref_filtered = filtered(ref, ref_values, ref_all_valid);
+    const ImageWindow sec_filtered = filtered(sec, sec_values, sec_all_valid);
+    return run_grid(ref_filtered, sec_filtered, level ? &*level : nullptr, options, nodes, guess_dx_px,
+                    guess_dy_px);
+  }
   return run_grid(ref, sec, level ? &*level : nullptr, options, nodes, guess_dx_px, guess_dy_px);
 }
 

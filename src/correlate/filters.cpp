@@ -138,8 +138,8 @@ void filter_rows(Prefilter filter, const GridF& image, const GridU8& valid, int 
 }
 }  // namespace
 
-void apply_prefilter(Prefilter filter, GridF& image, const GridU8& valid) {
-  if (filter == Prefilter::kNone || image.empty()) return;
+GridF prefiltered(Prefilter filter, const GridF& image, const GridU8& valid) {
+  if (filter == Prefilter::kNone || image.empty()) return image;
   if (valid.width() != image.width() || valid.height() != image.height())
     throw InvalidArgument("apply_prefilter: the validity mask and the image differ in size");
   // Bands of rows, in parallel: their scratch stays small (a few MB, reused by the allocator instead of
@@ -150,7 +150,12 @@ void apply_prefilter(Prefilter filter, GridF& image, const GridU8& valid) {
   tbb::parallel_for(0, bands, [&](int b) {
     filter_rows(filter, image, valid, b * kBandRows, std::min(image.height(), (b + 1) * kBandRows), out);
   });
-  image = std::move(out);
+  return out;
+}
+
+void apply_prefilter(Prefilter filter, GridF& image, const GridU8& valid) {
+  if (filter == Prefilter::kNone || image.empty()) return;
+  image = prefiltered(filter, image, valid);
 }
 
 FlowField dense_flow(const GridF& ref, const GridU8& ref_valid, const GridF& sec, const GridU8& sec_valid) {

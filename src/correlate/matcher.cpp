@@ -617,7 +617,7 @@ struct Matcher::Impl {
       dx += step_x;
       dy += step_y;
       // The correlation of this iteration stands for the final one: a step this small changes it by ~1e-7.
-      if (len < 5e-3) break;
+      if (len < 2e-2) break;
     }
     return std::isfinite(dx) && std::isfinite(dy);
   }

@@ -111,6 +111,8 @@ struct MatchOptions {
 /// The window needs a halo of prefilter_halo_px() pixels for interior values to match a whole-image run
 /// (away from holes, whose filling looks about 12 px further).
 void apply_prefilter(Prefilter filter, GridF& image, const GridU8& valid);
+/// The same, into a new grid (`image` is left as it is).
+GridF prefiltered(Prefilter filter, const GridF& image, const GridU8& valid);
 /// Context (pixels) a prefilter needs around a window for its interior values to match a whole-image run.
 int prefilter_halo_px(Prefilter filter);
 /// Context (pixels) around a window with invalid pixels (holes, outside the image) for the prefiltered
