@@ -434,24 +434,18 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
             const int last_row_px = first_row_px + (s->node_rows - 1) * options.step_px;
             const int first_col_px = all_nodes.first_col;
             const int last_col_px = first_col_px + (all_nodes.cols - 1) * options.step_px;
+            // The strip plus its halo, clipped to the image (REF) and to SEC's own footprint: pixels beyond
+            // them are outside for the kernels, whatever a resampler would produce there, and reading,
+            // filtering and downsampling them would be wasted work.
             s->ref_window = io::Window{first_col_px - halo, first_row_px - halo, last_col_px - first_col_px + 1 + 2 * halo,
-                                       last_row_px - first_row_px + 1 + 2 * halo};
+                                       last_row_px - first_row_px + 1 + 2 * halo}
+                                .intersect(io::Window{0, 0, ref_info.width, ref_info.height});
             s->sec_window = io::Window{first_col_px - sec_halo, first_row_px - sec_halo,
                                        last_col_px - first_col_px + 1 + 2 * sec_halo,
-                                       last_row_px - first_row_px + 1 + 2 * sec_halo};
+                                       last_row_px - first_row_px + 1 + 2 * sec_halo}
+                                .intersect(sec_footprint);
             s->ref = ref.read(options.ref_band, s->ref_window);
-            s->sec = sec.read(sec_band, s->sec_window);
-            // Pixels outside SEC's own footprint are outside, whatever the resampler produced there.
-            for (int r = 0; r < s->sec_window.height; ++r) {
-              const int image_row = s->sec_window.row + r;
-              const bool row_inside = image_row >= sec_footprint.row && image_row < sec_footprint.row + sec_footprint.height;
-              for (int c = 0; c < s->sec_window.width; ++c) {
-                const int image_col = s->sec_window.col + c;
-                if (!row_inside || image_col < sec_footprint.col || image_col >= sec_footprint.col + sec_footprint.width) {
-                  s->sec.valid(c, r) = 0;
-                }
-              }
-            }
+            if (!s->sec_window.empty()) s->sec = sec.read(sec_band, s->sec_window);
             NodeGrid nodes = all_nodes;
             nodes.first_row = first_row_px;
             nodes.rows = s->node_rows;
