@@ -142,7 +142,7 @@ CoarsePlan plan_coarse(const MatchOptions& options, int step_px) {
   plan.coarse.search_px = (options.search_px + plan.factor - 1) / plan.factor + 1;
   plan.coarse.coarse_above_px = 0;
   plan.coarse.subpixel = Subpixel::kParabolic;
-  plan.coarse.min_snr = 0.8 * options.min_snr;
+  plan.coarse.min_snr = 0.6 * options.min_snr;
   if (plan.coarse.method == Method::kPhase && 2 * plan.coarse.search_px >= plan.coarse.chip_px)
     plan.coarse.method = Method::kNcc;
   plan.every = std::max(1, plan.coarse.chip_px * plan.factor * 3 / 4 / std::max(1, step_px));

@@ -78,6 +78,29 @@ void correlate_direct(const float* t, int chip, const float* w, int w_stride, in
   }
 }
 
+DEFORMA_KERNEL_CLONES
+bool normalize_by_deviation(float* values, const double* var, int n, double scale, double threshold) {
+  // Four values at a time in plain arithmetic (every lane divides, by 1 where the chip is flat), which
+  // vectorizes; the flat ones are zeroed afterwards.
+  bool any = false;
+  for (int start = 0; start < n; start += 4) {
+    const int count = n - start < 4 ? n - start : 4;
+    double v[4] = {1.0, 1.0, 1.0, 1.0}, x[4] = {0, 0, 0, 0};
+    bool ok[4] = {false, false, false, false};
+    for (int l = 0; l < count; ++l) {
+      ok[l] = var[start + l] > threshold;
+      v[l] = ok[l] ? var[start + l] : 1.0;
+      x[l] = values[start + l];
+    }
+    for (int l = 0; l < 4; ++l) x[l] = x[l] * scale / std::sqrt(v[l]);
+    for (int l = 0; l < count; ++l) {
+      values[start + l] = ok[l] ? static_cast<float>(x[l]) : 0.0f;
+      any = any || ok[l];
+    }
+  }
+  return any;
+}
+
 namespace {
 // One row of an 8-tap filter: out[i] = sum_t weights[t] * in[i + t * step], i < count. Four blocks of eight
 // outputs accumulate together (independent chains).

@@ -11,6 +11,10 @@ namespace deforma::correlate::detail {
 /// kx, ky in [0, m): the correlation numerator of a chip against every offset of a search window.
 void correlate_direct(const float* t, int chip, const float* w, int w_stride, int m, float* surface);
 
+/// Normalizes a row of correlation numerators: values[i] *= scale / sqrt(var[i]) where var[i] > threshold,
+/// 0 elsewhere (flat chips). Returns whether any value was above the threshold.
+bool normalize_by_deviation(float* values, const double* var, int n, double scale, double threshold);
+
 /// Separable 8-tap filter of a chip x chip output: out[j * chip + i] = sum over ty, tx < 8 of
 /// wy[ty] * wx[tx] * src[(j + ty) * stride + i + tx]. `tmp` holds (chip + 7) * chip floats.
 void separable_8tap(const float* src, int stride, const float* wx, const float* wy, int chip, float* tmp,

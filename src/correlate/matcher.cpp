@@ -135,7 +135,6 @@ struct Matcher::Impl {
   bool spatial = false;        // direct correlation instead of FFT (small searches)
   std::vector<double> col1, col2;  // wsearch: column sums of the window and of its square
   std::vector<double> var_row;     // 2S + 1: chip variance (times n) at each offset of a surface row
-  std::vector<float> flat_row;     // 2S + 1: 1 where that variance is above the texture floor, else 0
   FftwArray<float> real_a, real_b;
   FftwArray<fftwf_complex> spec_a, spec_b;
   // Refinement work space.
@@ -174,7 +173,6 @@ struct Matcher::Impl {
     col1.resize(wsearch);
     col2.resize(wsearch);
     var_row.resize(2 * search + 1);
-    flat_row.resize(2 * search + 1);
     interp_tmp.resize(static_cast<std::size_t>(chip + 2 * kLanczos) * chip);
     interp_out.resize(static_cast<std::size_t>(chip) * chip);
     grad_x.resize(static_cast<std::size_t>(chip) * chip);
@@ -371,6 +369,7 @@ struct Matcher::Impl {
       }
     }
     const double count = static_cast<double>(chip) * chip;
+    const double inv_count = 1.0 / count;
     const double floor = texture_floor(sec_mean);
     bool any = false;
     for (int ky = 0; ky < m; ++ky) {
@@ -387,29 +386,17 @@ struct Matcher::Impl {
         s1 += col1[i];
         s2 += col2[i];
       }
-      // The sliding sums are sequential; the square roots and divisions then run as one vector loop.
+      // The sliding sums are sequential; the square roots and divisions then run as a vector loop.
       for (int kx = 0; kx < m; ++kx) {
         if (kx > 0) {
           s1 += col1[kx - 1 + chip] - col1[kx - 1];
           s2 += col2[kx - 1 + chip] - col2[kx - 1];
         }
-        var_row[kx] = std::max(0.0, s2 - s1 * s1 / count);
+        var_row[kx] = s2 - s1 * s1 * inv_count;
       }
       float* surface_row = surface.data() + static_cast<std::size_t>(ky) * m;
-      const double threshold = floor * floor * count;
-      int textured = 0;
-      // Flat chips (variance at or below the floor) get 0; the others are divided in a loop of plain
-      // arithmetic, which vectorizes.
-      for (int kx = 0; kx < m; ++kx) {
-        const bool textured_chip = var_row[kx] > threshold;
-        flat_row[kx] = textured_chip ? 1.0f : 0.0f;
-        var_row[kx] = textured_chip ? var_row[kx] : 1.0;
-        textured += textured_chip;
-      }
-      const double inv_norm = 1.0 / t0_norm;
-      for (int kx = 0; kx < m; ++kx)
-        surface_row[kx] = static_cast<float>(surface_row[kx] * inv_norm / std::sqrt(var_row[kx])) * flat_row[kx];
-      any = any || textured > 0;
+      any = detail::normalize_by_deviation(surface_row, var_row.data(), m, 1.0 / t0_norm, floor * floor * count) ||
+            any;
     }
     return any;
   }
