@@ -19,7 +19,9 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 // Largest search (in coarse pixels) of the coarse pass; larger searches downsample further.
 constexpr int kCoarseSearchPx = 12;
 
-int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+int floor_div(int a, int b) {
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
 
 void store(GridResult& out, int i, int j, const NodeResult& r) {
   out.dx_px(i, j) = r.dx_px;
@@ -38,8 +40,8 @@ double guess_at(const GridF* g, int i, int j) {
 // Matches the nodes (i, j) for which `wanted(i, j)` holds, in parallel over rows. Each node depends only on
 // its own data, so the result is the same for any number of threads.
 template <typename Wanted, typename Guess>
-void match_nodes(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options, const NodeGrid& nodes,
-                 Wanted wanted, Guess guess, GridResult& out) {
+void match_nodes(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
+                 const NodeGrid& nodes, Wanted wanted, Guess guess, GridResult& out) {
   tbb::enumerable_thread_specific<Matcher> matchers([&] { return Matcher(options); });
   tbb::parallel_for(tbb::blocked_range<int>(0, nodes.rows), [&](const tbb::blocked_range<int>& range) {
     Matcher& matcher = matchers.local();
@@ -154,7 +156,9 @@ CoarsePlan plan_coarse(const MatchOptions& options, int step_px) {
   return plan;
 }
 
-int positive_mod(int a, int b) { return ((a % b) + b) % b; }
+int positive_mod(int a, int b) {
+  return ((a % b) + b) % b;
+}
 
 // Local fine-node indices (possibly negative or past the end) of the coarse nodes along one axis.
 std::vector<int> coarse_lattice(int first_px, int step_px, int count, int every) {
@@ -167,7 +171,8 @@ std::vector<int> coarse_lattice(int first_px, int step_px, int count, int every)
 }
 
 bool uses_coarse_to_fine(const MatchOptions& options) {
-  return options.method != Method::kFlow && options.coarse_above_px > 0 && options.search_px > options.coarse_above_px;
+  return options.method != Method::kFlow && options.coarse_above_px > 0 &&
+         options.search_px > options.coarse_above_px;
 }
 
 // The coarse level of both images, downsampled from the unfiltered windows and then prefiltered.
@@ -270,7 +275,8 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const Coarse
       dy = guess_at(gdy, i, j);
     }
   };
-  match_nodes(ref, sec, plan.fine, nodes, [](int, int) { return true; }, seed, out);
+  match_nodes(
+      ref, sec, plan.fine, nodes, [](int, int) { return true; }, seed, out);
   // Full-range search again where the seed is doubtful: the fine peak sits on the border of its small
   // window (the seed was wrong), or the nearest coarse node found no valid match (clouds, low texture,
   // ambiguity), where a small fine surface could not reveal a competing peak farther away. These nodes get
@@ -300,8 +306,8 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const Coarse
       out);
 }
 
-void flow_nodes(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options, const NodeGrid& nodes,
-                GridResult& out) {
+void flow_nodes(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
+                const NodeGrid& nodes, GridResult& out) {
   if (!ref.values || ref.values->empty()) return;
   const int w = ref.values->width();
   const int h = ref.values->height();
@@ -360,7 +366,8 @@ namespace {
 void check_grid_arguments(const MatchOptions& options, const NodeGrid& nodes, const GridF* guess_dx_px,
                           const GridF* guess_dy_px) {
   options.validate();
-  if (nodes.step_px < 1) throw InvalidArgument("--step: expected >= 1 px, got " + std::to_string(nodes.step_px));
+  if (nodes.step_px < 1)
+    throw InvalidArgument("--step: expected >= 1 px, got " + std::to_string(nodes.step_px));
   if (nodes.cols < 0 || nodes.rows < 0) throw InvalidArgument("correlate_grid: negative node grid size");
   for (const GridF* g : {guess_dx_px, guess_dy_px})
     if (g && (g->width() != nodes.cols || g->height() != nodes.rows))
@@ -393,7 +400,8 @@ GridResult run_grid(const ImageWindow& ref, const ImageWindow& sec, const Coarse
 }  // namespace
 
 GridResult correlate_grid_in_place(ImageBuffer& ref, ImageBuffer& sec, const MatchOptions& options,
-                                   const NodeGrid& nodes, const GridF* guess_dx_px, const GridF* guess_dy_px) {
+                                   const NodeGrid& nodes, const GridF* guess_dx_px,
+                                   const GridF* guess_dy_px) {
   check_grid_arguments(options, nodes, guess_dx_px, guess_dy_px);
   for (const ImageBuffer* b : {&ref, &sec})
     if (b->valid.width() != b->values.width() || b->valid.height() != b->values.height())
@@ -403,7 +411,8 @@ GridResult correlate_grid_in_place(ImageBuffer& ref, ImageBuffer& sec, const Mat
   if (uses_coarse_to_fine(options)) level = make_coarse_level(ref.view(), sec.view(), options, nodes.step_px);
   apply_prefilter(options.prefilter, ref.values, ref.valid);
   apply_prefilter(options.prefilter, sec.values, sec.valid);
-  return run_grid(ref.view(), sec.view(), level ? &*level : nullptr, options, nodes, guess_dx_px, guess_dy_px);
+  return run_grid(ref.view(), sec.view(), level ? &*level : nullptr, options, nodes, guess_dx_px,
+                  guess_dy_px);
 }
 
 GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,

@@ -26,7 +26,6 @@ namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-
 // One strip of node rows: what is read, then what is computed.
 struct Strip {
   int index = 0;
@@ -54,8 +53,8 @@ class GuessField {
     }
     if (!band_dx_ || !band_dy_) {
       if (info.band_count() < 2) {
-        throw InvalidArgument(fmt::format("--guess {}: expected bands dx_px and dy_px (or two bands), found {}", path,
-                                          info.band_count()));
+        throw InvalidArgument(fmt::format(
+            "--guess {}: expected bands dx_px and dy_px (or two bands), found {}", path, info.band_count()));
       }
       band_dx_ = 1, band_dy_ = 2;
     }
@@ -75,11 +74,13 @@ class GuessField {
     for (int j = 0; j < nodes.rows; ++j) {
       for (int i = 0; i < nodes.cols; ++i) {
         double x, y, c, r;
-        ref_gt_.pixel_to_map(nodes.first_col + i * nodes.step_px + 0.5, nodes.first_row + j * nodes.step_px + 0.5, x, y);
+        ref_gt_.pixel_to_map(nodes.first_col + i * nodes.step_px + 0.5,
+                             nodes.first_row + j * nodes.step_px + 0.5, x, y);
         raster_.info().geotransform.map_to_pixel(x, y, c, r);
         const std::size_t k = static_cast<std::size_t>(j) * nodes.cols + i;
         gc[k] = c - 0.5, gr[k] = r - 0.5;
-        cmin = std::min(cmin, c), cmax = std::max(cmax, c), rmin = std::min(rmin, r), rmax = std::max(rmax, r);
+        cmin = std::min(cmin, c), cmax = std::max(cmax, c), rmin = std::min(rmin, r),
+        rmax = std::max(rmax, r);
       }
     }
     const io::Window window{static_cast<int>(std::floor(cmin)) - 2, static_cast<int>(std::floor(rmin)) - 2,
@@ -111,7 +112,8 @@ class GuessField {
     for (int band : {band_dx_, band_dy_}) {
       const auto w = raster_.read_all(band);
       for (std::size_t i = 0; i < w.values.size(); ++i) {
-        if (w.valid.data()[i] && w.values.data()[i] != kResultNodata) m = std::max(m, std::abs(double(w.values.data()[i])));
+        if (w.valid.data()[i] && w.values.data()[i] != kResultNodata)
+          m = std::max(m, std::abs(double(w.values.data()[i])));
       }
     }
     return m;
@@ -127,8 +129,8 @@ double nmad(const std::vector<float>& v, double median) {
   std::vector<float> deviations;
   deviations.reserve(v.size());
   for (float x : v) deviations.push_back(static_cast<float>(std::abs(x - median)));
-  std::nth_element(deviations.begin(), deviations.begin() + static_cast<std::ptrdiff_t>(deviations.size() / 2),
-                   deviations.end());
+  std::nth_element(deviations.begin(),
+                   deviations.begin() + static_cast<std::ptrdiff_t>(deviations.size() / 2), deviations.end());
   return 1.4826 * deviations[deviations.size() / 2];
 }
 
@@ -150,7 +152,8 @@ MatchOptions default_pair_match_options() {
 }
 
 const std::vector<std::string>& result_band_names() {
-  static const std::vector<std::string> names = {"dx_px", "dy_px", "east_m", "north_m", "corr", "snr", "flag"};
+  static const std::vector<std::string> names = {"dx_px", "dy_px", "east_m", "north_m",
+                                                 "corr",  "snr",   "flag"};
   return names;
 }
 
@@ -160,9 +163,10 @@ void CorrelateOptions::validate() const {
   if (ref_band < 1) throw InvalidArgument(fmt::format("--band {}: expected >= 1", ref_band));
   if (sec_band < 1) throw InvalidArgument(fmt::format("--sec-band {}: expected >= 1", sec_band));
   if (years_between && !(*years_between > 0)) {
-    throw InvalidArgument(fmt::format("--velocity: the time between acquisitions must be > 0 (got {:.4f} yr); "
-                                      "check the dates of the two images",
-                                      *years_between));
+    throw InvalidArgument(
+        fmt::format("--velocity: the time between acquisitions must be > 0 (got {:.4f} yr); "
+                    "check the dates of the two images",
+                    *years_between));
   }
   if (roi && roi->empty()) throw InvalidArgument("--roi: empty window");
 }
@@ -171,7 +175,8 @@ int parse_length_px(const std::string& text, const io::RasterInfo& grid, const s
   std::string number = text;
   double scale_m = 0;  // 0 = pixels
   auto ends_with = [&](const std::string& suffix) {
-    return number.size() > suffix.size() && number.compare(number.size() - suffix.size(), suffix.size(), suffix) == 0;
+    return number.size() > suffix.size() &&
+           number.compare(number.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   if (ends_with("px")) {
     number.resize(number.size() - 2);
@@ -183,16 +188,18 @@ int parse_length_px(const std::string& text, const io::RasterInfo& grid, const s
   double value = 0;
   auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
   if (ec != std::errc() || ptr != number.data() + number.size() || !(value > 0)) {
-    throw InvalidArgument(fmt::format("--{} '{}': expected a positive length in pixels (20, 20px) or metres "
-                                      "(300m, 1.5km)",
-                                      parameter, text));
+    throw InvalidArgument(
+        fmt::format("--{} '{}': expected a positive length in pixels (20, 20px) or metres "
+                    "(300m, 1.5km)",
+                    parameter, text));
   }
   if (scale_m == 0) return static_cast<int>(std::ceil(value));
   const double pixel_m = std::min(grid.pixel_size_x_m, grid.pixel_size_y_m);
   if (!(pixel_m > 0)) {
-    throw InvalidArgument(fmt::format("--{} {}: a length in metres needs a georeferenced image; {} has none "
-                                      "(give pixels)",
-                                      parameter, text, grid.path));
+    throw InvalidArgument(
+        fmt::format("--{} {}: a length in metres needs a georeferenced image; {} has none "
+                    "(give pixels)",
+                    parameter, text, grid.path));
   }
   return static_cast<int>(std::ceil(value * scale_m / pixel_m));
 }
@@ -211,31 +218,39 @@ io::Window parse_roi(const std::string& text, const io::RasterInfo& grid) {
     v.push_back(x);
   }
   if (v.size() != 4) {
-    throw InvalidArgument(fmt::format("--roi '{}': expected px:COL,ROW,WIDTH,HEIGHT or XMIN,YMIN,XMAX,YMAX", text));
+    throw InvalidArgument(
+        fmt::format("--roi '{}': expected px:COL,ROW,WIDTH,HEIGHT or XMIN,YMIN,XMAX,YMAX", text));
   }
   io::Window w;
   if (pixels) {
-    w = io::Window{static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]), static_cast<int>(v[3])};
+    w = io::Window{static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]),
+                   static_cast<int>(v[3])};
   } else {
     if (!grid.georeferenced) {
-      throw InvalidArgument(fmt::format("--roi {}: map coordinates need a georeferenced image; {} has none "
-                                        "(use px:COL,ROW,WIDTH,HEIGHT)",
-                                        text, grid.path));
+      throw InvalidArgument(
+          fmt::format("--roi {}: map coordinates need a georeferenced image; {} has none "
+                      "(use px:COL,ROW,WIDTH,HEIGHT)",
+                      text, grid.path));
     }
-    if (v[0] >= v[2] || v[1] >= v[3]) throw InvalidArgument(fmt::format("--roi {}: expected XMIN < XMAX and YMIN < YMAX", text));
+    if (v[0] >= v[2] || v[1] >= v[3])
+      throw InvalidArgument(fmt::format("--roi {}: expected XMIN < XMAX and YMIN < YMAX", text));
     double cmin = 1e300, cmax = -1e300, rmin = 1e300, rmax = -1e300;
     for (double x : {v[0], v[2]}) {
       for (double y : {v[1], v[3]}) {
         double c, r;
         grid.geotransform.map_to_pixel(x, y, c, r);
-        cmin = std::min(cmin, c), cmax = std::max(cmax, c), rmin = std::min(rmin, r), rmax = std::max(rmax, r);
+        cmin = std::min(cmin, c), cmax = std::max(cmax, c), rmin = std::min(rmin, r),
+        rmax = std::max(rmax, r);
       }
     }
     w = io::Window{static_cast<int>(std::floor(cmin)), static_cast<int>(std::floor(rmin)),
-                   static_cast<int>(std::ceil(cmax) - std::floor(cmin)), static_cast<int>(std::ceil(rmax) - std::floor(rmin))};
+                   static_cast<int>(std::ceil(cmax) - std::floor(cmin)),
+                   static_cast<int>(std::ceil(rmax) - std::floor(rmin))};
   }
   const auto clipped = w.intersect(io::Window{0, 0, grid.width, grid.height});
-  if (clipped.empty()) throw InvalidArgument(fmt::format("--roi {}: outside {} ({}x{} px)", text, grid.path, grid.width, grid.height));
+  if (clipped.empty())
+    throw InvalidArgument(
+        fmt::format("--roi {}: outside {} ({}x{} px)", text, grid.path, grid.width, grid.height));
   return clipped;
 }
 
@@ -257,20 +272,22 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   if (!io::same_grid(ref_info, sec_original)) {
     if (!ref_info.georeferenced || !sec_original.georeferenced) {
       if (ref_info.width != sec_original.width || ref_info.height != sec_original.height) {
-        throw InvalidArgument(fmt::format("{} ({}x{}) and {} ({}x{}) differ in size and at least one has no "
-                                          "georeferencing to align them",
-                                          ref_path, ref_info.width, ref_info.height, sec_path, sec_original.width,
-                                          sec_original.height));
+        throw InvalidArgument(fmt::format(
+            "{} ({}x{}) and {} ({}x{}) differ in size and at least one has no "
+            "georeferencing to align them",
+            ref_path, ref_info.width, ref_info.height, sec_path, sec_original.width, sec_original.height));
       }
     } else {
       sec_footprint = io::overlap_window(ref_info, sec_original);
       if (sec_footprint.empty()) {
-        throw InvalidArgument(fmt::format("{} and {} do not overlap: nothing to correlate", ref_path, sec_path));
+        throw InvalidArgument(
+            fmt::format("{} and {} do not overlap: nothing to correlate", ref_path, sec_path));
       }
       sec = io::resample_to_grid(sec_path, ref_info, io::Resampling::kCubic);
-      summary.warnings.push_back(fmt::format("{} is on another grid or CRS; it was resampled (cubic) onto the grid "
-                                             "of {}",
-                                             sec_path, ref_path));
+      summary.warnings.push_back(
+          fmt::format("{} is on another grid or CRS; it was resampled (cubic) onto the grid "
+                      "of {}",
+                      sec_path, ref_path));
       spdlog::warn("{}", summary.warnings.back());
     }
   }
@@ -282,16 +299,18 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   }
 
   // Node grid over the region of interest.
-  const io::Window roi = options.roi ? options.roi->intersect(io::Window{0, 0, ref_info.width, ref_info.height})
-                                     : io::Window{0, 0, ref_info.width, ref_info.height};
+  const io::Window roi = options.roi
+                             ? options.roi->intersect(io::Window{0, 0, ref_info.width, ref_info.height})
+                             : io::Window{0, 0, ref_info.width, ref_info.height};
   const int chip = options.match.chip_px;
   if (chip > roi.width || chip > roi.height) {
     throw InvalidArgument(fmt::format("--chip {} px is larger than the {} ({}x{} px)", chip,
-                                      options.roi ? "region of interest" : "image " + ref_path, roi.width, roi.height));
+                                      options.roi ? "region of interest" : "image " + ref_path, roi.width,
+                                      roi.height));
   }
   if (options.match.search_px >= std::max(ref_info.width, ref_info.height)) {
-    throw InvalidArgument(fmt::format("--search {} px is larger than the image {} ({}x{} px)", options.match.search_px,
-                                      ref_path, ref_info.width, ref_info.height));
+    throw InvalidArgument(fmt::format("--search {} px is larger than the image {} ({}x{} px)",
+                                      options.match.search_px, ref_path, ref_info.width, ref_info.height));
   }
   const int offset = options.step_px / 2;
   NodeGrid all_nodes;
@@ -332,14 +351,17 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   constexpr int kTokens = 2;
   int strip_rows = 1;
   auto strip_bytes = [&](int node_rows) {
-    return row_px * ((node_rows - 1.0) * options.step_px + 1 + 2.0 * sec_halo) * bytes_per_px * 1.4;  // + pyramid
+    return row_px * ((node_rows - 1.0) * options.step_px + 1 + 2.0 * sec_halo) * bytes_per_px *
+           1.4;  // + pyramid
   };
   if (strip_bytes(strip_rows) * kTokens > static_cast<double>(budget)) {
-    throw InvalidArgument(fmt::format("--ram {} MB is too small for one strip of nodes ({:.0f} MB needed); raise "
-                                      "--ram or lower --search/--chip",
-                                      context.ram_budget_mb, strip_bytes(strip_rows) * kTokens / (1 << 20)));
+    throw InvalidArgument(
+        fmt::format("--ram {} MB is too small for one strip of nodes ({:.0f} MB needed); raise "
+                    "--ram or lower --search/--chip",
+                    context.ram_budget_mb, strip_bytes(strip_rows) * kTokens / (1 << 20)));
   }
-  while (strip_rows < all_nodes.rows && strip_bytes(strip_rows * 2) * kTokens <= static_cast<double>(budget) &&
+  while (strip_rows < all_nodes.rows &&
+         strip_bytes(strip_rows * 2) * kTokens <= static_cast<double>(budget) &&
          strip_rows * 2 * options.step_px <= std::max(1024, 8 * halo)) {
     strip_rows *= 2;
   }
@@ -388,13 +410,16 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   cog.overview_resampling = "NEAREST";  // keeps flags categorical and nodata out of averages
   cog.metadata["DEFORMA_DISPLACEMENT_CONVENTION"] =
       "dx_px,dy_px: displacement from REF to SEC, +x = +column, +y = +row";
-  cog.metadata["DEFORMA_FLAGS"] = "0 valid, 1 low_snr, 2 no_texture, 3 masked, 4 search_border, 5 outside_overlap, 6 no_peak";
-  io::CogWriter writer(output, all_nodes.cols, all_nodes.rows, bands, node_gt, ref_info.crs_wkt, provenance, cog);
+  cog.metadata["DEFORMA_FLAGS"] =
+      "0 valid, 1 low_snr, 2 no_texture, 3 masked, 4 search_border, 5 outside_overlap, 6 no_peak";
+  io::CogWriter writer(output, all_nodes.cols, all_nodes.rows, bands, node_gt, ref_info.crs_wkt, provenance,
+                       cog);
 
   // Map scale of the pixel-space displacement: metres per map unit (projected CRS in metres: 1).
   const auto& gt = ref_info.geotransform;
   const double sx_map = std::hypot(gt.c[1], gt.c[4]);
-  const double to_m = georeferenced && sx_map > 0 && ref_info.pixel_size_x_m > 0 ? ref_info.pixel_size_x_m / sx_map : 0.0;
+  const double to_m =
+      georeferenced && sx_map > 0 && ref_info.pixel_size_x_m > 0 ? ref_info.pixel_size_x_m / sx_map : 0.0;
 
   // Stable ground on the node grid (small: one byte per node).
   GridU8 stable_nodes;
@@ -404,7 +429,8 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
     node_info.height = all_nodes.rows;
     node_info.geotransform = node_gt;
     node_info.path = output + " (node grid)";
-    stable_nodes = io::read_mask(options.stable_path, node_info, io::Window{0, 0, all_nodes.cols, all_nodes.rows});
+    stable_nodes =
+        io::read_mask(options.stable_path, node_info, io::Window{0, 0, all_nodes.cols, all_nodes.rows});
   }
   std::vector<float> stable_dx, stable_dy;
 
@@ -437,7 +463,8 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
             // The strip plus its halo, clipped to the image (REF) and to SEC's own footprint: pixels beyond
             // them are outside for the kernels, whatever a resampler would produce there, and reading,
             // filtering and downsampling them would be wasted work.
-            s->ref_window = io::Window{first_col_px - halo, first_row_px - halo, last_col_px - first_col_px + 1 + 2 * halo,
+            s->ref_window = io::Window{first_col_px - halo, first_row_px - halo,
+                                       last_col_px - first_col_px + 1 + 2 * halo,
                                        last_row_px - first_row_px + 1 + 2 * halo}
                                 .intersect(io::Window{0, 0, ref_info.width, ref_info.height});
             s->sec_window = io::Window{first_col_px - sec_halo, first_row_px - sec_halo,
@@ -470,39 +497,48 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
             }
             return s;
           }) &
-          tbb::make_filter<std::shared_ptr<Strip>, std::shared_ptr<Strip>>(
-              tbb::filter_mode::parallel,
-              [&](std::shared_ptr<Strip> s) {
-                NodeGrid nodes = all_nodes;
-                nodes.first_row = all_nodes.first_row + s->first_node_row * options.step_px;
-                nodes.rows = s->node_rows;
-                // The raw pixels are not needed afterwards: correlate_grid filters them in place.
-                ImageBuffer ref_buffer{std::move(s->ref.values), std::move(s->ref.valid), s->ref_window.col,
-                                       s->ref_window.row};
-                ImageBuffer sec_buffer{std::move(s->sec.values), std::move(s->sec.valid), s->sec_window.col,
-                                       s->sec_window.row};
-                s->ref = {};
-                s->sec = {};
-                s->result = correlate_grid_in_place(ref_buffer, sec_buffer, options.match, nodes,
-                                                    s->has_guess ? &s->guess_dx : nullptr,
-                                                    s->has_guess ? &s->guess_dy : nullptr);
-                // Node-level classifications that the driver knows better than the kernel.
-                for (int j = 0; j < nodes.rows; ++j) {
-                  for (int i = 0; i < nodes.cols; ++i) {
-                    auto set_flag = [&](NodeFlag f) {
-                      s->result.flag(i, j) = static_cast<unsigned char>(f);
-                      s->result.dx_px(i, j) = s->result.dy_px(i, j) = kNaN;
-                    };
-                    if (s->node_masked(i, j)) {
-                      set_flag(NodeFlag::kMasked);
-                      continue;
-                    }
-                    const int c = nodes.first_col + i * nodes.step_px, r = nodes.first_row + j * nodes.step_px;
-                    if (sec_footprint.intersect(io::Window{c, r, 1, 1}).empty()) set_flag(NodeFlag::kOutsideOverlap);
-                  }
-                }
-                return s;
-              }) &
+          tbb::make_filter<
+              std::shared_ptr<Strip>,
+              std::shared_ptr<Strip>>(tbb::filter_mode::parallel,
+                                      [&](std::shared_ptr<Strip> s) {
+                                        NodeGrid nodes = all_nodes;
+                                        nodes.first_row =
+                                            all_nodes.first_row + s->first_node_row * options.step_px;
+                                        nodes.rows = s->node_rows;
+                                        // The raw pixels are not needed afterwards: correlate_grid filters
+                                        // them in place.
+                                        ImageBuffer ref_buffer{std::move(s->ref.values),
+                                                               std::move(s->ref.valid), s->ref_window.col,
+                                                               s->ref_window.row};
+                                        ImageBuffer sec_buffer{std::move(s->sec.values),
+                                                               std::move(s->sec.valid), s->sec_window.col,
+                                                               s->sec_window.row};
+                                        s->ref = {};
+                                        s->sec = {};
+                                        s->result = correlate_grid_in_place(
+                                            ref_buffer, sec_buffer, options.match, nodes,
+                                            s->has_guess ? &s->guess_dx : nullptr,
+                                            s->has_guess ? &s->guess_dy : nullptr);
+                                        // Node-level classifications that the driver knows better than the
+                                        // kernel.
+                                        for (int j = 0; j < nodes.rows; ++j) {
+                                          for (int i = 0; i < nodes.cols; ++i) {
+                                            auto set_flag = [&](NodeFlag f) {
+                                              s->result.flag(i, j) = static_cast<unsigned char>(f);
+                                              s->result.dx_px(i, j) = s->result.dy_px(i, j) = kNaN;
+                                            };
+                                            if (s->node_masked(i, j)) {
+                                              set_flag(NodeFlag::kMasked);
+                                              continue;
+                                            }
+                                            const int c = nodes.first_col + i * nodes.step_px,
+                                                      r = nodes.first_row + j * nodes.step_px;
+                                            if (sec_footprint.intersect(io::Window{c, r, 1, 1}).empty())
+                                              set_flag(NodeFlag::kOutsideOverlap);
+                                          }
+                                        }
+                                        return s;
+                                      }) &
           tbb::make_filter<std::shared_ptr<Strip>, void>(
               tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Strip> s) {
                 const auto& res = s->result;
@@ -551,7 +587,8 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
                   }
                 }
                 const io::Window window{0, s->first_node_row, w, h};
-                for (std::size_t b = 0; b < bands.size(); ++b) writer.write(static_cast<int>(b) + 1, window, out[b]);
+                for (std::size_t b = 0; b < bands.size(); ++b)
+                  writer.write(static_cast<int>(b) + 1, window, out[b]);
                 progress.advance(static_cast<std::uint64_t>(w) * h);
               }));
   progress.finish();
@@ -565,18 +602,19 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   // Summary.
   const long long nodes_total = static_cast<long long>(all_nodes.cols) * all_nodes.rows;
   summary.counts["nodes"] = nodes_total;
-  static const char* kFlagNames[7] = {"valid", "low_snr", "no_texture", "masked", "search_border",
-                                      "outside_overlap", "no_peak"};
+  static const char* kFlagNames[7] = {"valid",         "low_snr",         "no_texture", "masked",
+                                      "search_border", "outside_overlap", "no_peak"};
   for (int f = 0; f < 7; ++f) summary.counts[kFlagNames[f]] = flag_counts[f];
   const double valid_fraction = nodes_total ? static_cast<double>(flag_counts[0]) / nodes_total : 0.0;
   std::vector<float> speed_px(valid_dx.size());
   for (std::size_t k = 0; k < valid_dx.size(); ++k) speed_px[k] = std::hypot(valid_dx[k], valid_dy[k]);
-  summary.details = {{"node_grid", {{"cols", all_nodes.cols}, {"rows", all_nodes.rows}, {"step_px", options.step_px}}},
-                     {"valid_fraction", valid_fraction},
-                     {"median_dx_px", percentile(valid_dx, 0.5)},
-                     {"median_dy_px", percentile(valid_dy, 0.5)},
-                     {"p99_displacement_px", percentile(speed_px, 0.99)},
-                     {"strips", strip_count}};
+  summary.details = {
+      {"node_grid", {{"cols", all_nodes.cols}, {"rows", all_nodes.rows}, {"step_px", options.step_px}}},
+      {"valid_fraction", valid_fraction},
+      {"median_dx_px", percentile(valid_dx, 0.5)},
+      {"median_dy_px", percentile(valid_dy, 0.5)},
+      {"p99_displacement_px", percentile(speed_px, 0.99)},
+      {"strips", strip_count}};
   if (!valid_speed_m.empty()) {
     summary.details["p99_displacement_m"] = percentile(valid_speed_m, 0.99);
     if (options.years_between) {
@@ -585,7 +623,8 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
     }
   }
   if (!options.stable_path.empty()) {
-    summary.counts["stable_nodes"] = static_cast<std::int64_t>(std::count(stable_nodes.values().begin(), stable_nodes.values().end(), 1));
+    summary.counts["stable_nodes"] =
+        static_cast<std::int64_t>(std::count(stable_nodes.values().begin(), stable_nodes.values().end(), 1));
     summary.counts["stable_valid"] = static_cast<std::int64_t>(stable_dx.size());
     if (stable_dx.size() >= 3) {
       const double mx = percentile(stable_dx, 0.5), my = percentile(stable_dy, 0.5);
@@ -594,13 +633,15 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
       summary.details["stable_nmad_dx_px"] = nmad(stable_dx, mx);
       summary.details["stable_nmad_dy_px"] = nmad(stable_dy, my);
     } else {
-      summary.warnings.push_back(fmt::format("only {} valid node(s) on the stable ground of {}: no statistics",
-                                             stable_dx.size(), options.stable_path));
+      summary.warnings.push_back(
+          fmt::format("only {} valid node(s) on the stable ground of {}: no statistics", stable_dx.size(),
+                      options.stable_path));
     }
   }
   if (flag_counts[0] == 0) {
-    summary.warnings.push_back("no node could be matched: check that the images overlap and have texture, or "
-                               "lower --min-snr");
+    summary.warnings.push_back(
+        "no node could be matched: check that the images overlap and have texture, or "
+        "lower --min-snr");
   }
 
   if (!options.quicklook_path.empty()) {
@@ -642,29 +683,33 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   }
 
   summary.seconds = seconds_since(start);
-  std::string report = fmt::format("correlated {} x {} nodes (step {} px, chip {} px, search {} px, method {}) in {:.1f} s\n",
-                                   all_nodes.cols, all_nodes.rows, options.step_px, chip, options.match.search_px,
-                                   to_string(options.match.method), summary.seconds);
+  std::string report =
+      fmt::format("correlated {} x {} nodes (step {} px, chip {} px, search {} px, method {}) in {:.1f} s\n",
+                  all_nodes.cols, all_nodes.rows, options.step_px, chip, options.match.search_px,
+                  to_string(options.match.method), summary.seconds);
   report += fmt::format("  valid {:.1f}% ({} nodes)", 100 * valid_fraction, flag_counts[0]);
   for (int f = 1; f < 7; ++f) {
     if (flag_counts[f]) report += fmt::format(", {} {}", kFlagNames[f], flag_counts[f]);
   }
   report += "\n";
   if (!valid_dx.empty()) {
-    report += fmt::format("  median displacement dx {:+.3f} px, dy {:+.3f} px; 99th percentile of |d| {:.2f} px",
-                          summary.details["median_dx_px"].get<double>(), summary.details["median_dy_px"].get<double>(),
-                          summary.details["p99_displacement_px"].get<double>());
+    report += fmt::format(
+        "  median displacement dx {:+.3f} px, dy {:+.3f} px; 99th percentile of |d| {:.2f} px",
+        summary.details["median_dx_px"].get<double>(), summary.details["median_dy_px"].get<double>(),
+        summary.details["p99_displacement_px"].get<double>());
     if (summary.details.contains("p99_speed_m_per_yr")) {
       report += fmt::format(" ({:.1f} m/yr)", summary.details["p99_speed_m_per_yr"].get<double>());
     }
     report += "\n";
   }
   if (summary.details.contains("stable_nmad_dx_px")) {
-    report += fmt::format("  stable ground ({} valid nodes): bias dx {:+.3f} px, dy {:+.3f} px; NMAD dx {:.3f} px, dy {:.3f} px\n",
-                          stable_dx.size(), summary.details["stable_median_dx_px"].get<double>(),
-                          summary.details["stable_median_dy_px"].get<double>(),
-                          summary.details["stable_nmad_dx_px"].get<double>(),
-                          summary.details["stable_nmad_dy_px"].get<double>());
+    report += fmt::format(
+        "  stable ground ({} valid nodes): bias dx {:+.3f} px, dy {:+.3f} px; NMAD dx {:.3f} px, dy {:.3f} "
+        "px\n",
+        stable_dx.size(), summary.details["stable_median_dx_px"].get<double>(),
+        summary.details["stable_median_dy_px"].get<double>(),
+        summary.details["stable_nmad_dx_px"].get<double>(),
+        summary.details["stable_nmad_dy_px"].get<double>());
   }
   summary.report = report;
   return summary;

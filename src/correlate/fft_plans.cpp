@@ -41,7 +41,8 @@ int fast_fft_size(int n) {
   // 2^a 3^b 5^c sizes than for slightly larger ones: a 2-D r2c + c2r pair of size 60 takes about twice as
   // long as one of size 64, 96 half as long again as 100. Sizes up to 288 come from this list, measured
   // with FFTW 3.3.10 on x86-64 (each is the fastest of all sizes at or above the ones it serves).
-  static constexpr int kFastSizes[] = {16, 20, 32, 36, 40, 48, 64, 72, 80, 100, 108, 120, 144, 160, 192, 200, 240, 256, 288};
+  static constexpr int kFastSizes[] = {16,  20,  32,  36,  40,  48,  64,  72,  80, 100,
+                                       108, 120, 144, 160, 192, 200, 240, 256, 288};
   for (int size : kFastSizes)
     if (size >= n) return size;
   for (int m = n > 1 ? n : 1;; ++m) {

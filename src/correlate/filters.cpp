@@ -3,10 +3,10 @@
 #include <cmath>
 #include <vector>
 
+#include <tbb/parallel_for.h>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/video/tracking.hpp>
-#include <tbb/parallel_for.h>
 
 #include "deforma/core/error.hpp"
 #include "deforma/correlate/matcher.hpp"
@@ -17,7 +17,9 @@ namespace {
 constexpr double kHighpassSigmaPx = 1.5;
 constexpr int kWallisWindowPx = 15;
 
-cv::Mat as_mat(GridF& grid) { return cv::Mat(grid.height(), grid.width(), CV_32F, grid.data()); }
+cv::Mat as_mat(GridF& grid) {
+  return cv::Mat(grid.height(), grid.width(), CV_32F, grid.data());
+}
 
 // Fills invalid pixels with a normalized Gaussian average of their valid neighbourhood (then the mean of the
 // valid pixels of the band where no valid pixel is near), so that filters and flow do not ring on holes.
@@ -58,10 +60,14 @@ void fill_invalid(GridF& image, const GridU8& valid) {
 
 int prefilter_halo_px(Prefilter filter) {
   switch (filter) {
-    case Prefilter::kNone: return 0;
-    case Prefilter::kHighpass: return static_cast<int>(std::ceil(4 * kHighpassSigmaPx));
-    case Prefilter::kWallis: return kWallisWindowPx / 2 + 1;
-    case Prefilter::kOrientation: return 2;
+    case Prefilter::kNone:
+      return 0;
+    case Prefilter::kHighpass:
+      return static_cast<int>(std::ceil(4 * kHighpassSigmaPx));
+    case Prefilter::kWallis:
+      return kWallisWindowPx / 2 + 1;
+    case Prefilter::kOrientation:
+      return 2;
   }
   return 0;
 }
@@ -90,7 +96,8 @@ void filter_rows(Prefilter filter, const GridF& image, const GridU8& valid, int 
   cv::Mat src = as_mat(band);
   cv::Mat result;
   switch (filter) {
-    case Prefilter::kNone: return;
+    case Prefilter::kNone:
+      return;
     case Prefilter::kHighpass: {
       cv::Mat low;
       cv::GaussianBlur(src, low, cv::Size(0, 0), kHighpassSigmaPx, kHighpassSigmaPx, cv::BORDER_REFLECT);
@@ -102,8 +109,8 @@ void filter_rows(Prefilter filter, const GridF& image, const GridU8& valid, int 
       cv::Mat mean, sq_mean;
       cv::boxFilter(src, mean, CV_32F, cv::Size(kWallisWindowPx, kWallisWindowPx), cv::Point(-1, -1), true,
                     cv::BORDER_REFLECT);
-      cv::boxFilter(src.mul(src), sq_mean, CV_32F, cv::Size(kWallisWindowPx, kWallisWindowPx), cv::Point(-1, -1),
-                    true, cv::BORDER_REFLECT);
+      cv::boxFilter(src.mul(src), sq_mean, CV_32F, cv::Size(kWallisWindowPx, kWallisWindowPx),
+                    cv::Point(-1, -1), true, cv::BORDER_REFLECT);
       result.create(src.size(), CV_32F);
       for (int r = 0; r < src.rows; ++r)
         for (int c = 0; c < src.cols; ++c) {
@@ -163,7 +170,8 @@ FlowField dense_flow(const GridF& ref, const GridU8& ref_valid, const GridF& sec
   const int h = ref.height();
   if (sec.width() != w || sec.height() != h || ref_valid.width() != w || ref_valid.height() != h ||
       sec_valid.width() != w || sec_valid.height() != h)
-    throw InvalidArgument("dense_flow: the reference and secondary windows (and masks) must have the same size");
+    throw InvalidArgument(
+        "dense_flow: the reference and secondary windows (and masks) must have the same size");
   FlowField field{GridF(w, h, std::numeric_limits<float>::quiet_NaN()),
                   GridF(w, h, std::numeric_limits<float>::quiet_NaN())};
   if (w < 8 || h < 8) return field;

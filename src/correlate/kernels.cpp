@@ -26,10 +26,16 @@ DEFORMA_INLINE f32x8 load8(const float* p) {
   __builtin_memcpy(&v, p, sizeof v);
   return v;
 }
-DEFORMA_INLINE void store8(float* p, f32x8 v) { __builtin_memcpy(p, &v, sizeof v); }
-DEFORMA_INLINE f32x8 splat(float x) { return f32x8{x, x, x, x, x, x, x, x}; }
+DEFORMA_INLINE void store8(float* p, f32x8 v) {
+  __builtin_memcpy(p, &v, sizeof v);
+}
+DEFORMA_INLINE f32x8 splat(float x) {
+  return f32x8{x, x, x, x, x, x, x, x};
+}
 // Fixed combination order of the lanes.
-DEFORMA_INLINE float lane_sum(f32x8 v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
+DEFORMA_INLINE float lane_sum(f32x8 v) {
+  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
 }  // namespace
 
 DEFORMA_KERNEL_CLONES
@@ -140,13 +146,15 @@ DEFORMA_INLINE void filter_row_8tap(const float* in, long step, const float* wei
 DEFORMA_KERNEL_CLONES
 void separable_8tap(const float* src, int stride, const float* wx, const float* wy, int chip, float* tmp,
                     float* out) {
-  for (int r = 0; r < chip + 7; ++r) filter_row_8tap(src + static_cast<long>(r) * stride, 1, wx, chip, tmp + static_cast<long>(r) * chip);
-  for (int j = 0; j < chip; ++j) filter_row_8tap(tmp + static_cast<long>(j) * chip, chip, wy, chip, out + static_cast<long>(j) * chip);
+  for (int r = 0; r < chip + 7; ++r)
+    filter_row_8tap(src + static_cast<long>(r) * stride, 1, wx, chip, tmp + static_cast<long>(r) * chip);
+  for (int j = 0; j < chip; ++j)
+    filter_row_8tap(tmp + static_cast<long>(j) * chip, chip, wy, chip, out + static_cast<long>(j) * chip);
 }
 
 DEFORMA_KERNEL_CLONES
-void masked_moments(const float* s, const float* mask, const float* t, int n, float mean, float& s1, float& s2,
-                    float& st) {
+void masked_moments(const float* s, const float* mask, const float* t, int n, float mean, float& s1,
+                    float& s2, float& st) {
   const f32x8 mv = splat(mean);
   f32x8 a1{}, a2{}, at{};
   const int full = n / kLanes * kLanes;
@@ -214,7 +222,8 @@ namespace {
 using i32x8 = int __attribute__((vector_size(32)));
 
 // The general case, pixel by pixel.
-DEFORMA_INLINE int copy_valid_each(const float* src, const std::uint8_t* ok, int n, float* dst, std::uint8_t* state) {
+DEFORMA_INLINE int copy_valid_each(const float* src, const std::uint8_t* ok, int n, float* dst,
+                                   std::uint8_t* state) {
   int count = 0;
   for (int i = 0; i < n; ++i) {
     const float v = src[i];

@@ -21,8 +21,8 @@ void separable_8tap(const float* src, int stride, const float* wx, const float* 
                     float* out);
 
 /// Moments of v = (s - mean) * mask over n values: s1 = sum v, s2 = sum v^2, st = sum t * v.
-void masked_moments(const float* s, const float* mask, const float* t, int n, float mean, float& s1, float& s2,
-                    float& st);
+void masked_moments(const float* s, const float* mask, const float* t, int n, float mean, float& s1,
+                    float& s2, float& st);
 
 /// Sums over n values: aa = sum a^2, ab = sum a * b, bb = sum b^2.
 void cross_moments(const float* a, const float* b, int n, float& aa, float& ab, float& bb);

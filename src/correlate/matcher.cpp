@@ -34,32 +34,46 @@ Prefilter parse_prefilter(const std::string& text) {
 
 std::string to_string(Method method) {
   switch (method) {
-    case Method::kNcc: return "ncc";
-    case Method::kPhase: return "phase";
-    case Method::kFlow: return "flow";
+    case Method::kNcc:
+      return "ncc";
+    case Method::kPhase:
+      return "phase";
+    case Method::kFlow:
+      return "flow";
   }
   return "?";
 }
 
 std::string to_string(Prefilter prefilter) {
   switch (prefilter) {
-    case Prefilter::kNone: return "none";
-    case Prefilter::kHighpass: return "highpass";
-    case Prefilter::kWallis: return "wallis";
-    case Prefilter::kOrientation: return "orientation";
+    case Prefilter::kNone:
+      return "none";
+    case Prefilter::kHighpass:
+      return "highpass";
+    case Prefilter::kWallis:
+      return "wallis";
+    case Prefilter::kOrientation:
+      return "orientation";
   }
   return "?";
 }
 
 const char* to_string(NodeFlag flag) {
   switch (flag) {
-    case NodeFlag::kValid: return "valid";
-    case NodeFlag::kLowSnr: return "low_snr";
-    case NodeFlag::kNoTexture: return "no_texture";
-    case NodeFlag::kMasked: return "masked";
-    case NodeFlag::kSearchBorder: return "search_border";
-    case NodeFlag::kOutsideOverlap: return "outside_overlap";
-    case NodeFlag::kNoPeak: return "no_peak";
+    case NodeFlag::kValid:
+      return "valid";
+    case NodeFlag::kLowSnr:
+      return "low_snr";
+    case NodeFlag::kNoTexture:
+      return "no_texture";
+    case NodeFlag::kMasked:
+      return "masked";
+    case NodeFlag::kSearchBorder:
+      return "search_border";
+    case NodeFlag::kOutsideOverlap:
+      return "outside_overlap";
+    case NodeFlag::kNoPeak:
+      return "no_peak";
   }
   return "?";
 }
@@ -79,7 +93,8 @@ void MatchOptions::validate() const {
   if (search_px < 2 || search_px > 2048)
     throw InvalidArgument("--search: " + std::to_string(search_px) +
                           " px is out of range (expected 2 to 2048 px)");
-  if (method == Method::kPhase && 2 * search_px >= chip_px && (coarse_above_px <= 0 || search_px <= coarse_above_px))
+  if (method == Method::kPhase && 2 * search_px >= chip_px &&
+      (coarse_above_px <= 0 || search_px <= coarse_above_px))
     throw InvalidArgument("--search: the phase method measures displacements smaller than half the chip; " +
                           std::to_string(search_px) + " px needs --chip > " + std::to_string(2 * search_px) +
                           " (or a coarse-to-fine search)");
@@ -97,18 +112,20 @@ void MatchOptions::validate() const {
   if (coarse_above_px < 0) throw InvalidArgument("--coarse-above: expected >= 0 px");
 }
 
-int MatchOptions::halo_px() const { return chip_px / 2 + 1 + search_px + kRefineMargin; }
+int MatchOptions::halo_px() const {
+  return chip_px / 2 + 1 + search_px + kRefineMargin;
+}
 
 // ---------------------------------------------------------------------------------------------------------
 struct Matcher::Impl {
   MatchOptions opt;
-  int chip = 0;    // C
-  int search = 0;  // S
-  int half = 0;    // C / 2: chip pixel j covers image pixel node - half + j
-  int wsearch = 0; // C + 2S: secondary search window
-  int wbuf = 0;    // C + 2S + 2M: secondary buffer with the interpolation margin
-  int nfft = 0;    // FFT size of the NCC surface
-  int nphase = 0;  // FFT size of the phase correlation (the chip)
+  int chip = 0;     // C
+  int search = 0;   // S
+  int half = 0;     // C / 2: chip pixel j covers image pixel node - half + j
+  int wsearch = 0;  // C + 2S: secondary search window
+  int wbuf = 0;     // C + 2S + 2M: secondary buffer with the interpolation margin
+  int nfft = 0;     // FFT size of the NCC surface
+  int nphase = 0;   // FFT size of the phase correlation (the chip)
   const detail::FftPlan2d* plan_ncc = nullptr;
   const detail::FftPlan2d* plan_phase = nullptr;
 
@@ -116,23 +133,23 @@ struct Matcher::Impl {
   std::vector<float> ref_raw;
   std::vector<unsigned char> ref_state;  // (C + 2)^2, as read_rect
   std::vector<unsigned char> ref_ok;     // C^2, validity of the chip core
-  std::vector<float> t0;              // C^2, zero-mean template (0 at invalid pixels)
-  double t0_norm = 0;                 // ||t0||
+  std::vector<float> t0;                 // C^2, zero-mean template (0 at invalid pixels)
+  double t0_norm = 0;                    // ||t0||
   double ref_std = 0;
   int ref_valid_count = 0;
   // Secondary buffer, origin (col + gx - half - S - M, row + gy - half - S - M).
   std::vector<float> sec_buf;
-  std::vector<unsigned char> sec_ok;     // 1 valid, 0 invalid (nodata), 2 outside the window
-  std::vector<int> sec_bad_sat;          // summed-area table of invalid pixels (any kind)
-  std::vector<int> sec_out_sat;          // summed-area table of outside pixels
+  std::vector<unsigned char> sec_ok;  // 1 valid, 0 invalid (nodata), 2 outside the window
+  std::vector<int> sec_bad_sat;       // summed-area table of invalid pixels (any kind)
+  std::vector<int> sec_out_sat;       // summed-area table of outside pixels
   double sec_mean = 0;
   bool sec_all_valid = false;
   int gx = 0, gy = 0;
   // NCC surface (2S + 1)^2.
   std::vector<float> surface;
-  std::vector<float> window;   // wsearch^2: secondary search window minus its mean
-  std::vector<float> row_acc;  // 2S + 1
-  bool spatial = false;        // direct correlation instead of FFT (small searches)
+  std::vector<float> window;       // wsearch^2: secondary search window minus its mean
+  std::vector<float> row_acc;      // 2S + 1
+  bool spatial = false;            // direct correlation instead of FFT (small searches)
   std::vector<double> col1, col2;  // wsearch: column sums of the window and of its square
   std::vector<double> var_row;     // 2S + 1: chip variance (times n) at each offset of a surface row
   FftwArray<float> real_a, real_b;
@@ -228,7 +245,8 @@ struct Matcher::Impl {
   // Reads the reference chip; returns kValid or the flag that ends the node.
   NodeFlag load_reference(const ImageWindow& ref, int col, int row) {
     const int cb = chip + 2 * kRefBorder;
-    read_rect(ref, col - half - kRefBorder, row - half - kRefBorder, cb, cb, ref_raw.data(), ref_state.data());
+    read_rect(ref, col - half - kRefBorder, row - half - kRefBorder, cb, cb, ref_raw.data(),
+              ref_state.data());
     int outside = 0;
     int invalid = 0;
     double sum = 0;
@@ -395,7 +413,8 @@ struct Matcher::Impl {
         var_row[kx] = s2 - s1 * s1 * inv_count;
       }
       float* surface_row = surface.data() + static_cast<std::size_t>(ky) * m;
-      any = detail::normalize_by_deviation(surface_row, var_row.data(), m, 1.0 / t0_norm, floor * floor * count) ||
+      any = detail::normalize_by_deviation(surface_row, var_row.data(), m, 1.0 / t0_norm,
+                                           floor * floor * count) ||
             any;
     }
     return any;
@@ -412,7 +431,8 @@ struct Matcher::Impl {
     for (int j = 0; j < chip; ++j)
       std::copy_n(t0.data() + static_cast<std::size_t>(j) * chip, chip, a + static_cast<std::size_t>(j) * n);
     for (int j = 0; j < wsearch; ++j)
-      std::copy_n(window.data() + static_cast<std::size_t>(j) * wsearch, wsearch, b + static_cast<std::size_t>(j) * n);
+      std::copy_n(window.data() + static_cast<std::size_t>(j) * wsearch, wsearch,
+                  b + static_cast<std::size_t>(j) * n);
     fftwf_execute_dft_r2c(plan_ncc->forward, a, spec_a.get());
     fftwf_execute_dft_r2c(plan_ncc->forward, b, spec_b.get());
     fftwf_complex* sa = spec_a.get();
@@ -437,9 +457,9 @@ struct Matcher::Impl {
   }
 
   // Integer peak of a (2S+1)^2 surface and its SNR: the peak over the highest other local maximum of the
-  // surface (a surface-border sample counts when it is not below its neighbours), floored by the mean |surface|
-  // so that a lone peak on a flat surface is not rated infinite. A local maximum adjacent to the peak is part
-  // of its lobe and ignored.
+  // surface (a surface-border sample counts when it is not below its neighbours), floored by the mean
+  // |surface| so that a lone peak on a flat surface is not rated infinite. A local maximum adjacent to the
+  // peak is part of its lobe and ignored.
   static void peak_and_snr(const std::vector<float>& surf, int m, int& px, int& py, float& peak, float& snr) {
     px = py = 0;
     peak = -std::numeric_limits<float>::infinity();
@@ -501,7 +521,8 @@ struct Matcher::Impl {
     lanczos_weights(ux - ix, wx);
     lanczos_weights(uy - iy, wy);
     static_assert(2 * kLanczos == 8, "separable_8tap interpolates with 8 taps");
-    const float* src = sec_buf.data() + static_cast<std::size_t>(iy - kLanczos + 1) * wbuf + ix - kLanczos + 1;
+    const float* src =
+        sec_buf.data() + static_cast<std::size_t>(iy - kLanczos + 1) * wbuf + ix - kLanczos + 1;
     detail::separable_8tap(src, wbuf, wx, wy, chip, interp_tmp.data(), interp_out.data());
   }
 
@@ -541,8 +562,8 @@ struct Matcher::Impl {
   // Zero-mean NCC of the template with interp_out, over valid reference pixels.
   double ncc_interpolated() const {
     float s1 = 0, s2 = 0, st = 0;
-    detail::masked_moments(interp_out.data(), okf.data(), t0.data(), chip * chip, static_cast<float>(sec_mean), s1,
-                           s2, st);
+    detail::masked_moments(interp_out.data(), okf.data(), t0.data(), chip * chip,
+                           static_cast<float>(sec_mean), s1, s2, st);
     const double var = s2 - double(s1) * s1 / ref_valid_count;
     if (!(var > 0) || !(t0_norm > 0)) return 0.0;
     return st / (t0_norm * std::sqrt(var));
@@ -565,9 +586,11 @@ struct Matcher::Impl {
       float* gyr = grad_y.data() + j * chip;
       for (int i = 0; i < chip; ++i) {
         const float* q = p + i;
-        gxr[i] = weight[i] * ((45.0f * (q[1] - q[-1]) - 9.0f * (q[2] - q[-2]) + (q[3] - q[-3])) * (1.0f / 60.0f));
-        gyr[i] = weight[i] * ((45.0f * (q[cb] - q[-cb]) - 9.0f * (q[2 * cb] - q[-2 * cb]) + (q[3 * cb] - q[-3 * cb])) *
-                              (1.0f / 60.0f));
+        gxr[i] =
+            weight[i] * ((45.0f * (q[1] - q[-1]) - 9.0f * (q[2] - q[-2]) + (q[3] - q[-3])) * (1.0f / 60.0f));
+        gyr[i] = weight[i] *
+                 ((45.0f * (q[cb] - q[-cb]) - 9.0f * (q[2 * cb] - q[-2 * cb]) + (q[3 * cb] - q[-3 * cb])) *
+                  (1.0f / 60.0f));
       }
     }
     float h00f = 0, h01f = 0, h11f = 0;
@@ -770,7 +793,8 @@ struct Matcher::Impl {
     phase_chip.resize(static_cast<std::size_t>(n) * n);
     const int off = search + kRefineMargin;
     for (int j = 0; j < n; ++j)
-      for (int i = 0; i < n; ++i) phase_chip[j * n + i] = sec_buf[static_cast<std::size_t>(j + off) * wbuf + i + off];
+      for (int i = 0; i < n; ++i)
+        phase_chip[j * n + i] = sec_buf[static_cast<std::size_t>(j + off) * wbuf + i + off];
     if (!cross_power(phase_chip.data())) {
       result.flag = NodeFlag::kNoTexture;
       return result;
@@ -847,7 +871,8 @@ struct Matcher::Impl {
     return match_ncc();
   }
 
-  NodeResult evaluate(const ImageWindow& ref, const ImageWindow& sec, int col, int row, double dx, double dy) {
+  NodeResult evaluate(const ImageWindow& ref, const ImageWindow& sec, int col, int row, double dx,
+                      double dy) {
     NodeResult result;
     if (!std::isfinite(dx) || !std::isfinite(dy)) {
       result.flag = NodeFlag::kNoPeak;
@@ -892,10 +917,12 @@ Matcher::~Matcher() = default;
 Matcher::Matcher(Matcher&&) noexcept = default;
 Matcher& Matcher::operator=(Matcher&&) noexcept = default;
 
-const MatchOptions& Matcher::options() const { return impl_->opt; }
+const MatchOptions& Matcher::options() const {
+  return impl_->opt;
+}
 
-NodeResult Matcher::match(const ImageWindow& ref, const ImageWindow& sec, int col, int row, double guess_dx_px,
-                          double guess_dy_px) {
+NodeResult Matcher::match(const ImageWindow& ref, const ImageWindow& sec, int col, int row,
+                          double guess_dx_px, double guess_dy_px) {
   return impl_->match(ref, sec, col, row, guess_dx_px, guess_dy_px);
 }
 
@@ -904,8 +931,8 @@ NodeResult Matcher::evaluate(const ImageWindow& ref, const ImageWindow& sec, int
   return impl_->evaluate(ref, sec, col, row, dx_px, dy_px);
 }
 
-NodeResult evaluate_displacement(const ImageWindow& ref, const ImageWindow& sec, int col, int row, double dx_px,
-                                 double dy_px, const MatchOptions& options) {
+NodeResult evaluate_displacement(const ImageWindow& ref, const ImageWindow& sec, int col, int row,
+                                 double dx_px, double dy_px, const MatchOptions& options) {
   Matcher matcher(options);
   return matcher.evaluate(ref, sec, col, row, dx_px, dy_px);
 }

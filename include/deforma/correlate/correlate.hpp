@@ -35,18 +35,19 @@ MatchOptions default_pair_match_options();
 
 struct CorrelateOptions {
   MatchOptions match = default_pair_match_options();  ///< method, chip, search, prefilter, SNR threshold...
-  int ref_band = 1;                ///< 1-based band of REF (`--band`, or `--ref-band`)
-  int sec_band = 1;                ///< 1-based band of SEC (`--sec-band`)
-  int step_px = 16;                ///< node spacing (`--step`)
-  std::optional<io::Window> roi;   ///< pixel window of REF to process (`--roi`); whole image when empty
-  std::string guess_path;          ///< a-priori displacement raster (dx_px/dy_px bands), any grid of the same CRS
-  std::string mask_path;           ///< raster (non-zero = skip) or polygons of areas to skip
+  int ref_band = 1;                                   ///< 1-based band of REF (`--band`, or `--ref-band`)
+  int sec_band = 1;                                   ///< 1-based band of SEC (`--sec-band`)
+  int step_px = 16;                                   ///< node spacing (`--step`)
+  std::optional<io::Window> roi;  ///< pixel window of REF to process (`--roi`); whole image when empty
+  std::string guess_path;  ///< a-priori displacement raster (dx_px/dy_px bands), any grid of the same CRS
+  std::string mask_path;   ///< raster (non-zero = skip) or polygons of areas to skip
   /// Time between the acquisitions in years; when set, velocity bands are added.
   std::optional<double> years_between;
   /// Stable ground (polygons, or a raster where non-zero = stable): the median (co-registration bias) and the
-  /// NMAD (1.4826 x median absolute deviation) of dx/dy over the valid nodes there are reported in the Summary.
+  /// NMAD (1.4826 x median absolute deviation) of dx/dy over the valid nodes there are reported in the
+  /// Summary.
   std::string stable_path;
-  std::string quicklook_path;      ///< PNG of the displacement (or velocity) magnitude; empty = none
+  std::string quicklook_path;  ///< PNG of the displacement (or velocity) magnitude; empty = none
   bool quicklook_arrows = true;
 
   /// Throws InvalidArgument naming the parameter.

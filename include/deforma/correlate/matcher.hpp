@@ -31,7 +31,8 @@ enum class Prefilter {
   kNone,
   kHighpass,     ///< image minus its Gaussian low-pass (sigma 1.5 px): removes illumination and shading
   kWallis,       ///< local mean/std normalization (15 px window): removes contrast and brightness changes
-  kOrientation,  ///< real projection of the unit gradient, (gx + gy) / |grad|: depends on edge directions only
+  kOrientation,  ///< real projection of the unit gradient, (gx + gy) / |grad|: depends on edge directions
+                 ///< only
 };
 
 /// Sub-pixel refinement after the integer peak (MatchOptions::subpixel); docs/correlate.md compares them.
@@ -182,8 +183,8 @@ class Matcher {
 };
 
 /// Free-function form of Matcher::evaluate (makes a temporary Matcher; prefer the member in loops).
-NodeResult evaluate_displacement(const ImageWindow& ref, const ImageWindow& sec, int col, int row, double dx_px,
-                                 double dy_px, const MatchOptions& options);
+NodeResult evaluate_displacement(const ImageWindow& ref, const ImageWindow& sec, int col, int row,
+                                 double dx_px, double dy_px, const MatchOptions& options);
 
 /// Dense optical flow (OpenCV DIS, medium preset + variational refinement) of a whole window pair, both
 /// rescaled to 8 bits with the same linear mapping (robust 0.5 / 99.5 % percentiles of the valid pixels):
@@ -219,8 +220,8 @@ struct GridResult {
 
 /// In-memory node loop: matches every node of `nodes` (parallel with oneTBB; identical results for any
 /// thread count) on the unfiltered windows, prefiltered here with options.prefilter (on copies; see
-/// correlate_grid_in_place). `guess_dx_px` / `guess_dy_px` (optional, nodes-sized, NaN = no guess) seed each node.
-/// Large motion: when options.search_px > options.coarse_above_px (ncc, phase), a coarse pass on images
+/// correlate_grid_in_place). `guess_dx_px` / `guess_dy_px` (optional, nodes-sized, NaN = no guess) seed each
+/// node. Large motion: when options.search_px > options.coarse_above_px (ncc, phase), a coarse pass on images
 /// downsampled by 2^k finds the displacement (median-filtered) and the fine pass searches a few pixels
 /// around it (docs/correlate.md). For Method::kFlow, dense_flow is run on the windows and sampled at the
 /// nodes, then evaluated (corr/snr/flag) with Matcher::evaluate.
@@ -245,4 +246,3 @@ GridResult correlate_grid_in_place(ImageBuffer& ref, ImageBuffer& sec, const Mat
 int grid_halo_px(const MatchOptions& options, int step_px);
 
 }  // namespace deforma::correlate
-
