@@ -26,15 +26,20 @@ cv::Mat as_mat(GridF& grid) {
 void fill_invalid(GridF& image, const GridU8& valid) {
   const int w = image.width();
   const int h = image.height();
-  double sum = 0;
+  // Most bands have no invalid pixel: count first (cheap), sum only when there is something to fill.
   long long count = 0;
+  for (int r = 0; r < h; ++r) {
+    const float* values = image.row(r);
+    const unsigned char* ok = valid.row(r);
+    int row_count = 0;
+    for (int c = 0; c < w; ++c) row_count += (ok[c] != 0) & (values[c] - values[c] == 0.0f);  // finite
+    count += row_count;
+  }
+  if (count == static_cast<long long>(w) * h) return;
+  double sum = 0;
   for (int r = 0; r < h; ++r)
     for (int c = 0; c < w; ++c)
-      if (valid(c, r) && std::isfinite(image(c, r))) {
-        sum += image(c, r);
-        ++count;
-      }
-  if (count == static_cast<long long>(w) * h) return;
+      if (valid(c, r) && std::isfinite(image(c, r))) sum += image(c, r);
   const float mean = count > 0 ? static_cast<float>(sum / count) : 0.0f;
   cv::Mat values(h, w, CV_32F), weights(h, w, CV_32F);
   for (int r = 0; r < h; ++r)
@@ -86,23 +91,47 @@ void filter_rows(Prefilter filter, const GridF& image, const GridU8& valid, int 
   const int band0 = std::max(0, row0 - context);
   const int band1 = std::min(image.height(), row1 + context);
   const int width = image.width();
-  GridF band(width, band1 - band0);
-  GridU8 band_valid(width, band1 - band0);
-  for (int r = band0; r < band1; ++r) {
-    std::copy_n(image.row(r), width, band.row(r - band0));
-    std::copy_n(valid.row(r), width, band_valid.row(r - band0));
+  const int rows = band1 - band0;
+  // A band without invalid pixels is filtered where it lies (a matrix header on the image's rows: the same
+  // values as a copy, whose borders are reflected the same way); otherwise a copy is filled first.
+  bool all_valid = true;
+  for (int r = band0; r < band1 && all_valid; ++r) {
+    const float* values = image.row(r);
+    const unsigned char* ok = valid.row(r);
+    int good = 0;
+    for (int c = 0; c < width; ++c) good += (ok[c] != 0) & (values[c] - values[c] == 0.0f);  // finite
+    all_valid = good == width;
   }
-  fill_invalid(band, band_valid);
-  cv::Mat src = as_mat(band);
+  GridF band;
+  cv::Mat src;
+  if (all_valid) {
+    src = cv::Mat(rows, width, CV_32F, const_cast<float*>(image.row(band0)));
+  } else {
+    band = GridF(width, rows);
+    GridU8 band_valid(width, rows);
+    for (int r = band0; r < band1; ++r) {
+      std::copy_n(image.row(r), width, band.row(r - band0));
+      std::copy_n(valid.row(r), width, band_valid.row(r - band0));
+    }
+    fill_invalid(band, band_valid);
+    src = as_mat(band);
+  }
   cv::Mat result;
   switch (filter) {
     case Prefilter::kNone:
       return;
     case Prefilter::kHighpass: {
+      // Written straight into the output rows: src - low where valid.
       cv::Mat low;
       cv::GaussianBlur(src, low, cv::Size(0, 0), kHighpassSigmaPx, kHighpassSigmaPx, cv::BORDER_REFLECT);
-      result = src - low;
-      break;
+      for (int r = row0; r < row1; ++r) {
+        const float* values = src.ptr<float>(r - band0);
+        const float* smooth = low.ptr<float>(r - band0);
+        const unsigned char* ok = valid.row(r);
+        float* dst = out.row(r);
+        for (int c = 0; c < width; ++c) dst[c] = ok[c] ? values[c] - smooth[c] : 0.0f;
+      }
+      return;
     }
     case Prefilter::kWallis: {
       // (x - local mean) / local std, both over a box window; a small floor keeps flat areas finite.
