@@ -2,9 +2,11 @@
 // displacement, guesses and coarse-to-fine search, and identical results for any thread count.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -20,7 +22,9 @@ namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-bool is(NodeFlag expected, const NodeResult& r) { return r.flag == expected; }
+bool is(NodeFlag expected, const NodeResult& r) {
+  return r.flag == expected;
+}
 
 TEST(CorrelateParse, MethodsAndPrefilters) {
   EXPECT_EQ(parse_method("ncc"), Method::kNcc);
@@ -119,8 +123,8 @@ TEST_F(TranslatedPair, WindowsWithOffsetOriginsUseImageCoordinates) {
     for (int c = 0; c < 170; ++c) sec_part(c, r) = sec(c + 30, r + 55);
   Matcher matcher(MatchOptions{});
   const NodeResult whole = matcher.match(ref_window(), sec_window(), 120, 130);
-  const NodeResult part =
-      matcher.match(ImageWindow{&ref_part, nullptr, 40, 50}, ImageWindow{&sec_part, nullptr, 30, 55}, 120, 130);
+  const NodeResult part = matcher.match(ImageWindow{&ref_part, nullptr, 40, 50},
+                                        ImageWindow{&sec_part, nullptr, 30, 55}, 120, 130);
   ASSERT_TRUE(is(NodeFlag::kValid, part)) << to_string(part.flag);
   EXPECT_EQ(whole.dx_px, part.dx_px);
   EXPECT_EQ(whole.dy_px, part.dy_px);
@@ -176,7 +180,8 @@ TEST(CorrelateFlow, DenseFlowRecoversASmallSmoothShift) {
   o.method = Method::kFlow;
   o.search_px = 4;
   const NodeGrid nodes = test::interior_nodes(192, 192, o.halo_px(), 16);
-  const GridResult g = correlate_grid(ImageWindow{&ref, nullptr, 0, 0}, ImageWindow{&sec, nullptr, 0, 0}, o, nodes);
+  const GridResult g =
+      correlate_grid(ImageWindow{&ref, nullptr, 0, 0}, ImageWindow{&sec, nullptr, 0, 0}, o, nodes);
   int valid_nodes = 0;
   for (int j = 0; j < nodes.rows; ++j)
     for (int i = 0; i < nodes.cols; ++i) {
@@ -206,8 +211,10 @@ TEST(CorrelateFlags, ConstantImagesHaveNoTexture) {
   const GridF flat(128, 128, 1234.0f);
   const GridF texture = test::make_noise_texture(128, 128, 1.2, 5);
   Matcher matcher(MatchOptions{});
-  EXPECT_TRUE(is(NodeFlag::kNoTexture, matcher.match({&flat, nullptr, 0, 0}, {&texture, nullptr, 0, 0}, 64, 64)));
-  EXPECT_TRUE(is(NodeFlag::kNoTexture, matcher.match({&texture, nullptr, 0, 0}, {&flat, nullptr, 0, 0}, 64, 64)));
+  EXPECT_TRUE(
+      is(NodeFlag::kNoTexture, matcher.match({&flat, nullptr, 0, 0}, {&texture, nullptr, 0, 0}, 64, 64)));
+  EXPECT_TRUE(
+      is(NodeFlag::kNoTexture, matcher.match({&texture, nullptr, 0, 0}, {&flat, nullptr, 0, 0}, 64, 64)));
   const NodeResult r = matcher.match({&flat, nullptr, 0, 0}, {&flat, nullptr, 0, 0}, 64, 64);
   EXPECT_TRUE(is(NodeFlag::kNoTexture, r));
   EXPECT_TRUE(std::isnan(r.dx_px));
@@ -233,6 +240,35 @@ TEST(CorrelateFlags, UnrelatedImagesAreNotMatched) {
   }
 }
 
+// correlate_grid skips the full-range check of a fine match whose correlation is >= 0.7 (kConfidentCorr):
+// the best match of unrelated highpassed chips over a whole +-24 px search must stay below that.
+TEST(CorrelateFlags, UnrelatedChipsStayBelowTheConfidentCorrelation) {
+  auto check = [](const GridF& a, const GridF& b, const char* label) {
+    MatchOptions o;
+    o.prefilter = Prefilter::kHighpass;
+    o.search_px = 24;
+    o.coarse_above_px = 0;  // the full search at every node
+    o.min_snr = 0;
+    o.min_corr = -1;
+    const NodeGrid nodes = test::interior_nodes(a.width(), a.height(), o.halo_px(), 16);
+    const GridResult g = correlate_grid({&a, nullptr, 0, 0}, {&b, nullptr, 0, 0}, o, nodes);
+    float highest = -1;
+    for (std::size_t k = 0; k < g.corr.size(); ++k)
+      if (g.flag.data()[k] == 0) highest = std::max(highest, g.corr.data()[k]);
+    std::printf("[flags] unrelated %s: %lld nodes, highest correlation %.3f\n", label, g.flag_counts[0],
+                highest);
+    EXPECT_GT(g.flag_counts[0], 100);
+    EXPECT_LT(highest, 0.7f);
+  };
+  check(test::make_noise_texture(480, 480, 1.2, 41), test::make_noise_texture(480, 480, 1.2, 42), "textures");
+  const auto dir = test::data_dir() / "yahtse-l8";
+  if (test::data_dir().empty() || !std::filesystem::exists(dir)) return;  // the synthetic case still ran
+  const std::string scene = (dir / "LC80630182016200LGN00_B8_yahtse.TIF").string();
+  // Two windows of the same Landsat scene, 550 rows apart: rock, snow, glacier and sea that do not match.
+  check(test::read_crop(scene, 50, 0, 1600, 500), test::read_crop(scene, 50, 550, 1600, 500),
+        "Landsat windows");
+}
+
 TEST(CorrelateFlags, PeakOnTheSearchBorder) {
   // A smooth texture: the correlation rises steadily towards the true displacement beyond the search.
   const GridF ref = test::make_noise_texture(160, 160, 3.0, 9);
@@ -242,11 +278,13 @@ TEST(CorrelateFlags, PeakOnTheSearchBorder) {
   o.min_snr = 1.2;  // an unfiltered smooth texture has broad secondary maxima (docs/correlate.md, SNR)
   Matcher matcher(o);
   const NodeResult r = matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, 80, 80);
-  EXPECT_TRUE(is(NodeFlag::kSearchBorder, r)) << to_string(r.flag) << " " << r.dx_px << " " << r.dy_px << " corr " << r.corr << " snr " << r.snr;
+  EXPECT_TRUE(is(NodeFlag::kSearchBorder, r))
+      << to_string(r.flag) << " " << r.dx_px << " " << r.dy_px << " corr " << r.corr << " snr " << r.snr;
   EXPECT_TRUE(std::isnan(r.dx_px));
   // With a guess near the true motion the same search finds it.
   const NodeResult guided = matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, 80, 80, 8.0, 0.0);
-  ASSERT_TRUE(is(NodeFlag::kValid, guided)) << to_string(guided.flag) << " snr " << guided.snr << " corr " << guided.corr;
+  ASSERT_TRUE(is(NodeFlag::kValid, guided))
+      << to_string(guided.flag) << " snr " << guided.snr << " corr " << guided.corr;
   EXPECT_NEAR(guided.dx_px, 9.3, 0.01);
 }
 
@@ -261,7 +299,8 @@ TEST(CorrelateFlags, MaskedAndOutside) {
     for (int c = 50; c < 70; ++c) with_nan(c, r) = kNaN;
   Matcher matcher(MatchOptions{});
   EXPECT_TRUE(is(NodeFlag::kMasked, matcher.match({&ref, &holes, 0, 0}, {&sec, nullptr, 0, 0}, 60, 60)));
-  EXPECT_TRUE(is(NodeFlag::kMasked, matcher.match({&ref, nullptr, 0, 0}, {&with_nan, nullptr, 0, 0}, 60, 60)));
+  EXPECT_TRUE(
+      is(NodeFlag::kMasked, matcher.match({&ref, nullptr, 0, 0}, {&with_nan, nullptr, 0, 0}, 60, 60)));
   // A few invalid pixels (below max_invalid_fraction) are tolerated and do not bias the result much.
   GridU8 few(128, 128, 1);
   for (int c = 50; c < 60; ++c) few(c, 60) = 0;
@@ -269,8 +308,10 @@ TEST(CorrelateFlags, MaskedAndOutside) {
   ASSERT_TRUE(is(NodeFlag::kValid, tolerant)) << to_string(tolerant.flag);
   EXPECT_NEAR(tolerant.dx_px, 1.25, 0.05);
   // Chips beyond the window.
-  EXPECT_TRUE(is(NodeFlag::kOutsideOverlap, matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, 2, 60)));
-  EXPECT_TRUE(is(NodeFlag::kOutsideOverlap, matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 500, 500}, 60, 60)));
+  EXPECT_TRUE(
+      is(NodeFlag::kOutsideOverlap, matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, 2, 60)));
+  EXPECT_TRUE(
+      is(NodeFlag::kOutsideOverlap, matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 500, 500}, 60, 60)));
 }
 
 TEST(CorrelateGrid, LargeMotionCoarseToFineAndGuess) {
@@ -342,12 +383,14 @@ TEST(CorrelateGrid, OddChipsTinyWindowsAndBadGuessesAreHandled) {
       Matcher matcher(o);
       const NodeResult r = matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, 64, 64);
       if (chip >= 15) {
-        ASSERT_TRUE(is(NodeFlag::kValid, r)) << to_string(method) << " chip " << chip << ": " << to_string(r.flag);
+        ASSERT_TRUE(is(NodeFlag::kValid, r))
+            << to_string(method) << " chip " << chip << ": " << to_string(r.flag);
         EXPECT_NEAR(r.dx_px, 1.4, 0.1) << to_string(method) << " chip " << chip;
         EXPECT_NEAR(r.dy_px, -0.7, 0.1) << to_string(method) << " chip " << chip;
       }
       // A NaN guess counts as no guess; an absurd one lands outside the image.
-      const NodeResult nan_guess = matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, 64, 64, kNaN, kNaN);
+      const NodeResult nan_guess =
+          matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, 64, 64, kNaN, kNaN);
       EXPECT_EQ(nan_guess.flag, r.flag);
       const NodeResult far = matcher.match({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, 64, 64, 1e6, -1e6);
       EXPECT_TRUE(is(NodeFlag::kOutsideOverlap, far)) << to_string(far.flag);
@@ -357,16 +400,21 @@ TEST(CorrelateGrid, OddChipsTinyWindowsAndBadGuessesAreHandled) {
   const GridF tiny(5, 5, 1.0f);
   const GridF empty;
   Matcher matcher(MatchOptions{});
-  EXPECT_TRUE(is(NodeFlag::kOutsideOverlap, matcher.match({&tiny, nullptr, 0, 0}, {&tiny, nullptr, 0, 0}, 2, 2)));
-  EXPECT_TRUE(is(NodeFlag::kOutsideOverlap, matcher.match({&empty, nullptr, 0, 0}, {&ref, nullptr, 0, 0}, 2, 2)));
-  EXPECT_TRUE(is(NodeFlag::kOutsideOverlap, matcher.match({nullptr, nullptr, 0, 0}, {&ref, nullptr, 0, 0}, 2, 2)));
+  EXPECT_TRUE(
+      is(NodeFlag::kOutsideOverlap, matcher.match({&tiny, nullptr, 0, 0}, {&tiny, nullptr, 0, 0}, 2, 2)));
+  EXPECT_TRUE(
+      is(NodeFlag::kOutsideOverlap, matcher.match({&empty, nullptr, 0, 0}, {&ref, nullptr, 0, 0}, 2, 2)));
+  EXPECT_TRUE(
+      is(NodeFlag::kOutsideOverlap, matcher.match({nullptr, nullptr, 0, 0}, {&ref, nullptr, 0, 0}, 2, 2)));
   NodeGrid none;
   none.cols = 0;
   none.rows = 0;
-  EXPECT_EQ(correlate_grid({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, MatchOptions{}, none).flag.size(), 0u);
+  EXPECT_EQ(correlate_grid({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, MatchOptions{}, none).flag.size(),
+            0u);
   NodeGrid bad_step;
   bad_step.step_px = 0;
-  EXPECT_THROW(correlate_grid({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, MatchOptions{}, bad_step), InvalidArgument);
+  EXPECT_THROW(correlate_grid({&ref, nullptr, 0, 0}, {&sec, nullptr, 0, 0}, MatchOptions{}, bad_step),
+               InvalidArgument);
   // Every method over a grid reaching beyond the images: flags, no crash, NaN where invalid.
   for (const Method method : {Method::kNcc, Method::kPhase, Method::kFlow}) {
     MatchOptions o;
