@@ -21,6 +21,13 @@ cv::Mat as_mat(GridF& grid) {
   return cv::Mat(grid.height(), grid.width(), CV_32F, grid.data());
 }
 
+// Pixels of a row that are valid and finite (v - v is 0 for finite values, NaN otherwise); branch-free.
+int usable_pixels(const float* values, const unsigned char* ok, int n) {
+  int count = 0;
+  for (int c = 0; c < n; ++c) count += (ok[c] != 0) & (values[c] - values[c] == 0.0f);
+  return count;
+}
+
 // Fills invalid pixels with a normalized Gaussian average of their valid neighbourhood (then the mean of the
 // valid pixels of the band where no valid pixel is near), so that filters and flow do not ring on holes.
 void fill_invalid(GridF& image, const GridU8& valid) {
@@ -28,13 +35,7 @@ void fill_invalid(GridF& image, const GridU8& valid) {
   const int h = image.height();
   // Most bands have no invalid pixel: count first (cheap), sum only when there is something to fill.
   long long count = 0;
-  for (int r = 0; r < h; ++r) {
-    const float* values = image.row(r);
-    const unsigned char* ok = valid.row(r);
-    int row_count = 0;
-    for (int c = 0; c < w; ++c) row_count += (ok[c] != 0) & (values[c] - values[c] == 0.0f);  // finite
-    count += row_count;
-  }
+  for (int r = 0; r < h; ++r) count += usable_pixels(image.row(r), valid.row(r), w);
   if (count == static_cast<long long>(w) * h) return;
   double sum = 0;
   for (int r = 0; r < h; ++r)
@@ -95,13 +96,8 @@ void filter_rows(Prefilter filter, const GridF& image, const GridU8& valid, int 
   // A band without invalid pixels is filtered where it lies (a matrix header on the image's rows: the same
   // values as a copy, whose borders are reflected the same way); otherwise a copy is filled first.
   bool all_valid = true;
-  for (int r = band0; r < band1 && all_valid; ++r) {
-    const float* values = image.row(r);
-    const unsigned char* ok = valid.row(r);
-    int good = 0;
-    for (int c = 0; c < width; ++c) good += (ok[c] != 0) & (values[c] - values[c] == 0.0f);  // finite
-    all_valid = good == width;
-  }
+  for (int r = band0; r < band1 && all_valid; ++r)
+    all_valid = usable_pixels(image.row(r), valid.row(r), width) == width;
   GridF band;
   cv::Mat src;
   if (all_valid) {
