@@ -53,9 +53,9 @@ OperationDecl correlate_operation() {
       "north_m_per_yr and speed_m_per_yr follow. SEC is resampled onto REF's grid when they differ. "
       "Streamed by strips of nodes within --ram; see docs/correlate.md.";
   op.params = {
-      ParamDecl::argument("ref", ParamType::kPath, "reference image (earlier date)"),
-      ParamDecl::argument("sec", ParamType::kPath, "secondary image (later date)"),
-      ParamDecl::option("output", ParamType::kPath, "output COG").alias("o").mandatory(),
+      ParamDecl::argument("ref", ParamType::kPath, "reference image (earlier date)").as_input(),
+      ParamDecl::argument("sec", ParamType::kPath, "secondary image (later date)").as_input(),
+      ParamDecl::option("output", ParamType::kPath, "output COG").alias("o").mandatory().as_output(kCogMediaType),
       ParamDecl::option("band", ParamType::kInt, "band of REF (and of SEC unless --sec-band)").defaults_to("1").at_least(1),
       ParamDecl::option("sec-band", ParamType::kInt, "band of SEC (default: --band)").at_least(1),
       ParamDecl::option("chip", ParamType::kInt, "template (chip) size").in_unit("px").defaults_to("32").between(8, 512),
@@ -69,10 +69,10 @@ OperationDecl correlate_operation() {
           .one_of({"none", "highpass", "wallis", "orientation"}),
       ParamDecl::option("roi", ParamType::kString,
                         "region of interest: XMIN,YMIN,XMAX,YMAX in REF's CRS, or px:COL,ROW,WIDTH,HEIGHT"),
-      ParamDecl::option("guess", ParamType::kPath, "a-priori displacement raster (bands dx_px, dy_px), e.g. a previous result"),
-      ParamDecl::option("mask", ParamType::kPath, "areas to skip: raster (non-zero = skip) or polygons"),
+      ParamDecl::option("guess", ParamType::kPath, "a-priori displacement raster (bands dx_px, dy_px), e.g. a previous result").as_input(),
+      ParamDecl::option("mask", ParamType::kPath, "areas to skip: raster (non-zero = skip) or polygons").as_input(),
       ParamDecl::option("stable", ParamType::kPath,
-                        "stable ground (polygons or raster): report the co-registration bias and NMAD there"),
+                        "stable ground (polygons or raster): report the co-registration bias and NMAD there").as_input(),
       ParamDecl::option("min-snr", ParamType::kDouble,
                         "nodes with a lower signal-to-noise ratio (peak over second peak) are rejected")
           .defaults_to("1.5")
@@ -82,7 +82,7 @@ OperationDecl correlate_operation() {
           .between(-1, 1),
       ParamDecl::option("velocity", ParamType::kBool, "also write velocities (m/yr) from the acquisition dates"),
       ParamDecl::option("dates", ParamType::kString, "acquisition dates REF_DATE,SEC_DATE when the files do not carry them"),
-      ParamDecl::option("quicklook", ParamType::kPath, "write a PNG of the displacement/velocity magnitude"),
+      ParamDecl::option("quicklook", ParamType::kPath, "write a PNG of the displacement/velocity magnitude").as_output("image/png"),
   };
   op.examples = {
       "deforma correlate LC80630182016200LGN00_B8.TIF LC80630182016216LGN00_B8.TIF -o offsets.tif",

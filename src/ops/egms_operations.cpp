@@ -36,10 +36,11 @@ std::vector<ParamDecl> stream_params() {
 std::vector<ParamDecl> output_params(bool product_required) {
   auto product = ParamDecl::option("output", ParamType::kPath,
                                    "product in EGMS layout: .csv (XML beside it) or .zip (CSV + XML)")
-                     .alias("o");
+                     .alias("o")
+                     .as_output("text/csv");
   if (product_required) product.mandatory();
   return {product,
-          ParamDecl::option("gpkg", ParamType::kPath, "also write the points as a GeoPackage layer")};
+          ParamDecl::option("gpkg", ParamType::kPath, "also write the points as a GeoPackage layer").as_output("application/geopackage+sqlite3")};
 }
 
 StreamOptions stream_options(const ParamValues& p) {
@@ -81,7 +82,7 @@ void register_egms_operations(OperationRegistry& registry) {
         "metadata, point and date counts, missing values, extent, velocity range, and whether the los_* "
         "vector "
         "agrees with incidence_angle and track_angle.";
-    op.params = concat({ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)")},
+    op.params = concat({ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)").as_input()},
                        std::vector<ParamDecl>{stream_params()[0]});
     op.examples = {"deforma egms info EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip"};
     op.run = [](const ParamValues& p, RunContext& context) {
@@ -100,7 +101,7 @@ void register_egms_operations(OperationRegistry& registry) {
         "columns "
         "(median, 95th percentile and maximum of |difference| per column). With --output/--gpkg, writes the "
         "product with the recomputed columns.";
-    op.params = concat({ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)")},
+    op.params = concat({ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)").as_input()},
                        output_params(false), stream_params());
     op.examples = {"deforma egms fit EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip",
                    "deforma egms fit burst.zip -o refit.zip --gpkg refit.gpkg"};
@@ -123,7 +124,7 @@ void register_egms_operations(OperationRegistry& registry) {
         "(coherence >= --min-coherence, at least --min-points) have the most uniform mean velocity. The "
         "reference is recorded in the output metadata.";
     op.params = concat(
-        {ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)")}, output_params(true),
+        {ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)").as_input()}, output_params(true),
         std::vector<ParamDecl>{
             ParamDecl::option("method", ParamType::kChoice, "how the reference is chosen")
                 .one_of({"auto", "pid", "area", "polygon"})
@@ -137,7 +138,7 @@ void register_egms_operations(OperationRegistry& registry) {
                 .in_unit("m")
                 .defaults_to("100")
                 .at_least(0.001),
-            ParamDecl::option("polygon", ParamType::kPath, "polygon file, any OGR format (method polygon)"),
+            ParamDecl::option("polygon", ParamType::kPath, "polygon file, any OGR format (method polygon)").as_input(),
             ParamDecl::option("auto-cell-m", ParamType::kDouble,
                               "cell size searched for a stable area (method auto)")
                 .in_unit("m")
@@ -196,11 +197,11 @@ void register_egms_operations(OperationRegistry& registry) {
         "gives "
         "residuals before and after (per station for station files).";
     op.params = concat(
-        {ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)")}, output_params(true),
+        {ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)").as_input()}, output_params(true),
         std::vector<ParamDecl>{
             ParamDecl::option(
                 "gnss", ParamType::kPath,
-                "GNSS station velocities or A-EPND grid (CSV); default: the gnss_velocity column"),
+                "GNSS station velocities or A-EPND grid (CSV); default: the gnss_velocity column").as_input(),
             ParamDecl::option("polynomial-order", ParamType::kInt, "order of the correction surface")
                 .defaults_to("1")
                 .between(0, 2),
@@ -252,10 +253,11 @@ void register_egms_operations(OperationRegistry& registry) {
         "layout.";
     op.params = concat(
         {ParamDecl::argument("products", ParamType::kList,
-                             "the ascending then the descending EGMS product (.zip or .csv)")},
+                             "the ascending then the descending EGMS product (.zip or .csv)").as_input()},
         std::vector<ParamDecl>{
             ParamDecl::option("output", ParamType::kPath, "output prefix (PREFIX_U.tif, PREFIX_E.csv, ...)")
                 .alias("o")
+                .as_output("application/x-deforma-prefix")
                 .mandatory(),
             ParamDecl::option("cell-size-m", ParamType::kDouble, "grid cell size")
                 .in_unit("m")
@@ -269,7 +271,7 @@ void register_egms_operations(OperationRegistry& registry) {
                 .defaults_to("3")
                 .at_least(2),
             ParamDecl::option("gnss", ParamType::kPath,
-                              "GNSS model giving the north velocity (default: north neglected)"),
+                              "GNSS model giving the north velocity (default: north neglected)").as_input(),
         },
         stream_params());
     op.examples = {

@@ -57,13 +57,13 @@ std::vector<ParamDecl> filter_parameters() {
           "stable-ground correction model (default: bias when stable ground is given, else none)")
           .one_of({"none", "bias", "plane", "quadratic"}),
       ParamDecl::option("stable", ParamType::kPath,
-                        "stable ground as polygons (any OGR format: GPKG, SHP, GMT...)"),
+                        "stable ground as polygons (any OGR format: GPKG, SHP, GMT...)").as_input(),
       ParamDecl::option("stable-mask", ParamType::kPath,
-                        "stable ground as a mask raster (non-zero = stable)"),
+                        "stable ground as a mask raster (non-zero = stable)").as_input(),
       ParamDecl::option("auto-stable", ParamType::kBool,
                         "find the stable ground automatically: the least-moving, well-correlated nodes"),
       ParamDecl::option("exclude", ParamType::kPath,
-                        "ground known to move (mask raster or polygons), never taken as stable"),
+                        "ground known to move (mask raster or polygons), never taken as stable").as_input(),
       ParamDecl::option("auto-corr-quantile", ParamType::kDouble,
                         "--auto-stable: keep nodes whose correlation is at or above this quantile")
           .defaults_to("0.5")
@@ -144,8 +144,8 @@ void register_filter_operations(OperationRegistry& registry) {
       "it. Rejected nodes get nodata and a flag (7 median test, 8 above maximum, 9 low correlation; see "
       "docs/filter.md). What was removed is recorded in the output's DEFORMA_FILTER metadata.";
   op.params = {
-      ParamDecl::argument("input", ParamType::kPath, "correlation result (COG from deforma correlate)"),
-      ParamDecl::option("output", ParamType::kPath, "filtered result (COG)").alias("o").mandatory(),
+      ParamDecl::argument("input", ParamType::kPath, "correlation result (COG from deforma correlate)").as_input(),
+      ParamDecl::option("output", ParamType::kPath, "filtered result (COG)").alias("o").mandatory().as_output(kCogMediaType),
   };
   for (auto& p : filter_parameters()) op.params.push_back(std::move(p));
   op.examples = {

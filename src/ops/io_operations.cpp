@@ -24,7 +24,7 @@ OperationDecl info_operation() {
       "Opens any raster GDAL reads (GeoTIFF, COG, Sentinel-2 JP2, VRT; JPEG/PNG in pixel units) and prints "
       "what deforma sees of it. With --json, the same as a JSON object.";
   op.params = {
-      ParamDecl::argument("file", ParamType::kPath, "raster to describe"),
+      ParamDecl::argument("file", ParamType::kPath, "raster to describe").as_input(),
       ParamDecl::option("json", ParamType::kBool, "print JSON instead of text"),
   };
   op.examples = {"deforma info LC80630182016200LGN00_B8_yahtse.TIF", "deforma info scene.tif --json"};
@@ -51,8 +51,8 @@ OperationDecl cog_operation() {
       "Reads the raster tile by tile within the --ram budget and writes a COG with overviews, nodata -9999 "
       "where the input is invalid (nodata, NaN, masked), and provenance metadata.";
   op.params = {
-      ParamDecl::argument("input", ParamType::kPath, "raster to convert"),
-      ParamDecl::option("output", ParamType::kPath, "output COG file").alias("o").mandatory(),
+      ParamDecl::argument("input", ParamType::kPath, "raster to convert").as_input(),
+      ParamDecl::option("output", ParamType::kPath, "output COG file").alias("o").mandatory().as_output(kCogMediaType),
       ParamDecl::option("band", ParamType::kInt, "band to copy (default: all bands)").at_least(1),
       ParamDecl::option("compression", ParamType::kChoice, "COG compression").defaults_to("DEFLATE")
           .one_of({"DEFLATE", "ZSTD", "NONE"}),
@@ -133,7 +133,7 @@ OperationDecl stats_operation() {
   op.name = "stats";
   op.summary = "Statistics of a raster band (valid fraction, min, max, mean, std), streamed by tiles";
   op.params = {
-      ParamDecl::argument("file", ParamType::kPath, "raster"),
+      ParamDecl::argument("file", ParamType::kPath, "raster").as_input(),
       ParamDecl::option("band", ParamType::kInt, "band (1-based)").defaults_to("1").at_least(1),
       ParamDecl::option("json", ParamType::kBool, "print JSON instead of text"),
   };

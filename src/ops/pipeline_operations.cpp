@@ -29,10 +29,10 @@ void register_pipeline_operations(OperationRegistry& registry) {
   op.params = {
       ParamDecl::argument(
           "images", ParamType::kList,
-          "images: files, folders, glob patterns, or one CSV manifest (path,date[,orbit,tile,sensor])"),
+          "images: files, folders, glob patterns, or one CSV manifest (path,date[,orbit,tile,sensor])").as_input(),
       ParamDecl::option("output", ParamType::kPath, "output folder (created; a rerun resumes in it)")
           .alias("o")
-          .mandatory(),
+          .mandatory().as_output("inode/directory"),
       ParamDecl::option("skip-bad", ParamType::kBool,
                         "leave out unreadable images and failing pairs (reported) instead of stopping"),
       ParamDecl::option("min-step", ParamType::kInt, "pair network: minimum matching range")

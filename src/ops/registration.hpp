@@ -6,6 +6,9 @@
 
 namespace deforma::ops {
 
+/// Media type of the Cloud-Optimized GeoTIFFs the operations write.
+inline constexpr const char* kCogMediaType = "image/tiff; application=geotiff; profile=cloud-optimized";
+
 void register_io_operations(OperationRegistry& registry);
 void register_correlate_operations(OperationRegistry& registry);
 void register_filter_operations(OperationRegistry& registry);

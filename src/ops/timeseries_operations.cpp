@@ -77,10 +77,10 @@ void register_pairs(OperationRegistry& registry) {
       "ref_path, sec_path, ref_date, sec_date, result_path, weight, days) and pairs.png (one arc per pair).";
   op.params = {
       ParamDecl::argument("images", ParamType::kList,
-                          "image files, folders, glob patterns or one CSV manifest"),
+                          "image files, folders, glob patterns or one CSV manifest").as_input(),
       ParamDecl::option("output", ParamType::kPath, "output folder (created if missing)")
           .alias("o")
-          .mandatory(),
+          .mandatory().as_output("inode/directory"),
       ParamDecl::option("skip-bad", ParamType::kBool, "leave out unreadable images (listed as warnings)"),
   };
   for (auto& p : pair_rule_params()) op.params.push_back(std::move(p));
@@ -134,10 +134,10 @@ void register_invert(OperationRegistry& registry) {
       "date), the CF NetCDF cube, velocity.tif (velocities, std, rmse, valid pairs, consistency, flags) and "
       "quicklooks. Streams by blocks of rows within --ram.";
   op.params = {
-      ParamDecl::argument("pairs", ParamType::kPath, "pair table CSV, or a folder holding pairs.csv"),
+      ParamDecl::argument("pairs", ParamType::kPath, "pair table CSV, or a folder holding pairs.csv").as_input(),
       ParamDecl::option("output", ParamType::kPath, "output folder (created if missing)")
           .alias("o")
-          .mandatory(),
+          .mandatory().as_output("inode/directory"),
       ParamDecl::option("units", ParamType::kChoice, "read bands east_m/north_m (m) or dx_px/dy_px (px)")
           .one_of({"m", "px"})
           .defaults_to("m"),
@@ -205,10 +205,10 @@ void register_series_at(OperationRegistry& registry) {
                           "X Y: easting/longitude and northing/latitude, or column and row with --pixel"),
       ParamDecl::option("products", ParamType::kPath, "folder written by deforma invert")
           .alias("p")
-          .mandatory(),
+          .mandatory().as_input(),
       ParamDecl::option("pixel", ParamType::kBool, "X Y are column and row of the product grid"),
       ParamDecl::option("prefix", ParamType::kString, "prefix of the product file names"),
-      ParamDecl::option("plot", ParamType::kPath, "PNG to write (default: in the products folder)"),
+      ParamDecl::option("plot", ParamType::kPath, "PNG to write (default: in the products folder)").as_output("image/png"),
   };
   op.examples = {"deforma series-at 512 300 --pixel -p out/series",
                  "deforma series-at 552300 6660150 -p out/series --plot yahtse_point.png"};

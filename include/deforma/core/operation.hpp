@@ -28,6 +28,15 @@ enum class ParamType {
   kList,    ///< one or more strings (a positional list of files, say)
 };
 
+/// What a parameter is to a caller that runs the operation on someone else's behalf (the HTTP service):
+/// an input dataset is a reference it resolves within its data roots; an output is a file or folder it
+/// places itself (never chosen by a remote client); anything else is a plain value.
+enum class ParamRole {
+  kValue,
+  kInput,   ///< an existing file or folder read by the operation (kPath or kList of paths)
+  kOutput,  ///< a file, folder or file-name prefix written by the operation
+};
+
 struct ParamDecl {
   std::string name;  ///< long option name without dashes, e.g. "min-snr"; positional when `positional`
   ParamType type = ParamType::kString;
@@ -40,6 +49,9 @@ struct ParamDecl {
   bool required = false;
   bool positional = false;
   std::string short_name;  ///< single letter, e.g. "o"
+  ParamRole role = ParamRole::kValue;
+  std::string media_type;  ///< outputs: what is written ("image/tiff; application=geotiff; profile=cloud-optimized",
+                           ///< "image/png", "text/csv", "inode/directory" for a folder...)
 
   /// A named option (--name), optional unless mandatory() is called.
   static ParamDecl option(std::string name, ParamType type, std::string help);
@@ -54,6 +66,8 @@ struct ParamDecl {
   ParamDecl& mandatory() { required = true; return *this; }
   ParamDecl& optional() { required = false; return *this; }
   ParamDecl& alias(std::string letter) { short_name = std::move(letter); return *this; }
+  ParamDecl& as_input() { role = ParamRole::kInput; return *this; }
+  ParamDecl& as_output(std::string type) { role = ParamRole::kOutput; media_type = std::move(type); return *this; }
 };
 
 /// Values of one run, checked against the declaration (types, domains, required ones present).
