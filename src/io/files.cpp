@@ -4,10 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <limits>
-#include <map>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -212,52 +212,43 @@ void check_operation_paths(const OperationDecl& op, const ParamValues& values) {
 
 namespace {
 
-struct CommitGroupState {
-  std::mutex mutex;
-  bool active = false;
-  std::map<std::string, std::string> expected;  // normal key -> final path as given
-  std::vector<std::pair<std::string, std::string>> held;  // (temporary, final)
-};
-
-CommitGroupState& group_state() {
-  static CommitGroupState state;
-  return state;
-}
+// The live groups; one mutex for all, as commits are few and short.
+std::mutex g_groups_mutex;
+std::vector<OutputCommitGroup*> g_groups;
 
 }  // namespace
 
 OutputCommitGroup::OutputCommitGroup(const std::vector<std::string>& final_paths) {
-  auto& s = group_state();
-  std::lock_guard lock(s.mutex);
-  if (s.active) throw Error("only one group of outputs may be held at a time");
-  s.active = true;
-  s.expected.clear();
-  s.held.clear();
   for (const auto& path : final_paths) {
-    s.expected[normal_key(path)] = path;
+    expected_.push_back(normal_key(path));
     // GDAL's sidecar of per-band nodata follows its raster.
-    s.expected[normal_key(path + ".aux.xml")] = path + ".aux.xml";
+    expected_.push_back(normal_key(path + ".aux.xml"));
   }
+  std::lock_guard lock(g_groups_mutex);
+  g_groups.push_back(this);
 }
 
 OutputCommitGroup::~OutputCommitGroup() {
-  auto& s = group_state();
-  std::lock_guard lock(s.mutex);
-  for (const auto& [temp, final_path] : s.held) {
+  std::lock_guard lock(g_groups_mutex);
+  g_groups.erase(std::remove(g_groups.begin(), g_groups.end(), this), g_groups.end());
+  for (const auto& [temp, final_path] : held_) {
     std::error_code ec;
     fs::remove(temp, ec);
   }
-  s.held.clear();
-  s.expected.clear();
-  s.active = false;
 }
 
 void OutputCommitGroup::commit() {
-  auto& s = group_state();
-  std::lock_guard lock(s.mutex);
+  std::lock_guard lock(g_groups_mutex);
   std::string first_failure;
-  for (const auto& [temp, final_path] : s.held) {
+  for (const auto& [temp, final_path] : held_) {
     std::error_code ec;
+    try {
+      check_output_target(final_path);  // again: a device or FIFO may have been made there meanwhile
+    } catch (const Error& e) {
+      fs::remove(temp, ec);
+      if (first_failure.empty()) first_failure = e.what();
+      continue;
+    }
     fs::rename(temp, final_path, ec);
     if (ec) {
       fs::remove(temp, ec);
@@ -266,16 +257,21 @@ void OutputCommitGroup::commit() {
       }
     }
   }
-  s.held.clear();
+  held_.clear();
   if (!first_failure.empty()) throw IoError(first_failure);
 }
 
 bool OutputCommitGroup::hold(const std::string& temp_path, const std::string& final_path) {
-  auto& s = group_state();
-  std::lock_guard lock(s.mutex);
-  if (!s.active || !s.expected.count(normal_key(final_path))) return false;
-  s.held.emplace_back(temp_path, final_path);
-  return true;
+  std::lock_guard lock(g_groups_mutex);
+  if (g_groups.empty()) return false;
+  const std::string key = normal_key(final_path);
+  for (auto* group : g_groups) {
+    if (std::find(group->expected_.begin(), group->expected_.end(), key) != group->expected_.end()) {
+      group->held_.emplace_back(temp_path, final_path);
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace deforma::io

@@ -91,6 +91,21 @@ TEST(Files, CommitGroupRenamesAllOrNothing) {
   EXPECT_TRUE(fs::exists(tmp.file("b.txt")));
 }
 
+TEST(Files, CommitGroupsOfConcurrentRunsAreIndependent) {
+  TempDir tmp;
+  OutputCommitGroup first({tmp.file("a.txt")});
+  {
+    OutputCommitGroup second({tmp.file("b.txt")});
+    write_text(tmp.file("a.txt"), "a");
+    write_text(tmp.file("b.txt"), "b");
+    second.commit();
+  }
+  EXPECT_TRUE(fs::exists(tmp.file("b.txt")));
+  EXPECT_FALSE(fs::exists(tmp.file("a.txt")));
+  first.commit();
+  EXPECT_TRUE(fs::exists(tmp.file("a.txt")));
+}
+
 TEST(Files, StaleTemporariesOfDeadProcessesOnly) {
   TempDir tmp;
   const std::string live = fmt::format(".v.staging-{}-0.tif", ::getpid());

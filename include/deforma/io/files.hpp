@@ -48,7 +48,8 @@ std::vector<std::string> declared_file_outputs(const OperationDecl& op, const Pa
 
 /// While alive, StagedFile::commit and CogWriter::finish do not rename a finished file onto one of
 /// `final_paths` (or its ".aux.xml" sidecar): they hand it to the group, which renames them all in
-/// commit() or removes them when destroyed without it. One group at a time per process.
+/// commit() or removes them when destroyed without it. Several groups may live at once (concurrent runs
+/// of a service), as long as they name different files.
 class OutputCommitGroup {
  public:
   explicit OutputCommitGroup(const std::vector<std::string>& final_paths);
@@ -59,9 +60,13 @@ class OutputCommitGroup {
   /// Renames every held file into place. IoError when one fails (the others are still attempted).
   void commit();
 
-  /// Used by the staging code: when `final_path` belongs to the active group, takes `temp_path` and
-  /// returns true; the caller must then not rename it.
+  /// Used by the staging code: when `final_path` belongs to a live group, takes `temp_path` and returns
+  /// true; the caller must then not rename it.
   static bool hold(const std::string& temp_path, const std::string& final_path);
+
+ private:
+  std::vector<std::string> expected_;                      // normalised final paths
+  std::vector<std::pair<std::string, std::string>> held_;  // (temporary, final)
 };
 
 }  // namespace deforma::io
