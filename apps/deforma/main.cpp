@@ -21,9 +21,9 @@
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 
+#include "deforma/core/cancel.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
-#include "deforma/core/cancel.hpp"
 #include "deforma/core/progress.hpp"
 #include "deforma/io/files.hpp"
 #include "deforma/ops.hpp"
@@ -113,7 +113,8 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
   for (std::size_t i = 1; i <= a.size(); ++i) {
     current[0] = i;
     for (std::size_t j = 1; j <= b.size(); ++j) {
-      current[j] = std::min({previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] != b[j - 1] ? 1 : 0)});
+      current[j] =
+          std::min({previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] != b[j - 1] ? 1 : 0)});
     }
     std::swap(previous, current);
   }
@@ -136,7 +137,8 @@ std::optional<std::string> closest(const std::string& typed, const std::vector<s
 bool looks_like_number(const std::string& text) {
   double value = 0;
   const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  return ec == std::errc() || (text.size() > 1 && (std::isdigit(static_cast<unsigned char>(text[1])) || text[1] == '.'));
+  return ec == std::errc() ||
+         (text.size() > 1 && (std::isdigit(static_cast<unsigned char>(text[1])) || text[1] == '.'));
 }
 
 bool file_exists(const std::string& path) {
@@ -179,7 +181,8 @@ std::optional<UsageProblem> check_usage(CLI::App& root, int argc, char** argv) {
       continue;
     }
     if (arg.size() > 2 && arg.rfind("--", 0) == 0) {
-      const std::string name = arg.substr(2, arg.find('=') == std::string::npos ? std::string::npos : arg.find('=') - 2);
+      const std::string name =
+          arg.substr(2, arg.find('=') == std::string::npos ? std::string::npos : arg.find('=') - 2);
       if (arg.find('=') == std::string::npos && options_with_values.count("--" + name)) skip_value = true;
       if (long_names.count(name) || name == "version") continue;
       std::vector<std::string> candidates(long_names.begin(), long_names.end());
@@ -200,9 +203,10 @@ std::optional<UsageProblem> check_usage(CLI::App& root, int argc, char** argv) {
         if (single && options_with_values.count(arg)) skip_value = true;
         continue;
       }
-      return UsageProblem{command, fmt::format("unknown option `{}`; if it is a file name, put `--` before it "
-                                               "(deforma {}{}-- {}) or write it as ./{}",
-                                               arg, command, command.empty() ? "" : " ", arg, arg)};
+      return UsageProblem{command,
+                          fmt::format("unknown option `{}`; if it is a file name, put `--` before it "
+                                      "(deforma {}{}-- {}) or write it as ./{}",
+                                      arg, command, command.empty() ? "" : " ", arg, arg)};
     }
     if (arg[0] == '-') continue;  // a negative number, the value of an option
     // A bare word: a subcommand while the current command has subcommands, else an argument.
@@ -217,8 +221,10 @@ std::optional<UsageProblem> check_usage(CLI::App& root, int argc, char** argv) {
     if (!next) {
       const auto suggestion = closest(arg, names);
       std::string message = fmt::format("unknown command `{}{}{}`", command, command.empty() ? "" : " ", arg);
-      if (suggestion) message += fmt::format("; did you mean `{}{}{}`?", command, command.empty() ? "" : " ", *suggestion);
-      else message += fmt::format("; the commands are: {}", fmt::join(names, ", "));
+      if (suggestion)
+        message += fmt::format("; did you mean `{}{}{}`?", command, command.empty() ? "" : " ", *suggestion);
+      else
+        message += fmt::format("; the commands are: {}", fmt::join(names, ", "));
       return UsageProblem{command, message};
     }
     current = next;
@@ -229,13 +235,16 @@ std::optional<UsageProblem> check_usage(CLI::App& root, int argc, char** argv) {
 }
 
 int usage_error(const std::string& command, const std::string& message) {
-  std::fprintf(stderr, "deforma%s%s: error: %s\n", command.empty() ? "" : " ", command.c_str(), message.c_str());
+  std::fprintf(stderr, "deforma%s%s: error: %s\n", command.empty() ? "" : " ", command.c_str(),
+               message.c_str());
   return static_cast<int>(deforma::ExitCode::kUsage);
 }
 
 // SIGINT and SIGTERM ask the running operation to stop (it removes what it staged); a second signal
 // kills at once, as the handler resets itself.
-extern "C" void on_interrupt(int) { deforma::request_cancellation(); }
+extern "C" void on_interrupt(int) {
+  deforma::request_cancellation();
+}
 
 void install_interrupt_handlers() {
   struct sigaction action {};
@@ -262,7 +271,7 @@ int main(int argc, char** argv) {
   long long threads = 0;
   long long ram_mb = 1024;
   app.add_flag("-v,--verbose", verbose, "show debug messages, GDAL's included");
-  app.add_flag("-q,--quiet", quiet, "only errors; no progress");
+  app.add_flag("-q,--quiet", quiet, "no progress and no warnings; errors and results are still printed");
   app.add_flag("--summary-json", json_summary, "print the run summary as JSON on standard output");
   // Checked below with messages in words: CLI11's own range check prints the full range of a double.
   app.add_option("--threads", threads, "worker threads (default: all cores)");
@@ -282,7 +291,8 @@ int main(int argc, char** argv) {
     cmd.app->fallthrough();  // global options (--threads, --ram, -q...) may also follow the command
   }
 
-  if (const auto problem = check_usage(app, argc, argv)) return usage_error(problem->command, problem->message);
+  if (const auto problem = check_usage(app, argc, argv))
+    return usage_error(problem->command, problem->message);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -307,14 +317,18 @@ int main(int argc, char** argv) {
   }
   constexpr long long kMaxThreads = 4096;
   if (threads < 0 || threads > kMaxThreads) {
-    std::fprintf(stderr, "deforma: error: --threads %lld is out of range: expected 0 (all cores) or a number of "
-                 "threads between 1 and %lld\n", threads, kMaxThreads);
+    std::fprintf(stderr,
+                 "deforma: error: --threads %lld is out of range: expected 0 (all cores) or a number of "
+                 "threads between 1 and %lld\n",
+                 threads, kMaxThreads);
     return static_cast<int>(deforma::ExitCode::kInvalidArgument);
   }
   constexpr long long kMinRamMb = 16, kMaxRamMb = 1LL << 22;
   if (ram_mb < kMinRamMb || ram_mb > kMaxRamMb) {
-    std::fprintf(stderr, "deforma: error: --ram %lld is out of range: expected a memory budget between %lld MB and "
-                 "%lld MB (4 TB)\n", ram_mb, kMinRamMb, kMaxRamMb);
+    std::fprintf(stderr,
+                 "deforma: error: --ram %lld is out of range: expected a memory budget between %lld MB and "
+                 "%lld MB (4 TB)\n",
+                 ram_mb, kMinRamMb, kMaxRamMb);
     return static_cast<int>(deforma::ExitCode::kInvalidArgument);
   }
 

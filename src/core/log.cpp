@@ -56,7 +56,9 @@ GdalErrorTrap::GdalErrorTrap() {
   CPLSetCurrentErrorHandlerCatchDebug(FALSE);
 }
 
-GdalErrorTrap::~GdalErrorTrap() { CPLPopErrorHandler(); }
+GdalErrorTrap::~GdalErrorTrap() {
+  CPLPopErrorHandler();
+}
 
 void GdalErrorTrap::record(int level, const char* message) {
   if (level < CE_Failure) return;

@@ -48,11 +48,13 @@ double parse_number(const ParamDecl& p, const std::string& text, bool integer) {
     long long v = 0;
     auto [ptr, ec] = std::from_chars(begin, end, v);
     if (ec == std::errc::result_out_of_range ||
-        (ec == std::errc() && ptr == end && (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()))) {
+        (ec == std::errc() && ptr == end &&
+         (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()))) {
       // Operations hold integers as int: a larger value would wrap around into a nonsense message later.
       throw InvalidArgument(fmt::format("parameter --{}: {} is out of range, expected {}", p.name, text,
-                                        bounds_in_words(p).empty() ? "a value between -2147483648 and 2147483647"
-                                                                   : "a value " + bounds_in_words(p)));
+                                        bounds_in_words(p).empty()
+                                            ? "a value between -2147483648 and 2147483647"
+                                            : "a value " + bounds_in_words(p)));
     }
     if (ec != std::errc() || ptr != end)
       throw InvalidArgument(fmt::format("parameter --{}: expected an integer, got '{}'", p.name, text));

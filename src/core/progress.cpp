@@ -17,9 +17,15 @@ std::atomic<bool> g_cancellation_requested{false};
 static_assert(std::atomic<bool>::is_always_lock_free);
 }  // namespace
 
-void request_cancellation() noexcept { g_cancellation_requested.store(true, std::memory_order_relaxed); }
-bool cancellation_requested() noexcept { return g_cancellation_requested.load(std::memory_order_relaxed); }
-void reset_cancellation() noexcept { g_cancellation_requested.store(false, std::memory_order_relaxed); }
+void request_cancellation() noexcept {
+  g_cancellation_requested.store(true, std::memory_order_relaxed);
+}
+bool cancellation_requested() noexcept {
+  return g_cancellation_requested.load(std::memory_order_relaxed);
+}
+void reset_cancellation() noexcept {
+  g_cancellation_requested.store(false, std::memory_order_relaxed);
+}
 
 void ProgressCounter::reset(std::uint64_t total) {
   total_ = total;

@@ -15,9 +15,9 @@
 #include <ogr_spatialref.h>
 #include <spdlog/spdlog.h>
 
+#include "deforma/core/cancel.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
-#include "deforma/core/cancel.hpp"
 #include "deforma/io/files.hpp"
 #include "deforma/version.hpp"
 
@@ -306,7 +306,8 @@ void CogWriter::finish() {
     if (!last_gdal_error().empty()) ok = false;
   }
   if (!ok) {
-    const bool cancelled = cancellation_requested() || last_gdal_error().find("nterrupt") != std::string::npos ||
+    const bool cancelled = cancellation_requested() ||
+                           last_gdal_error().find("nterrupt") != std::string::npos ||
                            last_gdal_error().find("ancel") != std::string::npos;
     remove_quietly(partial);
     state_->drop();

@@ -37,7 +37,9 @@ const char* kind_of(mode_t mode) {
   return "not a regular file";
 }
 
-std::string option_name(const ParamDecl& p) { return p.positional ? p.name : fmt::format("--{}", p.name); }
+std::string option_name(const ParamDecl& p) {
+  return p.positional ? p.name : fmt::format("--{}", p.name);
+}
 
 // The spelling used to compare two names that may not exist yet: absolute, `.`/`..` resolved, symbolic
 // links of the existing part followed.
@@ -66,8 +68,12 @@ std::vector<std::string> values_of(const ParamDecl& p, const ParamValues& values
   return {values.get_string(p.name)};
 }
 
-bool is_folder_output(const ParamDecl& p) { return p.media_type == "inode/directory"; }
-bool is_prefix_output(const ParamDecl& p) { return p.media_type.find("prefix") != std::string::npos; }
+bool is_folder_output(const ParamDecl& p) {
+  return p.media_type == "inode/directory";
+}
+bool is_prefix_output(const ParamDecl& p) {
+  return p.media_type.find("prefix") != std::string::npos;
+}
 
 }  // namespace
 
@@ -86,16 +92,18 @@ void check_output_target(const std::string& path, const std::string& what) {
   if (S_ISLNK(st.st_mode)) {
     std::error_code ec;
     const auto target = fs::read_symlink(path, ec);
-    throw IoError(fmt::format("{} {}: is a symbolic link (to {}); outputs replace files, not links: give the "
-                              "path of the file itself or remove the link",
-                              what, path, ec ? "an unreadable target" : target.string()));
+    throw IoError(
+        fmt::format("{} {}: is a symbolic link (to {}); outputs replace files, not links: give the "
+                    "path of the file itself or remove the link",
+                    what, path, ec ? "an unreadable target" : target.string()));
   }
   throw IoError(fmt::format("{} {}: exists and is {}, expected a regular file to replace or a new file name",
                             what, path, kind_of(st.st_mode)));
 }
 
 bool same_file(const std::string& a, const std::string& b) {
-  struct stat sa {}, sb {};
+  struct stat sa {
+  }, sb{};
   if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
   return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
@@ -170,7 +178,8 @@ void check_operation_paths(const OperationDecl& op, const ParamValues& values) {
           throw IoError(fmt::format("{} {}: exists and is not a folder", what, v));
         }
         fs::path existing = fs::absolute(v, ec);
-        while (!fs::exists(existing, ec) && existing.has_parent_path() && existing != existing.parent_path()) {
+        while (!fs::exists(existing, ec) && existing.has_parent_path() &&
+               existing != existing.parent_path()) {
           existing = existing.parent_path();
         }
         if (!fs::is_directory(existing, ec)) {
@@ -196,8 +205,8 @@ void check_operation_paths(const OperationDecl& op, const ParamValues& values) {
     for (const auto& [input_what, in] : inputs) {
       if (same_file(out, in)) {
         throw InvalidArgument(fmt::format(
-            "{} {}: is the input {} ({}); writing it would destroy the input: choose another output name", what,
-            out, in, input_what));
+            "{} {}: is the input {} ({}); writing it would destroy the input: choose another output name",
+            what, out, in, input_what));
       }
     }
     for (std::size_t j = 0; j < i; ++j) {
@@ -221,8 +230,12 @@ std::vector<OutputCommitGroup*> g_groups;
 OutputCommitGroup::OutputCommitGroup(const std::vector<std::string>& final_paths) {
   for (const auto& path : final_paths) {
     expected_.push_back(normal_key(path));
-    // GDAL's sidecar of per-band nodata follows its raster.
+    // Sidecars follow their file: GDAL's per-band nodata (NAME.aux.xml), the metadata of an EGMS CSV
+    // (NAME.xml).
     expected_.push_back(normal_key(path + ".aux.xml"));
+    if (fs::path(path).extension() == ".csv") {
+      expected_.push_back(normal_key(fs::path(path).replace_extension(".xml").string()));
+    }
   }
   std::lock_guard lock(g_groups_mutex);
   g_groups.push_back(this);
@@ -253,7 +266,8 @@ void OutputCommitGroup::commit() {
     if (ec) {
       fs::remove(temp, ec);
       if (first_failure.empty()) {
-        first_failure = fmt::format("{}: cannot move the finished file into place: {}", final_path, ec.message());
+        first_failure =
+            fmt::format("{}: cannot move the finished file into place: {}", final_path, ec.message());
       }
     }
   }

@@ -281,19 +281,20 @@ BandWindow Raster::read(int band, const Window& window) const {
   CPLErr status = CE_None;
   if (complex) {
     std::vector<std::complex<float>> buffer(static_cast<std::size_t>(inside.width) * inside.height);
-    status = rb->RasterIO(GF_Read, inside.col, inside.row, inside.width, inside.height, buffer.data(), inside.width,
-                          inside.height, GDT_CFloat32, 0, 0, nullptr);
+    status = rb->RasterIO(GF_Read, inside.col, inside.row, inside.width, inside.height, buffer.data(),
+                          inside.width, inside.height, GDT_CFloat32, 0, 0, nullptr);
     for (int r = 0; r < inside.height && status == CE_None; ++r) {
       float* row = first + static_cast<std::size_t>(r) * window.width;
-      for (int c = 0; c < inside.width; ++c) row[c] = std::abs(buffer[static_cast<std::size_t>(r) * inside.width + c]);
+      for (int c = 0; c < inside.width; ++c)
+        row[c] = std::abs(buffer[static_cast<std::size_t>(r) * inside.width + c]);
     }
   } else {
     status = rb->RasterIO(GF_Read, inside.col, inside.row, inside.width, inside.height, first, inside.width,
                           inside.height, GDT_Float32, pixel_space, line_space, nullptr);
   }
   if (status != CE_None || trap.failed()) {
-    throw FormatError(fmt::format("{}: band {}: reading window col {} row {} size {}x{} failed: {}", info_.path, band,
-                                  inside.col, inside.row, inside.width, inside.height,
+    throw FormatError(fmt::format("{}: band {}: reading window col {} row {} size {}x{} failed: {}",
+                                  info_.path, band, inside.col, inside.row, inside.width, inside.height,
                                   trap.failed() ? trap.describe() : "GDAL gave no reason"));
   }
   // Validity: GDAL's mask (nodata, alpha or mask band) and, always, NaN.

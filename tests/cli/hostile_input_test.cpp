@@ -103,19 +103,20 @@ TEST(HostileInput, OutputThatIsAnInputIsRefusedBeforeAnyWork) {
   // The same file spelt with ./ and through a hard link.
   fs::create_hard_link(tmp.file("a.tif"), tmp.file("hard.tif"));
   for (const std::string& out : {tmp.path().string() + "/./a.tif", tmp.file("hard.tif")}) {
-    const auto r = run_cli("correlate " + tmp.file("a.tif") + " " + tmp.file("b.tif") + " --step 8 -o " + out);
+    const auto r =
+        run_cli("correlate " + tmp.file("a.tif") + " " + tmp.file("b.tif") + " --step 8 -o " + out);
     EXPECT_EQ(r.exit_code, 3) << r.err;
     EXPECT_NE(r.err.find("is the input"), std::string::npos) << r.err;
     EXPECT_EQ(read_bytes(tmp.file("a.tif")), before);
   }
   // Two outputs naming the same file.
-  auto r = run_cli("correlate " + tmp.file("a.tif") + " " + tmp.file("b.tif") + " --step 8 -o " + tmp.file("v.tif") +
-                   " --quicklook " + tmp.path().string() + "/./v.tif");
+  auto r = run_cli("correlate " + tmp.file("a.tif") + " " + tmp.file("b.tif") + " --step 8 -o " +
+                   tmp.file("v.tif") + " --quicklook " + tmp.path().string() + "/./v.tif");
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("name the same file"), std::string::npos) << r.err;
   // A late output whose folder is missing: refused before the COG is computed, nothing left.
-  r = run_cli("correlate " + tmp.file("a.tif") + " " + tmp.file("b.tif") + " --step 8 -o " + tmp.file("v2.tif") +
-              " --quicklook " + tmp.file("nodir/v.png"));
+  r = run_cli("correlate " + tmp.file("a.tif") + " " + tmp.file("b.tif") + " --step 8 -o " +
+              tmp.file("v2.tif") + " --quicklook " + tmp.file("nodir/v.png"));
   EXPECT_EQ(r.exit_code, 4) << r.err;
   EXPECT_NE(r.err.find("nodir"), std::string::npos) << r.err;
   EXPECT_TRUE(extra_files(tmp.path(), {"a.tif", "b.tif", "hard.tif"}).empty());
@@ -140,8 +141,8 @@ TEST(HostileInput, FifoAndDeviceInputsAreRefusedAtOnce) {
   }
   // A polygon file read through OGR goes through the same check.
   test::write_test_geotiff(tmp.file("a.tif"), test::make_texture(64, 64, 1));
-  r = run_cli("correlate " + tmp.file("a.tif") + " " + tmp.file("a.tif") + " --step 8 -o " + tmp.file("v.tif") +
-              " --stable " + tmp.file("in.tif"));
+  r = run_cli("correlate " + tmp.file("a.tif") + " " + tmp.file("a.tif") + " --step 8 -o " +
+              tmp.file("v.tif") + " --stable " + tmp.file("in.tif"));
   EXPECT_EQ(r.exit_code, 4) << r.err;
   EXPECT_NE(r.err.find("FIFO"), std::string::npos) << r.err;
 }
@@ -154,8 +155,9 @@ void write_truncated_geotiff(const std::string& path) {
   GDALDataset* ds = driver->Create(path.c_str(), w, h, 1, GDT_UInt16, nullptr);
   std::vector<std::uint16_t> values(w * h);
   for (int i = 0; i < w * h; ++i) values[i] = static_cast<std::uint16_t>(6888 + i % 4000);
-  ASSERT_EQ(ds->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, w, h, values.data(), w, h, GDT_UInt16, 0, 0, nullptr),
-            CE_None);
+  ASSERT_EQ(
+      ds->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, w, h, values.data(), w, h, GDT_UInt16, 0, 0, nullptr),
+      CE_None);
   GDALClose(ds);
   ds = static_cast<GDALDataset*>(GDALOpen(path.c_str(), GA_ReadOnly));
   const char* first = ds->GetRasterBand(1)->GetMetadataItem("BLOCK_OFFSET_0_0", "TIFF");
@@ -188,9 +190,10 @@ TEST(HostileInput, ReadErrorsFailTheOperationWithGdalsFirstError) {
     auto* mem = GetGDALDriverManager()->GetDriverByName("MEM");
     std::unique_ptr<GDALDataset> src(mem->Create("", 256, 256, 1, GDT_Byte, nullptr));
     std::vector<std::uint8_t> bytes(texture.size());
-    for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::uint8_t>(texture.data()[i] * 255.f);
-    ASSERT_EQ(src->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, 256, 256, bytes.data(), 256, 256, GDT_Byte, 0, 0,
-                                              nullptr),
+    for (std::size_t i = 0; i < bytes.size(); ++i)
+      bytes[i] = static_cast<std::uint8_t>(texture.data()[i] * 255.f);
+    ASSERT_EQ(src->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, 256, 256, bytes.data(), 256, 256, GDT_Byte, 0,
+                                              0, nullptr),
               CE_None);
     auto* jpeg = GetGDALDriverManager()->GetDriverByName("JPEG");
     for (const char* name : {"a.jpg", "b.jpg"}) {
@@ -203,7 +206,8 @@ TEST(HostileInput, ReadErrorsFailTheOperationWithGdalsFirstError) {
   r = run_cli("stats " + tmp.file("b.jpg"));
   EXPECT_EQ(r.exit_code, 5) << r.out << r.err;
   EXPECT_NE(r.err.find("b.jpg"), std::string::npos) << r.err;
-  r = run_cli("correlate " + tmp.file("a.jpg") + " " + tmp.file("b.jpg") + " --step 16 -o " + tmp.file("d.tif"));
+  r = run_cli("correlate " + tmp.file("a.jpg") + " " + tmp.file("b.jpg") + " --step 16 -o " +
+              tmp.file("d.tif"));
   EXPECT_EQ(r.exit_code, 5) << r.out << r.err;
   EXPECT_FALSE(fs::exists(tmp.file("d.tif")));
 }
@@ -214,7 +218,8 @@ TEST(HostileInput, ComplexBandsAreReadAsAmplitudeWithAWarning) {
   auto* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
   GDALDataset* ds = driver->Create(tmp.file("slc.tif").c_str(), 16, 8, 1, GDT_CFloat32, nullptr);
   std::vector<std::complex<float>> values(16 * 8, {3.f, -4.f});
-  ASSERT_EQ(ds->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, 16, 8, values.data(), 16, 8, GDT_CFloat32, 0, 0, nullptr),
+  ASSERT_EQ(ds->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, 16, 8, values.data(), 16, 8, GDT_CFloat32, 0, 0,
+                                           nullptr),
             CE_None);
   GDALClose(ds);
   const auto r = run_cli("stats --json " + tmp.file("slc.tif"));
@@ -228,7 +233,8 @@ TEST(HostileInput, ComplexBandsAreReadAsAmplitudeWithAWarning) {
 
 // Starts the CLI with `args` (stderr to `err_path`) and returns its pid.
 pid_t spawn_cli(const std::string& args, const std::string& err_path) {
-  const std::string command = std::string("exec ") + DEFORMA_CLI_PATH + " " + args + " >/dev/null 2>" + err_path;
+  const std::string command =
+      std::string("exec ") + DEFORMA_CLI_PATH + " " + args + " >/dev/null 2>" + err_path;
   const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
   pid_t pid = 0;
   if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) != 0) return -1;
@@ -252,8 +258,8 @@ TEST(HostileInput, TerminationCancelsRemovesStagedFilesAndExits7) {
   // A staging file of a run killed earlier (its process is gone): the next run removes it.
   std::ofstream(tmp.file("out/.v.staging-2147480000-0.tif")) << "stale";
   const std::string err = tmp.file("err.txt");
-  const pid_t pid = spawn_cli("correlate " + ref + " " + sec + " --step 1 --ram 60 --threads 2 -o " + tmp.file("out/v.tif") +
-                                  " --quicklook " + tmp.file("out/v.png"),
+  const pid_t pid = spawn_cli("correlate " + ref + " " + sec + " --step 1 --ram 60 --threads 2 -o " +
+                                  tmp.file("out/v.tif") + " --quicklook " + tmp.file("out/v.png"),
                               err);
   ASSERT_GT(pid, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
@@ -267,7 +273,8 @@ TEST(HostileInput, TerminationCancelsRemovesStagedFilesAndExits7) {
   EXPECT_EQ(WEXITSTATUS(status), 7) << message;
   EXPECT_NE(message.find("deforma correlate: cancelled"), std::string::npos) << message;
   EXPECT_LT(seconds, 30.0);
-  EXPECT_TRUE(extra_files(tmp.file("out"), {}).empty()) << fmt::format("{}", fmt::join(extra_files(tmp.file("out"), {}), " "));
+  EXPECT_TRUE(extra_files(tmp.file("out"), {}).empty())
+      << fmt::format("{}", fmt::join(extra_files(tmp.file("out"), {}), " "));
 }
 
 TEST(HostileInput, StaleStagingFilesOfAnOutputAreRemovedByARerun) {

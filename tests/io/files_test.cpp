@@ -9,9 +9,9 @@
 #include <fstream>
 
 #include <fmt/format.h>
+#include "deforma/core/cancel.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/operation.hpp"
-#include "deforma/core/cancel.hpp"
 #include "deforma/core/progress.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "test_support.hpp"
@@ -33,7 +33,8 @@ TEST(Files, NonRegularInputsAreRefusedWithoutOpening) {
   try {
     check_input_path(tmp.file("fifo"), "--mask");
   } catch (const IoError& e) {
-    EXPECT_NE(std::string(e.what()).find("--mask " + tmp.file("fifo") + ": is a FIFO"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--mask " + tmp.file("fifo") + ": is a FIFO"), std::string::npos)
+        << e.what();
   }
   EXPECT_NO_THROW(check_input_path(tmp.file("missing.tif")));
   EXPECT_NO_THROW(check_input_path(tmp.path().string()));
@@ -109,9 +110,9 @@ TEST(Files, CommitGroupsOfConcurrentRunsAreIndependent) {
 TEST(Files, StaleTemporariesOfDeadProcessesOnly) {
   TempDir tmp;
   const std::string live = fmt::format(".v.staging-{}-0.tif", ::getpid());
-  for (const std::string name : {".v.staging-2147480000-0.tif", ".v.partial-2147480000.tif",
-                                 ".v.partial-2147480000-2.tif.aux.xml", ".w.staging-2147480000-0.tif",
-                                 ".v.staging-2147480000-0.png", live.c_str()}) {
+  for (const std::string name :
+       {".v.staging-2147480000-0.tif", ".v.partial-2147480000.tif", ".v.partial-2147480000-2.tif.aux.xml",
+        ".w.staging-2147480000-0.tif", ".v.staging-2147480000-0.png", live.c_str()}) {
     std::ofstream(tmp.file(name)) << "x";
   }
   EXPECT_EQ(remove_stale_temporaries(tmp.file("v.tif")), 3);
@@ -129,21 +130,29 @@ TEST(Files, OperationPathsAreCheckedByRole) {
                ParamDecl::option("plot", ParamType::kPath, "plot").as_output("image/png"),
                ParamDecl::option("folder", ParamType::kPath, "folder").as_output("inode/directory")};
   std::ofstream(tmp.file("in.tif")) << "x";
-  auto values = [&](std::map<std::string, std::vector<std::string>> raw) { return ParamValues::parse(op.params, raw); };
-  EXPECT_NO_THROW(check_operation_paths(op, values({{"input", {tmp.file("in.tif")}}, {"output", {tmp.file("o.tif")}}})));
-  EXPECT_THROW(check_operation_paths(op, values({{"input", {tmp.file("in.tif")}}, {"output", {tmp.file("in.tif")}}})),
-               InvalidArgument);
+  auto values = [&](std::map<std::string, std::vector<std::string>> raw) {
+    return ParamValues::parse(op.params, raw);
+  };
+  EXPECT_NO_THROW(
+      check_operation_paths(op, values({{"input", {tmp.file("in.tif")}}, {"output", {tmp.file("o.tif")}}})));
+  EXPECT_THROW(
+      check_operation_paths(op, values({{"input", {tmp.file("in.tif")}}, {"output", {tmp.file("in.tif")}}})),
+      InvalidArgument);
   EXPECT_THROW(check_operation_paths(op, values({{"input", {tmp.file("in.tif")}},
                                                  {"output", {tmp.file("o.tif")}},
                                                  {"plot", {tmp.file("o.tif")}}})),
                InvalidArgument);
-  EXPECT_THROW(check_operation_paths(op, values({{"input", {tmp.file("in.tif")}}, {"plot", {tmp.file("no/p.png")}}})),
-               IoError);
-  EXPECT_NO_THROW(check_operation_paths(op, values({{"input", {tmp.file("in.tif")}}, {"folder", {tmp.file("x/y")}}})));
-  EXPECT_THROW(check_operation_paths(op, values({{"input", {tmp.file("in.tif")}}, {"folder", {tmp.file("in.tif")}}})),
-               IoError);
-  const auto outputs = declared_file_outputs(
-      op, values({{"input", {tmp.file("in.tif")}}, {"output", {tmp.file("o.tif")}}, {"folder", {tmp.file("f")}}}));
+  EXPECT_THROW(
+      check_operation_paths(op, values({{"input", {tmp.file("in.tif")}}, {"plot", {tmp.file("no/p.png")}}})),
+      IoError);
+  EXPECT_NO_THROW(
+      check_operation_paths(op, values({{"input", {tmp.file("in.tif")}}, {"folder", {tmp.file("x/y")}}})));
+  EXPECT_THROW(
+      check_operation_paths(op, values({{"input", {tmp.file("in.tif")}}, {"folder", {tmp.file("in.tif")}}})),
+      IoError);
+  const auto outputs = declared_file_outputs(op, values({{"input", {tmp.file("in.tif")}},
+                                                         {"output", {tmp.file("o.tif")}},
+                                                         {"folder", {tmp.file("f")}}}));
   EXPECT_EQ(outputs, std::vector<std::string>{tmp.file("o.tif")});
 }
 

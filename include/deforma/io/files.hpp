@@ -47,9 +47,9 @@ void check_operation_paths(const OperationDecl& op, const ParamValues& values);
 std::vector<std::string> declared_file_outputs(const OperationDecl& op, const ParamValues& values);
 
 /// While alive, StagedFile::commit and CogWriter::finish do not rename a finished file onto one of
-/// `final_paths` (or its ".aux.xml" sidecar): they hand it to the group, which renames them all in
-/// commit() or removes them when destroyed without it. Several groups may live at once (concurrent runs
-/// of a service), as long as they name different files.
+/// `final_paths` (or its sidecar: ".aux.xml", and ".xml" beside a ".csv"): they hand it to the group, which
+/// renames them all in commit() or removes them when destroyed without it. Several groups may live at once
+/// (concurrent runs of a service), as long as they name different files.
 class OutputCommitGroup {
  public:
   explicit OutputCommitGroup(const std::vector<std::string>& final_paths);
