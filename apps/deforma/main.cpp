@@ -358,7 +358,8 @@ int main(int argc, char** argv) {
       // or an input, folders that cannot be written.
       deforma::io::check_operation_paths(*cmd.op, params);
       // The files the run makes together appear together at its end, or not at all.
-      deforma::io::OutputCommitGroup outputs(deforma::io::declared_file_outputs(*cmd.op, params));
+      deforma::io::OutputCommitGroup outputs(deforma::io::declared_file_outputs(*cmd.op, params),
+                                             deforma::io::declared_output_prefixes(*cmd.op, params));
       install_interrupt_handlers();
       auto progress = deforma::make_terminal_progress(quiet ? deforma::ProgressStyle::kQuiet
                                                             : deforma::ProgressStyle::kAuto);

@@ -155,6 +155,15 @@ std::vector<std::string> declared_file_outputs(const OperationDecl& op, const Pa
   return out;
 }
 
+std::vector<std::string> declared_output_prefixes(const OperationDecl& op, const ParamValues& values) {
+  std::vector<std::string> out;
+  for (const auto& p : op.params) {
+    if (p.role != ParamRole::kOutput || !is_prefix_output(p)) continue;
+    for (const auto& v : values_of(p, values)) out.push_back(v);
+  }
+  return out;
+}
+
 void check_operation_paths(const OperationDecl& op, const ParamValues& values) {
   std::vector<std::pair<std::string, std::string>> inputs;   // (parameter, path)
   std::vector<std::pair<std::string, std::string>> outputs;  // file outputs only
@@ -192,7 +201,14 @@ void check_operation_paths(const OperationDecl& op, const ParamValues& values) {
       }
       if (is_prefix_output(p)) {
         // PREFIX_U.tif, PREFIX_E.csv...: the folder of the prefix must exist and be writable.
-        check_writable_parent(v + "_", what);
+        const fs::path prefix(v);
+        const fs::path dir = prefix.has_parent_path() ? prefix.parent_path() : fs::path(".");
+        if (!fs::is_directory(dir, ec)) {
+          throw IoError(fmt::format("{} {}: folder {} does not exist", what, v, dir.string()));
+        }
+        if (::access(dir.c_str(), W_OK) != 0) {
+          throw IoError(fmt::format("{} {}: folder {} is not writable", what, v, dir.string()));
+        }
         continue;
       }
       check_output_target(v, what);
@@ -227,7 +243,10 @@ std::vector<OutputCommitGroup*> g_groups;
 
 }  // namespace
 
-OutputCommitGroup::OutputCommitGroup(const std::vector<std::string>& final_paths) {
+OutputCommitGroup::OutputCommitGroup(const std::vector<std::string>& final_paths,
+                                     const std::vector<std::string>& prefixes) {
+  // Normalised through a name in the prefix's folder, so that "out/run" and "./out/run" agree.
+  for (const auto& prefix : prefixes) prefixes_.push_back(normal_key(prefix + "_"));
   for (const auto& path : final_paths) {
     expected_.push_back(normal_key(path));
     // Sidecars follow their file: GDAL's per-band nodata (NAME.aux.xml), the metadata of an EGMS CSV
@@ -280,7 +299,9 @@ bool OutputCommitGroup::hold(const std::string& temp_path, const std::string& fi
   if (g_groups.empty()) return false;
   const std::string key = normal_key(final_path);
   for (auto* group : g_groups) {
-    if (std::find(group->expected_.begin(), group->expected_.end(), key) != group->expected_.end()) {
+    const bool prefixed = std::any_of(group->prefixes_.begin(), group->prefixes_.end(),
+                                      [&](const std::string& prefix) { return key.rfind(prefix, 0) == 0; });
+    if (prefixed || std::find(group->expected_.begin(), group->expected_.end(), key) != group->expected_.end()) {
       group->held_.emplace_back(temp_path, final_path);
       return true;
     }

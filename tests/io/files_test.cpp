@@ -107,6 +107,21 @@ TEST(Files, CommitGroupsOfConcurrentRunsAreIndependent) {
   EXPECT_TRUE(fs::exists(tmp.file("a.txt")));
 }
 
+TEST(Files, CommitGroupHoldsTheFilesOfAPrefix) {
+  TempDir tmp;
+  {
+    OutputCommitGroup group({}, {tmp.file("run")});
+    write_text(tmp.file("run_U.csv"), "u");
+    write_text(tmp.file("run_U.xml"), "u");
+    write_text(tmp.file("other_U.csv"), "o");
+    EXPECT_FALSE(fs::exists(tmp.file("run_U.csv")));
+    EXPECT_TRUE(fs::exists(tmp.file("other_U.csv")));
+  }
+  EXPECT_FALSE(fs::exists(tmp.file("run_U.csv")));
+  EXPECT_FALSE(fs::exists(tmp.file("run_U.xml")));
+  EXPECT_EQ(std::distance(fs::directory_iterator(tmp.path()), fs::directory_iterator{}), 1);
+}
+
 TEST(Files, StaleTemporariesOfDeadProcessesOnly) {
   TempDir tmp;
   const std::string live = fmt::format(".v.staging-{}-0.tif", ::getpid());

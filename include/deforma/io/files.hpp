@@ -46,13 +46,17 @@ void check_operation_paths(const OperationDecl& op, const ParamValues& values);
 /// file-name prefixes excluded).
 std::vector<std::string> declared_file_outputs(const OperationDecl& op, const ParamValues& values);
 
+/// The file-name prefixes declared as outputs by `op` that `values` names (PREFIX of PREFIX_U.tif...).
+std::vector<std::string> declared_output_prefixes(const OperationDecl& op, const ParamValues& values);
+
 /// While alive, StagedFile::commit and CogWriter::finish do not rename a finished file onto one of
 /// `final_paths` (or its sidecar: ".aux.xml", and ".xml" beside a ".csv"): they hand it to the group, which
 /// renames them all in commit() or removes them when destroyed without it. Several groups may live at once
 /// (concurrent runs of a service), as long as they name different files.
 class OutputCommitGroup {
  public:
-  explicit OutputCommitGroup(const std::vector<std::string>& final_paths);
+  explicit OutputCommitGroup(const std::vector<std::string>& final_paths,
+                             const std::vector<std::string>& prefixes = {});
   OutputCommitGroup(const OutputCommitGroup&) = delete;
   OutputCommitGroup& operator=(const OutputCommitGroup&) = delete;
   ~OutputCommitGroup();
@@ -66,6 +70,7 @@ class OutputCommitGroup {
 
  private:
   std::vector<std::string> expected_;                      // normalised final paths
+  std::vector<std::string> prefixes_;                      // normalised prefixes, "_" included
   std::vector<std::pair<std::string, std::string>> held_;  // (temporary, final)
 };
 
