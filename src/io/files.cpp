@@ -301,7 +301,8 @@ bool OutputCommitGroup::hold(const std::string& temp_path, const std::string& fi
   for (auto* group : g_groups) {
     const bool prefixed = std::any_of(group->prefixes_.begin(), group->prefixes_.end(),
                                       [&](const std::string& prefix) { return key.rfind(prefix, 0) == 0; });
-    if (prefixed || std::find(group->expected_.begin(), group->expected_.end(), key) != group->expected_.end()) {
+    if (prefixed ||
+        std::find(group->expected_.begin(), group->expected_.end(), key) != group->expected_.end()) {
       group->held_.emplace_back(temp_path, final_path);
       return true;
     }
