@@ -336,6 +336,13 @@ TEST(HostileInput, OutOfRangeValuesAreRefusedWithBoundsInWords) {
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("between 1 and 4096"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("-2147483648"), std::string::npos) << r.err;
+  for (const char* search : {"1e308", "1e308m", "99999999999px"}) {
+    r = run_cli("correlate " + tmp.file("a.tif") + " " + tmp.file("a.tif") + " -o " + tmp.file("v.tif") +
+                " --search " + search);
+    EXPECT_EQ(r.exit_code, 3) << search << ": " << r.err;
+    EXPECT_NE(r.err.find("expected at most"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("-2147483648"), std::string::npos) << r.err;
+  }
   r = run_cli("stats " + tmp.file("a.tif") + " --band 0");
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("at least 1"), std::string::npos) << r.err;
