@@ -14,6 +14,7 @@
 #include <tbb/parallel_for.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
 #include "deforma/io/vector.hpp"
 #include "egms/stream.hpp"
 
@@ -185,6 +186,23 @@ void los_from_angles(double incidence_deg, double track_deg, double& east, doubl
   east = std::sin(incidence_deg * deg) * std::sin(azimuth);
   north = std::sin(incidence_deg * deg) * std::cos(azimuth);
   up = std::cos(incidence_deg * deg);
+}
+
+void lonlat_to_epsg3035(double longitude_deg, double latitude_deg, double& easting_m, double& northing_m) {
+  ensure_gdal_initialized();
+  OGRSpatialReference wgs84, laea;
+  wgs84.importFromEPSG(4326);
+  laea.importFromEPSG(3035);
+  wgs84.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+  laea.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+  std::unique_ptr<OGRCoordinateTransformation> transform(OGRCreateCoordinateTransformation(&wgs84, &laea));
+  double x = longitude_deg, y = latitude_deg;
+  if (!transform || !transform->Transform(1, &x, &y) || !std::isfinite(x) || !std::isfinite(y)) {
+    throw InvalidArgument(fmt::format("lon {} lat {}: cannot be projected to EPSG:3035", longitude_deg,
+                                      latitude_deg));
+  }
+  easting_m = x;
+  northing_m = y;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -486,8 +504,16 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
   std::vector<std::int64_t> count(layout.date_count(), 0);
   std::int64_t reference_points = 0;
   double sum_e = 0, sum_n = 0;
+  // Where the points are, to tell a user whose reference caught none where to look.
+  double min_e = INFINITY, max_e = -INFINITY, min_n = INFINITY, max_n = -INFINITY;
   for_each_chunk(reader, options, context, "reference series", [&](const PointChunk& c) {
     for (std::size_t p = 0; p < c.size(); ++p) {
+      if (!std::isnan(c.scalar(p, e)) && !std::isnan(c.scalar(p, n))) {
+        min_e = std::min(min_e, c.scalar(p, e));
+        max_e = std::max(max_e, c.scalar(p, e));
+        min_n = std::min(min_n, c.scalar(p, n));
+        max_n = std::max(max_n, c.scalar(p, n));
+      }
       if (!selected(c, p)) continue;
       ++reference_points;
       sum_e += c.scalar(p, e);
@@ -504,8 +530,21 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
   reader.rewind();
   const std::int64_t needed = reference.method == ReferenceMethod::kPid ? 1 : reference.min_points;
   if (reference_points < needed) {
-    throw InvalidArgument(fmt::format("{}: the reference ({}) holds {} points, at least {} needed", input,
-                                      description.dump(), reference_points, needed));
+    std::string where;
+    if (reference.method == ReferenceMethod::kPid) {
+      where = fmt::format("pid '{}' is not in the product", reference.pid);
+    } else if (min_e <= max_e) {
+      where = fmt::format("the reference is read in EPSG:3035 (metres{}); the product's points lie within "
+                          "E {:.0f}..{:.0f} N {:.0f}..{:.0f} (EPSG:3035)",
+                          reference.method == ReferenceMethod::kArea
+                              ? "; a longitude/latitude centre goes to --centre-lon/--centre-lat"
+                              : ", polygons reprojected to it",
+                          min_e, max_e, min_n, max_n);
+    } else {
+      where = "no point has easting/northing values";
+    }
+    throw InvalidArgument(fmt::format("{}: the reference ({}) holds {} points, at least {} needed: {}", input,
+                                      description.dump(), reference_points, needed, where));
   }
   std::vector<float> reference_series(layout.date_count());
   std::int64_t missing_reference_dates = 0;
