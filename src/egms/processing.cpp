@@ -255,7 +255,9 @@ Summary describe_product(const std::string& path, const RunContext& context, con
   d["columns"] = layout.scalar_names;
   d["first_date"] = format_yyyymmdd(layout.dates.front());
   d["last_date"] = format_yyyymmdd(layout.dates.back());
-  if (points > 0 && e >= 0) d["extent_epsg3035"] = {min_e, min_n, max_e, max_n};
+  // Points without coordinates (empty cells) give no extent rather than "inf .. -inf".
+  const bool has_extent = e >= 0 && n >= 0 && min_e <= max_e && min_n <= max_n;
+  if (has_extent) d["extent_epsg3035"] = {min_e, min_n, max_e, max_n};
   if (v_count > 0) d["mean_velocity_mm_per_yr"] = {{"min", min_v}, {"max", max_v}, {"mean", sum_v / v_count}};
   if (los_mismatch > 0) {
     summary.warnings.push_back(fmt::format(
@@ -269,7 +271,7 @@ Summary describe_product(const std::string& path, const RunContext& context, con
       path, m.level.empty() ? "?" : m.level, m.track, m.burst_id, m.sub_swath, m.production_facility, points,
       layout.date_count(), format_yyyymmdd(layout.dates.front()), format_yyyymmdd(layout.dates.back()),
       layout.separator, incomplete_points, missing_values, fmt::join(layout.scalar_names, ", "));
-  if (points > 0 && e >= 0) {
+  if (has_extent) {
     summary.report +=
         fmt::format("  extent EPSG:3035: E {:.0f}..{:.0f}  N {:.0f}..{:.0f}\n", min_e, max_e, min_n, max_n);
   }
@@ -354,7 +356,7 @@ Summary run_fit(const std::string& input, const ProductOutputs& outputs, const S
 void ReferenceOptions::validate() const {
   switch (method) {
     case ReferenceMethod::kPid:
-      if (pid.empty()) throw InvalidArgument("reference-pid: required with --method pid");
+      if (pid.empty()) throw InvalidArgument("pid: required with --method pid (--pid POINT_ID)");
       break;
     case ReferenceMethod::kArea:
       if (!(radius_m > 0)) throw InvalidArgument(fmt::format("radius-m = {}: expected > 0", radius_m));

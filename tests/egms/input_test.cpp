@@ -77,6 +77,11 @@ TEST(EgmsInput, NonFiniteAndOutOfRangeValuesAreRefused) {
     EXPECT_NE(r.err.find(std::string(c.name) + ": " + c.expected), std::string::npos) << r.err;
     EXPECT_EQ(r.out.find("extent"), std::string::npos) << r.out;  // no extent with 300 digits
   }
+  // Empty coordinates are missing values: no extent, and no "inf" printed for it.
+  write_text(tmp.file("nocoords.csv"), kHeader + "A1,,,,,-2.1,0.0,-1.5,-2.0" + kDates);
+  auto empty = run_cli("egms info " + quoted(tmp.file("nocoords.csv")));
+  EXPECT_EQ(empty.exit_code, 0) << empty.err;
+  EXPECT_EQ(empty.out.find("inf"), std::string::npos) << empty.out;
   // Nothing is written when the input is refused.
   write_text(tmp.file("inf.csv"), kHeader + kRowA + cases[0].row);
   const auto r = run_cli("egms fit " + quoted(tmp.file("inf.csv")) + " -o " + quoted(tmp.file("out.zip")));
@@ -345,6 +350,7 @@ TEST(EgmsInputReal, GeoPackageIsCompactWithUnits) {
   const auto r = run_cli("egms fit " + quoted((dir / test::kDescending).string()) + " --gpkg " +
                          quoted(tmp.file("fit.gpkg")));
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  ensure_gdal_initialized();  // this test may run alone in its process (ctest)
   const auto size = std::filesystem::file_size(tmp.file("fit.gpkg"));
   EXPECT_LT(size, 20u << 20) << size;  // 48 MB with one field per date
   GDALDatasetUniquePtr gpkg(GDALDataset::Open(tmp.file("fit.gpkg").c_str(), GDAL_OF_VECTOR));
