@@ -387,13 +387,25 @@ std::uint64_t ProductReader::bytes_read() const {
 
 namespace {
 
-std::string read_small_file(const std::string& vsi_path) {
+// The XML metadata of a product (about 100 kB for a real burst), read whole but bounded: a damaged or
+// hostile archive cannot make the reader allocate more than this.
+constexpr std::size_t kMaxMetadataBytes = std::size_t{16} << 20;
+
+std::string read_small_file(const std::string& vsi_path, const std::string& display_name) {
   VSILFILE* f = VSIFOpenL(vsi_path.c_str(), "rb");
   if (!f) return {};
   std::string text;
   char block[65536];
   std::size_t got = 0;
-  while ((got = VSIFReadL(block, 1, sizeof block, f)) > 0) text.append(block, got);
+  while ((got = VSIFReadL(block, 1, sizeof block, f)) > 0) {
+    if (text.size() + got > kMaxMetadataBytes) {
+      VSIFCloseL(f);
+      throw FormatError(fmt::format("{}: the XML metadata is larger than {} MiB; expected EGMS metadata of a few "
+                                    "hundred kB",
+                                    display_name, kMaxMetadataBytes >> 20));
+    }
+    text.append(block, got);
+  }
   VSIFCloseL(f);
   return text;
 }
@@ -483,11 +495,11 @@ ProductReader ProductReader::open(const std::string& path) {
     }
     if (xml_entry.empty() && xml_entries.size() == 1) xml_entry = xml_entries.front();
     s.csv_vsi = root + "/" + csv_entry;
-    if (!xml_entry.empty()) xml = read_small_file(root + "/" + xml_entry);
+    if (!xml_entry.empty()) xml = read_small_file(root + "/" + xml_entry, path + " (" + xml_entry + ")");
   } else {
     s.csv_vsi = path;
     const std::string sidecar = (fs::path(path).replace_extension(".xml")).string();
-    if (VSIStatL(sidecar.c_str(), &stat) == 0) xml = read_small_file(sidecar);
+    if (VSIStatL(sidecar.c_str(), &stat) == 0) xml = read_small_file(sidecar, sidecar);
   }
   if (VSIStatL(s.csv_vsi.c_str(), &stat) == 0) s.total = static_cast<std::uint64_t>(stat.st_size);
   s.metadata = parse_metadata(xml, path);

@@ -211,6 +211,25 @@ TEST(EgmsInput, AVeryLongLineIsAnErrorWithBoundedMemory) {
   EXPECT_NE(err.find("long.zip: line 2 is longer than 1048576 bytes"), std::string::npos) << err;
   EXPECT_LT(peak_kb, 150 * 1024) << "peak resident memory " << peak_kb << " kB";
 
+  // The XML metadata inside the zip is bounded too.
+  const std::string big_xml = tmp.file("xml.zip");
+  {
+    VSILFILE* f = VSIFOpenL(("/vsizip/" + big_xml + "/p.csv").c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    const std::string csv = kHeader + kRowA;
+    VSIFWriteL(csv.data(), 1, csv.size(), f);
+    VSIFCloseL(f);
+    f = VSIFOpenL(("/vsizip/" + big_xml + "/p.xml").c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    const std::string block(1 << 20, ' ');
+    for (int i = 0; i < 256; ++i) VSIFWriteL(block.data(), 1, block.size(), f);
+    VSIFCloseL(f);
+  }
+  const auto [xml_code, xml_peak_kb] = run_cli_measured({"egms", "info", big_xml}, err);
+  EXPECT_EQ(xml_code, 5) << err;
+  EXPECT_NE(err.find("xml.zip (p.xml): the XML metadata is larger than 16 MiB"), std::string::npos) << err;
+  EXPECT_LT(xml_peak_kb, 150 * 1024) << "peak resident memory " << xml_peak_kb << " kB";
+
   // The GNSS reader has the same bound.
   std::string gnss =
       "station_id,longitude,latitude,velocity_east_mmyr,velocity_north_mmyr,velocity_up_mmyr\n";
