@@ -390,6 +390,7 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
   const auto start = std::chrono::steady_clock::now();
   options.validate();
   calibration.validate();
+  detail::check_outputs(input, outputs);
   auto reader = ProductReader::open(input);
   const ProductLayout& layout = reader.layout();
   const TimeSeriesModel model(layout.dates, options.model);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cmath>
 #include <limits>
 #include <numbers>
@@ -129,6 +130,22 @@ std::int64_t count_los_mismatches(const ProductLayout& layout, const PointChunk&
     if (diff > 0.01) ++mismatches;
   }
   return mismatches;
+}
+
+void check_outputs(const std::string& input, const ProductOutputs& outputs) {
+  std::error_code ec;
+  for (const std::string* output : {&outputs.product, &outputs.gpkg}) {
+    if (output->empty()) continue;
+    if (std::filesystem::equivalent(*output, input, ec)) {
+      throw InvalidArgument(fmt::format("output: {} is the input; writing it would replace the product being "
+                                        "read (choose another name)",
+                                        *output));
+    }
+    io::check_writable_parent(*output);
+  }
+  if (!outputs.product.empty() && outputs.product == outputs.gpkg) {
+    throw InvalidArgument(fmt::format("output, gpkg: both name {}; give two files", outputs.product));
+  }
 }
 
 io::Provenance with_input(io::Provenance provenance, const std::string& input) {
@@ -289,6 +306,7 @@ Summary run_fit(const std::string& input, const ProductOutputs& outputs, const S
                 const RunContext& context, const io::Provenance& provenance) {
   const auto start = std::chrono::steady_clock::now();
   options.validate();
+  detail::check_outputs(input, outputs);
   auto reader = ProductReader::open(input);
   const ProductLayout& layout = reader.layout();
   const TimeSeriesModel model(layout.dates, options.model);
@@ -395,6 +413,7 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
   const auto start = std::chrono::steady_clock::now();
   options.validate();
   reference.validate();
+  detail::check_outputs(input, outputs);
   auto reader = ProductReader::open(input);
   const ProductLayout& layout = reader.layout();
   const TimeSeriesModel model(layout.dates, options.model);

@@ -82,6 +82,12 @@ TEST(EgmsInput, NonFiniteAndOutOfRangeValuesAreRefused) {
   auto empty = run_cli("egms info " + quoted(tmp.file("nocoords.csv")));
   EXPECT_EQ(empty.exit_code, 0) << empty.err;
   EXPECT_EQ(empty.out.find("inf"), std::string::npos) << empty.out;
+  // An output that is the input is refused before it is touched.
+  write_text(tmp.file("in.csv"), kHeader + kRowA + kRowB);
+  empty = run_cli("egms fit " + quoted(tmp.file("in.csv")) + " -o " + quoted(tmp.file("./in.csv")));
+  EXPECT_EQ(empty.exit_code, 3) << empty.err;
+  EXPECT_NE(empty.err.find("is the input"), std::string::npos) << empty.err;
+  EXPECT_EQ(std::filesystem::file_size(tmp.file("in.csv")), (kHeader + kRowA + kRowB).size());
   // Nothing is written when the input is refused.
   write_text(tmp.file("inf.csv"), kHeader + kRowA + cases[0].row);
   const auto r = run_cli("egms fit " + quoted(tmp.file("inf.csv")) + " -o " + quoted(tmp.file("out.zip")));
