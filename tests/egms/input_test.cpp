@@ -16,6 +16,7 @@
 #include <ogr_spatialref.h>
 #include <ogrsf_frmts.h>
 
+#include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "egms/egms_test_helpers.hpp"
 
@@ -409,6 +410,50 @@ TEST(EgmsInputReal, EgmsHelpDescribesTheCommands) {
        {"European Ground Motion Service", "info", "fit", "reference", "calibrate", "ortho"}) {
     EXPECT_NE(r.out.find(text), std::string::npos) << text << "\n" << r.out;
   }
+}
+
+TEST(EgmsInput, MutatedProductsGiveErrorsNotCrashes) {
+  // Random byte edits of a small valid product: every outcome is a product read or a deforma::Error,
+  // never another exception or a crash.
+  TempDir tmp;
+  const std::string valid = kHeader + kRowA + kRowB;
+  std::mt19937 rng(11);
+  const char alphabet[] = {',', ';', '\n', '\r', '"', '-', '.', 'e', '0', '9', 'x', '\0', '\xEF', ' '};
+  int errors = 0, read = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string text = valid;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int k = 0; k < edits; ++k) {
+      const std::size_t at = rng() % text.size();
+      switch (rng() % 3) {
+        case 0:
+          text[at] = alphabet[rng() % sizeof alphabet];
+          break;
+        case 1:
+          text.erase(at, 1 + rng() % 8);
+          break;
+        default:
+          text.insert(at, 1, alphabet[rng() % sizeof alphabet]);
+      }
+      if (text.empty()) text.push_back('x');
+    }
+    const std::string path = tmp.file("m.csv");
+    write_text(path, text);
+    try {
+      auto reader = ProductReader::open(path);
+      PointChunk chunk;
+      while (reader.read(chunk, 1)) {
+        for (const float v : chunk.series) EXPECT_FALSE(std::isinf(v)) << text;
+      }
+      ++read;
+    } catch (const Error&) {
+      ++errors;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not a deforma::Error: " << e.what() << "\n" << text;
+    }
+  }
+  EXPECT_GT(errors, 0);
+  EXPECT_GT(read, 0);
 }
 
 }  // namespace
