@@ -48,7 +48,8 @@ std::string option_help(const deforma::ParamDecl& p) {
 }
 
 // Finds or creates the CLI11 subcommand for an operation name with spaces ("egms ortho").
-CLI::App* subcommand_for(CLI::App& root, const std::string& name, const std::string& summary) {
+CLI::App* subcommand_for(CLI::App& root, const std::string& name, const std::string& summary,
+                         const deforma::OperationRegistry& registry) {
   CLI::App* parent = &root;
   std::size_t start = 0;
   while (true) {
@@ -62,7 +63,8 @@ CLI::App* subcommand_for(CLI::App& root, const std::string& name, const std::str
       return existing ? existing->description(summary) : parent->add_subcommand(part, summary);
     }
     if (!existing) {
-      existing = parent->add_subcommand(part, fmt::format("{} commands", part));
+      const std::string group = registry.group_description(part);
+      existing = parent->add_subcommand(part, group.empty() ? fmt::format("{} commands", part) : group);
       existing->require_subcommand(1);
     }
     parent = existing;
@@ -283,7 +285,7 @@ int main(int argc, char** argv) {
   for (const auto* op : registry.list()) {
     Subcommand cmd;
     cmd.op = op;
-    cmd.app = subcommand_for(app, op->name, op->summary);
+    cmd.app = subcommand_for(app, op->name, op->summary, registry);
     commands.push_back(std::move(cmd));
   }
   for (auto& cmd : commands) {

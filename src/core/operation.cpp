@@ -285,4 +285,13 @@ std::vector<const OperationDecl*> OperationRegistry::list() const {
   return out;
 }
 
+void OperationRegistry::describe_group(const std::string& group, std::string description) {
+  groups_[group] = std::move(description);
+}
+
+std::string OperationRegistry::group_description(const std::string& group) const {
+  const auto it = groups_.find(group);
+  return it == groups_.end() ? std::string() : it->second;
+}
+
 }  // namespace deforma
