@@ -308,11 +308,16 @@ TEST(EgmsInputReal, OrthoRefusesTwoInputsOfTheSameGeometry) {
   EXPECT_FALSE(std::filesystem::exists(tmp.file("o_U.csv")));
   // A prefix that names a folder, or a folder that does not exist, is a bad argument, said at once.
   const std::string pair = quoted(ascending) + " " + quoted((dir / test::kDescending).string());
-  for (const std::string& prefix : {tmp.path().string() + "/", tmp.path().string(), tmp.file("none/x")}) {
+  for (const std::string& prefix : {tmp.path().string() + "/", tmp.path().string()}) {
     r = run_cli("egms ortho " + pair + " -o " + quoted(prefix));
     EXPECT_EQ(r.exit_code, 3) << prefix << ": " << r.err;
     EXPECT_NE(r.err.find("output: '" + prefix + "'"), std::string::npos) << r.err;
   }
+  // A prefix in a folder that does not exist is an I/O error of the output, found before any work.
+  r = run_cli("egms ortho " + pair + " -o " + quoted(tmp.file("none/x")));
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_NE(r.err.find("--output " + tmp.file("none/x") + ": folder"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(tmp.file("_U.tif")));
 }
 
