@@ -18,6 +18,7 @@
 #include "deforma/core/log.hpp"
 #include "deforma/ops.hpp"
 #include "deforma/version.hpp"
+#include "service_commands.hpp"
 
 namespace {
 
@@ -132,6 +133,8 @@ int main(int argc, char** argv) {
     cmd.app->fallthrough();  // global options (--threads, --ram, -q...) may also follow the command
   }
 
+  deforma::cli::ServiceCommands service_commands(app);  // serve, users, job run
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -146,6 +149,7 @@ int main(int argc, char** argv) {
   GDALSetCacheMax64(static_cast<GIntBig>(ram_mb) * (1 << 20) / 4);
   const int thread_count = threads > 0 ? threads : tbb::info::default_concurrency();
   tbb::global_control thread_limit(tbb::global_control::max_allowed_parallelism, thread_count);
+  if (auto code = service_commands.run()) return *code;
 
   for (auto& cmd : commands) {
     if (!cmd.app->parsed()) continue;
