@@ -27,7 +27,7 @@ extern "C" void on_terminate(int) { g_stop.store(true); }
 
 // Reports progress to the service through DIR/progress.json: percent 0-100 rising continuously across the
 // operation's stages (each new stage covers what is left of the range, since the number of stages is not
-// known in advance), rewritten at most every 0.2 s.
+// known in advance), rewritten at most every 50 ms.
 class FileProgress final : public Progress {
  public:
   explicit FileProgress(std::filesystem::path path) : path_(std::move(path)) {}
@@ -58,7 +58,7 @@ class FileProgress final : public Progress {
  private:
   void write_locked(bool force) {
     const auto now = std::chrono::steady_clock::now();
-    if (!force && now - last_ < std::chrono::milliseconds(200)) return;
+    if (!force && now - last_ < std::chrono::milliseconds(50)) return;
     last_ = now;
     try {
       write_file_atomically(path_, nlohmann::json{{"percent", static_cast<int>(percent_)}, {"stage", label_}}.dump());
