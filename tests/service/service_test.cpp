@@ -546,3 +546,96 @@ TEST_F(ServiceTest, KilledServiceRestartsAndNoJobStaysRunning) {
 
 }  // namespace
 }  // namespace deforma
+
+namespace deforma {
+namespace {
+
+// The pid of the `deforma job run` child working in the folder of job `id` (found in /proc).
+pid_t job_child(const std::string& id) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+    const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.find("job") != std::string::npos && cmdline.find(id) != std::string::npos) return std::stoi(name);
+  }
+  return -1;
+}
+
+TEST_F(ServiceTest, CrashingJobFailsWithItsLogAndTheServiceAnswers) {
+  DEFORMA_REQUIRE_DATA("yahtse-l8", dir);
+  server_.reset();
+  start(dir);
+  auto c = client(key_a_);
+  const auto r = c.post("/processes/correlate/execution", yahtse_request(dir, 4));
+  ASSERT_EQ(r.status, 201) << r.text;
+  const std::string id = r.body["jobID"];
+  ASSERT_EQ(wait_for(c, id, [](const json& s) { return s["status"] != "accepted"; }, 30)["status"], "running");
+  pid_t child = -1;
+  for (int i = 0; i < 100 && child < 0; ++i) {
+    child = job_child(id);
+    if (child < 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GT(child, 0);
+  ::kill(child, SIGSEGV);  // what a crashing operation does to its process
+  const auto done = wait_for(c, id, finished, 30);
+  ASSERT_EQ(done["status"], "failed") << done.dump();
+  EXPECT_NE(done["message"].get<std::string>().find("signal 11"), std::string::npos) << done.dump();
+  EXPECT_EQ(c.get("/jobs/" + id + "/files/job.log").status, 200);
+  EXPECT_EQ(c.get("/processes").status, 200);
+}
+
+TEST(ServiceStore, InterruptedJobsAreQueuedAgainThenFailedAfterTheirAttempts) {
+  test::TempDir root;
+  service::Store store(root.path());
+  for (int attempts : {1, 3}) {
+    service::Job job;
+    job.id = fmt::format("job{}", attempts);
+    job.user = "alice";
+    job.process = "stats";
+    job.inputs = json::object();
+    job.status = "running";
+    job.attempts = attempts;
+    job.created = job.updated = service::now_rfc3339();
+    store.insert_job(job);
+  }
+  const auto [requeued, failed] = store.recover(3);
+  EXPECT_EQ(requeued, 1);
+  EXPECT_EQ(failed, 1);
+  EXPECT_EQ(store.job("job1")->status, "accepted");
+  const auto given_up = store.job("job3");
+  EXPECT_EQ(given_up->status, "failed");
+  EXPECT_NE(given_up->message.find("3 times"), std::string::npos) << given_up->message;
+  EXPECT_TRUE(store.jobs_in("running").empty());
+}
+
+TEST(ServiceCli, UsersAddPrintsTheKeyOnceOnTheLastLine) {
+  test::TempDir root;
+  const auto added = test::run_cli(fmt::format("users add carol --root '{}' --quota-running 1", root.path().string()));
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  std::string out = added.out;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  const std::string key = out.substr(out.rfind('\n') + 1);
+  {
+    service::Store store(root.path());
+    const auto user = store.authenticate(key);
+    ASSERT_TRUE(user) << key;
+    EXPECT_EQ(user->name, "carol");
+    EXPECT_EQ(user->quotas.running, 1);
+    std::string wrong = key;
+    wrong.back() = wrong.back() == '0' ? '1' : '0';
+    EXPECT_FALSE(store.authenticate(wrong).has_value());
+  }
+  EXPECT_EQ(test::run_cli(fmt::format("users add carol --root '{}'", root.path().string())).exit_code, 3);
+  const auto list = test::run_cli(fmt::format("users list --root '{}'", root.path().string()));
+  EXPECT_NE(list.out.find("carol"), std::string::npos);
+  EXPECT_EQ(list.out.find(key), std::string::npos) << "the key is shown only once";
+  EXPECT_EQ(test::run_cli(fmt::format("users set-quota carol --root '{}' --quota-queued 5", root.path().string())).exit_code, 0);
+  EXPECT_EQ(service::Store(root.path()).user("carol")->quotas.queued, 5);
+  EXPECT_EQ(test::run_cli(fmt::format("users remove carol --root '{}'", root.path().string())).exit_code, 0);
+  EXPECT_FALSE(service::Store(root.path()).authenticate(key).has_value());
+  EXPECT_EQ(test::run_cli(fmt::format("serve --root '{}' --listen nowhere", root.path().string())).exit_code, 3);
+}
+
+}  // namespace
+}  // namespace deforma
