@@ -1,5 +1,6 @@
 #include "deforma/service/job.hpp"
 
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <mutex>
 #include <sstream>
 
@@ -99,12 +101,25 @@ nlohmann::json read_json_file(const std::filesystem::path& path) {
   return json.is_discarded() ? nlohmann::json(nullptr) : json;
 }
 
-int run_job_folder(const std::filesystem::path& dir) {
+int run_job_folder(const std::filesystem::path& dir_arg) {
   // The job dies with the service that started it (a restarted service runs it again), so that two
   // children never write into the same folder.
   const char* parent = std::getenv("DEFORMA_SERVICE_PID");
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (parent && std::to_string(getppid()) != parent) return static_cast<int>(ExitCode::kCancelled);
+  std::filesystem::path dir = dir_arg;
+  if (dir == "-") {
+    // Started ahead of need by the service: the job folder comes on standard input, the log goes there.
+    std::string line;
+    if (!std::getline(std::cin, line) || line.empty()) return 0;
+    dir = line;
+    const int log = ::open((dir / "job.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log >= 0) {
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+      ::close(log);
+    }
+  }
   std::signal(SIGTERM, on_terminate);
   std::signal(SIGINT, on_terminate);
 

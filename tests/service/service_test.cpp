@@ -550,14 +550,18 @@ TEST_F(ServiceTest, KilledServiceRestartsAndNoJobStaysRunning) {
 namespace deforma {
 namespace {
 
-// The pid of the `deforma job run` child working in the folder of job `id` (found in /proc).
+// The pid of the `deforma job run` process working for job `id` (found in /proc).
 pid_t job_child(const std::string& id) {
   for (const auto& entry : fs::directory_iterator("/proc")) {
     const std::string name = entry.path().filename();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     std::ifstream in(entry.path() / "cmdline", std::ios::binary);
     const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmdline.find("job") != std::string::npos && cmdline.find(id) != std::string::npos) return std::stoi(name);
+    if (cmdline.find("job") == std::string::npos) continue;
+    // Its command line names the folder, or (a process started ahead of need) its output goes to the job's log.
+    std::error_code ec;
+    const std::string out = fs::read_symlink(entry.path() / "fd" / "1", ec).string();
+    if (cmdline.find(id) != std::string::npos || out.find(id) != std::string::npos) return std::stoi(name);
   }
   return -1;
 }

@@ -12,7 +12,8 @@
 namespace deforma::service {
 
 /// Runs the job described by DIR/job.json in this process and returns the process exit code
-/// (deforma::ExitCode of the error, 0 on success). Never throws.
+/// (deforma::ExitCode of the error, 0 on success). Never throws. DIR "-": the folder is read from a
+/// line of standard input (a process the service starts ahead of need), and the output goes to DIR/job.log.
 int run_job_folder(const std::filesystem::path& dir);
 
 /// Writes `text` to `path` through a temporary file and a rename, so a reader never sees half of it.
