@@ -120,6 +120,8 @@ int run_job_folder(const std::filesystem::path& dir_arg) {
       ::close(log);
     }
   }
+  // Below the service's own priority: the HTTP threads stay responsive while jobs compute.
+  if (parent && ::nice(10) == -1) std::perror("nice");
   std::signal(SIGTERM, on_terminate);
   std::signal(SIGINT, on_terminate);
 

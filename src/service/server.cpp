@@ -300,7 +300,32 @@ struct Server::Impl {
     return d;
   }
 
+  // The process list and the API document depend only on the declarations and the base URL: built once
+  // per base URL, they cost a copy afterwards (status polls and process lists are most of the traffic).
+  std::mutex cache_mutex;
+  std::map<std::string, std::string> cache;
+
+  HttpResponse cached(const std::string& key, const std::function<HttpResponse()>& make) {
+    {
+      std::lock_guard lock(cache_mutex);
+      if (auto it = cache.find(key); it != cache.end()) {
+        HttpResponse res;
+        res.body = it->second;
+        if (key.rfind("api ", 0) == 0) res.content_type = "application/vnd.oai.openapi+json;version=3.0";
+        return res;
+      }
+    }
+    HttpResponse res = make();
+    std::lock_guard lock(cache_mutex);
+    if (cache.size() < 64) cache[key] = res.body;  // bounded: the Host header is the client's to choose
+    return res;
+  }
+
   HttpResponse processes(const std::string& base) {
+    return cached("processes " + base, [&] { return make_processes(base); });
+  }
+
+  HttpResponse make_processes(const std::string& base) {
     json list = json::array();
     for (const auto* op : servable()) {
       json d = process_description(*op, base);
@@ -313,6 +338,10 @@ struct Server::Impl {
   }
 
   HttpResponse openapi(const std::string& base) {
+    return cached("api " + base, [&] { return make_openapi(base); });
+  }
+
+  HttpResponse make_openapi(const std::string& base) {
     const json problem = {{"description", "an OGC exception document"},
                           {"content", {{"application/problem+json", {{"schema", {{"$ref", "#/components/schemas/exception"}}}}}}}};
     auto op_entry = [&](const std::string& summary, const std::string& ok) {
