@@ -136,7 +136,8 @@ int main(int argc, char** argv) {
   std::set<std::string> listed;
   std::size_t rows = 0;
   if (list && list->status == 200) {
-    for (const auto& j : json::parse(list->body)["jobs"]) {
+    const json listing = json::parse(list->body);
+    for (const auto& j : listing["jobs"]) {
       listed.insert(j["jobID"].get<std::string>());
       ++rows;
     }

@@ -168,6 +168,7 @@ struct Server::Impl {
   std::map<std::string, Running> running;
   std::map<std::string, std::vector<std::function<void()>>> waiters;  // sync executions
   bool stopping = false;
+  bool kick = false;  // something for the scheduler: set under `mutex`, so a wake-up is never lost
   std::thread scheduler;
   std::chrono::steady_clock::time_point next_janitor{};
 
@@ -647,6 +648,10 @@ struct Server::Impl {
       fs::remove_all(dir, ec);
       throw;
     }
+    {
+      std::lock_guard lock(mutex);
+      kick = true;
+    }
     wake.notify_all();
     if (!async) return;
     HttpResponse res = json_response(201, status_info(job, base));
@@ -727,6 +732,22 @@ struct Server::Impl {
         fail(400, "Bad Request", fmt::format("parameter 'after': '{}' is not a job position", it->second), "invalid-parameter");
       }
     }
+    if (auto it = req.query.find("datetime"); it != req.query.end()) {
+      // An instant or an interval "start/end" with ".." for an open end, on the creation time (UTC, 'Z').
+      const std::string value = it->second;
+      const auto slash = value.find('/');
+      auto bound = [&](std::string t) -> std::string {
+        if (t.empty() || t == "..") return "";
+        if (t.size() < 20 || t.back() != 'Z' || t[4] != '-' || t[10] != 'T') {
+          fail(400, "Bad Request",
+               fmt::format("parameter 'datetime': '{}' is not an RFC 3339 UTC time like 2026-01-31T12:00:00Z", t),
+               "invalid-parameter");
+        }
+        return t.substr(0, 19) + "Z";
+      };
+      filter.created_from = bound(value.substr(0, slash));
+      filter.created_to = slash == std::string::npos ? filter.created_from : bound(value.substr(slash + 1));
+    }
     const int limit = filter.limit;
     filter.limit = limit + 1;
     auto found = store->jobs(filter);
@@ -739,6 +760,7 @@ struct Server::Impl {
       std::string query = fmt::format("limit={}&after={}", limit, found.back().seq);
       for (const auto& s : filter.statuses) query += "&status=" + s;
       for (const auto& p : filter.processes) query += "&processID=" + p;
+      if (auto it = req.query.find("datetime"); it != req.query.end()) query += "&datetime=" + it->second;
       links.push_back(link(base + "/jobs?" + query, "next", "application/json"));
     }
     return json_response(200, {{"jobs", jobs}, {"links", links}});
@@ -801,6 +823,7 @@ struct Server::Impl {
       } else {
         fs::remove_all(jobs_dir / job.id, ec);
       }
+      kick = true;
       wake.notify_all();
     } else if (job.status != "dismissed") {
       store->transition(job.id, job.status, "dismissed", "dismissed by the user");
@@ -1121,7 +1144,9 @@ struct Server::Impl {
           spdlog::warn("janitor: {}", e.what());
         }
       }
-      wake.wait_for(lock, running.empty() ? std::chrono::milliseconds(500) : std::chrono::milliseconds(20));
+      wake.wait_for(lock, running.empty() ? std::chrono::milliseconds(500) : std::chrono::milliseconds(20),
+                    [this] { return kick || stopping; });
+      kick = false;
     }
   }
 };

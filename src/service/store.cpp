@@ -268,6 +268,8 @@ std::vector<Job> Store::jobs(const JobFilter& filter) {
   };
   in_list(filter.statuses, "status");
   in_list(filter.processes, "process");
+  if (!filter.created_from.empty()) sql += " AND created >= ?";
+  if (!filter.created_to.empty()) sql += " AND created <= ?";
   sql += " ORDER BY seq LIMIT ?";
   std::lock_guard lock(mutex_);
   Statement s(db_, sql);
@@ -276,6 +278,8 @@ std::vector<Job> Store::jobs(const JobFilter& filter) {
   if (!filter.user.empty()) s.bind(index++, filter.user);
   for (const auto& v : filter.statuses) s.bind(index++, v);
   for (const auto& v : filter.processes) s.bind(index++, v);
+  if (!filter.created_from.empty()) s.bind(index++, filter.created_from);
+  if (!filter.created_to.empty()) s.bind(index++, filter.created_to);
   s.bind(index, std::int64_t{filter.limit});
   std::vector<Job> out;
   while (s.step()) out.push_back(read_job(s));

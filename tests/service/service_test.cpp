@@ -313,8 +313,11 @@ TEST_F(ServiceTest, UsersSeeOnlyTheirOwnJobs) {
   }
   EXPECT_EQ(b.del("/jobs/" + id).status, 404);
   EXPECT_TRUE(b.get("/jobs").body["jobs"].empty());
-  const auto mine = a.get("/jobs?status=successful&processID=stats");
+  const auto mine = a.get("/jobs?status=successful&processID=stats&datetime=2000-01-01T00:00:00Z/..");
   ASSERT_EQ(mine.body["jobs"].size(), 1u);
+  EXPECT_TRUE(a.get("/jobs?datetime=../2000-01-01T00:00:00Z").body["jobs"].empty());
+  EXPECT_TRUE(a.get("/jobs?processID=correlate").body["jobs"].empty());
+  EXPECT_EQ(a.get("/jobs?datetime=yesterday").status, 400);
   EXPECT_EQ(mine.body["jobs"][0]["jobID"], id);
   // A job's results may feed another of the same user's jobs, never someone else's.
   const std::string log_href = "/jobs/" + id + "/files/job.log";

@@ -47,6 +47,7 @@ struct JobFilter {
   std::vector<std::string> statuses;
   std::vector<std::string> processes;
   std::int64_t after_seq = 0;  ///< paging: jobs submitted after this one
+  std::string created_from, created_to;  ///< RFC 3339 UTC bounds (inclusive) of the creation time; empty = open
   int limit = 100;
 };
 
