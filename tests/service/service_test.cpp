@@ -55,7 +55,9 @@ class Client {
     if (!key_.empty()) h.emplace("Authorization", "Bearer " + key_);
     return h;
   }
-  Reply get(const std::string& path) { return wrap(http_.Get(path.c_str(), headers())); }
+  Reply get(const std::string& path, const httplib::Headers& extra = {}) {
+    return wrap(http_.Get(path.c_str(), headers(extra)));
+  }
   Reply del(const std::string& path) { return wrap(http_.Delete(path.c_str(), headers())); }
   Reply post(const std::string& path, const std::string& body, bool async = true,
              const std::string& type = "application/json") {
@@ -171,6 +173,16 @@ TEST_F(ServiceTest, LandingConformanceAndApiNeedNoKey) {
   std::set<std::string> rels;
   for (const auto& l : landing.body["links"]) rels.insert(l["rel"].get<std::string>());
   EXPECT_TRUE(rels.count("service-desc") && rels.count("http://www.opengis.net/def/rel/ogc/1.0/processes"));
+  // Behind a reverse proxy, links point where the client came from.
+  const auto proxied = anon.get("/", {{"X-Forwarded-Proto", "https"},
+                                      {"X-Forwarded-Host", "maps.example.org"},
+                                      {"X-Forwarded-Prefix", "/deforma"},
+                                      {"X-Request-Id", "trace-42"}});
+  EXPECT_EQ(proxied.body["links"][0]["href"], "https://maps.example.org/deforma/") << proxied.text;
+  EXPECT_EQ(proxied.headers.find("X-Request-Id")->second, "trace-42");
+  std::ifstream log(root_->path() / "logs" / "access.log");
+  const std::string access((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(access.find("trace-42 GET / 200"), std::string::npos) << access;
   const auto conf = anon.get("/conformance");
   ASSERT_EQ(conf.status, 200);
   EXPECT_EQ(conf.body["conformsTo"].size(), 6u);
@@ -355,6 +367,19 @@ TEST_F(ServiceTest, UploadsServeAsInputs) {
   const auto up = c.put("/uploads/mine.tif", bytes);
   ASSERT_EQ(up.status, 201) << up.text;
   EXPECT_EQ(c.put("/uploads/..", "x").status, 400);
+  // Downloads answer ranges (what GDAL's /vsicurl/ asks for) and revalidation.
+  const auto part = c.get("/uploads/mine.tif", {{"Range", "bytes=4-13"}});
+  ASSERT_EQ(part.status, 206) << part.text;
+  EXPECT_EQ(part.text, bytes.substr(4, 10));
+  EXPECT_EQ(part.headers.find("Content-Range")->second, fmt::format("bytes 4-13/{}", bytes.size()));
+  EXPECT_EQ(c.get("/uploads/mine.tif", {{"Range", "bytes=-4"}}).text, bytes.substr(bytes.size() - 4));
+  EXPECT_EQ(c.get("/uploads/mine.tif", {{"Range", fmt::format("bytes={}-", bytes.size() + 5)}}).status, 416);
+  const auto whole = c.get("/uploads/mine.tif");
+  ASSERT_EQ(whole.status, 200);
+  EXPECT_EQ(whole.text, bytes);
+  EXPECT_EQ(whole.headers.find("Content-Type")->second.rfind("image/tiff", 0), 0u);
+  ASSERT_TRUE(whole.headers.count("ETag") && whole.headers.count("Last-Modified"));
+  EXPECT_EQ(c.get("/uploads/mine.tif", {{"If-None-Match", whole.headers.find("ETag")->second}}).status, 304);
   const auto r = c.post("/processes/stats/execution", R"({"inputs": {"file": {"href": "uploads/mine.tif"}}})", false);
   EXPECT_EQ(r.status, 200) << r.text;
   // Another user cannot name it.
