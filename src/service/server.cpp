@@ -173,7 +173,16 @@ struct Server::Impl {
   std::chrono::steady_clock::time_point next_janitor{};
 
   // ---------------------------------------------------------------- requests
-  void handle(HttpRequest req, Reply reply) {
+  void handle(HttpRequest req, Reply send) {
+    // A HEAD request gets the headers of the GET, its length included, without the body.
+    Reply reply = req.method != "HEAD" ? send : Reply([send](HttpResponse res) {
+      if (!res.head) {
+        res.head = true;
+        res.head_length = res.body.size();
+        res.body.clear();
+      }
+      send(std::move(res));
+    });
     try {
       route(req, reply);
     } catch (const ApiError& e) {
@@ -933,8 +942,11 @@ struct Server::Impl {
     }
     posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    // Nothing else is inherited: a child holding a client's socket or the listening one would keep
+    // connections (and, after a crash, the port) open.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     const std::string exe = options.executable.empty() ? "/proc/self/exe" : options.executable;
-    std::vector<std::string> args{exe, "-q", "job", "run", arg};
+    std::vector<std::string> args{exe, "job", "run", arg};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -1072,14 +1084,14 @@ struct Server::Impl {
 
   void janitor() {
     // Results past their expiry time are removed with their record.
-    for (const char* status : {"successful", "failed", "dismissed"}) {
+    const std::string now = now_rfc3339();
+    for (const char* status : {"successful", "failed"}) {
       for (const auto& job : store->jobs_in(status)) {
-        const std::string expiry = job.expires.empty() && std::string(status) == "dismissed" ? job.updated : job.expires;
-        if (!expiry.empty() && expiry < now_rfc3339() && std::string(status) != "dismissed") {
-          std::error_code ec;
-          fs::remove_all(jobs_dir / job.id, ec);
-          store->remove_job(job.id);
-        }
+        if (job.expires.empty() || job.expires >= now) continue;
+        std::error_code ec;
+        fs::remove_all(jobs_dir / job.id, ec);
+        store->remove_job(job.id);
+        spdlog::info("job {} expired: removed", job.id);
       }
     }
   }
@@ -1124,6 +1136,7 @@ struct Server::Impl {
             if (!limit.count(q->user)) {
               const auto u = store->user(q->user);
               limit[q->user] = u ? u->quotas.running : 0;
+              if (!u) store->transition(q->id, "accepted", "failed", "its user was removed before it ran");
             }
             if (per_user[q->user] >= limit[q->user]) continue;
             if (best == queued.end() || per_user[q->user] < per_user[best->user]) best = q;

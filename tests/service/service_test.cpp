@@ -58,6 +58,7 @@ class Client {
   Reply get(const std::string& path, const httplib::Headers& extra = {}) {
     return wrap(http_.Get(path.c_str(), headers(extra)));
   }
+  Reply head(const std::string& path) { return wrap(http_.Head(path.c_str(), headers())); }
   Reply del(const std::string& path) { return wrap(http_.Delete(path.c_str(), headers())); }
   Reply post(const std::string& path, const std::string& body, bool async = true,
              const std::string& type = "application/json") {
@@ -103,7 +104,7 @@ class ServiceTest : public ::testing::Test {
     start(data_->path());
   }
 
-  void start(const fs::path& data, const fs::path& extra_data = {}) {
+  void start(const fs::path& data, const fs::path& extra_data = {}, int read_timeout_s = 30) {
     service::ServerOptions o;
     o.root = root_->path();
     o.data_roots = {data};
@@ -112,6 +113,7 @@ class ServiceTest : public ::testing::Test {
     o.workers = 2;
     o.executable = DEFORMA_CLI_PATH;
     o.body_limit_bytes = 1 << 20;
+    o.read_timeout_s = read_timeout_s;
     o.job_threads = 2;
     // A small budget makes the correlation advance strip by strip: progress has intermediate values.
     o.job_ram_mb = 64;
@@ -308,6 +310,19 @@ TEST_F(ServiceTest, BadRequestsGetTheir4xxNamingTheInput) {
   EXPECT_EQ(client(key_a_).get("/processes").status, 200);  // still answering
 }
 
+TEST_F(ServiceTest, SlowClientsAreDisconnected) {
+  server_.reset();
+  start(data_->path(), {}, 1);
+  const auto t = Clock::now();
+  // Half a request, then nothing: the connection is closed after the read timeout, without an answer.
+  const std::string reply = raw_request(server_->port(), "GET / HTTP/1.1\r\nHost: x\r\n");
+  const double waited_s = std::chrono::duration<double>(Clock::now() - t).count();
+  EXPECT_TRUE(reply.empty()) << reply;
+  EXPECT_GT(waited_s, 0.5);
+  EXPECT_LT(waited_s, 4.0);
+  EXPECT_EQ(client("").get("/conformance").status, 200);
+}
+
 TEST_F(ServiceTest, UsersSeeOnlyTheirOwnJobs) {
   auto a = client(key_a_);
   auto b = client(key_b_);
@@ -380,6 +395,11 @@ TEST_F(ServiceTest, UploadsServeAsInputs) {
   EXPECT_EQ(whole.headers.find("Content-Type")->second.rfind("image/tiff", 0), 0u);
   ASSERT_TRUE(whole.headers.count("ETag") && whole.headers.count("Last-Modified"));
   EXPECT_EQ(c.get("/uploads/mine.tif", {{"If-None-Match", whole.headers.find("ETag")->second}}).status, 304);
+  const auto head = c.head("/uploads/mine.tif");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.text.empty());
+  EXPECT_EQ(head.headers.find("Content-Length")->second, std::to_string(bytes.size()));
+  EXPECT_EQ(c.head("/processes").status, 200);
   const auto r = c.post("/processes/stats/execution", R"({"inputs": {"file": {"href": "uploads/mine.tif"}}})", false);
   EXPECT_EQ(r.status, 200) << r.text;
   // Another user cannot name it.
