@@ -35,9 +35,12 @@ struct ServiceCommands::State {
   std::size_t body_limit_mb = 256;
 
   void add_quota_options(CLI::App* cmd) {
-    cmd->add_option("--quota-running", quota_running, "jobs running at once (default 2)")->check(CLI::NonNegativeNumber);
-    cmd->add_option("--quota-queued", quota_queued, "jobs waiting to run (default 20)")->check(CLI::NonNegativeNumber);
-    cmd->add_option("--quota-storage", quota_storage_mb, "storage of job results and uploads [MB] (default 10240)")
+    cmd->add_option("--quota-running", quota_running, "jobs running at once (default 2)")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--quota-queued", quota_queued, "jobs waiting to run (default 20)")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--quota-storage", quota_storage_mb,
+                    "storage of job results and uploads [MB] (default 10240)")
         ->check(CLI::NonNegativeNumber);
   }
 
@@ -69,7 +72,8 @@ struct ServiceCommands::State {
     const std::string url = fmt::format("http://{}:{}", server.host, s.port());
     service::write_file_atomically(std::filesystem::path(server.root) / "server.json",
                                    nlohmann::json{{"url", url}, {"pid", getpid()}}.dump());
-    std::cout << "deforma serve: listening on " << url << " (root " << server.root.string() << ")" << std::endl;
+    std::cout << "deforma serve: listening on " << url << " (root " << server.root.string() << ")"
+              << std::endl;
     s.run_until_signal();
     std::cout << "deforma serve: stopped" << std::endl;
     return 0;
@@ -79,26 +83,37 @@ struct ServiceCommands::State {
 ServiceCommands::ServiceCommands(CLI::App& app) : state_(std::make_unique<State>()) {
   auto& s = *state_;
   s.serve = app.add_subcommand("serve", "Run the processing service (OGC API - Processes) over HTTP");
-  s.serve->add_option("--root", s.root, "folder of the service's store, job folders and uploads (created)")->required();
+  s.serve->add_option("--root", s.root, "folder of the service's store, job folders and uploads (created)")
+      ->required();
   s.serve->add_option("--data", s.server.data_roots, "read-only data root that inputs may name (repeatable)");
-  s.serve->add_option("--listen", s.listen, "address and port to listen on (default 127.0.0.1:8080; port 0 = any)");
-  s.serve->add_option("--workers", s.server.workers, "jobs running at once (default 2)")->check(CLI::PositiveNumber);
-  s.serve->add_option("--io-threads", s.server.io_threads, "threads serving HTTP (default 2)")->check(CLI::PositiveNumber);
+  s.serve->add_option("--listen", s.listen,
+                      "address and port to listen on (default 127.0.0.1:8080; port 0 = any)");
+  s.serve->add_option("--workers", s.server.workers, "jobs running at once (default 2)")
+      ->check(CLI::PositiveNumber);
+  s.serve->add_option("--io-threads", s.server.io_threads, "threads serving HTTP (default 2)")
+      ->check(CLI::PositiveNumber);
   s.serve->add_option("--job-threads", s.server.job_threads, "threads of one job (default: all cores)")
       ->check(CLI::NonNegativeNumber);
   s.serve->add_option("--job-ram", s.server.job_ram_mb, "memory budget of one job [MB] (default 1024)")
       ->check(CLI::Range(std::size_t{16}, std::size_t{1} << 22));
-  s.serve->add_option("--retention-days", s.server.retention_days, "results are deleted after this (default 14)")
+  s.serve
+      ->add_option("--retention-days", s.server.retention_days, "results are deleted after this (default 14)")
       ->check(CLI::PositiveNumber);
-  s.serve->add_option("--max-attempts", s.server.max_attempts,
-                      "runs of a job interrupted by a service stop before it fails (default 3)")
+  s.serve
+      ->add_option("--max-attempts", s.server.max_attempts,
+                   "runs of a job interrupted by a service stop before it fails (default 3)")
       ->check(CLI::PositiveNumber);
-  s.serve->add_option("--body-limit", s.body_limit_mb, "largest request body, uploads included [MB] (default 256)")
+  s.serve
+      ->add_option("--body-limit", s.body_limit_mb,
+                   "largest request body, uploads included [MB] (default 256)")
       ->check(CLI::PositiveNumber);
-  s.serve->add_option("--read-timeout", s.server.read_timeout_s, "seconds a client may take to send a request (default 30)")
+  s.serve
+      ->add_option("--read-timeout", s.server.read_timeout_s,
+                   "seconds a client may take to send a request (default 30)")
       ->check(CLI::PositiveNumber);
   s.serve->footer(
-      "Examples:\n  deforma serve --root /srv/deforma --data /data/landsat --listen 127.0.0.1:8080 --workers 2\n"
+      "Examples:\n  deforma serve --root /srv/deforma --data /data/landsat --listen 127.0.0.1:8080 --workers "
+      "2\n"
       "See docs/service.md.");
 
   auto* users = app.add_subcommand("users", "Manage the users of a service root");
@@ -122,7 +137,8 @@ ServiceCommands::ServiceCommands(CLI::App& app) : state_(std::make_unique<State>
   job->require_subcommand(1);
   s.job_run = job->add_subcommand("run", "Run the job described by JOBDIR/job.json");
   s.job_run->add_option("jobdir", s.job_dir, "the job's folder")->required();
-  for (auto* c : {s.serve, s.users_add, s.users_list, s.users_remove, s.users_quota, s.job_run}) c->fallthrough();
+  for (auto* c : {s.serve, s.users_add, s.users_list, s.users_remove, s.users_quota, s.job_run})
+    c->fallthrough();
 }
 
 ServiceCommands::~ServiceCommands() = default;
@@ -150,10 +166,11 @@ std::optional<int> ServiceCommands::run() {
     if (s.users_list->parsed()) {
       command = "users list";
       service::Store store(s.root);
-      std::cout << fmt::format("{:<20} {:<6} {:>8} {:>8} {:>14}\n", "name", "admin", "running", "queued", "storage_MB");
+      std::cout << fmt::format("{:<20} {:<6} {:>8} {:>8} {:>14}\n", "name", "admin", "running", "queued",
+                               "storage_MB");
       for (const auto& u : store.users()) {
-        std::cout << fmt::format("{:<20} {:<6} {:>8} {:>8} {:>14}\n", u.name, u.admin ? "yes" : "no", u.quotas.running,
-                                 u.quotas.queued, u.quotas.storage_bytes >> 20);
+        std::cout << fmt::format("{:<20} {:<6} {:>8} {:>8} {:>14}\n", u.name, u.admin ? "yes" : "no",
+                                 u.quotas.running, u.quotas.queued, u.quotas.storage_bytes >> 20);
       }
       return 0;
     }

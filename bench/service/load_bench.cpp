@@ -17,8 +17,8 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "deforma/service/server.hpp"
 #include "deforma/service/store.hpp"
@@ -29,7 +29,9 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -83,13 +85,12 @@ int main(int argc, char** argv) {
   // Four real jobs run during the load.
   httplib::Client submit("127.0.0.1", port);
   std::vector<std::string> ids;
-  const std::string body =
-      json{{"inputs",
-            {{"ref", {{"href", "LC80630182016200LGN00_B8_yahtse.TIF"}}},
-             {"sec", {{"href", "LC80630182016216LGN00_B8_yahtse.TIF"}}},
-             {"search", "24"},
-             {"step", 4}}}}
-          .dump();
+  const std::string body = json{
+      {"inputs",
+       {{"ref", {{"href", "LC80630182016200LGN00_B8_yahtse.TIF"}}},
+        {"sec", {{"href", "LC80630182016216LGN00_B8_yahtse.TIF"}}},
+        {"search", "24"},
+        {"step", 4}}}}.dump();
   httplib::Headers async = auth;
   async.emplace("Prefer", "respond-async");
   submit.set_read_timeout(60, 0);
@@ -114,8 +115,9 @@ int main(int argc, char** argv) {
       http.set_read_timeout(30, 0);
       auto& mine = latencies[static_cast<std::size_t>(c)];
       for (long n = 0; Clock::now() < until; ++n) {
-        const std::string path =
-            n % 2 || ids.empty() ? "/processes" : "/jobs/" + ids[static_cast<std::size_t>(n + c) % ids.size()];
+        const std::string path = n % 2 || ids.empty()
+                                     ? "/processes"
+                                     : "/jobs/" + ids[static_cast<std::size_t>(n + c) % ids.size()];
         const auto t = Clock::now();
         auto r = http.Get(path.c_str(), auth);
         mine.push_back(ms_since(t));
@@ -152,13 +154,13 @@ int main(int argc, char** argv) {
     }
     check.Delete(("/jobs/" + id).c_str(), auth);  // the overhead is measured on an idle service
   }
-  std::printf("load: %d keep-alive clients, %.1f s, %d correlation jobs running (%s)\n", clients, elapsed_s, jobs,
-              states.c_str());
+  std::printf("load: %d keep-alive clients, %.1f s, %d correlation jobs running (%s)\n", clients, elapsed_s,
+              jobs, states.c_str());
   std::printf("  requests %zu, %.0f req/s, p50 %.2f ms, p99 %.2f ms, max %.1f ms, errors %ld\n", all.size(),
               static_cast<double>(all.size()) / elapsed_s, percentile(all, 0.5), percentile(all, 0.99),
               percentile(all, 1.0), errors.load());
-  std::printf("  jobs listed %zu of %zu submitted (HTTP %d), %s\n", rows, ids.size(), list ? list->status : -1,
-              jobs_ok ? "none lost or duplicated" : "LOST OR DUPLICATED JOBS");
+  std::printf("  jobs listed %zu of %zu submitted (HTTP %d), %s\n", rows, ids.size(),
+              list ? list->status : -1, jobs_ok ? "none lost or duplicated" : "LOST OR DUPLICATED JOBS");
 
   // Job overhead: a trivial job (describe a small raster) from submit to successful, polled every 2 ms.
   std::this_thread::sleep_for(std::chrono::seconds(3));  // the dismissed children are gone, a spare is ready
@@ -182,9 +184,10 @@ int main(int argc, char** argv) {
     if (direct && direct->status == 200) sync.push_back(ms_since(u));
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
-  std::printf("job overhead (info of a small raster, submit -> successful): median %.0f ms, min %.0f ms "
-              "(async, %zu jobs); synchronous execution median %.0f ms\n",
-              percentile(overhead, 0.5), percentile(overhead, 0.0), overhead.size(), percentile(sync, 0.5));
+  std::printf(
+      "job overhead (info of a small raster, submit -> successful): median %.0f ms, min %.0f ms "
+      "(async, %zu jobs); synchronous execution median %.0f ms\n",
+      percentile(overhead, 0.5), percentile(overhead, 0.0), overhead.size(), percentile(sync, 0.5));
   server.stop();
   std::error_code ec;
   fs::remove_all(root, ec);

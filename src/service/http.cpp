@@ -5,15 +5,15 @@
 #include <optional>
 #include <thread>
 
+#include <fmt/format.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/spdlog.h>
 
 #include "deforma/core/error.hpp"
 
@@ -26,15 +26,20 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 std::string exception_body(int status, const std::string& title, const std::string& detail) {
-  return fmt::format(R"({{"type":"about:blank","title":"{}","status":{},"detail":"{}"}})", title, status, detail);
+  return fmt::format(R"({{"type":"about:blank","title":"{}","status":{},"detail":"{}"}})", title, status,
+                     detail);
 }
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, const HttpOptions& options, const Handler& handler,
           std::shared_ptr<spdlog::logger> log, std::atomic<std::uint64_t>& counter, const std::string& prefix)
-      : stream_(std::move(socket)), options_(options), handler_(handler), log_(std::move(log)),
-        counter_(counter), prefix_(prefix) {}
+      : stream_(std::move(socket)),
+        options_(options),
+        handler_(handler),
+        log_(std::move(log)),
+        counter_(counter),
+        prefix_(prefix) {}
 
   void run() {
     net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::read, shared_from_this()));
@@ -47,12 +52,13 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(16 * 1024);
     // A client that takes longer than this to send its request (slowloris) loses the connection.
     stream_.expires_after(std::chrono::seconds(options_.read_timeout_s));
-    http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::on_read, shared_from_this()));
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::on_read, shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
-    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted || ec == beast::error::timeout ||
-        ec == net::error::connection_reset || ec == net::error::eof) {
+    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
+        ec == beast::error::timeout || ec == net::error::connection_reset || ec == net::error::eof) {
       return close();
     }
     if (ec) {
@@ -60,10 +66,10 @@ class Session : public std::enable_shared_from_this<Session> {
       const bool too_big = ec == http::error::body_limit || ec == http::error::header_limit;
       HttpResponse res;
       res.status = too_big ? 413 : 400;
-      res.body = exception_body(res.status, too_big ? "Payload Too Large" : "Bad Request",
-                                too_big ? fmt::format("the request is larger than the limit of {} bytes",
-                                                      options_.body_limit_bytes)
-                                        : "malformed HTTP request: " + ec.message());
+      res.body = exception_body(
+          res.status, too_big ? "Payload Too Large" : "Bad Request",
+          too_big ? fmt::format("the request is larger than the limit of {} bytes", options_.body_limit_bytes)
+                  : "malformed HTTP request: " + ec.message());
       keep_alive_ = false;
       start_ = std::chrono::steady_clock::now();
       method_ = "-";
@@ -82,7 +88,8 @@ class Session : public std::enable_shared_from_this<Session> {
       std::size_t start = 0;
       while (start <= rest.size()) {
         const auto amp = rest.find('&', start);
-        const std::string part = rest.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
+        const std::string part =
+            rest.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
         if (!part.empty()) {
           const auto eq = part.find('=');
           std::string value = eq == std::string::npos ? "" : part.substr(eq + 1);
@@ -102,9 +109,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     req.body = std::move(msg.body());
     std::string incoming = req.header("x-request-id");
-    const bool usable = !incoming.empty() && incoming.size() <= 64 &&
-                        incoming.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
-                            std::string::npos;
+    const bool usable =
+        !incoming.empty() && incoming.size() <= 64 &&
+        incoming.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
+            std::string::npos;
     req.request_id = usable ? incoming : next_id();
     keep_alive_ = msg.keep_alive();
     version_ = msg.version();
@@ -123,7 +131,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string next_id() { return fmt::format("{}-{:x}", prefix_, counter_.fetch_add(1)); }
 
   void write(HttpResponse res) {
-    auto msg = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(res.status), version_);
+    auto msg =
+        std::make_shared<http::response<http::string_body>>(static_cast<http::status>(res.status), version_);
     msg->set(http::field::server, "deforma");
     msg->set(http::field::content_type, res.content_type);
     msg->set("X-Request-Id", request_id_);
@@ -137,7 +146,8 @@ class Session : public std::enable_shared_from_this<Session> {
       msg->prepare_payload();
     }
     if (log_) {
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
       log_->info("{} {} {} {} {} {:.1f}ms", request_id_, method_, target_, res.status, bytes, ms);
     }
     response_ = msg;
@@ -214,7 +224,9 @@ HttpServer::HttpServer(HttpOptions options, Handler handler) : impl_(std::make_u
   }
 }
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
 void HttpServer::start() {
   beast::error_code ec;
@@ -226,7 +238,8 @@ void HttpServer::start() {
   if (!ec) impl_->acceptor.bind(endpoint, ec);
   if (!ec) impl_->acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
-    throw IoError(fmt::format("cannot listen on {}:{}: {}", impl_->options.host, impl_->options.port, ec.message()));
+    throw IoError(
+        fmt::format("cannot listen on {}:{}: {}", impl_->options.host, impl_->options.port, ec.message()));
   }
   impl_->work.emplace(net::make_work_guard(impl_->ioc));
   impl_->accept();
@@ -235,7 +248,9 @@ void HttpServer::start() {
   }
 }
 
-int HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+int HttpServer::port() const {
+  return impl_->acceptor.local_endpoint().port();
+}
 
 void HttpServer::stop() {
   if (impl_->stopped.exchange(true)) return;

@@ -25,7 +25,9 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-extern "C" void on_terminate(int) { g_stop.store(true); }
+extern "C" void on_terminate(int) {
+  g_stop.store(true);
+}
 
 // Reports progress to the service through DIR/progress.json: percent 0-100 rising continuously across the
 // operation's stages (each new stage covers what is left of the range, since the number of stages is not
@@ -63,7 +65,8 @@ class FileProgress final : public Progress {
     if (!force && now - last_ < std::chrono::milliseconds(50)) return;
     last_ = now;
     try {
-      write_file_atomically(path_, nlohmann::json{{"percent", static_cast<int>(percent_)}, {"stage", label_}}.dump());
+      write_file_atomically(
+          path_, nlohmann::json{{"percent", static_cast<int>(percent_)}, {"stage", label_}}.dump());
     } catch (const Error&) {
       // A progress file that cannot be written does not stop the work; the final result says how it went.
     }

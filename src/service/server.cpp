@@ -56,10 +56,11 @@ HttpResponse json_response(int status, const json& body) {
 }
 
 HttpResponse error_response(const ApiError& e) {
-  HttpResponse res = json_response(e.status, {{"type", e.type.empty() ? "about:blank" : kOgcExceptions + e.type},
-                                              {"title", e.title},
-                                              {"status", e.status},
-                                              {"detail", e.detail}});
+  HttpResponse res =
+      json_response(e.status, {{"type", e.type.empty() ? "about:blank" : kOgcExceptions + e.type},
+                               {"title", e.title},
+                               {"status", e.status},
+                               {"detail", e.detail}});
   res.content_type = "application/problem+json";
   return res;
 }
@@ -77,8 +78,8 @@ std::string http_date(std::time_t t) {
 }
 
 std::string rfc3339_after(double days) {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() +
-                                                      std::chrono::seconds(static_cast<long long>(days * 86400)));
+  const auto t = std::chrono::system_clock::to_time_t(
+      std::chrono::system_clock::now() + std::chrono::seconds(static_cast<long long>(days * 86400)));
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[32];
@@ -206,7 +207,8 @@ struct Server::Impl {
     if (host.empty()) host = req.header("host");
     if (host.empty()) host = "localhost";
     return fmt::format("{}://{}{}", split(proto, ',').empty() ? "http" : split(proto, ',').front(),
-                       split(host, ',').empty() ? host : split(host, ',').front(), req.header("x-forwarded-prefix"));
+                       split(host, ',').empty() ? host : split(host, ',').front(),
+                       req.header("x-forwarded-prefix"));
   }
 
   User authenticate(const HttpRequest& req) {
@@ -233,7 +235,8 @@ struct Server::Impl {
     if (parts[0] == "processes") {
       if (parts.size() == 1 && get) return reply(processes(base));
       const auto* op = builtin_operations().find_process(parts.size() > 1 ? parts[1] : "");
-      if (!op) fail(404, "Not Found", fmt::format("process '{}' does not exist", parts[1]), "no-such-process");
+      if (!op)
+        fail(404, "Not Found", fmt::format("process '{}' does not exist", parts[1]), "no-such-process");
       if (parts.size() == 2 && get) return reply(json_response(200, process_description(*op, base)));
       if (parts.size() == 3 && parts[2] == "execution") {
         if (m != "POST") fail(405, "Method Not Allowed", "execute a process with POST");
@@ -253,7 +256,8 @@ struct Server::Impl {
         }
       }
     } else if (parts[0] == "uploads") {
-      if (parts.size() == 1 && get) return reply(json_response(200, {{"uploads", store->uploads(user.name)}}));
+      if (parts.size() == 1 && get)
+        return reply(json_response(200, {{"uploads", store->uploads(user.name)}}));
       if (parts.size() == 2 && m == "PUT") return reply(upload(req, user, parts[1], base));
       if (parts.size() == 2 && get) return reply(download(req, uploads_dir / user.name, parts[1]));
     } else if (parts[0] == "users" && parts.size() == 2 && parts[1] == "me" && get) {
@@ -272,25 +276,27 @@ struct Server::Impl {
 
   HttpResponse landing(const std::string& base) {
     return json_response(
-        200, {{"title", "deforma processing service"},
-              {"description", "Ground-motion processing on demand: image correlation, filtering, time series, "
-                              "EGMS products (OGC API - Processes 1.0)"},
-              {"links",
-               {link(base + "/", "self", "application/json", "this document"),
-                link(base + "/api", "service-desc", "application/vnd.oai.openapi+json;version=3.0", "the API"),
-                link(base + "/conformance", "http://www.opengis.net/def/rel/ogc/1.0/conformance",
-                     "application/json", "conformance classes"),
-                link(base + "/processes", "http://www.opengis.net/def/rel/ogc/1.0/processes", "application/json",
-                     "processes"),
-                link(base + "/jobs", "http://www.opengis.net/def/rel/ogc/1.0/job-list", "application/json",
-                     "jobs")}}});
+        200,
+        {{"title", "deforma processing service"},
+         {"description",
+          "Ground-motion processing on demand: image correlation, filtering, time series, "
+          "EGMS products (OGC API - Processes 1.0)"},
+         {"links",
+          {link(base + "/", "self", "application/json", "this document"),
+           link(base + "/api", "service-desc", "application/vnd.oai.openapi+json;version=3.0", "the API"),
+           link(base + "/conformance", "http://www.opengis.net/def/rel/ogc/1.0/conformance",
+                "application/json", "conformance classes"),
+           link(base + "/processes", "http://www.opengis.net/def/rel/ogc/1.0/processes", "application/json",
+                "processes"),
+           link(base + "/jobs", "http://www.opengis.net/def/rel/ogc/1.0/job-list", "application/json",
+                "jobs")}}});
   }
 
   static HttpResponse conformance() {
     const std::string c = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/";
     return json_response(200, {{"conformsTo",
-                                {c + "core", c + "ogc-process-description", c + "json", c + "oas30", c + "job-list",
-                                 c + "dismiss"}}});
+                                {c + "core", c + "ogc-process-description", c + "json", c + "oas30",
+                                 c + "job-list", c + "dismiss"}}});
   }
 
   static std::vector<const OperationDecl*> servable() {
@@ -305,8 +311,8 @@ struct Server::Impl {
     json d = describe_json(op);
     const std::string id = d["id"];
     d["links"] = {link(base + "/processes/" + id, "self", "application/json"),
-                  link(base + "/processes/" + id + "/execution", "http://www.opengis.net/def/rel/ogc/1.0/execute",
-                       "application/json", "execute")};
+                  link(base + "/processes/" + id + "/execution",
+                       "http://www.opengis.net/def/rel/ogc/1.0/execute", "application/json", "execute")};
     return d;
   }
 
@@ -344,7 +350,8 @@ struct Server::Impl {
       d.erase("examples");
       list.push_back(d);
     }
-    return json_response(200, {{"processes", list}, {"links", {link(base + "/processes", "self", "application/json")}}});
+    return json_response(
+        200, {{"processes", list}, {"links", {link(base + "/processes", "self", "application/json")}}});
   }
 
   HttpResponse openapi(const std::string& base) {
@@ -352,8 +359,10 @@ struct Server::Impl {
   }
 
   HttpResponse make_openapi(const std::string& base) {
-    const json problem = {{"description", "an OGC exception document"},
-                          {"content", {{"application/problem+json", {{"schema", {{"$ref", "#/components/schemas/exception"}}}}}}}};
+    const json problem = {
+        {"description", "an OGC exception document"},
+        {"content",
+         {{"application/problem+json", {{"schema", {{"$ref", "#/components/schemas/exception"}}}}}}}};
     auto op_entry = [&](const std::string& summary, const std::string& ok) {
       return json{{"summary", summary},
                   {"responses", {{"200", {{"description", ok}}}, {"401", problem}, {"404", problem}}}};
@@ -366,10 +375,12 @@ struct Server::Impl {
     paths["/jobs"]["get"] = op_entry("the caller's jobs", "status documents");
     paths["/jobs/{jobId}"]["get"] = op_entry("a job's status", "statusInfo");
     paths["/jobs/{jobId}"]["delete"] = op_entry("cancel and dismiss a job", "statusInfo (dismissed)");
-    paths["/jobs/{jobId}/results"]["get"] = op_entry("a job's results", "hrefs and media types of the outputs");
+    paths["/jobs/{jobId}/results"]["get"] =
+        op_entry("a job's results", "hrefs and media types of the outputs");
     paths["/users/me"]["get"] = op_entry("the caller and their quotas", "user document");
     paths["/uploads/{name}"]["put"] = op_entry("upload an input file", "the upload's href");
-    const json job_param = {{"name", "jobId"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}};
+    const json job_param = {
+        {"name", "jobId"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}};
     for (const char* p : {"/jobs/{jobId}", "/jobs/{jobId}/results"}) paths[p]["parameters"] = {job_param};
     paths["/uploads/{name}"]["parameters"] = {
         {{"name", "name"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}}};
@@ -396,7 +407,8 @@ struct Server::Impl {
       schemas[id + "-inputs"] = inputs_schema;
       json outputs = json::object();
       for (const auto& [name, output] : d["outputs"].items()) outputs[name] = {{"type", "object"}};
-      paths["/processes/" + id]["get"] = op_entry(fmt::format("the description of {}", id), "processDescription");
+      paths["/processes/" + id]["get"] =
+          op_entry(fmt::format("the description of {}", id), "processDescription");
       const json body_schema{{"type", "object"},
                              {"required", {"inputs"}},
                              {"properties",
@@ -422,17 +434,17 @@ struct Server::Impl {
       post["responses"] = responses;
       paths["/processes/" + id + "/execution"]["post"] = post;
     }
-    json doc{{"openapi", "3.0.3"},
-             {"info",
-              {{"title", "deforma processing service"},
-               {"version", kVersion},
-               {"description", "OGC API - Processes 1.0 over deforma's operations"}}},
-             {"servers", {{{"url", base}}}},
-             {"paths", paths},
-             {"components",
-              {{"schemas", schemas},
-               {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}}}},
-             {"security", {{{"bearer", json::array()}}}}};
+    json doc{
+        {"openapi", "3.0.3"},
+        {"info",
+         {{"title", "deforma processing service"},
+          {"version", kVersion},
+          {"description", "OGC API - Processes 1.0 over deforma's operations"}}},
+        {"servers", {{{"url", base}}}},
+        {"paths", paths},
+        {"components",
+         {{"schemas", schemas}, {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}}}},
+        {"security", {{{"bearer", json::array()}}}}};
     HttpResponse res = json_response(200, doc);
     res.content_type = "application/vnd.oai.openapi+json;version=3.0";
     return res;
@@ -476,7 +488,8 @@ struct Server::Impl {
   // ---------------------------------------------------------------- inputs
   // The local file an input href names, when it lies within what this user may read: a data root, their
   // uploads or their own jobs' folders. Anything else is refused naming the input.
-  fs::path resolve_href(const HttpRequest& req, const User& user, const std::string& input, std::string href) {
+  fs::path resolve_href(const HttpRequest& req, const User& user, const std::string& input,
+                        std::string href) {
     auto refuse = [&](const std::string& why) -> fs::path {
       fail(400, "Bad Request", fmt::format("input '{}': '{}' {}", input, href, why), "invalid-parameter");
     };
@@ -532,7 +545,8 @@ struct Server::Impl {
   std::string href_of(const json& value, const std::string& input) {
     if (value.is_string()) return value.get<std::string>();
     if (value.is_object() && value.contains("href") && value["href"].is_string()) return value["href"];
-    fail(400, "Bad Request", fmt::format("input '{}': expected a reference {{\"href\": ...}} or a string", input),
+    fail(400, "Bad Request",
+         fmt::format("input '{}': expected a reference {{\"href\": ...}} or a string", input),
          "invalid-parameter");
   }
 
@@ -541,7 +555,8 @@ struct Server::Impl {
                const Reply& reply) {
     const std::string content_type = req.header("content-type");
     if (!content_type.empty() && content_type.find("json") == std::string::npos) {
-      fail(415, "Unsupported Media Type", fmt::format("the request body is '{}'; expected application/json", content_type));
+      fail(415, "Unsupported Media Type",
+           fmt::format("the request body is '{}'; expected application/json", content_type));
     }
     const json body = json::parse(req.body, nullptr, false);
     if (body.is_discarded()) fail(400, "Bad Request", "the request body is not valid JSON");
@@ -555,7 +570,8 @@ struct Server::Impl {
     const fs::path dir = jobs_dir / id;
     json values = json::object();
     for (const auto& [name, value] : inputs.items()) {
-      const auto it = std::find_if(op.params.begin(), op.params.end(), [&](const ParamDecl& p) { return p.name == name; });
+      const auto it = std::find_if(op.params.begin(), op.params.end(),
+                                   [&](const ParamDecl& p) { return p.name == name; });
       if (it == op.params.end() || is_cli_only(*it) || it->role == ParamRole::kOutput) {
         fail(400, "Bad Request",
              fmt::format("input '{}' is not an input of process '{}'{}", name, process_id(op),
@@ -566,9 +582,12 @@ struct Server::Impl {
       }
       if (it->role == ParamRole::kInput) {
         if (it->type == ParamType::kList) {
-          if (!value.is_array()) fail(400, "Bad Request", fmt::format("input '{}': expected an array of references", name), "invalid-parameter");
+          if (!value.is_array())
+            fail(400, "Bad Request", fmt::format("input '{}': expected an array of references", name),
+                 "invalid-parameter");
           json paths = json::array();
-          for (const auto& v : value) paths.push_back(resolve_href(req, user, name, href_of(v, name)).string());
+          for (const auto& v : value)
+            paths.push_back(resolve_href(req, user, name, href_of(v, name)).string());
           values[name] = paths;
         } else {
           values[name] = resolve_href(req, user, name, href_of(value, name)).string();
@@ -583,9 +602,11 @@ struct Server::Impl {
       }
     }
     for (const auto& [name, value] : wanted.items()) {
-      const auto it = std::find_if(op.params.begin(), op.params.end(), [&](const ParamDecl& p) { return p.name == name; });
+      const auto it = std::find_if(op.params.begin(), op.params.end(),
+                                   [&](const ParamDecl& p) { return p.name == name; });
       if (name != "summary" && (it == op.params.end() || it->role != ParamRole::kOutput)) {
-        fail(400, "Bad Request", fmt::format("output '{}' is not an output of process '{}'", name, process_id(op)),
+        fail(400, "Bad Request",
+             fmt::format("output '{}' is not an output of process '{}'", name, process_id(op)),
              "invalid-parameter");
       }
     }
@@ -602,7 +623,8 @@ struct Server::Impl {
     } catch (const InvalidArgument& e) {
       std::string detail = e.what();
       const auto dashes = detail.find("--");
-      if (dashes != std::string::npos && dashes < 12) detail.erase(dashes, 2);  // no CLI flags in a web answer
+      if (dashes != std::string::npos && dashes < 12)
+        detail.erase(dashes, 2);  // no CLI flags in a web answer
       fail(400, "Bad Request", detail, "invalid-parameter");
     }
 
@@ -610,7 +632,8 @@ struct Server::Impl {
     const auto queued_now = store->count_jobs(user.name, "accepted");
     if (queued_now >= user.quotas.queued) {
       fail(429, "Too Many Requests",
-           fmt::format("queued jobs quota reached: {} of {} queued jobs in use", queued_now, user.quotas.queued));
+           fmt::format("queued jobs quota reached: {} of {} queued jobs in use", queued_now,
+                       user.quotas.queued));
     }
     check_storage(user, 0);
 
@@ -682,25 +705,22 @@ struct Server::Impl {
   }
 
   json status_info(const Job& job, const std::string& base) {
-    json s{{"jobID", job.id},
-           {"processID", job.process},
-           {"type", "process"},
-           {"status", job.status},
-           {"message", job.message},
-           {"created", job.created},
-           {"updated", job.updated},
-           {"progress", job.progress}};
+    json s{{"jobID", job.id},        {"processID", job.process}, {"type", "process"},
+           {"status", job.status},   {"message", job.message},   {"created", job.created},
+           {"updated", job.updated}, {"progress", job.progress}};
     if (!job.started.empty()) s["started"] = job.started;
     if (!job.finished.empty()) s["finished"] = job.finished;
     if (!job.expires.empty()) s["expires"] = job.expires;
     s["attempts"] = job.attempts;
     s["links"] = {link(base + "/jobs/" + job.id, "self", "application/json")};
     if (job.status == "successful") {
-      s["links"].push_back(link(base + "/jobs/" + job.id + "/results", "http://www.opengis.net/def/rel/ogc/1.0/results",
-                                "application/json", "results"));
+      s["links"].push_back(link(base + "/jobs/" + job.id + "/results",
+                                "http://www.opengis.net/def/rel/ogc/1.0/results", "application/json",
+                                "results"));
     }
     if (job.status == "failed" || job.status == "successful") {
-      s["links"].push_back(link(base + "/jobs/" + job.id + "/files/job.log", "log", "text/plain", "the job's log"));
+      s["links"].push_back(
+          link(base + "/jobs/" + job.id + "/files/job.log", "log", "text/plain", "the job's log"));
     }
     return s;
   }
@@ -712,8 +732,11 @@ struct Server::Impl {
     for (auto [it, end] = req.query.equal_range("status"); it != end; ++it) {
       for (const auto& s : split(it->second, ',')) {
         if (!kStatuses.count(s)) {
-          fail(400, "Bad Request", fmt::format("parameter 'status': '{}' is not one of accepted, running, "
-                                               "successful, failed, dismissed", s), "invalid-parameter");
+          fail(400, "Bad Request",
+               fmt::format("parameter 'status': '{}' is not one of accepted, running, "
+                           "successful, failed, dismissed",
+                           s),
+               "invalid-parameter");
         }
         filter.statuses.push_back(s);
       }
@@ -728,17 +751,20 @@ struct Server::Impl {
         filter.limit = std::stoi(it->second, &used);
         if (used != it->second.size()) throw std::invalid_argument("trailing");
       } catch (const std::exception&) {
-        fail(400, "Bad Request", fmt::format("parameter 'limit': '{}' is not an integer", it->second), "invalid-parameter");
+        fail(400, "Bad Request", fmt::format("parameter 'limit': '{}' is not an integer", it->second),
+             "invalid-parameter");
       }
       if (filter.limit < 1 || filter.limit > 1000) {
-        fail(400, "Bad Request", "parameter 'limit': expected a value between 1 and 1000", "invalid-parameter");
+        fail(400, "Bad Request", "parameter 'limit': expected a value between 1 and 1000",
+             "invalid-parameter");
       }
     }
     if (auto it = req.query.find("after"); it != req.query.end()) {
       try {
         filter.after_seq = std::stoll(it->second);
       } catch (const std::exception&) {
-        fail(400, "Bad Request", fmt::format("parameter 'after': '{}' is not a job position", it->second), "invalid-parameter");
+        fail(400, "Bad Request", fmt::format("parameter 'after': '{}' is not a job position", it->second),
+             "invalid-parameter");
       }
     }
     if (auto it = req.query.find("datetime"); it != req.query.end()) {
@@ -749,7 +775,8 @@ struct Server::Impl {
         if (t.empty() || t == "..") return "";
         if (t.size() < 20 || t.back() != 'Z' || t[4] != '-' || t[10] != 'T') {
           fail(400, "Bad Request",
-               fmt::format("parameter 'datetime': '{}' is not an RFC 3339 UTC time like 2026-01-31T12:00:00Z", t),
+               fmt::format("parameter 'datetime': '{}' is not an RFC 3339 UTC time like 2026-01-31T12:00:00Z",
+                           t),
                "invalid-parameter");
         }
         return t.substr(0, 19) + "Z";
@@ -776,7 +803,8 @@ struct Server::Impl {
   }
 
   static HttpResponse failure(const Job& job) {
-    return error_response({job.status == "dismissed" ? 410 : 500, job.status == "dismissed" ? "dismissed" : "",
+    return error_response({job.status == "dismissed" ? 410 : 500,
+                           job.status == "dismissed" ? "dismissed" : "",
                            job.status == "dismissed" ? "Gone" : "Job Failed",
                            job.message.empty() ? "the job failed" : job.message});
   }
@@ -853,8 +881,8 @@ struct Server::Impl {
     struct stat st {};
     if (::stat(real.c_str(), &st) != 0) fail(404, "Not Found", fmt::format("no file '{}'", rel));
     const std::size_t size = static_cast<std::size_t>(st.st_size);
-    const std::string etag = fmt::format("\"{:x}-{:x}\"", size, static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL +
-                                                               st.st_mtim.tv_nsec);
+    const std::string etag = fmt::format(
+        "\"{:x}-{:x}\"", size, static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec);
     HttpResponse res;
     res.content_type = media_type_of(real);
     res.headers = {{"ETag", etag}, {"Last-Modified", http_date(st.st_mtime)}, {"Accept-Ranges", "bytes"}};
@@ -880,7 +908,8 @@ struct Server::Impl {
             first = n >= size ? 0 : size - n;
           } else if (ok) {
             first = std::stoull(spec.substr(0, dash));
-            if (dash + 1 < spec.size()) last = std::min<std::size_t>(std::stoull(spec.substr(dash + 1)), size - 1);
+            if (dash + 1 < spec.size())
+              last = std::min<std::size_t>(std::stoull(spec.substr(dash + 1)), size - 1);
             ok = first < size && first <= last;
           }
         } catch (const std::exception&) {
@@ -891,8 +920,11 @@ struct Server::Impl {
         res.status = 416;
         res.headers.emplace_back("Content-Range", fmt::format("bytes */{}", size));
         res.content_type = "application/problem+json";
-        res.body = json{{"type", "about:blank"}, {"title", "Range Not Satisfiable"}, {"status", 416},
-                        {"detail", fmt::format("range '{}' does not fit the file's {} bytes", range, size)}}.dump();
+        res.body = json{{"type", "about:blank"},
+                        {"title", "Range Not Satisfiable"},
+                        {"status", 416},
+                        {"detail", fmt::format("range '{}' does not fit the file's {} bytes", range, size)}}
+                       .dump();
         return res;
       }
       partial = true;
@@ -915,9 +947,12 @@ struct Server::Impl {
     return res;
   }
 
-  HttpResponse upload(const HttpRequest& req, const User& user, const std::string& name, const std::string& base) {
-    if (name.empty() || name[0] == '.' || name.find_first_of("/\\") != std::string::npos || name.size() > 200) {
-      fail(400, "Bad Request", fmt::format("upload name '{}': expected a plain file name", name), "invalid-parameter");
+  HttpResponse upload(const HttpRequest& req, const User& user, const std::string& name,
+                      const std::string& base) {
+    if (name.empty() || name[0] == '.' || name.find_first_of("/\\") != std::string::npos ||
+        name.size() > 200) {
+      fail(400, "Bad Request", fmt::format("upload name '{}': expected a plain file name", name),
+           "invalid-parameter");
     }
     check_storage(user, static_cast<std::int64_t>(req.body.size()));
     const fs::path dir = uploads_dir / user.name;
@@ -925,13 +960,15 @@ struct Server::Impl {
     fs::create_directories(dir, ec);
     write_file_atomically(dir / name, req.body);
     store->record_upload(user.name, name, static_cast<std::int64_t>(req.body.size()));
-    HttpResponse res = json_response(201, {{"href", base + "/uploads/" + name}, {"size_bytes", req.body.size()}});
+    HttpResponse res =
+        json_response(201, {{"href", base + "/uploads/" + name}, {"size_bytes", req.body.size()}});
     res.headers.emplace_back("Location", base + "/uploads/" + name);
     return res;
   }
 
   // ---------------------------------------------------------------- scheduler
-  // Starts `exe -q job run ARG` with stdin from `stdin_fd` (or /dev/null) and stdout/stderr appended to `log`.
+  // Starts `exe -q job run ARG` with stdin from `stdin_fd` (or /dev/null) and stdout/stderr appended to
+  // `log`.
   pid_t spawn_child(const std::string& arg, int stdin_fd, const std::string& log, std::string& error) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -1186,11 +1223,14 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->store = std::make_unique<Store>(o.root);
   const auto [requeued, failed] = impl_->store->recover(o.max_attempts);
   if (requeued || failed) {
-    spdlog::warn("{} interrupted job(s) queued again, {} failed after {} attempts", requeued, failed, o.max_attempts);
+    spdlog::warn("{} interrupted job(s) queued again, {} failed after {} attempts", requeued, failed,
+                 o.max_attempts);
   }
 }
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+}
 
 void Server::start() {
   // A client that goes away mid-response must cost its connection, not the process.
@@ -1202,14 +1242,15 @@ void Server::start() {
   http.body_limit_bytes = impl_->options.body_limit_bytes;
   http.read_timeout_s = impl_->options.read_timeout_s;
   http.access_log = (impl_->options.root / "logs" / "access.log").string();
-  impl_->http = std::make_unique<HttpServer>(http, [this](HttpRequest req, Reply reply) {
-    impl_->handle(std::move(req), std::move(reply));
-  });
+  impl_->http = std::make_unique<HttpServer>(
+      http, [this](HttpRequest req, Reply reply) { impl_->handle(std::move(req), std::move(reply)); });
   impl_->http->start();
   impl_->scheduler = std::thread([this] { impl_->schedule_loop(); });
 }
 
-int Server::port() const { return impl_->http ? impl_->http->port() : 0; }
+int Server::port() const {
+  return impl_->http ? impl_->http->port() : 0;
+}
 
 void Server::run_until_signal() {
   impl_->http->wait_for_signal();
@@ -1231,7 +1272,8 @@ void Server::stop() {
     ::kill(r.pid, SIGKILL);
     int status = 0;
     waitpid(r.pid, &status, 0);
-    if (!r.dismissed) impl_->store->transition(id, "running", "accepted", "the service stopped; queued again");
+    if (!r.dismissed)
+      impl_->store->transition(id, "running", "accepted", "the service stopped; queued again");
   }
   impl_->running.clear();
   impl_->waiters.clear();

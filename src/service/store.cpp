@@ -145,7 +145,8 @@ Store::Store(const std::filesystem::path& root) {
   exec("PRAGMA synchronous=NORMAL");
   exec("PRAGMA foreign_keys=ON");
   exec(
-      "CREATE TABLE IF NOT EXISTS users(name TEXT PRIMARY KEY, key_id TEXT UNIQUE NOT NULL, salt TEXT NOT NULL, "
+      "CREATE TABLE IF NOT EXISTS users(name TEXT PRIMARY KEY, key_id TEXT UNIQUE NOT NULL, salt TEXT NOT "
+      "NULL, "
       "key_hash TEXT NOT NULL, admin INTEGER NOT NULL DEFAULT 0, max_running INTEGER NOT NULL, "
       "max_queued INTEGER NOT NULL, max_storage_bytes INTEGER NOT NULL, created TEXT NOT NULL)");
   exec(
@@ -156,11 +157,14 @@ Store::Store(const std::filesystem::path& root) {
       "attempts INTEGER NOT NULL DEFAULT 0, expires TEXT NOT NULL DEFAULT '')");
   exec("CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user, status)");
   exec(
-      "CREATE TABLE IF NOT EXISTS uploads(user TEXT NOT NULL, name TEXT NOT NULL, size_bytes INTEGER NOT NULL, "
+      "CREATE TABLE IF NOT EXISTS uploads(user TEXT NOT NULL, name TEXT NOT NULL, size_bytes INTEGER NOT "
+      "NULL, "
       "created TEXT NOT NULL, PRIMARY KEY(user, name))");
 }
 
-Store::~Store() { sqlite3_close(db_); }
+Store::~Store() {
+  sqlite3_close(db_);
+}
 
 void Store::exec(const std::string& sql) {
   char* error = nullptr;
@@ -173,9 +177,10 @@ void Store::exec(const std::string& sql) {
 
 std::string Store::add_user(const std::string& name, bool admin, const Quotas& quotas) {
   if (name.empty() || name.find_first_of(" /\\.:\"'") != std::string::npos) {
-    throw InvalidArgument(fmt::format("user name '{}': expected a non-empty name without spaces, slashes, dots, "
-                                      "colons or quotes",
-                                      name));
+    throw InvalidArgument(
+        fmt::format("user name '{}': expected a non-empty name without spaces, slashes, dots, "
+                    "colons or quotes",
+                    name));
   }
   const std::string key_id = random_hex(6);
   const std::string key = key_id + "." + random_hex(24);
@@ -186,9 +191,10 @@ std::string Store::add_user(const std::string& name, bool admin, const Quotas& q
     exists.bind(1, name);
     if (exists.step()) throw InvalidArgument(fmt::format("user '{}' already exists", name));
   }
-  Statement s(db_,
-              "INSERT INTO users(name, key_id, salt, key_hash, admin, max_running, max_queued, max_storage_bytes, "
-              "created) VALUES(?,?,?,?,?,?,?,?,?)");
+  Statement s(
+      db_,
+      "INSERT INTO users(name, key_id, salt, key_hash, admin, max_running, max_queued, max_storage_bytes, "
+      "created) VALUES(?,?,?,?,?,?,?,?,?)");
   s.bind(1, name).bind(2, key_id).bind(3, salt).bind(4, sha256_hex(salt + key));
   s.bind(5, std::int64_t{admin ? 1 : 0}).bind(6, quotas.running).bind(7, quotas.queued);
   s.bind(8, quotas.storage_bytes).bind(9, now_rfc3339());
@@ -239,9 +245,10 @@ std::optional<User> Store::authenticate(const std::string& key) {
 
 void Store::insert_job(Job& job) {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
-              "INSERT INTO jobs(id, user, process, inputs, status, progress, message, created, updated, attempts) "
-              "VALUES(?,?,?,?,?,?,?,?,?,?)");
+  Statement s(
+      db_,
+      "INSERT INTO jobs(id, user, process, inputs, status, progress, message, created, updated, attempts) "
+      "VALUES(?,?,?,?,?,?,?,?,?,?)");
   s.bind(1, job.id).bind(2, job.user).bind(3, job.process).bind(4, job.inputs.dump()).bind(5, job.status);
   s.bind(6, std::int64_t{job.progress}).bind(7, job.message).bind(8, job.created).bind(9, job.updated);
   s.bind(10, std::int64_t{job.attempts});
@@ -319,7 +326,8 @@ bool Store::transition(const std::string& id, const std::string& from, const std
 
 void Store::set_progress(const std::string& id, int progress, const std::string& message) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "UPDATE jobs SET progress = ?, message = ?, updated = ? WHERE id = ? AND status = 'running'");
+  Statement s(db_,
+              "UPDATE jobs SET progress = ?, message = ?, updated = ? WHERE id = ? AND status = 'running'");
   s.bind(1, std::int64_t{progress}).bind(2, message).bind(3, now_rfc3339()).bind(4, id).step();
 }
 
@@ -327,9 +335,10 @@ void Store::finish(const std::string& id, const std::string& status, const std::
                    const std::string& expires) {
   std::lock_guard lock(mutex_);
   const std::string now = now_rfc3339();
-  Statement s(db_,
-              "UPDATE jobs SET status = ?, message = ?, updated = ?, finished = ?, expires = ?, "
-              "progress = CASE WHEN ? = 'successful' THEN 100 ELSE progress END WHERE id = ? AND status = 'running'");
+  Statement s(
+      db_,
+      "UPDATE jobs SET status = ?, message = ?, updated = ?, finished = ?, expires = ?, "
+      "progress = CASE WHEN ? = 'successful' THEN 100 ELSE progress END WHERE id = ? AND status = 'running'");
   s.bind(1, status).bind(2, message).bind(3, now).bind(4, now).bind(5, expires).bind(6, status).bind(7, id);
   s.step();
 }

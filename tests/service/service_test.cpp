@@ -3,12 +3,12 @@
 // /vsicurl/), dismissal of a running job, and a service killed mid-job then restarted.
 #include <gtest/gtest.h>
 
-#include <fcntl.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -124,8 +124,8 @@ class ServiceTest : public ::testing::Test {
   Client client(const std::string& key) const { return Client(server_->port(), key); }
 
   // Polls a job until `done` says so or `timeout_s` passes; returns the last statusInfo.
-  json wait_for(Client& c, const std::string& id, const std::function<bool(const json&)>& done, double timeout_s,
-                std::set<int>* progress_seen = nullptr) {
+  json wait_for(Client& c, const std::string& id, const std::function<bool(const json&)>& done,
+                double timeout_s, std::set<int>* progress_seen = nullptr) {
     const auto until = Clock::now() + std::chrono::duration<double>(timeout_s);
     json s;
     while (Clock::now() < until) {
@@ -230,8 +230,8 @@ TEST_F(ServiceTest, ProcessesValidateAgainstTheProcessDescriptionShape) {
     EXPECT_EQ(id.find(' '), std::string::npos) << id;
     const auto d = c.get("/processes/" + id);
     ASSERT_EQ(d.status, 200) << id;
-    for (const char* key : {"id", "version", "title", "description", "jobControlOptions", "outputTransmission",
-                            "inputs", "outputs", "links"}) {
+    for (const char* key : {"id", "version", "title", "description", "jobControlOptions",
+                            "outputTransmission", "inputs", "outputs", "links"}) {
       EXPECT_TRUE(d.body.contains(key)) << id << " lacks " << key;
     }
     for (const auto& option : d.body["jobControlOptions"]) {
@@ -244,9 +244,10 @@ TEST_F(ServiceTest, ProcessesValidateAgainstTheProcessDescriptionShape) {
       if (schema.contains("default")) {
         const std::string type = schema.value("type", "");
         const auto& v = schema["default"];
-        const bool typed = (type == "integer" && v.is_number_integer()) || (type == "number" && v.is_number()) ||
-                           (type == "boolean" && v.is_boolean()) || (type == "string" && v.is_string()) ||
-                           (type == "array" && v.is_array()) || type.empty();
+        const bool typed = (type == "integer" && v.is_number_integer()) ||
+                           (type == "number" && v.is_number()) || (type == "boolean" && v.is_boolean()) ||
+                           (type == "string" && v.is_string()) || (type == "array" && v.is_array()) ||
+                           type.empty();
         EXPECT_TRUE(typed) << id << "." << name << ": default " << v.dump() << " is not of type " << type;
       }
       EXPECT_NE(name, "json") << id;
@@ -265,8 +266,8 @@ TEST_F(ServiceTest, ProcessesValidateAgainstTheProcessDescriptionShape) {
 
 TEST_F(ServiceTest, QuickProcessRunsSynchronously) {
   auto c = client(key_a_);
-  const auto r = c.post("/processes/stats/execution", R"({"inputs": {"file": {"href": "small.tif"}, "band": 1}})",
-                        false);
+  const auto r = c.post("/processes/stats/execution",
+                        R"({"inputs": {"file": {"href": "small.tif"}, "band": 1}})", false);
   ASSERT_EQ(r.status, 200) << r.text;
   const auto& summary = r.body["summary"]["value"];
   EXPECT_EQ(summary["operation"], "stats");
@@ -275,8 +276,8 @@ TEST_F(ServiceTest, QuickProcessRunsSynchronously) {
 
 TEST_F(ServiceTest, BadRequestsGetTheir4xxNamingTheInput) {
   auto c = client(key_a_);
-  auto expect = [&](const std::string& body, int status, const std::string& named, const std::string& process = "stats",
-                    const std::string& type = "application/json") {
+  auto expect = [&](const std::string& body, int status, const std::string& named,
+                    const std::string& process = "stats", const std::string& type = "application/json") {
     const auto r = c.post("/processes/" + process + "/execution", body, true, type);
     EXPECT_EQ(r.status, status) << body << " -> " << r.text;
     EXPECT_NE(r.body.value("detail", "").find(named), std::string::npos) << body << " -> " << r.text;
@@ -299,10 +300,11 @@ TEST_F(ServiceTest, BadRequestsGetTheir4xxNamingTheInput) {
   expect(R"({"inputs": {}})", 415, "text/plain", "stats", "text/plain");
   EXPECT_EQ(c.post("/processes/nosuch/execution", "{}").status, 404);
   // A body over the limit (1 MiB in these tests) is refused from its announced length, before it is read.
-  const std::string big = raw_request(server_->port(), fmt::format("PUT /uploads/big.bin HTTP/1.1\r\nHost: x\r\n"
-                                                                   "Authorization: Bearer {}\r\nContent-Length: {}"
-                                                                   "\r\n\r\n",
-                                                                   key_a_, (1 << 20) + 10));
+  const std::string big =
+      raw_request(server_->port(), fmt::format("PUT /uploads/big.bin HTTP/1.1\r\nHost: x\r\n"
+                                               "Authorization: Bearer {}\r\nContent-Length: {}"
+                                               "\r\n\r\n",
+                                               key_a_, (1 << 20) + 10));
   EXPECT_EQ(big.substr(0, 12), "HTTP/1.1 413") << big;
   EXPECT_EQ(raw_request(server_->port(), "GARBAGE\r\n\r\n").substr(0, 12), "HTTP/1.1 400");
   EXPECT_EQ(c.get("/jobs?limit=0").status, 400);
@@ -400,7 +402,8 @@ TEST_F(ServiceTest, UploadsServeAsInputs) {
   EXPECT_TRUE(head.text.empty());
   EXPECT_EQ(head.headers.find("Content-Length")->second, std::to_string(bytes.size()));
   EXPECT_EQ(c.head("/processes").status, 200);
-  const auto r = c.post("/processes/stats/execution", R"({"inputs": {"file": {"href": "uploads/mine.tif"}}})", false);
+  const auto r =
+      c.post("/processes/stats/execution", R"({"inputs": {"file": {"href": "uploads/mine.tif"}}})", false);
   EXPECT_EQ(r.status, 200) << r.text;
   // Another user cannot name it.
   const auto other = client(key_b_).post("/processes/stats/execution",
@@ -455,8 +458,8 @@ TEST_F(ServiceTest, WholeJobLifeOnTheYahtsePairMatchesTheCli) {
     if (finished(s)) break;
     if (s["status"] == "running" && !not_ready_seen) {
       const auto early = c.get("/jobs/" + id + "/results");
-      not_ready_seen = early.status == 404 && early.body["type"].get<std::string>().find("result-not-ready") !=
-                                                  std::string::npos;
+      not_ready_seen = early.status == 404 &&
+                       early.body["type"].get<std::string>().find("result-not-ready") != std::string::npos;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(40));
   }
@@ -495,8 +498,10 @@ TEST_F(ServiceTest, WholeJobLifeOnTheYahtsePairMatchesTheCli) {
   const int w = mine->GetRasterXSize(), h = mine->GetRasterYSize();
   for (int b = 1; b <= mine->GetRasterCount(); ++b) {
     std::vector<float> x(static_cast<std::size_t>(w) * h), y(x.size());
-    ASSERT_EQ(remote->GetRasterBand(b)->RasterIO(GF_Read, 0, 0, w, h, x.data(), w, h, GDT_Float32, 0, 0), CE_None);
-    ASSERT_EQ(mine->GetRasterBand(b)->RasterIO(GF_Read, 0, 0, w, h, y.data(), w, h, GDT_Float32, 0, 0), CE_None);
+    ASSERT_EQ(remote->GetRasterBand(b)->RasterIO(GF_Read, 0, 0, w, h, x.data(), w, h, GDT_Float32, 0, 0),
+              CE_None);
+    ASSERT_EQ(mine->GetRasterBand(b)->RasterIO(GF_Read, 0, 0, w, h, y.data(), w, h, GDT_Float32, 0, 0),
+              CE_None);
     std::size_t differ = 0;
     for (std::size_t i = 0; i < x.size(); ++i) {
       if (!(x[i] == y[i] || (std::isnan(x[i]) && std::isnan(y[i])))) ++differ;
@@ -515,7 +520,8 @@ TEST_F(ServiceTest, DismissingARunningJobStopsItAndRemovesItsFiles) {
   const auto r = c.post("/processes/correlate/execution", yahtse_request(dir, 4));
   ASSERT_EQ(r.status, 201) << r.text;
   const std::string id = r.body["jobID"];
-  const auto running = wait_for(c, id, [](const json& s) { return s["status"] != "accepted"; }, 30);
+  const auto running = wait_for(
+      c, id, [](const json& s) { return s["status"] != "accepted"; }, 30);
   ASSERT_EQ(running["status"], "running") << running.dump();
   const auto start_time = Clock::now();
   const auto d = c.del("/jobs/" + id);
@@ -534,8 +540,9 @@ TEST_F(ServiceTest, DismissingARunningJobStopsItAndRemovesItsFiles) {
 pid_t spawn_service(const fs::path& root, const fs::path& data) {
   fs::remove(root / "server.json");
   const std::string exe = DEFORMA_CLI_PATH;
-  std::vector<std::string> args{exe, "-q", "serve", "--root", root.string(), "--data", data.string(),
-                                "--listen", "127.0.0.1:0", "--workers", "1", "--job-threads", "2"};
+  std::vector<std::string> args{
+      exe,        "-q",          "serve",     "--root", root.string(),   "--data", data.string(),
+      "--listen", "127.0.0.1:0", "--workers", "1",      "--job-threads", "2"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -573,7 +580,8 @@ TEST_F(ServiceTest, KilledServiceRestartsAndNoJobStaysRunning) {
     const auto r = c.post("/processes/correlate/execution", yahtse_request(dir, 8));
     ASSERT_EQ(r.status, 201) << r.text;
     id = r.body["jobID"];
-    const auto running = wait_for(c, id, [](const json& s) { return s["status"] != "accepted"; }, 30);
+    const auto running = wait_for(
+        c, id, [](const json& s) { return s["status"] != "accepted"; }, 30);
     ASSERT_EQ(running["status"], "running") << running.dump();
   }
   ::kill(first, SIGKILL);
@@ -606,7 +614,8 @@ pid_t job_child(const std::string& id) {
     std::ifstream in(entry.path() / "cmdline", std::ios::binary);
     const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (cmdline.find("job") == std::string::npos) continue;
-    // Its command line names the folder, or (a process started ahead of need) its output goes to the job's log.
+    // Its command line names the folder, or (a process started ahead of need) its output goes to the job's
+    // log.
     std::error_code ec;
     const std::string out = fs::read_symlink(entry.path() / "fd" / "1", ec).string();
     if (cmdline.find(id) != std::string::npos || out.find(id) != std::string::npos) return std::stoi(name);
@@ -622,7 +631,9 @@ TEST_F(ServiceTest, CrashingJobFailsWithItsLogAndTheServiceAnswers) {
   const auto r = c.post("/processes/correlate/execution", yahtse_request(dir, 4));
   ASSERT_EQ(r.status, 201) << r.text;
   const std::string id = r.body["jobID"];
-  ASSERT_EQ(wait_for(c, id, [](const json& s) { return s["status"] != "accepted"; }, 30)["status"], "running");
+  ASSERT_EQ(wait_for(
+                c, id, [](const json& s) { return s["status"] != "accepted"; }, 30)["status"],
+            "running");
   pid_t child = -1;
   for (int i = 0; i < 100 && child < 0; ++i) {
     child = job_child(id);
@@ -663,7 +674,8 @@ TEST(ServiceStore, InterruptedJobsAreQueuedAgainThenFailedAfterTheirAttempts) {
 
 TEST(ServiceCli, UsersAddPrintsTheKeyOnceOnTheLastLine) {
   test::TempDir root;
-  const auto added = test::run_cli(fmt::format("users add carol --root '{}' --quota-running 1", root.path().string()));
+  const auto added =
+      test::run_cli(fmt::format("users add carol --root '{}' --quota-running 1", root.path().string()));
   ASSERT_EQ(added.exit_code, 0) << added.err;
   std::string out = added.out;
   while (!out.empty() && out.back() == '\n') out.pop_back();
@@ -682,11 +694,15 @@ TEST(ServiceCli, UsersAddPrintsTheKeyOnceOnTheLastLine) {
   const auto list = test::run_cli(fmt::format("users list --root '{}'", root.path().string()));
   EXPECT_NE(list.out.find("carol"), std::string::npos);
   EXPECT_EQ(list.out.find(key), std::string::npos) << "the key is shown only once";
-  EXPECT_EQ(test::run_cli(fmt::format("users set-quota carol --root '{}' --quota-queued 5", root.path().string())).exit_code, 0);
+  EXPECT_EQ(
+      test::run_cli(fmt::format("users set-quota carol --root '{}' --quota-queued 5", root.path().string()))
+          .exit_code,
+      0);
   EXPECT_EQ(service::Store(root.path()).user("carol")->quotas.queued, 5);
   EXPECT_EQ(test::run_cli(fmt::format("users remove carol --root '{}'", root.path().string())).exit_code, 0);
   EXPECT_FALSE(service::Store(root.path()).authenticate(key).has_value());
-  EXPECT_EQ(test::run_cli(fmt::format("serve --root '{}' --listen nowhere", root.path().string())).exit_code, 3);
+  EXPECT_EQ(test::run_cli(fmt::format("serve --root '{}' --listen nowhere", root.path().string())).exit_code,
+            3);
 }
 
 }  // namespace

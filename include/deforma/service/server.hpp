@@ -12,19 +12,19 @@
 namespace deforma::service {
 
 struct ServerOptions {
-  std::filesystem::path root;                        ///< store, job folders, uploads, logs
-  std::vector<std::filesystem::path> data_roots;     ///< read-only folders input hrefs may name
+  std::filesystem::path root;                     ///< store, job folders, uploads, logs
+  std::vector<std::filesystem::path> data_roots;  ///< read-only folders input hrefs may name
   std::string host = "127.0.0.1";
-  int port = 8080;                                   ///< 0 = any free port (see Server::port())
-  int workers = 2;                                   ///< jobs running at once
-  int io_threads = 2;                                ///< threads serving HTTP
-  std::string executable;                            ///< the deforma binary run as `job run`; default: this one
+  int port = 8080;         ///< 0 = any free port (see Server::port())
+  int workers = 2;         ///< jobs running at once
+  int io_threads = 2;      ///< threads serving HTTP
+  std::string executable;  ///< the deforma binary run as `job run`; default: this one
   std::size_t body_limit_bytes = std::size_t{256} << 20;  ///< largest request body (uploads)
-  int read_timeout_s = 30;                           ///< a client slower than this to send a request is dropped
-  int max_attempts = 3;                              ///< runs of a job interrupted by a service stop
-  double retention_days = 14;                        ///< results are deleted this long after the job ends
-  int job_threads = 0;                               ///< threads of one job; 0 = all cores
-  std::size_t job_ram_mb = 1024;                     ///< memory budget of one job
+  int read_timeout_s = 30;        ///< a client slower than this to send a request is dropped
+  int max_attempts = 3;           ///< runs of a job interrupted by a service stop
+  double retention_days = 14;     ///< results are deleted this long after the job ends
+  int job_threads = 0;            ///< threads of one job; 0 = all cores
+  std::size_t job_ram_mb = 1024;  ///< memory budget of one job
 };
 
 class Server {

@@ -16,8 +16,8 @@ struct sqlite3;
 namespace deforma::service {
 
 struct Quotas {
-  std::int64_t running = 2;                              ///< jobs running at once
-  std::int64_t queued = 20;                              ///< jobs waiting to run
+  std::int64_t running = 2;                             ///< jobs running at once
+  std::int64_t queued = 20;                             ///< jobs waiting to run
   std::int64_t storage_bytes = std::int64_t{10} << 30;  ///< job folders and uploads together
 };
 
@@ -47,7 +47,8 @@ struct JobFilter {
   std::vector<std::string> statuses;
   std::vector<std::string> processes;
   std::int64_t after_seq = 0;  ///< paging: jobs submitted after this one
-  std::string created_from, created_to;  ///< RFC 3339 UTC bounds (inclusive) of the creation time; empty = open
+  std::string created_from,
+      created_to;  ///< RFC 3339 UTC bounds (inclusive) of the creation time; empty = open
   int limit = 100;
 };
 
