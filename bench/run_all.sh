@@ -31,3 +31,7 @@ PYTHON="${DEFORMA_BENCH_PYTHON:-/usr/bin/python3}"
 echo
 echo "== pipeline: the whole deforma pipeline on the Perito Moreno series"
 bash "$ROOT/bench/pipeline/time_pipeline.sh" "$BUILD_DIR" "$OUT_DIR" | tee "$OUT_DIR/pipeline_perito.md"
+
+echo
+echo "== service: 200 keep-alive clients for 30 s on loopback while 4 jobs run, and the job overhead"
+"$BUILD_DIR/bench/deforma_bench_service" --clients 200 --seconds 30 | tee "$OUT_DIR/service_load.txt"

@@ -28,6 +28,7 @@
 #include "deforma/io/files.hpp"
 #include "deforma/ops.hpp"
 #include "deforma/version.hpp"
+#include "service_commands.hpp"
 
 namespace {
 
@@ -293,6 +294,8 @@ int main(int argc, char** argv) {
     cmd.app->fallthrough();  // global options (--threads, --ram, -q...) may also follow the command
   }
 
+  deforma::cli::ServiceCommands service_commands(app);  // serve, users, job run
+
   if (const auto problem = check_usage(app, argc, argv))
     return usage_error(problem->command, problem->message);
   try {
@@ -341,6 +344,7 @@ int main(int argc, char** argv) {
   GDALSetCacheMax64(static_cast<GIntBig>(ram_mb) * (1 << 20) / 4);
   const int thread_count = threads > 0 ? static_cast<int>(threads) : tbb::info::default_concurrency();
   tbb::global_control thread_limit(tbb::global_control::max_allowed_parallelism, thread_count);
+  if (auto code = service_commands.run()) return *code;
 
   for (auto& cmd : commands) {
     if (!cmd.app->parsed()) continue;

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/version.hpp"
 
 namespace deforma {
 namespace {
@@ -216,34 +217,105 @@ nlohmann::json ParamValues::to_json() const {
   return j;
 }
 
+std::string process_id(const OperationDecl& op) {
+  std::string id = op.name;
+  std::replace(id.begin(), id.end(), ' ', '-');
+  return id;
+}
+
+bool is_cli_only(const ParamDecl& p) {
+  // `--json` only switches the CLI's printout between text and JSON; a process always answers JSON.
+  return p.type == ParamType::kBool && p.name == "json";
+}
+
+namespace {
+
+// A default given as text, typed as its schema says (JSON Schema wants 32, not "32").
+nlohmann::json typed_default(const ParamDecl& p) {
+  switch (p.type) {
+    case ParamType::kInt: return static_cast<long long>(parse_number(p, p.default_value, true));
+    case ParamType::kDouble: return parse_number(p, p.default_value, false);
+    case ParamType::kBool: return parse_bool(p, p.default_value);
+    case ParamType::kList: return nlohmann::json::array({p.default_value});
+    default: return p.default_value;
+  }
+}
+
+nlohmann::json reference_schema() {
+  return {{"oneOf",
+           nlohmann::json::array(
+               {{{"type", "string"}, {"format", "uri"}},
+                {{"type", "object"},
+                 {"required", {"href"}},
+                 {"properties", {{"href", {{"type", "string"}, {"format", "uri"}}}}}}})}};
+}
+
+}  // namespace
+
+nlohmann::json param_schema(const ParamDecl& p) {
+  nlohmann::json schema;
+  if (p.role == ParamRole::kInput) {
+    schema = p.type == ParamType::kList
+                 ? nlohmann::json{{"type", "array"}, {"minItems", 1}, {"items", reference_schema()}}
+                 : reference_schema();
+    return schema;
+  }
+  switch (p.type) {
+    case ParamType::kInt: schema["type"] = "integer"; break;
+    case ParamType::kDouble: schema["type"] = "number"; break;
+    case ParamType::kBool: schema["type"] = "boolean"; break;
+    case ParamType::kList: schema = {{"type", "array"}, {"items", {{"type", "string"}}}}; break;
+    case ParamType::kChoice: schema = {{"type", "string"}, {"enum", p.choices}}; break;
+    case ParamType::kPath: schema = {{"type", "string"}, {"format", "path"}}; break;
+    case ParamType::kString: schema["type"] = "string"; break;
+  }
+  if (p.min_value) schema["minimum"] = *p.min_value;
+  if (p.max_value) schema["maximum"] = *p.max_value;
+  if (!p.default_value.empty()) {
+    schema["default"] = typed_default(p);
+  } else if (p.type == ParamType::kBool) {
+    schema["default"] = false;  // a flag is off unless given
+  }
+  return schema;
+}
+
 nlohmann::json describe_json(const OperationDecl& op) {
   nlohmann::json inputs = nlohmann::json::object();
+  nlohmann::json outputs = nlohmann::json::object();
   for (const auto& p : op.params) {
-    nlohmann::json schema;
-    switch (p.type) {
-      case ParamType::kInt: schema["type"] = "integer"; break;
-      case ParamType::kDouble: schema["type"] = "number"; break;
-      case ParamType::kBool: schema["type"] = "boolean"; break;
-      case ParamType::kList: schema = {{"type", "array"}, {"items", {{"type", "string"}}}}; break;
-      case ParamType::kChoice: schema = {{"type", "string"}, {"enum", p.choices}}; break;
-      case ParamType::kPath: schema = {{"type", "string"}, {"format", "path"}}; break;
-      case ParamType::kString: schema["type"] = "string"; break;
+    if (is_cli_only(p)) continue;
+    if (p.role == ParamRole::kOutput) {
+      // The service places outputs in the job's folder: they are results, never client inputs.
+      nlohmann::json output{{"title", p.name},
+                            {"description", p.help},
+                            {"schema", {{"type", "string"}, {"contentMediaType", p.media_type}}}};
+      output["x-required"] = p.required;
+      outputs[p.name] = output;
+      continue;
     }
-    if (p.min_value) schema["minimum"] = *p.min_value;
-    if (p.max_value) schema["maximum"] = *p.max_value;
-    if (!p.default_value.empty()) schema["default"] = p.default_value;
     nlohmann::json input{{"title", p.name},
                          {"description", p.help},
-                         {"schema", schema},
+                         {"schema", param_schema(p)},
                          {"minOccurs", p.required ? 1 : 0},
                          {"maxOccurs", p.type == ParamType::kList ? nlohmann::json("unbounded") : nlohmann::json(1)}};
     if (!p.unit.empty()) input["unit"] = p.unit;
+    if (p.role == ParamRole::kInput) input["keywords"] = nlohmann::json::array({"dataset"});
     inputs[p.name] = input;
   }
-  return {{"id", op.name},
+  outputs["summary"] = {{"title", "summary"},
+                        {"description", "the run's summary: counts, duration, details, warnings"},
+                        {"schema", {{"type", "object"}, {"contentMediaType", "application/json"}}}};
+  nlohmann::json control = op.quick ? nlohmann::json::array({"sync-execute", "async-execute", "dismiss"})
+                                    : nlohmann::json::array({"async-execute", "dismiss"});
+  return {{"id", process_id(op)},
+          {"version", kVersion},
           {"title", op.summary},
-          {"description", op.description},
+          {"description", op.description.empty() ? op.summary : op.description},
+          {"keywords", nlohmann::json::array({"deforma"})},
+          {"jobControlOptions", control},
+          {"outputTransmission", nlohmann::json::array({"value", "reference"})},
           {"inputs", inputs},
+          {"outputs", outputs},
           {"examples", op.examples}};
 }
 
@@ -272,6 +344,13 @@ void OperationRegistry::add(OperationDecl op) {
   if (ops_.count(op.name)) throw InvalidArgument(fmt::format("operation '{}' registered twice", op.name));
   const std::string name = op.name;
   ops_.emplace(name, std::move(op));
+}
+
+const OperationDecl* OperationRegistry::find_process(const std::string& id) const {
+  for (const auto& [name, op] : ops_) {
+    if (op.servable && process_id(op) == id) return &op;
+  }
+  return nullptr;
 }
 
 const OperationDecl* OperationRegistry::find(const std::string& name) const {

@@ -27,6 +27,7 @@ std::string command_page_file_name(const std::string& operation) { return page_n
 void register_describe_operation(OperationRegistry& registry) {
   OperationDecl op;
   op.name = "describe";
+  op.servable = false;  // a CLI meta-operation, not a process
   op.summary = "Describe deforma's operations: their parameters as Markdown or as a JSON process description";
   op.description =
       "Every operation's parameters are declared once in the library; this command prints that declaration as "

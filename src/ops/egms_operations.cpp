@@ -85,6 +85,7 @@ void register_egms_operations(OperationRegistry& registry) {
   {
     OperationDecl op;
     op.name = "egms info";
+    op.quick = true;
     op.summary = "Describe an EGMS point product: level, burst, points, dates, columns, extent";
     op.description =
         "Reads an EGMS product (CSV or zip, L2a/L2b/L3, either column naming) once, streamed, and reports "

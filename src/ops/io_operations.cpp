@@ -19,6 +19,7 @@ namespace {
 OperationDecl info_operation() {
   OperationDecl op;
   op.name = "info";
+  op.quick = true;
   op.summary = "Describe a raster: size, bands, data types, geotransform, CRS, nodata, blocks, pixel size";
   op.description =
       "Opens any raster GDAL reads (GeoTIFF, COG, Sentinel-2 JP2, VRT; JPEG/PNG in pixel units) and prints "
@@ -131,6 +132,7 @@ OperationDecl cog_operation() {
 OperationDecl stats_operation() {
   OperationDecl op;
   op.name = "stats";
+  op.quick = true;
   op.summary = "Statistics of a raster band (valid fraction, min, max, mean, std), streamed by tiles";
   op.params = {
       ParamDecl::argument("file", ParamType::kPath, "raster").as_input(),

@@ -86,3 +86,54 @@ TEST(Registry, FindsAndRejectsDuplicates) {
 
 }  // namespace
 }  // namespace deforma
+
+namespace deforma {
+namespace {
+
+// OGC API - Processes 1.0 processDescription: id without spaces, typed defaults, outputs apart from inputs.
+TEST(Operation, DescribesAnOgcProcess) {
+  OperationDecl op;
+  op.name = "egms sample";
+  op.summary = "A sample operation";
+  op.params = sample_params();
+  op.params.front().as_input();
+  op.params.push_back(ParamDecl::option("output", ParamType::kPath, "result").mandatory().as_output("image/png"));
+  op.params.push_back(ParamDecl::option("json", ParamType::kBool, "print JSON"));
+  const auto json = describe_json(op);
+  EXPECT_EQ(json["id"], "egms-sample");
+  EXPECT_EQ(process_id(op), "egms-sample");
+  for (const char* key : {"version", "title", "description", "jobControlOptions", "outputTransmission"}) {
+    EXPECT_TRUE(json.contains(key)) << key;
+  }
+  EXPECT_TRUE(json["inputs"]["chip"]["schema"]["default"].is_number_integer());
+  EXPECT_EQ(json["inputs"]["chip"]["schema"]["default"], 32);
+  EXPECT_EQ(json["inputs"]["min-snr"]["schema"]["default"], 1.5);
+  EXPECT_EQ(json["inputs"]["velocity"]["schema"]["default"], false);
+  EXPECT_EQ(json["inputs"]["method"]["schema"]["default"], "ncc");
+  // A dataset is a reference; an output is a result, never a client input; `json` is CLI-only.
+  EXPECT_TRUE(json["inputs"]["input"]["schema"].contains("oneOf"));
+  EXPECT_FALSE(json["inputs"].contains("output"));
+  EXPECT_FALSE(json["inputs"].contains("json"));
+  EXPECT_EQ(json["outputs"]["output"]["schema"]["contentMediaType"], "image/png");
+  EXPECT_TRUE(json["outputs"].contains("summary"));
+  EXPECT_EQ(json["jobControlOptions"], nlohmann::json({"async-execute", "dismiss"}));
+  op.quick = true;
+  EXPECT_EQ(describe_json(op)["jobControlOptions"][0], "sync-execute");
+}
+
+TEST(Registry, FindsServableProcessesById) {
+  OperationRegistry registry;
+  OperationDecl a;
+  a.name = "egms sample";
+  registry.add(a);
+  OperationDecl meta;
+  meta.name = "meta";
+  meta.servable = false;
+  registry.add(meta);
+  ASSERT_NE(registry.find_process("egms-sample"), nullptr);
+  EXPECT_EQ(registry.find_process("egms sample"), nullptr);
+  EXPECT_EQ(registry.find_process("meta"), nullptr);
+}
+
+}  // namespace
+}  // namespace deforma

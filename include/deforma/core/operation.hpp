@@ -113,10 +113,27 @@ struct OperationDecl {
   std::vector<ParamDecl> params;
   std::vector<std::string> examples;  ///< full command lines
   std::function<Summary(const ParamValues&, RunContext&)> run;
+  /// False for CLI-only meta-operations (`describe`): they are not offered as processes by the service.
+  bool servable = true;
+  /// True when a run takes seconds at most (describing a file, band statistics): the service may run it
+  /// synchronously (OGC `sync-execute`); everything else is executed asynchronously as a job.
+  bool quick = false;
 };
 
-/// The machine-readable description of an operation (inputs with schema), as an OGC API - Processes
-/// process description would carry it.
+/// The process id of an operation: its name with spaces replaced by '-' ("egms ortho" -> "egms-ortho").
+std::string process_id(const OperationDecl& op);
+
+/// True for parameters that only shape the CLI's printout (the `json` flag): no process input.
+bool is_cli_only(const ParamDecl& p);
+
+/// The JSON Schema of one parameter's value with its typed default (an integer default is a number):
+/// input datasets are references (a string URI or {"href": ...}).
+nlohmann::json param_schema(const ParamDecl& p);
+
+/// The operation's OGC API - Processes 1.0 processDescription (OGC 18-062r2): id, version, title,
+/// description, jobControlOptions, outputTransmission, inputs (values and dataset references; outputs
+/// are not inputs, the service places them) and outputs (the parameters of role kOutput, with their media
+/// types, plus the run's JSON summary).
 nlohmann::json describe_json(const OperationDecl& op);
 
 /// The docs page of an operation in Markdown.
@@ -126,6 +143,8 @@ class OperationRegistry {
  public:
   void add(OperationDecl op);
   const OperationDecl* find(const std::string& name) const;
+  /// The servable operation whose process id is `id` ("egms-ortho"); null when none.
+  const OperationDecl* find_process(const std::string& id) const;
   std::vector<const OperationDecl*> list() const;
   /// A command group ("egms", the first word of "egms fit"...): its description for `deforma egms --help`.
   void describe_group(const std::string& group, std::string description);

@@ -1,0 +1,54 @@
+#pragma once
+// `deforma serve`: an OGC API - Processes 1.0 service over the library's operations. One asynchronous
+// HTTP server (Boost.Beast, a few io threads, keep-alive, body limit, read timeouts), one store (SQLite
+// under the root folder), one job model: each job runs in a child process (`deforma job run JOBDIR`),
+// a pool of `workers` jobs at a time, first come first served and fair between users.
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace deforma::service {
+
+struct ServerOptions {
+  std::filesystem::path root;                     ///< store, job folders, uploads, logs
+  std::vector<std::filesystem::path> data_roots;  ///< read-only folders input hrefs may name
+  std::string host = "127.0.0.1";
+  int port = 8080;         ///< 0 = any free port (see Server::port())
+  int workers = 2;         ///< jobs running at once
+  int io_threads = 2;      ///< threads serving HTTP
+  std::string executable;  ///< the deforma binary run as `job run`; default: this one
+  std::size_t body_limit_bytes = std::size_t{256} << 20;  ///< largest request body (uploads)
+  int read_timeout_s = 30;        ///< a client slower than this to send a request is dropped
+  int max_attempts = 3;           ///< runs of a job interrupted by a service stop
+  double retention_days = 14;     ///< results are deleted this long after the job ends
+  int job_threads = 0;            ///< threads of one job; 0 = all cores
+  std::size_t job_ram_mb = 1024;  ///< memory budget of one job
+};
+
+class Server {
+ public:
+  /// Opens the store under `options.root` (created when missing) and re-queues or fails the jobs a
+  /// previous run left running. Throws deforma::Error naming what is wrong (root not writable...).
+  explicit Server(ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// Binds the listening socket and starts the io threads and the job scheduler; returns at once.
+  void start();
+  /// The port actually bound (after start()).
+  int port() const;
+  /// Blocks until SIGINT or SIGTERM, then stops.
+  void run_until_signal();
+  /// Stops accepting, closes connections, stops the running jobs' children (they run again at the next
+  /// start) and joins the threads. Idempotent.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace deforma::service

@@ -1,0 +1,299 @@
+#include "service/http.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "deforma/core/error.hpp"
+
+namespace deforma::service {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+std::string exception_body(int status, const std::string& title, const std::string& detail) {
+  return fmt::format(R"({{"type":"about:blank","title":"{}","status":{},"detail":"{}"}})", title, status,
+                     detail);
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, const HttpOptions& options, const Handler& handler,
+          std::shared_ptr<spdlog::logger> log, std::atomic<std::uint64_t>& counter, const std::string& prefix)
+      : stream_(std::move(socket)),
+        options_(options),
+        handler_(handler),
+        log_(std::move(log)),
+        counter_(counter),
+        prefix_(prefix) {}
+
+  void run() {
+    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::read, shared_from_this()));
+  }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(options_.body_limit_bytes);
+    parser_->header_limit(16 * 1024);
+    // A client that takes longer than this to send its request (slowloris) loses the connection.
+    stream_.expires_after(std::chrono::seconds(options_.read_timeout_s));
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
+        ec == beast::error::timeout || ec == net::error::connection_reset || ec == net::error::eof) {
+      return close();
+    }
+    if (ec) {
+      // Malformed or oversized requests get an answer before the connection closes.
+      const bool too_big = ec == http::error::body_limit || ec == http::error::header_limit;
+      HttpResponse res;
+      res.status = too_big ? 413 : 400;
+      res.body = exception_body(
+          res.status, too_big ? "Payload Too Large" : "Bad Request",
+          too_big ? fmt::format("the request is larger than the limit of {} bytes", options_.body_limit_bytes)
+                  : "malformed HTTP request: " + ec.message());
+      keep_alive_ = false;
+      start_ = std::chrono::steady_clock::now();
+      method_ = "-";
+      target_ = "-";
+      request_id_ = next_id();
+      return write(std::move(res));
+    }
+    auto& msg = parser_->get();
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    const std::string target(msg.target());
+    const auto q = target.find('?');
+    req.path = url_decode(target.substr(0, q));
+    if (q != std::string::npos) {
+      std::string rest = target.substr(q + 1);
+      std::size_t start = 0;
+      while (start <= rest.size()) {
+        const auto amp = rest.find('&', start);
+        const std::string part =
+            rest.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
+        if (!part.empty()) {
+          const auto eq = part.find('=');
+          std::string value = eq == std::string::npos ? "" : part.substr(eq + 1);
+          for (auto& c : value) {
+            if (c == '+') c = ' ';
+          }
+          req.query.emplace(url_decode(part.substr(0, eq)), url_decode(value));
+        }
+        if (amp == std::string::npos) break;
+        start = amp + 1;
+      }
+    }
+    for (const auto& field : msg) {
+      std::string name(field.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      req.headers[name] = std::string(field.value());
+    }
+    req.body = std::move(msg.body());
+    std::string incoming = req.header("x-request-id");
+    const bool usable =
+        !incoming.empty() && incoming.size() <= 64 &&
+        incoming.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
+            std::string::npos;
+    req.request_id = usable ? incoming : next_id();
+    keep_alive_ = msg.keep_alive();
+    version_ = msg.version();
+    method_ = req.method;
+    target_ = target;
+    request_id_ = req.request_id;
+    start_ = std::chrono::steady_clock::now();
+    stream_.expires_never();
+    auto self = shared_from_this();
+    handler_(std::move(req), [self](HttpResponse res) {
+      net::post(self->stream_.get_executor(),
+                [self, res = std::move(res)]() mutable { self->write(std::move(res)); });
+    });
+  }
+
+  std::string next_id() { return fmt::format("{}-{:x}", prefix_, counter_.fetch_add(1)); }
+
+  void write(HttpResponse res) {
+    auto msg =
+        std::make_shared<http::response<http::string_body>>(static_cast<http::status>(res.status), version_);
+    msg->set(http::field::server, "deforma");
+    msg->set(http::field::content_type, res.content_type);
+    msg->set("X-Request-Id", request_id_);
+    for (const auto& [name, value] : res.headers) msg->set(name, value);
+    msg->keep_alive(keep_alive_);
+    const std::size_t bytes = res.head ? res.head_length : res.body.size();
+    msg->body() = std::move(res.body);
+    if (res.head) {
+      msg->content_length(res.head_length);
+    } else {
+      msg->prepare_payload();
+    }
+    if (log_) {
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
+      log_->info("{} {} {} {} {} {:.1f}ms", request_id_, method_, target_, res.status, bytes, ms);
+    }
+    response_ = msg;
+    http::async_write(stream_, *msg, beast::bind_front_handler(&Session::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t) {
+    response_.reset();
+    if (ec || !keep_alive_) return close();
+    read();
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<http::response<http::string_body>> response_;
+  const HttpOptions& options_;
+  const Handler& handler_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::atomic<std::uint64_t>& counter_;
+  const std::string& prefix_;
+  bool keep_alive_ = false;
+  unsigned version_ = 11;
+  std::string method_, target_, request_id_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpOptions options;
+  Handler handler;
+  net::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+  std::shared_ptr<spdlog::logger> log;
+  std::atomic<std::uint64_t> counter{1};
+  std::string prefix;
+  std::atomic<bool> stopped{false};
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+
+  void accept() {
+    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec) {
+        if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+        // Out of file descriptors and the like: keep accepting, the condition may pass.
+      } else {
+        std::make_shared<Session>(std::move(socket), options, handler, log, counter, prefix)->run();
+      }
+      accept();
+    });
+  }
+};
+
+HttpServer::HttpServer(HttpOptions options, Handler handler) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  impl_->handler = std::move(handler);
+  impl_->prefix = fmt::format("{:x}", std::chrono::steady_clock::now().time_since_epoch().count() & 0xffffff);
+  if (!impl_->options.access_log.empty()) {
+    try {
+      auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(impl_->options.access_log);
+      impl_->log = std::make_shared<spdlog::logger>("access", sink);
+      impl_->log->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %v", spdlog::pattern_time_type::utc);
+      impl_->log->flush_on(spdlog::level::info);
+    } catch (const spdlog::spdlog_ex& e) {
+      throw IoError(fmt::format("{}: cannot open the access log: {}", impl_->options.access_log, e.what()));
+    }
+  }
+}
+
+HttpServer::~HttpServer() {
+  stop();
+}
+
+void HttpServer::start() {
+  beast::error_code ec;
+  const auto address = net::ip::make_address(impl_->options.host, ec);
+  if (ec) throw InvalidArgument(fmt::format("listen address '{}': not an IP address", impl_->options.host));
+  const tcp::endpoint endpoint(address, static_cast<unsigned short>(impl_->options.port));
+  impl_->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl_->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl_->acceptor.bind(endpoint, ec);
+  if (!ec) impl_->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw IoError(
+        fmt::format("cannot listen on {}:{}: {}", impl_->options.host, impl_->options.port, ec.message()));
+  }
+  impl_->work.emplace(net::make_work_guard(impl_->ioc));
+  impl_->accept();
+  for (int i = 0; i < std::max(1, impl_->options.threads); ++i) {
+    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  }
+}
+
+int HttpServer::port() const {
+  return impl_->acceptor.local_endpoint().port();
+}
+
+void HttpServer::stop() {
+  if (impl_->stopped.exchange(true)) return;
+  net::post(impl_->ioc, [this] {
+    beast::error_code ec;
+    impl_->acceptor.close(ec);
+  });
+  impl_->work.reset();
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) {
+    if (t.joinable()) t.join();
+  }
+}
+
+void HttpServer::wait_for_signal() {
+  net::io_context signals_ioc;
+  net::signal_set signals(signals_ioc, SIGINT, SIGTERM);
+  signals.async_wait([](beast::error_code, int) {});
+  signals_ioc.run();
+}
+
+std::string url_decode(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size()) {
+      const auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+      };
+      const int hi = hex(text[i + 1]);
+      const int lo = hex(text[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+        continue;
+      }
+    }
+    out += text[i];
+  }
+  return out;
+}
+
+}  // namespace deforma::service

@@ -1,0 +1,68 @@
+#pragma once
+// The service's HTTP layer (internal): an asynchronous Boost.Beast server handing each complete request to
+// a handler and writing the response it gets back, possibly later (a synchronous job's result).
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace deforma::service {
+
+struct HttpRequest {
+  std::string method;  ///< "GET", "POST"...
+  std::string path;    ///< decoded path without the query
+  std::multimap<std::string, std::string> query;
+  std::map<std::string, std::string> headers;  ///< names in lower case
+  std::string body;
+  std::string request_id;
+
+  std::string header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  /// Set for HEAD: the length the body would have (the body itself is empty).
+  std::size_t head_length = 0;
+  bool head = false;
+};
+
+using Reply = std::function<void(HttpResponse)>;
+using Handler = std::function<void(HttpRequest, Reply)>;
+
+struct HttpOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;
+  int threads = 2;
+  std::size_t body_limit_bytes = std::size_t{256} << 20;
+  int read_timeout_s = 30;
+  std::string access_log;  ///< file of the access log; empty = none
+};
+
+class HttpServer {
+ public:
+  HttpServer(HttpOptions options, Handler handler);
+  ~HttpServer();
+  void start();
+  int port() const;
+  void stop();
+  /// Blocks until SIGINT or SIGTERM arrives.
+  void wait_for_signal();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Percent-decodes a URL component ("%2F" -> "/", '+' kept as is in paths).
+std::string url_decode(const std::string& text);
+
+}  // namespace deforma::service

@@ -1,0 +1,1283 @@
+#include "deforma/service/server.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "deforma/core/error.hpp"
+#include "deforma/ops.hpp"
+#include "deforma/service/job.hpp"
+#include "deforma/service/store.hpp"
+#include "deforma/version.hpp"
+#include "service/http.hpp"
+
+extern char** environ;
+
+namespace deforma::service {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+constexpr const char* kOgcExceptions = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/";
+
+// A client mistake or a refusal: becomes an OGC exception document with its HTTP status.
+struct ApiError {
+  int status;
+  std::string type;  ///< OGC exception type name ("no-such-job") or empty for a plain HTTP error
+  std::string title;
+  std::string detail;
+};
+
+HttpResponse json_response(int status, const json& body) {
+  HttpResponse res;
+  res.status = status;
+  res.body = body.dump();
+  return res;
+}
+
+HttpResponse error_response(const ApiError& e) {
+  HttpResponse res =
+      json_response(e.status, {{"type", e.type.empty() ? "about:blank" : kOgcExceptions + e.type},
+                               {"title", e.title},
+                               {"status", e.status},
+                               {"detail", e.detail}});
+  res.content_type = "application/problem+json";
+  return res;
+}
+
+[[noreturn]] void fail(int status, std::string title, std::string detail, std::string type = "") {
+  throw ApiError{status, std::move(type), std::move(title), std::move(detail)};
+}
+
+std::string http_date(std::time_t t) {
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
+std::string rfc3339_after(double days) {
+  const auto t = std::chrono::system_clock::to_time_t(
+      std::chrono::system_clock::now() + std::chrono::seconds(static_cast<long long>(days * 86400)));
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string media_type_of(const fs::path& path) {
+  const std::string ext = path.extension().string();
+  if (ext == ".tif" || ext == ".tiff") return "image/tiff; application=geotiff";
+  if (ext == ".png") return "image/png";
+  if (ext == ".csv") return "text/csv";
+  if (ext == ".json") return "application/json";
+  if (ext == ".gpkg") return "application/geopackage+sqlite3";
+  if (ext == ".nc") return "application/x-netcdf";
+  if (ext == ".log" || ext == ".txt") return "text/plain; charset=utf-8";
+  return "application/octet-stream";
+}
+
+// File name of an output inside the job's outputs folder, from its declared media type.
+std::string output_file_name(const ParamDecl& p) {
+  const std::string& m = p.media_type;
+  if (m.rfind("image/tiff", 0) == 0) return p.name + ".tif";
+  if (m == "image/png") return p.name + ".png";
+  if (m == "text/csv") return p.name + ".csv";
+  if (m == "application/geopackage+sqlite3") return p.name + ".gpkg";
+  if (m == "application/json") return p.name + ".json";
+  return p.name;  // a folder or a file-name prefix
+}
+
+std::int64_t folder_bytes(const fs::path& dir) {
+  std::int64_t total = 0;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code size_ec;
+    if (it->is_regular_file(size_ec)) total += static_cast<std::int64_t>(it->file_size(size_ec));
+  }
+  return total;
+}
+
+bool inside(const fs::path& path, const fs::path& root) {
+  auto p = path.begin();
+  for (auto r = root.begin(); r != root.end(); ++r, ++p) {
+    if (r->empty()) continue;  // a trailing separator
+    if (p == path.end() || *p != *r) return false;
+  }
+  return true;
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  std::size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  return s.substr(i);
+}
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, sep)) {
+    part = trim(part);
+    if (!part.empty()) out.push_back(part);
+  }
+  return out;
+}
+
+struct Running {
+  pid_t pid = 0;
+  std::string user;
+  int last_percent = -1;
+  bool dismissed = false;  ///< DELETE came: the folder goes once the child is gone
+  std::chrono::steady_clock::time_point kill_after{};
+};
+
+}  // namespace
+
+struct Server::Impl {
+  ServerOptions options;
+  std::vector<fs::path> data_roots;  // canonical
+  fs::path jobs_dir, uploads_dir;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<HttpServer> http;
+
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::map<std::string, Running> running;
+  std::map<std::string, std::vector<std::function<void()>>> waiters;  // sync executions
+  bool stopping = false;
+  bool kick = false;  // something for the scheduler: set under `mutex`, so a wake-up is never lost
+  std::thread scheduler;
+  std::chrono::steady_clock::time_point next_janitor{};
+
+  // ---------------------------------------------------------------- requests
+  void handle(HttpRequest req, Reply send) {
+    // A HEAD request gets the headers of the GET, its length included, without the body.
+    Reply reply = req.method != "HEAD" ? send : Reply([send](HttpResponse res) {
+      if (!res.head) {
+        res.head = true;
+        res.head_length = res.body.size();
+        res.body.clear();
+      }
+      send(std::move(res));
+    });
+    try {
+      route(req, reply);
+    } catch (const ApiError& e) {
+      reply(error_response(e));
+    } catch (const InvalidArgument& e) {
+      reply(error_response({400, "invalid-parameter", "Bad Request", e.what()}));
+    } catch (const Error& e) {
+      spdlog::error("request {} {} {}: {}", req.request_id, req.method, req.path, e.what());
+      reply(error_response({500, "", "Internal Server Error", e.what()}));
+    } catch (const std::exception& e) {
+      spdlog::error("request {} {} {}: {}", req.request_id, req.method, req.path, e.what());
+      reply(error_response({500, "", "Internal Server Error", "internal error; see the service log"}));
+    }
+  }
+
+  // Links point where the client reached us, through a reverse proxy too (X-Forwarded-*).
+  static std::string base_url(const HttpRequest& req) {
+    std::string proto = req.header("x-forwarded-proto");
+    std::string host = req.header("x-forwarded-host");
+    if (proto.empty()) proto = "http";
+    if (host.empty()) host = req.header("host");
+    if (host.empty()) host = "localhost";
+    return fmt::format("{}://{}{}", split(proto, ',').empty() ? "http" : split(proto, ',').front(),
+                       split(host, ',').empty() ? host : split(host, ',').front(),
+                       req.header("x-forwarded-prefix"));
+  }
+
+  User authenticate(const HttpRequest& req) {
+    const std::string auth = req.header("authorization");
+    const std::string scheme = "Bearer ";
+    if (auth.size() <= scheme.size() || auth.compare(0, scheme.size(), scheme) != 0) {
+      fail(401, "Unauthorized", "this request needs an API key: 'Authorization: Bearer KEY'");
+    }
+    auto user = store->authenticate(trim(auth.substr(scheme.size())));
+    if (!user) fail(401, "Unauthorized", "the API key is not valid");
+    return *user;
+  }
+
+  void route(const HttpRequest& req, const Reply& reply) {
+    const auto parts = split(req.path, '/');
+    const std::string& m = req.method;
+    const bool get = m == "GET" || m == "HEAD";
+    const std::string base = base_url(req);
+    if (parts.empty() && get) return reply(landing(base));
+    if (parts.size() == 1 && parts[0] == "conformance" && get) return reply(conformance());
+    if (parts.size() == 1 && parts[0] == "api" && get) return reply(openapi(base));
+
+    const User user = authenticate(req);
+    if (parts[0] == "processes") {
+      if (parts.size() == 1 && get) return reply(processes(base));
+      const auto* op = builtin_operations().find_process(parts.size() > 1 ? parts[1] : "");
+      if (!op)
+        fail(404, "Not Found", fmt::format("process '{}' does not exist", parts[1]), "no-such-process");
+      if (parts.size() == 2 && get) return reply(json_response(200, process_description(*op, base)));
+      if (parts.size() == 3 && parts[2] == "execution") {
+        if (m != "POST") fail(405, "Method Not Allowed", "execute a process with POST");
+        return execute(req, user, *op, base, reply);
+      }
+    } else if (parts[0] == "jobs") {
+      if (parts.size() == 1 && get) return reply(list_jobs(req, user, base));
+      if (parts.size() >= 2) {
+        const Job job = owned_job(user, parts[1]);
+        if (parts.size() == 2 && get) return reply(json_response(200, status_info(job, base)));
+        if (parts.size() == 2 && m == "DELETE") return reply(dismiss(job, base));
+        if (parts.size() == 3 && parts[2] == "results" && get) return reply(results(job, base));
+        if (parts.size() >= 4 && parts[2] == "files" && get) {
+          std::string rest;
+          for (std::size_t i = 3; i < parts.size(); ++i) rest += (i > 3 ? "/" : "") + parts[i];
+          return reply(download(req, jobs_dir / job.id, rest));
+        }
+      }
+    } else if (parts[0] == "uploads") {
+      if (parts.size() == 1 && get)
+        return reply(json_response(200, {{"uploads", store->uploads(user.name)}}));
+      if (parts.size() == 2 && m == "PUT") return reply(upload(req, user, parts[1], base));
+      if (parts.size() == 2 && get) return reply(download(req, uploads_dir / user.name, parts[1]));
+    } else if (parts[0] == "users" && parts.size() == 2 && parts[1] == "me" && get) {
+      return reply(json_response(200, me(user)));
+    }
+    fail(404, "Not Found", fmt::format("no resource {} {}", m, req.path));
+  }
+
+  // ---------------------------------------------------------------- discovery
+  static json link(const std::string& href, const std::string& rel, const std::string& type,
+                   const std::string& title = "") {
+    json l{{"href", href}, {"rel", rel}, {"type", type}};
+    if (!title.empty()) l["title"] = title;
+    return l;
+  }
+
+  HttpResponse landing(const std::string& base) {
+    return json_response(
+        200,
+        {{"title", "deforma processing service"},
+         {"description",
+          "Ground-motion processing on demand: image correlation, filtering, time series, "
+          "EGMS products (OGC API - Processes 1.0)"},
+         {"links",
+          {link(base + "/", "self", "application/json", "this document"),
+           link(base + "/api", "service-desc", "application/vnd.oai.openapi+json;version=3.0", "the API"),
+           link(base + "/conformance", "http://www.opengis.net/def/rel/ogc/1.0/conformance",
+                "application/json", "conformance classes"),
+           link(base + "/processes", "http://www.opengis.net/def/rel/ogc/1.0/processes", "application/json",
+                "processes"),
+           link(base + "/jobs", "http://www.opengis.net/def/rel/ogc/1.0/job-list", "application/json",
+                "jobs")}}});
+  }
+
+  static HttpResponse conformance() {
+    const std::string c = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/";
+    return json_response(200, {{"conformsTo",
+                                {c + "core", c + "ogc-process-description", c + "json", c + "oas30",
+                                 c + "job-list", c + "dismiss"}}});
+  }
+
+  static std::vector<const OperationDecl*> servable() {
+    std::vector<const OperationDecl*> out;
+    for (const auto* op : builtin_operations().list()) {
+      if (op->servable) out.push_back(op);
+    }
+    return out;
+  }
+
+  static json process_description(const OperationDecl& op, const std::string& base) {
+    json d = describe_json(op);
+    const std::string id = d["id"];
+    d["links"] = {link(base + "/processes/" + id, "self", "application/json"),
+                  link(base + "/processes/" + id + "/execution",
+                       "http://www.opengis.net/def/rel/ogc/1.0/execute", "application/json", "execute")};
+    return d;
+  }
+
+  // The process list and the API document depend only on the declarations and the base URL: built once
+  // per base URL, they cost a copy afterwards (status polls and process lists are most of the traffic).
+  std::mutex cache_mutex;
+  std::map<std::string, std::string> cache;
+
+  HttpResponse cached(const std::string& key, const std::function<HttpResponse()>& make) {
+    {
+      std::lock_guard lock(cache_mutex);
+      if (auto it = cache.find(key); it != cache.end()) {
+        HttpResponse res;
+        res.body = it->second;
+        if (key.rfind("api ", 0) == 0) res.content_type = "application/vnd.oai.openapi+json;version=3.0";
+        return res;
+      }
+    }
+    HttpResponse res = make();
+    std::lock_guard lock(cache_mutex);
+    if (cache.size() < 64) cache[key] = res.body;  // bounded: the Host header is the client's to choose
+    return res;
+  }
+
+  HttpResponse processes(const std::string& base) {
+    return cached("processes " + base, [&] { return make_processes(base); });
+  }
+
+  HttpResponse make_processes(const std::string& base) {
+    json list = json::array();
+    for (const auto* op : servable()) {
+      json d = process_description(*op, base);
+      d.erase("inputs");
+      d.erase("outputs");
+      d.erase("examples");
+      list.push_back(d);
+    }
+    return json_response(
+        200, {{"processes", list}, {"links", {link(base + "/processes", "self", "application/json")}}});
+  }
+
+  HttpResponse openapi(const std::string& base) {
+    return cached("api " + base, [&] { return make_openapi(base); });
+  }
+
+  HttpResponse make_openapi(const std::string& base) {
+    const json problem = {
+        {"description", "an OGC exception document"},
+        {"content",
+         {{"application/problem+json", {{"schema", {{"$ref", "#/components/schemas/exception"}}}}}}}};
+    auto op_entry = [&](const std::string& summary, const std::string& ok) {
+      return json{{"summary", summary},
+                  {"responses", {{"200", {{"description", ok}}}, {"401", problem}, {"404", problem}}}};
+    };
+    json paths;
+    paths["/"]["get"] = op_entry("landing page", "links to the API, conformance, processes and jobs");
+    paths["/conformance"]["get"] = op_entry("conformance classes", "the classes implemented");
+    paths["/api"]["get"] = op_entry("this document", "OpenAPI 3.0");
+    paths["/processes"]["get"] = op_entry("processes offered", "process summaries");
+    paths["/jobs"]["get"] = op_entry("the caller's jobs", "status documents");
+    paths["/jobs/{jobId}"]["get"] = op_entry("a job's status", "statusInfo");
+    paths["/jobs/{jobId}"]["delete"] = op_entry("cancel and dismiss a job", "statusInfo (dismissed)");
+    paths["/jobs/{jobId}/results"]["get"] =
+        op_entry("a job's results", "hrefs and media types of the outputs");
+    paths["/users/me"]["get"] = op_entry("the caller and their quotas", "user document");
+    paths["/uploads/{name}"]["put"] = op_entry("upload an input file", "the upload's href");
+    const json job_param = {
+        {"name", "jobId"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}};
+    for (const char* p : {"/jobs/{jobId}", "/jobs/{jobId}/results"}) paths[p]["parameters"] = {job_param};
+    paths["/uploads/{name}"]["parameters"] = {
+        {{"name", "name"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}}};
+    json schemas;
+    schemas["exception"] = {{"type", "object"},
+                            {"required", {"type"}},
+                            {"properties",
+                             {{"type", {{"type", "string"}}},
+                              {"title", {{"type", "string"}}},
+                              {"status", {{"type", "integer"}}},
+                              {"detail", {{"type", "string"}}}}}};
+    for (const auto* op : servable()) {
+      const json d = describe_json(*op);
+      const std::string id = d["id"];
+      json props = json::object();
+      json required = json::array();
+      for (const auto& [name, input] : d["inputs"].items()) {
+        props[name] = input["schema"];
+        props[name]["description"] = input["description"];
+        if (input["minOccurs"] == 1) required.push_back(name);
+      }
+      json inputs_schema{{"type", "object"}, {"properties", props}, {"additionalProperties", false}};
+      if (!required.empty()) inputs_schema["required"] = required;
+      schemas[id + "-inputs"] = inputs_schema;
+      json outputs = json::object();
+      for (const auto& [name, output] : d["outputs"].items()) outputs[name] = {{"type", "object"}};
+      paths["/processes/" + id]["get"] =
+          op_entry(fmt::format("the description of {}", id), "processDescription");
+      const json body_schema{{"type", "object"},
+                             {"required", {"inputs"}},
+                             {"properties",
+                              {{"inputs", {{"$ref", "#/components/schemas/" + id + "-inputs"}}},
+                               {"outputs", {{"type", "object"}, {"properties", outputs}}}}}};
+      json request_body;
+      request_body["required"] = true;
+      request_body["content"]["application/json"]["schema"] = body_schema;
+      json prefer{{"name", "Prefer"},
+                  {"in", "header"},
+                  {"required", false},
+                  {"schema", {{"type", "string"}}},
+                  {"description", "respond-async to run as a job (201 + Location)"}};
+      json responses;
+      responses["200"] = {{"description", "results (synchronous execution)"}};
+      responses["201"] = {{"description", "job created (asynchronous execution)"}};
+      for (const char* code : {"400", "401", "404", "429"}) responses[code] = problem;
+      json post;
+      post["summary"] = d["title"];
+      post["description"] = d["description"];
+      post["parameters"] = json::array({prefer});
+      post["requestBody"] = request_body;
+      post["responses"] = responses;
+      paths["/processes/" + id + "/execution"]["post"] = post;
+    }
+    json doc{
+        {"openapi", "3.0.3"},
+        {"info",
+         {{"title", "deforma processing service"},
+          {"version", kVersion},
+          {"description", "OGC API - Processes 1.0 over deforma's operations"}}},
+        {"servers", {{{"url", base}}}},
+        {"paths", paths},
+        {"components",
+         {{"schemas", schemas}, {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}}}},
+        {"security", {{{"bearer", json::array()}}}}};
+    HttpResponse res = json_response(200, doc);
+    res.content_type = "application/vnd.oai.openapi+json;version=3.0";
+    return res;
+  }
+
+  // ---------------------------------------------------------------- users and quotas
+  std::int64_t storage_used(const std::string& user) {
+    std::int64_t total = folder_bytes(uploads_dir / user);
+    JobFilter filter;
+    filter.user = user;
+    filter.statuses = {"accepted", "running", "successful", "failed"};
+    filter.limit = 1000000;
+    for (const auto& job : store->jobs(filter)) total += folder_bytes(jobs_dir / job.id);
+    return total;
+  }
+
+  json me(const User& user) {
+    const auto running_now = store->count_jobs(user.name, "running");
+    const auto queued_now = store->count_jobs(user.name, "accepted");
+    const auto storage = storage_used(user.name);
+    auto quota = [](std::int64_t limit, std::int64_t used) {
+      return json{{"limit", limit}, {"used", used}, {"remaining", std::max<std::int64_t>(0, limit - used)}};
+    };
+    return {{"name", user.name},
+            {"admin", user.admin},
+            {"quotas",
+             {{"running", quota(user.quotas.running, running_now)},
+              {"queued", quota(user.quotas.queued, queued_now)},
+              {"storage_bytes", quota(user.quotas.storage_bytes, storage)}}}};
+  }
+
+  void check_storage(const User& user, std::int64_t adding) {
+    const auto used = storage_used(user.name);
+    if (used + adding > user.quotas.storage_bytes) {
+      fail(429, "Too Many Requests",
+           fmt::format("storage quota exceeded: {} bytes used{} of {} allowed", used,
+                       adding ? fmt::format(" + {} to add", adding) : "", user.quotas.storage_bytes));
+    }
+  }
+
+  // ---------------------------------------------------------------- inputs
+  // The local file an input href names, when it lies within what this user may read: a data root, their
+  // uploads or their own jobs' folders. Anything else is refused naming the input.
+  fs::path resolve_href(const HttpRequest& req, const User& user, const std::string& input,
+                        std::string href) {
+    auto refuse = [&](const std::string& why) -> fs::path {
+      fail(400, "Bad Request", fmt::format("input '{}': '{}' {}", input, href, why), "invalid-parameter");
+    };
+    const std::string original = href;
+    if (href.empty()) refuse("is empty");
+    if (href.rfind("file://", 0) == 0) {
+      href = href.substr(7);
+      if (href.empty() || href[0] != '/') return refuse("is not an absolute file:// URL");
+    } else if (href.find("://") != std::string::npos) {
+      // Only this service's own URLs (its uploads and jobs); other hosts are never fetched.
+      const std::string own = base_url(req) + "/";
+      if (href.rfind(own, 0) != 0) return refuse("is a URL of another host; expected a file in a data root");
+      href = "/" + href.substr(own.size());
+      if (href.rfind("/jobs/", 0) != 0 && href.rfind("/uploads/", 0) != 0) {
+        return refuse("is not an upload or a job's file");
+      }
+    }
+    href = url_decode(href);
+    fs::path path;
+    std::vector<fs::path> allowed;
+    auto after = [&](const std::string& prefix) { return href.substr(prefix.size()); };
+    if (href.rfind("/uploads/", 0) == 0 || href.rfind("uploads/", 0) == 0) {
+      allowed = {uploads_dir / user.name};
+      path = allowed.front() / after(href[0] == '/' ? "/uploads/" : "uploads/");
+    } else if (href.rfind("/jobs/", 0) == 0 || href.rfind("jobs/", 0) == 0) {
+      const auto parts = split(after(href[0] == '/' ? "/jobs/" : "jobs/"), '/');
+      if (parts.size() < 3 || parts[1] != "files") return refuse("is not a job's file (jobs/ID/files/PATH)");
+      auto job = store->job(parts[0]);
+      if (!job || (job->user != user.name && !user.admin)) return refuse("names no job of yours");
+      allowed = {jobs_dir / job->id};
+      path = allowed.front();
+      for (std::size_t i = 2; i < parts.size(); ++i) path /= parts[i];
+    } else {
+      if (data_roots.empty()) return refuse("cannot be read: the service has no data root");
+      allowed = data_roots;
+      path = href[0] == '/' ? fs::path(href) : data_roots.front() / href;
+    }
+    std::error_code ec;
+    // Canonical: '..' and symbolic links are resolved before the check, so neither leads out of a root.
+    const fs::path real = fs::weakly_canonical(path, ec);
+    if (ec) return refuse("cannot be resolved");
+    bool ok = false;
+    for (const auto& root : allowed) {
+      const fs::path real_root = fs::weakly_canonical(root, ec);
+      if (!ec && inside(real, real_root)) ok = true;
+    }
+    if (!ok) return refuse("is outside the data roots, your uploads and your jobs");
+    if (!fs::exists(real, ec)) return refuse("does not exist");
+    (void)original;
+    return real;
+  }
+
+  std::string href_of(const json& value, const std::string& input) {
+    if (value.is_string()) return value.get<std::string>();
+    if (value.is_object() && value.contains("href") && value["href"].is_string()) return value["href"];
+    fail(400, "Bad Request",
+         fmt::format("input '{}': expected a reference {{\"href\": ...}} or a string", input),
+         "invalid-parameter");
+  }
+
+  // ---------------------------------------------------------------- execution
+  void execute(const HttpRequest& req, const User& user, const OperationDecl& op, const std::string& base,
+               const Reply& reply) {
+    const std::string content_type = req.header("content-type");
+    if (!content_type.empty() && content_type.find("json") == std::string::npos) {
+      fail(415, "Unsupported Media Type",
+           fmt::format("the request body is '{}'; expected application/json", content_type));
+    }
+    const json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded()) fail(400, "Bad Request", "the request body is not valid JSON");
+    if (!body.is_object()) fail(400, "Bad Request", "the request body must be a JSON object with 'inputs'");
+    const json inputs = body.value("inputs", json::object());
+    if (!inputs.is_object()) fail(400, "Bad Request", "'inputs' must be a JSON object");
+    const json wanted = body.value("outputs", json::object());
+    if (!wanted.is_object()) fail(400, "Bad Request", "'outputs' must be a JSON object");
+
+    const std::string id = random_hex(16);
+    const fs::path dir = jobs_dir / id;
+    json values = json::object();
+    for (const auto& [name, value] : inputs.items()) {
+      const auto it = std::find_if(op.params.begin(), op.params.end(),
+                                   [&](const ParamDecl& p) { return p.name == name; });
+      if (it == op.params.end() || is_cli_only(*it) || it->role == ParamRole::kOutput) {
+        fail(400, "Bad Request",
+             fmt::format("input '{}' is not an input of process '{}'{}", name, process_id(op),
+                         it != op.params.end() && it->role == ParamRole::kOutput
+                             ? " (outputs are placed by the service; select them under 'outputs')"
+                             : ""),
+             "invalid-parameter");
+      }
+      if (it->role == ParamRole::kInput) {
+        if (it->type == ParamType::kList) {
+          if (!value.is_array())
+            fail(400, "Bad Request", fmt::format("input '{}': expected an array of references", name),
+                 "invalid-parameter");
+          json paths = json::array();
+          for (const auto& v : value)
+            paths.push_back(resolve_href(req, user, name, href_of(v, name)).string());
+          values[name] = paths;
+        } else {
+          values[name] = resolve_href(req, user, name, href_of(value, name)).string();
+        }
+      } else {
+        if (value.is_object() || (value.is_array() && it->type != ParamType::kList) || value.is_null()) {
+          fail(400, "Bad Request",
+               fmt::format("input '{}': expected {}", name, param_schema(*it).value("type", "a value")),
+               "invalid-parameter");
+        }
+        values[name] = value;
+      }
+    }
+    for (const auto& [name, value] : wanted.items()) {
+      const auto it = std::find_if(op.params.begin(), op.params.end(),
+                                   [&](const ParamDecl& p) { return p.name == name; });
+      if (name != "summary" && (it == op.params.end() || it->role != ParamRole::kOutput)) {
+        fail(400, "Bad Request",
+             fmt::format("output '{}' is not an output of process '{}'", name, process_id(op)),
+             "invalid-parameter");
+      }
+    }
+    json outputs = json::object();
+    for (const auto& p : op.params) {
+      if (p.role != ParamRole::kOutput || (!p.required && !wanted.contains(p.name))) continue;
+      const std::string rel = "outputs/" + output_file_name(p);
+      values[p.name] = (dir / rel).string();
+      outputs[p.name] = {{"path", rel}, {"type", p.media_type}};
+    }
+    // Types, bounds and required inputs are checked by the same declaration the CLI uses.
+    try {
+      (void)ParamValues::from_json(op.params, values);
+    } catch (const InvalidArgument& e) {
+      std::string detail = e.what();
+      const auto dashes = detail.find("--");
+      if (dashes != std::string::npos && dashes < 12)
+        detail.erase(dashes, 2);  // no CLI flags in a web answer
+      fail(400, "Bad Request", detail, "invalid-parameter");
+    }
+
+    // Quotas, checked whole before anything is stored.
+    const auto queued_now = store->count_jobs(user.name, "accepted");
+    if (queued_now >= user.quotas.queued) {
+      fail(429, "Too Many Requests",
+           fmt::format("queued jobs quota reached: {} of {} queued jobs in use", queued_now,
+                       user.quotas.queued));
+    }
+    check_storage(user, 0);
+
+    std::error_code ec;
+    fs::create_directories(dir / "outputs", ec);
+    if (ec) throw IoError(fmt::format("{}: cannot create the job folder: {}", dir.string(), ec.message()));
+    write_file_atomically(dir / "job.json", json{{"process", process_id(op)},
+                                                 {"values", values},
+                                                 {"outputs", outputs},
+                                                 {"threads", options.job_threads},
+                                                 {"ram_mb", options.job_ram_mb}}
+                                                .dump(2));
+    Job job;
+    job.id = id;
+    job.user = user.name;
+    job.process = process_id(op);
+    job.inputs = body;
+    job.status = "accepted";
+    job.created = job.updated = now_rfc3339();
+    job.message = "queued";
+
+    const bool async = req.header("prefer").find("respond-async") != std::string::npos || !op.quick;
+    if (!async) {
+      // Registered before the job exists, so its end cannot be missed.
+      std::lock_guard lock(mutex);
+      waiters[id].push_back([this, id, base, reply] {
+        try {
+          const auto done = store->job(id);
+          if (!done) return reply(error_response({404, "no-such-job", "Not Found", "the job was removed"}));
+          if (done->status == "successful") return reply(json_response(200, results_document(*done, base)));
+          HttpResponse res = failure(*done);
+          res.headers.emplace_back("Location", base + "/jobs/" + id);
+          reply(std::move(res));
+        } catch (const std::exception& e) {
+          reply(error_response({500, "", "Internal Server Error", e.what()}));
+        }
+      });
+    }
+    try {
+      store->insert_job(job);  // durable before the client hears of it
+    } catch (...) {
+      std::lock_guard lock(mutex);
+      waiters.erase(id);
+      fs::remove_all(dir, ec);
+      throw;
+    }
+    {
+      std::lock_guard lock(mutex);
+      kick = true;
+    }
+    wake.notify_all();
+    if (!async) return;
+    HttpResponse res = json_response(201, status_info(job, base));
+    res.headers.emplace_back("Location", base + "/jobs/" + id);
+    if (req.header("prefer").find("respond-async") != std::string::npos) {
+      res.headers.emplace_back("Preference-Applied", "respond-async");
+    }
+    reply(std::move(res));
+  }
+
+  // ---------------------------------------------------------------- jobs
+  Job owned_job(const User& user, const std::string& id) {
+    auto job = store->job(id);
+    // Another user's job is answered exactly like a missing one: its existence is not revealed.
+    if (!job || (job->user != user.name && !user.admin)) {
+      fail(404, "Not Found", fmt::format("job '{}' does not exist", id), "no-such-job");
+    }
+    return *job;
+  }
+
+  json status_info(const Job& job, const std::string& base) {
+    json s{{"jobID", job.id},        {"processID", job.process}, {"type", "process"},
+           {"status", job.status},   {"message", job.message},   {"created", job.created},
+           {"updated", job.updated}, {"progress", job.progress}};
+    if (!job.started.empty()) s["started"] = job.started;
+    if (!job.finished.empty()) s["finished"] = job.finished;
+    if (!job.expires.empty()) s["expires"] = job.expires;
+    s["attempts"] = job.attempts;
+    s["links"] = {link(base + "/jobs/" + job.id, "self", "application/json")};
+    if (job.status == "successful") {
+      s["links"].push_back(link(base + "/jobs/" + job.id + "/results",
+                                "http://www.opengis.net/def/rel/ogc/1.0/results", "application/json",
+                                "results"));
+    }
+    if (job.status == "failed" || job.status == "successful") {
+      s["links"].push_back(
+          link(base + "/jobs/" + job.id + "/files/job.log", "log", "text/plain", "the job's log"));
+    }
+    return s;
+  }
+
+  HttpResponse list_jobs(const HttpRequest& req, const User& user, const std::string& base) {
+    JobFilter filter;
+    if (!user.admin) filter.user = user.name;
+    static const std::set<std::string> kStatuses{"accepted", "running", "successful", "failed", "dismissed"};
+    for (auto [it, end] = req.query.equal_range("status"); it != end; ++it) {
+      for (const auto& s : split(it->second, ',')) {
+        if (!kStatuses.count(s)) {
+          fail(400, "Bad Request",
+               fmt::format("parameter 'status': '{}' is not one of accepted, running, "
+                           "successful, failed, dismissed",
+                           s),
+               "invalid-parameter");
+        }
+        filter.statuses.push_back(s);
+      }
+    }
+    for (auto [it, end] = req.query.equal_range("processID"); it != end; ++it) {
+      for (const auto& s : split(it->second, ',')) filter.processes.push_back(s);
+    }
+    filter.limit = 100;
+    if (auto it = req.query.find("limit"); it != req.query.end()) {
+      try {
+        std::size_t used = 0;
+        filter.limit = std::stoi(it->second, &used);
+        if (used != it->second.size()) throw std::invalid_argument("trailing");
+      } catch (const std::exception&) {
+        fail(400, "Bad Request", fmt::format("parameter 'limit': '{}' is not an integer", it->second),
+             "invalid-parameter");
+      }
+      if (filter.limit < 1 || filter.limit > 1000) {
+        fail(400, "Bad Request", "parameter 'limit': expected a value between 1 and 1000",
+             "invalid-parameter");
+      }
+    }
+    if (auto it = req.query.find("after"); it != req.query.end()) {
+      try {
+        filter.after_seq = std::stoll(it->second);
+      } catch (const std::exception&) {
+        fail(400, "Bad Request", fmt::format("parameter 'after': '{}' is not a job position", it->second),
+             "invalid-parameter");
+      }
+    }
+    if (auto it = req.query.find("datetime"); it != req.query.end()) {
+      // An instant or an interval "start/end" with ".." for an open end, on the creation time (UTC, 'Z').
+      const std::string value = it->second;
+      const auto slash = value.find('/');
+      auto bound = [&](std::string t) -> std::string {
+        if (t.empty() || t == "..") return "";
+        if (t.size() < 20 || t.back() != 'Z' || t[4] != '-' || t[10] != 'T') {
+          fail(400, "Bad Request",
+               fmt::format("parameter 'datetime': '{}' is not an RFC 3339 UTC time like 2026-01-31T12:00:00Z",
+                           t),
+               "invalid-parameter");
+        }
+        return t.substr(0, 19) + "Z";
+      };
+      filter.created_from = bound(value.substr(0, slash));
+      filter.created_to = slash == std::string::npos ? filter.created_from : bound(value.substr(slash + 1));
+    }
+    const int limit = filter.limit;
+    filter.limit = limit + 1;
+    auto found = store->jobs(filter);
+    const bool more = static_cast<int>(found.size()) > limit;
+    if (more) found.resize(limit);
+    json jobs = json::array();
+    for (const auto& j : found) jobs.push_back(status_info(j, base));
+    json links = {link(base + req.path, "self", "application/json")};
+    if (more) {
+      std::string query = fmt::format("limit={}&after={}", limit, found.back().seq);
+      for (const auto& s : filter.statuses) query += "&status=" + s;
+      for (const auto& p : filter.processes) query += "&processID=" + p;
+      if (auto it = req.query.find("datetime"); it != req.query.end()) query += "&datetime=" + it->second;
+      links.push_back(link(base + "/jobs?" + query, "next", "application/json"));
+    }
+    return json_response(200, {{"jobs", jobs}, {"links", links}});
+  }
+
+  static HttpResponse failure(const Job& job) {
+    return error_response({job.status == "dismissed" ? 410 : 500,
+                           job.status == "dismissed" ? "dismissed" : "",
+                           job.status == "dismissed" ? "Gone" : "Job Failed",
+                           job.message.empty() ? "the job failed" : job.message});
+  }
+
+  json results_document(const Job& job, const std::string& base) {
+    const fs::path dir = jobs_dir / job.id;
+    const json spec = read_json_file(dir / "job.json");
+    json doc = json::object();
+    const std::string files = base + "/jobs/" + job.id + "/files/";
+    if (spec.is_object() && spec.contains("outputs")) {
+      for (const auto& [name, out] : spec["outputs"].items()) {
+        const std::string rel = out["path"];
+        const std::string type = out["type"];
+        std::error_code ec;
+        if (fs::is_regular_file(dir / rel, ec)) {
+          doc[name] = {{"href", files + rel}, {"type", type}};
+          continue;
+        }
+        // A folder or a file-name prefix: every file it holds or starts with.
+        json list = json::array();
+        const fs::path folder = fs::is_directory(dir / rel, ec) ? dir / rel : (dir / rel).parent_path();
+        const std::string prefix = fs::is_directory(dir / rel, ec) ? "" : fs::path(rel).filename().string();
+        for (fs::recursive_directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+          if (!it->is_regular_file()) continue;
+          const std::string r = fs::relative(it->path(), dir).string();
+          if (!prefix.empty() && it->path().filename().string().rfind(prefix, 0) != 0) continue;
+          list.push_back({{"href", files + r}, {"type", media_type_of(it->path())}});
+        }
+        doc[name] = {{"type", type}, {"files", list}};
+        if (!list.empty()) doc[name]["href"] = list.front()["href"];
+      }
+    }
+    doc["summary"] = {{"value", read_json_file(dir / "result.json")}, {"mediaType", "application/json"}};
+    return doc;
+  }
+
+  HttpResponse results(const Job& job, const std::string& base) {
+    if (job.status == "successful") return json_response(200, results_document(job, base));
+    if (job.status == "failed" || job.status == "dismissed") return failure(job);
+    fail(404, "Not Found", fmt::format("job '{}' is {}: its results are not ready", job.id, job.status),
+         "result-not-ready");
+  }
+
+  HttpResponse dismiss(const Job& job, const std::string& base) {
+    std::error_code ec;
+    if (job.status == "running") {
+      std::lock_guard lock(mutex);
+      store->transition(job.id, "running", "dismissed", "dismissed by the user");
+      if (auto it = running.find(job.id); it != running.end()) {
+        it->second.dismissed = true;
+        ::kill(it->second.pid, SIGTERM);
+        it->second.kill_after = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      } else {
+        fs::remove_all(jobs_dir / job.id, ec);
+      }
+      kick = true;
+      wake.notify_all();
+    } else if (job.status != "dismissed") {
+      store->transition(job.id, job.status, "dismissed", "dismissed by the user");
+      fs::remove_all(jobs_dir / job.id, ec);
+    }
+    auto now = store->job(job.id);
+    return json_response(200, status_info(now ? *now : job, base));
+  }
+
+  // ---------------------------------------------------------------- files
+  HttpResponse download(const HttpRequest& req, const fs::path& root, const std::string& rel) {
+    std::error_code ec;
+    const fs::path real_root = fs::weakly_canonical(root, ec);
+    const fs::path real = fs::weakly_canonical(root / rel, ec);
+    if (ec || !inside(real, real_root) || !fs::is_regular_file(real, ec) || real.filename() == "job.json") {
+      fail(404, "Not Found", fmt::format("no file '{}'", rel));
+    }
+    struct stat st {};
+    if (::stat(real.c_str(), &st) != 0) fail(404, "Not Found", fmt::format("no file '{}'", rel));
+    const std::size_t size = static_cast<std::size_t>(st.st_size);
+    const std::string etag = fmt::format(
+        "\"{:x}-{:x}\"", size, static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec);
+    HttpResponse res;
+    res.content_type = media_type_of(real);
+    res.headers = {{"ETag", etag}, {"Last-Modified", http_date(st.st_mtime)}, {"Accept-Ranges", "bytes"}};
+    if (req.header("if-none-match") == etag) {
+      res.status = 304;
+      return res;
+    }
+    std::size_t first = 0, last = size ? size - 1 : 0;
+    bool partial = false;
+    const std::string range = req.header("range");
+    if (!range.empty() && (req.header("if-range").empty() || req.header("if-range") == etag)) {
+      // One range "bytes=a-b", "bytes=a-" or "bytes=-n" (what GDAL's /vsicurl/ sends).
+      const std::string unit = "bytes=";
+      bool ok = range.rfind(unit, 0) == 0 && range.find(',') == std::string::npos;
+      if (ok) {
+        const std::string spec = range.substr(unit.size());
+        const auto dash = spec.find('-');
+        ok = dash != std::string::npos;
+        try {
+          if (ok && dash == 0) {
+            const std::size_t n = std::stoull(spec.substr(1));
+            ok = n > 0 && size > 0;
+            first = n >= size ? 0 : size - n;
+          } else if (ok) {
+            first = std::stoull(spec.substr(0, dash));
+            if (dash + 1 < spec.size())
+              last = std::min<std::size_t>(std::stoull(spec.substr(dash + 1)), size - 1);
+            ok = first < size && first <= last;
+          }
+        } catch (const std::exception&) {
+          ok = false;
+        }
+      }
+      if (!ok) {
+        res.status = 416;
+        res.headers.emplace_back("Content-Range", fmt::format("bytes */{}", size));
+        res.content_type = "application/problem+json";
+        res.body = json{{"type", "about:blank"},
+                        {"title", "Range Not Satisfiable"},
+                        {"status", 416},
+                        {"detail", fmt::format("range '{}' does not fit the file's {} bytes", range, size)}}
+                       .dump();
+        return res;
+      }
+      partial = true;
+      res.status = 206;
+      res.headers.emplace_back("Content-Range", fmt::format("bytes {}-{}/{}", first, last, size));
+    }
+    const std::size_t length = size == 0 ? 0 : last - first + 1;
+    if (req.method == "HEAD") {
+      res.head = true;
+      res.head_length = length;
+      return res;
+    }
+    std::ifstream in(real, std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(first));
+    res.body.resize(length);
+    if (length && !in.read(res.body.data(), static_cast<std::streamsize>(length))) {
+      throw IoError(fmt::format("{}: cannot read", real.string()));
+    }
+    (void)partial;
+    return res;
+  }
+
+  HttpResponse upload(const HttpRequest& req, const User& user, const std::string& name,
+                      const std::string& base) {
+    if (name.empty() || name[0] == '.' || name.find_first_of("/\\") != std::string::npos ||
+        name.size() > 200) {
+      fail(400, "Bad Request", fmt::format("upload name '{}': expected a plain file name", name),
+           "invalid-parameter");
+    }
+    check_storage(user, static_cast<std::int64_t>(req.body.size()));
+    const fs::path dir = uploads_dir / user.name;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    write_file_atomically(dir / name, req.body);
+    store->record_upload(user.name, name, static_cast<std::int64_t>(req.body.size()));
+    HttpResponse res =
+        json_response(201, {{"href", base + "/uploads/" + name}, {"size_bytes", req.body.size()}});
+    res.headers.emplace_back("Location", base + "/uploads/" + name);
+    return res;
+  }
+
+  // ---------------------------------------------------------------- scheduler
+  // Starts `exe -q job run ARG` with stdin from `stdin_fd` (or /dev/null) and stdout/stderr appended to
+  // `log`.
+  pid_t spawn_child(const std::string& arg, int stdin_fd, const std::string& log, std::string& error) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    if (stdin_fd >= 0) {
+      posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0);
+    } else {
+      posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    }
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    // Nothing else is inherited: a child holding a client's socket or the listening one would keep
+    // connections (and, after a crash, the port) open.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    const std::string exe = options.executable.empty() ? "/proc/self/exe" : options.executable;
+    std::vector<std::string> args{exe, "job", "run", arg};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_text;
+    for (char** e = environ; *e; ++e) {
+      if (std::string(*e).rfind("DEFORMA_SERVICE_PID=", 0) != 0) env_text.emplace_back(*e);
+    }
+    env_text.push_back(fmt::format("DEFORMA_SERVICE_PID={}", getpid()));
+    std::vector<char*> envp;
+    for (auto& e : env_text) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) {
+      error = fmt::format("cannot start the job process {}: {}", exe, std::strerror(rc));
+      return -1;
+    }
+    return pid;
+  }
+
+  // A job process started ahead of need, its libraries loaded, waiting on its standard input for a job
+  // folder: taking it saves the process start, most of a short job's overhead. Each process still runs
+  // one job only.
+  struct Spare {
+    pid_t pid = -1;
+    int fd = -1;  // write end of its standard input
+  } spare;
+  std::chrono::steady_clock::time_point next_spare{};
+
+  void ensure_spare() {
+    if (spare.pid > 0) {
+      int status = 0;
+      if (waitpid(spare.pid, &status, WNOHANG) == 0) return;
+      ::close(spare.fd);
+      spare = {};
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_spare) return;
+    next_spare = now + std::chrono::seconds(2);  // a spare that keeps dying is not restarted in a loop
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return;
+    std::string error;
+    const pid_t pid = spawn_child("-", fds[0], (options.root / "logs" / "spare.log").string(), error);
+    ::close(fds[0]);
+    if (pid < 0) {
+      ::close(fds[1]);
+      return;
+    }
+    spare = {pid, fds[1]};
+  }
+
+  void drop_spare() {
+    if (spare.pid <= 0) return;
+    ::close(spare.fd);  // end of input: it exits by itself
+    int status = 0;
+    ::kill(spare.pid, SIGTERM);
+    waitpid(spare.pid, &status, 0);
+    spare = {};
+  }
+
+  void start_job(const Job& job) {
+    const fs::path dir = jobs_dir / job.id;
+    std::error_code ec;
+    for (const char* f : {"progress.json", "result.json", "error.json"}) fs::remove(dir / f, ec);
+    if (!store->transition(job.id, "accepted", "running", "started")) return;
+    pid_t pid = -1;
+    if (spare.pid > 0) {
+      const std::string line = dir.string() + "\n";
+      const bool handed = ::write(spare.fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+      ::close(spare.fd);
+      if (handed) {
+        pid = spare.pid;
+      } else {
+        int status = 0;
+        ::kill(spare.pid, SIGKILL);
+        waitpid(spare.pid, &status, 0);
+      }
+      spare = {};
+    }
+    std::string error;
+    if (pid < 0) pid = spawn_child(dir.string(), -1, (dir / "job.log").string(), error);
+    if (pid < 0) {
+      store->finish(job.id, "failed", error, rfc3339_after(options.retention_days));
+      notify_waiters(job.id);
+      return;
+    }
+    Running r;
+    r.pid = pid;
+    r.user = job.user;
+    running[job.id] = r;
+    spdlog::info("job {} ({}, user {}) started, pid {}", job.id, job.process, job.user, pid);
+  }
+
+  void notify_waiters(const std::string& id) {
+    std::vector<std::function<void()>> calls;
+    {
+      auto it = waiters.find(id);
+      if (it == waiters.end()) return;
+      calls = std::move(it->second);
+      waiters.erase(it);
+    }
+    for (auto& c : calls) c();
+  }
+
+  void finalize(const std::string& id, const Running& r, int wait_status) {
+    const fs::path dir = jobs_dir / id;
+    std::error_code ec;
+    if (r.dismissed) {
+      fs::remove_all(dir, ec);
+      spdlog::info("job {} dismissed", id);
+      notify_waiters(id);
+      return;
+    }
+    const std::string expires = rfc3339_after(options.retention_days);
+    if (WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0 && fs::exists(dir / "result.json", ec)) {
+      store->finish(id, "successful", "done", expires);
+    } else {
+      const json error = read_json_file(dir / "error.json");
+      std::string message;
+      if (error.is_object()) {
+        message = fmt::format("{}: {}", error.value("kind", "internal"), error.value("message", ""));
+      } else if (WIFSIGNALED(wait_status)) {
+        message = fmt::format("the job's process ended with signal {} ({}); see its log",
+                              WTERMSIG(wait_status), strsignal(WTERMSIG(wait_status)));
+      } else {
+        message = fmt::format("the job's process exited with status {} without a result; see its log",
+                              WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1);
+      }
+      store->finish(id, "failed", message, expires);
+    }
+    spdlog::info("job {} ended", id);
+    notify_waiters(id);
+  }
+
+  void janitor() {
+    // Results past their expiry time are removed with their record.
+    const std::string now = now_rfc3339();
+    for (const char* status : {"successful", "failed"}) {
+      for (const auto& job : store->jobs_in(status)) {
+        if (job.expires.empty() || job.expires >= now) continue;
+        std::error_code ec;
+        fs::remove_all(jobs_dir / job.id, ec);
+        store->remove_job(job.id);
+        spdlog::info("job {} expired: removed", job.id);
+      }
+    }
+  }
+
+  void schedule_loop() {
+    std::unique_lock lock(mutex);
+    while (!stopping) {
+      const auto now = std::chrono::steady_clock::now();
+      // Children that ended, progress of those still running, kills that are due.
+      for (auto it = running.begin(); it != running.end();) {
+        int status = 0;
+        const pid_t done = waitpid(it->second.pid, &status, WNOHANG);
+        if (done == it->second.pid || (done < 0 && errno == ECHILD)) {
+          const std::string id = it->first;
+          const Running r = it->second;
+          it = running.erase(it);
+          finalize(id, r, status);
+          continue;
+        }
+        if (it->second.dismissed && now > it->second.kill_after) ::kill(it->second.pid, SIGKILL);
+        if (!it->second.dismissed) {
+          const json progress = read_json_file(jobs_dir / it->first / "progress.json");
+          if (progress.is_object()) {
+            const int percent = std::clamp(progress.value("percent", 0), 0, 99);
+            if (percent != it->second.last_percent) {
+              it->second.last_percent = percent;
+              store->set_progress(it->first, percent, progress.value("stage", "running"));
+            }
+          }
+        }
+        ++it;
+      }
+      // Start queued jobs: oldest first, but a user with fewer running jobs goes before one with more.
+      if (static_cast<int>(running.size()) < options.workers) {
+        auto queued = store->jobs_in("accepted");
+        std::map<std::string, int> per_user;
+        for (const auto& [id, r] : running) ++per_user[r.user];
+        std::map<std::string, std::int64_t> limit;
+        while (static_cast<int>(running.size()) < options.workers && !queued.empty()) {
+          auto best = queued.end();
+          for (auto q = queued.begin(); q != queued.end(); ++q) {
+            if (!limit.count(q->user)) {
+              const auto u = store->user(q->user);
+              limit[q->user] = u ? u->quotas.running : 0;
+              if (!u) store->transition(q->id, "accepted", "failed", "its user was removed before it ran");
+            }
+            if (per_user[q->user] >= limit[q->user]) continue;
+            if (best == queued.end() || per_user[q->user] < per_user[best->user]) best = q;
+          }
+          if (best == queued.end()) break;
+          ++per_user[best->user];
+          const Job job = *best;
+          queued.erase(best);
+          start_job(job);
+        }
+      }
+      ensure_spare();
+      if (now > next_janitor) {
+        next_janitor = now + std::chrono::minutes(1);
+        try {
+          janitor();
+        } catch (const std::exception& e) {
+          spdlog::warn("janitor: {}", e.what());
+        }
+      }
+      wake.wait_for(lock, running.empty() ? std::chrono::milliseconds(500) : std::chrono::milliseconds(20),
+                    [this] { return kick || stopping; });
+      kick = false;
+    }
+  }
+};
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  auto& o = impl_->options;
+  if (o.root.empty()) throw InvalidArgument("--root: a folder is required");
+  if (o.workers < 1) throw InvalidArgument("--workers: expected at least 1");
+  std::error_code ec;
+  fs::create_directories(o.root, ec);
+  if (ec) throw IoError(fmt::format("{}: cannot create the service root: {}", o.root.string(), ec.message()));
+  o.root = fs::canonical(o.root);
+  for (const auto& d : o.data_roots) {
+    if (!fs::is_directory(d, ec)) throw IoError(fmt::format("--data {}: not a folder", d.string()));
+    impl_->data_roots.push_back(fs::canonical(d));
+  }
+  impl_->jobs_dir = o.root / "jobs";
+  impl_->uploads_dir = o.root / "uploads";
+  for (const auto& d : {impl_->jobs_dir, impl_->uploads_dir, o.root / "logs"}) {
+    fs::create_directories(d, ec);
+    if (ec) throw IoError(fmt::format("{}: cannot create: {}", d.string(), ec.message()));
+  }
+  impl_->store = std::make_unique<Store>(o.root);
+  const auto [requeued, failed] = impl_->store->recover(o.max_attempts);
+  if (requeued || failed) {
+    spdlog::warn("{} interrupted job(s) queued again, {} failed after {} attempts", requeued, failed,
+                 o.max_attempts);
+  }
+}
+
+Server::~Server() {
+  stop();
+}
+
+void Server::start() {
+  // A client that goes away mid-response must cost its connection, not the process.
+  ::signal(SIGPIPE, SIG_IGN);
+  HttpOptions http;
+  http.host = impl_->options.host;
+  http.port = impl_->options.port;
+  http.threads = impl_->options.io_threads;
+  http.body_limit_bytes = impl_->options.body_limit_bytes;
+  http.read_timeout_s = impl_->options.read_timeout_s;
+  http.access_log = (impl_->options.root / "logs" / "access.log").string();
+  impl_->http = std::make_unique<HttpServer>(
+      http, [this](HttpRequest req, Reply reply) { impl_->handle(std::move(req), std::move(reply)); });
+  impl_->http->start();
+  impl_->scheduler = std::thread([this] { impl_->schedule_loop(); });
+}
+
+int Server::port() const {
+  return impl_->http ? impl_->http->port() : 0;
+}
+
+void Server::run_until_signal() {
+  impl_->http->wait_for_signal();
+  stop();
+}
+
+void Server::stop() {
+  if (!impl_->http) return;
+  impl_->http->stop();
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stopping = true;
+  }
+  impl_->wake.notify_all();
+  if (impl_->scheduler.joinable()) impl_->scheduler.join();
+  impl_->drop_spare();
+  // Running jobs go back to the queue: the next start runs them again.
+  for (auto& [id, r] : impl_->running) {
+    ::kill(r.pid, SIGKILL);
+    int status = 0;
+    waitpid(r.pid, &status, 0);
+    if (!r.dismissed)
+      impl_->store->transition(id, "running", "accepted", "the service stopped; queued again");
+  }
+  impl_->running.clear();
+  impl_->waiters.clear();
+  impl_->http.reset();
+}
+
+}  // namespace deforma::service

@@ -1,0 +1,709 @@
+// The processing service through real HTTP on loopback: discovery and process descriptions, keys and
+// isolation, quotas, refused inputs, a job's whole life on the Yahtse pair (results read by GDAL over
+// /vsicurl/), dismissal of a running job, and a service killed mid-job then restarted.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <cpl_conv.h>
+#include <fmt/format.h>
+#include <gdal_priv.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "deforma/service/job.hpp"
+#include "deforma/service/server.hpp"
+#include "deforma/service/store.hpp"
+#include "test_support.hpp"
+
+extern char** environ;
+
+namespace deforma {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct Reply {
+  int status = 0;
+  json body;
+  std::string text;
+  httplib::Headers headers;
+};
+
+class Client {
+ public:
+  Client(int port, std::string key) : http_("127.0.0.1", port), key_(std::move(key)) {
+    http_.set_read_timeout(60, 0);
+    http_.set_keep_alive(true);
+  }
+  httplib::Headers headers(const httplib::Headers& extra = {}) const {
+    httplib::Headers h = extra;
+    if (!key_.empty()) h.emplace("Authorization", "Bearer " + key_);
+    return h;
+  }
+  Reply get(const std::string& path, const httplib::Headers& extra = {}) {
+    return wrap(http_.Get(path.c_str(), headers(extra)));
+  }
+  Reply head(const std::string& path) { return wrap(http_.Head(path.c_str(), headers())); }
+  Reply del(const std::string& path) { return wrap(http_.Delete(path.c_str(), headers())); }
+  Reply post(const std::string& path, const std::string& body, bool async = true,
+             const std::string& type = "application/json") {
+    httplib::Headers extra;
+    if (async) extra.emplace("Prefer", "respond-async");
+    return wrap(http_.Post(path.c_str(), headers(extra), body, type.c_str()));
+  }
+  Reply put(const std::string& path, const std::string& body) {
+    return wrap(http_.Put(path.c_str(), headers(), body, "application/octet-stream"));
+  }
+
+ private:
+  static Reply wrap(const httplib::Result& r) {
+    Reply out;
+    if (!r) return out;
+    out.status = r->status;
+    out.text = r->body;
+    out.headers = r->headers;
+    out.body = json::parse(r->body, nullptr, false);
+    return out;
+  }
+  httplib::Client http_;
+  std::string key_;
+};
+
+// A service on an ephemeral loopback port over a temporary root, with a data root holding a small raster.
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = std::make_unique<test::TempDir>();
+    root_ = std::make_unique<test::TempDir>();
+    test::write_test_geotiff(data_->file("small.tif"), test::make_texture(64, 48, 3));
+    std::ofstream(data_->file("notes.txt")) << "not a raster\n";
+    {
+      service::Store store(root_->path());
+      key_a_ = store.add_user("alice", false, {});
+      key_b_ = store.add_user("bob", false, {});
+      service::Quotas none;
+      none.queued = 0;
+      none.storage_bytes = 100;
+      key_limited_ = store.add_user("limited", false, none);
+    }
+    start(data_->path());
+  }
+
+  void start(const fs::path& data, const fs::path& extra_data = {}, int read_timeout_s = 30) {
+    service::ServerOptions o;
+    o.root = root_->path();
+    o.data_roots = {data};
+    if (!extra_data.empty()) o.data_roots.push_back(extra_data);
+    o.port = 0;
+    o.workers = 2;
+    o.executable = DEFORMA_CLI_PATH;
+    o.body_limit_bytes = 1 << 20;
+    o.read_timeout_s = read_timeout_s;
+    o.job_threads = 2;
+    // A small budget makes the correlation advance strip by strip: progress has intermediate values.
+    o.job_ram_mb = 64;
+    server_ = std::make_unique<service::Server>(o);
+    server_->start();
+  }
+
+  Client client(const std::string& key) const { return Client(server_->port(), key); }
+
+  // Polls a job until `done` says so or `timeout_s` passes; returns the last statusInfo.
+  json wait_for(Client& c, const std::string& id, const std::function<bool(const json&)>& done,
+                double timeout_s, std::set<int>* progress_seen = nullptr) {
+    const auto until = Clock::now() + std::chrono::duration<double>(timeout_s);
+    json s;
+    while (Clock::now() < until) {
+      s = c.get("/jobs/" + id).body;
+      if (progress_seen && s.contains("progress")) progress_seen->insert(s["progress"].get<int>());
+      if (done(s)) return s;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return s;
+  }
+
+  std::unique_ptr<test::TempDir> data_, root_;
+  std::unique_ptr<service::Server> server_;
+  std::string key_a_, key_b_, key_limited_;
+};
+
+// Sends `text` as is on a new connection and returns what comes back until the server closes it.
+std::string raw_request(int port, const std::string& text) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string reply;
+  timeval timeout{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::send(fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size())) {
+    char buf[4096];
+    ssize_t n = 0;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) reply.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return reply;
+}
+
+bool finished(const json& s) {
+  const std::string st = s.value("status", "");
+  return st == "successful" || st == "failed" || st == "dismissed";
+}
+
+TEST_F(ServiceTest, LandingConformanceAndApiNeedNoKey) {
+  auto anon = client("");
+  const auto landing = anon.get("/");
+  ASSERT_EQ(landing.status, 200) << landing.text;
+  EXPECT_TRUE(landing.headers.count("X-Request-Id"));
+  std::set<std::string> rels;
+  for (const auto& l : landing.body["links"]) rels.insert(l["rel"].get<std::string>());
+  EXPECT_TRUE(rels.count("service-desc") && rels.count("http://www.opengis.net/def/rel/ogc/1.0/processes"));
+  // Behind a reverse proxy, links point where the client came from.
+  const auto proxied = anon.get("/", {{"X-Forwarded-Proto", "https"},
+                                      {"X-Forwarded-Host", "maps.example.org"},
+                                      {"X-Forwarded-Prefix", "/deforma"},
+                                      {"X-Request-Id", "trace-42"}});
+  EXPECT_EQ(proxied.body["links"][0]["href"], "https://maps.example.org/deforma/") << proxied.text;
+  EXPECT_EQ(proxied.headers.find("X-Request-Id")->second, "trace-42");
+  std::ifstream log(root_->path() / "logs" / "access.log");
+  const std::string access((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(access.find("trace-42 GET / 200"), std::string::npos) << access;
+  const auto conf = anon.get("/conformance");
+  ASSERT_EQ(conf.status, 200);
+  EXPECT_EQ(conf.body["conformsTo"].size(), 6u);
+  const auto api = anon.get("/api");
+  ASSERT_EQ(api.status, 200);
+  EXPECT_EQ(api.body["openapi"].get<std::string>().substr(0, 2), "3.");
+  EXPECT_TRUE(api.body["info"].contains("title") && api.body["info"].contains("version"));
+  // Every process's inputs appear in the document.
+  ASSERT_TRUE(api.body["paths"].contains("/processes/correlate/execution"));
+  EXPECT_TRUE(api.body["components"]["schemas"]["correlate-inputs"]["properties"].contains("chip"));
+  EXPECT_TRUE(api.body["components"]["schemas"]["egms-ortho-inputs"]["properties"].contains("products"));
+  for (const auto& [path, item] : api.body["paths"].items()) {
+    for (const auto& [method, op] : item.items()) {
+      if (method == "parameters") continue;
+      EXPECT_TRUE(op.contains("responses")) << path << " " << method;
+    }
+  }
+}
+
+TEST_F(ServiceTest, EveryRequestElseNeedsAValidKey) {
+  EXPECT_EQ(client("").get("/processes").status, 401);
+  EXPECT_EQ(client("ffffffffffff.0000").get("/processes").status, 401);
+  EXPECT_EQ(client(key_a_ + "x").get("/jobs").status, 401);
+  const auto r = client("nonsense").get("/users/me");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.body["status"], 401);
+  EXPECT_TRUE(r.body.contains("type") && r.body.contains("title") && r.body.contains("detail"));
+  const auto me = client(key_a_).get("/users/me");
+  ASSERT_EQ(me.status, 200) << me.text;
+  EXPECT_EQ(me.body["name"], "alice");
+  EXPECT_EQ(me.body["quotas"]["queued"]["limit"], 20);
+}
+
+// OGC 18-062r2 processDescription: required members and typed defaults, for every process served.
+TEST_F(ServiceTest, ProcessesValidateAgainstTheProcessDescriptionShape) {
+  auto c = client(key_a_);
+  const auto list = c.get("/processes");
+  ASSERT_EQ(list.status, 200) << list.text;
+  std::set<std::string> ids;
+  for (const auto& summary : list.body["processes"]) {
+    const std::string id = summary["id"];
+    ids.insert(id);
+    EXPECT_EQ(id.find(' '), std::string::npos) << id;
+    const auto d = c.get("/processes/" + id);
+    ASSERT_EQ(d.status, 200) << id;
+    for (const char* key : {"id", "version", "title", "description", "jobControlOptions",
+                            "outputTransmission", "inputs", "outputs", "links"}) {
+      EXPECT_TRUE(d.body.contains(key)) << id << " lacks " << key;
+    }
+    for (const auto& option : d.body["jobControlOptions"]) {
+      EXPECT_TRUE(option == "sync-execute" || option == "async-execute" || option == "dismiss") << option;
+    }
+    for (const auto& [name, input] : d.body["inputs"].items()) {
+      EXPECT_TRUE(input.contains("schema") && input.contains("title")) << id << "." << name;
+      EXPECT_TRUE(input["minOccurs"].is_number_integer()) << id << "." << name;
+      const auto& schema = input["schema"];
+      if (schema.contains("default")) {
+        const std::string type = schema.value("type", "");
+        const auto& v = schema["default"];
+        const bool typed = (type == "integer" && v.is_number_integer()) ||
+                           (type == "number" && v.is_number()) || (type == "boolean" && v.is_boolean()) ||
+                           (type == "string" && v.is_string()) || (type == "array" && v.is_array()) ||
+                           type.empty();
+        EXPECT_TRUE(typed) << id << "." << name << ": default " << v.dump() << " is not of type " << type;
+      }
+      EXPECT_NE(name, "json") << id;
+    }
+    for (const auto& [name, output] : d.body["outputs"].items()) {
+      EXPECT_TRUE(output["schema"].contains("contentMediaType")) << id << "." << name;
+      EXPECT_FALSE(d.body["inputs"].contains(name)) << id << ": output " << name << " offered as an input";
+    }
+  }
+  EXPECT_TRUE(ids.count("correlate") && ids.count("egms-ortho") && ids.count("stats"));
+  EXPECT_FALSE(ids.count("describe"));
+  EXPECT_EQ(c.get("/processes/nosuch").status, 404);
+  EXPECT_EQ(c.get("/processes/nosuch").body["type"],
+            "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/no-such-process");
+}
+
+TEST_F(ServiceTest, QuickProcessRunsSynchronously) {
+  auto c = client(key_a_);
+  const auto r = c.post("/processes/stats/execution",
+                        R"({"inputs": {"file": {"href": "small.tif"}, "band": 1}})", false);
+  ASSERT_EQ(r.status, 200) << r.text;
+  const auto& summary = r.body["summary"]["value"];
+  EXPECT_EQ(summary["operation"], "stats");
+  EXPECT_FALSE(summary["details"].empty()) << r.text;
+}
+
+TEST_F(ServiceTest, BadRequestsGetTheir4xxNamingTheInput) {
+  auto c = client(key_a_);
+  auto expect = [&](const std::string& body, int status, const std::string& named,
+                    const std::string& process = "stats", const std::string& type = "application/json") {
+    const auto r = c.post("/processes/" + process + "/execution", body, true, type);
+    EXPECT_EQ(r.status, status) << body << " -> " << r.text;
+    EXPECT_NE(r.body.value("detail", "").find(named), std::string::npos) << body << " -> " << r.text;
+  };
+  expect("{not json", 400, "JSON");
+  expect("[1]", 400, "object");
+  expect(R"({"inputs": {"file": {"href": "small.tif"}, "colour": 3}})", 400, "colour");
+  expect(R"({"inputs": {"file": {"href": "small.tif"}, "band": 0}})", 400, "band");
+  expect(R"({"inputs": {"file": {"href": "small.tif"}, "band": "two"}})", 400, "band");
+  expect(R"({"inputs": {"band": 1}})", 400, "file");
+  expect(R"({"inputs": {"file": {"href": "../small.tif"}}})", 400, "file");
+  expect(R"({"inputs": {"file": {"href": "/etc/passwd"}}})", 400, "outside");
+  expect(R"({"inputs": {"file": {"href": "file:///etc/passwd"}}})", 400, "outside");
+  expect(R"({"inputs": {"file": {"href": "http://example.com/a.tif"}}})", 400, "another host");
+  expect(R"({"inputs": {"file": {"href": "missing.tif"}}})", 400, "does not exist");
+  expect(R"({"inputs": {"file": 42}})", 400, "file");
+  fs::create_symlink("/etc", data_->path() / "escape");
+  expect(R"({"inputs": {"file": {"href": "escape/passwd"}}})", 400, "outside");
+  expect(R"({"inputs": {"input": {"href": "small.tif"}, "output": "/tmp/x.tif"}})", 400, "output", "cog");
+  expect(R"({"inputs": {}})", 415, "text/plain", "stats", "text/plain");
+  EXPECT_EQ(c.post("/processes/nosuch/execution", "{}").status, 404);
+  // A body over the limit (1 MiB in these tests) is refused from its announced length, before it is read.
+  const std::string big =
+      raw_request(server_->port(), fmt::format("PUT /uploads/big.bin HTTP/1.1\r\nHost: x\r\n"
+                                               "Authorization: Bearer {}\r\nContent-Length: {}"
+                                               "\r\n\r\n",
+                                               key_a_, (1 << 20) + 10));
+  EXPECT_EQ(big.substr(0, 12), "HTTP/1.1 413") << big;
+  EXPECT_EQ(raw_request(server_->port(), "GARBAGE\r\n\r\n").substr(0, 12), "HTTP/1.1 400");
+  EXPECT_EQ(c.get("/jobs?limit=0").status, 400);
+  EXPECT_EQ(c.get("/jobs?status=finished").status, 400);
+  EXPECT_EQ(client(key_a_).get("/processes").status, 200);  // still answering
+}
+
+TEST_F(ServiceTest, SlowClientsAreDisconnected) {
+  server_.reset();
+  start(data_->path(), {}, 1);
+  const auto t = Clock::now();
+  // Half a request, then nothing: the connection is closed after the read timeout, without an answer.
+  const std::string reply = raw_request(server_->port(), "GET / HTTP/1.1\r\nHost: x\r\n");
+  const double waited_s = std::chrono::duration<double>(Clock::now() - t).count();
+  EXPECT_TRUE(reply.empty()) << reply;
+  EXPECT_GT(waited_s, 0.5);
+  EXPECT_LT(waited_s, 4.0);
+  EXPECT_EQ(client("").get("/conformance").status, 200);
+}
+
+TEST_F(ServiceTest, UsersSeeOnlyTheirOwnJobs) {
+  auto a = client(key_a_);
+  auto b = client(key_b_);
+  const auto r = a.post("/processes/stats/execution", R"({"inputs": {"file": {"href": "small.tif"}}})");
+  ASSERT_EQ(r.status, 201) << r.text;
+  const std::string id = r.body["jobID"];
+  EXPECT_NE(r.headers.find("Location")->second.find("/jobs/" + id), std::string::npos);
+  EXPECT_EQ(r.headers.find("Preference-Applied")->second, "respond-async");
+  const auto done = wait_for(a, id, finished, 30);
+  ASSERT_EQ(done["status"], "successful") << done.dump();
+  for (const std::string& path : std::vector<std::string>{"/jobs/" + id, "/jobs/" + id + "/results"}) {
+    const auto other = b.get(path);
+    EXPECT_EQ(other.status, 404) << path;
+    EXPECT_EQ(other.body["type"], "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/no-such-job");
+  }
+  EXPECT_EQ(b.del("/jobs/" + id).status, 404);
+  EXPECT_TRUE(b.get("/jobs").body["jobs"].empty());
+  const auto mine = a.get("/jobs?status=successful&processID=stats&datetime=2000-01-01T00:00:00Z/..");
+  ASSERT_EQ(mine.body["jobs"].size(), 1u);
+  EXPECT_TRUE(a.get("/jobs?datetime=../2000-01-01T00:00:00Z").body["jobs"].empty());
+  EXPECT_TRUE(a.get("/jobs?processID=correlate").body["jobs"].empty());
+  EXPECT_EQ(a.get("/jobs?datetime=yesterday").status, 400);
+  EXPECT_EQ(mine.body["jobs"][0]["jobID"], id);
+  // A job's results may feed another of the same user's jobs, never someone else's.
+  const std::string log_href = "/jobs/" + id + "/files/job.log";
+  EXPECT_EQ(a.get(log_href).status, 200);
+  EXPECT_EQ(b.get(log_href).status, 404);
+  const auto again = a.post("/processes/stats/execution", R"({"inputs": {"file": {"href": "small.tif"}}})");
+  a.post("/processes/stats/execution", R"({"inputs": {"file": {"href": "small.tif"}}})");
+  const auto page = a.get("/jobs?limit=2");
+  ASSERT_EQ(page.body["jobs"].size(), 2u);
+  std::string next;
+  for (const auto& l : page.body["links"]) {
+    if (l["rel"] == "next") next = l["href"];
+  }
+  ASSERT_FALSE(next.empty()) << page.text;
+  const auto second = a.get(next.substr(next.find("/jobs")));
+  EXPECT_EQ(second.body["jobs"].size(), 1u) << second.text;
+  (void)again;
+}
+
+TEST_F(ServiceTest, QuotasRefuseWholeRequestsWith429) {
+  auto c = client(key_limited_);
+  const auto job = c.post("/processes/stats/execution", R"({"inputs": {"file": {"href": "small.tif"}}})");
+  EXPECT_EQ(job.status, 429) << job.text;
+  EXPECT_NE(job.body.value("detail", "").find("queued jobs quota"), std::string::npos) << job.text;
+  const auto upload = c.put("/uploads/a.bin", std::string(500, 'x'));
+  EXPECT_EQ(upload.status, 429) << upload.text;
+  EXPECT_NE(upload.body.value("detail", "").find("storage quota"), std::string::npos) << upload.text;
+  EXPECT_TRUE(c.get("/jobs").body["jobs"].empty());
+}
+
+TEST_F(ServiceTest, UploadsServeAsInputs) {
+  auto c = client(key_a_);
+  std::ifstream in(data_->file("small.tif"), std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto up = c.put("/uploads/mine.tif", bytes);
+  ASSERT_EQ(up.status, 201) << up.text;
+  EXPECT_EQ(c.put("/uploads/..", "x").status, 400);
+  // Downloads answer ranges (what GDAL's /vsicurl/ asks for) and revalidation.
+  const auto part = c.get("/uploads/mine.tif", {{"Range", "bytes=4-13"}});
+  ASSERT_EQ(part.status, 206) << part.text;
+  EXPECT_EQ(part.text, bytes.substr(4, 10));
+  EXPECT_EQ(part.headers.find("Content-Range")->second, fmt::format("bytes 4-13/{}", bytes.size()));
+  EXPECT_EQ(c.get("/uploads/mine.tif", {{"Range", "bytes=-4"}}).text, bytes.substr(bytes.size() - 4));
+  EXPECT_EQ(c.get("/uploads/mine.tif", {{"Range", fmt::format("bytes={}-", bytes.size() + 5)}}).status, 416);
+  const auto whole = c.get("/uploads/mine.tif");
+  ASSERT_EQ(whole.status, 200);
+  EXPECT_EQ(whole.text, bytes);
+  EXPECT_EQ(whole.headers.find("Content-Type")->second.rfind("image/tiff", 0), 0u);
+  ASSERT_TRUE(whole.headers.count("ETag") && whole.headers.count("Last-Modified"));
+  EXPECT_EQ(c.get("/uploads/mine.tif", {{"If-None-Match", whole.headers.find("ETag")->second}}).status, 304);
+  const auto head = c.head("/uploads/mine.tif");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.text.empty());
+  EXPECT_EQ(head.headers.find("Content-Length")->second, std::to_string(bytes.size()));
+  EXPECT_EQ(c.head("/processes").status, 200);
+  const auto r =
+      c.post("/processes/stats/execution", R"({"inputs": {"file": {"href": "uploads/mine.tif"}}})", false);
+  EXPECT_EQ(r.status, 200) << r.text;
+  // Another user cannot name it.
+  const auto other = client(key_b_).post("/processes/stats/execution",
+                                         R"({"inputs": {"file": {"href": "uploads/mine.tif"}}})", false);
+  EXPECT_EQ(other.status, 400) << other.text;
+}
+
+TEST_F(ServiceTest, FailingJobKeepsItsReasonAndLog) {
+  auto c = client(key_a_);
+  const auto r = c.post("/processes/stats/execution", R"({"inputs": {"file": {"href": "notes.txt"}}})");
+  ASSERT_EQ(r.status, 201) << r.text;
+  const std::string id = r.body["jobID"];
+  const auto done = wait_for(c, id, finished, 30);
+  ASSERT_EQ(done["status"], "failed") << done.dump();
+  EXPECT_NE(done["message"].get<std::string>().find("notes.txt"), std::string::npos) << done.dump();
+  const auto results = c.get("/jobs/" + id + "/results");
+  EXPECT_GE(results.status, 400);
+  EXPECT_TRUE(results.body.contains("detail"));
+  const auto log = c.get("/jobs/" + id + "/files/job.log");
+  EXPECT_EQ(log.status, 200);
+  EXPECT_NE(log.text.find("notes.txt"), std::string::npos) << log.text;
+}
+
+// A correlation of the real Landsat 8 pair over Yahtse Glacier, as a client follows it.
+std::string yahtse_request(const fs::path& dir, int step_px) {
+  return json{{"inputs",
+               {{"ref", {{"href", (dir / "LC80630182016200LGN00_B8_yahtse.TIF").string()}}},
+                {"sec", {{"href", "LC80630182016216LGN00_B8_yahtse.TIF"}}},
+                {"search", "24"},
+                {"step", step_px}}}}
+      .dump();
+}
+
+TEST_F(ServiceTest, WholeJobLifeOnTheYahtsePairMatchesTheCli) {
+  DEFORMA_REQUIRE_DATA("yahtse-l8", dir);
+  server_.reset();
+  start(dir);
+  auto c = client(key_a_);
+  const auto r = c.post("/processes/correlate/execution", yahtse_request(dir, 8));
+  ASSERT_EQ(r.status, 201) << r.text;
+  const std::string id = r.body["jobID"];
+  ASSERT_TRUE(r.headers.count("Location"));
+  // The job is stored before the answer: polling at once finds it.
+  EXPECT_EQ(c.get("/jobs/" + id).status, 200);
+  std::set<int> progress;
+  bool not_ready_seen = false;
+  const auto until = Clock::now() + std::chrono::seconds(240);
+  json s;
+  while (Clock::now() < until) {
+    s = c.get("/jobs/" + id).body;
+    progress.insert(s["progress"].get<int>());
+    if (finished(s)) break;
+    if (s["status"] == "running" && !not_ready_seen) {
+      const auto early = c.get("/jobs/" + id + "/results");
+      not_ready_seen = early.status == 404 &&
+                       early.body["type"].get<std::string>().find("result-not-ready") != std::string::npos;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  }
+  ASSERT_EQ(s["status"], "successful") << s.dump();
+  EXPECT_EQ(s["progress"], 100);
+  std::set<int> intermediate;
+  for (int p : progress) {
+    if (p > 0 && p < 100) intermediate.insert(p);
+  }
+  EXPECT_GE(intermediate.size(), 2u) << "progress went straight from 0 to 100: " << json(progress).dump();
+  EXPECT_TRUE(not_ready_seen);
+  const auto results = c.get("/jobs/" + id + "/results");
+  ASSERT_EQ(results.status, 200) << results.text;
+  const std::string href = results.body["output"]["href"];
+  EXPECT_NE(results.body["output"]["type"].get<std::string>().find("cloud-optimized"), std::string::npos);
+
+  // GDAL reads the COG remotely with Range requests.
+  CPLSetThreadLocalConfigOption("GDAL_HTTP_HEADERS", ("Authorization: Bearer " + key_a_).c_str());
+  CPLSetThreadLocalConfigOption("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR");
+  CPLSetThreadLocalConfigOption("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", ".tif");
+  GDALAllRegister();
+  std::unique_ptr<GDALDataset> remote(GDALDataset::Open(("/vsicurl/" + href).c_str(), GDAL_OF_RASTER));
+  ASSERT_TRUE(remote) << "GDAL cannot open " << href << ": " << CPLGetLastErrorMsg();
+
+  test::TempDir local;
+  const auto cli = test::run_cli(fmt::format("-q --ram 64 correlate '{}' '{}' -o '{}' --search 24 --step 8",
+                                             (dir / "LC80630182016200LGN00_B8_yahtse.TIF").string(),
+                                             (dir / "LC80630182016216LGN00_B8_yahtse.TIF").string(),
+                                             local.file("cli.tif")));
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  std::unique_ptr<GDALDataset> mine(GDALDataset::Open(local.file("cli.tif").c_str(), GDAL_OF_RASTER));
+  ASSERT_TRUE(mine);
+  ASSERT_EQ(remote->GetRasterXSize(), mine->GetRasterXSize());
+  ASSERT_EQ(remote->GetRasterYSize(), mine->GetRasterYSize());
+  ASSERT_EQ(remote->GetRasterCount(), mine->GetRasterCount());
+  const int w = mine->GetRasterXSize(), h = mine->GetRasterYSize();
+  for (int b = 1; b <= mine->GetRasterCount(); ++b) {
+    std::vector<float> x(static_cast<std::size_t>(w) * h), y(x.size());
+    ASSERT_EQ(remote->GetRasterBand(b)->RasterIO(GF_Read, 0, 0, w, h, x.data(), w, h, GDT_Float32, 0, 0),
+              CE_None);
+    ASSERT_EQ(mine->GetRasterBand(b)->RasterIO(GF_Read, 0, 0, w, h, y.data(), w, h, GDT_Float32, 0, 0),
+              CE_None);
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      if (!(x[i] == y[i] || (std::isnan(x[i]) && std::isnan(y[i])))) ++differ;
+    }
+    EXPECT_EQ(differ, 0u) << "band " << b;
+  }
+  remote.reset();
+  CPLSetThreadLocalConfigOption("GDAL_HTTP_HEADERS", nullptr);
+}
+
+TEST_F(ServiceTest, DismissingARunningJobStopsItAndRemovesItsFiles) {
+  DEFORMA_REQUIRE_DATA("yahtse-l8", dir);
+  server_.reset();
+  start(dir);
+  auto c = client(key_a_);
+  const auto r = c.post("/processes/correlate/execution", yahtse_request(dir, 4));
+  ASSERT_EQ(r.status, 201) << r.text;
+  const std::string id = r.body["jobID"];
+  const auto running = wait_for(
+      c, id, [](const json& s) { return s["status"] != "accepted"; }, 30);
+  ASSERT_EQ(running["status"], "running") << running.dump();
+  const auto start_time = Clock::now();
+  const auto d = c.del("/jobs/" + id);
+  ASSERT_EQ(d.status, 200) << d.text;
+  EXPECT_EQ(d.body["status"], "dismissed");
+  const fs::path folder = root_->path() / "jobs" / id;
+  while (fs::exists(folder) && Clock::now() - start_time < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_FALSE(fs::exists(folder)) << "the job's files are still there 5 s after the dismissal";
+  EXPECT_EQ(c.get("/jobs/" + id).body["status"], "dismissed");
+  EXPECT_EQ(c.get("/jobs/" + id + "/results").status, 410);
+}
+
+// `deforma serve` as its own process, so that it can be killed with SIGKILL.
+pid_t spawn_service(const fs::path& root, const fs::path& data) {
+  fs::remove(root / "server.json");
+  const std::string exe = DEFORMA_CLI_PATH;
+  std::vector<std::string> args{
+      exe,        "-q",          "serve",     "--root", root.string(),   "--data", data.string(),
+      "--listen", "127.0.0.1:0", "--workers", "1",      "--job-threads", "2"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
+int service_port(const fs::path& root) {
+  for (int i = 0; i < 200; ++i) {
+    const auto info = service::read_json_file(root / "server.json");
+    if (info.is_object()) {
+      const std::string url = info["url"];
+      return std::stoi(url.substr(url.rfind(':') + 1));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return -1;
+}
+
+TEST_F(ServiceTest, KilledServiceRestartsAndNoJobStaysRunning) {
+  DEFORMA_REQUIRE_DATA("yahtse-l8", dir);
+  server_.reset();
+  const pid_t first = spawn_service(root_->path(), dir);
+  ASSERT_GT(first, 0);
+  int port = service_port(root_->path());
+  ASSERT_GT(port, 0);
+  std::string id;
+  {
+    Client c(port, key_a_);
+    const auto r = c.post("/processes/correlate/execution", yahtse_request(dir, 8));
+    ASSERT_EQ(r.status, 201) << r.text;
+    id = r.body["jobID"];
+    const auto running = wait_for(
+        c, id, [](const json& s) { return s["status"] != "accepted"; }, 30);
+    ASSERT_EQ(running["status"], "running") << running.dump();
+  }
+  ::kill(first, SIGKILL);
+  int status = 0;
+  waitpid(first, &status, 0);
+  const pid_t second = spawn_service(root_->path(), dir);
+  ASSERT_GT(second, 0);
+  port = service_port(root_->path());
+  ASSERT_GT(port, 0);
+  Client c(port, key_a_);
+  const auto done = wait_for(c, id, finished, 240);
+  ::kill(second, SIGTERM);
+  waitpid(second, &status, 0);
+  ASSERT_TRUE(finished(done)) << done.dump();
+  EXPECT_EQ(done["status"], "successful") << done.dump();
+  EXPECT_EQ(done["attempts"], 2) << done.dump();
+}
+
+}  // namespace
+}  // namespace deforma
+
+namespace deforma {
+namespace {
+
+// The pid of the `deforma job run` process working for job `id` (found in /proc).
+pid_t job_child(const std::string& id) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+    const std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.find("job") == std::string::npos) continue;
+    // Its command line names the folder, or (a process started ahead of need) its output goes to the job's
+    // log.
+    std::error_code ec;
+    const std::string out = fs::read_symlink(entry.path() / "fd" / "1", ec).string();
+    if (cmdline.find(id) != std::string::npos || out.find(id) != std::string::npos) return std::stoi(name);
+  }
+  return -1;
+}
+
+TEST_F(ServiceTest, CrashingJobFailsWithItsLogAndTheServiceAnswers) {
+  DEFORMA_REQUIRE_DATA("yahtse-l8", dir);
+  server_.reset();
+  start(dir);
+  auto c = client(key_a_);
+  const auto r = c.post("/processes/correlate/execution", yahtse_request(dir, 4));
+  ASSERT_EQ(r.status, 201) << r.text;
+  const std::string id = r.body["jobID"];
+  ASSERT_EQ(wait_for(
+                c, id, [](const json& s) { return s["status"] != "accepted"; }, 30)["status"],
+            "running");
+  pid_t child = -1;
+  for (int i = 0; i < 100 && child < 0; ++i) {
+    child = job_child(id);
+    if (child < 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GT(child, 0);
+  ::kill(child, SIGSEGV);  // what a crashing operation does to its process
+  const auto done = wait_for(c, id, finished, 30);
+  ASSERT_EQ(done["status"], "failed") << done.dump();
+  EXPECT_NE(done["message"].get<std::string>().find("signal 11"), std::string::npos) << done.dump();
+  EXPECT_EQ(c.get("/jobs/" + id + "/files/job.log").status, 200);
+  EXPECT_EQ(c.get("/processes").status, 200);
+}
+
+TEST(ServiceStore, InterruptedJobsAreQueuedAgainThenFailedAfterTheirAttempts) {
+  test::TempDir root;
+  service::Store store(root.path());
+  for (int attempts : {1, 3}) {
+    service::Job job;
+    job.id = fmt::format("job{}", attempts);
+    job.user = "alice";
+    job.process = "stats";
+    job.inputs = json::object();
+    job.status = "running";
+    job.attempts = attempts;
+    job.created = job.updated = service::now_rfc3339();
+    store.insert_job(job);
+  }
+  const auto [requeued, failed] = store.recover(3);
+  EXPECT_EQ(requeued, 1);
+  EXPECT_EQ(failed, 1);
+  EXPECT_EQ(store.job("job1")->status, "accepted");
+  const auto given_up = store.job("job3");
+  EXPECT_EQ(given_up->status, "failed");
+  EXPECT_NE(given_up->message.find("3 times"), std::string::npos) << given_up->message;
+  EXPECT_TRUE(store.jobs_in("running").empty());
+}
+
+TEST(ServiceCli, UsersAddPrintsTheKeyOnceOnTheLastLine) {
+  test::TempDir root;
+  const auto added =
+      test::run_cli(fmt::format("users add carol --root '{}' --quota-running 1", root.path().string()));
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  std::string out = added.out;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  const std::string key = out.substr(out.rfind('\n') + 1);
+  {
+    service::Store store(root.path());
+    const auto user = store.authenticate(key);
+    ASSERT_TRUE(user) << key;
+    EXPECT_EQ(user->name, "carol");
+    EXPECT_EQ(user->quotas.running, 1);
+    std::string wrong = key;
+    wrong.back() = wrong.back() == '0' ? '1' : '0';
+    EXPECT_FALSE(store.authenticate(wrong).has_value());
+  }
+  EXPECT_EQ(test::run_cli(fmt::format("users add carol --root '{}'", root.path().string())).exit_code, 3);
+  const auto list = test::run_cli(fmt::format("users list --root '{}'", root.path().string()));
+  EXPECT_NE(list.out.find("carol"), std::string::npos);
+  EXPECT_EQ(list.out.find(key), std::string::npos) << "the key is shown only once";
+  EXPECT_EQ(
+      test::run_cli(fmt::format("users set-quota carol --root '{}' --quota-queued 5", root.path().string()))
+          .exit_code,
+      0);
+  EXPECT_EQ(service::Store(root.path()).user("carol")->quotas.queued, 5);
+  EXPECT_EQ(test::run_cli(fmt::format("users remove carol --root '{}'", root.path().string())).exit_code, 0);
+  EXPECT_FALSE(service::Store(root.path()).authenticate(key).has_value());
+  EXPECT_EQ(test::run_cli(fmt::format("serve --root '{}' --listen nowhere", root.path().string())).exit_code,
+            3);
+}
+
+}  // namespace
+}  // namespace deforma
