@@ -14,6 +14,7 @@
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 
+#include "deforma/core/command_line.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/ops.hpp"
@@ -88,12 +89,7 @@ void add_options(Subcommand& cmd) {
 }
 
 std::string joined_command_line(int argc, char** argv) {
-  std::string line;
-  for (int i = 0; i < argc; ++i) {
-    if (i) line += ' ';
-    line += argv[i];
-  }
-  return line;
+  return deforma::shell_quote_command_line(argc, argv);  // pasted into a shell, it runs the same command
 }
 
 }  // namespace
