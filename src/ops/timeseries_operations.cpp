@@ -243,16 +243,10 @@ void register_series_at(OperationRegistry& registry) {
     if (node && pixel) {
       throw InvalidArgument("parameters --pixel, --node: give one: image pixel or node column and row");
     }
-    const auto series =
-        timeseries::read_series_at(dir, params.get_string_or("prefix", ""), xy[0], xy[1], node);
-    if (pixel && series.georeferenced) {
-      // The node grid of georeferenced products is in map coordinates; image pixels would need the
-      // images' own grid, which the products do not carry.
-      throw InvalidArgument(fmt::format(
-          "parameter --pixel: the products in {} are georeferenced; give map coordinates in their CRS (the "
-          "NetCDF's x/y) or node column and row with --node",
-          series.products_dir));
-    }
+    const auto series = timeseries::read_series_at(
+        dir, params.get_string_or("prefix", ""), xy[0], xy[1],
+        node ? timeseries::PointKind::kNode
+             : (pixel ? timeseries::PointKind::kImagePixel : timeseries::PointKind::kMap));
     const std::string plot = params.get_string_or(
         "plot",
         (fs::path(series.products_dir) / fmt::format("series_{}_{}.png", series.col, series.row)).string());

@@ -416,7 +416,7 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
 }
 
 NodeSeries read_series_at(const std::string& folder, const std::string& prefix, double x, double y,
-                          bool node) {
+                          PointKind kind) {
   NodeSeries s;
   std::string first;
   std::string second;
@@ -440,12 +440,18 @@ NodeSeries read_series_at(const std::string& folder, const std::string& prefix, 
         folder, prefix.empty() ? "" : " with prefix " + prefix));
   }
   s.products_dir = products_dir;
-  const bool pixel = node;
+  const bool pixel = kind == PointKind::kNode;
   s.components = {first, second};
   auto path_of = [&](const std::string& name) { return (fs::path(products_dir) / (prefix + name)).string(); };
   const auto cube = io::Raster::open(path_of("timeseries_" + first + ".tif"));
   const auto& info = cube.info();
   s.georeferenced = info.georeferenced;
+  if (kind == PointKind::kImagePixel && s.georeferenced) {
+    throw InvalidArgument(fmt::format(
+        "parameter --pixel: the products in {} are georeferenced; give map coordinates in their CRS (the "
+        "NetCDF's x/y) or node column and row with --node",
+        products_dir));
+  }
   double col = x;
   double row = y;
   if (!pixel) {

@@ -149,6 +149,10 @@ TEST(InvertRasters, WritesSeriesVelocityNetcdfAndQuicklooks) {
   EXPECT_EQ(map.out, cli.out);
   const auto outside = test::run_cli("series-at 999 999 --node -p " + dir.file("out"));
   EXPECT_EQ(outside.exit_code, 3) << outside.err;
+  // Image pixels mean nothing to georeferenced products: refused, pointing to map coordinates or --node.
+  const auto pixel = test::run_cli("series-at 20 10 --pixel -p " + dir.file("out"));
+  EXPECT_EQ(pixel.exit_code, 3) << pixel.err;
+  EXPECT_NE(pixel.err.find("--node"), std::string::npos) << pixel.err;
 }
 
 // The cube as QGIS and xarray/rioxarray read it: CF grid mapping on spatial_ref, GDAL's georeferencing,
@@ -295,7 +299,7 @@ TEST(InvertRasters, PixelUnitsWithoutGeoreferencing) {
   const auto v = io::Raster::open(dir.file("out/velocity.tif"));
   EXPECT_EQ(v.info().bands[0].description, "velocity_dx_px_per_yr");
   EXPECT_NEAR(v.read_all(1).values(5, 5), 0.4 / (5 / 365.25), 1e-3);
-  const auto series = read_series_at(dir.file("out"), "", 3, 4, true);
+  const auto series = read_series_at(dir.file("out"), "", 3, 4, PointKind::kNode);
   ASSERT_EQ(series.components, (std::vector<std::string>{"dx", "dy"}));
   EXPECT_NEAR(series.values[0][3], 1.2, 1e-5);
   EXPECT_NEAR(series.values[1][3], -0.3, 1e-5);

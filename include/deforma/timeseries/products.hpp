@@ -56,13 +56,20 @@ struct NodeSeries {
   bool georeferenced = false;  ///< false: the grid's map coordinates are the images' pixel coordinates
 };
 
+/// What the coordinates given to read_series_at mean.
+enum class PointKind {
+  kMap,         ///< map coordinates of the product grid (image pixels for images without georeferencing)
+  kImagePixel,  ///< image pixel column and row: products without georeferencing only
+  kNode,        ///< node column and row of the product grid
+};
+
 /// Reads the series at (x, y) from the products in `folder` (with `prefix`), or in its products/
-/// subfolder (a pipeline's output folder): map coordinates of the product grid (for images without
-/// georeferencing these are the images' pixel coordinates, as the NetCDF's x/y), or node column and row of
-/// the product grid when `node` is true. Throws InvalidArgument when the point is outside the grid,
-/// IoError when the products are missing.
+/// subfolder (a pipeline's output folder). For images without georeferencing the grid's map coordinates
+/// are the images' pixel coordinates (as the NetCDF's x/y), so kMap and kImagePixel agree there; kImagePixel
+/// on georeferenced products is an InvalidArgument (they do not carry the images' own pixel grid). Throws
+/// InvalidArgument when the point is outside the grid, IoError when the products are missing.
 NodeSeries read_series_at(const std::string& folder, const std::string& prefix, double x, double y,
-                          bool node);
+                          PointKind kind);
 
 /// The CSV text of a series: date,<c>,<c>_sigma,...
 std::string series_to_csv(const NodeSeries& series);
