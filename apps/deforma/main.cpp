@@ -22,6 +22,7 @@
 #include <tbb/info.h>
 
 #include "deforma/core/cancel.hpp"
+#include "deforma/core/command_line.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/core/progress.hpp"
@@ -101,12 +102,7 @@ void add_options(Subcommand& cmd) {
 }
 
 std::string joined_command_line(int argc, char** argv) {
-  std::string line;
-  for (int i = 0; i < argc; ++i) {
-    if (i) line += ' ';
-    line += argv[i];
-  }
-  return line;
+  return deforma::shell_quote_command_line(argc, argv);  // pasted into a shell, it runs the same command
 }
 
 // Levenshtein distance, to suggest the name a user meant.

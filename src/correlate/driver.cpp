@@ -418,6 +418,13 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   if (options.years_between) provenance.parameters["years_between"] = *options.years_between;
   io::CogOptions cog;
   cog.overview_resampling = "NEAREST";  // keeps flags categorical and nodata out of averages
+  if (options.ref_date && options.sec_date) {
+    provenance.parameters["ref_date"] = options.ref_date->iso();
+    provenance.parameters["sec_date"] = options.sec_date->iso();
+    // The same keys as the pipeline's products: the time span of the data, whatever the direction.
+    cog.metadata["DEFORMA_START_DATE"] = std::min(*options.ref_date, *options.sec_date).iso();
+    cog.metadata["DEFORMA_END_DATE"] = std::max(*options.ref_date, *options.sec_date).iso();
+  }
   cog.metadata["DEFORMA_DISPLACEMENT_CONVENTION"] =
       "dx_px,dy_px: displacement from REF to SEC, +x = +column, +y = +row";
   cog.metadata["DEFORMA_FLAGS"] =
@@ -697,6 +704,12 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
       fmt::format("correlated {} x {} nodes (step {} px, chip {} px, search {} px, method {}) in {:.1f} s\n",
                   all_nodes.cols, all_nodes.rows, options.step_px, chip, options.match.search_px,
                   to_string(options.match.method), summary.seconds);
+  if (options.ref_date && options.sec_date) {
+    summary.details["ref_date"] = options.ref_date->iso();
+    summary.details["sec_date"] = options.sec_date->iso();
+    report += fmt::format("  dates {} -> {} ({} days)\n", options.ref_date->iso(), options.sec_date->iso(),
+                          io::days_between(*options.ref_date, *options.sec_date));
+  }
   report += fmt::format("  valid {:.1f}% ({} nodes)", 100 * valid_fraction, flag_counts[0]);
   for (int f = 1; f < 7; ++f) {
     if (flag_counts[f]) report += fmt::format(", {} {}", kFlagNames[f], flag_counts[f]);

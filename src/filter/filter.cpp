@@ -18,6 +18,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/io/cog_writer.hpp"
+#include "deforma/io/dates.hpp"
 #include "deforma/io/tiles.hpp"
 #include "deforma/io/vector.hpp"
 
@@ -72,6 +73,10 @@ void FilterOptions::validate() const {
   if (!(max_displacement_m >= 0)) {
     throw InvalidArgument(fmt::format("parameter --max-velocity: {} m must be >= 0", max_displacement_m));
   }
+  if (!(max_velocity_per_yr >= 0)) {
+    throw InvalidArgument(fmt::format("parameter --max-velocity: {} must be >= 0", max_velocity_per_yr));
+  }
+  if (!(days >= 0)) throw InvalidArgument(fmt::format("parameter --days: {} must be > 0", days));
   if ((stable == StableSource::kPolygons || stable == StableSource::kMask) && stable_path.empty()) {
     throw InvalidArgument(
         "parameter --stable: a polygon or mask file is needed for this stable-ground source");
@@ -405,6 +410,11 @@ namespace {
 // The bands of a correlation result, found by description.
 struct BandLayout {
   int dx = 0, dy = 0, flag = 0, east = 0, north = 0, corr = 0, snr = 0;
+  // Velocity bands of `correlate --velocity`, derived from the displacement: in m/yr from east_m/north_m
+  // (georeferenced), in px/yr from dx_px/dy_px (no georeferencing).
+  int v_east = 0, v_north = 0, v_speed = 0;
+  bool velocity_in_m = true;
+  bool has_velocity() const { return v_east || v_north || v_speed; }
 };
 
 BandLayout find_bands(const io::RasterInfo& info) {
@@ -418,6 +428,13 @@ BandLayout find_bands(const io::RasterInfo& info) {
     if (d == "north_m") b.north = band.index;
     if (d == "corr") b.corr = band.index;
     if (d == "snr") b.snr = band.index;
+    if (d == "east_m_per_yr") b.v_east = band.index;
+    if (d == "north_m_per_yr") b.v_north = band.index;
+    if (d == "speed_m_per_yr") b.v_speed = band.index;
+    if (d == "vx_px_per_yr" || d == "vy_px_per_yr" || d == "speed_px_per_yr") b.velocity_in_m = false;
+    if (d == "vx_px_per_yr") b.v_east = band.index;
+    if (d == "vy_px_per_yr") b.v_north = band.index;
+    if (d == "speed_px_per_yr") b.v_speed = band.index;
   }
   for (const auto& [index, name] : {std::pair{b.dx, "dx_px"}, {b.dy, "dy_px"}, {b.flag, "flag"}}) {
     if (index == 0) {
@@ -473,10 +490,36 @@ double quantile_of(std::vector<float> v, double q) {
 
 }  // namespace
 
+std::optional<double> recorded_time_span_years(const io::RasterInfo& info) {
+  // The correlation's own years_between first: it is signed (a backward pair has a negative span) and is
+  // exactly what its velocity bands were divided by.
+  for (const char* key : {"DEFORMA_PARAMETERS", "DEFORMA_SOURCE_PARAMETERS"}) {
+    const auto it = info.metadata.find(key);
+    if (it == info.metadata.end()) continue;
+    const auto parameters = nlohmann::json::parse(it->second, nullptr, false);
+    if (parameters.is_object() && parameters.contains("years_between") &&
+        parameters["years_between"].is_number() && parameters["years_between"].get<double>() != 0) {
+      return parameters["years_between"].get<double>();
+    }
+  }
+  const auto start = info.metadata.find("DEFORMA_START_DATE");
+  const auto end = info.metadata.find("DEFORMA_END_DATE");
+  if (start != info.metadata.end() && end != info.metadata.end()) {
+    try {
+      const double years = io::years_between(io::Date::parse(start->second), io::Date::parse(end->second));
+      if (years > 0) return years;
+    } catch (const Error&) {
+      // Unreadable dates: the result records no usable span.
+    }
+  }
+  return std::nullopt;
+}
+
 Summary filter_result(const FilterRun& run) {
   const auto started = std::chrono::steady_clock::now();
   run.options.validate();
-  const auto& o = run.options;
+  FilterOptions resolved = run.options;
+  const auto& o = resolved;
   io::check_writable_parent(run.output);
   if (std::filesystem::absolute(run.input) == std::filesystem::absolute(run.output)) {
     throw InvalidArgument(fmt::format("-o {}: the output must differ from the input", run.output));
@@ -485,6 +528,41 @@ Summary filter_result(const FilterRun& run) {
   const io::RasterInfo info = source.info();
   const BandLayout layout = find_bands(info);
   Progress& progress = progress_or_null(run.progress);
+
+  // The pair's time span: given (--days), else as the result records it. The velocity bands were derived
+  // from the displacement over the recorded span, so a different --days would contradict them.
+  const std::optional<double> recorded_years = recorded_time_span_years(info);
+  std::optional<double> span_years = recorded_years;
+  if (o.days > 0) {
+    if (recorded_years && std::abs(std::abs(*recorded_years) * 365.25 - o.days) > 0.5) {
+      throw InvalidArgument(fmt::format(
+          "parameter --days: {} days, but {} records {:.4g} days between its images; leave --days out",
+          o.days, run.input, std::abs(*recorded_years) * 365.25));
+    }
+    span_years = o.days / 365.25;
+  }
+  const bool velocity_in_m = layout.has_velocity() ? layout.velocity_in_m : !info.crs_wkt.empty();
+  if (layout.has_velocity()) {
+    if (!span_years) {
+      throw FormatError(fmt::format(
+          "{}: has velocity bands but records no time span between its images (DEFORMA_START_DATE/"
+          "DEFORMA_END_DATE or years_between); give --days",
+          run.input));
+    }
+    if (layout.velocity_in_m && (layout.east == 0 || layout.north == 0)) {
+      throw FormatError(fmt::format(
+          "{}: has velocity bands in m/yr but no east_m/north_m bands to derive them from", run.input));
+    }
+  }
+  if (o.max_velocity_per_yr > 0) {
+    if (!span_years) {
+      throw InvalidArgument(fmt::format(
+          "parameter --max-velocity: {} records no time span between its images; give --days", run.input));
+    }
+    const double limit = o.max_velocity_per_yr * std::abs(*span_years);
+    double& target = velocity_in_m ? resolved.max_displacement_m : resolved.max_displacement_px;
+    target = target > 0 ? std::min(target, limit) : limit;
+  }
 
   // Seven float bands in, a flag grid and two masks per node, with slack for the writer's buffers.
   auto plan = io::TilePlanOptions::for_band(info, 1, 64.0, std::max<std::size_t>(run.ram_budget_mb, 1));
@@ -634,6 +712,8 @@ Summary filter_result(const FilterRun& run) {
         {"nodes", stable_nodes},
         {"ramp", to_string(o.ramp)}}},
       {"removed", corrections},
+      {"time_span_days", span_years ? nlohmann::json(*span_years * 365.25) : nlohmann::json(nullptr)},
+      {"velocity_bands_recomputed", layout.has_velocity()},
       {"flags",
        "0 valid, 1 low SNR, 2 no texture, 3 masked, 4 peak on border, 5 outside overlap, 6 no peak, "
        "7 median test, 8 above max displacement, 9 low correlation"}};
@@ -648,7 +728,10 @@ Summary filter_result(const FilterRun& run) {
   io::CogOptions cog;
   cog.overview_resampling = "NEAREST";
   for (const auto& [key, value] : info.metadata) {
-    if (key.rfind("DEFORMA_", 0) != 0) cog.metadata[key] = value;
+    // The pair's dates describe the data, not the run that made it: they stay with it.
+    if (key.rfind("DEFORMA_", 0) != 0 || key == "DEFORMA_START_DATE" || key == "DEFORMA_END_DATE") {
+      cog.metadata[key] = value;
+    }
   }
   if (auto it = info.metadata.find("DEFORMA_PARAMETERS"); it != info.metadata.end()) {
     cog.metadata["DEFORMA_SOURCE_PARAMETERS"] = it->second;
@@ -674,31 +757,49 @@ Summary filter_result(const FilterRun& run) {
       FilterCounts ignored;
       const GridF flags = flag_outliers(field, core, o, ignored);
       const int component_band[4] = {layout.dx, layout.dy, layout.east, layout.north};
+      // The corrected displacement of component `comp` at core node (c, r); NaN where the node is rejected.
+      auto corrected = [&](int comp, int c, int r) {
+        const int fc = c + core.col, fr = r + core.row;
+        const GridF& g = comp == 0   ? field.dx_px
+                         : comp == 1 ? field.dy_px
+                         : comp == 2 ? field.east_m
+                                     : field.north_m;
+        if (g.empty()) return std::nan("");
+        const float v = g(fc, fr);
+        const bool keep =
+            flags(fc, fr) == 0.0f && usable(v) && usable(field.dx_px(fc, fr)) && usable(field.dy_px(fc, fr));
+        if (!keep) return std::nan("");
+        return v - fits[comp].evaluate(normalized_coordinate(tile.core.col + c, info.width),
+                                       normalized_coordinate(tile.core.row + r, info.height));
+      };
       for (const auto& band : info.bands) {
         GridF out(tile.core.width, tile.core.height);
         const int comp =
             static_cast<int>(std::find(std::begin(component_band), std::end(component_band), band.index) -
                              std::begin(component_band));
+        const bool velocity_band =
+            layout.has_velocity() &&
+            (band.index == layout.v_east || band.index == layout.v_north || band.index == layout.v_speed);
         GridF passthrough;
-        if (comp == 4 && band.index != layout.flag) passthrough = read_band(raster, band.index, tile.core);
+        if (comp == 4 && band.index != layout.flag && !velocity_band) {
+          passthrough = read_band(raster, band.index, tile.core);
+        }
         for (int r = 0; r < tile.core.height; ++r) {
           for (int c = 0; c < tile.core.width; ++c) {
             const int fc = c + core.col, fr = r + core.row;
             if (band.index == layout.flag) {
               out(c, r) = flags(fc, fr);
             } else if (comp < 4) {
-              const GridF& g = comp == 0   ? field.dx_px
-                               : comp == 1 ? field.dy_px
-                               : comp == 2 ? field.east_m
-                                           : field.north_m;
-              const float v = g(fc, fr);
-              const bool keep = flags(fc, fr) == 0.0f && usable(v) && usable(field.dx_px(fc, fr)) &&
-                                usable(field.dy_px(fc, fr));
-              out(c, r) =
-                  keep ? static_cast<float>(
-                             v - fits[comp].evaluate(normalized_coordinate(tile.core.col + c, info.width),
-                                                     normalized_coordinate(tile.core.row + r, info.height)))
-                       : kNodata;
+              const double v = corrected(comp, c, r);
+              out(c, r) = std::isnan(v) ? kNodata : static_cast<float>(v);
+            } else if (velocity_band) {
+              // Derived bands follow the corrected displacement: same mask, same correction.
+              const int first = layout.velocity_in_m ? 2 : 0;
+              const double e = corrected(first, c, r), n = corrected(first + 1, c, r);
+              const double v = band.index == layout.v_east    ? e
+                               : band.index == layout.v_north ? n
+                                                              : std::hypot(e, n);
+              out(c, r) = std::isnan(e) || std::isnan(n) ? kNodata : static_cast<float>(v / *span_years);
             } else {
               out(c, r) = passthrough(c, r);
             }
@@ -738,6 +839,10 @@ Summary filter_result(const FilterRun& run) {
       "untested {})\n",
       run.input, run.output, counts.nodes, counts.valid_in, counts.valid_out, counts.low_snr, counts.low_corr,
       counts.above_max, counts.median_rejected, counts.median_untested);
+  if (layout.has_velocity()) {
+    report += fmt::format("  velocity bands recomputed from the corrected displacement over {:.4g} days\n",
+                          *span_years * 365.25);
+  }
   if (correcting) {
     report += fmt::format("  stable ground ({}): {} nodes, {} correction removed\n",
                           filter_record["stable_ground"]["source"].get<std::string>(), stable_nodes,

@@ -1,3 +1,6 @@
+#include <optional>
+#include <utility>
+
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
@@ -8,8 +11,11 @@
 namespace deforma::ops {
 namespace {
 
-// The time between the two acquisitions, from --dates or from the files themselves.
-double years_between_inputs(const ParamValues& params, const std::string& ref, const std::string& sec) {
+// The acquisition dates, from --dates or from the files themselves. Without `required` (no --velocity),
+// files that carry no date give none: the result is then simply undated.
+std::optional<std::pair<io::Date, io::Date>> acquisition_dates(const ParamValues& params,
+                                                               const std::string& ref, const std::string& sec,
+                                                               bool required) {
   io::Date ref_date, sec_date;
   if (params.has("dates")) {
     const std::string text = params.get_string("dates");
@@ -28,17 +34,13 @@ double years_between_inputs(const ParamValues& params, const std::string& ref, c
       ref_date = io::acquisition_date(ref);
       sec_date = io::acquisition_date(sec);
     } catch (const Error& e) {
+      if (!required) return std::nullopt;
       throw InvalidArgument(fmt::format("--velocity needs the acquisition dates: {} (give them with --dates "
                                         "REF_DATE,SEC_DATE)",
                                         e.what()));
     }
   }
-  const double years = io::years_between(ref_date, sec_date);
-  if (years == 0) {
-    throw InvalidArgument(fmt::format("--velocity: both images are dated {}; no time elapsed between them",
-                                      ref_date.iso()));
-  }
-  return years;
+  return std::pair{ref_date, sec_date};
 }
 
 OperationDecl correlate_operation() {
@@ -108,7 +110,19 @@ OperationDecl correlate_operation() {
     options.mask_path = params.get_string_or("mask", "");
     options.stable_path = params.get_string_or("stable", "");
     options.quicklook_path = params.get_string_or("quicklook", "");
-    if (params.get_bool("velocity")) options.years_between = years_between_inputs(params, ref, sec);
+    const bool velocity = params.get_bool("velocity");
+    if (const auto dates = acquisition_dates(params, ref, sec, velocity)) {
+      options.ref_date = dates->first;
+      options.sec_date = dates->second;
+      if (velocity) {
+        const double years = io::years_between(dates->first, dates->second);
+        if (years == 0) {
+          throw InvalidArgument(fmt::format(
+              "--velocity: both images are dated {}; no time elapsed between them", dates->first.iso()));
+        }
+        options.years_between = years;
+      }
+    }
     auto summary = correlate::correlate_pair(ref, sec, params.get_string("output"), options, context);
     return summary;
   };

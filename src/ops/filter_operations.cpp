@@ -44,12 +44,14 @@ std::vector<ParamDecl> filter_parameters() {
           .defaults_to("0")
           .at_least(0),
       ParamDecl::option("max-velocity", ParamType::kDouble,
-                        "reject velocities (east_m/north_m over --days) larger than this (flag 8); 0 = off")
-          .in_unit("m/yr")
+                        "reject velocities (east_m/north_m, or dx_px/dy_px without georeferencing, over the "
+                        "pair's time span) larger than this (flag 8); 0 = off")
+          .in_unit("m/yr, or px/yr without georeferencing")
           .defaults_to("0")
           .at_least(0),
       ParamDecl::option("days", ParamType::kDouble,
-                        "time between the two images of the pair, for --max-velocity")
+                        "time between the two images of the pair, for --max-velocity (default: the dates "
+                        "the result records)")
           .in_unit("days")
           .at_least(0.001),
       ParamDecl::option(
@@ -57,13 +59,15 @@ std::vector<ParamDecl> filter_parameters() {
           "stable-ground correction model (default: bias when stable ground is given, else none)")
           .one_of({"none", "bias", "plane", "quadratic"}),
       ParamDecl::option("stable", ParamType::kPath,
-                        "stable ground as polygons (any OGR format: GPKG, SHP, GMT...)").as_input(),
-      ParamDecl::option("stable-mask", ParamType::kPath,
-                        "stable ground as a mask raster (non-zero = stable)").as_input(),
+                        "stable ground as polygons (any OGR format: GPKG, SHP, GMT...)")
+          .as_input(),
+      ParamDecl::option("stable-mask", ParamType::kPath, "stable ground as a mask raster (non-zero = stable)")
+          .as_input(),
       ParamDecl::option("auto-stable", ParamType::kBool,
                         "find the stable ground automatically: the least-moving, well-correlated nodes"),
       ParamDecl::option("exclude", ParamType::kPath,
-                        "ground known to move (mask raster or polygons), never taken as stable").as_input(),
+                        "ground known to move (mask raster or polygons), never taken as stable")
+          .as_input(),
       ParamDecl::option("auto-corr-quantile", ParamType::kDouble,
                         "--auto-stable: keep nodes whose correlation is at or above this quantile")
           .defaults_to("0.5")
@@ -93,11 +97,11 @@ filter::FilterOptions filter_options_from(const ParamValues& p, bool read_max_ve
   o.median_epsilon_px = p.get_double("median-epsilon");
   o.median_min_neighbours = static_cast<int>(p.get_int("median-min-neighbours"));
   o.max_displacement_px = p.get_double("max-displacement");
-  if (read_max_velocity && p.get_double("max-velocity") > 0) {
-    if (!p.has("days")) {
-      throw InvalidArgument("parameter --max-velocity: needs --days, the time between the two images");
-    }
-    o.max_displacement_m = p.get_double("max-velocity") * p.get_double("days") / 365.25;
+  if (read_max_velocity) {
+    // Turned into a displacement by filter_result with the pair's time span: --days, or the dates the
+    // result records.
+    o.max_velocity_per_yr = p.get_double("max-velocity");
+    if (p.has("days")) o.days = p.get_double("days");
   }
   o.ramp = filter::parse_ramp_model(p.get_string_or("ramp", "none"));
   const int sources =

@@ -97,6 +97,10 @@ void register_pipeline_operations(OperationRegistry& registry) {
   };
   for (auto& p : filter_parameters()) {
     if (p.name == "days") continue;  // each pair's own time span is used
+    if (p.name == "min-corr") {
+      // Noise matches in a neighbourhood of noise pass the median test: see pipeline_filter_defaults().
+      p.defaults_to(fmt::format("{:g}", pipeline::kPipelineMinCorrelation));
+    }
     if (p.name == "max-velocity") {
       p.help = "reject nodes faster than this over their pair's time span (flag 8); 0 = off";
       p.unit = "m/yr, or px/yr without georeferencing";

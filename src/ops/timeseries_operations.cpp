@@ -196,21 +196,30 @@ void register_series_at(OperationRegistry& registry) {
   op.name = "series-at";
   op.summary = "Print the displacement time series at a point as CSV and plot it with error bars";
   op.description =
-      "Reads the products of `deforma invert` at X Y (map coordinates of the product grid, or its column and "
-      "row with --pixel), prints date, each component and its 1-sigma as CSV on standard output, and writes "
-      "a "
-      "PNG plot with error bars (series_<col>_<row>.png in the products folder, or --plot).";
+      "Reads the products of `deforma invert` (or of `deforma pipeline`: its output folder or its products/ "
+      "folder) at X Y: map coordinates of the product grid (for images without georeferencing these are "
+      "image pixel coordinates, as the NetCDF's x/y), image pixel coordinates with --pixel, or node column "
+      "and row with --node. Prints date, each component and its 1-sigma as CSV on standard output, and "
+      "writes a PNG plot with error bars (series_<col>_<row>.png in the products folder, or --plot).";
   op.params = {
-      ParamDecl::argument("point", ParamType::kList,
-                          "X Y: easting/longitude and northing/latitude, or column and row with --pixel"),
-      ParamDecl::option("products", ParamType::kPath, "folder written by deforma invert")
+      ParamDecl::argument(
+          "point", ParamType::kList,
+          "X Y: map coordinates (easting, northing), image pixel column and row with --pixel, "
+          "or node column and row with --node"),
+      ParamDecl::option("products", ParamType::kPath,
+                        "folder written by deforma invert, or the output folder of deforma pipeline")
           .alias("p")
-          .mandatory().as_input(),
-      ParamDecl::option("pixel", ParamType::kBool, "X Y are column and row of the product grid"),
+          .mandatory()
+          .as_input(),
+      ParamDecl::option("pixel", ParamType::kBool,
+                        "X Y are column and row of the images (products without georeferencing)"),
+      ParamDecl::option("node", ParamType::kBool, "X Y are column and row of the product's node grid"),
       ParamDecl::option("prefix", ParamType::kString, "prefix of the product file names"),
-      ParamDecl::option("plot", ParamType::kPath, "PNG to write (default: in the products folder)").as_output("image/png"),
+      ParamDecl::option("plot", ParamType::kPath, "PNG to write (default: in the products folder)")
+          .as_output("image/png"),
   };
-  op.examples = {"deforma series-at 512 300 --pixel -p out/series",
+  op.examples = {"deforma series-at 900 650 --pixel -p perito",
+                 "deforma series-at 37 27 --node -p out/series",
                  "deforma series-at 552300 6660150 -p out/series --plot yahtse_point.png"};
   op.run = [](const ParamValues& params, RunContext&) {
     const auto start = std::chrono::steady_clock::now();
@@ -229,10 +238,18 @@ void register_series_at(OperationRegistry& registry) {
         throw InvalidArgument(fmt::format("series-at: coordinate '{}' is not a number", point[i]));
       }
     }
-    const auto series = timeseries::read_series_at(dir, params.get_string_or("prefix", ""), xy[0], xy[1],
-                                                   params.get_bool("pixel"));
+    const bool node = params.get_bool("node");
+    const bool pixel = params.get_bool("pixel");
+    if (node && pixel) {
+      throw InvalidArgument("parameters --pixel, --node: give one: image pixel or node column and row");
+    }
+    const auto series = timeseries::read_series_at(
+        dir, params.get_string_or("prefix", ""), xy[0], xy[1],
+        node ? timeseries::PointKind::kNode
+             : (pixel ? timeseries::PointKind::kImagePixel : timeseries::PointKind::kMap));
     const std::string plot = params.get_string_or(
-        "plot", (fs::path(dir) / fmt::format("series_{}_{}.png", series.col, series.row)).string());
+        "plot",
+        (fs::path(series.products_dir) / fmt::format("series_{}_{}.png", series.col, series.row)).string());
     std::vector<render::PlotSeries> lines;
     const render::Rgb palette[2] = {render::colors::kBlue, render::colors::kRed};
     for (std::size_t c = 0; c < series.components.size(); ++c) {

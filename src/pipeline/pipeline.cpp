@@ -31,6 +31,12 @@ correlate::CorrelateOptions pipeline_correlation_defaults() {
   return o;
 }
 
+filter::FilterOptions pipeline_filter_defaults() {
+  filter::FilterOptions o;
+  o.min_corr = kPipelineMinCorrelation;
+  return o;
+}
+
 void PipelineOptions::validate() const {
   if (inputs.empty())
     throw InvalidArgument("parameter images: give the images (files, folders, patterns or a CSV)");
@@ -312,6 +318,8 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
       [&](const PairTask& task) {
         correlate::CorrelateOptions o = options.correlation;
         o.years_between = static_cast<double>(task.pair->days()) / 365.25;
+        o.ref_date = task.pair->ref_date;
+        o.sec_date = task.pair->sec_date;
         o.quicklook_path.clear();
         RunContext pair_context;
         pair_context.progress = task.progress;

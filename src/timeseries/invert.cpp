@@ -85,7 +85,8 @@ struct PatternSolver {
 
 struct NodeOutcome {
   double rss_east = 0, rss_north = 0;  // weighted
-  double sum_sq_weighted = 0;          // weighted sum of d^2 (both)
+  double sum_sq_weighted = 0;          // weighted sum of d^2 (both), pair weights only
+  double rss_all = 0;                  // weighted RSS over every valid pair, pair weights only
   double rss_plain = 0;                // unweighted, used pairs
   int used = 0;
   double weight_sum = 0;
@@ -232,8 +233,11 @@ struct NetworkInverter::Impl {
       const double wk = w[k] * robust[k];
       o.rss_east += wk * re * re;
       o.rss_north += wk * rn * rn;
+      // Consistency counts every valid pair at its own weight: pairs the robust pass rejected are exactly
+      // the ones the series does not explain, and leaving them out would call any node consistent.
       o.sum_sq_weighted +=
-          wk * (static_cast<double>(east[k]) * east[k] + static_cast<double>(north[k]) * north[k]);
+          w[k] * (static_cast<double>(east[k]) * east[k] + static_cast<double>(north[k]) * north[k]);
+      o.rss_all += w[k] * (re * re + rn * rn);
       if (robust[k] > 0.5) {
         o.rss_plain += re * re + rn * rn;
         ++o.used;
@@ -278,8 +282,7 @@ struct NetworkInverter::Impl {
     out.rmse[node] = static_cast<float>(o.used > 0 ? std::sqrt(o.rss_plain / o.used) : 0.0);
     out.valid_pairs[node] = static_cast<float>(o.used);
     out.consistency[node] = static_cast<float>(
-        o.sum_sq_weighted > 0 ? std::clamp(1.0 - (o.rss_east + o.rss_north) / o.sum_sq_weighted, 0.0, 1.0)
-                              : 1.0);
+        o.sum_sq_weighted > 0 ? std::clamp(1.0 - o.rss_all / o.sum_sq_weighted, 0.0, 1.0) : 1.0);
     out.flags[node] = flag;
     if (is_bridged) bridged.fetch_add(1);
     if (was_reweighted) reweighted.fetch_add(1);

@@ -4,6 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+
+#include <gdal_priv.h>
 
 #include <fmt/format.h>
 
@@ -29,6 +34,57 @@ struct NcFile {
     if (id >= 0) nc_close(id);
   }
 };
+
+// The CF grid-mapping attributes of a CRS (grid_mapping_name and its projection parameters) as GDAL's
+// netCDF driver writes them: a one-pixel file is written with the CRS at `scratch` and its grid-mapping
+// variable's attributes are copied onto `var` of the open file `nc`. GDAL 3.6 has no public call that
+// returns them directly; its driver knows every projection CF can describe.
+void copy_cf_grid_mapping(const std::string& crs_wkt, const std::string& scratch, int nc, int var,
+                          const std::string& path) {
+  GDALDriver* driver = GetGDALDriverManager()->GetDriverByName("netCDF");
+  if (driver == nullptr) return;
+  struct Remove {
+    std::string file;
+    ~Remove() {
+      std::error_code ignored;
+      std::filesystem::remove(file, ignored);
+    }
+  } remove{scratch};
+  {
+    std::unique_ptr<GDALDataset> ds(driver->Create(scratch.c_str(), 1, 1, 1, GDT_Byte, nullptr));
+    if (!ds) return;
+    ds->SetProjection(crs_wkt.c_str());
+    double gt[6] = {0, 1, 0, 0, 0, -1};
+    ds->SetGeoTransform(gt);
+  }
+  NcFile in;
+  if (nc_open(scratch.c_str(), NC_NOWRITE, &in.id) != NC_NOERR) return;
+  int nvars = 0;
+  check(nc_inq_nvars(in.id, &nvars), scratch, "reading the grid mapping");
+  for (int v = 0; v < nvars; ++v) {
+    if (nc_inq_att(in.id, v, "grid_mapping_name", nullptr, nullptr) != NC_NOERR) continue;
+    int natts = 0;
+    check(nc_inq_varnatts(in.id, v, &natts), scratch, "reading the grid mapping");
+    for (int a = 0; a < natts; ++a) {
+      char name[NC_MAX_NAME + 1] = {0};
+      check(nc_inq_attname(in.id, v, a, name), scratch, "reading the grid mapping");
+      const std::string n = name;
+      if (n == "crs_wkt" || n == "spatial_ref" || n == "GeoTransform") continue;  // written by the caller
+      check(nc_copy_att(in.id, v, name, nc, var), path, fmt::format("writing attribute {}", n));
+    }
+    return;
+  }
+}
+
+// "2026-03-01T12:00:00Z": when the file was written, for the CF history attribute.
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
 
 }  // namespace
 
@@ -81,6 +137,7 @@ void write_netcdf_cube(const std::string& path, const std::vector<io::Date>& dat
     int var_crs = 0;
     check(nc_def_var(nc, "spatial_ref", NC_INT, 0, nullptr, &var_crs), path, "defining spatial_ref");
     if (!grid.crs_wkt.empty()) {
+      copy_cf_grid_mapping(grid.crs_wkt, tmp + ".crs.nc", nc, var_crs, path);
       put_text(nc, var_crs, "crs_wkt", grid.crs_wkt, path);
       put_text(nc, var_crs, "spatial_ref", grid.crs_wkt, path);  // GDAL's name for the same
     }
@@ -91,27 +148,36 @@ void write_netcdf_cube(const std::string& path, const std::vector<io::Date>& dat
         path);
     std::vector<int> var_ids;
     const float fill = -9999.0f;
+    const int int_fill = -9999;
     for (const auto& v : variables) {
       int id = 0;
       const bool cube = v.source_band == 0;
       const int dims3[3] = {dim_time, dim_y, dim_x};
       const int dims2[2] = {dim_y, dim_x};
-      check(nc_def_var(nc, v.name.c_str(), NC_FLOAT, cube ? 3 : 2, cube ? dims3 : dims2, &id), path,
-            "defining " + v.name);
+      check(nc_def_var(nc, v.name.c_str(), v.integer ? NC_INT : NC_FLOAT, cube ? 3 : 2, cube ? dims3 : dims2,
+                       &id),
+            path, "defining " + v.name);
       const size_t chunk3[3] = {1, static_cast<size_t>(std::min(grid.height, 256)),
                                 static_cast<size_t>(std::min(grid.width, 256))};
       check(nc_def_var_chunking(nc, id, NC_CHUNKED, cube ? chunk3 : chunk3 + 1), path, "chunking " + v.name);
       check(nc_def_var_deflate(nc, id, 1, 1, 4), path, "compressing " + v.name);
-      check(nc_def_var_fill(nc, id, 0, &fill), path, "fill value of " + v.name);
+      check(v.integer ? nc_def_var_fill(nc, id, 0, &int_fill) : nc_def_var_fill(nc, id, 0, &fill), path,
+            "fill value of " + v.name);
       put_text(nc, id, "units", v.units, path);
       put_text(nc, id, "long_name", v.long_name, path);
       put_text(nc, id, "grid_mapping", "spatial_ref", path);
+      if (!v.flag_masks.empty()) {
+        check(nc_put_att_int(nc, id, "flag_masks", NC_INT, v.flag_masks.size(), v.flag_masks.data()), path,
+              "writing flag_masks of " + v.name);
+        put_text(nc, id, "flag_meanings", v.flag_meanings, path);
+      }
       var_ids.push_back(id);
     }
     put_text(nc, NC_GLOBAL, "Conventions", "CF-1.8", path);
     put_text(nc, NC_GLOBAL, "title", "deforma displacement time series", path);
     put_text(nc, NC_GLOBAL, "source", "deforma time-series inversion of a pair network", path);
-    put_text(nc, NC_GLOBAL, "history", provenance.command_line, path);
+    // CF: one line per step that made the file, each with its time.
+    put_text(nc, NC_GLOBAL, "history", fmt::format("{}: {}", utc_now(), provenance.command_line), path);
     put_text(nc, NC_GLOBAL, "deforma_provenance", provenance.to_json().dump(), path);
     check(nc_enddef(nc), path, "ending definitions");
 
@@ -148,13 +214,17 @@ void write_netcdf_cube(const std::string& path, const std::vector<io::Date>& dat
           for (std::size_t k = 0; k < values.size(); ++k) {
             if (window.valid.data()[k] == 0 || !std::isfinite(values[k])) values[k] = fill;
           }
-          if (v.source_band == 0) {
-            const size_t start[3] = {static_cast<size_t>(b), static_cast<size_t>(row), 0};
-            const size_t count[3] = {1, static_cast<size_t>(rows), static_cast<size_t>(grid.width)};
-            check(nc_put_vara_float(nc, var_ids[i], start, count, values.data()), path, "writing " + v.name);
+          const size_t start3[3] = {static_cast<size_t>(b), static_cast<size_t>(row), 0};
+          const size_t count3[3] = {1, static_cast<size_t>(rows), static_cast<size_t>(grid.width)};
+          const size_t* start = v.source_band == 0 ? start3 : start3 + 1;
+          const size_t* count = v.source_band == 0 ? count3 : count3 + 1;
+          if (v.integer) {
+            std::vector<int> ints(values.size());
+            for (std::size_t k = 0; k < values.size(); ++k) {
+              ints[k] = values[k] == fill ? int_fill : static_cast<int>(std::lround(values[k]));
+            }
+            check(nc_put_vara_int(nc, var_ids[i], start, count, ints.data()), path, "writing " + v.name);
           } else {
-            const size_t start[2] = {static_cast<size_t>(row), 0};
-            const size_t count[2] = {static_cast<size_t>(rows), static_cast<size_t>(grid.width)};
             check(nc_put_vara_float(nc, var_ids[i], start, count, values.data()), path, "writing " + v.name);
           }
         }

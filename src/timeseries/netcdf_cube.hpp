@@ -1,6 +1,7 @@
 #pragma once
 // Writes the time-series cube as CF-1.8 NetCDF-4 (internal; see products.hpp for the layout).
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "deforma/io/cog_writer.hpp"
@@ -10,11 +11,25 @@
 namespace deforma::timeseries::detail {
 
 struct CubeVariable {
+  CubeVariable(std::string name_, std::string source_cog_, int source_band_, std::string units_,
+               std::string long_name_, bool integer_ = false, std::vector<int> flag_masks_ = {},
+               std::string flag_meanings_ = {})
+      : name(std::move(name_)),
+        source_cog(std::move(source_cog_)),
+        source_band(source_band_),
+        units(std::move(units_)),
+        long_name(std::move(long_name_)),
+        integer(integer_),
+        flag_masks(std::move(flag_masks_)),
+        flag_meanings(std::move(flag_meanings_)) {}
   std::string name;        ///< NetCDF variable name ("east", "east_sigma", "velocity_east")
   std::string source_cog;  ///< COG to copy from
   int source_band = 0;     ///< 0: every band is a date (3-D variable); > 0: this band as a 2-D variable
   std::string units;
   std::string long_name;
+  bool integer = false;         ///< stored as NC_INT (counts, flag bits) rather than NC_FLOAT
+  std::vector<int> flag_masks;  ///< CF flag_masks of a bit-field variable (empty: not one)
+  std::string flag_meanings;    ///< CF flag_meanings: one word per mask, space-separated
 };
 
 /// Copies the variables from their COGs into `path` (atomically), by blocks of `rows_per_block` rows.

@@ -299,11 +299,23 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
         {"velocity_" + comp.first, velocity_writer.path(), 1, velocity_unit, "mean velocity " + comp.first},
         {"velocity_" + comp.second, velocity_writer.path(), 2, velocity_unit, "mean velocity " + comp.second},
         {"velocity_magnitude", velocity_writer.path(), 3, velocity_unit, "mean velocity magnitude"},
+        {"velocity_" + comp.first + "_std", velocity_writer.path(), 4, velocity_unit,
+         "1-sigma of the mean velocity " + comp.first},
+        {"velocity_" + comp.second + "_std", velocity_writer.path(), 5, velocity_unit,
+         "1-sigma of the mean velocity " + comp.second},
         {"velocity_magnitude_std", velocity_writer.path(), 6, velocity_unit,
          "1-sigma of the mean velocity magnitude"},
         {"rmse", velocity_writer.path(), 7, comp.unit, "residual RMS of the pair network"},
-        {"valid_pairs", velocity_writer.path(), 8, "1", "number of valid pairs"},
+        {"valid_pairs", velocity_writer.path(), 8, "1", "number of valid pairs", true},
         {"consistency", velocity_writer.path(), 9, "1", "temporal consistency index"},
+        {"flags",
+         velocity_writer.path(),
+         10,
+         "1",
+         "node status bits (docs/timeseries.md)",
+         true,
+         {1, 2, 4, 8},
+         "too_few_pairs outlier_pairs_downweighted no_redundancy dates_bridged"},
     };
     const std::string nc_path = product_path(options, "timeseries.nc");
     const int nc_rows =
@@ -403,29 +415,43 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
   return summary;
 }
 
-NodeSeries read_series_at(const std::string& products_dir, const std::string& prefix, double x, double y,
-                          bool pixel) {
+NodeSeries read_series_at(const std::string& folder, const std::string& prefix, double x, double y,
+                          PointKind kind) {
   NodeSeries s;
   std::string first;
   std::string second;
-  for (const auto& [a, b, unit] : {std::tuple<std::string, std::string, std::string>{"east", "north", "m"},
-                                   std::tuple<std::string, std::string, std::string>{"dx", "dy", "px"}}) {
-    if (fs::exists(fs::path(products_dir) / (prefix + "timeseries_" + a + ".tif"))) {
-      first = a;
-      second = b;
-      s.unit = unit;
-      break;
+  std::string products_dir;
+  // The products folder itself, or a pipeline's output folder (its products/ subfolder).
+  for (const auto& dir : {fs::path(folder), fs::path(folder) / "products"}) {
+    for (const auto& [a, b, unit] : {std::tuple<std::string, std::string, std::string>{"east", "north", "m"},
+                                     std::tuple<std::string, std::string, std::string>{"dx", "dy", "px"}}) {
+      if (first.empty() && fs::exists(dir / (prefix + "timeseries_" + a + ".tif"))) {
+        first = a;
+        second = b;
+        s.unit = unit;
+        products_dir = dir.string();
+      }
     }
   }
   if (first.empty()) {
-    throw IoError(
-        fmt::format("{}: no time-series products (timeseries_east.tif or timeseries_dx.tif{}) found",
-                    products_dir, prefix.empty() ? "" : " with prefix " + prefix));
+    throw IoError(fmt::format(
+        "{}: no time-series products (timeseries_east.tif or timeseries_dx.tif{}) found there or in its "
+        "products/ folder",
+        folder, prefix.empty() ? "" : " with prefix " + prefix));
   }
+  s.products_dir = products_dir;
+  const bool pixel = kind == PointKind::kNode;
   s.components = {first, second};
   auto path_of = [&](const std::string& name) { return (fs::path(products_dir) / (prefix + name)).string(); };
   const auto cube = io::Raster::open(path_of("timeseries_" + first + ".tif"));
   const auto& info = cube.info();
+  s.georeferenced = info.georeferenced;
+  if (kind == PointKind::kImagePixel && s.georeferenced) {
+    throw InvalidArgument(fmt::format(
+        "parameter --pixel: the products in {} are georeferenced; give map coordinates in their CRS (the "
+        "NetCDF's x/y) or node column and row with --node",
+        products_dir));
+  }
   double col = x;
   double row = y;
   if (!pixel) {
@@ -436,7 +462,7 @@ NodeSeries read_series_at(const std::string& products_dir, const std::string& pr
   if (s.col < 0 || s.row < 0 || s.col >= info.width || s.row >= info.height) {
     throw InvalidArgument(
         fmt::format("point ({}, {}) is {} ({}, {}) of the product grid, outside its {} x {} nodes", x, y,
-                    pixel ? "pixel" : "at pixel", s.col, s.row, info.width, info.height));
+                    pixel ? "node" : "at node", s.col, s.row, info.width, info.height));
   }
   for (const auto& b : info.bands) {
     try {

@@ -10,6 +10,7 @@
 #include <ogr_spatialref.h>
 #include <tbb/global_control.h>
 
+#include "deforma/core/command_line.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/correlate/correlate.hpp"
@@ -398,6 +399,60 @@ TEST(RealData, YahtsePairStableRockPrecisionAndGlacierCoverage) {
   std::printf("Yahtse glacier trunk: %ld of %ld nodes valid (%.1f%%); whole scene %.1f%% valid\n", glacier_valid,
               glacier, 100 * coverage, 100 * summary.details["valid_fraction"].get<double>());
   EXPECT_GE(coverage, 0.85);
+}
+
+}  // namespace
+}  // namespace deforma::correlate
+
+namespace deforma::correlate {
+namespace {
+
+TEST(CommandLine, ShellQuotedSoThatItCanBePasted) {
+  EXPECT_EQ(shell_quote("plain/path-1.tif"), "plain/path-1.tif");
+  EXPECT_EQ(shell_quote(""), "''");
+  EXPECT_EQ(shell_quote("my file.tif"), "'my file.tif'");
+  EXPECT_EQ(shell_quote("it's"), "'it'\\''s'");
+  EXPECT_EQ(shell_quote("2020*.jpg"), "'2020*.jpg'");
+  const char* argv[] = {"deforma", "correlate", "a b.tif", "$HOME", "--dates", "2020-01-01,2020-01-17"};
+  EXPECT_EQ(shell_quote_command_line(6, argv),
+            "deforma correlate 'a b.tif' '$HOME' --dates 2020-01-01,2020-01-17");
+}
+
+TEST(CorrelateCli, PrintsAndStoresTheAcquisitionDatesAndAPastableCommand) {
+  test::TempDir tmp;
+  const GridF ref = test::make_texture(160, 160, 23);
+  test::write_test_geotiff(tmp.file("ref.tif"), ref);
+  test::write_test_geotiff(tmp.file("sec.tif"), shifted(ref, 1.0, 0.0));
+  const std::string out = tmp.file("my result.tif");
+  auto r = test::run_cli("correlate " + tmp.file("ref.tif") + " " + tmp.file("sec.tif") + " -o '" + out +
+                         "' --velocity --dates 2020-01-01,2020-01-17");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("dates 2020-01-01 -> 2020-01-17 (16 days)"), std::string::npos) << r.out;
+  const auto info = io::describe(out);
+  EXPECT_EQ(info.metadata.at("DEFORMA_START_DATE"), "2020-01-01");
+  EXPECT_EQ(info.metadata.at("DEFORMA_END_DATE"), "2020-01-17");
+  const auto params = nlohmann::json::parse(info.metadata.at("DEFORMA_PARAMETERS"));
+  EXPECT_EQ(params.at("ref_date"), "2020-01-01");
+  EXPECT_EQ(params.at("sec_date"), "2020-01-17");
+  EXPECT_NE(info.metadata.at("DEFORMA_COMMAND").find("-o '" + out + "'"), std::string::npos)
+      << info.metadata.at("DEFORMA_COMMAND");
+
+  // Dates from the file names, without --velocity: recorded too; undated files give an undated result.
+  test::write_test_geotiff(tmp.file("scene_20200101.tif"), ref);
+  test::write_test_geotiff(tmp.file("scene_20200106.tif"), shifted(ref, 1.0, 0.0));
+  r = test::run_cli("correlate " + tmp.file("scene_20200101.tif") + " " + tmp.file("scene_20200106.tif") +
+                    " -o " + tmp.file("d.tif"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(io::describe(tmp.file("d.tif")).metadata.at("DEFORMA_END_DATE"), "2020-01-06");
+  r = test::run_cli("correlate " + tmp.file("ref.tif") + " " + tmp.file("sec.tif") + " -o " +
+                    tmp.file("u.tif"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(io::describe(tmp.file("u.tif")).metadata.count("DEFORMA_START_DATE"), 0u);
+
+  // The filter reads the span back: --max-velocity needs no --days.
+  r = test::run_cli("filter '" + out + "' -o " + tmp.file("f.tif") + " --max-velocity 1000");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(io::describe(tmp.file("f.tif")).metadata.at("DEFORMA_START_DATE"), "2020-01-01");
 }
 
 }  // namespace

@@ -420,3 +420,88 @@ TEST(FilterMask, PixelUnitMaskIsSampledAtNodeCentres) {
 
 }  // namespace
 }  // namespace deforma::filter
+
+namespace deforma::filter {
+namespace {
+
+// A `correlate --velocity` result: the synthetic field plus the velocity bands derived from east/north over
+// 16 days, recorded as correlate records it (years_between in its parameters).
+void write_velocity_result(const SyntheticResult& s, const std::string& path, bool record_span) {
+  const double years = 16.0 / 365.25;
+  GridF ve(s.kWidth, s.kHeight, kNodata), vn = ve, speed = ve;
+  for (std::size_t i = 0; i < ve.size(); ++i) {
+    const float e = s.east.data()[i], n = s.north.data()[i];
+    if (e == kNodata || n == kNodata) continue;
+    ve.data()[i] = static_cast<float>(e / years);
+    vn.data()[i] = static_cast<float>(n / years);
+    speed.data()[i] = static_cast<float>(std::hypot(e, n) / years);
+  }
+  io::Provenance provenance;
+  provenance.command_line = "synthetic";
+  if (record_span) provenance.parameters = {{"years_between", years}};
+  io::write_cog(path, {&s.dx, &s.dy, &s.east, &s.north, &s.corr, &s.snr, &s.flag, &ve, &vn, &speed},
+                {{"dx_px", "px"},
+                 {"dy_px", "px"},
+                 {"east_m", "m"},
+                 {"north_m", "m"},
+                 {"corr", ""},
+                 {"snr", ""},
+                 {"flag", ""},
+                 {"east_m_per_yr", "m/yr"},
+                 {"north_m_per_yr", "m/yr"},
+                 {"speed_m_per_yr", "m/yr"}},
+                s.gt, SyntheticResult::crs_wkt(), provenance);
+}
+
+TEST(FilterCli, VelocityBandsFollowTheCorrectedDisplacementWithoutDays) {
+  test::TempDir tmp;
+  SyntheticResult s;
+  write_velocity_result(s, tmp.file("v.tif"), true);
+  s.write_stable_polygons(tmp.file("stable.geojson"));
+  // The outliers move at least 14.6 px (220 m) in 16 days, over 5,000 m/yr; the glacier under 3,300 m/yr.
+  const auto r = test::run_cli("filter " + tmp.file("v.tif") + " -o " + tmp.file("f.tif") + " --stable " +
+                               tmp.file("stable.geojson") + " --max-velocity 4000");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("velocity bands recomputed"), std::string::npos) << r.out;
+  const auto out = io::Raster::open(tmp.file("f.tif"));
+  ASSERT_EQ(out.info().band_count(), 10);
+  const auto flag = out.read_all(7), east = out.read_all(3), north = out.read_all(4);
+  const auto ve = out.read_all(8), vn = out.read_all(9), speed = out.read_all(10);
+  const double years = 16.0 / 365.25;
+  EXPECT_EQ(flag.values(10, 10), static_cast<float>(NodeFlag::kAboveMaxDisplacement));
+  std::vector<double> stable_speed;
+  for (int r = 0; r < s.kHeight; ++r) {
+    for (int c = 0; c < s.kWidth; ++c) {
+      ASSERT_EQ(ve.valid(c, r), east.valid(c, r)) << c << "," << r;
+      ASSERT_EQ(speed.valid(c, r), east.valid(c, r)) << c << "," << r;
+      if (!east.valid(c, r)) continue;
+      EXPECT_NEAR(ve.values(c, r), east.values(c, r) / years, 0.01) << c << "," << r;
+      EXPECT_NEAR(vn.values(c, r), north.values(c, r) / years, 0.01) << c << "," << r;
+      EXPECT_NEAR(speed.values(c, r), std::hypot(east.values(c, r), north.values(c, r)) / years, 0.01);
+      EXPECT_LT(speed.values(c, r), 4000.0);
+      if (!SyntheticResult::on_glacier(c)) stable_speed.push_back(ve.values(c, r));
+    }
+  }
+  // The bias of the stable ground was removed from the velocity too (it was about 0.3 px x 15 m / 16 d).
+  std::nth_element(stable_speed.begin(), stable_speed.begin() + stable_speed.size() / 2, stable_speed.end());
+  EXPECT_LT(std::abs(stable_speed[stable_speed.size() / 2]), 10.0);
+
+  // --days contradicting the recorded span is refused; a result without a span needs --days.
+  const auto wrong = test::run_cli("filter " + tmp.file("v.tif") + " -o " + tmp.file("g.tif") +
+                                   " --max-velocity 4000 --days 30");
+  EXPECT_EQ(wrong.exit_code, 3) << wrong.err;
+  EXPECT_NE(wrong.err.find("--days"), std::string::npos) << wrong.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("g.tif")));
+  write_velocity_result(s, tmp.file("undated.tif"), false);
+  const auto undated = test::run_cli("filter " + tmp.file("undated.tif") + " -o " + tmp.file("h.tif"));
+  EXPECT_EQ(undated.exit_code, 5) << undated.err;
+  EXPECT_NE(undated.err.find("--days"), std::string::npos) << undated.err;
+  const auto given = test::run_cli("filter " + tmp.file("undated.tif") + " -o " + tmp.file("h.tif") +
+                                   " --max-velocity 4000 --days 16");
+  ASSERT_EQ(given.exit_code, 0) << given.err;
+  EXPECT_EQ(io::Raster::open(tmp.file("h.tif")).read_all(7).values(10, 10),
+            static_cast<float>(NodeFlag::kAboveMaxDisplacement));
+}
+
+}  // namespace
+}  // namespace deforma::filter

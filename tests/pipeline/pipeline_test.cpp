@@ -1,5 +1,6 @@
 #include "deforma/pipeline/pipeline.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include "deforma/filter/filter.hpp"
 #include "deforma/io/raster.hpp"
 #include "deforma/io/vector.hpp"
+#include "deforma/timeseries/pairs.hpp"
 #include "test_support.hpp"
 
 namespace deforma::pipeline {
@@ -321,6 +323,149 @@ TEST(PipelineRealData, PeritoMorenoSubsetRunsEndToEnd) {
   EXPECT_GE(h["median_rmse"].get<double>(), 0.0);
   EXPECT_NE(s.report.find("residual RMSE"), std::string::npos);
   expect_valid_catalog(tmp.path() / "out");
+}
+
+// The whole Perito Moreno series through the documented command (docs/pipeline.md), checked against the
+// pairs themselves: where most pairs agree on a node's velocity the inversion must give that velocity, and
+// a steadily moving node must not move backwards by more than its uncertainty. One run (~20 s) serves
+// every assertion.
+TEST(PipelineRealData, PeritoMorenoInversionAgreesWithTheAgreeingPairs) {
+  DEFORMA_REQUIRE_DATA("perito-moreno", dir);
+  test::TempDir tmp;
+  const fs::path out = tmp.path() / "out";
+  const auto run = test::run_cli("-q pipeline " + (dir / "2020*.jpg").string() + " -o " + out.string() +
+                                 " --exclude " + (dir / "mask.jpg").string() +
+                                 " --auto-stable --search 8 --max-velocity 300 --no-quicklooks");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto pairs = timeseries::read_pair_table((out / "pairs.csv").string());
+  ASSERT_GE(pairs.size(), 60u);
+  const auto velocity = io::Raster::open((out / "products" / "velocity.tif").string());
+  const int width = velocity.info().width, height = velocity.info().height;
+  const auto vx = velocity.read_all(1), vy = velocity.read_all(2);
+  const auto cube_x = io::Raster::open((out / "products" / "timeseries_dx.tif").string());
+  const auto cube_y = io::Raster::open((out / "products" / "timeseries_dy.tif").string());
+  const auto sigma_x = io::Raster::open((out / "products" / "timeseries_dx_sigma.tif").string());
+  const auto sigma_y = io::Raster::open((out / "products" / "timeseries_dy_sigma.tif").string());
+  const int dates = cube_x.info().band_count();
+  std::vector<io::BandWindow> sx, sy, ex, ey;
+  for (int b = 1; b <= dates; ++b) {
+    sx.push_back(cube_x.read_all(b));
+    sy.push_back(cube_y.read_all(b));
+    ex.push_back(sigma_x.read_all(b));
+    ey.push_back(sigma_y.read_all(b));
+  }
+  // Pair velocities (px/yr) of every node, from the filtered pairs the inversion read.
+  std::vector<std::vector<float>> pvx(static_cast<std::size_t>(width) * height), pvy(pvx.size()),
+      pyears(pvx.size());
+  for (const auto& p : pairs) {
+    const auto r = io::Raster::open(p.result_path);
+    const auto dx = r.read_all(1), dy = r.read_all(2);
+    ASSERT_EQ(r.info().bands[0].description, "dx_px");
+    const double years = static_cast<double>(p.days()) / 365.25;
+    for (std::size_t i = 0; i < pvx.size(); ++i) {
+      if (!dx.valid.data()[i] || !dy.valid.data()[i]) continue;
+      pvx[i].push_back(static_cast<float>(dx.values.data()[i] / years));
+      pvy[i].push_back(static_cast<float>(dy.values.data()[i] / years));
+      pyears[i].push_back(static_cast<float>(years));
+    }
+  }
+  auto median = [](std::vector<float> v) {
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return static_cast<double>(v[v.size() / 2]);
+  };
+  // A pair agrees with the node's median pair velocity v when its displacement is within
+  // max(0.5 px, 25 % of v x its time span) of v x its time span (short pairs are noisier in px/yr); a
+  // node's pairs agree when two thirds of at least 10 valid pairs do. The inverted velocity must then be
+  // within max(15 px/yr, 25 %) of v.
+  int agreeing = 0, inverted_agrees = 0, moving = 0, dips = 0, backwards = 0;
+  for (int r = 0; r < height; ++r) {
+    for (int c = 0; c < width; ++c) {
+      const std::size_t i = static_cast<std::size_t>(r) * width + c;
+      if (pvx[i].size() < 10 || !vx.valid(c, r) || !vy.valid(c, r)) continue;
+      const double mx = median(pvx[i]), my = median(pvy[i]), speed = std::hypot(mx, my);
+      const double tolerance = std::max(15.0, 0.25 * speed);
+      int agree = 0;
+      for (std::size_t k = 0; k < pvx[i].size(); ++k) {
+        const double t = pyears[i][k];
+        agree += std::hypot(pvx[i][k] - mx, pvy[i][k] - my) * t <= std::max(0.5, 0.25 * speed * t) ? 1 : 0;
+      }
+      if (3 * agree < 2 * static_cast<int>(pvx[i].size())) continue;
+      ++agreeing;
+      const double miss = std::hypot(vx.values(c, r) - mx, vy.values(c, r) - my);
+      if (miss <= tolerance) ++inverted_agrees;
+      if (speed < 30.0) continue;
+      // Steady motion: the series projected on the flow direction never goes back by more than twice
+      // the uncertainty of the step, and never far behind its start.
+      ++moving;
+      const double ux = mx / speed, uy = my / speed;
+      double previous = 0, previous_sigma = 0, lowest = 0;
+      bool back = false;
+      for (int k = 1; k < dates; ++k) {
+        if (!sx[k].valid(c, r) || !sy[k].valid(c, r)) continue;
+        const double along = sx[k].values(c, r) * ux + sy[k].values(c, r) * uy;
+        const double sigma = ex[k].valid(c, r) && ey[k].valid(c, r)
+                                 ? std::hypot(ex[k].values(c, r) * ux, ey[k].values(c, r) * uy)
+                                 : 0.0;
+        if (along < previous - 2.0 * std::hypot(sigma, previous_sigma) - 0.5) back = true;
+        lowest = std::min(lowest, along);
+        previous = along;
+        previous_sigma = sigma;
+      }
+      dips += lowest < -5.0 ? 1 : 0;
+      backwards += back ? 1 : 0;
+    }
+  }
+  // The figure of the report: nodes inverted faster than 20 px/yr whose series goes more than 5 px
+  // backwards along their own velocity (266 of 3,206 before the fix).
+  int fast = 0, fast_dipping = 0;
+  for (int r = 0; r < height; ++r) {
+    for (int c = 0; c < width; ++c) {
+      if (!vx.valid(c, r) || !vy.valid(c, r)) continue;
+      const double speed = std::hypot(vx.values(c, r), vy.values(c, r));
+      if (speed <= 20.0) continue;
+      ++fast;
+      double lowest = 0;
+      for (int k = 1; k < dates; ++k) {
+        if (!sx[k].valid(c, r) || !sy[k].valid(c, r)) continue;
+        lowest = std::min(
+            lowest, (sx[k].values(c, r) * vx.values(c, r) + sy[k].values(c, r) * vy.values(c, r)) / speed);
+      }
+      fast_dipping += lowest < -5.0 ? 1 : 0;
+    }
+  }
+  RecordProperty("fast_nodes", fast);
+  RecordProperty("fast_nodes_dipping_below_minus_5px", fast_dipping);
+  EXPECT_GT(fast, 3000);
+  EXPECT_LE(fast_dipping, fast / 100);
+  RecordProperty("agreeing_nodes", agreeing);
+  RecordProperty("inverted_within_tolerance", inverted_agrees);
+  RecordProperty("moving_nodes", moving);
+  RecordProperty("moving_dipping_below_minus_5px", dips);
+  RecordProperty("moving_going_back", backwards);
+  // The node of the report: its well-correlated pairs (correlation >= 0.45) give about +80 px/yr in x.
+  ASSERT_TRUE(vx.valid(56, 38));
+  RecordProperty("node_56_38_vx_px_per_yr", fmt::format("{:.1f}", vx.values(56, 38)));
+  EXPECT_GT(vx.values(56, 38), 60.0f);
+  EXPECT_LT(vx.values(56, 38), 100.0f);
+
+  // series-at on the pipeline's folder: image pixel (904, 616) is node (56, 38) (16 px steps).
+  const auto at_pixel = test::run_cli("series-at 904 616 --pixel -p " + out.string() + " --plot " +
+                                      (tmp.path() / "a.png").string());
+  ASSERT_EQ(at_pixel.exit_code, 0) << at_pixel.err;
+  EXPECT_EQ(at_pixel.out.rfind("date,dx_px,dx_sigma_px,dy_px,dy_sigma_px\n2020-01-01,", 0), 0u)
+      << at_pixel.out;
+  const auto at_node = test::run_cli("series-at 56 38 --node -p " + (out / "products").string() + " --plot " +
+                                     (tmp.path() / "b.png").string());
+  ASSERT_EQ(at_node.exit_code, 0) << at_node.err;
+  EXPECT_EQ(at_node.out, at_pixel.out);
+  const auto both = test::run_cli("series-at 56 38 --node --pixel -p " + out.string());
+  EXPECT_EQ(both.exit_code, 3) << both.err;
+
+  ASSERT_GT(agreeing, 1000);
+  ASSERT_GT(moving, 500);
+  EXPECT_GE(inverted_agrees, 0.9 * agreeing);
+  EXPECT_LE(dips, moving / 100);
+  EXPECT_LE(backwards, moving / 20);
 }
 
 }  // namespace

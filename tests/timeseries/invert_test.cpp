@@ -174,6 +174,38 @@ TEST(Inversion, OutlierPairsAreRejectedByReweighting) {
   EXPECT_GT(worst_plain, 1.0);  // the outliers do spoil plain least squares
 }
 
+// A node with a few gross outlier pairs is less consistent than a clean one, even though the robust pass
+// rejects them: consistency counts every valid pair (it was 0.999 on nodes of the Perito Moreno series
+// where the robust pass had set the noise matches aside).
+TEST(Inversion, ConsistencyCountsThePairsTheRobustPassRejected) {
+  const auto dates = make_dates(15);
+  const auto pairs = make_pairs(15, 4);
+  const int p = static_cast<int>(pairs.size());
+  std::vector<float> east(2 * static_cast<std::size_t>(p)), north(east.size());
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> noise(-1.0f, 1.0f);
+  for (int node = 0; node < 2; ++node) {
+    for (int k = 0; k < p; ++k) {
+      const double days = static_cast<double>(io::days_between(dates[pairs[k].ref], dates[pairs[k].sec]));
+      float& e = east[static_cast<std::size_t>(node) * p + k];
+      float& n = north[static_cast<std::size_t>(node) * p + k];
+      e = static_cast<float>(0.1 * days) + 0.02f * noise(rng);  // 36.5 units/yr east
+      n = 0.02f * noise(rng);
+      if (node == 1 && k % 13 == 5) {
+        e += 40.0f;  // a match on something else
+        n -= 30.0f;
+      }
+    }
+  }
+  InversionResult result;
+  NetworkInverter(dates, pairs).invert({2, p, east.data(), north.data()}, result);
+  ASSERT_TRUE(result.flags[1] & kNodeReweighted);
+  EXPECT_LT(result.valid_pairs[1], static_cast<float>(p));
+  EXPECT_NEAR(result.velocity_east[1], 36.5, 1.0);
+  EXPECT_GT(result.consistency[0], 0.99);
+  EXPECT_LT(result.consistency[1], 0.9);
+}
+
 TEST(Inversion, MissingPairsAndFewValidPairs) {
   const auto dates = make_dates(20);
   const auto pairs = make_pairs(20, 3);

@@ -137,7 +137,7 @@ TEST(InvertRasters, WritesSeriesVelocityNetcdfAndQuicklooks) {
 
   // series-at through the CLI: CSV on standard output and a plot.
   const auto cli =
-      test::run_cli("series-at 20 10 --pixel -p " + dir.file("out") + " --plot " + dir.file("p.png"));
+      test::run_cli("series-at 20 10 --node -p " + dir.file("out") + " --plot " + dir.file("p.png"));
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
   EXPECT_EQ(cli.out.rfind("date,east_m,east_sigma_m,north_m,north_sigma_m\n2021-03-01,0,0,0,0\n", 0), 0u)
       << cli.out;
@@ -147,8 +147,77 @@ TEST(InvertRasters, WritesSeriesVelocityNetcdfAndQuicklooks) {
       test::run_cli("series-at 500615 6699685 -p " + dir.file("out") + " --plot " + dir.file("q.png"));
   ASSERT_EQ(map.exit_code, 0) << map.err;
   EXPECT_EQ(map.out, cli.out);
-  const auto outside = test::run_cli("series-at 999 999 --pixel -p " + dir.file("out"));
+  const auto outside = test::run_cli("series-at 999 999 --node -p " + dir.file("out"));
   EXPECT_EQ(outside.exit_code, 3) << outside.err;
+  // Image pixels mean nothing to georeferenced products: refused, pointing to map coordinates or --node.
+  const auto pixel = test::run_cli("series-at 20 10 --pixel -p " + dir.file("out"));
+  EXPECT_EQ(pixel.exit_code, 3) << pixel.err;
+  EXPECT_NE(pixel.err.find("--node"), std::string::npos) << pixel.err;
+}
+
+// The cube as QGIS and xarray/rioxarray read it: CF grid mapping on spatial_ref, GDAL's georeferencing,
+// integer counts, per-component velocity sigma, a timestamped history.
+TEST(InvertRasters, NetcdfCubeIsCfGeoreferenced) {
+  test::TempDir dir;
+  const auto pairs = write_pair_rasters(dir, 20, 10, 8);
+  InvertRastersOptions options;
+  options.output_dir = dir.file("out");
+  options.quicklooks = false;
+  RunContext context;
+  context.command_line = "deforma invert 'pairs table.csv' -o out";
+  invert_pair_rasters(pairs, options, context);
+  GDALAllRegister();
+  const std::string nc = dir.file("out/timeseries.nc");
+  auto open = [&](const std::string& var) {
+    return std::unique_ptr<GDALDataset>(
+        GDALDataset::Open(("NETCDF:\"" + nc + "\":" + var).c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
+  };
+  const auto east = open("east");
+  ASSERT_TRUE(east);
+  double gt[6];
+  ASSERT_EQ(east->GetGeoTransform(gt), CE_None);
+  const double expected[6] = {500000.0, 30.0, 0.0, 6700000.0, 0.0, -30.0};
+  for (int k = 0; k < 6; ++k) EXPECT_NEAR(gt[k], expected[k], 1e-6) << k;
+  const OGRSpatialReference* srs = east->GetSpatialRef();
+  ASSERT_NE(srs, nullptr);
+  OGRSpatialReference utm;
+  utm.importFromEPSG(32607);
+  EXPECT_TRUE(srs->IsSame(&utm));
+  const char* mapping = east->GetMetadataItem("spatial_ref#grid_mapping_name");
+  ASSERT_NE(mapping, nullptr);
+  EXPECT_STREQ(mapping, "transverse_mercator");
+  const char* meridian = east->GetMetadataItem("spatial_ref#longitude_of_central_meridian");
+  ASSERT_NE(meridian, nullptr);
+  EXPECT_NEAR(std::atof(meridian), -141.0, 1e-9);
+  const char* history = east->GetMetadataItem("NC_GLOBAL#history");
+  ASSERT_NE(history, nullptr);
+  const std::string h = history;
+  // "2026-03-01T12:00:00Z: deforma invert ..."
+  ASSERT_GE(h.size(), 22u);
+  EXPECT_EQ(h[4], '-');
+  EXPECT_EQ(h[10], 'T');
+  EXPECT_EQ(h.substr(19, 3), "Z: ");
+  EXPECT_NE(h.find("'pairs table.csv'"), std::string::npos) << h;
+
+  const auto count = open("valid_pairs");
+  ASSERT_TRUE(count);
+  EXPECT_EQ(count->GetRasterBand(1)->GetRasterDataType(), GDT_Int32);
+  const auto flags = open("flags");
+  ASSERT_TRUE(flags);
+  EXPECT_EQ(flags->GetRasterBand(1)->GetRasterDataType(), GDT_Int32);
+  for (const char* var : {"velocity_east_std", "velocity_north_std"}) {
+    const auto sigma = open(var);
+    ASSERT_TRUE(sigma) << var;
+    float v = 0;
+    ASSERT_EQ(sigma->GetRasterBand(1)->RasterIO(GF_Read, 5, 5, 1, 1, &v, 1, 1, GDT_Float32, 0, 0, nullptr),
+              CE_None);
+    EXPECT_GT(v, 0.0f) << var;
+    EXPECT_LT(v, 0.5f) << var;
+  }
+  // No scratch file of the grid mapping is left beside the cube.
+  for (const auto& entry : std::filesystem::directory_iterator(dir.file("out"))) {
+    EXPECT_EQ(entry.path().string().find(".crs.nc"), std::string::npos) << entry.path();
+  }
 }
 
 TEST(InvertRasters, RejectsMissingResultsAndMixedGrids) {
@@ -230,7 +299,7 @@ TEST(InvertRasters, PixelUnitsWithoutGeoreferencing) {
   const auto v = io::Raster::open(dir.file("out/velocity.tif"));
   EXPECT_EQ(v.info().bands[0].description, "velocity_dx_px_per_yr");
   EXPECT_NEAR(v.read_all(1).values(5, 5), 0.4 / (5 / 365.25), 1e-3);
-  const auto series = read_series_at(dir.file("out"), "", 3, 4, true);
+  const auto series = read_series_at(dir.file("out"), "", 3, 4, PointKind::kNode);
   ASSERT_EQ(series.components, (std::vector<std::string>{"dx", "dy"}));
   EXPECT_NEAR(series.values[0][3], 1.2, 1e-5);
   EXPECT_NEAR(series.values[1][3], -0.3, 1e-5);

@@ -18,6 +18,7 @@
 #include "deforma/core/operation.hpp"
 #include "deforma/core/summary.hpp"
 #include "deforma/correlate/matcher.hpp"
+#include "deforma/io/dates.hpp"
 #include "deforma/io/raster.hpp"
 
 namespace deforma::correlate {
@@ -43,6 +44,10 @@ struct CorrelateOptions {
   std::string mask_path;   ///< raster (non-zero = skip) or polygons of areas to skip
   /// Time between the acquisitions in years; when set, velocity bands are added.
   std::optional<double> years_between;
+  /// Acquisition dates of REF and SEC, when known: stored in the result (DEFORMA_START_DATE and
+  /// DEFORMA_END_DATE metadata, ref_date/sec_date in its parameters) so that filter, invert and a
+  /// catalogue can use them, and printed in the report.
+  std::optional<io::Date> ref_date, sec_date;
   /// Stable ground (polygons, or a raster where non-zero = stable): the median (co-registration bias) and the
   /// NMAD (1.4826 x median absolute deviation) of dx/dy over the valid nodes there are reported in the
   /// Summary.

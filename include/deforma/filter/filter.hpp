@@ -15,6 +15,7 @@
 //   9 below the minimum correlation.
 // Rejected nodes keep their corr/snr values (diagnostics) and get nodata in the displacement bands.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,13 @@ struct FilterOptions {
   /// east_m/north_m bands (skipped when they are absent or nodata).
   double max_displacement_px = 0.0;
   double max_displacement_m = 0.0;
+  /// Velocity threshold (flag 8), per year: m/yr on east_m/north_m for a georeferenced result, px/yr on
+  /// dx_px/dy_px for one without georeferencing. filter_result() turns it into a displacement with the
+  /// pair's time span: `days` when given, else the span the result records (recorded_time_span_years).
+  /// 0 disables.
+  double max_velocity_per_yr = 0.0;
+  /// Time between the two images of the pair, days; 0 = the span the result records.
+  double days = 0.0;
 
   /// Stable-ground correction.
   RampModel ramp = RampModel::kNone;
@@ -172,10 +180,17 @@ inline double normalized_coordinate(int index, int size) {
 GridU8 read_node_mask(const std::string& path, const io::RasterInfo& grid, const io::Window& window,
                       const std::string& parameter);
 
+/// The time between the two images of a correlation result, in years (of 365.25 days), as the result
+/// records it: `years_between` in its (or its source's) DEFORMA_PARAMETERS (signed: negative for a
+/// backward pair), else its DEFORMA_START_DATE/DEFORMA_END_DATE metadata. Empty when it records neither.
+std::optional<double> recorded_time_span_years(const io::RasterInfo& info);
+
 /// Filters and corrects the correlation result `input` (a COG with bands named dx_px, dy_px, flag and
 /// optionally east_m, north_m, corr, snr — found by band description) into the COG `output`, streaming by
 /// strips. The output has the same bands; what was removed is recorded in its metadata (DEFORMA_FILTER,
-/// JSON) and in the Summary details.
+/// JSON) and in the Summary details. Velocity bands of `correlate --velocity` (east_m_per_yr,
+/// north_m_per_yr, speed_m_per_yr, or vx/vy/speed_px_per_yr) are recomputed from the corrected
+/// displacement over the recorded time span, so they are corrected and masked with it.
 struct FilterRun {
   std::string input;
   std::string output;

@@ -35,13 +35,21 @@ namespace deforma::pipeline {
 /// --min-snr/--min-corr when given), which sees the whole vector field rather than one chip.
 correlate::CorrelateOptions pipeline_correlation_defaults();
 
+/// The filter settings of the pipeline: the normalized median test, and a minimum correlation of 0.3
+/// (kPipelineMinCorrelation). The median test alone cannot reject noise where every neighbour is noise too
+/// (cloud, fresh snow, a featureless surface: the neighbours' own residual is large, so nothing stands
+/// out); on the Perito Moreno series such matches (correlation 0.1-0.2, SNR 1-3) dragged the inverted
+/// velocity of well-measured ice from ~80 to ~17 px/yr (docs/pipeline.md).
+inline constexpr double kPipelineMinCorrelation = 0.3;
+filter::FilterOptions pipeline_filter_defaults();
+
 struct PipelineOptions {
   std::vector<std::string> inputs;  ///< image files, folders, glob patterns, or one CSV manifest
   std::string output_dir;
   timeseries::ImageSetOptions image_set;  ///< skip_bad: leave unreadable images out and report them
   timeseries::PairNetworkOptions network;
   correlate::CorrelateOptions correlation = pipeline_correlation_defaults();  ///< years_between set per pair
-  filter::FilterOptions filter;  ///< max displacement per pair also comes from max_velocity
+  filter::FilterOptions filter = pipeline_filter_defaults();  ///< max displacement per pair from max_velocity
   /// Largest plausible speed in result units per year (m/yr for georeferenced images, px/yr otherwise);
   /// each pair's nodes above it x its time span are rejected (flag 8). 0 = off.
   double max_velocity_per_yr = 0.0;

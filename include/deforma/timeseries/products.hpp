@@ -50,15 +50,26 @@ struct NodeSeries {
   std::vector<std::vector<double>> values;  ///< [component][date], NaN = nodata
   std::vector<std::vector<double>> sigmas;  ///< [component][date], NaN = unknown
   std::string unit;                         ///< "m" or "px"
-  int col = 0;
+  int col = 0;                              ///< node column and row of the product grid
   int row = 0;
+  std::string products_dir;    ///< where the products were found
+  bool georeferenced = false;  ///< false: the grid's map coordinates are the images' pixel coordinates
 };
 
-/// Reads the series at (x, y) from the products in `products_dir` (with `prefix`): map coordinates of the
-/// product grid, or pixel (column, row) of the product grid when `pixel` is true. Throws InvalidArgument
-/// when the point is outside the grid, IoError when the products are missing.
-NodeSeries read_series_at(const std::string& products_dir, const std::string& prefix, double x, double y,
-                          bool pixel);
+/// What the coordinates given to read_series_at mean.
+enum class PointKind {
+  kMap,         ///< map coordinates of the product grid (image pixels for images without georeferencing)
+  kImagePixel,  ///< image pixel column and row: products without georeferencing only
+  kNode,        ///< node column and row of the product grid
+};
+
+/// Reads the series at (x, y) from the products in `folder` (with `prefix`), or in its products/
+/// subfolder (a pipeline's output folder). For images without georeferencing the grid's map coordinates
+/// are the images' pixel coordinates (as the NetCDF's x/y), so kMap and kImagePixel agree there; kImagePixel
+/// on georeferenced products is an InvalidArgument (they do not carry the images' own pixel grid). Throws
+/// InvalidArgument when the point is outside the grid, IoError when the products are missing.
+NodeSeries read_series_at(const std::string& folder, const std::string& prefix, double x, double y,
+                          PointKind kind);
 
 /// The CSV text of a series: date,<c>,<c>_sigma,...
 std::string series_to_csv(const NodeSeries& series);
