@@ -3,6 +3,7 @@
 
 #include "deforma/egms/ortho.hpp"
 #include "deforma/egms/processing.hpp"
+#include "deforma/egms/quicklook.hpp"
 #include "ops/registration.hpp"
 
 namespace deforma::ops {
@@ -102,12 +103,21 @@ void register_egms_operations(OperationRegistry& registry) {
         "(median, 95th percentile and maximum of |difference| per column). With --output/--gpkg, writes the "
         "product with the recomputed columns.";
     op.params = concat({ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)").as_input()},
-                       output_params(false), stream_params());
+                       output_params(false), stream_params(),
+                       std::vector<ParamDecl>{ParamDecl::option("quicklook", ParamType::kPath,
+                                                                "also draw a PNG map of the points coloured by "
+                                                                "mean velocity (the refitted one with --output)")
+                                                  .as_output("image/png")});
     op.examples = {"deforma egms fit EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip",
-                   "deforma egms fit burst.zip -o refit.zip --gpkg refit.gpkg"};
+                   "deforma egms fit burst.zip -o refit.zip --gpkg refit.gpkg --quicklook refit.png"};
     op.run = [](const ParamValues& p, RunContext& context) {
-      return egms::run_fit(p.get_string("file"), product_outputs(p), stream_options(p), context,
-                           provenance_of(p, context));
+      auto summary = egms::run_fit(p.get_string("file"), product_outputs(p), stream_options(p), context,
+                                   provenance_of(p, context));
+      if (p.has("quicklook")) {
+        egms::write_velocity_map(p.get_string_or("output", p.get_string("file")), p.get_string("quicklook"));
+        summary.outputs.push_back(p.get_string("quicklook"));
+      }
+      return summary;
     };
     registry.add(std::move(op));
   }
@@ -272,6 +282,8 @@ void register_egms_operations(OperationRegistry& registry) {
                 .at_least(2),
             ParamDecl::option("gnss", ParamType::kPath,
                               "GNSS model giving the north velocity (default: north neglected)").as_input(),
+            ParamDecl::option("quicklook", ParamType::kBool,
+                              "also draw the grids as PREFIX_U.png and PREFIX_E.png"),
         },
         stream_params());
     op.examples = {
@@ -288,8 +300,12 @@ void register_egms_operations(OperationRegistry& registry) {
         throw InvalidArgument(
             fmt::format("products: expected 2 files (ascending, descending), got {}", products.size()));
       }
-      return egms::run_ortho(products[0], products[1], p.get_string("output"), o, stream_options(p), context,
-                             provenance_of(p, context));
+      auto summary = egms::run_ortho(products[0], products[1], p.get_string("output"), o, stream_options(p),
+                                     context, provenance_of(p, context));
+      if (p.get_bool("quicklook")) {
+        for (auto& png : egms::write_ortho_quicklooks(p.get_string("output"))) summary.outputs.push_back(png);
+      }
+      return summary;
     };
     registry.add(std::move(op));
   }

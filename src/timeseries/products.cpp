@@ -330,8 +330,14 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
   const double median_rmse = median(rmses);
 
   if (options.quicklooks && !mags.empty()) {
+    // Titles name the place (the run's folder; not "products" itself) and the span of the series.
+    fs::path place = fs::path(options.output_dir).lexically_normal();
+    if (place.filename().empty()) place = place.parent_path();
+    if (place.filename() == "products" && place.has_parent_path()) place = place.parent_path();
+    const std::string product = place.filename().string() + options.prefix;
+    const std::string first_date = dates.front().iso(), last_date = dates.back().iso();
     render::QuicklookOptions q;
-    q.title = "mean velocity magnitude";
+    q.title = render::figure_title(product, "mean velocity magnitude", velocity_unit, first_date, last_date);
     q.arrows = true;
     const auto mag_scale =
         render::ColorScale::robust_sequential(sampled.magnitude, sampled.valid, "velocity", velocity_unit);
@@ -347,7 +353,7 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
     for (const auto& [name, g] : {std::pair<std::string, const GridF*>{comp.first, &sampled.first},
                                   std::pair<std::string, const GridF*>{comp.second, &sampled.second}}) {
       render::QuicklookOptions qc;
-      qc.title = "mean velocity " + name;
+      qc.title = render::figure_title(product, "mean velocity " + name, velocity_unit, first_date, last_date);
       const auto scale =
           render::ColorScale::robust_diverging(*g, sampled.valid, "velocity " + name, velocity_unit);
       const std::string png = product_path(options, "velocity_" + name + ".png");
@@ -355,7 +361,7 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
       summary.outputs.push_back(png);
     }
     render::QuicklookOptions qr;
-    qr.title = "residual RMS of the pair network";
+    qr.title = render::figure_title(product, "residual RMS of the pair network", comp.unit, first_date, last_date);
     const auto rmse_scale =
         render::ColorScale::robust_sequential(sampled.rmse, sampled.valid, "rmse", comp.unit);
     const std::string png_rmse = product_path(options, "rmse.png");
