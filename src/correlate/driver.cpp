@@ -685,6 +685,8 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
     }
     q.title = render::figure_title(std::filesystem::path(output).stem().string(), what + " magnitude", unit,
                                    first_date, last_date);
+    // Each figure cell is a node spacing divided by the enlargement above.
+    if (to_m > 0) q.cell_size_m = options.step_px * ref_info.pixel_size_x_m / zoom;
     q.arrows = options.quicklook_arrows;
     q.arrow_options.step = std::max(16, std::max(magnitude.width(), magnitude.height()) / 30);
     render::write_png(options.quicklook_path,

@@ -87,6 +87,7 @@ std::vector<std::string> write_ortho_quicklooks(const std::string& output_prefix
     const auto scale = render::ColorScale::robust_diverging(band.values, band.valid, what, "mm/yr");
     render::QuicklookOptions options;
     options.title = render::figure_title("EGMS Ortho " + place, what, "mm/yr", first_date, last_date);
+    options.cell_size_m = raster.info().pixel_size_x_m;
     const std::string png = output_prefix + suffix + ".png";
     auto image = render::render_quicklook(band.values, band.valid, scale, options);
     image.text()["Description"] =

@@ -72,6 +72,21 @@ double round_value_below(double limit) {
 
 }  // namespace
 
+// A scale bar of a round length about a fifth of the map's width (`map_width` px), in the footer under
+// the map (never over the data), its right end at `right`; the label sits beside it.
+void draw_scale_bar(RgbImage& figure, double metres_per_px, int map_width, int right, int top) {
+  const double bar_m = round_value_below(0.2 * map_width * metres_per_px);
+  if (!(bar_m > 0.0)) return;
+  const double bar_px = bar_m / metres_per_px;
+  if (bar_px < 10.0) return;
+  const std::string label =
+      bar_m >= 1000.0 ? fmt::format("{:g} km", bar_m / 1000.0) : fmt::format("{:g} m", bar_m);
+  const int y = top + 14;
+  const int left = right - static_cast<int>(std::lround(bar_px));
+  figure.fill_rect(left, y - 2, static_cast<int>(std::lround(bar_px)), 5, colors::kBlack);
+  figure.draw_text(label, left - 8, y, colors::kBlack, kLabelScale, RgbImage::Anchor::kCenterRight);
+}
+
 RgbImage render_color_bar(const ColorScale& scale, int height, ClipMarks clipped) {
   scale.validate();
   height = std::max(height, 160);
@@ -190,6 +205,8 @@ ArrowKey draw_vector_field(RgbImage& image, const GridF& east, const GridF& nort
 void QuicklookOptions::validate() const {
   if (max_size_px < 16)
     throw InvalidArgument(fmt::format("quicklook max size {} px: expected >= 16", max_size_px));
+  if (!(cell_size_m >= 0.0) || !std::isfinite(cell_size_m))
+    throw InvalidArgument(fmt::format("quicklook cell size {} m: expected >= 0", cell_size_m));
   if (min_size_px < 1 || min_size_px > max_size_px)
     throw InvalidArgument(fmt::format("quicklook min size {} px: expected between 1 and the max size {} px",
                                       min_size_px, max_size_px));
@@ -306,8 +323,12 @@ RgbImage render_quicklook(const GridF& values, const GridU8& valid, const ColorS
     key = draw_vector_field(map, small_east, small_north, small_valid, arrows);
   }
   const RgbImage bar = render_color_bar(scale, std::max(map.height(), 240), clip_marks(values, valid, scale));
-  const int footer = key.value > 0.0 ? 32 : 0;
+  const int footer = key.value > 0.0 || options.cell_size_m > 0.0 ? 32 : 0;
   Figure f = compose(map, bar, options.title, footer, options.min_width_px);
+  if (options.cell_size_m > 0.0) {
+    draw_scale_bar(f.image, options.cell_size_m * factor / enlarge, map.width(), f.map_left + map.width(),
+                   f.footer_top + 4);
+  }
   if (key.value > 0.0) {
     const std::string& unit = options.arrow_options.unit.empty() ? scale.unit : options.arrow_options.unit;
     draw_arrow_key(f.image, key, unit, f.map_left, f.footer_top + 4, options.arrow_options.color);
@@ -379,21 +400,11 @@ RgbImage render_point_map(const std::vector<double>& x_m, const std::vector<doub
     const double row = (y_max - y_m[i]) / metres_per_px;
     map.draw_circle(col, row, radius, scale.color_of(values[i]));
   }
-  // Scale bar: a round length about a fifth of the map's width, bottom left.
-  const double bar_m = round_value_below(0.2 * width * metres_per_px);
-  if (bar_m > 0.0) {
-    const double bar_px = bar_m / metres_per_px;
-    const int y = height - 14;
-    map.fill_rect(10, y - 3, static_cast<int>(std::lround(bar_px)), 5, colors::kBlack);
-    const std::string label =
-        bar_m >= 1000.0 ? fmt::format("{:g} km", bar_m / 1000.0) : fmt::format("{:g} m", bar_m);
-    map.draw_text(label, 10 + bar_px / 2.0, y - 8, colors::kBlack, kLabelScale,
-                  RgbImage::Anchor::kBottomCenter);
-  }
   GridF all(static_cast<int>(values.size()), 1);
   for (std::size_t i = 0; i < values.size(); ++i) all.data()[i] = values[i];
   const RgbImage bar = render_color_bar(scale, std::max(map.height(), 240), clip_marks(all, GridU8(), scale));
-  Figure f = compose(map, bar, options.title, 0, 800);
+  Figure f = compose(map, bar, options.title, 32, 800);
+  draw_scale_bar(f.image, metres_per_px, map.width(), f.map_left + map.width(), f.footer_top + 4);
   if (layout != nullptr) *layout = f.layout;
   return f.image;
 }

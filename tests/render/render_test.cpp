@@ -165,6 +165,28 @@ TEST(RenderQuicklook, TitleIsDrawnAboveTheMapAndStoredInThePng) {
   EXPECT_EQ(untitled.text().count("Title"), 0u);
 }
 
+TEST(RenderQuicklook, ScaleBarUnderTheMapWhenTheCellSizeIsKnown) {
+  GridF values(60, 40, 1.0f);
+  GridU8 valid(60, 40, 1);
+  ColorScale scale;
+  scale.max_value = 2.0;
+  auto black_bottom_left = [&](const QuicklookOptions& options) {
+    FigureLayout layout;
+    const auto figure = render_quicklook(values, valid, scale, options, nullptr, nullptr, &layout);
+    // Under the map (never over the data), at its right end.
+    int n = 0;
+    for (int r = layout.map_top + layout.map_height + 2;
+         r < std::min(figure.height(), layout.map_top + layout.map_height + 40); ++r)
+      for (int c = layout.map_left + layout.map_width / 2; c < layout.map_left + layout.map_width; ++c)
+        n += figure.at(c, r) == colors::kBlack;
+    return n;
+  };
+  QuicklookOptions options;
+  EXPECT_EQ(black_bottom_left(options), 0);
+  options.cell_size_m = 100.0;  // 6 km wide: a 1 km bar
+  EXPECT_GT(black_bottom_left(options), 5 * 100);
+}
+
 TEST(RenderQuicklook, NoArrowsOverInvalidNodes) {
   // A uniform eastward field with an invalid block; arrows from the nodes left of the block point into
   // it and a fast outlier next to it would reach far across. None may show over the block.

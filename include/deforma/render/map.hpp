@@ -52,6 +52,7 @@ struct QuicklookOptions {
   int min_size_px = 720;   ///< small grids are enlarged (whole factor) until their longer side reaches this
   int min_width_px = 800;  ///< the figure is at least this wide, so that its text stays legible
   std::string title;       ///< printed above the map and stored as the PNG's Title; empty = none
+  double cell_size_m = 0;  ///< ground size of a grid cell: a scale bar is drawn when > 0
   bool arrows = false;     ///< draw (east, north) arrows when both are given
   ArrowOptions arrow_options;
   void validate() const;
