@@ -195,6 +195,7 @@ std::string write_single_pair_velocity(const timeseries::Pair& pair, const std::
     q.title = render::figure_title(fs::path(products_dir).parent_path().filename().string(),
                                    "velocity magnitude", unit, std::min(pair.ref_date, pair.sec_date).iso(),
                                    std::max(pair.ref_date, pair.sec_date).iso());
+    q.cell_size_m = info.pixel_size_x_m;  // 0 (no scale bar) when unknown
     q.arrows = true;
     // Pixel rows grow downwards: the arrows' "north" is -dy.
     GridF north_up = full_n;

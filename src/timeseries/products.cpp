@@ -336,8 +336,10 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
     if (place.filename() == "products" && place.has_parent_path()) place = place.parent_path();
     const std::string product = place.filename().string() + options.prefix;
     const std::string first_date = dates.front().iso(), last_date = dates.back().iso();
+    const double cell_size_m = grid.pixel_size_x_m * sampled.factor;  // 0 (no scale bar) when unknown
     render::QuicklookOptions q;
     q.title = render::figure_title(product, "mean velocity magnitude", velocity_unit, first_date, last_date);
+    q.cell_size_m = cell_size_m;
     q.arrows = true;
     const auto mag_scale =
         render::ColorScale::robust_sequential(sampled.magnitude, sampled.valid, "velocity", velocity_unit);
@@ -354,6 +356,7 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
                                   std::pair<std::string, const GridF*>{comp.second, &sampled.second}}) {
       render::QuicklookOptions qc;
       qc.title = render::figure_title(product, "mean velocity " + name, velocity_unit, first_date, last_date);
+      qc.cell_size_m = cell_size_m;
       const auto scale =
           render::ColorScale::robust_diverging(*g, sampled.valid, "velocity " + name, velocity_unit);
       const std::string png = product_path(options, "velocity_" + name + ".png");
@@ -362,6 +365,7 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
     }
     render::QuicklookOptions qr;
     qr.title = render::figure_title(product, "residual RMS of the pair network", comp.unit, first_date, last_date);
+    qr.cell_size_m = cell_size_m;
     const auto rmse_scale =
         render::ColorScale::robust_sequential(sampled.rmse, sampled.valid, "rmse", comp.unit);
     const std::string png_rmse = product_path(options, "rmse.png");
