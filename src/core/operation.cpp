@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -31,6 +32,14 @@ std::string bounds_text(const ParamDecl& p) {
   return "";
 }
 
+// The same in words, for error messages.
+std::string bounds_in_words(const ParamDecl& p) {
+  if (p.min_value && p.max_value) return fmt::format("between {} and {}", *p.min_value, *p.max_value);
+  if (p.min_value) return fmt::format("of at least {}", *p.min_value);
+  if (p.max_value) return fmt::format("of at most {}", *p.max_value);
+  return "";
+}
+
 double parse_number(const ParamDecl& p, const std::string& text, bool integer) {
   const char* begin = text.data();
   const char* end = text.data() + text.size();
@@ -38,6 +47,15 @@ double parse_number(const ParamDecl& p, const std::string& text, bool integer) {
   if (integer) {
     long long v = 0;
     auto [ptr, ec] = std::from_chars(begin, end, v);
+    if (ec == std::errc::result_out_of_range ||
+        (ec == std::errc() && ptr == end &&
+         (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()))) {
+      // Operations hold integers as int: a larger value would wrap around into a nonsense message later.
+      throw InvalidArgument(fmt::format("parameter --{}: {} is out of range, expected {}", p.name, text,
+                                        bounds_in_words(p).empty()
+                                            ? "a value between -2147483648 and 2147483647"
+                                            : "a value " + bounds_in_words(p)));
+    }
     if (ec != std::errc() || ptr != end)
       throw InvalidArgument(fmt::format("parameter --{}: expected an integer, got '{}'", p.name, text));
     value = static_cast<double>(v);
@@ -48,7 +66,7 @@ double parse_number(const ParamDecl& p, const std::string& text, bool integer) {
   }
   if ((p.min_value && value < *p.min_value) || (p.max_value && value > *p.max_value)) {
     throw InvalidArgument(fmt::format("parameter --{}: {} is out of range, expected a value {}{}", p.name,
-                                      text, bounds_text(p), p.unit.empty() ? "" : " " + p.unit));
+                                      text, bounds_in_words(p), p.unit.empty() ? "" : " " + p.unit));
   }
   return value;
 }
@@ -265,6 +283,15 @@ std::vector<const OperationDecl*> OperationRegistry::list() const {
   std::vector<const OperationDecl*> out;
   for (const auto& [name, op] : ops_) out.push_back(&op);
   return out;
+}
+
+void OperationRegistry::describe_group(const std::string& group, std::string description) {
+  groups_[group] = std::move(description);
+}
+
+std::string OperationRegistry::group_description(const std::string& group) const {
+  const auto it = groups_.find(group);
+  return it == groups_.end() ? std::string() : it->second;
 }
 
 }  // namespace deforma

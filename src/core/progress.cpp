@@ -1,5 +1,7 @@
 #include "deforma/core/progress.hpp"
 
+#include "deforma/core/cancel.hpp"
+
 #include <unistd.h>
 
 #include <cmath>
@@ -8,6 +10,22 @@
 #include <fmt/format.h>
 
 namespace deforma {
+
+namespace {
+// Lock-free, so that a signal handler may set it.
+std::atomic<bool> g_cancellation_requested{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+}  // namespace
+
+void request_cancellation() noexcept {
+  g_cancellation_requested.store(true, std::memory_order_relaxed);
+}
+bool cancellation_requested() noexcept {
+  return g_cancellation_requested.load(std::memory_order_relaxed);
+}
+void reset_cancellation() noexcept {
+  g_cancellation_requested.store(false, std::memory_order_relaxed);
+}
 
 void ProgressCounter::reset(std::uint64_t total) {
   total_ = total;
@@ -79,6 +97,8 @@ class TerminalProgress final : public Progress {
     active_ = false;
   }
 
+  bool cancelled() const override { return cancellation_requested(); }
+
  private:
   void draw_locked(bool final_line) {
     last_draw_s_ = counter_.elapsed_s();
@@ -119,10 +139,19 @@ class TerminalProgress final : public Progress {
   bool printed_any_ = false;
 };
 
+// Shows nothing, but still hears an interrupt.
+class QuietProgress final : public Progress {
+ public:
+  void start(const std::string&, std::uint64_t) override {}
+  void advance(std::uint64_t) override {}
+  void finish() override {}
+  bool cancelled() const override { return cancellation_requested(); }
+};
+
 }  // namespace
 
 std::unique_ptr<Progress> make_terminal_progress(ProgressStyle style, double line_interval_s) {
-  if (style == ProgressStyle::kQuiet) return std::make_unique<NullProgress>();
+  if (style == ProgressStyle::kQuiet) return std::make_unique<QuietProgress>();
   bool bar = style == ProgressStyle::kBar;
   if (style == ProgressStyle::kAuto) bar = ::isatty(STDERR_FILENO) != 0;
   return std::make_unique<TerminalProgress>(bar, line_interval_s);

@@ -194,7 +194,17 @@ int parse_length_px(const std::string& text, const io::RasterInfo& grid, const s
                     "(300m, 1.5km)",
                     parameter, text));
   }
-  if (scale_m == 0) return static_cast<int>(std::ceil(value));
+  // Checked before the conversion to int, which a huge value (1e308) would overflow into a negative length.
+  constexpr double kLongestLengthPx = 1 << 20;
+  auto whole_pixels = [&](double length_px) {
+    if (!(length_px <= kLongestLengthPx)) {
+      throw InvalidArgument(fmt::format("--{} '{}': {:.4g} px is longer than any image deforma reads "
+                                        "(expected at most {:.0f} px)",
+                                        parameter, text, length_px, kLongestLengthPx));
+    }
+    return static_cast<int>(std::ceil(length_px));
+  };
+  if (scale_m == 0) return whole_pixels(value);
   const double pixel_m = std::min(grid.pixel_size_x_m, grid.pixel_size_y_m);
   if (!(pixel_m > 0)) {
     throw InvalidArgument(
@@ -202,7 +212,7 @@ int parse_length_px(const std::string& text, const io::RasterInfo& grid, const s
                     "(give pixels)",
                     parameter, text, grid.path));
   }
-  return static_cast<int>(std::ceil(value * scale_m / pixel_m));
+  return whole_pixels(value * scale_m / pixel_m);
 }
 
 io::Window parse_roi(const std::string& text, const io::RasterInfo& grid) {

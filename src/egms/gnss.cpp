@@ -14,6 +14,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/egms/processing.hpp"
+#include "egms/line_reader.hpp"
 #include "egms/stream.hpp"
 
 namespace deforma::egms {
@@ -25,7 +26,7 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::vector<std::string> split_line(const std::string& line, char sep) {
+std::vector<std::string> split_line(std::string_view line, char sep) {
   std::vector<std::string> out;
   std::string field;
   for (const char c : line) {
@@ -203,10 +204,17 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }  // namespace
 
 GnssModel GnssModel::read(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw IoError(fmt::format("{}: cannot open the GNSS file", path));
-  std::string line;
-  if (!std::getline(in, line)) throw FormatError(fmt::format("{}: empty GNSS file", path));
+  ensure_gdal_initialized();
+  VSIStatBufL stat;
+  if (VSIStatL(path.c_str(), &stat) != 0) throw IoError(fmt::format("{}: no such GNSS file", path));
+  if (VSI_ISDIR(stat.st_mode)) throw IoError(fmt::format("{}: is a folder, expected a GNSS CSV", path));
+  // Bounded lines: a damaged or endless file is an error, never an unbounded allocation.
+  detail::LineReader in(path, path);
+  in.open();
+  std::string_view line_view;
+  if (!in.next(line_view)) throw FormatError(fmt::format("{}: empty GNSS file", path));
+  if (line_view.substr(0, 3) == "\xEF\xBB\xBF") line_view.remove_prefix(3);
+  std::string line(line_view);
   const char sep =
       std::count(line.begin(), line.end(), ';') > std::count(line.begin(), line.end(), ',') ? ';' : ',';
   const auto header = split_line(line, sep);
@@ -252,8 +260,9 @@ GnssModel GnssModel::read(const std::string& path) {
   need(vn, "north velocity");
   need(vu, "up velocity");
   std::int64_t line_number = 1;
-  while (std::getline(in, line)) {
-    ++line_number;
+  while (in.next(line_view)) {
+    line_number = in.line_number();
+    line.assign(line_view);
     if (line.find_first_not_of(" \r\t") == std::string::npos) continue;
     const auto fields = split_line(line, sep);
     if (fields.size() != header.size()) {
@@ -270,21 +279,34 @@ GnssModel GnssModel::read(const std::string& path) {
         throw FormatError(fmt::format("{}: line {}, column '{}': '{}' is not a number", path, line_number,
                                       header[static_cast<std::size_t>(index)], f));
       }
+      // One NaN velocity would make the whole correction surface NaN: refuse it where it is.
+      if (!std::isfinite(v)) {
+        throw FormatError(fmt::format("{}: line {}, column '{}': '{}' is not a finite number", path,
+                                      line_number, header[static_cast<std::size_t>(index)], f));
+      }
       return v;
+    };
+    const auto bounded = [&](int index, double value, double lo, double hi, const char* unit) {
+      if (index >= 0 && !(value >= lo && value <= hi)) {
+        throw FormatError(fmt::format("{}: line {}, column '{}': {} is out of range (expected {:g}..{:g} {})",
+                                      path, line_number, header[static_cast<std::size_t>(index)],
+                                      fields[static_cast<std::size_t>(index)], lo, hi, unit));
+      }
+      return value;
     };
     GnssSite s;
     s.name = name >= 0 ? fields[static_cast<std::size_t>(name)] : fmt::format("node{}", line_number - 1);
-    s.latitude = number(lat, true);
-    s.longitude = number(lon, true);
-    s.east = number(ve, true);
-    s.north = number(vn, true);
-    s.up = number(vu, true);
-    s.sigma_east = number(se, false);
-    s.sigma_north = number(sn, false);
-    s.sigma_up = number(su, false);
+    s.latitude = bounded(lat, number(lat, true), -90, 90, "degrees");
+    s.longitude = bounded(lon, number(lon, true), -180, 360, "degrees");
+    s.east = bounded(ve, number(ve, true), -kMaxVelocity, kMaxVelocity, "mm/yr");
+    s.north = bounded(vn, number(vn, true), -kMaxVelocity, kMaxVelocity, "mm/yr");
+    s.up = bounded(vu, number(vu, true), -kMaxVelocity, kMaxVelocity, "mm/yr");
+    s.sigma_east = bounded(se, number(se, false), 0, kMaxVelocity, "mm/yr");
+    s.sigma_north = bounded(sn, number(sn, false), 0, kMaxVelocity, "mm/yr");
+    s.sigma_up = bounded(su, number(su, false), 0, kMaxVelocity, "mm/yr");
     if (grid && grid_e >= 0 && grid_n >= 0) {
-      s.easting_m = number(grid_e, true);
-      s.northing_m = number(grid_n, true);
+      s.easting_m = bounded(grid_e, number(grid_e, true), -2e7, 2e7, "m");
+      s.northing_m = bounded(grid_n, number(grid_n, true), -2e7, 2e7, "m");
     } else {
       s.easting_m = kNaN;
     }
@@ -368,6 +390,7 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
   const auto start = std::chrono::steady_clock::now();
   options.validate();
   calibration.validate();
+  detail::check_outputs(input, outputs);
   auto reader = ProductReader::open(input);
   const ProductLayout& layout = reader.layout();
   const TimeSeriesModel model(layout.dates, options.model);
@@ -443,6 +466,10 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
         origin_set = true;
       }
       if (at_stations) {
+        // A point without its LOS vector cannot be compared with a station: left out of the mean.
+        if (std::isnan(chunk.scalar(p, le)) || std::isnan(chunk.scalar(p, ln)) || std::isnan(chunk.scalar(p, lu))) {
+          continue;
+        }
         const auto cx = static_cast<std::int64_t>(std::floor(pe / calibration.station_radius_m));
         const auto cy = static_cast<std::int64_t>(std::floor(pn / calibration.station_radius_m));
         for (std::int64_t dy = -1; dy <= 1; ++dy) {

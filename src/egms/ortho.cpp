@@ -4,7 +4,9 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <filesystem>
 #include <map>
+#include <numbers>
 #include <optional>
 
 #include <fmt/format.h>
@@ -14,6 +16,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/egms/pid.hpp"
+#include "deforma/egms/quicklook.hpp"
 #include "egms/stream.hpp"
 
 namespace deforma::egms {
@@ -42,6 +45,94 @@ struct CellResult {
   PointModel model_up, model_east;
   std::uint32_t points[2] = {0, 0};
 };
+
+// The viewing geometry of a product from its first points: mean heading (track_angle, degrees) and
+// mean los_east; each nullopt when its column is absent or empty.
+struct Geometry {
+  std::optional<double> heading_deg, los_east;
+};
+
+Geometry sample_geometry(ProductReader& reader) {
+  const int track = reader.layout().find(column::kTrackAngle);
+  const int le = reader.layout().find(column::kLosEast);
+  PointChunk chunk;
+  reader.read(chunk, 2000);
+  reader.rewind();
+  double c = 0, s = 0, sum_le = 0;
+  std::int64_t headings = 0, los = 0;
+  for (std::size_t p = 0; p < chunk.size(); ++p) {
+    const double h = track >= 0 ? chunk.scalar(p, track) * std::numbers::pi / 180.0 : kNaN;
+    if (!std::isnan(h)) {
+      c += std::cos(h);
+      s += std::sin(h);
+      ++headings;
+    }
+    if (le >= 0 && !std::isnan(chunk.scalar(p, le))) {
+      sum_le += chunk.scalar(p, le);
+      ++los;
+    }
+  }
+  Geometry g;
+  if (headings > 0 && (c != 0 || s != 0)) g.heading_deg = std::atan2(s, c) * 180.0 / std::numbers::pi;
+  if (los > 0) g.los_east = sum_le / static_cast<double>(los);
+  return g;
+}
+
+// Ortho solves two unknowns from two viewing geometries: the same geometry twice (the same file, the
+// same track, or two headings within 90 degrees) leaves the system near-singular and the result
+// meaningless (thousands of mm/yr), so it is refused before any work.
+void refuse_same_geometry(ProductReader (&readers)[2], const std::string (&names)[2]) {
+  std::error_code ec;
+  if (std::filesystem::equivalent(names[0], names[1], ec)) {
+    throw InvalidArgument(fmt::format("products: {} is given twice; expected an ascending and a descending "
+                                      "product",
+                                      names[0]));
+  }
+  const auto& m0 = readers[0].metadata();
+  const auto& m1 = readers[1].metadata();
+  if (m0.track >= 0 && m0.track == m1.track) {
+    throw InvalidArgument(fmt::format("products: {} and {} are both from track {} (the same viewing geometry); "
+                                      "expected an ascending and a descending product",
+                                      names[0], names[1], m0.track));
+  }
+  const Geometry g0 = sample_geometry(readers[0]), g1 = sample_geometry(readers[1]);
+  if (g0.heading_deg && g1.heading_deg) {
+    const double difference = std::abs(std::remainder(*g0.heading_deg - *g1.heading_deg, 360.0));
+    if (difference < 90.0) {
+      throw InvalidArgument(fmt::format(
+          "products: {} (heading {:.1f} degrees) and {} (heading {:.1f} degrees) have the same viewing "
+          "geometry; expected an ascending and a descending product",
+          names[0], *g0.heading_deg, names[1], *g1.heading_deg));
+    }
+  } else if (g0.los_east && g1.los_east && (*g0.los_east < 0) == (*g1.los_east < 0)) {
+    throw InvalidArgument(fmt::format(
+        "products: {} (mean los_east {:.3f}) and {} (mean los_east {:.3f}) look the same way, the same "
+        "viewing geometry; expected an ascending and a descending product",
+        names[0], *g0.los_east, names[1], *g1.los_east));
+  }
+}
+
+// The prefix names files (PREFIX_U.tif...): checked before any work so that a typo costs nothing.
+void check_output_prefix(const std::string& prefix) {
+  const auto example = "e.g. out/ustica writes out/ustica_U.tif, out/ustica_E.tif, out/ustica_U.csv...";
+  if (prefix.empty()) throw InvalidArgument(fmt::format("output: an output prefix is required ({})", example));
+  std::error_code ec;
+  if (prefix.back() == '/' || std::filesystem::is_directory(prefix, ec)) {
+    throw InvalidArgument(
+        fmt::format("output: '{}' is a folder; the prefix begins the file names ({})", prefix, example));
+  }
+  const std::filesystem::path path(prefix);
+  const std::filesystem::path folder = path.has_parent_path() ? path.parent_path() : ".";
+  if (!std::filesystem::is_directory(folder, ec)) {
+    throw InvalidArgument(fmt::format("output: '{}': folder {} does not exist ({})", prefix, folder.string(), example));
+  }
+  for (const char* suffix : {"_U.tif", "_E.tif", "_U.csv", "_E.csv"}) io::check_writable_parent(prefix + suffix);
+}
+
+std::string range_or_none(float lo, float hi, double sum, std::int64_t count) {
+  if (count == 0) return "no value";
+  return fmt::format("{:.2f} .. {:.2f} mm/yr (mean {:.2f})", lo, hi, sum / static_cast<double>(count));
+}
 
 }  // namespace
 
@@ -103,9 +194,10 @@ Summary run_ortho(const std::string& ascending, const std::string& descending,
   const auto start = std::chrono::steady_clock::now();
   ortho.validate();
   options.validate();
-  if (output_prefix.empty()) throw InvalidArgument("output: an output prefix is required");
+  check_output_prefix(output_prefix);
   ProductReader readers[2] = {ProductReader::open(ascending), ProductReader::open(descending)};
   const std::string names[2] = {ascending, descending};
+  refuse_same_geometry(readers, names);
   for (auto& r : readers) {
     r.layout().require(column::kEasting, "the Ortho level");
     r.layout().require(column::kNorthing, "the Ortho level");
@@ -299,6 +391,11 @@ Summary run_ortho(const std::string& ascending, const std::string& descending,
       max_east = std::max(max_east, east(x, y));
     }
   }
+  if (valid_up == 0 && valid_east == 0) {
+    throw NumericalError(fmt::format("{} and {}: no cell has a fitted velocity (too few solvable dates per "
+                                     "cell; lower --min-dates or --min-observations)",
+                                     ascending, descending));
+  }
   io::GeoTransform gt;
   gt.c = {static_cast<double>(min_col) * ortho.cell_size_m,
           ortho.cell_size_m,
@@ -320,6 +417,10 @@ Summary run_ortho(const std::string& ascending, const std::string& descending,
   io::write_cog(east_tif, {&east}, {io::OutputBand{"east_west_mean_velocity_mm_per_yr", "mm/yr", -9999.0}},
                 gt, wkt, prov);
   summary.outputs = {up_tif, east_tif};
+  if (ortho.quicklook) {
+    for (auto& png : write_ortho_quicklooks(output_prefix, up, east, ortho.cell_size_m, grid))
+      summary.outputs.push_back(png);
+  }
 
   ProductLayout l3;
   l3.source = output_prefix;
@@ -396,14 +497,11 @@ Summary run_ortho(const std::string& ascending, const std::string& descending,
         wrong_geometry));
   }
   summary.report = fmt::format(
-      "Ortho: {} cells of {} m ({} x {}), {} grid dates {} .. {}\n  vertical: {:.2f} .. {:.2f} mm/yr (mean "
-      "{:.2f})\n"
-      "  east-west: {:.2f} .. {:.2f} mm/yr (mean {:.2f})\n  {} cells with one geometry only, {} without a "
-      "solvable "
-      "date\n",
+      "Ortho: {} cells of {} m ({} x {}), {} grid dates {} .. {}\n  vertical: {}\n  east-west: {}\n"
+      "  {} cells with one geometry only, {} without a solvable date\n",
       results.size(), ortho.cell_size_m, width, height, grid.size(), format_yyyymmdd(grid.front()),
-      format_yyyymmdd(grid.back()), min_up, max_up, valid_up ? sum_up / valid_up : kNaN, min_east, max_east,
-      valid_east ? sum_east / valid_east : kNaN, cells_single_geometry, cells_too_few);
+      format_yyyymmdd(grid.back()), range_or_none(min_up, max_up, sum_up, valid_up),
+      range_or_none(min_east, max_east, sum_east, valid_east), cells_single_geometry, cells_too_few);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cmath>
 #include <limits>
 #include <numbers>
@@ -14,6 +15,7 @@
 #include <tbb/parallel_for.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
 #include "deforma/io/vector.hpp"
 #include "egms/stream.hpp"
 
@@ -130,6 +132,22 @@ std::int64_t count_los_mismatches(const ProductLayout& layout, const PointChunk&
   return mismatches;
 }
 
+void check_outputs(const std::string& input, const ProductOutputs& outputs) {
+  std::error_code ec;
+  for (const std::string* output : {&outputs.product, &outputs.gpkg}) {
+    if (output->empty()) continue;
+    if (std::filesystem::equivalent(*output, input, ec)) {
+      throw InvalidArgument(fmt::format("output: {} is the input; writing it would replace the product being "
+                                        "read (choose another name)",
+                                        *output));
+    }
+    io::check_writable_parent(*output);
+  }
+  if (!outputs.product.empty() && outputs.product == outputs.gpkg) {
+    throw InvalidArgument(fmt::format("output, gpkg: both name {}; give two files", outputs.product));
+  }
+}
+
 io::Provenance with_input(io::Provenance provenance, const std::string& input) {
   provenance.inputs.push_back(input);
   return provenance;
@@ -187,6 +205,23 @@ void los_from_angles(double incidence_deg, double track_deg, double& east, doubl
   up = std::cos(incidence_deg * deg);
 }
 
+void lonlat_to_epsg3035(double longitude_deg, double latitude_deg, double& easting_m, double& northing_m) {
+  ensure_gdal_initialized();
+  OGRSpatialReference wgs84, laea;
+  wgs84.importFromEPSG(4326);
+  laea.importFromEPSG(3035);
+  wgs84.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+  laea.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+  std::unique_ptr<OGRCoordinateTransformation> transform(OGRCreateCoordinateTransformation(&wgs84, &laea));
+  double x = longitude_deg, y = latitude_deg;
+  if (!transform || !transform->Transform(1, &x, &y) || !std::isfinite(x) || !std::isfinite(y)) {
+    throw InvalidArgument(fmt::format("lon {} lat {}: cannot be projected to EPSG:3035", longitude_deg,
+                                      latitude_deg));
+  }
+  easting_m = x;
+  northing_m = y;
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 Summary describe_product(const std::string& path, const RunContext& context, const StreamOptions& options) {
@@ -237,7 +272,9 @@ Summary describe_product(const std::string& path, const RunContext& context, con
   d["columns"] = layout.scalar_names;
   d["first_date"] = format_yyyymmdd(layout.dates.front());
   d["last_date"] = format_yyyymmdd(layout.dates.back());
-  if (points > 0 && e >= 0) d["extent_epsg3035"] = {min_e, min_n, max_e, max_n};
+  // Points without coordinates (empty cells) give no extent rather than "inf .. -inf".
+  const bool has_extent = e >= 0 && n >= 0 && min_e <= max_e && min_n <= max_n;
+  if (has_extent) d["extent_epsg3035"] = {min_e, min_n, max_e, max_n};
   if (v_count > 0) d["mean_velocity_mm_per_yr"] = {{"min", min_v}, {"max", max_v}, {"mean", sum_v / v_count}};
   if (los_mismatch > 0) {
     summary.warnings.push_back(fmt::format(
@@ -251,7 +288,7 @@ Summary describe_product(const std::string& path, const RunContext& context, con
       path, m.level.empty() ? "?" : m.level, m.track, m.burst_id, m.sub_swath, m.production_facility, points,
       layout.date_count(), format_yyyymmdd(layout.dates.front()), format_yyyymmdd(layout.dates.back()),
       layout.separator, incomplete_points, missing_values, fmt::join(layout.scalar_names, ", "));
-  if (points > 0 && e >= 0) {
+  if (has_extent) {
     summary.report +=
         fmt::format("  extent EPSG:3035: E {:.0f}..{:.0f}  N {:.0f}..{:.0f}\n", min_e, max_e, min_n, max_n);
   }
@@ -269,6 +306,7 @@ Summary run_fit(const std::string& input, const ProductOutputs& outputs, const S
                 const RunContext& context, const io::Provenance& provenance) {
   const auto start = std::chrono::steady_clock::now();
   options.validate();
+  detail::check_outputs(input, outputs);
   auto reader = ProductReader::open(input);
   const ProductLayout& layout = reader.layout();
   const TimeSeriesModel model(layout.dates, options.model);
@@ -336,7 +374,7 @@ Summary run_fit(const std::string& input, const ProductOutputs& outputs, const S
 void ReferenceOptions::validate() const {
   switch (method) {
     case ReferenceMethod::kPid:
-      if (pid.empty()) throw InvalidArgument("reference-pid: required with --method pid");
+      if (pid.empty()) throw InvalidArgument("pid: required with --method pid (--pid POINT_ID)");
       break;
     case ReferenceMethod::kArea:
       if (!(radius_m > 0)) throw InvalidArgument(fmt::format("radius-m = {}: expected > 0", radius_m));
@@ -375,6 +413,7 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
   const auto start = std::chrono::steady_clock::now();
   options.validate();
   reference.validate();
+  detail::check_outputs(input, outputs);
   auto reader = ProductReader::open(input);
   const ProductLayout& layout = reader.layout();
   const TimeSeriesModel model(layout.dates, options.model);
@@ -486,8 +525,16 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
   std::vector<std::int64_t> count(layout.date_count(), 0);
   std::int64_t reference_points = 0;
   double sum_e = 0, sum_n = 0;
+  // Where the points are, to tell a user whose reference caught none where to look.
+  double min_e = INFINITY, max_e = -INFINITY, min_n = INFINITY, max_n = -INFINITY;
   for_each_chunk(reader, options, context, "reference series", [&](const PointChunk& c) {
     for (std::size_t p = 0; p < c.size(); ++p) {
+      if (!std::isnan(c.scalar(p, e)) && !std::isnan(c.scalar(p, n))) {
+        min_e = std::min(min_e, c.scalar(p, e));
+        max_e = std::max(max_e, c.scalar(p, e));
+        min_n = std::min(min_n, c.scalar(p, n));
+        max_n = std::max(max_n, c.scalar(p, n));
+      }
       if (!selected(c, p)) continue;
       ++reference_points;
       sum_e += c.scalar(p, e);
@@ -504,8 +551,21 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
   reader.rewind();
   const std::int64_t needed = reference.method == ReferenceMethod::kPid ? 1 : reference.min_points;
   if (reference_points < needed) {
-    throw InvalidArgument(fmt::format("{}: the reference ({}) holds {} points, at least {} needed", input,
-                                      description.dump(), reference_points, needed));
+    std::string where;
+    if (reference.method == ReferenceMethod::kPid) {
+      where = fmt::format("pid '{}' is not in the product", reference.pid);
+    } else if (min_e <= max_e) {
+      where = fmt::format("the reference is read in EPSG:3035 (metres{}); the product's points lie within "
+                          "E {:.0f}..{:.0f} N {:.0f}..{:.0f} (EPSG:3035)",
+                          reference.method == ReferenceMethod::kArea
+                              ? "; a longitude/latitude centre goes to --centre-lon/--centre-lat"
+                              : ", polygons reprojected to it",
+                          min_e, max_e, min_n, max_n);
+    } else {
+      where = "no point has easting/northing values";
+    }
+    throw InvalidArgument(fmt::format("{}: the reference ({}) holds {} points, at least {} needed: {}", input,
+                                      description.dump(), reference_points, needed, where));
   }
   std::vector<float> reference_series(layout.date_count());
   std::int64_t missing_reference_dates = 0;

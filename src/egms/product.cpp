@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <unordered_map>
 
 #include <cpl_conv.h>
 #include <cpl_string.h>
@@ -18,6 +19,7 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "egms/line_reader.hpp"
 
 namespace deforma::egms {
 namespace fs = std::filesystem;
@@ -84,6 +86,131 @@ bool parse_number(std::string_view field, double& value) {
 }
 
 
+
+// True when `text` is well-formed UTF-8 without control characters other than tab: what a CSV header
+// of column names is, and what a raster, an archive or random bytes almost never are.
+bool plausible_header(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+      ++i;
+      continue;
+    }
+    const std::size_t length = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (length == 0 || (length == 2 && c < 0xc2) || i + length > text.size()) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
+// Remembers every pid of a product exactly, in a few tens of bytes per point: EGMS identifiers (up to
+// 10 base-62 digits, below 2^60) as their number tagged with their length, any other identifier as text.
+class PidRegistry {
+ public:
+  // The line of an earlier occurrence of `pid`, or 0 when it is new (it is then remembered at `line`).
+  std::int64_t add(std::string_view pid, std::int64_t line) {
+    std::uint64_t code = 0;
+    if (encode(pid, code)) {
+      const auto [it, inserted] = numbers_.emplace(code, line);
+      return inserted ? 0 : it->second;
+    }
+    const auto [it, inserted] = texts_.emplace(std::string(pid), line);
+    return inserted ? 0 : it->second;
+  }
+
+ private:
+  static bool encode(std::string_view pid, std::uint64_t& code) {
+    if (pid.empty() || pid.size() > 10) return false;
+    code = 0;
+    for (const char c : pid) {
+      int digit;
+      if (c >= '0' && c <= '9') {
+        digit = c - '0';
+      } else if (c >= 'A' && c <= 'Z') {
+        digit = c - 'A' + 10;
+      } else if (c >= 'a' && c <= 'z') {
+        digit = c - 'a' + 36;
+      } else {
+        return false;
+      }
+      code = code * 62 + static_cast<std::uint64_t>(digit);
+    }
+    // "01" and "1" have the same value: the length in the top bits tells them apart.
+    code |= static_cast<std::uint64_t>(pid.size()) << 60;
+    return true;
+  }
+  std::unordered_map<std::uint64_t, std::int64_t> numbers_;
+  std::unordered_map<std::string, std::int64_t> texts_;
+};
+
+// The values a known column may hold; anything outside is a damaged or foreign file, refused with the
+// column and the range in the message rather than carried into results (an extent printed with 300
+// digits, an infinite velocity).
+struct ValueDomain {
+  double min = -std::numeric_limits<double>::max();
+  double max = std::numeric_limits<double>::max();
+  const char* unit = "";
+};
+
+ValueDomain domain_of(const std::string& canonical) {
+  static const std::map<std::string, ValueDomain> domains = {
+      {column::kLatitude, {-90, 90, "degrees"}},
+      {column::kLongitude, {-180, 360, "degrees"}},
+      // EPSG:3035 coordinates: anything beyond half the Earth's circumference is not a place.
+      {column::kEasting, {-2e7, 2e7, "m"}},
+      {column::kNorthing, {-2e7, 2e7, "m"}},
+      {column::kHeightOrtho, {-1e5, 1e5, "m"}},
+      {column::kHeightEllipse, {-1e5, 1e5, "m"}},
+      {column::kIncidenceAngle, {0, 90, "degrees"}},
+      {column::kTrackAngle, {-360, 360, "degrees"}},
+      {column::kLosEast, {-1.001, 1.001, ""}},
+      {column::kLosNorth, {-1.001, 1.001, ""}},
+      {column::kLosUp, {-1.001, 1.001, ""}},
+      {column::kTemporalCoherence, {0, 1.001, ""}},
+      {column::kMeanVelocity, {-kMaxVelocity, kMaxVelocity, "mm/yr"}},
+      {column::kMeanVelocityStd, {0, kMaxVelocity, "mm/yr"}},
+      {column::kAcceleration, {-kMaxVelocity, kMaxVelocity, "mm/yr^2"}},
+      {column::kAccelerationStd, {0, kMaxVelocity, "mm/yr^2"}},
+      {column::kSeasonality, {-kMaxDisplacement, kMaxDisplacement, "mm"}},
+      {column::kSeasonalityStd, {0, kMaxDisplacement, "mm"}},
+      {column::kRmse, {0, kMaxDisplacement, "mm"}},
+      {column::kGnssVelocity, {-kMaxVelocity, kMaxVelocity, "mm/yr"}},
+  };
+  const auto it = domains.find(canonical);
+  return it == domains.end() ? ValueDomain{} : it->second;
+}
+
+std::string range_text(const ValueDomain& d) {
+  return fmt::format("{:g}..{:g}{}{}", d.min, d.max, *d.unit ? " " : "", d.unit);
+}
+
+// A header column that names a date: YYYYMMDD, or YYYY-MM-DD as some tools write it. nullopt when the
+// name is not date-shaped; throws FormatError (file, column) for a date-shaped name that is not a valid
+// acquisition date.
+std::optional<int> date_column(const std::string& name, std::size_t field, const std::string& path) {
+  std::string digits = name;
+  const bool iso = name.size() == 10 && name[4] == '-' && name[7] == '-';
+  if (iso) digits = name.substr(0, 4) + name.substr(5, 2) + name.substr(8, 2);
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  const auto day = parse_yyyymmdd(digits);
+  if (!day) {
+    throw FormatError(fmt::format("{}: header column {} '{}' looks like a date but is not a valid {}", path,
+                                  field + 1, name, iso ? "YYYY-MM-DD" : "YYYYMMDD"));
+  }
+  if (*day < kFirstAcquisitionDay || *day > kLastAcquisitionDay) {
+    throw FormatError(fmt::format("{}: header column {} '{}': an acquisition date must lie between {} and {}",
+                                  path, field + 1, name, format_yyyymmdd(kFirstAcquisitionDay),
+                                  format_yyyymmdd(kLastAcquisitionDay)));
+  }
+  return day;
+}
 
 }  // namespace
 
@@ -199,81 +326,28 @@ void PointChunk::append_scalar_column() {
 struct ProductReader::State {
   std::string path;     // as given
   std::string csv_vsi;  // the CSV as a GDAL virtual path
-  VSILFILE* file = nullptr;
+  std::unique_ptr<detail::LineReader> lines;
   ProductLayout layout;
   ProductMetadata metadata;
   std::uint64_t total = 0;
-  std::uint64_t consumed = 0;
-  std::string buffer;
-  std::size_t pos = 0;
-  bool eof = false;
-  std::int64_t line_number = 0;
   std::int64_t header_lines = 0;
   bool decimals_learned = false;  // decimals are learnt from the first chunk
   // Per column: -1 = pid, >= 0 scalar index, <= -2 date index (-2 - i).
   std::vector<int> field_target;
   std::vector<std::string_view> fields;
-
-  ~State() {
-    if (file) VSIFCloseL(file);
-  }
+  // Checks made during the first pass only (later passes read the same bytes).
+  bool first_pass = true;
+  PidRegistry pids;
+  std::vector<ValueDomain> scalar_domains;
 
   void open_stream() {
-    if (file) VSIFCloseL(file);
-    clear_gdal_error();
-    file = VSIFOpenL(csv_vsi.c_str(), "rb");
-    if (!file) throw IoError(fmt::format("{}: cannot open the CSV ({})", path, last_gdal_error()));
-    buffer.clear();
-    pos = 0;
-    eof = false;
-    consumed = 0;
-    line_number = 0;
+    if (!lines) lines = std::make_unique<detail::LineReader>(csv_vsi, path, total);
+    lines->open();
   }
 
   // Next line without its end-of-line; false at end of file.
-  bool next_line(std::string_view& line) {
-    while (true) {
-      const auto nl = buffer.find('\n', pos);
-      if (nl != std::string::npos) {
-        line = std::string_view(buffer).substr(pos, nl - pos);
-        consumed += nl + 1 - pos;
-        pos = nl + 1;
-        ++line_number;
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        return true;
-      }
-      if (eof) {
-        if (pos >= buffer.size()) return false;
-        line = std::string_view(buffer).substr(pos);
-        consumed += buffer.size() - pos;
-        pos = buffer.size();
-        ++line_number;
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        return true;
-      }
-      buffer.erase(0, pos);
-      pos = 0;
-      constexpr std::size_t kBlock = std::size_t{4} << 20;
-      const std::size_t old = buffer.size();
-      buffer.resize(old + kBlock);
-      clear_gdal_error();
-      const std::size_t got = VSIFReadL(buffer.data() + old, 1, kBlock, file);
-      buffer.resize(old + got);
-      if (got < kBlock) {
-        const std::string err = last_gdal_error();
-        if (!err.empty()) {
-          throw IoError(fmt::format("{}: read error after line {} (truncated or corrupt file?): {}", path,
-                                    line_number, err.empty() ? "I/O error" : err));
-        }
-        eof = true;
-        if (total > 0 && consumed + buffer.size() < total) {
-          throw IoError(
-              fmt::format("{}: the CSV ends after {} of its {} bytes, near line {} (truncated file)", path,
-                          consumed + buffer.size(), total, line_number + 1));
-        }
-      }
-    }
-  }
+  bool next_line(std::string_view& line) { return lines->next(line); }
+  std::int64_t line_number() const { return lines->line_number(); }
 
   void split(std::string_view line) {
     fields.clear();
@@ -308,18 +382,30 @@ std::uint64_t ProductReader::total_bytes() const {
   return state_->total;
 }
 std::uint64_t ProductReader::bytes_read() const {
-  return state_->consumed;
+  return state_->lines ? state_->lines->consumed() : 0;
 }
 
 namespace {
 
-std::string read_small_file(const std::string& vsi_path) {
+// The XML metadata of a product (about 100 kB for a real burst), read whole but bounded: a damaged or
+// hostile archive cannot make the reader allocate more than this.
+constexpr std::size_t kMaxMetadataBytes = std::size_t{16} << 20;
+
+std::string read_small_file(const std::string& vsi_path, const std::string& display_name) {
   VSILFILE* f = VSIFOpenL(vsi_path.c_str(), "rb");
   if (!f) return {};
   std::string text;
   char block[65536];
   std::size_t got = 0;
-  while ((got = VSIFReadL(block, 1, sizeof block, f)) > 0) text.append(block, got);
+  while ((got = VSIFReadL(block, 1, sizeof block, f)) > 0) {
+    if (text.size() + got > kMaxMetadataBytes) {
+      VSIFCloseL(f);
+      throw FormatError(fmt::format("{}: the XML metadata is larger than {} MiB; expected EGMS metadata of a few "
+                                    "hundred kB",
+                                    display_name, kMaxMetadataBytes >> 20));
+    }
+    text.append(block, got);
+  }
   VSIFCloseL(f);
   return text;
 }
@@ -372,32 +458,68 @@ ProductReader ProductReader::open(const std::string& path) {
     clear_gdal_error();
     const CPLStringList entries(VSIReadDirRecursive(root.c_str()));
     if (entries.empty()) {
-      throw IoError(fmt::format("{}: cannot list the zip (truncated or not a zip file){}", path,
+      // Tell an empty archive (only the end-of-central-directory record) and a file that is not a zip
+      // at all from a damaged one.
+      char magic[4] = {0, 0, 0, 0};
+      if (VSILFILE* f = VSIFOpenL(path.c_str(), "rb")) {
+        VSIFReadL(magic, 1, sizeof magic, f);
+        VSIFCloseL(f);
+      }
+      if (std::memcmp(magic, "PK\x05\x06", 4) == 0) {
+        throw FormatError(fmt::format("{}: the zip is empty; expected an EGMS product (a .csv inside)", path));
+      }
+      if (std::memcmp(magic, "PK", 2) != 0) {
+        throw FormatError(fmt::format("{}: not a zip file; expected an EGMS product (.zip or .csv)", path));
+      }
+      throw IoError(fmt::format("{}: cannot list the zip (truncated or damaged){}", path,
                                 last_gdal_error().empty() ? "" : ": " + last_gdal_error()));
     }
-    std::string csv_entry, xml_entry;
+    std::vector<std::string> csv_entries, xml_entries;
     for (int i = 0; i < entries.size(); ++i) {
       const std::string entry = entries[i];
       const std::string ext = lower(fs::path(entry).extension().string());
-      if (ext == ".csv" && csv_entry.empty()) csv_entry = entry;
-      if (ext == ".xml" && xml_entry.empty()) xml_entry = entry;
+      if (ext == ".csv") csv_entries.push_back(entry);
+      if (ext == ".xml") xml_entries.push_back(entry);
     }
-    if (csv_entry.empty()) throw FormatError(fmt::format("{}: the zip holds no .csv file", path));
+    if (csv_entries.empty()) throw FormatError(fmt::format("{}: the zip holds no .csv file", path));
+    if (csv_entries.size() > 1) {
+      throw FormatError(fmt::format("{}: the zip holds {} CSV files ({}): which one is the product is "
+                                    "ambiguous; extract it and give the CSV",
+                                    path, csv_entries.size(), fmt::join(csv_entries, ", ")));
+    }
+    const std::string& csv_entry = csv_entries.front();
+    // The metadata of the CSV: the XML of the same name, else the only one.
+    std::string xml_entry;
+    for (const auto& entry : xml_entries) {
+      if (fs::path(entry).stem() == fs::path(csv_entry).stem()) xml_entry = entry;
+    }
+    if (xml_entry.empty() && xml_entries.size() == 1) xml_entry = xml_entries.front();
     s.csv_vsi = root + "/" + csv_entry;
-    if (!xml_entry.empty()) xml = read_small_file(root + "/" + xml_entry);
+    if (!xml_entry.empty()) xml = read_small_file(root + "/" + xml_entry, path + " (" + xml_entry + ")");
   } else {
     s.csv_vsi = path;
     const std::string sidecar = (fs::path(path).replace_extension(".xml")).string();
-    if (VSIStatL(sidecar.c_str(), &stat) == 0) xml = read_small_file(sidecar);
+    if (VSIStatL(sidecar.c_str(), &stat) == 0) xml = read_small_file(sidecar, sidecar);
   }
   if (VSIStatL(s.csv_vsi.c_str(), &stat) == 0) s.total = static_cast<std::uint64_t>(stat.st_size);
   s.metadata = parse_metadata(xml, path);
   s.layout.source = path;
   s.open_stream();
 
+  const std::string not_egms = fmt::format(
+      "{}: not an EGMS product (no CSV header): expected a line of column names (pid, ..., YYYYMMDD)", path);
   std::string_view header;
-  if (!s.next_line(header) || trim(header).empty())
-    throw FormatError(fmt::format("{}: empty file, no header", path));
+  bool has_header = false;
+  try {
+    has_header = s.next_line(header);
+  } catch (const FormatError&) {
+    throw FormatError(not_egms);  // the first line is endless: binary data
+  }
+  if (!has_header) throw FormatError(fmt::format("{}: empty file, no header", path));
+  // A UTF-8 byte-order mark (spreadsheets write one) is not part of the first column's name.
+  if (header.substr(0, 3) == "\xEF\xBB\xBF") header.remove_prefix(3);
+  if (trim(header).empty()) throw FormatError(fmt::format("{}: empty first line, no header", path));
+  if (!plausible_header(header)) throw FormatError(not_egms);
   const std::string header_text(header);
   const auto commas = std::count(header_text.begin(), header_text.end(), ',');
   const auto semicolons = std::count(header_text.begin(), header_text.end(), ';');
@@ -405,17 +527,15 @@ ProductReader ProductReader::open(const std::string& path) {
   s.split(header_text);
   int pid_column = -1;
   std::vector<std::pair<int, int>> date_columns;  // (day, field)
+  std::vector<bool> is_date(s.fields.size(), false);
   std::map<std::string, int> seen;
   for (std::size_t f = 0; f < s.fields.size(); ++f) {
     const std::string name(trim(s.fields[f]));
     if (name.empty()) throw FormatError(fmt::format("{}: header column {} has no name", path, f + 1));
-    if (const auto day = parse_yyyymmdd(name)) {
+    if (const auto day = date_column(name, f, path)) {
       date_columns.emplace_back(*day, static_cast<int>(f));
+      is_date[f] = true;
       continue;
-    }
-    if (std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      throw FormatError(fmt::format("{}: header column {} '{}' looks like a date but is not a valid YYYYMMDD",
-                                    path, f + 1, name));
     }
     const std::string canonical = canonical_column_name(name);
     if (!seen.emplace(canonical, static_cast<int>(f)).second) {
@@ -427,6 +547,7 @@ ProductReader ProductReader::open(const std::string& path) {
     }
     s.layout.scalar_names.push_back(name);
     s.layout.canonical_names.push_back(canonical);
+    s.scalar_domains.push_back(domain_of(canonical));
   }
   if (pid_column < 0) throw FormatError(fmt::format("{}: column 'pid' is missing from the header", path));
   if (date_columns.empty()) {
@@ -446,7 +567,7 @@ ProductReader ProductReader::open(const std::string& path) {
   for (std::size_t f = 0; f < s.fields.size(); ++f) {
     if (static_cast<int>(f) == pid_column) {
       s.field_target[f] = -1;
-    } else if (!parse_yyyymmdd(trim(s.fields[f]))) {
+    } else if (!is_date[f]) {
       s.field_target[f] = scalar_index++;
     }
   }
@@ -456,12 +577,14 @@ ProductReader ProductReader::open(const std::string& path) {
   }
   s.layout.scalar_decimals.assign(s.layout.scalar_names.size(), -1);
   s.layout.series_decimals = -1;
-  s.header_lines = s.line_number;
+  s.header_lines = s.line_number();
   return reader;
 }
 
 void ProductReader::rewind() {
   State& s = *state_;
+  // A pass left before its end checked only part of the file: the next one checks it all again.
+  if (s.first_pass) s.pids = PidRegistry();
   s.open_stream();
   std::string_view header;
   s.next_line(header);
@@ -478,10 +601,11 @@ bool ProductReader::read(PointChunk& chunk, std::size_t max_points) {
     s.split(line);
     if (s.fields.size() != expected) {
       throw FormatError(fmt::format("{}: line {} has {} fields, expected {} as in the header{}", s.path,
-                                    s.line_number, s.fields.size(), expected,
+                                    s.line_number(), s.fields.size(), expected,
                                     s.fields.size() < expected ? " (truncated line?)" : ""));
     }
-    const std::size_t p = chunk.add_point({}, s.line_number);
+    const std::int64_t line_number = s.line_number();
+    const std::size_t p = chunk.add_point({}, line_number);
     float* series = chunk.series_of(p);
     const bool learn_decimals = !s.decimals_learned;
     for (std::size_t f = 0; f < expected; ++f) {
@@ -491,11 +615,24 @@ bool ProductReader::read(PointChunk& chunk, std::size_t max_points) {
         continue;
       }
       double value = 0;
+      const auto column_name = [&] {
+        return target >= 0 ? layout.scalar_names[target] : format_yyyymmdd(layout.dates[-2 - target]);
+      };
       if (!parse_number(s.fields[f], value)) {
-        const std::string name =
-            target >= 0 ? layout.scalar_names[target] : format_yyyymmdd(layout.dates[-2 - target]);
-        throw FormatError(fmt::format("{}: line {}, column '{}': '{}' is not a number", s.path, s.line_number,
-                                      name, trim(s.fields[f])));
+        throw FormatError(fmt::format("{}: line {}, column '{}': '{}' is not a number", s.path, line_number,
+                                      column_name(), trim(s.fields[f])));
+      }
+      if (std::isinf(value)) {
+        throw FormatError(fmt::format("{}: line {}, column '{}': '{}' is not a finite number", s.path,
+                                      line_number, column_name(), trim(s.fields[f])));
+      }
+      if (!std::isnan(value)) {
+        const ValueDomain domain =
+            target >= 0 ? s.scalar_domains[target] : ValueDomain{-kMaxDisplacement, kMaxDisplacement, "mm"};
+        if (!(value >= domain.min && value <= domain.max)) {
+          throw FormatError(fmt::format("{}: line {}, column '{}': {} is out of range (expected {})", s.path,
+                                        line_number, column_name(), trim(s.fields[f]), range_text(domain)));
+        }
       }
       if (target >= 0) {
         chunk.scalar(p, target) = value;
@@ -511,9 +648,18 @@ bool ProductReader::read(PointChunk& chunk, std::size_t max_points) {
       }
     }
     if (chunk.pid[p].empty()) {
-      throw FormatError(
-          fmt::format("{}: line {}, column 'pid': empty point identifier", s.path, s.line_number));
+      throw FormatError(fmt::format("{}: line {}, column 'pid': empty point identifier", s.path, line_number));
     }
+    if (s.first_pass) {
+      if (const std::int64_t earlier = s.pids.add(chunk.pid[p], line_number)) {
+        throw FormatError(fmt::format("{}: line {}: pid '{}' already appears on line {} (duplicated point)",
+                                      s.path, line_number, chunk.pid[p], earlier));
+      }
+    }
+  }
+  if (chunk.pid.empty() && s.first_pass) {
+    s.first_pass = false;
+    s.pids = PidRegistry();  // the whole file was checked: free the identifiers
   }
   // Computed columns (velocities, series) are written with at least two decimals so that re-referenced
   // or calibrated values keep sub-0.1 mm precision; integer columns stay integers.

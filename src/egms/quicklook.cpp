@@ -2,12 +2,12 @@
 
 #include <cmath>
 #include <filesystem>
+#include <tuple>
 
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
 #include "deforma/egms/product.hpp"
-#include "deforma/io/raster.hpp"
 #include "deforma/render/colormap.hpp"
 #include "deforma/render/image.hpp"
 #include "deforma/render/map.hpp"
@@ -16,6 +16,8 @@ namespace deforma::egms {
 namespace {
 
 namespace fs = std::filesystem;
+
+constexpr float kOrthoNodata = -9999.0f;  // the nodata of the Ortho grids (PREFIX_U.tif, PREFIX_E.tif)
 
 std::string iso_of(int day_number) {
   const std::string d = format_yyyymmdd(day_number);
@@ -70,26 +72,28 @@ void write_velocity_map(const std::string& product_path, const std::string& png_
   render::write_png(png_path, image);
 }
 
-std::vector<std::string> write_ortho_quicklooks(const std::string& output_prefix) {
-  std::string first_date, last_date;
-  try {
-    const auto dates = ProductReader::open(output_prefix + "_U.csv").layout().dates;
-    if (!dates.empty()) first_date = iso_of(dates.front()), last_date = iso_of(dates.back());
-  } catch (const Error&) {
-    // The grids are drawn without dates rather than not at all.
-  }
+std::vector<std::string> write_ortho_quicklooks(const std::string& output_prefix, const GridF& up_mm_per_yr,
+                                                const GridF& east_mm_per_yr, double cell_size_m,
+                                                const std::vector<int>& grid_days) {
+  const std::string first_date = grid_days.empty() ? "" : iso_of(grid_days.front());
+  const std::string last_date = grid_days.empty() ? "" : iso_of(grid_days.back());
   const std::string place = fs::path(output_prefix).filename().string();
   std::vector<std::string> written;
-  for (const auto& [suffix, what] : {std::pair<std::string, std::string>{"_U", "vertical mean velocity"},
-                                     std::pair<std::string, std::string>{"_E", "east-west mean velocity"}}) {
-    const auto raster = io::Raster::open(output_prefix + suffix + ".tif");
-    const auto band = raster.read_all(1);
-    const auto scale = render::ColorScale::robust_diverging(band.values, band.valid, what, "mm/yr");
+  for (const auto& [suffix, what, grid] :
+       {std::tuple<std::string, std::string, const GridF*>{"_U", "vertical mean velocity", &up_mm_per_yr},
+        std::tuple<std::string, std::string, const GridF*>{"_E", "east-west mean velocity",
+                                                           &east_mm_per_yr}}) {
+    GridU8 valid(grid->width(), grid->height(), 0);
+    for (std::size_t i = 0; i < grid->size(); ++i) {
+      const float v = grid->data()[i];
+      valid.data()[i] = std::isfinite(v) && v != kOrthoNodata;
+    }
+    const auto scale = render::ColorScale::robust_diverging(*grid, valid, what, "mm/yr");
     render::QuicklookOptions options;
     options.title = render::figure_title("EGMS Ortho " + place, what, "mm/yr", first_date, last_date);
-    options.cell_size_m = raster.info().pixel_size_x_m;
+    options.cell_size_m = cell_size_m;
     const std::string png = output_prefix + suffix + ".png";
-    auto image = render::render_quicklook(band.values, band.valid, scale, options);
+    auto image = render::render_quicklook(*grid, valid, scale, options);
     image.text()["Description"] =
         fmt::format("{} of {}", what, fs::path(output_prefix + suffix + ".tif").filename().string());
     render::write_png(png, image);

@@ -62,6 +62,10 @@ std::size_t chunk_points_for(const StreamOptions& options, const ProductLayout& 
 /// given by incidence_angle and track_angle (0 when those columns are absent).
 std::int64_t count_los_mismatches(const ProductLayout& layout, const PointChunk& chunk);
 
+/// Checks, before any work, that the outputs can be written and would not replace `input` (nor each
+/// other). Throws InvalidArgument (an output is the input, or both outputs are one file) or IoError.
+void check_outputs(const std::string& input, const ProductOutputs& outputs);
+
 /// Provenance with the input added.
 io::Provenance with_input(io::Provenance provenance, const std::string& input);
 

@@ -15,8 +15,10 @@
 #include <ogr_spatialref.h>
 #include <spdlog/spdlog.h>
 
+#include "deforma/core/cancel.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/io/files.hpp"
 #include "deforma/version.hpp"
 
 namespace deforma::io {
@@ -52,6 +54,15 @@ void remove_quietly(const std::string& path) {
 }
 
 void rename_into_place(const std::string& from, const std::string& to) {
+  // Outputs a run makes together are renamed together, at its end.
+  if (OutputCommitGroup::hold(from, to)) return;
+  // Looked at again at the last moment: a device or FIFO made since the start must not be replaced.
+  try {
+    check_output_target(to);
+  } catch (const Error&) {
+    remove_quietly(from);
+    throw;
+  }
   std::error_code ec;
   fs::rename(from, to, ec);
   if (ec) {
@@ -93,6 +104,8 @@ void write_provenance_metadata(void* gdal_dataset, const Provenance& provenance)
 
 void check_writable_parent(const std::string& path, const std::string& what) {
   if (path.empty()) throw InvalidArgument(fmt::format("{}: empty file name", what));
+  // First: a device or FIFO in a folder the user cannot write (/dev) is named for what it is.
+  if (!fs::is_directory(path)) check_output_target(path, what);
   const fs::path p(path);
   const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
   std::error_code ec;
@@ -106,6 +119,7 @@ void check_writable_parent(const std::string& path, const std::string& what) {
 
 StagedFile::StagedFile(std::string final_path, const char* tag) : final_path_(std::move(final_path)) {
   check_writable_parent(final_path_);
+  remove_stale_temporaries(final_path_);
   temp_path_ = temporary_name(final_path_, tag);
 }
 
@@ -173,6 +187,7 @@ CogWriter::CogWriter(std::string path, int width, int height, std::vector<Output
   }
   if (bands.empty()) throw InvalidArgument(fmt::format("{}: an output needs at least one band", path_));
   check_writable_parent(path_);
+  remove_stale_temporaries(path_);
   state_->bands = std::move(bands);
   state_->geotransform = geotransform;
   state_->crs_wkt = std::move(crs_wkt);
@@ -279,7 +294,9 @@ void CogWriter::finish() {
   co = CSLSetNameValue(co, "BIGTIFF", "IF_SAFER");
   co = CSLSetNameValue(co, "NUM_THREADS", "ALL_CPUS");
   auto* cog = GetGDALDriverManager()->GetDriverByName("COG");
-  std::function<bool(double)> progress = o.conversion_progress ? o.conversion_progress : [](double) { return true; };
+  // Without a callback of the caller's, an interrupt (SIGINT/SIGTERM in the CLI) still stops the conversion.
+  std::function<bool(double)> progress =
+      o.conversion_progress ? o.conversion_progress : [](double) { return !cancellation_requested(); };
   GDALDataset* out = cog->CreateCopy(partial.c_str(), ds, FALSE, co, conversion_progress_trampoline, &progress);
   CSLDestroy(co);
   bool ok = out != nullptr;
@@ -289,7 +306,8 @@ void CogWriter::finish() {
     if (!last_gdal_error().empty()) ok = false;
   }
   if (!ok) {
-    const bool cancelled = last_gdal_error().find("nterrupt") != std::string::npos ||
+    const bool cancelled = cancellation_requested() ||
+                           last_gdal_error().find("nterrupt") != std::string::npos ||
                            last_gdal_error().find("ancel") != std::string::npos;
     remove_quietly(partial);
     state_->drop();
@@ -303,8 +321,10 @@ void CogWriter::finish() {
   std::error_code ec;
   const std::string sidecar = partial + ".aux.xml";
   if (std::filesystem::exists(sidecar, ec)) {
-    std::filesystem::rename(sidecar, path_ + ".aux.xml", ec);
-    if (ec) remove_quietly(sidecar);
+    if (!OutputCommitGroup::hold(sidecar, path_ + ".aux.xml")) {
+      std::filesystem::rename(sidecar, path_ + ".aux.xml", ec);
+      if (ec) remove_quietly(sidecar);
+    }
   } else {
     remove_quietly(path_ + ".aux.xml");  // a stale sidecar of an earlier run would override this file's
   }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <complex>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -16,7 +17,9 @@
 #include <spdlog/spdlog.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/gdal_error_trap.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/io/files.hpp"
 
 namespace deforma::io {
 
@@ -185,12 +188,23 @@ void warn_pixel_units(const std::string& label) {
   spdlog::warn("{}: no georeferencing; working in pixel units", label);
 }
 
+// Complex bands (SAR SLCs: CInt16, CFloat32) are read as their amplitude: the real part alone is not
+// what a correlation or a statistic is meant on. Said once per file and band.
+void warn_complex_amplitude(const std::string& label, int band, const char* type) {
+  static std::mutex mutex;
+  static std::set<std::string> reported;
+  std::lock_guard lock(mutex);
+  if (!reported.insert(fmt::format("{}#{}", label, band)).second) return;
+  spdlog::warn("{}: band {} is complex ({}); using its amplitude", label, band, type);
+}
+
 }  // namespace
 
 Raster Raster::open(const std::string& path) {
   ensure_gdal_initialized();
   clear_gdal_error();
   if (path.empty()) throw InvalidArgument("raster path is empty");
+  check_input_path(path);  // before GDAL opens it: a FIFO would block, a device never end
   auto* ds = static_cast<GDALDataset*>(GDALOpenEx(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY, nullptr, nullptr, nullptr));
   if (!ds) throw_open_failure(path);
   if (ds->GetRasterCount() < 1) {
@@ -257,20 +271,41 @@ BandWindow Raster::read(int band, const Window& window) const {
   const GSpacing pixel_space = sizeof(float);
   const GSpacing line_space = static_cast<GSpacing>(sizeof(float)) * window.width;
   float* first = out.values.data() + static_cast<std::size_t>(dy) * window.width + dx;
+  const GDALDataType type = rb->GetRasterDataType();
+  const bool complex = GDALDataTypeIsComplex(type) != 0;
+  if (complex) warn_complex_amplitude(info_.path, band, GDALGetDataTypeName(type));
   clear_gdal_error();
-  if (rb->RasterIO(GF_Read, inside.col, inside.row, inside.width, inside.height, first, inside.width,
-                   inside.height, GDT_Float32, pixel_space, line_space, nullptr) != CE_None) {
-    throw IoError(with_gdal_reason(fmt::format("{}: band {}: read of window col {} row {} size {}x{} failed",
-                                               info_.path, band, inside.col, inside.row, inside.width,
-                                               inside.height)));
+  // A corrupt block may be reported as an error while RasterIO returns success with zeros in the buffer:
+  // any error raised during the read fails it, quoting GDAL's first message.
+  GdalErrorTrap trap;
+  CPLErr status = CE_None;
+  if (complex) {
+    std::vector<std::complex<float>> buffer(static_cast<std::size_t>(inside.width) * inside.height);
+    status = rb->RasterIO(GF_Read, inside.col, inside.row, inside.width, inside.height, buffer.data(),
+                          inside.width, inside.height, GDT_CFloat32, 0, 0, nullptr);
+    for (int r = 0; r < inside.height && status == CE_None; ++r) {
+      float* row = first + static_cast<std::size_t>(r) * window.width;
+      for (int c = 0; c < inside.width; ++c)
+        row[c] = std::abs(buffer[static_cast<std::size_t>(r) * inside.width + c]);
+    }
+  } else {
+    status = rb->RasterIO(GF_Read, inside.col, inside.row, inside.width, inside.height, first, inside.width,
+                          inside.height, GDT_Float32, pixel_space, line_space, nullptr);
+  }
+  if (status != CE_None || trap.failed()) {
+    throw FormatError(fmt::format("{}: band {}: reading window col {} row {} size {}x{} failed: {}",
+                                  info_.path, band, inside.col, inside.row, inside.width, inside.height,
+                                  trap.failed() ? trap.describe() : "GDAL gave no reason"));
   }
   // Validity: GDAL's mask (nodata, alpha or mask band) and, always, NaN.
   std::vector<unsigned char> mask(static_cast<std::size_t>(inside.width) * inside.height, 255);
   const int flags = rb->GetMaskFlags();
   if ((flags & GMF_ALL_VALID) == 0) {
     if (rb->GetMaskBand()->RasterIO(GF_Read, inside.col, inside.row, inside.width, inside.height, mask.data(),
-                                    inside.width, inside.height, GDT_Byte, 0, 0, nullptr) != CE_None) {
-      throw IoError(with_gdal_reason(fmt::format("{}: band {}: reading the validity mask failed", info_.path, band)));
+                                    inside.width, inside.height, GDT_Byte, 0, 0, nullptr) != CE_None ||
+        trap.failed()) {
+      throw FormatError(fmt::format("{}: band {}: reading the validity mask failed: {}", info_.path, band,
+                                    trap.failed() ? trap.describe() : "GDAL gave no reason"));
     }
   }
   for (int r = 0; r < inside.height; ++r) {

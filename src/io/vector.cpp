@@ -10,6 +10,7 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/io/files.hpp"
 
 namespace deforma::io {
 
@@ -100,6 +101,7 @@ PolygonSet read_polygons(const std::string& path, const std::string& target_crs_
   if (!std::filesystem::exists(path, ec) && path.rfind("/vsi", 0) != 0) {
     throw IoError(fmt::format("{}: no such file", path));
   }
+  check_input_path(path);  // before OGR opens it: a FIFO would block, a device never end
   std::unique_ptr<GDALDataset> ds(static_cast<GDALDataset*>(
       GDALOpenEx(path.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY, nullptr, nullptr, nullptr)));
   if (!ds) throw FormatError(with_gdal_reason(fmt::format("{}: not a vector file OGR can read", path)));
@@ -206,6 +208,7 @@ GridU8 read_mask(const std::string& path, const RasterInfo& grid, const Window& 
   if (!std::filesystem::exists(path, ec) && path.rfind("/vsi", 0) != 0) {
     throw IoError(fmt::format("--mask {}: no such file", path));
   }
+  check_input_path(path, "--mask");
   const bool is_raster = [&] {
     CPLPushErrorHandler(CPLQuietErrorHandler);
     GDALDatasetH h = GDALOpenEx(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY, nullptr, nullptr, nullptr);

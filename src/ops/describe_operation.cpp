@@ -35,7 +35,7 @@ void register_describe_operation(OperationRegistry& registry) {
   op.params = {
       ParamDecl::argument("operation", ParamType::kString, "operation to describe (default: all)").optional(),
       ParamDecl::option("json", ParamType::kBool, "JSON process description instead of Markdown"),
-      ParamDecl::option("write-docs", ParamType::kPath, "write every operation's page into this folder"),
+      ParamDecl::option("write-docs", ParamType::kPath, "write every operation's page into this folder").as_output("inode/directory"),
   };
   op.examples = {"deforma describe correlate", "deforma describe correlate --json",
                  "deforma describe --write-docs docs/commands"};

@@ -34,14 +34,20 @@ std::vector<ParamDecl> stream_params() {
   };
 }
 
-std::vector<ParamDecl> output_params(bool product_required) {
-  auto product = ParamDecl::option("output", ParamType::kPath,
-                                   "product in EGMS layout: .csv (XML beside it) or .zip (CSV + XML)")
-                     .alias("o")
-                     .as_output("text/csv");
-  if (product_required) product.mandatory();
-  return {product,
-          ParamDecl::option("gpkg", ParamType::kPath, "also write the points as a GeoPackage layer").as_output("application/geopackage+sqlite3")};
+std::vector<ParamDecl> output_params() {
+  return {ParamDecl::option("output", ParamType::kPath,
+                            "product in EGMS layout: .csv (XML beside it) or .zip (CSV + XML)")
+              .alias("o")
+              .as_output("text/csv"),
+          ParamDecl::option("gpkg", ParamType::kPath,
+                            "write the points as a GeoPackage layer (attributes with units, series as a JSON "
+                            "array), with or without --output")
+              .as_output("application/geopackage+sqlite3")};
+}
+
+// Operations that exist to produce a product need somewhere to write it: -o, --gpkg or both.
+void require_some_output(const ProductOutputs& outputs) {
+  if (!outputs.any()) throw InvalidArgument("output: give --output (-o) FILE.zip|FILE.csv, --gpkg FILE.gpkg, or both");
 }
 
 StreamOptions stream_options(const ParamValues& p) {
@@ -73,6 +79,10 @@ std::vector<ParamDecl> concat(std::vector<ParamDecl> first, Lists... rest) {
 }  // namespace
 
 void register_egms_operations(OperationRegistry& registry) {
+  registry.describe_group("egms",
+                          "European Ground Motion Service (Copernicus) point products, CSV or zip: inspect, "
+                          "refit, re-reference (Basic L2a), calibrate to GNSS (Calibrated L2b), combine "
+                          "ascending + descending (Ortho L3); docs/egms.md");
   {
     OperationDecl op;
     op.name = "egms info";
@@ -103,10 +113,10 @@ void register_egms_operations(OperationRegistry& registry) {
         "(median, 95th percentile and maximum of |difference| per column). With --output/--gpkg, writes the "
         "product with the recomputed columns.";
     op.params = concat({ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)").as_input()},
-                       output_params(false), stream_params(),
+                       output_params(), stream_params(),
                        std::vector<ParamDecl>{ParamDecl::option("quicklook", ParamType::kPath,
                                                                 "also draw a PNG map of the points coloured by "
-                                                                "mean velocity (the refitted one with --output)")
+                                                                "their mean velocity")
                                                   .as_output("image/png")});
     op.examples = {"deforma egms fit EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip",
                    "deforma egms fit burst.zip -o refit.zip --gpkg refit.gpkg --quicklook refit.png"};
@@ -114,7 +124,8 @@ void register_egms_operations(OperationRegistry& registry) {
       auto summary = egms::run_fit(p.get_string("file"), product_outputs(p), stream_options(p), context,
                                    provenance_of(p, context));
       if (p.has("quicklook")) {
-        egms::write_velocity_map(p.get_string_or("output", p.get_string("file")), p.get_string("quicklook"));
+        // The input's mean_velocity: the refitted product is only committed once the run succeeds.
+        egms::write_velocity_map(p.get_string("file"), p.get_string("quicklook"));
         summary.outputs.push_back(p.get_string("quicklook"));
       }
       return summary;
@@ -127,26 +138,31 @@ void register_egms_operations(OperationRegistry& registry) {
     op.summary = "Basic level: re-reference a product to a point, an area, a polygon or a stable area";
     op.description =
         "Subtracts from every series the mean series of the reference points and refits the model columns. "
-        "--method pid uses one point; area, the points within --radius-m of "
-        "--centre-easting/--centre-northing "
-        "(EPSG:3035); polygon, the points inside --polygon; auto, the square cell of --auto-cell-m whose "
-        "points "
-        "(coherence >= --min-coherence, at least --min-points) have the most uniform mean velocity. The "
+        "The method follows from the parameters given (or --method): pid, one point (--pid); area, the "
+        "points within --radius-m of a centre given in EPSG:3035 (--centre-easting/--centre-northing) or "
+        "in WGS84 (--centre-lon/--centre-lat); polygon, the points inside --polygon; auto (no such "
+        "parameter), the square cell of --auto-cell-m whose points (coherence >= --min-coherence, at least "
+        "--min-points) have the most uniform mean velocity. Parameters of two methods are refused. The "
         "reference is recorded in the output metadata.";
     op.params = concat(
-        {ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)").as_input()}, output_params(true),
+        {ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)").as_input()}, output_params(),
         std::vector<ParamDecl>{
-            ParamDecl::option("method", ParamType::kChoice, "how the reference is chosen")
-                .one_of({"auto", "pid", "area", "polygon"})
-                .defaults_to("auto"),
+            ParamDecl::option("method", ParamType::kChoice,
+                              "how the reference is chosen (default: from the parameters given, else auto)")
+                .one_of({"auto", "pid", "area", "polygon"}),
             ParamDecl::option("pid", ParamType::kString, "reference point (method pid)"),
             ParamDecl::option("centre-easting", ParamType::kDouble, "area centre, EPSG:3035 (method area)")
                 .in_unit("m"),
             ParamDecl::option("centre-northing", ParamType::kDouble, "area centre, EPSG:3035 (method area)")
                 .in_unit("m"),
-            ParamDecl::option("radius-m", ParamType::kDouble, "area radius (method area)")
+            ParamDecl::option("centre-lon", ParamType::kDouble, "area centre, WGS84 longitude (method area)")
+                .in_unit("degrees")
+                .between(-180, 180),
+            ParamDecl::option("centre-lat", ParamType::kDouble, "area centre, WGS84 latitude (method area)")
+                .in_unit("degrees")
+                .between(-90, 90),
+            ParamDecl::option("radius-m", ParamType::kDouble, "area radius (method area; default 100)")
                 .in_unit("m")
-                .defaults_to("100")
                 .at_least(0.001),
             ParamDecl::option("polygon", ParamType::kPath, "polygon file, any OGR format (method polygon)").as_input(),
             ParamDecl::option("auto-cell-m", ParamType::kDouble,
@@ -165,28 +181,67 @@ void register_egms_operations(OperationRegistry& registry) {
     op.examples = {
         "deforma egms reference burst.zip -o burst_ref.zip",
         "deforma egms reference burst.zip --method pid --pid 166ax5Ofja -o burst_ref.csv",
-        "deforma egms reference burst.zip --method area --centre-easting 4599000 --centre-northing "
-        "1740000 --radius-m 200 -o burst_ref.zip"};
+        "deforma egms reference burst.zip --centre-easting 4599000 --centre-northing 1740000 --radius-m 200 "
+        "-o burst_ref.zip",
+        "deforma egms reference burst.zip --centre-lon 13.18 --centre-lat 38.71 --radius-m 200 --gpkg "
+        "burst_ref.gpkg"};
     op.run = [](const ParamValues& p, RunContext& context) {
       egms::ReferenceOptions r;
-      const std::string method = p.get_string("method");
+      const bool centre_3035 = p.has("centre-easting") || p.has("centre-northing");
+      const bool centre_lonlat = p.has("centre-lon") || p.has("centre-lat");
+      // Which method the parameters given point to; a user who gives an area's centre means that area.
+      std::vector<std::pair<std::string, std::string>> implied;  // (method, the options that imply it)
+      if (centre_3035 || centre_lonlat || p.has("radius-m")) {
+        implied.emplace_back("area", "--centre-*/--radius-m");
+      }
+      if (p.has("pid")) implied.emplace_back("pid", "--pid");
+      if (p.has("polygon")) implied.emplace_back("polygon", "--polygon");
+      if (implied.size() > 1) {
+        throw InvalidArgument(fmt::format("method: {} and {} select different references ({} and {}); give "
+                                          "the parameters of one method",
+                                          implied[0].second, implied[1].second, implied[0].first,
+                                          implied[1].first));
+      }
+      std::string method = p.get_string_or("method", "");
+      if (method.empty()) {
+        method = implied.empty() ? "auto" : implied.front().first;
+      } else if (!implied.empty() && implied.front().first != method) {
+        throw InvalidArgument(fmt::format("method: --method {} conflicts with {} (parameters of method {})",
+                                          method, implied.front().second, implied.front().first));
+      }
       r.method = method == "pid"       ? egms::ReferenceMethod::kPid
                  : method == "area"    ? egms::ReferenceMethod::kArea
                  : method == "polygon" ? egms::ReferenceMethod::kPolygon
                                        : egms::ReferenceMethod::kAuto;
       r.pid = p.get_string_or("pid", "");
       if (r.method == egms::ReferenceMethod::kArea) {
-        if (!p.has("centre-easting") || !p.has("centre-northing")) {
-          throw InvalidArgument("--centre-easting and --centre-northing are required with --method area");
+        if (centre_3035 && centre_lonlat) {
+          throw InvalidArgument(
+              "centre: give it either in EPSG:3035 (--centre-easting/--centre-northing) or in WGS84 "
+              "(--centre-lon/--centre-lat), not both");
         }
-        r.centre_easting_m = p.get_double("centre-easting");
-        r.centre_northing_m = p.get_double("centre-northing");
+        if (centre_lonlat) {
+          if (!p.has("centre-lon") || !p.has("centre-lat")) {
+            throw InvalidArgument("centre-lon, centre-lat: both are needed for an area centre in WGS84");
+          }
+          egms::lonlat_to_epsg3035(p.get_double("centre-lon"), p.get_double("centre-lat"), r.centre_easting_m,
+                                   r.centre_northing_m);
+        } else {
+          if (!p.has("centre-easting") || !p.has("centre-northing")) {
+            throw InvalidArgument(
+                "centre-easting, centre-northing: both are needed with method area (or give "
+                "--centre-lon/--centre-lat)");
+          }
+          r.centre_easting_m = p.get_double("centre-easting");
+          r.centre_northing_m = p.get_double("centre-northing");
+        }
       }
-      r.radius_m = p.get_double("radius-m");
+      if (p.has("radius-m")) r.radius_m = p.get_double("radius-m");
       r.polygon_path = p.get_string_or("polygon", "");
       r.auto_cell_m = p.get_double("auto-cell-m");
       r.min_points = static_cast<int>(p.get_int("min-points"));
       r.min_coherence = p.get_double("min-coherence");
+      require_some_output(product_outputs(p));
       return egms::run_reference(p.get_string("file"), r, product_outputs(p), stream_options(p), context,
                                  provenance_of(p, context));
     };
@@ -207,7 +262,7 @@ void register_egms_operations(OperationRegistry& registry) {
         "gives "
         "residuals before and after (per station for station files).";
     op.params = concat(
-        {ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)").as_input()}, output_params(true),
+        {ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)").as_input()}, output_params(),
         std::vector<ParamDecl>{
             ParamDecl::option(
                 "gnss", ParamType::kPath,
@@ -243,6 +298,7 @@ void register_egms_operations(OperationRegistry& registry) {
       c.smoothing_wavelength_m = p.get_double("smoothing-wavelength-m");
       c.station_radius_m = p.get_double("station-radius-m");
       c.min_station_points = static_cast<int>(p.get_int("min-station-points"));
+      require_some_output(product_outputs(p));
       return egms::run_calibrate(p.get_string("file"), c, product_outputs(p), stream_options(p), context,
                                  provenance_of(p, context));
     };
@@ -295,17 +351,14 @@ void register_egms_operations(OperationRegistry& registry) {
       o.max_gap_days = static_cast<int>(p.get_int("max-gap-days"));
       o.min_observations = static_cast<int>(p.get_int("min-observations"));
       o.gnss_north_path = p.get_string_or("gnss", "");
+      o.quicklook = p.get_bool("quicklook");
       const auto products = p.get_list("products");
       if (products.size() != 2) {
         throw InvalidArgument(
             fmt::format("products: expected 2 files (ascending, descending), got {}", products.size()));
       }
-      auto summary = egms::run_ortho(products[0], products[1], p.get_string("output"), o, stream_options(p),
-                                     context, provenance_of(p, context));
-      if (p.get_bool("quicklook")) {
-        for (auto& png : egms::write_ortho_quicklooks(p.get_string("output"))) summary.outputs.push_back(png);
-      }
-      return summary;
+      return egms::run_ortho(products[0], products[1], p.get_string("output"), o, stream_options(p), context,
+                             provenance_of(p, context));
     };
     registry.add(std::move(op));
   }

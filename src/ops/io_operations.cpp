@@ -168,9 +168,11 @@ OperationDecl stats_operation() {
     summary.counts["valid_pixels"] = n;
     const double mean = n ? sum / n : std::nan("");
     const double stddev = n ? std::sqrt(std::max(0.0, sum_sq / n - mean * mean)) : std::nan("");
-    summary.details = {{"file", path},       {"band", band},  {"valid_fraction", total ? double(n) / total : 0.0},
-                       {"min", n ? lo : 0.0}, {"max", n ? hi : 0.0}, {"mean", n ? mean : 0.0},
-                       {"std", n ? stddev : 0.0}};
+    // An empty band has no statistics: null, not a 0 that reads as a measurement.
+    auto stat = [n](double v) { return n ? nlohmann::json(v) : nlohmann::json(nullptr); };
+    summary.details = {{"file", path},    {"band", band},    {"valid_fraction", total ? double(n) / total : 0.0},
+                       {"min", stat(lo)}, {"max", stat(hi)}, {"mean", stat(mean)},
+                       {"std", stat(stddev)}};
     summary.report = n ? fmt::format("{} band {}: {} of {} pixels valid ({:.1f}%)\n  min {:.6g}  max {:.6g}  mean {:.6g}  std {:.6g}\n",
                                      path, band, n, total, 100.0 * n / total, lo, hi, mean, stddev)
                        : fmt::format("{} band {}: no valid pixel among {}\n", path, band, total);

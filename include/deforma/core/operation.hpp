@@ -127,9 +127,14 @@ class OperationRegistry {
   void add(OperationDecl op);
   const OperationDecl* find(const std::string& name) const;
   std::vector<const OperationDecl*> list() const;
+  /// A command group ("egms", the first word of "egms fit"...): its description for `deforma egms --help`.
+  void describe_group(const std::string& group, std::string description);
+  /// The description of a group; "" when none was registered.
+  std::string group_description(const std::string& group) const;
 
  private:
   std::map<std::string, OperationDecl> ops_;
+  std::map<std::string, std::string> groups_;
 };
 
 }  // namespace deforma

@@ -117,6 +117,10 @@ Summary run_calibrate(const std::string& input, const CalibrateOptions& calibrat
                       const ProductOutputs& outputs, const StreamOptions& options, const RunContext& context,
                       const io::Provenance& provenance);
 
+/// EPSG:3035 easting/northing (m) of a WGS84 longitude/latitude (degrees), through OGR/PROJ. Throws
+/// InvalidArgument naming the position when it cannot be projected.
+void lonlat_to_epsg3035(double longitude_deg, double latitude_deg, double& easting_m, double& northing_m);
+
 /// The unit vector ground -> satellite of a right-looking SAR from its incidence and track (heading)
 /// angles in degrees: (sin i · sin(h - 90°), sin i · cos(h - 90°), cos i). Used to check los_* columns.
 void los_from_angles(double incidence_deg, double track_deg, double& east, double& north, double& up);

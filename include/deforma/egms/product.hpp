@@ -53,6 +53,14 @@ inline constexpr const char* kGnssVelocity = "gnss_velocity";
 /// name itself (lower-cased) when it has no alias.
 std::string canonical_column_name(const std::string& file_name);
 
+/// Bounds on what a product may hold; values beyond them are refused by ProductReader (FormatError naming
+/// the file, line and column). Acquisition dates: 1990-01-01 .. 2099-12-31 (day numbers).
+inline constexpr int kFirstAcquisitionDay = 7305;
+inline constexpr int kLastAcquisitionDay = 47481;
+/// Largest |velocity| (mm/yr, also mm/yr² for accelerations) and |displacement| (mm) accepted.
+inline constexpr double kMaxVelocity = 1e5;
+inline constexpr double kMaxDisplacement = 1e6;
+
 /// Days since 1970-01-01 of a YYYYMMDD text; nullopt when it is not a valid date.
 std::optional<int> parse_yyyymmdd(std::string_view text);
 /// YYYYMMDD text of a day number (days since 1970-01-01).
@@ -121,8 +129,10 @@ struct PointChunk {
 class ProductReader {
  public:
   /// Opens `path` and reads the header (and the XML metadata: inside the zip, or `<name>.xml` beside a
-  /// CSV). Throws IoError (missing, unreadable, truncated zip) or FormatError (no pid column, no date
-  /// column, bad date column, duplicate column) naming the file.
+  /// CSV). A UTF-8 byte-order mark is skipped; date columns are YYYYMMDD or YYYY-MM-DD. Throws IoError
+  /// (missing, unreadable, truncated zip) or FormatError (not a CSV at all, an empty zip, a zip holding
+  /// several CSVs, no pid column, no date column, bad or implausible date column, duplicate column)
+  /// naming the file.
   static ProductReader open(const std::string& path);
 
   ProductReader(ProductReader&&) noexcept;
@@ -137,8 +147,11 @@ class ProductReader {
   std::uint64_t bytes_read() const;
 
   /// Reads up to `max_points` points into `chunk` (cleared first); false when none were left.
-  /// Throws FormatError naming the file, line and column for a wrong field count or a non-numeric value
-  /// (a truncated last line included), IoError when the stream fails.
+  /// Throws FormatError naming the file, line and column for a wrong field count, a non-numeric or
+  /// non-finite value, a value outside its column's domain (latitude -90..90, EPSG:3035 coordinates
+  /// within ±2e7 m, LOS components within ±1, velocities within ±kMaxVelocity, displacements within
+  /// ±kMaxDisplacement...), a line longer than 1 MiB, or a pid already seen (with both lines); IoError
+  /// when the stream fails.
   bool read(PointChunk& chunk, std::size_t max_points);
   /// Goes back to the first point (for operations that need several passes).
   void rewind();
@@ -170,8 +183,11 @@ class ProductWriter {
   std::unique_ptr<State> state_;
 };
 
-/// Writes points as a GeoPackage layer (EPSG:3035 points from easting/northing, all scalar columns and
-/// one field per date named dYYYYMMDD), streamed by chunks in transactions, provenance in the metadata.
+/// Writes points as a GeoPackage layer (EPSG:3035 points from easting/northing, all scalar columns, and
+/// the displacement series as one JSON array field `series_mm`, null for a missing value), plus a table
+/// `<layer>_dates` (date_index, date) giving the date of each array element. Units and meanings go to
+/// gpkg_data_columns (title "name [unit]", description). Streamed by chunks in transactions, provenance
+/// in the metadata.
 class GeoPackageWriter {
  public:
   GeoPackageWriter(const std::string& path, const ProductLayout& layout, const io::Provenance& provenance,

@@ -1,0 +1,187 @@
+// Checks on input and output paths, and outputs committed together.
+#include "deforma/io/files.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include "deforma/core/cancel.hpp"
+#include "deforma/core/error.hpp"
+#include "deforma/core/operation.hpp"
+#include "deforma/core/progress.hpp"
+#include "deforma/io/cog_writer.hpp"
+#include "test_support.hpp"
+
+namespace deforma::io {
+namespace {
+
+namespace fs = std::filesystem;
+using test::TempDir;
+
+void write_text(const std::string& path, const std::string& text) {
+  write_atomically(path, [&](const std::string& tmp) { std::ofstream(tmp) << text; });
+}
+
+TEST(Files, NonRegularInputsAreRefusedWithoutOpening) {
+  TempDir tmp;
+  ASSERT_EQ(::mkfifo(tmp.file("fifo").c_str(), 0600), 0);
+  EXPECT_THROW(check_input_path(tmp.file("fifo"), "--mask"), IoError);
+  try {
+    check_input_path(tmp.file("fifo"), "--mask");
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("--mask " + tmp.file("fifo") + ": is a FIFO"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_NO_THROW(check_input_path(tmp.file("missing.tif")));
+  EXPECT_NO_THROW(check_input_path(tmp.path().string()));
+  EXPECT_NO_THROW(check_input_path("/vsizip/x.zip/a.csv"));
+  // Readers go through the same check.
+  EXPECT_THROW(Raster::open(tmp.file("fifo")), IoError);
+}
+
+TEST(Files, OutputTargetsMustBeRegularFiles) {
+  TempDir tmp;
+  ASSERT_EQ(::mkfifo(tmp.file("fifo.tif").c_str(), 0600), 0);
+  EXPECT_THROW(check_output_target(tmp.file("fifo.tif")), IoError);
+  EXPECT_THROW(StagedFile{tmp.file("fifo.tif")}, IoError);
+  EXPECT_THROW(write_text(tmp.file("fifo.tif"), "x"), IoError);
+  struct stat st {};
+  ASSERT_EQ(::lstat(tmp.file("fifo.tif").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  std::ofstream(tmp.file("file.txt")) << "old";
+  EXPECT_NO_THROW(check_output_target(tmp.file("file.txt")));
+  fs::create_symlink(tmp.file("file.txt"), tmp.file("link.txt"));
+  EXPECT_THROW(check_output_target(tmp.file("link.txt")), IoError);
+  EXPECT_NO_THROW(check_output_target(tmp.file("new.txt")));
+}
+
+TEST(Files, SameFileSeesThroughSpellingsAndLinks) {
+  TempDir tmp;
+  std::ofstream(tmp.file("a.txt")) << "a";
+  fs::create_hard_link(tmp.file("a.txt"), tmp.file("b.txt"));
+  fs::create_symlink(tmp.file("a.txt"), tmp.file("c.txt"));
+  EXPECT_TRUE(same_file(tmp.file("a.txt"), tmp.path().string() + "/./a.txt"));
+  EXPECT_TRUE(same_file(tmp.file("a.txt"), tmp.file("b.txt")));
+  EXPECT_TRUE(same_file(tmp.file("a.txt"), tmp.file("c.txt")));
+  EXPECT_FALSE(same_file(tmp.file("a.txt"), tmp.file("missing.txt")));
+}
+
+TEST(Files, CommitGroupRenamesAllOrNothing) {
+  TempDir tmp;
+  {
+    OutputCommitGroup group({tmp.file("a.txt"), tmp.file("b.txt")});
+    write_text(tmp.file("a.txt"), "a");
+    write_text(tmp.file("c.txt"), "c");  // not in the group: in place at once
+    EXPECT_FALSE(fs::exists(tmp.file("a.txt")));
+    EXPECT_TRUE(fs::exists(tmp.file("c.txt")));
+    // A later output fails: the group is left without commit().
+  }
+  EXPECT_FALSE(fs::exists(tmp.file("a.txt")));
+  EXPECT_EQ(std::distance(fs::directory_iterator(tmp.path()), fs::directory_iterator{}), 1);
+  {
+    OutputCommitGroup group({tmp.file("a.txt"), tmp.file("b.txt")});
+    write_text(tmp.file("a.txt"), "a");
+    write_text(tmp.file("b.txt"), "b");
+    group.commit();
+  }
+  EXPECT_TRUE(fs::exists(tmp.file("a.txt")));
+  EXPECT_TRUE(fs::exists(tmp.file("b.txt")));
+}
+
+TEST(Files, CommitGroupsOfConcurrentRunsAreIndependent) {
+  TempDir tmp;
+  OutputCommitGroup first({tmp.file("a.txt")});
+  {
+    OutputCommitGroup second({tmp.file("b.txt")});
+    write_text(tmp.file("a.txt"), "a");
+    write_text(tmp.file("b.txt"), "b");
+    second.commit();
+  }
+  EXPECT_TRUE(fs::exists(tmp.file("b.txt")));
+  EXPECT_FALSE(fs::exists(tmp.file("a.txt")));
+  first.commit();
+  EXPECT_TRUE(fs::exists(tmp.file("a.txt")));
+}
+
+TEST(Files, CommitGroupHoldsTheFilesOfAPrefix) {
+  TempDir tmp;
+  {
+    OutputCommitGroup group({}, {tmp.file("run")});
+    write_text(tmp.file("run_U.csv"), "u");
+    write_text(tmp.file("run_U.xml"), "u");
+    write_text(tmp.file("other_U.csv"), "o");
+    EXPECT_FALSE(fs::exists(tmp.file("run_U.csv")));
+    EXPECT_TRUE(fs::exists(tmp.file("other_U.csv")));
+  }
+  EXPECT_FALSE(fs::exists(tmp.file("run_U.csv")));
+  EXPECT_FALSE(fs::exists(tmp.file("run_U.xml")));
+  EXPECT_EQ(std::distance(fs::directory_iterator(tmp.path()), fs::directory_iterator{}), 1);
+}
+
+TEST(Files, StaleTemporariesOfDeadProcessesOnly) {
+  TempDir tmp;
+  const std::string live = fmt::format(".v.staging-{}-0.tif", ::getpid());
+  for (const std::string name :
+       {".v.staging-2147480000-0.tif", ".v.partial-2147480000.tif", ".v.partial-2147480000-2.tif.aux.xml",
+        ".w.staging-2147480000-0.tif", ".v.staging-2147480000-0.png", live.c_str()}) {
+    std::ofstream(tmp.file(name)) << "x";
+  }
+  EXPECT_EQ(remove_stale_temporaries(tmp.file("v.tif")), 3);
+  EXPECT_TRUE(fs::exists(tmp.file(".w.staging-2147480000-0.tif")));
+  EXPECT_TRUE(fs::exists(tmp.file(".v.staging-2147480000-0.png")));
+  EXPECT_TRUE(fs::exists(tmp.file(live)));
+}
+
+TEST(Files, OperationPathsAreCheckedByRole) {
+  TempDir tmp;
+  OperationDecl op;
+  op.name = "demo";
+  op.params = {ParamDecl::argument("input", ParamType::kPath, "in").as_input(),
+               ParamDecl::option("output", ParamType::kPath, "out").as_output("image/tiff"),
+               ParamDecl::option("plot", ParamType::kPath, "plot").as_output("image/png"),
+               ParamDecl::option("folder", ParamType::kPath, "folder").as_output("inode/directory")};
+  std::ofstream(tmp.file("in.tif")) << "x";
+  auto values = [&](std::map<std::string, std::vector<std::string>> raw) {
+    return ParamValues::parse(op.params, raw);
+  };
+  EXPECT_NO_THROW(
+      check_operation_paths(op, values({{"input", {tmp.file("in.tif")}}, {"output", {tmp.file("o.tif")}}})));
+  EXPECT_THROW(
+      check_operation_paths(op, values({{"input", {tmp.file("in.tif")}}, {"output", {tmp.file("in.tif")}}})),
+      InvalidArgument);
+  EXPECT_THROW(check_operation_paths(op, values({{"input", {tmp.file("in.tif")}},
+                                                 {"output", {tmp.file("o.tif")}},
+                                                 {"plot", {tmp.file("o.tif")}}})),
+               InvalidArgument);
+  EXPECT_THROW(
+      check_operation_paths(op, values({{"input", {tmp.file("in.tif")}}, {"plot", {tmp.file("no/p.png")}}})),
+      IoError);
+  EXPECT_NO_THROW(
+      check_operation_paths(op, values({{"input", {tmp.file("in.tif")}}, {"folder", {tmp.file("x/y")}}})));
+  EXPECT_THROW(
+      check_operation_paths(op, values({{"input", {tmp.file("in.tif")}}, {"folder", {tmp.file("in.tif")}}})),
+      IoError);
+  const auto outputs = declared_file_outputs(op, values({{"input", {tmp.file("in.tif")}},
+                                                         {"output", {tmp.file("o.tif")}},
+                                                         {"folder", {tmp.file("f")}}}));
+  EXPECT_EQ(outputs, std::vector<std::string>{tmp.file("o.tif")});
+}
+
+TEST(Files, CancellationRequestReachesEveryProgress) {
+  reset_cancellation();
+  for (const auto style : {ProgressStyle::kQuiet, ProgressStyle::kLines}) {
+    auto progress = make_terminal_progress(style);
+    EXPECT_FALSE(progress->cancelled());
+    request_cancellation();
+    EXPECT_TRUE(progress->cancelled());
+    reset_cancellation();
+    EXPECT_FALSE(progress->cancelled());
+  }
+}
+
+}  // namespace
+}  // namespace deforma::io
