@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -70,8 +71,6 @@ double round_value_below(double limit) {
   return power;
 }
 
-}  // namespace
-
 // A scale bar of a round length about a fifth of the map's width (`map_width` px), in the footer under
 // the map (never over the data), its right end at `right`; the label sits beside it.
 void draw_scale_bar(RgbImage& figure, double metres_per_px, int map_width, int right, int top) {
@@ -86,6 +85,8 @@ void draw_scale_bar(RgbImage& figure, double metres_per_px, int map_width, int r
   figure.fill_rect(left, y - 2, static_cast<int>(std::lround(bar_px)), 5, colors::kBlack);
   figure.draw_text(label, left - 8, y, colors::kBlack, kLabelScale, RgbImage::Anchor::kCenterRight);
 }
+
+}  // namespace
 
 RgbImage render_color_bar(const ColorScale& scale, int height, ClipMarks clipped) {
   scale.validate();
@@ -388,7 +389,7 @@ RgbImage render_point_map(const std::vector<double>& x_m, const std::vector<doub
   if (radius == 0) {
     // Points cover about a third of the area they span, so neighbours touch without hiding each other.
     const double px_per_point = static_cast<double>(width) * height / static_cast<double>(order.size());
-    radius = std::clamp(static_cast<int>(std::lround(std::sqrt(px_per_point / 3.0 / 3.14159))), 1, 4);
+    radius = std::clamp(static_cast<int>(std::lround(std::sqrt(px_per_point / 3.0 / std::numbers::pi))), 1, 4);
   }
   const double centre =
       scale.kind == ColormapKind::kDiverging ? 0.5 * (scale.min_value + scale.max_value) : scale.min_value;
