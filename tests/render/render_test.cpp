@@ -196,7 +196,8 @@ TEST(RenderQuicklook, NoArrowsOverInvalidNodes) {
   GridU8 valid(200, 150, 1);
   for (int r = 40; r < 110; ++r)
     for (int c = 58; c < 140; ++c) valid(c, r) = 0;
-  for (int r = 0; r < 150; ++r) east(57, r) = 50.0f;
+  // Grid column 52 carries arrows (the map is enlarged 4 times, arrows every 32 px from px 16: px 208).
+  for (int r = 40; r < 110; ++r) east(52, r) = 50.0f;
   ColorScale scale;
   scale.max_value = 4.0;
   QuicklookOptions options;
@@ -205,7 +206,7 @@ TEST(RenderQuicklook, NoArrowsOverInvalidNodes) {
   FigureLayout layout;
   const auto figure = render_quicklook(values, valid, scale, options, &east, &north, &layout);
   const int k = layout.map_scale;
-  ASSERT_GE(k, 1);
+  ASSERT_EQ(k, 4);
   int arrows_over_block = 0;
   for (int r = 40 * k; r < 110 * k; ++r)
     for (int c = 58 * k; c < 140 * k; ++c)
