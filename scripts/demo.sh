@@ -25,9 +25,10 @@ USTICA="$DATA/egms-ustica"
 if [[ -d "$USTICA" ]]; then
   echo "== deforma egms: EGMS L2b bursts over Ustica (ascending 117/0227, descending 022/0845)"
   "$DEFORMA" egms fit "$USTICA/EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip" \
-    -o "$OUT/ustica_desc_refit.zip" --gpkg "$OUT/ustica_desc_points.gpkg"
+    -o "$OUT/ustica_desc_refit.zip" --gpkg "$OUT/ustica_desc_points.gpkg" \
+    --quicklook "$OUT/ustica_desc_velocity.png"
   "$DEFORMA" egms ortho "$USTICA/EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip" \
-    "$USTICA/EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip" -o "$OUT/ustica_ortho"
+    "$USTICA/EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip" -o "$OUT/ustica_ortho" --quicklook
   echo
 else
   echo "(skipping EGMS: $USTICA not found)"

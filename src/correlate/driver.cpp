@@ -16,6 +16,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/correlate/correlate.hpp"
 #include "deforma/io/cog_writer.hpp"
+#include "deforma/io/dates.hpp"
 #include "deforma/io/vector.hpp"
 #include "deforma/render/colormap.hpp"
 #include "deforma/render/image.hpp"
@@ -674,8 +675,9 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
       if (!std::isfinite(dx)) continue;
       valid.data()[k] = 1;
       magnitude.data()[k] = static_cast<float>(std::hypot(dx, dy) * scale);
-      east.data()[k] = dx;
-      north.data()[k] = -dy;  // rows grow downwards; arrows point the way the surface moved on the map
+      // In the magnitude's unit, so that the arrow key reads in the colour bar's unit.
+      east.data()[k] = static_cast<float>(dx * scale);
+      north.data()[k] = static_cast<float>(-dy * scale);  // rows grow downwards; arrows point the way the surface moved
     }
     // Node grids are small: enlarge them (nearest) so that the figure is readable.
     const int zoom = std::max(1, 720 / std::max(all_nodes.cols, all_nodes.rows));
@@ -691,7 +693,17 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
     const std::string what = options.years_between ? "velocity" : "displacement";
     auto color_scale = render::ColorScale::robust_sequential(magnitude, valid, what + " magnitude", unit);
     render::QuicklookOptions q;
-    q.title = fmt::format("{} magnitude: {}", what, std::filesystem::path(output).filename().string());
+    std::string first_date, last_date;
+    try {
+      const auto a = io::acquisition_date(ref_path), b = io::acquisition_date(sec_path);
+      first_date = std::min(a, b).iso(), last_date = std::max(a, b).iso();
+    } catch (const Error&) {
+      // Undated images: the title goes without dates.
+    }
+    q.title = render::figure_title(std::filesystem::path(output).stem().string(), what + " magnitude", unit,
+                                   first_date, last_date);
+    // Each figure cell is a node spacing divided by the enlargement above.
+    if (to_m > 0) q.cell_size_m = options.step_px * ref_info.pixel_size_x_m / zoom;
     q.arrows = options.quicklook_arrows;
     q.arrow_options.step = std::max(16, std::max(magnitude.width(), magnitude.height()) / 30);
     render::write_png(options.quicklook_path,

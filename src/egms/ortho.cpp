@@ -16,6 +16,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/egms/pid.hpp"
+#include "deforma/egms/quicklook.hpp"
 #include "egms/stream.hpp"
 
 namespace deforma::egms {
@@ -416,6 +417,10 @@ Summary run_ortho(const std::string& ascending, const std::string& descending,
   io::write_cog(east_tif, {&east}, {io::OutputBand{"east_west_mean_velocity_mm_per_yr", "mm/yr", -9999.0}},
                 gt, wkt, prov);
   summary.outputs = {up_tif, east_tif};
+  if (ortho.quicklook) {
+    for (auto& png : write_ortho_quicklooks(output_prefix, up, east, ortho.cell_size_m, grid))
+      summary.outputs.push_back(png);
+  }
 
   ProductLayout l3;
   l3.source = output_prefix;

@@ -3,6 +3,7 @@
 
 #include "deforma/egms/ortho.hpp"
 #include "deforma/egms/processing.hpp"
+#include "deforma/egms/quicklook.hpp"
 #include "ops/registration.hpp"
 
 namespace deforma::ops {
@@ -113,12 +114,22 @@ void register_egms_operations(OperationRegistry& registry) {
         "(median, 95th percentile and maximum of |difference| per column). With --output/--gpkg, writes the "
         "product with the recomputed columns.";
     op.params = concat({ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)").as_input()},
-                       output_params(), stream_params());
+                       output_params(), stream_params(),
+                       std::vector<ParamDecl>{ParamDecl::option("quicklook", ParamType::kPath,
+                                                                "also draw a PNG map of the points coloured by "
+                                                                "their mean velocity")
+                                                  .as_output("image/png")});
     op.examples = {"deforma egms fit EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip",
-                   "deforma egms fit burst.zip -o refit.zip --gpkg refit.gpkg"};
+                   "deforma egms fit burst.zip -o refit.zip --gpkg refit.gpkg --quicklook refit.png"};
     op.run = [](const ParamValues& p, RunContext& context) {
-      return egms::run_fit(p.get_string("file"), product_outputs(p), stream_options(p), context,
-                           provenance_of(p, context));
+      auto summary = egms::run_fit(p.get_string("file"), product_outputs(p), stream_options(p), context,
+                                   provenance_of(p, context));
+      if (p.has("quicklook")) {
+        // The input's mean_velocity: the refitted product is only committed once the run succeeds.
+        egms::write_velocity_map(p.get_string("file"), p.get_string("quicklook"));
+        summary.outputs.push_back(p.get_string("quicklook"));
+      }
+      return summary;
     };
     registry.add(std::move(op));
   }
@@ -328,6 +339,8 @@ void register_egms_operations(OperationRegistry& registry) {
                 .at_least(2),
             ParamDecl::option("gnss", ParamType::kPath,
                               "GNSS model giving the north velocity (default: north neglected)").as_input(),
+            ParamDecl::option("quicklook", ParamType::kBool,
+                              "also draw the grids as PREFIX_U.png and PREFIX_E.png"),
         },
         stream_params());
     op.examples = {
@@ -339,6 +352,7 @@ void register_egms_operations(OperationRegistry& registry) {
       o.max_gap_days = static_cast<int>(p.get_int("max-gap-days"));
       o.min_observations = static_cast<int>(p.get_int("min-observations"));
       o.gnss_north_path = p.get_string_or("gnss", "");
+      o.quicklook = p.get_bool("quicklook");
       const auto products = p.get_list("products");
       if (products.size() != 2) {
         throw InvalidArgument(

@@ -198,7 +198,10 @@ std::string write_single_pair_velocity(const timeseries::Pair& pair, const std::
     for (std::size_t i = 0; i < valid.size(); ++i) valid.data()[i] = full_speed.data()[i] != filter::kNodata;
     const auto scale = render::ColorScale::robust_sequential(full_speed, valid, "velocity magnitude", unit);
     render::QuicklookOptions q;
-    q.title = fmt::format("velocity {} .. {}", pair.ref_date.iso(), pair.sec_date.iso());
+    q.title = render::figure_title(fs::path(products_dir).parent_path().filename().string(),
+                                   "velocity magnitude", unit, std::min(pair.ref_date, pair.sec_date).iso(),
+                                   std::max(pair.ref_date, pair.sec_date).iso());
+    q.cell_size_m = info.pixel_size_x_m;  // 0 (no scale bar) when unknown
     q.arrows = true;
     // Pixel rows grow downwards: the arrows' "north" is -dy.
     GridF north_up = full_n;

@@ -119,6 +119,7 @@ ColorScale ColorScale::robust_sequential(const GridF& values, const GridU8& vali
   widen_if_degenerate(lo, hi);
   scale.min_value = lo;
   scale.max_value = hi;
+  scale.clip_percentile = 98.0;
   return scale;
 }
 
@@ -132,6 +133,7 @@ ColorScale ColorScale::robust_diverging(const GridF& values, const GridU8& valid
   scale.kind = ColormapKind::kDiverging;
   scale.min_value = -a;
   scale.max_value = a;
+  scale.clip_percentile = 98.0;
   scale.title = std::move(title);
   scale.unit = std::move(unit);
   return scale;

@@ -196,8 +196,14 @@ void write_png(const std::string& path, const RgbImage& image) {
           image.width(), image.height(), GDT_Byte, 3, static_cast<GSpacing>(image.width()) * 3, nullptr);
       if (err != CE_None) throw IoError(fmt::format("write_png {}: cannot fill band {}", path, band));
     }
+    // The PNG driver writes these creation options as tEXt chunks; other keys have no option.
+    CPLStringList png_options;
+    for (const auto& [key, value] : image.text()) {
+      if (key == "Title") png_options.SetNameValue("TITLE", value.c_str());
+      if (key == "Description") png_options.SetNameValue("DESCRIPTION", value.c_str());
+    }
     std::unique_ptr<GDALDataset> out(
-        png->CreateCopy(tmp.c_str(), ds.get(), FALSE, nullptr, nullptr, nullptr));
+        png->CreateCopy(tmp.c_str(), ds.get(), FALSE, png_options.List(), nullptr, nullptr));
     if (!out)
       throw IoError(fmt::format("write_png {}: GDAL PNG driver failed: {}", path, CPLGetLastErrorMsg()));
     out.reset();
@@ -220,6 +226,9 @@ RgbImage read_rgb(const std::string& path) {
     const CPLErr err = ds->GetRasterBand(band)->RasterIO(GF_Read, 0, 0, w, h, image.data() + c, w, h,
                                                          GDT_Byte, 3, static_cast<GSpacing>(w) * 3, nullptr);
     if (err != CE_None) throw IoError(fmt::format("{}: cannot read band {}", path, band));
+  }
+  for (const char* key : {"Title", "Description"}) {
+    if (const char* value = ds->GetMetadataItem(key)) image.text()[key] = value;
   }
   return image;
 }

@@ -342,8 +342,16 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
   const double median_rmse = median(rmses);
 
   if (options.quicklooks && !mags.empty()) {
+    // Titles name the place (the run's folder; not "products" itself) and the span of the series.
+    fs::path place = fs::path(options.output_dir).lexically_normal();
+    if (place.filename().empty()) place = place.parent_path();
+    if (place.filename() == "products" && place.has_parent_path()) place = place.parent_path();
+    const std::string product = place.filename().string() + options.prefix;
+    const std::string first_date = dates.front().iso(), last_date = dates.back().iso();
+    const double cell_size_m = grid.pixel_size_x_m * sampled.factor;  // 0 (no scale bar) when unknown
     render::QuicklookOptions q;
-    q.title = "mean velocity magnitude";
+    q.title = render::figure_title(product, "mean velocity magnitude", velocity_unit, first_date, last_date);
+    q.cell_size_m = cell_size_m;
     q.arrows = true;
     const auto mag_scale =
         render::ColorScale::robust_sequential(sampled.magnitude, sampled.valid, "velocity", velocity_unit);
@@ -359,7 +367,8 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
     for (const auto& [name, g] : {std::pair<std::string, const GridF*>{comp.first, &sampled.first},
                                   std::pair<std::string, const GridF*>{comp.second, &sampled.second}}) {
       render::QuicklookOptions qc;
-      qc.title = "mean velocity " + name;
+      qc.title = render::figure_title(product, "mean velocity " + name, velocity_unit, first_date, last_date);
+      qc.cell_size_m = cell_size_m;
       const auto scale =
           render::ColorScale::robust_diverging(*g, sampled.valid, "velocity " + name, velocity_unit);
       const std::string png = product_path(options, "velocity_" + name + ".png");
@@ -367,7 +376,8 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
       summary.outputs.push_back(png);
     }
     render::QuicklookOptions qr;
-    qr.title = "residual RMS of the pair network";
+    qr.title = render::figure_title(product, "residual RMS of the pair network", comp.unit, first_date, last_date);
+    qr.cell_size_m = cell_size_m;
     const auto rmse_scale =
         render::ColorScale::robust_sequential(sampled.rmse, sampled.valid, "rmse", comp.unit);
     const std::string png_rmse = product_path(options, "rmse.png");

@@ -86,13 +86,15 @@ TEST(RenderQuicklook, HasColorBarLegendAndArrows) {
   options.title = "test map";
   options.arrows = true;
   options.arrow_options.step = 40;
-  const auto figure = render_quicklook(values, valid, scale, options, &east, &north);
-  EXPECT_GT(figure.width(), 400 + 40);  // map + colour bar
+  FigureLayout layout;
+  const auto figure = render_quicklook(values, valid, scale, options, &east, &north, &layout);
+  EXPECT_GE(figure.width(), 800);  // legible whatever the grid's size
+  EXPECT_GT(layout.bar_left, layout.map_left + layout.map_width);
   // The colour bar: its top is the maximum colour, its bottom the minimum one, right of the map.
-  const int bar_x = 8 + 400 + 8 + 8 + 9;
+  const int bar_x = layout.bar_left + 8 + 11;
   bool found_max = false;
   bool found_min = false;
-  for (int r = 28; r < figure.height(); ++r) {
+  for (int r = layout.map_top; r < figure.height(); ++r) {
     found_max |= close(figure.at(bar_x, r), Colormap::sequential().at(1.0));
     found_min |= close(figure.at(bar_x, r), Colormap::sequential().at(0.0));
   }
@@ -100,12 +102,19 @@ TEST(RenderQuicklook, HasColorBarLegendAndArrows) {
   EXPECT_TRUE(found_min);
   // Arrows are black pixels inside the map area (the map itself has no black).
   int black = 0;
-  for (int r = 36; r < 36 + 300; ++r)
-    for (int c = 8; c < 408; ++c) black += luminance(figure.at(c, r)) < 30;
+  for (int r = layout.map_top; r < layout.map_top + layout.map_height; ++r)
+    for (int c = layout.map_left; c < layout.map_left + layout.map_width; ++c)
+      black += luminance(figure.at(c, r)) < 30;
   EXPECT_GT(black, 20);
+  // The arrow key under the map: an arrow and its label.
+  ASSERT_GE(layout.arrow_key_top, layout.map_top + layout.map_height);
+  int key = 0;
+  for (int r = layout.arrow_key_top; r < layout.arrow_key_top + 24; ++r)
+    for (int c = layout.map_left; c < layout.map_left + 200; ++c) key += luminance(figure.at(c, r)) < 60;
+  EXPECT_GT(key, 40);
   // Legend text: dark pixels in the bar's label column.
   int text = 0;
-  for (int r = 28; r < figure.height(); ++r)
+  for (int r = layout.map_top; r < figure.height(); ++r)
     for (int c = bar_x + 14; c < figure.width(); ++c) text += luminance(figure.at(c, r)) < 100;
   EXPECT_GT(text, 30);
 }
@@ -119,15 +128,188 @@ TEST(RenderQuicklook, SmallGridsAreEnlargedAndKeepTheirTitle) {
   scale.max_value = 2;
   QuicklookOptions options;
   options.title = "a rather long title for such a small map";
-  const auto figure = render_quicklook(values, valid, scale, options);
-  EXPECT_GE(figure.width(), 400);
-  int title_width = 0;
-  int title_height = 0;
-  RgbImage::text_size(options.title, 0.55, 1, title_width, title_height);
-  EXPECT_GE(figure.width(), title_width);
-  // The nodata node became a 20x20 grey square at the map's top-left corner.
-  EXPECT_EQ(figure.at(8 + 10, 36 + 10), colors::kNodata);
-  EXPECT_EQ(figure.at(8 + 30, 36 + 10), Colormap::sequential().at(0.5));
+  FigureLayout layout;
+  const auto figure = render_quicklook(values, valid, scale, options, nullptr, nullptr, &layout);
+  EXPECT_GE(figure.width(), 800);
+  // Enlarged by a whole factor to at least min_size_px on the longer side.
+  EXPECT_EQ(layout.map_scale, 36);
+  EXPECT_EQ(layout.map_width, 20 * 36);
+  // The nodata node became a grey square at the map's top-left corner.
+  const int half = layout.map_scale / 2;
+  EXPECT_EQ(figure.at(layout.map_left + half, layout.map_top + half), colors::kNodata);
+  EXPECT_EQ(figure.at(layout.map_left + 3 * half, layout.map_top + half), Colormap::sequential().at(0.5));
+}
+
+TEST(RenderQuicklook, TitleIsDrawnAboveTheMapAndStoredInThePng) {
+  GridF values(64, 48, 3.0f);
+  GridU8 valid(64, 48, 1);
+  ColorScale scale;
+  scale.max_value = 5.0;
+  QuicklookOptions options;
+  options.title = figure_title("Yahtse", "speed", "m/yr", "2016-07-18", "2016-08-03");
+  EXPECT_EQ(options.title, "Yahtse - speed (m/yr) - 2016-07-18 to 2016-08-03");
+  FigureLayout layout;
+  const auto figure = render_quicklook(values, valid, scale, options, nullptr, nullptr, &layout);
+  int dark = 0;
+  for (int r = 0; r < layout.map_top - 2; ++r)
+    for (int c = 0; c < figure.width(); ++c) dark += luminance(figure.at(c, r)) < 100;
+  EXPECT_GT(dark, 100) << "no title text above the map";
+  test::TempDir dir;
+  write_png(dir.file("q.png"), figure);
+  const auto back = read_rgb(dir.file("q.png"));
+  ASSERT_TRUE(back.text().count("Title"));
+  EXPECT_EQ(back.text().at("Title"), options.title);
+  // Without a title there is no text band and no Title chunk.
+  const auto untitled = render_quicklook(values, valid, scale, QuicklookOptions{}, nullptr, nullptr, &layout);
+  EXPECT_LT(layout.map_top, 20);
+  EXPECT_EQ(untitled.text().count("Title"), 0u);
+}
+
+TEST(RenderQuicklook, ScaleBarUnderTheMapWhenTheCellSizeIsKnown) {
+  GridF values(60, 40, 1.0f);
+  GridU8 valid(60, 40, 1);
+  ColorScale scale;
+  scale.max_value = 2.0;
+  auto black_bottom_left = [&](const QuicklookOptions& options) {
+    FigureLayout layout;
+    const auto figure = render_quicklook(values, valid, scale, options, nullptr, nullptr, &layout);
+    // Under the map (never over the data), at its right end.
+    int n = 0;
+    for (int r = layout.map_top + layout.map_height + 2;
+         r < std::min(figure.height(), layout.map_top + layout.map_height + 40); ++r)
+      for (int c = layout.map_left + layout.map_width / 2; c < layout.map_left + layout.map_width; ++c)
+        n += figure.at(c, r) == colors::kBlack;
+    return n;
+  };
+  QuicklookOptions options;
+  EXPECT_EQ(black_bottom_left(options), 0);
+  options.cell_size_m = 100.0;  // 6 km wide: a 1 km bar
+  EXPECT_GT(black_bottom_left(options), 5 * 100);
+}
+
+TEST(RenderQuicklook, NoArrowsOverInvalidNodes) {
+  // A uniform eastward field with an invalid block; arrows from the nodes left of the block point into
+  // it and a fast outlier next to it would reach far across. None may show over the block.
+  GridF values(200, 150, 2.0f);
+  GridF east(200, 150, 2.0f);
+  GridF north(200, 150, 0.0f);
+  GridU8 valid(200, 150, 1);
+  for (int r = 40; r < 110; ++r)
+    for (int c = 58; c < 140; ++c) valid(c, r) = 0;
+  // Grid column 52 carries arrows (the map is enlarged 4 times, arrows every 32 px from px 16: px 208).
+  for (int r = 40; r < 110; ++r) east(52, r) = 50.0f;
+  ColorScale scale;
+  scale.max_value = 4.0;
+  QuicklookOptions options;
+  options.arrows = true;
+  options.arrow_options.step = 32;
+  FigureLayout layout;
+  const auto figure = render_quicklook(values, valid, scale, options, &east, &north, &layout);
+  const int k = layout.map_scale;
+  ASSERT_EQ(k, 4);
+  int arrows_over_block = 0;
+  for (int r = 40 * k; r < 110 * k; ++r)
+    for (int c = 58 * k; c < 140 * k; ++c)
+      arrows_over_block += figure.at(layout.map_left + c, layout.map_top + r) != colors::kNodata;
+  EXPECT_EQ(arrows_over_block, 0);
+  int arrows_elsewhere = 0;
+  for (int r = 0; r < 30 * k; ++r)
+    for (int c = 0; c < 200 * k; ++c)
+      arrows_elsewhere += luminance(figure.at(layout.map_left + c, layout.map_top + r)) < 30;
+  EXPECT_GT(arrows_elsewhere, 50);
+}
+
+// Pixels of the colour bar's middle column equal to the colour of the top of the scale.
+int top_colour_pixels(const RgbImage& bar) {
+  int n = 0;
+  for (int r = 0; r < bar.height(); ++r) n += bar.at(8 + 11, r) == Colormap::sequential().at(1.0);
+  return n;
+}
+
+// Dark grey pixels (black text on white, antialiased; no colour of the bar is grey) in a band of rows.
+int text_pixels_in_rows(const RgbImage& image, int first_row, int last_row) {
+  int n = 0;
+  for (int r = std::max(0, first_row); r < std::min(image.height(), last_row); ++r) {
+    for (int c = 0; c < image.width(); ++c) {
+      const Rgb px = image.at(c, r);
+      n += px.r == px.g && px.g == px.b && px.r < 128;
+    }
+  }
+  return n;
+}
+
+TEST(ColorBar, ClippedEndIsMarkedOnlyWhenValuesExceedTheScale) {
+  GridF values(100, 1);
+  GridU8 valid(100, 1, 1);
+  for (int i = 0; i < 100; ++i) values(i, 0) = static_cast<float>(i);
+  const auto scale = ColorScale::robust_sequential(values, valid, "speed", "m/yr");
+  EXPECT_EQ(scale.clip_percentile, 98.0);
+  const auto marks = clip_marks(values, valid, scale);
+  EXPECT_TRUE(marks.above);
+  EXPECT_FALSE(marks.below);
+  ColorScale wide = scale;
+  wide.max_value = 120.0;
+  const auto none = clip_marks(values, valid, wide);
+  EXPECT_FALSE(none.above || none.below);
+
+  const auto clipped = render_color_bar(scale, 300, marks);
+  const auto plain = render_color_bar(scale, 300, none);
+  // The triangle above the bar is filled with the top colour; without clipping only the bar's top row is.
+  EXPECT_GE(top_colour_pixels(clipped), 8);
+  EXPECT_LE(top_colour_pixels(plain), 3);
+  // "scale clipped at p98" under the bar, and nothing there without clipping.
+  EXPECT_GT(text_pixels_in_rows(clipped, clipped.height() - 24, clipped.height()),
+            text_pixels_in_rows(plain, plain.height() - 24, plain.height()) + 50);
+
+  // Through the quicklook: values above p98 mark the bar's top end.
+  FigureLayout layout;
+  const auto figure = render_quicklook(values, valid, scale, QuicklookOptions{}, nullptr, nullptr, &layout);
+  int triangle = 0;
+  for (int r = layout.map_top; r < figure.height(); ++r)
+    triangle += figure.at(layout.bar_left + 8 + 11, r) == Colormap::sequential().at(1.0);
+  EXPECT_GE(triangle, 8);
+  const auto unclipped = render_quicklook(values, valid, wide, QuicklookOptions{}, nullptr, nullptr, &layout);
+  triangle = 0;
+  for (int r = layout.map_top; r < unclipped.height(); ++r)
+    triangle += unclipped.at(layout.bar_left + 8 + 11, r) == Colormap::sequential().at(1.0);
+  EXPECT_LE(triangle, 3);
+}
+
+TEST(RenderPointMap, PointsTakeTheirColoursWhereTheyLie) {
+  // South-west point: -10 (blue end); north-east: +10 (red end); south-east: 0 (white); north-west: no
+  // value (not drawn).
+  const std::vector<double> x = {0, 1000, 1000, 0};
+  const std::vector<double> y = {0, 1000, 0, 1000};
+  const std::vector<float> v = {-10.f, 10.f, 0.f, std::nanf("")};
+  ColorScale scale;
+  scale.kind = ColormapKind::kDiverging;
+  scale.min_value = -10;
+  scale.max_value = 10;
+  scale.title = "velocity";
+  scale.unit = "mm/yr";
+  PointMapOptions options;
+  options.point_radius_px = 5;
+  options.title = "points";
+  FigureLayout layout;
+  const auto figure = render_point_map(x, y, v, scale, options, &layout);
+  const Rgb blue = Colormap::diverging().at(0.0);
+  const Rgb red = Colormap::diverging().at(1.0);
+  int blue_sw = 0, red_ne = 0, elsewhere = 0;
+  const int mid_c = layout.map_left + layout.map_width / 2, mid_r = layout.map_top + layout.map_height / 2;
+  for (int r = layout.map_top; r < layout.map_top + layout.map_height; ++r) {
+    for (int c = layout.map_left; c < layout.map_left + layout.map_width; ++c) {
+      const Rgb px = figure.at(c, r);
+      const bool sw = c < mid_c && r > mid_r, ne = c > mid_c && r < mid_r;
+      if (px == blue) (sw ? blue_sw : elsewhere)++;
+      if (px == red) (ne ? red_ne : elsewhere)++;
+    }
+  }
+  EXPECT_GT(blue_sw, 40);  // a filled disc of radius 5
+  EXPECT_GT(red_ne, 40);
+  EXPECT_EQ(elsewhere, 0);
+  EXPECT_GE(figure.width(), 800);
+  EXPECT_THROW(render_point_map(x, y, {1.f}, scale), InvalidArgument);
+  EXPECT_THROW(render_point_map({0.0}, {0.0}, {std::nanf("")}, scale), InvalidArgument);
 }
 
 TEST(WritePng, WritesAValidPngOfTheExpectedSize) {

@@ -32,6 +32,7 @@ struct OrthoOptions {
   int max_gap_days = 90;
   int min_observations = 3;     ///< values per cell and date (both geometries together)
   std::string gnss_north_path;  ///< optional GNSS model (grid or stations) giving the north velocity
+  bool quicklook = false;       ///< also draw the grids as <prefix>_U.png and <prefix>_E.png
   void validate() const;
 };
 

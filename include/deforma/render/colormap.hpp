@@ -43,6 +43,9 @@ struct ColorScale {
   ColormapKind kind = ColormapKind::kSequential;
   std::string title;  ///< e.g. "velocity magnitude"
   std::string unit;   ///< e.g. "m/yr"
+  /// The percentile of the data the limits were set at (98 for robust_*: "scale clipped at p98"); 0
+  /// when the limits were chosen otherwise.
+  double clip_percentile = 0.0;
 
   /// Colour of `value` (clamped to the limits).
   Rgb color_of(double value) const;

@@ -3,6 +3,7 @@
 // plots), and write_png() to save it. Drawing primitives are thin wrappers over OpenCV imgproc so callers
 // need not depend on OpenCV.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -68,17 +69,25 @@ class RgbImage {
   /// Size of `text` in pixels for `scale` (width, height above baseline + baseline).
   static void text_size(const std::string& text, double scale, int thickness, int& width, int& height);
 
+  /// Text stored with the image by write_png as PNG text chunks ("Title", "Description"), so that a
+  /// figure's title can be read without looking at its pixels (viewers, catalogues, tests).
+  std::map<std::string, std::string>& text() noexcept { return text_; }
+  const std::map<std::string, std::string>& text() const noexcept { return text_; }
+
  private:
   int width_ = 0;
   int height_ = 0;
   std::vector<std::uint8_t> bytes_;
+  std::map<std::string, std::string> text_;
 };
 
 /// Writes `image` as an 8-bit RGB PNG through GDAL's PNG driver, atomically (never half-written under
-/// the final name). Throws IoError naming the file.
+/// the final name), with image.text()'s "Title" and "Description" as PNG text chunks. Throws IoError
+/// naming the file.
 void write_png(const std::string& path, const RgbImage& image);
 
 /// Reads a PNG (or any 8-bit RGB/grey raster GDAL reads) back as an RgbImage; for tests and tools.
+/// The PNG's text chunks come back in text().
 RgbImage read_rgb(const std::string& path);
 
 }  // namespace deforma::render
