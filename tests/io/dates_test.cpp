@@ -45,8 +45,8 @@ TEST(Date, ParsesIsoCompactAndDateTimes) {
   EXPECT_THROW(Date::parse("2016-13-01"), InvalidArgument);
 }
 
-// Found by dates_fuzz: the regex matcher recursed once per character of the text and a long text overflowed
-// the stack (a crash, not an error).
+// Found with dates_fuzz replaying long inputs: the regex matcher recursed once per character and a long
+// text overflowed the stack (a crash, not an error).
 TEST(Date, LongTextIsRefusedWithoutExhaustingTheStack) {
   const std::string long_text = "2020-01-01T" + std::string(2'000'000, 'a');
   const auto msg = message_of([&] { Date::parse(long_text); });

@@ -128,7 +128,8 @@ TEST(PairTable, RoundTripWithRelativePaths) {
   EXPECT_THROW(read_pair_table(dir.file("nocol.csv")), FormatError);
 }
 
-// Found by pair_table_fuzz: a long date cell crashed the reader (stack overflow in the date parser).
+// Found with pair_table_fuzz replaying long inputs: a long date cell crashed the reader (stack overflow in
+// the date parser).
 TEST(PairTable, LongDateCellIsAFormatErrorNamingLineAndColumn) {
   test::TempDir dir;
   std::ofstream(dir.file("long.csv")) << "id,ref_path,sec_path,ref_date,sec_date\nx,a.tif,b.tif,2020-01-01T"
