@@ -72,6 +72,14 @@ Date Date::from_days_since_epoch(long long days) {
 }
 
 Date Date::parse(const std::string& text) {
+  // libstdc++'s regex matcher recurses once per character: a long cell in a hostile table would overflow
+  // the stack. No date text is longer than an ISO date-time with nanoseconds and a time-zone offset.
+  constexpr std::size_t kMaxDateChars = 64;
+  if (text.size() > kMaxDateChars) {
+    throw InvalidArgument(
+        fmt::format("'{}...' ({} characters) is not a date: expected YYYY-MM-DD or YYYYMMDD",
+                    text.substr(0, 32), text.size()));
+  }
   static const std::regex iso(R"(^\s*(\d{4})-(\d{2})-(\d{2})([T ].*)?\s*$)");
   static const std::regex compact(R"(^\s*(\d{4})(\d{2})(\d{2})(T.*)?\s*$)");
   static const std::regex colon(R"(^\s*(\d{4}):(\d{2}):(\d{2})( .*)?\s*$)");  // TIFF DateTime
@@ -183,8 +191,18 @@ Date read_mtl_date(const std::string& mtl_path) {
   static const std::regex field(R"(^\s*(DATE_ACQUIRED|ACQUISITION_DATE)\s*=\s*\"?([0-9-]+)\"?\s*$)");
   std::string line;
   int line_number = 0;
+  // Field lines are short; a long line must not reach the regex matcher, which recurses per character.
+  constexpr std::size_t kMaxFieldLineChars = 256;
   while (std::getline(in, line)) {
     ++line_number;
+    if (line.size() > kMaxFieldLineChars) {
+      if (line.find("DATE_ACQUIRED") != std::string::npos ||
+          line.find("ACQUISITION_DATE") != std::string::npos) {
+        throw FormatError(fmt::format("{} line {}: {} characters long; expected 'DATE_ACQUIRED = YYYY-MM-DD'",
+                                      mtl_path, line_number, line.size()));
+      }
+      continue;
+    }
     std::smatch m;
     if (std::regex_match(line, m, field)) {
       try {

@@ -45,6 +45,27 @@ TEST(Date, ParsesIsoCompactAndDateTimes) {
   EXPECT_THROW(Date::parse("2016-13-01"), InvalidArgument);
 }
 
+// Found with dates_fuzz replaying long inputs: the regex matcher recursed once per character and a long
+// text overflowed the stack (a crash, not an error).
+TEST(Date, LongTextIsRefusedWithoutExhaustingTheStack) {
+  const std::string long_text = "2020-01-01T" + std::string(2'000'000, 'a');
+  const auto msg = message_of([&] { Date::parse(long_text); });
+  EXPECT_NE(msg.find("2000011 characters"), std::string::npos) << msg.substr(0, 200);
+  EXPECT_LT(msg.size(), 200u) << "the message quotes only the start of the text";
+  EXPECT_THROW(Date::parse(std::string(100, ' ') + "2020-01-01"), InvalidArgument);
+  EXPECT_EQ(Date::parse("2016-07-18T20:31:55.123456789+00:00"), Date::from_ymd(2016, 7, 18));
+
+  test::TempDir dir;
+  const auto mtl = dir.file("LC80630182016200LGN00_MTL.txt");
+  std::ofstream(mtl) << "GROUP = L1_METADATA_FILE\n  DATE_ACQUIRED = " << std::string(2'000'000, ' ')
+                     << "2016-07-18\nEND_GROUP = L1_METADATA_FILE\n";
+  const auto mtl_msg = message_of([&] { read_mtl_date(mtl); });
+  EXPECT_NE(mtl_msg.find("line 2: 2000028 characters long"), std::string::npos) << mtl_msg;
+  // A long line that is not the field is skipped: the date on a later line is found.
+  std::ofstream(mtl) << "COMMENT = " << std::string(2'000'000, 'x') << "\n  DATE_ACQUIRED = 2016-07-18\n";
+  EXPECT_EQ(read_mtl_date(mtl), Date::from_ymd(2016, 7, 18));
+}
+
 TEST(ProductName, Sentinel2ProductAndTile) {
   const auto product =
       parse_product_name("S2A_MSIL1C_20200101T103431_N0208_R108_T32TLR_20200101T123456.SAFE");

@@ -128,6 +128,17 @@ TEST(PairTable, RoundTripWithRelativePaths) {
   EXPECT_THROW(read_pair_table(dir.file("nocol.csv")), FormatError);
 }
 
+// Found with pair_table_fuzz replaying long inputs: a long date cell crashed the reader (stack overflow in
+// the date parser).
+TEST(PairTable, LongDateCellIsAFormatErrorNamingLineAndColumn) {
+  test::TempDir dir;
+  std::ofstream(dir.file("long.csv")) << "id,ref_path,sec_path,ref_date,sec_date\nx,a.tif,b.tif,2020-01-01T"
+                                      << std::string(300'000, '0') << ",2020-01-05\n";
+  const auto msg = message_of([&] { read_pair_table(dir.file("long.csv")); });
+  EXPECT_NE(msg.find("line 2, column ref_date"), std::string::npos) << msg.substr(0, 300);
+  EXPECT_THROW(read_pair_table(dir.file("long.csv")), FormatError);
+}
+
 TEST(PairTable, NetworkDatesAndComponents) {
   auto pairs = build_pair_network(synthetic_set({0, 12, 24, 36}), {});
   std::vector<std::pair<int, int>> idx;
