@@ -13,6 +13,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/egms/product.hpp"
+#include "deforma/io/files.hpp"
 
 namespace deforma::egms {
 namespace {
@@ -252,6 +253,11 @@ std::string GeoPackageWriter::close() {
   State& s = *state_;
   GDALClose(s.dataset);
   s.dataset = nullptr;
+  // Within a run that commits its outputs together, the group renames the file once every output is done.
+  if (io::OutputCommitGroup::hold(s.staging_path, s.final_path)) {
+    s.closed = true;
+    return s.final_path;
+  }
   std::error_code ec;
   std::filesystem::rename(s.staging_path, s.final_path, ec);
   if (ec) throw IoError(fmt::format("{}: cannot rename into place: {}", s.final_path, ec.message()));

@@ -8,6 +8,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/egms/processing.hpp"
 #include "deforma/egms/product.hpp"
+#include "deforma/io/files.hpp"
 #include "egms/egms_test_helpers.hpp"
 
 namespace deforma::egms {
@@ -191,6 +192,22 @@ TEST(EgmsProduct, TruncatedZipIsAnErrorNotAShortProduct) {
     EXPECT_NE(message.find(cut), std::string::npos) << message;
     EXPECT_EQ(message.find("no exception"), std::string::npos) << message;
   }
+}
+
+// A run whose outputs are committed together (the CLI's and the service's way) leaves nothing, GeoPackage
+// included, when it ends before the commit: a late failure must not leave the first outputs in place.
+TEST(EgmsProduct, GeoPackageWaitsForTheRunsCommit) {
+  DEFORMA_REQUIRE_DATA("egms-ustica", dir);
+  TempDir tmp;
+  RunContext context;
+  io::Provenance provenance;
+  {
+    io::OutputCommitGroup outputs({tmp.file("refit.zip"), tmp.file("refit.gpkg")});
+    run_fit((dir / test::kAscending).string(), ProductOutputs{tmp.file("refit.zip"), tmp.file("refit.gpkg")},
+            {}, context, provenance);
+    EXPECT_FALSE(std::filesystem::exists(tmp.file("refit.gpkg")));  // held until the commit
+  }  // no commit: as when a later step of the run fails
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path()));
 }
 
 }  // namespace
