@@ -6,6 +6,7 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <fnmatch.h>
 #include <spdlog/spdlog.h>
 
@@ -207,7 +208,16 @@ ImageSet load_image_set(const std::vector<std::string>& inputs, const ImageSetOp
                       a.path, b.path, a.date.iso(), a.track().empty() ? "" : " and track " + a.track()));
     }
   }
-  if (set.images.empty()) throw InvalidArgument("images: no usable image among the inputs");
+  if (set.images.empty()) {
+    // Say why for each image, or the user is left guessing which rule each file broke.
+    constexpr std::size_t kReasonsShown = 8;
+    std::string why;
+    for (std::size_t i = 0; i < set.skipped.size() && i < kReasonsShown; ++i) why += "; " + set.skipped[i];
+    if (set.skipped.size() > kReasonsShown)
+      why += fmt::format("; and {} more", set.skipped.size() - kReasonsShown);
+    if (set.skipped.empty()) why = fmt::format("; no file matched {}", fmt::join(inputs, " "));
+    throw InvalidArgument(fmt::format("images: no usable image among the inputs{}", why));
+  }
   return set;
 }
 

@@ -201,6 +201,18 @@ TEST_F(ImageSetFiles, UnreadableImageIsNamedOrSkipped) {
   EXPECT_NE(set.skipped[0].find("s_20200206.tif"), std::string::npos);
 }
 
+TEST(ImageSetNone, NoUsableImageSaysWhyForEachImage) {
+  test::TempDir dir;
+  test::write_test_geotiff(dir.file("undated_a.tif"), test::make_texture(32, 24));
+  std::ofstream(dir.file("s_20200206.tif")) << "not a tiff";
+  ImageSetOptions o;
+  o.skip_bad = true;
+  const auto msg = message_of([&] { load_image_set({dir.path().string()}, o); });
+  EXPECT_NE(msg.find("no usable image"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("undated_a.tif: no acquisition date"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("s_20200206.tif: unreadable"), std::string::npos) << msg;
+}
+
 TEST_F(ImageSetFiles, DifferentSizesOrCrsAreRejected) {
   test::write_test_geotiff(dir.file("s_20200206.tif"), test::make_texture(40, 24));
   EXPECT_NE(message_of([&] { load_image_set({dir.path().string()}); }).find("40x24"), std::string::npos);
