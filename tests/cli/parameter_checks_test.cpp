@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <string>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "test_support.hpp"
@@ -20,7 +21,7 @@ std::string write_series(const test::TempDir& tmp) {
     for (int r = 0; r < 64; ++r)
       for (int c = 0; c < 64; ++c) g(r, c) = static_cast<float>((r * 7 + c * 13) % 31);
     test::write_test_geotiff(tmp.file(name), g);
-    list += " " + tmp.file(name);
+    list += fmt::format(" {}", tmp.file(name));
   }
   return list;
 }
@@ -29,7 +30,7 @@ TEST(ParameterChecks, PipelineRefusesASearchLargerThanTheImagesBeforeWriting) {
   test::TempDir tmp;
   const std::string images = write_series(tmp);
   const std::string out = tmp.file("out");
-  const auto r = test::run_cli("pipeline" + images + " -o " + out + " --search 2048");
+  const auto r = test::run_cli(fmt::format("pipeline{} -o {} --search 2048", images, out));
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("--search 2048 px is larger than the image"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out)) << "the output folder was created before the parameters were checked";
@@ -38,12 +39,12 @@ TEST(ParameterChecks, PipelineRefusesASearchLargerThanTheImagesBeforeWriting) {
 TEST(ParameterChecks, SearchOutsideItsBoundsIsRefusedAlikeByCorrelateAndPipeline) {
   test::TempDir tmp;
   const std::string images = write_series(tmp);
-  const auto p = test::run_cli("pipeline" + images + " -o " + tmp.file("out") + " --search 4096");
+  const auto p = test::run_cli(fmt::format("pipeline{} -o {} --search 4096", images, tmp.file("out")));
   EXPECT_EQ(p.exit_code, 3) << p.err;
   EXPECT_NE(p.err.find("expected 2 to 2048 px"), std::string::npos) << p.err;
   EXPECT_FALSE(fs::exists(tmp.file("out")));
-  const auto c = test::run_cli("correlate " + tmp.file("20200101.tif") + " " + tmp.file("20200111.tif") + " -o " +
-                               tmp.file("c.tif") + " --search 4096");
+  const auto c = test::run_cli(fmt::format("correlate {} {} -o {} --search 4096", tmp.file("20200101.tif"),
+                                           tmp.file("20200111.tif"), tmp.file("c.tif")));
   EXPECT_EQ(c.exit_code, 3) << c.err;
   EXPECT_NE(c.err.find("expected 2 to 2048 px"), std::string::npos) << c.err;
   EXPECT_FALSE(fs::exists(tmp.file("c.tif")));
@@ -53,7 +54,7 @@ TEST(ParameterChecks, PipelineAcceptsASearchInMetresLikeCorrelate) {
   test::TempDir tmp;
   const std::string images = write_series(tmp);
   // 15 m pixels: 2 km is 134 px, more than the 64 px images; refused before writing, as in px.
-  const auto r = test::run_cli("pipeline" + images + " -o " + tmp.file("out") + " --search 2km");
+  const auto r = test::run_cli(fmt::format("pipeline{} -o {} --search 2km", images, tmp.file("out")));
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("--search 134 px is larger than the image"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(tmp.file("out")));
