@@ -265,6 +265,23 @@ io::Window parse_roi(const std::string& text, const io::RasterInfo& grid) {
   return clipped;
 }
 
+void check_fits_image(const CorrelateOptions& options, const io::RasterInfo& ref_info) {
+  const io::Window roi = options.roi
+                             ? options.roi->intersect(io::Window{0, 0, ref_info.width, ref_info.height})
+                             : io::Window{0, 0, ref_info.width, ref_info.height};
+  const int chip = options.match.chip_px;
+  if (chip > roi.width || chip > roi.height) {
+    throw InvalidArgument(fmt::format("--chip {} px is larger than the {} ({}x{} px)", chip,
+                                      options.roi ? "region of interest" : "image " + ref_info.path, roi.width,
+                                      roi.height));
+  }
+  if (options.match.search_px >= std::max(ref_info.width, ref_info.height)) {
+    throw InvalidArgument(fmt::format("--search {} px is larger than the image {} ({}x{} px)",
+                                      options.match.search_px, ref_info.path, ref_info.width,
+                                      ref_info.height));
+  }
+}
+
 Summary correlate_pair(const std::string& ref_path, const std::string& sec_path, const std::string& output,
                        const CorrelateOptions& options, RunContext& context) {
   const auto start = std::chrono::steady_clock::now();
@@ -313,16 +330,8 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   const io::Window roi = options.roi
                              ? options.roi->intersect(io::Window{0, 0, ref_info.width, ref_info.height})
                              : io::Window{0, 0, ref_info.width, ref_info.height};
+  check_fits_image(options, ref_info);
   const int chip = options.match.chip_px;
-  if (chip > roi.width || chip > roi.height) {
-    throw InvalidArgument(fmt::format("--chip {} px is larger than the {} ({}x{} px)", chip,
-                                      options.roi ? "region of interest" : "image " + ref_path, roi.width,
-                                      roi.height));
-  }
-  if (options.match.search_px >= std::max(ref_info.width, ref_info.height)) {
-    throw InvalidArgument(fmt::format("--search {} px is larger than the image {} ({}x{} px)",
-                                      options.match.search_px, ref_path, ref_info.width, ref_info.height));
-  }
   const int offset = options.step_px / 2;
   NodeGrid all_nodes;
   all_nodes.step_px = options.step_px;

@@ -1,5 +1,7 @@
 // Chip matching: zero-mean NCC through FFTW with summed-area-table normalization, phase correlation with
 // a phase-plane fit, and the sub-pixel refinements compared in docs/correlate.md.
+#include <fmt/format.h>
+
 #include "deforma/correlate/matcher.hpp"
 
 #include <algorithm>
@@ -88,28 +90,32 @@ constexpr int kRefBorder = 3;
 }  // namespace
 
 void MatchOptions::validate() const {
-  if (chip_px < 8 || chip_px > 1024)
-    throw InvalidArgument("--chip: " + std::to_string(chip_px) + " px is out of range (expected 8 to 1024)");
-  if (search_px < 2 || search_px > 2048)
-    throw InvalidArgument("--search: " + std::to_string(search_px) +
-                          " px is out of range (expected 2 to 2048 px)");
+  // Parameters exposed by the operations are named as declared there (chip, search...); the others by
+  // their field name, so that no message points to an option that does not exist.
+  if (chip_px < kMinChipPx || chip_px > kMaxChipPx)
+    throw InvalidArgument(fmt::format("parameter --chip: {} px is out of range (expected {} to {} px)", chip_px,
+                                      kMinChipPx, kMaxChipPx));
+  if (search_px < kMinSearchPx || search_px > kMaxSearchPx)
+    throw InvalidArgument(fmt::format("parameter --search: {} px is out of range (expected {} to {} px)",
+                                      search_px, kMinSearchPx, kMaxSearchPx));
   if (method == Method::kPhase && 2 * search_px >= chip_px &&
       (coarse_above_px <= 0 || search_px <= coarse_above_px))
-    throw InvalidArgument("--search: the phase method measures displacements smaller than half the chip; " +
-                          std::to_string(search_px) + " px needs --chip > " + std::to_string(2 * search_px) +
-                          " (or a coarse-to-fine search)");
+    throw InvalidArgument(fmt::format("parameter --search: the phase method measures displacements smaller than "
+                                      "half the chip; {} px needs a chip > {} px (or a coarse-to-fine search)",
+                                      search_px, 2 * search_px));
   if (!std::isfinite(min_snr) || min_snr < 0)
-    throw InvalidArgument("--min-snr: expected a finite value >= 0, got " + std::to_string(min_snr));
+    throw InvalidArgument(fmt::format("parameter --min-snr: expected a finite value >= 0, got {}", min_snr));
   if (!std::isfinite(min_corr) || min_corr < -1 || min_corr > 1)
-    throw InvalidArgument("--min-corr: expected a value in [-1, 1], got " + std::to_string(min_corr));
+    throw InvalidArgument(fmt::format("parameter --min-corr: expected a value in [-1, 1], got {}", min_corr));
   if (!std::isfinite(min_texture) || min_texture < 0)
-    throw InvalidArgument("--min-texture: expected a finite value >= 0, got " + std::to_string(min_texture));
+    throw InvalidArgument(fmt::format("min_texture: expected a finite value >= 0, got {}", min_texture));
   if (!(max_invalid_fraction >= 0 && max_invalid_fraction < 1))
-    throw InvalidArgument("--max-invalid: expected a fraction in [0, 1), got " +
-                          std::to_string(max_invalid_fraction));
+    throw InvalidArgument(
+        fmt::format("max_invalid_fraction: expected a fraction in [0, 1), got {}", max_invalid_fraction));
   if (max_iterations < 0 || max_iterations > 100)
-    throw InvalidArgument("--max-iterations: expected 0 to 100, got " + std::to_string(max_iterations));
-  if (coarse_above_px < 0) throw InvalidArgument("--coarse-above: expected >= 0 px");
+    throw InvalidArgument(fmt::format("max_iterations: expected 0 to 100, got {}", max_iterations));
+  if (coarse_above_px < 0)
+    throw InvalidArgument(fmt::format("coarse_above_px: expected >= 0 px, got {}", coarse_above_px));
 }
 
 int MatchOptions::halo_px() const {

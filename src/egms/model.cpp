@@ -91,7 +91,7 @@ PointModel nan_model(int valid) {
 }  // namespace
 
 void ModelOptions::validate() const {
-  if (!(days_per_year > 300 && days_per_year < 400)) {
+  if (!(days_per_year >= 300 && days_per_year <= 400)) {
     throw InvalidArgument(
         fmt::format("days-per-year = {}: expected a year length in days (365 or 365.25)", days_per_year));
   }

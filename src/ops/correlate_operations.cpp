@@ -6,6 +6,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/correlate/correlate.hpp"
 #include "deforma/io/dates.hpp"
+#include "ops/correlate_parameters.hpp"
 #include "ops/registration.hpp"
 
 namespace deforma::ops {
@@ -54,57 +55,42 @@ OperationDecl correlate_operation() {
       "overlap, 6 no peak); invalid nodes are nodata (-9999). With --velocity, east_m_per_yr, "
       "north_m_per_yr and speed_m_per_yr follow. SEC is resampled onto REF's grid when they differ. "
       "Streamed by strips of nodes within --ram; see docs/correlate.md.";
+  const auto correlation = correlation_parameters(correlate::CorrelateOptions{});
   op.params = {
       ParamDecl::argument("ref", ParamType::kPath, "reference image (earlier date)").as_input(),
       ParamDecl::argument("sec", ParamType::kPath, "secondary image (later date)").as_input(),
       ParamDecl::option("output", ParamType::kPath, "output COG").alias("o").mandatory().as_output(kCogMediaType),
-      ParamDecl::option("band", ParamType::kInt, "band of REF (and of SEC unless --sec-band)").defaults_to("1").at_least(1),
+  };
+  for (auto& p : correlation.decls()) op.params.push_back(std::move(p));
+  const auto thresholds = correlation_thresholds(correlation.defaults());
+  for (auto& p : thresholds.decls()) op.params.push_back(std::move(p));
+  const std::vector<ParamDecl> rest = {
       ParamDecl::option("sec-band", ParamType::kInt, "band of SEC (default: --band)").at_least(1),
-      ParamDecl::option("chip", ParamType::kInt, "template (chip) size").in_unit("px").defaults_to("32").between(8, 512),
-      ParamDecl::option("search", ParamType::kString,
-                        "largest expected displacement, in px (20, 20px) or with a unit (300m, 1.5km)")
-          .defaults_to("16"),
-      ParamDecl::option("step", ParamType::kInt, "node spacing").in_unit("px").defaults_to("16").between(1, 4096),
-      ParamDecl::option("method", ParamType::kChoice, "matching method").defaults_to("ncc").one_of({"ncc", "phase", "flow"}),
-      ParamDecl::option("prefilter", ParamType::kChoice, "radiometric prefilter against illumination changes")
-          .defaults_to("highpass")
-          .one_of({"none", "highpass", "wallis", "orientation"}),
       ParamDecl::option("roi", ParamType::kString,
                         "region of interest: XMIN,YMIN,XMAX,YMAX in REF's CRS, or px:COL,ROW,WIDTH,HEIGHT"),
       ParamDecl::option("guess", ParamType::kPath, "a-priori displacement raster (bands dx_px, dy_px), e.g. a previous result").as_input(),
       ParamDecl::option("mask", ParamType::kPath, "areas to skip: raster (non-zero = skip) or polygons").as_input(),
       ParamDecl::option("stable", ParamType::kPath,
                         "stable ground (polygons or raster): report the co-registration bias and NMAD there").as_input(),
-      ParamDecl::option("min-snr", ParamType::kDouble,
-                        "nodes with a lower signal-to-noise ratio (peak over second peak) are rejected")
-          .defaults_to("1.5")
-          .at_least(0),
-      ParamDecl::option("min-corr", ParamType::kDouble, "nodes with a lower peak correlation are rejected")
-          .defaults_to("0.2")
-          .between(-1, 1),
       ParamDecl::option("velocity", ParamType::kBool, "also write velocities (m/yr) from the acquisition dates"),
       ParamDecl::option("dates", ParamType::kString, "acquisition dates REF_DATE,SEC_DATE when the files do not carry them"),
       ParamDecl::option("quicklook", ParamType::kPath, "write a PNG of the displacement/velocity magnitude").as_output("image/png"),
   };
+  op.params.insert(op.params.end(), rest.begin(), rest.end());
   op.examples = {
       "deforma correlate LC80630182016200LGN00_B8.TIF LC80630182016216LGN00_B8.TIF -o offsets.tif",
       "deforma correlate ref.tif sec.tif -o v.tif --chip 32 --search 300m --step 8 --velocity --quicklook v.png",
       "deforma correlate a.jpg b.jpg -o d.tif --method flow --dates 2020-01-01,2020-01-06",
   };
-  op.run = [](const ParamValues& params, RunContext& context) {
+  op.run = [correlation, thresholds](const ParamValues& params, RunContext& context) {
     const std::string ref = params.get_string("ref");
     const std::string sec = params.get_string("sec");
     const auto ref_info = io::describe(ref);
-    correlate::CorrelateOptions options;  // library defaults, overridden by the parameters below
-    options.ref_band = static_cast<int>(params.get_int("band"));
+    correlate::CorrelateOptions options = correlation.defaults();
+    correlation.apply(params, options);
+    thresholds.apply(params, options);
     options.sec_band = params.has("sec-band") ? static_cast<int>(params.get_int("sec-band")) : options.ref_band;
-    options.match.method = correlate::parse_method(params.get_string("method"));
-    options.match.chip_px = static_cast<int>(params.get_int("chip"));
-    options.match.search_px = correlate::parse_length_px(params.get_string("search"), ref_info, "search");
-    options.match.min_snr = params.get_double("min-snr");
-    options.match.min_corr = params.get_double("min-corr");
-    options.match.prefilter = correlate::parse_prefilter(params.get_string("prefilter"));
-    options.step_px = static_cast<int>(params.get_int("step"));
+    options.match.search_px = search_px(params, ref_info);
     if (params.has("roi")) options.roi = correlate::parse_roi(params.get_string("roi"), ref_info);
     options.guess_path = params.get_string_or("guess", "");
     options.mask_path = params.get_string_or("mask", "");

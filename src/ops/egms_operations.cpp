@@ -4,35 +4,38 @@
 #include "deforma/egms/ortho.hpp"
 #include "deforma/egms/processing.hpp"
 #include "deforma/egms/quicklook.hpp"
+#include "ops/egms_parameters.hpp"
 #include "ops/registration.hpp"
 
 namespace deforma::ops {
+
+using egms::StreamOptions;
+
+// The streaming and time-series model parameters, bound to StreamOptions.
+ParamGroup<StreamOptions> egms_stream_parameters() {
+  ParamGroup<StreamOptions> g;
+  g.bind(&StreamOptions::chunk_points, "chunk-points", "points read, fitted and written per chunk (bounds memory)")
+      .between(1, 10000000);
+  g.bind([](StreamOptions& o) -> double& { return o.model.days_per_year; }, "days-per-year",
+         "t = days since the first date / this; 365 reproduces the EGMS 2020-2024 columns")
+      .in_unit("days")
+      .between(300, 400);
+  g.bind([](StreamOptions& o) -> double& { return o.model.wavelength_mm; }, "wavelength-mm",
+         "radar wavelength for the temporal coherence")
+      .in_unit("mm")
+      .at_least(1);
+  g.bind([](StreamOptions& o) -> int& { return o.model.min_dates; }, "min-dates",
+         "fewest valid dates to fit a point (fewer: model columns empty)")
+      .between(6, 100000);
+  return g;
+}
+
 namespace {
 
 using egms::ProductOutputs;
 using egms::StreamOptions;
 
-std::vector<ParamDecl> stream_params() {
-  return {
-      ParamDecl::option("chunk-points", ParamType::kInt,
-                        "points read, fitted and written per chunk (bounds memory)")
-          .defaults_to("20000")
-          .between(1, 10000000),
-      ParamDecl::option("days-per-year", ParamType::kDouble,
-                        "t = days since the first date / this; 365 reproduces the EGMS 2020-2024 columns")
-          .in_unit("days")
-          .defaults_to("365")
-          .between(300, 400),
-      ParamDecl::option("wavelength-mm", ParamType::kDouble, "radar wavelength for the temporal coherence")
-          .in_unit("mm")
-          .defaults_to("55.46576")
-          .at_least(1),
-      ParamDecl::option("min-dates", ParamType::kInt,
-                        "fewest valid dates to fit a point (fewer: model columns empty)")
-          .defaults_to("8")
-          .between(6, 100000),
-  };
-}
+std::vector<ParamDecl> stream_params() { return egms_stream_parameters().decls(); }
 
 std::vector<ParamDecl> output_params() {
   return {ParamDecl::option("output", ParamType::kPath,
@@ -52,10 +55,8 @@ void require_some_output(const ProductOutputs& outputs) {
 
 StreamOptions stream_options(const ParamValues& p) {
   StreamOptions o;
-  o.chunk_points = static_cast<std::size_t>(p.get_int("chunk-points"));
-  o.model.days_per_year = p.get_double("days-per-year");
-  o.model.wavelength_mm = p.get_double("wavelength-mm");
-  o.model.min_dates = static_cast<int>(p.get_int("min-dates"));
+  egms_stream_parameters().apply(p, o);
+  o.validate();
   return o;
 }
 
@@ -99,7 +100,8 @@ void register_egms_operations(OperationRegistry& registry) {
     op.examples = {"deforma egms info EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip"};
     op.run = [](const ParamValues& p, RunContext& context) {
       StreamOptions o;
-      o.chunk_points = static_cast<std::size_t>(p.get_int("chunk-points"));
+      egms_stream_parameters().apply(p, o);  // chunk-points only: the others are not declared here
+      o.validate();
       return egms::describe_product(p.get_string("file"), context, o);
     };
     registry.add(std::move(op));

@@ -9,99 +9,82 @@
 
 namespace deforma::ops {
 
-std::vector<ParamDecl> filter_parameters() {
-  return {
-      ParamDecl::option("min-snr", ParamType::kDouble,
-                        "reject nodes whose SNR is below this (flag 1); 0 = off")
-          .defaults_to("0")
-          .at_least(0),
-      ParamDecl::option("min-corr", ParamType::kDouble,
-                        "reject nodes whose correlation is below this (flag 9); 0 = off")
-          .defaults_to("0")
-          .between(0, 1),
-      ParamDecl::option("no-median-test", ParamType::kBool,
-                        "skip the normalized median test (Westerweel & Scarano 2005)"),
-      ParamDecl::option("median-radius", ParamType::kInt, "neighbourhood radius of the median test (1 = 3x3)")
-          .in_unit("nodes")
-          .defaults_to("1")
-          .between(1, 10),
-      ParamDecl::option("median-threshold", ParamType::kDouble,
-                        "reject a vector whose normalized median residual exceeds this (flag 7)")
-          .defaults_to("2")
-          .at_least(0.01),
-      ParamDecl::option("median-epsilon", ParamType::kDouble,
-                        "acceptable fluctuation added to the neighbours' median residual")
-          .in_unit("px")
-          .defaults_to("0.1")
-          .at_least(0),
-      ParamDecl::option("median-min-neighbours", ParamType::kInt,
-                        "valid neighbours a node needs to be tested (fewer: kept untested)")
-          .defaults_to("3")
-          .between(1, 440),
-      ParamDecl::option("max-displacement", ParamType::kDouble,
-                        "reject displacements larger than this (flag 8); 0 = off")
-          .in_unit("px")
-          .defaults_to("0")
-          .at_least(0),
-      ParamDecl::option("max-velocity", ParamType::kDouble,
-                        "reject velocities (east_m/north_m, or dx_px/dy_px without georeferencing, over the "
-                        "pair's time span) larger than this (flag 8); 0 = off")
-          .in_unit("m/yr, or px/yr without georeferencing")
-          .defaults_to("0")
-          .at_least(0),
-      ParamDecl::option("days", ParamType::kDouble,
-                        "time between the two images of the pair, for --max-velocity (default: the dates "
-                        "the result records)")
-          .in_unit("days")
-          .at_least(0.001),
-      ParamDecl::option(
-          "ramp", ParamType::kChoice,
-          "stable-ground correction model (default: bias when stable ground is given, else none)")
-          .one_of({"none", "bias", "plane", "quadratic"}),
-      ParamDecl::option("stable", ParamType::kPath,
-                        "stable ground as polygons (any OGR format: GPKG, SHP, GMT...)")
-          .as_input(),
-      ParamDecl::option("stable-mask", ParamType::kPath, "stable ground as a mask raster (non-zero = stable)")
-          .as_input(),
-      ParamDecl::option("auto-stable", ParamType::kBool,
-                        "find the stable ground automatically: the least-moving, well-correlated nodes"),
-      ParamDecl::option("exclude", ParamType::kPath,
-                        "ground known to move (mask raster or polygons), never taken as stable")
-          .as_input(),
-      ParamDecl::option("auto-corr-quantile", ParamType::kDouble,
-                        "--auto-stable: keep nodes whose correlation is at or above this quantile")
-          .defaults_to("0.5")
-          .between(0, 0.99),
-      ParamDecl::option("auto-fraction", ParamType::kDouble,
-                        "--auto-stable: fraction of those, smallest displacements first, taken as stable")
-          .defaults_to("0.3")
-          .between(0.01, 1),
-      ParamDecl::option(
-          "robust-k", ParamType::kDouble,
-          "robust fit: reject stable nodes farther than this many NMADs from the median residual")
-          .defaults_to("3")
-          .at_least(0.5),
-      ParamDecl::option("robust-iterations", ParamType::kInt, "robust fit: most refits")
-          .defaults_to("5")
-          .between(1, 50),
-  };
+ParamGroup<filter::FilterOptions> filter_parameter_group(const filter::FilterOptions& defaults) {
+  using filter::FilterOptions;
+  ParamGroup<FilterOptions> g(defaults);
+  g.bind(&FilterOptions::min_snr, "min-snr", "reject nodes whose SNR is below this (flag 1); 0 = off").at_least(0);
+  g.bind(&FilterOptions::min_corr, "min-corr", "reject nodes whose correlation is below this (flag 9); 0 = off")
+      .between(0, 1);
+  g.bind_flag([](FilterOptions& o) -> bool& { return o.median_test; }, "no-median-test",
+              "skip the normalized median test (Westerweel & Scarano 2005)", false);
+  g.bind(&FilterOptions::median_radius, "median-radius", "neighbourhood radius of the median test (1 = 3x3)")
+      .in_unit("nodes")
+      .between(1, 10);
+  g.bind(&FilterOptions::median_threshold, "median-threshold",
+         "reject a vector whose normalized median residual exceeds this (flag 7)")
+      .at_least(0.01);
+  g.bind(&FilterOptions::median_epsilon_px, "median-epsilon",
+         "acceptable fluctuation added to the neighbours' median residual")
+      .in_unit("px")
+      .at_least(0);
+  // 440 neighbours: the largest radius (10) has 21 x 21 - 1; validate() checks it against the radius given.
+  g.bind(&FilterOptions::median_min_neighbours, "median-min-neighbours",
+         "valid neighbours a node needs to be tested (fewer: kept untested)")
+      .between(1, 440);
+  g.bind(&FilterOptions::max_displacement_px, "max-displacement",
+         "reject displacements larger than this (flag 8); 0 = off")
+      .in_unit("px")
+      .at_least(0);
+  g.bind(&FilterOptions::max_velocity_per_yr, "max-velocity",
+         "reject velocities (east_m/north_m, or dx_px/dy_px without georeferencing, over the pair's time span) "
+         "larger than this (flag 8); 0 = off")
+      .in_unit("m/yr, or px/yr without georeferencing")
+      .at_least(0);
+  // Not bound: its field's 0 means "the span the result records", which is no value to declare.
+  g.declare(ParamDecl::option("days", ParamType::kDouble,
+                              "time between the two images of the pair, for --max-velocity (default: the dates "
+                              "the result records)")
+                .in_unit("days")
+                .at_least(0.001));
+  // The stable-ground source is one of three exclusive parameters: read by filter_options_from().
+  g.declare(ParamDecl::option("ramp", ParamType::kChoice,
+                              "stable-ground correction model (default: bias when stable ground is given, else none)")
+                .one_of({"none", "bias", "plane", "quadratic"}));
+  g.declare(ParamDecl::option("stable", ParamType::kPath, "stable ground as polygons (any OGR format: GPKG, SHP, GMT...)")
+                .as_input());
+  g.declare(ParamDecl::option("stable-mask", ParamType::kPath, "stable ground as a mask raster (non-zero = stable)")
+                .as_input());
+  g.declare(ParamDecl::option("auto-stable", ParamType::kBool,
+                              "find the stable ground automatically: the least-moving, well-correlated nodes"));
+  g.declare(ParamDecl::option("exclude", ParamType::kPath, "ground known to move (mask raster or polygons), never taken as stable")
+                .as_input());
+  g.bind(&FilterOptions::auto_corr_quantile, "auto-corr-quantile",
+         "--auto-stable: keep nodes whose correlation is at or above this quantile")
+      .between(0, 0.99);
+  g.bind(&FilterOptions::auto_fraction, "auto-fraction",
+         "--auto-stable: fraction of those, smallest displacements first, taken as stable")
+      .between(0.01, 1);
+  g.bind(&FilterOptions::robust_k, "robust-k",
+         "robust fit: reject stable nodes farther than this many NMADs from the median residual")
+      .at_least(0.5);
+  g.bind(&FilterOptions::robust_iterations, "robust-iterations", "robust fit: most refits").between(1, 50);
+  return g;
 }
 
-filter::FilterOptions filter_options_from(const ParamValues& p, bool read_max_velocity) {
-  filter::FilterOptions o;
-  o.min_snr = p.get_double("min-snr");
-  o.min_corr = p.get_double("min-corr");
-  o.median_test = !p.get_bool("no-median-test");
-  o.median_radius = static_cast<int>(p.get_int("median-radius"));
-  o.median_threshold = p.get_double("median-threshold");
-  o.median_epsilon_px = p.get_double("median-epsilon");
-  o.median_min_neighbours = static_cast<int>(p.get_int("median-min-neighbours"));
-  o.max_displacement_px = p.get_double("max-displacement");
+std::vector<ParamDecl> filter_parameters(const filter::FilterOptions& defaults) {
+  return filter_parameter_group(defaults).decls();
+}
+
+filter::FilterOptions filter_options_from(const ParamValues& p, bool read_max_velocity,
+                                          const filter::FilterOptions& defaults) {
+  filter::FilterOptions o = defaults;
+  filter_parameter_group(defaults).apply(p, o);
   if (read_max_velocity) {
     // Turned into a displacement by filter_result with the pair's time span: --days, or the dates the
     // result records.
-    o.max_velocity_per_yr = p.get_double("max-velocity");
     if (p.has("days")) o.days = p.get_double("days");
+  } else {
+    o.max_velocity_per_yr = defaults.max_velocity_per_yr;
   }
   o.ramp = filter::parse_ramp_model(p.get_string_or("ramp", "none"));
   const int sources =
@@ -124,10 +107,6 @@ filter::FilterOptions filter_options_from(const ParamValues& p, bool read_max_ve
     o.ramp = filter::RampModel::kBias;
   }
   if (p.has("exclude")) o.exclude_path = p.get_string("exclude");
-  o.auto_corr_quantile = p.get_double("auto-corr-quantile");
-  o.auto_fraction = p.get_double("auto-fraction");
-  o.robust_k = p.get_double("robust-k");
-  o.robust_iterations = static_cast<int>(p.get_int("robust-iterations"));
   o.validate();
   return o;
 }

@@ -4,6 +4,7 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/pipeline/pipeline.hpp"
+#include "ops/correlate_parameters.hpp"
 #include "ops/filter_operations.hpp"
 #include "ops/registration.hpp"
 
@@ -57,27 +58,6 @@ void register_pipeline_operations(OperationRegistry& registry) {
       ParamDecl::option("max-pairs", ParamType::kInt, "pair network: most pairs per image (0 = no cap)")
           .defaults_to("0")
           .at_least(0),
-      ParamDecl::option("method", ParamType::kChoice, "correlation: matching method")
-          .one_of({"ncc", "phase", "flow"})
-          .defaults_to("ncc"),
-      ParamDecl::option("chip", ParamType::kInt, "correlation: template size")
-          .in_unit("px")
-          .defaults_to("32")
-          .between(8, 1024),
-      ParamDecl::option("search", ParamType::kInt, "correlation: largest displacement searched")
-          .in_unit("px")
-          .defaults_to("16")
-          .between(1, 4096),
-      ParamDecl::option("step", ParamType::kInt, "correlation: node spacing")
-          .in_unit("px")
-          .defaults_to("16")
-          .between(1, 4096),
-      ParamDecl::option("prefilter", ParamType::kChoice, "correlation: radiometric prefilter of both images")
-          .one_of({"none", "highpass", "wallis", "orientation"})
-          .defaults_to("highpass"),
-      ParamDecl::option("band", ParamType::kInt, "correlation: band of every image (1-based)")
-          .defaults_to("1")
-          .at_least(1),
       ParamDecl::option(
           "regularization", ParamType::kDouble,
           "inversion: weight of the temporal smoothness penalty (bridges gaps and split networks)")
@@ -95,12 +75,11 @@ void register_pipeline_operations(OperationRegistry& registry) {
           .defaults_to("256")
           .at_least(16),
   };
-  for (auto& p : filter_parameters()) {
+  const auto correlation = correlation_parameters(pipeline::pipeline_correlation_defaults(), "correlation: ");
+  for (auto& p : correlation.decls()) op.params.push_back(std::move(p));
+  // Noise matches in a neighbourhood of noise pass the median test: see pipeline_filter_defaults().
+  for (auto& p : filter_parameters(pipeline::pipeline_filter_defaults())) {
     if (p.name == "days") continue;  // each pair's own time span is used
-    if (p.name == "min-corr") {
-      // Noise matches in a neighbourhood of noise pass the median test: see pipeline_filter_defaults().
-      p.defaults_to(fmt::format("{:g}", pipeline::kPipelineMinCorrelation));
-    }
     if (p.name == "max-velocity") {
       p.help = "reject nodes faster than this over their pair's time span (flag 8); 0 = off";
       p.unit = "m/yr, or px/yr without georeferencing";
@@ -113,7 +92,7 @@ void register_pipeline_operations(OperationRegistry& registry) {
       "deforma pipeline LC08*_B8.TIF -o yahtse --stable StEliasMtn_utm7v_rock.gmt --ramp plane "
       "--max-velocity 3000",
       "deforma --ram 4096 pipeline manifest.csv -o out --max-step 5 --max-days 60 --skip-bad"};
-  op.run = [](const ParamValues& p, RunContext& context) {
+  op.run = [correlation](const ParamValues& p, RunContext& context) {
     pipeline::PipelineOptions o;
     o.inputs = p.get_list("images");
     o.output_dir = p.get_string("output");
@@ -124,14 +103,18 @@ void register_pipeline_operations(OperationRegistry& registry) {
     o.network.max_days = p.get_double("max-days");
     o.network.direction = timeseries::parse_pair_direction(p.get_string("direction"));
     o.network.max_pairs_per_image = static_cast<int>(p.get_int("max-pairs"));
-    o.correlation = pipeline::pipeline_correlation_defaults();
-    o.correlation.match.method = correlate::parse_method(p.get_string("method"));
-    o.correlation.match.chip_px = static_cast<int>(p.get_int("chip"));
-    o.correlation.match.search_px = static_cast<int>(p.get_int("search"));
-    o.correlation.step_px = static_cast<int>(p.get_int("step"));
-    o.correlation.match.prefilter = correlate::parse_prefilter(p.get_string("prefilter"));
-    o.correlation.ref_band = o.correlation.sec_band = static_cast<int>(p.get_int("band"));
-    o.filter = filter_options_from(p, false);
+    o.correlation = correlation.defaults();
+    correlation.apply(p, o.correlation);
+    o.correlation.sec_band = o.correlation.ref_band;
+    if (search_in_pixels(p)) {
+      o.correlation.match.search_px = search_px(p, io::RasterInfo{});
+    } else {
+      // A length on the ground is converted with the pixel size of the first image of the set.
+      const auto images = timeseries::load_image_set(o.inputs, o.image_set);
+      if (images.size() == 0) throw InvalidArgument("parameter images: no usable image");
+      o.correlation.match.search_px = search_px(p, io::describe(images.images.front().path));
+    }
+    o.filter = filter_options_from(p, false, pipeline::pipeline_filter_defaults());
     o.max_velocity_per_yr = p.get_double("max-velocity");
     o.inversion.regularization = p.get_double("regularization");
     o.inversion.robust = timeseries::parse_robust_loss(p.get_string("robust"));

@@ -276,11 +276,6 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   const auto started = std::chrono::steady_clock::now();
   options.validate();
   Progress& progress = progress_or_null(context.progress);
-  std::error_code ec;
-  fs::create_directories(options.output_dir, ec);
-  if (!fs::is_directory(options.output_dir, ec)) {
-    throw IoError(fmt::format("-o {}: cannot create the output folder", options.output_dir));
-  }
   const fs::path out(options.output_dir);
   Summary summary;
   summary.operation = "pipeline";
@@ -298,6 +293,14 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   const io::RasterInfo first = io::describe(images.images.front().path);
   const std::string units = first.georeferenced && !first.crs_wkt.empty() ? "m" : "px";
   const std::vector<timeseries::Pair> network = timeseries::build_pair_network(images, options.network);
+  // Options that cannot fit the images are refused before anything is written (not per pair, after
+  // network.png and batch.sqlite exist).
+  correlate::check_fits_image(options.correlation, first);
+  std::error_code ec;
+  fs::create_directories(options.output_dir, ec);
+  if (!fs::is_directory(options.output_dir, ec)) {
+    throw IoError(fmt::format("-o {}: cannot create the output folder", options.output_dir));
+  }
   const std::string network_png = (out / "network.png").string();
   timeseries::write_pair_network_png(network_png, network,
                                      fmt::format("{} pairs of {} images", network.size(), images.size()));

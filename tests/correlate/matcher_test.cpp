@@ -76,6 +76,16 @@ TEST(CorrelateOptions, ValidateNamesTheParameter) {
   EXPECT_NE(message(o).find("--search"), std::string::npos);
   o.coarse_above_px = 6;
   EXPECT_EQ(message(o), "");
+  // Options that no operation exposes are named by their field, never by a command-line flag that does not
+  // exist.
+  o = MatchOptions{};
+  o.max_invalid_fraction = 1.5;
+  EXPECT_NE(message(o).find("max_invalid_fraction"), std::string::npos);
+  EXPECT_EQ(message(o).find("--"), std::string::npos) << message(o);
+  o = MatchOptions{};
+  o.coarse_above_px = -1;
+  EXPECT_NE(message(o).find("coarse_above_px"), std::string::npos);
+  EXPECT_EQ(message(o).find("--"), std::string::npos) << message(o);
   EXPECT_GE(MatchOptions{}.halo_px(), MatchOptions{}.chip_px / 2 + MatchOptions{}.search_px);
 }
 

@@ -4,13 +4,16 @@
 // the machine-readable process description (describe_json, for the HTTP service) and the docs page
 // (describe_markdown). Operations are registered by name in an OperationRegistry and run with a
 // ParamValues object that has been checked against the declaration (PDAL-style dispatch).
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "deforma/core/progress.hpp"
@@ -96,6 +99,118 @@ class ParamValues {
   const std::vector<std::string>& raw(const std::string& name) const;
   std::map<std::string, std::vector<std::string>> values_;
   std::map<std::string, ParamType> types_;
+};
+
+/// Parameters bound to the fields of an Options struct: the declaration and the library field are one
+/// thing, so defaults, bounds and names cannot drift apart. The default of each parameter is read from the
+/// `defaults` instance the group is built with (the Options' own defaults, or an operation's preset), and
+/// apply() copies the parsed values into an Options object (no hand-written `o.x = p.get_int("x")`).
+///
+///   ParamGroup<MatchOptions> g;
+///   g.bind(&MatchOptions::chip_px, "chip", "template (chip) size").in_unit("px").between(8, 1024);
+///
+/// Nested fields use an accessor: g.bind([](CorrelateOptions& o) -> int& { return o.match.chip_px; }, ...).
+template <class Options>
+class ParamGroup {
+ public:
+  struct Entry {
+    ParamDecl decl;
+    /// Copies the parsed value (given or defaulted) into the options; null for unbound declarations.
+    std::function<void(const ParamValues&, Options&)> apply;
+    /// Numeric parameters: sets the field to a value (for checking declarations against validate()).
+    std::function<void(Options&, double)> set_number;
+  };
+
+  explicit ParamGroup(Options defaults = Options{}) : defaults_(std::move(defaults)) {}
+
+  /// A numeric (int, size_t, double) or string field given by a member pointer.
+  template <class T>
+  ParamDecl& bind(T Options::*field, std::string name, std::string help) {
+    return bind_accessor<T>([field](Options& o) -> T& { return o.*field; }, std::move(name), std::move(help));
+  }
+  /// A numeric or string field reached through an accessor (a member of a member).
+  template <class Access>
+  ParamDecl& bind(Access access, std::string name, std::string help) {
+    using T = std::remove_reference_t<std::invoke_result_t<Access, Options&>>;
+    return bind_accessor<T>(std::function<T&(Options&)>(access), std::move(name), std::move(help));
+  }
+  /// A flag (present = true) that sets a bool field to `when_set` (false for "no-..." flags).
+  template <class Access>
+  ParamDecl& bind_flag(Access access, std::string name, std::string help, bool when_set = true) {
+    Entry e{ParamDecl::option(name, ParamType::kBool, std::move(help)), nullptr, nullptr};
+    e.apply = [access, name, when_set](const ParamValues& p, Options& o) {
+      if (p.has(name) && p.get_bool(name)) access(o) = when_set;
+    };
+    entries_.push_back(std::move(e));
+    return entries_.back().decl;
+  }
+  /// An enumerated field: `format` gives the default's text, `parse` reads the chosen one.
+  template <class Access, class Parse, class Format>
+  ParamDecl& bind_choice(Access access, std::string name, std::string help, std::vector<std::string> choices,
+                         Parse parse, Format format) {
+    Options d = defaults_;
+    Entry e{ParamDecl::option(name, ParamType::kChoice, std::move(help)), nullptr, nullptr};
+    e.decl.one_of(std::move(choices)).defaults_to(std::string(format(access(d))));
+    e.apply = [access, name, parse](const ParamValues& p, Options& o) {
+      if (p.has(name)) access(o) = parse(p.get_string(name));
+    };
+    entries_.push_back(std::move(e));
+    return entries_.back().decl;
+  }
+  /// A declaration that the operation reads itself (it needs more than the value, e.g. a raster's grid).
+  ParamDecl& declare(ParamDecl decl) {
+    entries_.push_back(Entry{std::move(decl), nullptr, nullptr});
+    return entries_.back().decl;
+  }
+
+  /// The declarations, in order, for OperationDecl::params.
+  std::vector<ParamDecl> decls() const {
+    std::vector<ParamDecl> out;
+    for (const auto& e : entries_) out.push_back(e.decl);
+    return out;
+  }
+  /// Copies every bound value of `p` into `o`.
+  void apply(const ParamValues& p, Options& o) const {
+    for (const auto& e : entries_) {
+      if (e.apply) e.apply(p, o);
+    }
+  }
+  const std::deque<Entry>& entries() const { return entries_; }
+  const Options& defaults() const { return defaults_; }
+
+ private:
+  template <class T>
+  ParamDecl& bind_accessor(std::function<T&(Options&)> access, std::string name, std::string help) {
+    Options d = defaults_;
+    Entry e;
+    if constexpr (std::is_same_v<T, std::string>) {
+      e.decl = ParamDecl::option(name, ParamType::kString, std::move(help));
+      e.decl.default_value = access(d);
+      e.apply = [access, name](const ParamValues& p, Options& o) {
+        if (p.has(name)) access(o) = p.get_string(name);
+      };
+    } else {
+      static_assert(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>, "bind a number, a string or a flag");
+      constexpr bool integral = std::is_integral_v<T>;
+      e.decl = ParamDecl::option(name, integral ? ParamType::kInt : ParamType::kDouble, std::move(help));
+      e.decl.default_value = fmt::format("{}", access(d));
+      e.apply = [access, name](const ParamValues& p, Options& o) {
+        if (!p.has(name)) return;
+        if constexpr (integral) {
+          access(o) = static_cast<T>(p.get_int(name));
+        } else {
+          access(o) = static_cast<T>(p.get_double(name));
+        }
+      };
+      e.set_number = [access](Options& o, double v) { access(o) = static_cast<T>(v); };
+    }
+    entries_.push_back(std::move(e));
+    return entries_.back().decl;
+  }
+
+  Options defaults_;
+  // A deque keeps the references returned by bind() valid while the group grows.
+  std::deque<Entry> entries_;
 };
 
 /// What a run needs besides its parameters.

@@ -59,6 +59,10 @@ struct CorrelateOptions {
   void validate() const;
 };
 
+/// Throws InvalidArgument when the chip or the search does not fit REF (or its region of interest): checked
+/// by correlate_pair, and by callers that must refuse such options before they write anything.
+void check_fits_image(const CorrelateOptions& options, const io::RasterInfo& ref_info);
+
 /// Correlates REF and SEC into `output` (a COG). SEC is resampled onto REF's grid when their grids or CRS
 /// differ (a warning in the Summary says so); pairs that do not overlap are refused. Reports progress over
 /// strips, honours cancellation, and never leaves a partial file under `output`.

@@ -66,6 +66,12 @@ enum class NodeFlag : std::uint8_t {
 const char* to_string(NodeFlag flag);
 
 struct MatchOptions {
+  /// Bounds of chip_px and search_px, shared by validate() and the operations' declarations.
+  static constexpr int kMinChipPx = 8;
+  static constexpr int kMaxChipPx = 1024;
+  static constexpr int kMinSearchPx = 2;
+  static constexpr int kMaxSearchPx = 2048;
+
   Method method = Method::kNcc;
   /// Template (reference chip) size in pixels, even or odd, >= 8 (`--chip`).
   int chip_px = 32;
@@ -99,7 +105,7 @@ struct MatchOptions {
   /// ignores this field.
   Prefilter prefilter = Prefilter::kNone;
 
-  /// Throws InvalidArgument naming the parameter (--chip, --search, --min-snr, ...).
+  /// Throws InvalidArgument naming the parameter (chip, search, min-snr...; unexposed ones by field name).
   void validate() const;
   /// Pixels of context a window needs on each side of a node for Matcher::match with these options
   /// (chip/2 + search + margin for the sub-pixel interpolation). The secondary window additionally needs

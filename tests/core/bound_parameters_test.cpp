@@ -1,0 +1,139 @@
+// Parameters bound to Options fields agree with the Options' validate(): the default passes, a value just
+// outside a declared bound is refused by the declaration, and the declared bounds are accepted by
+// validate(), so the declaration and the library cannot drift apart again.
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "deforma/core/error.hpp"
+#include "deforma/ops.hpp"
+#include "deforma/pipeline/pipeline.hpp"
+#include "ops/correlate_parameters.hpp"
+#include "ops/egms_parameters.hpp"
+#include "ops/filter_operations.hpp"
+
+namespace deforma {
+namespace {
+
+// Text of a number as a user would type it, exact for doubles.
+std::string text_of(double v, ParamType type) {
+  return type == ParamType::kInt ? fmt::format("{}", static_cast<long long>(v)) : fmt::format("{}", v);
+}
+
+template <class Options>
+void check_group(const std::string& group, const ParamGroup<Options>& g,
+                 const std::function<void(const std::string&, Options&)>& prepare = nullptr) {
+  int numeric = 0;
+  for (const auto& e : g.entries()) {
+    const ParamDecl& d = e.decl;
+    SCOPED_TRACE(group + " --" + d.name);
+    // The declared default is accepted by the declaration itself, and applied it leaves a valid struct.
+    Options applied = g.defaults();
+    EXPECT_NO_THROW(g.apply(ParamValues::parse(g.decls(), {}), applied));
+    EXPECT_NO_THROW(applied.validate());
+    if (!e.set_number) continue;
+    ++numeric;
+    EXPECT_FALSE(d.default_value.empty()) << "a bound number has its field's default";
+    const bool integer = d.type == ParamType::kInt;
+    auto refused_by_declaration = [&](double v) {
+      EXPECT_THROW(ParamValues::parse({d}, {{d.name, {text_of(v, d.type)}}}), InvalidArgument)
+          << text_of(v, d.type) << " is outside the declared bounds";
+    };
+    auto accepted_by_validate = [&](double v) {
+      Options o = g.defaults();
+      if (prepare) prepare(d.name, o);
+      const std::string text = text_of(v, d.type);
+      EXPECT_NO_THROW(g.apply(ParamValues::parse({d}, {{d.name, {text}}}), o)) << text;
+      e.set_number(o, v);
+      try {
+        o.validate();
+      } catch (const Error& err) {
+        ADD_FAILURE() << "declared bound " << text << " is refused by validate(): " << err.what();
+      }
+    };
+    if (d.min_value) {
+      refused_by_declaration(integer ? *d.min_value - 1 : std::nextafter(*d.min_value, -HUGE_VAL));
+      accepted_by_validate(*d.min_value);
+    }
+    if (d.max_value) {
+      refused_by_declaration(integer ? *d.max_value + 1 : std::nextafter(*d.max_value, HUGE_VAL));
+      accepted_by_validate(*d.max_value);
+    }
+  }
+  EXPECT_GT(numeric, 0) << group << " binds no number";
+}
+
+TEST(BoundParameters, CorrelationAgreesWithValidate) {
+  check_group("correlate", ops::correlation_parameters(correlate::CorrelateOptions{}));
+  check_group("correlate thresholds", ops::correlation_thresholds(correlate::CorrelateOptions{}));
+  check_group("pipeline correlation", ops::correlation_parameters(pipeline::pipeline_correlation_defaults()));
+}
+
+TEST(BoundParameters, FilterAgreesWithValidate) {
+  // The fewest neighbours a node needs is bounded by the neighbourhood: at its largest the radius is 10.
+  const std::function<void(const std::string&, filter::FilterOptions&)> widest =
+      [](const std::string& name, filter::FilterOptions& o) {
+        if (name == "median-min-neighbours") o.median_radius = 10;
+      };
+  check_group("filter", ops::filter_parameter_group(), widest);
+  check_group("pipeline filter", ops::filter_parameter_group(pipeline::pipeline_filter_defaults()), widest);
+}
+
+TEST(BoundParameters, EgmsStreamAgreesWithValidate) {
+  check_group("egms stream", ops::egms_stream_parameters());
+}
+
+TEST(BoundParameters, DefaultsAreReadFromTheOptions) {
+  const auto correlation = ops::correlation_parameters(correlate::CorrelateOptions{});
+  for (const auto& e : correlation.entries()) {
+    if (e.decl.name == "chip") {
+      EXPECT_EQ(e.decl.default_value, std::to_string(correlate::CorrelateOptions{}.match.chip_px));
+    }
+    if (e.decl.name == "method") {
+      EXPECT_EQ(e.decl.default_value, "ncc");
+    }
+  }
+  const auto filter = ops::filter_parameter_group(pipeline::pipeline_filter_defaults());
+  for (const auto& e : filter.entries()) {
+    if (e.decl.name == "min-corr") {
+      EXPECT_EQ(e.decl.default_value, fmt::format("{}", pipeline::kPipelineMinCorrelation));
+    }
+  }
+  // Applying parsed values writes the fields.
+  correlate::CorrelateOptions o;
+  correlation.apply(ParamValues::parse(correlation.decls(), {{"chip", {"64"}}, {"method", {"phase"}}}), o);
+  EXPECT_EQ(o.match.chip_px, 64);
+  EXPECT_EQ(o.match.method, correlate::Method::kPhase);
+  EXPECT_EQ(o.step_px, correlate::CorrelateOptions{}.step_px);
+}
+
+// correlate and pipeline share the correlation parameters: same names, types, units and bounds.
+TEST(BoundParameters, CorrelateAndPipelineDeclareTheCorrelationAlike) {
+  const auto& registry = builtin_operations();
+  const auto* correlate_op = registry.find("correlate");
+  const auto* pipeline_op = registry.find("pipeline");
+  ASSERT_TRUE(correlate_op && pipeline_op);
+  auto find = [](const OperationDecl* op, const std::string& name) -> const ParamDecl* {
+    for (const auto& p : op->params)
+      if (p.name == name) return &p;
+    return nullptr;
+  };
+  for (const std::string name : {"method", "chip", "search", "step", "prefilter", "band"}) {
+    SCOPED_TRACE(name);
+    const ParamDecl* a = find(correlate_op, name);
+    const ParamDecl* b = find(pipeline_op, name);
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a->type, b->type);
+    EXPECT_EQ(a->unit, b->unit);
+    EXPECT_EQ(a->min_value, b->min_value);
+    EXPECT_EQ(a->max_value, b->max_value);
+    EXPECT_EQ(a->choices, b->choices);
+  }
+}
+
+}  // namespace
+}  // namespace deforma
