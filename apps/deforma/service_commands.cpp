@@ -32,6 +32,7 @@ struct ServiceCommands::State {
   std::string job_dir;
   bool admin = false;
   std::int64_t quota_running = -1, quota_queued = -1, quota_storage_mb = -1;
+  double quota_cpu_s = -1;
   std::size_t body_limit_mb = 256;
 
   void add_quota_options(CLI::App* cmd) {
@@ -42,12 +43,15 @@ struct ServiceCommands::State {
     cmd->add_option("--quota-storage", quota_storage_mb,
                     "storage of job results and uploads [MB] (default 10240)")
         ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--quota-cpu", quota_cpu_s, "CPU seconds of jobs per UTC month (default 360000)")
+        ->check(CLI::NonNegativeNumber);
   }
 
   service::Quotas quotas(service::Quotas q) const {
     if (quota_running >= 0) q.running = quota_running;
     if (quota_queued >= 0) q.queued = quota_queued;
     if (quota_storage_mb >= 0) q.storage_bytes = quota_storage_mb << 20;
+    if (quota_cpu_s >= 0) q.cpu_seconds_per_month = quota_cpu_s;
     return q;
   }
 
@@ -158,7 +162,7 @@ std::optional<int> ServiceCommands::run() {
     if (s.users_add->parsed()) {
       command = "users add";
       service::Store store(s.root);
-      const std::string key = store.add_user(s.name, s.admin, s.quotas({}));
+      const std::string key = store.add_user(s.name, s.admin, s.quotas(store.default_quotas()));
       std::cout << fmt::format("user '{}' created{}; its API key (shown only now):\n{}\n", s.name,
                                s.admin ? " (admin)" : "", key);
       return 0;
@@ -166,11 +170,13 @@ std::optional<int> ServiceCommands::run() {
     if (s.users_list->parsed()) {
       command = "users list";
       service::Store store(s.root);
-      std::cout << fmt::format("{:<20} {:<6} {:>8} {:>8} {:>14}\n", "name", "admin", "running", "queued",
-                               "storage_MB");
+      std::cout << fmt::format("{:<20} {:<6} {:>8} {:>8} {:>14} {:>14} {:>14}\n", "name", "admin", "running",
+                               "queued", "storage_MB", "cpu_s_month", "cpu_s_used");
       for (const auto& u : store.users()) {
-        std::cout << fmt::format("{:<20} {:<6} {:>8} {:>8} {:>14}\n", u.name, u.admin ? "yes" : "no",
-                                 u.quotas.running, u.quotas.queued, u.quotas.storage_bytes >> 20);
+        std::cout << fmt::format("{:<20} {:<6} {:>8} {:>8} {:>14} {:>14} {:>14.1f}\n", u.name,
+                                 u.admin ? "yes" : "no", u.quotas.running, u.quotas.queued,
+                                 u.quotas.storage_bytes >> 20, u.quotas.cpu_seconds_per_month,
+                                 store.cpu_seconds_this_month(u.name));
       }
       return 0;
     }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -85,6 +86,11 @@ std::string rfc3339_after(double days) {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+double cpu_seconds_of(const rusage& usage) {
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6;
 }
 
 std::string media_type_of(const fs::path& path) {
@@ -179,8 +185,9 @@ struct Server::Impl {
     Reply reply = req.method != "HEAD" ? send : Reply([send](HttpResponse res) {
       if (!res.head) {
         res.head = true;
-        res.head_length = res.body.size();
+        res.head_length = res.file ? res.file->length : res.body.size();
         res.body.clear();
+        res.file.reset();
       }
       send(std::move(res));
     });
@@ -465,6 +472,7 @@ struct Server::Impl {
     const auto running_now = store->count_jobs(user.name, "running");
     const auto queued_now = store->count_jobs(user.name, "accepted");
     const auto storage = storage_used(user.name);
+    const double cpu = store->cpu_seconds_this_month(user.name);
     auto quota = [](std::int64_t limit, std::int64_t used) {
       return json{{"limit", limit}, {"used", used}, {"remaining", std::max<std::int64_t>(0, limit - used)}};
     };
@@ -473,7 +481,23 @@ struct Server::Impl {
             {"quotas",
              {{"running", quota(user.quotas.running, running_now)},
               {"queued", quota(user.quotas.queued, queued_now)},
-              {"storage_bytes", quota(user.quotas.storage_bytes, storage)}}}};
+              {"storage_bytes", quota(user.quotas.storage_bytes, storage)},
+              {"cpu_seconds_per_month",
+               {{"limit", user.quotas.cpu_seconds_per_month},
+                {"used", cpu},
+                {"remaining", std::max(0.0, user.quotas.cpu_seconds_per_month - cpu)},
+                {"month", now_rfc3339().substr(0, 7)}}}}}};
+  }
+
+  // The month's CPU use is known once jobs end: a job running now is charged when it ends, so a user
+  // may go over by the jobs they have in flight, never start more once over.
+  void check_cpu(const User& user) {
+    const double used = store->cpu_seconds_this_month(user.name);
+    if (used >= user.quotas.cpu_seconds_per_month) {
+      fail(429, "Too Many Requests",
+           fmt::format("CPU-seconds per month quota exceeded: {:.3f} CPU seconds used this month of {} allowed",
+                       used, user.quotas.cpu_seconds_per_month));
+    }
   }
 
   void check_storage(const User& user, std::int64_t adding) {
@@ -636,6 +660,7 @@ struct Server::Impl {
                        user.quotas.queued));
     }
     check_storage(user, 0);
+    check_cpu(user);
 
     std::error_code ec;
     fs::create_directories(dir / "outputs", ec);
@@ -712,6 +737,7 @@ struct Server::Impl {
     if (!job.finished.empty()) s["finished"] = job.finished;
     if (!job.expires.empty()) s["expires"] = job.expires;
     s["attempts"] = job.attempts;
+    s["cpu_seconds"] = job.cpu_seconds;
     s["links"] = {link(base + "/jobs/" + job.id, "self", "application/json")};
     if (job.status == "successful") {
       s["links"].push_back(link(base + "/jobs/" + job.id + "/results",
@@ -937,12 +963,10 @@ struct Server::Impl {
       res.head_length = length;
       return res;
     }
-    std::ifstream in(real, std::ios::binary);
-    in.seekg(static_cast<std::streamoff>(first));
-    res.body.resize(length);
-    if (length && !in.read(res.body.data(), static_cast<std::streamsize>(length))) {
-      throw IoError(fmt::format("{}: cannot read", real.string()));
-    }
+    // Streamed from the file by the HTTP layer: a multi-GB result costs a chunk of memory, not its size.
+    const int fd = ::open(real.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw IoError(fmt::format("{}: cannot open: {}", real.string(), std::strerror(errno)));
+    res.file = std::make_shared<FileBody>(fd, first, length);
     (void)partial;
     return res;
   }
@@ -1089,6 +1113,14 @@ struct Server::Impl {
     for (auto& c : calls) c();
   }
 
+  void charge_cpu(const std::string& id, const rusage& usage) {
+    try {
+      store->add_cpu_seconds(id, cpu_seconds_of(usage));
+    } catch (const std::exception& e) {
+      spdlog::error("job {}: cannot record its CPU time: {}", id, e.what());
+    }
+  }
+
   void finalize(const std::string& id, const Running& r, int wait_status) {
     const fs::path dir = jobs_dir / id;
     std::error_code ec;
@@ -1140,11 +1172,14 @@ struct Server::Impl {
       // Children that ended, progress of those still running, kills that are due.
       for (auto it = running.begin(); it != running.end();) {
         int status = 0;
-        const pid_t done = waitpid(it->second.pid, &status, WNOHANG);
+        rusage usage{};
+        // wait4 also gives the child's CPU time, charged to its user's monthly quota.
+        const pid_t done = wait4(it->second.pid, &status, WNOHANG, &usage);
         if (done == it->second.pid || (done < 0 && errno == ECHILD)) {
           const std::string id = it->first;
           const Running r = it->second;
           it = running.erase(it);
+          if (done == r.pid) charge_cpu(id, usage);
           finalize(id, r, status);
           continue;
         }
@@ -1271,7 +1306,8 @@ void Server::stop() {
   for (auto& [id, r] : impl_->running) {
     ::kill(r.pid, SIGKILL);
     int status = 0;
-    waitpid(r.pid, &status, 0);
+    rusage usage{};
+    if (wait4(r.pid, &status, 0, &usage) == r.pid) impl_->charge_cpu(id, usage);
     if (!r.dismissed)
       impl_->store->transition(id, "running", "accepted", "the service stopped; queued again");
   }

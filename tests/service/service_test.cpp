@@ -377,6 +377,37 @@ TEST_F(ServiceTest, QuotasRefuseWholeRequestsWith429) {
   EXPECT_TRUE(c.get("/jobs").body["jobs"].empty());
 }
 
+TEST_F(ServiceTest, CpuSecondsPerMonthQuotaRefusesOnceUsed) {
+  std::string key;
+  {
+    service::Store store(root_->path());
+    service::Quotas tiny;
+    tiny.cpu_seconds_per_month = 0.001;  // one job's process start uses more than this
+    key = store.add_user("frugal", false, tiny);
+  }
+  auto c = client(key);
+  const std::string body = R"({"inputs": {"file": {"href": "small.tif"}}})";
+  const auto first = c.post("/processes/stats/execution", body);
+  ASSERT_EQ(first.status, 201) << first.text;
+  const auto done = wait_for(c, first.body["jobID"], finished, 60);
+  ASSERT_EQ(done["status"], "successful") << done.dump();
+  EXPECT_GT(done["cpu_seconds"].get<double>(), 0.0) << done.dump();
+  const auto me = c.get("/users/me");
+  ASSERT_EQ(me.status, 200);
+  const json cpu = me.body["quotas"]["cpu_seconds_per_month"];
+  EXPECT_DOUBLE_EQ(cpu["limit"].get<double>(), 0.001);
+  EXPECT_DOUBLE_EQ(cpu["used"].get<double>(), done["cpu_seconds"].get<double>()) << me.text;
+  EXPECT_EQ(cpu["remaining"].get<double>(), 0.0);
+  const auto second = c.post("/processes/stats/execution", body);
+  EXPECT_EQ(second.status, 429) << second.text;
+  EXPECT_NE(second.body.value("detail", "").find("CPU-seconds per month quota"), std::string::npos)
+      << second.text;
+  EXPECT_NE(second.body.value("detail", "").find("used this month"), std::string::npos) << second.text;
+  EXPECT_EQ(c.get("/jobs").body["jobs"].size(), 1u) << "the refused request left no job";
+  // Other users are not affected.
+  EXPECT_EQ(client(key_a_).post("/processes/stats/execution", body).status, 201);
+}
+
 TEST_F(ServiceTest, UploadsServeAsInputs) {
   auto c = client(key_a_);
   std::ifstream in(data_->file("small.tif"), std::ios::binary);
@@ -565,6 +596,69 @@ int service_port(const fs::path& root) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return -1;
+}
+
+// Peak resident memory of a process [kB], from /proc/PID/status.
+long peak_rss_kb(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/status", pid));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+TEST_F(ServiceTest, LargeDownloadsAreStreamedWholeAndByRanges) {
+  server_.reset();
+  // A file of 48 MB with varied content, placed where the user's uploads live.
+  constexpr std::size_t kBytes = std::size_t{48} << 20;
+  const fs::path dir = root_->path() / "uploads" / "alice";
+  fs::create_directories(dir);
+  std::string bytes(kBytes, '\0');
+  std::uint32_t x = 12345;
+  for (auto& b : bytes) {
+    x = x * 1664525u + 1013904223u;
+    b = static_cast<char>(x >> 24);
+  }
+  std::ofstream(dir / "big.bin", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(kBytes));
+  const pid_t pid = spawn_service(root_->path(), data_->path());
+  ASSERT_GT(pid, 0);
+  const int port = service_port(root_->path());
+  ASSERT_GT(port, 0);
+  Client c(port, key_a_);
+  ASSERT_EQ(c.get("/users/me").status, 200);
+  const long before_kb = peak_rss_kb(pid);
+  ASSERT_GT(before_kb, 0);
+  const auto whole = c.get("/uploads/big.bin");
+  EXPECT_EQ(whole.status, 200);
+  EXPECT_EQ(whole.text.size(), kBytes);
+  EXPECT_TRUE(whole.text == bytes) << "the whole download differs from the file";
+  const auto head = c.head("/uploads/big.bin");
+  EXPECT_EQ(head.headers.find("Content-Length")->second, std::to_string(kBytes));
+  EXPECT_TRUE(head.text.empty());
+  // The file in ranges of 7 MB (not a multiple of any chunk size), then joined.
+  std::string joined;
+  constexpr std::size_t kStep = std::size_t{7} << 20;
+  for (std::size_t first = 0; first < kBytes; first += kStep) {
+    const std::size_t last = std::min(kBytes, first + kStep) - 1;
+    const auto part = c.get("/uploads/big.bin", {{"Range", fmt::format("bytes={}-{}", first, last)}});
+    ASSERT_EQ(part.status, 206);
+    EXPECT_EQ(part.headers.find("Content-Range")->second, fmt::format("bytes {}-{}/{}", first, last, kBytes));
+    joined += part.text;
+  }
+  EXPECT_TRUE(joined == bytes) << "the ranges joined differ from the file";
+  EXPECT_TRUE(c.get("/uploads/big.bin", {{"Range", "bytes=-1000"}}).text == bytes.substr(kBytes - 1000));
+  for (const char* bad : {"bytes=5-2", "bytes=0-1,4-5", "lines=1-2", "bytes=x-"}) {
+    EXPECT_EQ(c.get("/uploads/big.bin", {{"Range", bad}}).status, 416) << bad;
+  }
+  EXPECT_EQ(c.get("/uploads/big.bin", {{"Range", fmt::format("bytes={}-", kBytes)}}).status, 416);
+  const long after_kb = peak_rss_kb(pid);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  // Reading the file into memory would raise the peak by its 48 MB; streaming costs a few chunks.
+  EXPECT_LT(after_kb - before_kb, static_cast<long>(kBytes / 1024 / 3))
+      << "peak RSS went from " << before_kb << " kB to " << after_kb << " kB";
 }
 
 TEST_F(ServiceTest, KilledServiceRestartsAndNoJobStaysRunning) {
