@@ -55,22 +55,27 @@ struct ServiceCommands::State {
     return q;
   }
 
+  std::string config;
+  bool anonymous_read = false;
+
+  // The configuration file first, then every option given on the command line over it.
   int serve_command() {
-    const auto colon = listen.rfind(':');
-    if (colon == std::string::npos) {
-      throw InvalidArgument(fmt::format("--listen '{}': expected HOST:PORT, e.g. 127.0.0.1:8080", listen));
-    }
-    server.host = listen.substr(0, colon);
-    try {
-      server.port = std::stoi(listen.substr(colon + 1));
-    } catch (const std::exception&) {
-      throw InvalidArgument(fmt::format("--listen '{}': the port is not a number", listen));
-    }
-    if (server.port < 0 || server.port > 65535) {
-      throw InvalidArgument(fmt::format("--listen '{}': the port must be between 0 and 65535", listen));
-    }
-    server.root = root;
-    server.body_limit_bytes = body_limit_mb << 20;
+    service::ServerOptions o;
+    if (!config.empty()) service::read_config_file(config, o);
+    const auto given = [&](const char* name) { return serve->get_option(name)->count() > 0; };
+    if (given("--listen")) service::parse_listen(listen, "--listen", o);
+    if (given("--data")) o.data_roots = server.data_roots;
+    if (given("--workers")) o.workers = server.workers;
+    if (given("--io-threads")) o.io_threads = server.io_threads;
+    if (given("--job-threads")) o.job_threads = server.job_threads;
+    if (given("--job-ram")) o.job_ram_mb = server.job_ram_mb;
+    if (given("--retention-days")) o.retention_days = server.retention_days;
+    if (given("--max-attempts")) o.max_attempts = server.max_attempts;
+    if (given("--body-limit")) o.body_limit_bytes = body_limit_mb << 20;
+    if (given("--read-timeout")) o.read_timeout_s = server.read_timeout_s;
+    if (given("--anonymous-read")) o.anonymous_read = anonymous_read;
+    o.root = root;
+    server = o;
     service::Server s(server);
     s.start();
     const std::string url = fmt::format("http://{}:{}", server.host, s.port());
@@ -89,6 +94,11 @@ ServiceCommands::ServiceCommands(CLI::App& app) : state_(std::make_unique<State>
   s.serve = app.add_subcommand("serve", "Run the processing service (OGC API - Processes) over HTTP");
   s.serve->add_option("--root", s.root, "folder of the service's store, job folders and uploads (created)")
       ->required();
+  s.serve->add_option("--config", s.config,
+                      "JSON file of settings (docs/service.md); options given here override it")
+      ->check(CLI::ExistingFile);
+  s.serve->add_flag("--anonymous-read", s.anonymous_read,
+                    "jobs their owner made public are readable without a key");
   s.serve->add_option("--data", s.server.data_roots, "read-only data root that inputs may name (repeatable)");
   s.serve->add_option("--listen", s.listen,
                       "address and port to listen on (default 127.0.0.1:8080; port 0 = any)");

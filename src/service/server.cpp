@@ -238,6 +238,17 @@ struct Server::Impl {
     if (parts.size() == 1 && parts[0] == "conformance" && get) return reply(conformance());
     if (parts.size() == 1 && parts[0] == "api" && get) return reply(openapi(base));
 
+    // Public jobs of other users, or read without a key: only when the service allows anonymous reads,
+    // only reads, only of status, results and files.
+    const bool job_read = get && parts[0] == "jobs" && parts.size() >= 2 &&
+                          (parts.size() == 2 || (parts.size() == 3 && parts[2] == "results") ||
+                           (parts.size() >= 4 && parts[2] == "files"));
+    if (options.anonymous_read && job_read && req.header("authorization").empty()) {
+      auto job = store->job(parts[1]);
+      // A private job and a missing one get the same answer as any request without a key.
+      if (!job || !job->is_public) authenticate(req);
+      return read_job(req, *job, parts, base, reply);
+    }
     const User user = authenticate(req);
     if (parts[0] == "processes") {
       if (parts.size() == 1 && get) return reply(processes(base));
@@ -252,15 +263,10 @@ struct Server::Impl {
     } else if (parts[0] == "jobs") {
       if (parts.size() == 1 && get) return reply(list_jobs(req, user, base));
       if (parts.size() >= 2) {
-        const Job job = owned_job(user, parts[1]);
-        if (parts.size() == 2 && get) return reply(json_response(200, status_info(job, base)));
+        const Job job = owned_job(user, parts[1], job_read);
+        if (job_read) return read_job(req, job, parts, base, reply);
         if (parts.size() == 2 && m == "DELETE") return reply(dismiss(job, base));
-        if (parts.size() == 3 && parts[2] == "results" && get) return reply(results(job, base));
-        if (parts.size() >= 4 && parts[2] == "files" && get) {
-          std::string rest;
-          for (std::size_t i = 3; i < parts.size(); ++i) rest += (i > 3 ? "/" : "") + parts[i];
-          return reply(download(req, jobs_dir / job.id, rest));
-        }
+        if (parts.size() == 2 && m == "PATCH") return reply(patch_job(req, job, base));
       }
     } else if (parts[0] == "uploads") {
       if (parts.size() == 1 && get)
@@ -720,10 +726,42 @@ struct Server::Impl {
   }
 
   // ---------------------------------------------------------------- jobs
-  Job owned_job(const User& user, const std::string& id) {
+  void read_job(const HttpRequest& req, const Job& job, const std::vector<std::string>& parts,
+                const std::string& base, const Reply& reply) {
+    if (parts.size() == 2) return reply(json_response(200, status_info(job, base)));
+    if (parts[2] == "results") return reply(results(job, base));
+    std::string rest;
+    for (std::size_t i = 3; i < parts.size(); ++i) rest += (i > 3 ? "/" : "") + parts[i];
+    return reply(download(req, jobs_dir / job.id, rest));
+  }
+
+  // PATCH /jobs/ID {"public": true|false}: the owner (or an admin) shares a job's status, results and
+  // files with readers without a key, when the service allows anonymous reads.
+  HttpResponse patch_job(const HttpRequest& req, const Job& job, const std::string& base) {
+    const json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+      fail(400, "Bad Request", "the request body must be a JSON object like {\"public\": true}",
+           "invalid-parameter");
+    }
+    for (const auto& [key, value] : body.items()) {
+      if (key != "public") {
+        fail(400, "Bad Request", fmt::format("member '{}' cannot be changed; only 'public' can", key),
+             "invalid-parameter");
+      }
+      if (!value.is_boolean()) fail(400, "Bad Request", "member 'public': expected true or false", "invalid-parameter");
+    }
+    if (body.contains("public")) store->set_public(job.id, body["public"].get<bool>());
+    auto now = store->job(job.id);
+    return json_response(200, status_info(now ? *now : job, base));
+  }
+
+  // `read`: a request that only reads (status, results, files); a public job is readable by anyone when
+  // the service allows anonymous reads.
+  Job owned_job(const User& user, const std::string& id, bool read = false) {
     auto job = store->job(id);
+    const bool shared = read && options.anonymous_read && job && job->is_public;
     // Another user's job is answered exactly like a missing one: its existence is not revealed.
-    if (!job || (job->user != user.name && !user.admin)) {
+    if (!job || (job->user != user.name && !user.admin && !shared)) {
       fail(404, "Not Found", fmt::format("job '{}' does not exist", id), "no-such-job");
     }
     return *job;
@@ -738,6 +776,7 @@ struct Server::Impl {
     if (!job.expires.empty()) s["expires"] = job.expires;
     s["attempts"] = job.attempts;
     s["cpu_seconds"] = job.cpu_seconds;
+    s["public"] = job.is_public;
     s["links"] = {link(base + "/jobs/" + job.id, "self", "application/json")};
     if (job.status == "successful") {
       s["links"].push_back(link(base + "/jobs/" + job.id + "/results",
@@ -1256,6 +1295,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
     if (ec) throw IoError(fmt::format("{}: cannot create: {}", d.string(), ec.message()));
   }
   impl_->store = std::make_unique<Store>(o.root);
+  if (o.default_quotas) impl_->store->set_default_quotas(*o.default_quotas);
   const auto [requeued, failed] = impl_->store->recover(o.max_attempts);
   if (requeued || failed) {
     spdlog::warn("{} interrupted job(s) queued again, {} failed after {} attempts", requeued, failed,
