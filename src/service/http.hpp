@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "service/request.hpp"
+
 namespace deforma::service {
 
 struct HttpRequest {
@@ -77,7 +79,5 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Percent-decodes a URL component ("%2F" -> "/", '+' kept as is in paths).
-std::string url_decode(const std::string& text);
 
 }  // namespace deforma::service
