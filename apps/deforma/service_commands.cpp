@@ -94,8 +94,9 @@ ServiceCommands::ServiceCommands(CLI::App& app) : state_(std::make_unique<State>
   s.serve = app.add_subcommand("serve", "Run the processing service (OGC API - Processes) over HTTP");
   s.serve->add_option("--root", s.root, "folder of the service's store, job folders and uploads (created)")
       ->required();
-  s.serve->add_option("--config", s.config,
-                      "JSON file of settings (docs/service.md); options given here override it")
+  s.serve
+      ->add_option("--config", s.config,
+                   "JSON file of settings (docs/service.md); options given here override it")
       ->check(CLI::ExistingFile);
   s.serve->add_flag("--anonymous-read", s.anonymous_read,
                     "jobs their owner made public are readable without a key");

@@ -53,14 +53,17 @@ class Reader {
   void boolean(const char* key, bool& out) const {
     if (!obj_.contains(key)) return;
     if (!obj_[key].is_boolean()) {
-      throw InvalidArgument(fmt::format("--config {}: key '{}{}': expected true or false", file_, prefix_, key));
+      throw InvalidArgument(
+          fmt::format("--config {}: key '{}{}': expected true or false", file_, prefix_, key));
     }
     out = obj_[key].get<bool>();
   }
 
   const json* value(const char* key) const { return obj_.contains(key) ? &obj_[key] : nullptr; }
 
-  std::string where(const char* key) const { return fmt::format("--config {}: key '{}{}'", file_, prefix_, key); }
+  std::string where(const char* key) const {
+    return fmt::format("--config {}: key '{}{}'", file_, prefix_, key);
+  }
 
  private:
   const std::string& file_;
@@ -99,7 +102,8 @@ void read_config_file(const std::filesystem::path& file, ServerOptions& options)
   text << in.rdbuf();
   const json doc = json::parse(text.str(), nullptr, false);
   if (doc.is_discarded()) throw FormatError(fmt::format("--config {}: not valid JSON", name));
-  if (!doc.is_object()) throw FormatError(fmt::format("--config {}: expected a JSON object of settings", name));
+  if (!doc.is_object())
+    throw FormatError(fmt::format("--config {}: expected a JSON object of settings", name));
   const Reader r(name, doc, "");
   r.refuse_unknown({"listen", "workers", "io_threads", "job_threads", "job_ram_mb", "data", "retention_days",
                     "max_attempts", "body_limit_mb", "read_timeout_s", "anonymous_read", "default_quotas"});

@@ -160,8 +160,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // The header first, then the file range chunk by chunk: memory stays at one chunk whatever the size.
   void write_file(HttpResponse res) {
-    auto msg = std::make_shared<http::response<http::empty_body>>(static_cast<http::status>(res.status),
-                                                                   version_);
+    auto msg =
+        std::make_shared<http::response<http::empty_body>>(static_cast<http::status>(res.status), version_);
     msg->set(http::field::server, "deforma");
     msg->set(http::field::content_type, res.content_type);
     msg->set("X-Request-Id", request_id_);
@@ -189,8 +189,8 @@ class Session : public std::enable_shared_from_this<Session> {
     const std::uint64_t left = file_->length - file_sent_;
     if (left == 0) return finish_file({});
     chunk_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(left, kChunkBytes)));
-    const ssize_t n = ::pread(file_->fd, chunk_.data(), chunk_.size(),
-                              static_cast<off_t>(file_->offset + file_sent_));
+    const ssize_t n =
+        ::pread(file_->fd, chunk_.data(), chunk_.size(), static_cast<off_t>(file_->offset + file_sent_));
     if (n <= 0) {
       // The file shrank or cannot be read after the header went out: the only honest signal left is
       // closing the connection before Content-Length bytes arrived.

@@ -79,5 +79,4 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-
 }  // namespace deforma::service

@@ -142,8 +142,8 @@ Execution parse_execution(const OperationDecl& op, const json& body, const fs::p
   if (!wanted.is_object()) fail(400, "Bad Request", "'outputs' must be a JSON object");
   json values = json::object();
   for (const auto& [name, value] : inputs.items()) {
-    const auto it = std::find_if(op.params.begin(), op.params.end(),
-                                 [&](const ParamDecl& p) { return p.name == name; });
+    const auto it =
+        std::find_if(op.params.begin(), op.params.end(), [&](const ParamDecl& p) { return p.name == name; });
     if (it == op.params.end() || is_cli_only(*it) || it->role == ParamRole::kOutput) {
       fail(400, "Bad Request",
            fmt::format("input '{}' is not an input of process '{}'{}", name, process_id(op),
@@ -158,8 +158,7 @@ Execution parse_execution(const OperationDecl& op, const json& body, const fs::p
           fail(400, "Bad Request", fmt::format("input '{}': expected an array of references", name),
                "invalid-parameter");
         json paths = json::array();
-        for (const auto& v : value)
-          paths.push_back(resolve_href(where, name, href_of(v, name)).string());
+        for (const auto& v : value) paths.push_back(resolve_href(where, name, href_of(v, name)).string());
         values[name] = paths;
       } else {
         values[name] = resolve_href(where, name, href_of(value, name)).string();
@@ -174,8 +173,8 @@ Execution parse_execution(const OperationDecl& op, const json& body, const fs::p
     }
   }
   for (const auto& [name, value] : wanted.items()) {
-    const auto it = std::find_if(op.params.begin(), op.params.end(),
-                                 [&](const ParamDecl& p) { return p.name == name; });
+    const auto it =
+        std::find_if(op.params.begin(), op.params.end(), [&](const ParamDecl& p) { return p.name == name; });
     if (name != "summary" && (it == op.params.end() || it->role != ParamRole::kOutput)) {
       fail(400, "Bad Request",
            fmt::format("output '{}' is not an output of process '{}'", name, process_id(op)),
@@ -195,8 +194,7 @@ Execution parse_execution(const OperationDecl& op, const json& body, const fs::p
   } catch (const InvalidArgument& e) {
     std::string detail = e.what();
     const auto dashes = detail.find("--");
-    if (dashes != std::string::npos && dashes < 12)
-      detail.erase(dashes, 2);  // no CLI flags in a web answer
+    if (dashes != std::string::npos && dashes < 12) detail.erase(dashes, 2);  // no CLI flags in a web answer
     fail(400, "Bad Request", detail, "invalid-parameter");
   }
   return {values, outputs};

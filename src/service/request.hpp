@@ -25,10 +25,10 @@ struct ApiError {
 
 /// Where the hrefs of one request may lead.
 struct HrefContext {
-  std::string own_base;                        ///< this service's URL as the client reached it, with '/'
+  std::string own_base;                           ///< this service's URL as the client reached it, with '/'
   std::vector<std::filesystem::path> data_roots;  ///< canonical; the first is the base of relative hrefs
-  std::filesystem::path uploads_dir;           ///< the user's uploads
-  std::filesystem::path jobs_dir;              ///< every job's folder (jobs_dir/ID)
+  std::filesystem::path uploads_dir;              ///< the user's uploads
+  std::filesystem::path jobs_dir;                 ///< every job's folder (jobs_dir/ID)
   std::function<bool(const std::string& job_id)> job_readable;  ///< a job of this user (or an admin)
 };
 

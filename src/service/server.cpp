@@ -339,8 +339,7 @@ struct Server::Impl {
     paths["/jobs"]["get"] = op_entry("the caller's jobs", "status documents");
     paths["/jobs/{jobId}"]["get"] = op_entry("a job's status", "statusInfo");
     paths["/jobs/{jobId}"]["delete"] = op_entry("cancel and dismiss a job", "statusInfo (dismissed)");
-    paths["/jobs/{jobId}"]["patch"] =
-        op_entry("share a job or not: {\"public\": true|false}", "statusInfo");
+    paths["/jobs/{jobId}"]["patch"] = op_entry("share a job or not: {\"public\": true|false}", "statusInfo");
     paths["/jobs/{jobId}/results"]["get"] =
         op_entry("a job's results", "hrefs and media types of the outputs");
     paths["/users/me"]["get"] = op_entry("the caller and their quotas", "user document");
@@ -454,8 +453,9 @@ struct Server::Impl {
     const double used = store->cpu_seconds_this_month(user.name);
     if (used >= user.quotas.cpu_seconds_per_month) {
       fail(429, "Too Many Requests",
-           fmt::format("CPU-seconds per month quota exceeded: {:.3f} CPU seconds used this month of {} allowed",
-                       used, user.quotas.cpu_seconds_per_month));
+           fmt::format(
+               "CPU-seconds per month quota exceeded: {:.3f} CPU seconds used this month of {} allowed", used,
+               user.quotas.cpu_seconds_per_month));
     }
   }
 
@@ -577,7 +577,8 @@ struct Server::Impl {
         fail(400, "Bad Request", fmt::format("member '{}' cannot be changed; only 'public' can", key),
              "invalid-parameter");
       }
-      if (!value.is_boolean()) fail(400, "Bad Request", "member 'public': expected true or false", "invalid-parameter");
+      if (!value.is_boolean())
+        fail(400, "Bad Request", "member 'public': expected true or false", "invalid-parameter");
     }
     if (body.contains("public")) store->set_public(job.id, body["public"].get<bool>());
     auto now = store->job(job.id);

@@ -240,9 +240,10 @@ bool Store::remove_user(const std::string& name) {
 
 bool Store::set_quotas(const std::string& name, const Quotas& quotas) {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
-              "UPDATE users SET max_running = ?, max_queued = ?, max_storage_bytes = ?, max_cpu_seconds_month = ? "
-              "WHERE name = ?");
+  Statement s(
+      db_,
+      "UPDATE users SET max_running = ?, max_queued = ?, max_storage_bytes = ?, max_cpu_seconds_month = ? "
+      "WHERE name = ?");
   s.bind(1, quotas.running).bind(2, quotas.queued).bind(3, quotas.storage_bytes);
   s.bind_real(4, quotas.cpu_seconds_per_month).bind(5, name).step();
   return sqlite3_changes(db_) > 0;

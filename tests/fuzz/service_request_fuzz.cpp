@@ -32,7 +32,9 @@ deforma::OperationDecl make_process() {
       ParamDecl::option("label", ParamType::kString, "free text"),
       ParamDecl::option("robust", ParamType::kBool, "a flag"),
       ParamDecl::option("json", ParamType::kBool, "CLI printout"),
-      ParamDecl::option("output", ParamType::kPath, "result").as_output("image/tiff; application=geotiff").mandatory(),
+      ParamDecl::option("output", ParamType::kPath, "result")
+          .as_output("image/tiff; application=geotiff")
+          .mandatory(),
       ParamDecl::option("quicklook", ParamType::kPath, "preview").as_output("image/png"),
       ParamDecl::option("points", ParamType::kPath, "prefix").as_output("inode/directory"),
   };
@@ -54,8 +56,8 @@ struct Layout {
       fs::create_directories(d);
     }
     for (const auto& f : {data / "a.tif", data / "sub" / "b.tif", uploads / "up.tif",
-                          jobs / "mine" / "outputs" / "output.tif", jobs / "theirs" / "outputs" / "output.tif",
-                          base / "secret.txt"}) {
+                          jobs / "mine" / "outputs" / "output.tif",
+                          jobs / "theirs" / "outputs" / "output.tif", base / "secret.txt"}) {
       std::ofstream(f) << "x";
     }
     std::error_code ec;

@@ -858,8 +858,8 @@ TEST(ServiceConfig, FileSettingsApplyAndUnknownKeysAreRefusedByName) {
 
   const auto refused = [&](const std::string& text, const std::string& named) {
     std::ofstream(file) << text;
-    const auto r = test::run_cli(fmt::format("serve --root '{}' --config '{}' --listen 127.0.0.1:0",
-                                             dir.file("root"), file.string()));
+    const auto r = test::run_cli(
+        fmt::format("serve --root '{}' --config '{}' --listen 127.0.0.1:0", dir.file("root"), file.string()));
     EXPECT_EQ(r.exit_code, 3) << text << r.err;
     EXPECT_NE(r.err.find(named), std::string::npos) << text << " -> " << r.err;
   };
@@ -870,8 +870,7 @@ TEST(ServiceConfig, FileSettingsApplyAndUnknownKeysAreRefusedByName) {
   refused(R"({"anonymous_read": 1})", "key 'anonymous_read'");
   refused(R"({"listen": "nowhere"})", "key 'listen'");
   std::ofstream(file) << "{not json";
-  EXPECT_EQ(test::run_cli(fmt::format("serve --root '{}' --config '{}'", dir.file("root"),
-                                      file.string()))
+  EXPECT_EQ(test::run_cli(fmt::format("serve --root '{}' --config '{}'", dir.file("root"), file.string()))
                 .exit_code,
             5);
 }
@@ -886,8 +885,9 @@ TEST(ServiceConfig, CommandLineOptionsOverrideTheFile) {
           "default_quotas": {{"queued": 7}}}})",
       data.path().string());
   const std::string exe = DEFORMA_CLI_PATH;
-  std::vector<std::string> args{exe,      "-q",          "serve",     "--root", root.string(), "--config",
-                                file.string(), "--listen", "127.0.0.1:0", "--workers", "1"};
+  std::vector<std::string> args{exe,        "-q",          "serve",    "--root",      root.string(),
+                                "--config", file.string(), "--listen", "127.0.0.1:0", "--workers",
+                                "1"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -40,9 +40,9 @@ struct Job {
   std::string message;
   std::string created, started, finished, updated, expires;
   int attempts = 0;
-  std::int64_t seq = 0;      ///< submission order
-  double cpu_seconds = 0;    ///< CPU time its processes used (user + system), over all attempts
-  bool is_public = false;    ///< readable without a key when the service allows anonymous reads
+  std::int64_t seq = 0;    ///< submission order
+  double cpu_seconds = 0;  ///< CPU time its processes used (user + system), over all attempts
+  bool is_public = false;  ///< readable without a key when the service allows anonymous reads
 };
 
 struct JobFilter {
