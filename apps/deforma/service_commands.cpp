@@ -32,6 +32,7 @@ struct ServiceCommands::State {
   std::string job_dir;
   bool admin = false;
   std::int64_t quota_running = -1, quota_queued = -1, quota_storage_mb = -1;
+  double quota_cpu_s = -1;
   std::size_t body_limit_mb = 256;
 
   void add_quota_options(CLI::App* cmd) {
@@ -42,31 +43,39 @@ struct ServiceCommands::State {
     cmd->add_option("--quota-storage", quota_storage_mb,
                     "storage of job results and uploads [MB] (default 10240)")
         ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--quota-cpu", quota_cpu_s, "CPU seconds of jobs per UTC month (default 360000)")
+        ->check(CLI::NonNegativeNumber);
   }
 
   service::Quotas quotas(service::Quotas q) const {
     if (quota_running >= 0) q.running = quota_running;
     if (quota_queued >= 0) q.queued = quota_queued;
     if (quota_storage_mb >= 0) q.storage_bytes = quota_storage_mb << 20;
+    if (quota_cpu_s >= 0) q.cpu_seconds_per_month = quota_cpu_s;
     return q;
   }
 
+  std::string config;
+  bool anonymous_read = false;
+
+  // The configuration file first, then every option given on the command line over it.
   int serve_command() {
-    const auto colon = listen.rfind(':');
-    if (colon == std::string::npos) {
-      throw InvalidArgument(fmt::format("--listen '{}': expected HOST:PORT, e.g. 127.0.0.1:8080", listen));
-    }
-    server.host = listen.substr(0, colon);
-    try {
-      server.port = std::stoi(listen.substr(colon + 1));
-    } catch (const std::exception&) {
-      throw InvalidArgument(fmt::format("--listen '{}': the port is not a number", listen));
-    }
-    if (server.port < 0 || server.port > 65535) {
-      throw InvalidArgument(fmt::format("--listen '{}': the port must be between 0 and 65535", listen));
-    }
-    server.root = root;
-    server.body_limit_bytes = body_limit_mb << 20;
+    service::ServerOptions o;
+    if (!config.empty()) service::read_config_file(config, o);
+    const auto given = [&](const char* name) { return serve->get_option(name)->count() > 0; };
+    if (given("--listen")) service::parse_listen(listen, "--listen", o);
+    if (given("--data")) o.data_roots = server.data_roots;
+    if (given("--workers")) o.workers = server.workers;
+    if (given("--io-threads")) o.io_threads = server.io_threads;
+    if (given("--job-threads")) o.job_threads = server.job_threads;
+    if (given("--job-ram")) o.job_ram_mb = server.job_ram_mb;
+    if (given("--retention-days")) o.retention_days = server.retention_days;
+    if (given("--max-attempts")) o.max_attempts = server.max_attempts;
+    if (given("--body-limit")) o.body_limit_bytes = body_limit_mb << 20;
+    if (given("--read-timeout")) o.read_timeout_s = server.read_timeout_s;
+    if (given("--anonymous-read")) o.anonymous_read = anonymous_read;
+    o.root = root;
+    server = o;
     service::Server s(server);
     s.start();
     const std::string url = fmt::format("http://{}:{}", server.host, s.port());
@@ -85,6 +94,12 @@ ServiceCommands::ServiceCommands(CLI::App& app) : state_(std::make_unique<State>
   s.serve = app.add_subcommand("serve", "Run the processing service (OGC API - Processes) over HTTP");
   s.serve->add_option("--root", s.root, "folder of the service's store, job folders and uploads (created)")
       ->required();
+  s.serve
+      ->add_option("--config", s.config,
+                   "JSON file of settings (docs/service.md); options given here override it")
+      ->check(CLI::ExistingFile);
+  s.serve->add_flag("--anonymous-read", s.anonymous_read,
+                    "jobs their owner made public are readable without a key");
   s.serve->add_option("--data", s.server.data_roots, "read-only data root that inputs may name (repeatable)");
   s.serve->add_option("--listen", s.listen,
                       "address and port to listen on (default 127.0.0.1:8080; port 0 = any)");
@@ -158,7 +173,7 @@ std::optional<int> ServiceCommands::run() {
     if (s.users_add->parsed()) {
       command = "users add";
       service::Store store(s.root);
-      const std::string key = store.add_user(s.name, s.admin, s.quotas({}));
+      const std::string key = store.add_user(s.name, s.admin, s.quotas(store.default_quotas()));
       std::cout << fmt::format("user '{}' created{}; its API key (shown only now):\n{}\n", s.name,
                                s.admin ? " (admin)" : "", key);
       return 0;
@@ -166,11 +181,13 @@ std::optional<int> ServiceCommands::run() {
     if (s.users_list->parsed()) {
       command = "users list";
       service::Store store(s.root);
-      std::cout << fmt::format("{:<20} {:<6} {:>8} {:>8} {:>14}\n", "name", "admin", "running", "queued",
-                               "storage_MB");
+      std::cout << fmt::format("{:<20} {:<6} {:>8} {:>8} {:>14} {:>14} {:>14}\n", "name", "admin", "running",
+                               "queued", "storage_MB", "cpu_s_month", "cpu_s_used");
       for (const auto& u : store.users()) {
-        std::cout << fmt::format("{:<20} {:<6} {:>8} {:>8} {:>14}\n", u.name, u.admin ? "yes" : "no",
-                                 u.quotas.running, u.quotas.queued, u.quotas.storage_bytes >> 20);
+        std::cout << fmt::format("{:<20} {:<6} {:>8} {:>8} {:>14} {:>14} {:>14.1f}\n", u.name,
+                                 u.admin ? "yes" : "no", u.quotas.running, u.quotas.queued,
+                                 u.quotas.storage_bytes >> 20, u.quotas.cpu_seconds_per_month,
+                                 store.cpu_seconds_this_month(u.name));
       }
       return 0;
     }

@@ -1,5 +1,8 @@
 #include "service/http.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <optional>
@@ -131,6 +134,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string next_id() { return fmt::format("{}-{:x}", prefix_, counter_.fetch_add(1)); }
 
   void write(HttpResponse res) {
+    if (res.file && !res.head) return write_file(std::move(res));
     auto msg =
         std::make_shared<http::response<http::string_body>>(static_cast<http::status>(res.status), version_);
     msg->set(http::field::server, "deforma");
@@ -154,6 +158,61 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_write(stream_, *msg, beast::bind_front_handler(&Session::on_write, shared_from_this()));
   }
 
+  // The header first, then the file range chunk by chunk: memory stays at one chunk whatever the size.
+  void write_file(HttpResponse res) {
+    auto msg =
+        std::make_shared<http::response<http::empty_body>>(static_cast<http::status>(res.status), version_);
+    msg->set(http::field::server, "deforma");
+    msg->set(http::field::content_type, res.content_type);
+    msg->set("X-Request-Id", request_id_);
+    for (const auto& [name, value] : res.headers) msg->set(name, value);
+    msg->keep_alive(keep_alive_);
+    msg->content_length(res.file->length);
+    if (log_) {
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
+      log_->info("{} {} {} {} {} {:.1f}ms", request_id_, method_, target_, res.status, res.file->length, ms);
+    }
+    file_ = res.file;
+    file_sent_ = 0;
+    header_ = msg;
+    // A reader that stops reading loses the connection instead of holding it forever.
+    stream_.expires_after(std::chrono::seconds(kWriteTimeoutS));
+    http::async_write(stream_, *msg, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->header_.reset();
+      if (ec) return self->finish_file(ec);
+      self->write_chunk();
+    });
+  }
+
+  void write_chunk() {
+    const std::uint64_t left = file_->length - file_sent_;
+    if (left == 0) return finish_file({});
+    chunk_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(left, kChunkBytes)));
+    const ssize_t n =
+        ::pread(file_->fd, chunk_.data(), chunk_.size(), static_cast<off_t>(file_->offset + file_sent_));
+    if (n <= 0) {
+      // The file shrank or cannot be read after the header went out: the only honest signal left is
+      // closing the connection before Content-Length bytes arrived.
+      keep_alive_ = false;
+      return finish_file(net::error::eof);
+    }
+    file_sent_ += static_cast<std::uint64_t>(n);
+    stream_.expires_after(std::chrono::seconds(kWriteTimeoutS));
+    net::async_write(stream_, net::buffer(chunk_.data(), static_cast<std::size_t>(n)),
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       if (ec) return self->finish_file(ec);
+                       self->write_chunk();
+                     });
+  }
+
+  void finish_file(beast::error_code ec) {
+    file_.reset();
+    std::vector<char>().swap(chunk_);
+    stream_.expires_never();
+    on_write(ec, 0);
+  }
+
   void on_write(beast::error_code ec, std::size_t) {
     response_.reset();
     if (ec || !keep_alive_) return close();
@@ -170,6 +229,12 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<http::response<http::string_body>> response_;
+  std::shared_ptr<http::response<http::empty_body>> header_;
+  std::shared_ptr<FileBody> file_;
+  std::uint64_t file_sent_ = 0;
+  std::vector<char> chunk_;
+  static constexpr std::uint64_t kChunkBytes = 256 * 1024;
+  static constexpr int kWriteTimeoutS = 60;
   const HttpOptions& options_;
   const Handler& handler_;
   std::shared_ptr<spdlog::logger> log_;
@@ -182,6 +247,10 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 }  // namespace
+
+FileBody::~FileBody() {
+  if (fd >= 0) ::close(fd);
+}
 
 struct HttpServer::Impl {
   HttpOptions options;
@@ -270,30 +339,6 @@ void HttpServer::wait_for_signal() {
   net::signal_set signals(signals_ioc, SIGINT, SIGTERM);
   signals.async_wait([](beast::error_code, int) {});
   signals_ioc.run();
-}
-
-std::string url_decode(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size()) {
-      const auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-      };
-      const int hi = hex(text[i + 1]);
-      const int lo = hex(text[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-        continue;
-      }
-    }
-    out += text[i];
-  }
-  return out;
 }
 
 }  // namespace deforma::service

@@ -2,12 +2,15 @@
 // The service's HTTP layer (internal): an asynchronous Boost.Beast server handing each complete request to
 // a handler and writing the response it gets back, possibly later (a synchronous job's result).
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "service/request.hpp"
 
 namespace deforma::service {
 
@@ -25,6 +28,18 @@ struct HttpRequest {
   }
 };
 
+/// A byte range of an open file sent as a response body in chunks, so a large download costs a buffer
+/// rather than the file's size in memory. Closes the file when the last copy goes.
+struct FileBody {
+  FileBody(int fd, std::uint64_t offset, std::uint64_t length) : fd(fd), offset(offset), length(length) {}
+  ~FileBody();
+  FileBody(const FileBody&) = delete;
+  FileBody& operator=(const FileBody&) = delete;
+  int fd;
+  std::uint64_t offset;
+  std::uint64_t length;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
@@ -33,6 +48,8 @@ struct HttpResponse {
   /// Set for HEAD: the length the body would have (the body itself is empty).
   std::size_t head_length = 0;
   bool head = false;
+  /// When set, the body is this file range (Content-Length is its length) and `body` is ignored.
+  std::shared_ptr<FileBody> file;
 };
 
 using Reply = std::function<void(HttpResponse)>;
@@ -61,8 +78,5 @@ class HttpServer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-/// Percent-decodes a URL component ("%2F" -> "/", '+' kept as is in paths).
-std::string url_decode(const std::string& text);
 
 }  // namespace deforma::service

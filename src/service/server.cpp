@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 #include "deforma/service/store.hpp"
 #include "deforma/version.hpp"
 #include "service/http.hpp"
+#include "service/request.hpp"
 
 extern char** environ;
 
@@ -39,14 +41,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 constexpr const char* kOgcExceptions = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/";
-
-// A client mistake or a refusal: becomes an OGC exception document with its HTTP status.
-struct ApiError {
-  int status;
-  std::string type;  ///< OGC exception type name ("no-such-job") or empty for a plain HTTP error
-  std::string title;
-  std::string detail;
-};
 
 HttpResponse json_response(int status, const json& body) {
   HttpResponse res;
@@ -63,10 +57,6 @@ HttpResponse error_response(const ApiError& e) {
                                {"detail", e.detail}});
   res.content_type = "application/problem+json";
   return res;
-}
-
-[[noreturn]] void fail(int status, std::string title, std::string detail, std::string type = "") {
-  throw ApiError{status, std::move(type), std::move(title), std::move(detail)};
 }
 
 std::string http_date(std::time_t t) {
@@ -87,6 +77,11 @@ std::string rfc3339_after(double days) {
   return buf;
 }
 
+double cpu_seconds_of(const rusage& usage) {
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6;
+}
+
 std::string media_type_of(const fs::path& path) {
   const std::string ext = path.extension().string();
   if (ext == ".tif" || ext == ".tiff") return "image/tiff; application=geotiff";
@@ -99,17 +94,6 @@ std::string media_type_of(const fs::path& path) {
   return "application/octet-stream";
 }
 
-// File name of an output inside the job's outputs folder, from its declared media type.
-std::string output_file_name(const ParamDecl& p) {
-  const std::string& m = p.media_type;
-  if (m.rfind("image/tiff", 0) == 0) return p.name + ".tif";
-  if (m == "image/png") return p.name + ".png";
-  if (m == "text/csv") return p.name + ".csv";
-  if (m == "application/geopackage+sqlite3") return p.name + ".gpkg";
-  if (m == "application/json") return p.name + ".json";
-  return p.name;  // a folder or a file-name prefix
-}
-
 std::int64_t folder_bytes(const fs::path& dir) {
   std::int64_t total = 0;
   std::error_code ec;
@@ -118,33 +102,6 @@ std::int64_t folder_bytes(const fs::path& dir) {
     if (it->is_regular_file(size_ec)) total += static_cast<std::int64_t>(it->file_size(size_ec));
   }
   return total;
-}
-
-bool inside(const fs::path& path, const fs::path& root) {
-  auto p = path.begin();
-  for (auto r = root.begin(); r != root.end(); ++r, ++p) {
-    if (r->empty()) continue;  // a trailing separator
-    if (p == path.end() || *p != *r) return false;
-  }
-  return true;
-}
-
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  std::size_t i = 0;
-  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-  return s.substr(i);
-}
-
-std::vector<std::string> split(const std::string& text, char sep) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string part;
-  while (std::getline(ss, part, sep)) {
-    part = trim(part);
-    if (!part.empty()) out.push_back(part);
-  }
-  return out;
 }
 
 struct Running {
@@ -179,8 +136,9 @@ struct Server::Impl {
     Reply reply = req.method != "HEAD" ? send : Reply([send](HttpResponse res) {
       if (!res.head) {
         res.head = true;
-        res.head_length = res.body.size();
+        res.head_length = res.file ? res.file->length : res.body.size();
         res.body.clear();
+        res.file.reset();
       }
       send(std::move(res));
     });
@@ -231,6 +189,17 @@ struct Server::Impl {
     if (parts.size() == 1 && parts[0] == "conformance" && get) return reply(conformance());
     if (parts.size() == 1 && parts[0] == "api" && get) return reply(openapi(base));
 
+    // Public jobs of other users, or read without a key: only when the service allows anonymous reads,
+    // only reads, only of status, results and files.
+    const bool job_read = get && parts[0] == "jobs" && parts.size() >= 2 &&
+                          (parts.size() == 2 || (parts.size() == 3 && parts[2] == "results") ||
+                           (parts.size() >= 4 && parts[2] == "files"));
+    if (options.anonymous_read && job_read && req.header("authorization").empty()) {
+      auto job = store->job(parts[1]);
+      // A private job and a missing one get the same answer as any request without a key.
+      if (!job || !job->is_public) authenticate(req);
+      return read_job(req, *job, parts, base, reply);
+    }
     const User user = authenticate(req);
     if (parts[0] == "processes") {
       if (parts.size() == 1 && get) return reply(processes(base));
@@ -245,15 +214,10 @@ struct Server::Impl {
     } else if (parts[0] == "jobs") {
       if (parts.size() == 1 && get) return reply(list_jobs(req, user, base));
       if (parts.size() >= 2) {
-        const Job job = owned_job(user, parts[1]);
-        if (parts.size() == 2 && get) return reply(json_response(200, status_info(job, base)));
+        const Job job = owned_job(user, parts[1], job_read);
+        if (job_read) return read_job(req, job, parts, base, reply);
         if (parts.size() == 2 && m == "DELETE") return reply(dismiss(job, base));
-        if (parts.size() == 3 && parts[2] == "results" && get) return reply(results(job, base));
-        if (parts.size() >= 4 && parts[2] == "files" && get) {
-          std::string rest;
-          for (std::size_t i = 3; i < parts.size(); ++i) rest += (i > 3 ? "/" : "") + parts[i];
-          return reply(download(req, jobs_dir / job.id, rest));
-        }
+        if (parts.size() == 2 && m == "PATCH") return reply(patch_job(req, job, base));
       }
     } else if (parts[0] == "uploads") {
       if (parts.size() == 1 && get)
@@ -375,6 +339,7 @@ struct Server::Impl {
     paths["/jobs"]["get"] = op_entry("the caller's jobs", "status documents");
     paths["/jobs/{jobId}"]["get"] = op_entry("a job's status", "statusInfo");
     paths["/jobs/{jobId}"]["delete"] = op_entry("cancel and dismiss a job", "statusInfo (dismissed)");
+    paths["/jobs/{jobId}"]["patch"] = op_entry("share a job or not: {\"public\": true|false}", "statusInfo");
     paths["/jobs/{jobId}/results"]["get"] =
         op_entry("a job's results", "hrefs and media types of the outputs");
     paths["/users/me"]["get"] = op_entry("the caller and their quotas", "user document");
@@ -465,6 +430,7 @@ struct Server::Impl {
     const auto running_now = store->count_jobs(user.name, "running");
     const auto queued_now = store->count_jobs(user.name, "accepted");
     const auto storage = storage_used(user.name);
+    const double cpu = store->cpu_seconds_this_month(user.name);
     auto quota = [](std::int64_t limit, std::int64_t used) {
       return json{{"limit", limit}, {"used", used}, {"remaining", std::max<std::int64_t>(0, limit - used)}};
     };
@@ -473,7 +439,24 @@ struct Server::Impl {
             {"quotas",
              {{"running", quota(user.quotas.running, running_now)},
               {"queued", quota(user.quotas.queued, queued_now)},
-              {"storage_bytes", quota(user.quotas.storage_bytes, storage)}}}};
+              {"storage_bytes", quota(user.quotas.storage_bytes, storage)},
+              {"cpu_seconds_per_month",
+               {{"limit", user.quotas.cpu_seconds_per_month},
+                {"used", cpu},
+                {"remaining", std::max(0.0, user.quotas.cpu_seconds_per_month - cpu)},
+                {"month", now_rfc3339().substr(0, 7)}}}}}};
+  }
+
+  // The month's CPU use is known once jobs end: a job running now is charged when it ends, so a user
+  // may go over by the jobs they have in flight, never start more once over.
+  void check_cpu(const User& user) {
+    const double used = store->cpu_seconds_this_month(user.name);
+    if (used >= user.quotas.cpu_seconds_per_month) {
+      fail(429, "Too Many Requests",
+           fmt::format(
+               "CPU-seconds per month quota exceeded: {:.3f} CPU seconds used this month of {} allowed", used,
+               user.quotas.cpu_seconds_per_month));
+    }
   }
 
   void check_storage(const User& user, std::int64_t adding) {
@@ -485,148 +468,24 @@ struct Server::Impl {
     }
   }
 
-  // ---------------------------------------------------------------- inputs
-  // The local file an input href names, when it lies within what this user may read: a data root, their
-  // uploads or their own jobs' folders. Anything else is refused naming the input.
-  fs::path resolve_href(const HttpRequest& req, const User& user, const std::string& input,
-                        std::string href) {
-    auto refuse = [&](const std::string& why) -> fs::path {
-      fail(400, "Bad Request", fmt::format("input '{}': '{}' {}", input, href, why), "invalid-parameter");
-    };
-    const std::string original = href;
-    if (href.empty()) refuse("is empty");
-    if (href.rfind("file://", 0) == 0) {
-      href = href.substr(7);
-      if (href.empty() || href[0] != '/') return refuse("is not an absolute file:// URL");
-    } else if (href.find("://") != std::string::npos) {
-      // Only this service's own URLs (its uploads and jobs); other hosts are never fetched.
-      const std::string own = base_url(req) + "/";
-      if (href.rfind(own, 0) != 0) return refuse("is a URL of another host; expected a file in a data root");
-      href = "/" + href.substr(own.size());
-      if (href.rfind("/jobs/", 0) != 0 && href.rfind("/uploads/", 0) != 0) {
-        return refuse("is not an upload or a job's file");
-      }
-    }
-    href = url_decode(href);
-    fs::path path;
-    std::vector<fs::path> allowed;
-    auto after = [&](const std::string& prefix) { return href.substr(prefix.size()); };
-    if (href.rfind("/uploads/", 0) == 0 || href.rfind("uploads/", 0) == 0) {
-      allowed = {uploads_dir / user.name};
-      path = allowed.front() / after(href[0] == '/' ? "/uploads/" : "uploads/");
-    } else if (href.rfind("/jobs/", 0) == 0 || href.rfind("jobs/", 0) == 0) {
-      const auto parts = split(after(href[0] == '/' ? "/jobs/" : "jobs/"), '/');
-      if (parts.size() < 3 || parts[1] != "files") return refuse("is not a job's file (jobs/ID/files/PATH)");
-      auto job = store->job(parts[0]);
-      if (!job || (job->user != user.name && !user.admin)) return refuse("names no job of yours");
-      allowed = {jobs_dir / job->id};
-      path = allowed.front();
-      for (std::size_t i = 2; i < parts.size(); ++i) path /= parts[i];
-    } else {
-      if (data_roots.empty()) return refuse("cannot be read: the service has no data root");
-      allowed = data_roots;
-      path = href[0] == '/' ? fs::path(href) : data_roots.front() / href;
-    }
-    std::error_code ec;
-    // Canonical: '..' and symbolic links are resolved before the check, so neither leads out of a root.
-    const fs::path real = fs::weakly_canonical(path, ec);
-    if (ec) return refuse("cannot be resolved");
-    bool ok = false;
-    for (const auto& root : allowed) {
-      const fs::path real_root = fs::weakly_canonical(root, ec);
-      if (!ec && inside(real, real_root)) ok = true;
-    }
-    if (!ok) return refuse("is outside the data roots, your uploads and your jobs");
-    if (!fs::exists(real, ec)) return refuse("does not exist");
-    (void)original;
-    return real;
-  }
-
-  std::string href_of(const json& value, const std::string& input) {
-    if (value.is_string()) return value.get<std::string>();
-    if (value.is_object() && value.contains("href") && value["href"].is_string()) return value["href"];
-    fail(400, "Bad Request",
-         fmt::format("input '{}': expected a reference {{\"href\": ...}} or a string", input),
-         "invalid-parameter");
-  }
-
   // ---------------------------------------------------------------- execution
   void execute(const HttpRequest& req, const User& user, const OperationDecl& op, const std::string& base,
                const Reply& reply) {
-    const std::string content_type = req.header("content-type");
-    if (!content_type.empty() && content_type.find("json") == std::string::npos) {
-      fail(415, "Unsupported Media Type",
-           fmt::format("the request body is '{}'; expected application/json", content_type));
-    }
-    const json body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded()) fail(400, "Bad Request", "the request body is not valid JSON");
-    if (!body.is_object()) fail(400, "Bad Request", "the request body must be a JSON object with 'inputs'");
-    const json inputs = body.value("inputs", json::object());
-    if (!inputs.is_object()) fail(400, "Bad Request", "'inputs' must be a JSON object");
-    const json wanted = body.value("outputs", json::object());
-    if (!wanted.is_object()) fail(400, "Bad Request", "'outputs' must be a JSON object");
-
+    const json body = parse_execution_body(req.header("content-type"), req.body);
     const std::string id = random_hex(16);
     const fs::path dir = jobs_dir / id;
-    json values = json::object();
-    for (const auto& [name, value] : inputs.items()) {
-      const auto it = std::find_if(op.params.begin(), op.params.end(),
-                                   [&](const ParamDecl& p) { return p.name == name; });
-      if (it == op.params.end() || is_cli_only(*it) || it->role == ParamRole::kOutput) {
-        fail(400, "Bad Request",
-             fmt::format("input '{}' is not an input of process '{}'{}", name, process_id(op),
-                         it != op.params.end() && it->role == ParamRole::kOutput
-                             ? " (outputs are placed by the service; select them under 'outputs')"
-                             : ""),
-             "invalid-parameter");
-      }
-      if (it->role == ParamRole::kInput) {
-        if (it->type == ParamType::kList) {
-          if (!value.is_array())
-            fail(400, "Bad Request", fmt::format("input '{}': expected an array of references", name),
-                 "invalid-parameter");
-          json paths = json::array();
-          for (const auto& v : value)
-            paths.push_back(resolve_href(req, user, name, href_of(v, name)).string());
-          values[name] = paths;
-        } else {
-          values[name] = resolve_href(req, user, name, href_of(value, name)).string();
-        }
-      } else {
-        if (value.is_object() || (value.is_array() && it->type != ParamType::kList) || value.is_null()) {
-          fail(400, "Bad Request",
-               fmt::format("input '{}': expected {}", name, param_schema(*it).value("type", "a value")),
-               "invalid-parameter");
-        }
-        values[name] = value;
-      }
-    }
-    for (const auto& [name, value] : wanted.items()) {
-      const auto it = std::find_if(op.params.begin(), op.params.end(),
-                                   [&](const ParamDecl& p) { return p.name == name; });
-      if (name != "summary" && (it == op.params.end() || it->role != ParamRole::kOutput)) {
-        fail(400, "Bad Request",
-             fmt::format("output '{}' is not an output of process '{}'", name, process_id(op)),
-             "invalid-parameter");
-      }
-    }
-    json outputs = json::object();
-    for (const auto& p : op.params) {
-      if (p.role != ParamRole::kOutput || (!p.required && !wanted.contains(p.name))) continue;
-      const std::string rel = "outputs/" + output_file_name(p);
-      values[p.name] = (dir / rel).string();
-      outputs[p.name] = {{"path", rel}, {"type", p.media_type}};
-    }
-    // Types, bounds and required inputs are checked by the same declaration the CLI uses.
-    try {
-      (void)ParamValues::from_json(op.params, values);
-    } catch (const InvalidArgument& e) {
-      std::string detail = e.what();
-      const auto dashes = detail.find("--");
-      if (dashes != std::string::npos && dashes < 12)
-        detail.erase(dashes, 2);  // no CLI flags in a web answer
-      fail(400, "Bad Request", detail, "invalid-parameter");
-    }
+    HrefContext where;
+    where.own_base = base_url(req) + "/";
+    where.data_roots = data_roots;
+    where.uploads_dir = uploads_dir / user.name;
+    where.jobs_dir = jobs_dir;
+    where.job_readable = [&](const std::string& job_id) {
+      auto job = store->job(job_id);
+      return job && (job->user == user.name || user.admin);
+    };
+    const Execution parsed = parse_execution(op, body, dir, where);
+    const json& values = parsed.values;
+    const json& outputs = parsed.outputs;
 
     // Quotas, checked whole before anything is stored.
     const auto queued_now = store->count_jobs(user.name, "accepted");
@@ -636,6 +495,7 @@ struct Server::Impl {
                        user.quotas.queued));
     }
     check_storage(user, 0);
+    check_cpu(user);
 
     std::error_code ec;
     fs::create_directories(dir / "outputs", ec);
@@ -695,10 +555,43 @@ struct Server::Impl {
   }
 
   // ---------------------------------------------------------------- jobs
-  Job owned_job(const User& user, const std::string& id) {
+  void read_job(const HttpRequest& req, const Job& job, const std::vector<std::string>& parts,
+                const std::string& base, const Reply& reply) {
+    if (parts.size() == 2) return reply(json_response(200, status_info(job, base)));
+    if (parts[2] == "results") return reply(results(job, base));
+    std::string rest;
+    for (std::size_t i = 3; i < parts.size(); ++i) rest += (i > 3 ? "/" : "") + parts[i];
+    return reply(download(req, jobs_dir / job.id, rest));
+  }
+
+  // PATCH /jobs/ID {"public": true|false}: the owner (or an admin) shares a job's status, results and
+  // files with readers without a key, when the service allows anonymous reads.
+  HttpResponse patch_job(const HttpRequest& req, const Job& job, const std::string& base) {
+    const json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+      fail(400, "Bad Request", "the request body must be a JSON object like {\"public\": true}",
+           "invalid-parameter");
+    }
+    for (const auto& [key, value] : body.items()) {
+      if (key != "public") {
+        fail(400, "Bad Request", fmt::format("member '{}' cannot be changed; only 'public' can", key),
+             "invalid-parameter");
+      }
+      if (!value.is_boolean())
+        fail(400, "Bad Request", "member 'public': expected true or false", "invalid-parameter");
+    }
+    if (body.contains("public")) store->set_public(job.id, body["public"].get<bool>());
+    auto now = store->job(job.id);
+    return json_response(200, status_info(now ? *now : job, base));
+  }
+
+  // `read`: a request that only reads (status, results, files); a public job is readable by anyone when
+  // the service allows anonymous reads.
+  Job owned_job(const User& user, const std::string& id, bool read = false) {
     auto job = store->job(id);
+    const bool shared = read && options.anonymous_read && job && job->is_public;
     // Another user's job is answered exactly like a missing one: its existence is not revealed.
-    if (!job || (job->user != user.name && !user.admin)) {
+    if (!job || (job->user != user.name && !user.admin && !shared)) {
       fail(404, "Not Found", fmt::format("job '{}' does not exist", id), "no-such-job");
     }
     return *job;
@@ -712,6 +605,8 @@ struct Server::Impl {
     if (!job.finished.empty()) s["finished"] = job.finished;
     if (!job.expires.empty()) s["expires"] = job.expires;
     s["attempts"] = job.attempts;
+    s["cpu_seconds"] = job.cpu_seconds;
+    s["public"] = job.is_public;
     s["links"] = {link(base + "/jobs/" + job.id, "self", "application/json")};
     if (job.status == "successful") {
       s["links"].push_back(link(base + "/jobs/" + job.id + "/results",
@@ -937,12 +832,10 @@ struct Server::Impl {
       res.head_length = length;
       return res;
     }
-    std::ifstream in(real, std::ios::binary);
-    in.seekg(static_cast<std::streamoff>(first));
-    res.body.resize(length);
-    if (length && !in.read(res.body.data(), static_cast<std::streamsize>(length))) {
-      throw IoError(fmt::format("{}: cannot read", real.string()));
-    }
+    // Streamed from the file by the HTTP layer: a multi-GB result costs a chunk of memory, not its size.
+    const int fd = ::open(real.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw IoError(fmt::format("{}: cannot open: {}", real.string(), std::strerror(errno)));
+    res.file = std::make_shared<FileBody>(fd, first, length);
     (void)partial;
     return res;
   }
@@ -1089,6 +982,14 @@ struct Server::Impl {
     for (auto& c : calls) c();
   }
 
+  void charge_cpu(const std::string& id, const rusage& usage) {
+    try {
+      store->add_cpu_seconds(id, cpu_seconds_of(usage));
+    } catch (const std::exception& e) {
+      spdlog::error("job {}: cannot record its CPU time: {}", id, e.what());
+    }
+  }
+
   void finalize(const std::string& id, const Running& r, int wait_status) {
     const fs::path dir = jobs_dir / id;
     std::error_code ec;
@@ -1140,11 +1041,14 @@ struct Server::Impl {
       // Children that ended, progress of those still running, kills that are due.
       for (auto it = running.begin(); it != running.end();) {
         int status = 0;
-        const pid_t done = waitpid(it->second.pid, &status, WNOHANG);
+        rusage usage{};
+        // wait4 also gives the child's CPU time, charged to its user's monthly quota.
+        const pid_t done = wait4(it->second.pid, &status, WNOHANG, &usage);
         if (done == it->second.pid || (done < 0 && errno == ECHILD)) {
           const std::string id = it->first;
           const Running r = it->second;
           it = running.erase(it);
+          if (done == r.pid) charge_cpu(id, usage);
           finalize(id, r, status);
           continue;
         }
@@ -1221,6 +1125,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
     if (ec) throw IoError(fmt::format("{}: cannot create: {}", d.string(), ec.message()));
   }
   impl_->store = std::make_unique<Store>(o.root);
+  if (o.default_quotas) impl_->store->set_default_quotas(*o.default_quotas);
   const auto [requeued, failed] = impl_->store->recover(o.max_attempts);
   if (requeued || failed) {
     spdlog::warn("{} interrupted job(s) queued again, {} failed after {} attempts", requeued, failed,
@@ -1271,7 +1176,8 @@ void Server::stop() {
   for (auto& [id, r] : impl_->running) {
     ::kill(r.pid, SIGKILL);
     int status = 0;
-    waitpid(r.pid, &status, 0);
+    rusage usage{};
+    if (wait4(r.pid, &status, 0, &usage) == r.pid) impl_->charge_cpu(id, usage);
     if (!r.dismissed)
       impl_->store->transition(id, "running", "accepted", "the service stopped; queued again");
   }

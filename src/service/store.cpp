@@ -48,6 +48,11 @@ class Statement {
     return p ? reinterpret_cast<const char*>(p) : "";
   }
   std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double real(int col) const { return sqlite3_column_double(stmt_, col); }
+  Statement& bind_real(int index, double value) {
+    sqlite3_bind_double(stmt_, index, value);
+    return *this;
+  }
 
  private:
   sqlite3* db_;
@@ -72,7 +77,7 @@ bool same(const std::string& a, const std::string& b) {
 
 constexpr const char* kJobColumns =
     "id, user, process, inputs, status, progress, message, created, started, finished, updated, attempts, "
-    "expires, seq";
+    "expires, seq, cpu_seconds, public";
 
 Job read_job(const Statement& s) {
   Job j;
@@ -90,6 +95,8 @@ Job read_job(const Statement& s) {
   j.attempts = static_cast<int>(s.integer(11));
   j.expires = s.text(12);
   j.seq = s.integer(13);
+  j.cpu_seconds = s.real(14);
+  j.is_public = s.integer(15) != 0;
   return j;
 }
 
@@ -101,10 +108,17 @@ User read_user(const Statement& s) {
   u.quotas.queued = s.integer(3);
   u.quotas.storage_bytes = s.integer(4);
   u.created = s.text(5);
+  u.quotas.cpu_seconds_per_month = s.real(6);
   return u;
 }
 
-constexpr const char* kUserColumns = "name, admin, max_running, max_queued, max_storage_bytes, created";
+constexpr const char* kUserColumns =
+    "name, admin, max_running, max_queued, max_storage_bytes, created, max_cpu_seconds_month";
+
+// "2026-01" for the current UTC month: the period of the CPU quota.
+std::string current_month() {
+  return now_rfc3339().substr(0, 7);
+}
 
 }  // namespace
 
@@ -156,6 +170,15 @@ Store::Store(const std::filesystem::path& root) {
       "started TEXT NOT NULL DEFAULT '', finished TEXT NOT NULL DEFAULT '', updated TEXT NOT NULL, "
       "attempts INTEGER NOT NULL DEFAULT 0, expires TEXT NOT NULL DEFAULT '')");
   exec("CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user, status)");
+  // Columns added after the first release: a store created before gets them here.
+  add_column("users", "max_cpu_seconds_month", "REAL NOT NULL DEFAULT 360000");
+  add_column("jobs", "cpu_seconds", "REAL NOT NULL DEFAULT 0");
+  add_column("jobs", "public", "INTEGER NOT NULL DEFAULT 0");
+  // Monthly CPU use outlives the jobs (the janitor removes expired ones).
+  exec(
+      "CREATE TABLE IF NOT EXISTS cpu_usage(user TEXT NOT NULL, month TEXT NOT NULL, cpu_seconds REAL NOT "
+      "NULL, PRIMARY KEY(user, month))");
+  exec("CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT NOT NULL)");
   exec(
       "CREATE TABLE IF NOT EXISTS uploads(user TEXT NOT NULL, name TEXT NOT NULL, size_bytes INTEGER NOT "
       "NULL, "
@@ -164,6 +187,12 @@ Store::Store(const std::filesystem::path& root) {
 
 Store::~Store() {
   sqlite3_close(db_);
+}
+
+void Store::add_column(const std::string& table, const std::string& column, const std::string& type) {
+  Statement s(db_, fmt::format("SELECT 1 FROM pragma_table_info('{}') WHERE name = ?", table));
+  s.bind(1, column);
+  if (!s.step()) exec(fmt::format("ALTER TABLE {} ADD COLUMN {} {}", table, column, type));
 }
 
 void Store::exec(const std::string& sql) {
@@ -194,10 +223,10 @@ std::string Store::add_user(const std::string& name, bool admin, const Quotas& q
   Statement s(
       db_,
       "INSERT INTO users(name, key_id, salt, key_hash, admin, max_running, max_queued, max_storage_bytes, "
-      "created) VALUES(?,?,?,?,?,?,?,?,?)");
+      "created, max_cpu_seconds_month) VALUES(?,?,?,?,?,?,?,?,?,?)");
   s.bind(1, name).bind(2, key_id).bind(3, salt).bind(4, sha256_hex(salt + key));
   s.bind(5, std::int64_t{admin ? 1 : 0}).bind(6, quotas.running).bind(7, quotas.queued);
-  s.bind(8, quotas.storage_bytes).bind(9, now_rfc3339());
+  s.bind(8, quotas.storage_bytes).bind(9, now_rfc3339()).bind_real(10, quotas.cpu_seconds_per_month);
   s.step();
   return key;
 }
@@ -211,8 +240,12 @@ bool Store::remove_user(const std::string& name) {
 
 bool Store::set_quotas(const std::string& name, const Quotas& quotas) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "UPDATE users SET max_running = ?, max_queued = ?, max_storage_bytes = ? WHERE name = ?");
-  s.bind(1, quotas.running).bind(2, quotas.queued).bind(3, quotas.storage_bytes).bind(4, name).step();
+  Statement s(
+      db_,
+      "UPDATE users SET max_running = ?, max_queued = ?, max_storage_bytes = ?, max_cpu_seconds_month = ? "
+      "WHERE name = ?");
+  s.bind(1, quotas.running).bind(2, quotas.queued).bind(3, quotas.storage_bytes);
+  s.bind_real(4, quotas.cpu_seconds_per_month).bind(5, name).step();
   return sqlite3_changes(db_) > 0;
 }
 
@@ -239,7 +272,7 @@ std::optional<User> Store::authenticate(const std::string& key) {
   Statement s(db_, fmt::format("SELECT {}, salt, key_hash FROM users WHERE key_id = ?", kUserColumns));
   s.bind(1, key.substr(0, dot));
   if (!s.step()) return std::nullopt;
-  if (!same(sha256_hex(s.text(6) + key), s.text(7))) return std::nullopt;
+  if (!same(sha256_hex(s.text(7) + key), s.text(8))) return std::nullopt;
   return read_user(s);
 }
 
@@ -364,6 +397,60 @@ std::pair<int, int> Store::recover(int max_attempts) {
                  "WHERE status = 'running'");
   fail.bind(1, now).step();
   return {requeued, sqlite3_changes(db_)};
+}
+
+void Store::add_cpu_seconds(const std::string& id, double seconds) {
+  std::lock_guard lock(mutex_);
+  exec("BEGIN IMMEDIATE");
+  try {
+    Statement job(db_, "UPDATE jobs SET cpu_seconds = cpu_seconds + ? WHERE id = ?");
+    job.bind_real(1, seconds).bind(2, id).step();
+    Statement use(db_,
+                  "INSERT INTO cpu_usage(user, month, cpu_seconds) SELECT user, ?, ? FROM jobs WHERE id = ? "
+                  "ON CONFLICT(user, month) DO UPDATE SET cpu_seconds = cpu_seconds + excluded.cpu_seconds");
+    use.bind(1, current_month()).bind_real(2, seconds).bind(3, id).step();
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+double Store::cpu_seconds_this_month(const std::string& user) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_, "SELECT cpu_seconds FROM cpu_usage WHERE user = ? AND month = ?");
+  s.bind(1, user).bind(2, current_month());
+  return s.step() ? s.real(0) : 0.0;
+}
+
+void Store::set_public(const std::string& id, bool is_public) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_, "UPDATE jobs SET public = ? WHERE id = ?");
+  s.bind(1, std::int64_t{is_public ? 1 : 0}).bind(2, id).step();
+}
+
+Quotas Store::default_quotas() {
+  Quotas q;
+  std::lock_guard lock(mutex_);
+  Statement s(db_, "SELECT value FROM settings WHERE key = 'default_quotas'");
+  if (!s.step()) return q;
+  const auto j = nlohmann::json::parse(s.text(0), nullptr, false);
+  if (!j.is_object()) return q;
+  q.running = j.value("running", q.running);
+  q.queued = j.value("queued", q.queued);
+  q.storage_bytes = j.value("storage_bytes", q.storage_bytes);
+  q.cpu_seconds_per_month = j.value("cpu_seconds_per_month", q.cpu_seconds_per_month);
+  return q;
+}
+
+void Store::set_default_quotas(const Quotas& quotas) {
+  const nlohmann::json j{{"running", quotas.running},
+                         {"queued", quotas.queued},
+                         {"storage_bytes", quotas.storage_bytes},
+                         {"cpu_seconds_per_month", quotas.cpu_seconds_per_month}};
+  std::lock_guard lock(mutex_);
+  Statement s(db_, "INSERT OR REPLACE INTO settings(key, value) VALUES('default_quotas', ?)");
+  s.bind(1, j.dump()).step();
 }
 
 void Store::record_upload(const std::string& user, const std::string& name, std::int64_t size_bytes) {

@@ -117,6 +117,7 @@ class ServiceTest : public ::testing::Test {
     o.job_threads = 2;
     // A small budget makes the correlation advance strip by strip: progress has intermediate values.
     o.job_ram_mb = 64;
+    o.anonymous_read = anonymous_read_;
     server_ = std::make_unique<service::Server>(o);
     server_->start();
   }
@@ -140,6 +141,7 @@ class ServiceTest : public ::testing::Test {
   std::unique_ptr<test::TempDir> data_, root_;
   std::unique_ptr<service::Server> server_;
   std::string key_a_, key_b_, key_limited_;
+  bool anonymous_read_ = false;
 };
 
 // Sends `text` as is on a new connection and returns what comes back until the server closes it.
@@ -377,6 +379,103 @@ TEST_F(ServiceTest, QuotasRefuseWholeRequestsWith429) {
   EXPECT_TRUE(c.get("/jobs").body["jobs"].empty());
 }
 
+TEST_F(ServiceTest, CpuSecondsPerMonthQuotaRefusesOnceUsed) {
+  std::string key;
+  {
+    service::Store store(root_->path());
+    service::Quotas tiny;
+    tiny.cpu_seconds_per_month = 0.001;  // one job's process start uses more than this
+    key = store.add_user("frugal", false, tiny);
+  }
+  auto c = client(key);
+  const std::string body = R"({"inputs": {"file": {"href": "small.tif"}}})";
+  const auto first = c.post("/processes/stats/execution", body);
+  ASSERT_EQ(first.status, 201) << first.text;
+  const auto done = wait_for(c, first.body["jobID"], finished, 60);
+  ASSERT_EQ(done["status"], "successful") << done.dump();
+  EXPECT_GT(done["cpu_seconds"].get<double>(), 0.0) << done.dump();
+  const auto me = c.get("/users/me");
+  ASSERT_EQ(me.status, 200);
+  const json cpu = me.body["quotas"]["cpu_seconds_per_month"];
+  EXPECT_DOUBLE_EQ(cpu["limit"].get<double>(), 0.001);
+  EXPECT_DOUBLE_EQ(cpu["used"].get<double>(), done["cpu_seconds"].get<double>()) << me.text;
+  EXPECT_EQ(cpu["remaining"].get<double>(), 0.0);
+  const auto second = c.post("/processes/stats/execution", body);
+  EXPECT_EQ(second.status, 429) << second.text;
+  EXPECT_NE(second.body.value("detail", "").find("CPU-seconds per month quota"), std::string::npos)
+      << second.text;
+  EXPECT_NE(second.body.value("detail", "").find("used this month"), std::string::npos) << second.text;
+  EXPECT_EQ(c.get("/jobs").body["jobs"].size(), 1u) << "the refused request left no job";
+  // Other users are not affected.
+  EXPECT_EQ(client(key_a_).post("/processes/stats/execution", body).status, 201);
+}
+
+TEST_F(ServiceTest, PublicJobsAreReadableWithoutAKeyOnlyWhenAllowed) {
+  auto alice = client(key_a_);
+  auto bob = client(key_b_);
+  Client anonymous(server_->port(), "");
+  const std::string body = R"({"inputs": {"file": {"href": "small.tif"}}})";
+  auto run_job = [&](Client& alice) {
+    const auto r = alice.post("/processes/stats/execution", body);
+    EXPECT_EQ(r.status, 201) << r.text;
+    const std::string id = r.body.value("jobID", "");
+    EXPECT_EQ(wait_for(alice, id, finished, 60)["status"], "successful");
+    return id;
+  };
+  // Without anonymous reads (the default) a public job still needs a key, and only its owner's.
+  std::string id = run_job(alice);
+  ASSERT_EQ(httplib::Client("127.0.0.1", server_->port())
+                .Patch(("/jobs/" + id).c_str(), alice.headers(), R"({"public": true})", "application/json")
+                ->status,
+            200);
+  EXPECT_EQ(alice.get("/jobs/" + id).body["public"], true);
+  EXPECT_EQ(anonymous.get("/jobs/" + id).status, 401);
+  EXPECT_EQ(bob.get("/jobs/" + id).status, 404);
+
+  server_.reset();
+  anonymous_read_ = true;
+  start(data_->path());
+  auto alice2 = client(key_a_);
+  auto bob2 = client(key_b_);
+  Client anon(server_->port(), "");
+  httplib::Client raw("127.0.0.1", server_->port());
+  const std::string private_id = run_job(alice2);
+  // Private: no key gets 401, exactly like a job that does not exist.
+  EXPECT_EQ(anon.get("/jobs/" + private_id).status, 401);
+  EXPECT_EQ(anon.get("/jobs/0123456789abcdef").status, 401);
+  EXPECT_EQ(bob2.get("/jobs/" + private_id).status, 404);
+  // Only the owner may share it; the body is checked.
+  auto patch = [&](const std::string& key, const std::string& job, const std::string& text) {
+    httplib::Headers h;
+    if (!key.empty()) h.emplace("Authorization", "Bearer " + key);
+    const auto r = raw.Patch(("/jobs/" + job).c_str(), h, text, "application/json");
+    return r ? r->status : 0;
+  };
+  EXPECT_EQ(patch(key_b_, private_id, R"({"public": true})"), 404);
+  EXPECT_EQ(patch("", private_id, R"({"public": true})"), 401);
+  EXPECT_EQ(patch(key_a_, private_id, R"({"public": "yes"})"), 400);
+  EXPECT_EQ(patch(key_a_, private_id, R"({"status": "failed"})"), 400);
+  EXPECT_EQ(patch(key_a_, private_id, R"({"public": true})"), 200);
+  // Public: status, results and files are readable by anyone...
+  EXPECT_EQ(anon.get("/jobs/" + private_id).status, 200);
+  const auto results = anon.get("/jobs/" + private_id + "/results");
+  EXPECT_EQ(results.status, 200) << results.text;
+  EXPECT_EQ(anon.get("/jobs/" + private_id + "/files/job.log").status, 200);
+  EXPECT_EQ(bob2.get("/jobs/" + private_id).status, 200);
+  // ...and nothing else: no listing, no dismissal, no change by others, nothing but jobs.
+  EXPECT_EQ(anon.del("/jobs/" + private_id).status, 401);
+  EXPECT_EQ(bob2.del("/jobs/" + private_id).status, 404);
+  EXPECT_EQ(patch(key_b_, private_id, R"({"public": false})"), 404);
+  EXPECT_EQ(anon.get("/jobs").status, 401);
+  EXPECT_EQ(bob2.get("/jobs").body["jobs"].size(), 0u);
+  EXPECT_EQ(anon.get("/processes").status, 401);
+  EXPECT_EQ(anon.get("/users/me").status, 401);
+  EXPECT_NE(anon.get("/jobs/" + id + "/files/../../service.db").status, 200) << "nothing outside a job";
+  // Unshared again.
+  EXPECT_EQ(patch(key_a_, private_id, R"({"public": false})"), 200);
+  EXPECT_EQ(anon.get("/jobs/" + private_id).status, 401);
+}
+
 TEST_F(ServiceTest, UploadsServeAsInputs) {
   auto c = client(key_a_);
   std::ifstream in(data_->file("small.tif"), std::ios::binary);
@@ -567,6 +666,69 @@ int service_port(const fs::path& root) {
   return -1;
 }
 
+// Peak resident memory of a process [kB], from /proc/PID/status.
+long peak_rss_kb(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/status", pid));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+TEST_F(ServiceTest, LargeDownloadsAreStreamedWholeAndByRanges) {
+  server_.reset();
+  // A file of 48 MB with varied content, placed where the user's uploads live.
+  constexpr std::size_t kBytes = std::size_t{48} << 20;
+  const fs::path dir = root_->path() / "uploads" / "alice";
+  fs::create_directories(dir);
+  std::string bytes(kBytes, '\0');
+  std::uint32_t x = 12345;
+  for (auto& b : bytes) {
+    x = x * 1664525u + 1013904223u;
+    b = static_cast<char>(x >> 24);
+  }
+  std::ofstream(dir / "big.bin", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(kBytes));
+  const pid_t pid = spawn_service(root_->path(), data_->path());
+  ASSERT_GT(pid, 0);
+  const int port = service_port(root_->path());
+  ASSERT_GT(port, 0);
+  Client c(port, key_a_);
+  ASSERT_EQ(c.get("/users/me").status, 200);
+  const long before_kb = peak_rss_kb(pid);
+  ASSERT_GT(before_kb, 0);
+  const auto whole = c.get("/uploads/big.bin");
+  EXPECT_EQ(whole.status, 200);
+  EXPECT_EQ(whole.text.size(), kBytes);
+  EXPECT_TRUE(whole.text == bytes) << "the whole download differs from the file";
+  const auto head = c.head("/uploads/big.bin");
+  EXPECT_EQ(head.headers.find("Content-Length")->second, std::to_string(kBytes));
+  EXPECT_TRUE(head.text.empty());
+  // The file in ranges of 7 MB (not a multiple of any chunk size), then joined.
+  std::string joined;
+  constexpr std::size_t kStep = std::size_t{7} << 20;
+  for (std::size_t first = 0; first < kBytes; first += kStep) {
+    const std::size_t last = std::min(kBytes, first + kStep) - 1;
+    const auto part = c.get("/uploads/big.bin", {{"Range", fmt::format("bytes={}-{}", first, last)}});
+    ASSERT_EQ(part.status, 206);
+    EXPECT_EQ(part.headers.find("Content-Range")->second, fmt::format("bytes {}-{}/{}", first, last, kBytes));
+    joined += part.text;
+  }
+  EXPECT_TRUE(joined == bytes) << "the ranges joined differ from the file";
+  EXPECT_TRUE(c.get("/uploads/big.bin", {{"Range", "bytes=-1000"}}).text == bytes.substr(kBytes - 1000));
+  for (const char* bad : {"bytes=5-2", "bytes=0-1,4-5", "lines=1-2", "bytes=x-"}) {
+    EXPECT_EQ(c.get("/uploads/big.bin", {{"Range", bad}}).status, 416) << bad;
+  }
+  EXPECT_EQ(c.get("/uploads/big.bin", {{"Range", fmt::format("bytes={}-", kBytes)}}).status, 416);
+  const long after_kb = peak_rss_kb(pid);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  // Reading the file into memory would raise the peak by its 48 MB; streaming costs a few chunks.
+  EXPECT_LT(after_kb - before_kb, static_cast<long>(kBytes / 1024 / 3))
+      << "peak RSS went from " << before_kb << " kB to " << after_kb << " kB";
+}
+
 TEST_F(ServiceTest, KilledServiceRestartsAndNoJobStaysRunning) {
   DEFORMA_REQUIRE_DATA("yahtse-l8", dir);
   server_.reset();
@@ -672,6 +834,85 @@ TEST(ServiceStore, InterruptedJobsAreQueuedAgainThenFailedAfterTheirAttempts) {
   EXPECT_TRUE(store.jobs_in("running").empty());
 }
 
+TEST(ServiceConfig, FileSettingsApplyAndUnknownKeysAreRefusedByName) {
+  test::TempDir dir;
+  const fs::path file = dir.file("service.json");
+  std::ofstream(file) << R"({"listen": "127.0.0.1:9090", "workers": 3, "data": ["/a", "/b"],
+    "retention_days": 2.5, "body_limit_mb": 8, "anonymous_read": true,
+    "default_quotas": {"queued": 7, "storage_mb": 100, "cpu_seconds_per_month": 60}})";
+  service::ServerOptions o;
+  service::read_config_file(file, o);
+  EXPECT_EQ(o.host, "127.0.0.1");
+  EXPECT_EQ(o.port, 9090);
+  EXPECT_EQ(o.workers, 3);
+  ASSERT_EQ(o.data_roots.size(), 2u);
+  EXPECT_EQ(o.data_roots[1], fs::path("/b"));
+  EXPECT_DOUBLE_EQ(o.retention_days, 2.5);
+  EXPECT_EQ(o.body_limit_bytes, std::size_t{8} << 20);
+  EXPECT_TRUE(o.anonymous_read);
+  ASSERT_TRUE(o.default_quotas.has_value());
+  EXPECT_EQ(o.default_quotas->queued, 7);
+  EXPECT_EQ(o.default_quotas->running, service::Quotas{}.running);
+  EXPECT_EQ(o.default_quotas->storage_bytes, std::int64_t{100} << 20);
+  EXPECT_DOUBLE_EQ(o.default_quotas->cpu_seconds_per_month, 60);
+
+  const auto refused = [&](const std::string& text, const std::string& named) {
+    std::ofstream(file) << text;
+    const auto r = test::run_cli(
+        fmt::format("serve --root '{}' --config '{}' --listen 127.0.0.1:0", dir.file("root"), file.string()));
+    EXPECT_EQ(r.exit_code, 3) << text << r.err;
+    EXPECT_NE(r.err.find(named), std::string::npos) << text << " -> " << r.err;
+  };
+  refused(R"({"listn": "127.0.0.1:1"})", "unknown key 'listn'");
+  refused(R"({"default_quotas": {"cpu": 1}})", "unknown key 'default_quotas.cpu'");
+  refused(R"({"workers": "two"})", "key 'workers': expected an integer");
+  refused(R"({"workers": 0})", "key 'workers'");
+  refused(R"({"anonymous_read": 1})", "key 'anonymous_read'");
+  refused(R"({"listen": "nowhere"})", "key 'listen'");
+  std::ofstream(file) << "{not json";
+  EXPECT_EQ(test::run_cli(fmt::format("serve --root '{}' --config '{}'", dir.file("root"), file.string()))
+                .exit_code,
+            5);
+}
+
+TEST(ServiceConfig, CommandLineOptionsOverrideTheFile) {
+  test::TempDir dir, data;
+  const fs::path root = dir.file("root");
+  const fs::path file = dir.file("service.json");
+  // The file's port is taken; --listen replaces it. Its default quotas go to users added later.
+  std::ofstream(file) << fmt::format(
+      R"({{"listen": "127.0.0.1:1", "data": ["{}"], "anonymous_read": true,
+          "default_quotas": {{"queued": 7}}}})",
+      data.path().string());
+  const std::string exe = DEFORMA_CLI_PATH;
+  std::vector<std::string> args{exe,        "-q",          "serve",    "--root",      root.string(),
+                                "--config", file.string(), "--listen", "127.0.0.1:0", "--workers",
+                                "1"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  ASSERT_EQ(posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  const int port = service_port(root);
+  EXPECT_GT(port, 1);
+  if (port > 1) {
+    const auto added = test::run_cli(fmt::format("users add dora --root '{}'", root.string()));
+    EXPECT_EQ(added.exit_code, 0) << added.err;
+    EXPECT_EQ(service::Store(root).user("dora")->quotas.queued, 7);
+    // anonymous_read from the file is on: a missing job without a key is 401 (not a 404 of a keyed read).
+    Client anonymous(port, "");
+    EXPECT_EQ(anonymous.get("/jobs/0123").status, 401);
+    EXPECT_EQ(anonymous.get("/conformance").status, 200);
+  }
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+}
+
 TEST(ServiceCli, UsersAddPrintsTheKeyOnceOnTheLastLine) {
   test::TempDir root;
   const auto added =
@@ -698,6 +939,12 @@ TEST(ServiceCli, UsersAddPrintsTheKeyOnceOnTheLastLine) {
       test::run_cli(fmt::format("users set-quota carol --root '{}' --quota-queued 5", root.path().string()))
           .exit_code,
       0);
+  EXPECT_EQ(service::Store(root.path()).user("carol")->quotas.queued, 5);
+  EXPECT_EQ(
+      test::run_cli(fmt::format("users set-quota carol --root '{}' --quota-cpu 7.5", root.path().string()))
+          .exit_code,
+      0);
+  EXPECT_DOUBLE_EQ(service::Store(root.path()).user("carol")->quotas.cpu_seconds_per_month, 7.5);
   EXPECT_EQ(service::Store(root.path()).user("carol")->quotas.queued, 5);
   EXPECT_EQ(test::run_cli(fmt::format("users remove carol --root '{}'", root.path().string())).exit_code, 0);
   EXPECT_FALSE(service::Store(root.path()).authenticate(key).has_value());

@@ -6,8 +6,11 @@
 #include <cstddef>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "deforma/service/store.hpp"
 
 namespace deforma::service {
 
@@ -25,7 +28,23 @@ struct ServerOptions {
   double retention_days = 14;     ///< results are deleted this long after the job ends
   int job_threads = 0;            ///< threads of one job; 0 = all cores
   std::size_t job_ram_mb = 1024;  ///< memory budget of one job
+  /// Jobs their owner marked public (PATCH /jobs/ID {"public": true}) are readable without a key: status,
+  /// results and files. Nothing else is.
+  bool anonymous_read = false;
+  /// Quotas given to users created without explicit ones (`deforma users add`); stored at start.
+  std::optional<Quotas> default_quotas;
 };
+
+/// Sets `options.host` and `options.port` from "HOST:PORT". Throws InvalidArgument naming `what` (the
+/// option or configuration key the text came from).
+void parse_listen(const std::string& text, const std::string& what, ServerOptions& options);
+
+/// Reads a configuration file (a JSON object) into `options`; keys absent from the file keep their value.
+/// Keys: listen, workers, io_threads, job_threads, job_ram_mb, data (array of folders), retention_days,
+/// max_attempts, body_limit_mb, read_timeout_s, anonymous_read, default_quotas {running, queued,
+/// storage_mb, cpu_seconds_per_month}. Throws InvalidArgument naming the file and the key for an unknown key
+/// or a value of the wrong type, IoError when the file cannot be read, FormatError when it is not JSON.
+void read_config_file(const std::filesystem::path& file, ServerOptions& options);
 
 class Server {
  public:

@@ -19,6 +19,7 @@ struct Quotas {
   std::int64_t running = 2;                             ///< jobs running at once
   std::int64_t queued = 20;                             ///< jobs waiting to run
   std::int64_t storage_bytes = std::int64_t{10} << 30;  ///< job folders and uploads together
+  double cpu_seconds_per_month = 360000;                ///< CPU time of the user's jobs in a UTC month
 };
 
 struct User {
@@ -39,7 +40,9 @@ struct Job {
   std::string message;
   std::string created, started, finished, updated, expires;
   int attempts = 0;
-  std::int64_t seq = 0;  ///< submission order
+  std::int64_t seq = 0;    ///< submission order
+  double cpu_seconds = 0;  ///< CPU time its processes used (user + system), over all attempts
+  bool is_public = false;  ///< readable without a key when the service allows anonymous reads
 };
 
 struct JobFilter {
@@ -95,12 +98,23 @@ class Store {
   /// Returns how many were re-queued and failed.
   std::pair<int, int> recover(int max_attempts);
 
+  /// Adds the CPU time of one run of a job to the job and to its user's use in the current UTC month.
+  void add_cpu_seconds(const std::string& id, double seconds);
+  /// CPU seconds a user's jobs used in the current UTC month (kept after the jobs expire).
+  double cpu_seconds_this_month(const std::string& user);
+  void set_public(const std::string& id, bool is_public);
+
+  /// Quotas of users created without explicit ones (the service's configuration writes them).
+  Quotas default_quotas();
+  void set_default_quotas(const Quotas& quotas);
+
   // Uploads.
   void record_upload(const std::string& user, const std::string& name, std::int64_t size_bytes);
   nlohmann::json uploads(const std::string& user);
 
  private:
   void exec(const std::string& sql);
+  void add_column(const std::string& table, const std::string& column, const std::string& type);
   sqlite3* db_ = nullptr;
   std::mutex mutex_;
 };

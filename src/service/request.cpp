@@ -1,0 +1,227 @@
+#include "service/request.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "deforma/core/error.hpp"
+
+namespace deforma::service {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+std::string href_of(const json& value, const std::string& input) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_object() && value.contains("href") && value["href"].is_string()) return value["href"];
+  fail(400, "Bad Request",
+       fmt::format("input '{}': expected a reference {{\"href\": ...}} or a string", input),
+       "invalid-parameter");
+}
+
+}  // namespace
+
+void fail(int status, std::string title, std::string detail, std::string type) {
+  throw ApiError{status, std::move(type), std::move(title), std::move(detail)};
+}
+
+// File name of an output inside the job's outputs folder, from its declared media type.
+std::string output_file_name(const ParamDecl& p) {
+  const std::string& m = p.media_type;
+  if (m.rfind("image/tiff", 0) == 0) return p.name + ".tif";
+  if (m == "image/png") return p.name + ".png";
+  if (m == "text/csv") return p.name + ".csv";
+  if (m == "application/geopackage+sqlite3") return p.name + ".gpkg";
+  if (m == "application/json") return p.name + ".json";
+  return p.name;  // a folder or a file-name prefix
+}
+
+bool inside(const fs::path& path, const fs::path& root) {
+  auto p = path.begin();
+  for (auto r = root.begin(); r != root.end(); ++r, ++p) {
+    if (r->empty()) continue;  // a trailing separator
+    if (p == path.end() || *p != *r) return false;
+  }
+  return true;
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  std::size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  return s.substr(i);
+}
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, sep)) {
+    part = trim(part);
+    if (!part.empty()) out.push_back(part);
+  }
+  return out;
+}
+
+// The local file an input href names, when it lies within what this user may read: a data root, their
+// uploads or their own jobs' folders. Anything else is refused naming the input.
+fs::path resolve_href(const HrefContext& where, const std::string& input, std::string href) {
+  auto refuse = [&](const std::string& why) -> fs::path {
+    fail(400, "Bad Request", fmt::format("input '{}': '{}' {}", input, href, why), "invalid-parameter");
+  };
+  if (href.empty()) refuse("is empty");
+  if (href.rfind("file://", 0) == 0) {
+    href = href.substr(7);
+    if (href.empty() || href[0] != '/') return refuse("is not an absolute file:// URL");
+  } else if (href.find("://") != std::string::npos) {
+    // Only this service's own URLs (its uploads and jobs); other hosts are never fetched.
+    const std::string& own = where.own_base;
+    if (href.rfind(own, 0) != 0) return refuse("is a URL of another host; expected a file in a data root");
+    std::string path_part(1, '/');
+    path_part.append(href, own.size());
+    href = std::move(path_part);
+    if (href.rfind("/jobs/", 0) != 0 && href.rfind("/uploads/", 0) != 0) {
+      return refuse("is not an upload or a job's file");
+    }
+  }
+  href = url_decode(href);
+  fs::path path;
+  std::vector<fs::path> allowed;
+  auto after = [&](const std::string& prefix) { return href.substr(prefix.size()); };
+  if (href.rfind("/uploads/", 0) == 0 || href.rfind("uploads/", 0) == 0) {
+    allowed = {where.uploads_dir};
+    path = allowed.front() / after(href[0] == '/' ? "/uploads/" : "uploads/");
+  } else if (href.rfind("/jobs/", 0) == 0 || href.rfind("jobs/", 0) == 0) {
+    const auto parts = split(after(href[0] == '/' ? "/jobs/" : "jobs/"), '/');
+    if (parts.size() < 3 || parts[1] != "files") return refuse("is not a job's file (jobs/ID/files/PATH)");
+    if (parts[0].find_first_of("/.") != std::string::npos || !where.job_readable ||
+        !where.job_readable(parts[0])) {
+      return refuse("names no job of yours");
+    }
+    allowed = {where.jobs_dir / parts[0]};
+    path = allowed.front();
+    for (std::size_t i = 2; i < parts.size(); ++i) path /= parts[i];
+  } else {
+    if (where.data_roots.empty()) return refuse("cannot be read: the service has no data root");
+    allowed = where.data_roots;
+    path = href[0] == '/' ? fs::path(href) : where.data_roots.front() / href;
+  }
+  std::error_code ec;
+  // Canonical: '..' and symbolic links are resolved before the check, so neither leads out of a root.
+  const fs::path real = fs::weakly_canonical(path, ec);
+  if (ec) return refuse("cannot be resolved");
+  bool ok = false;
+  for (const auto& root : allowed) {
+    const fs::path real_root = fs::weakly_canonical(root, ec);
+    if (!ec && inside(real, real_root)) ok = true;
+  }
+  if (!ok) return refuse("is outside the data roots, your uploads and your jobs");
+  if (!fs::exists(real, ec)) return refuse("does not exist");
+  return real;
+}
+
+json parse_execution_body(const std::string& content_type, const std::string& text) {
+  if (!content_type.empty() && content_type.find("json") == std::string::npos) {
+    fail(415, "Unsupported Media Type",
+         fmt::format("the request body is '{}'; expected application/json", content_type));
+  }
+  json body = json::parse(text, nullptr, false);
+  if (body.is_discarded()) fail(400, "Bad Request", "the request body is not valid JSON");
+  if (!body.is_object()) fail(400, "Bad Request", "the request body must be a JSON object with 'inputs'");
+  return body;
+}
+
+Execution parse_execution(const OperationDecl& op, const json& body, const fs::path& job_dir,
+                          const HrefContext& where) {
+  const json inputs = body.value("inputs", json::object());
+  if (!inputs.is_object()) fail(400, "Bad Request", "'inputs' must be a JSON object");
+  const json wanted = body.value("outputs", json::object());
+  if (!wanted.is_object()) fail(400, "Bad Request", "'outputs' must be a JSON object");
+  json values = json::object();
+  for (const auto& [name, value] : inputs.items()) {
+    const auto it =
+        std::find_if(op.params.begin(), op.params.end(), [&](const ParamDecl& p) { return p.name == name; });
+    if (it == op.params.end() || is_cli_only(*it) || it->role == ParamRole::kOutput) {
+      fail(400, "Bad Request",
+           fmt::format("input '{}' is not an input of process '{}'{}", name, process_id(op),
+                       it != op.params.end() && it->role == ParamRole::kOutput
+                           ? " (outputs are placed by the service; select them under 'outputs')"
+                           : ""),
+           "invalid-parameter");
+    }
+    if (it->role == ParamRole::kInput) {
+      if (it->type == ParamType::kList) {
+        if (!value.is_array())
+          fail(400, "Bad Request", fmt::format("input '{}': expected an array of references", name),
+               "invalid-parameter");
+        json paths = json::array();
+        for (const auto& v : value) paths.push_back(resolve_href(where, name, href_of(v, name)).string());
+        values[name] = paths;
+      } else {
+        values[name] = resolve_href(where, name, href_of(value, name)).string();
+      }
+    } else {
+      if (value.is_object() || (value.is_array() && it->type != ParamType::kList) || value.is_null()) {
+        fail(400, "Bad Request",
+             fmt::format("input '{}': expected {}", name, param_schema(*it).value("type", "a value")),
+             "invalid-parameter");
+      }
+      values[name] = value;
+    }
+  }
+  for (const auto& [name, value] : wanted.items()) {
+    const auto it =
+        std::find_if(op.params.begin(), op.params.end(), [&](const ParamDecl& p) { return p.name == name; });
+    if (name != "summary" && (it == op.params.end() || it->role != ParamRole::kOutput)) {
+      fail(400, "Bad Request",
+           fmt::format("output '{}' is not an output of process '{}'", name, process_id(op)),
+           "invalid-parameter");
+    }
+  }
+  json outputs = json::object();
+  for (const auto& p : op.params) {
+    if (p.role != ParamRole::kOutput || (!p.required && !wanted.contains(p.name))) continue;
+    const std::string rel = "outputs/" + output_file_name(p);
+    values[p.name] = (job_dir / rel).string();
+    outputs[p.name] = {{"path", rel}, {"type", p.media_type}};
+  }
+  // Types, bounds and required inputs are checked by the same declaration the CLI uses.
+  try {
+    (void)ParamValues::from_json(op.params, values);
+  } catch (const InvalidArgument& e) {
+    std::string detail = e.what();
+    const auto dashes = detail.find("--");
+    if (dashes != std::string::npos && dashes < 12) detail.erase(dashes, 2);  // no CLI flags in a web answer
+    fail(400, "Bad Request", detail, "invalid-parameter");
+  }
+  return {values, outputs};
+}
+
+std::string url_decode(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size()) {
+      const auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+      };
+      const int hi = hex(text[i + 1]);
+      const int lo = hex(text[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+        continue;
+      }
+    }
+    out += text[i];
+  }
+  return out;
+}
+
+}  // namespace deforma::service
