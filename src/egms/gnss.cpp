@@ -316,13 +316,7 @@ GnssModel GnssModel::read(const std::string& path) {
   // Positions in EPSG:3035 where the file gives only longitude/latitude.
   if (std::any_of(model.sites.begin(), model.sites.end(),
                   [](const GnssSite& s) { return std::isnan(s.easting_m); })) {
-    ensure_gdal_initialized();
-    OGRSpatialReference wgs84, laea;
-    wgs84.importFromEPSG(4326);
-    laea.importFromEPSG(3035);
-    wgs84.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
-    laea.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
-    std::unique_ptr<OGRCoordinateTransformation> transform(OGRCreateCoordinateTransformation(&wgs84, &laea));
+    const auto transform = detail::lonlat_to_epsg3035_transform();
     if (!transform) throw IoError("cannot build the WGS84 -> EPSG:3035 transformation");
     for (auto& s : model.sites) {
       double x = s.longitude, y = s.latitude;

@@ -205,14 +205,20 @@ void los_from_angles(double incidence_deg, double track_deg, double& east, doubl
   up = std::cos(incidence_deg * deg);
 }
 
-void lonlat_to_epsg3035(double longitude_deg, double latitude_deg, double& easting_m, double& northing_m) {
+namespace detail {
+std::unique_ptr<OGRCoordinateTransformation> lonlat_to_epsg3035_transform() {
   ensure_gdal_initialized();
   OGRSpatialReference wgs84, laea;
   wgs84.importFromEPSG(4326);
   laea.importFromEPSG(3035);
   wgs84.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
   laea.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
-  std::unique_ptr<OGRCoordinateTransformation> transform(OGRCreateCoordinateTransformation(&wgs84, &laea));
+  return std::unique_ptr<OGRCoordinateTransformation>(OGRCreateCoordinateTransformation(&wgs84, &laea));
+}
+}  // namespace detail
+
+void lonlat_to_epsg3035(double longitude_deg, double latitude_deg, double& easting_m, double& northing_m) {
+  const auto transform = detail::lonlat_to_epsg3035_transform();
   double x = longitude_deg, y = latitude_deg;
   if (!transform || !transform->Transform(1, &x, &y) || !std::isfinite(x) || !std::isfinite(y)) {
     throw InvalidArgument(fmt::format("lon {} lat {}: cannot be projected to EPSG:3035", longitude_deg,

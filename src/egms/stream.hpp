@@ -12,7 +12,13 @@
 #include "deforma/egms/processing.hpp"
 #include "deforma/egms/product.hpp"
 
+class OGRCoordinateTransformation;
+
 namespace deforma::egms::detail {
+
+/// WGS84 longitude/latitude (in that axis order) to EPSG:3035 metres, the grid of EGMS products; null when
+/// PROJ cannot build it. One transformation serves many points.
+std::unique_ptr<OGRCoordinateTransformation> lonlat_to_epsg3035_transform();
 
 /// Fits every point of `chunk` (parallel over fixed blocks: results do not depend on the thread count).
 void fit_chunk(const TimeSeriesModel& model, const PointChunk& chunk, std::vector<PointModel>& results);
