@@ -18,6 +18,7 @@
 #include "deforma/core/cancel.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/io/dates.hpp"
 #include "deforma/io/files.hpp"
 #include "deforma/version.hpp"
 
@@ -25,14 +26,6 @@ namespace deforma::io {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string iso_utc(std::time_t t) {
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string with_gdal_reason(const std::string& message) {
   const std::string reason = last_gdal_error();

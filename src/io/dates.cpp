@@ -300,4 +300,12 @@ Date acquisition_date(const std::string& path) {
   return evidence.front().date;
 }
 
+std::string iso_utc(std::time_t t) {
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 }  // namespace deforma::io

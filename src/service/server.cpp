@@ -25,6 +25,7 @@
 #include <spdlog/spdlog.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/io/dates.hpp"
 #include "deforma/ops.hpp"
 #include "deforma/service/job.hpp"
 #include "deforma/service/store.hpp"
@@ -68,13 +69,7 @@ std::string http_date(std::time_t t) {
 }
 
 std::string rfc3339_after(double days) {
-  const auto t = std::chrono::system_clock::to_time_t(
-      std::chrono::system_clock::now() + std::chrono::seconds(static_cast<long long>(days * 86400)));
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return io::iso_utc(std::time(nullptr) + static_cast<std::time_t>(days * 86400));
 }
 
 double cpu_seconds_of(const rusage& usage) {

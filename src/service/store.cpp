@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/io/dates.hpp"
 
 namespace deforma::service {
 namespace {
@@ -122,15 +123,7 @@ std::string current_month() {
 
 }  // namespace
 
-std::string now_rfc3339() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string now_rfc3339() { return io::iso_utc(std::time(nullptr)); }
 
 std::string random_hex(std::size_t bytes) {
   std::ifstream urandom("/dev/urandom", std::ios::binary);

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "deforma/io/dates.hpp"
 #include "deforma/core/error.hpp"
 
 namespace deforma::timeseries::detail {
@@ -77,14 +78,7 @@ void copy_cf_grid_mapping(const std::string& crs_wkt, const std::string& scratch
 }
 
 // "2026-03-01T12:00:00Z": when the file was written, for the CF history attribute.
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
-}
+std::string utc_now() { return io::iso_utc(std::time(nullptr)); }
 
 }  // namespace
 

@@ -6,6 +6,7 @@
 // resort). Two different dates from the trusted sources are an error naming the file: a wrong date would
 // silently corrupt every velocity computed from it.
 #include <compare>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -92,5 +93,9 @@ std::vector<DateEvidence> date_evidence(const std::string& path);
 /// The acquisition date of `path` (an image or an MTL file). Throws FormatError naming the file when no
 /// date is found, or when sources disagree (listing each date and its source).
 Date acquisition_date(const std::string& path);
+
+/// A moment as ISO 8601 / RFC 3339 UTC text, "2026-03-01T12:00:00Z": provenance, history attributes, job
+/// times.
+std::string iso_utc(std::time_t t);
 
 }  // namespace deforma::io
