@@ -356,12 +356,6 @@ int main(int argc, char** argv) {
         if (set) raw[name] = {"true"};
       }
       const auto params = deforma::ParamValues::parse(cmd.op->params, raw);
-      // Before any work: inputs that would block or never end, outputs that would replace a device, a link
-      // or an input, folders that cannot be written.
-      deforma::io::check_operation_paths(*cmd.op, params);
-      // The files the run makes together appear together at its end, or not at all.
-      deforma::io::OutputCommitGroup outputs(deforma::io::declared_file_outputs(*cmd.op, params),
-                                             deforma::io::declared_output_prefixes(*cmd.op, params));
       install_interrupt_handlers();
       auto progress = deforma::make_terminal_progress(quiet ? deforma::ProgressStyle::kQuiet
                                                             : deforma::ProgressStyle::kAuto);
@@ -370,10 +364,7 @@ int main(int argc, char** argv) {
       context.threads = thread_count;
       context.ram_budget_mb = static_cast<std::size_t>(ram_mb);
       context.command_line = joined_command_line(argc, argv);
-      auto summary = cmd.op->run(params, context);
-      // An operation without a check of its own ran to the end: its outputs are still held, and dropped.
-      if (deforma::cancellation_requested()) throw deforma::Cancelled("interrupted");
-      outputs.commit();
+      auto summary = deforma::io::run_operation(*cmd.op, params, context);
       if (json_summary) {
         std::cout << summary.to_json().dump(2) << '\n';
       } else if (params.get_bool("json")) {

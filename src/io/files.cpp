@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "deforma/core/cancel.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/operation.hpp"
 #include "deforma/io/cog_writer.hpp"
@@ -308,6 +309,19 @@ bool OutputCommitGroup::hold(const std::string& temp_path, const std::string& fi
     }
   }
   return false;
+}
+
+Summary run_operation(const OperationDecl& op, const ParamValues& values, RunContext& context) {
+  // Before any work: inputs that would block or never end, outputs that would replace a device, a link or
+  // an input, folders that cannot be written.
+  check_operation_paths(op, values);
+  // The files the run makes together appear together at its end, or not at all.
+  OutputCommitGroup outputs(declared_file_outputs(op, values), declared_output_prefixes(op, values));
+  auto summary = op.run(values, context);
+  // An operation without a check of its own ran to the end: its outputs are still held, and dropped.
+  if (cancellation_requested()) throw Cancelled("interrupted");
+  outputs.commit();
+  return summary;
 }
 
 }  // namespace deforma::io

@@ -18,6 +18,7 @@
 #include <tbb/global_control.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/io/files.hpp"
 #include "deforma/ops.hpp"
 
 namespace deforma::service {
@@ -155,7 +156,7 @@ int run_job_folder(const std::filesystem::path& dir_arg) {
     context.threads = threads;
     context.ram_budget_mb = ram_mb;
     context.command_line = fmt::format("deforma job run {}", dir.string());
-    auto summary = op->run(params, context);
+    auto summary = io::run_operation(*op, params, context);
     if (g_stop.load()) throw Cancelled("cancelled");
     write_file_atomically(dir / "result.json", summary.to_json().dump(2));
     return 0;

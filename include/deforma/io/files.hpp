@@ -13,6 +13,8 @@
 namespace deforma {
 struct OperationDecl;
 class ParamValues;
+struct RunContext;
+struct Summary;
 }  // namespace deforma
 
 namespace deforma::io {
@@ -73,5 +75,10 @@ class OutputCommitGroup {
   std::vector<std::string> prefixes_;                      // normalised prefixes, "_" included
   std::vector<std::pair<std::string, std::string>> held_;  // (temporary, final)
 };
+
+/// Runs `op` the way every caller must (the command line and the service's job processes alike): its paths
+/// checked before any work (check_operation_paths), and the files it declares committed together once it
+/// has run to the end without being cancelled, or not at all (OutputCommitGroup).
+Summary run_operation(const OperationDecl& op, const ParamValues& values, RunContext& context);
 
 }  // namespace deforma::io
