@@ -17,9 +17,6 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <gdal.h>
-#include <tbb/global_control.h>
-#include <tbb/info.h>
 
 #include "deforma/core/cancel.hpp"
 #include "deforma/core/command_line.hpp"
@@ -335,11 +332,9 @@ int main(int argc, char** argv) {
 
   deforma::init_logging(quiet ? deforma::Verbosity::kQuiet
                               : (verbose ? deforma::Verbosity::kVerbose : deforma::Verbosity::kNormal));
-  // GDAL's block cache counts against the memory budget: a quarter of --ram (GDAL's default is 5 % of the
-  // machine's memory, whatever the budget).
-  GDALSetCacheMax64(static_cast<GIntBig>(ram_mb) * (1 << 20) / 4);
-  const int thread_count = threads > 0 ? static_cast<int>(threads) : tbb::info::default_concurrency();
-  tbb::global_control thread_limit(tbb::global_control::max_allowed_parallelism, thread_count);
+  // The run's thread limit and memory budget (a quarter of it for GDAL's block cache) are applied to the
+  // run itself by io::run_operation.
+  const int thread_count = static_cast<int>(threads);
   if (auto code = service_commands.run()) return *code;
 
   for (auto& cmd : commands) {

@@ -1,6 +1,7 @@
 #include "deforma/io/cog_writer.hpp"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -30,6 +31,21 @@ namespace {
 std::string with_gdal_reason(const std::string& message) {
   const std::string reason = last_gdal_error();
   return reason.empty() ? message : fmt::format("{} ({})", message, reason);
+}
+
+// A failed write, with GDAL's reason and, when the folder's disk has (almost) no room left, that cause in
+// plain words: GDAL reports a full disk as "TIFFAppendToStrip: Write error". Called before the staged file
+// is removed, while the disk is still full.
+std::string write_failure(const std::string& path, const std::string& message) {
+  const fs::path p(path);
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  struct statvfs disk {};
+  constexpr unsigned long long kAlmostFullBytes = 1ULL << 20;
+  if (::statvfs(dir.c_str(), &disk) == 0 &&
+      static_cast<unsigned long long>(disk.f_bavail) * disk.f_frsize < kAlmostFullBytes) {
+    return with_gdal_reason(message) + fmt::format("; the disk holding {} is full", dir.string());
+  }
+  return with_gdal_reason(message);
 }
 
 // A name in the same folder as `final_path` (so that rename is atomic), hidden, unique per process/call.
@@ -251,7 +267,7 @@ void CogWriter::write(int band, const Window& window, const GridF& values) {
   if (state_->staging->GetRasterBand(band)->RasterIO(GF_Write, window.col, window.row, window.width, window.height,
                                                      const_cast<float*>(values.data()), window.width, window.height,
                                                      GDT_Float32, 0, 0, nullptr) != CE_None) {
-    throw IoError(with_gdal_reason(fmt::format("{}: writing band {} failed", path_, band)));
+    throw IoError(write_failure(path_, fmt::format("{}: writing band {} failed", path_, band)));
   }
 }
 
@@ -271,9 +287,10 @@ void CogWriter::finish() {
   clear_gdal_error();
   ds->FlushCache();
   if (!last_gdal_error().empty()) {
+    const std::string message = write_failure(path_, fmt::format("{}: writing the output failed", path_));
     state_->drop();
     state_->finished = true;
-    throw IoError(with_gdal_reason(fmt::format("{}: writing the output failed", path_)));
+    throw IoError(message);
   }
 
   const std::string partial = temporary_name(path_, "partial");
@@ -302,11 +319,13 @@ void CogWriter::finish() {
     const bool cancelled = cancellation_requested() ||
                            last_gdal_error().find("nterrupt") != std::string::npos ||
                            last_gdal_error().find("ancel") != std::string::npos;
+    const std::string message =
+        write_failure(partial, fmt::format("{}: writing the Cloud-Optimized GeoTIFF failed", path_));
     remove_quietly(partial);
     state_->drop();
     state_->finished = true;
     if (cancelled) throw Cancelled(fmt::format("{}: writing cancelled; no output written", path_));
-    throw IoError(with_gdal_reason(fmt::format("{}: writing the Cloud-Optimized GeoTIFF failed", path_)));
+    throw IoError(message);
   }
   state_->drop();
   state_->finished = true;

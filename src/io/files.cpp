@@ -11,11 +11,16 @@
 #include <mutex>
 
 #include <fmt/format.h>
+#include <gdal.h>
+#include <tbb/info.h>
+#include <tbb/task_arena.h>
 #include <spdlog/spdlog.h>
 
 #include "deforma/core/cancel.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/operation.hpp"
+#include "deforma/core/progress.hpp"
+#include "deforma/core/summary.hpp"
 #include "deforma/io/cog_writer.hpp"
 
 namespace deforma::io {
@@ -311,15 +316,61 @@ bool OutputCommitGroup::hold(const std::string& temp_path, const std::string& fi
   return false;
 }
 
+namespace {
+
+// The run's view of its caller's progress: the same reports, and a stop that is the caller's, the run's own
+// (RunContext::stop) or the process's.
+class RunProgress final : public Progress {
+ public:
+  RunProgress(Progress& inner, std::shared_ptr<std::atomic<bool>> stop)
+      : inner_(inner), stop_(std::move(stop)) {}
+  void start(const std::string& label, std::uint64_t total) override { inner_.start(label, total); }
+  void advance(std::uint64_t units) override { inner_.advance(units); }
+  void finish() override { inner_.finish(); }
+  bool cancelled() const override {
+    return (stop_ && stop_->load()) || cancellation_requested() || inner_.cancelled();
+  }
+
+ private:
+  Progress& inner_;
+  std::shared_ptr<std::atomic<bool>> stop_;
+};
+
+// GDAL's block cache is one per process: the largest budget of the runs seen so far, so that a run never
+// shrinks the cache under another one.
+void raise_gdal_cache(std::size_t ram_budget_mb) {
+  static std::mutex mutex;
+  static GIntBig largest = 0;
+  const GIntBig bytes = static_cast<GIntBig>(ram_budget_mb) * (1 << 20) / 4;
+  std::lock_guard lock(mutex);
+  if (bytes <= largest) return;
+  largest = bytes;
+  GDALSetCacheMax64(bytes);
+}
+
+}  // namespace
+
 Summary run_operation(const OperationDecl& op, const ParamValues& values, RunContext& context) {
+  if (context.threads < 0) {
+    throw InvalidArgument(fmt::format("threads: {} is out of range: expected 0 (all cores) or more", context.threads));
+  }
   // Before any work: inputs that would block or never end, outputs that would replace a device, a link or
   // an input, folders that cannot be written.
   check_operation_paths(op, values);
   // The files the run makes together appear together at its end, or not at all.
   OutputCommitGroup outputs(declared_file_outputs(op, values), declared_output_prefixes(op, values));
-  auto summary = op.run(values, context);
+  raise_gdal_cache(context.ram_budget_mb);
+  RunProgress progress(progress_or_null(context.progress), context.stop);
+  RunContext run_context = context;
+  run_context.progress = &progress;
+  run_context.threads = context.threads > 0 ? context.threads : tbb::info::default_concurrency();
+  // Every parallel algorithm the operation starts runs in this arena, with this many threads at most,
+  // whatever other runs of the process use.
+  tbb::task_arena arena(run_context.threads);
+  Summary summary;
+  arena.execute([&] { summary = op.run(values, run_context); });
   // An operation without a check of its own ran to the end: its outputs are still held, and dropped.
-  if (cancellation_requested()) throw Cancelled("interrupted");
+  if (progress.cancelled()) throw Cancelled("interrupted");
   outputs.commit();
   return summary;
 }

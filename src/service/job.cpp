@@ -10,14 +10,16 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <gdal.h>
-#include <tbb/global_control.h>
+#include <ogr_spatialref.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
 #include "deforma/io/files.hpp"
 #include "deforma/ops.hpp"
 
@@ -81,6 +83,22 @@ class FileProgress final : public Progress {
   std::chrono::steady_clock::time_point last_{};
 };
 
+// Registers GDAL's drivers, opens PROJ's database and builds the operation table.
+void warm_up() {
+  try {
+    ensure_gdal_initialized();
+    OGRSpatialReference wgs84;
+    wgs84.importFromEPSG(4326);
+    OGRSpatialReference utm;
+    utm.importFromEPSG(32633);
+    const std::unique_ptr<OGRCoordinateTransformation> transform(
+        OGRCreateCoordinateTransformation(&wgs84, &utm));
+    (void)builtin_operations().list();
+  } catch (const std::exception&) {
+    // A failure here shows again, with its context, when the job itself needs the same thing.
+  }
+}
+
 }  // namespace
 
 void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
@@ -114,6 +132,9 @@ int run_job_folder(const std::filesystem::path& dir_arg) {
   std::filesystem::path dir = dir_arg;
   if (dir == "-") {
     // Started ahead of need by the service: the job folder comes on standard input, the log goes there.
+    // Meanwhile, pay what every job pays before its first pixel: GDAL's driver registration and PROJ's
+    // database (most of a short job's time after the process start itself).
+    warm_up();
     std::string line;
     if (!std::getline(std::cin, line) || line.empty()) return 0;
     dir = line;
@@ -147,9 +168,6 @@ int run_job_folder(const std::filesystem::path& dir_arg) {
     const auto params = ParamValues::from_json(op->params, job["values"]);
     const int threads = job.value("threads", 0);
     const std::size_t ram_mb = job.value("ram_mb", std::size_t{1024});
-    std::optional<tbb::global_control> thread_limit;
-    if (threads > 0) thread_limit.emplace(tbb::global_control::max_allowed_parallelism, threads);
-    GDALSetCacheMax64(static_cast<GIntBig>(ram_mb) * (1 << 20) / 4);
     FileProgress progress(dir / "progress.json");
     RunContext context;
     context.progress = &progress;

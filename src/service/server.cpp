@@ -3,12 +3,15 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -122,6 +125,12 @@ struct Server::Impl {
   std::map<std::string, std::vector<std::function<void()>>> waiters;  // sync executions
   bool stopping = false;
   bool kick = false;  // something for the scheduler: set under `mutex`, so a wake-up is never lost
+  // One thread per running job's process waits for its end (on a pidfd, so a reused pid cannot confuse
+  // it) and wakes the scheduler at once: a short job is not left waiting for the next poll. Set without
+  // `mutex` (the scheduler joins these threads while holding it); a wake-up lost in between costs one
+  // poll period at most.
+  std::atomic<bool> child_ended{false};
+  std::map<pid_t, std::thread> watchers;
   std::thread scheduler;
   std::chrono::steady_clock::time_point next_janitor{};
 
@@ -511,6 +520,7 @@ struct Server::Impl {
     job.message = "queued";
 
     const bool async = req.header("prefer").find("respond-async") != std::string::npos || !op.quick;
+    if (!async) job.priority = kInteractivePriority;
     if (!async) {
       // Registered before the job exists, so its end cannot be missed.
       std::lock_guard lock(mutex);
@@ -908,10 +918,11 @@ struct Server::Impl {
       if (waitpid(spare.pid, &status, WNOHANG) == 0) return;
       ::close(spare.fd);
       spare = {};
+      // It died waiting: a spare that keeps dying is not restarted in a loop. One handed a job is
+      // replaced at once, so jobs arriving back to back each find one.
+      next_spare = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     }
-    const auto now = std::chrono::steady_clock::now();
-    if (now < next_spare) return;
-    next_spare = now + std::chrono::seconds(2);  // a spare that keeps dying is not restarted in a loop
+    if (std::chrono::steady_clock::now() < next_spare) return;
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return;
     std::string error;
@@ -963,7 +974,29 @@ struct Server::Impl {
     r.pid = pid;
     r.user = job.user;
     running[job.id] = r;
+    watch(pid);
     spdlog::info("job {} ({}, user {}) started, pid {}", job.id, job.process, job.user, pid);
+  }
+
+  void watch(pid_t pid) {
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) return;  // an old kernel: the scheduler's poll still sees the end
+    watchers[pid] = std::thread([this, pidfd] {
+      pollfd end{pidfd, POLLIN, 0};
+      while (::poll(&end, 1, -1) < 0 && errno == EINTR) {
+      }
+      ::close(pidfd);
+      child_ended = true;
+      wake.notify_all();
+    });
+  }
+
+  // After the process was reaped: its watcher has returned or is about to.
+  void unwatch(pid_t pid) {
+    auto it = watchers.find(pid);
+    if (it == watchers.end()) return;
+    it->second.join();
+    watchers.erase(it);
   }
 
   void notify_waiters(const std::string& id) {
@@ -1043,6 +1076,7 @@ struct Server::Impl {
           const std::string id = it->first;
           const Running r = it->second;
           it = running.erase(it);
+          unwatch(r.pid);
           if (done == r.pid) charge_cpu(id, usage);
           finalize(id, r, status);
           continue;
@@ -1075,7 +1109,12 @@ struct Server::Impl {
               if (!u) store->transition(q->id, "accepted", "failed", "its user was removed before it ran");
             }
             if (per_user[q->user] >= limit[q->user]) continue;
-            if (best == queued.end() || per_user[q->user] < per_user[best->user]) best = q;
+            // `queued` comes highest priority first, oldest first: a later job wins only by being of the
+            // same priority and of a user with fewer jobs running.
+            if (best == queued.end() ||
+                (q->priority == best->priority && per_user[q->user] < per_user[best->user])) {
+              best = q;
+            }
           }
           if (best == queued.end()) break;
           ++per_user[best->user];
@@ -1094,8 +1133,9 @@ struct Server::Impl {
         }
       }
       wake.wait_for(lock, running.empty() ? std::chrono::milliseconds(500) : std::chrono::milliseconds(20),
-                    [this] { return kick || stopping; });
+                    [this] { return kick || stopping || child_ended.load(); });
       kick = false;
+      child_ended = false;
     }
   }
 };
@@ -1173,6 +1213,7 @@ void Server::stop() {
     int status = 0;
     rusage usage{};
     if (wait4(r.pid, &status, 0, &usage) == r.pid) impl_->charge_cpu(id, usage);
+    impl_->unwatch(r.pid);
     if (!r.dismissed)
       impl_->store->transition(id, "running", "accepted", "the service stopped; queued again");
   }

@@ -78,7 +78,7 @@ bool same(const std::string& a, const std::string& b) {
 
 constexpr const char* kJobColumns =
     "id, user, process, inputs, status, progress, message, created, started, finished, updated, attempts, "
-    "expires, seq, cpu_seconds, public";
+    "expires, seq, cpu_seconds, public, priority";
 
 Job read_job(const Statement& s) {
   Job j;
@@ -98,6 +98,7 @@ Job read_job(const Statement& s) {
   j.seq = s.integer(13);
   j.cpu_seconds = s.real(14);
   j.is_public = s.integer(15) != 0;
+  j.priority = static_cast<int>(s.integer(16));
   return j;
 }
 
@@ -167,6 +168,7 @@ Store::Store(const std::filesystem::path& root) {
   add_column("users", "max_cpu_seconds_month", "REAL NOT NULL DEFAULT 360000");
   add_column("jobs", "cpu_seconds", "REAL NOT NULL DEFAULT 0");
   add_column("jobs", "public", "INTEGER NOT NULL DEFAULT 0");
+  add_column("jobs", "priority", "INTEGER NOT NULL DEFAULT 0");
   // Monthly CPU use outlives the jobs (the janitor removes expired ones).
   exec(
       "CREATE TABLE IF NOT EXISTS cpu_usage(user TEXT NOT NULL, month TEXT NOT NULL, cpu_seconds REAL NOT "
@@ -273,11 +275,11 @@ void Store::insert_job(Job& job) {
   std::lock_guard lock(mutex_);
   Statement s(
       db_,
-      "INSERT INTO jobs(id, user, process, inputs, status, progress, message, created, updated, attempts) "
-      "VALUES(?,?,?,?,?,?,?,?,?,?)");
+      "INSERT INTO jobs(id, user, process, inputs, status, progress, message, created, updated, attempts, "
+      "priority) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
   s.bind(1, job.id).bind(2, job.user).bind(3, job.process).bind(4, job.inputs.dump()).bind(5, job.status);
   s.bind(6, std::int64_t{job.progress}).bind(7, job.message).bind(8, job.created).bind(9, job.updated);
-  s.bind(10, std::int64_t{job.attempts});
+  s.bind(10, std::int64_t{job.attempts}).bind(11, std::int64_t{job.priority});
   s.step();
   job.seq = sqlite3_last_insert_rowid(db_);
 }
@@ -321,7 +323,7 @@ std::vector<Job> Store::jobs(const JobFilter& filter) {
 
 std::vector<Job> Store::jobs_in(const std::string& status) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, fmt::format("SELECT {} FROM jobs WHERE status = ? ORDER BY seq", kJobColumns));
+  Statement s(db_, fmt::format("SELECT {} FROM jobs WHERE status = ? ORDER BY priority DESC, seq", kJobColumns));
   s.bind(1, status);
   std::vector<Job> out;
   while (s.step()) out.push_back(read_job(s));

@@ -5,14 +5,20 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 
 #include <fmt/format.h>
+#include <tbb/info.h>
+#include <tbb/task_arena.h>
 #include "deforma/core/cancel.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/operation.hpp"
 #include "deforma/core/progress.hpp"
+#include "deforma/core/summary.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "test_support.hpp"
 
@@ -169,6 +175,64 @@ TEST(Files, OperationPathsAreCheckedByRole) {
                                                          {"output", {tmp.file("o.tif")}},
                                                          {"folder", {tmp.file("f")}}}));
   EXPECT_EQ(outputs, std::vector<std::string>{tmp.file("o.tif")});
+}
+
+// Two runs in one process, side by side: each keeps its own thread limit, and stopping one leaves the
+// other running to its end.
+TEST(Files, RunsKeepTheirOwnRuntime) {
+  reset_cancellation();
+  OperationDecl op;
+  op.name = "probe";
+  op.params = {ParamDecl::option("wait", ParamType::kBool, "wait for a stop")};
+  std::atomic<int> waiting{0};
+  op.run = [&](const ParamValues& values, RunContext& context) {
+    Summary summary;
+    summary.details["concurrency"] = tbb::this_task_arena::max_concurrency();
+    summary.details["threads"] = context.threads;
+    if (values.get_bool("wait")) {
+      ++waiting;
+      Progress& progress = progress_or_null(context.progress);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (!progress.cancelled() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      if (progress.cancelled()) throw Cancelled("probe stopped");
+    }
+    return summary;
+  };
+  const auto waits = ParamValues::parse(op.params, {{"wait", {"true"}}});
+  const auto plain = ParamValues::parse(op.params, {});
+
+  RunContext stopped;
+  stopped.threads = 1;
+  stopped.stop = std::make_shared<std::atomic<bool>>(false);
+  bool was_cancelled = false;
+  std::thread first([&] {
+    try {
+      run_operation(op, waits, stopped);
+    } catch (const Cancelled&) {
+      was_cancelled = true;
+    }
+  });
+  while (waiting.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  RunContext other;
+  other.threads = 3;
+  const auto summary = run_operation(op, plain, other);  // while the first one runs with 1 thread
+  EXPECT_EQ(summary.details["concurrency"], 3);
+  EXPECT_EQ(summary.details["threads"], 3);
+  stopped.stop->store(true);
+  first.join();
+  EXPECT_TRUE(was_cancelled);
+  EXPECT_FALSE(cancellation_requested());  // the stop was the first run's own
+
+  RunContext single;
+  single.threads = 1;
+  EXPECT_EQ(run_operation(op, plain, single).details["concurrency"], 1);
+  RunContext all;
+  EXPECT_EQ(run_operation(op, plain, all).details["threads"], tbb::info::default_concurrency());
+  RunContext negative;
+  negative.threads = -1;
+  EXPECT_THROW(run_operation(op, plain, negative), InvalidArgument);
 }
 
 TEST(Files, CancellationRequestReachesEveryProgress) {

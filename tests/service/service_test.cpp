@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -834,6 +835,28 @@ TEST(ServiceStore, InterruptedJobsAreQueuedAgainThenFailedAfterTheirAttempts) {
   EXPECT_TRUE(store.jobs_in("running").empty());
 }
 
+// Queued jobs come highest priority first (a synchronous execution a client waits on), then oldest first.
+TEST(ServiceStore, QueueOrderIsPriorityThenSubmission) {
+  test::TempDir root;
+  service::Store store(root.path());
+  for (const auto& [id, priority] : std::vector<std::pair<std::string, int>>{
+           {"batch1", 0}, {"batch2", 0}, {"waited", service::kInteractivePriority}, {"batch3", 0}}) {
+    service::Job job;
+    job.id = id;
+    job.user = "alice";
+    job.process = "stats";
+    job.inputs = json::object();
+    job.status = "accepted";
+    job.priority = priority;
+    job.created = job.updated = service::now_rfc3339();
+    store.insert_job(job);
+  }
+  std::vector<std::string> order;
+  for (const auto& job : store.jobs_in("accepted")) order.push_back(job.id);
+  EXPECT_EQ(order, (std::vector<std::string>{"waited", "batch1", "batch2", "batch3"}));
+  EXPECT_EQ(store.job("waited")->priority, service::kInteractivePriority);
+}
+
 TEST(ServiceConfig, FileSettingsApplyAndUnknownKeysAreRefusedByName) {
   test::TempDir dir;
   const fs::path file = dir.file("service.json");
@@ -950,6 +973,78 @@ TEST(ServiceCli, UsersAddPrintsTheKeyOnceOnTheLastLine) {
   EXPECT_FALSE(service::Store(root.path()).authenticate(key).has_value());
   EXPECT_EQ(test::run_cli(fmt::format("serve --root '{}' --listen nowhere", root.path().string())).exit_code,
             3);
+}
+
+}  // namespace
+}  // namespace deforma
+
+namespace deforma {
+namespace {
+
+// A job that fills the disk of the service root fails with a message saying so, leaves no partial output,
+// and the store stays sound: the service answers and runs the next job. Needs the right to mount a
+// size-limited tmpfs (root in CI); skipped otherwise.
+TEST(ServiceDisk, FullDiskFailsTheJobAndKeepsTheStore) {
+  test::TempDir data, mount_point;
+  if (::mount("tmpfs", mount_point.path().c_str(), "tmpfs", 0, "size=3m") != 0) {
+    GTEST_SKIP() << "cannot mount a size-limited tmpfs here (needs privileges); skipping";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{mount_point.path().string()};
+  // A 2048 x 2048 float raster copied into a COG: 16 MB of pixels for a 3 MB disk.
+  test::write_test_geotiff(data.file("big.tif"), test::make_texture(2048, 2048, 7));
+  std::string key;
+  {
+    service::Store store(mount_point.path());
+    key = store.add_user("alice", false, {});
+  }
+  service::ServerOptions o;
+  o.root = mount_point.path();
+  o.data_roots = {data.path()};
+  o.port = 0;
+  o.workers = 1;
+  o.executable = DEFORMA_CLI_PATH;
+  o.job_threads = 2;
+  auto server = std::make_unique<service::Server>(o);
+  server->start();
+  httplib::Client c("127.0.0.1", server->port());
+  c.set_read_timeout(60, 0);
+  const httplib::Headers auth{{"Authorization", "Bearer " + key}};
+  const std::string body = R"({"inputs": {"input": {"href": "big.tif"}, "compression": "NONE"}})";
+  auto r = c.Post("/processes/cog/execution", auth, body, "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 201) << r->body;
+  const std::string id = json::parse(r->body)["jobID"];
+  json status;
+  const auto until = Clock::now() + std::chrono::seconds(180);
+  while (Clock::now() < until) {
+    auto s = c.Get(("/jobs/" + id).c_str(), auth);
+    ASSERT_TRUE(s);
+    status = json::parse(s->body);
+    if (finished(status)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(status["status"], "failed") << status.dump();
+  const std::string message = status["message"];
+  EXPECT_NE(message.find("is full"), std::string::npos) << message;
+  // Nothing half-written is offered as a result.
+  EXPECT_NE(c.Get(("/jobs/" + id + "/results").c_str(), auth)->status, 200);
+  for (const auto& entry : fs::directory_iterator(mount_point.path() / "jobs" / id)) {
+    EXPECT_EQ(entry.path().extension() == ".tif", false) << entry.path();
+  }
+  // The service still answers, and a small job still runs to its end.
+  auto info = c.Post("/processes/info/execution", auth, R"({"inputs": {"file": {"href": "big.tif"}}})",
+                     "application/json");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->status, 200) << info->body;
+  server->stop();
+  server.reset();
+  service::Store reopened(mount_point.path());
+  const auto job = reopened.job(id);
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->status, "failed");
 }
 
 }  // namespace

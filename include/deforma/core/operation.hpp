@@ -4,6 +4,7 @@
 // the machine-readable process description (describe_json, for the HTTP service) and the docs page
 // (describe_markdown). Operations are registered by name in an OperationRegistry and run with a
 // ParamValues object that has been checked against the declaration (PDAL-style dispatch).
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <map>
@@ -213,12 +214,19 @@ class ParamGroup {
   std::deque<Entry> entries_;
 };
 
-/// What a run needs besides its parameters.
+/// What a run needs besides its parameters: its runtime. io::run_operation applies it to the run only,
+/// so two runs in one process (a test, an embedding program) do not change each other's settings.
 struct RunContext {
-  Progress* progress = nullptr;    ///< null = silent
-  int threads = 0;                 ///< 0 = all cores
+  Progress* progress = nullptr;  ///< null = silent
+  /// Threads of the run's parallel work (a oneTBB task arena of this many slots); 0 = all cores.
+  int threads = 0;
+  /// Memory budget of the run; a quarter goes to GDAL's block cache (which is one per process: it is
+  /// raised to the largest budget among the runs of the process, never lowered under a running one).
   std::size_t ram_budget_mb = 1024;
-  std::string command_line;        ///< recorded in provenance metadata
+  std::string command_line;  ///< recorded in provenance metadata
+  /// This run's own stop request, besides the process-wide one (core/cancel.hpp): set it from any thread
+  /// to stop this run alone at its next check. Long loops see it through Progress::cancelled().
+  std::shared_ptr<std::atomic<bool>> stop;
 };
 
 struct OperationDecl {

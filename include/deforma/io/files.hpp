@@ -77,8 +77,11 @@ class OutputCommitGroup {
 };
 
 /// Runs `op` the way every caller must (the command line and the service's job processes alike): its paths
-/// checked before any work (check_operation_paths), and the files it declares committed together once it
-/// has run to the end without being cancelled, or not at all (OutputCommitGroup).
+/// checked before any work (check_operation_paths), its runtime applied to it alone (the thread limit of
+/// `context.threads` as a task arena, the GDAL block cache from `context.ram_budget_mb`, cancellation by
+/// `context.stop` or the process-wide request, seen by the operation through its Progress), and the files
+/// it declares committed together once it has run to the end without being cancelled, or not at all
+/// (OutputCommitGroup). Throws InvalidArgument for threads < 0.
 Summary run_operation(const OperationDecl& op, const ParamValues& values, RunContext& context);
 
 }  // namespace deforma::io

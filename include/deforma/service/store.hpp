@@ -43,7 +43,12 @@ struct Job {
   std::int64_t seq = 0;    ///< submission order
   double cpu_seconds = 0;  ///< CPU time its processes used (user + system), over all attempts
   bool is_public = false;  ///< readable without a key when the service allows anonymous reads
+  /// Queue order: higher first, then fairness between users, then submission order. Synchronous executions
+  /// (a client is waiting on the connection) get kInteractivePriority; jobs, 0.
+  int priority = 0;
 };
+
+constexpr int kInteractivePriority = 1;
 
 struct JobFilter {
   std::string user;  ///< empty = all users (admins)
@@ -83,7 +88,7 @@ class Store {
   void insert_job(Job& job);  ///< sets seq
   std::optional<Job> job(const std::string& id);
   std::vector<Job> jobs(const JobFilter& filter);
-  /// Jobs in a status, oldest first.
+  /// Jobs in a status, highest priority first, then oldest first.
   std::vector<Job> jobs_in(const std::string& status);
   std::int64_t count_jobs(const std::string& user, const std::string& status);
   /// Moves a job from `from` to `to` status atomically; false when it was not in `from` any more.
