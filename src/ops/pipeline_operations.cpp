@@ -7,6 +7,7 @@
 #include "ops/correlate_parameters.hpp"
 #include "ops/filter_operations.hpp"
 #include "ops/registration.hpp"
+#include "ops/timeseries_parameters.hpp"
 
 namespace deforma::ops {
 
@@ -36,36 +37,6 @@ void register_pipeline_operations(OperationRegistry& registry) {
           .mandatory().as_output("inode/directory"),
       ParamDecl::option("skip-bad", ParamType::kBool,
                         "leave out unreadable images and failing pairs (reported) instead of stopping"),
-      ParamDecl::option("min-step", ParamType::kInt, "pair network: minimum matching range")
-          .in_unit("acquisitions")
-          .defaults_to("1")
-          .at_least(1),
-      ParamDecl::option("max-step", ParamType::kInt, "pair network: maximum matching range (0 = unlimited)")
-          .in_unit("acquisitions")
-          .defaults_to("3")
-          .at_least(0),
-      ParamDecl::option("min-days", ParamType::kDouble, "pair network: minimum interval")
-          .in_unit("days")
-          .defaults_to("0")
-          .at_least(0),
-      ParamDecl::option("max-days", ParamType::kDouble, "pair network: maximum interval (0 = unlimited)")
-          .in_unit("days")
-          .defaults_to("0")
-          .at_least(0),
-      ParamDecl::option("direction", ParamType::kChoice, "pair network: direction of the pairs")
-          .one_of({"forward", "backward", "both"})
-          .defaults_to("forward"),
-      ParamDecl::option("max-pairs", ParamType::kInt, "pair network: most pairs per image (0 = no cap)")
-          .defaults_to("0")
-          .at_least(0),
-      ParamDecl::option(
-          "regularization", ParamType::kDouble,
-          "inversion: weight of the temporal smoothness penalty (bridges gaps and split networks)")
-          .defaults_to("0.05")
-          .at_least(0),
-      ParamDecl::option("robust", ParamType::kChoice, "inversion: robust loss against outlier pairs")
-          .one_of({"none", "tukey", "huber"})
-          .defaults_to("tukey"),
       ParamDecl::option("no-corr-weights", ParamType::kBool,
                         "inversion: do not weight pairs per node by their correlation"),
       ParamDecl::option("no-quicklooks", ParamType::kBool, "skip the PNG quicklooks of the products"),
@@ -75,6 +46,11 @@ void register_pipeline_operations(OperationRegistry& registry) {
           .defaults_to("256")
           .at_least(16),
   };
+  const pipeline::PipelineOptions defaults;
+  const auto network = pair_network_parameters(defaults.network, "pair network: ");
+  for (auto& p : network.decls()) op.params.push_back(std::move(p));
+  const auto inversion = inversion_parameters(defaults.inversion, "inversion: ");
+  for (auto& p : inversion.decls()) op.params.push_back(std::move(p));
   const auto correlation = correlation_parameters(pipeline::pipeline_correlation_defaults(), "correlation: ");
   for (auto& p : correlation.decls()) op.params.push_back(std::move(p));
   // Noise matches in a neighbourhood of noise pass the median test: see pipeline_filter_defaults().
@@ -92,17 +68,12 @@ void register_pipeline_operations(OperationRegistry& registry) {
       "deforma pipeline LC08*_B8.TIF -o yahtse --stable StEliasMtn_utm7v_rock.gmt --ramp plane "
       "--max-velocity 3000",
       "deforma --ram 4096 pipeline manifest.csv -o out --max-step 5 --max-days 60 --skip-bad"};
-  op.run = [correlation](const ParamValues& p, RunContext& context) {
+  op.run = [correlation, network, inversion](const ParamValues& p, RunContext& context) {
     pipeline::PipelineOptions o;
     o.inputs = p.get_list("images");
     o.output_dir = p.get_string("output");
     o.image_set.skip_bad = p.get_bool("skip-bad");
-    o.network.min_step = static_cast<int>(p.get_int("min-step"));
-    o.network.max_step = static_cast<int>(p.get_int("max-step"));
-    o.network.min_days = p.get_double("min-days");
-    o.network.max_days = p.get_double("max-days");
-    o.network.direction = timeseries::parse_pair_direction(p.get_string("direction"));
-    o.network.max_pairs_per_image = static_cast<int>(p.get_int("max-pairs"));
+    network.apply(p, o.network);
     o.correlation = correlation.defaults();
     correlation.apply(p, o.correlation);
     o.correlation.sec_band = o.correlation.ref_band;
@@ -116,8 +87,7 @@ void register_pipeline_operations(OperationRegistry& registry) {
     }
     o.filter = filter_options_from(p, false, pipeline::pipeline_filter_defaults());
     o.max_velocity_per_yr = p.get_double("max-velocity");
-    o.inversion.regularization = p.get_double("regularization");
-    o.inversion.robust = timeseries::parse_robust_loss(p.get_string("robust"));
+    inversion.apply(p, o.inversion);
     o.weight_by_correlation = !p.get_bool("no-corr-weights");
     o.quicklooks = !p.get_bool("no-quicklooks");
     o.per_pair_ram_mb = static_cast<std::size_t>(p.get_int("pair-ram"));

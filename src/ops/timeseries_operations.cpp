@@ -12,57 +12,13 @@
 #include "deforma/timeseries/pairs.hpp"
 #include "deforma/timeseries/products.hpp"
 #include "ops/registration.hpp"
+#include "ops/timeseries_parameters.hpp"
 
 namespace deforma::ops {
 namespace fs = std::filesystem;
 
 namespace {
 
-
-std::vector<ParamDecl> pair_rule_params() {
-  return {
-      ParamDecl::option("min-step", ParamType::kInt,
-                        "minimum matching range in acquisitions (1 = neighbours)")
-          .defaults_to("1")
-          .at_least(1),
-      ParamDecl::option("max-step", ParamType::kInt, "maximum matching range in acquisitions (0 = unlimited)")
-          .defaults_to("3")
-          .at_least(0),
-      ParamDecl::option("min-days", ParamType::kDouble, "minimum interval between the two dates of a pair")
-          .in_unit("days")
-          .defaults_to("0")
-          .at_least(0),
-      ParamDecl::option("max-days", ParamType::kDouble,
-                        "maximum interval between the two dates (0 = unlimited)")
-          .in_unit("days")
-          .defaults_to("0")
-          .at_least(0),
-      ParamDecl::option("direction", ParamType::kChoice,
-                        "reference earlier (forward), later (backward) or both")
-          .one_of({"forward", "backward", "both"})
-          .defaults_to("forward"),
-      ParamDecl::option("max-pairs", ParamType::kInt,
-                        "cap on the pairs an image takes part in, shortest intervals first (0 = no cap)")
-          .defaults_to("0")
-          .at_least(0),
-      ParamDecl::option(
-          "any-track", ParamType::kBool,
-          "also pair images of different orbits/tiles (by default only within one track when the "
-          "names or manifest say which)"),
-  };
-}
-
-timeseries::PairNetworkOptions pair_options_from(const ParamValues& params) {
-  timeseries::PairNetworkOptions o;
-  o.min_step = static_cast<int>(params.get_int("min-step"));
-  o.max_step = static_cast<int>(params.get_int("max-step"));
-  o.min_days = params.get_double("min-days");
-  o.max_days = params.get_double("max-days");
-  o.direction = timeseries::parse_pair_direction(params.get_string("direction"));
-  o.max_pairs_per_image = static_cast<int>(params.get_int("max-pairs"));
-  o.same_track_only = !params.get_bool("any-track");
-  return o;
-}
 
 void register_pairs(OperationRegistry& registry) {
   OperationDecl op;
@@ -83,15 +39,18 @@ void register_pairs(OperationRegistry& registry) {
           .mandatory().as_output("inode/directory"),
       ParamDecl::option("skip-bad", ParamType::kBool, "leave out unreadable images (listed as warnings)"),
   };
-  for (auto& p : pair_rule_params()) op.params.push_back(std::move(p));
+  const auto network = pair_network_parameters();
+  for (auto& p : network.decls()) op.params.push_back(std::move(p));
   op.examples = {"deforma pairs data/perito-moreno -o out/pairs --max-step 3",
                  "deforma pairs manifest.csv -o out/pairs --min-days 5 --max-days 60 --direction both"};
-  op.run = [](const ParamValues& params, RunContext&) {
+  op.run = [network](const ParamValues& params, RunContext&) {
     const auto start = std::chrono::steady_clock::now();
     timeseries::ImageSetOptions set_options;
     set_options.skip_bad = params.get_bool("skip-bad");
     const auto images = timeseries::load_image_set(params.get_list("images"), set_options);
-    const auto pairs = timeseries::build_pair_network(images, pair_options_from(params));
+    timeseries::PairNetworkOptions network_options = network.defaults();
+    network.apply(params, network_options);
+    const auto pairs = timeseries::build_pair_network(images, network_options);
     const fs::path out = params.get_string("output");
     std::error_code ec;
     fs::create_directories(out, ec);
@@ -147,27 +106,15 @@ void register_invert(OperationRegistry& registry) {
                         "override the second component's band (name or index)"),
       ParamDecl::option("weight-band", ParamType::kString,
                         "per-node quality band in [0, 1] multiplying the pair weights (e.g. corr); slower"),
-      ParamDecl::option("regularization", ParamType::kDouble,
-                        "weight of the velocity-change penalty relative to a unit-weight pair")
-          .defaults_to("0.05")
-          .between(0, 100),
-      ParamDecl::option("robust", ParamType::kChoice, "robust loss of the IRLS pass")
-          .one_of({"tukey", "huber", "none"})
-          .defaults_to("tukey"),
-      ParamDecl::option("outlier-threshold", ParamType::kDouble,
-                        "a node is reweighted when a residual exceeds this many robust sigmas")
-          .defaults_to("5")
-          .between(1, 100),
-      ParamDecl::option("min-pairs", ParamType::kInt, "nodes with fewer valid pairs are nodata")
-          .defaults_to("1")
-          .at_least(1),
       ParamDecl::option("prefix", ParamType::kString, "prefix of the output file names"),
       ParamDecl::option("no-netcdf", ParamType::kBool, "do not write the NetCDF cube"),
       ParamDecl::option("no-quicklooks", ParamType::kBool, "do not write PNG quicklooks"),
   };
+  const auto inversion = inversion_parameters();
+  for (auto& p : inversion.decls()) op.params.push_back(std::move(p));
   op.examples = {"deforma invert out/pairs/pairs.csv -o out/series",
                  "deforma invert pairs.csv -o out/series --units px --robust huber --ram 512"};
-  op.run = [](const ParamValues& params, RunContext& context) {
+  op.run = [inversion](const ParamValues& params, RunContext& context) {
     timeseries::InvertRastersOptions o;
     o.output_dir = params.get_string("output");
     o.units = params.get_string("units");
@@ -177,10 +124,7 @@ void register_invert(OperationRegistry& registry) {
     o.prefix = params.get_string_or("prefix", "");
     o.netcdf = !params.get_bool("no-netcdf");
     o.quicklooks = !params.get_bool("no-quicklooks");
-    o.inversion.regularization = params.get_double("regularization");
-    o.inversion.robust = timeseries::parse_robust_loss(params.get_string("robust"));
-    o.inversion.outlier_threshold = params.get_double("outlier-threshold");
-    o.inversion.min_valid_pairs = static_cast<int>(params.get_int("min-pairs"));
+    inversion.apply(params, o.inversion);
     o.parameters = params.to_json();
     // A folder written by the batch or the pipeline holds its pair table as pairs.csv.
     std::string table = params.get_string("pairs");

@@ -15,6 +15,7 @@
 #include "ops/correlate_parameters.hpp"
 #include "ops/egms_parameters.hpp"
 #include "ops/filter_operations.hpp"
+#include "ops/timeseries_parameters.hpp"
 
 namespace deforma {
 namespace {
@@ -85,6 +86,45 @@ TEST(BoundParameters, FilterAgreesWithValidate) {
 
 TEST(BoundParameters, EgmsStreamAgreesWithValidate) {
   check_group("egms stream", ops::egms_stream_parameters());
+}
+
+TEST(BoundParameters, PairNetworkAndInversionAgreeWithValidate) {
+  check_group("pair network", ops::pair_network_parameters());
+  check_group("inversion", ops::inversion_parameters());
+  check_group("pipeline pair network", ops::pair_network_parameters(pipeline::PipelineOptions{}.network));
+  check_group("pipeline inversion", ops::inversion_parameters(pipeline::PipelineOptions{}.inversion));
+}
+
+// pairs, invert and pipeline share the pair-network and inversion parameters: same names, types, units,
+// bounds and choices.
+TEST(BoundParameters, PairsInvertAndPipelineDeclareTheSeriesAlike) {
+  const auto& registry = builtin_operations();
+  const auto* pipeline_op = registry.find("pipeline");
+  ASSERT_TRUE(pipeline_op);
+  auto find = [](const OperationDecl* op, const std::string& name) -> const ParamDecl* {
+    for (const auto& p : op->params)
+      if (p.name == name) return &p;
+    return nullptr;
+  };
+  const std::vector<std::pair<std::string, std::vector<std::string>>> shared = {
+      {"pairs", {"min-step", "max-step", "min-days", "max-days", "direction", "max-pairs", "any-track"}},
+      {"invert", {"regularization", "robust", "outlier-threshold", "min-pairs"}}};
+  for (const auto& [operation, names] : shared) {
+    const auto* op = registry.find(operation);
+    ASSERT_TRUE(op) << operation;
+    for (const auto& name : names) {
+      SCOPED_TRACE(operation + " --" + name);
+      const ParamDecl* a = find(op, name);
+      const ParamDecl* b = find(pipeline_op, name);
+      ASSERT_TRUE(a && b);
+      EXPECT_EQ(a->type, b->type);
+      EXPECT_EQ(a->unit, b->unit);
+      EXPECT_EQ(a->min_value, b->min_value);
+      EXPECT_EQ(a->max_value, b->max_value);
+      EXPECT_EQ(a->choices, b->choices);
+      EXPECT_EQ(a->default_value, b->default_value);
+    }
+  }
 }
 
 TEST(BoundParameters, DefaultsAreReadFromTheOptions) {
