@@ -32,6 +32,7 @@
 #include "deforma/version.hpp"
 #include "service/http.hpp"
 #include "service/request.hpp"
+#include "service/static_files.hpp"
 
 extern char** environ;
 
@@ -115,6 +116,7 @@ struct Server::Impl {
   fs::path jobs_dir, uploads_dir;
   std::unique_ptr<Store> store;
   std::unique_ptr<HttpServer> http;
+  std::unique_ptr<StaticFiles> web;  // the browser application at `/`
 
   std::mutex mutex;
   std::condition_variable wake;
@@ -176,6 +178,7 @@ struct Server::Impl {
   }
 
   void route(const HttpRequest& req, const Reply& reply) {
+    if (auto file = web->serve(req)) return reply(std::move(*file));
     const auto parts = split(req.path, '/');
     const std::string& m = req.method;
     const bool get = m == "GET" || m == "HEAD";
@@ -1113,6 +1116,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
     if (!fs::is_directory(d, ec)) throw IoError(fmt::format("--data {}: not a folder", d.string()));
     impl_->data_roots.push_back(fs::canonical(d));
   }
+  impl_->web = std::make_unique<StaticFiles>(o.web_dir, o.web_basemap);
   impl_->jobs_dir = o.root / "jobs";
   impl_->uploads_dir = o.root / "uploads";
   for (const auto& d : {impl_->jobs_dir, impl_->uploads_dir, o.root / "logs"}) {

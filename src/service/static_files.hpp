@@ -1,0 +1,30 @@
+#pragma once
+// The web application's files (web/dist, built by `./run web`) served by `deforma serve` at `/` (internal).
+#include <filesystem>
+#include <optional>
+
+#include "service/http.hpp"
+
+namespace deforma::service {
+
+/// Serves one folder's files, nothing outside it. Paths: `/` for a browser (Accept: text/html) and
+/// `/index.html` give index.html (revalidated every time: it names the hashed assets of the current build);
+/// `/assets/...` are content-hashed by the bundler, so cached for a year as immutable; other files at the top
+/// of the folder (an icon) only when their name has an extension, so they can never shadow an API resource.
+class StaticFiles {
+ public:
+  /// `dir` empty: serves nothing. Throws InvalidArgument naming `--web` when `dir` lacks an index.html.
+  /// `basemap` is handed to the page at `/viewer-config.json`.
+  StaticFiles(const std::filesystem::path& dir, std::string basemap);
+  bool enabled() const { return !dir_.empty(); }
+  const std::filesystem::path& dir() const { return dir_; }
+  /// The response when the request is for the web application (GET or HEAD of one of its paths), else
+  /// nothing (the API handles it). A path that escapes the folder gets 404.
+  std::optional<HttpResponse> serve(const HttpRequest& req) const;
+
+ private:
+  std::filesystem::path dir_;  // canonical
+  std::string config_;         // the viewer's settings (JSON)
+};
+
+}  // namespace deforma::service
