@@ -130,7 +130,7 @@ export class ProcessPanel {
     });
     return h(
       'div',
-      { class: `field${f.required ? ' required' : ''}` },
+      { class: `field${f.required ? ' required' : ''}${f.kind === 'boolean' ? ' check' : ''}` },
       h('label', { for: id }, `${f.title}${unit}${f.required ? ' *' : ''}`),
       input,
       h('small', { id: `${id}-help`, class: 'help' }, `${f.help}${f.help ? ' — ' : ''}${describeField(f)}`),
