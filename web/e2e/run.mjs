@@ -128,6 +128,11 @@ async function main() {
     await page.screenshot({ path: path.join(out, `${String(shot).padStart(2, '0')}-${name}.png`) });
   };
 
+  // Small pictures of one part of the page, for docs/viewer.md.
+  const partShot = async (selector, name) => {
+    await page.locator(selector).first().screenshot({ path: path.join(out, `part-${name}.png`) });
+  };
+
   const steps = [];
   const step = (name, fn) => steps.push({ name, fn });
 
@@ -180,6 +185,8 @@ async function main() {
     check((await page.textContent('#process-errors')).includes('to correct'), 'submit is refused while values are invalid');
     check((await page.textContent('#in-ref-error')).includes('required'), 'the missing reference image is flagged');
     await screenshot('form-invalid');
+    await page.locator('#in-chip').scrollIntoViewIfNeeded();
+    await partShot('#in-chip >> xpath=..', 'form-field-invalid');
   });
 
   step('a correlation of the Yahtse pair runs from the form with a moving progress bar', async () => {
@@ -201,9 +208,10 @@ async function main() {
       const status = job ? await job.getAttribute('class') : '';
       const value = job ? Number(await (await job.$('progress')).getAttribute('value')) : 0;
       seen.add(value);
-      if (!midShot && value > 0 && value < 100) {
+      if (!midShot && value > 10 && value < 90) {
         midShot = true;
         await screenshot('job-running');
+        await partShot('li.job', 'job-running');
       }
       return /successful|failed/.test(status) ? status : undefined;
     }, 'the job to end', 240000, 100);
@@ -213,6 +221,7 @@ async function main() {
     check(between.length >= 1, `the progress bar never showed an intermediate value (${[...seen].join(',')})`);
     await page.waitForSelector('li.job .add-result');
     await screenshot('job-done');
+    await partShot('li.job', 'job-done');
   });
 
   step('dismissing a job removes it from the list', async () => {

@@ -3,14 +3,15 @@ import { colorAt, colorFromStops, colorOf, legendTicks, parseHex, parseRescale, 
 
 describe('colour scales', () => {
   it('hits the control colours at the ends and interpolates between them', () => {
-    expect(toHex(colorAt('viridis', 0))).toBe('#440154');
-    expect(toHex(colorAt('viridis', 1))).toBe('#fde725');
+    expect(toHex(colorAt('viridis', 0))).toBe('#301255');
+    expect(toHex(colorAt('sequential', 1))).toBe('#fae628');
     expect(toHex(colorAt('gray', 0.5))).toBe('#808080');
     expect(toHex(colorAt('gray', -3))).toBe('#000000');
     expect(toHex(colorAt('gray', NaN))).toBe('#000000');
   });
   it('stretches a value over a range; the diverging scale is white at its middle', () => {
-    expect(toHex(colorOf('rdbu', 0, -10, 10))).toBe('#f7f7f7');
+    expect(toHex(colorOf('rdbu', 0, -10, 10))).toBe('#f5f5f5');
+    expect(toHex(colorOf('diverging', -10, -10, 10))).toBe('#243e96');
     expect(toHex(colorOf('gray', 15, 10, 20))).toBe('#808080');
   });
   it('follows a server legend between its stops', () => {

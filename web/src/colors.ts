@@ -3,12 +3,12 @@
 
 export type Rgb = [number, number, number];
 
-/** Control colours, evenly spaced from 0 to 1. */
+/** Control colours, evenly spaced from 0 to 1: the same as deforma's renderer (src/render/colormap.cpp). */
 export const SCALES: Record<string, string[]> = {
-  viridis: ['#440154', '#414487', '#2a788e', '#22a884', '#7ad151', '#fde725'],
-  magma: ['#000004', '#3b0f70', '#8c2981', '#de4968', '#fe9f6d', '#fcfdbf'],
-  // Diverging, for displacement and velocity of either sign: blue (towards -) to red (towards +).
-  rdbu: ['#2166ac', '#67a9cf', '#d1e5f0', '#f7f7f7', '#fddbc7', '#ef8a62', '#b2182b'],
+  // For magnitudes (speed, correlation).
+  sequential: ['#301255', '#3e4a8a', '#2a788e', '#22a384', '#7ace54', '#fae628'],
+  // For displacement and velocity of either sign: blue (negative) to red (positive).
+  diverging: ['#243e96', '#739bd2', '#f5f5f5', '#e18769', '#a51928'],
   // EGMS Explorer's scale: red = subsidence/away from the satellite, blue = uplift/towards it.
   egms: ['#d7191c', '#fdae61', '#ffffbf', '#abd9e9', '#2c7bb6'],
   gray: ['#000000', '#ffffff'],
@@ -25,9 +25,16 @@ export function toHex([r, g, b]: Rgb): string {
   return '#' + [r, g, b].map((c) => Math.round(c).toString(16).padStart(2, '0')).join('');
 }
 
+/** Other names the map server's `colormap=` takes for the same scales. */
+const ALIASES: Record<string, string> = { viridis: 'sequential', speed: 'sequential', rdbu: 'diverging', displacement: 'diverging' };
+
+export function scaleColors(name: string): string[] {
+  return SCALES[ALIASES[name] ?? name] ?? SCALES.sequential!;
+}
+
 /** The colour of `t` in [0, 1] (clamped) on a scale, interpolated linearly between its control colours. */
 export function colorAt(scale: string, t: number): Rgb {
-  const stops = (SCALES[scale] ?? SCALES.viridis!).map(parseHex);
+  const stops = scaleColors(scale).map(parseHex);
   const x = Math.min(1, Math.max(0, Number.isFinite(t) ? t : 0)) * (stops.length - 1);
   const i = Math.min(stops.length - 2, Math.floor(x));
   const f = x - i;
@@ -75,7 +82,7 @@ export function colorFromStops(stops: LegendStop[], value: number): Rgb {
 
 /** A CSS linear-gradient of a scale, for the legend bar. */
 export function cssGradient(scale: string): string {
-  const stops = SCALES[scale] ?? SCALES.viridis!;
+  const stops = scaleColors(scale);
   return `linear-gradient(to right, ${stops.join(', ')})`;
 }
 

@@ -17,7 +17,7 @@ import type { Legend } from './colors';
 import { $, h, say } from './dom';
 import { clipRightOf, createMaps, fitBbox, OSM_TEMPLATE, pointsLayer, rasterLayer, setRasterTemplate, toLonLat } from './mapview';
 import type { PointAnswer, Series } from './series';
-import { dataAsset, defaultColormap, layerKind, legendUrl, pointSeriesUrl, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
+import { dataAsset, layerKind, legendUrl, pointSeriesUrl, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
 import type { LayerKind, RasterParams } from './tiles';
 import { formatView, parseView } from './urlstate';
 import type { CompareMode } from './urlstate';
@@ -208,7 +208,8 @@ async function boot(): Promise<void> {
     const asset = dataAsset(item);
     const entry: LayerEntry = {
       id, collection, item: item.id, title: String(item.properties.title ?? item.id), kind,
-      params: kind === 'raster' ? { asset, colormap: defaultColormap(`${asset ?? ''} ${item.id}`) } : { asset },
+      // The server picks the colour scale from the data (diverging for signed values) unless one is chosen.
+      params: { asset },
       opacity: 1, visible: true, bbox: item.bbox, dates: seriesDates(item), velocityRange: 10,
       ol: undefined as unknown as BaseLayer,
     };
@@ -267,6 +268,12 @@ async function boot(): Promise<void> {
     renderLayers();
   }
 
+  function restyle(e: LayerEntry): void {
+    setRasterTemplate(e.ol as TileLayer<XYZ>, currentTemplate(e));
+    if (e.right) setRasterTemplate(e.right as TileLayer<XYZ>, currentTemplate(e));
+    void loadLegend(e);
+  }
+
   function legendBox(e: LayerEntry): HTMLElement | string {
     if (e.kind === 'points') {
       return h('div', { class: 'legend' }, h('div', { class: 'bar', style: `background:${cssGradient('egms')}` }),
@@ -286,15 +293,20 @@ async function boot(): Promise<void> {
       range.setAttribute('aria-invalid', r ? 'false' : 'true');
       if (!r) return say('colour range: expected MIN,MAX with MIN < MAX', true);
       e.params.rescale = r;
-      setRasterTemplate(e.ol as TileLayer<XYZ>, currentTemplate(e));
-      if (e.right) setRasterTemplate(e.right as TileLayer<XYZ>, currentTemplate(e));
-      void loadLegend(e);
+      restyle(e);
+    });
+    const scale = h('select', { 'aria-label': `colour scale of ${e.title}` },
+      ...[['', 'by the data'], ['sequential', 'sequential'], ['diverging', 'diverging']].map(([v, t]) =>
+        h('option', { value: v!, selected: (e.params.colormap ?? '') === v }, t!)));
+    scale.addEventListener('change', () => {
+      e.params.colormap = scale.value || undefined;
+      restyle(e);
     });
     return h('div', { class: 'legend', 'data-legend': e.id },
       h('div', { class: 'legend-title' }, `${l.title}${l.units ? ` [${l.units}]` : ''}`),
       h('div', { class: 'bar', style: `background:${gradient}` }),
       h('div', { class: 'ticks' }, ...legendTicks(min, max, 4).map((t) => h('span', {}, String(t)))),
-      h('label', {}, 'range ', range));
+      h('div', { class: 'row' }, h('label', {}, 'range ', range), scale));
   }
 
   function renderLayers(): void {

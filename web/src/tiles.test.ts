@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dataAsset, defaultColormap, layerKind, legendUrl, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
+import { dataAsset, layerKind, legendUrl, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
 import type { StacItem } from './api';
 
 describe('map server URLs', () => {
@@ -28,7 +28,5 @@ describe('map server URLs', () => {
     expect(dataAsset(product)).toBe('data');
     expect(layerKind(egms)).toBe('points');
     expect(layerKind(scene)).toBe('quicklook');
-    expect(defaultColormap('speed_m_per_yr')).toBe('viridis');
-    expect(defaultColormap('east_m_per_yr')).toBe('rdbu');
   });
 });

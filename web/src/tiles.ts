@@ -92,10 +92,3 @@ export function thumbnailHref(item: StacItem): string | undefined {
     item.links?.find((l) => l.rel === 'preview')?.href
   );
 }
-
-/** The default colour scale of a product from its name: diverging for signed displacement/velocity. */
-export function defaultColormap(name: string): string {
-  if (/speed|magnitude|corr|snr/i.test(name)) return 'viridis';
-  if (/egms|los|vertical|ortho|east|north|dx|dy|disp|velocity/i.test(name)) return 'rdbu';
-  return 'viridis';
-}
