@@ -7,7 +7,6 @@ import './style.css';
 import type TileLayer from 'ol/layer/Tile';
 import type XYZ from 'ol/source/XYZ';
 import type BaseLayer from 'ol/layer/Base';
-import type Feature from 'ol/Feature';
 import VectorTileLayer from 'ol/layer/VectorTile';
 
 import { apiKey, getJson, setApiKey, url } from './api';
@@ -15,7 +14,8 @@ import type { StacCollection, StacItem } from './api';
 import { cssGradient, legendTicks, parseRescale } from './colors';
 import type { Legend } from './colors';
 import { $, h, say } from './dom';
-import { clipRightOf, createMaps, fitBbox, OSM_TEMPLATE, pointsLayer, rasterLayer, setRasterTemplate, toLonLat } from './mapview';
+import Attribution from 'ol/control/Attribution';
+import { basemapLayer, clipRightOf, createMaps, fitBbox, fromLonLat, OSM_TEMPLATE, pointsLayer, rasterLayer, setRasterTemplate, toLonLat } from './mapview';
 import type { PointAnswer, Series } from './series';
 import { dataAsset, layerKind, legendUrl, pointSeriesUrl, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
 import type { LayerKind, RasterParams } from './tiles';
@@ -58,17 +58,21 @@ let unclip: (() => void) | undefined;
 const itemsById = new Map<string, StacItem>();
 
 async function boot(): Promise<void> {
-  if (basemap === null) {
-    try {
-      const cfg = (await (await fetch(url('viewer-config.json'))).json()) as { basemap?: string };
-      basemap = cfg.basemap ?? 'none';
-    } catch {
-      basemap = 'none';
-    }
-  }
-  const maps = createMaps($('#map'), $('#map-right'), basemap, initial.center, initial.zoom);
+  // The basemap setting is asked for while the map starts: a first view never waits on it.
+  const basemapSetting: Promise<string> = basemap !== null ? Promise.resolve(basemap)
+    : fetch(url('viewer-config.json')).then((r) => r.json()).then((c: { basemap?: string }) => c.basemap ?? 'none', () => 'none');
+  const maps = createMaps($('#map'), $('#map-right'), null, initial.center, initial.zoom);
   const { map, right, view, footprints } = maps;
-  (window as unknown as Record<string, unknown>).deforma = { map, right, layers, view };
+  void basemapSetting.then((template) => {
+    const a = basemapLayer(template);
+    const b = basemapLayer(template);
+    if (a && b) {
+      map.getLayers().insertAt(0, a);
+      right.getLayers().insertAt(0, b);
+      // A basemap's licence asks for its attribution on the map.
+      map.addControl(new Attribution({ collapsible: false }));
+    }
+  });
 
   const point = new PointPanel($('#point-panel'));
   const process = new ProcessPanel($('#panel-process'), () => {
@@ -83,7 +87,11 @@ async function boot(): Promise<void> {
     (item) => addItem(item, true),
     (items) => process.setDatasetChoices(items.flatMap((i) => Object.values(i.assets).map((a) => a.href))),
   );
-  (window as unknown as Record<string, unknown>).deforma = { map, right, layers, view, search, process, jobs, point };
+  // The viewer's parts, for the browser console and the end-to-end tests.
+  (window as unknown as Record<string, unknown>).deforma = {
+    map, right, layers, view, search, process, jobs, point, footprints, fromLonLat, toLonLat,
+    fit: (bbox: number[]) => fitBbox(view, bbox, map.getSize()),
+  };
 
   // ---------------------------------------------------------------- tabs
   function showTab(name: string): void {
@@ -148,25 +156,32 @@ async function boot(): Promise<void> {
         return details;
       }),
     );
-    // Layers named in the URL come back at load.
-    for (const l of initial.layers) {
-      if (layers.some((x) => x.id === l.id)) continue;
+    renderLayers();
+  }
+
+  // Layers named in the URL come back at load, fetched at once (not after the catalogue's listing), so a
+  // shared view draws its first tiles as early as it can.
+  async function restoreLayers(): Promise<void> {
+    await Promise.all(initial.layers.map(async (l) => {
       const [coll, item] = l.id.split('/');
       try {
-        if (item) {
-          const it = await getJson<StacItem>(`collections/${encodeURIComponent(coll!)}/items/${encodeURIComponent(item)}`);
-          const e = addItem(it, false);
-          e.opacity = l.opacity;
-          e.visible = l.visible;
-          e.ol.setOpacity(l.opacity);
-          e.ol.setVisible(l.visible);
-        } else {
-          const c = collections.find((x) => x.id === coll);
-          if (c) await addMosaic(c);
-        }
+        const e = item
+          ? addItem(await getJson<StacItem>(`collections/${encodeURIComponent(coll!)}/items/${encodeURIComponent(item)}`), false)
+          : await addMosaic(await getJson<StacCollection>(`collections/${encodeURIComponent(coll!)}`));
+        e.opacity = l.opacity;
+        e.visible = l.visible;
+        e.ol.setOpacity(l.opacity);
+        e.ol.setVisible(l.visible);
       } catch {
         say(`layer ${l.id} of the link is not available`, true);
       }
+    }));
+    // Back in the link's order (they arrived in any order).
+    const order = initial.layers.map((l) => l.id);
+    layers.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
+    for (const e of layers) {
+      map.removeLayer(e.ol);
+      map.getLayers().insertAt(map.getLayers().getLength() - 1, e.ol);
     }
     renderLayers();
   }
@@ -450,7 +465,8 @@ async function boot(): Promise<void> {
     await Promise.all(
       visible.map(async (l) => {
         if (l.kind === 'points') {
-          const f = map.forEachFeatureAtPixel(pixel, (feat) => feat as Feature, { layerFilter: (x) => x === l.ol, hitTolerance: 4 });
+          // The layer's own hit detection: the map's misses vector-tile points in OpenLayers 10.
+          const [f] = await (l.ol as VectorTileLayer).getFeatures(pixel);
           if (!f) return;
           const pid = f.get('pid');
           const s = await getJson<Series | { series: Series }>(pointSeriesUrl(l.collection, l.item!, pid));
@@ -487,7 +503,7 @@ async function boot(): Promise<void> {
   }
   map.on('moveend', saveView);
 
-  await signIn(apiKey());
+  await Promise.all([restoreLayers(), signIn(apiKey())]);
 }
 
 void boot().catch((e) => say(`viewer: ${(e as Error).message}`, true));

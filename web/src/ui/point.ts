@@ -59,8 +59,9 @@ export class PointPanel {
     this.draw();
   }
 
-  get count(): number {
-    return this.plotted.length;
+  /** What is plotted: each point's label and number of dates (read by the end-to-end tests). */
+  get plottedSeries(): { label: string; dates: number }[] {
+    return this.plotted.map((p) => ({ label: p.label, dates: p.series.dates.length }));
   }
 
   private draw(): void {

@@ -83,7 +83,8 @@ export class SearchPanel {
 
   private startDraw(): void {
     if (this.draw) this.map.removeInteraction(this.draw);
-    this.draw = new Draw({ source: this.footprints, type: 'Circle', geometryFunction: createBox() });
+    // Freehand: the box follows a drag, as users expect of "draw a box" (the map does not pan meanwhile).
+    this.draw = new Draw({ source: this.footprints, type: 'Circle', geometryFunction: createBox(), freehand: true });
     this.draw.on('drawend', (e) => {
       const ext = transformExtent(e.feature.getGeometry()!.getExtent(), 'EPSG:3857', 'EPSG:4326');
       this.setBox([ext[0]!, ext[1]!, ext[2]!, ext[3]!]);
