@@ -96,6 +96,8 @@ function tileUnits(z, x, y, lon, lat) {
 const BOX = [-141.5, 60.05, -141.1, 60.25]; // the Yahtse area
 const EGMS_BOX = [13.1, 38.66, 13.22, 38.73]; // Ustica
 const DATASET = (href, type, roles) => ({ href, type, roles });
+// Years since the first date: the fixtures' series follow their stated velocity.
+const years = (d) => (Date.parse(d) - Date.parse('2020-01-03')) / (365.25 * 86400000);
 export const SERIES_DATES = ['2020-01-03', '2020-01-15', '2020-01-27', '2020-02-08', '2020-02-20', '2020-03-03', '2020-03-15'];
 
 function item(collection, id, bbox, datetime, properties, assets) {
@@ -200,7 +202,7 @@ export async function installFixtures(page, origin, seen) {
       return json(route, {
         lon, lat,
         values: [{ asset: 'data', band: 10, name: 'speed_m_per_yr', units: 'm/yr', value: inside ? 1234.5 : null }],
-        ...(inside && it.properties['deforma:dates'] ? { series: { dates: SERIES_DATES, values: SERIES_DATES.map((_, i) => -2 * i), sigma: SERIES_DATES.map(() => 0.5), units: 'm', velocity: -20, velocity_sigma: 1, velocity_units: 'm/yr' } } : {}),
+        ...(inside && it.properties['deforma:dates'] ? { series: { dates: SERIES_DATES, values: SERIES_DATES.map((d) => -60 * years(d)), sigma: SERIES_DATES.map(() => 0.5), units: 'm', velocity: -60, velocity_sigma: 1, velocity_units: 'm/yr' } } : {}),
       });
     }
     if (parts[0] === 'collections' && parts[4] === 'vector-tiles') {
@@ -214,7 +216,7 @@ export async function installFixtures(page, origin, seen) {
     if (parts[0] === 'collections' && parts[4] === 'points' && parts.length === 6) {
       const p = POINTS.find((q) => q.pid === parts[5]);
       if (!p) return json(route, { detail: 'no such point' }, 404);
-      return json(route, { pid: p.pid, lon: p.lon, lat: p.lat, dates: SERIES_DATES, values: SERIES_DATES.map((_, i) => (p.velocity / 30) * i),
+      return json(route, { pid: p.pid, lon: p.lon, lat: p.lat, dates: SERIES_DATES, values: SERIES_DATES.map((d, i) => p.velocity * years(d) + (i % 2 ? 1 : -1)),
         sigma: SERIES_DATES.map(() => 1.5), units: 'mm', velocity: p.velocity, velocity_sigma: 0.4, velocity_units: 'mm/yr' });
     }
     return route.continue();

@@ -313,6 +313,12 @@ async function main() {
     await page.click('#tab-layers');
     if (!(await page.$eval(`details[data-collection="${c}"]`, (d) => d.open))) await page.click(`details[data-collection="${c}"] > summary`);
   };
+  const ensureLayer = async (c, item) => {
+    if (await page.$(`#layer-list li[data-layer="${c}/${item}"]`)) return;
+    await openCollection(c);
+    await page.click(`button.add[data-item="${item}"]`);
+    await page.waitForSelector(`#layer-list li[data-layer="${c}/${item}"]`);
+  };
   const near = (a, b, tol = 12) => a.every((v, i) => Math.abs(v - b[i]) <= tol);
   const [w, s, e, n] = scenario.velocity.bbox;
   const inside = scenario.velocity.inside ?? [(w + e) / 2, (s + n) / 2];
@@ -351,6 +357,7 @@ async function main() {
   });
 
   step('swipe compare draws each layer on its side of the bar; side by side links the views', async () => {
+    await ensureLayer(scenario.velocity.collection, scenario.velocity.item);
     await openCollection(scenario.scene.collection);
     await page.click(`button.add[data-item="${scenario.scene.item}"]`);
     const sceneId = `${scenario.scene.collection}/${scenario.scene.item}`;
@@ -384,6 +391,7 @@ async function main() {
   });
 
   step('clicking the product shows its values and its series plot; CSV download', async () => {
+    await ensureLayer(scenario.velocity.collection, scenario.velocity.item);
     await page.evaluate(([bbox]) => window.deforma.fit(bbox), [scenario.velocity.bbox]);
     await rendered();
     const px = await page.evaluate(([lon, lat]) => window.deforma.map.getPixelFromCoordinate(window.deforma.fromLonLat([lon, lat])), inside);

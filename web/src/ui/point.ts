@@ -67,6 +67,7 @@ export class PointPanel {
   private draw(): void {
     this.plot?.destroy();
     this.plot = undefined;
+    this.plotBox.replaceChildren();
     if (!this.plotted.length) return;
     // One x axis: the union of every point's dates; each point's columns aligned on it.
     const times = [...new Set(this.plotted.flatMap((p) => plotData(p.series)[0] as number[]))].sort((a, b) => a - b);
@@ -97,11 +98,19 @@ export class PointPanel {
         series,
         bands,
         axes: [{}, { label: this.plotted[0]!.series.units ?? '' }],
-        legend: { show: true },
+        // Our own legend below: one line per point with its velocity, not uPlot's per-column table.
+        legend: { show: false },
         cursor: { drag: { x: true, y: false } },
       },
       data as uPlot.AlignedData,
       this.plotBox,
+    );
+    this.plotBox.append(
+      h('ul', { class: 'plot-legend' }, ...this.plotted.map((p, k) => {
+        const v = velocityLabel(p.series);
+        return h('li', {}, h('span', { class: 'swatch', style: `background:${COLORS[k % COLORS.length]}` }),
+          `${p.label}: ${p.series.dates.length} dates${v ? `, ${v}` : ''} (band ±σ, dashed: velocity fit)`);
+      })),
     );
   }
 }

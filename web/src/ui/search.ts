@@ -48,7 +48,7 @@ export class SearchPanel {
       'form',
       { id: 'search-form' },
       h('h2', {}, 'Find data'),
-      h('div', { class: 'field' }, h('span', {}, 'Area: '), this.area, ' ',
+      h('div', { class: 'row area' }, h('span', {}, 'Area:'), this.area,
         h('button', { type: 'button', id: 'search-draw', onclick: () => this.startDraw() }, 'Draw a box'),
         h('button', { type: 'button', id: 'search-view', onclick: () => this.clearBox() }, 'Use the view')),
       h('div', { class: 'field two' }, h('label', { for: 'search-from' }, 'From'), this.from, h('label', { for: 'search-to' }, 'To'), this.to),
