@@ -251,14 +251,6 @@ async function main() {
     await partShot('li.job', 'job-done');
   });
 
-  step('dismissing a job removes it from the list', async () => {
-    if (!haveData) return 'skipped: sample data absent';
-    const before = await page.$$eval('li.job', (l) => l.length);
-    await page.click('li.job .dismiss');
-    await waitFor(async () => (await page.$$eval('li.job:not(.dismissed)', (l) => l.length)) < before, 'the job to go', 15000);
-    await screenshot('job-dismissed');
-  });
-
   step('the URL keeps the view: reload restores centre, zoom and compare mode', async () => {
     await page.click('#tab-layers');
     await page.evaluate(() => {
@@ -516,6 +508,16 @@ async function main() {
     if (load < os.cpus().length) check(ms <= 1500, `first tiles drawn ${ms} ms after navigation (budget 1500 ms)`);
     else log(`1.5 s budget not checked: load average ${load.toFixed(1)} on ${os.cpus().length} cores`);
     await page2.close();
+  });
+
+  step('dismissing a job removes it from the list', async () => {
+    if (!haveData) return 'skipped: sample data absent';
+    await page.click('#tab-jobs');
+    await page.waitForSelector('li.job .dismiss');
+    const before = await page.$$eval('li.job', (l) => l.length);
+    await page.click('li.job .dismiss');
+    await waitFor(async () => (await page.$$eval('li.job:not(.dismissed)', (l) => l.length)) < before, 'the job to go', 15000);
+    await screenshot('job-dismissed');
   });
 
   for (const s of steps) {
