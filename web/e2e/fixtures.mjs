@@ -123,8 +123,13 @@ export const ITEMS = {
   'egms-l2b': [
     item('egms-l2b', 'EGMS_L2b_022_0845', EGMS_BOX, '2020-01-03T00:00:00Z', { 'egms:level': 'L2b' },
       { data: DATASET('egms.zip', 'application/zip', ['data', 'points']) }),
+    // A million points over a 100 km box: every tile holds DENSE_PER_TILE of them (the server's vector tiles
+    // keep a tile's load bounded at any zoom, as a real product's would).
+    item('egms-l2b', 'EGMS_dense_1M', [12.5, 38.2, 13.7, 39.1], '2020-01-03T00:00:00Z', { 'egms:level': 'L2b', 'egms:points': 1000000 },
+      { data: DATASET('dense.zip', 'application/zip', ['data', 'points']) }),
   ],
 };
+export const DENSE_PER_TILE = 4096;
 export const POINTS = [
   { pid: 'PT1', lon: 13.16, lat: 38.70, velocity: -8 },
   { pid: 'PT2', lon: 13.18, lat: 38.69, velocity: 6 },
@@ -208,6 +213,16 @@ export async function installFixtures(page, origin, seen) {
     if (parts[0] === 'collections' && parts[4] === 'vector-tiles') {
       const [z, x, yMvt] = parts.slice(6);
       const y = Number(yMvt.replace('.mvt', ''));
+      if (parts[3] === 'EGMS_dense_1M') {
+        const side = Math.sqrt(DENSE_PER_TILE);
+        const dense = [];
+        for (let i = 0; i < DENSE_PER_TILE; i++) {
+          const gx = i % side;
+          const gy = Math.floor(i / side);
+          dense.push({ pid: `D${z}_${x}_${y}_${i}`, velocity: ((gx * 7 + gy * 13) % 41) - 20, x: Math.round(((gx + 0.5) * 4096) / side), y: Math.round(((gy + 0.5) * 4096) / side) });
+        }
+        return route.fulfill({ status: 200, contentType: 'application/vnd.mapbox-vector-tile', body: pointsMvt(dense) });
+      }
       const pts = POINTS.map((p) => ({ ...p, xy: tileUnits(Number(z), Number(x), y, p.lon, p.lat) }))
         .filter((p) => p.xy.every((v) => v >= 0 && v < 4096))
         .map((p) => ({ pid: p.pid, velocity: p.velocity, x: p.xy[0], y: p.xy[1] }));

@@ -110,6 +110,7 @@ function fixtureScenario() {
     egms: { collection: 'egms-l2b', item: ITEMS['egms-l2b'][0].id, pid: POINTS[0].pid, lon: POINTS[0].lon, lat: POINTS[0].lat, dates: SERIES_DATES.length },
     search: { bbox: [-141.45, 60.1, -141.15, 60.2], from: '2016-07-01', to: '2016-08-31', cloud: 20, collection: 'landsat-8', expect: [scenes[0].id] },
     mosaic: { collection: 'landsat-8', dates: scenes.length },
+    dense: { collection: 'egms-l2b', item: 'EGMS_dense_1M', bbox: ITEMS['egms-l2b'][1].bbox },
   };
 }
 
@@ -458,6 +459,41 @@ async function main() {
     check(lit.length === 1 && lit[0] === ids[0], `hovering the first result highlights its footprint (${lit})`);
     await screenshot('search');
     await partShot('#panel-search', 'search');
+  });
+
+  step('panning over a million EGMS-like points stays responsive (vector tiles)', async () => {
+    if (!scenario.dense) return 'skipped: no dense point product';
+    await ensureLayer(scenario.dense.collection, scenario.dense.item);
+    await page.evaluate(([bbox]) => window.deforma.fit(bbox), [scenario.dense.bbox]);
+    await page.evaluate(() => window.deforma.view.setZoom(12));
+    await rendered();
+    // Pans of 120 px, one per animation frame for 3 s, while frame intervals are measured.
+    const stats = await page.evaluate(() => new Promise((resolve) => {
+      const { view } = window.deforma;
+      const frames = [];
+      let last = performance.now();
+      const t0 = last;
+      const tick = (now) => {
+        frames.push(now - last);
+        last = now;
+        const c = view.getCenter();
+        view.setCenter([c[0] + 120 * view.getResolution(), c[1]]);
+        if (now - t0 < 3000) requestAnimationFrame(tick);
+        else {
+          frames.sort((a, b) => a - b);
+          resolve({ n: frames.length, p50: frames[Math.floor(frames.length / 2)], p95: frames[Math.floor(frames.length * 0.95)], max: frames[frames.length - 1] });
+        }
+      };
+      requestAnimationFrame(tick);
+    }));
+    await rendered();
+    const drawn = await page.evaluate(() => window.deforma.layers.find((l) => l.kind === 'points').ol.getRenderer().renderedTiles?.length ?? 0);
+    log(`panning over the dense product: ${stats.n} frames in 3 s, frame p50 ${stats.p50.toFixed(0)} ms, p95 ${stats.p95.toFixed(0)} ms, max ${stats.max.toFixed(0)} ms; ${drawn} tiles of points drawn`);
+    await screenshot('dense-points');
+    const load = os.loadavg()[0];
+    if (load < os.cpus().length) check(stats.p95 < 100, `panning frame p95 ${stats.p95.toFixed(0)} ms (budget 100 ms)`);
+    else log(`panning budget not checked: load average ${load.toFixed(1)} on ${os.cpus().length} cores`);
+    await page.click(`#layer-list li[data-layer="${scenario.dense.collection}/${scenario.dense.item}"] button.remove`);
   });
 
   step('a series product\'s time slider changes the tile requests\' time', async () => {

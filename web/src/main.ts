@@ -190,7 +190,7 @@ async function boot(): Promise<void> {
     const doc = await getJson<{ features: StacItem[] }>(`collections/${encodeURIComponent(c.id)}/items?limit=100`);
     const dated = doc.features.filter((f) => f.properties.datetime);
     details.append(
-      dated.length > 1 ? h('button', { type: 'button', class: 'add-mosaic', onclick: () => void addMosaic(c) }, `Add all ${doc.features.length} as one layer (time slider)`) : '',
+      dated.length > 1 && !doc.features.every((f) => layerKind(f) === 'points') ? h('button', { type: 'button', class: 'add-mosaic', onclick: () => void addMosaic(c) }, `Add all ${doc.features.length} as one layer (time slider)`) : '',
       h('ul', { class: 'items' }, ...doc.features.map((f) =>
         h('li', {}, h('span', {}, `${f.id} ${(f.properties.datetime ?? '').slice(0, 10)}`),
           h('button', { type: 'button', class: 'add', 'data-item': f.id, onclick: () => addItem({ ...f, collection: f.collection ?? c.id }, true) }, 'Add')))),
@@ -291,9 +291,21 @@ async function boot(): Promise<void> {
 
   function legendBox(e: LayerEntry): HTMLElement | string {
     if (e.kind === 'points') {
-      return h('div', { class: 'legend' }, h('div', { class: 'bar', style: `background:${cssGradient('egms')}` }),
+      const range = h('input', { type: 'number', min: 0.5, step: 0.5, value: e.velocityRange, class: 'range', 'aria-label': `colour range of ${e.title} (± mm/yr)` });
+      range.addEventListener('change', () => {
+        const r = Number(range.value);
+        range.setAttribute('aria-invalid', r > 0 ? 'false' : 'true');
+        if (!(r > 0)) return say('colour range: expected a positive number of mm/yr', true);
+        e.velocityRange = r;
+        // The style reads the range: a redraw recolours the points without reloading their tiles.
+        (e.ol as VectorTileLayer).changed();
+        e.right?.changed();
+        renderLayers();
+      });
+      return h('div', { class: 'legend', 'data-legend': e.id }, h('div', { class: 'legend-title' }, 'mean velocity [mm/yr]'),
+        h('div', { class: 'bar', style: `background:${cssGradient('egms')}` }),
         h('div', { class: 'ticks' }, h('span', {}, `${-e.velocityRange}`), h('span', {}, '0'), h('span', {}, `+${e.velocityRange}`)),
-        h('div', { class: 'muted' }, 'mean velocity [mm/yr]'));
+        h('label', {}, 'range ± ', range));
     }
     const l = e.legend;
     if (!l) return '';

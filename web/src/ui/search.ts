@@ -16,10 +16,12 @@ import { download, h, say } from '../dom';
 import { viewBbox } from '../mapview';
 import { thumbnailHref } from '../tiles';
 
-/** Whether a URL points at the deforma server itself (nothing else is ever requested by the page). */
+/** Whether an asset's href is a URL of the deforma server itself: only those are requested by the page
+ * (an item may name files by their path on the server's disk, or other hosts' URLs). */
 export function sameOrigin(href: string): boolean {
+  if (!/^https?:\/\//i.test(href)) return false;
   try {
-    return new URL(href, document.baseURI).origin === location.origin;
+    return new URL(href).origin === location.origin;
   } catch {
     return false;
   }
