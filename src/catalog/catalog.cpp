@@ -250,8 +250,12 @@ struct Catalog::Impl {
     // id, doc, minx, miny, maxx, maxy, t0, t1
     json c = json::parse(s.text(1), nullptr, false);
     if (!c.is_object()) c = default_collection(s.text(0));
-    if (!s.null(2)) c["extent"]["spatial"]["bbox"] = {{s.real(2), s.real(3), s.real(4), s.real(5)}};
-    if (!s.null(6)) c["extent"]["temporal"]["interval"] = {{iso_of(s.real(6)), iso_of(s.real(7))}};
+    if (!s.null(2))
+      c["extent"]["spatial"]["bbox"] =
+          json::array({json::array({s.real(2), s.real(3), s.real(4), s.real(5)})});
+    if (!s.null(6))
+      c["extent"]["temporal"]["interval"] =
+          json::array({json::array({iso_of(s.real(6)), iso_of(s.real(7))})});
     if (!c.contains("links")) c["links"] = json::array();
     return c;
   }
