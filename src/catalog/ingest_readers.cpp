@@ -610,6 +610,16 @@ json processing_from_provenance(GDALDataset& ds, json& links, std::vector<std::s
     std::istringstream in(command);
     std::string program, operation;
     in >> program >> operation;
+    if (operation == "job") {
+      // A service job ("deforma job run DIR"): the operation is the job's process.
+      std::string run, dir;
+      in >> run >> dir;
+      std::ifstream spec(fs::path(dir) / "job.json");
+      const json job = json::parse(spec, nullptr, false);
+      operation = job.is_object() && job.contains("process") && job["process"].is_string()
+                      ? job["process"].get<std::string>()
+                      : std::string();
+    }
     if (!operation.empty() && operation[0] != '-') p["deforma:operation"] = operation;
   }
   if (const char* inputs = ds.GetMetadataItem("DEFORMA_INPUTS")) {
