@@ -434,6 +434,13 @@ Style resolve_style(const MapItem& item, const StyleOptions& options) {
     in.asset = chosen.front();
     const auto bands = bands_of(item.rasters[in.asset]);
     in.band = options.band == 0 ? 1 : options.band;
+    if (options.band == 0 && !options.datetime.empty()) {
+      // A cube: the last date at or before the one asked (the first date when it is earlier than all).
+      const auto dates = band_dates(item.rasters[in.asset]);
+      for (std::size_t i = 0; i < dates.size(); ++i) {
+        if (dates[i] <= options.datetime.substr(0, 10)) in.band = static_cast<int>(i) + 1;
+      }
+    }
     if (in.band > static_cast<int>(bands.size()))
       throw InvalidArgument(fmt::format("parameter bidx: asset '{}' of item '{}' has {} band(s), not {}",
                                         item.rasters[in.asset].key, item.id, bands.size(), in.band));
@@ -462,6 +469,30 @@ Style resolve_style(const MapItem& item, const StyleOptions& options) {
   style.scale.unit = style.units;
   style.colormap = colormap_name(style.scale.kind);
   return style;
+}
+
+std::optional<Bounds> to_lonlat(const std::string& crs, const Bounds& bounds) {
+  GdalErrorTrap trap;
+  OGRSpatialReferenceH from = make_srs(crs);
+  OGRSpatialReferenceH wgs84 = make_srs("EPSG:4326");
+  auto out = transform_bounds(bounds, from, wgs84);
+  OSRDestroySpatialReference(from);
+  OSRDestroySpatialReference(wgs84);
+  return out;
+}
+
+std::vector<std::string> band_dates(const RasterAsset& asset) {
+  std::vector<std::string> dates;
+  for (const auto& b : bands_of(asset)) {
+    if (b.name.size() != 10) return {};
+    try {
+      io::Date::parse(b.name);
+    } catch (const Error&) {
+      return {};
+    }
+    dates.push_back(b.name);
+  }
+  return dates;
 }
 
 // -------------------------------------------------------------------------------- rendering

@@ -62,7 +62,9 @@ struct StyleOptions {
   int tile_size = 256;     ///< 256 or 512
   std::string format = "png";          ///< "png" or "webp"
   std::string resampling = "nearest";  ///< nearest, bilinear, cubic, average
-  std::string datetime;                ///< mosaics: items at or before this date (ISO), most recent on top
+  /// Mosaics: items at or before this date (ISO), most recent on top. A cube (bands named by dates)
+  /// without bidx: the band of the last date at or before it.
+  std::string datetime;
 };
 
 /// Parses query parameters (assets, bidx, rescale, colormap, expression, units, tilesize, resampling,
@@ -128,6 +130,12 @@ std::string legend_png(const Style& style);
 nlohmann::json point_query(const MapItem& item, double lon, double lat);
 /// The point query as CSV: one section of band values, then the series rows when there is one.
 std::string point_query_csv(const nlohmann::json& result);
+
+/// `bounds` of `crs` as a lon/lat rectangle (edges densified); nullopt when they do not transform.
+std::optional<Bounds> to_lonlat(const std::string& crs, const Bounds& bounds);
+
+/// The ISO dates of an asset's bands when every band is named by one (a `deforma invert` cube); else empty.
+std::vector<std::string> band_dates(const RasterAsset& asset);
 
 /// The item's footprint in WGS84 longitude/latitude from its raster assets' extents; nullopt when it has
 /// none. min_x > max_x when it crosses the antimeridian.
