@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "deforma/catalog/catalog.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/maps/capabilities.hpp"
 #include "deforma/maps/points.hpp"
@@ -367,6 +368,31 @@ struct MapRoutes::Impl {
     }
   }
 };
+
+MapCatalog map_catalog(catalog::Catalog& cat) {
+  auto viewer_of = [](const MapViewer& v) { return catalog::Viewer{v.user, v.admin}; };
+  MapCatalog m;
+  m.item = [&cat, viewer_of](const std::string& c, const std::string& i, const MapViewer& v) {
+    return cat.item(c, i, viewer_of(v));
+  };
+  m.items = [&cat, viewer_of](const std::string& c, const std::optional<std::array<double, 4>>& bbox, int limit,
+                              const MapViewer& v) {
+    catalog::SearchRequest r;
+    r.collections = {c};
+    r.bbox = bbox;
+    r.limit = std::clamp(limit, 1, catalog::kMaxLimit);
+    r.sortby = {{"datetime", false}};  // most recent first
+    return cat.search(r, viewer_of(v)).items;
+  };
+  m.collections = [&cat, viewer_of](const MapViewer& v) {
+    std::vector<std::string> ids;
+    for (const auto& c : cat.collections(viewer_of(v))) {
+      if (c.contains("id") && c["id"].is_string()) ids.push_back(c["id"]);
+    }
+    return ids;
+  };
+  return m;
+}
 
 MapRoutes::MapRoutes(MapCatalog catalog) : impl_(std::make_unique<Impl>()) { impl_->catalog = std::move(catalog); }
 MapRoutes::~MapRoutes() = default;

@@ -14,6 +14,10 @@
 
 #include "service/http.hpp"
 
+namespace deforma::catalog {
+class Catalog;
+}
+
 namespace deforma::service {
 
 /// Who asks: the map routes show what the catalogue lets this viewer see (anonymous: public items only).
@@ -36,6 +40,9 @@ struct MapCatalog {
   /// The ids of the collections the viewer can see.
   std::function<std::vector<std::string>(const MapViewer&)> collections;
 };
+
+/// The map routes' view of the service's catalogue (visibility as the catalogue's own).
+MapCatalog map_catalog(catalog::Catalog& catalog);
 
 class MapRoutes {
  public:
