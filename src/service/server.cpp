@@ -32,6 +32,7 @@
 #include "deforma/service/store.hpp"
 #include "deforma/version.hpp"
 #include "service/http.hpp"
+#include "service/map_routes.hpp"
 #include "service/request.hpp"
 #include "service/stac_routes.hpp"
 #include "service/static_files.hpp"
@@ -118,6 +119,7 @@ struct Server::Impl {
   fs::path jobs_dir, uploads_dir;
   std::unique_ptr<Store> store;
   std::unique_ptr<catalog::Catalog> catalog;  // same database file, its own connection
+  std::unique_ptr<MapRoutes> maps;
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<StaticFiles> web;  // the browser application at `/`
 
@@ -201,6 +203,15 @@ struct Server::Impl {
       // A private job and a missing one get the same answer as any request without a key.
       if (!job || !job->is_public) authenticate(req);
       return read_job(req, *job, parts, base, reply);
+    }
+    // Map resources: a caller without a key sees the public items; a key adds its owner's own.
+    if (maps && MapRoutes::is_map_path(parts)) {
+      MapViewer viewer;
+      if (!req.header("authorization").empty()) {
+        const User u = authenticate(req);
+        viewer = {u.name, u.admin};
+      }
+      return maps->handle(req, parts, viewer, base, reply);
     }
     const User user = authenticate(req);
     if (parts[0] == "processes") {
@@ -1186,6 +1197,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   }
   impl_->store = std::make_unique<Store>(o.root);
   impl_->catalog = std::make_unique<catalog::Catalog>(o.root / "service.db");
+  impl_->maps = std::make_unique<MapRoutes>(map_catalog(*impl_->catalog));
   if (o.default_quotas) impl_->store->set_default_quotas(*o.default_quotas);
   const auto [requeued, failed] = impl_->store->recover(o.max_attempts);
   if (requeued || failed) {
