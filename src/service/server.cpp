@@ -191,6 +191,16 @@ struct Server::Impl {
     if (parts.empty() && get) return reply(landing(base));
     if (parts.size() == 1 && parts[0] == "conformance" && get) return reply(conformance());
     if (parts.size() == 1 && parts[0] == "api" && get) return reply(openapi(base));
+    // Map resources first: they lie under /collections too, and a caller without a key sees the public
+    // items; a key adds its owner's own.
+    if (maps && MapRoutes::is_map_path(parts)) {
+      MapViewer viewer;
+      if (!req.header("authorization").empty()) {
+        const User u = authenticate(req);
+        viewer = {u.name, u.admin};
+      }
+      return maps->handle(req, parts, viewer, base, reply);
+    }
     if (is_stac_route(parts) && stac(req, parts, base, reply)) return;
 
     // Public jobs of other users, or read without a key: only when the service allows anonymous reads,
@@ -203,15 +213,6 @@ struct Server::Impl {
       // A private job and a missing one get the same answer as any request without a key.
       if (!job || !job->is_public) authenticate(req);
       return read_job(req, *job, parts, base, reply);
-    }
-    // Map resources: a caller without a key sees the public items; a key adds its owner's own.
-    if (maps && MapRoutes::is_map_path(parts)) {
-      MapViewer viewer;
-      if (!req.header("authorization").empty()) {
-        const User u = authenticate(req);
-        viewer = {u.name, u.admin};
-      }
-      return maps->handle(req, parts, viewer, base, reply);
     }
     const User user = authenticate(req);
     if (parts[0] == "processes") {
@@ -1188,7 +1189,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
     if (!fs::is_directory(d, ec)) throw IoError(fmt::format("--data {}: not a folder", d.string()));
     impl_->data_roots.push_back(fs::canonical(d));
   }
-  impl_->web = std::make_unique<StaticFiles>(o.web_dir, o.web_basemap);
+  impl_->web = std::make_unique<StaticFiles>(o.web_dir, o.web_basemap, o.anonymous_read);
   impl_->jobs_dir = o.root / "jobs";
   impl_->uploads_dir = o.root / "uploads";
   for (const auto& d : {impl_->jobs_dir, impl_->uploads_dir, o.root / "logs"}) {

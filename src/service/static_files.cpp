@@ -66,8 +66,10 @@ fs::path default_web_dir() {
   return {};
 }
 
-StaticFiles::StaticFiles(const fs::path& dir, std::string basemap)
-    : config_(nlohmann::json{{"basemap", basemap.empty() ? "none" : std::move(basemap)}}.dump()) {
+StaticFiles::StaticFiles(const fs::path& dir, std::string basemap, bool anonymous_read)
+    : config_(nlohmann::json{{"basemap", basemap.empty() ? "none" : std::move(basemap)},
+                             {"anonymous_read", anonymous_read}}
+                  .dump()) {
   if (dir.empty()) return;
   std::error_code ec;
   if (!fs::is_regular_file(dir / "index.html", ec)) {

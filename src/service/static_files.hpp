@@ -14,8 +14,9 @@ namespace deforma::service {
 class StaticFiles {
  public:
   /// `dir` empty: serves nothing. Throws InvalidArgument naming `--web` when `dir` lacks an index.html.
-  /// `basemap` is handed to the page at `/viewer-config.json`.
-  StaticFiles(const std::filesystem::path& dir, std::string basemap);
+  /// The page reads `/viewer-config.json`: its basemap, and whether the catalogue is readable without a key
+  /// (`anonymous_read`), so an anonymous page asks only for what it may see.
+  StaticFiles(const std::filesystem::path& dir, std::string basemap, bool anonymous_read);
   bool enabled() const { return !dir_.empty(); }
   const std::filesystem::path& dir() const { return dir_; }
   /// The response when the request is for the web application (GET or HEAD of one of its paths), else

@@ -89,7 +89,9 @@ TEST_F(StaticFilesTest, BrowsersGetTheAppAndJsonClientsTheLandingPage) {
   EXPECT_EQ(get("/processes")->status, 401);
   EXPECT_EQ(get("/favicon.svg")->body, "<svg/>");
   // The page learns its basemap from the server: none when offline.
-  EXPECT_EQ(nlohmann::json::parse(get("/viewer-config.json")->body)["basemap"], "none");
+  const auto config = nlohmann::json::parse(get("/viewer-config.json")->body);
+  EXPECT_EQ(config["basemap"], "none");
+  EXPECT_EQ(config["anonymous_read"], false);
 }
 
 TEST_F(StaticFilesTest, HashedAssetsAreImmutableAndRevalidatedByEtag) {

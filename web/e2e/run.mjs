@@ -62,27 +62,11 @@ async function waitFor(fn, what, timeoutMs = 10000, everyMs = 100) {
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-function hasSubcommand(name) {
-  try {
-    execFileSync(deforma, [name, '--help'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function startServer() {
-  const key = execFileSync(deforma, ['users', 'add', 'e2e', '--root', root], { encoding: 'utf8' }).trim().split('\n').pop();
-  const catalogue = haveData && hasSubcommand('catalog');
-  if (catalogue) {
-    // The sample data the map tests look at; a set that cannot be read is reported by the command.
-    const sets = ['yahtse-l8', 'egms-ustica', 's2-l2a-safe'].map((s) => path.join(dataDir, s)).filter((p) => fs.existsSync(p));
-    try {
-      execFileSync(deforma, ['catalog', 'add', '--root', root, ...sets], { stdio: 'inherit', timeout: 300000 });
-    } catch (e) {
-      log(`catalog add reported a failure (${e.message.split('\n')[0]}); continuing with what was catalogued`);
-    }
-  }
+  const addUser = (name, admin) =>
+    execFileSync(deforma, ['users', 'add', name, '--root', root, ...(admin ? ['--admin'] : [])], { encoding: 'utf8' }).trim().split('\n').pop();
+  const key = addUser('e2e', false);
+  const adminKey = addUser('e2e-admin', true);
   const serveArgs = ['serve', '--root', root, '--listen', '127.0.0.1:0', '--offline', '--web', path.join(web, 'dist'),
     '--workers', '1', '--job-threads', '2', '--job-ram', '64'];
   if (haveData) serveArgs.push('--data', dataDir);
@@ -96,6 +80,24 @@ async function startServer() {
       return undefined;
     }
   }, 'deforma serve to listen', 20000);
+  // A server with a catalogue links to its collections from its landing page; the sample data the map
+  // steps look at are then catalogued by an administrator, as `POST /collections/{id}/items` allows.
+  // DEFORMA_E2E_FIXTURES=1 runs the map steps against the fixtures all the same.
+  const landing = await (await fetch(`${url}/`, { headers: { Accept: 'application/json' } })).json();
+  const catalogue = haveData && landing.links.some((l) => l.rel === 'data') && !process.env.DEFORMA_E2E_FIXTURES;
+  if (catalogue) {
+    const ingest = async (collection, paths) => {
+      const res = await fetch(`${url}/collections/${collection}/items`, {
+        method: 'POST', headers: { Authorization: `Bearer ${adminKey}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ paths: paths.map((p) => path.join(dataDir, p)) }),
+      });
+      const report = await res.json();
+      log(`catalogued into ${collection}: ${res.status} ${JSON.stringify(report).slice(0, 300)}`);
+      check(res.status === 201, `ingest into ${collection} answered ${res.status}`);
+    };
+    await ingest('landsat', ['yahtse-l8/LC80630182016200LGN00_MTL.txt', 'yahtse-l8/LC80630182016216LGN00_B8_MTL.txt']);
+    await ingest('egms-l2b', ['egms-ustica/EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip']);
+  }
   return { url, key, catalogue };
 }
 
@@ -114,9 +116,56 @@ function fixtureScenario() {
   };
 }
 
-// What the map steps look at in the real catalogue of the sample data (set when the catalogue exists).
-async function realScenario() {
-  throw new Error('the real catalogue scenario is not written yet');
+// What the map steps look at in the real catalogue: the Yahtse scenes and the EGMS burst catalogued at
+// start, and the velocity product of the correlation job run from the form (known once it has run).
+async function realScenario(url, key) {
+  const get = async (p) => {
+    const res = await fetch(`${url}/${p}`, { headers: { Authorization: `Bearer ${key}`, Accept: 'application/json' } });
+    check(res.ok, `GET ${p} answered ${res.status}`);
+    return res.json();
+  };
+  const scenes = (await get('collections/landsat/items')).features.sort((a, b) => a.properties.datetime.localeCompare(b.properties.datetime));
+  check(scenes.length === 2, `expected the 2 Yahtse scenes in the catalogue, found ${scenes.length}`);
+  const egms = (await get('collections/egms-l2b/items')).features[0];
+  check(egms, 'the EGMS burst is not in the catalogue');
+  const pointDoc = await get(`collections/egms-l2b/items/${encodeURIComponent(egms.id)}/points?limit=1`);
+  const first = pointDoc.features[0];
+  const pid = first.properties.pid ?? first.id;
+  const series = await get(`collections/egms-l2b/items/${encodeURIComponent(egms.id)}/points/${encodeURIComponent(pid)}`);
+  const covers = scenes.map((sc) => sc.properties['eo:cloud_cover']);
+  // A cloud limit between the two scenes' covers keeps only the clearer one (both when they are equal).
+  const limit = Math.min(...covers) === Math.max(...covers) ? 100 : (Math.min(...covers) + Math.max(...covers)) / 2;
+  const [w, s, e, n] = scenes[0].bbox;
+  return {
+    scene: { collection: 'landsat', item: scenes[1].id },
+    egms: { collection: 'egms-l2b', item: egms.id, pid, lon: first.geometry.coordinates[0], lat: first.geometry.coordinates[1], dates: series.dates.length },
+    search: { bbox: [w + (e - w) * 0.3, s + (n - s) * 0.3, e - (e - w) * 0.3, n - (n - s) * 0.3], from: '2016-07-01', to: '2016-08-31', cloud: limit,
+      collection: 'landsat', expect: scenes.filter((sc) => sc.properties['eo:cloud_cover'] <= limit).map((sc) => sc.id) },
+    mosaic: { collection: 'landsat', dates: 2 },
+    // The job's velocity product: its item in the user's collection, its file for the values.
+    async prepare(jobId) {
+      const items = (await get('collections/user-e2e/items?limit=100')).features;
+      const product = items.find((i) => /output/.test(i.id)) ?? items[0];
+      check(product, `the job's outputs are not in the user's collection (${items.map((i) => i.id)})`);
+      const file = path.join(root, 'jobs', jobId, 'outputs', 'output.tif');
+      const bands = JSON.parse(execFileSync('gdalinfo', ['-json', file], { encoding: 'utf8' })).bands;
+      const band = bands.findIndex((b) => b.description === 'speed_m_per_yr') + 1;
+      check(band > 0, `no speed_m_per_yr band in ${file}`);
+      const valuesAt = (points) => execFileSync('gdallocationinfo', ['-wgs84', '-valonly', '-b', String(band), file],
+        { input: points.map((p) => `${p[0]} ${p[1]}`).join('\n') + '\n', encoding: 'utf8' }).trim().split('\n').map(Number);
+      // A point on the glacier: the fastest of a grid over the product where the speed is valid.
+      const [pw, ps, pe, pn] = product.bbox;
+      const grid = [];
+      for (let i = 1; i < 12; i++) for (let j = 1; j < 12; j++) grid.push([pw + ((pe - pw) * i) / 12, ps + ((pn - ps) * j) / 12]);
+      const v = valuesAt(grid);
+      let best = -1;
+      v.forEach((x, i) => { if (Number.isFinite(x) && x > -9000 && (best < 0 || x > v[best])) best = i; });
+      check(best >= 0, 'no valid speed in the product');
+      this.velocity = { collection: product.collection, item: product.id, bbox: product.bbox, band: 'speed_m_per_yr', inside: grid[best],
+        valueAt: async (lon, lat) => valuesAt([[lon, lat]])[0] };
+      log(`product ${product.collection}/${product.id}: speed ${v[best]} m/yr at ${grid[best].map((x) => x.toFixed(4))}`);
+    },
+  };
 }
 
 async function main() {
@@ -313,16 +362,27 @@ async function main() {
     await page.waitForSelector(`#layer-list li[data-layer="${c}/${item}"]`);
   };
   const near = (a, b, tol = 12) => a.every((v, i) => Math.abs(v - b[i]) <= tol);
-  const [w, s, e, n] = scenario.velocity.bbox;
-  const inside = scenario.velocity.inside ?? [(w + e) / 2, (s + n) / 2];
-  const outside = [e + (e - w) * 0.4, n + (n - s) * 0.3];
+  // The product's box, a point inside it with data, and one outside it (known once the product is).
+  const where = () => {
+    const [w, s, e, n] = scenario.velocity.bbox;
+    return { w, s, e, n, inside: scenario.velocity.inside ?? [(w + e) / 2, (s + n) / 2], outside: [e + (e - w) * 0.4, n + (n - s) * 0.3] };
+  };
 
   step('catalogue layers draw tiles where data are, transparent elsewhere; opacity and legend change them', async () => {
-    await page.click('#tab-layers');
-    await openCollection(scenario.velocity.collection);
     const t0 = Date.now();
-    await page.click(`button.add[data-item="${scenario.velocity.item}"]`);
+    if (scenario.prepare) {
+      // The correlation's result, added from the jobs panel in one click.
+      const jobId = await page.getAttribute('li.job', 'data-job');
+      await scenario.prepare(jobId);
+      await page.click('#tab-jobs');
+      await page.click(`li.job[data-job="${jobId}"] .add-result`);
+      await page.click('#tab-layers');
+    } else {
+      await openCollection(scenario.velocity.collection);
+      await page.click(`button.add[data-item="${scenario.velocity.item}"]`);
+    }
     await page.waitForSelector(`#layer-list li[data-layer="${scenario.velocity.collection}/${scenario.velocity.item}"]`);
+    const { inside, outside } = where();
     await rendered();
     log(`first tiles of the layer drawn ${Date.now() - t0} ms after the click`);
     const drawn = await sample('map', ...inside);
@@ -363,6 +423,7 @@ async function main() {
     await rendered();
     // Points a quarter of the product's width either side of the bar (the bar is at the map's middle).
     const mid = await page.evaluate(() => window.deforma.toLonLat(window.deforma.view.getCenter()));
+    const { w, e } = where();
     const dx = (e - w) / 4;
     const left = await sample('map', mid[0] - dx, mid[1]);
     const right = await sample('map', mid[0] + dx, mid[1]);
@@ -387,6 +448,7 @@ async function main() {
     await ensureLayer(scenario.velocity.collection, scenario.velocity.item);
     await page.evaluate(([bbox]) => window.deforma.fit(bbox), [scenario.velocity.bbox]);
     await rendered();
+    const { inside } = where();
     const px = await page.evaluate(([lon, lat]) => window.deforma.map.getPixelFromCoordinate(window.deforma.fromLonLat([lon, lat])), inside);
     const box = await page.locator('#map').boundingBox();
     await page.mouse.click(box.x + px[0], box.y + px[1]);
@@ -528,6 +590,8 @@ async function main() {
     const page2 = await context.newPage();
     page2.on('console', (m) => m.type() === 'error' && consoleErrors.push(`shared page: ${m.text()} (${m.location()?.url ?? ''})`));
     page2.on('request', (r) => { const u = r.url(); if (!u.startsWith('data:') && !u.startsWith('blob:') && new URL(u).origin !== origin) foreign.push(u); });
+    // The link opened by a signed-in user (the layers may be private).
+    await page2.addInitScript((k) => sessionStorage.setItem('deforma.apiKey', k), key);
     if (!catalogue) await installFixtures(page2, origin, []);
     const t0 = Date.now();
     await page2.goto(`${url}/${hash}`);

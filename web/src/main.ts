@@ -10,7 +10,7 @@ import type BaseLayer from 'ol/layer/Base';
 import VectorTileLayer from 'ol/layer/VectorTile';
 
 import { apiKey, getJson, setApiKey, url } from './api';
-import type { StacCollection, StacItem } from './api';
+import type { JobStatus, StacCollection, StacItem } from './api';
 import { cssGradient, legendTicks, parseRescale } from './colors';
 import type { Legend } from './colors';
 import { $, h, say } from './dom';
@@ -22,6 +22,7 @@ import type { LayerKind, RasterParams } from './tiles';
 import { formatView, parseView } from './urlstate';
 import type { CompareMode } from './urlstate';
 import { JobsPanel } from './ui/jobs';
+import type { ResultRef } from './ui/jobs';
 import { PointPanel } from './ui/point';
 import { ProcessPanel } from './ui/process';
 import { SearchPanel } from './ui/search';
@@ -56,11 +57,14 @@ let swipe = initial.swipe;
 let time = initial.time;
 let unclip: (() => void) | undefined;
 const itemsById = new Map<string, StacItem>();
+let userName = '';
 
 async function boot(): Promise<void> {
   // The basemap setting is asked for while the map starts: a first view never waits on it.
-  const basemapSetting: Promise<string> = basemap !== null ? Promise.resolve(basemap)
-    : fetch(url('viewer-config.json')).then((r) => r.json()).then((c: { basemap?: string }) => c.basemap ?? 'none', () => 'none');
+  const config: Promise<{ basemap?: string; anonymous_read?: boolean }> = fetch(url('viewer-config.json'))
+    .then((r) => r.json())
+    .catch(() => ({}));
+  const basemapSetting: Promise<string> = basemap !== null ? Promise.resolve(basemap) : config.then((c) => c.basemap ?? 'none');
   const maps = createMaps($('#map'), $('#map-right'), null, initial.center, initial.zoom);
   const { map, right, view, footprints } = maps;
   void basemapSetting.then((template) => {
@@ -79,7 +83,7 @@ async function boot(): Promise<void> {
     showTab('jobs');
     jobs.start();
   });
-  const jobs = new JobsPanel($('#panel-jobs'), (jobId) => void addJobResult(jobId));
+  const jobs = new JobsPanel($('#panel-jobs'), (job, files) => void addJobResult(job, files));
   const search = new SearchPanel(
     $('#panel-search'),
     map,
@@ -112,7 +116,8 @@ async function boot(): Promise<void> {
     if (key) {
       try {
         const me = await getJson<{ name?: string; user?: string }>('users/me');
-        $('#user-name').textContent = `signed in as ${me.name ?? me.user ?? 'user'}`;
+        userName = me.name ?? me.user ?? '';
+        $('#user-name').textContent = `signed in as ${userName || 'user'}`;
         say('signed in');
       } catch (e) {
         setApiKey(null);
@@ -123,7 +128,8 @@ async function boot(): Promise<void> {
     $('#signin').hidden = signedIn;
     $('#signed-in').hidden = !signedIn;
     // Without a key only public resources are asked for: a 401 would be an error in the browser's console.
-    await Promise.all([signedIn ? process.load() : process.signedOut(), loadCatalogue(), signedIn ? jobs.refresh() : jobs.signedOut()]);
+    await Promise.all([signedIn ? process.load() : process.signedOut(), loadCatalogue(), signedIn ? jobs.refresh() : jobs.signedOut(),
+      signedIn ? restoreLayers() : Promise.resolve()]);
   }
   $('#signin').addEventListener('submit', (e) => {
     e.preventDefault();
@@ -142,7 +148,13 @@ async function boot(): Promise<void> {
       const landing = await getJson<{ links?: { rel: string }[] }>('').catch(() => ({ links: [] }));
       hasCatalogue = (landing.links ?? []).some((l) => l.rel === 'data');
     }
-    const collections: StacCollection[] = hasCatalogue ? await search.loadCollections() : [];
+    // Without a key the catalogue answers only when the server lets anonymous users read it.
+    const readable = hasCatalogue && (!!apiKey() || !!(await config).anonymous_read);
+    const collections: StacCollection[] = readable ? await search.loadCollections() : [];
+    if (hasCatalogue && !readable) {
+      box.replaceChildren(h('p', { class: 'muted' }, 'sign in to see the catalogue'));
+      return;
+    }
     if (!collections.length) {
       box.replaceChildren(h('p', { class: 'muted' }, 'no catalogued collections on this server (deforma catalog add)'));
       return;
@@ -161,7 +173,15 @@ async function boot(): Promise<void> {
 
   // Layers named in the URL come back at load, fetched at once (not after the catalogue's listing), so a
   // shared view draws its first tiles as early as it can.
+  let restored = false;
   async function restoreLayers(): Promise<void> {
+    if (restored || !initial.layers.length) return;
+    restored = true;
+    // A private link's layers wait for the sign-in (the server would refuse them).
+    if (!apiKey() && !(await config).anonymous_read) {
+      restored = false;
+      return say('sign in to see the layers of this link');
+    }
     await Promise.all(initial.layers.map(async (l) => {
       const [coll, item] = l.id.split('/');
       try {
@@ -258,17 +278,23 @@ async function boot(): Promise<void> {
     return entry;
   }
 
-  async function addJobResult(jobId: string): Promise<void> {
-    // Finished jobs are catalogued in the owner's collection; the job id finds its items.
+  // A finished job's outputs are catalogued in its owner's collection (`user-NAME`), one item per file,
+  // titled by the file's name and dated when the job made it: the job's items are those.
+  async function addJobResult(job: JobStatus, files: Record<string, ResultRef>): Promise<void> {
     try {
-      const doc = await getJson<{ features: StacItem[] }>(`search?q=${encodeURIComponent(jobId)}&limit=10`);
-      const items = doc.features.filter((f) => Object.values(f.assets ?? {}).some((a) => a.href.includes(jobId)));
-      const pick = items.find((f) => layerKind(f) === 'raster') ?? items[0] ?? doc.features[0];
-      if (!pick) throw new Error('not in the catalogue yet');
-      addItem(pick, true);
+      const names = new Set(Object.values(files).map((f) => (f.href ?? '').split('/').pop()));
+      const doc = await getJson<{ features: StacItem[] }>(`collections/user-${encodeURIComponent(userName)}/items?limit=1000`);
+      const finished = Date.parse(job.finished ?? job.updated ?? '') || Date.now();
+      const made = (i: StacItem) => Date.parse(String(i.properties['processing:datetime'] ?? i.properties.datetime ?? '')) || 0;
+      const mine = doc.features
+        .filter((i) => names.has(String(i.properties.title ?? '')) && layerKind(i) !== 'quicklook')
+        .sort((a, b) => Math.abs(made(a) - finished) - Math.abs(made(b) - finished));
+      const pick = mine[0];
+      if (!pick) throw new Error('its outputs are not in the catalogue');
+      addItem({ ...pick, collection: pick.collection ?? `user-${userName}` }, true);
       showTab('layers');
     } catch (e) {
-      say(`result of job ${jobId}: ${(e as Error).message}`, true);
+      say(`result of job ${job.jobID}: ${(e as Error).message}`, true);
     }
   }
 

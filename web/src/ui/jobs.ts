@@ -5,7 +5,7 @@ import { apiKey, del, fetchBytes, getJson } from '../api';
 import type { JobStatus } from '../api';
 import { download, formatDuration, h, say } from '../dom';
 
-interface ResultRef {
+export interface ResultRef {
   href?: string;
   type?: string;
 }
@@ -25,7 +25,7 @@ export class JobsPanel {
 
   constructor(
     root: HTMLElement,
-    private onAddToMap: (jobId: string, files: Record<string, ResultRef>) => void,
+    private onAddToMap: (job: JobStatus, files: Record<string, ResultRef>) => void,
   ) {
     this.list = root.querySelector('#job-list')!;
   }
@@ -92,7 +92,7 @@ export class JobsPanel {
               onclick: () => void fetchBytes(href).then((b) => download(href.split('/').pop() ?? name, new Blob([b])), (e: Error) => say(e.message, true)) }, `⤓ ${name}`));
           }
         }
-        buttons.append(h('button', { type: 'button', class: 'add-result', onclick: () => this.onAddToMap(j.jobID, files) }, 'Add to map'));
+        buttons.append(h('button', { type: 'button', class: 'add-result', onclick: () => this.onAddToMap(j, files) }, 'Add to map'));
       } else {
         void this.loadResults(j.jobID);
       }

@@ -27,6 +27,18 @@ export function sameOrigin(href: string): boolean {
   }
 }
 
+/** An image of the server loaded with the key (a plain <img> could not send it). */
+function authImage(href: string, alt: string): HTMLImageElement {
+  const img = h('img', { alt });
+  fetchBytes(href)
+    .then((bytes) => {
+      img.src = URL.createObjectURL(new Blob([bytes]));
+      img.addEventListener('load', () => URL.revokeObjectURL(img.src), { once: true });
+    })
+    .catch(() => img.replaceWith(h('div', { class: 'nothumb' })));
+  return img;
+}
+
 export class SearchPanel {
   private drawn?: [number, number, number, number];
   private draw?: Draw;
@@ -158,7 +170,7 @@ export class SearchPanel {
         const li = h(
           'li',
           { 'data-item': item.id, tabindex: 0 },
-          thumb && sameOrigin(thumb) ? h('img', { src: thumb, alt: `quicklook of ${item.id}`, loading: 'lazy' }) : h('div', { class: 'nothumb' }),
+          thumb && sameOrigin(thumb) ? authImage(thumb, `quicklook of ${item.id}`) : h('div', { class: 'nothumb' }),
           h('div', {},
             h('strong', {}, item.id),
             h('div', { class: 'muted' }, `${item.collection ?? ''} · ${(item.properties.datetime ?? '').slice(0, 10)}${typeof cloud === 'number' ? ` · cloud ${cloud.toFixed(0)}%` : ''}`),
