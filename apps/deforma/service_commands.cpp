@@ -56,6 +56,9 @@ struct ServiceCommands::State {
   }
 
   std::string config;
+  std::string web;
+  std::string basemap;
+  bool offline = false;
   bool anonymous_read = false;
 
   // The configuration file first, then every option given on the command line over it.
@@ -74,6 +77,11 @@ struct ServiceCommands::State {
     if (given("--body-limit")) o.body_limit_bytes = body_limit_mb << 20;
     if (given("--read-timeout")) o.read_timeout_s = server.read_timeout_s;
     if (given("--anonymous-read")) o.anonymous_read = anonymous_read;
+    if (offline)
+      o.web_basemap = "none";
+    else if (given("--basemap"))
+      o.web_basemap = basemap;
+    o.web_dir = given("--web") ? std::filesystem::path(web) : service::default_web_dir();
     o.root = root;
     server = o;
     service::Server s(server);
@@ -83,6 +91,13 @@ struct ServiceCommands::State {
                                    nlohmann::json{{"url", url}, {"pid", getpid()}}.dump());
     std::cout << "deforma serve: listening on " << url << " (root " << server.root.string() << ")"
               << std::endl;
+    if (server.web_dir.empty()) {
+      std::cout << "deforma serve: no web viewer found (./run web builds it; --web DIR names it)"
+                << std::endl;
+    } else {
+      std::cout << "deforma serve: web viewer at " << url << "/ (from " << server.web_dir.string() << ")"
+                << std::endl;
+    }
     s.run_until_signal();
     std::cout << "deforma serve: stopped" << std::endl;
     return 0;
@@ -101,6 +116,14 @@ ServiceCommands::ServiceCommands(CLI::App& app) : state_(std::make_unique<State>
   s.serve->add_flag("--anonymous-read", s.anonymous_read,
                     "jobs their owner made public are readable without a key");
   s.serve->add_option("--data", s.server.data_roots, "read-only data root that inputs may name (repeatable)");
+  s.serve->add_option("--web", s.web,
+                      "folder of the web viewer served at / (default: web/dist beside the build or "
+                      "PREFIX/share/deforma/web of an install)");
+  s.serve->add_option("--basemap", s.basemap,
+                      "the viewer's basemap: an XYZ tile URL template with {z}/{x}/{y}, or none (default: "
+                      "OpenStreetMap)");
+  s.serve->add_flag("--offline", s.offline,
+                    "the viewer requests nothing but this server: a neutral background instead of a basemap");
   s.serve->add_option("--listen", s.listen,
                       "address and port to listen on (default 127.0.0.1:8080; port 0 = any)");
   s.serve->add_option("--workers", s.server.workers, "jobs running at once (default 2)")

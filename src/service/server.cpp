@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "deforma/catalog/catalog.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/io/dates.hpp"
 #include "deforma/ops.hpp"
@@ -34,7 +35,10 @@
 #include "deforma/service/store.hpp"
 #include "deforma/version.hpp"
 #include "service/http.hpp"
+#include "service/map_routes.hpp"
 #include "service/request.hpp"
+#include "service/stac_routes.hpp"
+#include "service/static_files.hpp"
 
 extern char** environ;
 
@@ -117,7 +121,10 @@ struct Server::Impl {
   std::vector<fs::path> data_roots;  // canonical
   fs::path jobs_dir, uploads_dir;
   std::unique_ptr<Store> store;
+  std::unique_ptr<catalog::Catalog> catalog;  // same database file, its own connection
+  std::unique_ptr<MapRoutes> maps;
   std::unique_ptr<HttpServer> http;
+  std::unique_ptr<StaticFiles> web;  // the browser application at `/`
 
   std::mutex mutex;
   std::condition_variable wake;
@@ -185,6 +192,7 @@ struct Server::Impl {
   }
 
   void route(const HttpRequest& req, const Reply& reply) {
+    if (auto file = web->serve(req)) return reply(std::move(*file));
     const auto parts = split(req.path, '/');
     const std::string& m = req.method;
     const bool get = m == "GET" || m == "HEAD";
@@ -192,6 +200,17 @@ struct Server::Impl {
     if (parts.empty() && get) return reply(landing(base));
     if (parts.size() == 1 && parts[0] == "conformance" && get) return reply(conformance());
     if (parts.size() == 1 && parts[0] == "api" && get) return reply(openapi(base));
+    // Map resources first: they lie under /collections too, and a caller without a key sees the public
+    // items; a key adds its owner's own.
+    if (maps && MapRoutes::is_map_path(parts)) {
+      MapViewer viewer;
+      if (!req.header("authorization").empty()) {
+        const User u = authenticate(req);
+        viewer = {u.name, u.admin};
+      }
+      return maps->handle(req, parts, viewer, base, reply);
+    }
+    if (is_stac_route(parts) && stac(req, parts, base, reply)) return;
 
     // Public jobs of other users, or read without a key: only when the service allows anonymous reads,
     // only reads, only of status, results and files.
@@ -234,6 +253,31 @@ struct Server::Impl {
     fail(404, "Not Found", fmt::format("no resource {} {}", m, req.path));
   }
 
+  // The catalogue (STAC API): anonymous reads see public items when the service allows them.
+  bool stac(const HttpRequest& req, const std::vector<std::string>& parts, const std::string& base,
+            const Reply& reply) {
+    catalog::Viewer viewer;
+    if (!req.header("authorization").empty() || !options.anonymous_read) {
+      const User user = authenticate(req);
+      viewer = {user.name, user.admin};
+    }
+    StacContext context{*catalog, base, viewer,
+                        [this](const HttpRequest& r, const fs::path& file) {
+                          return download(r, file.parent_path(), file.filename().string());
+                        },
+                        [this](const std::string& path) {
+                          std::error_code ec;
+                          const fs::path real = fs::weakly_canonical(fs::absolute(path), ec);
+                          for (const auto& root : data_roots) {
+                            if (!ec && inside(real, root)) return real;
+                          }
+                          fail(400, "Bad Request",
+                               fmt::format("paths: '{}' is not inside a data root of the service", path),
+                               "invalid-parameter");
+                        }};
+    return route_stac(req, parts, context, reply);
+  }
+
   // ---------------------------------------------------------------- discovery
   static json link(const std::string& href, const std::string& rel, const std::string& type,
                    const std::string& title = "") {
@@ -243,29 +287,37 @@ struct Server::Impl {
   }
 
   HttpResponse landing(const std::string& base) {
-    return json_response(
-        200,
-        {{"title", "deforma processing service"},
-         {"description",
-          "Ground-motion processing on demand: image correlation, filtering, time series, "
-          "EGMS products (OGC API - Processes 1.0)"},
-         {"links",
-          {link(base + "/", "self", "application/json", "this document"),
-           link(base + "/api", "service-desc", "application/vnd.oai.openapi+json;version=3.0", "the API"),
-           link(base + "/conformance", "http://www.opengis.net/def/rel/ogc/1.0/conformance",
-                "application/json", "conformance classes"),
-           link(base + "/processes", "http://www.opengis.net/def/rel/ogc/1.0/processes", "application/json",
-                "processes"),
-           link(base + "/jobs", "http://www.opengis.net/def/rel/ogc/1.0/job-list", "application/json",
-                "jobs")}}});
+    json body{
+        {"title", "deforma processing service"},
+        {"description",
+         "Ground-motion processing on demand: image correlation, filtering, time series, "
+         "EGMS products (OGC API - Processes 1.0)"},
+        {"links",
+         {link(base + "/", "self", "application/json", "this document"),
+          link(base + "/api", "service-desc", "application/vnd.oai.openapi+json;version=3.0", "the API"),
+          link(base + "/conformance", "http://www.opengis.net/def/rel/ogc/1.0/conformance",
+               "application/json", "conformance classes"),
+          link(base + "/processes", "http://www.opengis.net/def/rel/ogc/1.0/processes", "application/json",
+               "processes"),
+          link(base + "/jobs", "http://www.opengis.net/def/rel/ogc/1.0/job-list", "application/json",
+               "jobs")}}};
+    for (const auto& l : stac_landing_links(base)) body["links"].push_back(l);
+    body["type"] = "Catalog";
+    body["id"] = "deforma";
+    body["stac_version"] = "1.0.0";
+    body["conformsTo"] = conformance_classes();
+    return json_response(200, body);
   }
 
-  static HttpResponse conformance() {
+  static std::vector<std::string> conformance_classes() {
     const std::string c = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/";
-    return json_response(200, {{"conformsTo",
-                                {c + "core", c + "ogc-process-description", c + "json", c + "oas30",
-                                 c + "job-list", c + "dismiss"}}});
+    std::vector<std::string> classes{
+        c + "core", c + "ogc-process-description", c + "json", c + "oas30", c + "job-list", c + "dismiss"};
+    for (const auto& k : stac_conformance_classes()) classes.push_back(k);
+    return classes;
   }
+
+  static HttpResponse conformance() { return json_response(200, {{"conformsTo", conformance_classes()}}); }
 
   static std::vector<const OperationDecl*> servable() {
     std::vector<const OperationDecl*> out;
@@ -353,6 +405,8 @@ struct Server::Impl {
     for (const char* p : {"/jobs/{jobId}", "/jobs/{jobId}/results"}) paths[p]["parameters"] = {job_param};
     paths["/uploads/{name}"]["parameters"] = {
         {{"name", "name"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}}};
+    const json stac_paths = stac_openapi_paths();
+    for (const auto& [path, entry] : stac_paths.items()) paths[path] = entry;
     json schemas;
     schemas["exception"] = {{"type", "object"},
                             {"required", {"type"}},
@@ -585,7 +639,10 @@ struct Server::Impl {
       if (!value.is_boolean())
         fail(400, "Bad Request", "member 'public': expected true or false", "invalid-parameter");
     }
-    if (body.contains("public")) store->set_public(job.id, body["public"].get<bool>());
+    if (body.contains("public")) {
+      store->set_public(job.id, body["public"].get<bool>());
+      catalog->set_public(job.user, (jobs_dir / job.id).string(), body["public"].get<bool>());
+    }
     auto now = store->job(job.id);
     return json_response(200, status_info(now ? *now : job, base));
   }
@@ -1029,7 +1086,7 @@ struct Server::Impl {
     }
     const std::string expires = rfc3339_after(options.retention_days);
     if (WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0 && fs::exists(dir / "result.json", ec)) {
-      store->finish(id, "successful", "done", expires);
+      store->finish(id, "successful", register_outputs(id), expires);
     } else {
       const json error = read_json_file(dir / "error.json");
       std::string message;
@@ -1046,6 +1103,25 @@ struct Server::Impl {
     }
     spdlog::info("job {} ended", id);
     notify_waiters(id);
+  }
+
+  // A successful job's outputs join its owner's catalogue collection (`user-NAME`), private unless the job
+  // is public. A failure to register is logged and said in the job's message; the job stays successful.
+  std::string register_outputs(const std::string& id) {
+    try {
+      const auto job = store->job(id);
+      const fs::path outputs = jobs_dir / id / "outputs";
+      std::error_code ec;
+      if (!job || !fs::is_directory(outputs, ec)) return "done";
+      const auto report = catalog->ingest({outputs}, {"user-" + job->user, job->user, job->is_public});
+      if (report.failed.empty()) return "done";
+      spdlog::warn("job {}: outputs not registered in the catalogue: {}", id, report.to_text());
+      return fmt::format("done; {} output(s) not registered in the catalogue: {}", report.failed.size(),
+                         report.failed.front().second);
+    } catch (const std::exception& e) {
+      spdlog::error("job {}: cannot register its outputs in the catalogue: {}", id, e.what());
+      return fmt::format("done; its outputs are not in the catalogue: {}", e.what());
+    }
   }
 
   void janitor() {
@@ -1153,6 +1229,7 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
     if (!fs::is_directory(d, ec)) throw IoError(fmt::format("--data {}: not a folder", d.string()));
     impl_->data_roots.push_back(fs::canonical(d));
   }
+  impl_->web = std::make_unique<StaticFiles>(o.web_dir, o.web_basemap, o.anonymous_read);
   impl_->jobs_dir = o.root / "jobs";
   impl_->uploads_dir = o.root / "uploads";
   for (const auto& d : {impl_->jobs_dir, impl_->uploads_dir, o.root / "logs"}) {
@@ -1160,6 +1237,8 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
     if (ec) throw IoError(fmt::format("{}: cannot create: {}", d.string(), ec.message()));
   }
   impl_->store = std::make_unique<Store>(o.root);
+  impl_->catalog = std::make_unique<catalog::Catalog>(o.root / "service.db");
+  impl_->maps = std::make_unique<MapRoutes>(map_catalog(*impl_->catalog));
   if (o.default_quotas) impl_->store->set_default_quotas(*o.default_quotas);
   const auto [requeued, failed] = impl_->store->recover(o.max_attempts);
   if (requeued || failed) {

@@ -33,6 +33,11 @@ struct ServerOptions {
   bool anonymous_read = false;
   /// Quotas given to users created without explicit ones (`deforma users add`); stored at start.
   std::optional<Quotas> default_quotas;
+  /// The web application (web/dist) served at `/` to browsers; empty = none (the API alone).
+  std::filesystem::path web_dir;
+  /// The viewer's basemap: an XYZ tile URL template ({z}/{x}/{y}), or "none" for a neutral background, so the
+  /// page requests nothing but this server (`--offline`).
+  std::string web_basemap = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
 };
 
 /// Sets `options.host` and `options.port` from "HOST:PORT". Throws InvalidArgument naming `what` (the
@@ -45,6 +50,11 @@ void parse_listen(const std::string& text, const std::string& what, ServerOption
 /// storage_mb, cpu_seconds_per_month}. Throws InvalidArgument naming the file and the key for an unknown key
 /// or a value of the wrong type, IoError when the file cannot be read, FormatError when it is not JSON.
 void read_config_file(const std::filesystem::path& file, ServerOptions& options);
+
+/// The folder `deforma serve` serves the viewer from when `--web` is not given: the first `web/dist` holding
+/// an index.html in a folder above the running executable (a build tree: build/apps/deforma/deforma ->
+/// web/dist) or an install's PREFIX/share/deforma/web (PREFIX/bin/deforma). Empty when there is none.
+std::filesystem::path default_web_dir();
 
 class Server {
  public:

@@ -1,0 +1,324 @@
+// The catalogue's STAC API through real HTTP on loopback: discovery, collections and items, search by GET
+// and POST with paging to the end, refused searches, forwarded links, asset downloads, ingest by admins,
+// isolation between users, and a finished job's outputs registered in its owner's collection.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "deforma/catalog/catalog.hpp"
+#include "deforma/service/server.hpp"
+#include "deforma/service/store.hpp"
+#include "test_support.hpp"
+
+namespace deforma {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+struct Answer {
+  int status = 0;
+  json body;
+  std::string text;
+  httplib::Headers headers;
+};
+
+class StacClient {
+ public:
+  StacClient(int port, std::string key) : http_("127.0.0.1", port), key_(std::move(key)) {
+    http_.set_read_timeout(60, 0);
+  }
+  Answer get(const std::string& path, httplib::Headers extra = {}) {
+    if (!key_.empty()) extra.emplace("Authorization", "Bearer " + key_);
+    return wrap(http_.Get(path.c_str(), extra));
+  }
+  Answer post(const std::string& path, const std::string& body, httplib::Headers extra = {}) {
+    if (!key_.empty()) extra.emplace("Authorization", "Bearer " + key_);
+    return wrap(http_.Post(path.c_str(), extra, body, "application/json"));
+  }
+  // A link's href as a path on this server.
+  static std::string path_of(const std::string& href) {
+    const auto p = href.find("://");
+    const auto slash = href.find('/', p == std::string::npos ? 0 : p + 3);
+    return href.substr(slash);
+  }
+
+ private:
+  static Answer wrap(const httplib::Result& r) {
+    Answer out;
+    if (!r) return out;
+    out.status = r->status;
+    out.text = r->body;
+    out.headers = r->headers;
+    out.body = json::parse(r->body, nullptr, false);
+    return out;
+  }
+  httplib::Client http_;
+  std::string key_;
+};
+
+json square_item(const std::string& collection, const std::string& id, double lon, double lat,
+                 const std::string& datetime, double cloud, const std::string& href) {
+  json ring = {{lon, lat}, {lon + 1, lat}, {lon + 1, lat + 1}, {lon, lat + 1}, {lon, lat}};
+  return {{"type", "Feature"},
+          {"stac_version", "1.0.0"},
+          {"id", id},
+          {"collection", collection},
+          {"geometry", {{"type", "Polygon"}, {"coordinates", {ring}}}},
+          {"bbox", {lon, lat, lon + 1, lat + 1}},
+          {"properties", {{"datetime", datetime}, {"eo:cloud_cover", cloud}}},
+          {"links", json::array()},
+          {"assets", {{"data", {{"href", href}, {"type", "image/tiff"}, {"roles", {"data"}}}}}}};
+}
+
+class StacApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    test::write_test_geotiff(data_.file("small.tif"), test::make_texture(64, 48, 3));
+    {
+      service::Store store(root_.path());
+      key_admin_ = store.add_user("root", true, {});
+      key_alice_ = store.add_user("alice", false, {});
+      key_bob_ = store.add_user("bob", false, {});
+    }
+    {
+      catalog::Catalog c(root_.path() / "service.db");
+      c.in_transaction([&] {
+        for (int k = 0; k < 25; ++k) {
+          c.put_item(
+              square_item("scenes", fmt::format("s{:02d}", k), k, 10,
+                          fmt::format("2022-03-{:02d}T08:00:00Z", k + 1), 4.0 * k, data_.file("small.tif")),
+              {});
+        }
+      });
+      c.put_item(
+          square_item("user-alice", "private", 100, 10, "2022-05-01T00:00:00Z", 1, data_.file("small.tif")),
+          {"", "alice", false});
+    }
+    start(false);
+  }
+  void start(bool anonymous) {
+    server_.reset();
+    service::ServerOptions o;
+    o.root = root_.path();
+    o.data_roots = {data_.path()};
+    o.port = 0;
+    o.workers = 1;
+    o.executable = DEFORMA_CLI_PATH;
+    o.job_threads = 1;
+    o.anonymous_read = anonymous;
+    server_ = std::make_unique<service::Server>(o);
+    server_->start();
+  }
+  StacClient client(const std::string& key) const { return StacClient(server_->port(), key); }
+
+  test::TempDir data_, root_;
+  std::string key_admin_, key_alice_, key_bob_;
+  std::unique_ptr<service::Server> server_;
+};
+
+TEST_F(StacApi, LandingConformanceAndCollections) {
+  auto c = client(key_alice_);
+  const auto landing = c.get("/");
+  ASSERT_EQ(landing.status, 200);
+  std::set<std::string> rels;
+  for (const auto& l : landing.body["links"]) rels.insert(l["rel"].get<std::string>());
+  for (const char* r : {"data", "search", "conformance", "service-desc"}) EXPECT_TRUE(rels.count(r)) << r;
+  const auto conf = c.get("/conformance").body["conformsTo"].dump();
+  EXPECT_NE(conf.find("https://api.stacspec.org/v1.0.0/item-search"), std::string::npos);
+  EXPECT_NE(conf.find("cql2-text"), std::string::npos);
+  const auto collections = c.get("/collections");
+  ASSERT_EQ(collections.status, 200);
+  std::set<std::string> ids;
+  for (const auto& col : collections.body["collections"]) ids.insert(col["id"].get<std::string>());
+  EXPECT_EQ(ids, (std::set<std::string>{"scenes", "user-alice"}));
+  const auto scenes = c.get("/collections/scenes");
+  EXPECT_EQ(scenes.status, 200);
+  EXPECT_EQ(scenes.body["extent"]["spatial"]["bbox"][0], json({0.0, 10.0, 25.0, 11.0}));
+  EXPECT_EQ(c.get("/collections/nothing").status, 404);
+  EXPECT_EQ(c.get("/queryables").body["properties"]["eo:cloud_cover"]["type"], "number");
+  // bob does not even see alice's collection.
+  const auto bob = client(key_bob_).get("/collections");
+  EXPECT_EQ(bob.body["collections"].size(), 1u);
+  EXPECT_EQ(client(key_bob_).get("/collections/user-alice").status, 404);
+  EXPECT_EQ(client("").get("/collections").status, 401);
+}
+
+TEST_F(StacApi, ItemsOfACollectionWithBboxDatetimeAndLimit) {
+  auto c = client(key_bob_);
+  const auto r =
+      c.get("/collections/scenes/items?bbox=2.5,10.2,5.5,10.8&datetime=2022-03-04T00:00:00Z/..&limit=2");
+  ASSERT_EQ(r.status, 200) << r.text;
+  EXPECT_EQ(r.body["type"], "FeatureCollection");
+  ASSERT_EQ(r.body["features"].size(), 2u);
+  // Newest first: s05, s04 (s03 is before the interval; s02 touches only by its corner... not at all).
+  EXPECT_EQ(r.body["features"][0]["id"], "s05");
+  EXPECT_EQ(r.body["features"][1]["id"], "s04");
+  const auto item = c.get("/collections/scenes/items/s04");
+  ASSERT_EQ(item.status, 200);
+  std::set<std::string> rels;
+  for (const auto& l : item.body["links"]) rels.insert(l["rel"].get<std::string>());
+  EXPECT_EQ(rels, (std::set<std::string>{"self", "parent", "collection", "root"}));
+  const std::string href = item.body["assets"]["data"]["href"];
+  EXPECT_NE(href.find("/collections/scenes/items/s04/assets/data"), std::string::npos);
+  const auto file = c.get(StacClient::path_of(href));
+  EXPECT_EQ(file.status, 200);
+  std::ifstream in(data_.file("small.tif"), std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(file.text, bytes);
+  EXPECT_EQ(c.get("/collections/scenes/items/nothing").status, 404);
+  EXPECT_EQ(c.get("/collections/scenes/items/s04/assets/nothing").status, 404);
+}
+
+TEST_F(StacApi, SearchGetPagesToTheEndOnceEach) {
+  auto c = client(key_bob_);
+  std::string path = "/search?collections=scenes&limit=10&sortby=-eo:cloud_cover";
+  std::set<std::string> seen;
+  int pages = 0;
+  double last_cloud = 1e9;
+  while (true) {
+    const auto r = c.get(path);
+    ASSERT_EQ(r.status, 200) << r.text;
+    ++pages;
+    for (const auto& f : r.body["features"]) {
+      EXPECT_TRUE(seen.insert(f["id"].get<std::string>()).second);
+      EXPECT_LE(f["properties"]["eo:cloud_cover"].get<double>(), last_cloud);
+      last_cloud = f["properties"]["eo:cloud_cover"].get<double>();
+    }
+    std::string next;
+    for (const auto& l : r.body["links"]) {
+      if (l["rel"] == "next") next = l["href"];
+    }
+    if (next.empty()) break;
+    EXPECT_NE(next.find("sortby="), std::string::npos) << "the next link carries the query";
+    path = StacClient::path_of(next);
+    ASSERT_LT(pages, 5);
+  }
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(seen.size(), 25u);
+}
+
+TEST_F(StacApi, SearchPostPagesWithMergedBody) {
+  auto c = client(key_bob_);
+  json body = {{"collections", {"scenes"}},
+               {"limit", 7},
+               {"filter", "eo:cloud_cover < 80"},
+               {"filter-lang", "cql2-text"}};
+  std::set<std::string> seen;
+  for (int page = 0; page < 6; ++page) {
+    const auto r = c.post("/search", body.dump());
+    ASSERT_EQ(r.status, 200) << r.text;
+    for (const auto& f : r.body["features"]) EXPECT_TRUE(seen.insert(f["id"].get<std::string>()).second);
+    json next;
+    for (const auto& l : r.body["links"]) {
+      if (l["rel"] == "next") next = l;
+    }
+    if (next.is_null()) break;
+    EXPECT_EQ(next["method"], "POST");
+    EXPECT_EQ(next["merge"], true);
+    body.merge_patch(next["body"]);
+  }
+  EXPECT_EQ(seen.size(), 20u);  // cloud 0, 4, ..., 76
+}
+
+TEST_F(StacApi, ClientMistakesAre400WithAnExceptionDocument) {
+  auto c = client(key_bob_);
+  const auto both = c.get(
+      "/search?bbox=0,0,1,1&intersects=%7B%22type%22%3A%22Point%22%2C%22coordinates%22%3A%5B0%2C0%5D%7D");
+  EXPECT_EQ(both.status, 400);
+  EXPECT_NE(both.body["detail"].get<std::string>().find("bbox and intersects"), std::string::npos);
+  const auto date = c.get("/search?datetime=not-a-date");
+  EXPECT_EQ(date.status, 400);
+  EXPECT_NE(date.body["detail"].get<std::string>().find("datetime"), std::string::npos);
+  EXPECT_EQ(c.post("/search", "{not json").status, 400);
+  EXPECT_EQ(c.post("/search", R"({"filter": {"op": "nope", "args": []}})").status, 400);
+  EXPECT_EQ(c.get("/search?filter=eo%3Acloud_cover%20%3C%3C%203").status, 400);
+  EXPECT_EQ(c.get("/search?limit=-3").status, 400);
+  EXPECT_EQ(c.get("/search?bbox=1,2").status, 400);
+}
+
+TEST_F(StacApi, LinksFollowTheReverseProxy) {
+  auto c = client(key_bob_);
+  const auto r =
+      c.get("/search?limit=1", {{"X-Forwarded-Proto", "https"}, {"X-Forwarded-Host", "maps.example.org"}});
+  ASSERT_EQ(r.status, 200);
+  for (const auto& l : r.body["links"])
+    EXPECT_EQ(l["href"].get<std::string>().rfind("https://maps.example.org/", 0), 0u);
+  EXPECT_EQ(r.body["features"][0]["assets"]["data"]["href"].get<std::string>().rfind(
+                "https://maps.example.org/", 0),
+            0u);
+}
+
+TEST_F(StacApi, PrivateItemsAre404ToOthersEverywhere) {
+  auto bob = client(key_bob_);
+  auto alice = client(key_alice_);
+  EXPECT_EQ(bob.get("/collections/user-alice/items/private").status, 404);
+  EXPECT_EQ(bob.get("/collections/user-alice/items/private/assets/data").status, 404);
+  EXPECT_TRUE(bob.get("/search?ids=private").body["features"].empty());
+  EXPECT_EQ(alice.get("/collections/user-alice/items/private").status, 200);
+  EXPECT_EQ(alice.get("/collections/user-alice/items/private/assets/data").status, 200);
+  EXPECT_EQ(alice.get("/search?ids=private").body["features"].size(), 1u);
+  EXPECT_EQ(client(key_admin_).get("/collections/user-alice/items/private").status, 200);
+  // Anonymous reads, when allowed, see public items only.
+  start(true);
+  auto anonymous = client("");
+  EXPECT_EQ(anonymous.get("/collections/scenes/items/s01").status, 200);
+  EXPECT_EQ(anonymous.get("/collections/user-alice/items/private").status, 404);
+}
+
+TEST_F(StacApi, AdminsIngestByPost) {
+  const json item =
+      square_item("ignored", "posted", 40, 40, "2023-01-01T00:00:00Z", 3, "https://example.org/x.tif");
+  EXPECT_EQ(client(key_alice_).post("/collections/extra/items", item.dump()).status, 403);
+  auto admin = client(key_admin_);
+  const auto r = admin.post("/collections/extra/items", item.dump());
+  ASSERT_EQ(r.status, 201) << r.text;
+  EXPECT_EQ(r.body["added"], 1);
+  EXPECT_EQ(admin.get("/collections/extra/items/posted").status, 200);
+  json bad = item;
+  bad["properties"]["datetime"] = "soon";
+  const auto refused = admin.post("/collections/extra/items", bad.dump());
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_NE(refused.text.find("datetime"), std::string::npos);
+  const auto files =
+      admin.post("/collections/rasters/items", json({{"paths", {data_.file("small.tif")}}}).dump());
+  EXPECT_EQ(files.status, 400) << "small.tif has no date: " << files.text;
+  EXPECT_EQ(admin.post("/collections/rasters/items", R"({"paths": ["/etc/passwd"]})").status, 400);
+}
+
+TEST_F(StacApi, FinishedJobOutputsJoinTheOwnersCollection) {
+  auto alice = client(key_alice_);
+  const auto r = alice.post("/processes/cog/execution", R"({"inputs": {"input": {"href": "small.tif"}}})",
+                            {{"Prefer", "respond-async"}});
+  ASSERT_EQ(r.status, 201) << r.text;
+  const std::string job = r.body["jobID"];
+  json status;
+  for (int k = 0; k < 600; ++k) {
+    status = alice.get("/jobs/" + job).body;
+    if (status["status"] == "successful" || status["status"] == "failed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(status["status"], "successful") << status.dump();
+  EXPECT_EQ(status["message"], "done");
+  const auto mine = alice.get("/search?collections=user-alice&limit=100");
+  ASSERT_EQ(mine.status, 200);
+  json product;
+  for (const auto& f : mine.body["features"]) {
+    if (f["id"] != "private") product = f;
+  }
+  ASSERT_FALSE(product.is_null()) << mine.text;
+  EXPECT_EQ(product["properties"]["processing:software"]["deforma"].is_string(), true);
+  EXPECT_EQ(product["properties"]["deforma:operation"], "cog");
+  EXPECT_EQ(product["assets"]["data"]["raster:bands"][0]["data_type"], "float32");
+  EXPECT_TRUE(client(key_bob_).get("/search?collections=user-alice").body["features"].empty());
+}
+
+}  // namespace
+}  // namespace deforma

@@ -1,0 +1,94 @@
+// URLs of the map server (code against its contract: tiles, legends, point queries, vector tiles, WMTS/WMS).
+// Pure logic, unit-tested.
+
+import type { StacItem } from './api';
+
+export type Tms = 'WebMercatorQuad' | 'WorldCRS84Quad' | 'EuropeanETRS89_LAEAQuad';
+
+export interface RasterParams {
+  asset?: string;
+  band?: number;
+  rescale?: [number, number];
+  colormap?: string;
+  expression?: string;
+  datetime?: string;
+}
+
+const enc = encodeURIComponent;
+
+function query(p: RasterParams, extra: Record<string, string> = {}): string {
+  const q: string[] = [];
+  if (p.asset) q.push(`assets=${enc(p.asset)}`);
+  if (p.band !== undefined) q.push(`bidx=${p.band}`);
+  if (p.rescale) q.push(`rescale=${p.rescale[0]},${p.rescale[1]}`);
+  if (p.colormap) q.push(`colormap=${enc(p.colormap)}`);
+  if (p.expression) q.push(`expression=${enc(p.expression)}`);
+  if (p.datetime) q.push(`datetime=${enc(p.datetime)}`);
+  for (const [k, v] of Object.entries(extra)) q.push(`${k}=${enc(v)}`);
+  return q.length ? `?${q.join('&')}` : '';
+}
+
+/** Tile template of an item ({z}/{x}/{y} left for OpenLayers), or of a collection's mosaic when `item` is empty. */
+export function tileTemplate(collection: string, item: string | undefined, p: RasterParams, tms: Tms = 'WebMercatorQuad'): string {
+  const base = item ? `collections/${enc(collection)}/items/${enc(item)}` : `collections/${enc(collection)}`;
+  return `${base}/tiles/${tms}/{z}/{x}/{y}.png${query(p)}`;
+}
+
+export function legendUrl(collection: string, item: string, p: RasterParams, format: 'json' | 'png' = 'json'): string {
+  return `collections/${enc(collection)}/items/${enc(item)}/legend.${format}${query({ ...p, datetime: undefined })}`;
+}
+
+export function pointUrl(collection: string, item: string, lon: number, lat: number, csv = false): string {
+  return `collections/${enc(collection)}/items/${enc(item)}/point/${lon.toFixed(6)},${lat.toFixed(6)}${csv ? '?f=csv' : ''}`;
+}
+
+export function vectorTileTemplate(collection: string, item: string, tms: Tms = 'WebMercatorQuad'): string {
+  return `collections/${enc(collection)}/items/${enc(item)}/vector-tiles/${tms}/{z}/{x}/{y}.mvt`;
+}
+
+export function pointSeriesUrl(collection: string, item: string, pid: string | number): string {
+  return `collections/${enc(collection)}/items/${enc(item)}/points/${enc(String(pid))}`;
+}
+
+/** The "add to QGIS" URLs of the server (absolute). */
+export function qgisUrls(base: string): { wmts: string; wms: string } {
+  const b = base.endsWith('/') ? base : `${base}/`;
+  return { wmts: `${b}wmts/1.0.0/WMTSCapabilities.xml`, wms: `${b}wms?SERVICE=WMS&REQUEST=GetCapabilities&VERSION=1.3.0` };
+}
+
+export type LayerKind = 'raster' | 'points' | 'quicklook';
+
+/** What an item is drawn as: EGMS point products as vector tiles, scenes as their true-colour quicklook,
+ * every other raster (deforma products, Ortho grids) through the tile endpoint with a colour scale. */
+export function layerKind(item: StacItem): LayerKind {
+  const assets = Object.values(item.assets ?? {});
+  const props = item.properties ?? {};
+  const isPoints =
+    assets.some((a) => (a.roles ?? []).includes('points') || /csv|zip|geopackage|vnd\.mapbox/.test(a.type ?? '')) &&
+    !assets.some((a) => /tiff/.test(a.type ?? ''));
+  if (isPoints || String(props['egms:level'] ?? '') !== '' && !assets.some((a) => /tiff/.test(a.type ?? ''))) return 'points';
+  const isScene = props['eo:cloud_cover'] !== undefined || props['platform'] !== undefined;
+  const isProduct = props['processing:software'] !== undefined || props['deforma:operation'] !== undefined;
+  return isScene && !isProduct ? 'quicklook' : 'raster';
+}
+
+/** The asset to draw: the one with role "data" holding a GeoTIFF, else the first GeoTIFF, else the first. */
+export function dataAsset(item: StacItem): string | undefined {
+  const entries = Object.entries(item.assets ?? {});
+  const tiff = (t?: string) => /tiff|jp2/.test(t ?? '');
+  return (
+    entries.find(([, a]) => (a.roles ?? []).includes('data') && tiff(a.type))?.[0] ??
+    entries.find(([, a]) => tiff(a.type))?.[0] ??
+    entries.find(([, a]) => (a.roles ?? []).includes('visual'))?.[0] ??
+    entries[0]?.[0]
+  );
+}
+
+/** The quicklook (thumbnail/overview) asset's href of an item, for the search results. */
+export function thumbnailHref(item: StacItem): string | undefined {
+  const entries = Object.values(item.assets ?? {});
+  return (
+    entries.find((a) => (a.roles ?? []).some((r) => r === 'thumbnail' || r === 'overview'))?.href ??
+    item.links?.find((l) => l.rel === 'preview')?.href
+  );
+}
