@@ -30,6 +30,7 @@
 #include "deforma/ops.hpp"
 #include "deforma/version.hpp"
 #include "service_commands.hpp"
+#include "unit_command.hpp"
 
 namespace {
 
@@ -291,6 +292,7 @@ int main(int argc, char** argv) {
   }
 
   deforma::cli::ServiceCommands service_commands(app);  // serve, users, job run
+  deforma::cli::UnitCommand unit_command(app);          // unit run (a cluster task)
 
   if (const auto problem = check_usage(app, argc, argv))
     return usage_error(problem->command, problem->message);
@@ -341,6 +343,7 @@ int main(int argc, char** argv) {
   const int thread_count = threads > 0 ? static_cast<int>(threads) : tbb::info::default_concurrency();
   tbb::global_control thread_limit(tbb::global_control::max_allowed_parallelism, thread_count);
   if (auto code = service_commands.run()) return *code;
+  if (auto code = unit_command.run(thread_count, static_cast<std::size_t>(ram_mb))) return *code;
 
   for (auto& cmd : commands) {
     if (!cmd.app->parsed()) continue;
