@@ -261,7 +261,7 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   const std::string units = first.georeferenced && !first.crs_wkt.empty() ? "m" : "px";
   const std::vector<timeseries::Pair> network = timeseries::build_pair_network(images, options.network);
   // Options that cannot fit the images are refused before anything is written (not per pair, after
-  // network.png and batch.sqlite exist).
+  // network.png and the unit records exist).
   correlate::check_fits_image(options.correlation, first);
   std::error_code ec;
   fs::create_directories(options.output_dir, ec);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -158,11 +159,11 @@ class SlurmRun {
 
  private:
   struct StageState {
-    std::vector<std::size_t> todo;              // indices to run, sorted
-    std::map<std::size_t, int> attempts;        // per todo index
-    std::map<std::size_t, std::string> job_of;  // current attempt's job id per todo index
-    std::set<std::size_t> finished;             // todo indices with a completion or skip record
-    std::string job_id;                         // the stage's array
+    std::vector<std::size_t> todo;               // indices to run, sorted
+    std::map<std::size_t, int> attempts;         // per todo index
+    std::map<std::size_t, std::string> task_of;  // current attempt's "JOB_TASK" per todo index
+    std::set<std::size_t> finished;              // todo indices with a completion or skip record
+    std::vector<std::string> job_ids;            // the stage's arrays (several past MaxArraySize)
     std::string script;
     bool retried = false;
     bool released = false;  // dependency cleared after retries of the stage before
@@ -204,8 +205,8 @@ class SlurmRun {
           shell_quote_command_line({exe, "--threads", std::to_string(options_.cpus_per_unit), "--ram",
                                     std::to_string(list.ram_mb), "unit", "run", list_path});
       const std::string script = fmt::format(
-          "#!/bin/sh\n# Written by deforma: array task I runs unit I of {}.\nexec {} "
-          "\"$SLURM_ARRAY_TASK_ID\"\n",
+          "#!/bin/sh\n# Written by deforma: array task T runs unit DEFORMA_UNIT_OFFSET + T of {}.\n"
+          "exec {} \"$((${{DEFORMA_UNIT_OFFSET:-0}} + SLURM_ARRAY_TASK_ID))\"\n",
           shell_quote(list_path), command);
       io::write_atomically(st.script, [&](const std::string& tmp) {
         std::ofstream f(tmp);
@@ -222,12 +223,15 @@ class SlurmRun {
     return ids;
   }
 
-  std::string sbatch(std::size_t s, const std::string& array, const std::string& dependency) {
+  // Submits one array whose task T runs unit `offset` + T (task ids stay below the cluster's MaxArraySize).
+  std::string sbatch(std::size_t s, const std::string& array, std::size_t offset,
+                     const std::string& dependency) {
     const auto& list = stages_[s];
     std::vector<std::string> argv = {"sbatch",
                                      "--parsable",
                                      "--job-name=deforma-" + list.stage,
                                      "--array=" + array,
+                                     "--export=ALL,DEFORMA_UNIT_OFFSET=" + std::to_string(offset),
                                      "--output=" + (fs::path(list.dir) / "logs" / "%A_%a.log").string(),
                                      "--cpus-per-task=" + std::to_string(options_.cpus_per_unit),
                                      "--chdir=" + list.dir};
@@ -251,25 +255,61 @@ class SlurmRun {
     state_[s].outcome.job_ids.push_back(id);
     // The stage's jobs, for a user who wants to follow or cancel them by hand.
     std::ofstream(fs::path(list.dir) / "logs" / "slurm-jobs.txt", std::ios::app)
-        << id << ' ' << array << '\n';
+        << id << ' ' << array << " +" << offset << '\n';
     return id;
   }
 
+  // The cluster's largest array index + 1 (MaxArraySize, 1001 by default).
+  std::size_t max_array_size() {
+    if (const char* forced = std::getenv("DEFORMA_SLURM_MAX_ARRAY_SIZE")) {
+      // Tests: split stages as a cluster with a small MaxArraySize would.
+      return std::max(2L, std::atol(forced));
+    }
+    std::string out;
+    try {
+      if (run_command({"scontrol", "show", "config"}, out) == 0) {
+        std::istringstream lines(out);
+        std::string line;
+        while (std::getline(lines, line)) {
+          if (line.rfind("MaxArraySize", 0) != 0) continue;
+          const auto eq = line.find('=');
+          if (eq != std::string::npos) return std::max<std::size_t>(2, std::stoul(trim(line.substr(eq + 1))));
+        }
+      }
+    } catch (const std::exception&) {
+      // Slurm's default below.
+    }
+    return 1001;
+  }
+
   void submit_stages() {
-    std::string previous;
+    const std::size_t max_size = max_array_size();
+    std::vector<std::string> previous;
     for (std::size_t s = 0; s < stages_.size(); ++s) {
       auto& st = state_[s];
       if (st.todo.empty()) continue;
-      std::string array = array_ranges(st.todo);
-      if (options_.max_parallel > 0) array += fmt::format("%{}", options_.max_parallel);
-      st.job_id = sbatch(s, array, previous.empty() ? "" : "afterok:" + previous);
-      for (const auto i : st.todo) {
-        st.attempts[i] = 1;
-        st.job_of[i] = st.job_id;
+      const std::string dependency =
+          previous.empty() ? "" : fmt::format("afterok:{}", fmt::join(previous, ":"));
+      // One array per stage; a stage with more units than MaxArraySize is split into arrays of offset units.
+      for (std::size_t k = 0; k < st.todo.size();) {
+        const std::size_t offset = st.todo[k];
+        std::vector<std::size_t> tasks;
+        std::size_t end = k;
+        while (end < st.todo.size() && st.todo[end] - offset < max_size)
+          tasks.push_back(st.todo[end++] - offset);
+        std::string array = array_ranges(tasks);
+        if (options_.max_parallel > 0) array += fmt::format("%{}", options_.max_parallel);
+        const std::string job = sbatch(s, array, offset, dependency);
+        st.job_ids.push_back(job);
+        for (std::size_t j = k; j < end; ++j) {
+          st.attempts[st.todo[j]] = 1;
+          st.task_of[st.todo[j]] = fmt::format("{}_{}", job, st.todo[j] - offset);
+        }
+        k = end;
       }
-      spdlog::info("slurm: {} units of stage {} submitted as array job {}", st.todo.size(), stages_[s].stage,
-                   st.job_id);
-      previous = st.job_id;
+      spdlog::info("slurm: {} units of stage {} submitted as array job(s) {}", st.todo.size(),
+                   stages_[s].stage, fmt::join(st.job_ids, " "));
+      previous = st.job_ids;
     }
   }
 
@@ -348,14 +388,14 @@ class SlurmRun {
             if (shown == s) progress_.advance();
             continue;
           }
-          const std::string task = fmt::format("{}_{}", st.job_of[i], i);
+          const std::string task = st.task_of[i];
           if (active->count(task)) continue;
           // Neither queued nor recorded: the attempt failed (error, killed, timed out, node lost).
           if (st.attempts[i] > options_.retries) fail_unit(s, i, task);
           spdlog::warn("slurm: {} unit {} failed (task {}); resubmitting (attempt {} of {})",
                        stages_[s].stage, stages_[s].units[i].id, task, st.attempts[i] + 1,
                        options_.retries + 1);
-          st.job_of[i] = sbatch(s, std::to_string(i), "");
+          st.task_of[i] = sbatch(s, "0", i, "") + "_0";
           st.attempts[i]++;
           st.retried = true;
           st.outcome.retried++;
@@ -368,14 +408,16 @@ class SlurmRun {
       for (std::size_t s = 0; s + 1 < stages_.size(); ++s) {
         retried_before = retried_before || state_[s].retried;
         auto& next = state_[s + 1];
-        if (!retried_before || next.released || next.job_id.empty()) continue;
+        if (!retried_before || next.released || next.job_ids.empty()) continue;
         bool earlier_done = true;
         for (std::size_t k = 0; k <= s; ++k) earlier_done = earlier_done && stage_done(k);
         if (!earlier_done) continue;
-        std::string out;
-        const int rc = run_command({"scontrol", "update", "JobId=" + next.job_id, "Dependency="}, out);
-        if (rc != 0)
-          throw IoError(fmt::format("scontrol could not release array job {}: {}", next.job_id, trim(out)));
+        for (const auto& job : next.job_ids) {
+          std::string out;
+          const int rc = run_command({"scontrol", "update", "JobId=" + job, "Dependency="}, out);
+          if (rc != 0)
+            throw IoError(fmt::format("scontrol could not release array job {}: {}", job, trim(out)));
+        }
         next.released = true;
       }
       // Progress over the first stage not yet complete.

@@ -260,6 +260,22 @@ TEST(SlurmPipeline, CancelledRunScancelsItsArrays) {
   EXPECT_EQ(queued, "") << "jobs " << ids;
 }
 
+TEST(SlurmPipeline, StageBeyondMaxArraySizeIsSplitIntoSeveralArrays) {
+  DEFORMA_REQUIRE_DATA("perito-moreno", dir);
+  DEFORMA_REQUIRE_SLURM();
+  ScopedEnv poll(kPollEnv, "0.2");
+  ScopedEnv small("DEFORMA_SLURM_MAX_ARRAY_SIZE", "2");
+  test::TempDir tmp;
+  const fs::path out = tmp.path() / "out";
+  const auto r = test::run_cli("-q pipeline" + images_args(dir, {"20200101", "20200106", "20200108"}) +
+                               common_args(dir) + " -o " + shell_quote(out.string()) + " --executor slurm");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto stages = pipeline_json(out)["details"]["stages"];
+  EXPECT_EQ(stages["correlate"]["details"]["slurm_jobs"].size(), 2u);  // units 0-1, then unit 2
+  EXPECT_EQ(stages["correlate"]["counts"]["computed"], 3);
+  EXPECT_EQ(stages["filter"]["counts"]["computed"], 3);
+}
+
 TEST(SlurmArray, RangesAreCompact) {
   EXPECT_EQ(array_ranges({0, 1, 2, 3, 7, 9, 10, 11, 12}), "0-3,7,9-12");
   EXPECT_EQ(array_ranges({5}), "5");
