@@ -200,11 +200,21 @@ FileFingerprint file_fingerprint(const std::string& path) {
   return f;
 }
 
+namespace {
+// One spelling per file: a run from another folder, or a cluster task given absolute paths, finds the same key.
+std::string absolute_path(const std::string& path) {
+  if (path.empty()) return path;
+  std::error_code ec;
+  const auto p = fs::absolute(path, ec);
+  return ec ? path : p.lexically_normal().string();
+}
+}  // namespace
+
 std::string unit_key(const WorkUnit& unit) {
   nlohmann::json inputs = nlohmann::json::array();
   for (const auto& path : unit.inputs) {
     const auto f = file_fingerprint(path);
-    inputs.push_back({{"path", path}, {"size", f.size}, {"mtime_ns", f.mtime_ns}});
+    inputs.push_back({{"path", absolute_path(path)}, {"size", f.size}, {"mtime_ns", f.mtime_ns}});
   }
   // nlohmann::json objects keep their keys sorted and dump() writes doubles to round-trip: canonical text.
   const nlohmann::json identity = {{"operation", unit.operation},
@@ -231,7 +241,7 @@ bool unit_complete(const std::string& dir, const WorkUnit& unit, const std::stri
   if (!record.is_object()) return false;
   const std::string key = key_in.empty() ? unit_key(unit) : key_in;
   const FileFingerprint out = file_fingerprint(unit.output);
-  return out.size >= 0 && record.value("key", "") == key && record.value("output", "") == unit.output &&
+  return out.size >= 0 && record.value("key", "") == key && absolute_path(record.value("output", "")) == absolute_path(unit.output) &&
          record.value("output_size", -2LL) == out.size &&
          record.value("output_mtime_ns", -2LL) == out.mtime_ns;
 }

@@ -140,6 +140,11 @@ TEST(SlurmPipeline, PeritoMorenoGivesTheLocalProductsValueForValueAndAnUnchanged
   EXPECT_EQ(again["correlate"]["details"]["slurm_jobs"].size(), 0u);
   EXPECT_EQ(again["correlate"]["counts"]["computed"], 0);
   EXPECT_EQ(again["filter"]["counts"]["computed"], 0);
+
+  // The same records serve both executors: the local run's folder finished on Slurm submits nothing.
+  r = test::run_cli("pipeline" + args + " -o " + shell_quote(local.string()) + " --executor slurm");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("nothing submitted"), std::string::npos) << r.err;
 }
 
 TEST(SlurmPipeline, TaskFailingOnceIsRetriedAndTheRunCompletes) {

@@ -128,6 +128,9 @@ TEST(WorkUnitKey, InputsCountByTheirFingerprint) {
   const auto unit = filter_unit("p", a, tmp.file("out.tif"), {});
   const std::string before = unit_key(unit);
   EXPECT_EQ(unit_key(unit), before);
+  // The same file spelled relative to the working folder: the same key.
+  const auto relative = fs::relative(a, fs::current_path()).string();
+  EXPECT_EQ(unit_key(filter_unit("p", relative, tmp.file("out.tif"), {})), before);
   { std::ofstream(a, std::ios::app) << "two"; }
   EXPECT_NE(unit_key(unit), before);
 }
