@@ -33,5 +33,9 @@ echo "== pipeline: the whole deforma pipeline on the Perito Moreno series"
 bash "$ROOT/bench/pipeline/time_pipeline.sh" "$BUILD_DIR" "$OUT_DIR" | tee "$OUT_DIR/pipeline_perito.md"
 
 echo
+echo "== slurm: the pipeline local vs on the local one-node Slurm cluster, and the scheduling overhead per unit"
+bash "$ROOT/bench/slurm/slurm_bench.sh" "$BUILD_DIR" "$OUT_DIR/slurm" | tee "$OUT_DIR/slurm.md"
+
+echo
 echo "== service: 200 keep-alive clients for 30 s on loopback while 4 jobs run, and the job overhead"
 "$BUILD_DIR/bench/deforma_bench_service" --clients 200 --seconds 30 | tee "$OUT_DIR/service_load.txt"

@@ -27,6 +27,7 @@
 #include "deforma/ops.hpp"
 #include "deforma/version.hpp"
 #include "service_commands.hpp"
+#include "unit_command.hpp"
 
 namespace {
 
@@ -288,6 +289,7 @@ int main(int argc, char** argv) {
   }
 
   deforma::cli::ServiceCommands service_commands(app);  // serve, users, job run
+  deforma::cli::UnitCommand unit_command(app);          // unit run (a cluster task)
 
   if (const auto problem = check_usage(app, argc, argv))
     return usage_error(problem->command, problem->message);
@@ -336,6 +338,7 @@ int main(int argc, char** argv) {
   // run itself by io::run_operation.
   const int thread_count = static_cast<int>(threads);
   if (auto code = service_commands.run()) return *code;
+  if (auto code = unit_command.run(thread_count, static_cast<std::size_t>(ram_mb))) return *code;
 
   for (auto& cmd : commands) {
     if (!cmd.app->parsed()) continue;

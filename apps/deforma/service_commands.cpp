@@ -72,6 +72,7 @@ struct ServiceCommands::State {
     if (given("--io-threads")) o.io_threads = server.io_threads;
     if (given("--job-threads")) o.job_threads = server.job_threads;
     if (given("--job-ram")) o.job_ram_mb = server.job_ram_mb;
+    if (given("--executor")) o.executor = server.executor;
     if (given("--retention-days")) o.retention_days = server.retention_days;
     if (given("--max-attempts")) o.max_attempts = server.max_attempts;
     if (given("--body-limit")) o.body_limit_bytes = body_limit_mb << 20;
@@ -134,6 +135,11 @@ ServiceCommands::ServiceCommands(CLI::App& app) : state_(std::make_unique<State>
       ->check(CLI::NonNegativeNumber);
   s.serve->add_option("--job-ram", s.server.job_ram_mb, "memory budget of one job [MB] (default 1024)")
       ->check(CLI::Range(std::size_t{16}, std::size_t{1} << 22));
+  s.serve
+      ->add_option("--executor", s.server.executor,
+                   "where pipeline jobs correlate and filter their pairs: local, or slurm (array jobs; the "
+                   "root must be on a filesystem the cluster's nodes share; docs/cluster.md)")
+      ->check(CLI::IsMember({"local", "slurm"}));
   s.serve
       ->add_option("--retention-days", s.server.retention_days, "results are deleted after this (default 14)")
       ->check(CLI::PositiveNumber);

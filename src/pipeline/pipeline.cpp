@@ -5,6 +5,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -15,6 +17,7 @@
 #include "deforma/io/tiles.hpp"
 #include "deforma/pipeline/batch.hpp"
 #include "deforma/pipeline/stac.hpp"
+#include "deforma/pipeline/unit.hpp"
 #include "deforma/render/colormap.hpp"
 #include "deforma/render/image.hpp"
 #include "deforma/render/map.hpp"
@@ -49,6 +52,10 @@ void PipelineOptions::validate() const {
     throw InvalidArgument(fmt::format("parameter --max-velocity: {} must be >= 0", max_velocity_per_yr));
   }
   if (per_pair_ram_mb < 16) throw InvalidArgument("per-pair memory budget: must be >= 16 MB");
+  if (executor != "local" && executor != "slurm") {
+    throw InvalidArgument(fmt::format("parameter --executor: '{}' is not one of local, slurm", executor));
+  }
+  if (executor == "slurm") slurm.validate();
 }
 
 nlohmann::json Headline::to_json() const {
@@ -89,46 +96,6 @@ int band_named_any(const io::RasterInfo& info, std::initializer_list<const char*
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
-nlohmann::json correlation_parameters(const correlate::CorrelateOptions& o) {
-  return {{"method", correlate::to_string(o.match.method)},
-          {"chip_px", o.match.chip_px},
-          {"search_px", o.match.search_px},
-          {"min_snr", o.match.min_snr},
-          {"min_corr", o.match.min_corr},
-          {"min_texture", o.match.min_texture},
-          {"max_invalid_fraction", o.match.max_invalid_fraction},
-          {"subpixel", static_cast<int>(o.match.subpixel)},
-          {"max_iterations", o.match.max_iterations},
-          {"coarse_above_px", o.match.coarse_above_px},
-          {"prefilter", correlate::to_string(o.match.prefilter)},
-          {"ref_band", o.ref_band},
-          {"sec_band", o.sec_band},
-          {"step_px", o.step_px},
-          {"mask", o.mask_path},
-          {"guess", o.guess_path}};
-}
-
-nlohmann::json filter_parameters_json(const filter::FilterOptions& o, double max_velocity_per_yr) {
-  return {{"min_snr", o.min_snr},
-          {"min_corr", o.min_corr},
-          {"median_test", o.median_test},
-          {"median_radius", o.median_radius},
-          {"median_threshold", o.median_threshold},
-          {"median_epsilon_px", o.median_epsilon_px},
-          {"median_min_neighbours", o.median_min_neighbours},
-          {"max_displacement_px", o.max_displacement_px},
-          {"max_displacement_m", o.max_displacement_m},
-          {"max_velocity_per_yr", max_velocity_per_yr},
-          {"ramp", filter::to_string(o.ramp)},
-          {"stable", static_cast<int>(o.stable)},
-          {"stable_path", o.stable_path},
-          {"exclude_path", o.exclude_path},
-          {"auto_corr_quantile", o.auto_corr_quantile},
-          {"auto_fraction", o.auto_fraction},
-          {"robust_iterations", o.robust_iterations},
-          {"robust_k", o.robust_k}};
 }
 
 // The velocity of a single pair (N = 2: no inversion): displacement / time span, streamed by strips.
@@ -294,7 +261,7 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   const std::string units = first.georeferenced && !first.crs_wkt.empty() ? "m" : "px";
   const std::vector<timeseries::Pair> network = timeseries::build_pair_network(images, options.network);
   // Options that cannot fit the images are refused before anything is written (not per pair, after
-  // network.png and batch.sqlite exist).
+  // network.png and the unit records exist).
   correlate::check_fits_image(options.correlation, first);
   std::error_code ec;
   fs::create_directories(options.output_dir, ec);
@@ -309,68 +276,114 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   spdlog::info("pipeline: {} images, {} pairs, units {}", images.size(), network.size(), units);
 
   const int threads = context.threads;
-  // 2. Correlation of every pair (resumable).
+  // 2-3. Correlation, then filtering and stable-ground correction, of every pair: each pair of each stage is
+  // a work unit (pipeline/unit.hpp) with every parameter its result depends on, run in threads here or as
+  // Slurm array tasks, and resumable either way. A pair whose filtering fails on its data (no stable ground
+  // left under clouds, say) is left out of the inversion and reported.
   stage_start = std::chrono::steady_clock::now();
-  BatchOptions correlate_batch;
-  correlate_batch.stage = "correlate";
-  correlate_batch.output_dir = (out / "correlation").string();
-  correlate_batch.parameters = correlation_parameters(options.correlation);
-  correlate_batch.ram_budget_mb = std::max(context.ram_budget_mb, options.per_pair_ram_mb);
-  correlate_batch.per_pair_ram_mb = options.per_pair_ram_mb;
-  correlate_batch.threads = threads;
-  correlate_batch.skip_bad = options.image_set.skip_bad;
-  const BatchResult correlated = run_batch(
-      network, correlate_batch,
-      [&](const PairTask& task) {
-        correlate::CorrelateOptions o = options.correlation;
-        o.years_between = static_cast<double>(task.pair->days()) / 365.25;
-        o.ref_date = task.pair->ref_date;
-        o.sec_date = task.pair->sec_date;
-        o.quicklook_path.clear();
+  const std::string correlation_dir = (out / "correlation").string();
+  const std::string filtered_dir = (out / "filtered").string();
+  UnitList correlate_units;
+  correlate_units.stage = "correlate";
+  correlate_units.dir = correlation_dir;
+  correlate_units.skip_bad = options.image_set.skip_bad;
+  correlate_units.ram_mb = options.per_pair_ram_mb;
+  correlate_units.command_line = options.command_line;
+  UnitList filter_units = correlate_units;
+  filter_units.stage = "filter";
+  filter_units.dir = filtered_dir;
+  filter_units.skip_bad = true;
+  std::map<std::string, std::size_t> unit_index;
+  for (const auto& pair : network) {
+    correlate::CorrelateOptions c = options.correlation;
+    c.years_between = static_cast<double>(pair.days()) / 365.25;
+    c.ref_date = pair.ref_date;
+    c.sec_date = pair.sec_date;
+    c.quicklook_path.clear();
+    const std::string correlated_path = pair_result_path(correlation_dir, pair);
+    correlate_units.units.push_back(correlate_unit(pair.id, pair.ref_path, pair.sec_path, correlated_path, c));
+    filter::FilterOptions f = options.filter;
+    if (options.max_velocity_per_yr > 0) {
+      const double max_displacement = options.max_velocity_per_yr * std::abs(pair.days()) / 365.25;
+      if (units == "m") {
+        f.max_displacement_m = max_displacement;
+      } else {
+        f.max_displacement_px = max_displacement;
+      }
+    }
+    filter_units.units.push_back(filter_unit(pair.id, correlated_path, pair_result_path(filtered_dir, pair), f));
+    unit_index[pair.id] = unit_index.size();
+  }
+
+  BatchResult correlated, filtered;
+  if (options.executor == "slurm") {
+    std::vector<UnitList> lists = {correlate_units, filter_units};
+    const auto outcomes = run_on_slurm(lists, options.slurm, progress);
+    std::set<std::string> not_correlated;
+    for (const auto& [i, reason] : outcomes[0].skipped) {
+      correlated.failed.push_back(fmt::format("{}: {}", network[i].id, reason));
+      not_correlated.insert(network[i].id);
+    }
+    for (const auto i : outcomes[0].completed) {
+      timeseries::Pair p = network[i];
+      p.result_path = correlate_units.units[i].output;
+      correlated.pairs.push_back(p);
+    }
+    for (const auto& [i, reason] : outcomes[1].skipped) {
+      if (!not_correlated.count(network[i].id)) filtered.failed.push_back(fmt::format("{}: {}", network[i].id, reason));
+    }
+    for (const auto i : outcomes[1].completed) {
+      if (not_correlated.count(network[i].id)) continue;
+      timeseries::Pair p = network[i];
+      p.result_path = filter_units.units[i].output;
+      filtered.pairs.push_back(p);
+    }
+    BatchResult* results[] = {&correlated, &filtered};
+    for (std::size_t s = 0; s < 2; ++s) {
+      auto& r = *results[s];
+      r.reused = outcomes[s].reused;
+      r.computed = outcomes[s].computed;
+      r.summary.operation = lists[s].stage;
+      r.summary.counts = {{"pairs", static_cast<std::int64_t>(network.size())},
+                          {"reused", r.reused},
+                          {"computed", r.computed},
+                          {"failed", static_cast<std::int64_t>(r.failed.size())},
+                          {"retried", outcomes[s].retried}};
+      r.summary.details = {{"executor", "slurm"}, {"slurm_jobs", outcomes[s].job_ids}};
+      r.summary.warnings = r.failed;
+    }
+  } else {
+    BatchOptions correlate_batch;
+    correlate_batch.stage = "correlate";
+    correlate_batch.output_dir = correlation_dir;
+    correlate_batch.parameters = correlate_options_json(options.correlation);  // for the summary
+    correlate_batch.ram_budget_mb = std::max(context.ram_budget_mb, options.per_pair_ram_mb);
+    correlate_batch.per_pair_ram_mb = options.per_pair_ram_mb;
+    correlate_batch.threads = threads;
+    correlate_batch.skip_bad = options.image_set.skip_bad;
+    correlate_batch.unit_of = [&](const timeseries::Pair& p) { return correlate_units.units.at(unit_index.at(p.id)); };
+    auto run_unit_in_thread = [&](const UnitList& list) {
+      return [&list, &options, threads](const PairTask& task) {
         RunContext pair_context;
         pair_context.progress = task.progress;
         pair_context.threads = threads;
         pair_context.ram_budget_mb = task.ram_budget_mb;
         pair_context.command_line = options.command_line;
-        return correlate::correlate_pair(task.input_a, task.input_b, task.output, o, pair_context);
-      },
-      &progress);
+        return execute_unit(list, *task.unit, pair_context);
+      };
+    };
+    correlated = run_batch(network, correlate_batch, run_unit_in_thread(correlate_units), &progress);
+    BatchOptions filter_batch = correlate_batch;
+    filter_batch.stage = "filter";
+    filter_batch.output_dir = filtered_dir;
+    filter_batch.parameters = filter_options_json(options.filter);
+    filter_batch.parameters["max_velocity_per_yr"] = options.max_velocity_per_yr;
+    filter_batch.skip_bad = true;
+    filter_batch.unit_of = [&](const timeseries::Pair& p) { return filter_units.units.at(unit_index.at(p.id)); };
+    filtered = run_batch(correlated.pairs, filter_batch, run_unit_in_thread(filter_units), &progress);
+  }
   for (const auto& w : correlated.failed) summary.warnings.push_back("pair not correlated: " + w);
   stages["correlate"] = correlated.summary.to_json();
-
-  // 3. Filtering and stable-ground correction of every pair (resumable). A pair whose filtering fails on its
-  // data (no stable ground left under clouds, say) is left out of the inversion and reported.
-  BatchOptions filter_batch = correlate_batch;
-  filter_batch.stage = "filter";
-  filter_batch.output_dir = (out / "filtered").string();
-  filter_batch.parameters = filter_parameters_json(options.filter, options.max_velocity_per_yr);
-  filter_batch.skip_bad = true;
-  filter_batch.inputs_of = [&](const timeseries::Pair& p) {
-    return std::pair<std::string, std::string>{pair_result_path(correlate_batch.output_dir, p),
-                                               std::string()};
-  };
-  const BatchResult filtered = run_batch(
-      correlated.pairs, filter_batch,
-      [&](const PairTask& task) {
-        filter::FilterRun run;
-        run.input = task.input_a;
-        run.output = task.output;
-        run.options = options.filter;
-        if (options.max_velocity_per_yr > 0) {
-          const double max_displacement = options.max_velocity_per_yr * std::abs(task.pair->days()) / 365.25;
-          if (units == "m") {
-            run.options.max_displacement_m = max_displacement;
-          } else {
-            run.options.max_displacement_px = max_displacement;
-          }
-        }
-        run.command_line = options.command_line;
-        run.parameters = filter_batch.parameters;
-        run.ram_budget_mb = task.ram_budget_mb;
-        run.progress = task.progress;
-        return filter::filter_result(run);
-      },
-      &progress);
   for (const auto& w : filtered.failed) summary.warnings.push_back("pair left out after filtering: " + w);
   stages["filter"] = filtered.summary.to_json();
   stages["correlate_and_filter_seconds"] = seconds_since(stage_start);
@@ -479,7 +492,7 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
       item.properties["deforma:days"] = p.days();
       item.assets = {{"filtered", p.result_path, "filtered displacement", "", {"data"}, {}},
                      {"correlation",
-                      pair_result_path(correlate_batch.output_dir, p),
+                      pair_result_path(correlation_dir, p),
                       "raw correlation",
                       "",
                       {"data"},

@@ -105,7 +105,7 @@ void read_config_file(const std::filesystem::path& file, ServerOptions& options)
   if (!doc.is_object())
     throw FormatError(fmt::format("--config {}: expected a JSON object of settings", name));
   const Reader r(name, doc, "");
-  r.refuse_unknown({"listen", "workers", "io_threads", "job_threads", "job_ram_mb", "data", "retention_days",
+  r.refuse_unknown({"listen", "workers", "io_threads", "job_threads", "job_ram_mb", "executor", "data", "retention_days",
                     "max_attempts", "body_limit_mb", "read_timeout_s", "anonymous_read", "default_quotas"});
   if (const json* v = r.value("listen")) {
     if (!v->is_string()) throw InvalidArgument(r.where("listen") + ": expected \"HOST:PORT\"");
@@ -115,6 +115,11 @@ void read_config_file(const std::filesystem::path& file, ServerOptions& options)
   r.integer("io_threads", options.io_threads, 1);
   r.integer("job_threads", options.job_threads, 0);
   r.integer("job_ram_mb", options.job_ram_mb, 16);
+  if (const json* v = r.value("executor")) {
+    if (!v->is_string() || (*v != "local" && *v != "slurm"))
+      throw InvalidArgument(r.where("executor") + ": expected \"local\" or \"slurm\"");
+    options.executor = v->get<std::string>();
+  }
   r.integer("max_attempts", options.max_attempts, 1);
   r.integer("read_timeout_s", options.read_timeout_s, 1);
   std::size_t body_limit_mb = options.body_limit_bytes >> 20;

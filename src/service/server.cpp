@@ -558,8 +558,12 @@ struct Server::Impl {
     std::error_code ec;
     fs::create_directories(dir / "outputs", ec);
     if (ec) throw IoError(fmt::format("{}: cannot create the job folder: {}", dir.string(), ec.message()));
+    json job_values = values;
+    // Operations with stages that can run on a cluster (the pipeline) run where the service says.
+    if (std::any_of(op.params.begin(), op.params.end(), [](const ParamDecl& p) { return p.name == "executor"; }))
+      job_values["executor"] = options.executor;
     write_file_atomically(dir / "job.json", json{{"process", process_id(op)},
-                                                 {"values", values},
+                                                 {"values", job_values},
                                                  {"outputs", outputs},
                                                  {"threads", options.job_threads},
                                                  {"ram_mb", options.job_ram_mb}}

@@ -1,5 +1,5 @@
 // Parameters are checked before an operation writes anything: a value that a pair's correlation would
-// refuse must not leave a half-made output folder (network.png, batch.sqlite) behind.
+// refuse must not leave a half-made output folder (network.png, unit records) behind.
 #include <filesystem>
 #include <string>
 

@@ -150,7 +150,7 @@ TEST(Batch, FailingPairStopsOrIsSkippedAndNamed) {
 TEST(Batch, ParametersHashIsCanonical) {
   EXPECT_EQ(parameters_hash({{"a", 1}, {"b", 2}}), parameters_hash({{"b", 2}, {"a", 1}}));
   EXPECT_NE(parameters_hash({{"a", 1}}), parameters_hash({{"a", 2}}));
-  EXPECT_EQ(parameters_hash({{"a", 1}}).size(), 16u);
+  EXPECT_EQ(parameters_hash({{"a", 1}}).size(), 64u);  // SHA-256
 }
 
 }  // namespace

@@ -8,8 +8,8 @@
 //      pair, same band names) -> static STAC catalog of the output folder (write_stac_catalog).
 // Output folder layout (docs/pipeline.md):
 //   pairs.csv, network.png          the pair table (result_path = filtered result) and the network plot
-//   correlation/<pair>.tif          raw correlation results (+ batch.sqlite: completion records)
-//   filtered/<pair>.tif             filtered and corrected results (+ batch.sqlite)
+//   correlation/<pair>.tif          raw correlation results (+ units/<pair>.json: completion records)
+//   filtered/<pair>.tif             filtered and corrected results (+ units/)
 //   products/                       velocity.tif, time-series cubes (COG, NetCDF), quicklooks
 //   pipeline.json                   the run summary (headline numbers)
 //   catalog.json, <item>/<item>.json  the STAC catalog
@@ -23,6 +23,7 @@
 #include "deforma/core/summary.hpp"
 #include "deforma/correlate/correlate.hpp"
 #include "deforma/filter/filter.hpp"
+#include "deforma/pipeline/slurm.hpp"
 #include "deforma/timeseries/image_set.hpp"
 #include "deforma/timeseries/invert.hpp"
 #include "deforma/timeseries/pairs.hpp"
@@ -58,6 +59,9 @@ struct PipelineOptions {
   bool weight_by_correlation = true;
   bool quicklooks = true;
   std::size_t per_pair_ram_mb = 256;  ///< streaming budget of one pair (pairs in flight = --ram / this)
+  /// Where the pair stages run: "local" (threads of this process) or "slurm" (array jobs, docs/cluster.md).
+  std::string executor = "local";
+  SlurmOptions slurm;                 ///< with executor "slurm"
   std::string command_line;           ///< provenance
   nlohmann::json parameters = nlohmann::json::object();  ///< provenance
 

@@ -27,6 +27,9 @@ struct ServerOptions {
   int max_attempts = 3;           ///< runs of a job interrupted by a service stop
   double retention_days = 14;     ///< results are deleted this long after the job ends
   int job_threads = 0;            ///< threads of one job; 0 = all cores
+  /// Where the pair stages of pipeline jobs run: "local" (the job's process) or "slurm" (array jobs from
+  /// the job's process, docs/cluster.md). The service decides; a client's own choice is replaced.
+  std::string executor = "local";
   std::size_t job_ram_mb = 1024;  ///< memory budget of one job
   /// Jobs their owner marked public (PATCH /jobs/ID {"public": true}) are readable without a key: status,
   /// results and files. Nothing else is.
@@ -45,7 +48,7 @@ struct ServerOptions {
 void parse_listen(const std::string& text, const std::string& what, ServerOptions& options);
 
 /// Reads a configuration file (a JSON object) into `options`; keys absent from the file keep their value.
-/// Keys: listen, workers, io_threads, job_threads, job_ram_mb, data (array of folders), retention_days,
+/// Keys: listen, workers, io_threads, job_threads, job_ram_mb, executor, data (array of folders), retention_days,
 /// max_attempts, body_limit_mb, read_timeout_s, anonymous_read, default_quotas {running, queued,
 /// storage_mb, cpu_seconds_per_month}. Throws InvalidArgument naming the file and the key for an unknown key
 /// or a value of the wrong type, IoError when the file cannot be read, FormatError when it is not JSON.

@@ -1,0 +1,523 @@
+#include "deforma/pipeline/unit.hpp"
+
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "deforma/core/error.hpp"
+#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/dates.hpp"
+
+namespace deforma::pipeline {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kListFormat = "deforma-units/1";
+
+// Enum spellings of the fields the operations do not expose as choices (the others use the library's own
+// to_string/parse). Names, not ordinals: a reordered enum must not turn one setting into another.
+const char* subpixel_name(correlate::Subpixel s) {
+  switch (s) {
+    case correlate::Subpixel::kParabolic:
+      return "parabolic";
+    case correlate::Subpixel::kGaussian:
+      return "gaussian";
+    case correlate::Subpixel::kIterative:
+      return "iterative";
+  }
+  return "iterative";
+}
+correlate::Subpixel parse_subpixel(const std::string& s) {
+  if (s == "parabolic") return correlate::Subpixel::kParabolic;
+  if (s == "gaussian") return correlate::Subpixel::kGaussian;
+  if (s == "iterative") return correlate::Subpixel::kIterative;
+  throw FormatError(fmt::format("work unit: unknown sub-pixel method '{}'", s));
+}
+const char* stable_name(filter::StableSource s) {
+  switch (s) {
+    case filter::StableSource::kNone:
+      return "none";
+    case filter::StableSource::kPolygons:
+      return "polygons";
+    case filter::StableSource::kMask:
+      return "mask";
+    case filter::StableSource::kAuto:
+      return "auto";
+  }
+  return "none";
+}
+filter::StableSource parse_stable(const std::string& s) {
+  if (s == "none") return filter::StableSource::kNone;
+  if (s == "polygons") return filter::StableSource::kPolygons;
+  if (s == "mask") return filter::StableSource::kMask;
+  if (s == "auto") return filter::StableSource::kAuto;
+  throw FormatError(fmt::format("work unit: unknown stable-ground source '{}'", s));
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(fmt::format("{}: cannot read", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+nlohmann::json read_json_or_null(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return nullptr;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto j = nlohmann::json::parse(ss.str(), nullptr, false);
+  return j.is_discarded() ? nlohmann::json(nullptr) : j;
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  io::write_atomically(path, [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw IoError(fmt::format("{}: cannot write (disk full or folder not writable?)", path));
+  });
+}
+
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "";
+  return name;
+}
+
+std::string now_utc() {
+  return io::iso_utc(std::time(nullptr));
+}
+
+}  // namespace
+
+nlohmann::json WorkUnit::to_json() const {
+  return {{"id", id},
+          {"operation", operation},
+          {"parameters", parameters},
+          {"inputs", inputs},
+          {"output", output}};
+}
+
+WorkUnit WorkUnit::from_json(const nlohmann::json& j) {
+  if (!j.is_object()) throw FormatError("work unit: not a JSON object");
+  for (const char* key : {"id", "operation", "parameters", "inputs", "output"}) {
+    if (!j.contains(key)) throw FormatError(fmt::format("work unit: '{}' is missing", key));
+  }
+  try {
+    WorkUnit u;
+    u.id = j.at("id").get<std::string>();
+    u.operation = j.at("operation").get<std::string>();
+    u.parameters = j.at("parameters");
+    u.inputs = j.at("inputs").get<std::vector<std::string>>();
+    u.output = j.at("output").get<std::string>();
+    return u;
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("work unit: {}", e.what()));
+  }
+}
+
+nlohmann::json UnitList::to_json() const {
+  nlohmann::json units_json = nlohmann::json::array();
+  for (const auto& u : units) units_json.push_back(u.to_json());
+  return {{"format", kListFormat}, {"stage", stage},   {"dir", dir},
+          {"skip_bad", skip_bad},  {"ram_mb", ram_mb}, {"command_line", command_line},
+          {"units", units_json}};
+}
+
+UnitList UnitList::from_json(const nlohmann::json& j) {
+  if (!j.is_object() || j.value("format", "") != kListFormat) {
+    throw FormatError(fmt::format("not a deforma unit list (expected \"format\": \"{}\")", kListFormat));
+  }
+  try {
+    UnitList l;
+    l.stage = j.at("stage").get<std::string>();
+    l.dir = j.at("dir").get<std::string>();
+    l.skip_bad = j.value("skip_bad", false);
+    l.ram_mb = j.value("ram_mb", std::size_t{256});
+    l.command_line = j.value("command_line", "");
+    for (const auto& u : j.at("units")) l.units.push_back(WorkUnit::from_json(u));
+    return l;
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("unit list: {}", e.what()));
+  }
+}
+
+void UnitList::write(const std::string& path) const {
+  write_text_atomically(path, to_json().dump(1) + "\n");
+}
+
+UnitList UnitList::read(const std::string& path) {
+  const std::string text = read_text(path);
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) throw FormatError(fmt::format("{}: not valid JSON", path));
+  try {
+    return from_json(j);
+  } catch (const FormatError& e) {
+    throw FormatError(fmt::format("{}: {}", path, e.what()));
+  }
+}
+
+std::optional<std::size_t> UnitList::find(const std::string& id) const {
+  for (std::size_t i = 0; i < units.size(); ++i) {
+    if (units[i].id == id) return i;
+  }
+  return std::nullopt;
+}
+
+std::string sha256_hex(const std::string& text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    throw Error("SHA-256 failed (OpenSSL)", ExitCode::kInternal);
+  }
+  std::string hex;
+  hex.reserve(2 * length);
+  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
+}
+
+FileFingerprint file_fingerprint(const std::string& path) {
+  FileFingerprint f;
+  struct stat st {};
+  if (path.empty() || ::stat(path.c_str(), &st) != 0) return f;
+  f.size = static_cast<long long>(st.st_size);
+  f.mtime_ns = static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+  return f;
+}
+
+namespace {
+// One spelling per file: a run from another folder, or a cluster task given absolute paths, finds the same key.
+std::string absolute_path(const std::string& path) {
+  if (path.empty()) return path;
+  std::error_code ec;
+  const auto p = fs::absolute(path, ec);
+  return ec ? path : p.lexically_normal().string();
+}
+}  // namespace
+
+std::string unit_key(const WorkUnit& unit) {
+  nlohmann::json inputs = nlohmann::json::array();
+  for (const auto& path : unit.inputs) {
+    const auto f = file_fingerprint(path);
+    inputs.push_back({{"path", absolute_path(path)}, {"size", f.size}, {"mtime_ns", f.mtime_ns}});
+  }
+  // nlohmann::json objects keep their keys sorted and dump() writes doubles to round-trip: canonical text.
+  const nlohmann::json identity = {{"operation", unit.operation},
+                                   {"parameters", unit.parameters},
+                                   {"inputs", inputs},
+                                   {"output", fs::path(unit.output).filename().string()}};
+  return sha256_hex(identity.dump());
+}
+
+std::string unit_record_path(const std::string& dir, const std::string& unit_id) {
+  return (fs::path(dir) / "units" / (unit_id + ".json")).string();
+}
+
+std::string unit_skip_path(const std::string& dir, const std::string& unit_id) {
+  return (fs::path(dir) / "units" / (unit_id + ".skipped.json")).string();
+}
+
+std::string unit_error_path(const std::string& dir, const std::string& unit_id) {
+  return (fs::path(dir) / "units" / (unit_id + ".error.json")).string();
+}
+
+bool unit_complete(const std::string& dir, const WorkUnit& unit, const std::string& key_in) {
+  const auto record = read_json_or_null(unit_record_path(dir, unit.id));
+  if (!record.is_object()) return false;
+  const std::string key = key_in.empty() ? unit_key(unit) : key_in;
+  const FileFingerprint out = file_fingerprint(unit.output);
+  return out.size >= 0 && record.value("key", "") == key && absolute_path(record.value("output", "")) == absolute_path(unit.output) &&
+         record.value("output_size", -2LL) == out.size &&
+         record.value("output_mtime_ns", -2LL) == out.mtime_ns;
+}
+
+void record_unit(const std::string& dir, const WorkUnit& unit, double seconds, const std::string& key) {
+  const FileFingerprint out = file_fingerprint(unit.output);
+  if (out.size < 0) {
+    throw IoError(fmt::format("{}: the result of unit {} is missing after its run", unit.output, unit.id));
+  }
+  const nlohmann::json record = {
+      {"unit", unit.id},       {"operation", unit.operation}, {"key", key.empty() ? unit_key(unit) : key},
+      {"output", unit.output}, {"output_size", out.size},     {"output_mtime_ns", out.mtime_ns},
+      {"seconds", seconds},    {"host", host_name()},         {"completed_at", now_utc()}};
+  std::error_code ec;
+  fs::remove(unit_skip_path(dir, unit.id), ec);
+  fs::remove(unit_error_path(dir, unit.id), ec);
+  write_text_atomically(unit_record_path(dir, unit.id), record.dump(1) + "\n");
+}
+
+void forget_unit(const std::string& dir, const WorkUnit& unit) {
+  std::error_code ec;
+  fs::remove(unit_record_path(dir, unit.id), ec);
+  fs::remove(unit_skip_path(dir, unit.id), ec);
+  fs::remove(unit_error_path(dir, unit.id), ec);
+}
+
+void record_skipped_unit(const std::string& dir, const WorkUnit& unit, const std::string& reason) {
+  write_text_atomically(
+      unit_skip_path(dir, unit.id),
+      nlohmann::json{{"unit", unit.id}, {"reason", reason}, {"host", host_name()}}.dump(1) + "\n");
+}
+
+std::optional<std::string> skipped_reason(const std::string& dir, const WorkUnit& unit) {
+  const auto j = read_json_or_null(unit_skip_path(dir, unit.id));
+  if (!j.is_object()) return std::nullopt;
+  return j.value("reason", std::string("skipped"));
+}
+
+nlohmann::json correlate_options_json(const correlate::CorrelateOptions& o) {
+  const auto& m = o.match;
+  nlohmann::json j = {
+      {"method", correlate::to_string(m.method)},
+      {"chip_px", m.chip_px},
+      {"search_px", m.search_px},
+      {"min_snr", m.min_snr},
+      {"min_corr", m.min_corr},
+      {"min_texture", m.min_texture},
+      {"max_invalid_fraction", m.max_invalid_fraction},
+      {"subpixel", subpixel_name(m.subpixel)},
+      {"max_iterations", m.max_iterations},
+      {"coarse_above_px", m.coarse_above_px},
+      {"prefilter", correlate::to_string(m.prefilter)},
+      {"ref_band", o.ref_band},
+      {"sec_band", o.sec_band},
+      {"step_px", o.step_px},
+      {"roi", nullptr},
+      {"guess_path", o.guess_path},
+      {"mask_path", o.mask_path},
+      {"years_between", nullptr},
+      {"ref_date", nullptr},
+      {"sec_date", nullptr},
+      {"stable_path", o.stable_path},
+      {"quicklook_path", o.quicklook_path},
+      {"quicklook_arrows", o.quicklook_arrows},
+  };
+  if (o.roi)
+    j["roi"] = {{"col", o.roi->col}, {"row", o.roi->row}, {"width", o.roi->width}, {"height", o.roi->height}};
+  if (o.years_between) j["years_between"] = *o.years_between;
+  if (o.ref_date) j["ref_date"] = o.ref_date->iso();
+  if (o.sec_date) j["sec_date"] = o.sec_date->iso();
+  return j;
+}
+
+correlate::CorrelateOptions correlate_options_from_json(const nlohmann::json& j) {
+  try {
+    correlate::CorrelateOptions o;
+    auto& m = o.match;
+    m.method = correlate::parse_method(j.at("method").get<std::string>());
+    m.chip_px = j.at("chip_px").get<int>();
+    m.search_px = j.at("search_px").get<int>();
+    m.min_snr = j.at("min_snr").get<double>();
+    m.min_corr = j.at("min_corr").get<double>();
+    m.min_texture = j.at("min_texture").get<double>();
+    m.max_invalid_fraction = j.at("max_invalid_fraction").get<double>();
+    m.subpixel = parse_subpixel(j.at("subpixel").get<std::string>());
+    m.max_iterations = j.at("max_iterations").get<int>();
+    m.coarse_above_px = j.at("coarse_above_px").get<int>();
+    m.prefilter = correlate::parse_prefilter(j.at("prefilter").get<std::string>());
+    o.ref_band = j.at("ref_band").get<int>();
+    o.sec_band = j.at("sec_band").get<int>();
+    o.step_px = j.at("step_px").get<int>();
+    if (const auto& roi = j.at("roi"); !roi.is_null()) {
+      o.roi = io::Window{roi.at("col").get<int>(), roi.at("row").get<int>(), roi.at("width").get<int>(),
+                         roi.at("height").get<int>()};
+    }
+    o.guess_path = j.at("guess_path").get<std::string>();
+    o.mask_path = j.at("mask_path").get<std::string>();
+    if (!j.at("years_between").is_null()) o.years_between = j.at("years_between").get<double>();
+    if (!j.at("ref_date").is_null()) o.ref_date = io::Date::parse(j.at("ref_date").get<std::string>());
+    if (!j.at("sec_date").is_null()) o.sec_date = io::Date::parse(j.at("sec_date").get<std::string>());
+    o.stable_path = j.at("stable_path").get<std::string>();
+    o.quicklook_path = j.at("quicklook_path").get<std::string>();
+    o.quicklook_arrows = j.at("quicklook_arrows").get<bool>();
+    return o;
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("work unit: correlation parameters: {}", e.what()));
+  }
+}
+
+nlohmann::json filter_options_json(const filter::FilterOptions& o) {
+  return {{"min_snr", o.min_snr},
+          {"min_corr", o.min_corr},
+          {"median_test", o.median_test},
+          {"median_radius", o.median_radius},
+          {"median_threshold", o.median_threshold},
+          {"median_epsilon_px", o.median_epsilon_px},
+          {"median_min_neighbours", o.median_min_neighbours},
+          {"max_displacement_px", o.max_displacement_px},
+          {"max_displacement_m", o.max_displacement_m},
+          {"max_velocity_per_yr", o.max_velocity_per_yr},
+          {"days", o.days},
+          {"ramp", filter::to_string(o.ramp)},
+          {"stable", stable_name(o.stable)},
+          {"stable_path", o.stable_path},
+          {"exclude_path", o.exclude_path},
+          {"auto_corr_quantile", o.auto_corr_quantile},
+          {"auto_fraction", o.auto_fraction},
+          {"robust_iterations", o.robust_iterations},
+          {"robust_k", o.robust_k},
+          {"max_stable_samples", o.max_stable_samples}};
+}
+
+filter::FilterOptions filter_options_from_json(const nlohmann::json& j) {
+  try {
+    filter::FilterOptions o;
+    o.min_snr = j.at("min_snr").get<double>();
+    o.min_corr = j.at("min_corr").get<double>();
+    o.median_test = j.at("median_test").get<bool>();
+    o.median_radius = j.at("median_radius").get<int>();
+    o.median_threshold = j.at("median_threshold").get<double>();
+    o.median_epsilon_px = j.at("median_epsilon_px").get<double>();
+    o.median_min_neighbours = j.at("median_min_neighbours").get<int>();
+    o.max_displacement_px = j.at("max_displacement_px").get<double>();
+    o.max_displacement_m = j.at("max_displacement_m").get<double>();
+    o.max_velocity_per_yr = j.at("max_velocity_per_yr").get<double>();
+    o.days = j.at("days").get<double>();
+    o.ramp = filter::parse_ramp_model(j.at("ramp").get<std::string>());
+    o.stable = parse_stable(j.at("stable").get<std::string>());
+    o.stable_path = j.at("stable_path").get<std::string>();
+    o.exclude_path = j.at("exclude_path").get<std::string>();
+    o.auto_corr_quantile = j.at("auto_corr_quantile").get<double>();
+    o.auto_fraction = j.at("auto_fraction").get<double>();
+    o.robust_iterations = j.at("robust_iterations").get<int>();
+    o.robust_k = j.at("robust_k").get<double>();
+    o.max_stable_samples = j.at("max_stable_samples").get<std::size_t>();
+    return o;
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("work unit: filter parameters: {}", e.what()));
+  }
+}
+
+WorkUnit correlate_unit(const std::string& id, const std::string& ref, const std::string& sec,
+                        const std::string& output, const correlate::CorrelateOptions& options) {
+  WorkUnit u;
+  u.id = id;
+  u.operation = "correlate";
+  u.parameters = {{"correlation", correlate_options_json(options)}};
+  u.inputs = {ref, sec};
+  for (const auto* extra : {&options.mask_path, &options.guess_path, &options.stable_path}) {
+    if (!extra->empty()) u.inputs.push_back(*extra);
+  }
+  u.output = output;
+  return u;
+}
+
+WorkUnit filter_unit(const std::string& id, const std::string& input, const std::string& output,
+                     const filter::FilterOptions& options) {
+  WorkUnit u;
+  u.id = id;
+  u.operation = "filter";
+  u.parameters = {{"filter", filter_options_json(options)}};
+  u.inputs = {input};
+  for (const auto* extra : {&options.stable_path, &options.exclude_path}) {
+    if (!extra->empty()) u.inputs.push_back(*extra);
+  }
+  u.output = output;
+  return u;
+}
+
+Summary execute_unit(const UnitList& list, const WorkUnit& unit, RunContext& context) {
+  if (unit.operation == "correlate") {
+    if (unit.inputs.size() < 2)
+      throw FormatError(fmt::format("unit {}: correlate needs two inputs", unit.id));
+    const auto options = correlate_options_from_json(unit.parameters.at("correlation"));
+    RunContext pair_context = context;
+    if (pair_context.command_line.empty()) pair_context.command_line = list.command_line;
+    return correlate::correlate_pair(unit.inputs[0], unit.inputs[1], unit.output, options, pair_context);
+  }
+  if (unit.operation == "filter") {
+    if (unit.inputs.empty()) throw FormatError(fmt::format("unit {}: filter needs an input", unit.id));
+    filter::FilterRun run;
+    run.input = unit.inputs[0];
+    run.output = unit.output;
+    run.options = filter_options_from_json(unit.parameters.at("filter"));
+    run.command_line = context.command_line.empty() ? list.command_line : context.command_line;
+    run.parameters = unit.parameters.at("filter");
+    run.ram_budget_mb = context.ram_budget_mb;
+    run.progress = context.progress;
+    return filter::filter_result(run);
+  }
+  throw InvalidArgument(
+      fmt::format("unit {}: operation '{}' cannot run as a unit (expected correlate or filter)", unit.id,
+                  unit.operation));
+}
+
+UnitOutcome run_unit(const UnitList& list, std::size_t index, RunContext& context) {
+  if (index >= list.units.size()) {
+    throw InvalidArgument(fmt::format("parameter INDEX: {} is out of range (the list has {} units, 0 to {})",
+                                      index, list.units.size(),
+                                      list.units.empty() ? 0 : list.units.size() - 1));
+  }
+  const WorkUnit& unit = list.units[index];
+  const std::string key = unit_key(unit);
+  if (unit_complete(list.dir, unit, key)) {
+    spdlog::info("unit {} ({}): complete from an earlier run", unit.id, list.stage);
+    return UnitOutcome::kReused;
+  }
+  forget_unit(list.dir, unit);
+  const auto started = std::chrono::steady_clock::now();
+  try {
+    if (const char* fail = std::getenv("DEFORMA_TEST_FAIL_UNIT"); fail && *fail) {
+      const std::string spec = fail;
+      const bool once = spec.size() > 5 && spec.compare(spec.size() - 5, 5, ":once") == 0;
+      const std::string target = once ? spec.substr(0, spec.size() - 5) : spec;
+      if (target == unit.id || target == list.stage + "/" + unit.id) {
+        const std::string marker = (fs::path(list.dir) / "units" / (unit.id + ".injected")).string();
+        if (!once || !fs::exists(marker)) {
+          if (once) write_text_atomically(marker, "1\n");
+          // Not a data error: a skip_bad list must not take it for a bad pair.
+          throw Error(fmt::format("unit {}: failure injected by DEFORMA_TEST_FAIL_UNIT", unit.id),
+                      ExitCode::kInternal);
+        }
+      }
+    }
+    try {
+      execute_unit(list, unit, context);
+    } catch (const Error& e) {
+      const bool data_problem = dynamic_cast<const IoError*>(&e) || dynamic_cast<const FormatError*>(&e) ||
+                                dynamic_cast<const NumericalError*>(&e);
+      if (list.skip_bad && data_problem) {
+        spdlog::warn("unit {} ({}) skipped: {}", unit.id, list.stage, e.what());
+        record_skipped_unit(list.dir, unit, e.what());
+        return UnitOutcome::kSkipped;
+      }
+      throw;
+    }
+  } catch (const Error& e) {
+    try {
+      write_text_atomically(unit_error_path(list.dir, unit.id),
+                            nlohmann::json{{"unit", unit.id},
+                                           {"kind", e.kind()},
+                                           {"exit_code", static_cast<int>(e.exit_code())},
+                                           {"message", e.what()},
+                                           {"host", host_name()}}
+                                    .dump(1) +
+                                "\n");
+    } catch (const Error&) {
+      // The log still has the message.
+    }
+    throw;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  // The key of the inputs as they were read: an input replaced during the run leaves a stale record that the
+  // next check refuses.
+  record_unit(list.dir, unit, seconds, key);
+  return UnitOutcome::kComputed;
+}
+
+}  // namespace deforma::pipeline

@@ -1,0 +1,291 @@
+// `deforma pipeline --executor slurm` on a real Slurm cluster (scripts/slurm-local.sh, which `./run test`
+// starts): the same products as a local run, retries of failed tasks, a unit failing every time named
+// with its log, resumption after a failure, and cancellation. Skipped, saying why, without a cluster.
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "deforma/core/command_line.hpp"
+#include "deforma/io/raster.hpp"
+#include "deforma/pipeline/slurm.hpp"
+#include "test_support.hpp"
+
+extern char** environ;
+
+namespace deforma::pipeline {
+namespace {
+namespace fs = std::filesystem;
+
+// Why the Slurm tests cannot run here; empty when a cluster answers.
+std::string slurm_unavailable() {
+  const char* conf = std::getenv("SLURM_CONF");
+  if ((!conf || !*conf) && !fs::exists("/etc/slurm/slurm.conf")) {
+    return "no Slurm cluster configured (SLURM_CONF unset, no /etc/slurm/slurm.conf): start one with "
+           "scripts/slurm-local.sh start and export the SLURM_CONF it prints (./run test does both)";
+  }
+  std::string out;
+  try {
+    if (run_command({"sinfo", "--noheader", "--format=%t"}, out) != 0) return "sinfo fails: " + out;
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  if (out.find("idle") == std::string::npos && out.find("mix") == std::string::npos &&
+      out.find("alloc") == std::string::npos) {
+    return "the Slurm cluster has no usable node (sinfo: " + out + ")";
+  }
+  return "";
+}
+
+#define DEFORMA_REQUIRE_SLURM() \
+  if (const std::string why = slurm_unavailable(); !why.empty()) GTEST_SKIP() << why
+
+// Sets an environment variable for the CLI processes a test starts (and the Slurm tasks they submit).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) { ::setenv(name, value.c_str(), 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+std::string images_args(const fs::path& dir, std::initializer_list<const char*> dates) {
+  std::string args;
+  for (const char* d : dates) {
+    args += ' ';
+    args += shell_quote((dir / (std::string(d) + ".jpg")).string());
+  }
+  return args;
+}
+
+std::string common_args(const fs::path& dir) {
+  return " --step 48 --search 8 --max-step 2 --no-quicklooks --auto-stable --max-velocity 300 --exclude " +
+         shell_quote((dir / "mask.jpg").string());
+}
+
+nlohmann::json pipeline_json(const fs::path& out) {
+  std::ifstream in(out / "pipeline.json");
+  return nlohmann::json::parse(in);
+}
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Every band of two rasters equal, value for value (NaN equal to NaN).
+void expect_same_raster(const fs::path& a, const fs::path& b) {
+  const auto ra = io::Raster::open(a.string()), rb = io::Raster::open(b.string());
+  ASSERT_EQ(ra.info().band_count(), rb.info().band_count()) << a;
+  ASSERT_EQ(ra.info().width, rb.info().width) << a;
+  ASSERT_EQ(ra.info().height, rb.info().height) << a;
+  for (int band = 1; band <= ra.info().band_count(); ++band) {
+    const auto va = ra.read_all(band), vb = rb.read_all(band);
+    std::size_t differing = 0;
+    for (std::size_t i = 0; i < va.values.size(); ++i) {
+      const float x = va.values.data()[i], y = vb.values.data()[i];
+      if (!(x == y || (std::isnan(x) && std::isnan(y)))) ++differing;
+      if (va.valid.data()[i] != vb.valid.data()[i]) ++differing;
+    }
+    EXPECT_EQ(differing, 0u) << a.filename() << " band " << band;
+  }
+}
+
+const char* kPollEnv = "DEFORMA_SLURM_POLL_SECONDS";
+
+TEST(SlurmPipeline, PeritoMorenoGivesTheLocalProductsValueForValueAndAnUnchangedRerunSubmitsNothing) {
+  DEFORMA_REQUIRE_DATA("perito-moreno", dir);
+  DEFORMA_REQUIRE_SLURM();
+  ScopedEnv poll(kPollEnv, "0.2");
+  test::TempDir tmp;
+  const std::string args =
+      images_args(dir, {"20200101", "20200106", "20200108", "20200116"}) + common_args(dir);
+  const fs::path local = tmp.path() / "local", slurm = tmp.path() / "slurm";
+  auto r = test::run_cli("-q pipeline" + args + " -o " + shell_quote(local.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = test::run_cli("-q pipeline" + args + " -o " + shell_quote(slurm.string()) + " --executor slurm");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto summary = pipeline_json(slurm);
+  const auto& stages = summary["details"]["stages"];
+  EXPECT_EQ(stages["correlate"]["details"]["executor"], "slurm");
+  EXPECT_EQ(stages["correlate"]["counts"]["computed"], 5);
+  EXPECT_EQ(stages["correlate"]["details"]["slurm_jobs"].size(), 1u);  // one array for the stage
+  EXPECT_EQ(stages["filter"]["details"]["slurm_jobs"].size(), 1u);
+  for (const char* product :
+       {"velocity.tif", "timeseries_dx.tif", "timeseries_dy.tif", "timeseries_dx_sigma.tif"}) {
+    expect_same_raster(local / "products" / product, slurm / "products" / product);
+  }
+  for (const auto& entry : fs::directory_iterator(local / "filtered")) {
+    if (entry.path().extension() == ".tif")
+      expect_same_raster(entry.path(), slurm / "filtered" / entry.path().filename());
+  }
+  EXPECT_EQ(slurp(local / "pairs.csv"), slurp(slurm / "pairs.csv"));
+  EXPECT_TRUE(fs::exists(slurm / "correlation" / "logs" / "slurm-jobs.txt"));
+
+  r = test::run_cli("pipeline" + args + " -o " + shell_quote(slurm.string()) + " --executor slurm");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("nothing submitted"), std::string::npos) << r.err;
+  const auto again = pipeline_json(slurm)["details"]["stages"];
+  EXPECT_EQ(again["correlate"]["details"]["slurm_jobs"].size(), 0u);
+  EXPECT_EQ(again["correlate"]["counts"]["computed"], 0);
+  EXPECT_EQ(again["filter"]["counts"]["computed"], 0);
+
+  // The same records serve both executors: the local run's folder finished on Slurm submits nothing.
+  r = test::run_cli("pipeline" + args + " -o " + shell_quote(local.string()) + " --executor slurm");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("nothing submitted"), std::string::npos) << r.err;
+}
+
+TEST(SlurmPipeline, TaskFailingOnceIsRetriedAndTheRunCompletes) {
+  DEFORMA_REQUIRE_DATA("perito-moreno", dir);
+  DEFORMA_REQUIRE_SLURM();
+  ScopedEnv poll(kPollEnv, "0.2");
+  ScopedEnv fail("DEFORMA_TEST_FAIL_UNIT", "20200101_20200106:once");
+  test::TempDir tmp;
+  const fs::path out = tmp.path() / "out";
+  const auto r = test::run_cli("-q pipeline" + images_args(dir, {"20200101", "20200106", "20200108"}) +
+                               common_args(dir) + " -o " + shell_quote(out.string()) + " --executor slurm");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto stages = pipeline_json(out)["details"]["stages"];
+  EXPECT_EQ(stages["correlate"]["counts"]["retried"], 1);
+  EXPECT_EQ(stages["correlate"]["counts"]["computed"], 3);
+  EXPECT_EQ(stages["filter"]["counts"]["computed"], 3);
+  EXPECT_EQ(stages["correlate"]["details"]["slurm_jobs"].size(), 2u);  // the array, then the retry
+  // The failed attempt's log is kept.
+  bool found = false;
+  for (const auto& entry : fs::directory_iterator(out / "correlation" / "logs")) {
+    if (slurp(entry.path()).find("failure injected") != std::string::npos) found = true;
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(SlurmPipeline, UnitFailingEveryTimeFailsTheRunNamedWithItsLogAndARerunRedoesOnlyIt) {
+  DEFORMA_REQUIRE_DATA("perito-moreno", dir);
+  DEFORMA_REQUIRE_SLURM();
+  ScopedEnv poll(kPollEnv, "0.2");
+  test::TempDir tmp;
+  const fs::path out = tmp.path() / "out";
+  const std::string command = "-q pipeline" + images_args(dir, {"20200101", "20200106", "20200108"}) +
+                              common_args(dir) + " -o " + shell_quote(out.string()) +
+                              " --executor slurm --retries 1";
+  {
+    ScopedEnv fail("DEFORMA_TEST_FAIL_UNIT", "20200106_20200108");
+    const auto r = test::run_cli(command);
+    EXPECT_EQ(r.exit_code, 1) << r.err;  // the injected failure is an internal error
+    EXPECT_NE(r.err.find("correlate unit 20200106_20200108 failed after 2 attempt(s)"), std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("last log"), std::string::npos) << r.err;
+    // The message, then the log's own last lines quoting it.
+    const auto first = r.err.find("failure injected");
+    ASSERT_NE(first, std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("failure injected", first + 1), std::string::npos) << r.err;
+  }
+  const auto r = test::run_cli(command);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto stages = pipeline_json(out)["details"]["stages"];
+  EXPECT_EQ(stages["correlate"]["counts"]["computed"], 1);
+  EXPECT_EQ(stages["correlate"]["counts"]["reused"], 2);
+}
+
+TEST(SlurmPipeline, CancelledRunScancelsItsArrays) {
+  DEFORMA_REQUIRE_DATA("perito-moreno", dir);
+  DEFORMA_REQUIRE_SLURM();
+  ScopedEnv poll(kPollEnv, "0.2");
+  test::TempDir tmp;
+  const fs::path out = tmp.path() / "out";
+  std::vector<std::string> args = {DEFORMA_CLI_PATH, "-q", "pipeline"};
+  for (const char* d : {"20200101", "20200106", "20200108", "20200116", "20200118", "20200121"}) {
+    args.push_back((dir / (std::string(d) + ".jpg")).string());
+  }
+  for (const char* a : {"--step", "32", "--search", "8", "--no-quicklooks", "--executor", "slurm",
+                        "--max-parallel", "1", "-o"}) {
+    args.push_back(a);
+  }
+  args.push_back(out.string());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  ASSERT_EQ(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ), 0);
+  // Cancel once the arrays are submitted and a first unit is done.
+  const fs::path jobs = out / "correlation" / "logs" / "slurm-jobs.txt";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  auto first_done = [&] {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(out / "correlation" / "units", ec)) {
+      if (e.path().extension() == ".json") return true;
+    }
+    return false;
+  };
+  while (!(fs::exists(jobs) && first_done()) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(fs::exists(jobs));
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 7);  // cancelled
+  std::string ids;
+  {
+    std::ifstream in(jobs);
+    std::string id, array;
+    while (in >> id >> array) {
+      if (!ids.empty()) ids += ',';
+      ids += id;
+    }
+  }
+  {
+    std::ifstream in(out / "filtered" / "logs" / "slurm-jobs.txt");
+    std::string id, array;
+    while (in >> id >> array) {
+      ids += ',';
+      ids += id;
+    }
+  }
+  // No task of the run's arrays is left pending or running (scancel may take a moment to reap them).
+  std::string queued = "?";
+  for (int i = 0; i < 50 && !queued.empty(); ++i) {
+    std::string output;
+    run_command({"squeue", "--noheader", "--array", "--jobs=" + ids, "--format=%i %T"}, output);
+    queued = output;
+    if (!queued.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(queued, "") << "jobs " << ids;
+}
+
+TEST(SlurmPipeline, StageBeyondMaxArraySizeIsSplitIntoSeveralArrays) {
+  DEFORMA_REQUIRE_DATA("perito-moreno", dir);
+  DEFORMA_REQUIRE_SLURM();
+  ScopedEnv poll(kPollEnv, "0.2");
+  ScopedEnv small("DEFORMA_SLURM_MAX_ARRAY_SIZE", "2");
+  test::TempDir tmp;
+  const fs::path out = tmp.path() / "out";
+  const auto r = test::run_cli("-q pipeline" + images_args(dir, {"20200101", "20200106", "20200108"}) +
+                               common_args(dir) + " -o " + shell_quote(out.string()) + " --executor slurm");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto stages = pipeline_json(out)["details"]["stages"];
+  EXPECT_EQ(stages["correlate"]["details"]["slurm_jobs"].size(), 2u);  // units 0-1, then unit 2
+  EXPECT_EQ(stages["correlate"]["counts"]["computed"], 3);
+  EXPECT_EQ(stages["filter"]["counts"]["computed"], 3);
+}
+
+TEST(SlurmArray, RangesAreCompact) {
+  EXPECT_EQ(array_ranges({0, 1, 2, 3, 7, 9, 10, 11, 12}), "0-3,7,9-12");
+  EXPECT_EQ(array_ranges({5}), "5");
+  EXPECT_EQ(array_ranges({}), "");
+}
+
+}  // namespace
+}  // namespace deforma::pipeline
