@@ -1,0 +1,147 @@
+#pragma once
+// 3-D displacement from several geometries: each measurement is the projection of the ground motion
+// (east, north, up) on a known unit vector (optical east/north offsets: (1,0,0) and (0,1,0); InSAR or
+// SAR-offset line of sight: the ground-to-sensor vector), with its standard deviation. Per cell, the
+// measurements are combined by weighted least squares into E, N, U with their standard deviations from the
+// covariance. A component the geometries present cannot see (it has a part in the null space of their
+// directions, or lies along a direction weaker than the condition limit) is left nodata with a flag saying
+// why. Where only horizontal motion is measured, U may come from the surface-parallel flow assumption:
+// U = E dz/dx + N dz/dy with the slope of a DEM (landslides, glaciers).
+//
+// The kernel works on grids in memory (one window of the common grid); decompose_rasters streams it over
+// files, resampling every input onto the common grid.
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "deforma/core/grid.hpp"
+#include "deforma/core/summary.hpp"
+#include "deforma/io/raster.hpp"
+
+namespace deforma {
+struct RunContext;
+}
+
+namespace deforma::timeseries {
+
+/// Flag bits of a decomposed cell (the `flags` band; 0 = all three components resolved by measurements).
+namespace decompose_flag {
+inline constexpr std::uint8_t kNoData = 1;          ///< no valid measurement at all
+inline constexpr std::uint8_t kEastUnresolved = 2;   ///< east not seen by the geometries present
+inline constexpr std::uint8_t kNorthUnresolved = 4;  ///< north not seen by the geometries present
+inline constexpr std::uint8_t kUpUnresolved = 8;     ///< up not seen (and no surface-parallel estimate)
+/// Directions exist but are nearly parallel: the weakest was dropped (condition above the limit).
+inline constexpr std::uint8_t kIllConditioned = 16;
+inline constexpr std::uint8_t kUpFromSlope = 32;  ///< up from the surface-parallel flow assumption
+}  // namespace decompose_flag
+
+/// Unit vector from the ground to a side-looking SAR sensor (east, north, up) for an incidence angle and a
+/// heading (track angle, clockwise from north), both in degrees; right-looking, as Sentinel-1 and EGMS
+/// (ascending heading ~ -10 deg: the vector points west and up).
+std::array<double, 3> los_unit_vector(double incidence_deg, double heading_deg);
+
+/// One measured quantity on a window of the common grid: its values, validity, standard deviation and the
+/// unit vector (east, north, up) it is measured along, per cell. `geometry` numbers the product it comes
+/// from (an optical pair's east and north share one): cells count distinct geometries.
+struct Observation {
+  std::string label;
+  GridF value;
+  GridU8 valid;
+  GridF sigma;  ///< > 0 and finite where usable
+  GridF east, north, up;
+  int geometry = 0;
+};
+
+struct DecomposeOptions {
+  /// Directions whose singular value is below the largest over this ratio are taken as missing: the
+  /// components along them are left nodata (flag kIllConditioned). The condition number is that of the
+  /// unweighted geometry (unit vectors), so that it describes the viewing geometry, not the noise.
+  double max_condition = 50.0;
+  void validate() const;
+};
+
+/// One cell's solution.
+struct CellSolution {
+  std::array<double, 3> enu{};        ///< NaN where unresolved
+  std::array<double, 3> sigma{};      ///< NaN where unresolved
+  std::array<double, 3> cov_en{};     ///< var(E), cov(E,N), var(N): for the surface-parallel U
+  double condition = 0;               ///< NaN when fewer than three independent directions
+  int geometries = 0;
+  std::uint8_t flags = 0;
+};
+
+/// A row of the system: value = direction . (E, N, U), with standard deviation sigma.
+struct CellRow {
+  std::array<double, 3> direction{};
+  double value = 0;
+  double sigma = 1;
+  int geometry = 0;
+};
+
+/// Solves one cell (weighted least squares through the SVD of the weighted geometry).
+CellSolution solve_cell(const std::vector<CellRow>& rows, const DecomposeOptions& options);
+
+/// The decomposed window: one grid per output band (NaN = nodata) and the flags.
+struct DecomposedWindow {
+  GridF east, north, up, sigma_east, sigma_north, sigma_up, geometries, condition;
+  GridU8 flags;
+};
+
+/// Slope of the DEM on the window's cells (dz/dx towards east, dz/dy towards north, metres per metre),
+/// for the surface-parallel assumption; empty grids = not used.
+struct Slope {
+  GridF dz_dx, dz_dy;
+  GridU8 valid;
+};
+
+/// Decomposes every cell of a window. All observations must share the window's size.
+DecomposedWindow decompose(const std::vector<Observation>& observations, const Slope& slope,
+                           const DecomposeOptions& options);
+
+/// Slope from DEM heights read with one cell of margin on every side ((w+2) x (h+2)), on a north-up grid
+/// whose cells are `dx_m` by `dy_m` metres. Central differences; invalid where a neighbour is.
+Slope slope_from_dem(const GridF& dem_with_margin, const GridU8& valid_with_margin, double dx_m, double dy_m);
+
+// ---- Files ----
+
+/// An optical displacement or velocity product (deforma correlate): east and north bands found by
+/// description or 1-based index, with a constant standard deviation or a band's.
+struct OpticalInput {
+  std::string path;
+  std::string east_band = "east_m";
+  std::string north_band = "north_m";
+  std::string sigma = "0.5";  ///< a number (same unit as the values) or a band name/index
+};
+
+/// A line-of-sight product: its value band; its unit vector from bands (los_east/los_north/los_up), from
+/// incidence/heading bands, or from constants; its standard deviation from a band or a constant.
+struct LosInput {
+  std::string path;
+  std::string band = "1";
+  /// "E,N,U" constants, "INCIDENCE/HEADING" constants in degrees, "bands" (bands described los_east,
+  /// los_north, los_up), or "angles" (bands incidence_deg and heading_deg, or incidence/heading).
+  std::string geometry = "bands";
+  std::string sigma = "0.005";  ///< a number or a band name/index
+};
+
+struct DecomposeRun {
+  std::vector<OpticalInput> optical;
+  std::vector<LosInput> los;
+  std::string dem_path;   ///< empty = no surface-parallel estimate
+  std::string grid_path;  ///< the common grid; empty = the first input's
+  double resolution = 0;  ///< > 0: the grid's extent resampled to this cell size (its CRS units)
+  std::string output;
+  DecomposeOptions options;
+  std::string command_line;
+  nlohmann::json parameters = nlohmann::json::object();
+};
+
+/// Reads the inputs strip by strip on the common grid and writes one COG with bands east, north, up,
+/// sigma_east, sigma_north, sigma_up, n_geometries, condition, flags (provenance included). Summary counts:
+/// cells, resolved_3d, up_from_slope, unresolved, no_data.
+Summary decompose_rasters(const DecomposeRun& run, RunContext& context);
+
+}  // namespace deforma::timeseries

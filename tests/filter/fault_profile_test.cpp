@@ -1,0 +1,205 @@
+#include "deforma/filter/fault_profile.hpp"
+
+#include <cmath>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "correlate/correlate_support.hpp"
+#include "deforma/core/operation.hpp"
+#include "deforma/correlate/correlate.hpp"
+#include "deforma/io/raster.hpp"
+#include "deforma/render/image.hpp"
+#include "test_support.hpp"
+
+namespace deforma::filter {
+namespace {
+
+// Samples every 50 m over 20 x 20 km around a fault through the origin striking N60E, right-lateral slip
+// growing along strike (1 m at the south-west end, 3 m at the north-east) plus 0.3 m of shortening, with
+// 0.2 m noise and 2 % outliers.
+FieldSamples synthetic_step(double& strike_rad) {
+  strike_rad = 60.0 * M_PI / 180.0;
+  const double tx = std::sin(strike_rad), ty = std::cos(strike_rad);
+  const double rx = ty, ry = -tx;
+  std::mt19937 rng(5);
+  std::normal_distribution<double> noise(0, 0.2);
+  std::uniform_real_distribution<double> uni(0, 1);
+  FieldSamples s;
+  for (double y = -10000; y <= 10000; y += 50) {
+    for (double x = -10000; x <= 10000; x += 50) {
+      const double along = x * tx + y * ty;
+      const double across = x * rx + y * ry;
+      const double slip = 2.0 + along / 10000.0;
+      const double side = across < 0 ? 0.5 : -0.5;  // left (north-west) half moves along +t
+      // Parallel: left +slip/2, right -slip/2. Perpendicular: each side 0.15 m towards the fault.
+      const double par = side * slip;
+      const double perp = across < 0 ? 0.15 : -0.15;
+      double e = par * tx + perp * rx + 0.00002 * x;  // a gentle regional gradient the line fits absorb
+      double n = par * ty + perp * ry;
+      e += noise(rng);
+      n += noise(rng);
+      if (uni(rng) < 0.02) e += 30;
+      s.x_m.push_back(x);
+      s.y_m.push_back(y);
+      s.east.push_back(e);
+      s.north.push_back(n);
+    }
+  }
+  return s;
+}
+
+FaultProfileOptions synthetic_options() {
+  FaultProfileOptions o;
+  o.spacing_m = 2000;
+  o.width_m = 1000;
+  o.length_m = 6000;
+  o.near_fault_m = 300;
+  return o;
+}
+
+TEST(FaultProfile, RecoversRightLateralSlipAndShorteningAlongStrike) {
+  double strike = 0;
+  const FieldSamples s = synthetic_step(strike);
+  const double tx = std::sin(strike), ty = std::cos(strike);
+  const std::vector<std::array<double, 2>> trace = {{-8000 * tx, -8000 * ty}, {8000 * tx, 8000 * ty}};
+  const auto profiles = profile_offsets(trace, s, synthetic_options());
+  ASSERT_EQ(profiles.size(), 9u);
+  for (const auto& p : profiles) {
+    ASSERT_EQ(p.status, "ok");
+    const double along = p.distance_m - 8000;
+    EXPECT_NEAR(p.parallel, 2.0 + along / 10000.0, 3 * p.sigma_parallel + 0.02) << "profile " << p.index;
+    EXPECT_NEAR(p.perpendicular, 0.3, 3 * p.sigma_perpendicular + 0.02);
+    EXPECT_GT(p.sigma_parallel, 0.005);
+    EXPECT_LT(p.sigma_parallel, 0.1);
+    EXPECT_NEAR(p.strike_deg, 60.0, 1e-6);
+  }
+}
+
+TEST(FaultProfile, TheSignDoesNotDependOnWhichWayTheTraceWasDigitised) {
+  double strike = 0;
+  const FieldSamples s = synthetic_step(strike);
+  const double tx = std::sin(strike), ty = std::cos(strike);
+  const std::vector<std::array<double, 2>> reversed = {{8000 * tx, 8000 * ty}, {-8000 * tx, -8000 * ty}};
+  const auto profiles = profile_offsets(reversed, s, synthetic_options());
+  for (const auto& p : profiles) {
+    EXPECT_GT(p.parallel, 0.5);
+    EXPECT_NEAR(p.perpendicular, 0.3, 3 * p.sigma_perpendicular + 0.02);
+    EXPECT_NEAR(p.strike_deg, 240.0, 1e-6);
+  }
+}
+
+TEST(FaultProfile, EastOnlyGivesTheParallelOffsetAlongTheTraceAndNoPerpendicular) {
+  double strike = 0;
+  FieldSamples s = synthetic_step(strike);
+  s.north.clear();
+  const double tx = std::sin(strike), ty = std::cos(strike);
+  const auto profiles = profile_offsets({{-8000 * tx, -8000 * ty}, {8000 * tx, 8000 * ty}}, s, synthetic_options());
+  for (const auto& p : profiles) {
+    EXPECT_TRUE(std::isnan(p.perpendicular));
+    EXPECT_TRUE(std::isnan(p.north));
+    // The east offset holds the shortening's east part too: the parallel estimate is biased by it (0.3 x
+    // cos 60 / sin 60 = 0.17 m), which is why east-only results are labelled as such.
+    EXPECT_NEAR(p.parallel, 2.0 + (p.distance_m - 8000) / 10000.0 + 0.3 * ty / tx, 0.1);
+  }
+}
+
+TEST(FaultProfile, ProfilesWithoutDataSayWhy) {
+  FieldSamples s;
+  for (double x = 0; x < 3000; x += 50) {
+    for (double y = -3000; y < 3000; y += 50) {
+      s.x_m.push_back(x), s.y_m.push_back(y), s.east.push_back(y > 0 ? 1 : 0);
+    }
+  }
+  FaultProfileOptions o = synthetic_options();
+  const auto profiles = profile_offsets({{-6000, 0}, {3000, 0}}, s, o);
+  ASSERT_GE(profiles.size(), 3u);
+  EXPECT_NE(profiles.front().status.find("too few points"), std::string::npos);
+  EXPECT_TRUE(std::isnan(profiles.front().parallel));
+  EXPECT_EQ(profiles.back().status, "ok");
+  EXPECT_NEAR(profiles.back().parallel, 1.0, 1e-6);
+}
+
+TEST(FaultProfile, OptionsOutOfRangeNameTheParameter) {
+  FaultProfileOptions o;
+  o.width_m = 0;
+  EXPECT_THROW(
+      {
+        try {
+          o.validate();
+        } catch (const InvalidArgument& e) {
+          EXPECT_NE(std::string(e.what()).find("--width"), std::string::npos);
+          throw;
+        }
+      },
+      InvalidArgument);
+  o = FaultProfileOptions{};
+  o.length_m = 1000;
+  o.near_fault_m = 400;
+  EXPECT_THROW(o.validate(), InvalidArgument);
+}
+
+// The trace of the North Anatolian Fault through Lake Sapanca, digitised from EW_Adapazari.tif itself: in
+// columns of cells 0.02 deg of longitude apart, the latitude where the median east offset of the cells
+// north minus that of the cells south (each over ~1.5 km) is largest, kept where both sides had data and
+// smoothed by eye across the lake (30.18 .. 30.30 E) where the grid has none.
+void write_sapanca_trace(const std::string& path) {
+  std::ofstream f(path);
+  f << R"({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"name": "NAF Sapanca"},
+"geometry": {"type": "LineString", "coordinates": [[30.06, 40.729], [30.14, 40.728], [30.20, 40.721],
+[30.26, 40.716], [30.34, 40.708], [30.44, 40.699], [30.52, 40.692], [30.60, 40.694]]}}]})";
+}
+
+TEST(FaultProfile, IzmitOffsetsAcrossTheNorthAnatolianFaultAreRightLateral) {
+  DEFORMA_REQUIRE_DATA("izmit-coseismic", dir);
+  test::TempDir tmp;
+  FaultProfileRun run;
+  run.input = (dir / "EW_Adapazari.tif").string();
+  run.trace = tmp.file("sapanca.geojson");
+  write_sapanca_trace(run.trace);
+  run.output_csv = tmp.file("offsets.csv");
+  run.output_gpkg = tmp.file("profiles.gpkg");
+  run.output_plot = tmp.file("offsets.png");
+  run.options.spacing_m = 2000;
+  run.options.width_m = 1000;
+  run.options.length_m = 8000;
+  run.options.near_fault_m = 400;
+  RunContext context;
+  const Summary summary = fault_profile(run, context);
+  EXPECT_EQ(summary.details.at("components"), "east");
+  const double median = summary.details.at("median_parallel").get<double>();
+  std::printf("[izmit] %s", summary.report.c_str());
+  std::ifstream f(run.output_csv);
+  std::string line;
+  std::getline(f, line);
+  std::getline(f, line);
+  int rows = 0, measured = 0, positive = 0, in_range = 0;
+  while (std::getline(f, line)) {
+    ++rows;
+    std::stringstream ss(line);
+    std::vector<std::string> cells;
+    std::string cell;
+    while (std::getline(ss, cell, ',')) cells.push_back(cell);
+    ASSERT_GE(cells.size(), 16u);
+    if (cells[5].empty()) continue;
+    const double offset = std::stod(cells[5]);
+    std::printf("[izmit] %s m along: %.2f +- %s m\n", cells[1].c_str(), offset, cells[6].c_str());
+    ++measured;
+    if (offset > 0) ++positive;
+    if (offset > 1.0 && offset < 6.0) ++in_range;
+  }
+  EXPECT_EQ(rows, summary.counts.at("profiles"));
+  ASSERT_GE(measured, 10);
+  EXPECT_GE(positive, measured * 17 / 20);
+  EXPECT_GE(in_range, measured * 3 / 4);
+  EXPECT_GT(median, 2.0);
+  EXPECT_LT(median, 4.5);
+  EXPECT_TRUE(std::filesystem::exists(run.output_gpkg));
+  const render::RgbImage plot = render::read_rgb(run.output_plot);
+  EXPECT_GT(plot.width(), 100);
+}
+
+}  // namespace
+}  // namespace deforma::filter
