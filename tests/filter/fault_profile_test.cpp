@@ -5,6 +5,7 @@
 #include <random>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "correlate/correlate_support.hpp"
@@ -199,6 +200,68 @@ TEST(FaultProfile, IzmitOffsetsAcrossTheNorthAnatolianFaultAreRightLateral) {
   EXPECT_TRUE(std::filesystem::exists(run.output_gpkg));
   const render::RgbImage plot = render::read_rgb(run.output_plot);
   EXPECT_GT(plot.width(), 100);
+}
+
+// A strike-slip step on real Landsat texture: the north half of a Yahtse crop moves east by slip/2 and the
+// south half west by slip/2, the slip growing from 1 px at the west edge to 2.5 px at the east edge. The pair
+// is correlated by the library's correlate_pair (its defaults, 8 px step) and profiled along the step: the
+// fault-parallel offset of every profile matches the slip at its centre to 0.1 px in the median.
+TEST(FaultProfile, SyntheticStrikeSlipOnLandsatTextureThroughCorrelate) {
+  DEFORMA_REQUIRE_DATA("yahtse-l8", dir);
+  constexpr int kWidth = 480, kHeight = 320, kFaultRow = 160;
+  const GridF ref = test::read_crop((dir / "LC80630182016200LGN00_B8_yahtse.TIF").string(), 200, 100,
+                                               kWidth, kHeight);
+  auto slip_px = [](double col) { return 1.0 + 1.5 * col / kWidth; };
+  const GridF sec = test::warp_by_field(ref, [&](double c, double r, double& u, double& v) {
+    u = (r < kFaultRow ? 0.5 : -0.5) * slip_px(c);
+    v = 0;
+  });
+  test::TempDir tmp;
+  test::write_test_geotiff(tmp.file("ref.tif"), ref);
+  test::write_test_geotiff(tmp.file("sec.tif"), sec);
+  correlate::CorrelateOptions copt;
+  copt.step_px = 8;
+  RunContext context;
+  correlate::correlate_pair(tmp.file("ref.tif"), tmp.file("sec.tif"), tmp.file("pair.tif"), copt, context);
+
+  // The trace along the step, in the test rasters' UTM 7N coordinates (origin 500000, 6700000; 15 m cells).
+  const double y = 6700000.0 - 15.0 * kFaultRow;
+  {
+    std::ofstream f(tmp.file("trace.geojson"));
+    f << fmt::format(R"({{"type": "FeatureCollection", "crs": {{"type": "name", "properties": {{"name":
+"urn:ogc:def:crs:EPSG::32607"}}}}, "features": [{{"type": "Feature", "properties": {{}}, "geometry":
+{{"type": "LineString", "coordinates": [[{}, {}], [{}, {}]]}}}}]}})",
+                     500000.0 + 15 * 40, y, 500000.0 + 15 * 440, y);
+  }
+  FaultProfileRun run;
+  run.input = tmp.file("pair.tif");
+  run.trace = tmp.file("trace.geojson");
+  run.output_csv = tmp.file("offsets.csv");
+  run.options.spacing_m = 600;
+  run.options.width_m = 600;
+  run.options.length_m = 3600;
+  run.options.near_fault_m = 360;  // beyond half a 32 px chip
+  run.options.min_points = 15;
+  fault_profile(run, context);
+  std::ifstream f(run.output_csv);
+  std::string line;
+  std::getline(f, line);
+  std::getline(f, line);
+  std::vector<double> errors;
+  while (std::getline(f, line)) {
+    std::stringstream ss(line);
+    std::vector<std::string> cells;
+    std::string cell;
+    while (std::getline(ss, cell, ',')) cells.push_back(cell);
+    if (cells[5].empty()) continue;
+    const double col = 40 + std::stod(cells[1]) / 15.0;
+    const double offset_px = std::stod(cells[5]) / 15.0;
+    std::printf("[strike-slip] col %.0f: slip %.3f px, measured %.3f px\n", col, slip_px(col), offset_px);
+    errors.push_back(std::abs(offset_px - slip_px(col)));
+  }
+  ASSERT_GE(errors.size(), 9u);
+  std::sort(errors.begin(), errors.end());
+  EXPECT_LT(errors[errors.size() / 2], 0.1);
 }
 
 }  // namespace
