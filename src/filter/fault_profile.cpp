@@ -517,9 +517,6 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
   io::Provenance provenance{run.command_line, run.parameters, {run.input, run.trace}};
   io::write_atomically(run.output_csv, [&](const std::string& temp) {
     std::ofstream f(temp);
-    f << "# deforma fault-profile: offset = left side minus right side, looking along the trace; parallel > 0 "
-         "right-lateral, perpendicular > 0 shortening; components: "
-      << components << (north > 0 ? "" : " (parallel assumes motion along the trace)") << "\n";
     f << "index,distance_m,x,y,strike_deg,offset_parallel,sigma_parallel,offset_perpendicular,"
          "sigma_perpendicular,offset_east,sigma_east,offset_north,sigma_north,points_left,points_right,status\n";
     for (std::size_t i = 0; i < profiles.size(); ++i) {

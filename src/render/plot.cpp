@@ -187,9 +187,16 @@ void draw_series(RgbImage& image, const Frame& frame, const std::vector<double>&
   }
   // Legend when several series (or one with a label) share the axes.
   int legend_y = frame.top + 6;
+  int widest = 0;
+  for (const auto& s : series) {
+    int w = 0, h = 0;
+    RgbImage::text_size(s.label, 0.42, 1, w, h);
+    widest = std::max(widest, w);
+  }
+  // Room for the widest label, and never less than the usual 150 px so that short legends stay put.
+  const double lx = image.width() - frame.right - std::max(150, widest + 24);
   for (const auto& s : series) {
     if (s.label.empty()) continue;
-    const double lx = image.width() - frame.right - 150;
     image.draw_circle(lx, legend_y + 6, 4, s.color);
     image.draw_text(s.label, lx + 10, legend_y, colors::kBlack, 0.42);
     legend_y += 18;

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "correlate/correlate_support.hpp"
 #include "deforma/core/operation.hpp"
@@ -174,8 +175,7 @@ TEST(FaultProfile, IzmitOffsetsAcrossTheNorthAnatolianFaultAreRightLateral) {
   std::printf("[izmit] %s", summary.report.c_str());
   std::ifstream f(run.output_csv);
   std::string line;
-  std::getline(f, line);
-  std::getline(f, line);
+  std::getline(f, line);  // header
   int rows = 0, measured = 0, positive = 0, in_range = 0;
   while (std::getline(f, line)) {
     ++rows;
@@ -245,8 +245,7 @@ TEST(FaultProfile, SyntheticStrikeSlipOnLandsatTextureThroughCorrelate) {
   fault_profile(run, context);
   std::ifstream f(run.output_csv);
   std::string line;
-  std::getline(f, line);
-  std::getline(f, line);
+  std::getline(f, line);  // header
   std::vector<double> errors;
   while (std::getline(f, line)) {
     std::stringstream ss(line);
@@ -262,6 +261,50 @@ TEST(FaultProfile, SyntheticStrikeSlipOnLandsatTextureThroughCorrelate) {
   ASSERT_GE(errors.size(), 9u);
   std::sort(errors.begin(), errors.end());
   EXPECT_LT(errors[errors.size() / 2], 0.1);
+}
+
+// The command line: the real Izmit run writes its three outputs; bad inputs get one line naming the
+// parameter or file and the documented exit code, and no output.
+TEST(FaultProfileCli, IzmitRunAndBadInputs) {
+  DEFORMA_REQUIRE_DATA("izmit-coseismic", dir);
+  test::TempDir tmp;
+  const std::string input = (dir / "EW_Adapazari.tif").string();
+  write_sapanca_trace(tmp.file("trace.geojson"));
+  const std::string common = "fault-profile " + input + " --trace " + tmp.file("trace.geojson");
+  const auto ok = test::run_cli("--summary-json -q " + common + " -o " + tmp.file("o.csv") + " --gpkg " +
+                                tmp.file("p.gpkg") + " --plot " + tmp.file("p.png") + " --length 8000");
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  const auto j = nlohmann::json::parse(ok.out);
+  EXPECT_GT(j["details"]["median_parallel"].get<double>(), 2.0);
+  for (const char* f : {"o.csv", "p.gpkg", "p.png"}) EXPECT_TRUE(std::filesystem::exists(tmp.file(f))) << f;
+
+  const auto no_band = test::run_cli(common + " -o " + tmp.file("a.csv") + " --east-band 3");
+  EXPECT_EQ(no_band.exit_code, 5) << no_band.err;
+  EXPECT_NE(no_band.err.find("--east-band"), std::string::npos) << no_band.err;
+  const auto bad_width = test::run_cli(common + " -o " + tmp.file("a.csv") + " --width 0");
+  EXPECT_EQ(bad_width.exit_code, 3);
+  EXPECT_NE(bad_width.err.find("--width"), std::string::npos) << bad_width.err;
+  const auto bad_length = test::run_cli(common + " -o " + tmp.file("a.csv") + " --length 1000 --near-fault 400");
+  EXPECT_EQ(bad_length.exit_code, 3);
+  EXPECT_NE(bad_length.err.find("--length"), std::string::npos) << bad_length.err;
+
+  {
+    std::ofstream f(tmp.file("far.geojson"));
+    f << R"({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
+"geometry": {"type": "LineString", "coordinates": [[2.30, 48.85], [2.40, 48.86]]}}]})";
+  }
+  const auto outside = test::run_cli("fault-profile " + input + " --trace " + tmp.file("far.geojson") + " -o " +
+                                     tmp.file("a.csv"));
+  EXPECT_EQ(outside.exit_code, 3);
+  EXPECT_NE(outside.err.find("outside"), std::string::npos) << outside.err;
+
+  // A raster without a CRS cannot take a trace that has one.
+  test::write_test_geotiff(tmp.file("nocrs.tif"), GridF(50, 50, 1.f), "Float32", -9999, false, 0);
+  const auto mismatch = test::run_cli("fault-profile " + tmp.file("nocrs.tif") + " --trace " +
+                                      tmp.file("trace.geojson") + " -o " + tmp.file("a.csv"));
+  EXPECT_EQ(mismatch.exit_code, 3);
+  EXPECT_NE(mismatch.err.find("CRS mismatch"), std::string::npos) << mismatch.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("a.csv")));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <random>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "deforma/core/operation.hpp"
 #include "deforma/io/cog_writer.hpp"
@@ -239,6 +240,59 @@ TEST(Decompose, SurfaceParallelFlowOnTheYahtseDemRecoversUp) {
     return v[v.size() / 2];
   };
   EXPECT_LT(median(errors), 0.15 * median(sizes)) << "median |U| " << median(sizes);
+}
+
+// The command line: two constant-geometry LOS rasters plus an optical pair give all three components; one
+// LOS alone gives nodata with flags 2|4|8; bad inputs get one line naming the parameter or file.
+TEST(DecomposeCli, ConstantGeometriesAndBadInputs) {
+  test::TempDir tmp;
+  constexpr int n = 40;
+  const Field truth = synthetic_field(n);
+  std::mt19937 rng(9);
+  const auto asc = los_unit_vector(39.0, -10.0);
+  const auto desc = los_unit_vector(41.0, 190.0);
+  test::write_test_geotiff(tmp.file("asc.tif"), project(truth, asc, 0.003, rng));
+  test::write_test_geotiff(tmp.file("desc.tif"), project(truth, desc, 0.003, rng));
+  GridF e = project(truth, {1, 0, 0}, 0.1, rng);
+  GridF nn = project(truth, {0, 1, 0}, 0.1, rng);
+  io::GeoTransform gt;
+  gt.c = {500000.0, 15.0, 0.0, 6700000.0, 0.0, -15.0};
+  const std::string wkt = io::describe(tmp.file("asc.tif")).crs_wkt;
+  io::write_cog(tmp.file("opt.tif"), {&e, &nn}, {{"east_m", "m", -9999.0}, {"north_m", "m", -9999.0}}, gt, wkt,
+                io::Provenance{});
+  const std::string los = " --los " + tmp.file("asc.tif") + " " + tmp.file("desc.tif") +
+                          " --los-geometry 39/-10 41/190 --los-sigma 0.003";
+  const auto ok = test::run_cli("--summary-json -q decompose --optical " + tmp.file("opt.tif") +
+                                " --optical-sigma 0.1" + los + " -o " + tmp.file("enu.tif"));
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(nlohmann::json::parse(ok.out)["counts"]["resolved_3d"], n * n);
+  io::Raster out = io::Raster::open(tmp.file("enu.tif"));
+  const io::BandWindow up = out.read_all(3);
+  EXPECT_NEAR(up.values(30, 25), truth.up(30, 25), 0.05);
+  EXPECT_NE(out.info().metadata.count("DEFORMA_COMMAND"), 0u);
+
+  const auto one = test::run_cli("-q decompose --los " + tmp.file("asc.tif") + " --los-geometry 39/-10 -o " +
+                                 tmp.file("one.tif"));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  io::Raster one_out = io::Raster::open(tmp.file("one.tif"));
+  const io::BandWindow flags = one_out.read_all(9);
+  const io::BandWindow east = one_out.read_all(1);
+  EXPECT_EQ(static_cast<int>(flags.values(3, 3)), flag::kEastUnresolved | flag::kNorthUnresolved | flag::kUpUnresolved);
+  EXPECT_FALSE(east.valid(3, 3));
+
+  const auto no_band = test::run_cli("decompose --optical " + tmp.file("asc.tif") + " -o " + tmp.file("x.tif"));
+  EXPECT_EQ(no_band.exit_code, 5) << no_band.err;
+  EXPECT_NE(no_band.err.find("east_m"), std::string::npos) << no_band.err;
+  const auto bad_geometry = test::run_cli("decompose --los " + tmp.file("asc.tif") + " --los-geometry 95/10 -o " +
+                                          tmp.file("x.tif"));
+  EXPECT_EQ(bad_geometry.exit_code, 3);
+  EXPECT_NE(bad_geometry.err.find("--los-geometry"), std::string::npos) << bad_geometry.err;
+  const auto counts = test::run_cli("decompose" + los + " --los-sigma 0.1 0.2 0.3 -o " + tmp.file("x.tif"));
+  EXPECT_EQ(counts.exit_code, 3);
+  EXPECT_NE(counts.err.find("--los-sigma"), std::string::npos) << counts.err;
+  const auto nothing = test::run_cli("decompose -o " + tmp.file("x.tif"));
+  EXPECT_EQ(nothing.exit_code, 3);
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("x.tif")));
 }
 
 }  // namespace
