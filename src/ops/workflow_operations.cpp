@@ -1,8 +1,13 @@
 // Field workflows built on the engine: 3-D displacement from several geometries (`decompose`) and
 // co-seismic offsets along a fault trace (`fault-profile`).
+#include <cmath>
+#include <memory>
+
 #include <fmt/format.h>
+#include <ogr_spatialref.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/egms/product.hpp"
 #include "deforma/filter/fault_profile.hpp"
 #include "deforma/timeseries/decompose.hpp"
 #include "ops/registration.hpp"
@@ -23,6 +28,143 @@ std::string per_product(const std::vector<std::string>& values, std::size_t i, s
 
 std::vector<std::string> list_or_empty(const ParamValues& p, const std::string& name) {
   return p.has(name) ? p.get_list(name) : std::vector<std::string>{};
+}
+
+// The points of an EGMS L2a/L2b product that decompose needs, positions in EPSG:3035 metres, velocities
+// and sigmas in m/yr.
+struct EgmsPoints {
+  std::string path;
+  std::vector<double> x, y, east, north, up, velocity, sigma;
+};
+
+EgmsPoints read_egms_points(const std::string& path, const std::string& sigma) {
+  EgmsPoints p;
+  p.path = path;
+  auto reader = egms::ProductReader::open(path);
+  const auto& layout = reader.layout();
+  const std::string purpose = "decompose (--egms)";
+  const int cx = layout.require(egms::column::kEasting, purpose);
+  const int cy = layout.require(egms::column::kNorthing, purpose);
+  const int ce = layout.require(egms::column::kLosEast, purpose);
+  const int cn = layout.require(egms::column::kLosNorth, purpose);
+  const int cu = layout.require(egms::column::kLosUp, purpose);
+  const int cv = layout.require(egms::column::kMeanVelocity, purpose);
+  char* end = nullptr;
+  const double constant = std::strtod(sigma.c_str(), &end);
+  const bool is_constant = end != sigma.c_str() && *end == '\0';
+  if (is_constant && !(constant > 0)) {
+    throw InvalidArgument(fmt::format("--egms-sigma {} for {}: expected a positive number (mm/yr) or a column",
+                                      sigma, path));
+  }
+  const int cs = is_constant ? -1 : layout.require(egms::canonical_column_name(sigma), "--egms-sigma");
+  egms::PointChunk chunk;
+  while (reader.read(chunk, 65536)) {
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      p.x.push_back(chunk.scalar(i, cx));
+      p.y.push_back(chunk.scalar(i, cy));
+      p.east.push_back(chunk.scalar(i, ce));
+      p.north.push_back(chunk.scalar(i, cn));
+      p.up.push_back(chunk.scalar(i, cu));
+      // EGMS velocities are mm/yr; decompose works in m/yr so that optical velocities combine with them.
+      p.velocity.push_back(chunk.scalar(i, cv) * 1e-3);
+      p.sigma.push_back((is_constant ? constant : chunk.scalar(i, cs)) * 1e-3);
+    }
+  }
+  if (p.x.empty()) throw FormatError(fmt::format("{}: no point", path));
+  return p;
+}
+
+// A grid in EPSG:3035 over the points' extent, cells aligned on multiples of the resolution.
+io::RasterInfo grid_over_points(const std::vector<EgmsPoints>& products, double resolution) {
+  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  for (const auto& p : products) {
+    for (std::size_t i = 0; i < p.x.size(); ++i) {
+      x0 = std::min(x0, p.x[i]), x1 = std::max(x1, p.x[i]), y0 = std::min(y0, p.y[i]), y1 = std::max(y1, p.y[i]);
+    }
+  }
+  io::RasterInfo grid;
+  grid.path = "the EGMS points' extent";
+  x0 = std::floor(x0 / resolution) * resolution;
+  y1 = std::ceil(y1 / resolution) * resolution;
+  if (y1 == y0) y1 += resolution;
+  grid.width = std::max(1, static_cast<int>(std::floor((x1 - x0) / resolution)) + 1);
+  grid.height = std::max(1, static_cast<int>(std::floor((y1 - y0) / resolution)) + 1);
+  if (static_cast<double>(grid.width) * grid.height > 4e8) {
+    throw InvalidArgument(fmt::format("--resolution {} m: a {} x {} grid over the points is too large", resolution,
+                                      grid.width, grid.height));
+  }
+  grid.georeferenced = true;
+  grid.geotransform.c = {x0, resolution, 0.0, y1, 0.0, -resolution};
+  OGRSpatialReference srs;
+  srs.importFromEPSG(3035);
+  char* wkt = nullptr;
+  srs.exportToWkt(&wkt);
+  grid.crs_wkt = wkt ? wkt : "";
+  CPLFree(wkt);
+  grid.epsg = 3035;
+  grid.pixel_size_x_m = grid.pixel_size_y_m = resolution;
+  return grid;
+}
+
+// The points of one product averaged per cell of the grid: velocity and unit vector by their mean, sigma by
+// the RMS of the points' sigmas (points of one cell share most of their errors, so n points are not n
+// independent measurements).
+timeseries::Observation grid_egms_points(const EgmsPoints& p, const io::RasterInfo& grid) {
+  if (grid.crs_wkt.empty()) {
+    throw InvalidArgument(fmt::format("--egms {}: the common grid ({}) has no CRS to place EPSG:3035 points on",
+                                      p.path, grid.path));
+  }
+  std::vector<double> x = p.x, y = p.y;
+  OGRSpatialReference from, to;
+  from.importFromEPSG(3035);
+  from.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+  to.importFromWkt(grid.crs_wkt.c_str());
+  to.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+  if (!from.IsSame(&to)) {
+    std::unique_ptr<OGRCoordinateTransformation> t(OGRCreateCoordinateTransformation(&from, &to));
+    if (!t || !t->Transform(x.size(), x.data(), y.data())) {
+      throw InvalidArgument(fmt::format("--egms {}: cannot transform its EPSG:3035 positions to the CRS of {}",
+                                        p.path, grid.path));
+    }
+  }
+  const int w = grid.width, h = grid.height;
+  timeseries::Observation o;
+  o.label = p.path + " (EGMS)";
+  o.value = GridF(w, h, 0.f);
+  o.valid = GridU8(w, h, 0);
+  o.sigma = GridF(w, h, 0.f);
+  o.east = GridF(w, h, 0.f);
+  o.north = GridF(w, h, 0.f);
+  o.up = GridF(w, h, 0.f);
+  Grid<int> count(w, h, 0);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    double col = 0, row = 0;
+    grid.geotransform.map_to_pixel(x[i], y[i], col, row);
+    const int c = static_cast<int>(std::floor(col));
+    const int r = static_cast<int>(std::floor(row));
+    if (!count.contains(c, r) || !std::isfinite(p.velocity[i]) || !(p.sigma[i] > 0)) continue;
+    ++count(c, r);
+    o.value(c, r) += static_cast<float>(p.velocity[i]);
+    o.sigma(c, r) += static_cast<float>(p.sigma[i] * p.sigma[i]);
+    o.east(c, r) += static_cast<float>(p.east[i]);
+    o.north(c, r) += static_cast<float>(p.north[i]);
+    o.up(c, r) += static_cast<float>(p.up[i]);
+  }
+  for (int r = 0; r < h; ++r) {
+    for (int c = 0; c < w; ++c) {
+      const int n = count(c, r);
+      if (n == 0) continue;
+      const double norm = std::hypot(o.east(c, r), o.north(c, r), o.up(c, r));
+      if (!(norm > 0)) continue;
+      o.value(c, r) /= static_cast<float>(n);
+      o.sigma(c, r) = std::sqrt(o.sigma(c, r) / static_cast<float>(n));
+      o.east(c, r) = static_cast<float>(o.east(c, r) / norm);
+      o.north(c, r) = static_cast<float>(o.north(c, r) / norm);
+      o.up(c, r) = static_cast<float>(o.up(c, r) / norm);
+      o.valid(c, r) = 1;
+    }
+  }
+  return o;
 }
 
 void register_decompose(OperationRegistry& registry) {
@@ -62,6 +204,17 @@ void register_decompose(OperationRegistry& registry) {
                         "standard deviation of the line-of-sight values: a number or a band; one for all or one per "
                         "product")
           .defaults_to("0.005"),
+      ParamDecl::option("egms", ParamType::kList,
+                        "EGMS L2a/L2b products (CSV or zip): mean_velocity along los_east/los_north/los_up, "
+                        "averaged per cell, in m/yr")
+          .as_input(),
+      ParamDecl::option("egms-sigma", ParamType::kList,
+                        "standard deviation of the EGMS velocities: a column or a number in mm/yr; one for all or one "
+                        "per product")
+          .defaults_to("mean_velocity_std"),
+      ParamDecl::option("north-zero", ParamType::kBool,
+                        "neglect north (as EGMS Ortho): east and up from geometries that cannot see north, north "
+                        "left nodata"),
       ParamDecl::option("dem", ParamType::kPath,
                         "DEM for the surface-parallel flow assumption: up = east dz/dx + north dz/dy where only "
                         "horizontal motion is measured")
@@ -107,9 +260,29 @@ void register_decompose(OperationRegistry& registry) {
       in.sigma = per_product(p.get_list("los-sigma"), i, los.size(), "los-sigma");
       run.los.push_back(in);
     }
-    run.dem_path = p.get_string_or("dem", "");
+    const auto egms_paths = list_or_empty(p, "egms");
+    std::vector<EgmsPoints> points;
+    for (std::size_t i = 0; i < egms_paths.size(); ++i) {
+      points.push_back(read_egms_points(egms_paths[i],
+                                        per_product(p.get_list("egms-sigma"), i, egms_paths.size(), "egms-sigma")));
+    }
     run.grid_path = p.get_string_or("grid", "");
     run.resolution = p.has("resolution") ? p.get_double("resolution") : 0.0;
+    if (!points.empty()) {
+      if (optical.empty() && los.empty() && run.grid_path.empty()) {
+        if (!(run.resolution > 0)) {
+          throw InvalidArgument("--resolution: EGMS points alone need a cell size (metres of EPSG:3035) or --grid");
+        }
+        run.grid = grid_over_points(points, run.resolution);
+      }
+      const io::RasterInfo grid = timeseries::decompose_grid(run);
+      for (const auto& pts : points) {
+        run.gridded.push_back(grid_egms_points(pts, grid));
+        run.gridded_paths.push_back(pts.path);
+      }
+    }
+    run.options.north_zero = p.get_bool("north-zero");
+    run.dem_path = p.get_string_or("dem", "");
     run.options.max_condition = p.get_double("max-condition");
     run.output = p.get_string("output");
     run.command_line = context.command_line;

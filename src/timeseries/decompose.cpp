@@ -24,8 +24,10 @@ constexpr float kNodata = -9999.f;
 // A direction whose singular value is below this fraction of the largest is absent altogether (the
 // condition number is then undefined), not merely weak.
 constexpr double kAbsentRatio = 1e-9;
-// A component is unresolved when its share of a missing direction exceeds this (|v_j| > 0.01).
-constexpr double kNullShare = 1e-4;
+// A component is unresolved when its share of a missing direction exceeds this (|v_j| > 0.001): motion
+// along the missing direction would leak into it by more than 0.1 %. Ascending + descending looks with
+// mirrored headings miss a direction with an east part of only ~0.006, which must not pass for resolved.
+constexpr double kNullShare = 1e-6;
 }  // namespace
 
 std::array<double, 3> los_unit_vector(double incidence_deg, double heading_deg) {
@@ -65,11 +67,15 @@ CellSolution solve_cell(const std::vector<CellRow>& rows, const DecomposeOptions
     s.flags = decompose_flag::kNoData | kEastUnresolved | kNorthUnresolved | kUpUnresolved;
     return s;
   }
+  // North neglected: a fixed row north = 0 decoupled from the others (their north parts are zeroed).
+  const CellRow north_row{{0, 1, 0}, 0.0, 1.0, -1};
+  if (options.north_zero) usable.push_back(&north_row);
   const int k = static_cast<int>(usable.size());
   Eigen::MatrixXd a(k, 3);
   Eigen::VectorXd w(k), b(k);
   for (int i = 0; i < k; ++i) {
     for (int j = 0; j < 3; ++j) a(i, j) = usable[i]->direction[j];
+    if (options.north_zero && usable[i] != &north_row) a(i, 1) = 0.0;
     w(i) = 1.0 / usable[i]->sigma;
     b(i) = usable[i]->value;
   }
@@ -115,6 +121,11 @@ CellSolution solve_cell(const std::vector<CellRow>& rows, const DecomposeOptions
   const Eigen::MatrixXd cov_y = ldlt.solve(Eigen::MatrixXd::Identity(normal.rows(), normal.cols()));
   const Eigen::Vector3d x = vr * y;
   const Eigen::Matrix3d cov = vr * cov_y * vr.transpose();
+  if (options.north_zero) {
+    // Neither measured nor resolved: assumed.
+    resolved[1] = false;
+    s.flags |= kNorthUnresolved;
+  }
   for (int j = 0; j < 3; ++j) {
     if (!resolved[j]) continue;
     s.enu[j] = x(j);
@@ -297,6 +308,25 @@ Observation read_observation(const Input& in, const io::Window& w) {
   return o;
 }
 
+template <class T>
+Grid<T> rows_of(const Grid<T>& g, int row, int height) {
+  Grid<T> out(g.width(), height);
+  std::copy(g.row(row), g.row(row) + static_cast<std::size_t>(g.width()) * height, out.data());
+  return out;
+}
+
+Observation crop_rows(const Observation& o, int row, int height) {
+  Observation c;
+  c.label = o.label;
+  c.value = rows_of(o.value, row, height);
+  c.valid = rows_of(o.valid, row, height);
+  c.sigma = rows_of(o.sigma, row, height);
+  c.east = rows_of(o.east, row, height);
+  c.north = rows_of(o.north, row, height);
+  c.up = rows_of(o.up, row, height);
+  return c;
+}
+
 // "E,N,U" or "INCIDENCE/HEADING" constants; nullopt for the band keywords.
 std::optional<std::array<double, 3>> constant_geometry(const std::string& text, const std::string& path) {
   if (text == "bands" || text == "angles") return std::nullopt;
@@ -341,9 +371,16 @@ std::optional<std::array<double, 3>> constant_geometry(const std::string& text, 
   return d;
 }
 
-io::RasterInfo common_grid(const DecomposeRun& run) {
+}  // namespace
+
+io::RasterInfo decompose_grid(const DecomposeRun& run) {
+  if (run.grid) return *run.grid;
   std::string path = run.grid_path;
-  if (path.empty()) path = !run.optical.empty() ? run.optical.front().path : run.los.front().path;
+  if (path.empty() && !run.optical.empty()) path = run.optical.front().path;
+  if (path.empty() && !run.los.empty()) path = run.los.front().path;
+  if (path.empty()) {
+    throw InvalidArgument("--grid: no raster product to take the grid from; give --grid (or --resolution)");
+  }
   io::RasterInfo grid = io::describe(path);
   if (run.resolution > 0) {
     if (grid.geotransform.has_rotation()) {
@@ -362,6 +399,8 @@ io::RasterInfo common_grid(const DecomposeRun& run) {
   return grid;
 }
 
+namespace {
+
 io::Raster on_grid(const std::string& path, const io::RasterInfo& grid) {
   const io::RasterInfo info = io::describe(path);
   if (info.crs_wkt.empty() != grid.crs_wkt.empty()) {
@@ -378,13 +417,13 @@ io::Raster on_grid(const std::string& path, const io::RasterInfo& grid) {
 Summary decompose_rasters(const DecomposeRun& run, RunContext& context) {
   const auto start = std::chrono::steady_clock::now();
   run.options.validate();
-  if (run.optical.empty() && run.los.empty()) {
-    throw InvalidArgument("--optical, --los: give at least one input product");
+  if (run.optical.empty() && run.los.empty() && run.gridded.empty()) {
+    throw InvalidArgument("--optical, --los, --egms: give at least one input product");
   }
   if (run.resolution < 0 || !std::isfinite(run.resolution)) {
     throw InvalidArgument(fmt::format("--resolution {}: expected a positive cell size", run.resolution));
   }
-  const io::RasterInfo grid = common_grid(run);
+  const io::RasterInfo grid = decompose_grid(run);
   std::vector<Input> inputs;
   std::vector<std::string> input_paths;
   int geometry = 0;
@@ -433,6 +472,15 @@ Summary decompose_rasters(const DecomposeRun& run, RunContext& context) {
     inputs.push_back(std::move(in));
     input_paths.push_back(los.path);
   }
+  for (const auto& g : run.gridded) {
+    if (g.value.width() != grid.width || g.value.height() != grid.height) {
+      throw InvalidArgument(fmt::format("decompose: '{}' is not on the {} x {} common grid", g.label, grid.width,
+                                        grid.height));
+    }
+  }
+  const int first_gridded = geometry;
+  geometry += static_cast<int>(run.gridded.size());
+  for (const auto& p : run.gridded_paths) input_paths.push_back(p);
   std::optional<io::Raster> dem;
   double dx_m = 0, dy_m = 0;
   if (!run.dem_path.empty()) {
@@ -448,10 +496,12 @@ Summary decompose_rasters(const DecomposeRun& run, RunContext& context) {
 
   // Units: the first product's value band, so that metres stay metres and velocities velocities.
   std::string unit;
-  {
+  if (!inputs.empty()) {
     const auto& first = inputs.front();
     const io::RasterInfo info = io::describe(!run.optical.empty() ? run.optical.front().path : run.los.front().path);
     if (first.value_band >= 1 && first.value_band <= info.band_count()) unit = info.bands[first.value_band - 1].unit;
+  } else {
+    unit = "m/yr";  // EGMS mean velocities, converted by the caller
   }
   std::vector<io::OutputBand> bands = {
       {"east", unit, kNodata},       {"north", unit, kNodata},       {"up", unit, kNodata},
@@ -472,12 +522,16 @@ Summary decompose_rasters(const DecomposeRun& run, RunContext& context) {
   constexpr int kStripRows = 256;
   const int strips = (grid.height + kStripRows - 1) / kStripRows;
   progress->start("decompose", static_cast<std::uint64_t>(strips));
-  std::int64_t cells = 0, resolved = 0, from_slope = 0, partial = 0, no_data = 0;
+  std::int64_t cells = 0, resolved = 0, from_slope = 0, east_up = 0, partial = 0, no_data = 0;
   for (int s = 0; s < strips; ++s) {
     if (progress->cancelled()) throw Cancelled("decompose: cancelled");
     const io::Window w{0, s * kStripRows, grid.width, std::min(kStripRows, grid.height - s * kStripRows)};
     std::vector<Observation> observations;
     for (const auto& in : inputs) observations.push_back(read_observation(in, w));
+    for (std::size_t g = 0; g < run.gridded.size(); ++g) {
+      observations.push_back(crop_rows(run.gridded[g], w.row, w.height));
+      observations.back().geometry = first_gridded + static_cast<int>(g);
+    }
     Slope slope;
     if (dem) {
       const io::BandWindow z = dem->read(1, io::Window{w.col - 1, w.row - 1, w.width + 2, w.height + 2});
@@ -493,6 +547,8 @@ Summary decompose_rasters(const DecomposeRun& run, RunContext& context) {
         ++no_data;
       } else if (f & decompose_flag::kUpFromSlope) {
         ++from_slope;
+      } else if (run.options.north_zero && f == decompose_flag::kNorthUnresolved) {
+        ++east_up;
       } else if (f & (decompose_flag::kEastUnresolved | decompose_flag::kNorthUnresolved |
                       decompose_flag::kUpUnresolved)) {
         ++partial;
@@ -518,13 +574,14 @@ Summary decompose_rasters(const DecomposeRun& run, RunContext& context) {
   summary.counts = {{"cells", cells},
                     {"resolved_3d", resolved},
                     {"up_from_slope", from_slope},
+                    {"east_up_north_neglected", east_up},
                     {"unresolved", partial},
                     {"no_data", no_data}};
   summary.outputs = {run.output};
   summary.details["geometries"] = geometry;
   summary.details["grid"] = {{"width", grid.width}, {"height", grid.height}, {"from", grid.path}};
   summary.details["unit"] = unit;
-  if (resolved == 0 && from_slope == 0) {
+  if (resolved == 0 && from_slope == 0 && east_up == 0) {
     summary.warnings.push_back(
         "no cell has all three components: the geometries present cannot separate east, north and up (see the "
         "flags band)");
@@ -532,8 +589,8 @@ Summary decompose_rasters(const DecomposeRun& run, RunContext& context) {
   summary.seconds = seconds_since(start);
   summary.report = fmt::format(
       "decompose: {} x {} cells from {} geometries: {} resolved in 3-D, {} with up from the DEM slope, {} with "
-      "unresolved components, {} without data\n",
-      grid.width, grid.height, geometry, resolved, from_slope, partial, no_data);
+      "east and up (north neglected), {} with unresolved components, {} without data\n",
+      grid.width, grid.height, geometry, resolved, from_slope, east_up, partial, no_data);
   return summary;
 }
 

@@ -12,6 +12,7 @@
 // files, resampling every input onto the common grid.
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,9 @@ struct DecomposeOptions {
   /// components along them are left nodata (flag kIllConditioned). The condition number is that of the
   /// unweighted geometry (unit vectors), so that it describes the viewing geometry, not the noise.
   double max_condition = 50.0;
+  /// Neglect north, as EGMS Ortho does with an ascending and a descending geometry alone: the north part of
+  /// every direction is dropped, east and up are solved from the rest, north is left nodata (flag 4).
+  bool north_zero = false;
   void validate() const;
 };
 
@@ -130,6 +134,12 @@ struct LosInput {
 struct DecomposeRun {
   std::vector<OpticalInput> optical;
   std::vector<LosInput> los;
+  /// Products already placed on the common grid by the caller (EGMS points gridded by the operation):
+  /// whole-grid observations, each with its own geometry number (renumbered after the files').
+  std::vector<Observation> gridded;
+  std::vector<std::string> gridded_paths;  ///< their sources, for provenance
+  /// The common grid when the caller fixed it (EGMS points alone); otherwise from grid_path or the inputs.
+  std::optional<io::RasterInfo> grid;
   std::string dem_path;   ///< empty = no surface-parallel estimate
   std::string grid_path;  ///< the common grid; empty = the first input's
   double resolution = 0;  ///< > 0: the grid's extent resampled to this cell size (its CRS units)
@@ -138,6 +148,10 @@ struct DecomposeRun {
   std::string command_line;
   nlohmann::json parameters = nlohmann::json::object();
 };
+
+/// The common grid of a run: `grid`, else `grid_path`'s, else the first product's, at `resolution` when
+/// given. Throws InvalidArgument when none can be found.
+io::RasterInfo decompose_grid(const DecomposeRun& run);
 
 /// Reads the inputs strip by strip on the common grid and writes one COG with bands east, north, up,
 /// sigma_east, sigma_north, sigma_up, n_geometries, condition, flags (provenance included). Summary counts:
