@@ -154,6 +154,25 @@ std::vector<ProfileOffset> profile_offsets(const std::vector<std::array<double, 
   if (samples.y_m.size() != n || samples.east.size() != n || (has_north && samples.north.size() != n)) {
     throw InvalidArgument("profile_offsets: sample arrays of different sizes");
   }
+  // Samples binned in square buckets half a profile long, so that each profile looks only at the buckets
+  // its box can reach (not at every sample of the raster).
+  const double bucket_m = std::max(options.length_m, options.width_m) / 2;
+  double bx0 = 1e300, by0 = 1e300, bx1 = -1e300, by1 = -1e300;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(samples.x_m[i]) || !std::isfinite(samples.y_m[i])) continue;
+    bx0 = std::min(bx0, samples.x_m[i]), by0 = std::min(by0, samples.y_m[i]);
+    bx1 = std::max(bx1, samples.x_m[i]), by1 = std::max(by1, samples.y_m[i]);
+  }
+  const int bcols = bx1 >= bx0 ? static_cast<int>((bx1 - bx0) / bucket_m) + 1 : 0;
+  const int brows = by1 >= by0 ? static_cast<int>((by1 - by0) / bucket_m) + 1 : 0;
+  std::vector<std::vector<std::size_t>> buckets(static_cast<std::size_t>(bcols) * brows);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(samples.x_m[i]) || !std::isfinite(samples.y_m[i])) continue;
+    const int bc = static_cast<int>((samples.x_m[i] - bx0) / bucket_m);
+    const int br = static_cast<int>((samples.y_m[i] - by0) / bucket_m);
+    buckets[static_cast<std::size_t>(br) * bcols + bc].push_back(i);
+  }
+  const double reach = std::hypot(options.length_m / 2, options.width_m / 2);
   const int stations = std::max(1, static_cast<int>(std::floor(trace.length() / options.spacing_m)) + 1);
   const double first = (trace.length() - (stations - 1) * options.spacing_m) / 2;
   std::vector<ProfileOffset> out;
@@ -175,7 +194,24 @@ std::vector<ProfileOffset> profile_offsets(const std::vector<std::array<double, 
     const double rx = ty;  // unit normal to the right of the trace direction
     const double ry = -tx;
     d_left.clear(), d_right.clear(), e_left.clear(), e_right.clear(), n_left.clear(), n_right.clear();
-    for (std::size_t i = 0; i < n; ++i) {
+    std::vector<std::size_t> candidates;
+    // Clamped as doubles first: a centre far from the data must not overflow the int conversion.
+    auto bucket_index = [&](double v, double origin, int count) {
+      return static_cast<int>(std::clamp(std::floor((v - origin) / bucket_m), -1.0, static_cast<double>(count)));
+    };
+    const int c0 = std::max(0, bucket_index(p.centre_m[0] - reach, bx0, bcols));
+    const int c1 = std::min(bcols - 1, bucket_index(p.centre_m[0] + reach, bx0, bcols));
+    const int r0 = std::max(0, bucket_index(p.centre_m[1] - reach, by0, brows));
+    const int r1 = std::min(brows - 1, bucket_index(p.centre_m[1] + reach, by0, brows));
+    for (int br = r0; br <= r1; ++br) {
+      for (int bc = c0; bc <= c1; ++bc) {
+        const auto& b = buckets[static_cast<std::size_t>(br) * bcols + bc];
+        candidates.insert(candidates.end(), b.begin(), b.end());
+      }
+    }
+    // In sample order, so that the fits do not depend on the bucketing.
+    std::sort(candidates.begin(), candidates.end());
+    for (const std::size_t i : candidates) {
       const double px = samples.x_m[i] - p.centre_m[0];
       const double py = samples.y_m[i] - p.centre_m[1];
       const double along = px * tx + py * ty;
@@ -396,15 +432,30 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
     transform_points(t.get(), x, y, "--trace " + run.trace);
     for (std::size_t i = 0; i < trace.size(); ++i) trace[i] = {x[i], y[i]};
   }
-  // The trace must lie on the data: every vertex inside the raster's footprint.
-  for (const auto& p : trace) {
-    double col = 0, row = 0;
-    if (std::isfinite(p[0])) info.geotransform.map_to_pixel(p[0], p[1], col, row);
-    if (!std::isfinite(p[0]) || col < 0 || row < 0 || col > info.width || row > info.height) {
+  // The trace must lie on the data: its box must meet the raster's; vertices beyond the edge (a trace
+  // digitised longer than the data) only give profiles without data, and a warning.
+  {
+    double cmin = 1e300, cmax = -1e300, rmin = 1e300, rmax = -1e300;
+    int outside = 0;
+    for (const auto& p : trace) {
+      double col = 0, row = 0;
+      if (!std::isfinite(p[0]) || !std::isfinite(p[1])) {
+        throw InvalidArgument(fmt::format("--trace {}: a vertex cannot be placed in the CRS of {} (CRS mismatch)",
+                                          run.trace, run.input));
+      }
+      info.geotransform.map_to_pixel(p[0], p[1], col, row);
+      cmin = std::min(cmin, col), cmax = std::max(cmax, col), rmin = std::min(rmin, row), rmax = std::max(rmax, row);
+      if (col < 0 || row < 0 || col > info.width || row > info.height) ++outside;
+    }
+    if (cmax < 0 || rmax < 0 || cmin > info.width || rmin > info.height) {
       throw InvalidArgument(fmt::format(
-          "--trace {}: vertex ({:.6f}, {:.6f}) lies outside {} (expected the trace on the data, in its CRS or "
-          "with a CRS that transforms to it)",
-          run.trace, p[0], p[1], run.input));
+          "--trace {}: the trace (first vertex {:.6f}, {:.6f}) lies outside {} (expected it on the data, in the "
+          "raster's CRS or in a CRS that transforms to it)",
+          run.trace, trace.front()[0], trace.front()[1], run.input));
+    }
+    if (outside > 0) {
+      warnings.push_back(fmt::format("--trace {}: {} of {} vertices lie outside {}", run.trace, outside,
+                                     trace.size(), run.input));
     }
   }
 
@@ -460,6 +511,14 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
                         static_cast<int>(std::ceil(cmax - cmin + 2 * margin)) + 1,
                         static_cast<int>(std::ceil(rmax - rmin + 2 * margin)) + 1};
   const io::Window w = want.intersect(io::Window{0, 0, info.width, info.height});
+  // Samples are held in memory (four doubles each): refuse what would not fit rather than swap.
+  constexpr long long kMaxCells = 60'000'000;
+  if (w.pixel_count() > kMaxCells) {
+    throw InvalidArgument(fmt::format(
+        "--length {} m, --width {} m: the profiles reach {} cells of {} (at most {}); crop the raster to the "
+        "fault zone or shorten the profiles",
+        run.options.length_m, run.options.width_m, w.pixel_count(), run.input, kMaxCells));
+  }
   Progress* progress = context.progress;
   NullProgress silent;
   if (!progress) progress = &silent;

@@ -288,6 +288,19 @@ TEST(FaultProfileCli, IzmitRunAndBadInputs) {
   EXPECT_EQ(bad_length.exit_code, 3);
   EXPECT_NE(bad_length.err.find("--length"), std::string::npos) << bad_length.err;
 
+  // A trace digitised beyond the data is accepted, with a warning and profiles without data there.
+  {
+    std::ofstream f(tmp.file("long.geojson"));
+    f << R"({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
+"geometry": {"type": "LineString", "coordinates": [[29.80, 40.73], [30.14, 40.728], [30.60, 40.694]]}}]})";
+  }
+  const auto longer = test::run_cli("--summary-json -q fault-profile " + input + " --trace " +
+                                    tmp.file("long.geojson") + " -o " + tmp.file("long.csv"));
+  ASSERT_EQ(longer.exit_code, 0) << longer.err;
+  const auto lj = nlohmann::json::parse(longer.out);
+  EXPECT_LT(lj["counts"]["measured"].get<int>(), lj["counts"]["profiles"].get<int>());
+  EXPECT_NE(lj["warnings"].dump().find("outside"), std::string::npos);
+
   {
     std::ofstream f(tmp.file("far.geojson"));
     f << R"({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
