@@ -14,6 +14,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/operation.hpp"
 #include "deforma/io/cog_writer.hpp"
+#include "timeseries/decompose_detail.hpp"
 
 namespace deforma::timeseries {
 
@@ -44,8 +45,60 @@ void DecomposeOptions::validate() const {
   }
 }
 
-CellSolution solve_cell(const std::vector<CellRow>& rows, const DecomposeOptions& options) {
+namespace detail {
+
+GeometryBasis geometry_basis(const std::vector<std::array<double, 3>>& directions, const DecomposeOptions& options) {
   using decompose_flag::kEastUnresolved, decompose_flag::kNorthUnresolved, decompose_flag::kUpUnresolved;
+  GeometryBasis g;
+  g.condition = kNaN;
+  const int k = static_cast<int>(directions.size()) + (options.north_zero ? 1 : 0);
+  Eigen::MatrixXd a(k, 3);
+  for (int i = 0; i < static_cast<int>(directions.size()); ++i) {
+    const auto d = project_direction(directions[i], options);
+    for (int j = 0; j < 3; ++j) a(i, j) = d[j];
+  }
+  // North neglected: a fixed row north = 0, decoupled from the others (their north parts are zeroed).
+  if (options.north_zero) a.row(k - 1) << 0, 1, 0;
+  // The geometry alone decides what is resolvable (unit vectors, unweighted), so that a precise LOS does
+  // not make a nearly parallel second one look independent.
+  Eigen::JacobiSVD<Eigen::MatrixXd> svd(a, Eigen::ComputeFullV);
+  Eigen::Vector3d sv = Eigen::Vector3d::Zero();
+  for (int i = 0; i < svd.singularValues().size(); ++i) sv(i) = svd.singularValues()(i);
+  const Eigen::Matrix3d v = svd.matrixV();
+  if (sv(2) > kAbsentRatio * sv(0)) g.condition = sv(0) / sv(2);
+  std::vector<int> kept, dropped;
+  bool weak = false;
+  for (int i = 0; i < 3; ++i) {
+    if (sv(i) > sv(0) / options.max_condition) {
+      kept.push_back(i);
+    } else {
+      dropped.push_back(i);
+      if (sv(i) > kAbsentRatio * sv(0)) weak = true;
+    }
+  }
+  if (weak) g.flags |= decompose_flag::kIllConditioned;
+  for (int j = 0; j < 3; ++j) {
+    double share = 0;
+    for (const int c : dropped) share += v(j, c) * v(j, c);
+    g.resolved[j] = share <= kNullShare;
+  }
+  // Neither measured nor resolved when neglected: assumed.
+  if (options.north_zero) g.resolved[1] = false;
+  if (!g.resolved[0]) g.flags |= kEastUnresolved;
+  if (!g.resolved[1]) g.flags |= kNorthUnresolved;
+  if (!g.resolved[2]) g.flags |= kUpUnresolved;
+  g.basis = Eigen::MatrixXd(3, static_cast<int>(kept.size()));
+  for (std::size_t c = 0; c < kept.size(); ++c) g.basis.col(static_cast<int>(c)) = v.col(kept[c]);
+  return g;
+}
+
+std::array<double, 3> project_direction(const std::array<double, 3>& d, const DecomposeOptions& options) {
+  return options.north_zero ? std::array<double, 3>{d[0], 0.0, d[2]} : d;
+}
+
+}  // namespace detail
+
+CellSolution solve_cell(const std::vector<CellRow>& rows, const DecomposeOptions& options) {
   CellSolution s;
   s.enu = {kNaN, kNaN, kNaN};
   s.sigma = {kNaN, kNaN, kNaN};
@@ -64,74 +117,46 @@ CellSolution solve_cell(const std::vector<CellRow>& rows, const DecomposeOptions
   }
   s.geometries = static_cast<int>(geometries.size());
   if (usable.empty()) {
-    s.flags = decompose_flag::kNoData | kEastUnresolved | kNorthUnresolved | kUpUnresolved;
+    s.flags = decompose_flag::kNoData | decompose_flag::kEastUnresolved | decompose_flag::kNorthUnresolved |
+              decompose_flag::kUpUnresolved;
     return s;
   }
-  // North neglected: a fixed row north = 0 decoupled from the others (their north parts are zeroed).
-  const CellRow north_row{{0, 1, 0}, 0.0, 1.0, -1};
-  if (options.north_zero) usable.push_back(&north_row);
-  const int k = static_cast<int>(usable.size());
-  Eigen::MatrixXd a(k, 3);
-  Eigen::VectorXd w(k), b(k);
-  for (int i = 0; i < k; ++i) {
-    for (int j = 0; j < 3; ++j) a(i, j) = usable[i]->direction[j];
-    if (options.north_zero && usable[i] != &north_row) a(i, 1) = 0.0;
-    w(i) = 1.0 / usable[i]->sigma;
-    b(i) = usable[i]->value;
-  }
-  // The geometry alone decides what is resolvable (unit vectors, unweighted), so that a precise LOS does
-  // not make a nearly parallel second one look independent.
-  Eigen::JacobiSVD<Eigen::MatrixXd> geometry_svd(a, Eigen::ComputeFullV);
-  const Eigen::Vector3d sv = [&] {
-    Eigen::Vector3d v = Eigen::Vector3d::Zero();
-    for (int i = 0; i < geometry_svd.singularValues().size(); ++i) v(i) = geometry_svd.singularValues()(i);
-    return v;
-  }();
-  const Eigen::Matrix3d v = geometry_svd.matrixV();
-  if (sv(2) > kAbsentRatio * sv(0)) s.condition = sv(0) / sv(2);
-  std::vector<int> kept, dropped;
-  bool weak = false;
-  for (int i = 0; i < 3; ++i) {
-    if (sv(i) > sv(0) / options.max_condition) {
-      kept.push_back(i);
-    } else {
-      dropped.push_back(i);
-      if (sv(i) > kAbsentRatio * sv(0)) weak = true;
-    }
-  }
-  if (weak) s.flags |= decompose_flag::kIllConditioned;
-  std::array<bool, 3> resolved{true, true, true};
-  for (int j = 0; j < 3; ++j) {
-    double share = 0;
-    for (const int c : dropped) share += v(j, c) * v(j, c);
-    if (share > kNullShare) resolved[j] = false;
-  }
-  if (!resolved[0]) s.flags |= kEastUnresolved;
-  if (!resolved[1]) s.flags |= kNorthUnresolved;
-  if (!resolved[2]) s.flags |= kUpUnresolved;
-  if (kept.empty()) return s;
+  std::vector<std::array<double, 3>> directions;
+  for (const auto* r : usable) directions.push_back(r->direction);
+  const detail::GeometryBasis g = detail::geometry_basis(directions, options);
+  s.condition = g.condition;
+  s.flags = g.flags;
+  const int r = static_cast<int>(g.basis.cols());
+  if (r == 0) return s;
   // Weighted least squares in the span of the kept directions: x = Vr y.
-  Eigen::MatrixXd vr(3, static_cast<int>(kept.size()));
-  for (std::size_t c = 0; c < kept.size(); ++c) vr.col(static_cast<int>(c)) = v.col(kept[c]);
-  const Eigen::MatrixXd m = w.asDiagonal() * a * vr;
+  const int k = static_cast<int>(usable.size());
+  // North neglected: the row north = 0 keeps the system regular in the direction no measurement sees.
+  const int extra = options.north_zero ? 1 : 0;
+  Eigen::MatrixXd m(k + extra, r);
+  Eigen::VectorXd wb(k + extra);
+  for (int i = 0; i < k; ++i) {
+    const auto d = detail::project_direction(usable[i]->direction, options);
+    const Eigen::Vector3d dv(d[0], d[1], d[2]);
+    m.row(i) = (dv.transpose() * g.basis) / usable[i]->sigma;
+    wb(i) = usable[i]->value / usable[i]->sigma;
+  }
+  if (extra) {
+    m.row(k) = Eigen::Vector3d(0, 1, 0).transpose() * g.basis;
+    wb(k) = 0;
+  }
   const Eigen::MatrixXd normal = m.transpose() * m;
   Eigen::LDLT<Eigen::MatrixXd> ldlt(normal);
   if (ldlt.info() != Eigen::Success) return s;
-  const Eigen::VectorXd y = ldlt.solve(m.transpose() * (w.asDiagonal() * b));
-  const Eigen::MatrixXd cov_y = ldlt.solve(Eigen::MatrixXd::Identity(normal.rows(), normal.cols()));
-  const Eigen::Vector3d x = vr * y;
-  const Eigen::Matrix3d cov = vr * cov_y * vr.transpose();
-  if (options.north_zero) {
-    // Neither measured nor resolved: assumed.
-    resolved[1] = false;
-    s.flags |= kNorthUnresolved;
-  }
+  const Eigen::VectorXd y = ldlt.solve(m.transpose() * wb);
+  const Eigen::MatrixXd cov_y = ldlt.solve(Eigen::MatrixXd::Identity(r, r));
+  const Eigen::Vector3d x = g.basis * y;
+  const Eigen::Matrix3d cov = g.basis * cov_y * g.basis.transpose();
   for (int j = 0; j < 3; ++j) {
-    if (!resolved[j]) continue;
+    if (!g.resolved[j]) continue;
     s.enu[j] = x(j);
     s.sigma[j] = std::sqrt(std::max(0.0, cov(j, j)));
   }
-  if (resolved[0] && resolved[1]) s.cov_en = {cov(0, 0), cov(0, 1), cov(1, 1)};
+  if (g.resolved[0] && g.resolved[1]) s.cov_en = {cov(0, 0), cov(0, 1), cov(1, 1)};
   return s;
 }
 

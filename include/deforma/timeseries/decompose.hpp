@@ -20,6 +20,7 @@
 
 #include "deforma/core/grid.hpp"
 #include "deforma/core/summary.hpp"
+#include "deforma/io/dates.hpp"
 #include "deforma/io/raster.hpp"
 
 namespace deforma {
@@ -108,6 +109,60 @@ DecomposedWindow decompose(const std::vector<Observation>& observations, const S
 /// Slope from DEM heights read with one cell of margin on every side ((w+2) x (h+2)), on a north-up grid
 /// whose cells are `dx_m` by `dy_m` metres. Central differences; invalid where a neighbour is.
 Slope slope_from_dem(const GridF& dem_with_margin, const GridU8& valid_with_margin, double dx_m, double dy_m);
+
+// ---- Per date (4-D) ----
+
+/// One pair measurement of the joint inversion: the displacement between dates `ref` and `sec` (indices
+/// into the decomposer's dates) projected on its geometry's unit vector.
+struct SeriesPair {
+  int ref = 0;
+  int sec = 0;
+};
+
+struct SeriesOptions {
+  /// Weight of the velocity-change penalty (as `invert`'s --regularization), relative to a pair of the
+  /// median standard deviation of the cell: bridges dates that no pair of some geometry reaches.
+  double regularization = 0.05;
+  DecomposeOptions geometry;  ///< resolvability (condition limit, north neglected)
+  void validate() const;
+};
+
+/// One cell's series: displacement since the first date per component (NaN where unresolved), 1-sigma,
+/// and the linear velocity per year fitted through it.
+struct CellSeries {
+  std::array<std::vector<double>, 3> displacement;
+  std::array<std::vector<double>, 3> sigma;
+  std::array<double, 3> velocity_per_yr{};
+  std::array<double, 3> velocity_sigma_per_yr{};
+  int pairs_used = 0;
+  int geometries = 0;
+  double condition = 0;
+  std::uint8_t flags = 0;  ///< decompose_flag bits
+};
+
+/// MSBAS-style joint inversion (Samsonov & d'Oreye 2012): pairs from several geometries and sensors, each
+/// the projection of the 3-D displacement between its dates, inverted together for the velocities of the
+/// intervals between consecutive dates of the union of dates, in the span of the directions the cell's
+/// geometries resolve, with invert's weak penalty on velocity changes. Thread-safe (solve is const).
+class SeriesDecomposer {
+ public:
+  /// Dates strictly increasing (at least two), pairs on distinct dates in range; InvalidArgument otherwise.
+  SeriesDecomposer(std::vector<io::Date> dates, std::vector<SeriesPair> pairs, SeriesOptions options = {});
+
+  /// Solves one cell: per pair its value, standard deviation (non-finite or <= 0: pair invalid here),
+  /// unit vector and geometry number.
+  CellSeries solve(const std::vector<double>& values, const std::vector<double>& sigmas,
+                   const std::vector<std::array<double, 3>>& directions, const std::vector<int>& geometries) const;
+
+  const std::vector<io::Date>& dates() const { return dates_; }
+
+ private:
+  std::vector<io::Date> dates_;
+  std::vector<SeriesPair> pairs_;
+  SeriesOptions options_;
+  std::vector<double> interval_days_;
+  double tau_days_ = 1;
+};
 
 // ---- Files ----
 
