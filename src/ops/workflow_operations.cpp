@@ -292,6 +292,58 @@ void register_decompose(OperationRegistry& registry) {
   registry.add(std::move(op));
 }
 
+void register_decompose_series(OperationRegistry& registry) {
+  OperationDecl op;
+  op.name = "decompose-series";
+  op.summary = "Joint (MSBAS-style) inversion of pairs from several geometries into east/north/up time series";
+  op.description =
+      "Reads a pair table (CSV: ref_date, sec_date, path, kind, geometry, look, band, sigma; see "
+      "docs/decompose.md) whose rows are pair measurements from several geometries and sensors: line-of-sight "
+      "rasters (kind los, one value along the look vector) and optical offsets (kind optical, east and north "
+      "bands). Each is the projection of the 3-D displacement between its dates; all are inverted together per "
+      "cell for the velocities of the intervals between consecutive dates of the union of dates, with invert's "
+      "weak penalty on velocity changes, in the directions the cell's geometries resolve (the others nodata, "
+      "flagged as by decompose). Writes east.tif, north.tif, up.tif and their _sigma cubes (one band per date), "
+      "velocity.tif and the CF NetCDF cube decompose_series.nc.";
+  op.params = {
+      ParamDecl::argument("pairs", ParamType::kPath, "pair table (CSV)").as_input(),
+      ParamDecl::option("output", ParamType::kPath, "output folder (created if missing)")
+          .alias("o")
+          .mandatory()
+          .as_output("inode/directory"),
+      ParamDecl::option("grid", ParamType::kPath, "raster whose grid the outputs take (default: the first pair's)")
+          .as_input(),
+      ParamDecl::option("regularization", ParamType::kDouble,
+                        "weight of the velocity-change penalty relative to a pair of the cell's median sigma")
+          .defaults_to("0.05")
+          .between(0, 100),
+      ParamDecl::option("max-condition", ParamType::kDouble,
+                        "directions weaker than the strongest over this ratio are taken as missing")
+          .defaults_to("50")
+          .between(1, 1e6),
+      ParamDecl::option("north-zero", ParamType::kBool, "neglect north (east and up from looks that cannot see it)"),
+      ParamDecl::option("no-netcdf", ParamType::kBool, "do not write the NetCDF cube"),
+  };
+  op.examples = {"deforma decompose-series pairs_3d.csv -o out/series3d",
+                 "deforma decompose-series sar_pairs.csv -o out/eu --north-zero --regularization 0.1"};
+  op.run = [](const ParamValues& p, RunContext& context) {
+    timeseries::DecomposeSeriesRun run;
+    const std::string table = p.get_string("pairs");
+    run.pairs = timeseries::read_series_table(table);
+    run.extra_inputs = {table};
+    run.grid_path = p.get_string_or("grid", "");
+    run.output_dir = p.get_string("output");
+    run.options.regularization = p.get_double("regularization");
+    run.options.geometry.max_condition = p.get_double("max-condition");
+    run.options.geometry.north_zero = p.get_bool("north-zero");
+    run.netcdf = !p.get_bool("no-netcdf");
+    run.command_line = context.command_line;
+    run.parameters = p.to_json();
+    return timeseries::decompose_series_rasters(run, context);
+  };
+  registry.add(std::move(op));
+}
+
 void register_fault_profile(OperationRegistry& registry) {
   using filter::FaultProfileOptions;
   ParamGroup<FaultProfileOptions> g;
@@ -370,6 +422,7 @@ void register_fault_profile(OperationRegistry& registry) {
 
 void register_workflow_operations(OperationRegistry& registry) {
   register_decompose(registry);
+  register_decompose_series(registry);
   register_fault_profile(registry);
 }
 

@@ -1,6 +1,10 @@
 #include "deforma/timeseries/decompose.hpp"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -10,11 +14,13 @@
 
 #include <Eigen/Dense>
 #include <fmt/format.h>
+#include <tbb/parallel_for.h>
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/operation.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "timeseries/decompose_detail.hpp"
+#include "timeseries/netcdf_cube.hpp"
 
 namespace deforma::timeseries {
 
@@ -616,6 +622,304 @@ Summary decompose_rasters(const DecomposeRun& run, RunContext& context) {
       "decompose: {} x {} cells from {} geometries: {} resolved in 3-D, {} with up from the DEM slope, {} with "
       "east and up (north neglected), {} with unresolved components, {} without data\n",
       grid.width, grid.height, geometry, resolved, from_slope, east_up, partial, no_data);
+  return summary;
+}
+
+}  // namespace deforma::timeseries
+
+// ---- Per date (4-D) over files ----
+
+namespace deforma::timeseries {
+
+namespace {
+
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cell;
+  bool quoted = false;
+  for (const char ch : line) {
+    if (ch == '"') {
+      quoted = !quoted;
+    } else if (ch == ',' && !quoted) {
+      out.push_back(cell);
+      cell.clear();
+    } else if (ch != '\r') {
+      cell += ch;
+    }
+  }
+  out.push_back(cell);
+  return out;
+}
+
+}  // namespace
+
+std::vector<SeriesPairInput> read_series_table(const std::string& csv_path) {
+  std::ifstream f(csv_path);
+  if (!f) throw IoError(fmt::format("{}: cannot read the pair table", csv_path));
+  std::string line;
+  if (!std::getline(f, line)) throw FormatError(fmt::format("{}: empty pair table", csv_path));
+  const auto header = split_csv_line(line);
+  std::map<std::string, int> column;
+  for (std::size_t i = 0; i < header.size(); ++i) column[header[i]] = static_cast<int>(i);
+  for (const char* required : {"ref_date", "sec_date", "path", "kind", "geometry"}) {
+    if (!column.count(required)) {
+      throw FormatError(fmt::format("{}: no column '{}' (expected ref_date,sec_date,path,kind,geometry,look,band,sigma)",
+                                    csv_path, required));
+    }
+  }
+  const std::filesystem::path folder = std::filesystem::path(csv_path).parent_path();
+  std::vector<SeriesPairInput> pairs;
+  int line_number = 1;
+  while (std::getline(f, line)) {
+    ++line_number;
+    if (line.empty() || line == "\r") continue;
+    const auto cells = split_csv_line(line);
+    auto get = [&](const char* name) -> std::string {
+      const auto it = column.find(name);
+      return it != column.end() && it->second < static_cast<int>(cells.size()) ? cells[it->second] : "";
+    };
+    SeriesPairInput p;
+    try {
+      p.ref_date = io::Date::parse(get("ref_date"));
+      p.sec_date = io::Date::parse(get("sec_date"));
+    } catch (const InvalidArgument& e) {
+      throw FormatError(fmt::format("{} line {}: {}", csv_path, line_number, e.what()));
+    }
+    if (p.ref_date == p.sec_date) {
+      throw FormatError(fmt::format("{} line {}: ref_date and sec_date are the same day", csv_path, line_number));
+    }
+    p.path = get("path");
+    if (p.path.empty()) throw FormatError(fmt::format("{} line {}: empty path", csv_path, line_number));
+    if (std::filesystem::path(p.path).is_relative()) p.path = (folder / p.path).string();
+    p.kind = get("kind");
+    if (p.kind != "los" && p.kind != "optical") {
+      throw FormatError(fmt::format("{} line {}: kind '{}': expected los or optical", csv_path, line_number, p.kind));
+    }
+    p.geometry = get("geometry");
+    if (p.geometry.empty()) throw FormatError(fmt::format("{} line {}: empty geometry", csv_path, line_number));
+    p.look = get("look");
+    if (p.look.empty()) p.look = "bands";
+    p.band = get("band");
+    if (p.band.empty()) p.band = p.kind == "los" ? "1" : "east_m,north_m";
+    p.sigma = get("sigma");
+    if (p.sigma.empty()) p.sigma = p.kind == "los" ? "0.005" : "0.5";
+    pairs.push_back(p);
+  }
+  if (pairs.empty()) throw FormatError(fmt::format("{}: no pair", csv_path));
+  return pairs;
+}
+
+Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& context) {
+  const auto start = std::chrono::steady_clock::now();
+  run.options.validate();
+  if (run.pairs.empty()) throw InvalidArgument("decompose series: no pair");
+  io::RasterInfo grid = io::describe(run.grid_path.empty() ? run.pairs.front().path : run.grid_path);
+  std::set<io::Date> date_set;
+  for (const auto& p : run.pairs) date_set.insert(p.ref_date), date_set.insert(p.sec_date);
+  const std::vector<io::Date> dates(date_set.begin(), date_set.end());
+  auto date_index = [&](const io::Date& d) {
+    return static_cast<int>(std::lower_bound(dates.begin(), dates.end(), d) - dates.begin());
+  };
+  std::map<std::string, int> geometry_ids;
+  std::vector<Input> inputs;
+  std::vector<SeriesPair> series_pairs;
+  std::vector<std::string> input_paths = run.extra_inputs;
+  for (const auto& p : run.pairs) {
+    const io::RasterInfo info = io::describe(p.path);
+    const int geometry = geometry_ids.emplace(p.geometry, static_cast<int>(geometry_ids.size())).first->second;
+    const Source sigma = number_or_band(info, p.sigma, "standard deviation (sigma column)");
+    if (sigma.band == 0 && !(sigma.constant > 0)) {
+      throw InvalidArgument(fmt::format("{}: sigma {}: expected a positive number or a band", p.path, p.sigma));
+    }
+    const SeriesPair sp{date_index(p.ref_date), date_index(p.sec_date)};
+    if (p.kind == "optical") {
+      const auto comma = p.band.find(',');
+      if (comma == std::string::npos) {
+        throw InvalidArgument(fmt::format("{}: band '{}': an optical pair needs EAST,NORTH", p.path, p.band));
+      }
+      for (int component = 0; component < 2; ++component) {
+        Input in(fmt::format("{} ({})", p.path, component == 0 ? "east" : "north"), on_grid(p.path, grid));
+        in.geometry = geometry;
+        in.value_band = band_of(info, component == 0 ? p.band.substr(0, comma) : p.band.substr(comma + 1),
+                                component == 0 ? "east component" : "north component");
+        in.direction = component == 0 ? std::array<double, 3>{1, 0, 0} : std::array<double, 3>{0, 1, 0};
+        in.sigma = sigma;
+        inputs.push_back(std::move(in));
+        series_pairs.push_back(sp);
+      }
+    } else {
+      Input in(p.path + " (line of sight)", on_grid(p.path, grid));
+      in.geometry = geometry;
+      in.value_band = band_of(info, p.band, "line-of-sight value");
+      in.sigma = sigma;
+      if (const auto d = constant_geometry(p.look, p.path)) {
+        in.direction = *d;
+      } else if (p.look == "bands") {
+        in.east_band = band_of(info, "los_east", "unit vector (look bands)");
+        in.north_band = band_of(info, "los_north", "unit vector (look bands)");
+        in.up_band = band_of(info, "los_up", "unit vector (look bands)");
+      } else {
+        in.incidence_band = band_of(info, "incidence_deg", "incidence angle (look angles)");
+        in.heading_band = band_of(info, "heading_deg", "heading (look angles)");
+      }
+      inputs.push_back(std::move(in));
+      series_pairs.push_back(sp);
+    }
+    input_paths.push_back(p.path);
+  }
+  const SeriesDecomposer solver(dates, series_pairs, run.options);
+  const int date_count = static_cast<int>(dates.size());
+  const int pair_count = static_cast<int>(inputs.size());
+
+  std::filesystem::create_directories(run.output_dir);
+  auto out_path = [&](const std::string& name) { return (std::filesystem::path(run.output_dir) / name).string(); };
+  io::Provenance provenance{run.command_line, run.parameters, input_paths};
+  std::vector<io::OutputBand> date_bands;
+  for (const auto& d : dates) date_bands.push_back({d.iso(), "", kNodata});
+  io::CogOptions cog;
+  cog.overview_resampling = "NEAREST";
+  const char* components[3] = {"east", "north", "up"};
+  std::vector<std::unique_ptr<io::CogWriter>> cubes;
+  for (int j = 0; j < 3; ++j) {
+    cubes.push_back(std::make_unique<io::CogWriter>(out_path(std::string(components[j]) + ".tif"), grid.width,
+                                                    grid.height, date_bands, grid.geotransform, grid.crs_wkt,
+                                                    provenance, cog));
+  }
+  for (int j = 0; j < 3; ++j) {
+    cubes.push_back(std::make_unique<io::CogWriter>(out_path(std::string(components[j]) + "_sigma.tif"), grid.width,
+                                                    grid.height, date_bands, grid.geotransform, grid.crs_wkt,
+                                                    provenance, cog));
+  }
+  const std::vector<io::OutputBand> velocity_bands = {
+      {"velocity_east", "per year", kNodata},     {"velocity_north", "per year", kNodata},
+      {"velocity_up", "per year", kNodata},       {"velocity_east_std", "per year", kNodata},
+      {"velocity_north_std", "per year", kNodata}, {"velocity_up_std", "per year", kNodata},
+      {"valid_pairs", "", kNodata},               {"n_geometries", "", kNodata},
+      {"condition", "", kNodata},                 {"flags", "", kNodata}};
+  io::CogOptions vcog = cog;
+  vcog.metadata["DEFORMA_DECOMPOSE_FLAGS"] =
+      "1 no pair; 2 east unresolved; 4 north unresolved; 8 up unresolved; 16 ill-conditioned geometry";
+  io::CogWriter velocity(out_path("velocity.tif"), grid.width, grid.height, velocity_bands, grid.geotransform,
+                         grid.crs_wkt, provenance, vcog);
+
+  // Rows per strip within the RAM budget: the inputs' windows (6 grids each) and the outputs' (6 cubes).
+  const double row_bytes =
+      static_cast<double>(grid.width) * 4.0 * (6.0 * pair_count + 6.0 * date_count + velocity_bands.size());
+  const int strip_rows = std::clamp(
+      static_cast<int>(static_cast<double>(context.ram_budget_mb) * 1024.0 * 1024.0 / std::max(1.0, row_bytes)), 1,
+      256);
+  const int strips = (grid.height + strip_rows - 1) / strip_rows;
+  Progress* progress = context.progress;
+  NullProgress silent;
+  if (!progress) progress = &silent;
+  progress->start("decompose-series", static_cast<std::uint64_t>(strips));
+  std::int64_t cells = 0, resolved = 0, no_data = 0;
+  for (int s = 0; s < strips; ++s) {
+    if (progress->cancelled()) throw Cancelled("decompose-series: cancelled");
+    const io::Window w{0, s * strip_rows, grid.width, std::min(strip_rows, grid.height - s * strip_rows)};
+    std::vector<Observation> obs;
+    for (const auto& in : inputs) obs.push_back(read_observation(in, w));
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::vector<GridF> cube(static_cast<std::size_t>(6) * date_count, GridF(w.width, w.height, nan));
+    std::vector<GridF> vel(velocity_bands.size(), GridF(w.width, w.height, nan));
+    std::vector<std::uint8_t> cell_flags(static_cast<std::size_t>(w.width) * w.height, 0);
+    tbb::parallel_for(0, w.height, [&](int r) {
+      std::vector<double> values(pair_count), sigmas(pair_count);
+      std::vector<std::array<double, 3>> directions(pair_count);
+      std::vector<int> geometries(pair_count);
+      for (int c = 0; c < w.width; ++c) {
+        for (int p = 0; p < pair_count; ++p) {
+          const Observation& o = obs[p];
+          const bool ok = o.valid(c, r);
+          values[p] = ok ? o.value(c, r) : kNaN;
+          sigmas[p] = ok ? o.sigma(c, r) : kNaN;
+          directions[p] = {o.east(c, r), o.north(c, r), o.up(c, r)};
+          geometries[p] = inputs[p].geometry;
+        }
+        const CellSeries cs = solver.solve(values, sigmas, directions, geometries);
+        for (int j = 0; j < 3; ++j) {
+          for (int m = 0; m < date_count; ++m) {
+            cube[static_cast<std::size_t>(j) * date_count + m](c, r) = static_cast<float>(cs.displacement[j][m]);
+            cube[static_cast<std::size_t>(j + 3) * date_count + m](c, r) = static_cast<float>(cs.sigma[j][m]);
+          }
+          vel[j](c, r) = static_cast<float>(cs.velocity_per_yr[j]);
+          vel[j + 3](c, r) = static_cast<float>(cs.velocity_sigma_per_yr[j]);
+        }
+        vel[6](c, r) = static_cast<float>(cs.pairs_used);
+        vel[7](c, r) = static_cast<float>(cs.geometries);
+        vel[8](c, r) = static_cast<float>(cs.condition);
+        vel[9](c, r) = cs.flags;
+        cell_flags[static_cast<std::size_t>(r) * w.width + c] = cs.flags;
+      }
+    });
+    for (const auto f : cell_flags) {
+      ++cells;
+      if (f & decompose_flag::kNoData) {
+        ++no_data;
+      } else if (f == 0) {
+        ++resolved;
+      }
+    }
+    auto clean = [](GridF& g) {
+      for (auto& x : g.values()) {
+        if (!std::isfinite(x)) x = kNodata;
+      }
+    };
+    for (int k = 0; k < 6; ++k) {
+      for (int m = 0; m < date_count; ++m) {
+        GridF& g = cube[static_cast<std::size_t>(k) * date_count + m];
+        clean(g);
+        cubes[k]->write(m + 1, w, g);
+      }
+    }
+    for (std::size_t b = 0; b < vel.size(); ++b) {
+      clean(vel[b]);
+      velocity.write(static_cast<int>(b) + 1, w, vel[b]);
+    }
+    progress->advance(1);
+  }
+  progress->finish();
+  Summary summary;
+  summary.operation = "decompose-series";
+  for (auto& c : cubes) {
+    c->finish();
+    summary.outputs.push_back(c->path());
+  }
+  velocity.finish();
+  summary.outputs.push_back(velocity.path());
+  if (run.netcdf) {
+    std::vector<detail::CubeVariable> vars;
+    for (int j = 0; j < 3; ++j) {
+      vars.emplace_back(components[j], cubes[j]->path(), 0, "",
+                        std::string(components[j]) + " displacement since the first date");
+      vars.emplace_back(std::string(components[j]) + "_sigma", cubes[j + 3]->path(), 0, "",
+                        std::string("1-sigma uncertainty of ") + components[j]);
+    }
+    for (int b = 0; b < 6; ++b) {
+      vars.emplace_back(velocity_bands[b].description, velocity.path(), b + 1, "per year",
+                        velocity_bands[b].description);
+    }
+    vars.emplace_back("valid_pairs", velocity.path(), 7, "1", "pairs used", true);
+    vars.emplace_back("n_geometries", velocity.path(), 8, "1", "geometries used", true);
+    vars.emplace_back("condition", velocity.path(), 9, "1", "condition number of the viewing geometry");
+    vars.emplace_back("flags", velocity.path(), 10, "1", "cell status bits (docs/decompose.md)", true,
+                      std::vector<int>{1, 2, 4, 8, 16},
+                      "no_pair east_unresolved north_unresolved up_unresolved ill_conditioned");
+    const std::string nc = out_path("decompose_series.nc");
+    detail::write_netcdf_cube(nc, dates, grid, vars, provenance, std::max(1, strip_rows));
+    summary.outputs.push_back(nc);
+  }
+  summary.counts = {{"cells", cells}, {"pairs", static_cast<std::int64_t>(run.pairs.size())},
+                    {"dates", date_count}, {"resolved_3d", resolved}, {"no_data", no_data}};
+  summary.details["geometries"] = static_cast<int>(geometry_ids.size());
+  summary.details["first_date"] = dates.front().iso();
+  summary.details["last_date"] = dates.back().iso();
+  summary.seconds = seconds_since(start);
+  summary.report = fmt::format(
+      "decompose-series: {} pairs from {} geometries over {} dates ({} .. {}), {} x {} cells: {} resolved in 3-D, "
+      "{} without data\n",
+      run.pairs.size(), geometry_ids.size(), date_count, dates.front().iso(), dates.back().iso(), grid.width,
+      grid.height, resolved, no_data);
   return summary;
 }
 

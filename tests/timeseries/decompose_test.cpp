@@ -1,8 +1,10 @@
 #include "deforma/timeseries/decompose.hpp"
 
 #include <cmath>
+#include <fstream>
 #include <random>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -434,6 +436,89 @@ TEST(DecomposeSeries, RecoversStepAndTrendFromThreeGeometries) {
   const CellSeries ortho = SeriesDecomposer(dates, pairs, o).solve(values, no_optical, directions, geometries);
   EXPECT_EQ(ortho.flags, flag::kNorthUnresolved);
   EXPECT_NEAR(ortho.displacement[0][19], truth(114)[0], 0.02);
+}
+
+// The 4-D command over files: the scenario of RecoversStepAndTrendFromThreeGeometries written as 6 x 5
+// rasters (one per pair, per-cell noise), a pair table, and the cubes read back: every cell within the same
+// bounds at the last date, all cells resolved, the NetCDF cube written; a bad table is a format error.
+TEST(DecomposeSeriesCli, PairTableOfThreeGeometriesToCubes) {
+  test::TempDir tmp;
+  const io::Date t0 = io::Date::from_ymd(2020, 1, 1);
+  auto date = [&](int day) { return io::Date::from_days_since_epoch(t0.days_since_epoch() + day); };
+  auto truth = [](int day) {
+    const double t = day / 365.25;
+    const double step = day >= 60 ? 1.0 : 0.0;
+    return std::array<double, 3>{0.10 * t, 0.05 * step, -0.03 * t - 0.01 * step};
+  };
+  std::mt19937 rng(4);
+  std::ofstream table(tmp.file("pairs.csv"));
+  table << "ref_date,sec_date,path,kind,geometry,look,band,sigma\n";
+  int count = 0;
+  auto raster = [&](int a, int b, std::array<double, 3> d, double sigma) {
+    std::normal_distribution<double> noise(0, sigma);
+    GridF g(6, 5);
+    const auto ta = truth(a), tb = truth(b);
+    for (auto& v : g.values()) v = static_cast<float>(d[0] * (tb[0] - ta[0]) + d[1] * (tb[1] - ta[1]) +
+                                                      d[2] * (tb[2] - ta[2]) + noise(rng));
+    return g;
+  };
+  const auto asc = los_unit_vector(39.0, -10.0);
+  const auto desc = los_unit_vector(41.0, 190.0);
+  for (int a = 0; a <= 108; a += 12) {
+    for (int span = 12; span <= 24; span += 12) {
+      for (int geometry = 0; geometry < 2; ++geometry) {
+        const int ra = a + 6 * geometry, rb = ra + span;
+        if (rb > 114) continue;
+        const std::string name = fmt::format("los{}.tif", count++);
+        test::write_test_geotiff(tmp.file(name), raster(ra, rb, geometry == 0 ? asc : desc, 0.003));
+        table << date(ra).iso() << "," << date(rb).iso() << "," << name << ",los,"
+              << (geometry == 0 ? "asc,39/-10" : "desc,41/190") << ",1,0.003\n";
+      }
+    }
+  }
+  io::GeoTransform gt;
+  gt.c = {500000.0, 15.0, 0.0, 6700000.0, 0.0, -15.0};
+  const std::string wkt = io::describe(tmp.file("los0.tif")).crs_wkt;
+  for (int a = 0; a <= 72; a += 36) {
+    for (int b = a + 36; b <= 108 && b <= a + 72; b += 36) {
+      GridF e = raster(a, b, {1, 0, 0}, 0.01), n = raster(a, b, {0, 1, 0}, 0.01);
+      const std::string name = fmt::format("opt{}.tif", count++);
+      io::write_cog(tmp.file(name), {&e, &n}, {{"east_m", "m", -9999.0}, {"north_m", "m", -9999.0}}, gt, wkt,
+                    io::Provenance{});
+      table << date(a).iso() << "," << date(b).iso() << "," << name << ",optical,s2,,,0.01\n";
+    }
+  }
+  table.close();
+  const auto r = test::run_cli("--summary-json -q decompose-series " + tmp.file("pairs.csv") + " -o " +
+                               tmp.file("out"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["counts"]["dates"], 20);
+  EXPECT_EQ(j["counts"]["resolved_3d"], 30);
+  EXPECT_EQ(j["details"]["geometries"], 3);
+  const auto last = truth(114);
+  const char* names[3] = {"east", "north", "up"};
+  for (int c = 0; c < 3; ++c) {
+    io::Raster cube = io::Raster::open(tmp.file(std::string("out/") + names[c] + ".tif"));
+    io::Raster sigma = io::Raster::open(tmp.file(std::string("out/") + names[c] + "_sigma.tif"));
+    ASSERT_EQ(cube.info().band_count(), 20);
+    EXPECT_EQ(cube.info().bands[19].description, date(114).iso());
+    const io::BandWindow v = cube.read_all(20);
+    const io::BandWindow s = sigma.read_all(20);
+    for (std::size_t i = 0; i < v.values.size(); ++i) {
+      ASSERT_TRUE(v.valid.data()[i]);
+      EXPECT_LT(std::abs(v.values.data()[i] - last[c]), 4 * s.values.data()[i] + 0.005) << names[c] << " cell " << i;
+    }
+  }
+  EXPECT_TRUE(std::filesystem::exists(tmp.file("out/decompose_series.nc")));
+  EXPECT_TRUE(std::filesystem::exists(tmp.file("out/velocity.tif")));
+
+  std::ofstream bad(tmp.file("bad.csv"));
+  bad << "ref_date,sec_date,path,kind,geometry\n2020-01-01,2020-01-13,los0.tif,radar,asc\n";
+  bad.close();
+  const auto b = test::run_cli("decompose-series " + tmp.file("bad.csv") + " -o " + tmp.file("out2"));
+  EXPECT_EQ(b.exit_code, 5);
+  EXPECT_NE(b.err.find("line 2"), std::string::npos) << b.err;
 }
 
 }  // namespace

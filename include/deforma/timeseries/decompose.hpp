@@ -204,6 +204,39 @@ struct DecomposeRun {
   nlohmann::json parameters = nlohmann::json::object();
 };
 
+/// One row of a 4-D pair table: a pair measurement (a raster) between two dates, from one geometry.
+struct SeriesPairInput {
+  io::Date ref_date, sec_date;
+  std::string path;
+  std::string kind;      ///< "los" (one value along `look`) or "optical" (east and north bands)
+  std::string geometry;  ///< name of the geometry (track, sensor): pairs sharing it count as one
+  std::string look;      ///< los: as LosInput::geometry ("bands", "angles", "E,N,U", "INC/HEAD")
+  std::string band;      ///< los: value band ("1"); optical: "EAST,NORTH" ("east_m,north_m")
+  std::string sigma;     ///< a number or a band; optical: the same for both components
+};
+
+/// Reads a pair table (CSV with header ref_date,sec_date,path,kind,geometry,look,band,sigma; the last
+/// four may be left empty: look "bands", band "1" or "east_m,north_m", sigma 0.005 or 0.5; paths relative
+/// to the table's folder). Throws FormatError naming the file, line and column.
+std::vector<SeriesPairInput> read_series_table(const std::string& csv_path);
+
+struct DecomposeSeriesRun {
+  std::vector<SeriesPairInput> pairs;
+  std::string grid_path;   ///< empty = the first pair's raster
+  std::string output_dir;  ///< east.tif, north.tif, up.tif (+ _sigma), velocity.tif, decompose_series.nc
+  SeriesOptions options;
+  bool netcdf = true;
+  std::string command_line;
+  nlohmann::json parameters = nlohmann::json::object();
+  std::vector<std::string> extra_inputs;  ///< for provenance (the table)
+};
+
+/// The 4-D decomposition over files: every pair raster resampled onto the common grid, cells solved by
+/// SeriesDecomposer in strips within the RAM budget, cubes (one band per date of the union) and the
+/// velocity product written as COGs, and a CF NetCDF cube. Summary counts: cells, pairs, dates, resolved_3d,
+/// no_data.
+Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& context);
+
 /// The common grid of a run: `grid`, else `grid_path`'s, else the first product's, at `resolution` when
 /// given. Throws InvalidArgument when none can be found.
 io::RasterInfo decompose_grid(const DecomposeRun& run);
