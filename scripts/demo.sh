@@ -32,6 +32,10 @@ if [[ -d "$USTICA" ]]; then
     --quicklook "$OUT/ustica_desc_velocity.png"
   "$DEFORMA" egms ortho "$USTICA/EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip" \
     "$USTICA/EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip" -o "$OUT/ustica_ortho" --quicklook
+  echo "== deforma decompose: the same two bursts, east and up per 100 m cell with north neglected"
+  "$DEFORMA" decompose --egms "$USTICA/EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip" \
+    "$USTICA/EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip" --north-zero --grid "$OUT/ustica_ortho_U.tif" \
+    -o "$OUT/ustica_decompose_eu.tif"
   echo
 else
   echo "(skipping EGMS: $USTICA not found)"
