@@ -15,6 +15,9 @@ if [[ -d "$YAHTSE" ]]; then
     "$YAHTSE/LC80630182016200LGN00_B8_yahtse.TIF" "$YAHTSE/LC80630182016216LGN00_B8_yahtse.TIF" \
     -o "$OUT/yahtse_velocity.tif" --chip 32 --search 24 --step 8 --velocity \
     --stable "$YAHTSE/StEliasMtn_utm7v_rock.gmt" --quicklook "$OUT/yahtse_velocity.png"
+  echo "== deforma decompose: up from the surface-parallel flow assumption with the SRTM DEM"
+  "$DEFORMA" decompose --optical "$OUT/yahtse_velocity.tif" --optical-bands east_m_per_yr,north_m_per_yr \
+    --optical-sigma 25 --dem "$YAHTSE/yahtse_srtm_dem.tif" -o "$OUT/yahtse_enu.tif"
   echo
 else
   echo "(skipping Yahtse: $YAHTSE not found)"
@@ -29,9 +32,31 @@ if [[ -d "$USTICA" ]]; then
     --quicklook "$OUT/ustica_desc_velocity.png"
   "$DEFORMA" egms ortho "$USTICA/EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip" \
     "$USTICA/EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip" -o "$OUT/ustica_ortho" --quicklook
+  echo "== deforma decompose: the same two bursts, east and up per 100 m cell with north neglected"
+  "$DEFORMA" decompose --egms "$USTICA/EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip" \
+    "$USTICA/EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip" --north-zero --grid "$OUT/ustica_ortho_U.tif" \
+    -o "$OUT/ustica_decompose_eu.tif"
   echo
 else
   echo "(skipping EGMS: $USTICA not found)"
+fi
+
+# ---- Izmit 1999 earthquake: offsets across the North Anatolian Fault through Lake Sapanca ----------------
+IZMIT="$DATA/izmit-coseismic"
+if [[ -d "$IZMIT" ]]; then
+  echo "== deforma fault-profile: right-lateral offsets of the 1999 Izmit earthquake along the fault trace"
+  # The trace digitised from the grid's offset step (docs/fault-profile.md; the same vertices as the test).
+  cat >"$OUT/sapanca_trace.geojson" <<'JSON'
+{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"name": "NAF Sapanca"},
+"geometry": {"type": "LineString", "coordinates": [[30.06, 40.729], [30.14, 40.728], [30.20, 40.721],
+[30.26, 40.716], [30.34, 40.708], [30.44, 40.699], [30.52, 40.692], [30.60, 40.694]]}}]}
+JSON
+  "$DEFORMA" fault-profile "$IZMIT/EW_Adapazari.tif" --trace "$OUT/sapanca_trace.geojson" \
+    -o "$OUT/izmit_offsets.csv" --gpkg "$OUT/izmit_profiles.gpkg" --plot "$OUT/izmit_offsets.png" \
+    --spacing 2000 --width 1000 --length 8000 --near-fault 400
+  echo
+else
+  echo "(skipping Izmit: $IZMIT not found)"
 fi
 
 # ---- Perito Moreno time series: deforma pipeline (23 dates, pixel units) --------------------------------

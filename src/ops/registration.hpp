@@ -19,5 +19,7 @@ void register_describe_operation(OperationRegistry& registry);
 /// File name of an operation's page in docs/commands ("egms ortho" -> "egms-ortho.md").
 std::string command_page_file_name(const std::string& operation);
 void register_egms_operations(OperationRegistry& registry);
+/// Field workflows: decompose (3-D displacement), fault-profile (co-seismic offsets).
+void register_workflow_operations(OperationRegistry& registry);
 
 }  // namespace deforma::ops

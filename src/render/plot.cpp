@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -107,19 +108,19 @@ void draw_date_axis(RgbImage& image, const Frame& frame, const std::vector<io::D
 
 }  // namespace
 
-RgbImage plot_time_series(const std::vector<io::Date>& dates, const std::vector<PlotSeries>& series,
-                          const std::string& title, const std::string& y_label, const PlotOptions& options) {
-  options.validate();
-  if (dates.empty()) throw InvalidArgument("plot_time_series: no dates");
+namespace {
+
+// The value range of all series, error bars included, padded; (-1, 1) when nothing is finite. Checks sizes.
+std::pair<double, double> value_range(std::size_t count, const std::vector<PlotSeries>& series, const char* what) {
   double lo = std::numeric_limits<double>::infinity();
   double hi = -lo;
   for (const auto& s : series) {
-    if (s.values.size() != dates.size()) {
-      throw InvalidArgument(fmt::format("plot_time_series: series '{}' has {} values for {} dates", s.label,
-                                        s.values.size(), dates.size()));
+    if (s.values.size() != count) {
+      throw InvalidArgument(fmt::format("{}: series '{}' has {} values for {} positions", what, s.label,
+                                        s.values.size(), count));
     }
     if (!s.errors.empty() && s.errors.size() != s.values.size()) {
-      throw InvalidArgument(fmt::format("plot_time_series: series '{}' has {} errors for {} values", s.label,
+      throw InvalidArgument(fmt::format("{}: series '{}' has {} errors for {} values", what, s.label,
                                         s.errors.size(), s.values.size()));
     }
     for (std::size_t i = 0; i < s.values.size(); ++i) {
@@ -138,43 +139,41 @@ RgbImage plot_time_series(const std::vector<io::Date>& dates, const std::vector<
     hi += 1.0;
   }
   const double vpad = (hi - lo) * 0.06;
-  Frame frame;
-  frame.width = options.width_px;
-  frame.height = options.height_px;
-  frame.v0 = lo - vpad;
-  frame.v1 = hi + vpad;
-  pad_day_range(dates, frame);
+  return {lo - vpad, hi + vpad};
+}
 
-  RgbImage image(options.width_px, options.height_px, colors::kWhite);
-  image.draw_text(title, options.width_px / 2.0, 12, colors::kBlack, 0.55, RgbImage::Anchor::kTopCenter);
-  // Value axis with grid lines.
+// Title, value axis with grid lines and its label.
+void draw_value_axis(RgbImage& image, const Frame& frame, const std::string& title, const std::string& y_label) {
+  image.draw_text(title, image.width() / 2.0, 12, colors::kBlack, 0.55, RgbImage::Anchor::kTopCenter);
   const auto yticks = nice_ticks(frame.v0, frame.v1, 6);
   const double ystep = yticks.size() > 1 ? yticks[1] - yticks[0] : 1.0;
   for (const double t : yticks) {
     const double y = frame.y(t);
-    image.draw_line(frame.left, y, options.width_px - frame.right, y, colors::kLightGrey);
+    image.draw_line(frame.left, y, image.width() - frame.right, y, colors::kLightGrey);
     image.draw_text(format_tick(t, ystep), frame.left - 6, y, colors::kBlack, 0.42,
                     RgbImage::Anchor::kCenterRight);
   }
-  draw_date_axis(image, frame, dates);
-  image.draw_line(frame.left, frame.top, frame.left, options.height_px - frame.bottom, colors::kBlack);
-  image.draw_text_vertical(y_label, 16, (frame.top + options.height_px - frame.bottom) / 2.0, colors::kBlack,
-                           0.45);
+  image.draw_line(frame.left, frame.top, frame.left, image.height() - frame.bottom, colors::kBlack);
+  image.draw_text_vertical(y_label, 16, (frame.top + image.height() - frame.bottom) / 2.0, colors::kBlack, 0.45);
+}
 
+// Each series as a thin line through its points, error bars and dots, then the legend; `xs` in frame units.
+void draw_series(RgbImage& image, const Frame& frame, const std::vector<double>& xs,
+                 const std::vector<PlotSeries>& series) {
   for (const auto& s : series) {
     double prev_x = std::nan("");
     double prev_y = std::nan("");
-    for (std::size_t i = 0; i < dates.size(); ++i) {
+    for (std::size_t i = 0; i < xs.size(); ++i) {
       if (!std::isfinite(s.values[i])) continue;
-      const double x = frame.x(static_cast<double>(dates[i].days_since_epoch()));
+      const double x = frame.x(xs[i]);
       const double y = frame.y(s.values[i]);
       if (std::isfinite(prev_x)) image.draw_line(prev_x, prev_y, x, y, s.color, 1);
       prev_x = x;
       prev_y = y;
     }
-    for (std::size_t i = 0; i < dates.size(); ++i) {
+    for (std::size_t i = 0; i < xs.size(); ++i) {
       if (!std::isfinite(s.values[i])) continue;
-      const double x = frame.x(static_cast<double>(dates[i].days_since_epoch()));
+      const double x = frame.x(xs[i]);
       const double y = frame.y(s.values[i]);
       if (!s.errors.empty() && std::isfinite(s.errors[i]) && s.errors[i] > 0) {
         const double ya = frame.y(s.values[i] - s.errors[i]);
@@ -188,13 +187,84 @@ RgbImage plot_time_series(const std::vector<io::Date>& dates, const std::vector<
   }
   // Legend when several series (or one with a label) share the axes.
   int legend_y = frame.top + 6;
+  int widest = 0;
+  for (const auto& s : series) {
+    int w = 0, h = 0;
+    RgbImage::text_size(s.label, 0.42, 1, w, h);
+    widest = std::max(widest, w);
+  }
+  // Room for the widest label, and never less than the usual 150 px so that short legends stay put.
+  const double lx = image.width() - frame.right - std::max(150, widest + 24);
   for (const auto& s : series) {
     if (s.label.empty()) continue;
-    const double lx = options.width_px - frame.right - 150;
     image.draw_circle(lx, legend_y + 6, 4, s.color);
     image.draw_text(s.label, lx + 10, legend_y, colors::kBlack, 0.42);
     legend_y += 18;
   }
+}
+
+}  // namespace
+
+RgbImage plot_time_series(const std::vector<io::Date>& dates, const std::vector<PlotSeries>& series,
+                          const std::string& title, const std::string& y_label, const PlotOptions& options) {
+  options.validate();
+  if (dates.empty()) throw InvalidArgument("plot_time_series: no dates");
+  Frame frame;
+  frame.width = options.width_px;
+  frame.height = options.height_px;
+  std::tie(frame.v0, frame.v1) = value_range(dates.size(), series, "plot_time_series");
+  pad_day_range(dates, frame);
+
+  RgbImage image(options.width_px, options.height_px, colors::kWhite);
+  draw_value_axis(image, frame, title, y_label);
+  draw_date_axis(image, frame, dates);
+  std::vector<double> xs;
+  for (const auto& d : dates) xs.push_back(static_cast<double>(d.days_since_epoch()));
+  draw_series(image, frame, xs, series);
+  return image;
+}
+
+RgbImage plot_xy(const std::vector<double>& x, const std::vector<PlotSeries>& series, const std::string& title,
+                 const std::string& x_label, const std::string& y_label, const PlotOptions& options) {
+  options.validate();
+  double x0 = std::numeric_limits<double>::infinity();
+  double x1 = -x0;
+  for (const double v : x) {
+    if (!std::isfinite(v)) continue;
+    x0 = std::min(x0, v);
+    x1 = std::max(x1, v);
+  }
+  if (!std::isfinite(x0)) throw InvalidArgument("plot_xy: no finite x position");
+  Frame frame;
+  frame.width = options.width_px;
+  frame.height = options.height_px;
+  std::tie(frame.v0, frame.v1) = value_range(x.size(), series, "plot_xy");
+  const double pad = x1 > x0 ? (x1 - x0) * 0.04 : 1.0;
+  frame.day0 = x0 - pad;
+  frame.day1 = x1 + pad;
+
+  RgbImage image(options.width_px, options.height_px, colors::kWhite);
+  draw_value_axis(image, frame, title, y_label);
+  const double base = image.height() - frame.bottom;
+  image.draw_line(frame.left, base, image.width() - frame.right, base, colors::kBlack);
+  const auto xticks = nice_ticks(frame.day0, frame.day1, std::max(3, (image.width() - 100) / 110));
+  const double xstep = xticks.size() > 1 ? xticks[1] - xticks[0] : 1.0;
+  for (const double t : xticks) {
+    const double px = frame.x(t);
+    image.draw_line(px, base, px, base + 5, colors::kBlack);
+    image.draw_line(px, frame.top, px, base, colors::kLightGrey);
+    image.draw_text(format_tick(t, xstep), px, base + 8, colors::kBlack, 0.42, RgbImage::Anchor::kTopCenter);
+  }
+  image.draw_text(x_label, (frame.left + image.width() - frame.right) / 2.0, base + 28, colors::kBlack, 0.45,
+                  RgbImage::Anchor::kTopCenter);
+  if (frame.v0 < 0 && frame.v1 > 0) {
+    // Dashed zero line: the sign of an offset is what such figures are read for.
+    const double y = frame.y(0.0);
+    for (double px = frame.left; px < image.width() - frame.right; px += 12) {
+      image.draw_line(px, y, std::min(px + 6, static_cast<double>(image.width() - frame.right)), y, colors::kGrey);
+    }
+  }
+  draw_series(image, frame, x, series);
   return image;
 }
 

@@ -382,3 +382,24 @@ TEST(PlotPairNetwork, DrawsOneArcPerPair) {
 
 }  // namespace
 }  // namespace deforma::render
+
+namespace deforma::render {
+namespace {
+
+TEST(PlotXy, DrawsPointsErrorBarsAndAZeroLineOnANumericAxis) {
+  const std::vector<double> x = {0.0, 2.0, 4.0, 6.0};
+  PlotSeries s{"offset", {1.0, -0.5, std::nan(""), 2.0}, {0.2, 0.2, 0.2, 0.5}, colors::kRed};
+  const RgbImage image = plot_xy(x, {s}, "offsets", "distance (km)", "offset (m)");
+  EXPECT_EQ(image.width(), PlotOptions{}.width_px);
+  int red = 0;
+  for (int r = 0; r < image.height(); ++r)
+    for (int c = 0; c < image.width(); ++c)
+      if (image.at(c, r) == colors::kRed) ++red;
+  EXPECT_GT(red, 30);  // three points (the NaN is skipped), their bars and the line
+  PlotSeries wrong{"bad", {1.0, 2.0}, {}, colors::kBlue};
+  EXPECT_THROW(plot_xy(x, {wrong}, "t", "x", "y"), InvalidArgument);
+  EXPECT_THROW(plot_xy({std::nan("")}, {PlotSeries{"n", {1.0}, {}, colors::kBlue}}, "t", "x", "y"), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace deforma::render

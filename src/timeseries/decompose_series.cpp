@@ -1,0 +1,175 @@
+// The per-date (4-D) decomposition: pairs of several geometries inverted jointly (MSBAS-style).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include <Eigen/Dense>
+#include <fmt/format.h>
+
+#include "deforma/core/error.hpp"
+#include "deforma/timeseries/decompose.hpp"
+#include "timeseries/decompose_detail.hpp"
+
+namespace deforma::timeseries {
+
+namespace {
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kDaysPerYear = 365.25;
+}  // namespace
+
+void SeriesOptions::validate() const {
+  geometry.validate();
+  if (!(regularization >= 0) || !std::isfinite(regularization) || regularization > 100) {
+    throw InvalidArgument(fmt::format("--regularization {}: expected 0..100", regularization));
+  }
+}
+
+SeriesDecomposer::SeriesDecomposer(std::vector<io::Date> dates, std::vector<SeriesPair> pairs, SeriesOptions options)
+    : dates_(std::move(dates)), pairs_(std::move(pairs)), options_(options) {
+  options_.validate();
+  if (dates_.size() < 2) throw InvalidArgument("decompose series: at least two dates are needed");
+  for (std::size_t i = 1; i < dates_.size(); ++i) {
+    if (!(dates_[i - 1] < dates_[i])) throw InvalidArgument("decompose series: dates must be strictly increasing");
+    interval_days_.push_back(static_cast<double>(dates_[i].days_since_epoch() - dates_[i - 1].days_since_epoch()));
+  }
+  const int n = static_cast<int>(dates_.size());
+  for (const auto& p : pairs_) {
+    if (p.ref < 0 || p.sec < 0 || p.ref >= n || p.sec >= n || p.ref == p.sec) {
+      throw InvalidArgument(fmt::format("decompose series: pair ({}, {}) is not two distinct dates of {}", p.ref,
+                                        p.sec, n));
+    }
+  }
+  // The penalty compares velocities over a typical interval, as invert's does.
+  std::vector<double> sorted = interval_days_;
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2), sorted.end());
+  tau_days_ = sorted[sorted.size() / 2];
+}
+
+CellSeries SeriesDecomposer::solve(const std::vector<double>& values, const std::vector<double>& sigmas,
+                                   const std::vector<std::array<double, 3>>& directions,
+                                   const std::vector<int>& geometries) const {
+  const std::size_t pair_count = pairs_.size();
+  if (values.size() != pair_count || sigmas.size() != pair_count || directions.size() != pair_count ||
+      geometries.size() != pair_count) {
+    throw InvalidArgument("decompose series: one value, sigma, direction and geometry per pair");
+  }
+  const int dates = static_cast<int>(dates_.size());
+  const int intervals = dates - 1;
+  CellSeries out;
+  for (int j = 0; j < 3; ++j) {
+    out.displacement[j].assign(dates, kNaN);
+    out.sigma[j].assign(dates, kNaN);
+  }
+  out.velocity_per_yr = {kNaN, kNaN, kNaN};
+  out.velocity_sigma_per_yr = {kNaN, kNaN, kNaN};
+  out.condition = kNaN;
+  std::vector<std::size_t> used;
+  std::vector<std::array<double, 3>> used_directions;
+  std::set<int> used_geometries;
+  std::vector<double> used_sigmas;
+  for (std::size_t p = 0; p < pair_count; ++p) {
+    const auto& d = directions[p];
+    const double norm = std::hypot(d[0], d[1], d[2]);
+    if (!std::isfinite(values[p]) || !(sigmas[p] > 0) || !std::isfinite(sigmas[p]) || !(norm > 0) ||
+        !std::isfinite(norm)) {
+      continue;
+    }
+    used.push_back(p);
+    used_directions.push_back(d);
+    used_geometries.insert(geometries[p]);
+    used_sigmas.push_back(sigmas[p]);
+  }
+  out.pairs_used = static_cast<int>(used.size());
+  out.geometries = static_cast<int>(used_geometries.size());
+  if (used.empty()) {
+    out.flags = decompose_flag::kNoData | decompose_flag::kEastUnresolved | decompose_flag::kNorthUnresolved |
+                decompose_flag::kUpUnresolved;
+    return out;
+  }
+  const detail::GeometryBasis g = detail::geometry_basis(used_directions, options_.geometry);
+  out.condition = g.condition;
+  out.flags = g.flags;
+  const int r = static_cast<int>(g.basis.cols());
+  if (r == 0) return out;
+
+  // Unknowns: the velocity (per day) of each interval in the basis of resolved directions, y[k * r + c].
+  const int unknowns = intervals * r;
+  std::nth_element(used_sigmas.begin(), used_sigmas.begin() + static_cast<long>(used_sigmas.size() / 2),
+                   used_sigmas.end());
+  const double sigma_median = used_sigmas[used_sigmas.size() / 2];
+  Eigen::MatrixXd normal = Eigen::MatrixXd::Zero(unknowns, unknowns);
+  Eigen::VectorXd rhs = Eigen::VectorXd::Zero(unknowns);
+  Eigen::VectorXd row(unknowns);
+  for (const std::size_t p : used) {
+    const auto d = detail::project_direction(directions[p], options_.geometry);
+    const Eigen::RowVectorXd along = Eigen::Vector3d(d[0], d[1], d[2]).transpose() * g.basis;
+    int a = pairs_[p].ref, b = pairs_[p].sec;
+    const double sign = a < b ? 1.0 : -1.0;
+    if (a > b) std::swap(a, b);
+    row.setZero();
+    for (int k = a; k < b; ++k) row.segment(k * r, r) = sign * interval_days_[k] * along.transpose();
+    const double w = 1.0 / (sigmas[p] * sigmas[p]);
+    normal.noalias() += w * row * row.transpose();
+    rhs.noalias() += w * values[p] * row;
+  }
+  // Velocity changes between consecutive intervals, over the median interval, weighted as a pair of the
+  // cell's median sigma times the regularization: negligible where pairs decide, a bridge where none do.
+  // North neglected: north pinned to zero by the same kind of row in every interval.
+  const double wr = std::pow(options_.regularization * tau_days_ / sigma_median, 2);
+  for (int k = 0; k + 1 < intervals; ++k) {
+    for (int c = 0; c < r; ++c) {
+      const int i0 = k * r + c, i1 = (k + 1) * r + c;
+      normal(i0, i0) += wr;
+      normal(i1, i1) += wr;
+      normal(i0, i1) -= wr;
+      normal(i1, i0) -= wr;
+    }
+  }
+  if (options_.geometry.north_zero) {
+    const Eigen::RowVectorXd north = Eigen::Vector3d(0, 1, 0).transpose() * g.basis;
+    const double wn = std::pow(tau_days_ / sigma_median, 2);
+    for (int k = 0; k < intervals; ++k) normal.block(k * r, k * r, r, r) += wn * north.transpose() * north;
+  }
+  // A cell whose pairs do not reach every interval is still regular thanks to the penalty, unless it is 0.
+  Eigen::LDLT<Eigen::MatrixXd> ldlt(normal);
+  if (ldlt.info() != Eigen::Success || !(ldlt.rcond() > 1e-13)) {
+    out.flags |= decompose_flag::kIllConditioned;
+    return out;
+  }
+  const Eigen::VectorXd y = ldlt.solve(rhs);
+  const Eigen::MatrixXd cov = ldlt.solve(Eigen::MatrixXd::Identity(unknowns, unknowns));
+
+  // Displacement at date m, component j: sum over k < m of dt_k * (basis y_k)[j] = gᵀ y.
+  std::vector<double> t_years(dates);
+  for (int m = 0; m < dates; ++m) {
+    t_years[m] = static_cast<double>(dates_[m].days_since_epoch() - dates_[0].days_since_epoch()) / kDaysPerYear;
+  }
+  double t_mean = 0;
+  for (const double t : t_years) t_mean += t;
+  t_mean /= dates;
+  double sxx = 0;
+  for (const double t : t_years) sxx += (t - t_mean) * (t - t_mean);
+  for (int j = 0; j < 3; ++j) {
+    if (!g.resolved[j]) continue;
+    Eigen::VectorXd gm = Eigen::VectorXd::Zero(unknowns);
+    Eigen::VectorXd h = Eigen::VectorXd::Zero(unknowns);
+    double slope = 0;
+    out.displacement[j][0] = 0.0;
+    out.sigma[j][0] = 0.0;
+    for (int m = 1; m < dates; ++m) {
+      gm.segment((m - 1) * r, r) += interval_days_[m - 1] * g.basis.row(j).transpose();
+      const double u = gm.dot(y);
+      out.displacement[j][m] = u;
+      out.sigma[j][m] = std::sqrt(std::max(0.0, gm.dot(cov * gm)));
+      const double wm = (t_years[m] - t_mean) / sxx;
+      slope += wm * u;
+      h += wm * gm;
+    }
+    out.velocity_per_yr[j] = slope;
+    out.velocity_sigma_per_yr[j] = std::sqrt(std::max(0.0, h.dot(cov * h)));
+  }
+  return out;
+}
+
+}  // namespace deforma::timeseries
