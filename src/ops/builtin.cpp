@@ -13,6 +13,7 @@ const OperationRegistry& builtin_operations() {
     ops::register_timeseries_operations(r);
     ops::register_pipeline_operations(r);
     ops::register_egms_operations(r);
+    ops::register_catalog_operations(r);
     ops::register_describe_operation(r);
     return r;
   }();

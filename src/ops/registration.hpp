@@ -19,5 +19,6 @@ void register_describe_operation(OperationRegistry& registry);
 /// File name of an operation's page in docs/commands ("egms ortho" -> "egms-ortho.md").
 std::string command_page_file_name(const std::string& operation);
 void register_egms_operations(OperationRegistry& registry);
+void register_catalog_operations(OperationRegistry& registry);
 
 }  // namespace deforma::ops
