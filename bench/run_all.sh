@@ -39,3 +39,7 @@ bash "$ROOT/bench/slurm/slurm_bench.sh" "$BUILD_DIR" "$OUT_DIR/slurm" | tee "$OU
 echo
 echo "== service: 200 keep-alive clients for 30 s on loopback while 4 jobs run, and the job overhead"
 "$BUILD_DIR/bench/deforma_bench_service" --clients 200 --seconds 30 | tee "$OUT_DIR/service_load.txt"
+
+echo
+echo "== catalog: STAC search over 1,000,000 synthetic items (bbox + datetime + eo:cloud_cover < 20 + limit 100)"
+"$BUILD_DIR/bench/deforma_bench_catalog" 1000000 1000 | tee "$OUT_DIR/catalog_search.txt"

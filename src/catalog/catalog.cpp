@@ -23,15 +23,67 @@ namespace {
 
 using json = nlohmann::json;
 
-// One prepared statement, finalized on scope exit.
-class Statement {
- public:
-  Statement(sqlite3* db, const std::string& sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK) {
-      throw IoError(fmt::format("catalogue: cannot prepare a query: {}", sqlite3_errmsg(db)));
+// Prepared statements kept per connection and SQL text: an ingest runs the same few statements for every
+// item, and preparing them costs as much as running them.
+struct StatementCache {
+  std::mutex mutex;
+  std::map<std::pair<sqlite3*, std::string>, std::pair<sqlite3_stmt*, bool>> statements;  // -> (stmt, in use)
+};
+StatementCache& statement_cache() {
+  static StatementCache cache;
+  return cache;
+}
+
+void drop_cached_statements(sqlite3* db) {
+  auto& c = statement_cache();
+  std::lock_guard lock(c.mutex);
+  for (auto it = c.statements.begin(); it != c.statements.end();) {
+    if (it->first.first == db) {
+      sqlite3_finalize(it->second.first);
+      it = c.statements.erase(it);
+    } else {
+      ++it;
     }
   }
-  ~Statement() { sqlite3_finalize(stmt_); }
+}
+
+// One prepared statement: from the cache (reset on scope exit) unless `reuse` is false or the cached one is
+// in use by an enclosing query (then prepared afresh and finalized on scope exit).
+class Statement {
+ public:
+  Statement(sqlite3* db, const std::string& sql, bool reuse = true) : db_(db) {
+    if (reuse) {
+      auto& c = statement_cache();
+      std::lock_guard lock(c.mutex);
+      auto it = c.statements.find({db, sql});
+      if (it != c.statements.end() && !it->second.second) {
+        stmt_ = it->second.first;
+        it->second.second = true;
+        cached_ = true;
+        return;
+      }
+      if (it == c.statements.end()) {
+        prepare(sql);
+        c.statements[{db, sql}] = {stmt_, true};
+        cached_ = true;
+        return;
+      }
+    }
+    prepare(sql);
+  }
+  ~Statement() {
+    if (!cached_) {
+      sqlite3_finalize(stmt_);
+      return;
+    }
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    auto& c = statement_cache();
+    std::lock_guard lock(c.mutex);
+    for (auto& [key, entry] : c.statements) {
+      if (entry.first == stmt_) entry.second = false;
+    }
+  }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
@@ -75,8 +127,14 @@ class Statement {
   bool null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 
  private:
+  void prepare(const std::string& sql) {
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK) {
+      throw IoError(fmt::format("catalogue: cannot prepare a query: {}", sqlite3_errmsg(db_)));
+    }
+  }
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
+  bool cached_ = false;
 };
 
 // SQL function catalog_intersects(item_wkb, aoi_wkb): exact intersection of an item's footprint with the
@@ -315,7 +373,10 @@ Catalog::Catalog(const std::filesystem::path& database) : impl_(std::make_unique
 }
 
 Catalog::~Catalog() {
-  if (impl_ && impl_->db) sqlite3_close(impl_->db);
+  if (impl_ && impl_->db) {
+    drop_cached_statements(impl_->db);
+    sqlite3_close(impl_->db);
+  }
 }
 
 void Catalog::in_transaction(const std::function<void()>& fn) {
@@ -388,7 +449,7 @@ SearchResult Catalog::search(const SearchRequest& request, const Viewer& viewer)
       where.sql.empty() ? "1" : where.sql, order, limit + 1, std::max<std::int64_t>(0, request.offset));
   SearchResult result;
   std::lock_guard lock(impl_->mutex);
-  Statement s(impl_->db, sql);
+  Statement s(impl_->db, sql, false);  // limit and offset make each text new: not worth keeping
   s.bind_all(where.values);
   while (s.step()) {
     if (static_cast<int>(result.items.size()) == limit) {

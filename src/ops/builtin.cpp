@@ -14,6 +14,7 @@ const OperationRegistry& builtin_operations() {
     ops::register_pipeline_operations(r);
     ops::register_egms_operations(r);
     ops::register_workflow_operations(r);
+    ops::register_catalog_operations(r);
     ops::register_describe_operation(r);
     return r;
   }();

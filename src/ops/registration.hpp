@@ -21,5 +21,6 @@ std::string command_page_file_name(const std::string& operation);
 void register_egms_operations(OperationRegistry& registry);
 /// Field workflows: decompose (3-D displacement), fault-profile (co-seismic offsets).
 void register_workflow_operations(OperationRegistry& registry);
+void register_catalog_operations(OperationRegistry& registry);
 
 }  // namespace deforma::ops

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
+
 #include <gtest/gtest.h>
 
 #include "deforma/catalog/catalog.hpp"
@@ -256,6 +258,43 @@ TEST(CatalogIngest, CorruptFileAndInvalidItemReportedByNameRestIngested) {
   EXPECT_NE(text.find("'properties.datetime' (\"yesterday\")"), std::string::npos) << text;
   EXPECT_NE(text.find(items[2]["id"].get<std::string>()), std::string::npos) << text;
   EXPECT_NE(text.find("'assets'"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace deforma::catalog
+
+namespace deforma::catalog {
+namespace {
+
+TEST(CatalogCli, AddTwiceThenSearch) {
+  DEFORMA_REQUIRE_DATA("stac-items", dir);
+  test::TempDir tmp;
+  const std::string root = tmp.path().string();
+  auto first = test::run_cli(fmt::format("catalog add --root {} {}", root, dir.string()));
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_NE(first.out.find("26 added, 0 updated, 0 unchanged, 0 failed"), std::string::npos) << first.out;
+  auto again = test::run_cli(fmt::format("catalog add --root {} {}", root, dir.string()));
+  EXPECT_NE(again.out.find("0 added, 0 updated, 26 unchanged, 0 failed"), std::string::npos) << again.out;
+  auto found =
+      test::run_cli(fmt::format("catalog search --root {} --collections landsat-c2-l2 --filter "
+                                "\"eo:cloud_cover > 50\" --sortby +eo:cloud_cover",
+                                root));
+  ASSERT_EQ(found.exit_code, 0) << found.err;
+  const json page = json::parse(found.out);
+  ASSERT_GE(page["features"].size(), 1u);
+  double last = -1;
+  for (const auto& f : page["features"]) {
+    EXPECT_EQ(f["collection"], "landsat-c2-l2");
+    EXPECT_GT(f["properties"]["eo:cloud_cover"].get<double>(), 50);
+    EXPECT_GE(f["properties"]["eo:cloud_cover"].get<double>(), last);
+    last = f["properties"]["eo:cloud_cover"].get<double>();
+  }
+  auto bad = test::run_cli(fmt::format("catalog search --root {} --bbox 1,2,3", root));
+  EXPECT_EQ(bad.exit_code, 3);
+  EXPECT_NE(bad.err.find("bbox"), std::string::npos);
+  auto missing = test::run_cli(fmt::format("catalog add --root {} {}/nothing-here", root, root));
+  EXPECT_EQ(missing.exit_code, 5);
+  EXPECT_NE(missing.err.find("nothing-here: no such file or folder"), std::string::npos) << missing.err;
 }
 
 }  // namespace
