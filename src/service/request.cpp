@@ -83,11 +83,23 @@ fs::path resolve_href(const HrefContext& where, const std::string& input, std::s
     std::string path_part(1, '/');
     path_part.append(href, own.size());
     href = std::move(path_part);
-    if (href.rfind("/jobs/", 0) != 0 && href.rfind("/uploads/", 0) != 0) {
-      return refuse("is not an upload or a job's file");
+    if (href.rfind("/jobs/", 0) != 0 && href.rfind("/uploads/", 0) != 0 && href.rfind("/collections/", 0) != 0) {
+      return refuse("is not an upload, a job's file or a catalogue asset");
     }
   }
   href = url_decode(href);
+  if (href.rfind("/collections/", 0) == 0 || href.rfind("collections/", 0) == 0) {
+    // A catalogue item's asset: the catalogue says whether the user may see it and where its file is.
+    const auto parts = split(href, '/');
+    if (parts.size() != 6 || parts[2] != "items" || parts[4] != "assets") {
+      return refuse("is not a catalogue asset (collections/COLLECTION/items/ITEM/assets/KEY)");
+    }
+    const fs::path file = where.catalog_asset ? where.catalog_asset(parts[1], parts[3], parts[5]) : fs::path();
+    if (file.empty()) return refuse("names no catalogue asset of a local file you can read");
+    std::error_code ec;
+    if (!fs::is_regular_file(file, ec)) return refuse("is a catalogue asset whose file is missing");
+    return fs::canonical(file, ec);
+  }
   fs::path path;
   std::vector<fs::path> allowed;
   auto after = [&](const std::string& prefix) { return href.substr(prefix.size()); };

@@ -30,10 +30,17 @@ struct HrefContext {
   std::filesystem::path uploads_dir;              ///< the user's uploads
   std::filesystem::path jobs_dir;                 ///< every job's folder (jobs_dir/ID)
   std::function<bool(const std::string& job_id)> job_readable;  ///< a job of this user (or an admin)
+  /// The local file of a catalogue item's asset the user may see (collections/C/items/I/assets/KEY); empty
+  /// when there is no such item or asset, or it is not visible to the user, or it is not a local file.
+  std::function<std::filesystem::path(const std::string& collection, const std::string& item,
+                                      const std::string& asset)>
+      catalog_asset;
 };
 
 /// The local file an input href names, when it lies within what the user may read: a data root, their
-/// uploads or their own jobs' folders. Anything else throws ApiError 400 naming the input.
+/// uploads, their own jobs' folders, or the asset of a catalogue item they can see
+/// (`/collections/C/items/I/assets/KEY`, relative or as this service's URL). Anything else throws ApiError
+/// 400 naming the input.
 std::filesystem::path resolve_href(const HrefContext& where, const std::string& input, std::string href);
 
 /// The execute request's body as a JSON object; ApiError 415 for another media type, 400 for bad JSON.

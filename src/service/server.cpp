@@ -541,6 +541,14 @@ struct Server::Impl {
       auto job = store->job(job_id);
       return job && (job->user == user.name || user.admin);
     };
+    where.catalog_asset = [&](const std::string& collection, const std::string& item_id,
+                              const std::string& key) -> fs::path {
+      const auto item = catalog->item(collection, item_id, catalog::Viewer{user.name, user.admin});
+      if (!item || !item->contains("assets") || !(*item)["assets"].contains(key)) return {};
+      std::string href = (*item)["assets"][key].value("href", "");
+      if (href.rfind("file://", 0) == 0) href = href.substr(7);
+      return !href.empty() && href[0] == '/' ? fs::path(href) : fs::path();
+    };
     const Execution parsed = parse_execution(op, body, dir, where);
     const json& values = parsed.values;
     const json& outputs = parsed.outputs;

@@ -293,6 +293,29 @@ TEST_F(StacApi, AdminsIngestByPost) {
   EXPECT_EQ(admin.post("/collections/rasters/items", R"({"paths": ["/etc/passwd"]})").status, 400);
 }
 
+// A process input may name a catalogue item's asset the user can see; another user's private item is
+// refused like a file outside the roots.
+TEST_F(StacApi, CatalogueAssetsServeAsJobInputs) {
+  auto alice = client(key_alice_);
+  const auto own = alice.post("/processes/info/execution",
+                              R"({"inputs": {"file": {"href": "/collections/scenes/items/s03/assets/data"}}})");
+  EXPECT_EQ(own.status, 200) << own.text;
+  const auto private_own = alice.post(
+      "/processes/info/execution", R"({"inputs": {"file": {"href": "collections/user-alice/items/private/assets/data"}}})");
+  EXPECT_EQ(private_own.status, 200) << private_own.text;
+  auto bob = client(key_bob_);
+  const auto others = bob.post(
+      "/processes/info/execution", R"({"inputs": {"file": {"href": "/collections/user-alice/items/private/assets/data"}}})");
+  EXPECT_EQ(others.status, 400) << others.text;
+  EXPECT_NE(others.text.find("no catalogue asset"), std::string::npos) << others.text;
+  const auto missing_key = bob.post("/processes/info/execution",
+                                    R"({"inputs": {"file": {"href": "/collections/scenes/items/s03/assets/nope"}}})");
+  EXPECT_EQ(missing_key.status, 400) << missing_key.text;
+  const auto malformed = bob.post("/processes/info/execution",
+                                  R"({"inputs": {"file": {"href": "/collections/scenes/items/s03"}}})");
+  EXPECT_EQ(malformed.status, 400) << malformed.text;
+}
+
 TEST_F(StacApi, FinishedJobOutputsJoinTheOwnersCollection) {
   auto alice = client(key_alice_);
   const auto r = alice.post("/processes/cog/execution", R"({"inputs": {"input": {"href": "small.tif"}}})",
