@@ -637,6 +637,19 @@ bool Catalog::remove_item(const std::string& collection, const std::string& id) 
   return true;
 }
 
+int Catalog::remove_items_from(const std::string& source_prefix) {
+  if (source_prefix.empty()) return 0;
+  std::lock_guard lock(impl_->mutex);
+  std::vector<std::pair<std::string, std::string>> keys;
+  {
+    Statement s(impl_->db, "SELECT collection, id FROM catalog_items WHERE substr(source, 1, ?) = ?");
+    s.bind_all({static_cast<std::int64_t>(source_prefix.size()), source_prefix});
+    while (s.step()) keys.emplace_back(s.text(0), s.text(1));
+  }
+  for (const auto& [collection, id] : keys) remove_item(collection, id);
+  return static_cast<int>(keys.size());
+}
+
 bool Catalog::source_unchanged(const std::string& source, const std::string& fingerprint,
                                std::vector<std::string>& ids) {
   std::lock_guard lock(impl_->mutex);
