@@ -607,9 +607,16 @@ void Catalog::put_collection(json collection, const std::string& owner, bool is_
   Statement s(impl_->db,
               "INSERT INTO catalog_collections(id, owner, public, doc, themes) VALUES(?, ?, ?, ?, ?) "
               "ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, themes = excluded.themes");
+  const std::string themes = collection_themes(collection);
   s.bind_all({collection["id"].get<std::string>(), owner, std::int64_t{is_public ? 1 : 0}, collection.dump(),
-              collection_themes(collection)});
+              themes});
   s.step();
+  // Items added before their collection document find it by its themes too.
+  Statement f(impl_->db,
+              "UPDATE catalog_items_fts SET themes = ? WHERE rowid IN (SELECT rid FROM catalog_items WHERE "
+              "collection = ?)");
+  f.bind_all({themes, collection["id"].get<std::string>()});
+  f.step();
 }
 
 int Catalog::set_public(const std::string& owner, const std::string& source_prefix, bool is_public) {

@@ -237,6 +237,14 @@ TEST(CatalogIngest, ExternalStacJsonOfEveryShape) {
       catalog.item("sentinel-2-l2a", "S2B_MSIL2A_20190629T212529_R043_T06VVN_20201006T080531", kAdmin);
   ASSERT_TRUE(item);
   EXPECT_NEAR((*item)["properties"]["eo:cloud_cover"].get<double>(), 0.314306, 1e-9);
+  // Free text reaches the collection's themes (its keywords: "Copernicus", "Reflectance"...), whichever of
+  // the collection and its items came first.
+  SearchRequest q;
+  q.q = "copernicus";
+  q.limit = 100;
+  const auto themed = catalog.search(q, kAdmin);
+  EXPECT_EQ(themed.items.size(), 5u);
+  for (const auto& i : themed.items) EXPECT_EQ(i["collection"], "sentinel-2-l2a");
   // Pre-1.0 item: its collection was inside properties.
   EXPECT_TRUE(catalog.item("landsat-c2l2-sr", "LC08_L2SR_081119_20200101_20200823_02_T2", kAdmin));
 }
