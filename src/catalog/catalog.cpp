@@ -607,9 +607,16 @@ void Catalog::put_collection(json collection, const std::string& owner, bool is_
   Statement s(impl_->db,
               "INSERT INTO catalog_collections(id, owner, public, doc, themes) VALUES(?, ?, ?, ?, ?) "
               "ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, themes = excluded.themes");
+  const std::string themes = collection_themes(collection);
   s.bind_all({collection["id"].get<std::string>(), owner, std::int64_t{is_public ? 1 : 0}, collection.dump(),
-              collection_themes(collection)});
+              themes});
   s.step();
+  // Items added before their collection document find it by its themes too.
+  Statement f(impl_->db,
+              "UPDATE catalog_items_fts SET themes = ? WHERE rowid IN (SELECT rid FROM catalog_items WHERE "
+              "collection = ?)");
+  f.bind_all({themes, collection["id"].get<std::string>()});
+  f.step();
 }
 
 int Catalog::set_public(const std::string& owner, const std::string& source_prefix, bool is_public) {
@@ -635,6 +642,19 @@ bool Catalog::remove_item(const std::string& collection, const std::string& id) 
     d.step();
   }
   return true;
+}
+
+int Catalog::remove_items_from(const std::string& source_prefix) {
+  if (source_prefix.empty()) return 0;
+  std::lock_guard lock(impl_->mutex);
+  std::vector<std::pair<std::string, std::string>> keys;
+  {
+    Statement s(impl_->db, "SELECT collection, id FROM catalog_items WHERE substr(source, 1, ?) = ?");
+    s.bind_all({static_cast<std::int64_t>(source_prefix.size()), source_prefix});
+    while (s.step()) keys.emplace_back(s.text(0), s.text(1));
+  }
+  for (const auto& [collection, id] : keys) remove_item(collection, id);
+  return static_cast<int>(keys.size());
 }
 
 bool Catalog::source_unchanged(const std::string& source, const std::string& fingerprint,

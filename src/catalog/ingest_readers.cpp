@@ -620,6 +620,12 @@ json processing_from_provenance(GDALDataset& ds, json& links, std::vector<std::s
                       ? job["process"].get<std::string>()
                       : std::string();
     }
+    // Grouped operations have two words ("egms ortho", "catalog add").
+    if (operation == "egms" || operation == "catalog") {
+      std::string sub;
+      in >> sub;
+      if (!sub.empty() && sub[0] != '-') operation += " " + sub;
+    }
     if (!operation.empty() && operation[0] != '-') p["deforma:operation"] = operation;
   }
   if (const char* inputs = ds.GetMetadataItem("DEFORMA_INPUTS")) {
@@ -643,6 +649,24 @@ json processing_from_provenance(GDALDataset& ds, json& links, std::vector<std::s
 std::optional<std::pair<io::Date, io::Date>> input_dates(const std::vector<std::string>& inputs) {
   std::optional<io::Date> lo, hi;
   for (const auto& in : inputs) {
+    const std::string ext = lower(fs::path(in).extension().string());
+    std::error_code ec;
+    if ((ext == ".zip" || ext == ".csv") && fs::exists(in, ec)) {
+      // An EGMS product (the inputs of an Ortho grid): its first and last dates, from the header alone.
+      try {
+        const auto reader = egms::ProductReader::open(in);
+        const auto& dates = reader.layout().dates;
+        if (!dates.empty()) {
+          const io::Date first = io::Date::from_days_since_epoch(dates.front());
+          const io::Date last = io::Date::from_days_since_epoch(dates.back());
+          lo = lo ? std::min(*lo, first) : first;
+          hi = hi ? std::max(*hi, last) : last;
+        }
+      } catch (const std::exception&) {
+        // not a point product: no dates from it
+      }
+      continue;
+    }
     std::vector<io::DateEvidence> evidence;
     try {
       evidence = fs::exists(in) ? io::date_evidence(in)
@@ -728,8 +752,22 @@ ReadResult read_egms(const std::string& path) {
   auto reader = egms::ProductReader::open(path);
   const auto& layout = reader.layout();
   const auto& meta = reader.metadata();
-  const int lat = layout.require("latitude", "the burst footprint");
-  const int lon = layout.require("longitude", "the burst footprint");
+  // Points by latitude/longitude (L2a, L2b) or, in Ortho (L3) grids, by EPSG:3035 easting/northing.
+  const int lat = layout.find("latitude");
+  const int lon = layout.find("longitude");
+  const int east = lat < 0 || lon < 0 ? layout.require("easting", "the product's footprint") : -1;
+  const int north = lat < 0 || lon < 0 ? layout.require("northing", "the product's footprint") : -1;
+  std::unique_ptr<OGRCoordinateTransformation> from_laea;
+  if (east >= 0) {
+    OGRSpatialReference laea, wgs84;
+    laea.importFromEPSG(3035);
+    laea.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    wgs84.SetWellKnownGeogCS("WGS84");
+    wgs84.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    from_laea.reset(OGRCreateCoordinateTransformation(&laea, &wgs84));
+    if (!from_laea)
+      throw FormatError(fmt::format("{}: EPSG:3035 coordinates cannot be transformed to WGS84", path));
+  }
   const int track_angle = layout.find("track_angle");
   OGRMultiPoint points;
   egms::PointChunk chunk;
@@ -737,7 +775,16 @@ ReadResult read_egms(const std::string& path) {
   std::vector<double> angles;
   while (reader.read(chunk, 65536)) {
     for (std::size_t i = 0; i < chunk.size(); ++i) {
-      OGRPoint pt(chunk.scalar(i, lon), chunk.scalar(i, lat));
+      double x = 0, y = 0;
+      if (east >= 0) {
+        x = chunk.scalar(i, east);
+        y = chunk.scalar(i, north);
+        if (!from_laea->Transform(1, &x, &y)) continue;
+      } else {
+        x = chunk.scalar(i, lon);
+        y = chunk.scalar(i, lat);
+      }
+      OGRPoint pt(x, y);
       points.addGeometry(&pt);
       if (track_angle >= 0 && angles.size() < 1000) angles.push_back(chunk.scalar(i, track_angle));
     }

@@ -819,6 +819,7 @@ struct Server::Impl {
 
   HttpResponse dismiss(const Job& job, const std::string& base) {
     std::error_code ec;
+    catalog->remove_items_from((jobs_dir / job.id).string());  // its files go: so do its catalogue items
     if (job.status == "running") {
       std::lock_guard lock(mutex);
       store->transition(job.id, "running", "dismissed", "dismissed by the user");
@@ -1144,6 +1145,7 @@ struct Server::Impl {
         if (job.expires.empty() || job.expires >= now) continue;
         std::error_code ec;
         fs::remove_all(jobs_dir / job.id, ec);
+        catalog->remove_items_from((jobs_dir / job.id).string());
         store->remove_job(job.id);
         spdlog::info("job {} expired: removed", job.id);
       }

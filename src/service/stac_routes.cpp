@@ -286,6 +286,11 @@ bool route_stac(const HttpRequest& req, const std::vector<std::string>& parts, S
     if (!assets.contains(parts[5]))
       fail(404, "Not Found", fmt::format("item '{}' has no asset '{}'", iid, parts[5]));
     const std::string href = assets[parts[5]].value("href", "");
+    if (href.rfind("/vsi", 0) == 0) {
+      fail(404, "Not Found",
+           fmt::format("asset '{}' of item '{}' lies inside an archive; download the item's 'product' asset",
+                       parts[5], iid));
+    }
     if (href.empty() || href[0] != '/') {
       fail(404, "Not Found",
            fmt::format("asset '{}' of item '{}' is not stored here: {}", parts[5], iid, href));

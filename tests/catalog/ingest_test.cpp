@@ -1,5 +1,6 @@
 // Ingest of the real sample data sets: counts, datetimes, footprints and cloud cover checked against the
 // files (see ../shared/data/README.md for the figures quoted).
+#include <cpl_vsi.h>
 #include <gdal_priv.h>
 #include <ogr_api.h>
 #include <ogr_geometry.h>
@@ -91,6 +92,35 @@ TEST(CatalogIngest, Sentinel2SafeAllFieldsFootprintAndCloudMask) {
       {"type", "Polygon"},
       {"coordinates", {{{20.0, 40.0}, {20.1, 40.0}, {20.1, 40.1}, {20.0, 40.1}, {20.0, 40.0}}}}};
   EXPECT_FALSE(cloud_cover_on(*item, sea));
+}
+
+// A SAFE inside a zip, written through GDAL's /vsizip/ (three of its files are enough).
+TEST(CatalogIngest, Sentinel2SafeZip) {
+  DEFORMA_REQUIRE_DATA("s2-l2a-safe", dir);
+  test::TempDir tmp;
+  const std::string safe = "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.SAFE";
+  const std::string granule = "GRANULE/L2A_T29UNU_A038058_20221005T115407/IMG_DATA/R60m/";
+  const std::string zip = tmp.file("S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.zip");
+  for (const std::string& rel :
+       {std::string("MTD_MSIL2A.xml"), granule + "T29UNU_20221005T115411_SCL_60m.jp2",
+        granule + "T29UNU_20221005T115411_B04_60m.jp2"}) {
+    std::ifstream in(dir / safe / rel, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    VSILFILE* f = VSIFOpenL(("/vsizip/" + zip + "/" + safe + "/" + rel).c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(VSIFWriteL(bytes.data(), 1, bytes.size(), f), bytes.size());
+    VSIFCloseL(f);
+  }
+  Catalog catalog(tmp.path() / "service.db");
+  const auto report = catalog.ingest({tmp.path()}, {});
+  ASSERT_EQ(report.added, 1) << report.to_text();
+  const auto item = catalog.item("sentinel-2-l2a", safe.substr(0, safe.size() - 5), kAdmin);
+  ASSERT_TRUE(item);
+  EXPECT_EQ((*item)["properties"]["datetime"], "2022-10-05T11:54:11Z");
+  EXPECT_EQ((*item)["assets"]["product"]["href"], zip);
+  EXPECT_EQ((*item)["assets"]["B04_60m"]["proj:shape"], json({1830, 1830}));
+  // The 60 m SCL is the cloud mask here: the README gives 59.753 % for classes 8 + 9 + 10.
+  EXPECT_NEAR(*cloud_cover_on(*item, nullptr, {8, 9, 10}), 59.753, 0.001);
 }
 
 TEST(CatalogIngest, LandsatSceneFromMtlWithItsBand) {
@@ -207,6 +237,14 @@ TEST(CatalogIngest, ExternalStacJsonOfEveryShape) {
       catalog.item("sentinel-2-l2a", "S2B_MSIL2A_20190629T212529_R043_T06VVN_20201006T080531", kAdmin);
   ASSERT_TRUE(item);
   EXPECT_NEAR((*item)["properties"]["eo:cloud_cover"].get<double>(), 0.314306, 1e-9);
+  // Free text reaches the collection's themes (its keywords: "Copernicus", "Reflectance"...), whichever of
+  // the collection and its items came first.
+  SearchRequest q;
+  q.q = "copernicus";
+  q.limit = 100;
+  const auto themed = catalog.search(q, kAdmin);
+  EXPECT_EQ(themed.items.size(), 5u);
+  for (const auto& i : themed.items) EXPECT_EQ(i["collection"], "sentinel-2-l2a");
   // Pre-1.0 item: its collection was inside properties.
   EXPECT_TRUE(catalog.item("landsat-c2l2-sr", "LC08_L2SR_081119_20200101_20200823_02_T2", kAdmin));
 }

@@ -107,6 +107,31 @@ TEST(CatalogProducts, PipelineCatalogThroughItsLinks) {
   EXPECT_EQ(catalog.ingest({out}, {"runs", "", true}).unchanged, 1);
 }
 
+// `deforma egms ortho` writes U/E COGs (deforma products) and U/E CSVs in EGMS's L3 layout (points by
+// EPSG:3035 easting/northing): four items, none failed, dated by the input products.
+TEST(CatalogProducts, EgmsOrthoOutputs) {
+  DEFORMA_REQUIRE_DATA("egms-ustica", dir);
+  test::TempDir tmp;
+  const auto run = test::run_cli("egms ortho " + (dir / "EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip").string() +
+                                 " " + (dir / "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip").string() + " -o " +
+                                 tmp.file("ustica"));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  Catalog catalog(tmp.path() / "service.db");
+  const auto report = catalog.ingest({tmp.path()}, {});
+  EXPECT_EQ(report.added, 4) << report.to_text();
+  EXPECT_TRUE(report.failed.empty()) << report.to_text();
+  const auto cog = catalog.item("deforma-products", "ustica_U", kAdmin);
+  ASSERT_TRUE(cog);
+  EXPECT_EQ((*cog)["properties"]["deforma:operation"], "egms ortho");
+  EXPECT_EQ((*cog)["properties"]["start_datetime"], "2020-01-03T00:00:00Z");
+  EXPECT_EQ((*cog)["assets"]["data"]["proj:epsg"], 3035);
+  const auto points = catalog.item("egms-l3", "ustica_U", kAdmin);
+  ASSERT_TRUE(points);
+  const json& b = (*points)["bbox"];
+  EXPECT_NEAR(b[0].get<double>(), 13.17, 0.05);  // Ustica
+  EXPECT_NEAR(b[1].get<double>(), 38.70, 0.05);
+}
+
 TEST(CatalogProducts, AoiCloudCoverSearch) {
   DEFORMA_REQUIRE_DATA("s2-l2a-safe", dir);
   test::TempDir tmp;

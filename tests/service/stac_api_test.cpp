@@ -341,6 +341,19 @@ TEST_F(StacApi, FinishedJobOutputsJoinTheOwnersCollection) {
   EXPECT_EQ(product["properties"]["deforma:operation"], "cog");
   EXPECT_EQ(product["assets"]["data"]["raster:bands"][0]["data_type"], "float32");
   EXPECT_TRUE(client(key_bob_).get("/search?collections=user-alice").body["features"].empty());
+  const std::string item_path = "/collections/user-alice/items/" + product["id"].get<std::string>();
+  EXPECT_EQ(client(key_bob_).get(item_path).status, 404);
+  // Published: everyone sees it; dismissed: gone with its files.
+  httplib::Client http("127.0.0.1", server_->port());
+  auto patched = http.Patch(("/jobs/" + job).c_str(), {{"Authorization", "Bearer " + key_alice_}},
+                            R"({"public": true})", "application/json");
+  ASSERT_TRUE(patched);
+  EXPECT_EQ(patched->status, 200);
+  EXPECT_EQ(client(key_bob_).get(item_path).status, 200);
+  auto deleted = http.Delete(("/jobs/" + job).c_str(), {{"Authorization", "Bearer " + key_alice_}});
+  ASSERT_TRUE(deleted);
+  EXPECT_EQ(deleted->status, 200);
+  EXPECT_EQ(alice.get(item_path).status, 404);
 }
 
 }  // namespace

@@ -131,6 +131,9 @@ class Catalog {
   /// Changes the public flag of every item of `owner` that came from files under `source_prefix`.
   int set_public(const std::string& owner, const std::string& source_prefix, bool is_public);
   bool remove_item(const std::string& collection, const std::string& id);
+  /// Removes every item ingested from files under `source_prefix` (a job's folder that is deleted); returns
+  /// how many.
+  int remove_items_from(const std::string& source_prefix);
 
   /// Whether items came from `source` (a file or folder path) and all carry `fingerprint` (its size and
   /// time, and the ingest options); fills `ids` ("collection/id") when so.
