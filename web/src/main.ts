@@ -17,7 +17,7 @@ import { $, h, say } from './dom';
 import Attribution from 'ol/control/Attribution';
 import { basemapLayer, clipRightOf, createMaps, fitBbox, fromLonLat, OSM_TEMPLATE, pointsLayer, rasterLayer, setRasterTemplate, toLonLat } from './mapview';
 import type { PointAnswer, Series } from './series';
-import { dataAsset, layerKind, legendUrl, pointSeriesUrl, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
+import { dataAsset, defaultBand, layerKind, legendUrl, pointSeriesUrl, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
 import type { LayerKind, RasterParams } from './tiles';
 import { formatView, parseView } from './urlstate';
 import type { CompareMode } from './urlstate';
@@ -244,7 +244,7 @@ async function boot(): Promise<void> {
     const entry: LayerEntry = {
       id, collection, item: item.id, title: String(item.properties.title ?? item.id), kind,
       // The server picks the colour scale from the data (diverging for signed values) unless one is chosen.
-      params: { asset },
+      params: { asset, band: kind === 'raster' ? defaultBand(item, asset) : undefined },
       opacity: 1, visible: true, bbox: item.bbox, dates: seriesDates(item), velocityRange: 10,
       ol: undefined as unknown as BaseLayer,
     };
