@@ -340,7 +340,7 @@ async function boot(): Promise<void> {
     const gradient = l.stops?.length
       ? `linear-gradient(to right, ${[...l.stops].sort((a, b) => a.value - b.value).map((s) => s.color).join(', ')})`
       : cssGradient(l.colormap);
-    const range = h('input', { type: 'text', class: 'range', value: `${min},${max}`, 'aria-label': `colour range of ${e.title} (min,max)` });
+    const range = h('input', { type: 'text', class: 'range', value: `${Number(min.toPrecision(4))},${Number(max.toPrecision(4))}`, 'aria-label': `colour range of ${e.title} (min,max)` });
     range.addEventListener('change', () => {
       const r = parseRescale(range.value);
       range.setAttribute('aria-invalid', r ? 'false' : 'true');
