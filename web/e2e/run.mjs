@@ -441,6 +441,10 @@ async function main() {
     check(near(right, sceneRight, 3), `right of the bar: the scene ${sceneRight}, got ${right}`);
     if (scenario.scene.color) check(near(right, scenario.scene.color), `the scene's tile colour ${scenario.scene.color}, got ${right}`);
     await screenshot('swipe');
+    // The middle of the map around the bar, small enough for the docs.
+    const mapBox = await page.locator('#map').boundingBox();
+    await page.screenshot({ path: path.join(out, 'part-swipe.png'),
+      clip: { x: mapBox.x + mapBox.width / 2 - 240, y: mapBox.y + mapBox.height / 2 - 150, width: 480, height: 300 } });
     await page.check('input[name=compare][value=side]');
     await Promise.all([rendered('map'), rendered('right')]);
     const l2 = await sample('map', mid[0], mid[1]);

@@ -358,7 +358,9 @@ async function boot(): Promise<void> {
     return h('div', { class: 'legend', 'data-legend': e.id },
       h('div', { class: 'legend-title' }, `${l.title}${l.units ? ` [${l.units}]` : ''}`),
       h('div', { class: 'bar', style: `background:${gradient}` }),
-      h('div', { class: 'ticks' }, ...legendTicks(min, max, 4).map((t) => h('span', {}, String(t)))),
+      // Ticks where their value lies on the bar.
+      h('div', { class: 'ticks placed' }, ...legendTicks(min, max, 4).map((t) =>
+        h('span', { style: `left:${(((t - min) / (max - min || 1)) * 100).toFixed(2)}%` }, String(t)))),
       h('div', { class: 'row' }, h('label', {}, 'range ', range), scale));
   }
 
