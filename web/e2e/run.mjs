@@ -198,7 +198,7 @@ async function main() {
   const scenario = catalogue ? await realScenario(url, key) : fixtureScenario();
   if (!catalogue) await installFixtures(page, origin, tileRequests);
   else page.on('request', (r) => /\/tiles\//.test(r.url()) && tileRequests.push(r.url()));
-  log(`map steps use ${catalogue ? 'the real catalogue' : 'contract fixtures (no catalogue on this server)'}`);
+  log(`map steps use ${catalogue ? 'the real catalogue' : 'contract fixtures (no catalogue on this server, or DEFORMA_E2E_FIXTURES set)'}`);
   let shot = 0;
   const screenshot = async (name) => {
     shot += 1;
