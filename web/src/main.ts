@@ -17,7 +17,7 @@ import { $, h, say } from './dom';
 import Attribution from 'ol/control/Attribution';
 import { basemapLayer, clipRightOf, createMaps, fitBbox, fromLonLat, OSM_TEMPLATE, pointsLayer, rasterLayer, setRasterTemplate, toLonLat } from './mapview';
 import type { PointAnswer, Series } from './series';
-import { dataAsset, layerKind, legendUrl, pointSeriesUrl, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
+import { dataAsset, defaultBand, layerKind, legendUrl, pointSeriesUrl, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
 import type { LayerKind, RasterParams } from './tiles';
 import { formatView, parseView } from './urlstate';
 import type { CompareMode } from './urlstate';
@@ -244,7 +244,7 @@ async function boot(): Promise<void> {
     const entry: LayerEntry = {
       id, collection, item: item.id, title: String(item.properties.title ?? item.id), kind,
       // The server picks the colour scale from the data (diverging for signed values) unless one is chosen.
-      params: { asset },
+      params: { asset, band: kind === 'raster' ? defaultBand(item, asset) : undefined },
       opacity: 1, visible: true, bbox: item.bbox, dates: seriesDates(item), velocityRange: 10,
       ol: undefined as unknown as BaseLayer,
     };
@@ -340,7 +340,7 @@ async function boot(): Promise<void> {
     const gradient = l.stops?.length
       ? `linear-gradient(to right, ${[...l.stops].sort((a, b) => a.value - b.value).map((s) => s.color).join(', ')})`
       : cssGradient(l.colormap);
-    const range = h('input', { type: 'text', class: 'range', value: `${min},${max}`, 'aria-label': `colour range of ${e.title} (min,max)` });
+    const range = h('input', { type: 'text', class: 'range', value: `${Number(min.toPrecision(4))},${Number(max.toPrecision(4))}`, 'aria-label': `colour range of ${e.title} (min,max)` });
     range.addEventListener('change', () => {
       const r = parseRescale(range.value);
       range.setAttribute('aria-invalid', r ? 'false' : 'true');
@@ -358,7 +358,9 @@ async function boot(): Promise<void> {
     return h('div', { class: 'legend', 'data-legend': e.id },
       h('div', { class: 'legend-title' }, `${l.title}${l.units ? ` [${l.units}]` : ''}`),
       h('div', { class: 'bar', style: `background:${gradient}` }),
-      h('div', { class: 'ticks' }, ...legendTicks(min, max, 4).map((t) => h('span', {}, String(t)))),
+      // Ticks where their value lies on the bar.
+      h('div', { class: 'ticks placed' }, ...legendTicks(min, max, 4).map((t) =>
+        h('span', { style: `left:${(((t - min) / (max - min || 1)) * 100).toFixed(2)}%` }, String(t)))),
       h('div', { class: 'row' }, h('label', {}, 'range ', range), scale));
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dataAsset, layerKind, legendUrl, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
+import { dataAsset, defaultBand, layerKind, legendUrl, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
 import type { StacItem } from './api';
 
 describe('map server URLs', () => {
@@ -28,5 +28,8 @@ describe('map server URLs', () => {
     expect(dataAsset(product)).toBe('data');
     expect(layerKind(egms)).toBe('points');
     expect(layerKind(scene)).toBe('quicklook');
+    const velocity = { ...product, assets: { data: { ...product.assets.data!, 'raster:bands': [{ name: 'dx_px' }, { name: 'east_m_per_yr' }, { description: 'speed_m_per_yr' }] } } } as StacItem;
+    expect(defaultBand(velocity, 'data')).toBe(3);
+    expect(defaultBand(product, 'data')).toBeUndefined();
   });
 });

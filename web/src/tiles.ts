@@ -92,3 +92,18 @@ export function thumbnailHref(item: StacItem): string | undefined {
     item.links?.find((l) => l.rel === 'preview')?.href
   );
 }
+
+/** The band drawn by default: a product's speed (or magnitude) band when its asset names its bands, else the
+ * first (1-based; undefined = the server's default). */
+export function defaultBand(item: StacItem, asset: string | undefined): number | undefined {
+  const bands = (asset ? (item.assets?.[asset] as unknown as Record<string, unknown>)?.['raster:bands'] : undefined) as
+    | { name?: string; description?: string }[]
+    | undefined;
+  if (!Array.isArray(bands)) return undefined;
+  const names = bands.map((b) => `${b?.name ?? ''} ${b?.description ?? ''}`);
+  for (const pattern of [/speed/i, /magnitude/i, /velocity/i]) {
+    const i = names.findIndex((n) => pattern.test(n));
+    if (i >= 0) return i + 1;
+  }
+  return undefined;
+}

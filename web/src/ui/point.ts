@@ -44,7 +44,10 @@ export class PointPanel {
     this.root.hidden = false;
     this.table.replaceChildren(
       h('caption', {}, `${lat.toFixed(5)}°, ${lon.toFixed(5)}°`),
-      ...rows.flatMap((r) =>
+      // A layer without data at the point takes one line, not one per band.
+      ...rows.filter((r) => r.values.every((v) => v.value === null || v.value === undefined)).map((r) =>
+        h('tr', { 'data-layer': r.layer }, h('th', { scope: 'row' }, r.layer), h('td', { class: 'value', colspan: 2 }, r.values[0]?.name && !r.values[0]?.units && r.values.length === 1 ? r.values[0].name : 'no data here'))),
+      ...rows.filter((r) => r.values.some((v) => v.value !== null && v.value !== undefined)).flatMap((r) =>
         r.values.map((v) =>
           h('tr', { 'data-name': v.name },
             h('th', { scope: 'row' }, `${r.layer} · ${v.name}`),

@@ -48,8 +48,9 @@ export class SearchPanel {
   private q = h('input', { id: 'search-q', type: 'search', placeholder: 'e.g. glacier, Sentinel-2' });
   private from = h('input', { id: 'search-from', type: 'date' });
   private to = h('input', { id: 'search-to', type: 'date' });
-  private cloud = h('input', { id: 'search-cloud', type: 'number', min: 0, max: 100, step: 1, placeholder: '100' });
+  private cloud = h('input', { id: 'search-cloud', type: 'number', min: 0, max: 100, step: 'any', placeholder: '100' });
   private area = h('output', { id: 'search-area' }, 'the current view');
+  private onArea = h('input', { id: 'search-cloud-aoi', type: 'checkbox' });
 
   constructor(
     root: HTMLElement,
@@ -68,7 +69,8 @@ export class SearchPanel {
       h('div', { class: 'field two' }, h('label', { for: 'search-from' }, 'From'), this.from, h('label', { for: 'search-to' }, 'To'), this.to),
       h('div', { class: 'field' }, h('label', { for: 'search-collection' }, 'Collection'), this.collection),
       h('div', { class: 'field' }, h('label', { for: 'search-q' }, 'Text'), this.q),
-      h('div', { class: 'field' }, h('label', { for: 'search-cloud' }, 'Max cloud cover [%]'), this.cloud),
+      h('div', { class: 'field' }, h('label', { for: 'search-cloud' }, 'Max cloud cover [%]'), this.cloud,
+        h('label', { class: 'check' }, this.onArea, ' measured on the drawn box (scenes with a cloud mask only)')),
       h('button', { type: 'submit', id: 'search-submit' }, 'Search'),
     );
     form.addEventListener('submit', (e) => {
@@ -132,9 +134,9 @@ export class SearchPanel {
     if (this.q.value.trim()) body.q = this.q.value.trim();
     const cloud = this.cloud.value === '' ? undefined : Number(this.cloud.value);
     if (cloud !== undefined && Number.isFinite(cloud)) {
-      // On a drawn area the server measures the cloud cover there from each scene's cloud mask; on the view,
-      // the scene's own cover.
-      if (this.drawn) body.aoi_cloud_cover = cloud;
+      // On a drawn box the server can measure the cover there from each scene's cloud mask (scenes without
+      // one are left out); otherwise the scene's own cover is used.
+      if (this.drawn && this.onArea.checked) body.aoi_cloud_cover = cloud;
       else {
         body['filter-lang'] = 'cql2-json';
         body.filter = { op: '<=', args: [{ property: 'eo:cloud_cover' }, cloud] };
