@@ -22,6 +22,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include "deforma/core/cancel.hpp"
 #include "deforma/core/command_line.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/io/cog_writer.hpp"
@@ -368,7 +369,8 @@ class SlurmRun {
     std::size_t shown = stages_.size();  // the stage the progress display shows
     int squeue_failures = 0;
     for (;;) {
-      if (progress_.cancelled()) throw Cancelled("slurm: cancelled; the arrays were cancelled (scancel)");
+      if (progress_.cancelled() || cancellation_requested())
+        throw Cancelled("slurm: cancelled; the arrays were cancelled (scancel)");
       // squeue first, the records second: a task that leaves the queue wrote its record before it exited.
       const auto active = active_tasks();
       if (!active) {
@@ -444,7 +446,7 @@ class SlurmRun {
   void sleep_poll() {
     const auto until =
         std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.poll_seconds);
-    while (std::chrono::steady_clock::now() < until && !progress_.cancelled()) {
+    while (std::chrono::steady_clock::now() < until && !progress_.cancelled() && !cancellation_requested()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }

@@ -201,7 +201,8 @@ FileFingerprint file_fingerprint(const std::string& path) {
 }
 
 namespace {
-// One spelling per file: a run from another folder, or a cluster task given absolute paths, finds the same key.
+// One spelling per file: a run from another folder, or a cluster task given absolute paths, finds the same
+// key.
 std::string absolute_path(const std::string& path) {
   if (path.empty()) return path;
   std::error_code ec;
@@ -241,7 +242,8 @@ bool unit_complete(const std::string& dir, const WorkUnit& unit, const std::stri
   if (!record.is_object()) return false;
   const std::string key = key_in.empty() ? unit_key(unit) : key_in;
   const FileFingerprint out = file_fingerprint(unit.output);
-  return out.size >= 0 && record.value("key", "") == key && absolute_path(record.value("output", "")) == absolute_path(unit.output) &&
+  return out.size >= 0 && record.value("key", "") == key &&
+         absolute_path(record.value("output", "")) == absolute_path(unit.output) &&
          record.value("output_size", -2LL) == out.size &&
          record.value("output_mtime_ns", -2LL) == out.mtime_ns;
 }

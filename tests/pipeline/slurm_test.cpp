@@ -170,6 +170,61 @@ TEST(SlurmPipeline, TaskFailingOnceIsRetriedAndTheRunCompletes) {
   EXPECT_TRUE(found);
 }
 
+// Starts the CLI with `args` without waiting for it; returns its pid.
+pid_t spawn_cli(std::vector<std::string> args) {
+  args.insert(args.begin(), DEFORMA_CLI_PATH);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  return pid;
+}
+
+TEST(SlurmPipeline, TaskScancelledMidwayIsRetriedAndTheRunCompletes) {
+  DEFORMA_REQUIRE_DATA("perito-moreno", dir);
+  DEFORMA_REQUIRE_SLURM();
+  ScopedEnv poll(kPollEnv, "0.2");
+  test::TempDir tmp;
+  const fs::path out = tmp.path() / "out";
+  std::vector<std::string> args = {"-q", "pipeline"};
+  for (const char* d : {"20200101", "20200106", "20200108"})
+    args.push_back((dir / (std::string(d) + ".jpg")).string());
+  // A node every 16 px: seconds per pair, time enough to kill a running task.
+  for (const char* a : {"--step", "16", "--search", "8", "--no-quicklooks", "--executor", "slurm",
+                        "--max-parallel", "1", "-o"}) {
+    args.push_back(a);
+  }
+  args.push_back(out.string());
+  const pid_t pid = spawn_cli(args);
+  ASSERT_GT(pid, 0);
+  const fs::path jobs = out / "correlation" / "logs" / "slurm-jobs.txt";
+  std::string running;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (running.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(jobs);
+    std::string id;
+    if (in >> id) {
+      std::string output;
+      run_command({"squeue", "--noheader", "--array", "--jobs=" + id, "--states=RUNNING", "--format=%i"},
+                  output);
+      running = output.substr(0, output.find('\n'));
+    }
+    if (running.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(running.empty()) << "no task of the correlation array was seen running";
+  std::string output;
+  EXPECT_EQ(run_command({"scancel", running}, output), 0) << output;  // one array index, killed mid-way
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  const auto stages = pipeline_json(out)["details"]["stages"];
+  EXPECT_GE(stages["correlate"]["counts"]["retried"].get<int>(), 1);
+  EXPECT_EQ(stages["correlate"]["counts"]["computed"], 3);
+  EXPECT_EQ(stages["filter"]["counts"]["computed"], 3);
+}
+
 TEST(SlurmPipeline, UnitFailingEveryTimeFailsTheRunNamedWithItsLogAndARerunRedoesOnlyIt) {
   DEFORMA_REQUIRE_DATA("perito-moreno", dir);
   DEFORMA_REQUIRE_SLURM();
