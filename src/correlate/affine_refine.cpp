@@ -91,15 +91,16 @@ void warp_chip(const float* sec, int stride, const float* table, int chip, doubl
       const float* wy = table + qy * kTaps;
       const float* p =
           sec + (static_cast<long>(fy) - kLanczos + 1) * stride + static_cast<long>(fx) - kLanczos + 1;
-      f32x8 acc = splat(wy[0]) * load8(p);
-      acc += splat(wy[1]) * load8(p + stride);
-      acc += splat(wy[2]) * load8(p + 2 * stride);
-      acc += splat(wy[3]) * load8(p + 3 * stride);
-      acc += splat(wy[4]) * load8(p + 4 * stride);
-      acc += splat(wy[5]) * load8(p + 5 * stride);
-      acc += splat(wy[6]) * load8(p + 6 * stride);
-      acc += splat(wy[7]) * load8(p + 7 * stride);
-      orow[i] = lane_sum(acc * load8(table + qx * kTaps)) - mean;
+      // Two independent chains of four rows: half the latency of one chain of eight.
+      f32x8 a0 = splat(wy[0]) * load8(p);
+      f32x8 a1 = splat(wy[1]) * load8(p + stride);
+      a0 += splat(wy[2]) * load8(p + 2 * stride);
+      a1 += splat(wy[3]) * load8(p + 3 * stride);
+      a0 += splat(wy[4]) * load8(p + 4 * stride);
+      a1 += splat(wy[5]) * load8(p + 5 * stride);
+      a0 += splat(wy[6]) * load8(p + 6 * stride);
+      a1 += splat(wy[7]) * load8(p + 7 * stride);
+      orow[i] = lane_sum((a0 + a1) * load8(table + qx * kTaps)) - mean;
     }
   }
 }

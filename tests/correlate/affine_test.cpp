@@ -370,7 +370,7 @@ TEST(AffineShape, ParseAndPrint) {
   EXPECT_EQ(parse_shape("translation"), Shape::kTranslation);
   EXPECT_EQ(to_string(Shape::kAffine), "affine");
   EXPECT_THROW(parse_shape("quadratic"), InvalidArgument);
-  EXPECT_EQ(default_pair_match_options().shape, Shape::kAffine);
+  EXPECT_EQ(default_pair_match_options().shape, Shape::kTranslation);
 }
 
 // The pair driver: gradient bands, strain rates in map axes (north up) and the effective strain rate, on a
@@ -383,6 +383,7 @@ TEST(AffineShape, PairWritesGradientsAndStrainRatesInMapAxes) {
   test::write_test_geotiff(tmp.file("ref.tif"), ref);
   test::write_test_geotiff(tmp.file("sec.tif"), warp_exact(ref, shear));
   CorrelateOptions options;
+  options.match.shape = Shape::kAffine;
   options.match.search_px = 8;
   options.step_px = 16;
   options.years_between = 0.5;

@@ -7,7 +7,7 @@
 //                     nodata when REF has no georeferencing
 //   corr, snr, flag   peak correlation, signal-to-noise ratio, NodeFlag (docs/correlate.md)
 // and, with a time span (velocity), east_m_per_yr, north_m_per_yr, speed_m_per_yr (pixel units:
-// vx_px_per_yr, vy_px_per_yr, speed_px_per_yr); then, with the affine shape (the default), the displacement
+// vx_px_per_yr, vy_px_per_yr, speed_px_per_yr); then, with the affine shape (`--shape affine`), the displacement
 // gradients dudx, dudy, dvdx, dvdy (px/px) and, with a time span, the strain rates exx, eyy, exy and
 // effective_strain_rate (1/yr, map axes). Invalid nodes are nodata (-9999) with their flag set.
 //

@@ -120,8 +120,8 @@ struct MatchOptions {
   /// would leave the coarse level almost no texture. Matcher itself expects windows already filtered and
   /// ignores this field.
   Prefilter prefilter = Prefilter::kNone;
-  /// Shape function of the sub-pixel refinement (`--shape`; ncc and phase). The kernel's default keeps the
-  /// translation; default_pair_match_options() (the `correlate` default) asks for the affine shape.
+  /// Shape function of the sub-pixel refinement (`--shape`; ncc and phase). Translation by default (also
+  /// for `correlate`): the affine fit costs about three times the translation's matching time.
   Shape shape = Shape::kTranslation;
 
   /// Throws InvalidArgument naming the parameter (chip, search, min-snr...; unexposed ones by field name).
