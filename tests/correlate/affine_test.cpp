@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
@@ -371,6 +372,26 @@ TEST(AffineShape, ParseAndPrint) {
   EXPECT_EQ(to_string(Shape::kAffine), "affine");
   EXPECT_THROW(parse_shape("quadratic"), InvalidArgument);
   EXPECT_EQ(default_pair_match_options().shape, Shape::kTranslation);
+}
+
+// On the command line: --shape affine with --velocity writes the strain-rate bands; an unknown shape is an
+// invalid argument (exit 3) naming --shape, with no output.
+TEST(AffineShape, CommandLine) {
+  test::TempDir tmp;
+  const GridF ref = test::make_noise_texture(200, 160, 1.3, 41);
+  test::write_test_geotiff(tmp.file("ref.tif"), ref);
+  test::write_test_geotiff(tmp.file("sec.tif"), test::fourier_shift(ref, 0.5, -0.25));
+  const std::string pair = "correlate " + tmp.file("ref.tif") + " " + tmp.file("sec.tif") + " --search 4 ";
+  auto r = test::run_cli(pair + "-o " + tmp.file("a.tif") + " --shape affine --velocity --dates 2020-01-01,2020-07-01");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const io::RasterInfo info = io::Raster::open(tmp.file("a.tif")).info();
+  ASSERT_EQ(info.band_count(), 18);
+  EXPECT_EQ(info.bands[10].description, "dudx");
+  EXPECT_EQ(info.bands[17].description, "effective_strain_rate");
+  r = test::run_cli(pair + "-o " + tmp.file("b.tif") + " --shape quadratic");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("--shape"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("b.tif")));
 }
 
 // The pair driver: gradient bands, strain rates in map axes (north up) and the effective strain rate, on a
