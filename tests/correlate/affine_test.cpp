@@ -382,7 +382,8 @@ TEST(AffineShape, CommandLine) {
   test::write_test_geotiff(tmp.file("ref.tif"), ref);
   test::write_test_geotiff(tmp.file("sec.tif"), test::fourier_shift(ref, 0.5, -0.25));
   const std::string pair = "correlate " + tmp.file("ref.tif") + " " + tmp.file("sec.tif") + " --search 4 ";
-  auto r = test::run_cli(pair + "-o " + tmp.file("a.tif") + " --shape affine --velocity --dates 2020-01-01,2020-07-01");
+  auto r = test::run_cli(pair + "-o " + tmp.file("a.tif") +
+                         " --shape affine --velocity --dates 2020-01-01,2020-07-01");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const io::RasterInfo info = io::Raster::open(tmp.file("a.tif")).info();
   ASSERT_EQ(info.band_count(), 18);

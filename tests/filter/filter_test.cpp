@@ -554,7 +554,8 @@ TEST(FilterResult, GradientBandsAreCarriedAndMaskedWhereRejected) {
   const auto raster = io::Raster::open(run.output);
   ASSERT_EQ(raster.info().band_count(), 8);
   EXPECT_EQ(raster.info().bands[7].description, "dudy");
-  const GridF flag = raster.read_all(7).values, out = raster.read_all(8).values, dx = raster.read_all(1).values;
+  const GridF flag = raster.read_all(7).values, out = raster.read_all(8).values,
+              dx = raster.read_all(1).values;
   EXPECT_EQ(flag(10, 10), 7.f);  // an injected outlier
   EXPECT_EQ(out(10, 10), kNodata);
   EXPECT_EQ(flag(20, 20), 16.f);

@@ -7,9 +7,9 @@
 //                     nodata when REF has no georeferencing
 //   corr, snr, flag   peak correlation, signal-to-noise ratio, NodeFlag (docs/correlate.md)
 // and, with a time span (velocity), east_m_per_yr, north_m_per_yr, speed_m_per_yr (pixel units:
-// vx_px_per_yr, vy_px_per_yr, speed_px_per_yr); then, with the affine shape (`--shape affine`), the displacement
-// gradients dudx, dudy, dvdx, dvdy (px/px) and, with a time span, the strain rates exx, eyy, exy and
-// effective_strain_rate (1/yr, map axes). Invalid nodes are nodata (-9999) with their flag set.
+// vx_px_per_yr, vy_px_per_yr, speed_px_per_yr); then, with the affine shape (`--shape affine`), the
+// displacement gradients dudx, dudy, dvdx, dvdy (px/px) and, with a time span, the strain rates exx, eyy, exy
+// and effective_strain_rate (1/yr, map axes). Invalid nodes are nodata (-9999) with their flag set.
 //
 // A pair is a work unit described by data (CorrelatePair + CorrelateOptions): it can be run here, in a
 // batch, or on a cluster node, with the same result.
