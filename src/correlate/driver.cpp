@@ -151,7 +151,7 @@ MatchOptions default_pair_match_options() {
   options.min_snr = 1.5;
   options.min_corr = 0.2;
   options.prefilter = Prefilter::kHighpass;  // as autoRIFT: removes illumination gradients and boosts SNR
-  // The affine shape (docs/correlate.md) is not the default: it costs about three times the translation's
+  // The affine shape (docs/correlate.md) is not the default: it takes four to five times the translation's
   // matching time, below the throughput targets of the pair driver.
   options.shape = Shape::kTranslation;
   return options;
