@@ -151,6 +151,9 @@ int main(int argc, char** argv) {
       MatchOptions direct = options;
       direct.coarse_above_px = 0;
       ours("deforma ncc (default: coarse-to-fine above 6 px)", options);
+      MatchOptions affine = options;
+      affine.shape = Shape::kAffine;
+      ours("deforma ncc, affine shape (coarse-to-fine above 6 px)", affine);
       ours("deforma ncc, full search at every node", direct);
       for (const auto& [label, sub] : {std::pair{"deforma ncc, full search, parabolic fit", Subpixel::kParabolic},
                                        std::pair{"deforma ncc, full search, Gaussian fit", Subpixel::kGaussian}}) {

@@ -224,8 +224,9 @@ int child_peer(const std::string& method, const std::string& ref_path, const std
           res.dx_px(i, j) = flow.dx_px(nodes.first_col + i * kStep, nodes.first_row + j * kStep);
           res.dy_px(i, j) = flow.dy_px(nodes.first_col + i * kStep, nodes.first_row + j * kStep);
         }
-    } else {  // deforma's kernel on the same crop and nodes
+    } else {  // deforma's kernel on the same crop and nodes: "deforma-affine" or "deforma-translation"
       correlate::MatchOptions o;
+      o.shape = method == "deforma-translation" ? correlate::Shape::kTranslation : correlate::Shape::kAffine;
       o.chip_px = kChip;
       o.search_px = kSearchLarge;
       o.min_snr = 1.5;
@@ -297,12 +298,24 @@ int main(int argc, char** argv) {
   // ---- Yahtse pair: whole scene, deforma CLI against the matchTemplate baseline ----
   {
     const std::string out = (work / "yahtse.tif").string();
-    const auto ours = run_child(
-        {deforma_cli.string(), "-q", "correlate", y_ref, y_sec, "-o", out, "--chip", std::to_string(kChip),
-         "--step", std::to_string(kStep), "--search", std::to_string(kSearchYahtse), "--summary-json",
-         "--stable", (yahtse / "StEliasMtn_utm7v_rock.gmt").string()},
-        (work / "yahtse_summary.json").string());
-    nlohmann::json summary = nlohmann::json::parse(std::ifstream(work / "yahtse_summary.json"));
+    // The whole run with each shape function (affine is the default).
+    Measure whole[2];
+    nlohmann::json whole_summary[2];
+    for (int shape = 0; shape < 2; ++shape) {
+      const std::string name = shape == 0 ? "affine" : "translation";
+      const std::string summary_path = (work / fmt::format("yahtse_summary_{}.json", name)).string();
+      double best = 1e300;
+      for (int repeat = 0; repeat < kRepeats; ++repeat) {
+        const auto m = run_child({deforma_cli.string(), "-q", "correlate", y_ref, y_sec, "-o", out, "--chip",
+                                  std::to_string(kChip), "--step", std::to_string(kStep), "--search",
+                                  std::to_string(kSearchYahtse), "--shape", name, "--summary-json",
+                                  "--stable", (yahtse / "StEliasMtn_utm7v_rock.gmt").string()},
+                                 summary_path);
+        if (m.seconds < best) best = m.seconds, whole[shape] = m;
+      }
+      whole_summary[shape] = nlohmann::json::parse(std::ifstream(summary_path));
+    }
+    const nlohmann::json& summary = whole_summary[0];
     const double nodes = summary["counts"]["nodes"].get<double>();
     // Baseline on the same nodes, in this process (no prefilter: the classic approach).
     const auto ref_band = deforma::io::Raster::open(y_ref).read_all(1);
@@ -314,35 +327,44 @@ int main(int argc, char** argv) {
     grid.first_col = grid.first_row = kStep / 2;
     grid.cols = summary["details"]["node_grid"]["cols"].get<int>();
     grid.rows = summary["details"]["node_grid"]["rows"].get<int>();
-    double base_s = 1e300, kernel_s = 1e300;
-    correlate::GridResult base, kernel;
+    double base_s = 1e300;
+    correlate::GridResult base;
     for (int repeat = 0; repeat < kRepeats; ++repeat) {
       const auto t0 = std::chrono::steady_clock::now();
       base = deforma::bench::match_template_grid(ref, sec, kChip, kSearchYahtse, grid);
       base_s = std::min(base_s, seconds_since(t0));
     }
-    // deforma's kernel on the same nodes, matching only (the CLI's defaults, prefilter included).
-    correlate::MatchOptions kernel_options = correlate::default_pair_match_options();
-    kernel_options.chip_px = kChip;
-    kernel_options.search_px = kSearchYahtse;
-    for (int repeat = 0; repeat < kRepeats; ++repeat) {
-      const auto t0 = std::chrono::steady_clock::now();
-      kernel = correlate::correlate_grid({&ref, &ref_band.valid, 0, 0}, {&sec, &sec_band.valid, 0, 0},
-                                         kernel_options, grid);
-      kernel_s = std::min(kernel_s, seconds_since(t0));
+    // deforma's kernel on the same nodes, matching only (the CLI's defaults, prefilter included), with each
+    // shape function.
+    double kernel_seconds[2] = {1e300, 1e300};
+    correlate::GridResult kernel_result[2];
+    for (int shape = 0; shape < 2; ++shape) {
+      correlate::MatchOptions kernel_options = correlate::default_pair_match_options();
+      kernel_options.chip_px = kChip;
+      kernel_options.search_px = kSearchYahtse;
+      kernel_options.shape = shape == 0 ? correlate::Shape::kAffine : correlate::Shape::kTranslation;
+      for (int repeat = 0; repeat < kRepeats; ++repeat) {
+        const auto t0 = std::chrono::steady_clock::now();
+        kernel_result[shape] = correlate::correlate_grid({&ref, &ref_band.valid, 0, 0},
+                                                         {&sec, &sec_band.valid, 0, 0}, kernel_options, grid);
+        kernel_seconds[shape] = std::min(kernel_seconds[shape], seconds_since(t0));
+      }
     }
+    const double kernel_s = kernel_seconds[0];
     // Baseline NMAD on stable rock.
     auto node_info = deforma::io::describe(out);
     const auto rock = deforma::io::rasterize(
         deforma::io::read_polygons((yahtse / "StEliasMtn_utm7v_rock.gmt").string(), node_info.crs_wkt),
         node_info);
-    std::vector<float> bx, by, kx, ky;
+    std::vector<float> bx, by, kx[2], ky[2];
     for (int j = 0; j < grid.rows; ++j)
       for (int i = 0; i < grid.cols; ++i) {
         if (!rock(i, j)) continue;
         if (std::isfinite(base.dx_px(i, j))) bx.push_back(base.dx_px(i, j)), by.push_back(base.dy_px(i, j));
-        if (std::isfinite(kernel.dx_px(i, j)))
-          kx.push_back(kernel.dx_px(i, j)), ky.push_back(kernel.dy_px(i, j));
+        for (int shape = 0; shape < 2; ++shape)
+          if (std::isfinite(kernel_result[shape].dx_px(i, j)))
+            kx[shape].push_back(kernel_result[shape].dx_px(i, j)),
+                ky[shape].push_back(kernel_result[shape].dy_px(i, j));
       }
     auto nmad = [](std::vector<float> v) {
       if (v.size() < 10) return static_cast<double>(NAN);
@@ -407,7 +429,7 @@ int main(int argc, char** argv) {
                      m.exit_code);
       }
     }
-    const double ours_rate = nodes / ours.seconds, base_rate = nodes / base_s, kernel_rate = nodes / kernel_s;
+    const double base_rate = nodes / base_s, kernel_rate = nodes / kernel_s;
     const double dis_rate = nodes / dis_s;
     std::printf("### Yahtse pair (Landsat 8, 1698 x 1087 px, search %d px, %g nodes, %zu on stable rock)\n\n",
                 kSearchYahtse, nodes, rock_nodes.size() / 2);
@@ -415,11 +437,21 @@ int main(int argc, char** argv) {
         "| method | seconds | nodes/s | peak RSS (MB) | stable-rock NMAD dx / dy (px) | deforma "
         "matching-only "
         "throughput ratio |\n|---|---|---|---|---|---|\n");
-    std::printf("| deforma ncc (whole run: read, match, write COG) | %.2f | %.0f | %.0f | %.3f / %.3f | |\n",
-                ours.seconds, ours_rate, ours.peak_rss_mb, summary["details"].value("stable_nmad_dx_px", NAN),
-                summary["details"].value("stable_nmad_dy_px", NAN));
-    std::printf("| deforma ncc (matching only, best of %d) | %.2f | %.0f | - | %.3f / %.3f | 1.0x |\n",
-                kRepeats, kernel_s, kernel_rate, nmad(kx), nmad(ky));
+    for (int shape = 0; shape < 2; ++shape) {
+      const char* name = shape == 0 ? "affine" : "translation";
+      std::printf(
+          "| deforma ncc, %s (whole run: read, match, write COG, best of %d) | %.2f | %.0f | %.0f | "
+          "%.3f / %.3f | |\n",
+          name, kRepeats, whole[shape].seconds, nodes / whole[shape].seconds, whole[shape].peak_rss_mb,
+          whole_summary[shape]["details"].value("stable_nmad_dx_px", NAN),
+          whole_summary[shape]["details"].value("stable_nmad_dy_px", NAN));
+    }
+    for (int shape = 0; shape < 2; ++shape) {
+      std::printf("| deforma ncc, %s (matching only, best of %d) | %.2f | %.0f | - | %.3f / %.3f | %s |\n",
+                  shape == 0 ? "affine" : "translation", kRepeats, kernel_seconds[shape],
+                  nodes / kernel_seconds[shape], nmad(kx[shape]), nmad(ky[shape]),
+                  shape == 0 ? "1.0x" : fmt_ratio(kernel_rate, nodes / kernel_seconds[shape]).c_str());
+    }
     std::printf(
         "| OpenCV matchTemplate + parabola (matching only, best of %d) | %.2f | %.0f | - | %.3f / %.3f | %s "
         "|\n",
@@ -435,9 +467,12 @@ int main(int argc, char** argv) {
         std::isfinite(sk_rate) ? nodes / sk_rate : NAN, sk_rate, sk_nmad_x, sk_nmad_y,
         fmt_ratio(kernel_rate, sk_rate).c_str());
     std::printf(
-        "deforma's whole run against the baseline's matching only: %s (the whole run includes reading, the "
-        "prefilter and writing the COG).\n\n",
-        fmt_ratio(ours_rate, base_rate).c_str());
+        "Matching only against matchTemplate: affine %s, translation %s. deforma's whole run (affine) "
+        "against "
+        "the baseline's matching only: %s (the whole run includes reading, the prefilter and writing the "
+        "COG).\n\n",
+        fmt_ratio(kernel_rate, base_rate).c_str(), fmt_ratio(nodes / kernel_seconds[1], base_rate).c_str(),
+        fmt_ratio(nodes / whole[0].seconds, base_rate).c_str());
   }
 
   if (skip_large) return 0;
@@ -452,21 +487,22 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "generated in %.1f s\n", seconds_since(t));
   }
   const std::string out = (work / fmt::format("out_{}.tif", size)).string();
-  const auto ours = run_child(
-      {deforma_cli.string(), "-q", "--summary-json", "correlate", ref_path, sec_path, "-o", out, "--chip",
-       std::to_string(kChip), "--step", std::to_string(kStep), "--search", std::to_string(kSearchLarge)},
-      (work / "large_summary.json").string());
-  if (ours.exit_code != 0) {
-    std::fprintf(stderr, "deforma correlate failed (exit %d)\n", ours.exit_code);
-    return 1;
-  }
-  Accuracy ours_acc;
-  {
+  Measure whole[2];
+  Accuracy whole_acc[2];
+  for (int shape = 0; shape < 2; ++shape) {
+    whole[shape] =
+        run_child({deforma_cli.string(), "-q", "--summary-json", "correlate", ref_path, sec_path, "-o", out,
+                   "--chip", std::to_string(kChip), "--step", std::to_string(kStep), "--search",
+                   std::to_string(kSearchLarge), "--shape", shape == 0 ? "affine" : "translation"},
+                  (work / "large_summary.json").string());
+    if (whole[shape].exit_code != 0) {
+      std::fprintf(stderr, "deforma correlate failed (exit %d)\n", whole[shape].exit_code);
+      return 1;
+    }
     const auto r = deforma::io::Raster::open(out);
     const auto dx = r.read_all(1).values, dy = r.read_all(2).values;
-    ours_acc = field_accuracy(dx, dy, kStep / 2, kStep / 2, kStep, size);
+    whole_acc[shape] = field_accuracy(dx, dy, kStep / 2, kStep / 2, kStep, size);
   }
-  const double ours_rate = ours_acc.nodes / ours.seconds;
 
   // Peers on a central crop (same chip, search, step), each in its own process.
   const int crop_size = std::min(size, 2048);
@@ -477,7 +513,7 @@ int main(int argc, char** argv) {
     Measure m;
   };
   std::vector<Row> rows;
-  for (const char* method : {"deforma", "matchtemplate", "dis"}) {
+  for (const char* method : {"deforma-affine", "deforma-translation", "matchtemplate", "dis"}) {
     const std::string json_path = (work / fmt::format("peer_{}.json", method)).string();
     const auto m =
         run_child({self.string(), "--child", method, ref_path, sec_path, std::to_string(crop_col),
@@ -520,29 +556,37 @@ int main(int argc, char** argv) {
   }
   std::printf("### %d x %d pair from real texture, known field up to ~32 px (search %d px)\n\n", size, size,
               kSearchLarge);
-  std::printf(
-      "Whole scene, deforma CLI (read, match, write COG): %.1f s, %ld nodes, %.0f nodes/s, peak RSS %.0f MB; "
-      "error vs known field: median %.3f px, p95 %.3f px, RMSE %.3f px, valid %.1f %%.\n\n",
-      ours.seconds, ours_acc.nodes, ours_rate, ours.peak_rss_mb, ours_acc.median, ours_acc.p95, ours_acc.rmse,
-      100 * ours_acc.valid_fraction);
+  for (int shape = 0; shape < 2; ++shape) {
+    std::printf(
+        "Whole scene, deforma CLI, %s shape (read, match, write COG): %.1f s, %ld nodes, %.0f nodes/s, peak "
+        "RSS "
+        "%.0f MB; error vs known field: median %.3f px, p95 %.3f px, RMSE %.3f px, valid %.1f %%.\n\n",
+        shape == 0 ? "affine" : "translation", whole[shape].seconds, whole_acc[shape].nodes,
+        whole_acc[shape].nodes / whole[shape].seconds, whole[shape].peak_rss_mb, whole_acc[shape].median,
+        whole_acc[shape].p95, whole_acc[shape].rmse, 100 * whole_acc[shape].valid_fraction);
+  }
   std::printf(
       "Central %d x %d crop, matching only, same nodes for every method (best of %d runs, scikit-image: "
       "one):\n\n",
       crop_size, crop_size, kRepeats);
   std::printf(
       "| method | seconds | nodes/s | peak RSS (MB) | median err (px) | p95 err (px) | RMSE (px) | valid %% "
-      "| deforma throughput ratio |\n");
+      "| deforma throughput ratio (affine / translation) |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|\n");
   const double ours_crop_rate = rows[0].j["nodes"].get<double>() / rows[0].j["seconds"].get<double>();
-  const char* names[] = {"deforma ncc (kernel)", "OpenCV matchTemplate + parabola", "OpenCV DIS (sampled)",
+  const double translation_crop_rate = rows[1].j["nodes"].get<double>() / rows[1].j["seconds"].get<double>();
+  const char* names[] = {"deforma ncc, affine (kernel)", "deforma ncc, translation (kernel)",
+                         "OpenCV matchTemplate + parabola", "OpenCV DIS (sampled)",
                          "scikit-image phase_cross_correlation"};
   for (std::size_t k = 0; k < rows.size(); ++k) {
     const auto& j = rows[k].j;
     const double rate = j["nodes"].get<double>() / j["seconds"].get<double>();
-    std::printf("| %s | %.2f | %.0f | %.0f | %.3f | %.3f | %.3f | %.1f | %s |\n", names[k],
-                j["seconds"].get<double>(), rate, rows[k].m.peak_rss_mb, j["median"].get<double>(),
-                j["p95"].get<double>(), j["rmse"].get<double>(), 100 * j["valid"].get<double>(),
-                k == 0 ? "1.0x" : fmt_ratio(ours_crop_rate, rate).c_str());
+    std::printf(
+        "| %s | %.2f | %.0f | %.0f | %.3f | %.3f | %.3f | %.1f | %s |\n", names[k],
+        j["seconds"].get<double>(), rate, rows[k].m.peak_rss_mb, j["median"].get<double>(),
+        j["p95"].get<double>(), j["rmse"].get<double>(), 100 * j["valid"].get<double>(),
+        k < 2 ? "-"
+              : (fmt_ratio(ours_crop_rate, rate) + " / " + fmt_ratio(translation_crop_rate, rate)).c_str());
   }
   std::printf(
       "\nTargets (2 cores): >= 3x the matchTemplate baseline's throughput at equal or better accuracy; the "

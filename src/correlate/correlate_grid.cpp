@@ -29,6 +29,11 @@ void store(GridResult& out, int i, int j, const NodeResult& r) {
   out.corr(i, j) = r.corr;
   out.snr(i, j) = r.snr;
   out.flag(i, j) = static_cast<unsigned char>(r.flag);
+  out.dudx(i, j) = r.dudx;
+  out.dudy(i, j) = r.dudy;
+  out.dvdx(i, j) = r.dvdx;
+  out.dvdy(i, j) = r.dvdy;
+  out.translation_only(i, j) = r.translation_only ? 1 : 0;
 }
 
 double guess_at(const GridF* g, int i, int j) {
@@ -118,6 +123,8 @@ GridResult make_result(const NodeGrid& nodes) {
   out.corr = GridF(nodes.cols, nodes.rows, kNaN);
   out.snr = GridF(nodes.cols, nodes.rows, kNaN);
   out.flag = GridU8(nodes.cols, nodes.rows, static_cast<unsigned char>(NodeFlag::kNoPeak));
+  for (GridF* g : {&out.dudx, &out.dudy, &out.dvdx, &out.dvdy}) *g = GridF(nodes.cols, nodes.rows, kNaN);
+  out.translation_only = GridU8(nodes.cols, nodes.rows, 0);
   return out;
 }
 
@@ -148,6 +155,7 @@ CoarsePlan plan_coarse(const MatchOptions& options, int step_px) {
   plan.coarse.search_px = (options.search_px + plan.factor - 1) / plan.factor + 1;
   plan.coarse.coarse_above_px = 0;
   plan.coarse.subpixel = Subpixel::kParabolic;
+  plan.coarse.shape = Shape::kTranslation;  // the coarse pass only seeds the fine search
   plan.coarse.min_snr = 0.6 * options.min_snr;
   if (plan.coarse.method == Method::kPhase && 2 * plan.coarse.search_px >= plan.coarse.chip_px)
     plan.coarse.method = Method::kNcc;

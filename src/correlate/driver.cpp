@@ -12,6 +12,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <tbb/parallel_pipeline.h>
+#include <Eigen/Core>
+#include <Eigen/LU>
 
 #include "deforma/core/error.hpp"
 #include "deforma/correlate/correlate.hpp"
@@ -149,12 +151,25 @@ MatchOptions default_pair_match_options() {
   options.min_snr = 1.5;
   options.min_corr = 0.2;
   options.prefilter = Prefilter::kHighpass;  // as autoRIFT: removes illumination gradients and boosts SNR
+  // The affine shape (docs/correlate.md) is not the default: it takes four to five times the translation's
+  // matching time, below the throughput targets of the pair driver.
+  options.shape = Shape::kTranslation;
   return options;
 }
 
 const std::vector<std::string>& result_band_names() {
   static const std::vector<std::string> names = {"dx_px", "dy_px", "east_m", "north_m",
                                                  "corr",  "snr",   "flag"};
+  return names;
+}
+
+const std::vector<std::string>& gradient_band_names() {
+  static const std::vector<std::string> names = {"dudx", "dudy", "dvdx", "dvdy"};
+  return names;
+}
+
+const std::vector<std::string>& strain_rate_band_names() {
+  static const std::vector<std::string> names = {"exx", "eyy", "exy", "effective_strain_rate"};
   return names;
 }
 
@@ -410,6 +425,16 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
     add_band(georeferenced ? "north_m_per_yr" : "vy_px_per_yr", unit);
     add_band(georeferenced ? "speed_m_per_yr" : "speed_px_per_yr", unit);
   }
+  // The affine shape's displacement gradients, and with a time span the strain rates they give.
+  const bool affine = options.match.shape == Shape::kAffine && options.match.method != Method::kFlow;
+  const int gradient_band = affine ? static_cast<int>(bands.size()) : -1;
+  if (affine) {
+    for (const auto& name : gradient_band_names()) add_band(name, "px/px");
+  }
+  const int strain_band = affine && options.years_between ? static_cast<int>(bands.size()) : -1;
+  if (strain_band >= 0) {
+    for (const auto& name : strain_rate_band_names()) add_band(name, "1/yr");
+  }
   io::Provenance provenance;
   provenance.command_line = context.command_line;
   provenance.inputs = {ref_path, sec_path};
@@ -421,6 +446,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
                            {"search_px", options.match.search_px},
                            {"step_px", options.step_px},
                            {"prefilter", to_string(options.match.prefilter)},
+                           {"shape", to_string(options.match.shape)},
                            {"min_snr", options.match.min_snr},
                            {"ref_band", options.ref_band},
                            {"sec_band", options.sec_band},
@@ -438,7 +464,8 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   cog.metadata["DEFORMA_DISPLACEMENT_CONVENTION"] =
       "dx_px,dy_px: displacement from REF to SEC, +x = +column, +y = +row";
   cog.metadata["DEFORMA_FLAGS"] =
-      "0 valid, 1 low_snr, 2 no_texture, 3 masked, 4 search_border, 5 outside_overlap, 6 no_peak";
+      "0 valid, 1 low_snr, 2 no_texture, 3 masked, 4 search_border, 5 outside_overlap, 6 no_peak; "
+      "16 valid, translation only (the affine shape was asked for but its fit was ill-conditioned)";
   io::CogWriter writer(output, all_nodes.cols, all_nodes.rows, bands, node_gt, ref_info.crs_wkt, provenance,
                        cog);
 
@@ -447,6 +474,13 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   const double sx_map = std::hypot(gt.c[1], gt.c[4]);
   const double to_m =
       georeferenced && sx_map > 0 && ref_info.pixel_size_x_m > 0 ? ref_info.pixel_size_x_m / sx_map : 0.0;
+
+  // Pixel gradients to map axes: L_map = A L_px A^-1 with A the linear part of the geotransform (x east,
+  // y north for a north-up image, whose rows grow southwards); pixel axes without georeferencing.
+  Eigen::Matrix2d to_map = Eigen::Matrix2d::Identity();
+  if (georeferenced) to_map << gt.c[1], gt.c[2], gt.c[4], gt.c[5];
+  const Eigen::Matrix2d from_map = to_map.inverse();
+  long long translation_only = 0;
 
   // Stable ground on the node grid (small: one byte per node).
   GridU8 stable_nodes;
@@ -582,6 +616,28 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
                     if (flag != NodeFlag::kValid || !std::isfinite(dx) || !std::isfinite(dy)) continue;
                     out[0](i, j) = dx;
                     out[1](i, j) = dy;
+                    if (affine && res.translation_only(i, j)) {
+                      out[6](i, j) = static_cast<float>(res.flag(i, j) | kTranslationOnlyBit);
+                      ++translation_only;
+                    }
+                    if (affine && std::isfinite(res.dudx(i, j))) {
+                      Eigen::Matrix2d l;
+                      l << res.dudx(i, j), res.dudy(i, j), res.dvdx(i, j), res.dvdy(i, j);
+                      for (int k = 0; k < 4; ++k)
+                        out[gradient_band + k](i, j) = static_cast<float>(l(k / 2, k % 2));
+                      if (strain_band >= 0) {
+                        const Eigen::Matrix2d m = to_map * l * from_map / *options.years_between;
+                        const double exx = m(0, 0), eyy = m(1, 1), exy = 0.5 * (m(0, 1) + m(1, 0));
+                        out[strain_band](i, j) = static_cast<float>(exx);
+                        out[strain_band + 1](i, j) = static_cast<float>(eyy);
+                        out[strain_band + 2](i, j) = static_cast<float>(exy);
+                        // Effective strain rate, the glaciological convention for surface velocities: the
+                        // second invariant of Glen's law (Cuffey & Paterson 2010) restricted to the
+                        // horizontal components, as in Alley et al. (2018, J. Glaciol. 64).
+                        out[strain_band + 3](i, j) =
+                            static_cast<float>(std::sqrt(0.5 * (exx * exx + eyy * eyy) + exy * exy));
+                      }
+                    }
                     double east = 0, north = 0, speed_m = 0;
                     if (to_m > 0) {
                       gt.pixel_delta_to_map(dx, dy, east, north);
@@ -632,6 +688,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   static const char* kFlagNames[7] = {"valid",         "low_snr",         "no_texture", "masked",
                                       "search_border", "outside_overlap", "no_peak"};
   for (int f = 0; f < 7; ++f) summary.counts[kFlagNames[f]] = flag_counts[f];
+  if (affine) summary.counts["translation_only"] = translation_only;
   const double valid_fraction = nodes_total ? static_cast<double>(flag_counts[0]) / nodes_total : 0.0;
   std::vector<float> speed_px(valid_dx.size());
   for (std::size_t k = 0; k < valid_dx.size(); ++k) speed_px[k] = std::hypot(valid_dx[k], valid_dy[k]);
@@ -736,6 +793,10 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
     if (flag_counts[f]) report += fmt::format(", {} {}", kFlagNames[f], flag_counts[f]);
   }
   report += "\n";
+  if (affine && flag_counts[0] > 0) {
+    report += fmt::format("  affine shape: {} of the valid nodes kept the translation (flag 16)\n",
+                          translation_only);
+  }
   if (!valid_dx.empty()) {
     report += fmt::format(
         "  median displacement dx {:+.3f} px, dy {:+.3f} px; 99th percentile of |d| {:.2f} px",

@@ -120,6 +120,12 @@ bool has(const GridF& g) {
   return !g.empty();
 }
 
+// A node with a displacement: flag 0, or 16 (valid, translation only: correlate --shape affine kept the
+// translation there).
+bool measured(float flag) {
+  return flag == 0.0f || flag == 16.0f;
+}
+
 double median_of(std::vector<double>& v) {
   const std::size_t n = v.size();
   auto mid = v.begin() + static_cast<std::ptrdiff_t>(n / 2);
@@ -132,7 +138,7 @@ double median_of(std::vector<double>& v) {
 }  // namespace
 
 bool is_valid_node(const FieldWindow& f, int col, int row) {
-  return f.flag(col, row) == 0.0f && usable(f.dx_px(col, row)) && usable(f.dy_px(col, row));
+  return measured(f.flag(col, row)) && usable(f.dx_px(col, row)) && usable(f.dy_px(col, row));
 }
 
 void median_nmad(std::vector<double> values, double& median, double& nmad) {
@@ -178,7 +184,7 @@ GridF flag_outliers(const FieldWindow& f, const io::Window& core, const FilterOp
     }
   }
   auto passes = [&](int c, int r) {
-    return flags(c, r) == 0.0f && usable(f.dx_px(c, r)) && usable(f.dy_px(c, r));
+    return measured(flags(c, r)) && usable(f.dx_px(c, r)) && usable(f.dy_px(c, r));
   };
   // The median test reads the thresholded flags and writes its verdicts apart, so that a rejection does
   // not change its neighbours' tests (the result does not depend on the visiting order).
@@ -415,6 +421,9 @@ struct BandLayout {
   int v_east = 0, v_north = 0, v_speed = 0;
   bool velocity_in_m = true;
   bool has_velocity() const { return v_east || v_north || v_speed; }
+  // Per-node measurements of `correlate --shape affine` (displacement gradients, strain rates): carried,
+  // nodata where the node is rejected.
+  std::vector<int> shape_bands;
 };
 
 BandLayout find_bands(const io::RasterInfo& info) {
@@ -435,6 +444,8 @@ BandLayout find_bands(const io::RasterInfo& info) {
     if (d == "vx_px_per_yr") b.v_east = band.index;
     if (d == "vy_px_per_yr") b.v_north = band.index;
     if (d == "speed_px_per_yr") b.v_speed = band.index;
+    for (const char* name : {"dudx", "dudy", "dvdx", "dvdy", "exx", "eyy", "exy", "effective_strain_rate"})
+      if (d == name) b.shape_bands.push_back(band.index);
   }
   for (const auto& [index, name] : {std::pair{b.dx, "dx_px"}, {b.dy, "dy_px"}, {b.flag, "flag"}}) {
     if (index == 0) {
@@ -605,7 +616,7 @@ Summary filter_result(const FilterRun& run) {
         for (int c = 0; c < tile.core.width; ++c) {
           const int fc = c + core.col, fr = r + core.row;
           const long long node = static_cast<long long>(tile.core.row + r) * info.width + tile.core.col + c;
-          if (node % stride != 0 || flags(fc, fr) != 0.0f || !usable(field.dx_px(fc, fr)) ||
+          if (node % stride != 0 || !measured(flags(fc, fr)) || !usable(field.dx_px(fc, fr)) ||
               !usable(field.dy_px(fc, fr))) {
             continue;
           }
@@ -766,8 +777,8 @@ Summary filter_result(const FilterRun& run) {
                                      : field.north_m;
         if (g.empty()) return std::nan("");
         const float v = g(fc, fr);
-        const bool keep =
-            flags(fc, fr) == 0.0f && usable(v) && usable(field.dx_px(fc, fr)) && usable(field.dy_px(fc, fr));
+        const bool keep = measured(flags(fc, fr)) && usable(v) && usable(field.dx_px(fc, fr)) &&
+                          usable(field.dy_px(fc, fr));
         if (!keep) return std::nan("");
         return v - fits[comp].evaluate(normalized_coordinate(tile.core.col + c, info.width),
                                        normalized_coordinate(tile.core.row + r, info.height));
@@ -800,6 +811,11 @@ Summary filter_result(const FilterRun& run) {
                                : band.index == layout.v_north ? n
                                                               : std::hypot(e, n);
               out(c, r) = std::isnan(e) || std::isnan(n) ? kNodata : static_cast<float>(v / *span_years);
+            } else if (std::find(layout.shape_bands.begin(), layout.shape_bands.end(), band.index) !=
+                       layout.shape_bands.end()) {
+              const bool kept =
+                  measured(flags(fc, fr)) && usable(field.dx_px(fc, fr)) && usable(field.dy_px(fc, fr));
+              out(c, r) = kept ? passthrough(c, r) : kNodata;
             } else {
               out(c, r) = passthrough(c, r);
             }

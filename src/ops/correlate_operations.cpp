@@ -53,8 +53,11 @@ OperationDecl correlate_operation() {
       "Cloud-Optimized GeoTIFF with bands dx_px, dy_px (+x = +column, +y = +row), east_m, north_m, corr, snr "
       "and flag (0 valid, 1 low SNR, 2 no texture, 3 masked/nodata, 4 peak on search border, 5 outside "
       "overlap, 6 no peak); invalid nodes are nodata (-9999). With --velocity, east_m_per_yr, "
-      "north_m_per_yr and speed_m_per_yr follow. SEC is resampled onto REF's grid when they differ. "
-      "Streamed by strips of nodes within --ram; see docs/correlate.md.";
+      "north_m_per_yr and speed_m_per_yr follow. With --shape affine, the displacement gradients dudx, "
+      "dudy, dvdx, dvdy (px/px) follow, and with --velocity the strain rates exx, eyy, exy and "
+      "effective_strain_rate (1/yr, map axes); a valid node whose affine fit was ill-conditioned keeps the "
+      "translation with flag 16. SEC is resampled onto REF's grid when they differ. Streamed by strips of "
+      "nodes within --ram; see docs/correlate.md.";
   const auto correlation = correlation_parameters(correlate::CorrelateOptions{});
   op.params = {
       ParamDecl::argument("ref", ParamType::kPath, "reference image (earlier date)").as_input(),

@@ -29,6 +29,12 @@ ParamGroup<CorrelateOptions> correlation_parameters(const CorrelateOptions& defa
                 help_prefix + "radiometric prefilter against illumination changes",
                 {"none", "highpass", "wallis", "orientation"}, correlate::parse_prefilter,
                 [](correlate::Prefilter f) { return correlate::to_string(f); });
+  g.bind_choice([](CorrelateOptions& o) -> correlate::Shape& { return o.match.shape; }, "shape",
+                help_prefix +
+                    "shape function of the sub-pixel refinement: affine also fits the displacement gradients "
+                    "(bands dudx, dudy, dvdx, dvdy; strain rates with --velocity)",
+                {"translation", "affine"}, correlate::parse_shape,
+                [](correlate::Shape s) { return correlate::to_string(s); });
   g.bind(&CorrelateOptions::ref_band, "band", help_prefix + "band of the images (1-based)").at_least(1);
   return g;
 }

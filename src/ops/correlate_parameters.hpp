@@ -9,8 +9,8 @@
 
 namespace deforma::ops {
 
-/// method, chip, search, step, prefilter and band, with defaults read from `defaults`. `help_prefix` is
-/// put before each help text ("correlation: " in the pipeline). `search` is declared, not bound: its value
+/// method, chip, search, step, prefilter, shape and band, with defaults read from `defaults`. `help_prefix`
+/// is put before each help text ("correlation: " in the pipeline). `search` is declared, not bound: its value
 /// may carry a unit and is read with search_px().
 ParamGroup<correlate::CorrelateOptions> correlation_parameters(const correlate::CorrelateOptions& defaults,
                                                                const std::string& help_prefix = "");

@@ -505,3 +505,63 @@ TEST(FilterCli, VelocityBandsFollowTheCorrectedDisplacementWithoutDays) {
 
 }  // namespace
 }  // namespace deforma::filter
+
+namespace deforma::filter {
+namespace {
+
+// `correlate --shape affine` marks valid nodes that kept the translation with flag 16: they are measured
+// nodes, tested and kept like flag 0.
+TEST(FilterKernel, TranslationOnlyNodesAreValid) {
+  FieldWindow f = smooth_field(12, 12);
+  f.flag(4, 4) = 16.0f;
+  f.flag(7, 7) = 16.0f;
+  f.dx_px(7, 7) += 6.0f;  // an outlier among them is still rejected
+  FilterOptions o;
+  FilterCounts counts;
+  EXPECT_TRUE(is_valid_node(f, 4, 4));
+  const GridF flags = flag_outliers(f, io::Window{0, 0, 12, 12}, o, counts);
+  EXPECT_EQ(flags(4, 4), 16.f);
+  EXPECT_EQ(flags(7, 7), 7.f);
+  EXPECT_EQ(counts.valid_in, 144);
+  EXPECT_EQ(counts.valid_out, 143);
+}
+
+// The affine shape's bands are carried, and set to nodata where the filter rejects the node.
+TEST(FilterResult, GradientBandsAreCarriedAndMaskedWhereRejected) {
+  test::TempDir tmp;
+  SyntheticResult s;
+  s.flag(20, 20) = 16.f;  // valid, translation only: its gradients are nodata already
+  GridF dudy(SyntheticResult::kWidth, SyntheticResult::kHeight, 0.01f);
+  dudy(20, 20) = kNodata;
+  io::Provenance provenance;
+  provenance.command_line = "synthetic";
+  io::CogOptions options;
+  options.block_size = 16;
+  io::write_cog(tmp.file("pair.tif"), {&s.dx, &s.dy, &s.east, &s.north, &s.corr, &s.snr, &s.flag, &dudy},
+                {{"dx_px", "px"},
+                 {"dy_px", "px"},
+                 {"east_m", "m"},
+                 {"north_m", "m"},
+                 {"corr", ""},
+                 {"snr", ""},
+                 {"flag", ""},
+                 {"dudy", "px/px"}},
+                s.gt, SyntheticResult::crs_wkt(), provenance, options);
+  FilterRun run;
+  run.input = tmp.file("pair.tif");
+  run.output = tmp.file("filtered.tif");
+  filter_result(run);
+  const auto raster = io::Raster::open(run.output);
+  ASSERT_EQ(raster.info().band_count(), 8);
+  EXPECT_EQ(raster.info().bands[7].description, "dudy");
+  const GridF flag = raster.read_all(7).values, out = raster.read_all(8).values,
+              dx = raster.read_all(1).values;
+  EXPECT_EQ(flag(10, 10), 7.f);  // an injected outlier
+  EXPECT_EQ(out(10, 10), kNodata);
+  EXPECT_EQ(flag(20, 20), 16.f);
+  EXPECT_NE(dx(20, 20), kNodata);
+  EXPECT_FLOAT_EQ(out(30, 30), 0.01f);
+}
+
+}  // namespace
+}  // namespace deforma::filter

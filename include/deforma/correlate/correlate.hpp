@@ -7,7 +7,9 @@
 //                     nodata when REF has no georeferencing
 //   corr, snr, flag   peak correlation, signal-to-noise ratio, NodeFlag (docs/correlate.md)
 // and, with a time span (velocity), east_m_per_yr, north_m_per_yr, speed_m_per_yr (pixel units:
-// vx_px_per_yr, vy_px_per_yr, speed_px_per_yr). Invalid nodes are nodata (-9999) with their flag set.
+// vx_px_per_yr, vy_px_per_yr, speed_px_per_yr); then, with the affine shape (`--shape affine`), the
+// displacement gradients dudx, dudy, dvdx, dvdy (px/px) and, with a time span, the strain rates exx, eyy, exy
+// and effective_strain_rate (1/yr, map axes). Invalid nodes are nodata (-9999) with their flag set.
 //
 // A pair is a work unit described by data (CorrelatePair + CorrelateOptions): it can be run here, in a
 // batch, or on a cluster node, with the same result.
@@ -28,6 +30,10 @@ inline constexpr float kResultNodata = -9999.f;
 
 /// Band names of a correlation result, in order (velocity bands follow when a time span is given).
 const std::vector<std::string>& result_band_names();
+/// Bands of the affine shape, after those (and after the velocity bands): the displacement gradients, and
+/// with a time span the strain rates.
+const std::vector<std::string>& gradient_band_names();
+const std::vector<std::string>& strain_rate_band_names();
 
 /// Matching options of a pair correlation by default: the kernel's, with the quality thresholds tuned on
 /// real pairs (peak-to-second-peak SNR >= 1.5, correlation >= 0.2; docs/correlate.md) and the highpass

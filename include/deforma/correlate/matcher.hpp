@@ -43,13 +43,24 @@ enum class Subpixel {
                ///< interpolation of the secondary chip, started at the parabolic estimate
 };
 
+/// Shape function of the sub-pixel refinement (`--shape`).
+enum class Shape {
+  kTranslation,  ///< the chip moves rigidly: (dx, dy)
+  kAffine,       ///< the chip follows a displacement that varies linearly across it: (dx, dy) and the four
+                 ///< displacement gradients, by inverse-compositional Gauss-Newton started at the translation
+                 ///< (docs/correlate.md); nodes where that fit is ill-conditioned keep the translation
+};
+
 /// Parses `--method`: "ncc" | "phase" | "flow"; InvalidArgument naming --method otherwise.
 Method parse_method(const std::string& text);
 /// Parses `--prefilter`: "none" | "highpass" | "wallis" | "orientation"; InvalidArgument naming --prefilter.
 Prefilter parse_prefilter(const std::string& text);
-/// The command-line spelling of a method / prefilter ("ncc", "wallis"...).
+/// Parses `--shape`: "translation" | "affine"; InvalidArgument naming --shape otherwise.
+Shape parse_shape(const std::string& text);
+/// The command-line spelling of a method / prefilter / shape ("ncc", "wallis", "affine"...).
 std::string to_string(Method method);
 std::string to_string(Prefilter prefilter);
+std::string to_string(Shape shape);
 
 /// Per-node quality flag, written as is in the `flag` band. Every flag other than kValid comes with
 /// nodata (NaN) displacements.
@@ -64,6 +75,11 @@ enum class NodeFlag : std::uint8_t {
 };
 /// Short name of a flag ("valid", "low_snr", ...), for reports.
 const char* to_string(NodeFlag flag);
+
+/// Bit added to the `flag` band of a valid node (flag value 16 instead of 0) when Shape::kAffine was asked
+/// for and the node kept the translation: the affine fit was ill-conditioned (no texture along some
+/// direction), diverged or saw too many invalid pixels. Its displacement is valid; its gradients are nodata.
+inline constexpr std::uint8_t kTranslationOnlyBit = 16;
 
 struct MatchOptions {
   /// Bounds of chip_px and search_px, shared by validate() and the operations' declarations.
@@ -104,6 +120,9 @@ struct MatchOptions {
   /// would leave the coarse level almost no texture. Matcher itself expects windows already filtered and
   /// ignores this field.
   Prefilter prefilter = Prefilter::kNone;
+  /// Shape function of the sub-pixel refinement (`--shape`; ncc and phase). Translation by default (also
+  /// for `correlate`): the affine fit takes four to five times the translation's matching time.
+  Shape shape = Shape::kTranslation;
 
   /// Throws InvalidArgument naming the parameter (chip, search, min-snr...; unexposed ones by field name).
   void validate() const;
@@ -152,6 +171,14 @@ struct NodeResult {
   float corr = std::numeric_limits<float>::quiet_NaN();  ///< correlation at the sub-pixel peak, [-1, 1]
   float snr = std::numeric_limits<float>::quiet_NaN();   ///< see docs/correlate.md
   NodeFlag flag = NodeFlag::kNoPeak;
+  /// Displacement gradients (px/px) of the affine fit: d(dx)/dx, d(dx)/dy, d(dy)/dx, d(dy)/dy with x along
+  /// columns and y along rows. NaN unless Shape::kAffine fitted them at a valid node.
+  float dudx = std::numeric_limits<float>::quiet_NaN();
+  float dudy = std::numeric_limits<float>::quiet_NaN();
+  float dvdx = std::numeric_limits<float>::quiet_NaN();
+  float dvdy = std::numeric_limits<float>::quiet_NaN();
+  /// Shape::kAffine was asked for and this valid node kept the translation (see kTranslationOnlyBit).
+  bool translation_only = false;
 };
 
 /// Matches chips of a reference window inside a secondary window (ncc or phase). Holds FFTW plans and
@@ -220,6 +247,10 @@ struct GridResult {
   GridF corr;
   GridF snr;
   GridU8 flag;
+  /// Displacement gradients (px/px) with Shape::kAffine; NaN where not fitted (and everywhere otherwise).
+  GridF dudx, dudy, dvdx, dvdy;
+  /// 1 where a valid node kept the translation although Shape::kAffine was asked for.
+  GridU8 translation_only;
   /// Number of nodes with each flag value (index = NodeFlag).
   std::array<long long, 7> flag_counts{};
 };

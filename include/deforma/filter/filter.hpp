@@ -12,8 +12,11 @@
 //   0 valid, 1 low SNR, 2 no texture, 3 masked, 4 peak on the search border, 5 outside the overlap,
 //   6 no peak (set by the correlation; 1 is also set here by --min-snr),
 //   7 rejected by the normalized median test, 8 above the maximum plausible displacement/velocity,
-//   9 below the minimum correlation.
-// Rejected nodes keep their corr/snr values (diagnostics) and get nodata in the displacement bands.
+//   9 below the minimum correlation; 16 valid, translation only (`correlate --shape affine` kept the
+//   translation at that node: its gradients are nodata). Nodes flagged 0 or 16 are valid.
+// Rejected nodes keep their corr/snr values (diagnostics) and get nodata in the displacement bands and in
+// the bands of the affine shape (dudx, dudy, dvdx, dvdy and the strain rates), which are otherwise carried
+// unchanged (the ramp correction does not touch them).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -128,7 +131,8 @@ struct FieldWindow {
   GridF east_m, north_m, corr, snr;  ///< optional
 };
 
-/// True when the node holds a usable measurement: flag 0 and finite, non-nodata dx/dy.
+/// True when the node holds a usable measurement: flag 0 (or 16, translation only) and finite, non-nodata
+/// dx/dy.
 bool is_valid_node(const FieldWindow& field, int col, int row);
 
 /// Applies the thresholds, then the normalized median test (on dx_px/dy_px, neighbours valid after the
