@@ -262,6 +262,117 @@ std::vector<ProfileOffset> profile_offsets(const std::vector<std::array<double, 
   return out;
 }
 
+TraceDirection parse_trace_direction(const std::string& text) {
+  if (text == "auto") return TraceDirection::kAuto;
+  if (text == "east-west") return TraceDirection::kEastWest;
+  if (text == "north-south") return TraceDirection::kNorthSouth;
+  throw InvalidArgument(fmt::format("--trace-direction {}: expected auto, east-west or north-south", text));
+}
+
+std::vector<std::array<double, 2>> ridge_trace(const GridF& values, const GridU8& valid, int step, int half_window,
+                                               TraceDirection direction) {
+  if (step < 1 || half_window < 2) throw InvalidArgument("ridge_trace: step >= 1 and half_window >= 2 expected");
+  struct Candidate {
+    std::vector<std::array<double, 2>> vertices;
+    double sharpness = 0;
+  };
+  // along = the axis the trace runs along (bands across it), across = the axis the step is searched on.
+  auto trace_along = [&](bool along_columns) {
+    const int n_along = along_columns ? values.width() : values.height();
+    const int n_across = along_columns ? values.height() : values.width();
+    auto at = [&](int a, int b, bool& ok) {
+      const int c = along_columns ? a : b, r = along_columns ? b : a;
+      ok = valid(c, r) && std::isfinite(values(c, r));
+      return static_cast<double>(values(c, r));
+    };
+    // Per band, the step score at every position across: the difference of the medians on either side
+    // over their scatter (a sharp step in a quiet field, not the largest jump of a noisy one).
+    std::vector<std::vector<double>> score;
+    std::vector<double> centres;
+    std::vector<double> profile(n_across), band;
+    std::vector<char> has(n_across);
+    std::vector<double> lo, hi, dev;
+    for (int a0 = 0; a0 + step <= n_along; a0 += step) {
+      for (int b = 0; b < n_across; ++b) {
+        band.clear();
+        for (int a = a0; a < a0 + step; ++a) {
+          bool ok = false;
+          const double v = at(a, b, ok);
+          if (ok) band.push_back(v);
+        }
+        has[b] = !band.empty();
+        profile[b] = has[b] ? median_of(band) : kNaN;
+      }
+      std::vector<double> row(n_across, 0.0);
+      for (int b = half_window; b + half_window < n_across; ++b) {
+        lo.clear(), hi.clear(), dev.clear();
+        for (int k = b - half_window; k < b; ++k) {
+          if (has[k]) lo.push_back(profile[k]);
+        }
+        for (int k = b + 1; k <= b + half_window; ++k) {
+          if (has[k]) hi.push_back(profile[k]);
+        }
+        if (static_cast<int>(lo.size()) < half_window / 2 || static_cast<int>(hi.size()) < half_window / 2) continue;
+        const double ml = median_of(lo), mh = median_of(hi);
+        for (const double x : lo) dev.push_back(std::abs(x - ml));
+        for (const double x : hi) dev.push_back(std::abs(x - mh));
+        row[b] = std::abs(ml - mh) / (1.4826 * median_of(dev) + 1e-6);
+      }
+      score.push_back(std::move(row));
+      centres.push_back(a0 + step / 2.0);
+    }
+    Candidate c;
+    const int bands = static_cast<int>(score.size());
+    if (bands < 2) return c;
+    std::vector<double> band_max;
+    for (const auto& row : score) band_max.push_back(*std::max_element(row.begin(), row.end()));
+    const double typical = median_of(band_max);
+    if (!(typical > 0)) return c;
+    // The ridge as the best path through the bands (dynamic programming): the sum of the scores minus a
+    // penalty per cell of jump between bands, so that a stripe or a lake crossed by one band cannot pull
+    // the trace away. A jump of 10 cells costs a typical band's best score.
+    const double penalty = typical / 10.0;
+    std::vector<std::vector<int>> from(bands, std::vector<int>(n_across, 0));
+    std::vector<double> best = score[0], reach(n_across);
+    std::vector<int> arg(n_across);
+    for (int i = 1; i < bands; ++i) {
+      // reach[j] = max over k of best[k] - penalty |j - k| (two passes), arg = that k.
+      for (int j = 0; j < n_across; ++j) reach[j] = best[j], arg[j] = j;
+      for (int j = 1; j < n_across; ++j) {
+        if (reach[j - 1] - penalty > reach[j]) reach[j] = reach[j - 1] - penalty, arg[j] = arg[j - 1];
+      }
+      for (int j = n_across - 2; j >= 0; --j) {
+        if (reach[j + 1] - penalty > reach[j]) reach[j] = reach[j + 1] - penalty, arg[j] = arg[j + 1];
+      }
+      for (int j = 0; j < n_across; ++j) {
+        best[j] = reach[j] + score[i][j];
+        from[i][j] = arg[j];
+      }
+    }
+    std::vector<int> path(bands);
+    path[bands - 1] = static_cast<int>(std::max_element(best.begin(), best.end()) - best.begin());
+    for (int i = bands - 1; i > 0; --i) path[i - 1] = from[i][path[i]];
+    // Bands at either end where the path has no real step (beyond the data) are left out.
+    int first = 0, last = bands - 1;
+    while (first < last && score[first][path[first]] < 0.25 * typical) ++first;
+    while (last > first && score[last][path[last]] < 0.25 * typical) --last;
+    std::vector<double> kept_scores;
+    for (int i = first; i <= last; ++i) {
+      const double pos = path[i] + 0.5;
+      c.vertices.push_back(along_columns ? std::array<double, 2>{centres[i], pos}
+                                         : std::array<double, 2>{pos, centres[i]});
+      kept_scores.push_back(score[i][path[i]]);
+    }
+    c.sharpness = median_of(kept_scores);
+    return c;
+  };
+  if (direction == TraceDirection::kEastWest) return trace_along(true).vertices;
+  if (direction == TraceDirection::kNorthSouth) return trace_along(false).vertices;
+  Candidate ew = trace_along(true);
+  Candidate ns = trace_along(false);
+  return ew.sharpness >= ns.sharpness ? ew.vertices : ns.vertices;
+}
+
 // ---- Files ----
 
 namespace {
@@ -404,32 +515,59 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
   }
   const std::string unit = info.bands[east - 1].unit.empty() ? "m" : info.bands[east - 1].unit;
 
-  // The trace, in the raster's CRS.
+  // The trace, in the raster's CRS: read, or traced on the east band.
   std::string trace_wkt;
-  auto trace = read_trace(run.trace, trace_wkt);
+  const std::string trace_label = run.trace.empty() ? "the automatic trace" : run.trace;
+  std::vector<std::array<double, 2>> trace;
+  std::vector<std::string> warnings;
+  if (!run.trace.empty()) {
+    trace = read_trace(run.trace, trace_wkt);
+  } else {
+    const double px = std::max(1e-9, std::min(info.pixel_size_x_m > 0 ? info.pixel_size_x_m : std::abs(info.geotransform.c[1]),
+                                              info.pixel_size_y_m > 0 ? info.pixel_size_y_m : std::abs(info.geotransform.c[5])));
+    if (static_cast<long long>(info.width) * info.height > 60'000'000LL) {
+      throw InvalidArgument(fmt::format("{}: too large for the automatic trace ({} x {} cells); give --trace",
+                                        run.input, info.width, info.height));
+    }
+    const int step = std::max(1, static_cast<int>(std::lround(run.options.spacing_m / 2 / px)));
+    const int half = std::max(3, static_cast<int>(std::lround(run.options.length_m / 4 / px)));
+    const io::BandWindow all = raster.read_all(east);
+    for (const auto& v : ridge_trace(all.values, all.valid, step, half, run.trace_direction)) {
+      double x = 0, y = 0;
+      info.geotransform.pixel_to_map(v[0], v[1], x, y);
+      trace.push_back({x, y});
+    }
+    if (trace.size() < 2) {
+      throw InvalidArgument(fmt::format("{}: no displacement step found for an automatic trace; give --trace",
+                                        run.input));
+    }
+    trace_wkt = info.crs_wkt;
+    warnings.push_back(fmt::format("automatic trace: {} vertices along the sharpest step of band {} (check it "
+                                   "in the GeoPackage's 'trace' layer)",
+                                   trace.size(), east));
+  }
   const Srs raster_srs = srs_from(info.crs_wkt);
   Srs trace_srs = srs_from(trace_wkt);
-  std::vector<std::string> warnings;
   if (!raster_srs && trace_srs) {
     throw InvalidArgument(fmt::format(
-        "--trace {} has a CRS but {} has none: cannot place the trace on the data (CRS mismatch)", run.trace,
+        "--trace {} has a CRS but {} has none: cannot place the trace on the data (CRS mismatch)", trace_label,
         run.input));
   }
   if (!raster_srs && !info.georeferenced) {
     throw InvalidArgument(fmt::format("{}: no georeferencing; profiles need lengths in metres", run.input));
   }
   if (raster_srs && !trace_srs) {
-    warnings.push_back(fmt::format("--trace {} declares no CRS: taken in the CRS of {}", run.trace, run.input));
+    warnings.push_back(fmt::format("--trace {} declares no CRS: taken in the CRS of {}", trace_label, run.input));
   }
   if (raster_srs && trace_srs && !raster_srs->IsSame(trace_srs.get())) {
     Transform t(OGRCreateCoordinateTransformation(trace_srs.get(), raster_srs.get()));
     if (!t) {
       throw InvalidArgument(fmt::format("--trace {}: its CRS cannot be transformed to that of {} (CRS mismatch)",
-                                        run.trace, run.input));
+                                        trace_label, run.input));
     }
     std::vector<double> x, y;
     for (const auto& p : trace) x.push_back(p[0]), y.push_back(p[1]);
-    transform_points(t.get(), x, y, "--trace " + run.trace);
+    transform_points(t.get(), x, y, "--trace " + trace_label);
     for (std::size_t i = 0; i < trace.size(); ++i) trace[i] = {x[i], y[i]};
   }
   // The trace must lie on the data: its box must meet the raster's; vertices beyond the edge (a trace
@@ -441,7 +579,7 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
       double col = 0, row = 0;
       if (!std::isfinite(p[0]) || !std::isfinite(p[1])) {
         throw InvalidArgument(fmt::format("--trace {}: a vertex cannot be placed in the CRS of {} (CRS mismatch)",
-                                          run.trace, run.input));
+                                          trace_label, run.input));
       }
       info.geotransform.map_to_pixel(p[0], p[1], col, row);
       cmin = std::min(cmin, col), cmax = std::max(cmax, col), rmin = std::min(rmin, row), rmax = std::max(rmax, row);
@@ -451,10 +589,10 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
       throw InvalidArgument(fmt::format(
           "--trace {}: the trace (first vertex {:.6f}, {:.6f}) lies outside {} (expected it on the data, in the "
           "raster's CRS or in a CRS that transforms to it)",
-          run.trace, trace.front()[0], trace.front()[1], run.input));
+          trace_label, trace.front()[0], trace.front()[1], run.input));
     }
     if (outside > 0) {
-      warnings.push_back(fmt::format("--trace {}: {} of {} vertices lie outside {}", run.trace, outside,
+      warnings.push_back(fmt::format("--trace {}: {} of {} vertices lie outside {}", trace_label, outside,
                                      trace.size(), run.input));
     }
   }
@@ -549,7 +687,7 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
     throw InvalidArgument(fmt::format(
         "--trace {}: no profile has {} valid cells on both sides of the trace in {} (is the trace on the data? "
         "try a larger --width or --length, or a smaller --min-points)",
-        run.trace, run.options.min_points, run.input));
+        trace_label, run.options.min_points, run.input));
   }
 
   // Profile ends and centres back in the raster's CRS.
@@ -573,7 +711,8 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
   }
   const std::string components = north > 0 ? "east+north" : "east";
 
-  io::Provenance provenance{run.command_line, run.parameters, {run.input, run.trace}};
+  io::Provenance provenance{run.command_line, run.parameters, {run.input}};
+  if (!run.trace.empty()) provenance.inputs.push_back(run.trace);
   io::write_atomically(run.output_csv, [&](const std::string& temp) {
     std::ofstream f(temp);
     f << "index,distance_m,x,y,strike_deg,offset_parallel,sigma_parallel,offset_perpendicular,"
@@ -640,6 +779,19 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
         if (layer->CreateFeature(&feature) != OGRERR_NONE) {
           throw IoError(fmt::format("{}: cannot write profile {}", run.output_gpkg, p.index));
         }
+      }
+      // The trace used, so that an automatic one can be checked and edited.
+      OGRLayer* trace_layer = ds->CreateLayer("trace", raster_srs.get(), wkbLineString, nullptr);
+      if (!trace_layer) throw IoError(fmt::format("{}: cannot create layer 'trace'", run.output_gpkg));
+      OGRFieldDefn source("source", OFTString);
+      trace_layer->CreateField(&source);
+      OGRFeature feature(trace_layer->GetLayerDefn());
+      feature.SetField("source", run.trace.empty() ? "automatic (ridge of the displacement step)" : run.trace.c_str());
+      OGRLineString line;
+      for (const auto& p : trace) line.addPoint(p[0], p[1]);
+      feature.SetGeometry(&line);
+      if (trace_layer->CreateFeature(&feature) != OGRERR_NONE) {
+        throw IoError(fmt::format("{}: cannot write the trace", run.output_gpkg));
       }
       ds.reset();
     });

@@ -372,7 +372,7 @@ void register_fault_profile(OperationRegistry& registry) {
   op.description =
       "Every --spacing metres along the trace (the longest line of --trace, any OGR format, reprojected to the "
       "raster's CRS), stacks the cells of a box --width metres along strike and --length metres across into "
-      "one profile, fits a robust line on each side outside --near-fault metres, and takes the offset at the "
+      "one profile (or along the trace found automatically with --auto-trace, the ridge of the displacement step), fits a robust line on each side outside --near-fault metres, and takes the offset at the "
       "trace: left side minus right side looking along the trace, on the local strike (fault-parallel, > 0 "
       "right-lateral) and its normal (fault-perpendicular, > 0 shortening). Reads the east band (east_m, or "
       "band 1 of a one-band raster) and the north band when there is one; with east only, the fault-parallel "
@@ -383,8 +383,13 @@ void register_fault_profile(OperationRegistry& registry) {
       ParamDecl::argument("input", ParamType::kPath, "displacement raster (COG from correlate or filter, any GDAL raster)")
           .as_input(),
       ParamDecl::option("trace", ParamType::kPath, "fault trace: a line in any OGR format (GeoJSON, GPKG, SHP...)")
-          .mandatory()
           .as_input(),
+      ParamDecl::option("auto-trace", ParamType::kBool,
+                        "trace the fault automatically as the ridge of the east displacement step (instead of --trace)"),
+      ParamDecl::option("trace-direction", ParamType::kChoice,
+                        "--auto-trace: the way the fault runs across the raster (auto: the sharper ridge)")
+          .one_of({"auto", "east-west", "north-south"})
+          .defaults_to("auto"),
       ParamDecl::option("east-band", ParamType::kString,
                         "band of the east displacement (description or index; default east_m, or band 1 of a "
                         "one-band raster)"),
@@ -403,7 +408,12 @@ void register_fault_profile(OperationRegistry& registry) {
   op.run = [g](const ParamValues& p, RunContext& context) {
     filter::FaultProfileRun run;
     run.input = p.get_string("input");
-    run.trace = p.get_string("trace");
+    const bool automatic = p.get_bool("auto-trace");
+    if (p.has("trace") == automatic) {
+      throw InvalidArgument("--trace, --auto-trace: give one of them (a trace file, or the automatic trace)");
+    }
+    run.trace = p.get_string_or("trace", "");
+    run.trace_direction = filter::parse_trace_direction(p.get_string("trace-direction"));
     run.east_band = p.get_string_or("east-band", "");
     run.north_band = p.get_string_or("north-band", "");
     run.output_csv = p.get_string("output");
