@@ -1,5 +1,6 @@
 #include "deforma/filter/fault_profile.hpp"
 
+#include <strings.h>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -7,13 +8,12 @@
 #include <limits>
 #include <memory>
 #include <optional>
-#include <strings.h>
 
-#include <Eigen/Dense>
 #include <fmt/format.h>
 #include <gdal_priv.h>
 #include <ogr_spatialref.h>
 #include <ogrsf_frmts.h>
+#include <Eigen/Dense>
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/operation.hpp"
@@ -44,7 +44,8 @@ struct LineFit {
 // value = a + b d by least squares, refitted without residuals beyond k NMADs of the median residual;
 // sigma of the intercept from the NMAD of the kept residuals (a robust scatter, so that the outliers
 // rejected do not inflate it).
-LineFit robust_line(const std::vector<double>& d, const std::vector<double>& v, const FaultProfileOptions& o) {
+LineFit robust_line(const std::vector<double>& d, const std::vector<double>& v,
+                    const FaultProfileOptions& o) {
   LineFit fit;
   std::vector<char> keep(d.size(), 1);
   for (int iteration = 0; iteration <= o.robust_iterations; ++iteration) {
@@ -197,7 +198,8 @@ std::vector<ProfileOffset> profile_offsets(const std::vector<std::array<double, 
     std::vector<std::size_t> candidates;
     // Clamped as doubles first: a centre far from the data must not overflow the int conversion.
     auto bucket_index = [&](double v, double origin, int count) {
-      return static_cast<int>(std::clamp(std::floor((v - origin) / bucket_m), -1.0, static_cast<double>(count)));
+      return static_cast<int>(
+          std::clamp(std::floor((v - origin) / bucket_m), -1.0, static_cast<double>(count)));
     };
     const int c0 = std::max(0, bucket_index(p.centre_m[0] - reach, bx0, bcols));
     const int c1 = std::min(bcols - 1, bucket_index(p.centre_m[0] + reach, bx0, bcols));
@@ -231,8 +233,8 @@ std::vector<ProfileOffset> profile_offsets(const std::vector<std::array<double, 
     p.parallel = p.sigma_parallel = p.perpendicular = p.sigma_perpendicular = kNaN;
     p.east = p.sigma_east = p.north = p.sigma_north = kNaN;
     if (p.points_left < options.min_points || p.points_right < options.min_points) {
-      p.status = fmt::format("too few points (left {}, right {}; --min-points {})", p.points_left, p.points_right,
-                             options.min_points);
+      p.status = fmt::format("too few points (left {}, right {}; --min-points {})", p.points_left,
+                             p.points_right, options.min_points);
       out.push_back(p);
       continue;
     }
@@ -269,9 +271,10 @@ TraceDirection parse_trace_direction(const std::string& text) {
   throw InvalidArgument(fmt::format("--trace-direction {}: expected auto, east-west or north-south", text));
 }
 
-std::vector<std::array<double, 2>> ridge_trace(const GridF& values, const GridU8& valid, int step, int half_window,
-                                               TraceDirection direction) {
-  if (step < 1 || half_window < 2) throw InvalidArgument("ridge_trace: step >= 1 and half_window >= 2 expected");
+std::vector<std::array<double, 2>> ridge_trace(const GridF& values, const GridU8& valid, int step,
+                                               int half_window, TraceDirection direction) {
+  if (step < 1 || half_window < 2)
+    throw InvalidArgument("ridge_trace: step >= 1 and half_window >= 2 expected");
   struct Candidate {
     std::vector<std::array<double, 2>> vertices;
     double sharpness = 0;
@@ -312,7 +315,8 @@ std::vector<std::array<double, 2>> ridge_trace(const GridF& values, const GridU8
         for (int k = b + 1; k <= b + half_window; ++k) {
           if (has[k]) hi.push_back(profile[k]);
         }
-        if (static_cast<int>(lo.size()) < half_window / 2 || static_cast<int>(hi.size()) < half_window / 2) continue;
+        if (static_cast<int>(lo.size()) < half_window / 2 || static_cast<int>(hi.size()) < half_window / 2)
+          continue;
         const double ml = median_of(lo), mh = median_of(hi);
         for (const double x : lo) dev.push_back(std::abs(x - ml));
         for (const double x : hi) dev.push_back(std::abs(x - mh));
@@ -378,11 +382,12 @@ std::vector<std::array<double, 2>> ridge_trace(const GridF& values, const GridU8
 namespace {
 
 int band_of(const io::RasterInfo& info, const std::string& name, const std::string& parameter) {
-  if (!name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
+  if (!name.empty() &&
+      std::all_of(name.begin(), name.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
     const int index = std::stoi(name);
     if (index < 1 || index > info.band_count()) {
-      throw FormatError(fmt::format("{}: --{} {} is not a band (the file has {})", info.path, parameter, index,
-                                    info.band_count()));
+      throw FormatError(fmt::format("{}: --{} {} is not a band (the file has {})", info.path, parameter,
+                                    index, info.band_count()));
     }
     return index;
   }
@@ -395,7 +400,8 @@ int band_of(const io::RasterInfo& info, const std::string& name, const std::stri
 std::string band_list(const io::RasterInfo& info) {
   std::string names;
   for (const auto& b : info.bands) {
-    names += (names.empty() ? "" : ", ") + (b.description.empty() ? fmt::format("#{}", b.index) : b.description);
+    names +=
+        (names.empty() ? "" : ", ") + (b.description.empty() ? fmt::format("#{}", b.index) : b.description);
   }
   return names;
 }
@@ -420,9 +426,10 @@ Srs srs_from(const std::string& wkt) {
 // The longest line of the file (any OGR format), in its own CRS (WKT, empty when none).
 std::vector<std::array<double, 2>> read_trace(const std::string& path, std::string& crs_wkt) {
   GDALAllRegister();
-  std::unique_ptr<GDALDataset> ds(
-      static_cast<GDALDataset*>(GDALOpenEx(path.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY, nullptr, nullptr, nullptr)));
-  if (!ds) throw IoError(fmt::format("--trace {}: cannot open it as a vector file (GeoJSON, GPKG, SHP...)", path));
+  std::unique_ptr<GDALDataset> ds(static_cast<GDALDataset*>(
+      GDALOpenEx(path.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY, nullptr, nullptr, nullptr)));
+  if (!ds)
+    throw IoError(fmt::format("--trace {}: cannot open it as a vector file (GeoJSON, GPKG, SHP...)", path));
   std::vector<std::array<double, 2>> best;
   double best_length = -1;
   for (auto* layer : ds->GetLayers()) {
@@ -454,7 +461,8 @@ std::vector<std::array<double, 2>> read_trace(const std::string& path, std::stri
     }
   }
   if (best.size() < 2) {
-    throw InvalidArgument(fmt::format("--trace {}: no line with two vertices or more (expected a LineString)", path));
+    throw InvalidArgument(
+        fmt::format("--trace {}: no line with two vertices or more (expected a LineString)", path));
   }
   return best;
 }
@@ -506,8 +514,8 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
     if (!run.north_band.empty()) {
       north = band_of(info, run.north_band, "north-band");
       if (north == 0) {
-        throw FormatError(fmt::format("{}: --north-band {}: no such band (bands: {})", run.input, run.north_band,
-                                      band_list(info)));
+        throw FormatError(fmt::format("{}: --north-band {}: no such band (bands: {})", run.input,
+                                      run.north_band, band_list(info)));
       }
     } else {
       north = band_of(info, "north_m", "north-band");
@@ -523,8 +531,9 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
   if (!run.trace.empty()) {
     trace = read_trace(run.trace, trace_wkt);
   } else {
-    const double px = std::max(1e-9, std::min(info.pixel_size_x_m > 0 ? info.pixel_size_x_m : std::abs(info.geotransform.c[1]),
-                                              info.pixel_size_y_m > 0 ? info.pixel_size_y_m : std::abs(info.geotransform.c[5])));
+    const double px = std::max(
+        1e-9, std::min(info.pixel_size_x_m > 0 ? info.pixel_size_x_m : std::abs(info.geotransform.c[1]),
+                       info.pixel_size_y_m > 0 ? info.pixel_size_y_m : std::abs(info.geotransform.c[5])));
     if (static_cast<long long>(info.width) * info.height > 60'000'000LL) {
       throw InvalidArgument(fmt::format("{}: too large for the automatic trace ({} x {} cells); give --trace",
                                         run.input, info.width, info.height));
@@ -538,32 +547,34 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
       trace.push_back({x, y});
     }
     if (trace.size() < 2) {
-      throw InvalidArgument(fmt::format("{}: no displacement step found for an automatic trace; give --trace",
-                                        run.input));
+      throw InvalidArgument(
+          fmt::format("{}: no displacement step found for an automatic trace; give --trace", run.input));
     }
     trace_wkt = info.crs_wkt;
-    warnings.push_back(fmt::format("automatic trace: {} vertices along the sharpest step of band {} (check it "
-                                   "in the GeoPackage's 'trace' layer)",
-                                   trace.size(), east));
+    warnings.push_back(
+        fmt::format("automatic trace: {} vertices along the sharpest step of band {} (check it "
+                    "in the GeoPackage's 'trace' layer)",
+                    trace.size(), east));
   }
   const Srs raster_srs = srs_from(info.crs_wkt);
   Srs trace_srs = srs_from(trace_wkt);
   if (!raster_srs && trace_srs) {
-    throw InvalidArgument(fmt::format(
-        "--trace {} has a CRS but {} has none: cannot place the trace on the data (CRS mismatch)", trace_label,
-        run.input));
+    throw InvalidArgument(
+        fmt::format("--trace {} has a CRS but {} has none: cannot place the trace on the data (CRS mismatch)",
+                    trace_label, run.input));
   }
   if (!raster_srs && !info.georeferenced) {
     throw InvalidArgument(fmt::format("{}: no georeferencing; profiles need lengths in metres", run.input));
   }
   if (raster_srs && !trace_srs) {
-    warnings.push_back(fmt::format("--trace {} declares no CRS: taken in the CRS of {}", trace_label, run.input));
+    warnings.push_back(
+        fmt::format("--trace {} declares no CRS: taken in the CRS of {}", trace_label, run.input));
   }
   if (raster_srs && trace_srs && !raster_srs->IsSame(trace_srs.get())) {
     Transform t(OGRCreateCoordinateTransformation(trace_srs.get(), raster_srs.get()));
     if (!t) {
-      throw InvalidArgument(fmt::format("--trace {}: its CRS cannot be transformed to that of {} (CRS mismatch)",
-                                        trace_label, run.input));
+      throw InvalidArgument(fmt::format(
+          "--trace {}: its CRS cannot be transformed to that of {} (CRS mismatch)", trace_label, run.input));
     }
     std::vector<double> x, y;
     for (const auto& p : trace) x.push_back(p[0]), y.push_back(p[1]);
@@ -578,18 +589,20 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
     for (const auto& p : trace) {
       double col = 0, row = 0;
       if (!std::isfinite(p[0]) || !std::isfinite(p[1])) {
-        throw InvalidArgument(fmt::format("--trace {}: a vertex cannot be placed in the CRS of {} (CRS mismatch)",
-                                          trace_label, run.input));
+        throw InvalidArgument(fmt::format(
+            "--trace {}: a vertex cannot be placed in the CRS of {} (CRS mismatch)", trace_label, run.input));
       }
       info.geotransform.map_to_pixel(p[0], p[1], col, row);
-      cmin = std::min(cmin, col), cmax = std::max(cmax, col), rmin = std::min(rmin, row), rmax = std::max(rmax, row);
+      cmin = std::min(cmin, col), cmax = std::max(cmax, col), rmin = std::min(rmin, row),
+      rmax = std::max(rmax, row);
       if (col < 0 || row < 0 || col > info.width || row > info.height) ++outside;
     }
     if (cmax < 0 || rmax < 0 || cmin > info.width || rmin > info.height) {
-      throw InvalidArgument(fmt::format(
-          "--trace {}: the trace (first vertex {:.6f}, {:.6f}) lies outside {} (expected it on the data, in the "
-          "raster's CRS or in a CRS that transforms to it)",
-          trace_label, trace.front()[0], trace.front()[1], run.input));
+      throw InvalidArgument(
+          fmt::format("--trace {}: the trace (first vertex {:.6f}, {:.6f}) lies outside {} (expected it on "
+                      "the data, in the "
+                      "raster's CRS or in a CRS that transforms to it)",
+                      trace_label, trace.front()[0], trace.front()[1], run.input));
     }
     if (outside > 0) {
       warnings.push_back(fmt::format("--trace {}: {} of {} vertices lie outside {}", trace_label, outside,
@@ -636,16 +649,19 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
   for (const auto& p : trace) {
     double col = 0, row = 0;
     info.geotransform.map_to_pixel(p[0], p[1], col, row);
-    cmin = std::min(cmin, col), cmax = std::max(cmax, col), rmin = std::min(rmin, row), rmax = std::max(rmax, row);
+    cmin = std::min(cmin, col), cmax = std::max(cmax, col), rmin = std::min(rmin, row),
+    rmax = std::max(rmax, row);
   }
-  const double px_m = std::max(1e-9, std::min(info.pixel_size_x_m > 0 ? info.pixel_size_x_m : std::abs(info.geotransform.c[1]),
-                                               info.pixel_size_y_m > 0 ? info.pixel_size_y_m : std::abs(info.geotransform.c[5])));
+  const double px_m = std::max(
+      1e-9, std::min(info.pixel_size_x_m > 0 ? info.pixel_size_x_m : std::abs(info.geotransform.c[1]),
+                     info.pixel_size_y_m > 0 ? info.pixel_size_y_m : std::abs(info.geotransform.c[5])));
   const double margin = (run.options.length_m / 2 + run.options.width_m) / px_m + 2;
   if (margin > 1e6) {
-    throw InvalidArgument(fmt::format("--length {} m: far larger than {} ({} m cells)", run.options.length_m,
-                                      run.input, px_m));
+    throw InvalidArgument(
+        fmt::format("--length {} m: far larger than {} ({} m cells)", run.options.length_m, run.input, px_m));
   }
-  const io::Window want{static_cast<int>(std::floor(cmin - margin)), static_cast<int>(std::floor(rmin - margin)),
+  const io::Window want{static_cast<int>(std::floor(cmin - margin)),
+                        static_cast<int>(std::floor(rmin - margin)),
                         static_cast<int>(std::ceil(cmax - cmin + 2 * margin)) + 1,
                         static_cast<int>(std::ceil(rmax - rmin + 2 * margin)) + 1};
   const io::Window w = want.intersect(io::Window{0, 0, info.width, info.height});
@@ -681,13 +697,15 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
   if (progress->cancelled()) throw Cancelled("fault-profile: cancelled");
   const std::vector<ProfileOffset> profiles = profile_offsets(trace_m, samples, run.options);
   progress->advance(1);
-  const auto measured = std::count_if(profiles.begin(), profiles.end(),
-                                      [](const ProfileOffset& p) { return std::isfinite(p.parallel) || std::isfinite(p.east); });
+  const auto measured = std::count_if(profiles.begin(), profiles.end(), [](const ProfileOffset& p) {
+    return std::isfinite(p.parallel) || std::isfinite(p.east);
+  });
   if (measured == 0) {
-    throw InvalidArgument(fmt::format(
-        "--trace {}: no profile has {} valid cells on both sides of the trace in {} (is the trace on the data? "
-        "try a larger --width or --length, or a smaller --min-points)",
-        trace_label, run.options.min_points, run.input));
+    throw InvalidArgument(
+        fmt::format("--trace {}: no profile has {} valid cells on both sides of the trace in {} (is the "
+                    "trace on the data? "
+                    "try a larger --width or --length, or a smaller --min-points)",
+                    trace_label, run.options.min_points, run.input));
   }
 
   // Profile ends and centres back in the raster's CRS.
@@ -716,15 +734,16 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
   io::write_atomically(run.output_csv, [&](const std::string& temp) {
     std::ofstream f(temp);
     f << "index,distance_m,x,y,strike_deg,offset_parallel,sigma_parallel,offset_perpendicular,"
-         "sigma_perpendicular,offset_east,sigma_east,offset_north,sigma_north,points_left,points_right,status\n";
+         "sigma_perpendicular,offset_east,sigma_east,offset_north,sigma_north,points_left,points_right,"
+         "status\n";
     for (std::size_t i = 0; i < profiles.size(); ++i) {
       const auto& p = profiles[i];
-      f << fmt::format("{},{:.1f},{:.8g},{:.8g},{:.2f},{},{},{},{},{},{},{},{},{},{},\"{}\"\n", p.index, p.distance_m,
-                       ex[3 * i + 2], ey[3 * i + 2], p.strike_deg, csv_number(p.parallel, 4),
+      f << fmt::format("{},{:.1f},{:.8g},{:.8g},{:.2f},{},{},{},{},{},{},{},{},{},{},\"{}\"\n", p.index,
+                       p.distance_m, ex[3 * i + 2], ey[3 * i + 2], p.strike_deg, csv_number(p.parallel, 4),
                        csv_number(p.sigma_parallel, 4), csv_number(p.perpendicular, 4),
-                       csv_number(p.sigma_perpendicular, 4), csv_number(p.east, 4), csv_number(p.sigma_east, 4),
-                       csv_number(p.north, 4), csv_number(p.sigma_north, 4), p.points_left, p.points_right,
-                       p.status);
+                       csv_number(p.sigma_perpendicular, 4), csv_number(p.east, 4),
+                       csv_number(p.sigma_east, 4), csv_number(p.north, 4), csv_number(p.sigma_north, 4),
+                       p.points_left, p.points_right, p.status);
     }
     f.flush();
     if (!f) throw IoError(fmt::format("{}: cannot write the profile table", run.output_csv));
@@ -741,9 +760,9 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
       if (!layer) throw IoError(fmt::format("{}: cannot create layer 'profiles'", run.output_gpkg));
       OGRFieldDefn idx("index", OFTInteger);
       layer->CreateField(&idx);
-      const char* real_fields[] = {"distance_m", "strike_deg", "offset_parallel", "sigma_parallel",
-                                   "offset_perpendicular", "sigma_perpendicular", "offset_east", "sigma_east",
-                                   "offset_north", "sigma_north"};
+      const char* real_fields[] = {
+          "distance_m",          "strike_deg",  "offset_parallel", "sigma_parallel", "offset_perpendicular",
+          "sigma_perpendicular", "offset_east", "sigma_east",      "offset_north",   "sigma_north"};
       for (const char* name : real_fields) {
         OGRFieldDefn f(name, OFTReal);
         layer->CreateField(&f);
@@ -760,8 +779,9 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
         const auto& p = profiles[i];
         OGRFeature feature(layer->GetLayerDefn());
         feature.SetField("index", p.index);
-        const double values[] = {p.distance_m, p.strike_deg, p.parallel, p.sigma_parallel, p.perpendicular,
-                                 p.sigma_perpendicular, p.east, p.sigma_east, p.north, p.sigma_north};
+        const double values[] = {p.distance_m,    p.strike_deg,          p.parallel, p.sigma_parallel,
+                                 p.perpendicular, p.sigma_perpendicular, p.east,     p.sigma_east,
+                                 p.north,         p.sigma_north};
         for (std::size_t k = 0; k < std::size(real_fields); ++k) {
           if (std::isfinite(values[k])) {
             feature.SetField(real_fields[k], values[k]);
@@ -786,7 +806,8 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
       OGRFieldDefn source("source", OFTString);
       trace_layer->CreateField(&source);
       OGRFeature feature(trace_layer->GetLayerDefn());
-      feature.SetField("source", run.trace.empty() ? "automatic (ridge of the displacement step)" : run.trace.c_str());
+      feature.SetField("source",
+                       run.trace.empty() ? "automatic (ridge of the displacement step)" : run.trace.c_str());
       OGRLineString line;
       for (const auto& p : trace) line.addPoint(p[0], p[1]);
       feature.SetGeometry(&line);
@@ -800,8 +821,8 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
 
   if (!run.output_plot.empty()) {
     std::vector<double> x;
-    render::PlotSeries parallel{north > 0 ? "fault-parallel" : "fault-parallel (from east)", {}, {},
-                                render::colors::kBlue};
+    render::PlotSeries parallel{
+        north > 0 ? "fault-parallel" : "fault-parallel (from east)", {}, {}, render::colors::kBlue};
     render::PlotSeries perpendicular{"fault-perpendicular", {}, {}, render::colors::kRed};
     for (const auto& p : profiles) {
       x.push_back(p.distance_m / 1000.0);
@@ -812,10 +833,11 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
     }
     std::vector<render::PlotSeries> series = {parallel};
     if (north > 0) series.push_back(perpendicular);
-    render::RgbImage image = render::plot_xy(
-        x, series, fmt::format("offset along strike (> 0: right-lateral), {} m profiles every {} m",
-                               run.options.length_m, run.options.spacing_m),
-        "distance along the trace (km)", fmt::format("offset ({})", unit));
+    render::RgbImage image =
+        render::plot_xy(x, series,
+                        fmt::format("offset along strike (> 0: right-lateral), {} m profiles every {} m",
+                                    run.options.length_m, run.options.spacing_m),
+                        "distance along the trace (km)", fmt::format("offset ({})", unit));
     image.text()["Title"] = "fault-profile: offset along strike";
     image.text()["Description"] = provenance.to_json().dump();
     render::write_png(run.output_plot, image);
@@ -840,11 +862,13 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
   if (std::isfinite(med)) summary.details["median_parallel"] = med;
   if (north == 0) {
     summary.warnings.push_back(
-        "east component only: the fault-parallel offset assumes motion along the trace; no perpendicular offset");
+        "east component only: the fault-parallel offset assumes motion along the trace; no perpendicular "
+        "offset");
   }
   summary.seconds = seconds_since(start);
   summary.report = fmt::format(
-      "fault-profile: {} profiles along {:.1f} km of trace, {} measured ({}); median fault-parallel offset {} {} "
+      "fault-profile: {} profiles along {:.1f} km of trace, {} measured ({}); median fault-parallel offset "
+      "{} {} "
       "(> 0: right-lateral)\n",
       profiles.size(), TraceGeometry(trace_m).length() / 1000.0, measured, components,
       std::isfinite(med) ? fmt::format("{:.3f}", med) : "n/a", unit);

@@ -101,7 +101,8 @@ TEST(FaultProfile, EastOnlyGivesTheParallelOffsetAlongTheTraceAndNoPerpendicular
   FieldSamples s = synthetic_step(strike);
   s.north.clear();
   const double tx = std::sin(strike), ty = std::cos(strike);
-  const auto profiles = profile_offsets({{-8000 * tx, -8000 * ty}, {8000 * tx, 8000 * ty}}, s, synthetic_options());
+  const auto profiles =
+      profile_offsets({{-8000 * tx, -8000 * ty}, {8000 * tx, 8000 * ty}}, s, synthetic_options());
   for (const auto& p : profiles) {
     EXPECT_TRUE(std::isnan(p.perpendicular));
     EXPECT_TRUE(std::isnan(p.north));
@@ -212,8 +213,8 @@ TEST(FaultProfile, IzmitOffsetsAcrossTheNorthAnatolianFaultAreRightLateral) {
 TEST(FaultProfile, SyntheticStrikeSlipOnLandsatTextureThroughCorrelate) {
   DEFORMA_REQUIRE_DATA("yahtse-l8", dir);
   constexpr int kWidth = 480, kHeight = 320, kFaultRow = 160;
-  const GridF ref = test::read_crop((dir / "LC80630182016200LGN00_B8_yahtse.TIF").string(), 200, 100,
-                                               kWidth, kHeight);
+  const GridF ref =
+      test::read_crop((dir / "LC80630182016200LGN00_B8_yahtse.TIF").string(), 200, 100, kWidth, kHeight);
   auto slip_px = [](double col) { return 1.0 + 1.5 * col / kWidth; };
   const GridF sec = test::warp_by_field(ref, [&](double c, double r, double& u, double& v) {
     u = (r < kFaultRow ? 0.5 : -0.5) * slip_px(c);
@@ -287,7 +288,8 @@ TEST(FaultProfileCli, IzmitRunAndBadInputs) {
   const auto bad_width = test::run_cli(common + " -o " + tmp.file("a.csv") + " --width 0");
   EXPECT_EQ(bad_width.exit_code, 3);
   EXPECT_NE(bad_width.err.find("--width"), std::string::npos) << bad_width.err;
-  const auto bad_length = test::run_cli(common + " -o " + tmp.file("a.csv") + " --length 1000 --near-fault 400");
+  const auto bad_length =
+      test::run_cli(common + " -o " + tmp.file("a.csv") + " --length 1000 --near-fault 400");
   EXPECT_EQ(bad_length.exit_code, 3);
   EXPECT_NE(bad_length.err.find("--length"), std::string::npos) << bad_length.err;
 
@@ -309,8 +311,8 @@ TEST(FaultProfileCli, IzmitRunAndBadInputs) {
     f << R"({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
 "geometry": {"type": "LineString", "coordinates": [[2.30, 48.85], [2.40, 48.86]]}}]})";
   }
-  const auto outside = test::run_cli("fault-profile " + input + " --trace " + tmp.file("far.geojson") + " -o " +
-                                     tmp.file("a.csv"));
+  const auto outside = test::run_cli("fault-profile " + input + " --trace " + tmp.file("far.geojson") +
+                                     " -o " + tmp.file("a.csv"));
   EXPECT_EQ(outside.exit_code, 3);
   EXPECT_NE(outside.err.find("outside"), std::string::npos) << outside.err;
 
@@ -333,7 +335,8 @@ TEST(FaultProfile, RidgeTraceFollowsASyntheticStep) {
   for (int r = 0; r < 50; ++r) {
     for (int c = 0; c < 100; ++c) {
       const double line = 20 + 10.0 * c / 100;
-      v(c, r) = static_cast<float>((r < line ? 1.0 : -1.0) + noise(rng) + ((c * 7 + r * 3) % 97 == 0 ? 20 : 0));
+      v(c, r) =
+          static_cast<float>((r < line ? 1.0 : -1.0) + noise(rng) + ((c * 7 + r * 3) % 97 == 0 ? 20 : 0));
     }
   }
   const auto trace = ridge_trace(v, valid, 10, 8);
@@ -357,7 +360,8 @@ TEST(FaultProfile, IzmitAutomaticTraceIsNearTheDigitisedOneAndRightLateral) {
   DEFORMA_REQUIRE_DATA("izmit-coseismic", dir);
   test::TempDir tmp;
   const std::string input = (dir / "EW_Adapazari.tif").string();
-  const auto r = test::run_cli("--summary-json -q fault-profile " + input + " --auto-trace --trace-direction east-west -o " + tmp.file("o.csv") +
+  const auto r = test::run_cli("--summary-json -q fault-profile " + input +
+                               " --auto-trace --trace-direction east-west -o " + tmp.file("o.csv") +
                                " --gpkg " + tmp.file("p.gpkg") + " --length 8000 --near-fault 400");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -393,8 +397,8 @@ TEST(FaultProfile, IzmitAutomaticTraceIsNearTheDigitisedOneAndRightLateral) {
   ASSERT_GE(distances_km.size(), 10u);
   std::sort(distances_km.begin(), distances_km.end());
   EXPECT_LT(distances_km[distances_km.size() / 2], 1.5);
-  const auto both = test::run_cli("fault-profile " + input + " --auto-trace --trace " + tmp.file("o.csv") + " -o " +
-                                  tmp.file("x.csv"));
+  const auto both = test::run_cli("fault-profile " + input + " --auto-trace --trace " + tmp.file("o.csv") +
+                                  " -o " + tmp.file("x.csv"));
   EXPECT_EQ(both.exit_code, 3);
 }
 

@@ -47,10 +47,10 @@ struct FieldSamples {
 
 struct ProfileOffset {
   int index = 0;
-  double distance_m = 0;  ///< of the profile centre along the trace from its first vertex
-  std::array<double, 2> centre_m{};  ///< in the metric frame
-  double strike_deg = 0;  ///< azimuth of the trace direction, clockwise from north
-  double parallel = 0, sigma_parallel = 0;            ///< NaN when not measured
+  double distance_m = 0;                    ///< of the profile centre along the trace from its first vertex
+  std::array<double, 2> centre_m{};         ///< in the metric frame
+  double strike_deg = 0;                    ///< azimuth of the trace direction, clockwise from north
+  double parallel = 0, sigma_parallel = 0;  ///< NaN when not measured
   double perpendicular = 0, sigma_perpendicular = 0;  ///< NaN when not measured (east only)
   double east = 0, sigma_east = 0;
   double north = 0, sigma_north = 0;  ///< NaN when east only
@@ -75,18 +75,19 @@ TraceDirection parse_trace_direction(const std::string& text);
 /// score), without the bands at either end where it has no real step. Vertices in pixel coordinates
 /// (col, row) of the grid; empty when no band had data on both sides. For a fault crossing the raster within
 /// 45 degrees of one of its axes; with kAuto, the orientation whose ridge is sharper.
-std::vector<std::array<double, 2>> ridge_trace(const GridF& values, const GridU8& valid, int step, int half_window,
+std::vector<std::array<double, 2>> ridge_trace(const GridF& values, const GridU8& valid, int step,
+                                               int half_window,
                                                TraceDirection direction = TraceDirection::kAuto);
 
 struct FaultProfileRun {
-  std::string input;          ///< displacement raster
-  std::string east_band;      ///< description or 1-based index; empty = "east_m", else band 1 of a one-band file
-  std::string north_band;     ///< empty = "north_m" when present, else east only; "none" = east only
-  std::string trace;          ///< vector file with the trace (the longest line); empty = ridge_trace()
+  std::string input;       ///< displacement raster
+  std::string east_band;   ///< description or 1-based index; empty = "east_m", else band 1 of a one-band file
+  std::string north_band;  ///< empty = "north_m" when present, else east only; "none" = east only
+  std::string trace;       ///< vector file with the trace (the longest line); empty = ridge_trace()
   TraceDirection trace_direction = TraceDirection::kAuto;  ///< of the automatic trace
   std::string output_csv;
-  std::string output_gpkg;    ///< empty = none
-  std::string output_plot;    ///< empty = none
+  std::string output_gpkg;  ///< empty = none
+  std::string output_plot;  ///< empty = none
   FaultProfileOptions options;
   std::string command_line;
   nlohmann::json parameters = nlohmann::json::object();
