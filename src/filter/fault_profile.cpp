@@ -1,5 +1,6 @@
 #include "deforma/filter/fault_profile.hpp"
 
+#include <strings.h>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -7,13 +8,12 @@
 #include <limits>
 #include <memory>
 #include <optional>
-#include <strings.h>
 
-#include <Eigen/Dense>
 #include <fmt/format.h>
 #include <gdal_priv.h>
 #include <ogr_spatialref.h>
 #include <ogrsf_frmts.h>
+#include <Eigen/Dense>
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/operation.hpp"
@@ -44,7 +44,8 @@ struct LineFit {
 // value = a + b d by least squares, refitted without residuals beyond k NMADs of the median residual;
 // sigma of the intercept from the NMAD of the kept residuals (a robust scatter, so that the outliers
 // rejected do not inflate it).
-LineFit robust_line(const std::vector<double>& d, const std::vector<double>& v, const FaultProfileOptions& o) {
+LineFit robust_line(const std::vector<double>& d, const std::vector<double>& v,
+                    const FaultProfileOptions& o) {
   LineFit fit;
   std::vector<char> keep(d.size(), 1);
   for (int iteration = 0; iteration <= o.robust_iterations; ++iteration) {
@@ -197,7 +198,8 @@ std::vector<ProfileOffset> profile_offsets(const std::vector<std::array<double, 
     std::vector<std::size_t> candidates;
     // Clamped as doubles first: a centre far from the data must not overflow the int conversion.
     auto bucket_index = [&](double v, double origin, int count) {
-      return static_cast<int>(std::clamp(std::floor((v - origin) / bucket_m), -1.0, static_cast<double>(count)));
+      return static_cast<int>(
+          std::clamp(std::floor((v - origin) / bucket_m), -1.0, static_cast<double>(count)));
     };
     const int c0 = std::max(0, bucket_index(p.centre_m[0] - reach, bx0, bcols));
     const int c1 = std::min(bcols - 1, bucket_index(p.centre_m[0] + reach, bx0, bcols));
@@ -231,8 +233,8 @@ std::vector<ProfileOffset> profile_offsets(const std::vector<std::array<double, 
     p.parallel = p.sigma_parallel = p.perpendicular = p.sigma_perpendicular = kNaN;
     p.east = p.sigma_east = p.north = p.sigma_north = kNaN;
     if (p.points_left < options.min_points || p.points_right < options.min_points) {
-      p.status = fmt::format("too few points (left {}, right {}; --min-points {})", p.points_left, p.points_right,
-                             options.min_points);
+      p.status = fmt::format("too few points (left {}, right {}; --min-points {})", p.points_left,
+                             p.points_right, options.min_points);
       out.push_back(p);
       continue;
     }
@@ -262,16 +264,130 @@ std::vector<ProfileOffset> profile_offsets(const std::vector<std::array<double, 
   return out;
 }
 
+TraceDirection parse_trace_direction(const std::string& text) {
+  if (text == "auto") return TraceDirection::kAuto;
+  if (text == "east-west") return TraceDirection::kEastWest;
+  if (text == "north-south") return TraceDirection::kNorthSouth;
+  throw InvalidArgument(fmt::format("--trace-direction {}: expected auto, east-west or north-south", text));
+}
+
+std::vector<std::array<double, 2>> ridge_trace(const GridF& values, const GridU8& valid, int step,
+                                               int half_window, TraceDirection direction) {
+  if (step < 1 || half_window < 2)
+    throw InvalidArgument("ridge_trace: step >= 1 and half_window >= 2 expected");
+  struct Candidate {
+    std::vector<std::array<double, 2>> vertices;
+    double sharpness = 0;
+  };
+  // along = the axis the trace runs along (bands across it), across = the axis the step is searched on.
+  auto trace_along = [&](bool along_columns) {
+    const int n_along = along_columns ? values.width() : values.height();
+    const int n_across = along_columns ? values.height() : values.width();
+    auto at = [&](int a, int b, bool& ok) {
+      const int c = along_columns ? a : b, r = along_columns ? b : a;
+      ok = valid(c, r) && std::isfinite(values(c, r));
+      return static_cast<double>(values(c, r));
+    };
+    // Per band, the step score at every position across: the difference of the medians on either side
+    // over their scatter (a sharp step in a quiet field, not the largest jump of a noisy one).
+    std::vector<std::vector<double>> score;
+    std::vector<double> centres;
+    std::vector<double> profile(n_across), band;
+    std::vector<char> has(n_across);
+    std::vector<double> lo, hi, dev;
+    for (int a0 = 0; a0 + step <= n_along; a0 += step) {
+      for (int b = 0; b < n_across; ++b) {
+        band.clear();
+        for (int a = a0; a < a0 + step; ++a) {
+          bool ok = false;
+          const double v = at(a, b, ok);
+          if (ok) band.push_back(v);
+        }
+        has[b] = !band.empty();
+        profile[b] = has[b] ? median_of(band) : kNaN;
+      }
+      std::vector<double> row(n_across, 0.0);
+      for (int b = half_window; b + half_window < n_across; ++b) {
+        lo.clear(), hi.clear(), dev.clear();
+        for (int k = b - half_window; k < b; ++k) {
+          if (has[k]) lo.push_back(profile[k]);
+        }
+        for (int k = b + 1; k <= b + half_window; ++k) {
+          if (has[k]) hi.push_back(profile[k]);
+        }
+        if (static_cast<int>(lo.size()) < half_window / 2 || static_cast<int>(hi.size()) < half_window / 2)
+          continue;
+        const double ml = median_of(lo), mh = median_of(hi);
+        for (const double x : lo) dev.push_back(std::abs(x - ml));
+        for (const double x : hi) dev.push_back(std::abs(x - mh));
+        row[b] = std::abs(ml - mh) / (1.4826 * median_of(dev) + 1e-6);
+      }
+      score.push_back(std::move(row));
+      centres.push_back(a0 + step / 2.0);
+    }
+    Candidate c;
+    const int bands = static_cast<int>(score.size());
+    if (bands < 2) return c;
+    std::vector<double> band_max;
+    for (const auto& row : score) band_max.push_back(*std::max_element(row.begin(), row.end()));
+    const double typical = median_of(band_max);
+    if (!(typical > 0)) return c;
+    // The ridge as the best path through the bands (dynamic programming): the sum of the scores minus a
+    // penalty per cell of jump between bands, so that a stripe or a lake crossed by one band cannot pull
+    // the trace away. A jump of 10 cells costs a typical band's best score.
+    const double penalty = typical / 10.0;
+    std::vector<std::vector<int>> from(bands, std::vector<int>(n_across, 0));
+    std::vector<double> best = score[0], reach(n_across);
+    std::vector<int> arg(n_across);
+    for (int i = 1; i < bands; ++i) {
+      // reach[j] = max over k of best[k] - penalty |j - k| (two passes), arg = that k.
+      for (int j = 0; j < n_across; ++j) reach[j] = best[j], arg[j] = j;
+      for (int j = 1; j < n_across; ++j) {
+        if (reach[j - 1] - penalty > reach[j]) reach[j] = reach[j - 1] - penalty, arg[j] = arg[j - 1];
+      }
+      for (int j = n_across - 2; j >= 0; --j) {
+        if (reach[j + 1] - penalty > reach[j]) reach[j] = reach[j + 1] - penalty, arg[j] = arg[j + 1];
+      }
+      for (int j = 0; j < n_across; ++j) {
+        best[j] = reach[j] + score[i][j];
+        from[i][j] = arg[j];
+      }
+    }
+    std::vector<int> path(bands);
+    path[bands - 1] = static_cast<int>(std::max_element(best.begin(), best.end()) - best.begin());
+    for (int i = bands - 1; i > 0; --i) path[i - 1] = from[i][path[i]];
+    // Bands at either end where the path has no real step (beyond the data) are left out.
+    int first = 0, last = bands - 1;
+    while (first < last && score[first][path[first]] < 0.25 * typical) ++first;
+    while (last > first && score[last][path[last]] < 0.25 * typical) --last;
+    std::vector<double> kept_scores;
+    for (int i = first; i <= last; ++i) {
+      const double pos = path[i] + 0.5;
+      c.vertices.push_back(along_columns ? std::array<double, 2>{centres[i], pos}
+                                         : std::array<double, 2>{pos, centres[i]});
+      kept_scores.push_back(score[i][path[i]]);
+    }
+    c.sharpness = median_of(kept_scores);
+    return c;
+  };
+  if (direction == TraceDirection::kEastWest) return trace_along(true).vertices;
+  if (direction == TraceDirection::kNorthSouth) return trace_along(false).vertices;
+  Candidate ew = trace_along(true);
+  Candidate ns = trace_along(false);
+  return ew.sharpness >= ns.sharpness ? ew.vertices : ns.vertices;
+}
+
 // ---- Files ----
 
 namespace {
 
 int band_of(const io::RasterInfo& info, const std::string& name, const std::string& parameter) {
-  if (!name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
+  if (!name.empty() &&
+      std::all_of(name.begin(), name.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
     const int index = std::stoi(name);
     if (index < 1 || index > info.band_count()) {
-      throw FormatError(fmt::format("{}: --{} {} is not a band (the file has {})", info.path, parameter, index,
-                                    info.band_count()));
+      throw FormatError(fmt::format("{}: --{} {} is not a band (the file has {})", info.path, parameter,
+                                    index, info.band_count()));
     }
     return index;
   }
@@ -284,7 +400,8 @@ int band_of(const io::RasterInfo& info, const std::string& name, const std::stri
 std::string band_list(const io::RasterInfo& info) {
   std::string names;
   for (const auto& b : info.bands) {
-    names += (names.empty() ? "" : ", ") + (b.description.empty() ? fmt::format("#{}", b.index) : b.description);
+    names +=
+        (names.empty() ? "" : ", ") + (b.description.empty() ? fmt::format("#{}", b.index) : b.description);
   }
   return names;
 }
@@ -309,9 +426,10 @@ Srs srs_from(const std::string& wkt) {
 // The longest line of the file (any OGR format), in its own CRS (WKT, empty when none).
 std::vector<std::array<double, 2>> read_trace(const std::string& path, std::string& crs_wkt) {
   GDALAllRegister();
-  std::unique_ptr<GDALDataset> ds(
-      static_cast<GDALDataset*>(GDALOpenEx(path.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY, nullptr, nullptr, nullptr)));
-  if (!ds) throw IoError(fmt::format("--trace {}: cannot open it as a vector file (GeoJSON, GPKG, SHP...)", path));
+  std::unique_ptr<GDALDataset> ds(static_cast<GDALDataset*>(
+      GDALOpenEx(path.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY, nullptr, nullptr, nullptr)));
+  if (!ds)
+    throw IoError(fmt::format("--trace {}: cannot open it as a vector file (GeoJSON, GPKG, SHP...)", path));
   std::vector<std::array<double, 2>> best;
   double best_length = -1;
   for (auto* layer : ds->GetLayers()) {
@@ -343,7 +461,8 @@ std::vector<std::array<double, 2>> read_trace(const std::string& path, std::stri
     }
   }
   if (best.size() < 2) {
-    throw InvalidArgument(fmt::format("--trace {}: no line with two vertices or more (expected a LineString)", path));
+    throw InvalidArgument(
+        fmt::format("--trace {}: no line with two vertices or more (expected a LineString)", path));
   }
   return best;
 }
@@ -395,8 +514,8 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
     if (!run.north_band.empty()) {
       north = band_of(info, run.north_band, "north-band");
       if (north == 0) {
-        throw FormatError(fmt::format("{}: --north-band {}: no such band (bands: {})", run.input, run.north_band,
-                                      band_list(info)));
+        throw FormatError(fmt::format("{}: --north-band {}: no such band (bands: {})", run.input,
+                                      run.north_band, band_list(info)));
       }
     } else {
       north = band_of(info, "north_m", "north-band");
@@ -404,32 +523,62 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
   }
   const std::string unit = info.bands[east - 1].unit.empty() ? "m" : info.bands[east - 1].unit;
 
-  // The trace, in the raster's CRS.
+  // The trace, in the raster's CRS: read, or traced on the east band.
   std::string trace_wkt;
-  auto trace = read_trace(run.trace, trace_wkt);
+  const std::string trace_label = run.trace.empty() ? "the automatic trace" : run.trace;
+  std::vector<std::array<double, 2>> trace;
+  std::vector<std::string> warnings;
+  if (!run.trace.empty()) {
+    trace = read_trace(run.trace, trace_wkt);
+  } else {
+    const double px = std::max(
+        1e-9, std::min(info.pixel_size_x_m > 0 ? info.pixel_size_x_m : std::abs(info.geotransform.c[1]),
+                       info.pixel_size_y_m > 0 ? info.pixel_size_y_m : std::abs(info.geotransform.c[5])));
+    if (static_cast<long long>(info.width) * info.height > 60'000'000LL) {
+      throw InvalidArgument(fmt::format("{}: too large for the automatic trace ({} x {} cells); give --trace",
+                                        run.input, info.width, info.height));
+    }
+    const int step = std::max(1, static_cast<int>(std::lround(run.options.spacing_m / 2 / px)));
+    const int half = std::max(3, static_cast<int>(std::lround(run.options.length_m / 4 / px)));
+    const io::BandWindow all = raster.read_all(east);
+    for (const auto& v : ridge_trace(all.values, all.valid, step, half, run.trace_direction)) {
+      double x = 0, y = 0;
+      info.geotransform.pixel_to_map(v[0], v[1], x, y);
+      trace.push_back({x, y});
+    }
+    if (trace.size() < 2) {
+      throw InvalidArgument(
+          fmt::format("{}: no displacement step found for an automatic trace; give --trace", run.input));
+    }
+    trace_wkt = info.crs_wkt;
+    warnings.push_back(
+        fmt::format("automatic trace: {} vertices along the sharpest step of band {} (check it "
+                    "in the GeoPackage's 'trace' layer)",
+                    trace.size(), east));
+  }
   const Srs raster_srs = srs_from(info.crs_wkt);
   Srs trace_srs = srs_from(trace_wkt);
-  std::vector<std::string> warnings;
   if (!raster_srs && trace_srs) {
-    throw InvalidArgument(fmt::format(
-        "--trace {} has a CRS but {} has none: cannot place the trace on the data (CRS mismatch)", run.trace,
-        run.input));
+    throw InvalidArgument(
+        fmt::format("--trace {} has a CRS but {} has none: cannot place the trace on the data (CRS mismatch)",
+                    trace_label, run.input));
   }
   if (!raster_srs && !info.georeferenced) {
     throw InvalidArgument(fmt::format("{}: no georeferencing; profiles need lengths in metres", run.input));
   }
   if (raster_srs && !trace_srs) {
-    warnings.push_back(fmt::format("--trace {} declares no CRS: taken in the CRS of {}", run.trace, run.input));
+    warnings.push_back(
+        fmt::format("--trace {} declares no CRS: taken in the CRS of {}", trace_label, run.input));
   }
   if (raster_srs && trace_srs && !raster_srs->IsSame(trace_srs.get())) {
     Transform t(OGRCreateCoordinateTransformation(trace_srs.get(), raster_srs.get()));
     if (!t) {
-      throw InvalidArgument(fmt::format("--trace {}: its CRS cannot be transformed to that of {} (CRS mismatch)",
-                                        run.trace, run.input));
+      throw InvalidArgument(fmt::format(
+          "--trace {}: its CRS cannot be transformed to that of {} (CRS mismatch)", trace_label, run.input));
     }
     std::vector<double> x, y;
     for (const auto& p : trace) x.push_back(p[0]), y.push_back(p[1]);
-    transform_points(t.get(), x, y, "--trace " + run.trace);
+    transform_points(t.get(), x, y, "--trace " + trace_label);
     for (std::size_t i = 0; i < trace.size(); ++i) trace[i] = {x[i], y[i]};
   }
   // The trace must lie on the data: its box must meet the raster's; vertices beyond the edge (a trace
@@ -440,21 +589,23 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
     for (const auto& p : trace) {
       double col = 0, row = 0;
       if (!std::isfinite(p[0]) || !std::isfinite(p[1])) {
-        throw InvalidArgument(fmt::format("--trace {}: a vertex cannot be placed in the CRS of {} (CRS mismatch)",
-                                          run.trace, run.input));
+        throw InvalidArgument(fmt::format(
+            "--trace {}: a vertex cannot be placed in the CRS of {} (CRS mismatch)", trace_label, run.input));
       }
       info.geotransform.map_to_pixel(p[0], p[1], col, row);
-      cmin = std::min(cmin, col), cmax = std::max(cmax, col), rmin = std::min(rmin, row), rmax = std::max(rmax, row);
+      cmin = std::min(cmin, col), cmax = std::max(cmax, col), rmin = std::min(rmin, row),
+      rmax = std::max(rmax, row);
       if (col < 0 || row < 0 || col > info.width || row > info.height) ++outside;
     }
     if (cmax < 0 || rmax < 0 || cmin > info.width || rmin > info.height) {
-      throw InvalidArgument(fmt::format(
-          "--trace {}: the trace (first vertex {:.6f}, {:.6f}) lies outside {} (expected it on the data, in the "
-          "raster's CRS or in a CRS that transforms to it)",
-          run.trace, trace.front()[0], trace.front()[1], run.input));
+      throw InvalidArgument(
+          fmt::format("--trace {}: the trace (first vertex {:.6f}, {:.6f}) lies outside {} (expected it on "
+                      "the data, in the "
+                      "raster's CRS or in a CRS that transforms to it)",
+                      trace_label, trace.front()[0], trace.front()[1], run.input));
     }
     if (outside > 0) {
-      warnings.push_back(fmt::format("--trace {}: {} of {} vertices lie outside {}", run.trace, outside,
+      warnings.push_back(fmt::format("--trace {}: {} of {} vertices lie outside {}", trace_label, outside,
                                      trace.size(), run.input));
     }
   }
@@ -498,16 +649,19 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
   for (const auto& p : trace) {
     double col = 0, row = 0;
     info.geotransform.map_to_pixel(p[0], p[1], col, row);
-    cmin = std::min(cmin, col), cmax = std::max(cmax, col), rmin = std::min(rmin, row), rmax = std::max(rmax, row);
+    cmin = std::min(cmin, col), cmax = std::max(cmax, col), rmin = std::min(rmin, row),
+    rmax = std::max(rmax, row);
   }
-  const double px_m = std::max(1e-9, std::min(info.pixel_size_x_m > 0 ? info.pixel_size_x_m : std::abs(info.geotransform.c[1]),
-                                               info.pixel_size_y_m > 0 ? info.pixel_size_y_m : std::abs(info.geotransform.c[5])));
+  const double px_m = std::max(
+      1e-9, std::min(info.pixel_size_x_m > 0 ? info.pixel_size_x_m : std::abs(info.geotransform.c[1]),
+                     info.pixel_size_y_m > 0 ? info.pixel_size_y_m : std::abs(info.geotransform.c[5])));
   const double margin = (run.options.length_m / 2 + run.options.width_m) / px_m + 2;
   if (margin > 1e6) {
-    throw InvalidArgument(fmt::format("--length {} m: far larger than {} ({} m cells)", run.options.length_m,
-                                      run.input, px_m));
+    throw InvalidArgument(
+        fmt::format("--length {} m: far larger than {} ({} m cells)", run.options.length_m, run.input, px_m));
   }
-  const io::Window want{static_cast<int>(std::floor(cmin - margin)), static_cast<int>(std::floor(rmin - margin)),
+  const io::Window want{static_cast<int>(std::floor(cmin - margin)),
+                        static_cast<int>(std::floor(rmin - margin)),
                         static_cast<int>(std::ceil(cmax - cmin + 2 * margin)) + 1,
                         static_cast<int>(std::ceil(rmax - rmin + 2 * margin)) + 1};
   const io::Window w = want.intersect(io::Window{0, 0, info.width, info.height});
@@ -543,13 +697,15 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
   if (progress->cancelled()) throw Cancelled("fault-profile: cancelled");
   const std::vector<ProfileOffset> profiles = profile_offsets(trace_m, samples, run.options);
   progress->advance(1);
-  const auto measured = std::count_if(profiles.begin(), profiles.end(),
-                                      [](const ProfileOffset& p) { return std::isfinite(p.parallel) || std::isfinite(p.east); });
+  const auto measured = std::count_if(profiles.begin(), profiles.end(), [](const ProfileOffset& p) {
+    return std::isfinite(p.parallel) || std::isfinite(p.east);
+  });
   if (measured == 0) {
-    throw InvalidArgument(fmt::format(
-        "--trace {}: no profile has {} valid cells on both sides of the trace in {} (is the trace on the data? "
-        "try a larger --width or --length, or a smaller --min-points)",
-        run.trace, run.options.min_points, run.input));
+    throw InvalidArgument(
+        fmt::format("--trace {}: no profile has {} valid cells on both sides of the trace in {} (is the "
+                    "trace on the data? "
+                    "try a larger --width or --length, or a smaller --min-points)",
+                    trace_label, run.options.min_points, run.input));
   }
 
   // Profile ends and centres back in the raster's CRS.
@@ -573,19 +729,21 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
   }
   const std::string components = north > 0 ? "east+north" : "east";
 
-  io::Provenance provenance{run.command_line, run.parameters, {run.input, run.trace}};
+  io::Provenance provenance{run.command_line, run.parameters, {run.input}};
+  if (!run.trace.empty()) provenance.inputs.push_back(run.trace);
   io::write_atomically(run.output_csv, [&](const std::string& temp) {
     std::ofstream f(temp);
     f << "index,distance_m,x,y,strike_deg,offset_parallel,sigma_parallel,offset_perpendicular,"
-         "sigma_perpendicular,offset_east,sigma_east,offset_north,sigma_north,points_left,points_right,status\n";
+         "sigma_perpendicular,offset_east,sigma_east,offset_north,sigma_north,points_left,points_right,"
+         "status\n";
     for (std::size_t i = 0; i < profiles.size(); ++i) {
       const auto& p = profiles[i];
-      f << fmt::format("{},{:.1f},{:.8g},{:.8g},{:.2f},{},{},{},{},{},{},{},{},{},{},\"{}\"\n", p.index, p.distance_m,
-                       ex[3 * i + 2], ey[3 * i + 2], p.strike_deg, csv_number(p.parallel, 4),
+      f << fmt::format("{},{:.1f},{:.8g},{:.8g},{:.2f},{},{},{},{},{},{},{},{},{},{},\"{}\"\n", p.index,
+                       p.distance_m, ex[3 * i + 2], ey[3 * i + 2], p.strike_deg, csv_number(p.parallel, 4),
                        csv_number(p.sigma_parallel, 4), csv_number(p.perpendicular, 4),
-                       csv_number(p.sigma_perpendicular, 4), csv_number(p.east, 4), csv_number(p.sigma_east, 4),
-                       csv_number(p.north, 4), csv_number(p.sigma_north, 4), p.points_left, p.points_right,
-                       p.status);
+                       csv_number(p.sigma_perpendicular, 4), csv_number(p.east, 4),
+                       csv_number(p.sigma_east, 4), csv_number(p.north, 4), csv_number(p.sigma_north, 4),
+                       p.points_left, p.points_right, p.status);
     }
     f.flush();
     if (!f) throw IoError(fmt::format("{}: cannot write the profile table", run.output_csv));
@@ -602,9 +760,9 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
       if (!layer) throw IoError(fmt::format("{}: cannot create layer 'profiles'", run.output_gpkg));
       OGRFieldDefn idx("index", OFTInteger);
       layer->CreateField(&idx);
-      const char* real_fields[] = {"distance_m", "strike_deg", "offset_parallel", "sigma_parallel",
-                                   "offset_perpendicular", "sigma_perpendicular", "offset_east", "sigma_east",
-                                   "offset_north", "sigma_north"};
+      const char* real_fields[] = {
+          "distance_m",          "strike_deg",  "offset_parallel", "sigma_parallel", "offset_perpendicular",
+          "sigma_perpendicular", "offset_east", "sigma_east",      "offset_north",   "sigma_north"};
       for (const char* name : real_fields) {
         OGRFieldDefn f(name, OFTReal);
         layer->CreateField(&f);
@@ -621,8 +779,9 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
         const auto& p = profiles[i];
         OGRFeature feature(layer->GetLayerDefn());
         feature.SetField("index", p.index);
-        const double values[] = {p.distance_m, p.strike_deg, p.parallel, p.sigma_parallel, p.perpendicular,
-                                 p.sigma_perpendicular, p.east, p.sigma_east, p.north, p.sigma_north};
+        const double values[] = {p.distance_m,    p.strike_deg,          p.parallel, p.sigma_parallel,
+                                 p.perpendicular, p.sigma_perpendicular, p.east,     p.sigma_east,
+                                 p.north,         p.sigma_north};
         for (std::size_t k = 0; k < std::size(real_fields); ++k) {
           if (std::isfinite(values[k])) {
             feature.SetField(real_fields[k], values[k]);
@@ -641,6 +800,20 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
           throw IoError(fmt::format("{}: cannot write profile {}", run.output_gpkg, p.index));
         }
       }
+      // The trace used, so that an automatic one can be checked and edited.
+      OGRLayer* trace_layer = ds->CreateLayer("trace", raster_srs.get(), wkbLineString, nullptr);
+      if (!trace_layer) throw IoError(fmt::format("{}: cannot create layer 'trace'", run.output_gpkg));
+      OGRFieldDefn source("source", OFTString);
+      trace_layer->CreateField(&source);
+      OGRFeature feature(trace_layer->GetLayerDefn());
+      feature.SetField("source",
+                       run.trace.empty() ? "automatic (ridge of the displacement step)" : run.trace.c_str());
+      OGRLineString line;
+      for (const auto& p : trace) line.addPoint(p[0], p[1]);
+      feature.SetGeometry(&line);
+      if (trace_layer->CreateFeature(&feature) != OGRERR_NONE) {
+        throw IoError(fmt::format("{}: cannot write the trace", run.output_gpkg));
+      }
       ds.reset();
     });
     outputs.push_back(run.output_gpkg);
@@ -648,8 +821,8 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
 
   if (!run.output_plot.empty()) {
     std::vector<double> x;
-    render::PlotSeries parallel{north > 0 ? "fault-parallel" : "fault-parallel (from east)", {}, {},
-                                render::colors::kBlue};
+    render::PlotSeries parallel{
+        north > 0 ? "fault-parallel" : "fault-parallel (from east)", {}, {}, render::colors::kBlue};
     render::PlotSeries perpendicular{"fault-perpendicular", {}, {}, render::colors::kRed};
     for (const auto& p : profiles) {
       x.push_back(p.distance_m / 1000.0);
@@ -660,10 +833,11 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
     }
     std::vector<render::PlotSeries> series = {parallel};
     if (north > 0) series.push_back(perpendicular);
-    render::RgbImage image = render::plot_xy(
-        x, series, fmt::format("offset along strike (> 0: right-lateral), {} m profiles every {} m",
-                               run.options.length_m, run.options.spacing_m),
-        "distance along the trace (km)", fmt::format("offset ({})", unit));
+    render::RgbImage image =
+        render::plot_xy(x, series,
+                        fmt::format("offset along strike (> 0: right-lateral), {} m profiles every {} m",
+                                    run.options.length_m, run.options.spacing_m),
+                        "distance along the trace (km)", fmt::format("offset ({})", unit));
     image.text()["Title"] = "fault-profile: offset along strike";
     image.text()["Description"] = provenance.to_json().dump();
     render::write_png(run.output_plot, image);
@@ -688,11 +862,13 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
   if (std::isfinite(med)) summary.details["median_parallel"] = med;
   if (north == 0) {
     summary.warnings.push_back(
-        "east component only: the fault-parallel offset assumes motion along the trace; no perpendicular offset");
+        "east component only: the fault-parallel offset assumes motion along the trace; no perpendicular "
+        "offset");
   }
   summary.seconds = seconds_since(start);
   summary.report = fmt::format(
-      "fault-profile: {} profiles along {:.1f} km of trace, {} measured ({}); median fault-parallel offset {} {} "
+      "fault-profile: {} profiles along {:.1f} km of trace, {} measured ({}); median fault-parallel offset "
+      "{} {} "
       "(> 0: right-lateral)\n",
       profiles.size(), TraceGeometry(trace_m).length() / 1000.0, measured, components,
       std::isfinite(med) ? fmt::format("{:.3f}", med) : "n/a", unit);

@@ -53,8 +53,8 @@ EgmsPoints read_egms_points(const std::string& path, const std::string& sigma) {
   const double constant = std::strtod(sigma.c_str(), &end);
   const bool is_constant = end != sigma.c_str() && *end == '\0';
   if (is_constant && !(constant > 0)) {
-    throw InvalidArgument(fmt::format("--egms-sigma {} for {}: expected a positive number (mm/yr) or a column",
-                                      sigma, path));
+    throw InvalidArgument(
+        fmt::format("--egms-sigma {} for {}: expected a positive number (mm/yr) or a column", sigma, path));
   }
   const int cs = is_constant ? -1 : layout.require(egms::canonical_column_name(sigma), "--egms-sigma");
   egms::PointChunk chunk;
@@ -79,7 +79,8 @@ io::RasterInfo grid_over_points(const std::vector<EgmsPoints>& products, double 
   double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
   for (const auto& p : products) {
     for (std::size_t i = 0; i < p.x.size(); ++i) {
-      x0 = std::min(x0, p.x[i]), x1 = std::max(x1, p.x[i]), y0 = std::min(y0, p.y[i]), y1 = std::max(y1, p.y[i]);
+      x0 = std::min(x0, p.x[i]), x1 = std::max(x1, p.x[i]), y0 = std::min(y0, p.y[i]),
+      y1 = std::max(y1, p.y[i]);
     }
   }
   io::RasterInfo grid;
@@ -90,8 +91,8 @@ io::RasterInfo grid_over_points(const std::vector<EgmsPoints>& products, double 
   grid.width = std::max(1, static_cast<int>(std::floor((x1 - x0) / resolution)) + 1);
   grid.height = std::max(1, static_cast<int>(std::floor((y1 - y0) / resolution)) + 1);
   if (static_cast<double>(grid.width) * grid.height > 4e8) {
-    throw InvalidArgument(fmt::format("--resolution {} m: a {} x {} grid over the points is too large", resolution,
-                                      grid.width, grid.height));
+    throw InvalidArgument(fmt::format("--resolution {} m: a {} x {} grid over the points is too large",
+                                      resolution, grid.width, grid.height));
   }
   grid.georeferenced = true;
   grid.geotransform.c = {x0, resolution, 0.0, y1, 0.0, -resolution};
@@ -111,8 +112,8 @@ io::RasterInfo grid_over_points(const std::vector<EgmsPoints>& products, double 
 // independent measurements).
 timeseries::Observation grid_egms_points(const EgmsPoints& p, const io::RasterInfo& grid) {
   if (grid.crs_wkt.empty()) {
-    throw InvalidArgument(fmt::format("--egms {}: the common grid ({}) has no CRS to place EPSG:3035 points on",
-                                      p.path, grid.path));
+    throw InvalidArgument(fmt::format(
+        "--egms {}: the common grid ({}) has no CRS to place EPSG:3035 points on", p.path, grid.path));
   }
   std::vector<double> x = p.x, y = p.y;
   OGRSpatialReference from, to;
@@ -123,8 +124,8 @@ timeseries::Observation grid_egms_points(const EgmsPoints& p, const io::RasterIn
   if (!from.IsSame(&to)) {
     std::unique_ptr<OGRCoordinateTransformation> t(OGRCreateCoordinateTransformation(&from, &to));
     if (!t || !t->Transform(x.size(), x.data(), y.data())) {
-      throw InvalidArgument(fmt::format("--egms {}: cannot transform its EPSG:3035 positions to the CRS of {}",
-                                        p.path, grid.path));
+      throw InvalidArgument(fmt::format(
+          "--egms {}: cannot transform its EPSG:3035 positions to the CRS of {}", p.path, grid.path));
     }
   }
   const int w = grid.width, h = grid.height;
@@ -178,48 +179,59 @@ void register_decompose(OperationRegistry& registry) {
       "sensor unit vector) weighted by their standard deviations. Writes one COG with bands east, north, up, "
       "sigma_east, sigma_north, sigma_up (from the covariance), n_geometries, condition (of the viewing "
       "geometry) and flags: a component the geometries present cannot see is nodata, and the flags say why "
-      "(1 no measurement, 2/4/8 east/north/up unresolved, 16 ill-conditioned, 32 up from the surface-parallel "
+      "(1 no measurement, 2/4/8 east/north/up unresolved, 16 ill-conditioned, 32 up from the "
+      "surface-parallel "
       "flow assumption with --dem). All products must be in the same unit (m, or m/yr).";
   op.params = {
-      ParamDecl::option("optical", ParamType::kList,
-                        "optical displacement or velocity products (deforma correlate COGs), east and north bands")
+      ParamDecl::option(
+          "optical", ParamType::kList,
+          "optical displacement or velocity products (deforma correlate COGs), east and north bands")
           .as_input(),
       ParamDecl::option("optical-bands", ParamType::kString,
                         "east and north bands of the optical products (descriptions or indices)")
           .defaults_to("east_m,north_m"),
-      ParamDecl::option("optical-sigma", ParamType::kList,
-                        "standard deviation of the optical components: a number or a band; one for all or one per "
-                        "product")
+      ParamDecl::option(
+          "optical-sigma", ParamType::kList,
+          "standard deviation of the optical components: a number or a band; one for all or one per "
+          "product")
           .defaults_to("0.5"),
-      ParamDecl::option("los", ParamType::kList, "line-of-sight products (InSAR, SAR offsets), positive towards the sensor")
+      ParamDecl::option("los", ParamType::kList,
+                        "line-of-sight products (InSAR, SAR offsets), positive towards the sensor")
           .as_input(),
-      ParamDecl::option("los-band", ParamType::kString, "band of the line-of-sight value (description or index)")
+      ParamDecl::option("los-band", ParamType::kString,
+                        "band of the line-of-sight value (description or index)")
           .defaults_to("1"),
-      ParamDecl::option("los-geometry", ParamType::kList,
-                        "unit vector ground to sensor: 'bands' (los_east, los_north, los_up), 'angles' "
-                        "(incidence_deg, heading_deg bands), E,N,U or INCIDENCE/HEADING (degrees); one for all "
-                        "or one per product")
+      ParamDecl::option(
+          "los-geometry", ParamType::kList,
+          "unit vector ground to sensor: 'bands' (los_east, los_north, los_up), 'angles' "
+          "(incidence_deg, heading_deg bands), E,N,U or INCIDENCE/HEADING (degrees); one for all "
+          "or one per product")
           .defaults_to("bands"),
-      ParamDecl::option("los-sigma", ParamType::kList,
-                        "standard deviation of the line-of-sight values: a number or a band; one for all or one per "
-                        "product")
+      ParamDecl::option(
+          "los-sigma", ParamType::kList,
+          "standard deviation of the line-of-sight values: a number or a band; one for all or one per "
+          "product")
           .defaults_to("0.005"),
       ParamDecl::option("egms", ParamType::kList,
                         "EGMS L2a/L2b products (CSV or zip): mean_velocity along los_east/los_north/los_up, "
                         "averaged per cell, in m/yr")
           .as_input(),
-      ParamDecl::option("egms-sigma", ParamType::kList,
-                        "standard deviation of the EGMS velocities: a column or a number in mm/yr; one for all or one "
-                        "per product")
+      ParamDecl::option(
+          "egms-sigma", ParamType::kList,
+          "standard deviation of the EGMS velocities: a column or a number in mm/yr; one for all or one "
+          "per product")
           .defaults_to("mean_velocity_std"),
-      ParamDecl::option("north-zero", ParamType::kBool,
-                        "neglect north (as EGMS Ortho): east and up from geometries that cannot see north, north "
-                        "left nodata"),
-      ParamDecl::option("dem", ParamType::kPath,
-                        "DEM for the surface-parallel flow assumption: up = east dz/dx + north dz/dy where only "
-                        "horizontal motion is measured")
+      ParamDecl::option(
+          "north-zero", ParamType::kBool,
+          "neglect north (as EGMS Ortho): east and up from geometries that cannot see north, north "
+          "left nodata"),
+      ParamDecl::option(
+          "dem", ParamType::kPath,
+          "DEM for the surface-parallel flow assumption: up = east dz/dx + north dz/dy where only "
+          "horizontal motion is measured")
           .as_input(),
-      ParamDecl::option("grid", ParamType::kPath, "raster whose grid the output takes (default: the first product)")
+      ParamDecl::option("grid", ParamType::kPath,
+                        "raster whose grid the output takes (default: the first product)")
           .as_input(),
       ParamDecl::option("resolution", ParamType::kDouble,
                         "cell size of the output over the grid's extent (default: the grid's own)")
@@ -229,7 +241,10 @@ void register_decompose(OperationRegistry& registry) {
                         "directions weaker than the strongest over this ratio are taken as missing")
           .defaults_to("50")
           .between(1, 1e6),
-      ParamDecl::option("output", ParamType::kPath, "3-D displacement (COG)").alias("o").mandatory().as_output(kCogMediaType),
+      ParamDecl::option("output", ParamType::kPath, "3-D displacement (COG)")
+          .alias("o")
+          .mandatory()
+          .as_output(kCogMediaType),
   };
   op.examples = {
       "deforma decompose --optical pair.tif --los asc.tif desc.tif --los-geometry 39/-10.5 41/190.2 "
@@ -242,7 +257,8 @@ void register_decompose(OperationRegistry& registry) {
     const std::string bands = p.get_string("optical-bands");
     const auto comma = bands.find(',');
     if (comma == std::string::npos || comma == 0 || comma + 1 == bands.size()) {
-      throw InvalidArgument(fmt::format("--optical-bands '{}': expected EAST,NORTH (descriptions or indices)", bands));
+      throw InvalidArgument(
+          fmt::format("--optical-bands '{}': expected EAST,NORTH (descriptions or indices)", bands));
     }
     for (std::size_t i = 0; i < optical.size(); ++i) {
       timeseries::OpticalInput in;
@@ -263,15 +279,16 @@ void register_decompose(OperationRegistry& registry) {
     const auto egms_paths = list_or_empty(p, "egms");
     std::vector<EgmsPoints> points;
     for (std::size_t i = 0; i < egms_paths.size(); ++i) {
-      points.push_back(read_egms_points(egms_paths[i],
-                                        per_product(p.get_list("egms-sigma"), i, egms_paths.size(), "egms-sigma")));
+      points.push_back(read_egms_points(
+          egms_paths[i], per_product(p.get_list("egms-sigma"), i, egms_paths.size(), "egms-sigma")));
     }
     run.grid_path = p.get_string_or("grid", "");
     run.resolution = p.has("resolution") ? p.get_double("resolution") : 0.0;
     if (!points.empty()) {
       if (optical.empty() && los.empty() && run.grid_path.empty()) {
         if (!(run.resolution > 0)) {
-          throw InvalidArgument("--resolution: EGMS points alone need a cell size (metres of EPSG:3035) or --grid");
+          throw InvalidArgument(
+              "--resolution: EGMS points alone need a cell size (metres of EPSG:3035) or --grid");
         }
         run.grid = grid_over_points(points, run.resolution);
       }
@@ -295,15 +312,20 @@ void register_decompose(OperationRegistry& registry) {
 void register_decompose_series(OperationRegistry& registry) {
   OperationDecl op;
   op.name = "decompose-series";
-  op.summary = "Joint (MSBAS-style) inversion of pairs from several geometries into east/north/up time series";
+  op.summary =
+      "Joint (MSBAS-style) inversion of pairs from several geometries into east/north/up time series";
   op.description =
       "Reads a pair table (CSV: ref_date, sec_date, path, kind, geometry, look, band, sigma; see "
-      "docs/decompose.md) whose rows are pair measurements from several geometries and sensors: line-of-sight "
+      "docs/decompose.md) whose rows are pair measurements from several geometries and sensors: "
+      "line-of-sight "
       "rasters (kind los, one value along the look vector) and optical offsets (kind optical, east and north "
-      "bands). Each is the projection of the 3-D displacement between its dates; all are inverted together per "
-      "cell for the velocities of the intervals between consecutive dates of the union of dates, with invert's "
+      "bands). Each is the projection of the 3-D displacement between its dates; all are inverted together "
+      "per "
+      "cell for the velocities of the intervals between consecutive dates of the union of dates, with "
+      "invert's "
       "weak penalty on velocity changes, in the directions the cell's geometries resolve (the others nodata, "
-      "flagged as by decompose). Writes east.tif, north.tif, up.tif and their _sigma cubes (one band per date), "
+      "flagged as by decompose). Writes east.tif, north.tif, up.tif and their _sigma cubes (one band per "
+      "date), "
       "velocity.tif and the CF NetCDF cube decompose_series.nc.";
   op.params = {
       ParamDecl::argument("pairs", ParamType::kPath, "pair table (CSV)").as_input(),
@@ -311,7 +333,8 @@ void register_decompose_series(OperationRegistry& registry) {
           .alias("o")
           .mandatory()
           .as_output("inode/directory"),
-      ParamDecl::option("grid", ParamType::kPath, "raster whose grid the outputs take (default: the first pair's)")
+      ParamDecl::option("grid", ParamType::kPath,
+                        "raster whose grid the outputs take (default: the first pair's)")
           .as_input(),
       ParamDecl::option("regularization", ParamType::kDouble,
                         "weight of the velocity-change penalty relative to a pair of the cell's median sigma")
@@ -321,7 +344,8 @@ void register_decompose_series(OperationRegistry& registry) {
                         "directions weaker than the strongest over this ratio are taken as missing")
           .defaults_to("50")
           .between(1, 1e6),
-      ParamDecl::option("north-zero", ParamType::kBool, "neglect north (east and up from looks that cannot see it)"),
+      ParamDecl::option("north-zero", ParamType::kBool,
+                        "neglect north (east and up from looks that cannot see it)"),
       ParamDecl::option("no-netcdf", ParamType::kBool, "do not write the NetCDF cube"),
   };
   op.examples = {"deforma decompose-series pairs_3d.csv -o out/series3d",
@@ -350,10 +374,12 @@ void register_fault_profile(OperationRegistry& registry) {
   g.bind(&FaultProfileOptions::spacing_m, "spacing", "distance between profiles along the trace (S)")
       .in_unit("m")
       .between(1, 1e6);
-  g.bind(&FaultProfileOptions::width_m, "width", "width of each profile along strike, over which cells are stacked (W)")
+  g.bind(&FaultProfileOptions::width_m, "width",
+         "width of each profile along strike, over which cells are stacked (W)")
       .in_unit("m")
       .between(1, 1e6);
-  g.bind(&FaultProfileOptions::length_m, "length", "length of each profile across the trace, centred on it (L)")
+  g.bind(&FaultProfileOptions::length_m, "length",
+         "length of each profile across the trace, centred on it (L)")
       .in_unit("m")
       .between(10, 1e6);
   g.bind(&FaultProfileOptions::near_fault_m, "near-fault",
@@ -364,46 +390,71 @@ void register_fault_profile(OperationRegistry& registry) {
       .between(3, 1e7);
   g.bind(&FaultProfileOptions::robust_k, "robust-k", "line fits: reject residuals beyond this many NMADs")
       .between(0.5, 100);
-  g.bind(&FaultProfileOptions::robust_iterations, "robust-iterations", "line fits: most refits").between(0, 50);
+  g.bind(&FaultProfileOptions::robust_iterations, "robust-iterations", "line fits: most refits")
+      .between(0, 50);
 
   OperationDecl op;
   op.name = "fault-profile";
-  op.summary = "Offsets across a fault trace from stacked profiles: fault-parallel and perpendicular, with sigma";
+  op.summary =
+      "Offsets across a fault trace from stacked profiles: fault-parallel and perpendicular, with sigma";
   op.description =
-      "Every --spacing metres along the trace (the longest line of --trace, any OGR format, reprojected to the "
+      "Every --spacing metres along the trace (the longest line of --trace, any OGR format, reprojected to "
+      "the "
       "raster's CRS), stacks the cells of a box --width metres along strike and --length metres across into "
-      "one profile, fits a robust line on each side outside --near-fault metres, and takes the offset at the "
+      "one profile (or along the trace found automatically with --auto-trace, the ridge of the displacement "
+      "step), fits a robust line on each side outside --near-fault metres, and takes the offset at the "
       "trace: left side minus right side looking along the trace, on the local strike (fault-parallel, > 0 "
       "right-lateral) and its normal (fault-perpendicular, > 0 shortening). Reads the east band (east_m, or "
       "band 1 of a one-band raster) and the north band when there is one; with east only, the fault-parallel "
-      "offset assumes motion along the trace and the perpendicular one is not measured. Geographic rasters are "
+      "offset assumes motion along the trace and the perpendicular one is not measured. Geographic rasters "
+      "are "
       "profiled in a local azimuthal equidistant frame. Writes a CSV (one row per profile), optionally a "
-      "GeoPackage of the profile lines with their offsets and a PNG of the offset along strike with error bars.";
+      "GeoPackage of the profile lines with their offsets and a PNG of the offset along strike with error "
+      "bars.";
   op.params = {
-      ParamDecl::argument("input", ParamType::kPath, "displacement raster (COG from correlate or filter, any GDAL raster)")
+      ParamDecl::argument("input", ParamType::kPath,
+                          "displacement raster (COG from correlate or filter, any GDAL raster)")
           .as_input(),
-      ParamDecl::option("trace", ParamType::kPath, "fault trace: a line in any OGR format (GeoJSON, GPKG, SHP...)")
-          .mandatory()
+      ParamDecl::option("trace", ParamType::kPath,
+                        "fault trace: a line in any OGR format (GeoJSON, GPKG, SHP...)")
           .as_input(),
+      ParamDecl::option(
+          "auto-trace", ParamType::kBool,
+          "trace the fault automatically as the ridge of the east displacement step (instead of --trace)"),
+      ParamDecl::option("trace-direction", ParamType::kChoice,
+                        "--auto-trace: the way the fault runs across the raster (auto: the sharper ridge)")
+          .one_of({"auto", "east-west", "north-south"})
+          .defaults_to("auto"),
       ParamDecl::option("east-band", ParamType::kString,
                         "band of the east displacement (description or index; default east_m, or band 1 of a "
                         "one-band raster)"),
       ParamDecl::option("north-band", ParamType::kString,
                         "band of the north displacement (default north_m when present; 'none' = east only)"),
-      ParamDecl::option("output", ParamType::kPath, "profile table (CSV)").alias("o").mandatory().as_output("text/csv"),
+      ParamDecl::option("output", ParamType::kPath, "profile table (CSV)")
+          .alias("o")
+          .mandatory()
+          .as_output("text/csv"),
       ParamDecl::option("gpkg", ParamType::kPath, "profile lines with their offsets (GeoPackage)")
           .as_output("application/geopackage+sqlite3"),
-      ParamDecl::option("plot", ParamType::kPath, "offset along strike with error bars (PNG)").as_output("image/png"),
+      ParamDecl::option("plot", ParamType::kPath, "offset along strike with error bars (PNG)")
+          .as_output("image/png"),
   };
   for (auto& p : g.decls()) op.params.push_back(std::move(p));
   op.examples = {
-      "deforma fault-profile EW_Adapazari.tif --trace sapanca_trace.geojson -o offsets.csv --gpkg profiles.gpkg "
+      "deforma fault-profile EW_Adapazari.tif --trace sapanca_trace.geojson -o offsets.csv --gpkg "
+      "profiles.gpkg "
       "--plot offsets.png --spacing 2000 --length 10000",
-      "deforma fault-profile pair_filtered.tif --trace trace.gpkg -o offsets.csv --width 500 --near-fault 300"};
+      "deforma fault-profile pair_filtered.tif --trace trace.gpkg -o offsets.csv --width 500 --near-fault "
+      "300"};
   op.run = [g](const ParamValues& p, RunContext& context) {
     filter::FaultProfileRun run;
     run.input = p.get_string("input");
-    run.trace = p.get_string("trace");
+    const bool automatic = p.get_bool("auto-trace");
+    if (p.has("trace") == automatic) {
+      throw InvalidArgument("--trace, --auto-trace: give one of them (a trace file, or the automatic trace)");
+    }
+    run.trace = p.get_string_or("trace", "");
+    run.trace_direction = filter::parse_trace_direction(p.get_string("trace-direction"));
     run.east_band = p.get_string_or("east-band", "");
     run.north_band = p.get_string_or("north-band", "");
     run.output_csv = p.get_string("output");

@@ -111,7 +111,8 @@ void draw_date_axis(RgbImage& image, const Frame& frame, const std::vector<io::D
 namespace {
 
 // The value range of all series, error bars included, padded; (-1, 1) when nothing is finite. Checks sizes.
-std::pair<double, double> value_range(std::size_t count, const std::vector<PlotSeries>& series, const char* what) {
+std::pair<double, double> value_range(std::size_t count, const std::vector<PlotSeries>& series,
+                                      const char* what) {
   double lo = std::numeric_limits<double>::infinity();
   double hi = -lo;
   for (const auto& s : series) {
@@ -143,7 +144,8 @@ std::pair<double, double> value_range(std::size_t count, const std::vector<PlotS
 }
 
 // Title, value axis with grid lines and its label.
-void draw_value_axis(RgbImage& image, const Frame& frame, const std::string& title, const std::string& y_label) {
+void draw_value_axis(RgbImage& image, const Frame& frame, const std::string& title,
+                     const std::string& y_label) {
   image.draw_text(title, image.width() / 2.0, 12, colors::kBlack, 0.55, RgbImage::Anchor::kTopCenter);
   const auto yticks = nice_ticks(frame.v0, frame.v1, 6);
   const double ystep = yticks.size() > 1 ? yticks[1] - yticks[0] : 1.0;
@@ -154,7 +156,8 @@ void draw_value_axis(RgbImage& image, const Frame& frame, const std::string& tit
                     RgbImage::Anchor::kCenterRight);
   }
   image.draw_line(frame.left, frame.top, frame.left, image.height() - frame.bottom, colors::kBlack);
-  image.draw_text_vertical(y_label, 16, (frame.top + image.height() - frame.bottom) / 2.0, colors::kBlack, 0.45);
+  image.draw_text_vertical(y_label, 16, (frame.top + image.height() - frame.bottom) / 2.0, colors::kBlack,
+                           0.45);
 }
 
 // Each series as a thin line through its points, error bars and dots, then the legend; `xs` in frame units.
@@ -224,8 +227,9 @@ RgbImage plot_time_series(const std::vector<io::Date>& dates, const std::vector<
   return image;
 }
 
-RgbImage plot_xy(const std::vector<double>& x, const std::vector<PlotSeries>& series, const std::string& title,
-                 const std::string& x_label, const std::string& y_label, const PlotOptions& options) {
+RgbImage plot_xy(const std::vector<double>& x, const std::vector<PlotSeries>& series,
+                 const std::string& title, const std::string& x_label, const std::string& y_label,
+                 const PlotOptions& options) {
   options.validate();
   double x0 = std::numeric_limits<double>::infinity();
   double x1 = -x0;
@@ -261,7 +265,8 @@ RgbImage plot_xy(const std::vector<double>& x, const std::vector<PlotSeries>& se
     // Dashed zero line: the sign of an offset is what such figures are read for.
     const double y = frame.y(0.0);
     for (double px = frame.left; px < image.width() - frame.right; px += 12) {
-      image.draw_line(px, y, std::min(px + 6, static_cast<double>(image.width() - frame.right)), y, colors::kGrey);
+      image.draw_line(px, y, std::min(px + 6, static_cast<double>(image.width() - frame.right)), y,
+                      colors::kGrey);
     }
   }
   draw_series(image, frame, x, series);

@@ -1,20 +1,20 @@
 #include "deforma/timeseries/decompose.hpp"
 
+#include <strings.h>
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
-#include <map>
-#include <memory>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <limits>
+#include <map>
+#include <memory>
 #include <optional>
 #include <set>
-#include <strings.h>
 
-#include <Eigen/Dense>
 #include <fmt/format.h>
 #include <tbb/parallel_for.h>
+#include <Eigen/Dense>
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/operation.hpp"
@@ -53,7 +53,8 @@ void DecomposeOptions::validate() const {
 
 namespace detail {
 
-GeometryBasis geometry_basis(const std::vector<std::array<double, 3>>& directions, const DecomposeOptions& options) {
+GeometryBasis geometry_basis(const std::vector<std::array<double, 3>>& directions,
+                             const DecomposeOptions& options) {
   using decompose_flag::kEastUnresolved, decompose_flag::kNorthUnresolved, decompose_flag::kUpUnresolved;
   GeometryBasis g;
   g.condition = kNaN;
@@ -175,18 +176,19 @@ DecomposedWindow decompose(const std::vector<Observation>& observations, const S
   for (const auto& o : observations) {
     for (const GridF* g : {&o.value, &o.sigma, &o.east, &o.north, &o.up}) {
       if (g->width() != width || g->height() != height) {
-        throw InvalidArgument(fmt::format("decompose: observation '{}' is not {} x {} cells", o.label, width,
-                                          height));
+        throw InvalidArgument(
+            fmt::format("decompose: observation '{}' is not {} x {} cells", o.label, width, height));
       }
     }
     if (o.valid.width() != width || o.valid.height() != height) {
-      throw InvalidArgument(fmt::format("decompose: observation '{}' has a validity mask of another size", o.label));
+      throw InvalidArgument(
+          fmt::format("decompose: observation '{}' has a validity mask of another size", o.label));
     }
   }
   const bool use_slope = !slope.dz_dx.empty();
-  if (use_slope && (slope.dz_dx.width() != width || slope.dz_dx.height() != height ||
-                    slope.dz_dy.width() != width || slope.dz_dy.height() != height ||
-                    slope.valid.width() != width || slope.valid.height() != height)) {
+  if (use_slope &&
+      (slope.dz_dx.width() != width || slope.dz_dx.height() != height || slope.dz_dy.width() != width ||
+       slope.dz_dy.height() != height || slope.valid.width() != width || slope.valid.height() != height)) {
     throw InvalidArgument("decompose: the slope grids do not match the observations");
   }
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -199,7 +201,8 @@ DecomposedWindow decompose(const std::vector<Observation>& observations, const S
       rows.clear();
       for (const auto& o : observations) {
         if (!o.valid(c, r)) continue;
-        rows.push_back(CellRow{{o.east(c, r), o.north(c, r), o.up(c, r)}, o.value(c, r), o.sigma(c, r), o.geometry});
+        rows.push_back(
+            CellRow{{o.east(c, r), o.north(c, r), o.up(c, r)}, o.value(c, r), o.sigma(c, r), o.geometry});
       }
       CellSolution s = solve_cell(rows, options);
       if (use_slope && (s.flags & decompose_flag::kUpUnresolved) && std::isfinite(s.enu[0]) &&
@@ -207,8 +210,10 @@ DecomposedWindow decompose(const std::vector<Observation>& observations, const S
         const double sx = slope.dz_dx(c, r);
         const double sy = slope.dz_dy(c, r);
         s.enu[2] = s.enu[0] * sx + s.enu[1] * sy;
-        s.sigma[2] = std::sqrt(std::max(0.0, sx * sx * s.cov_en[0] + 2 * sx * sy * s.cov_en[1] + sy * sy * s.cov_en[2]));
-        s.flags = static_cast<std::uint8_t>((s.flags & ~decompose_flag::kUpUnresolved) | decompose_flag::kUpFromSlope);
+        s.sigma[2] = std::sqrt(
+            std::max(0.0, sx * sx * s.cov_en[0] + 2 * sx * sy * s.cov_en[1] + sy * sy * s.cov_en[2]));
+        s.flags = static_cast<std::uint8_t>((s.flags & ~decompose_flag::kUpUnresolved) |
+                                            decompose_flag::kUpFromSlope);
       }
       out.east(c, r) = static_cast<float>(s.enu[0]);
       out.north(c, r) = static_cast<float>(s.enu[1]);
@@ -228,7 +233,8 @@ Slope slope_from_dem(const GridF& dem, const GridU8& valid, double dx_m, double 
   if (!(dx_m > 0) || !(dy_m > 0)) throw InvalidArgument("slope_from_dem: cell size must be positive");
   const int width = dem.width() - 2;
   const int height = dem.height() - 2;
-  if (width < 1 || height < 1) throw InvalidArgument("slope_from_dem: the DEM window needs a one-cell margin");
+  if (width < 1 || height < 1)
+    throw InvalidArgument("slope_from_dem: the DEM window needs a one-cell margin");
   Slope s{GridF(width, height, 0.f), GridF(width, height, 0.f), GridU8(width, height, 0)};
   for (int r = 0; r < height; ++r) {
     for (int c = 0; c < width; ++c) {
@@ -257,27 +263,31 @@ std::optional<double> as_number(const std::string& text) {
 }
 
 // A band by 1-based index or description (case-insensitive); 0 when `optional` and absent.
-int band_of(const io::RasterInfo& info, const std::string& name, const std::string& what, bool optional = false) {
-  if (!name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
+int band_of(const io::RasterInfo& info, const std::string& name, const std::string& what,
+            bool optional = false) {
+  if (!name.empty() &&
+      std::all_of(name.begin(), name.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
     const int index = std::stoi(name);
     if (index < 1 || index > info.band_count()) {
-      throw FormatError(fmt::format("{}: {} band {} does not exist (the file has {} band(s))", info.path, what,
-                                    index, info.band_count()));
+      throw FormatError(fmt::format("{}: {} band {} does not exist (the file has {} band(s))", info.path,
+                                    what, index, info.band_count()));
     }
     return index;
   }
   std::string names;
   for (const auto& b : info.bands) {
     if (strcasecmp(b.description.c_str(), name.c_str()) == 0) return b.index;
-    names += (names.empty() ? "" : ", ") + (b.description.empty() ? fmt::format("#{}", b.index) : b.description);
+    names +=
+        (names.empty() ? "" : ", ") + (b.description.empty() ? fmt::format("#{}", b.index) : b.description);
   }
   if (optional) return 0;
-  throw FormatError(fmt::format("{}: no band described '{}' for the {} (bands: {})", info.path, name, what, names));
+  throw FormatError(
+      fmt::format("{}: no band described '{}' for the {} (bands: {})", info.path, name, what, names));
 }
 
 // What to read for one observation: a band of an opened (resampled) raster or a constant.
 struct Source {
-  int band = 0;        // 0 = constant
+  int band = 0;  // 0 = constant
   double constant = 0;
 };
 
@@ -415,7 +425,8 @@ io::RasterInfo decompose_grid(const DecomposeRun& run) {
   io::RasterInfo grid = io::describe(path);
   if (run.resolution > 0) {
     if (grid.geotransform.has_rotation()) {
-      throw InvalidArgument(fmt::format("--resolution: the grid of {} is rotated; give --grid instead", path));
+      throw InvalidArgument(
+          fmt::format("--resolution: the grid of {} is rotated; give --grid instead", path));
     }
     auto& c = grid.geotransform.c;
     const double extent_x = grid.width * std::abs(c[1]);
@@ -485,8 +496,8 @@ Summary decompose_rasters(const DecomposeRun& run, RunContext& context) {
     in.value_band = band_of(info, los.band, "line-of-sight value (--los-band)");
     in.sigma = number_or_band(info, los.sigma, "standard deviation (--los-sigma)");
     if (in.sigma.band == 0 && !(in.sigma.constant > 0)) {
-      throw InvalidArgument(fmt::format("--los-sigma {} for {}: expected a positive number or a band", los.sigma,
-                                        los.path));
+      throw InvalidArgument(
+          fmt::format("--los-sigma {} for {}: expected a positive number or a band", los.sigma, los.path));
     }
     if (const auto d = constant_geometry(los.geometry, los.path)) {
       in.direction = *d;
@@ -496,7 +507,8 @@ Summary decompose_rasters(const DecomposeRun& run, RunContext& context) {
       in.up_band = band_of(info, "los_up", "unit vector (--los-geometry bands)");
     } else {
       in.incidence_band = band_of(info, "incidence_deg", "incidence angle", true);
-      if (in.incidence_band == 0) in.incidence_band = band_of(info, "incidence", "incidence angle (--los-geometry angles)");
+      if (in.incidence_band == 0)
+        in.incidence_band = band_of(info, "incidence", "incidence angle (--los-geometry angles)");
       in.heading_band = band_of(info, "heading_deg", "heading", true);
       if (in.heading_band == 0) in.heading_band = band_of(info, "heading", "heading (--los-geometry angles)");
     }
@@ -505,8 +517,8 @@ Summary decompose_rasters(const DecomposeRun& run, RunContext& context) {
   }
   for (const auto& g : run.gridded) {
     if (g.value.width() != grid.width || g.value.height() != grid.height) {
-      throw InvalidArgument(fmt::format("decompose: '{}' is not on the {} x {} common grid", g.label, grid.width,
-                                        grid.height));
+      throw InvalidArgument(
+          fmt::format("decompose: '{}' is not on the {} x {} common grid", g.label, grid.width, grid.height));
     }
   }
   const int first_gridded = geometry;
@@ -516,8 +528,8 @@ Summary decompose_rasters(const DecomposeRun& run, RunContext& context) {
   double dx_m = 0, dy_m = 0;
   if (!run.dem_path.empty()) {
     if (grid.geotransform.has_rotation()) {
-      throw InvalidArgument(fmt::format("--dem: the common grid ({}) is rotated; the slope needs a north-up grid",
-                                        grid.path));
+      throw InvalidArgument(
+          fmt::format("--dem: the common grid ({}) is rotated; the slope needs a north-up grid", grid.path));
     }
     dem.emplace(on_grid(run.dem_path, grid));
     dx_m = grid.pixel_size_x_m > 0 ? grid.pixel_size_x_m : std::abs(grid.geotransform.c[1]);
@@ -529,8 +541,10 @@ Summary decompose_rasters(const DecomposeRun& run, RunContext& context) {
   std::string unit;
   if (!inputs.empty()) {
     const auto& first = inputs.front();
-    const io::RasterInfo info = io::describe(!run.optical.empty() ? run.optical.front().path : run.los.front().path);
-    if (first.value_band >= 1 && first.value_band <= info.band_count()) unit = info.bands[first.value_band - 1].unit;
+    const io::RasterInfo info =
+        io::describe(!run.optical.empty() ? run.optical.front().path : run.los.front().path);
+    if (first.value_band >= 1 && first.value_band <= info.band_count())
+      unit = info.bands[first.value_band - 1].unit;
   } else {
     unit = "m/yr";  // EGMS mean velocities, converted by the caller
   }
@@ -545,7 +559,8 @@ Summary decompose_rasters(const DecomposeRun& run, RunContext& context) {
   cog.metadata["DEFORMA_DECOMPOSE_FLAGS"] =
       "1 no measurement; 2 east unresolved; 4 north unresolved; 8 up unresolved; 16 ill-conditioned geometry "
       "(weakest direction dropped); 32 up from the surface-parallel flow assumption";
-  io::CogWriter writer(run.output, grid.width, grid.height, bands, grid.geotransform, grid.crs_wkt, provenance, cog);
+  io::CogWriter writer(run.output, grid.width, grid.height, bands, grid.geotransform, grid.crs_wkt,
+                       provenance, cog);
 
   Progress* progress = context.progress;
   NullProgress silent;
@@ -614,12 +629,14 @@ Summary decompose_rasters(const DecomposeRun& run, RunContext& context) {
   summary.details["unit"] = unit;
   if (resolved == 0 && from_slope == 0 && east_up == 0) {
     summary.warnings.push_back(
-        "no cell has all three components: the geometries present cannot separate east, north and up (see the "
+        "no cell has all three components: the geometries present cannot separate east, north and up (see "
+        "the "
         "flags band)");
   }
   summary.seconds = seconds_since(start);
   summary.report = fmt::format(
-      "decompose: {} x {} cells from {} geometries: {} resolved in 3-D, {} with up from the DEM slope, {} with "
+      "decompose: {} x {} cells from {} geometries: {} resolved in 3-D, {} with up from the DEM slope, {} "
+      "with "
       "east and up (north neglected), {} with unresolved components, {} without data\n",
       grid.width, grid.height, geometry, resolved, from_slope, east_up, partial, no_data);
   return summary;
@@ -663,8 +680,9 @@ std::vector<SeriesPairInput> read_series_table(const std::string& csv_path) {
   for (std::size_t i = 0; i < header.size(); ++i) column[header[i]] = static_cast<int>(i);
   for (const char* required : {"ref_date", "sec_date", "path", "kind", "geometry"}) {
     if (!column.count(required)) {
-      throw FormatError(fmt::format("{}: no column '{}' (expected ref_date,sec_date,path,kind,geometry,look,band,sigma)",
-                                    csv_path, required));
+      throw FormatError(
+          fmt::format("{}: no column '{}' (expected ref_date,sec_date,path,kind,geometry,look,band,sigma)",
+                      csv_path, required));
     }
   }
   const std::filesystem::path folder = std::filesystem::path(csv_path).parent_path();
@@ -686,17 +704,20 @@ std::vector<SeriesPairInput> read_series_table(const std::string& csv_path) {
       throw FormatError(fmt::format("{} line {}: {}", csv_path, line_number, e.what()));
     }
     if (p.ref_date == p.sec_date) {
-      throw FormatError(fmt::format("{} line {}: ref_date and sec_date are the same day", csv_path, line_number));
+      throw FormatError(
+          fmt::format("{} line {}: ref_date and sec_date are the same day", csv_path, line_number));
     }
     p.path = get("path");
     if (p.path.empty()) throw FormatError(fmt::format("{} line {}: empty path", csv_path, line_number));
     if (std::filesystem::path(p.path).is_relative()) p.path = (folder / p.path).string();
     p.kind = get("kind");
     if (p.kind != "los" && p.kind != "optical") {
-      throw FormatError(fmt::format("{} line {}: kind '{}': expected los or optical", csv_path, line_number, p.kind));
+      throw FormatError(
+          fmt::format("{} line {}: kind '{}': expected los or optical", csv_path, line_number, p.kind));
     }
     p.geometry = get("geometry");
-    if (p.geometry.empty()) throw FormatError(fmt::format("{} line {}: empty geometry", csv_path, line_number));
+    if (p.geometry.empty())
+      throw FormatError(fmt::format("{} line {}: empty geometry", csv_path, line_number));
     p.look = get("look");
     if (p.look.empty()) p.look = "bands";
     p.band = get("band");
@@ -726,10 +747,12 @@ Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& cont
   std::vector<std::string> input_paths = run.extra_inputs;
   for (const auto& p : run.pairs) {
     const io::RasterInfo info = io::describe(p.path);
-    const int geometry = geometry_ids.emplace(p.geometry, static_cast<int>(geometry_ids.size())).first->second;
+    const int geometry =
+        geometry_ids.emplace(p.geometry, static_cast<int>(geometry_ids.size())).first->second;
     const Source sigma = number_or_band(info, p.sigma, "standard deviation (sigma column)");
     if (sigma.band == 0 && !(sigma.constant > 0)) {
-      throw InvalidArgument(fmt::format("{}: sigma {}: expected a positive number or a band", p.path, p.sigma));
+      throw InvalidArgument(
+          fmt::format("{}: sigma {}: expected a positive number or a band", p.path, p.sigma));
     }
     const SeriesPair sp{date_index(p.ref_date), date_index(p.sec_date)};
     if (p.kind == "optical") {
@@ -772,7 +795,9 @@ Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& cont
   const int pair_count = static_cast<int>(inputs.size());
 
   std::filesystem::create_directories(run.output_dir);
-  auto out_path = [&](const std::string& name) { return (std::filesystem::path(run.output_dir) / name).string(); };
+  auto out_path = [&](const std::string& name) {
+    return (std::filesystem::path(run.output_dir) / name).string();
+  };
   io::Provenance provenance{run.command_line, run.parameters, input_paths};
   std::vector<io::OutputBand> date_bands;
   for (const auto& d : dates) date_bands.push_back({d.iso(), "", kNodata});
@@ -786,16 +811,20 @@ Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& cont
                                                     provenance, cog));
   }
   for (int j = 0; j < 3; ++j) {
-    cubes.push_back(std::make_unique<io::CogWriter>(out_path(std::string(components[j]) + "_sigma.tif"), grid.width,
-                                                    grid.height, date_bands, grid.geotransform, grid.crs_wkt,
-                                                    provenance, cog));
+    cubes.push_back(std::make_unique<io::CogWriter>(out_path(std::string(components[j]) + "_sigma.tif"),
+                                                    grid.width, grid.height, date_bands, grid.geotransform,
+                                                    grid.crs_wkt, provenance, cog));
   }
-  const std::vector<io::OutputBand> velocity_bands = {
-      {"velocity_east", "per year", kNodata},     {"velocity_north", "per year", kNodata},
-      {"velocity_up", "per year", kNodata},       {"velocity_east_std", "per year", kNodata},
-      {"velocity_north_std", "per year", kNodata}, {"velocity_up_std", "per year", kNodata},
-      {"valid_pairs", "", kNodata},               {"n_geometries", "", kNodata},
-      {"condition", "", kNodata},                 {"flags", "", kNodata}};
+  const std::vector<io::OutputBand> velocity_bands = {{"velocity_east", "per year", kNodata},
+                                                      {"velocity_north", "per year", kNodata},
+                                                      {"velocity_up", "per year", kNodata},
+                                                      {"velocity_east_std", "per year", kNodata},
+                                                      {"velocity_north_std", "per year", kNodata},
+                                                      {"velocity_up_std", "per year", kNodata},
+                                                      {"valid_pairs", "", kNodata},
+                                                      {"n_geometries", "", kNodata},
+                                                      {"condition", "", kNodata},
+                                                      {"flags", "", kNodata}};
   io::CogOptions vcog = cog;
   vcog.metadata["DEFORMA_DECOMPOSE_FLAGS"] =
       "1 no pair; 2 east unresolved; 4 north unresolved; 8 up unresolved; 16 ill-conditioned geometry";
@@ -805,9 +834,9 @@ Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& cont
   // Rows per strip within the RAM budget: the inputs' windows (6 grids each) and the outputs' (6 cubes).
   const double row_bytes =
       static_cast<double>(grid.width) * 4.0 * (6.0 * pair_count + 6.0 * date_count + velocity_bands.size());
-  const int strip_rows = std::clamp(
-      static_cast<int>(static_cast<double>(context.ram_budget_mb) * 1024.0 * 1024.0 / std::max(1.0, row_bytes)), 1,
-      256);
+  const int strip_rows = std::clamp(static_cast<int>(static_cast<double>(context.ram_budget_mb) * 1024.0 *
+                                                     1024.0 / std::max(1.0, row_bytes)),
+                                    1, 256);
   const int strips = (grid.height + strip_rows - 1) / strip_rows;
   Progress* progress = context.progress;
   NullProgress silent;
@@ -839,7 +868,8 @@ Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& cont
         const CellSeries cs = solver.solve(values, sigmas, directions, geometries);
         for (int j = 0; j < 3; ++j) {
           for (int m = 0; m < date_count; ++m) {
-            cube[static_cast<std::size_t>(j) * date_count + m](c, r) = static_cast<float>(cs.displacement[j][m]);
+            cube[static_cast<std::size_t>(j) * date_count + m](c, r) =
+                static_cast<float>(cs.displacement[j][m]);
             cube[static_cast<std::size_t>(j + 3) * date_count + m](c, r) = static_cast<float>(cs.sigma[j][m]);
           }
           vel[j](c, r) = static_cast<float>(cs.velocity_per_yr[j]);
@@ -909,14 +939,18 @@ Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& cont
     detail::write_netcdf_cube(nc, dates, grid, vars, provenance, std::max(1, strip_rows));
     summary.outputs.push_back(nc);
   }
-  summary.counts = {{"cells", cells}, {"pairs", static_cast<std::int64_t>(run.pairs.size())},
-                    {"dates", date_count}, {"resolved_3d", resolved}, {"no_data", no_data}};
+  summary.counts = {{"cells", cells},
+                    {"pairs", static_cast<std::int64_t>(run.pairs.size())},
+                    {"dates", date_count},
+                    {"resolved_3d", resolved},
+                    {"no_data", no_data}};
   summary.details["geometries"] = static_cast<int>(geometry_ids.size());
   summary.details["first_date"] = dates.front().iso();
   summary.details["last_date"] = dates.back().iso();
   summary.seconds = seconds_since(start);
   summary.report = fmt::format(
-      "decompose-series: {} pairs from {} geometries over {} dates ({} .. {}), {} x {} cells: {} resolved in 3-D, "
+      "decompose-series: {} pairs from {} geometries over {} dates ({} .. {}), {} x {} cells: {} resolved in "
+      "3-D, "
       "{} without data\n",
       run.pairs.size(), geometry_ids.size(), date_count, dates.front().iso(), dates.back().iso(), grid.width,
       grid.height, resolved, no_data);

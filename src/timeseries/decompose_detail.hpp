@@ -20,7 +20,8 @@ struct GeometryBasis {
 };
 
 /// From the unit vectors of the cell's valid measurements (unweighted).
-GeometryBasis geometry_basis(const std::vector<std::array<double, 3>>& directions, const DecomposeOptions& options);
+GeometryBasis geometry_basis(const std::vector<std::array<double, 3>>& directions,
+                             const DecomposeOptions& options);
 
 /// The unit vector as the solver uses it: without its north part when north is neglected.
 std::array<double, 3> project_direction(const std::array<double, 3>& d, const DecomposeOptions& options);

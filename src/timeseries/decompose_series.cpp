@@ -4,8 +4,8 @@
 #include <limits>
 #include <set>
 
-#include <Eigen/Dense>
 #include <fmt/format.h>
+#include <Eigen/Dense>
 
 #include "deforma/core/error.hpp"
 #include "deforma/timeseries/decompose.hpp"
@@ -25,19 +25,22 @@ void SeriesOptions::validate() const {
   }
 }
 
-SeriesDecomposer::SeriesDecomposer(std::vector<io::Date> dates, std::vector<SeriesPair> pairs, SeriesOptions options)
+SeriesDecomposer::SeriesDecomposer(std::vector<io::Date> dates, std::vector<SeriesPair> pairs,
+                                   SeriesOptions options)
     : dates_(std::move(dates)), pairs_(std::move(pairs)), options_(options) {
   options_.validate();
   if (dates_.size() < 2) throw InvalidArgument("decompose series: at least two dates are needed");
   for (std::size_t i = 1; i < dates_.size(); ++i) {
-    if (!(dates_[i - 1] < dates_[i])) throw InvalidArgument("decompose series: dates must be strictly increasing");
-    interval_days_.push_back(static_cast<double>(dates_[i].days_since_epoch() - dates_[i - 1].days_since_epoch()));
+    if (!(dates_[i - 1] < dates_[i]))
+      throw InvalidArgument("decompose series: dates must be strictly increasing");
+    interval_days_.push_back(
+        static_cast<double>(dates_[i].days_since_epoch() - dates_[i - 1].days_since_epoch()));
   }
   const int n = static_cast<int>(dates_.size());
   for (const auto& p : pairs_) {
     if (p.ref < 0 || p.sec < 0 || p.ref >= n || p.sec >= n || p.ref == p.sec) {
-      throw InvalidArgument(fmt::format("decompose series: pair ({}, {}) is not two distinct dates of {}", p.ref,
-                                        p.sec, n));
+      throw InvalidArgument(
+          fmt::format("decompose series: pair ({}, {}) is not two distinct dates of {}", p.ref, p.sec, n));
     }
   }
   // The penalty compares velocities over a typical interval, as invert's does.
@@ -143,7 +146,8 @@ CellSeries SeriesDecomposer::solve(const std::vector<double>& values, const std:
   // Displacement at date m, component j: sum over k < m of dt_k * (basis y_k)[j] = gᵀ y.
   std::vector<double> t_years(dates);
   for (int m = 0; m < dates; ++m) {
-    t_years[m] = static_cast<double>(dates_[m].days_since_epoch() - dates_[0].days_since_epoch()) / kDaysPerYear;
+    t_years[m] =
+        static_cast<double>(dates_[m].days_since_epoch() - dates_[0].days_since_epoch()) / kDaysPerYear;
   }
   double t_mean = 0;
   for (const double t : t_years) t_mean += t;

@@ -398,7 +398,8 @@ TEST(PlotXy, DrawsPointsErrorBarsAndAZeroLineOnANumericAxis) {
   EXPECT_GT(red, 30);  // three points (the NaN is skipped), their bars and the line
   PlotSeries wrong{"bad", {1.0, 2.0}, {}, colors::kBlue};
   EXPECT_THROW(plot_xy(x, {wrong}, "t", "x", "y"), InvalidArgument);
-  EXPECT_THROW(plot_xy({std::nan("")}, {PlotSeries{"n", {1.0}, {}, colors::kBlue}}, "t", "x", "y"), InvalidArgument);
+  EXPECT_THROW(plot_xy({std::nan("")}, {PlotSeries{"n", {1.0}, {}, colors::kBlue}}, "t", "x", "y"),
+               InvalidArgument);
 }
 
 }  // namespace

@@ -45,7 +45,8 @@ Field synthetic_field(int n) {
   for (int r = 0; r < n; ++r) {
     for (int c = 0; c < n; ++c) {
       const double bowl = std::exp(-(std::pow(c - 30.0, 2) + std::pow(r - 40.0, 2)) / (2 * 12.0 * 12.0));
-      const double slide = std::exp(-(std::pow(c - 70.0, 2) / (2 * 10.0 * 10.0) + std::pow(r - 60.0, 2) / (2 * 18.0 * 18.0)));
+      const double slide =
+          std::exp(-(std::pow(c - 70.0, 2) / (2 * 10.0 * 10.0) + std::pow(r - 60.0, 2) / (2 * 18.0 * 18.0)));
       f.east(c, r) = static_cast<float>(1.6 * slide);
       f.north(c, r) = static_cast<float>(-1.2 * slide);
       f.up(c, r) = static_cast<float>(-0.08 * bowl - 0.3 * slide);
@@ -260,8 +261,8 @@ TEST(DecomposeCli, ConstantGeometriesAndBadInputs) {
   io::GeoTransform gt;
   gt.c = {500000.0, 15.0, 0.0, 6700000.0, 0.0, -15.0};
   const std::string wkt = io::describe(tmp.file("asc.tif")).crs_wkt;
-  io::write_cog(tmp.file("opt.tif"), {&e, &nn}, {{"east_m", "m", -9999.0}, {"north_m", "m", -9999.0}}, gt, wkt,
-                io::Provenance{});
+  io::write_cog(tmp.file("opt.tif"), {&e, &nn}, {{"east_m", "m", -9999.0}, {"north_m", "m", -9999.0}}, gt,
+                wkt, io::Provenance{});
   const std::string los = " --los " + tmp.file("asc.tif") + " " + tmp.file("desc.tif") +
                           " --los-geometry 39/-10 41/190 --los-sigma 0.003";
   const auto ok = test::run_cli("--summary-json -q decompose --optical " + tmp.file("opt.tif") +
@@ -279,14 +280,16 @@ TEST(DecomposeCli, ConstantGeometriesAndBadInputs) {
   io::Raster one_out = io::Raster::open(tmp.file("one.tif"));
   const io::BandWindow flags = one_out.read_all(9);
   const io::BandWindow east = one_out.read_all(1);
-  EXPECT_EQ(static_cast<int>(flags.values(3, 3)), flag::kEastUnresolved | flag::kNorthUnresolved | flag::kUpUnresolved);
+  EXPECT_EQ(static_cast<int>(flags.values(3, 3)),
+            flag::kEastUnresolved | flag::kNorthUnresolved | flag::kUpUnresolved);
   EXPECT_FALSE(east.valid(3, 3));
 
-  const auto no_band = test::run_cli("decompose --optical " + tmp.file("asc.tif") + " -o " + tmp.file("x.tif"));
+  const auto no_band =
+      test::run_cli("decompose --optical " + tmp.file("asc.tif") + " -o " + tmp.file("x.tif"));
   EXPECT_EQ(no_band.exit_code, 5) << no_band.err;
   EXPECT_NE(no_band.err.find("east_m"), std::string::npos) << no_band.err;
-  const auto bad_geometry = test::run_cli("decompose --los " + tmp.file("asc.tif") + " --los-geometry 95/10 -o " +
-                                          tmp.file("x.tif"));
+  const auto bad_geometry = test::run_cli("decompose --los " + tmp.file("asc.tif") +
+                                          " --los-geometry 95/10 -o " + tmp.file("x.tif"));
   EXPECT_EQ(bad_geometry.exit_code, 3);
   EXPECT_NE(bad_geometry.err.find("--los-geometry"), std::string::npos) << bad_geometry.err;
   const auto counts = test::run_cli("decompose" + los + " --los-sigma 0.1 0.2 0.3 -o " + tmp.file("x.tif"));
@@ -309,8 +312,9 @@ TEST(DecomposeCli, EgmsUsticaAgreesWithEgmsOrtho) {
   const std::string desc = (dir / "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip").string();
   const auto ortho = test::run_cli("-q egms ortho " + asc + " " + desc + " -o " + tmp.file("ortho"));
   ASSERT_EQ(ortho.exit_code, 0) << ortho.err;
-  const auto r = test::run_cli("--summary-json -q decompose --egms " + asc + " " + desc + " --north-zero --grid " +
-                               tmp.file("ortho_U.tif") + " -o " + tmp.file("enu.tif"));
+  const auto r =
+      test::run_cli("--summary-json -q decompose --egms " + asc + " " + desc + " --north-zero --grid " +
+                    tmp.file("ortho_U.tif") + " -o " + tmp.file("enu.tif"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_GT(nlohmann::json::parse(r.out)["counts"]["east_up_north_neglected"].get<int>(), 500);
   io::Raster enu = io::Raster::open(tmp.file("enu.tif"));
@@ -411,16 +415,18 @@ TEST(DecomposeSeries, RecoversStepAndTrendFromThreeGeometries) {
   for (int m = 0; m < 20; ++m) {
     const auto t = truth(day_of[m]);
     for (int j = 0; j < 3; ++j) {
-      const bool optical_date = std::find(optical_dates.begin(), optical_dates.end(), m) != optical_dates.end();
+      const bool optical_date =
+          std::find(optical_dates.begin(), optical_dates.end(), m) != optical_dates.end();
       if (j == 1 && !optical_date) continue;
       const double excess = std::abs(s.displacement[j][m] - t[j]) - 4 * s.sigma[j][m];
       worst[j] = std::max(worst[j], std::abs(s.displacement[j][m] - t[j]));
       EXPECT_LT(excess, 0.005) << "component " << j << " date " << m;
     }
   }
-  std::printf("[4-D] worst errors E %.4f N %.4f U %.4f m; velocities %.4f %.4f %.4f m/yr (sigma %.4f %.4f %.4f)\n",
-              worst[0], worst[1], worst[2], s.velocity_per_yr[0], s.velocity_per_yr[1], s.velocity_per_yr[2],
-              s.velocity_sigma_per_yr[0], s.velocity_sigma_per_yr[1], s.velocity_sigma_per_yr[2]);
+  std::printf(
+      "[4-D] worst errors E %.4f N %.4f U %.4f m; velocities %.4f %.4f %.4f m/yr (sigma %.4f %.4f %.4f)\n",
+      worst[0], worst[1], worst[2], s.velocity_per_yr[0], s.velocity_per_yr[1], s.velocity_per_yr[2],
+      s.velocity_sigma_per_yr[0], s.velocity_sigma_per_yr[1], s.velocity_sigma_per_yr[2]);
   EXPECT_NEAR(s.velocity_per_yr[0], 0.10, 3 * s.velocity_sigma_per_yr[0] + 0.005);
   // Without the optical series, the two looks leave north unresolved and with it all three (rank 2).
   std::vector<double> no_optical = sigmas;
@@ -433,7 +439,8 @@ TEST(DecomposeSeries, RecoversStepAndTrendFromThreeGeometries) {
   // With north neglected (as EGMS Ortho), east and up come back.
   SeriesOptions o;
   o.geometry.north_zero = true;
-  const CellSeries ortho = SeriesDecomposer(dates, pairs, o).solve(values, no_optical, directions, geometries);
+  const CellSeries ortho =
+      SeriesDecomposer(dates, pairs, o).solve(values, no_optical, directions, geometries);
   EXPECT_EQ(ortho.flags, flag::kNorthUnresolved);
   EXPECT_NEAR(ortho.displacement[0][19], truth(114)[0], 0.02);
 }
@@ -458,8 +465,9 @@ TEST(DecomposeSeriesCli, PairTableOfThreeGeometriesToCubes) {
     std::normal_distribution<double> noise(0, sigma);
     GridF g(6, 5);
     const auto ta = truth(a), tb = truth(b);
-    for (auto& v : g.values()) v = static_cast<float>(d[0] * (tb[0] - ta[0]) + d[1] * (tb[1] - ta[1]) +
-                                                      d[2] * (tb[2] - ta[2]) + noise(rng));
+    for (auto& v : g.values())
+      v = static_cast<float>(d[0] * (tb[0] - ta[0]) + d[1] * (tb[1] - ta[1]) + d[2] * (tb[2] - ta[2]) +
+                             noise(rng));
     return g;
   };
   const auto asc = los_unit_vector(39.0, -10.0);
@@ -489,8 +497,8 @@ TEST(DecomposeSeriesCli, PairTableOfThreeGeometriesToCubes) {
     }
   }
   table.close();
-  const auto r = test::run_cli("--summary-json -q decompose-series " + tmp.file("pairs.csv") + " -o " +
-                               tmp.file("out"));
+  const auto r =
+      test::run_cli("--summary-json -q decompose-series " + tmp.file("pairs.csv") + " -o " + tmp.file("out"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["counts"]["dates"], 20);
@@ -507,7 +515,8 @@ TEST(DecomposeSeriesCli, PairTableOfThreeGeometriesToCubes) {
     const io::BandWindow s = sigma.read_all(20);
     for (std::size_t i = 0; i < v.values.size(); ++i) {
       ASSERT_TRUE(v.valid.data()[i]);
-      EXPECT_LT(std::abs(v.values.data()[i] - last[c]), 4 * s.values.data()[i] + 0.005) << names[c] << " cell " << i;
+      EXPECT_LT(std::abs(v.values.data()[i] - last[c]), 4 * s.values.data()[i] + 0.005)
+          << names[c] << " cell " << i;
     }
   }
   EXPECT_TRUE(std::filesystem::exists(tmp.file("out/decompose_series.nc")));

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deforma/core/grid.hpp"
 #include "deforma/core/summary.hpp"
 
 namespace deforma {
@@ -46,10 +47,10 @@ struct FieldSamples {
 
 struct ProfileOffset {
   int index = 0;
-  double distance_m = 0;  ///< of the profile centre along the trace from its first vertex
-  std::array<double, 2> centre_m{};  ///< in the metric frame
-  double strike_deg = 0;  ///< azimuth of the trace direction, clockwise from north
-  double parallel = 0, sigma_parallel = 0;            ///< NaN when not measured
+  double distance_m = 0;                    ///< of the profile centre along the trace from its first vertex
+  std::array<double, 2> centre_m{};         ///< in the metric frame
+  double strike_deg = 0;                    ///< azimuth of the trace direction, clockwise from north
+  double parallel = 0, sigma_parallel = 0;  ///< NaN when not measured
   double perpendicular = 0, sigma_perpendicular = 0;  ///< NaN when not measured (east only)
   double east = 0, sigma_east = 0;
   double north = 0, sigma_north = 0;  ///< NaN when east only
@@ -62,14 +63,31 @@ struct ProfileOffset {
 std::vector<ProfileOffset> profile_offsets(const std::vector<std::array<double, 2>>& trace_m,
                                            const FieldSamples& samples, const FaultProfileOptions& options);
 
+/// Which way an automatic trace runs: east-west (searched in columns), north-south (in rows), or the
+/// sharper of the two.
+enum class TraceDirection { kAuto, kEastWest, kNorthSouth };
+TraceDirection parse_trace_direction(const std::string& text);
+
+/// The fault traced automatically as the ridge of the displacement step. In bands `step` cells wide (columns
+/// for a trace running east-west, rows for one running north-south), every position across is scored by the
+/// difference of the medians of the `half_window` cells on either side over their scatter; the ridge is the
+/// best path through the bands (dynamic programming, a jump of 10 cells costing a typical band's best
+/// score), without the bands at either end where it has no real step. Vertices in pixel coordinates
+/// (col, row) of the grid; empty when no band had data on both sides. For a fault crossing the raster within
+/// 45 degrees of one of its axes; with kAuto, the orientation whose ridge is sharper.
+std::vector<std::array<double, 2>> ridge_trace(const GridF& values, const GridU8& valid, int step,
+                                               int half_window,
+                                               TraceDirection direction = TraceDirection::kAuto);
+
 struct FaultProfileRun {
-  std::string input;          ///< displacement raster
-  std::string east_band;      ///< description or 1-based index; empty = "east_m", else band 1 of a one-band file
-  std::string north_band;     ///< empty = "north_m" when present, else east only; "none" = east only
-  std::string trace;          ///< vector file with the trace (the longest line of its first layer with lines)
+  std::string input;       ///< displacement raster
+  std::string east_band;   ///< description or 1-based index; empty = "east_m", else band 1 of a one-band file
+  std::string north_band;  ///< empty = "north_m" when present, else east only; "none" = east only
+  std::string trace;       ///< vector file with the trace (the longest line); empty = ridge_trace()
+  TraceDirection trace_direction = TraceDirection::kAuto;  ///< of the automatic trace
   std::string output_csv;
-  std::string output_gpkg;    ///< empty = none
-  std::string output_plot;    ///< empty = none
+  std::string output_gpkg;  ///< empty = none
+  std::string output_plot;  ///< empty = none
   FaultProfileOptions options;
   std::string command_line;
   nlohmann::json parameters = nlohmann::json::object();

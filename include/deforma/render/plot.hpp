@@ -38,8 +38,9 @@ RgbImage plot_time_series(const std::vector<io::Date>& dates, const std::vector<
 /// Points with error bars (and a thin line through them) against a numeric x axis (distance along a fault
 /// trace, say), with a dashed zero line when the values change sign. Several series share the axes and get a
 /// legend. Throws InvalidArgument when sizes disagree or there are no points.
-RgbImage plot_xy(const std::vector<double>& x, const std::vector<PlotSeries>& series, const std::string& title,
-                 const std::string& x_label, const std::string& y_label, const PlotOptions& options = {});
+RgbImage plot_xy(const std::vector<double>& x, const std::vector<PlotSeries>& series,
+                 const std::string& title, const std::string& x_label, const std::string& y_label,
+                 const PlotOptions& options = {});
 
 /// The pair network: each date is a dot on the time axis, each pair (indices into `dates`) an arc above
 /// it joining its two dates (arc height grows with the interval, so long and short pairs separate).

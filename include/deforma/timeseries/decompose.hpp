@@ -31,7 +31,7 @@ namespace deforma::timeseries {
 
 /// Flag bits of a decomposed cell (the `flags` band; 0 = all three components resolved by measurements).
 namespace decompose_flag {
-inline constexpr std::uint8_t kNoData = 1;          ///< no valid measurement at all
+inline constexpr std::uint8_t kNoData = 1;           ///< no valid measurement at all
 inline constexpr std::uint8_t kEastUnresolved = 2;   ///< east not seen by the geometries present
 inline constexpr std::uint8_t kNorthUnresolved = 4;  ///< north not seen by the geometries present
 inline constexpr std::uint8_t kUpUnresolved = 8;     ///< up not seen (and no surface-parallel estimate)
@@ -70,10 +70,10 @@ struct DecomposeOptions {
 
 /// One cell's solution.
 struct CellSolution {
-  std::array<double, 3> enu{};        ///< NaN where unresolved
-  std::array<double, 3> sigma{};      ///< NaN where unresolved
-  std::array<double, 3> cov_en{};     ///< var(E), cov(E,N), var(N): for the surface-parallel U
-  double condition = 0;               ///< NaN when fewer than three independent directions
+  std::array<double, 3> enu{};     ///< NaN where unresolved
+  std::array<double, 3> sigma{};   ///< NaN where unresolved
+  std::array<double, 3> cov_en{};  ///< var(E), cov(E,N), var(N): for the surface-parallel U
+  double condition = 0;            ///< NaN when fewer than three independent directions
   int geometries = 0;
   std::uint8_t flags = 0;
 };
@@ -152,7 +152,8 @@ class SeriesDecomposer {
   /// Solves one cell: per pair its value, standard deviation (non-finite or <= 0: pair invalid here),
   /// unit vector and geometry number.
   CellSeries solve(const std::vector<double>& values, const std::vector<double>& sigmas,
-                   const std::vector<std::array<double, 3>>& directions, const std::vector<int>& geometries) const;
+                   const std::vector<std::array<double, 3>>& directions,
+                   const std::vector<int>& geometries) const;
 
   const std::vector<io::Date>& dates() const { return dates_; }
 
