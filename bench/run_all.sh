@@ -35,3 +35,7 @@ bash "$ROOT/bench/pipeline/time_pipeline.sh" "$BUILD_DIR" "$OUT_DIR" | tee "$OUT
 echo
 echo "== service: 200 keep-alive clients for 30 s on loopback while 4 jobs run, and the job overhead"
 "$BUILD_DIR/bench/deforma_bench_service" --clients 200 --seconds 30 | tee "$OUT_DIR/service_load.txt"
+
+echo
+echo "== maps: 2,000 random 256 px WebMercator tiles (zooms 8-14) of the Yahtse velocity COG, 16 clients"
+"$BUILD_DIR/bench/deforma_bench_maps" --tiles 2000 --clients 16 | tee "$OUT_DIR/maps_tiles.md"
