@@ -66,10 +66,10 @@ int main(int argc, char** argv) {
   const fs::path work = fs::temp_directory_path() / fmt::format("deforma_bench_maps_{}", ::getpid());
   fs::create_directories(work);
   const fs::path cog = work / "yahtse_velocity.tif";
-  const std::string cmd = fmt::format(
-      "'{}' --quiet correlate '{}' '{}' -o '{}' --search 24 --step 8 --velocity", DEFORMA_CLI_PATH,
-      (data / "LC80630182016200LGN00_B8_yahtse.TIF").string(), (data / "LC80630182016216LGN00_B8_yahtse.TIF").string(),
-      cog.string());
+  const std::string cmd =
+      fmt::format("'{}' --quiet correlate '{}' '{}' -o '{}' --search 24 --step 8 --velocity",
+                  DEFORMA_CLI_PATH, (data / "LC80630182016200LGN00_B8_yahtse.TIF").string(),
+                  (data / "LC80630182016216LGN00_B8_yahtse.TIF").string(), cog.string());
   if (std::system(cmd.c_str()) != 0) {
     std::fprintf(stderr, "deforma_bench_maps: the correlation failed: %s\n", cmd.c_str());
     return 1;
@@ -85,8 +85,8 @@ int main(int argc, char** argv) {
     const std::string& id = report.item_ids[0];
     item_path = "/collections/" + id.substr(0, id.find('/')) + "/items/" + id.substr(id.find('/') + 1);
   }
-  const auto fp = deforma::maps::footprint_lonlat(
-      deforma::maps::map_item({{"id", "x"}, {"assets", {{"v", {{"href", cog.string()}, {"type", "image/tiff"}}}}}}));
+  const auto fp = deforma::maps::footprint_lonlat(deforma::maps::map_item(
+      {{"id", "x"}, {"assets", {{"v", {{"href", cog.string()}, {"type", "image/tiff"}}}}}}));
   deforma::service::ServerOptions o;
   o.root = work / "root";
   o.port = 0;
@@ -125,8 +125,10 @@ int main(int argc, char** argv) {
         const auto t0 = Clock::now();
         auto r = client.Get(urls[static_cast<std::size_t>(i)].c_str());
         mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-        if (!r || r->status != 200) ++errors;
-        else my_bytes += r->body.size();
+        if (!r || r->status != 200)
+          ++errors;
+        else
+          my_bytes += r->body.size();
       }
       std::lock_guard lock(mutex);
       latencies.insert(latencies.end(), mine.begin(), mine.end());
@@ -141,7 +143,8 @@ int main(int argc, char** argv) {
   server.stop();
   std::error_code ec;
   fs::remove_all(work, ec);
-  std::printf("| tiles | clients | io threads | tiles/s | p50 ms | p99 ms | CPU ms/tile | errors | mean KiB |\n");
+  std::printf(
+      "| tiles | clients | io threads | tiles/s | p50 ms | p99 ms | CPU ms/tile | errors | mean KiB |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|\n");
   std::printf("| %d | %d | %d | %.1f | %.1f | %.1f | %.1f | %d | %.1f |\n", tiles, clients, io_threads,
               tiles / seconds, percentile(latencies, 0.5), percentile(latencies, 0.99), cpu_ms_per_tile,

@@ -56,7 +56,8 @@ TEST(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
   };
   auto path_of = [](const std::string& collection_slash_id) {
     const auto slash = collection_slash_id.find('/');
-    return "/collections/" + collection_slash_id.substr(0, slash) + "/items/" + collection_slash_id.substr(slash + 1);
+    return "/collections/" + collection_slash_id.substr(0, slash) + "/items/" +
+           collection_slash_id.substr(slash + 1);
   };
   // Where the data are: the legend and a point from the public item, without a key.
   auto r = get(path_of(public_item) + "/legend.json?bidx=10");
@@ -75,8 +76,8 @@ TEST(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
   EXPECT_EQ(r.second.substr(1, 3), "PNG");
   EXPECT_EQ(get(path_of(public_item) + tile, key_bob).first, 200);
   // Alice's private item.
-  for (const std::string& suffix :
-       {tile, std::string("/legend.json"), std::string("/legend.png"), fmt::format("/point/{},{}", lon, lat)}) {
+  for (const std::string& suffix : {tile, std::string("/legend.json"), std::string("/legend.png"),
+                                    fmt::format("/point/{},{}", lon, lat)}) {
     EXPECT_EQ(get(path_of(private_item) + suffix, key_alice).first, 200) << suffix;
     EXPECT_EQ(get(path_of(private_item) + suffix, key_bob).first, 404) << suffix;
     EXPECT_EQ(get(path_of(private_item) + suffix).first, 404) << suffix;
@@ -85,8 +86,8 @@ TEST(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
   EXPECT_EQ(get("/collections/alice-results" + tile, key_bob).first, 404);
   EXPECT_EQ(get(path_of(private_item) + tile, "not-a-key").first, 401);
   // The layer lists.
-  const std::string private_layer = private_item.substr(0, private_item.find('/')) + ":" +
-                                    private_item.substr(private_item.find('/') + 1);
+  const std::string private_layer =
+      private_item.substr(0, private_item.find('/')) + ":" + private_item.substr(private_item.find('/') + 1);
   r = get("/wmts/1.0.0/WMTSCapabilities.xml", key_alice);
   ASSERT_EQ(r.first, 200);
   EXPECT_NE(r.second.find(private_layer), std::string::npos);
