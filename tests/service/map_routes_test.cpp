@@ -66,6 +66,8 @@ class MapServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     GDALAllRegister();
+    // GDAL's WMS/WMTS drivers cache tiles in ./gdalwmscache unless told otherwise.
+    CPLSetConfigOption("GDAL_DEFAULT_WMS_CACHE_PATH", cache_.file("gdalwmscache").c_str());
     cog_ = test::yahtse_velocity_cog();
     if (cog_.empty()) GTEST_SKIP() << "sample data 'yahtse-l8' not found; skipping";
     items_.push_back({"", test::raster_item("yahtse", "pair-2016", "velocity", cog_)});
@@ -142,6 +144,7 @@ class MapServerTest : public ::testing::Test {
   }
   void TearDown() override {
     if (http_) http_->stop();
+    CPLSetConfigOption("GDAL_DEFAULT_WMS_CACHE_PATH", nullptr);
   }
 
   httplib::Result get(const std::string& path, const std::string& user = "") {
@@ -159,6 +162,7 @@ class MapServerTest : public ::testing::Test {
             static_cast<int>((1 - std::log(std::tan(lat) + 1 / std::cos(lat)) / M_PI) / 2 * n)};
   }
 
+  test::TempDir cache_;
   std::filesystem::path cog_;
   std::vector<std::pair<std::string, json>> items_;  // owner ("" = public), item
   std::unique_ptr<service::MapRoutes> routes_;
@@ -351,13 +355,10 @@ TEST_F(MapServerTest, GdalWmsDriverReadsGetMap) {
 <LowerRightY>{}</LowerRightY><SizeX>256</SizeX><SizeY>128</SizeY></DataWindow><BandsCount>4</BandsCount>
 <BlockSizeX>256</BlockSizeX><BlockSizeY>128</BlockSizeY><Cache/></GDAL_WMS>)",
                                       base_, b.min_x, b.max_y, b.max_x, b.min_y);
-  test::TempDir tmp;
-  CPLSetConfigOption("GDAL_DEFAULT_WMS_CACHE_PATH", tmp.file("cache").c_str());
   ds = GDALOpen(xml.c_str(), GA_ReadOnly);
   ASSERT_NE(ds, nullptr) << CPLGetLastErrorMsg();
   const Image window = read_image(ds, 0, 0, 256, 128);
   GDALClose(ds);
-  CPLSetConfigOption("GDAL_DEFAULT_WMS_CACHE_PATH", nullptr);
   const Image expected = decode(maps::render_map({item_}, {}, "EPSG:4326", b, 256, 128));
   int opaque = 0;
   for (std::size_t i = 3; i < expected.px.size(); i += 4) opaque += expected.px[i] == 255;
