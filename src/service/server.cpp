@@ -199,10 +199,11 @@ struct Server::Impl {
       if (!job || !job->is_public) authenticate(req);
       return read_job(req, *job, parts, base, reply);
     }
-    // Map resources: a caller without a key sees the public items; a key adds its owner's own.
+    // Map resources, read as the catalogue is: without a key (when the service allows anonymous reads) a
+    // caller sees the public items; a key adds its owner's own.
     if (maps && MapRoutes::is_map_path(parts)) {
       MapViewer viewer;
-      if (!req.header("authorization").empty()) {
+      if (!req.header("authorization").empty() || !options.anonymous_read) {
         const User u = authenticate(req);
         viewer = {u.name, u.admin};
       }

@@ -44,6 +44,7 @@ TEST(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
   service::ServerOptions o;
   o.root = root.path();
   o.port = 0;
+  o.anonymous_read = true;  // public items without a key, as the catalogue's own reads
   service::Server server(o);
   server.start();
   auto get = [&](const std::string& path, const std::string& key = "") {
@@ -97,6 +98,21 @@ TEST(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
   EXPECT_EQ(r.second.find("alice-results"), std::string::npos);
   EXPECT_NE(r.second.find("<Name>velocity:"), std::string::npos) << r.second.substr(0, 3000);
   server.stop();
+
+  // A service without anonymous reads wants a key for the map too, as for the catalogue.
+  o.anonymous_read = false;
+  service::Server closed(o);
+  closed.start();
+  httplib::Client c("127.0.0.1", closed.port());
+  c.set_read_timeout(60, 0);
+  auto no_key = c.Get((path_of(public_item) + tile).c_str());
+  ASSERT_TRUE(no_key);
+  EXPECT_EQ(no_key->status, 401);
+  const httplib::Headers bob{{"Authorization", "Bearer " + key_bob}};
+  auto with_key = c.Get((path_of(public_item) + tile).c_str(), bob);
+  ASSERT_TRUE(with_key);
+  EXPECT_EQ(with_key->status, 200);
+  closed.stop();
 }
 
 }  // namespace
