@@ -15,21 +15,36 @@ std::string xml(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
 }
 
-std::string num(double v) { return fmt::format("{:.10g}", v); }
+std::string num(double v) {
+  return fmt::format("{:.10g}", v);
+}
 
 // WMTS lists zooms up to these (deeper ones still answer): enough for 0.6 m (web) or 0.1 m pixels.
-int listed_max_zoom(const TileMatrixSet& tms) { return std::min(tms.max_zoom, tms.geographic ? 18 : 18); }
+int listed_max_zoom(const TileMatrixSet& tms) {
+  return std::min(tms.max_zoom, tms.geographic ? 18 : 18);
+}
 
 std::string corner(const TileMatrixSet& tms, double x, double y) {
   return tms.northing_first ? num(y) + " " + num(x) : num(x) + " " + num(y);
@@ -52,9 +67,11 @@ std::string wmts_capabilities(const std::vector<LayerInfo>& layers, const std::s
   </ows:ServiceIdentification>
   <ows:OperationsMetadata>
     <ows:Operation name="GetCapabilities"><ows:DCP><ows:HTTP><ows:Get xlink:href=")"
-    << xml(base) << R"(/wmts/1.0.0/WMTSCapabilities.xml"><ows:Constraint name="GetEncoding"><ows:AllowedValues><ows:Value>RESTful</ows:Value></ows:AllowedValues></ows:Constraint></ows:Get></ows:HTTP></ows:DCP></ows:Operation>
+    << xml(base)
+    << R"(/wmts/1.0.0/WMTSCapabilities.xml"><ows:Constraint name="GetEncoding"><ows:AllowedValues><ows:Value>RESTful</ows:Value></ows:AllowedValues></ows:Constraint></ows:Get></ows:HTTP></ows:DCP></ows:Operation>
     <ows:Operation name="GetTile"><ows:DCP><ows:HTTP><ows:Get xlink:href=")"
-    << xml(base) << R"(/wmts/1.0.0/"><ows:Constraint name="GetEncoding"><ows:AllowedValues><ows:Value>RESTful</ows:Value></ows:AllowedValues></ows:Constraint></ows:Get></ows:HTTP></ows:DCP></ows:Operation>
+    << xml(base)
+    << R"(/wmts/1.0.0/"><ows:Constraint name="GetEncoding"><ows:AllowedValues><ows:Value>RESTful</ows:Value></ows:AllowedValues></ows:Constraint></ows:Get></ows:HTTP></ows:DCP></ows:Operation>
   </ows:OperationsMetadata>
   <Contents>
 )";
@@ -66,7 +83,8 @@ std::string wmts_capabilities(const std::vector<LayerInfo>& layers, const std::s
       << "</ows:UpperCorner></ows:WGS84BoundingBox>\n";
     o << "      <ows:Identifier>" << xml(l.name) << "</ows:Identifier>\n";
     o << "      <Style isDefault=\"true\"><ows:Identifier>default</ows:Identifier>"
-      << "<LegendURL format=\"image/png\" xlink:href=\"" << xml(base + l.path + "/legend.png") << "\"/></Style>\n";
+      << "<LegendURL format=\"image/png\" xlink:href=\"" << xml(base + l.path + "/legend.png")
+      << "\"/></Style>\n";
     o << "      <Format>image/png</Format>\n      <Format>image/webp</Format>\n";
     o << "      <InfoFormat>application/json</InfoFormat>\n";
     const bool timed = !l.times.empty();
@@ -99,8 +117,8 @@ std::string wmts_capabilities(const std::vector<LayerInfo>& layers, const std::s
       o << "      <TileMatrix><ows:Identifier>" << z << "</ows:Identifier><ScaleDenominator>"
         << fmt::format("{:.17g}", tms.scale_denominator(z)) << "</ScaleDenominator><TopLeftCorner>"
         << corner(tms, tms.origin_x, tms.origin_y) << "</TopLeftCorner><TileWidth>256</TileWidth>"
-        << "<TileHeight>256</TileHeight><MatrixWidth>" << tms.matrix_width(z) << "</MatrixWidth><MatrixHeight>"
-        << tms.matrix_height(z) << "</MatrixHeight></TileMatrix>\n";
+        << "<TileHeight>256</TileHeight><MatrixWidth>" << tms.matrix_width(z)
+        << "</MatrixWidth><MatrixHeight>" << tms.matrix_height(z) << "</MatrixHeight></TileMatrix>\n";
     }
     o << "    </TileMatrixSet>\n";
   }
@@ -110,8 +128,9 @@ std::string wmts_capabilities(const std::vector<LayerInfo>& layers, const std::s
 }
 
 const std::vector<std::string>& wms_crs_codes() {
-  static const std::vector<std::string> codes{"EPSG:3857", "EPSG:4326", "CRS:84", "EPSG:3035", "EPSG:32632",
-                                              "EPSG:32633", "EPSG:32607", "EPSG:2154", "EPSG:25832", "EPSG:25833"};
+  static const std::vector<std::string> codes{"EPSG:3857",  "EPSG:4326",  "CRS:84",     "EPSG:3035",
+                                              "EPSG:32632", "EPSG:32633", "EPSG:32607", "EPSG:2154",
+                                              "EPSG:25832", "EPSG:25833"};
   return codes;
 }
 
@@ -136,7 +155,8 @@ std::string wms_capabilities(const std::vector<LayerInfo>& layers, const std::st
   <Capability>
     <Request>
 )";
-  auto op = [&](const std::string& name, const std::vector<std::string>& formats, const std::string& prefix = "") {
+  auto op = [&](const std::string& name, const std::vector<std::string>& formats,
+                const std::string& prefix = "") {
     o << "      <" << prefix << name << ">";
     for (const auto& f : formats) o << "<Format>" << f << "</Format>";
     o << "<DCPType><HTTP><Get><OnlineResource xlink:type=\"simple\" xlink:href=\"" << url
@@ -161,8 +181,8 @@ std::string wms_capabilities(const std::vector<LayerInfo>& layers, const std::st
       << "</southBoundLatitude><northBoundLatitude>" << num(b.max_y) << "</northBoundLatitude>"
       << "</EX_GeographicBoundingBox>";
     // EPSG:4326 in WMS 1.3.0 is latitude first.
-    o << "<BoundingBox CRS=\"EPSG:4326\" minx=\"" << num(b.min_y) << "\" miny=\"" << num(b.min_x) << "\" maxx=\""
-      << num(b.max_y) << "\" maxy=\"" << num(b.max_x) << "\"/>";
+    o << "<BoundingBox CRS=\"EPSG:4326\" minx=\"" << num(b.min_y) << "\" miny=\"" << num(b.min_x)
+      << "\" maxx=\"" << num(b.max_y) << "\" maxy=\"" << num(b.max_x) << "\"/>";
     o << "<BoundingBox CRS=\"CRS:84\" minx=\"" << num(b.min_x) << "\" miny=\"" << num(b.min_y) << "\" maxx=\""
       << num(b.max_x) << "\" maxy=\"" << num(b.max_y) << "\"/>";
   };
@@ -170,8 +190,8 @@ std::string wms_capabilities(const std::vector<LayerInfo>& layers, const std::st
   geo_box(all);
   o << "\n";
   for (const auto& l : layers) {
-    o << "      <Layer queryable=\"1\" opaque=\"0\">\n        <Name>" << xml(l.name) << "</Name>\n        <Title>"
-      << xml(l.title) << "</Title>\n";
+    o << "      <Layer queryable=\"1\" opaque=\"0\">\n        <Name>" << xml(l.name)
+      << "</Name>\n        <Title>" << xml(l.title) << "</Title>\n";
     if (!l.abstract.empty()) o << "        <Abstract>" << xml(l.abstract) << "</Abstract>\n";
     o << "        ";
     geo_box(l.lonlat);
@@ -183,7 +203,8 @@ std::string wms_capabilities(const std::vector<LayerInfo>& layers, const std::st
         << xml(l.default_time.empty() ? l.times.back() : l.default_time) << "\">" << xml(values)
         << "</Dimension>\n";
     }
-    o << "        <Style><Name>default</Name><Title>default</Title><LegendURL width=\"" << 120 << "\" height=\"240\">"
+    o << "        <Style><Name>default</Name><Title>default</Title><LegendURL width=\"" << 120
+      << "\" height=\"240\">"
       << "<Format>image/png</Format><OnlineResource xlink:type=\"simple\" xlink:href=\""
       << xml(base + l.path + "/legend.png") << "\"/></LegendURL></Style>\n";
     o << "      </Layer>\n";
@@ -192,8 +213,8 @@ std::string wms_capabilities(const std::vector<LayerInfo>& layers, const std::st
   return o.str();
 }
 
-std::string wms_crs_and_bounds(const std::string& crs_code, const std::string& bbox, const std::string& version,
-                               Bounds& bounds) {
+std::string wms_crs_and_bounds(const std::string& crs_code, const std::string& bbox,
+                               const std::string& version, Bounds& bounds) {
   std::vector<double> v;
   std::stringstream ss(bbox);
   for (std::string part; std::getline(ss, part, ',');) {
@@ -205,7 +226,8 @@ std::string wms_crs_and_bounds(const std::string& crs_code, const std::string& b
       throw InvalidArgument(fmt::format("BBOX '{}': expected four numbers minx,miny,maxx,maxy", bbox));
     }
   }
-  if (v.size() != 4) throw InvalidArgument(fmt::format("BBOX '{}': expected four numbers minx,miny,maxx,maxy", bbox));
+  if (v.size() != 4)
+    throw InvalidArgument(fmt::format("BBOX '{}': expected four numbers minx,miny,maxx,maxy", bbox));
   std::string upper = crs_code;
   for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   std::string gdal_crs;

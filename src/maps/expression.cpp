@@ -26,10 +26,10 @@ struct Node {
 using Unary = double (*)(double);
 const std::map<std::string, Unary>& unary_functions() {
   static const std::map<std::string, Unary> f{
-      {"abs", [](double v) { return std::fabs(v); }},   {"sqrt", [](double v) { return std::sqrt(v); }},
-      {"exp", [](double v) { return std::exp(v); }},    {"log", [](double v) { return std::log(v); }},
+      {"abs", [](double v) { return std::fabs(v); }},    {"sqrt", [](double v) { return std::sqrt(v); }},
+      {"exp", [](double v) { return std::exp(v); }},     {"log", [](double v) { return std::log(v); }},
       {"log10", [](double v) { return std::log10(v); }}, {"sin", [](double v) { return std::sin(v); }},
-      {"cos", [](double v) { return std::cos(v); }},    {"tan", [](double v) { return std::tan(v); }},
+      {"cos", [](double v) { return std::cos(v); }},     {"tan", [](double v) { return std::tan(v); }},
       {"atan", [](double v) { return std::atan(v); }}};
   return f;
 }
@@ -81,17 +81,23 @@ class Parser {
   std::unique_ptr<Node> sum() {
     auto left = product();
     for (;;) {
-      if (accept('+')) left = binary('+', std::move(left), product());
-      else if (accept('-')) left = binary('-', std::move(left), product());
-      else return left;
+      if (accept('+'))
+        left = binary('+', std::move(left), product());
+      else if (accept('-'))
+        left = binary('-', std::move(left), product());
+      else
+        return left;
     }
   }
   std::unique_ptr<Node> product() {
     auto left = unary();
     for (;;) {
-      if (accept('*')) left = binary('*', std::move(left), unary());
-      else if (accept('/')) left = binary('/', std::move(left), unary());
-      else return left;
+      if (accept('*'))
+        left = binary('*', std::move(left), unary());
+      else if (accept('/'))
+        left = binary('/', std::move(left), unary());
+      else
+        return left;
     }
   }
   std::unique_ptr<Node> unary() {
@@ -131,8 +137,8 @@ class Parser {
     }
     if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
       const std::size_t start = pos_;
-      while (pos_ < text_.size() &&
-             (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_' || text_[pos_] == ':'))
+      while (pos_ < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[pos_])) ||
+                                     text_[pos_] == '_' || text_[pos_] == ':'))
         ++pos_;
       std::string name = text_.substr(start, pos_ - start);
       if (accept('(')) return call(name);
@@ -149,9 +155,10 @@ class Parser {
     const bool is_unary = unary_functions().count(name) > 0;
     const bool is_binary = binary_functions().count(name) > 0;
     if (!is_unary && !is_binary) {
-      fail(fmt::format("unknown function '{}' (expected abs, sqrt, exp, log, log10, sin, cos, tan, atan, "
-                       "hypot, atan2, min or max)",
-                       name));
+      fail(
+          fmt::format("unknown function '{}' (expected abs, sqrt, exp, log, log10, sin, cos, tan, atan, "
+                      "hypot, atan2, min or max)",
+                      name));
     }
     auto n = std::make_unique<Node>();
     n->kind = Node::kCall;
@@ -190,11 +197,21 @@ void eval(const Node& n, const std::vector<const float*>& in, std::size_t count,
       eval(*n.args[0], in, count, out);
       eval(*n.args[1], in, count, b);
       switch (n.op) {
-        case '+': for (std::size_t i = 0; i < count; ++i) out[i] += b[i]; break;
-        case '-': for (std::size_t i = 0; i < count; ++i) out[i] -= b[i]; break;
-        case '*': for (std::size_t i = 0; i < count; ++i) out[i] *= b[i]; break;
-        case '/': for (std::size_t i = 0; i < count; ++i) out[i] = b[i] == 0 ? NAN : out[i] / b[i]; break;
-        default: for (std::size_t i = 0; i < count; ++i) out[i] = std::pow(out[i], b[i]); break;
+        case '+':
+          for (std::size_t i = 0; i < count; ++i) out[i] += b[i];
+          break;
+        case '-':
+          for (std::size_t i = 0; i < count; ++i) out[i] -= b[i];
+          break;
+        case '*':
+          for (std::size_t i = 0; i < count; ++i) out[i] *= b[i];
+          break;
+        case '/':
+          for (std::size_t i = 0; i < count; ++i) out[i] = b[i] == 0 ? NAN : out[i] / b[i];
+          break;
+        default:
+          for (std::size_t i = 0; i < count; ++i) out[i] = std::pow(out[i], b[i]);
+          break;
       }
       return;
     }
@@ -236,13 +253,17 @@ Expression Expression::parse(const std::string& text) {
   return e;
 }
 
-const std::string& Expression::text() const { return impl_->text; }
-const std::vector<std::string>& Expression::variables() const { return impl_->variables; }
+const std::string& Expression::text() const {
+  return impl_->text;
+}
+const std::vector<std::string>& Expression::variables() const {
+  return impl_->variables;
+}
 
 void Expression::evaluate(const std::vector<const float*>& inputs, std::size_t count, float* out) const {
   if (inputs.size() != impl_->variables.size()) {
-    throw InvalidArgument(fmt::format("expression '{}': {} inputs for {} variables", impl_->text, inputs.size(),
-                                      impl_->variables.size()));
+    throw InvalidArgument(fmt::format("expression '{}': {} inputs for {} variables", impl_->text,
+                                      inputs.size(), impl_->variables.size()));
   }
   std::vector<double> result;
   eval(*impl_->root, inputs, count, result);

@@ -47,7 +47,8 @@ class Cache {
     }
     if (bands.empty() || static_cast<int>(bands.size()) == GDALGetRasterCount(it->base)) {
       bool identity = true;
-      for (std::size_t i = 0; i < bands.size(); ++i) identity = identity && bands[i] == static_cast<int>(i) + 1;
+      for (std::size_t i = 0; i < bands.size(); ++i)
+        identity = identity && bands[i] == static_cast<int>(i) + 1;
       if (identity) return it->base;
     }
     auto& subset = it->subsets[bands];
@@ -93,7 +94,9 @@ std::atomic<unsigned long> counter{0};
 
 }  // namespace
 
-void* dataset(const std::string& path, const std::vector<int>& bands) { return cache.get(path, bands); }
+void* dataset(const std::string& path, const std::vector<int>& bands) {
+  return cache.get(path, bands);
+}
 
 std::string encode_pixels(const unsigned char* pixels, int width, int height, int channels,
                           const std::string& format) {
@@ -104,9 +107,9 @@ std::string encode_pixels(const unsigned char* pixels, int width, int height, in
   if (!mem || !driver) throw IoError(fmt::format("image format '{}' is not available in this GDAL", format));
   GDALDatasetH ds = GDALCreate(mem, "", width, height, channels, GDT_Byte, nullptr);
   if (!ds) throw IoError("cannot create an in-memory image: " + trap.describe());
-  const CPLErr err = GDALDatasetRasterIO(ds, GF_Write, 0, 0, width, height, const_cast<unsigned char*>(pixels),
-                                         width, height, GDT_Byte, channels, nullptr, channels,
-                                         static_cast<GSpacing>(width) * channels, 1);
+  const CPLErr err = GDALDatasetRasterIO(
+      ds, GF_Write, 0, 0, width, height, const_cast<unsigned char*>(pixels), width, height, GDT_Byte,
+      channels, nullptr, channels, static_cast<GSpacing>(width) * channels, 1);
   if (err != CE_None) {
     GDALClose(ds);
     throw IoError("cannot fill an in-memory image: " + trap.describe());
@@ -117,9 +120,9 @@ std::string encode_pixels(const unsigned char* pixels, int width, int height, in
   // few percent of size. WebP is lossless: colours encode values, a lossy codec would shift them.
   const char* png_options[] = {"ZLEVEL=1", nullptr};
   const char* webp_options[] = {"LOSSLESS=TRUE", nullptr};
-  GDALDatasetH out = GDALCreateCopy(driver, name.c_str(), ds, FALSE,
-                                    const_cast<char**>(format == "webp" ? webp_options : png_options), nullptr,
-                                    nullptr);
+  GDALDatasetH out =
+      GDALCreateCopy(driver, name.c_str(), ds, FALSE,
+                     const_cast<char**>(format == "webp" ? webp_options : png_options), nullptr, nullptr);
   GDALClose(ds);
   if (!out) {
     VSIUnlink(name.c_str());

@@ -117,7 +117,9 @@ const std::pair<std::vector<double>, std::vector<double>>& projected(Points& p, 
   return p.projected.emplace(crs, std::make_pair(std::move(x), std::move(y))).first->second;
 }
 
-json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+json number_or_null(double v) {
+  return std::isfinite(v) ? json(v) : json(nullptr);
+}
 
 json series_of(const Points& p, std::size_t i) {
   json values = json::array(), sigma = json::array();
@@ -125,9 +127,16 @@ json series_of(const Points& p, std::size_t i) {
     values.push_back(number_or_null(p.series[i * p.date_count + d]));
     sigma.push_back(nullptr);  // EGMS gives no per-date uncertainty
   }
-  return {{"pid", p.pid[i]},         {"lon", p.lon[i]},    {"lat", p.lat[i]},          {"dates", p.dates},
-          {"values", values},        {"sigma", sigma},     {"units", "mm"},            {"velocity", number_or_null(p.velocity[i])},
-          {"velocity_sigma", number_or_null(p.velocity_std[i])}, {"velocity_units", "mm/yr"}};
+  return {{"pid", p.pid[i]},
+          {"lon", p.lon[i]},
+          {"lat", p.lat[i]},
+          {"dates", p.dates},
+          {"values", values},
+          {"sigma", sigma},
+          {"units", "mm"},
+          {"velocity", number_or_null(p.velocity[i])},
+          {"velocity_sigma", number_or_null(p.velocity_std[i])},
+          {"velocity_units", "mm/yr"}};
 }
 
 std::atomic<unsigned long> tile_counter{0};
@@ -191,7 +200,8 @@ std::string points_tile(const std::string& product, const TileMatrixSet& tms, in
     if (err != OGRERR_NONE) {
       GDALClose(ds);
       VSIRmdirRecursive(dir.c_str());
-      throw IoError(fmt::format("{}: cannot write point {} to a vector tile: {}", product, p->pid[i], trap.describe()));
+      throw IoError(
+          fmt::format("{}: cannot write point {} to a vector tile: {}", product, p->pid[i], trap.describe()));
     }
   }
   GDALClose(ds);  // the tiles are written here

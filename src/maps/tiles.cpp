@@ -78,8 +78,8 @@ std::optional<Bounds> transform_bounds(const Bounds& b, OGRSpatialReferenceH fro
   OGRCoordinateTransformationH ct = OCTNewCoordinateTransformation(from, to);
   if (!ct) return std::nullopt;
   Bounds out;
-  const int ok = OCTTransformBounds(ct, b.min_x, b.min_y, b.max_x, b.max_y, &out.min_x, &out.min_y, &out.max_x,
-                                    &out.max_y, 21);
+  const int ok = OCTTransformBounds(ct, b.min_x, b.min_y, b.max_x, b.max_y, &out.min_x, &out.min_y,
+                                    &out.max_x, &out.max_y, 21);
   OCTDestroyCoordinateTransformation(ct);
   if (!ok || !std::isfinite(out.min_x) || !std::isfinite(out.max_y)) return std::nullopt;
   return out;
@@ -170,8 +170,10 @@ MapItem map_item(const json& item) {
   m.collection = item.value("collection", "");
   const json props = item.value("properties", json::object());
   m.title = props.value("title", m.id);
-  if (props.contains("datetime") && props["datetime"].is_string()) m.datetime = props["datetime"];
-  else if (props.contains("start_datetime") && props["start_datetime"].is_string()) m.datetime = props["start_datetime"];
+  if (props.contains("datetime") && props["datetime"].is_string())
+    m.datetime = props["datetime"];
+  else if (props.contains("start_datetime") && props["start_datetime"].is_string())
+    m.datetime = props["start_datetime"];
   bool egms = lower(m.id).find("egms") != std::string::npos;
   for (const auto& [key, value] : props.items()) egms = egms || key.rfind("egms:", 0) == 0;
   const json assets = item.value("assets", json::object());
@@ -185,8 +187,8 @@ MapItem map_item(const json& item) {
       m.point_assets.emplace_back(key, href);
       continue;
     }
-    const bool raster = is_raster_media(type) || asset.contains("raster:bands") || asset.contains("proj:shape") ||
-                        (type.empty() && (ext == ".tif" || ext == ".tiff"));
+    const bool raster = is_raster_media(type) || asset.contains("raster:bands") ||
+                        asset.contains("proj:shape") || (type.empty() && (ext == ".tif" || ext == ".tiff"));
     if (!raster) continue;
     const auto roles = asset.value("roles", json::array());
     if (std::find(roles.begin(), roles.end(), "thumbnail") != roles.end() ||
@@ -338,9 +340,9 @@ render::ColorScale data_scale(const MapItem& item, const Style& style) {
   }
   render::ColorScale scale;
   if (any) {
-    const bool diverging = style.options.colormap.empty() ? negative
-                                                          : colormap_kind(style.options.colormap) ==
-                                                                render::ColormapKind::kDiverging;
+    const bool diverging = style.options.colormap.empty()
+                               ? negative
+                               : colormap_kind(style.options.colormap) == render::ColormapKind::kDiverging;
     scale = diverging ? render::ColorScale::robust_diverging(values, valid, style.title, style.units)
                       : render::ColorScale::robust_sequential(values, valid, style.title, style.units);
   }
@@ -360,12 +362,13 @@ Style resolve_style(const MapItem& item, const StyleOptions& options) {
   }
   std::vector<std::size_t> chosen;
   for (const auto& key : options.assets) {
-    auto it = std::find_if(item.rasters.begin(), item.rasters.end(), [&](const auto& r) { return r.key == key; });
+    auto it =
+        std::find_if(item.rasters.begin(), item.rasters.end(), [&](const auto& r) { return r.key == key; });
     if (it == item.rasters.end()) {
       std::vector<std::string> keys;
       for (const auto& r : item.rasters) keys.push_back(r.key);
-      throw InvalidArgument(fmt::format("parameter assets: item '{}' has no raster asset '{}' (it has {})", item.id,
-                                        key, fmt::join(keys, ", ")));
+      throw InvalidArgument(fmt::format("parameter assets: item '{}' has no raster asset '{}' (it has {})",
+                                        item.id, key, fmt::join(keys, ", ")));
     }
     chosen.push_back(static_cast<std::size_t>(it - item.rasters.begin()));
   }
@@ -385,16 +388,19 @@ Style resolve_style(const MapItem& item, const StyleOptions& options) {
         if (m[1].matched) {
           auto it = std::find_if(item.rasters.begin(), item.rasters.end(),
                                  [&](const auto& r) { return r.key == m[1].str(); });
-          if (it != item.rasters.end()) asset = static_cast<std::size_t>(it - item.rasters.begin());
-          else asset = item.rasters.size();
+          if (it != item.rasters.end())
+            asset = static_cast<std::size_t>(it - item.rasters.begin());
+          else
+            asset = item.rasters.size();
         }
         if (asset < item.rasters.size()) {
           const auto bands = bands_of(item.rasters[asset]);
           in.asset = asset;
           in.band = std::stoi(m[2].str());
           if (in.band < 1 || in.band > static_cast<int>(bands.size()))
-            throw InvalidArgument(fmt::format("parameter expression: asset '{}' of item '{}' has no band {} (it has {})",
-                                              item.rasters[asset].key, item.id, in.band, bands.size()));
+            throw InvalidArgument(
+                fmt::format("parameter expression: asset '{}' of item '{}' has no band {} (it has {})",
+                            item.rasters[asset].key, item.id, in.band, bands.size()));
           units.push_back(bands[in.band - 1].unit);
           found = true;
         }
@@ -424,7 +430,8 @@ Style resolve_style(const MapItem& item, const StyleOptions& options) {
       }
       if (!found)
         throw InvalidArgument(fmt::format(
-            "parameter expression: '{}' is neither a band (b1, ASSET_b1) nor a band name of item '{}'", name, item.id));
+            "parameter expression: '{}' is neither a band (b1, ASSET_b1) nor a band name of item '{}'", name,
+            item.id));
       style.inputs.push_back(in);
     }
     if (style.inputs.empty()) throw InvalidArgument("parameter expression: uses no band");
@@ -450,17 +457,18 @@ Style resolve_style(const MapItem& item, const StyleOptions& options) {
     style.inputs.push_back(in);
   }
   // Units: the inputs' common unit (hypot of two velocities is a velocity), else none.
-  if (!units.empty() && std::all_of(units.begin(), units.end(), [&](const auto& u) { return u == units.front(); }))
+  if (!units.empty() &&
+      std::all_of(units.begin(), units.end(), [&](const auto& u) { return u == units.front(); }))
     style.units = units.front();
   if (!options.units.empty()) style.units = options.units;
 
   if (options.rescale) {
     style.scale.min_value = options.rescale->first;
     style.scale.max_value = options.rescale->second;
-    style.scale.kind = options.colormap.empty()
-                           ? (options.rescale->first < 0 && options.rescale->second > 0 ? render::ColormapKind::kDiverging
-                                                                                       : render::ColormapKind::kSequential)
-                           : colormap_kind(options.colormap);
+    style.scale.kind = options.colormap.empty() ? (options.rescale->first < 0 && options.rescale->second > 0
+                                                       ? render::ColormapKind::kDiverging
+                                                       : render::ColormapKind::kSequential)
+                                                : colormap_kind(options.colormap);
   } else {
     style.scale = data_scale(item, style);
     if (!options.colormap.empty()) style.scale.kind = colormap_kind(options.colormap);
@@ -516,18 +524,33 @@ GridF render_values(const MapItem& item, const Style& style, const std::string& 
       continue;
     }
     auto* src = static_cast<GDALDatasetH>(detail::dataset(asset.href, bands));
-    std::vector<std::string> args{"-of", "MEM", "-t_srs", crs, "-te", fmt::format("{:.17g}", bounds.min_x),
-                                  fmt::format("{:.17g}", bounds.min_y), fmt::format("{:.17g}", bounds.max_x),
-                                  fmt::format("{:.17g}", bounds.max_y), "-ts", std::to_string(width),
-                                  std::to_string(height), "-r", style.options.resampling, "-ot", "Float32",
-                                  "-dstnodata", "nan", "-q"};
+    std::vector<std::string> args{"-of",
+                                  "MEM",
+                                  "-t_srs",
+                                  crs,
+                                  "-te",
+                                  fmt::format("{:.17g}", bounds.min_x),
+                                  fmt::format("{:.17g}", bounds.min_y),
+                                  fmt::format("{:.17g}", bounds.max_x),
+                                  fmt::format("{:.17g}", bounds.max_y),
+                                  "-ts",
+                                  std::to_string(width),
+                                  std::to_string(height),
+                                  "-r",
+                                  style.options.resampling,
+                                  "-ot",
+                                  "Float32",
+                                  "-dstnodata",
+                                  "nan",
+                                  "-q"};
     // Nodata the item declares but the file does not.
     const auto all_bands = bands_of(asset);
     std::string src_nodata;
     bool declared = false;
     for (int b : bands) {
       const auto& nd = all_bands[b - 1].nodata;
-      src_nodata += (src_nodata.empty() ? "" : " ") + (nd ? fmt::format("{:.17g}", *nd) : std::string("None"));
+      src_nodata +=
+          (src_nodata.empty() ? "" : " ") + (nd ? fmt::format("{:.17g}", *nd) : std::string("None"));
       declared = declared || nd.has_value();
     }
     if (declared) {
@@ -552,8 +575,8 @@ GridF render_values(const MapItem& item, const Style& style, const std::string& 
     for (std::size_t i = 0; i < bands.size(); ++i) {
       auto& plane = planes[{asset_index, bands[i]}];
       plane.resize(count);
-      if (GDALRasterIO(GDALGetRasterBand(out, static_cast<int>(i) + 1), GF_Read, 0, 0, width, height, plane.data(),
-                       width, height, GDT_Float32, 0, 0) != CE_None) {
+      if (GDALRasterIO(GDALGetRasterBand(out, static_cast<int>(i) + 1), GF_Read, 0, 0, width, height,
+                       plane.data(), width, height, GDT_Float32, 0, 0) != CE_None) {
         GDALClose(out);
         throw IoError(fmt::format("{}: cannot read band {}: {}", asset.href, bands[i], trap.describe()));
       }
@@ -666,14 +689,14 @@ std::string render_map(const std::vector<MapItem>& items, const StyleOptions& op
   return encode_image(values, first, options.format);
 }
 
-std::string render_mosaic(const std::vector<MapItem>& items, const StyleOptions& options, const TileMatrixSet& tms,
-                          int zoom, int x, int y) {
+std::string render_mosaic(const std::vector<MapItem>& items, const StyleOptions& options,
+                          const TileMatrixSet& tms, int zoom, int x, int y) {
   const Bounds bounds = tms.tile_bounds(zoom, x, y);
   return render_map(items, options, tms.gdal_crs, bounds, options.tile_size, options.tile_size);
 }
 
-std::string render_tile(const MapItem& item, const StyleOptions& options, const TileMatrixSet& tms, int zoom, int x,
-                        int y) {
+std::string render_tile(const MapItem& item, const StyleOptions& options, const TileMatrixSet& tms, int zoom,
+                        int x, int y) {
   // The style is checked even for a tile outside the data: a wrong band is an error on every tile.
   resolve_style(item, options);
   return render_mosaic({item}, options, tms, zoom, x, y);
@@ -689,7 +712,7 @@ json legend_json(const Style& style, int stop_count) {
     stops.push_back({{"value", style.scale.min_value + t * (style.scale.max_value - style.scale.min_value)},
                      {"color", fmt::format("#{:02x}{:02x}{:02x}", c.r, c.g, c.b)}});
   }
-  return {{"title", style.title}, {"units", style.units},   {"min", style.scale.min_value},
+  return {{"title", style.title},         {"units", style.units},       {"min", style.scale.min_value},
           {"max", style.scale.max_value}, {"colormap", style.colormap}, {"stops", stops}};
 }
 
@@ -724,15 +747,17 @@ std::optional<std::vector<double>> sample(const std::string& path, double lon, d
   std::vector<double> values;
   for (const auto& b : info.bands) {
     float v = NAN;
-    if (GDALRasterIO(GDALGetRasterBand(ds, b.index), GF_Read, static_cast<int>(col), static_cast<int>(row), 1, 1, &v,
-                     1, 1, GDT_Float32, 0, 0) != CE_None)
+    if (GDALRasterIO(GDALGetRasterBand(ds, b.index), GF_Read, static_cast<int>(col), static_cast<int>(row), 1,
+                     1, &v, 1, 1, GDT_Float32, 0, 0) != CE_None)
       throw IoError(fmt::format("{}: cannot read band {}: {}", path, b.index, trap.describe()));
     values.push_back(b.nodata && v == static_cast<float>(*b.nodata) ? NAN : v);
   }
   return values;
 }
 
-json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+json number_or_null(double v) {
+  return std::isfinite(v) ? json(v) : json(nullptr);
+}
 
 bool all_dates(const std::vector<AssetBand>& bands) {
   if (bands.empty()) return false;
@@ -752,11 +777,14 @@ std::optional<json> cube_series(const RasterAsset& asset, double lon, double lat
   const auto bands = bands_of(asset);
   if (!all_dates(bands)) return std::nullopt;
   const auto values = sample(asset.href, lon, lat);
-  json series{{"dates", json::array()}, {"values", json::array()}, {"sigma", json::array()},
+  json series{{"dates", json::array()},
+              {"values", json::array()},
+              {"sigma", json::array()},
               {"units", bands.front().unit}};
   const fs::path path(asset.href);
   std::optional<std::vector<double>> sigma;
-  const fs::path sigma_path = path.parent_path() / (path.stem().string() + "_sigma" + path.extension().string());
+  const fs::path sigma_path =
+      path.parent_path() / (path.stem().string() + "_sigma" + path.extension().string());
   if (fs::exists(sigma_path)) sigma = sample(sigma_path.string(), lon, lat);
   for (std::size_t i = 0; i < bands.size(); ++i) {
     series["dates"].push_back(bands[i].name);
@@ -809,17 +837,19 @@ std::string csv_field(const json& v) {
 
 json point_query(const MapItem& item, double lon, double lat) {
   if (!std::isfinite(lon) || !std::isfinite(lat) || lon < -180 || lon > 180 || lat < -90 || lat > 90)
-    throw InvalidArgument(fmt::format("point {},{}: expected longitude -180..180 and latitude -90..90", lon, lat));
+    throw InvalidArgument(
+        fmt::format("point {},{}: expected longitude -180..180 and latitude -90..90", lon, lat));
   json result{{"lon", lon}, {"lat", lat}, {"values", json::array()}};
   for (const auto& asset : item.rasters) {
     const auto bands = bands_of(asset);
     const auto values = sample(asset.href, lon, lat);
     for (const auto& b : bands) {
-      result["values"].push_back({{"asset", asset.key},
-                                  {"band", b.index},
-                                  {"name", b.name},
-                                  {"units", b.unit},
-                                  {"value", values ? number_or_null((*values)[b.index - 1]) : json(nullptr)}});
+      result["values"].push_back(
+          {{"asset", asset.key},
+           {"band", b.index},
+           {"name", b.name},
+           {"units", b.unit},
+           {"value", values ? number_or_null((*values)[b.index - 1]) : json(nullptr)}});
     }
     if (!result.contains("series")) {
       if (auto s = cube_series(asset, lon, lat)) result["series"] = *s;

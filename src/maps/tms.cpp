@@ -70,7 +70,9 @@ double TileMatrixSet::meters_per_unit() const {
   return geographic ? 2 * std::numbers::pi * 6378137.0 / 360.0 : 1.0;
 }
 
-double TileMatrixSet::cell_size(int zoom) const { return cell_size_z0 / std::ldexp(1.0, zoom); }
+double TileMatrixSet::cell_size(int zoom) const {
+  return cell_size_z0 / std::ldexp(1.0, zoom);
+}
 
 double TileMatrixSet::scale_denominator(int zoom) const {
   return cell_size(zoom) * meters_per_unit() / 0.00028;
@@ -81,12 +83,12 @@ void TileMatrixSet::check_tile(int zoom, int x, int y) const {
     throw InvalidArgument(fmt::format("tile matrix {}: zoom {} is outside 0..{}", id, zoom, max_zoom));
   }
   if (x < 0 || x >= matrix_width(zoom)) {
-    throw InvalidArgument(
-        fmt::format("tile matrix {}: column x={} is outside 0..{} at zoom {}", id, x, matrix_width(zoom) - 1, zoom));
+    throw InvalidArgument(fmt::format("tile matrix {}: column x={} is outside 0..{} at zoom {}", id, x,
+                                      matrix_width(zoom) - 1, zoom));
   }
   if (y < 0 || y >= matrix_height(zoom)) {
-    throw InvalidArgument(
-        fmt::format("tile matrix {}: row y={} is outside 0..{} at zoom {}", id, y, matrix_height(zoom) - 1, zoom));
+    throw InvalidArgument(fmt::format("tile matrix {}: row y={} is outside 0..{} at zoom {}", id, y,
+                                      matrix_height(zoom) - 1, zoom));
   }
 }
 
@@ -105,8 +107,10 @@ const TileMatrixSet& tile_matrix_set(const std::string& id) {
   for (const auto& s : tile_matrix_sets()) {
     if (s.id == id) return s;
   }
-  throw InvalidArgument(fmt::format(
-      "tile matrix set '{}' is not offered; expected WebMercatorQuad, WorldCRS84Quad or EuropeanETRS89_LAEAQuad", id));
+  throw InvalidArgument(
+      fmt::format("tile matrix set '{}' is not offered; expected WebMercatorQuad, WorldCRS84Quad or "
+                  "EuropeanETRS89_LAEAQuad",
+                  id));
 }
 
 }  // namespace deforma::maps

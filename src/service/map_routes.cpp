@@ -20,15 +20,16 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr int kMaxLayerItems = 1000;   // items per collection listed as layers or drawn in a mosaic
-constexpr int kMaxMosaicItems = 100;   // items drawn in one mosaic tile
+constexpr int kMaxLayerItems = 1000;  // items per collection listed as layers or drawn in a mosaic
+constexpr int kMaxMosaicItems = 100;  // items drawn in one mosaic tile
 
 HttpResponse bytes_response(std::string body, const std::string& type, const MapViewer& viewer) {
   HttpResponse res;
   res.body = std::move(body);
   res.content_type = type;
   // Public layers may sit in shared caches; what a key opened stays in the caller's own cache.
-  res.headers.emplace_back("Cache-Control", viewer.user.empty() ? "public, max-age=300" : "private, max-age=300");
+  res.headers.emplace_back("Cache-Control",
+                           viewer.user.empty() ? "public, max-age=300" : "private, max-age=300");
   res.headers.emplace_back("Access-Control-Allow-Origin", "*");
   return res;
 }
@@ -56,17 +57,23 @@ double parse_double(const std::string& text, const std::string& what) {
 }
 
 // "7.png" -> (7, "png"); the extension must be one of `allowed`.
-std::pair<int, std::string> split_extension(const std::string& last, const std::vector<std::string>& allowed) {
+std::pair<int, std::string> split_extension(const std::string& last,
+                                            const std::vector<std::string>& allowed) {
   const auto dot = last.rfind('.');
   const std::string ext = dot == std::string::npos ? "" : last.substr(dot + 1);
   if (std::find(allowed.begin(), allowed.end(), ext) == allowed.end())
-    fail(404, "Not Found", fmt::format("'{}': expected a tile row with extension {}", last, fmt::join(allowed, " or ")));
+    fail(404, "Not Found",
+         fmt::format("'{}': expected a tile row with extension {}", last, fmt::join(allowed, " or ")));
   return {parse_int(last.substr(0, dot), "tile row"), ext};
 }
 
-std::string content_type_of(const std::string& format) { return format == "webp" ? "image/webp" : "image/png"; }
+std::string content_type_of(const std::string& format) {
+  return format == "webp" ? "image/webp" : "image/png";
+}
 
-std::string date_of(const maps::MapItem& item) { return item.datetime.substr(0, std::min<std::size_t>(10, item.datetime.size())); }
+std::string date_of(const maps::MapItem& item) {
+  return item.datetime.substr(0, std::min<std::size_t>(10, item.datetime.size()));
+}
 
 }  // namespace
 
@@ -75,21 +82,26 @@ struct MapRoutes::Impl {
 
   maps::MapItem item(const std::string& collection, const std::string& id, const MapViewer& viewer) {
     auto found = catalog.item ? catalog.item(collection, id, viewer) : std::nullopt;
-    if (!found) fail(404, "Not Found", fmt::format("item '{}' of collection '{}' does not exist", id, collection), "not-found");
+    if (!found)
+      fail(404, "Not Found", fmt::format("item '{}' of collection '{}' does not exist", id, collection),
+           "not-found");
     return maps::map_item(*found);
   }
 
   // The collection's raster items (for a mosaic), most recent first; 404 when the viewer sees none.
-  std::vector<maps::MapItem> mosaic_items(const std::string& collection, const std::optional<maps::Bounds>& lonlat,
-                                          int limit, const MapViewer& viewer) {
+  std::vector<maps::MapItem> mosaic_items(const std::string& collection,
+                                          const std::optional<maps::Bounds>& lonlat, int limit,
+                                          const MapViewer& viewer) {
     std::optional<std::array<double, 4>> bbox;
     if (lonlat) bbox = std::array<double, 4>{lonlat->min_x, lonlat->min_y, lonlat->max_x, lonlat->max_y};
     std::vector<maps::MapItem> out;
-    for (const auto& j : catalog.items ? catalog.items(collection, bbox, limit, viewer) : std::vector<json>{}) {
+    for (const auto& j :
+         catalog.items ? catalog.items(collection, bbox, limit, viewer) : std::vector<json>{}) {
       auto m = maps::map_item(j);
       if (!m.rasters.empty()) out.push_back(std::move(m));
     }
-    std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.datetime > b.datetime; });
+    std::stable_sort(out.begin(), out.end(),
+                     [](const auto& a, const auto& b) { return a.datetime > b.datetime; });
     return out;
   }
 
@@ -111,8 +123,13 @@ struct MapRoutes::Impl {
         continue;
       }
       if (items.empty()) continue;
-      maps::LayerInfo mosaic{c, fmt::format("{} (mosaic)", c), "all the collection's items, the most recent on top",
-                             {180, 90, -180, -90}, "/collections/" + c, {}, ""};
+      maps::LayerInfo mosaic{c,
+                             fmt::format("{} (mosaic)", c),
+                             "all the collection's items, the most recent on top",
+                             {180, 90, -180, -90},
+                             "/collections/" + c,
+                             {},
+                             ""};
       bool any = false;
       for (const auto& item : items) {
         std::optional<maps::Bounds> fp;
@@ -125,7 +142,8 @@ struct MapRoutes::Impl {
           continue;
         }
         if (!fp || fp->min_x > fp->max_x) continue;  // no place on the map (or across 180°: not listed)
-        maps::LayerInfo l{c + ":" + item.id, item.title, "", *fp, "/collections/" + c + "/items/" + item.id, dates, ""};
+        maps::LayerInfo l{
+            c + ":" + item.id, item.title, "", *fp, "/collections/" + c + "/items/" + item.id, dates, ""};
         out.push_back(l);
         any = true;
         mosaic.lonlat = {std::min(mosaic.lonlat.min_x, fp->min_x), std::min(mosaic.lonlat.min_y, fp->min_y),
@@ -145,17 +163,20 @@ struct MapRoutes::Impl {
     if (colon != std::string::npos) return {item(name.substr(0, colon), name.substr(colon + 1), viewer)};
     require_collection(name, viewer);
     auto items = mosaic_items(name, std::nullopt, kMaxLayerItems, viewer);
-    if (items.empty()) fail(404, "Not Found", fmt::format("layer '{}' has no raster item", name), "not-found");
+    if (items.empty())
+      fail(404, "Not Found", fmt::format("layer '{}' has no raster item", name), "not-found");
     return items;
   }
 
   // ------------------------------------------------------------------ routes
   void handle(const HttpRequest& req, const std::vector<std::string>& parts, const MapViewer& viewer,
               const std::string& base, const Reply& reply) {
-    if (req.method != "GET" && req.method != "HEAD") fail(405, "Method Not Allowed", "map resources are read with GET");
+    if (req.method != "GET" && req.method != "HEAD")
+      fail(405, "Method Not Allowed", "map resources are read with GET");
     if (parts[0] == "wmts") {
       if (parts.size() == 3 && parts[1] == "1.0.0" && parts[2] == "WMTSCapabilities.xml")
-        return reply(bytes_response(maps::wmts_capabilities(layers(viewer), base), "application/xml", viewer));
+        return reply(
+            bytes_response(maps::wmts_capabilities(layers(viewer), base), "application/xml", viewer));
       fail(404, "Not Found", "WMTS offers /wmts/1.0.0/WMTSCapabilities.xml and the REST tile URLs it lists");
     }
     if (parts[0] == "wms") return wms(req, viewer, base, reply);
@@ -181,7 +202,8 @@ struct MapRoutes::Impl {
       if (what == "point" && parts.size() == 6) {
         const auto comma = parts[5].find(',');
         if (comma == std::string::npos)
-          fail(400, "Bad Request", fmt::format("point '{}': expected LON,LAT", parts[5]), "invalid-parameter");
+          fail(400, "Bad Request", fmt::format("point '{}': expected LON,LAT", parts[5]),
+               "invalid-parameter");
         const double lon = parse_double(parts[5].substr(0, comma), "longitude");
         const double lat = parse_double(parts[5].substr(comma + 1), "latitude");
         const json result = maps::point_query(item(c, i, viewer), lon, lat);
@@ -207,10 +229,12 @@ struct MapRoutes::Impl {
         const std::string& product = m.point_assets.front().second;
         if (parts.size() == 6) {
           auto s = maps::point_series(product, parts[5]);
-          if (!s) fail(404, "Not Found", fmt::format("item '{}' has no point '{}'", i, parts[5]), "not-found");
+          if (!s)
+            fail(404, "Not Found", fmt::format("item '{}' has no point '{}'", i, parts[5]), "not-found");
           return reply(json_reply(*s, viewer));
         }
-        return reply(json_reply(features(req, product, base + "/collections/" + c + "/items/" + i + "/points"), viewer));
+        return reply(json_reply(
+            features(req, product, base + "/collections/" + c + "/items/" + i + "/points"), viewer));
       }
     } else if (parts[2] == "tiles" && parts.size() == 7) {
       const auto& tms = maps::tile_matrix_set(parts[3]);
@@ -221,7 +245,9 @@ struct MapRoutes::Impl {
       o.format = ext;
       // The style (scale, colours) is the collection's most recent item's, for every tile alike.
       auto all = mosaic_items(c, std::nullopt, kMaxLayerItems, viewer);
-      if (all.empty()) return reply(bytes_response(maps::empty_image(o.tile_size, o.tile_size, ext), content_type_of(ext), viewer));
+      if (all.empty())
+        return reply(
+            bytes_response(maps::empty_image(o.tile_size, o.tile_size, ext), content_type_of(ext), viewer));
       const auto first = maps::resolve_style(all.front(), o);
       o.rescale = std::make_pair(first.scale.min_value, first.scale.max_value);
       o.colormap = first.colormap;
@@ -231,7 +257,8 @@ struct MapRoutes::Impl {
     } else if ((parts[2] == "legend.png" || parts[2] == "legend.json") && parts.size() == 3) {
       require_collection(c, viewer);
       auto all = mosaic_items(c, std::nullopt, kMaxLayerItems, viewer);
-      if (all.empty()) fail(404, "Not Found", fmt::format("collection '{}' has no raster item", c), "not-found");
+      if (all.empty())
+        fail(404, "Not Found", fmt::format("collection '{}' has no raster item", c), "not-found");
       const auto s = maps::resolve_style(all.front(), style);
       if (parts[2] == "legend.json") return reply(json_reply(maps::legend_json(s), viewer));
       return reply(bytes_response(maps::legend_png(s), "image/png", viewer));
@@ -244,7 +271,9 @@ struct MapRoutes::Impl {
     std::size_t limit = 100, offset = 0;
     if (auto it = req.query.find("bbox"); it != req.query.end()) {
       const auto v = split(it->second, ',');
-      if (v.size() != 4) fail(400, "Bad Request", fmt::format("bbox '{}': expected west,south,east,north", it->second), "invalid-parameter");
+      if (v.size() != 4)
+        fail(400, "Bad Request", fmt::format("bbox '{}': expected west,south,east,north", it->second),
+             "invalid-parameter");
       bbox = maps::Bounds{parse_double(v[0], "bbox"), parse_double(v[1], "bbox"), parse_double(v[2], "bbox"),
                           parse_double(v[3], "bbox")};
     }
@@ -261,7 +290,8 @@ struct MapRoutes::Impl {
     json fc = maps::point_features(product, bbox, limit, offset);
     std::string query = fmt::format("limit={}", limit);
     if (bbox) query += fmt::format("&bbox={},{},{},{}", bbox->min_x, bbox->min_y, bbox->max_x, bbox->max_y);
-    fc["links"] = json::array({{{"href", fmt::format("{}?{}&offset={}", self, query, offset)}, {"rel", "self"},
+    fc["links"] = json::array({{{"href", fmt::format("{}?{}&offset={}", self, query, offset)},
+                                {"rel", "self"},
                                 {"type", "application/geo+json"}}});
     if (offset + fc["numberReturned"].get<std::size_t>() < fc["numberMatched"].get<std::size_t>()) {
       fc["links"].push_back({{"href", fmt::format("{}?{}&offset={}", self, query, offset + limit)},
@@ -301,7 +331,8 @@ struct MapRoutes::Impl {
         const auto names = split(layer_list, ',');
         if (names.size() != 1)
           return exception(400, "InvalidParameterValue",
-                           fmt::format("{}: expected one layer, got '{}'", request == "GetMap" ? "LAYERS" : "QUERY_LAYERS", layer_list));
+                           fmt::format("{}: expected one layer, got '{}'",
+                                       request == "GetMap" ? "LAYERS" : "QUERY_LAYERS", layer_list));
         const std::string crs = get(version == "1.3.0" ? "crs" : "srs");
         maps::Bounds bounds;
         const std::string gdal_crs = maps::wms_crs_and_bounds(crs, get("bbox"), version, bounds);
@@ -320,29 +351,34 @@ struct MapRoutes::Impl {
         if (request == "GetMap") {
           const std::string format = get("format").empty() ? "image/png" : get("format");
           if (format != "image/png" && format != "image/webp")
-            return exception(400, "InvalidFormat", fmt::format("FORMAT '{}': expected image/png or image/webp", format));
+            return exception(400, "InvalidFormat",
+                             fmt::format("FORMAT '{}': expected image/png or image/webp", format));
           o.format = format == "image/webp" ? "webp" : "png";
           return reply(bytes_response(maps::render_map(items, o, gdal_crs, bounds, width, height),
                                       content_type_of(o.format), viewer));
         }
-        const std::string i_text = get(version == "1.3.0" ? "i" : "x"), j_text = get(version == "1.3.0" ? "j" : "y");
+        const std::string i_text = get(version == "1.3.0" ? "i" : "x"),
+                          j_text = get(version == "1.3.0" ? "j" : "y");
         const int i = parse_int(i_text, "I"), j = parse_int(j_text, "J");
         if (i < 0 || j < 0 || i >= width || j >= height)
-          return exception(400, "InvalidPoint", fmt::format("I={} J={} is outside the {}x{} map", i, j, width, height));
+          return exception(400, "InvalidPoint",
+                           fmt::format("I={} J={} is outside the {}x{} map", i, j, width, height));
         const double x = bounds.min_x + (i + 0.5) * bounds.width() / width;
         const double y = bounds.max_y - (j + 0.5) * bounds.height() / height;
         const auto point = maps::to_lonlat(gdal_crs, {x, y, x, y});
-        if (!point) return exception(400, "InvalidPoint", "the point does not transform to longitude/latitude");
+        if (!point)
+          return exception(400, "InvalidPoint", "the point does not transform to longitude/latitude");
         json features = json::array();
         for (const auto& item : items) {  // most recent first: the first with a value is the one drawn
           json r = maps::point_query(item, point->min_x, point->min_y);
           const bool has_value = std::any_of(r["values"].begin(), r["values"].end(),
                                              [](const json& v) { return !v["value"].is_null(); });
           if (!has_value && items.size() > 1) continue;
-          features.push_back({{"type", "Feature"},
-                              {"id", item.collection + ":" + item.id},
-                              {"geometry", {{"type", "Point"}, {"coordinates", {point->min_x, point->min_y}}}},
-                              {"properties", r}});
+          features.push_back(
+              {{"type", "Feature"},
+               {"id", item.collection + ":" + item.id},
+               {"geometry", {{"type", "Point"}, {"coordinates", {point->min_x, point->min_y}}}},
+               {"properties", r}});
           break;
         }
         return reply(bytes_response(json{{"type", "FeatureCollection"}, {"features", features}}.dump(),
@@ -359,8 +395,10 @@ struct MapRoutes::Impl {
         if (get("format") == "application/json") return reply(json_reply(maps::legend_json(s), viewer));
         return reply(bytes_response(maps::legend_png(s), "image/png", viewer));
       }
-      return exception(400, "OperationNotSupported",
-                       fmt::format("REQUEST '{}': expected GetCapabilities, GetMap, GetFeatureInfo or GetLegendGraphic", request));
+      return exception(
+          400, "OperationNotSupported",
+          fmt::format("REQUEST '{}': expected GetCapabilities, GetMap, GetFeatureInfo or GetLegendGraphic",
+                      request));
     } catch (const ApiError& e) {
       return exception(e.status, "InvalidParameterValue", e.detail);
     } catch (const InvalidArgument& e) {
@@ -375,8 +413,8 @@ MapCatalog map_catalog(catalog::Catalog& cat) {
   m.item = [&cat, viewer_of](const std::string& c, const std::string& i, const MapViewer& v) {
     return cat.item(c, i, viewer_of(v));
   };
-  m.items = [&cat, viewer_of](const std::string& c, const std::optional<std::array<double, 4>>& bbox, int limit,
-                              const MapViewer& v) {
+  m.items = [&cat, viewer_of](const std::string& c, const std::optional<std::array<double, 4>>& bbox,
+                              int limit, const MapViewer& v) {
     catalog::SearchRequest r;
     r.collections = {c};
     r.bbox = bbox;
@@ -394,7 +432,9 @@ MapCatalog map_catalog(catalog::Catalog& cat) {
   return m;
 }
 
-MapRoutes::MapRoutes(MapCatalog catalog) : impl_(std::make_unique<Impl>()) { impl_->catalog = std::move(catalog); }
+MapRoutes::MapRoutes(MapCatalog catalog) : impl_(std::make_unique<Impl>()) {
+  impl_->catalog = std::move(catalog);
+}
 MapRoutes::~MapRoutes() = default;
 
 bool MapRoutes::is_map_path(const std::vector<std::string>& parts) {
@@ -403,7 +443,8 @@ bool MapRoutes::is_map_path(const std::vector<std::string>& parts) {
   if (parts[0] != "collections" || parts.size() < 3) return false;
   if (parts[2] == "tiles" || parts[2] == "legend.png" || parts[2] == "legend.json") return true;
   if (parts[2] != "items" || parts.size() < 5) return false;
-  static const std::vector<std::string> item_routes{"tiles", "legend.png", "legend.json", "point", "vector-tiles", "points"};
+  static const std::vector<std::string> item_routes{"tiles", "legend.png",   "legend.json",
+                                                    "point", "vector-tiles", "points"};
   return std::find(item_routes.begin(), item_routes.end(), parts[4]) != item_routes.end();
 }
 

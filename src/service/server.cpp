@@ -200,11 +200,11 @@ struct Server::Impl {
     if (parts.empty() && get) return reply(landing(base));
     if (parts.size() == 1 && parts[0] == "conformance" && get) return reply(conformance());
     if (parts.size() == 1 && parts[0] == "api" && get) return reply(openapi(base));
-    // Map resources first: they lie under /collections too, and a caller without a key sees the public
-    // items; a key adds its owner's own.
+    // Map resources first: they lie under /collections too. They are read as the catalogue is: without a key
+    // (when the service allows anonymous reads) a caller sees the public items; a key adds its owner's own.
     if (maps && MapRoutes::is_map_path(parts)) {
       MapViewer viewer;
-      if (!req.header("authorization").empty()) {
+      if (!req.header("authorization").empty() || !options.anonymous_read) {
         const User u = authenticate(req);
         viewer = {u.name, u.admin};
       }

@@ -22,7 +22,8 @@ TEST(MapsCube, PointQueryReturnsTheSeriesSigmasAndVelocity) {
   const int width = 20, height = 12, date_count = 8;
   std::vector<io::Date> dates;
   for (int k = 0; k < date_count; ++k)
-    dates.push_back(io::Date::from_days_since_epoch(io::Date::from_ymd(2021, 3, 1).days_since_epoch() + 12 * k));
+    dates.push_back(
+        io::Date::from_days_since_epoch(io::Date::from_ymd(2021, 3, 1).days_since_epoch() + 12 * k));
   io::GeoTransform gt;
   gt.c = {500000.0, 30.0, 0.0, 6700000.0, 0.0, -30.0};
   OGRSpatialReference srs;
@@ -34,7 +35,9 @@ TEST(MapsCube, PointQueryReturnsTheSeriesSigmasAndVelocity) {
   // Pairs of a field moving 0.5 * col m/yr east and 2 m/yr south, with a little noise for uncertainties.
   std::vector<timeseries::Pair> pairs;
   unsigned seed = 1;
-  auto noise = [&seed] { return ((seed = seed * 1103515245u + 12345u) >> 16 & 0x7fff) / 32768.0 * 0.02 - 0.01; };
+  auto noise = [&seed] {
+    return ((seed = seed * 1103515245u + 12345u) >> 16 & 0x7fff) / 32768.0 * 0.02 - 0.01;
+  };
   for (int i = 0; i < date_count; ++i) {
     for (int s = 1; s <= 3 && i + s < date_count; ++s) {
       const double years = io::years_between(dates[i], dates[i + s]);
@@ -53,7 +56,8 @@ TEST(MapsCube, PointQueryReturnsTheSeriesSigmasAndVelocity) {
       p.sec_path = "sec.tif";
       p.result_path = dir.file(p.id + ".tif");
       io::write_cog(p.result_path, {&east, &north, &corr},
-                    {{"east_m", "m", -9999.0}, {"north_m", "m", -9999.0}, {"corr", "", -9999.0}}, gt, crs, {});
+                    {{"east_m", "m", -9999.0}, {"north_m", "m", -9999.0}, {"corr", "", -9999.0}}, gt, crs,
+                    {});
       pairs.push_back(p);
     }
   }
@@ -64,7 +68,8 @@ TEST(MapsCube, PointQueryReturnsTheSeriesSigmasAndVelocity) {
   RunContext context;
   timeseries::invert_pair_rasters(pairs, options, context);
 
-  const auto item = maps::map_item(test::raster_item("cubes", "c1", "east", dir.path() / "out" / "timeseries_east.tif"));
+  const auto item =
+      maps::map_item(test::raster_item("cubes", "c1", "east", dir.path() / "out" / "timeseries_east.tif"));
   // Node (10, 5): east velocity 5 m/yr.
   double lon = gt.c[0] + 10.5 * 30, lat = gt.c[3] - 5.5 * 30;
   OGRSpatialReference wgs;
@@ -82,7 +87,8 @@ TEST(MapsCube, PointQueryReturnsTheSeriesSigmasAndVelocity) {
   EXPECT_EQ(s["units"], "m");
   EXPECT_EQ(s["component"], "east");
   ASSERT_FALSE(s["values"][date_count - 1].is_null());
-  EXPECT_NEAR(s["values"][date_count - 1].get<double>(), 5.0 * io::years_between(dates[0], dates.back()), 0.05);
+  EXPECT_NEAR(s["values"][date_count - 1].get<double>(), 5.0 * io::years_between(dates[0], dates.back()),
+              0.05);
   ASSERT_EQ(s["sigma"].size(), static_cast<std::size_t>(date_count));
   EXPECT_FALSE(s["sigma"][3].is_null());
   ASSERT_FALSE(s["velocity"].is_null()) << s.dump();

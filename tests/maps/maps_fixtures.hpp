@@ -28,9 +28,9 @@ inline std::filesystem::path yahtse_velocity_cog() {
   if (data_dir().empty() || !std::filesystem::exists(data)) return {};
   const auto out = detail::products_dir().path() / "yahtse_velocity.tif";
   if (!std::filesystem::exists(out)) {
-    const auto r = run_cli("--quiet correlate '" + (data / "LC80630182016200LGN00_B8_yahtse.TIF").string() + "' '" +
-                           (data / "LC80630182016216LGN00_B8_yahtse.TIF").string() + "' -o '" + out.string() +
-                           "' --search 24 --step 8 --velocity");
+    const auto r = run_cli("--quiet correlate '" + (data / "LC80630182016200LGN00_B8_yahtse.TIF").string() +
+                           "' '" + (data / "LC80630182016216LGN00_B8_yahtse.TIF").string() + "' -o '" +
+                           out.string() + "' --search 24 --step 8 --velocity");
     if (r.exit_code != 0) ADD_FAILURE() << r.out << r.err;
   }
   return out;
@@ -44,16 +44,16 @@ inline std::filesystem::path ustica_ortho_up() {
   const auto prefix = detail::products_dir().path() / "ustica";
   const auto out = detail::products_dir().path() / "ustica_U.tif";
   if (!std::filesystem::exists(out)) {
-    const auto r = run_cli("--quiet egms ortho '" + (data / "EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip").string() + "' '" +
-                           (data / "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip").string() + "' -o '" +
-                           prefix.string() + "'");
+    const auto r = run_cli(
+        "--quiet egms ortho '" + (data / "EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip").string() + "' '" +
+        (data / "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip").string() + "' -o '" + prefix.string() + "'");
     if (r.exit_code != 0) ADD_FAILURE() << r.out << r.err;
   }
   return out;
 }
 
-inline nlohmann::json raster_item(const std::string& collection, const std::string& id, const std::string& key,
-                                  const std::filesystem::path& path,
+inline nlohmann::json raster_item(const std::string& collection, const std::string& id,
+                                  const std::string& key, const std::filesystem::path& path,
                                   const std::string& datetime = "2016-08-03T00:00:00Z") {
   return {{"type", "Feature"},
           {"stac_version", "1.0.0"},

@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include <cpl_conv.h>
-#include <fmt/format.h>
 #include <cpl_vsi.h>
+#include <fmt/format.h>
 #include <gdal.h>
 #include <ogr_api.h>
 #include <ogr_srs_api.h>
@@ -52,8 +52,8 @@ Rgba decode(const std::string& bytes, const std::string& ext = "png") {
   img.height = GDALGetRasterYSize(ds);
   EXPECT_EQ(GDALGetRasterCount(ds), 4);
   img.px.resize(static_cast<std::size_t>(img.width) * img.height * 4);
-  EXPECT_EQ(GDALDatasetRasterIO(ds, GF_Read, 0, 0, img.width, img.height, img.px.data(), img.width, img.height,
-                                GDT_Byte, 4, nullptr, 4, img.width * 4, 1),
+  EXPECT_EQ(GDALDatasetRasterIO(ds, GF_Read, 0, 0, img.width, img.height, img.px.data(), img.width,
+                                img.height, GDT_Byte, 4, nullptr, 4, img.width * 4, 1),
             CE_None);
   GDALClose(ds);
   VSIUnlink(name.c_str());
@@ -143,8 +143,11 @@ TEST(MapsExpression, ArithmeticFunctionsAndNodata) {
 }
 
 TEST(MapsStyle, ParsesAndRefusesQueryParameters) {
-  const auto o = maps::parse_style(
-      {{"assets", "a,b"}, {"bidx", "3"}, {"rescale", "-5,5"}, {"colormap", "diverging"}, {"tilesize", "512"}});
+  const auto o = maps::parse_style({{"assets", "a,b"},
+                                    {"bidx", "3"},
+                                    {"rescale", "-5,5"},
+                                    {"colormap", "diverging"},
+                                    {"tilesize", "512"}});
   EXPECT_EQ(o.assets, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(o.band, 3);
   ASSERT_TRUE(o.rescale);
@@ -181,7 +184,8 @@ class MapsYahtse : public ::testing::Test {
   double cog_value(int band, const std::string& crs, double x, double y, bool* near_edge = nullptr) {
     OGRSpatialReferenceH a = OSRNewSpatialReference(nullptr), b = OSRNewSpatialReference(nullptr);
     OSRSetFromUserInput(a, crs.c_str());
-    OSRImportFromWkt(b, const_cast<char**>(std::vector<char*>{const_cast<char*>(GDALGetProjectionRef(ds_))}.data()));
+    OSRImportFromWkt(
+        b, const_cast<char**>(std::vector<char*>{const_cast<char*>(GDALGetProjectionRef(ds_))}.data()));
     OSRSetAxisMappingStrategy(a, OAMS_TRADITIONAL_GIS_ORDER);
     OSRSetAxisMappingStrategy(b, OAMS_TRADITIONAL_GIS_ORDER);
     auto ct = OCTNewCoordinateTransformation(a, b);
@@ -196,8 +200,9 @@ class MapsYahtse : public ::testing::Test {
     if (near_edge) *near_edge = std::min({fc - col, col + 1 - fc, fr - row, row + 1 - fr}) < 0.1;
     if (col < 0 || row < 0 || col >= GDALGetRasterXSize(ds_) || row >= GDALGetRasterYSize(ds_)) return NAN;
     float v = 0;
-    EXPECT_EQ(GDALRasterIO(GDALGetRasterBand(ds_, band), GF_Read, col, row, 1, 1, &v, 1, 1, GDT_Float32, 0, 0),
-              CE_None);
+    EXPECT_EQ(
+        GDALRasterIO(GDALGetRasterBand(ds_, band), GF_Read, col, row, 1, 1, &v, 1, 1, GDT_Float32, 0, 0),
+        CE_None);
     return v == -9999.0f ? NAN : v;
   }
 
@@ -212,7 +217,8 @@ TEST_F(MapsYahtse, TileDecodesBackToTheCogValues) {
   const auto& tms = maps::tile_matrix_set("WebMercatorQuad");
   const int zoom = 12;
   const auto [x, y] = tile_of(tms, zoom, lon_, lat_);
-  maps::StyleOptions options = maps::parse_style({{"bidx", "10"}, {"rescale", "0,3000"}, {"colormap", "speed"}});
+  maps::StyleOptions options =
+      maps::parse_style({{"bidx", "10"}, {"rescale", "0,3000"}, {"colormap", "speed"}});
   const Rgba img = decode(maps::render_tile(item_, options, tms, zoom, x, y));
   ASSERT_EQ(img.width, 256);
   ASSERT_EQ(img.height, 256);
@@ -240,9 +246,12 @@ TEST_F(MapsYahtse, TileDecodesBackToTheCogValues) {
       int lo = 256, hi = -1, best_d = 1 << 30;
       for (int i = 0; i < 256; ++i) {
         const auto col = map.at(i / 255.0);
-        const int d = (col.r - p[0]) * (col.r - p[0]) + (col.g - p[1]) * (col.g - p[1]) + (col.b - p[2]) * (col.b - p[2]);
-        if (d < best_d) best_d = d, lo = hi = i;
-        else if (d == best_d) hi = i;
+        const int d = (col.r - p[0]) * (col.r - p[0]) + (col.g - p[1]) * (col.g - p[1]) +
+                      (col.b - p[2]) * (col.b - p[2]);
+        if (d < best_d)
+          best_d = d, lo = hi = i;
+        else if (d == best_d)
+          hi = i;
       }
       const double expected = std::clamp(truth, 0.0, 3000.0);
       matched += expected >= (lo - 1) * step && expected <= (hi + 1) * step;
@@ -283,9 +292,10 @@ TEST_F(MapsYahtse, ExpressionSpeedEqualsTheSpeedBand) {
   const auto& web = maps::tile_matrix_set("WebMercatorQuad");
   const auto [x, y] = tile_of(web, 11, lon_, lat_);
   const auto b = web.tile_bounds(11, x, y);
-  const auto speed = maps::render_values(item_, maps::resolve_style(item_, maps::parse_style({{"bidx", "10"}})),
-                                         web.gdal_crs, b, 256, 256);
-  const auto style = maps::resolve_style(item_, maps::parse_style({{"expression", "hypot(east_m_per_yr, b9)"}}));
+  const auto speed = maps::render_values(
+      item_, maps::resolve_style(item_, maps::parse_style({{"bidx", "10"}})), web.gdal_crs, b, 256, 256);
+  const auto style =
+      maps::resolve_style(item_, maps::parse_style({{"expression", "hypot(east_m_per_yr, b9)"}}));
   EXPECT_EQ(style.units, "m/yr");
   EXPECT_EQ(style.colormap, "sequential");
   const auto derived = maps::render_values(item_, style, web.gdal_crs, b, 256, 256);
@@ -342,8 +352,10 @@ TEST_F(MapsYahtse, PointQueryReadsEveryBand) {
   EXPECT_EQ(r["values"][9]["units"], "m/yr");
   EXPECT_EQ(r["values"][9]["asset"], "velocity");
   const double truth = cog_value(10, "EPSG:32607", x, y);
-  if (std::isnan(truth)) EXPECT_TRUE(r["values"][9]["value"].is_null());
-  else EXPECT_NEAR(r["values"][9]["value"].get<double>(), truth, 1e-3);
+  if (std::isnan(truth))
+    EXPECT_TRUE(r["values"][9]["value"].is_null());
+  else
+    EXPECT_NEAR(r["values"][9]["value"].get<double>(), truth, 1e-3);
   EXPECT_FALSE(r.contains("series"));
   const std::string csv = maps::point_query_csv(r);
   EXPECT_EQ(csv.rfind("asset,band,name,units,value\n", 0), 0u);
@@ -356,7 +368,8 @@ TEST_F(MapsYahtse, PointQueryReadsEveryBand) {
 
 TEST_F(MapsYahtse, MosaicPutsTheMostRecentOnTop) {
   // Two items over the same place: the later one's values win, or the earlier one's at an earlier date.
-  const auto later = maps::map_item(test::raster_item("yahtse", "later", "velocity", cog_, "2017-01-01T00:00:00Z"));
+  const auto later =
+      maps::map_item(test::raster_item("yahtse", "later", "velocity", cog_, "2017-01-01T00:00:00Z"));
   const auto& web = maps::tile_matrix_set("WebMercatorQuad");
   const auto [x, y] = tile_of(web, 11, lon_, lat_);
   auto options = maps::parse_style({{"bidx", "10"}, {"rescale", "0,3000"}});
@@ -379,10 +392,12 @@ TEST(MapsEgms, OrthoTilesInEtrs89Laea) {
   ASSERT_NE(ds, nullptr);
   double gt[6];
   GDALGetGeoTransform(ds, gt);
-  const double e = gt[0] + GDALGetRasterXSize(ds) / 2.0 * gt[1], n = gt[3] + GDALGetRasterYSize(ds) / 2.0 * gt[5];
+  const double e = gt[0] + GDALGetRasterXSize(ds) / 2.0 * gt[1],
+               n = gt[3] + GDALGetRasterYSize(ds) / 2.0 * gt[5];
   const int zoom = 9;
   const double span = laea.cell_size(zoom) * 256;
-  const int x = static_cast<int>((e - laea.origin_x) / span), y = static_cast<int>((laea.origin_y - n) / span);
+  const int x = static_cast<int>((e - laea.origin_x) / span),
+            y = static_cast<int>((laea.origin_y - n) / span);
   const auto style = maps::resolve_style(item, {});
   EXPECT_EQ(style.units, "mm/yr");
   const auto b = laea.tile_bounds(zoom, x, y);
@@ -399,7 +414,8 @@ TEST(MapsEgms, OrthoTilesInEtrs89Laea) {
         continue;
       }
       float v = 0;
-      ASSERT_EQ(GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Read, col, row, 1, 1, &v, 1, 1, GDT_Float32, 0, 0), CE_None);
+      ASSERT_EQ(GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Read, col, row, 1, 1, &v, 1, 1, GDT_Float32, 0, 0),
+                CE_None);
       if (v == -9999.0f) {
         EXPECT_TRUE(std::isnan(values(c, r)));
       } else {
@@ -446,7 +462,8 @@ TEST(MapsEgms, PointsAsVectorTilesAndSeries) {
   const auto& web = maps::tile_matrix_set("WebMercatorQuad");
   EXPECT_TRUE(maps::points_tile(product, web, 8, 0, 0).empty());
   // A point's series by pid, then by position.
-  const json features = maps::point_features(product, maps::Bounds{lon - 0.01, lat - 0.01, lon + 0.01, lat + 0.01}, 5, 0);
+  const json features =
+      maps::point_features(product, maps::Bounds{lon - 0.01, lat - 0.01, lon + 0.01, lat + 0.01}, 5, 0);
   ASSERT_GT(features["numberMatched"].get<int>(), 0);
   ASSERT_GE(features["features"].size(), 1u);
   EXPECT_LE(features["features"].size(), 5u);
@@ -466,10 +483,20 @@ TEST(MapsEgms, PointsAsVectorTilesAndSeries) {
 }
 
 TEST(MapsCapabilities, WmtsAndWmsDocuments) {
-  maps::LayerInfo layer{"yahtse:pair-2016", "Yahtse <2016>", "", {-141.5, 60.0, -141.0, 60.3},
-                        "/collections/yahtse/items/pair-2016", {}, ""};
-  maps::LayerInfo mosaic{"yahtse", "Yahtse mosaic", "", {-141.5, 60.0, -141.0, 60.3}, "/collections/yahtse",
-                         {"2016-07-18", "2016-08-03"}, ""};
+  maps::LayerInfo layer{"yahtse:pair-2016",
+                        "Yahtse <2016>",
+                        "",
+                        {-141.5, 60.0, -141.0, 60.3},
+                        "/collections/yahtse/items/pair-2016",
+                        {},
+                        ""};
+  maps::LayerInfo mosaic{"yahtse",
+                         "Yahtse mosaic",
+                         "",
+                         {-141.5, 60.0, -141.0, 60.3},
+                         "/collections/yahtse",
+                         {"2016-07-18", "2016-08-03"},
+                         ""};
   const std::string wmts = maps::wmts_capabilities({layer, mosaic}, "http://h:1");
   EXPECT_NE(wmts.find("Yahtse &lt;2016&gt;"), std::string::npos);
   EXPECT_NE(wmts.find("template=\"http://h:1/collections/yahtse/items/pair-2016/tiles/{TileMatrixSet}/"
@@ -480,8 +507,9 @@ TEST(MapsCapabilities, WmtsAndWmsDocuments) {
   // EPSG:3035 corners are northing first.
   EXPECT_NE(wmts.find("<TopLeftCorner>5500000 2000000</TopLeftCorner>"), std::string::npos);
   EXPECT_NE(wmts.find("<TopLeftCorner>-180 90</TopLeftCorner>"), std::string::npos);
-  EXPECT_NE(wmts.find("LegendURL format=\"image/png\" xlink:href=\"http://h:1/collections/yahtse/legend.png\""),
-            std::string::npos);
+  EXPECT_NE(
+      wmts.find("LegendURL format=\"image/png\" xlink:href=\"http://h:1/collections/yahtse/legend.png\""),
+      std::string::npos);
   const std::string wms = maps::wms_capabilities({layer}, "http://h:1");
   EXPECT_NE(wms.find("<Name>yahtse:pair-2016</Name>"), std::string::npos);
   EXPECT_NE(wms.find("<BoundingBox CRS=\"EPSG:4326\" minx=\"60\" miny=\"-141.5\""), std::string::npos);

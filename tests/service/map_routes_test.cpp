@@ -13,8 +13,8 @@
 #include <fmt/format.h>
 #include <gdal.h>
 #include <httplib.h>
-#include <nlohmann/json.hpp>
 #include <ogr_srs_api.h>
+#include <nlohmann/json.hpp>
 
 #include "deforma/core/error.hpp"
 #include "deforma/maps/tiles.hpp"
@@ -66,6 +66,8 @@ class MapServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     GDALAllRegister();
+    // GDAL's WMS/WMTS drivers cache tiles in ./gdalwmscache unless told otherwise.
+    CPLSetConfigOption("GDAL_DEFAULT_WMS_CACHE_PATH", cache_.file("gdalwmscache").c_str());
     cog_ = test::yahtse_velocity_cog();
     if (cog_.empty()) GTEST_SKIP() << "sample data 'yahtse-l8' not found; skipping";
     items_.push_back({"", test::raster_item("yahtse", "pair-2016", "velocity", cog_)});
@@ -73,14 +75,17 @@ class MapServerTest : public ::testing::Test {
     if (!test::data_dir().empty()) {
       const auto product = test::data_dir() / "egms-ustica" / "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip";
       if (std::filesystem::exists(product)) {
-        json egms{{"type", "Feature"}, {"id", "EGMS_L2b_022_0845"}, {"collection", "egms"},
+        json egms{{"type", "Feature"},
+                  {"id", "EGMS_L2b_022_0845"},
+                  {"collection", "egms"},
                   {"properties", {{"datetime", "2024-12-31T00:00:00Z"}, {"egms:level", "L2b"}}},
                   {"assets", {{"points", {{"href", product.string()}, {"type", "application/zip"}}}}}};
         items_.push_back({"", egms});
       }
     }
     service::MapCatalog catalog;
-    catalog.item = [this](const std::string& c, const std::string& i, const service::MapViewer& v) -> std::optional<json> {
+    catalog.item = [this](const std::string& c, const std::string& i,
+                          const service::MapViewer& v) -> std::optional<json> {
       for (const auto& [owner, item] : items_) {
         if (item["collection"] == c && item["id"] == i && (owner.empty() || owner == v.user)) return item;
       }
@@ -98,7 +103,8 @@ class MapServerTest : public ::testing::Test {
       std::vector<std::string> out;
       for (const auto& [owner, item] : items_) {
         const std::string c = item["collection"];
-        if ((owner.empty() || owner == v.user) && std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+        if ((owner.empty() || owner == v.user) && std::find(out.begin(), out.end(), c) == out.end())
+          out.push_back(c);
       }
       return out;
     };
@@ -106,26 +112,28 @@ class MapServerTest : public ::testing::Test {
     service::HttpOptions options;
     options.port = 0;
     options.threads = 4;
-    http_ = std::make_unique<service::HttpServer>(options, [this](service::HttpRequest req, service::Reply reply) {
-      // The viewer comes from a test header here; the service takes it from the API key.
-      const service::MapViewer viewer{req.header("x-test-user"), false};
-      const auto parts = service::split(req.path, '/');
-      service::HttpResponse res;
-      try {
-        if (!service::MapRoutes::is_map_path(parts)) service::fail(404, "Not Found", "not a map path");
-        return routes_->handle(req, parts, viewer, "http://127.0.0.1:" + std::to_string(http_->port()), reply);
-      } catch (const service::ApiError& e) {
-        res.status = e.status;
-        res.body = json{{"status", e.status}, {"detail", e.detail}}.dump();
-      } catch (const InvalidArgument& e) {
-        res.status = 400;
-        res.body = json{{"status", 400}, {"detail", e.what()}}.dump();
-      } catch (const std::exception& e) {
-        res.status = 500;
-        res.body = json{{"status", 500}, {"detail", e.what()}}.dump();
-      }
-      reply(std::move(res));
-    });
+    http_ = std::make_unique<service::HttpServer>(
+        options, [this](service::HttpRequest req, service::Reply reply) {
+          // The viewer comes from a test header here; the service takes it from the API key.
+          const service::MapViewer viewer{req.header("x-test-user"), false};
+          const auto parts = service::split(req.path, '/');
+          service::HttpResponse res;
+          try {
+            if (!service::MapRoutes::is_map_path(parts)) service::fail(404, "Not Found", "not a map path");
+            return routes_->handle(req, parts, viewer, "http://127.0.0.1:" + std::to_string(http_->port()),
+                                   reply);
+          } catch (const service::ApiError& e) {
+            res.status = e.status;
+            res.body = json{{"status", e.status}, {"detail", e.detail}}.dump();
+          } catch (const InvalidArgument& e) {
+            res.status = 400;
+            res.body = json{{"status", 400}, {"detail", e.what()}}.dump();
+          } catch (const std::exception& e) {
+            res.status = 500;
+            res.body = json{{"status", 500}, {"detail", e.what()}}.dump();
+          }
+          reply(std::move(res));
+        });
     http_->start();
     base_ = "http://127.0.0.1:" + std::to_string(http_->port());
     item_ = maps::map_item(items_[0].second);
@@ -136,6 +144,7 @@ class MapServerTest : public ::testing::Test {
   }
   void TearDown() override {
     if (http_) http_->stop();
+    CPLSetConfigOption("GDAL_DEFAULT_WMS_CACHE_PATH", nullptr);
   }
 
   httplib::Result get(const std::string& path, const std::string& user = "") {
@@ -153,6 +162,7 @@ class MapServerTest : public ::testing::Test {
             static_cast<int>((1 - std::log(std::tan(lat) + 1 / std::cos(lat)) / M_PI) / 2 * n)};
   }
 
+  test::TempDir cache_;
   std::filesystem::path cog_;
   std::vector<std::pair<std::string, json>> items_;  // owner ("" = public), item
   std::unique_ptr<service::MapRoutes> routes_;
@@ -165,14 +175,16 @@ class MapServerTest : public ::testing::Test {
 TEST_F(MapServerTest, TilesLegendsAndPointsOverHttp) {
   const auto [x, y] = web_tile(11);
   const std::string query = "?bidx=10&rescale=0,3000";
-  auto r = get(fmt::format("/collections/yahtse/items/pair-2016/tiles/WebMercatorQuad/11/{}/{}.png{}", x, y, query));
+  auto r = get(
+      fmt::format("/collections/yahtse/items/pair-2016/tiles/WebMercatorQuad/11/{}/{}.png{}", x, y, query));
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(r->get_header_value("Content-Type"), "image/png");
   const auto expected = maps::render_tile(item_, maps::parse_style({{"bidx", "10"}, {"rescale", "0,3000"}}),
                                           maps::tile_matrix_set("WebMercatorQuad"), 11, x, y);
   EXPECT_EQ(decode(r->body).px, decode(expected).px);
-  r = get(fmt::format("/collections/yahtse/items/pair-2016/tiles/WebMercatorQuad/11/{}/{}.webp?tilesize=512", x, y));
+  r = get(fmt::format("/collections/yahtse/items/pair-2016/tiles/WebMercatorQuad/11/{}/{}.webp?tilesize=512",
+                      x, y));
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(r->get_header_value("Content-Type"), "image/webp");
   // The collection as a mosaic.
@@ -220,9 +232,10 @@ TEST_F(MapServerTest, BadRequestsAndHiddenItems) {
   r = get("/collections/yahtse/items/nope/tiles" + tile);
   EXPECT_EQ(r->status, 404);
   // Alice's private item: hers to see, absent for anyone else (404 as if it did not exist).
-  for (const std::string& path : {"/collections/private/items/mine/tiles" + tile, std::string("/collections/private/items/mine/legend.json"),
-                                 fmt::format("/collections/private/items/mine/point/{},{}", lon_, lat_),
-                                 "/collections/private/tiles" + tile}) {
+  for (const std::string& path : {"/collections/private/items/mine/tiles" + tile,
+                                  std::string("/collections/private/items/mine/legend.json"),
+                                  fmt::format("/collections/private/items/mine/point/{},{}", lon_, lat_),
+                                  "/collections/private/tiles" + tile}) {
     EXPECT_EQ(get(path, "alice")->status, 200) << path;
     EXPECT_EQ(get(path, "bob")->status, 404) << path;
     EXPECT_EQ(get(path)->status, 404) << path;
@@ -231,10 +244,14 @@ TEST_F(MapServerTest, BadRequestsAndHiddenItems) {
   EXPECT_NE(get("/wmts/1.0.0/WMTSCapabilities.xml", "alice")->body.find("private:mine"), std::string::npos);
   EXPECT_EQ(get("/wmts/1.0.0/WMTSCapabilities.xml", "bob")->body.find("private:mine"), std::string::npos);
   EXPECT_EQ(get("/wms?SERVICE=WMS&REQUEST=GetCapabilities")->body.find("private"), std::string::npos);
-  r = get("/wms?SERVICE=WMS&VERSION=1.3.0&REQUEST=GetMap&LAYERS=private:mine&CRS=EPSG:3857&BBOX=0,0,1,1&WIDTH=8&HEIGHT=8&FORMAT=image/png");
+  r =
+      get("/wms?SERVICE=WMS&VERSION=1.3.0&REQUEST=GetMap&LAYERS=private:mine&CRS=EPSG:3857&BBOX=0,0,1,1&"
+          "WIDTH=8&HEIGHT=8&FORMAT=image/png");
   EXPECT_EQ(r->status, 404);
   EXPECT_NE(r->body.find("LayerNotDefined"), std::string::npos);
-  r = get("/wms?SERVICE=WMS&VERSION=1.3.0&REQUEST=GetMap&LAYERS=yahtse:pair-2016&CRS=EPSG:3857&BBOX=0,0,1&WIDTH=8&HEIGHT=8");
+  r =
+      get("/wms?SERVICE=WMS&VERSION=1.3.0&REQUEST=GetMap&LAYERS=yahtse:pair-2016&CRS=EPSG:3857&BBOX=0,0,1&"
+          "WIDTH=8&HEIGHT=8");
   EXPECT_EQ(r->status, 400);
   EXPECT_NE(r->body.find("BBOX"), std::string::npos);
   r = get("/wms?SERVICE=WMS&REQUEST=DescribeLayer");
@@ -250,7 +267,8 @@ TEST_F(MapServerTest, EgmsPointsAsVectorTilesFeaturesAndSeries) {
   ASSERT_EQ(fc["features"].size(), 3u);
   EXPECT_GT(fc["numberMatched"].get<int>(), 3);
   bool next = false;
-  for (const auto& l : fc["links"]) next = next || (l["rel"] == "next" && l["href"].get<std::string>().find("offset=3") != std::string::npos);
+  for (const auto& l : fc["links"])
+    next = next || (l["rel"] == "next" && l["href"].get<std::string>().find("offset=3") != std::string::npos);
   EXPECT_TRUE(next) << fc["links"].dump();
   const std::string pid = fc["features"][0]["properties"]["pid"];
   const auto coords = fc["features"][0]["geometry"]["coordinates"];
@@ -261,7 +279,8 @@ TEST_F(MapServerTest, EgmsPointsAsVectorTilesFeaturesAndSeries) {
   EXPECT_EQ(series["dates"].size(), series["values"].size());
   EXPECT_EQ(get("/collections/egms/items/EGMS_L2b_022_0845/points/nope")->status, 404);
   // The point query on the EGMS item: the nearest point's series.
-  r = get(fmt::format("/collections/egms/items/EGMS_L2b_022_0845/point/{},{}", coords[0].get<double>(), coords[1].get<double>()));
+  r = get(fmt::format("/collections/egms/items/EGMS_L2b_022_0845/point/{},{}", coords[0].get<double>(),
+                      coords[1].get<double>()));
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(json::parse(r->body)["series"]["pid"], pid);
   // The vector tile holding that point.
@@ -269,7 +288,8 @@ TEST_F(MapServerTest, EgmsPointsAsVectorTilesFeaturesAndSeries) {
   const int z = 12, n = 1 << z;
   const int x = static_cast<int>((lon + 180) / 360 * n);
   const int y = static_cast<int>((1 - std::log(std::tan(lat) + 1 / std::cos(lat)) / M_PI) / 2 * n);
-  r = get(fmt::format("/collections/egms/items/EGMS_L2b_022_0845/vector-tiles/WebMercatorQuad/{}/{}/{}.mvt", z, x, y));
+  r = get(fmt::format("/collections/egms/items/EGMS_L2b_022_0845/vector-tiles/WebMercatorQuad/{}/{}/{}.mvt",
+                      z, x, y));
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(r->get_header_value("Content-Type"), "application/vnd.mapbox-vector-tile");
   EXPECT_NE(r->body.find(pid), std::string::npos);  // strings are stored as they are in MVT
@@ -280,7 +300,8 @@ TEST_F(MapServerTest, EgmsPointsAsVectorTilesFeaturesAndSeries) {
 TEST_F(MapServerTest, GdalWmtsDriverReadsTheServersTiles) {
   const auto [x, y] = web_tile(11);
   const std::string connection = fmt::format(
-      "WMTS:{}/wmts/1.0.0/WMTSCapabilities.xml,layer=yahtse:pair-2016,tilematrixset=WebMercatorQuad,zoom_level=11",
+      "WMTS:{}/wmts/1.0.0/"
+      "WMTSCapabilities.xml,layer=yahtse:pair-2016,tilematrixset=WebMercatorQuad,zoom_level=11",
       base_);
   GDALDatasetH ds = GDALOpen(connection.c_str(), GA_ReadOnly);
   ASSERT_NE(ds, nullptr) << CPLGetLastErrorMsg();
@@ -294,7 +315,8 @@ TEST_F(MapServerTest, GdalWmtsDriverReadsTheServersTiles) {
   const int col0 = static_cast<int>(std::lround((b.min_x - gt[0]) / gt[1]));
   const int row0 = static_cast<int>(std::lround((b.max_y - gt[3]) / gt[5]));
   const int c0 = std::max(0, col0), r0 = std::max(0, row0);
-  const int c1 = std::min(GDALGetRasterXSize(ds), col0 + 256), r1 = std::min(GDALGetRasterYSize(ds), row0 + 256);
+  const int c1 = std::min(GDALGetRasterXSize(ds), col0 + 256),
+            r1 = std::min(GDALGetRasterYSize(ds), row0 + 256);
   ASSERT_GT(c1 - c0, 16);
   ASSERT_GT(r1 - r0, 16);
   const Image window = read_image(ds, c0, r0, c1 - c0, r1 - r0);
@@ -333,23 +355,21 @@ TEST_F(MapServerTest, GdalWmsDriverReadsGetMap) {
 <LowerRightY>{}</LowerRightY><SizeX>256</SizeX><SizeY>128</SizeY></DataWindow><BandsCount>4</BandsCount>
 <BlockSizeX>256</BlockSizeX><BlockSizeY>128</BlockSizeY><Cache/></GDAL_WMS>)",
                                       base_, b.min_x, b.max_y, b.max_x, b.min_y);
-  test::TempDir tmp;
-  CPLSetConfigOption("GDAL_DEFAULT_WMS_CACHE_PATH", tmp.file("cache").c_str());
   ds = GDALOpen(xml.c_str(), GA_ReadOnly);
   ASSERT_NE(ds, nullptr) << CPLGetLastErrorMsg();
   const Image window = read_image(ds, 0, 0, 256, 128);
   GDALClose(ds);
-  CPLSetConfigOption("GDAL_DEFAULT_WMS_CACHE_PATH", nullptr);
   const Image expected = decode(maps::render_map({item_}, {}, "EPSG:4326", b, 256, 128));
   int opaque = 0;
   for (std::size_t i = 3; i < expected.px.size(); i += 4) opaque += expected.px[i] == 255;
   EXPECT_GT(opaque, 100);
   EXPECT_EQ(window.px, expected.px);
   // GetFeatureInfo at the centre pixel: the values of the bands there.
-  auto r = get(fmt::format("/wms?SERVICE=WMS&VERSION=1.3.0&REQUEST=GetFeatureInfo&QUERY_LAYERS=yahtse:pair-2016&"
-                           "LAYERS=yahtse:pair-2016&CRS=EPSG:4326&BBOX={},{},{},{}&WIDTH=256&HEIGHT=128&I=128&J=64&"
-                           "INFO_FORMAT=application/json",
-                           b.min_y, b.min_x, b.max_y, b.max_x));
+  auto r = get(
+      fmt::format("/wms?SERVICE=WMS&VERSION=1.3.0&REQUEST=GetFeatureInfo&QUERY_LAYERS=yahtse:pair-2016&"
+                  "LAYERS=yahtse:pair-2016&CRS=EPSG:4326&BBOX={},{},{},{}&WIDTH=256&HEIGHT=128&I=128&J=64&"
+                  "INFO_FORMAT=application/json",
+                  b.min_y, b.min_x, b.max_y, b.max_x));
   ASSERT_EQ(r->status, 200) << r->body;
   const json info = json::parse(r->body);
   ASSERT_EQ(info["features"].size(), 1u);
@@ -366,7 +386,8 @@ TEST_F(MapServerTest, OwslibParsesBothCapabilities) {
     if (python.empty() && std::system((candidate + " -c 'import owslib' >/dev/null 2>&1").c_str()) == 0)
       python = candidate;
   }
-  if (python.empty()) GTEST_SKIP() << "python3-owslib is not installed (Debian package python3-owslib); skipping";
+  if (python.empty())
+    GTEST_SKIP() << "python3-owslib is not installed (Debian package python3-owslib); skipping";
   test::TempDir tmp;
   std::ofstream(tmp.file("check.py")) << fmt::format(R"(
 from owslib.wms import WebMapService

@@ -44,6 +44,7 @@ TEST(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
   service::ServerOptions o;
   o.root = root.path();
   o.port = 0;
+  o.anonymous_read = true;  // public items without a key, as the catalogue's own reads
   service::Server server(o);
   server.start();
   auto get = [&](const std::string& path, const std::string& key = "") {
@@ -56,7 +57,8 @@ TEST(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
   };
   auto path_of = [](const std::string& collection_slash_id) {
     const auto slash = collection_slash_id.find('/');
-    return "/collections/" + collection_slash_id.substr(0, slash) + "/items/" + collection_slash_id.substr(slash + 1);
+    return "/collections/" + collection_slash_id.substr(0, slash) + "/items/" +
+           collection_slash_id.substr(slash + 1);
   };
   // Where the data are: the legend and a point from the public item, without a key.
   auto r = get(path_of(public_item) + "/legend.json?bidx=10");
@@ -75,8 +77,8 @@ TEST(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
   EXPECT_EQ(r.second.substr(1, 3), "PNG");
   EXPECT_EQ(get(path_of(public_item) + tile, key_bob).first, 200);
   // Alice's private item.
-  for (const std::string& suffix :
-       {tile, std::string("/legend.json"), std::string("/legend.png"), fmt::format("/point/{},{}", lon, lat)}) {
+  for (const std::string& suffix : {tile, std::string("/legend.json"), std::string("/legend.png"),
+                                    fmt::format("/point/{},{}", lon, lat)}) {
     EXPECT_EQ(get(path_of(private_item) + suffix, key_alice).first, 200) << suffix;
     EXPECT_EQ(get(path_of(private_item) + suffix, key_bob).first, 404) << suffix;
     EXPECT_EQ(get(path_of(private_item) + suffix).first, 404) << suffix;
@@ -85,8 +87,8 @@ TEST(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
   EXPECT_EQ(get("/collections/alice-results" + tile, key_bob).first, 404);
   EXPECT_EQ(get(path_of(private_item) + tile, "not-a-key").first, 401);
   // The layer lists.
-  const std::string private_layer = private_item.substr(0, private_item.find('/')) + ":" +
-                                    private_item.substr(private_item.find('/') + 1);
+  const std::string private_layer =
+      private_item.substr(0, private_item.find('/')) + ":" + private_item.substr(private_item.find('/') + 1);
   r = get("/wmts/1.0.0/WMTSCapabilities.xml", key_alice);
   ASSERT_EQ(r.first, 200);
   EXPECT_NE(r.second.find(private_layer), std::string::npos);
@@ -96,6 +98,21 @@ TEST(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
   EXPECT_EQ(r.second.find("alice-results"), std::string::npos);
   EXPECT_NE(r.second.find("<Name>velocity:"), std::string::npos) << r.second.substr(0, 3000);
   server.stop();
+
+  // A service without anonymous reads wants a key for the map too, as for the catalogue.
+  o.anonymous_read = false;
+  service::Server closed(o);
+  closed.start();
+  httplib::Client c("127.0.0.1", closed.port());
+  c.set_read_timeout(60, 0);
+  auto no_key = c.Get((path_of(public_item) + tile).c_str());
+  ASSERT_TRUE(no_key);
+  EXPECT_EQ(no_key->status, 401);
+  const httplib::Headers bob{{"Authorization", "Bearer " + key_bob}};
+  auto with_key = c.Get((path_of(public_item) + tile).c_str(), bob);
+  ASSERT_TRUE(with_key);
+  EXPECT_EQ(with_key->status, 200);
+  closed.stop();
 }
 
 }  // namespace

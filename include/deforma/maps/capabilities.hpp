@@ -12,11 +12,11 @@ namespace deforma::maps {
 
 /// A layer as the capabilities list it: one raster item, or one collection drawn as a mosaic.
 struct LayerInfo {
-  std::string name;      ///< WMS/WMTS identifier: "COLLECTION:ITEM", or "COLLECTION" for a mosaic
+  std::string name;  ///< WMS/WMTS identifier: "COLLECTION:ITEM", or "COLLECTION" for a mosaic
   std::string title;
   std::string abstract;
-  Bounds lonlat;         ///< WGS84 bounding box
-  std::string path;      ///< "/collections/C/items/I" or "/collections/C" (tiles and legend below it)
+  Bounds lonlat;     ///< WGS84 bounding box
+  std::string path;  ///< "/collections/C/items/I" or "/collections/C" (tiles and legend below it)
   std::vector<std::string> times;  ///< values of the time dimension (ISO dates); empty = none
   std::string default_time;
 };
@@ -34,8 +34,8 @@ const std::vector<std::string>& wms_crs_codes();
 /// the CRS as GDAL takes it and the bounds in easting/longitude, northing/latitude order. For 1.3.0,
 /// BBOX follows the CRS's axis order (latitude first for EPSG:4326, northing first for EPSG:3035).
 /// Throws InvalidArgument naming CRS or BBOX.
-std::string wms_crs_and_bounds(const std::string& crs_code, const std::string& bbox, const std::string& version,
-                               Bounds& bounds);
+std::string wms_crs_and_bounds(const std::string& crs_code, const std::string& bbox,
+                               const std::string& version, Bounds& bounds);
 
 /// An OGC WMS ServiceExceptionReport (XML) with `code` (InvalidParameterValue, LayerNotDefined...).
 std::string wms_exception(const std::string& code, const std::string& message);

@@ -26,8 +26,8 @@ std::optional<nlohmann::json> nearest_point_series(const std::string& product, d
 
 /// Points inside `bbox` (lon/lat; the whole product when absent) as a GeoJSON FeatureCollection, `limit`
 /// features from `offset`, with numberMatched and numberReturned.
-nlohmann::json point_features(const std::string& product, const std::optional<Bounds>& bbox, std::size_t limit,
-                              std::size_t offset);
+nlohmann::json point_features(const std::string& product, const std::optional<Bounds>& bbox,
+                              std::size_t limit, std::size_t offset);
 
 /// The product's extent in lon/lat and its number of points.
 Bounds points_extent(const std::string& product, std::size_t* count = nullptr);

@@ -56,11 +56,11 @@ struct StyleOptions {
   std::vector<std::string> assets;  ///< asset keys; empty = the item's first raster asset
   int band = 0;                     ///< 1-based band of the first asset; 0 = its first band
   std::optional<std::pair<double, double>> rescale;
-  std::string colormap;    ///< "" = by the data: diverging for signed values, sequential for magnitudes
-  std::string expression;  ///< band arithmetic; variables b1.., ASSET_b1.., or band names
-  std::string units;       ///< overrides the legend's units
-  int tile_size = 256;     ///< 256 or 512
-  std::string format = "png";          ///< "png" or "webp"
+  std::string colormap;        ///< "" = by the data: diverging for signed values, sequential for magnitudes
+  std::string expression;      ///< band arithmetic; variables b1.., ASSET_b1.., or band names
+  std::string units;           ///< overrides the legend's units
+  int tile_size = 256;         ///< 256 or 512
+  std::string format = "png";  ///< "png" or "webp"
   std::string resampling = "nearest";  ///< nearest, bilinear, cubic, average
   /// Mosaics: items at or before this date (ISO), most recent on top. A cube (bands named by dates)
   /// without bidx: the band of the last date at or before it.
@@ -79,7 +79,7 @@ std::vector<std::string> colormap_names();
 struct Style {
   StyleOptions options;
   struct Input {
-    std::string variable;  ///< name in the expression ("" without one)
+    std::string variable;   ///< name in the expression ("" without one)
     std::size_t asset = 0;  ///< index in MapItem::rasters
     int band = 1;
   };

@@ -23,19 +23,19 @@ struct Bounds {
 };
 
 struct TileMatrixSet {
-  std::string id;              ///< "WebMercatorQuad"...
+  std::string id;  ///< "WebMercatorQuad"...
   std::string title;
-  std::string crs_uri;         ///< "http://www.opengis.net/def/crs/EPSG/0/3857"
-  std::string crs_urn;         ///< "urn:ogc:def:crs:EPSG::3857" (WMTS capabilities)
-  std::string gdal_crs;        ///< what GDAL is given: "EPSG:3857", "OGC:CRS84"
-  bool northing_first = false; ///< the CRS's axis order is northing, easting (EPSG:3035)
-  bool geographic = false;     ///< units are degrees
-  double origin_x = 0;         ///< top-left corner of every matrix
+  std::string crs_uri;          ///< "http://www.opengis.net/def/crs/EPSG/0/3857"
+  std::string crs_urn;          ///< "urn:ogc:def:crs:EPSG::3857" (WMTS capabilities)
+  std::string gdal_crs;         ///< what GDAL is given: "EPSG:3857", "OGC:CRS84"
+  bool northing_first = false;  ///< the CRS's axis order is northing, easting (EPSG:3035)
+  bool geographic = false;      ///< units are degrees
+  double origin_x = 0;          ///< top-left corner of every matrix
   double origin_y = 0;
-  Bounds bounds;               ///< the area covered
-  int matrix_width_z0 = 1;     ///< tiles across at zoom 0 (2 for WorldCRS84Quad)
+  Bounds bounds;            ///< the area covered
+  int matrix_width_z0 = 1;  ///< tiles across at zoom 0 (2 for WorldCRS84Quad)
   int matrix_height_z0 = 1;
-  double cell_size_z0 = 0;     ///< CRS units per pixel at zoom 0 for 256 px tiles
+  double cell_size_z0 = 0;  ///< CRS units per pixel at zoom 0 for 256 px tiles
   int max_zoom = 24;
   std::string well_known_scale_set;  ///< "urn:ogc:def:wkss:OGC:1.0:GoogleMapsCompatible" or ""
 
