@@ -225,7 +225,10 @@ std::string process_id(const OperationDecl& op) {
 
 bool is_cli_only(const ParamDecl& p) {
   // `--json` only switches the CLI's printout between text and JSON; a process always answers JSON.
-  return p.type == ParamType::kBool && p.name == "json";
+  if (p.type == ParamType::kBool && p.name == "json") return true;
+  // Where work runs on a cluster, on whose account and how wide, is the choice of whoever runs the service
+  // (its configuration), never a remote client's.
+  return p.name == "executor" || p.name == "partition" || p.name == "account" || p.name == "max-parallel";
 }
 
 namespace {

@@ -34,7 +34,7 @@ DEFORMA_INLINE f32x8 load8(const float* p) {
 DEFORMA_INLINE f32x8 splat(float x) {
   return f32x8{x, x, x, x, x, x, x, x};
 }
-DEFORMA_INLINE float lane_sum(f32x8 v) {
+DEFORMA_INLINE float lane_sum(const f32x8& v) {
   return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
 }
 

@@ -291,6 +291,11 @@ TEST_F(ServiceTest, BadRequestsGetTheir4xxNamingTheInput) {
   expect("{not json", 400, "JSON");
   expect("[1]", 400, "object");
   expect(R"({"inputs": {"file": {"href": "small.tif"}, "colour": 3}})", 400, "colour");
+  // Cluster placement is the service's configuration, not a client's choice.
+  for (const std::string name : {"executor", "partition", "account", "max-parallel"}) {
+    expect(fmt::format(R"({{"inputs": {{"images": [{{"href": "small.tif"}}], "{}": "x"}}}})", name), 400, name,
+           "pipeline");
+  }
   expect(R"({"inputs": {"file": {"href": "small.tif"}, "band": 0}})", 400, "band");
   expect(R"({"inputs": {"file": {"href": "small.tif"}, "band": "two"}})", 400, "band");
   expect(R"({"inputs": {"band": 1}})", 400, "file");

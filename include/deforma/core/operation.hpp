@@ -246,7 +246,9 @@ struct OperationDecl {
 /// The process id of an operation: its name with spaces replaced by '-' ("egms ortho" -> "egms-ortho").
 std::string process_id(const OperationDecl& op);
 
-/// True for parameters that only shape the CLI's printout (the `json` flag): no process input.
+/// True for parameters that are no process input: the `json` flag (it only shapes the CLI's printout) and
+/// the cluster placement (`executor`, `partition`, `account`, `max-parallel`), which the service's own
+/// configuration decides.
 bool is_cli_only(const ParamDecl& p);
 
 /// The JSON Schema of one parameter's value with its typed default (an integer default is a number):
