@@ -77,13 +77,9 @@ class ServiceSlurmTest : public ::testing::Test {
   std::string submit(const fs::path& dir, std::initializer_list<const char*> dates) {
     json images = json::array();
     for (const char* d : dates) images.push_back({{"href", (dir / (std::string(d) + ".jpg")).string()}});
-    // "local" asked by the client: the service's executor wins.
-    const json body = {{"inputs",
-                        {{"images", images},
-                         {"step", 48},
-                         {"search", "8"},
-                         {"no-quicklooks", true},
-                         {"executor", "local"}}}};
+    // No executor in the request: a client cannot choose one (a 400, tested with the other bad requests);
+    // the service's configuration runs the job on Slurm.
+    const json body = {{"inputs", {{"images", images}, {"step", 48}, {"search", "8"}, {"no-quicklooks", true}}}};
     const auto r = http_->Post("/processes/pipeline/execution", auth(true), body.dump(), "application/json");
     if (!r || r->status != 201) {
       ADD_FAILURE() << (r ? r->body : std::string("no answer"));
