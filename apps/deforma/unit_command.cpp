@@ -8,6 +8,7 @@
 
 #include "deforma/core/cancel.hpp"
 #include "deforma/core/error.hpp"
+#include "deforma/core/progress.hpp"
 #include "deforma/pipeline/unit.hpp"
 
 namespace deforma::cli {
@@ -36,16 +37,6 @@ namespace {
 extern "C" void on_unit_signal(int) {
   request_cancellation();
 }
-
-// Slurm sends SIGTERM to a cancelled or timed-out task: the unit stops at its next check and removes what it
-// staged, so no partial result is left under its final name.
-class CancelProgress final : public Progress {
- public:
-  void start(const std::string&, std::uint64_t) override {}
-  void advance(std::uint64_t) override {}
-  void finish() override {}
-  bool cancelled() const override { return cancellation_requested(); }
-};
 }  // namespace
 
 std::optional<int> UnitCommand::run(int threads, std::size_t ram_mb) {
@@ -56,9 +47,11 @@ std::optional<int> UnitCommand::run(int threads, std::size_t ram_mb) {
   try {
     if (s.index < 0) throw InvalidArgument(fmt::format("parameter INDEX: {} must be >= 0", s.index));
     const auto list = pipeline::UnitList::read(s.list);
-    CancelProgress progress;
+    // Slurm sends SIGTERM to a cancelled or timed-out task: a quiet progress still hears it, so the unit stops
+    // at its next check and removes what it staged; no partial result is left under its final name.
+    const auto progress = make_terminal_progress(ProgressStyle::kQuiet);
     RunContext context;
-    context.progress = &progress;
+    context.progress = progress.get();
     context.threads = threads;
     context.ram_budget_mb = std::max(ram_mb, list.ram_mb);
     context.command_line = list.command_line;

@@ -10,33 +10,11 @@
 
 #include <Eigen/Dense>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
-#define DEFORMA_KERNEL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define DEFORMA_KERNEL_CLONES
-#endif
-#define DEFORMA_INLINE inline __attribute__((always_inline))
-
-// The vector helpers below are always inlined: no vector crosses a function boundary.
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "correlate/vector8.hpp"
 
 namespace deforma::correlate::detail {
 
 namespace {
-
-using f32x8 = float __attribute__((vector_size(32)));
-
-DEFORMA_INLINE f32x8 load8(const float* p) {
-  f32x8 v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-DEFORMA_INLINE f32x8 splat(float x) {
-  return f32x8{x, x, x, x, x, x, x, x};
-}
-DEFORMA_INLINE float lane_sum(const f32x8& v) {
-  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-}
 
 // Lanczos-4 weights (the matcher's interpolator) tabulated at kSteps + 1 fractional positions: a sample's
 // position is rounded to 1/kSteps px, 2.5e-4 px at most, well under the accuracy of any match.

@@ -4,39 +4,9 @@
 
 #include <cmath>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
-#define DEFORMA_KERNEL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define DEFORMA_KERNEL_CLONES
-#endif
-#define DEFORMA_INLINE inline __attribute__((always_inline))
-
-// The vector helpers below are always inlined: no vector crosses a function boundary, so the note about
-// the AVX calling convention does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "correlate/vector8.hpp"
 
 namespace deforma::correlate::detail {
-
-namespace {
-using f32x8 = float __attribute__((vector_size(32)));
-constexpr int kLanes = 8;
-
-DEFORMA_INLINE f32x8 load8(const float* p) {
-  f32x8 v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-DEFORMA_INLINE void store8(float* p, f32x8 v) {
-  __builtin_memcpy(p, &v, sizeof v);
-}
-DEFORMA_INLINE f32x8 splat(float x) {
-  return f32x8{x, x, x, x, x, x, x, x};
-}
-// Fixed combination order of the lanes.
-DEFORMA_INLINE float lane_sum(f32x8 v) {
-  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-}
-}  // namespace
 
 DEFORMA_KERNEL_CLONES
 void correlate_direct(const float* t, int chip, const float* w, int w_stride, int m, float* surface) {
