@@ -18,23 +18,11 @@
 #include <fmt/format.h>
 
 #include "deforma/catalog/catalog.hpp"
+#include "deforma/io/dates.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-namespace {
-
-std::string iso(double seconds) {
-  const auto t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   const long items = argc > 1 ? std::stol(argv[1]) : 1000000;
@@ -65,7 +53,7 @@ int main(int argc, char** argv) {
               {"geometry", {{"type", "Polygon"}, {"coordinates", {ring}}}},
               {"bbox", {x, y, x + 1, y + 1}},
               {"properties",
-               {{"datetime", iso(t0 + when(rng))},
+               {{"datetime", deforma::io::iso_utc(static_cast<std::time_t>(t0 + when(rng)))},
                 {"eo:cloud_cover", cloud(rng)},
                 {"platform", "synthetic"},
                 {"title", fmt::format("synthetic scene {}", done)}}},

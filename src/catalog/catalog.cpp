@@ -17,6 +17,7 @@
 
 #include "catalog/internal.hpp"
 #include "deforma/core/error.hpp"
+#include "deforma/io/dates.hpp"
 
 namespace deforma::catalog {
 namespace {
@@ -264,12 +265,7 @@ json default_collection(const std::string& id) {
 }
 
 std::string iso_of(double seconds) {
-  const auto t = static_cast<std::time_t>(std::floor(seconds));
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return io::iso_utc(static_cast<std::time_t>(std::floor(seconds)));
 }
 
 }  // namespace

@@ -42,6 +42,16 @@ std::string short_hash(const std::string& text) {
 
 }  // namespace
 
+void IngestReport::count(const std::string& outcome, const std::string& collection_and_id) {
+  if (outcome == "added")
+    ++added;
+  else if (outcome == "updated")
+    ++updated;
+  else
+    ++unchanged;
+  item_ids.push_back(collection_and_id);
+}
+
 json IngestReport::to_json() const {
   json f = json::array();
   for (const auto& [what, why] : failed) f.push_back({{"source", what}, {"reason", why}});
@@ -116,15 +126,8 @@ IngestReport Catalog::ingest(const std::vector<fs::path>& paths, const IngestOpt
             const auto other = item_source(item["collection"].get<std::string>(), id);
             if (other && !other->empty() && *other != where) item["id"] = id + "-" + short_hash(where);
           }
-          const std::string outcome = put_item(item, options, where, fingerprint);
-          if (outcome == "added")
-            ++report.added;
-          else if (outcome == "updated")
-            ++report.updated;
-          else
-            ++report.unchanged;
-          report.item_ids.push_back(item["collection"].get<std::string>() + "/" +
-                                    item["id"].get<std::string>());
+          report.count(put_item(item, options, where, fingerprint),
+                       item["collection"].get<std::string>() + "/" + item["id"].get<std::string>());
         } catch (const Error& e) {
           report.failed.emplace_back(fmt::format("{} (item '{}')", where, id), e.what());
         }

@@ -158,14 +158,7 @@ HttpResponse ingest(const HttpRequest& req, const std::string& collection, StacC
   auto put = [&](json item) {
     const std::string id = item.is_object() ? item.value("id", std::string("?")) : std::string("?");
     try {
-      const std::string outcome = ctx.catalog.put_item(std::move(item), options, "", "");
-      if (outcome == "added")
-        ++report.added;
-      else if (outcome == "updated")
-        ++report.updated;
-      else
-        ++report.unchanged;
-      report.item_ids.push_back(collection + "/" + id);
+      report.count(ctx.catalog.put_item(std::move(item), options, "", ""), collection + "/" + id);
     } catch (const Error& e) {
       report.failed.emplace_back(fmt::format("item '{}'", id), e.what());
     }

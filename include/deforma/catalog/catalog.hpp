@@ -89,6 +89,8 @@ struct IngestReport {
   /// What could not be ingested: the file (and the item id where there is one) and why.
   std::vector<std::pair<std::string, std::string>> failed;
   std::vector<std::string> item_ids;  ///< "collection/id" of every item added, updated or unchanged
+  /// Counts one item by what Catalog::put_item answered ("added", "updated" or "unchanged") and keeps its id.
+  void count(const std::string& outcome, const std::string& collection_and_id);
   nlohmann::json to_json() const;
   std::string to_text() const;
 };
