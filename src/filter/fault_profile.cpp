@@ -1,6 +1,5 @@
 #include "deforma/filter/fault_profile.hpp"
 
-#include <strings.h>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -381,31 +380,6 @@ std::vector<std::array<double, 2>> ridge_trace(const GridF& values, const GridU8
 
 namespace {
 
-int band_of(const io::RasterInfo& info, const std::string& name, const std::string& parameter) {
-  if (!name.empty() &&
-      std::all_of(name.begin(), name.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
-    const int index = std::stoi(name);
-    if (index < 1 || index > info.band_count()) {
-      throw FormatError(fmt::format("{}: --{} {} is not a band (the file has {})", info.path, parameter,
-                                    index, info.band_count()));
-    }
-    return index;
-  }
-  for (const auto& b : info.bands) {
-    if (strcasecmp(b.description.c_str(), name.c_str()) == 0) return b.index;
-  }
-  return 0;
-}
-
-std::string band_list(const io::RasterInfo& info) {
-  std::string names;
-  for (const auto& b : info.bands) {
-    names +=
-        (names.empty() ? "" : ", ") + (b.description.empty() ? fmt::format("#{}", b.index) : b.description);
-  }
-  return names;
-}
-
 struct SrsDeleter {
   void operator()(OGRSpatialReference* s) const { s->Release(); }
 };
@@ -496,29 +470,29 @@ Summary fault_profile(const FaultProfileRun& run, RunContext& context) {
   // Bands: east is required; north is optional (east-only data such as the Izmit offsets).
   int east = 0;
   if (!run.east_band.empty()) {
-    east = band_of(info, run.east_band, "east-band");
+    east = io::find_band(info, run.east_band, "--east-band");
     if (east == 0) {
       throw FormatError(fmt::format("{}: --east-band {}: no such band (bands: {})", run.input, run.east_band,
-                                    band_list(info)));
+                                    io::band_names(info)));
     }
   } else {
-    east = band_of(info, "east_m", "east-band");
+    east = io::find_band(info, "east_m", "--east-band");
     if (east == 0 && info.band_count() == 1) east = 1;
     if (east == 0) {
       throw FormatError(fmt::format("{}: no band described east_m and {} bands: give --east-band (bands: {})",
-                                    run.input, info.band_count(), band_list(info)));
+                                    run.input, info.band_count(), io::band_names(info)));
     }
   }
   int north = 0;
   if (run.north_band != "none") {
     if (!run.north_band.empty()) {
-      north = band_of(info, run.north_band, "north-band");
+      north = io::find_band(info, run.north_band, "--north-band");
       if (north == 0) {
         throw FormatError(fmt::format("{}: --north-band {}: no such band (bands: {})", run.input,
-                                      run.north_band, band_list(info)));
+                                      run.north_band, io::band_names(info)));
       }
     } else {
-      north = band_of(info, "north_m", "north-band");
+      north = io::find_band(info, "north_m", "--north-band");
     }
   }
   const std::string unit = info.bands[east - 1].unit.empty() ? "m" : info.bands[east - 1].unit;

@@ -1,5 +1,6 @@
 #include "deforma/io/raster.hpp"
 
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -320,6 +321,31 @@ BandWindow Raster::read(int band, const Window& window) const {
 BandWindow Raster::read_all(int band) const { return read(band, Window{0, 0, info_.width, info_.height}); }
 
 RasterInfo describe(const std::string& path) { return Raster::open(path).info(); }
+
+int find_band(const RasterInfo& info, const std::string& name, const std::string& what) {
+  if (!name.empty() &&
+      std::all_of(name.begin(), name.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
+    const int index = std::stoi(name);
+    if (index < 1 || index > info.band_count()) {
+      throw FormatError(fmt::format("{}: {}: band {} does not exist (the file has {} band(s))", info.path,
+                                    what, index, info.band_count()));
+    }
+    return index;
+  }
+  for (const auto& b : info.bands) {
+    if (strcasecmp(b.description.c_str(), name.c_str()) == 0) return b.index;
+  }
+  return 0;
+}
+
+std::string band_names(const RasterInfo& info) {
+  std::string names;
+  for (const auto& b : info.bands) {
+    names +=
+        (names.empty() ? "" : ", ") + (b.description.empty() ? fmt::format("#{}", b.index) : b.description);
+  }
+  return names;
+}
 
 nlohmann::json RasterInfo::to_json() const {
   nlohmann::json bands_json = nlohmann::json::array();

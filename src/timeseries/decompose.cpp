@@ -1,6 +1,5 @@
 #include "deforma/timeseries/decompose.hpp"
 
-#include <strings.h>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -265,24 +264,10 @@ std::optional<double> as_number(const std::string& text) {
 // A band by 1-based index or description (case-insensitive); 0 when `optional` and absent.
 int band_of(const io::RasterInfo& info, const std::string& name, const std::string& what,
             bool optional = false) {
-  if (!name.empty() &&
-      std::all_of(name.begin(), name.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
-    const int index = std::stoi(name);
-    if (index < 1 || index > info.band_count()) {
-      throw FormatError(fmt::format("{}: {} band {} does not exist (the file has {} band(s))", info.path,
-                                    what, index, info.band_count()));
-    }
-    return index;
-  }
-  std::string names;
-  for (const auto& b : info.bands) {
-    if (strcasecmp(b.description.c_str(), name.c_str()) == 0) return b.index;
-    names +=
-        (names.empty() ? "" : ", ") + (b.description.empty() ? fmt::format("#{}", b.index) : b.description);
-  }
+  if (const int band = io::find_band(info, name, what)) return band;
   if (optional) return 0;
-  throw FormatError(
-      fmt::format("{}: no band described '{}' for the {} (bands: {})", info.path, name, what, names));
+  throw FormatError(fmt::format("{}: no band described '{}' for the {} (bands: {})", info.path, name, what,
+                                io::band_names(info)));
 }
 
 // What to read for one observation: a band of an opened (resampled) raster or a constant.

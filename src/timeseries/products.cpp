@@ -1,6 +1,5 @@
 #include "deforma/timeseries/products.hpp"
 
-#include <strings.h>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -60,24 +59,10 @@ Components components_for(const InvertRastersOptions& options) {
 }
 
 // A band by description (case-insensitive) or 1-based index.
-int find_band(const io::RasterInfo& info, const std::string& name, const std::string& parameter) {
-  if (!name.empty() &&
-      std::all_of(name.begin(), name.end(), [](unsigned char ch) { return std::isdigit(ch); })) {
-    const int index = std::stoi(name);
-    if (index < 1 || index > info.band_count()) {
-      throw FormatError(fmt::format("{}: --{} {} is not a band (the file has {})", info.path, parameter,
-                                    index, info.band_count()));
-    }
-    return index;
-  }
-  std::string names;
-  for (const auto& b : info.bands) {
-    if (strcasecmp(b.description.c_str(), name.c_str()) == 0) return b.index;
-    names +=
-        (names.empty() ? "" : ", ") + (b.description.empty() ? fmt::format("#{}", b.index) : b.description);
-  }
+int component_band(const io::RasterInfo& info, const std::string& name, const std::string& parameter) {
+  if (const int band = io::find_band(info, name, "--" + parameter)) return band;
   throw FormatError(fmt::format("{}: no band named '{}' (bands: {}); choose --units or --{}", info.path, name,
-                                names, parameter));
+                                io::band_names(info), parameter));
 }
 
 std::string product_path(const InvertRastersOptions& o, const std::string& name) {
@@ -131,10 +116,10 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
           info.path, info.width, info.height, first_info->path, first_info->width, first_info->height));
     }
     if (!first_info) first_info = info;
-    band_first.push_back(find_band(info, comp.first_band, "east-band"));
-    band_second.push_back(find_band(info, comp.second_band, "north-band"));
-    band_weight.push_back(options.weight_band.empty() ? 0
-                                                      : find_band(info, options.weight_band, "weight-band"));
+    band_first.push_back(component_band(info, comp.first_band, "east-band"));
+    band_second.push_back(component_band(info, comp.second_band, "north-band"));
+    band_weight.push_back(
+        options.weight_band.empty() ? 0 : component_band(info, options.weight_band, "weight-band"));
     if (keep_open) rasters[k].emplace(std::move(raster));
   }
   const io::RasterInfo grid = *first_info;

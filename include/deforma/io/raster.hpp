@@ -122,6 +122,15 @@ class Raster {
 /// Describes a raster without keeping it open.
 RasterInfo describe(const std::string& path);
 
+/// The band `name` designates in `info`: a number is a 1-based index, anything else a band description
+/// compared case-insensitively. Returns 0 when no band has that description (the caller says what it
+/// wanted); throws FormatError naming the file, `what` (the parameter or role) and the band count for an
+/// index that is not a band.
+int find_band(const RasterInfo& info, const std::string& name, const std::string& what);
+
+/// The bands' descriptions ("#N" for a band without one), comma-separated: what a message offers instead.
+std::string band_names(const RasterInfo& info);
+
 /// Resamples `source` onto the grid of `reference` (size, geotransform, CRS) as a warped VRT: nothing is
 /// computed until windows are read, so it streams. Throws InvalidArgument when the two do not overlap.
 Raster resample_to_grid(const std::string& source, const RasterInfo& reference,
