@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/io/cog_writer.hpp"
 #include "deforma/service/job.hpp"
 #include "deforma/service/server.hpp"
 #include "deforma/service/store.hpp"
@@ -88,7 +89,7 @@ struct ServiceCommands::State {
     service::Server s(server);
     s.start();
     const std::string url = fmt::format("http://{}:{}", server.host, s.port());
-    service::write_file_atomically(std::filesystem::path(server.root) / "server.json",
+    io::write_text_atomically(std::filesystem::path(server.root) / "server.json",
                                    nlohmann::json{{"url", url}, {"pid", getpid()}}.dump());
     std::cout << "deforma serve: listening on " << url << " (root " << server.root.string() << ")"
               << std::endl;

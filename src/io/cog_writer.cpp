@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <sstream>
+#include <fstream>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -151,6 +153,32 @@ void write_atomically(const std::string& final_path, const std::function<void(co
   StagedFile file(final_path);
   writer(file.temp_path());  // an exception leaves the StagedFile to remove the temporary file
   file.commit();
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  // Small records written often (a job's progress, one per work unit in a folder of thousands): a unique
+  // temporary name and a rename, without StagedFile's scan of the folder for stale temporaries.
+  const std::string tmp = temporary_name(path, "partial");
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) {
+      out.close();
+      remove_quietly(tmp);
+      throw IoError(fmt::format("{}: cannot write (disk full or folder not writable?)", path));
+    }
+  }
+  rename_into_place(tmp, path);
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return nullptr;
+  std::stringstream text;
+  text << in.rdbuf();
+  auto json = nlohmann::json::parse(text.str(), nullptr, false);
+  return json.is_discarded() ? nlohmann::json(nullptr) : json;
 }
 
 void CogOptions::validate() const {

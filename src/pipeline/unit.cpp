@@ -73,24 +73,10 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-nlohmann::json read_json_or_null(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return nullptr;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto j = nlohmann::json::parse(ss.str(), nullptr, false);
-  return j.is_discarded() ? nlohmann::json(nullptr) : j;
-}
-
 void write_text_atomically(const std::string& path, const std::string& text) {
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
-  io::write_atomically(path, [&](const std::string& tmp) {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw IoError(fmt::format("{}: cannot write (disk full or folder not writable?)", path));
-  });
+  io::write_text_atomically(path, text);
 }
 
 std::string host_name() {
@@ -238,7 +224,7 @@ std::string unit_error_path(const std::string& dir, const std::string& unit_id) 
 }
 
 bool unit_complete(const std::string& dir, const WorkUnit& unit, const std::string& key_in) {
-  const auto record = read_json_or_null(unit_record_path(dir, unit.id));
+  const auto record = io::read_json_file(unit_record_path(dir, unit.id));
   if (!record.is_object()) return false;
   const std::string key = key_in.empty() ? unit_key(unit) : key_in;
   const FileFingerprint out = file_fingerprint(unit.output);
@@ -277,7 +263,7 @@ void record_skipped_unit(const std::string& dir, const WorkUnit& unit, const std
 }
 
 std::optional<std::string> skipped_reason(const std::string& dir, const WorkUnit& unit) {
-  const auto j = read_json_or_null(unit_skip_path(dir, unit.id));
+  const auto j = io::read_json_file(unit_skip_path(dir, unit.id));
   if (!j.is_object()) return std::nullopt;
   return j.value("reason", std::string("skipped"));
 }

@@ -19,6 +19,7 @@
 #include <ogr_spatialref.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/io/cog_writer.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/io/files.hpp"
 #include "deforma/ops.hpp"
@@ -68,7 +69,7 @@ class FileProgress final : public Progress {
     if (!force && now - last_ < std::chrono::milliseconds(50)) return;
     last_ = now;
     try {
-      write_file_atomically(
+      io::write_text_atomically(
           path_, nlohmann::json{{"percent", static_cast<int>(percent_)}, {"stage", label_}}.dump());
     } catch (const Error&) {
       // A progress file that cannot be written does not stop the work; the final result says how it went.
@@ -101,28 +102,6 @@ void warm_up() {
 
 }  // namespace
 
-void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
-  const auto tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw IoError(fmt::format("{}: cannot write (disk full or folder not writable?)", tmp));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw IoError(fmt::format("{}: cannot write: {}", path.string(), ec.message()));
-}
-
-nlohmann::json read_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return nullptr;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto json = nlohmann::json::parse(ss.str(), nullptr, false);
-  return json.is_discarded() ? nlohmann::json(nullptr) : json;
-}
-
 int run_job_folder(const std::filesystem::path& dir_arg) {
   // The job dies with the service that started it (a restarted service runs it again), so that two
   // children never write into the same folder.
@@ -153,13 +132,13 @@ int run_job_folder(const std::filesystem::path& dir_arg) {
   auto fail = [&](const std::string& kind, const std::string& message, ExitCode code) {
     std::fprintf(stderr, "job %s: error: %s\n", dir.filename().c_str(), message.c_str());
     try {
-      write_file_atomically(dir / "error.json", nlohmann::json{{"kind", kind}, {"message", message}}.dump(2));
+      io::write_text_atomically(dir / "error.json", nlohmann::json{{"kind", kind}, {"message", message}}.dump(2));
     } catch (const Error&) {
     }
     return static_cast<int>(code);
   };
   try {
-    const auto job = read_json_file(dir / "job.json");
+    const auto job = io::read_json_file(dir / "job.json");
     if (!job.is_object() || !job.contains("process") || !job.contains("values")) {
       throw FormatError(fmt::format("{}: missing or not a job description", (dir / "job.json").string()));
     }
@@ -176,7 +155,7 @@ int run_job_folder(const std::filesystem::path& dir_arg) {
     context.command_line = fmt::format("deforma job run {}", dir.string());
     auto summary = io::run_operation(*op, params, context);
     if (g_stop.load()) throw Cancelled("cancelled");
-    write_file_atomically(dir / "result.json", summary.to_json().dump(2));
+    io::write_text_atomically(dir / "result.json", summary.to_json().dump(2));
     return 0;
   } catch (const Error& e) {
     return fail(e.kind(), e.what(), e.exit_code());

@@ -29,6 +29,7 @@
 
 #include "deforma/catalog/catalog.hpp"
 #include "deforma/core/error.hpp"
+#include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
 #include "deforma/ops.hpp"
 #include "deforma/service/job.hpp"
@@ -570,7 +571,7 @@ struct Server::Impl {
     // Operations with stages that can run on a cluster (the pipeline) run where the service says.
     if (std::any_of(op.params.begin(), op.params.end(), [](const ParamDecl& p) { return p.name == "executor"; }))
       job_values["executor"] = options.executor;
-    write_file_atomically(dir / "job.json", json{{"process", process_id(op)},
+    io::write_text_atomically(dir / "job.json", json{{"process", process_id(op)},
                                                  {"values", job_values},
                                                  {"outputs", outputs},
                                                  {"threads", options.job_threads},
@@ -780,7 +781,7 @@ struct Server::Impl {
 
   json results_document(const Job& job, const std::string& base) {
     const fs::path dir = jobs_dir / job.id;
-    const json spec = read_json_file(dir / "job.json");
+    const json spec = io::read_json_file(dir / "job.json");
     json doc = json::object();
     const std::string files = base + "/jobs/" + job.id + "/files/";
     if (spec.is_object() && spec.contains("outputs")) {
@@ -806,7 +807,7 @@ struct Server::Impl {
         if (!list.empty()) doc[name]["href"] = list.front()["href"];
       }
     }
-    doc["summary"] = {{"value", read_json_file(dir / "result.json")}, {"mediaType", "application/json"}};
+    doc["summary"] = {{"value", io::read_json_file(dir / "result.json")}, {"mediaType", "application/json"}};
     return doc;
   }
 
@@ -926,7 +927,7 @@ struct Server::Impl {
     const fs::path dir = uploads_dir / user.name;
     std::error_code ec;
     fs::create_directories(dir, ec);
-    write_file_atomically(dir / name, req.body);
+    io::write_text_atomically(dir / name, req.body);
     store->record_upload(user.name, name, static_cast<std::int64_t>(req.body.size()));
     HttpResponse res =
         json_response(201, {{"href", base + "/uploads/" + name}, {"size_bytes", req.body.size()}});
@@ -1101,7 +1102,7 @@ struct Server::Impl {
     if (WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0 && fs::exists(dir / "result.json", ec)) {
       store->finish(id, "successful", register_outputs(id), expires);
     } else {
-      const json error = read_json_file(dir / "error.json");
+      const json error = io::read_json_file(dir / "error.json");
       std::string message;
       if (error.is_object()) {
         message = fmt::format("{}: {}", error.value("kind", "internal"), error.value("message", ""));
@@ -1173,7 +1174,7 @@ struct Server::Impl {
         }
         if (it->second.dismissed && now > it->second.kill_after) ::kill(it->second.pid, SIGKILL);
         if (!it->second.dismissed) {
-          const json progress = read_json_file(jobs_dir / it->first / "progress.json");
+          const json progress = io::read_json_file(jobs_dir / it->first / "progress.json");
           if (progress.is_object()) {
             const int percent = std::clamp(progress.value("percent", 0), 0, 99);
             if (percent != it->second.last_percent) {

@@ -24,6 +24,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "deforma/io/cog_writer.hpp"
 #include "deforma/service/job.hpp"
 #include "deforma/service/server.hpp"
 #include "deforma/service/store.hpp"
@@ -665,7 +666,7 @@ pid_t spawn_service(const fs::path& root, const fs::path& data) {
 
 int service_port(const fs::path& root) {
   for (int i = 0; i < 200; ++i) {
-    const auto info = service::read_json_file(root / "server.json");
+    const auto info = io::read_json_file(root / "server.json");
     if (info.is_object()) {
       const std::string url = info["url"];
       return std::stoi(url.substr(url.rfind(':') + 1));

@@ -117,6 +117,14 @@ class StagedFile {
 /// path; after it returns, the file is renamed; on exception it is removed. For any output format.
 void write_atomically(const std::string& final_path, const std::function<void(const std::string&)>& writer);
 
+/// Writes `text` to `path` through a temporary name in the same folder and a rename, so a reader never sees
+/// half of it. Made for small records written often: no scan for stale temporaries. Throws IoError naming
+/// the file when it cannot be written (disk full, folder missing or not writable).
+void write_text_atomically(const std::string& path, const std::string& text);
+
+/// The JSON document in `path`; null when the file is missing or not (yet) valid JSON.
+nlohmann::json read_json_file(const std::string& path);
+
 /// Throws IoError naming the folder when the parent folder of `path` is missing or not writable.
 void check_writable_parent(const std::string& path, const std::string& what = "output");
 

@@ -16,10 +16,4 @@ namespace deforma::service {
 /// line of standard input (a process the service starts ahead of need), and the output goes to DIR/job.log.
 int run_job_folder(const std::filesystem::path& dir);
 
-/// Writes `text` to `path` through a temporary file and a rename, so a reader never sees half of it.
-void write_file_atomically(const std::filesystem::path& path, const std::string& text);
-
-/// The JSON document in `path`, or null when the file is missing or not (yet) valid JSON.
-nlohmann::json read_json_file(const std::filesystem::path& path);
-
 }  // namespace deforma::service
