@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildExecuteRequest, checkField, describeField, fieldsFromDescription, optionalOutputs } from './form';
+import { buildExecuteRequest, catalogueAssetRef, checkField, describeField, fieldsFromDescription, optionalOutputs, withDataset } from './form';
 import type { ProcessDescription } from './form';
 
 // The shape `deforma describe correlate --json` gives (trimmed to a few inputs of each kind).
@@ -85,5 +85,23 @@ describe('buildExecuteRequest', () => {
     const r = buildExecuteRequest(fields, { ref: '', sec: 'b.tif', images: 'x', chip: '2000' });
     expect(r.request).toBeUndefined();
     expect(Object.keys(r.errors).sort()).toEqual(['chip', 'ref']);
+  });
+});
+
+describe('picking search results as inputs', () => {
+  const fields = fieldsFromDescription(correlate);
+  const ref = fields.find((f) => f.name === 'ref')!;
+  const images = fields.find((f) => f.name === 'images')!;
+
+  it('names a catalogue asset as the service takes it, encoded', () => {
+    expect(catalogueAssetRef('landsat', 'LC08 x', 'B8')).toBe('collections/landsat/items/LC08%20x/assets/B8');
+  });
+
+  it('replaces a single file and appends to a list once', () => {
+    expect(withDataset(ref, 'yahtse-l8/a.TIF', 'collections/c/items/i/assets/B8')).toBe('collections/c/items/i/assets/B8');
+    const once = withDataset(images, 'a.tif', 'collections/c/items/i/assets/B8');
+    expect(once).toBe('a.tif\ncollections/c/items/i/assets/B8');
+    expect(withDataset(images, once, 'collections/c/items/i/assets/B8')).toBe(once);
+    expect(checkField(images, once).value).toEqual([{ href: 'a.tif' }, { href: 'collections/c/items/i/assets/B8' }]);
   });
 });

@@ -180,3 +180,18 @@ export function optionalOutputs(desc: ProcessDescription): string[] {
     .filter(([, o]) => o['x-required'] === false)
     .map(([name]) => name);
 }
+
+/** The reference a process input takes for a catalogue item's asset: the service resolves it to the file
+ * and checks the user may read it (a search result is named this way, not by a path on the server's disk). */
+export function catalogueAssetRef(collection: string, item: string, key: string): string {
+  const enc = encodeURIComponent;
+  return `collections/${enc(collection)}/items/${enc(item)}/assets/${enc(key)}`;
+}
+
+/** The text of a dataset field once `ref` is picked for it: a single-file field takes it in place of what it
+ * held, a many-file field adds it as one more line (once). */
+export function withDataset(f: Field, current: string, ref: string): string {
+  if (f.kind !== 'datasets') return ref;
+  const lines = current.split(/[\n,]+/).map((s) => s.trim()).filter(Boolean);
+  return lines.includes(ref) ? lines.join('\n') : [...lines, ref].join('\n');
+}

@@ -17,9 +17,10 @@ import { $, h, say } from './dom';
 import Attribution from 'ol/control/Attribution';
 import { basemapLayer, clipRightOf, createMaps, fitBbox, fromLonLat, OSM_TEMPLATE, pointsLayer, rasterLayer, setRasterTemplate, toLonLat } from './mapview';
 import type { PointAnswer, Series } from './series';
-import { dataAsset, defaultBand, layerKind, legendUrl, pointSeriesUrl, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
+import { dataAsset, defaultBand, layerKind, legendUrl, pointSeriesUrl, pointsMinZoom, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
 import type { LayerKind, RasterParams } from './tiles';
 import { formatView, parseView } from './urlstate';
+import { catalogueAssetRef } from './form';
 import type { CompareMode } from './urlstate';
 import { JobsPanel } from './ui/jobs';
 import type { ResultRef } from './ui/jobs';
@@ -42,6 +43,8 @@ interface LayerEntry {
   dates: string[]; // for the time slider
   legend?: Legend;
   velocityRange: number; // EGMS points: colour range, mm/yr
+  minZoom: number; // EGMS points: drawn from this tile zoom on (a dense product)
+  count?: number; // EGMS points: how many the product holds
 }
 
 const initial = parseView(location.hash);
@@ -89,8 +92,13 @@ async function boot(): Promise<void> {
     map,
     footprints,
     (item) => addItem(item, true),
-    (items) => process.setDatasetChoices(items.flatMap((i) => Object.values(i.assets).map((a) => a.href))),
+    (items) => process.setDatasetChoices(items.flatMap((i) => {
+      const key = dataAsset(i);
+      return key && i.collection ? [catalogueAssetRef(i.collection, i.id, key)] : [];
+    })),
+    { slots: () => process.datasetFields(), process: () => process.processId(), use: (slot, ref) => process.useDataset(slot, ref) },
   );
+  process.onFieldsChanged = () => search.refreshInputs();
   // The viewer's parts, for the browser console and the end-to-end tests.
   (window as unknown as Record<string, unknown>).deforma = {
     map, right, layers, view, search, process, jobs, point, footprints, fromLonLat, toLonLat,
@@ -138,6 +146,23 @@ async function boot(): Promise<void> {
     input.value = '';
   });
   $('#signout-button').addEventListener('click', () => void signIn(null));
+
+  // ---------------------------------------------------------------- first tiles
+  // The page marks (Performance API, relative to the navigation) the frame that first draws a data tile, and
+  // the first view complete with layers: how fast a shared link shows something, measured where it happens.
+  let firstTileMarked = false;
+  function watchFirstTile(layer: BaseLayer): void {
+    if (firstTileMarked) return;
+    const source = (layer as unknown as { getSource(): { once(type: string, f: () => void): void } | null }).getSource();
+    source?.once('tileloadend', () =>
+      map.once('postrender', () => {
+        if (firstTileMarked) return;
+        firstTileMarked = true;
+        performance.mark('deforma:first-tile');
+        map.once('rendercomplete', () => performance.mark('deforma:view-complete'));
+      }),
+    );
+  }
 
   // ---------------------------------------------------------------- catalogue and layers
   // Whether the server has a catalogue: its landing page links to the collections ("data").
@@ -218,7 +243,7 @@ async function boot(): Promise<void> {
   }
 
   function rightTwin(entry: LayerEntry): BaseLayer {
-    if (entry.ol instanceof VectorTileLayer) return pointsLayer(vectorTileTemplate(entry.collection, entry.item!), () => entry.velocityRange);
+    if (entry.ol instanceof VectorTileLayer) return pointsLayer(vectorTileTemplate(entry.collection, entry.item!), () => entry.velocityRange, entry.minZoom);
     return rasterLayer(currentTemplate(entry));
   }
 
@@ -246,12 +271,18 @@ async function boot(): Promise<void> {
       // The server picks the colour scale from the data (diverging for signed values) unless one is chosen.
       params: { asset, band: kind === 'raster' ? defaultBand(item, asset) : undefined },
       opacity: 1, visible: true, bbox: item.bbox, dates: seriesDates(item), velocityRange: 10,
-      ol: undefined as unknown as BaseLayer,
+      ol: undefined as unknown as BaseLayer, minZoom: 0,
     };
+    if (kind === 'points') {
+      const count = Number(item.properties['egms:points']);
+      entry.count = Number.isFinite(count) ? count : undefined;
+      entry.minZoom = pointsMinZoom(entry.count, item.bbox);
+    }
     entry.ol = kind === 'points'
-      ? pointsLayer(vectorTileTemplate(collection, item.id), () => entry.velocityRange)
+      ? pointsLayer(vectorTileTemplate(collection, item.id), () => entry.velocityRange, entry.minZoom)
       : rasterLayer(currentTemplate(entry));
     entry.ol.set('deforma', id);
+    watchFirstTile(entry.ol);
     layers.push(entry);
     map.getLayers().insertAt(map.getLayers().getLength() - 1, entry.ol);
     if (fit && item.bbox) fitBbox(view, item.bbox, map.getSize());
@@ -268,9 +299,10 @@ async function boot(): Promise<void> {
     const dates = [...new Set(doc.features.map((f) => (f.properties.datetime ?? '').slice(0, 10)).filter(Boolean))].sort();
     const entry: LayerEntry = {
       id: c.id, collection: c.id, title: c.title ?? c.id, kind: 'mosaic', params: {}, opacity: 1, visible: true,
-      bbox: c.extent?.spatial?.bbox?.[0], dates, velocityRange: 10, ol: undefined as unknown as BaseLayer,
+      bbox: c.extent?.spatial?.bbox?.[0], dates, velocityRange: 10, ol: undefined as unknown as BaseLayer, minZoom: 0,
     };
     entry.ol = rasterLayer(currentTemplate(entry));
+    watchFirstTile(entry.ol);
     layers.push(entry);
     map.getLayers().insertAt(map.getLayers().getLength() - 1, entry.ol);
     if (entry.bbox) fitBbox(view, entry.bbox, map.getSize());
@@ -331,7 +363,8 @@ async function boot(): Promise<void> {
       return h('div', { class: 'legend', 'data-legend': e.id }, h('div', { class: 'legend-title' }, 'mean velocity [mm/yr]'),
         h('div', { class: 'bar', style: `background:${cssGradient('egms')}` }),
         h('div', { class: 'ticks' }, h('span', {}, `${-e.velocityRange}`), h('span', {}, '0'), h('span', {}, `+${e.velocityRange}`)),
-        h('label', {}, 'range ± ', range));
+        h('label', {}, 'range ± ', range),
+        e.minZoom > 0 ? h('p', { class: 'muted zoom-note' }, `${e.count?.toLocaleString('en') ?? 'many'} points: drawn from zoom ${e.minZoom} on`) : '');
     }
     const l = e.legend;
     if (!l) return '';

@@ -55,12 +55,14 @@ export function setRasterTemplate(layer: TileLayer<XYZ>, template: string): void
   layer.getSource()?.setUrl(url(template).replace(/%7B/g, '{').replace(/%7D/g, '}'));
 }
 
-/** EGMS points coloured by their mean velocity on EGMS's red-to-blue scale over [-range, +range] mm/yr. */
-export function pointsLayer(template: string, rangeMmPerYr: () => number): VectorTileLayer {
+/** EGMS points coloured by their mean velocity on EGMS's red-to-blue scale over [-range, +range] mm/yr, as
+ * vector tiles; drawn (and asked for) only from tile zoom `minTileZoom` on (see pointsMinZoom). */
+export function pointsLayer(template: string, rangeMmPerYr: () => number, minTileZoom = 0): VectorTileLayer {
   const format = new MVT();
   const styles = new globalThis.Map<string, Style>();
   const source = new VectorTileSource({
     format,
+    minZoom: minTileZoom,
     url: url(template).replace(/%7B/g, '{').replace(/%7D/g, '}'),
     tileLoadFunction: (tile: Tile, src: string) => {
       const vt = tile as VectorTile<FeatureLike>;
@@ -74,6 +76,8 @@ export function pointsLayer(template: string, rangeMmPerYr: () => number): Vecto
   return new VectorTileLayer({
     source,
     renderMode: 'hybrid',
+    // Shown where the view's zoom rounds to a tile zoom of minTileZoom or more (the layer's bound is exclusive).
+    minZoom: minTileZoom > 0 ? minTileZoom - 0.5 : undefined,
     style: (feature: FeatureLike) => {
       const v = Number(feature.get('velocity_mm_per_yr'));
       const r = rangeMmPerYr();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dataAsset, defaultBand, layerKind, legendUrl, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
+import { dataAsset, defaultBand, layerKind, legendUrl, pointsMinZoom, pointUrl, POINTS_PER_TILE, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
 import type { StacItem } from './api';
 
 describe('map server URLs', () => {
@@ -31,5 +31,21 @@ describe('map server URLs', () => {
     const velocity = { ...product, assets: { data: { ...product.assets.data!, 'raster:bands': [{ name: 'dx_px' }, { name: 'east_m_per_yr' }, { description: 'speed_m_per_yr' }] } } } as StacItem;
     expect(defaultBand(velocity, 'data')).toBe(3);
     expect(defaultBand(product, 'data')).toBeUndefined();
+  });
+});
+
+describe('pointsMinZoom', () => {
+  it('draws small products at every zoom', () => {
+    expect(pointsMinZoom(11590, [13.0, 38.6, 13.3, 38.8])).toBe(0);
+    expect(pointsMinZoom(undefined, undefined)).toBe(0);
+  });
+  it('keeps a million points over a city to tiles of a few thousand points', () => {
+    const bbox = [14.0056, 40.7047, 14.4953, 40.9953];
+    const z = pointsMinZoom(1_000_000, bbox);
+    expect(z).toBe(15);
+    // One zoom less would put more than the budget in a tile.
+    const side = 360 / 2 ** (z - 1);
+    const share = (side * side * Math.cos((40.85 * Math.PI) / 180)) / ((bbox[2]! - bbox[0]!) * (bbox[3]! - bbox[1]!));
+    expect(1_000_000 * share).toBeGreaterThan(POINTS_PER_TILE);
   });
 });

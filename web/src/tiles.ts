@@ -107,3 +107,26 @@ export function defaultBand(item: StacItem, asset: string | undefined): number |
   }
   return undefined;
 }
+
+/** Points a vector tile may carry on average before tiles grow slow to make (server) and to draw (page):
+ * the peaks of a city's points are several times the average. */
+export const POINTS_PER_TILE = 1500;
+
+/**
+ * The lowest tile zoom at which an EGMS point product of `count` points over `bbox` (degrees) is drawn: the
+ * zoom where a tile holds at most POINTS_PER_TILE points on average. Below it the layer asks for nothing
+ * and says to zoom in (as the EGMS Explorer does), rather than have the server pack a whole burst of a
+ * million points into one tile. 0 for products small enough to draw whole.
+ */
+export function pointsMinZoom(count: number | undefined, bbox: number[] | undefined): number {
+  // A product of up to 20,000 points (an EGMS burst of a rural area) is light enough in one tile.
+  if (!count || !bbox || bbox.length < 4 || count <= 20000) return 0;
+  const [w, s, e, n] = bbox as [number, number, number, number];
+  const area = Math.max((e - w) * (n - s), 1e-9);
+  const coslat = Math.cos((((s + n) / 2) * Math.PI) / 180);
+  for (let z = 0; z < 18; z++) {
+    const side = 360 / 2 ** z;
+    if (count * Math.min(1, (side * side * coslat) / area) <= POINTS_PER_TILE) return z;
+  }
+  return 18;
+}

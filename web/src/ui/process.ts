@@ -4,7 +4,7 @@
 import { getJson, postJson } from '../api';
 import type { JobStatus } from '../api';
 import { h, say } from '../dom';
-import { buildExecuteRequest, checkField, describeField, fieldsFromDescription, optionalOutputs } from '../form';
+import { buildExecuteRequest, checkField, describeField, fieldsFromDescription, optionalOutputs, withDataset } from '../form';
 import type { Field, ProcessDescription } from '../form';
 
 interface ProcessSummary {
@@ -19,6 +19,9 @@ export class ProcessPanel {
   private form = h('form', { id: 'process-form', novalidate: true });
   private select = h('select', { id: 'process-select' });
   private datasets = h('datalist', { id: 'dataset-choices' });
+
+  /** Called when the chosen process changes (its dataset fields are what search results can fill). */
+  onFieldsChanged: () => void = () => {};
 
   constructor(
     root: HTMLElement,
@@ -65,7 +68,9 @@ export class ProcessPanel {
 
   async choose(id: string): Promise<void> {
     this.form.replaceChildren();
-    if (!id) return;
+    this.fields = [];
+    this.desc = undefined;
+    if (!id) return this.onFieldsChanged();
     this.select.value = id;
     this.desc = await getJson<ProcessDescription>(`processes/${encodeURIComponent(id)}`);
     this.fields = fieldsFromDescription(this.desc);
@@ -80,6 +85,31 @@ export class ProcessPanel {
       h('button', { type: 'submit', id: 'process-submit' }, 'Submit'),
       h('p', { id: 'process-errors', class: 'error', role: 'alert' }),
     );
+    this.onFieldsChanged();
+  }
+
+  /** The chosen process's file inputs (a search result can be picked as one of them). */
+  datasetFields(): { name: string; title: string; help: string; required: boolean }[] {
+    return this.fields
+      .filter((f) => f.kind === 'dataset' || f.kind === 'datasets')
+      .map((f) => ({ name: f.name, title: f.title, help: f.help, required: f.required }));
+  }
+
+  /** The process chosen, if any. */
+  processId(): string | undefined {
+    return this.desc?.id;
+  }
+
+  /** Picks a file (a catalogue asset's reference) as a dataset input: it replaces a single file, or joins a
+   * list of files; the field is checked as if typed. */
+  useDataset(name: string, ref: string): void {
+    const f = this.fields.find((x) => x.name === name);
+    const input = this.form.querySelector<HTMLInputElement | HTMLTextAreaElement>(`[name="${CSS.escape(name)}"]`);
+    if (!f || !input) return;
+    input.value = withDataset(f, input.value, ref);
+    input.dataset.touched = '1';
+    input.dispatchEvent(new Event('input'));
+    say(`${f.title} ← ${ref}`);
   }
 
   /** Fills a field (from a search result, or the end-to-end tests). */

@@ -14,7 +14,16 @@ import { fetchBytes, getJson, postJson } from '../api';
 import type { StacCollection, StacItem } from '../api';
 import { download, h, say } from '../dom';
 import { viewBbox } from '../mapview';
-import { thumbnailHref } from '../tiles';
+import { dataAsset, thumbnailHref } from '../tiles';
+import { catalogueAssetRef } from '../form';
+
+/** A file input of the chosen process that a result can fill. */
+export interface InputSlot {
+  name: string;
+  title: string;
+  help: string;
+  required: boolean;
+}
 
 /** Whether an asset's href is a URL of the deforma server itself: only those are requested by the page
  * (an item may name files by their path on the server's disk, or other hosts' URLs). */
@@ -58,6 +67,11 @@ export class SearchPanel {
     private footprints: VectorSource,
     private onAdd: (item: StacItem) => void,
     private onResults: (items: StacItem[]) => void,
+    private inputs: { slots: () => InputSlot[]; process: () => string | undefined; use: (slot: string, ref: string) => void } = {
+      slots: () => [],
+      process: () => undefined,
+      use: () => {},
+    },
   ) {
     const form = h(
       'form',
@@ -171,7 +185,7 @@ export class SearchPanel {
         const assets = Object.entries(item.assets ?? {}).filter(([, a]) => sameOrigin(a.href));
         const li = h(
           'li',
-          { 'data-item': item.id, tabindex: 0 },
+          { 'data-item': item.id, tabindex: 0, 'aria-label': `${item.id}${item.properties.datetime ? ` of ${item.properties.datetime.slice(0, 10)}` : ''} (focus highlights its footprint)` },
           thumb && sameOrigin(thumb) ? authImage(thumb, `quicklook of ${item.id}`) : h('div', { class: 'nothumb' }),
           h('div', {},
             h('strong', {}, item.id),
@@ -179,7 +193,8 @@ export class SearchPanel {
             h('div', { class: 'row' },
               h('button', { type: 'button', class: 'add', onclick: () => this.onAdd(item) }, 'Add to map'),
               ...assets.slice(0, 4).map(([k, a]) =>
-                h('button', { type: 'button', class: 'link', onclick: () => void fetchBytes(a.href).then((b) => download(a.href.split('/').pop() ?? k, new Blob([b]))) }, k)))),
+                h('button', { type: 'button', class: 'link', 'aria-label': `download ${k} of ${item.id}`, onclick: () => void fetchBytes(a.href).then((b) => download(a.href.split('/').pop() ?? k, new Blob([b]))) }, k))),
+            this.useRow(item)),
         );
         li.addEventListener('mouseenter', () => this.highlight(item.id));
         li.addEventListener('mouseleave', () => this.highlight(undefined));
@@ -187,6 +202,44 @@ export class SearchPanel {
         return li;
       }),
     );
+  }
+
+  /** The buttons that pick a result's data file as an input of the chosen process ("use as ref"). */
+  private useRow(item: StacItem): HTMLElement {
+    const key = dataAsset(item);
+    const slots = this.inputs.slots();
+    const row = h('div', { class: 'row use', 'data-use': item.id });
+    if (!key || !item.collection || !slots.length) return row;
+    const ref = catalogueAssetRef(item.collection, item.id, key);
+    const process = this.inputs.process() ?? 'the process';
+    // The required inputs as buttons, the optional ones (a mask, a first guess...) in one list.
+    const optional = slots.filter((s) => !s.required);
+    const other = h('select', { class: 'use-other', 'aria-label': `use ${item.id} as another input of ${process}` },
+      h('option', { value: '' }, 'as another input…'),
+      ...optional.map((s) => h('option', { value: s.name, title: s.help }, s.title)));
+    other.addEventListener('change', () => {
+      if (other.value) this.inputs.use(other.value, ref);
+      other.value = '';
+    });
+    row.append(
+      h('span', { class: 'muted' }, `${process}:`),
+      ...slots.filter((s) => s.required).map((s) =>
+        h('button', {
+          type: 'button', class: 'use-as', 'data-slot': s.name, title: s.help || s.title,
+          'aria-label': `use ${item.id} as ${s.title}${s.help ? ` (${s.help})` : ''} of ${process}`,
+          onclick: () => this.inputs.use(s.name, ref),
+        }, `use as ${s.title}`)),
+      optional.length ? other : '',
+    );
+    return row;
+  }
+
+  /** Redraws the "use as" buttons of the results (the chosen process changed). */
+  refreshInputs(): void {
+    for (const item of this.results) {
+      const row = this.list.querySelector(`[data-use="${CSS.escape(item.id)}"]`);
+      row?.replaceWith(this.useRow(item));
+    }
   }
 
   private highlight(id: string | undefined): void {
