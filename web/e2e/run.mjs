@@ -349,6 +349,8 @@ async function main() {
     await page.fill('#in-search', '24');
     await page.fill('#in-step', '8');
     await page.check('#in-velocity');
+    check((await page.textContent('#process-errors')) === '', 'the refusal of the earlier submit is gone once the fields are right');
+    await page.locator('#in-ref').scrollIntoViewIfNeeded();
     await screenshot('form-filled');
     await page.click('#process-submit');
     await page.waitForSelector('#panel-jobs:not([hidden]) li.job');
@@ -693,7 +695,7 @@ async function main() {
     // Bounds that hold on a busy two-core machine: the page keeps drawing frames while tiles arrive (no
     // frame blocked for seconds), and each move's tiles come within seconds.
     // Measured on a two-core machine at a load average of 14 to 19 (several builds and browsers beside):
-    // frame p50 17 ms, p95 0.4 to 0.8 s, a move's last tile p95 7.5 to 9 s.
+    // frame p50 17 ms, p95 0.4 to 1.1 s, a move's last tile p95 7.5 to 9 s.
     check(pct(frames, 0.95) <= 2000, `frame p95 ${pct(frames, 0.95).toFixed(0)} ms while panning (bound 2000 ms)`);
     check(pct(renderMs, 0.95) <= 20000, `time to the last tile after a move, p95 ${pct(renderMs, 0.95)} ms (bound 20 s)`);
     await page.click(`#layer-list li[data-layer="${layerId}"] button.remove`);

@@ -575,6 +575,20 @@ async function boot(): Promise<void> {
     }, 150);
   }
   map.on('moveend', saveView);
+  // A dense point product is not drawn below its zoom: say so rather than leave an empty map unexplained.
+  let zoomNote = '';
+  map.on('moveend', () => {
+    const zoom = view.getZoom() ?? 0;
+    const hidden = layers.filter((l) => l.visible && l.minZoom > 0 && zoom < l.minZoom - 0.5);
+    const status = $('#status');
+    if (hidden.length) {
+      zoomNote = `zoom in to ${hidden[0]!.minZoom} to see the points of ${hidden.map((l) => l.title).join(', ')}`;
+      say(zoomNote);
+    } else if (zoomNote && status.textContent === zoomNote) {
+      say('');
+      zoomNote = '';
+    }
+  });
 
   await Promise.all([restoreLayers(), signIn(apiKey())]);
 }

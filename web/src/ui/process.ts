@@ -153,10 +153,14 @@ export class ProcessPanel {
       input.setAttribute('aria-invalid', show ? 'true' : 'false');
       return c;
     };
-    input.addEventListener('input', check);
+    input.addEventListener('input', () => {
+      check();
+      this.refreshSummary();
+    });
     input.addEventListener('change', () => {
       (input as HTMLElement).dataset.touched = '1';
       check();
+      this.refreshSummary();
     });
     return h(
       'div',
@@ -166,6 +170,17 @@ export class ProcessPanel {
       h('small', { id: `${id}-help`, class: 'help' }, `${f.help}${f.help ? ' — ' : ''}${describeField(f)}`),
       error,
     );
+  }
+
+  /** A refused submit's summary follows the corrections (gone once every field is right). */
+  private refreshSummary(): void {
+    const summary = this.form.querySelector('#process-errors');
+    if (!summary?.textContent) return;
+    const left = this.fields.filter((f) => {
+      const el = this.form.querySelector<HTMLInputElement>(`[name="${CSS.escape(f.name)}"]`);
+      return el && checkField(f, el.type === 'checkbox' ? el.checked : el.value).error;
+    }).length;
+    summary.textContent = left ? `${left} input(s) to correct before submitting` : '';
   }
 
   private async submit(): Promise<void> {
