@@ -373,6 +373,8 @@ async function main() {
     log(`progress values seen: ${[...seen].sort((a, b) => a - b).join(' ')}`);
     check(between.length >= 1, `the progress bar never showed an intermediate value (${[...seen].join(',')})`);
     await page.waitForSelector('li.job .add-result');
+    // A long message (a file's path) wraps inside the job's box instead of running out of the panel.
+    check(await page.$eval('li.job', (el) => el.scrollWidth <= el.clientWidth + 1), 'the job\'s text stays inside its box');
     await screenshot('job-done');
     await partShot('li.job', 'job-done');
   });
