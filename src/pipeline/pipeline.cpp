@@ -277,6 +277,16 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
       {"images", images.size()}, {"pairs", network.size()}, {"seconds", seconds_since(stage_start)}};
   spdlog::info("pipeline: {} images, {} pairs, units {}", images.size(), network.size(), units);
 
+  // A run in a folder that holds an earlier one updates it: the pairs it completed are reused (their work
+  // units are keyed by inputs and parameters), only the new ones are computed, and the whole network is
+  // inverted again. What the earlier run covered is read from its summary before it is replaced.
+  const nlohmann::json previous = io::read_json_file((out / "pipeline.json").string());
+  std::optional<std::int64_t> previous_images;
+  if (previous.is_object() && previous.contains("counts") && previous["counts"].is_object() &&
+      previous["counts"].contains("images") && previous["counts"]["images"].is_number_integer()) {
+    previous_images = previous["counts"]["images"].get<std::int64_t>();
+  }
+
   const int threads = context.threads;
   // 2-3. Correlation, then filtering and stable-ground correction, of every pair: each pair of each stage is
   // a work unit (pipeline/unit.hpp) with every parameter its result depends on, run in threads here or as
@@ -548,6 +558,12 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   summary.details = {{"output_dir", options.output_dir}, {"units", units},
                      {"first_date", first_date.iso()},   {"last_date", last_date.iso()},
                      {"headline", headline.to_json()},   {"stages", stages}};
+  if (previous_images) {
+    summary.details["update"] = {{"previous_images", *previous_images},
+                                 {"new_images", static_cast<std::int64_t>(images.size()) - *previous_images},
+                                 {"pairs_reused", correlated.reused},
+                                 {"pairs_computed", correlated.computed}};
+  }
   if (glacier_report) {
     summary.details["glaciers"] = glacier_report->to_json();
     summary.details["glacier_regions"] = {
@@ -577,6 +593,11 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
       "dates\n",
       images.size(), images.images.front().date.iso(), images.images.back().date.iso(), network.size(),
       correlated.reused, correlated.computed, filtered.pairs.size(), dates_used.size());
+  if (previous_images) {
+    report += fmt::format("  update of the run in this folder ({} images before, {} now): {} pairs reused, {} computed, "
+                          "network inverted again\n",
+                          *previous_images, images.size(), correlated.reused, correlated.computed);
+  }
   report += fmt::format(
       "  velocity ({}): median {:.3g} on stable ground ({} nodes), median {:.3g} on moving ground "
       "({} nodes), p95 {:.3g}\n",
