@@ -8,9 +8,9 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/correlate/correlate.hpp"
-#include "deforma/io/dates.hpp"
 #include "deforma/filter/glaciers.hpp"
 #include "deforma/io/cog_writer.hpp"
+#include "deforma/io/dates.hpp"
 #include "ops/correlate_parameters.hpp"
 #include "ops/glacier_parameters.hpp"
 #include "ops/registration.hpp"
@@ -68,7 +68,8 @@ Summary correlate_glaciers(const std::string& ref, const std::string& sec, const
   namespace fs = std::filesystem;
   glacier_options.validate();
   if (!options.mask_path.empty()) {
-    throw InvalidArgument("--mask and --glaciers: give one (the glaciers' mask is the ground away from the ice)");
+    throw InvalidArgument(
+        "--mask and --glaciers: give one (the glaciers' mask is the ground away from the ice)");
   }
   const auto ref_info = io::describe(ref);
   const auto glaciers = filter::read_glaciers(glacier_options.outlines_path, ref_info.crs_wkt);
@@ -97,32 +98,36 @@ Summary correlate_glaciers(const std::string& ref, const std::string& sec, const
   provenance.command_line = context.command_line;
   provenance.parameters = params.to_json();
   provenance.inputs = {ref, sec, glacier_options.outlines_path};
-  if (!glacier_options.centrelines_path.empty()) provenance.inputs.push_back(glacier_options.centrelines_path);
+  if (!glacier_options.centrelines_path.empty())
+    provenance.inputs.push_back(glacier_options.centrelines_path);
   const auto tables = filter::write_glacier_tables(table_path, report, provenance);
   summary.outputs.insert(summary.outputs.end(), tables.begin(), tables.end());
   for (const auto& w : report.warnings) summary.warnings.push_back(w);
-  const double matched_fraction = regions.grid_area_km2 > 0 ? regions.matched_area_km2 / regions.grid_area_km2 : 0;
+  const double matched_fraction =
+      regions.grid_area_km2 > 0 ? regions.matched_area_km2 / regions.grid_area_km2 : 0;
   summary.details["glaciers"] = report.to_json();
-  summary.details["glacier_regions"] = {{"matched_area_km2", regions.matched_area_km2},
-                                        {"image_area_km2", regions.grid_area_km2},
-                                        {"matched_fraction", matched_fraction},
-                                        {"stable_ground", own_stable ? "ring outside the outlines" : "--stable"}};
+  summary.details["glacier_regions"] = {
+      {"matched_area_km2", regions.matched_area_km2},
+      {"image_area_km2", regions.grid_area_km2},
+      {"matched_fraction", matched_fraction},
+      {"stable_ground", own_stable ? "ring outside the outlines" : "--stable"}};
   summary.counts["glaciers"] = static_cast<std::int64_t>(glaciers.size());
   // In the correlation's own counts, masked nodes are the ones skipped away from the ice.
   summary.report += fmt::format("  glaciers: {} outlines, {:.1f}% of the image matched (outlines + {} m); ",
                                 glaciers.size(), 100 * matched_fraction, glacier_options.buffer_m);
   if (report.bias_east) {
-    summary.report += fmt::format("bias on stable ground east {:+.3f}, north {:+.3f} {} ({} nodes) removed\n",
-                                  *report.bias_east, *report.bias_north, report.unit, report.stable_valid_nodes);
+    summary.report +=
+        fmt::format("bias on stable ground east {:+.3f}, north {:+.3f} {} ({} nodes) removed\n",
+                    *report.bias_east, *report.bias_north, report.unit, report.stable_valid_nodes);
   } else {
     summary.report += "no bias correction (too little stable ground)\n";
   }
   for (const auto& g : report.glaciers) {
-    summary.report += fmt::format("    {} {}: {:.2f} km2, valid {:.0f}%, median {} {}, p95 {} {}\n", g.glacier.id,
-                                  g.glacier.name.empty() ? "" : "(" + g.glacier.name + ")",
-                                  g.glacier.outline_area_km2, 100 * g.valid_fraction,
-                                  g.median_speed ? fmt::format("{:.1f}", *g.median_speed) : "-", report.unit,
-                                  g.p95_speed ? fmt::format("{:.1f}", *g.p95_speed) : "-", report.unit);
+    summary.report +=
+        fmt::format("    {} {}: {:.2f} km2, valid {:.0f}%, median {} {}, p95 {} {}\n", g.glacier.id,
+                    g.glacier.name.empty() ? "" : "(" + g.glacier.name + ")", g.glacier.outline_area_km2,
+                    100 * g.valid_fraction, g.median_speed ? fmt::format("{:.1f}", *g.median_speed) : "-",
+                    report.unit, g.p95_speed ? fmt::format("{:.1f}", *g.p95_speed) : "-", report.unit);
   }
   summary.report += fmt::format("  glacier table: {}\n", table_path);
   return summary;
@@ -166,15 +171,18 @@ OperationDecl correlate_operation() {
   op.params.insert(op.params.end(), rest.begin(), rest.end());
   const auto glaciers = glacier_parameters();
   for (auto& p : glaciers.decls()) op.params.push_back(std::move(p));
-  op.params.push_back(ParamDecl::option("glacier-table", ParamType::kPath,
-                                        "with --glaciers: the table of statistics per glacier (default: OUTPUT "
-                                        "with _glaciers.csv)")
-                          .as_output("text/csv"));
+  op.params.push_back(
+      ParamDecl::option("glacier-table", ParamType::kPath,
+                        "with --glaciers: the table of statistics per glacier (default: OUTPUT "
+                        "with _glaciers.csv)")
+          .as_output("text/csv"));
   op.examples = {
       "deforma correlate LC80630182016200LGN00_B8.TIF LC80630182016216LGN00_B8.TIF -o offsets.tif",
-      "deforma correlate ref.tif sec.tif -o v.tif --chip 32 --search 300m --step 8 --velocity --quicklook v.png",
+      "deforma correlate ref.tif sec.tif -o v.tif --chip 32 --search 300m --step 8 --velocity --quicklook "
+      "v.png",
       "deforma correlate a.jpg b.jpg -o d.tif --method flow --dates 2020-01-01,2020-01-06",
-      "deforma correlate ref.tif sec.tif -o v.tif --velocity --glaciers glims.geojson --glacier-buffer-m 1500",
+      "deforma correlate ref.tif sec.tif -o v.tif --velocity --glaciers glims.geojson --glacier-buffer-m "
+      "1500",
   };
   op.run = [correlation, thresholds, glaciers](const ParamValues& params, RunContext& context) {
     const std::string ref = params.get_string("ref");

@@ -464,9 +464,10 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   if (glaciers) {
     glacier_report = filter::glacier_statistics(*glaciers, velocity_path, options.glaciers);
     io::Provenance provenance{options.command_line, options.parameters, {options.glaciers.outlines_path}};
-    if (!options.glaciers.centrelines_path.empty()) provenance.inputs.push_back(options.glaciers.centrelines_path);
-    glacier_files = filter::write_glacier_tables((fs::path(glacier_dir) / "glaciers.csv").string(), *glacier_report,
-                                                 provenance);
+    if (!options.glaciers.centrelines_path.empty())
+      provenance.inputs.push_back(options.glaciers.centrelines_path);
+    glacier_files = filter::write_glacier_tables((fs::path(glacier_dir) / "glaciers.csv").string(),
+                                                 *glacier_report, provenance);
     for (const auto& w : glacier_report->warnings) summary.warnings.push_back(w);
   }
 
@@ -569,8 +570,8 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
     summary.details["glacier_regions"] = {
         {"matched_area_km2", glacier_regions.matched_area_km2},
         {"image_area_km2", glacier_regions.grid_area_km2},
-        {"stable_ground", pair_filter.stable_path == glacier_regions.stable_path ? "ring outside the outlines"
-                                                                                 : "as given"}};
+        {"stable_ground",
+         pair_filter.stable_path == glacier_regions.stable_path ? "ring outside the outlines" : "as given"}};
   }
   summary.seconds = seconds_since(started);
   summary.details["seconds"] = summary.seconds;
@@ -594,9 +595,10 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
       images.size(), images.images.front().date.iso(), images.images.back().date.iso(), network.size(),
       correlated.reused, correlated.computed, filtered.pairs.size(), dates_used.size());
   if (previous_images) {
-    report += fmt::format("  update of the run in this folder ({} images before, {} now): {} pairs reused, {} computed, "
-                          "network inverted again\n",
-                          *previous_images, images.size(), correlated.reused, correlated.computed);
+    report += fmt::format(
+        "  update of the run in this folder ({} images before, {} now): {} pairs reused, {} computed, "
+        "network inverted again\n",
+        *previous_images, images.size(), correlated.reused, correlated.computed);
   }
   report += fmt::format(
       "  velocity ({}): median {:.3g} on stable ground ({} nodes), median {:.3g} on moving ground "

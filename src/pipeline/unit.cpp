@@ -229,7 +229,8 @@ bool unit_complete(const std::string& dir, const WorkUnit& unit, const std::stri
   const std::string key = key_in.empty() ? unit_key(unit) : key_in;
   const FileFingerprint out = file_fingerprint(unit.output);
   // The record names the output it describes: the same file, or the same name in this folder when the
-  // folder was moved or linked as a whole (a service job updating an earlier one's); size and date must match.
+  // folder was moved or linked as a whole (a service job updating an earlier one's); size and date must
+  // match.
   const std::string recorded = record.value("output", "");
   const bool same_output =
       absolute_path(recorded) == absolute_path(unit.output) ||

@@ -540,18 +540,19 @@ struct Server::Impl {
     };
     if (!update_of.is_string()) refuse(400, "Bad Request", "expected the id of an earlier job (a string)");
     const std::string previous_id = update_of.get<std::string>();
-    const auto previous = previous_id.find_first_of("/.") == std::string::npos ? store->job(previous_id)
-                                                                                 : std::optional<Job>();
+    const auto previous =
+        previous_id.find_first_of("/.") == std::string::npos ? store->job(previous_id) : std::optional<Job>();
     if (!previous || (previous->user != user.name && !user.admin)) {
       refuse(404, "Not Found", fmt::format("no job {} of yours", previous_id));
     }
     if (previous->process != process_id(op)) {
-      refuse(400, "Bad Request",
-             fmt::format("job {} ran process '{}', not '{}'", previous_id, previous->process, process_id(op)));
+      refuse(
+          400, "Bad Request",
+          fmt::format("job {} ran process '{}', not '{}'", previous_id, previous->process, process_id(op)));
     }
     if (previous->status == "accepted" || previous->status == "running") {
-      refuse(409, "Conflict", fmt::format("job {} is still {}; update it once it has ended", previous_id,
-                                          previous->status));
+      refuse(409, "Conflict",
+             fmt::format("job {} is still {}; update it once it has ended", previous_id, previous->status));
     }
     int seeded = 0;
     for (const auto& p : op.params) {
@@ -561,12 +562,15 @@ struct Server::Impl {
       std::error_code ec;
       if (!fs::is_directory(from, ec)) continue;
       fs::copy(from, dir / rel, fs::copy_options::recursive | fs::copy_options::create_hard_links, ec);
-      if (ec) refuse(500, "Internal Server Error", fmt::format("cannot link the folder of job {}: {}", previous_id, ec.message()));
+      if (ec)
+        refuse(500, "Internal Server Error",
+               fmt::format("cannot link the folder of job {}: {}", previous_id, ec.message()));
       ++seeded;
     }
     if (seeded == 0) {
       refuse(400, "Bad Request",
-             fmt::format("process '{}' keeps no output folder to update (job {} has none)", process_id(op), previous_id));
+             fmt::format("process '{}' keeps no output folder to update (job {} has none)", process_id(op),
+                         previous_id));
     }
   }
 
