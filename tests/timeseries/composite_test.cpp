@@ -142,6 +142,58 @@ TEST(Composite, BadInputGivesOneLineErrors) {
   EXPECT_FALSE(std::filesystem::exists(series.tmp.file("o/composite_2022-10.tif")));
 }
 
+// Streamed: a budget that holds a few rows at a time gives the same composites as one window.
+TEST(Composite, WindowsUnderASmallBudgetGiveTheSameComposite) {
+  test::TempDir tmp;
+  const GridF texture = test::make_texture(400, 300, 11);
+  std::vector<CompositeScene> scenes;
+  for (int k = 0; k < 3; ++k) {
+    GridF scl(400, 300, 4.f), band(400, 300);
+    for (int r = 0; r < 300; ++r) {
+      for (int c = 0; c < 400; ++c) {
+        band(c, r) = 1000 + 500 * texture(c, r) + 10 * k;
+        if ((c / 37 + r / 23 + k) % 3 == 0) scl(c, r) = 9;  // a different cloud pattern per date
+      }
+    }
+    CompositeScene s;
+    s.date = io::Date::from_ymd(2022, 10, 5 + 10 * k);
+    s.scl_path = tmp.file(fmt::format("scl{}.tif", k));
+    s.band_paths = {tmp.file(fmt::format("b{}.tif", k))};
+    s.label = s.scl_path;
+    test::write_test_geotiff(s.scl_path, scl, "Byte");
+    test::write_test_geotiff(s.band_paths[0], band, "UInt16");
+    scenes.push_back(s);
+  }
+  struct Counting final : Progress {
+    std::uint64_t total = 0;
+    void start(const std::string&, std::uint64_t t) override { total = t; }
+    void advance(std::uint64_t) override {}
+    void finish() override {}
+  };
+  auto run = [&](std::size_t ram_mb, const std::string& dir) {
+    CompositeOptions o;
+    o.band_names = {"B"};
+    o.output_dir = tmp.file(dir);
+    Counting progress;
+    RunContext context;
+    context.ram_budget_mb = ram_mb;
+    context.progress = &progress;
+    composite_scenes(scenes, o, context);
+    return progress.total;
+  };
+  EXPECT_EQ(run(1024, "whole"), 1u);
+  EXPECT_GT(run(1, "strips"), 2u);
+  const auto a = read_composite(tmp.file("whole/composite_2022-10.tif"));
+  const auto b = read_composite(tmp.file("strips/composite_2022-10.tif"));
+  for (const char* band : {"B", "clear_count", "date_offset_days"}) {
+    const auto& va = a.bands.at(band).values;
+    const auto& vb = b.bands.at(band).values;
+    long long differ = 0;
+    for (std::size_t p = 0; p < va.size(); ++p) differ += va.data()[p] != vb.data()[p];
+    EXPECT_EQ(differ, 0) << band;
+  }
+}
+
 // The real Sentinel-2 L2A sample: one date, one composite whose clear count is the SCL's clear pixels with
 // data and whose values are that date's values there.
 TEST(Composite, RealSentinel2SafeGivesOneCompositeWithItsClearCount) {
