@@ -59,6 +59,16 @@ else
   echo "(skipping Izmit: $IZMIT not found)"
 fi
 
+# ---- Sentinel-2 L2A over western Ireland: deforma composite (one date, one monthly synthesis) -------------
+S2="$(ls -d "$DATA"/s2-l2a-safe/S2*_MSIL2A_*.SAFE 2>/dev/null | head -n 1)"
+if [[ -n "$S2" ]]; then
+  echo "== deforma composite: the October 2022 cloud-free synthesis of a Sentinel-2 L2A scene (60 m, SCL mask)"
+  "$DEFORMA" composite "$S2" -o "$OUT/s2-composite" --resolution 60 --bands B02,B03,B04,B8A,B11
+  echo
+else
+  echo "(skipping the composite: no SAFE folder in $DATA/s2-l2a-safe)"
+fi
+
 # ---- Perito Moreno time series: deforma pipeline (23 dates, pixel units) --------------------------------
 echo "== deforma pipeline: 23 Sentinel-2 images of Perito Moreno Glacier (2020-01-01 .. 2020-03-28)"
 PERITO_OUT="$OUT/perito-moreno"

@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
 #include <optional>
 #include <utility>
 
@@ -5,8 +8,11 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/correlate/correlate.hpp"
+#include "deforma/filter/glaciers.hpp"
+#include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
 #include "ops/correlate_parameters.hpp"
+#include "ops/glacier_parameters.hpp"
 #include "ops/registration.hpp"
 
 namespace deforma::ops {
@@ -42,6 +48,89 @@ std::optional<std::pair<io::Date, io::Date>> acquisition_dates(const ParamValues
     }
   }
   return std::pair{ref_date, sec_date};
+}
+
+// Removes a folder of intermediate files when the run ends, whichever way.
+struct ScratchFolder {
+  std::string path;
+  ~ScratchFolder() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+};
+
+// The correlation restricted to glacier outlines: the ground farther than the buffer from any outline is the
+// correlation's mask, the ring outside the outlines its stable ground (unless --stable is given), and the
+// statistics per glacier are written as a table next to the output.
+Summary correlate_glaciers(const std::string& ref, const std::string& sec, const std::string& output,
+                           correlate::CorrelateOptions options, const filter::GlacierOptions& glacier_options,
+                           const std::string& table_path, const ParamValues& params, RunContext& context) {
+  namespace fs = std::filesystem;
+  glacier_options.validate();
+  if (!options.mask_path.empty()) {
+    throw InvalidArgument(
+        "--mask and --glaciers: give one (the glaciers' mask is the ground away from the ice)");
+  }
+  const auto ref_info = io::describe(ref);
+  const auto glaciers = filter::read_glaciers(glacier_options.outlines_path, ref_info.crs_wkt);
+  ScratchFolder scratch;
+  {
+    const fs::path out_dir = fs::absolute(output).parent_path();
+    scratch.path = (out_dir / fmt::format(".{}.glaciers.{}", fs::path(output).filename().string(),
+                                          std::chrono::steady_clock::now().time_since_epoch().count()))
+                       .string();
+  }
+  const auto regions = filter::write_glacier_regions(glaciers, ref_info, glacier_options, scratch.path);
+  options.mask_path = regions.skip_path;  // "" when the buffer covers the whole image
+  const bool own_stable = options.stable_path.empty();
+  if (own_stable) options.stable_path = regions.stable_path;
+  // The result is written in the scratch folder first: the statistics read it before it joins the run's
+  // outputs, which are committed together when the run ends.
+  const std::string scratch_result = (fs::path(scratch.path) / "correlation.tif").string();
+  Summary summary = correlate::correlate_pair(ref, sec, scratch_result, options, context);
+
+  // The bias is removed with the stable ground the run used: the ring, or the user's --stable.
+  auto report = filter::glacier_statistics(glaciers, scratch_result, glacier_options, options.stable_path);
+  report.product = output;
+  io::write_atomically(output, [&](const std::string& temp) { fs::rename(scratch_result, temp); });
+  std::replace(summary.outputs.begin(), summary.outputs.end(), scratch_result, output);
+  io::Provenance provenance;
+  provenance.command_line = context.command_line;
+  provenance.parameters = params.to_json();
+  provenance.inputs = {ref, sec, glacier_options.outlines_path};
+  if (!glacier_options.centrelines_path.empty())
+    provenance.inputs.push_back(glacier_options.centrelines_path);
+  const auto tables = filter::write_glacier_tables(table_path, report, provenance);
+  summary.outputs.insert(summary.outputs.end(), tables.begin(), tables.end());
+  for (const auto& w : report.warnings) summary.warnings.push_back(w);
+  const double matched_fraction =
+      regions.grid_area_km2 > 0 ? regions.matched_area_km2 / regions.grid_area_km2 : 0;
+  summary.details["glaciers"] = report.to_json();
+  summary.details["glacier_regions"] = {
+      {"matched_area_km2", regions.matched_area_km2},
+      {"image_area_km2", regions.grid_area_km2},
+      {"matched_fraction", matched_fraction},
+      {"stable_ground", own_stable ? "ring outside the outlines" : "--stable"}};
+  summary.counts["glaciers"] = static_cast<std::int64_t>(glaciers.size());
+  // In the correlation's own counts, masked nodes are the ones skipped away from the ice.
+  summary.report += fmt::format("  glaciers: {} outlines, {:.1f}% of the image matched (outlines + {} m); ",
+                                glaciers.size(), 100 * matched_fraction, glacier_options.buffer_m);
+  if (report.bias_east) {
+    summary.report +=
+        fmt::format("bias on stable ground east {:+.3f}, north {:+.3f} {} ({} nodes) removed\n",
+                    *report.bias_east, *report.bias_north, report.unit, report.stable_valid_nodes);
+  } else {
+    summary.report += "no bias correction (too little stable ground)\n";
+  }
+  for (const auto& g : report.glaciers) {
+    summary.report +=
+        fmt::format("    {} {}: {:.2f} km2, valid {:.0f}%, median {} {}, p95 {} {}\n", g.glacier.id,
+                    g.glacier.name.empty() ? "" : "(" + g.glacier.name + ")", g.glacier.outline_area_km2,
+                    100 * g.valid_fraction, g.median_speed ? fmt::format("{:.1f}", *g.median_speed) : "-",
+                    report.unit, g.p95_speed ? fmt::format("{:.1f}", *g.p95_speed) : "-", report.unit);
+  }
+  summary.report += fmt::format("  glacier table: {}\n", table_path);
+  return summary;
 }
 
 OperationDecl correlate_operation() {
@@ -80,12 +169,22 @@ OperationDecl correlate_operation() {
       ParamDecl::option("quicklook", ParamType::kPath, "write a PNG of the displacement/velocity magnitude").as_output("image/png"),
   };
   op.params.insert(op.params.end(), rest.begin(), rest.end());
+  const auto glaciers = glacier_parameters();
+  for (auto& p : glaciers.decls()) op.params.push_back(std::move(p));
+  op.params.push_back(
+      ParamDecl::option("glacier-table", ParamType::kPath,
+                        "with --glaciers: the table of statistics per glacier (default: OUTPUT "
+                        "with _glaciers.csv)")
+          .as_output("text/csv"));
   op.examples = {
       "deforma correlate LC80630182016200LGN00_B8.TIF LC80630182016216LGN00_B8.TIF -o offsets.tif",
-      "deforma correlate ref.tif sec.tif -o v.tif --chip 32 --search 300m --step 8 --velocity --quicklook v.png",
+      "deforma correlate ref.tif sec.tif -o v.tif --chip 32 --search 300m --step 8 --velocity --quicklook "
+      "v.png",
       "deforma correlate a.jpg b.jpg -o d.tif --method flow --dates 2020-01-01,2020-01-06",
+      "deforma correlate ref.tif sec.tif -o v.tif --velocity --glaciers glims.geojson --glacier-buffer-m "
+      "1500",
   };
-  op.run = [correlation, thresholds](const ParamValues& params, RunContext& context) {
+  op.run = [correlation, thresholds, glaciers](const ParamValues& params, RunContext& context) {
     const std::string ref = params.get_string("ref");
     const std::string sec = params.get_string("sec");
     const auto ref_info = io::describe(ref);
@@ -112,8 +211,19 @@ OperationDecl correlate_operation() {
         options.years_between = years;
       }
     }
-    auto summary = correlate::correlate_pair(ref, sec, params.get_string("output"), options, context);
-    return summary;
+    filter::GlacierOptions glacier_options;
+    glaciers.apply(params, glacier_options);
+    if (glacier_options.outlines_path.empty()) {
+      if (params.has("centrelines") || params.has("glacier-table")) {
+        throw InvalidArgument("--centrelines and --glacier-table need --glaciers OUTLINES");
+      }
+      return correlate::correlate_pair(ref, sec, params.get_string("output"), options, context);
+    }
+    const std::string output = params.get_string("output");
+    std::filesystem::path table = output;
+    table.replace_filename(table.stem().string() + "_glaciers.csv");
+    return correlate_glaciers(ref, sec, output, options, glacier_options,
+                              params.get_string_or("glacier-table", table.string()), params, context);
   };
   return op;
 }

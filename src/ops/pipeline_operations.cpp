@@ -7,6 +7,7 @@
 #include "deforma/pipeline/pipeline.hpp"
 #include "ops/correlate_parameters.hpp"
 #include "ops/filter_operations.hpp"
+#include "ops/glacier_parameters.hpp"
 #include "ops/registration.hpp"
 #include "ops/timeseries_parameters.hpp"
 
@@ -87,13 +88,15 @@ void register_pipeline_operations(OperationRegistry& registry) {
     }
     op.params.push_back(std::move(p));
   }
+  const auto glaciers = glacier_parameters();
+  for (auto& p : glaciers.decls()) op.params.push_back(std::move(p));
   op.examples = {
       "deforma pipeline perito-moreno/2020*.jpg -o perito --exclude perito-moreno/mask.jpg --auto-stable "
       "--search 8 --max-velocity 300",
       "deforma pipeline LC08*_B8.TIF -o yahtse --stable StEliasMtn_utm7v_rock.gmt --ramp plane "
       "--max-velocity 3000",
       "deforma --ram 4096 pipeline manifest.csv -o out --max-step 5 --max-days 60 --skip-bad"};
-  op.run = [correlation, network, inversion](const ParamValues& p, RunContext& context) {
+  op.run = [correlation, network, inversion, glaciers](const ParamValues& p, RunContext& context) {
     pipeline::PipelineOptions o;
     o.inputs = p.get_list("images");
     o.output_dir = p.get_string("output");
@@ -113,6 +116,10 @@ void register_pipeline_operations(OperationRegistry& registry) {
     o.filter = filter_options_from(p, false, pipeline::pipeline_filter_defaults());
     o.max_velocity_per_yr = p.get_double("max-velocity");
     inversion.apply(p, o.inversion);
+    glaciers.apply(p, o.glaciers);
+    if (o.glaciers.outlines_path.empty() && p.has("centrelines")) {
+      throw InvalidArgument("--centrelines needs --glaciers OUTLINES");
+    }
     o.weight_by_correlation = !p.get_bool("no-corr-weights");
     o.quicklooks = !p.get_bool("no-quicklooks");
     o.per_pair_ram_mb = static_cast<std::size_t>(p.get_int("pair-ram"));

@@ -22,5 +22,7 @@ void register_egms_operations(OperationRegistry& registry);
 /// Field workflows: decompose (3-D displacement), fault-profile (co-seismic offsets).
 void register_workflow_operations(OperationRegistry& registry);
 void register_catalog_operations(OperationRegistry& registry);
+/// `composite`: monthly cloud-free syntheses (registered with the field workflows).
+void register_composite_operation(OperationRegistry& registry);
 
 }  // namespace deforma::ops

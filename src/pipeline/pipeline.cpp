@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -48,6 +49,7 @@ void PipelineOptions::validate() const {
   correlation.validate();
   filter.validate();
   inversion.validate();
+  if (!glaciers.outlines_path.empty()) glaciers.validate();
   if (!(max_velocity_per_yr >= 0)) {
     throw InvalidArgument(fmt::format("parameter --max-velocity: {} must be >= 0", max_velocity_per_yr));
   }
@@ -275,6 +277,16 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
       {"images", images.size()}, {"pairs", network.size()}, {"seconds", seconds_since(stage_start)}};
   spdlog::info("pipeline: {} images, {} pairs, units {}", images.size(), network.size(), units);
 
+  // A run in a folder that holds an earlier one updates it: the pairs it completed are reused (their work
+  // units are keyed by inputs and parameters), only the new ones are computed, and the whole network is
+  // inverted again. What the earlier run covered is read from its summary before it is replaced.
+  const nlohmann::json previous = io::read_json_file((out / "pipeline.json").string());
+  std::optional<std::int64_t> previous_images;
+  if (previous.is_object() && previous.contains("counts") && previous["counts"].is_object() &&
+      previous["counts"].contains("images") && previous["counts"]["images"].is_number_integer()) {
+    previous_images = previous["counts"]["images"].get<std::int64_t>();
+  }
+
   const int threads = context.threads;
   // 2-3. Correlation, then filtering and stable-ground correction, of every pair: each pair of each stage is
   // a work unit (pipeline/unit.hpp) with every parameter its result depends on, run in threads here or as
@@ -293,6 +305,20 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   filter_units.stage = "filter";
   filter_units.dir = filtered_dir;
   filter_units.skip_bad = true;
+  // Glacier outlines: the regions are written once (unchanged files keep their dates, so a rerun's work units
+  // stay valid) and every pair reads them.
+  std::optional<filter::GlacierSet> glaciers;
+  filter::GlacierRegions glacier_regions;
+  const std::string glacier_dir = (out / "glaciers").string();
+  filter::FilterOptions pair_filter = options.filter;
+  if (!options.glaciers.outlines_path.empty()) {
+    glaciers = filter::read_glaciers(options.glaciers.outlines_path, first.crs_wkt);
+    glacier_regions = filter::write_glacier_regions(*glaciers, first, options.glaciers, glacier_dir);
+    if (pair_filter.stable == filter::StableSource::kNone && !glacier_regions.stable_path.empty()) {
+      pair_filter.stable = filter::StableSource::kPolygons;
+      pair_filter.stable_path = glacier_regions.stable_path;
+    }
+  }
   std::map<std::string, std::size_t> unit_index;
   for (const auto& pair : network) {
     correlate::CorrelateOptions c = options.correlation;
@@ -300,9 +326,10 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
     c.ref_date = pair.ref_date;
     c.sec_date = pair.sec_date;
     c.quicklook_path.clear();
+    if (glaciers) c.mask_path = glacier_regions.skip_path;
     const std::string correlated_path = pair_result_path(correlation_dir, pair);
     correlate_units.units.push_back(correlate_unit(pair.id, pair.ref_path, pair.sec_path, correlated_path, c));
-    filter::FilterOptions f = options.filter;
+    filter::FilterOptions f = pair_filter;
     if (options.max_velocity_per_yr > 0) {
       const double max_displacement = options.max_velocity_per_yr * std::abs(pair.days()) / 365.25;
       if (units == "m") {
@@ -431,6 +458,19 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
                                         : std::string();
   const Headline headline = velocity_headline(velocity_path, options.filter.exclude_path, stable_source);
 
+  // 5b. Statistics per glacier: the pairs were corrected on stable ground already, so no bias is removed.
+  std::optional<filter::GlacierReport> glacier_report;
+  std::vector<std::string> glacier_files;
+  if (glaciers) {
+    glacier_report = filter::glacier_statistics(*glaciers, velocity_path, options.glaciers);
+    io::Provenance provenance{options.command_line, options.parameters, {options.glaciers.outlines_path}};
+    if (!options.glaciers.centrelines_path.empty())
+      provenance.inputs.push_back(options.glaciers.centrelines_path);
+    glacier_files = filter::write_glacier_tables((fs::path(glacier_dir) / "glaciers.csv").string(),
+                                                 *glacier_report, provenance);
+    for (const auto& w : glacier_report->warnings) summary.warnings.push_back(w);
+  }
+
   // 6. The STAC catalog of the folder.
   StacCatalog catalog;
   catalog.id = fs::path(fs::absolute(out)).lexically_normal().filename().string();
@@ -450,6 +490,13 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
     velocity.end = last_date;
     velocity.footprint_raster = velocity_path;
     velocity.properties["deforma:headline"] = headline.to_json();
+    if (glacier_report) {
+      velocity.properties["deforma:glaciers"] = glacier_report->to_json()["glaciers"];
+      for (const auto& f : glacier_files) {
+        const std::string name = fs::path(f).filename().string();
+        velocity.assets.push_back({fs::path(f).stem().string(), f, name, "", {"metadata"}, {}});
+      }
+    }
     StacItem series;
     series.id = "timeseries";
     series.title = "Displacement time series";
@@ -512,6 +559,20 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   summary.details = {{"output_dir", options.output_dir}, {"units", units},
                      {"first_date", first_date.iso()},   {"last_date", last_date.iso()},
                      {"headline", headline.to_json()},   {"stages", stages}};
+  if (previous_images) {
+    summary.details["update"] = {{"previous_images", *previous_images},
+                                 {"new_images", static_cast<std::int64_t>(images.size()) - *previous_images},
+                                 {"pairs_reused", correlated.reused},
+                                 {"pairs_computed", correlated.computed}};
+  }
+  if (glacier_report) {
+    summary.details["glaciers"] = glacier_report->to_json();
+    summary.details["glacier_regions"] = {
+        {"matched_area_km2", glacier_regions.matched_area_km2},
+        {"image_area_km2", glacier_regions.grid_area_km2},
+        {"stable_ground",
+         pair_filter.stable_path == glacier_regions.stable_path ? "ring outside the outlines" : "as given"}};
+  }
   summary.seconds = seconds_since(started);
   summary.details["seconds"] = summary.seconds;
   const std::string summary_path = (out / "pipeline.json").string();
@@ -527,11 +588,18 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   for (const auto& f : product_files) {
     if (f != velocity_path) summary.outputs.push_back(f);
   }
+  summary.outputs.insert(summary.outputs.end(), glacier_files.begin(), glacier_files.end());
   std::string report = fmt::format(
       "pipeline: {} images ({} .. {}), {} pairs ({} reused, {} correlated), {} pairs inverted over {} "
       "dates\n",
       images.size(), images.images.front().date.iso(), images.images.back().date.iso(), network.size(),
       correlated.reused, correlated.computed, filtered.pairs.size(), dates_used.size());
+  if (previous_images) {
+    report += fmt::format(
+        "  update of the run in this folder ({} images before, {} now): {} pairs reused, {} computed, "
+        "network inverted again\n",
+        *previous_images, images.size(), correlated.reused, correlated.computed);
+  }
   report += fmt::format(
       "  velocity ({}): median {:.3g} on stable ground ({} nodes), median {:.3g} on moving ground "
       "({} nodes), p95 {:.3g}\n",
@@ -540,6 +608,10 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   if (headline.median_rmse >= 0) {
     report +=
         fmt::format("  residual RMSE of the inversion: median {:.3g} {}\n", headline.median_rmse, units);
+  }
+  if (glacier_report) {
+    report += fmt::format("  glaciers: {} outlines; statistics in {}\n", glacier_report->glaciers.size(),
+                          glacier_files.front());
   }
   report += fmt::format("  output folder: {} (STAC catalog: {})\n  total {}\n", options.output_dir,
                         stac_files.front(), format_duration(summary.seconds));

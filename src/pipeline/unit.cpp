@@ -228,8 +228,15 @@ bool unit_complete(const std::string& dir, const WorkUnit& unit, const std::stri
   if (!record.is_object()) return false;
   const std::string key = key_in.empty() ? unit_key(unit) : key_in;
   const FileFingerprint out = file_fingerprint(unit.output);
-  return out.size >= 0 && record.value("key", "") == key &&
-         absolute_path(record.value("output", "")) == absolute_path(unit.output) &&
+  // The record names the output it describes: the same file, or the same name in this folder when the
+  // folder was moved or linked as a whole (a service job updating an earlier one's); size and date must
+  // match.
+  const std::string recorded = record.value("output", "");
+  const bool same_output =
+      absolute_path(recorded) == absolute_path(unit.output) ||
+      (fs::path(recorded).filename() == fs::path(unit.output).filename() &&
+       fs::path(absolute_path(unit.output)).parent_path() == fs::path(absolute_path(dir)));
+  return out.size >= 0 && record.value("key", "") == key && same_output &&
          record.value("output_size", -2LL) == out.size &&
          record.value("output_mtime_ns", -2LL) == out.mtime_ns;
 }

@@ -527,6 +527,53 @@ struct Server::Impl {
     }
   }
 
+  // "update_of": JOB_ID in an execution request: the new job's output folders start as hard links of that
+  // job's, so that an operation that resumes in its folder (the pipeline: pairs are work units keyed by
+  // their inputs and parameters) reuses what the earlier job computed and computes only what is new. The
+  // earlier job is left as it was: its files are linked, and every output is replaced by a rename, never
+  // rewritten in place.
+  void seed_from_job(const json& update_of, const User& user, const OperationDecl& op, const fs::path& dir) {
+    auto refuse = [&](int status, const std::string& title, const std::string& detail) {
+      std::error_code ignored;
+      fs::remove_all(dir, ignored);
+      fail(status, title, "update_of: " + detail, "invalid-parameter");
+    };
+    if (!update_of.is_string()) refuse(400, "Bad Request", "expected the id of an earlier job (a string)");
+    const std::string previous_id = update_of.get<std::string>();
+    const auto previous =
+        previous_id.find_first_of("/.") == std::string::npos ? store->job(previous_id) : std::optional<Job>();
+    if (!previous || (previous->user != user.name && !user.admin)) {
+      refuse(404, "Not Found", fmt::format("no job {} of yours", previous_id));
+    }
+    if (previous->process != process_id(op)) {
+      refuse(
+          400, "Bad Request",
+          fmt::format("job {} ran process '{}', not '{}'", previous_id, previous->process, process_id(op)));
+    }
+    if (previous->status == "accepted" || previous->status == "running") {
+      refuse(409, "Conflict",
+             fmt::format("job {} is still {}; update it once it has ended", previous_id, previous->status));
+    }
+    int seeded = 0;
+    for (const auto& p : op.params) {
+      if (p.role != ParamRole::kOutput || p.media_type != "inode/directory") continue;
+      const std::string rel = "outputs/" + output_file_name(p);
+      const fs::path from = jobs_dir / previous_id / rel;
+      std::error_code ec;
+      if (!fs::is_directory(from, ec)) continue;
+      fs::copy(from, dir / rel, fs::copy_options::recursive | fs::copy_options::create_hard_links, ec);
+      if (ec)
+        refuse(500, "Internal Server Error",
+               fmt::format("cannot link the folder of job {}: {}", previous_id, ec.message()));
+      ++seeded;
+    }
+    if (seeded == 0) {
+      refuse(400, "Bad Request",
+             fmt::format("process '{}' keeps no output folder to update (job {} has none)", process_id(op),
+                         previous_id));
+    }
+  }
+
   // ---------------------------------------------------------------- execution
   void execute(const HttpRequest& req, const User& user, const OperationDecl& op, const std::string& base,
                const Reply& reply) {
@@ -567,6 +614,7 @@ struct Server::Impl {
     std::error_code ec;
     fs::create_directories(dir / "outputs", ec);
     if (ec) throw IoError(fmt::format("{}: cannot create the job folder: {}", dir.string(), ec.message()));
+    if (body.contains("update_of")) seed_from_job(body["update_of"], user, op, dir);
     json job_values = values;
     // Operations with stages that can run on a cluster (the pipeline) run where the service says.
     if (std::any_of(op.params.begin(), op.params.end(), [](const ParamDecl& p) { return p.name == "executor"; }))

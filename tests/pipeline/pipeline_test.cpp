@@ -139,6 +139,32 @@ TEST(Pipeline, SyntheticSeriesRecoversVelocityAndResumes) {
   EXPECT_EQ(second.counts.at("pairs_correlated"), 0);
 }
 
+// One more image in the same output folder: only the pairs with the new image are correlated, the rest
+// reused, the network inverted again, and the summary says so.
+TEST(Pipeline, OneMoreImageUpdatesTheSeriesComputingOnlyTheNewPairs) {
+  test::TempDir tmp;
+  const MovingScene scene(tmp, 5);
+  const std::vector<std::string> four(scene.paths.begin(), scene.paths.begin() + 4);
+  RunContext context;
+  context.ram_budget_mb = 256;
+  const Summary first = run_pipeline(fast_options(four, tmp.file("out")), context);
+  EXPECT_EQ(first.counts.at("pairs_correlated"), 5);
+  EXPECT_FALSE(first.details.contains("update"));
+
+  const Summary updated = run_pipeline(fast_options(scene.paths, tmp.file("out")), context);
+  EXPECT_EQ(updated.counts.at("images"), 5);
+  EXPECT_EQ(updated.counts.at("pairs"), 7);  // steps 1 and 2 among 5 dates: two pairs with the new image
+  EXPECT_EQ(updated.counts.at("pairs_reused"), 5);
+  EXPECT_EQ(updated.counts.at("pairs_correlated"), 2);
+  EXPECT_EQ(updated.counts.at("pairs_inverted"), 7);
+  EXPECT_EQ(updated.details["update"]["previous_images"], 4);
+  EXPECT_EQ(updated.details["update"]["new_images"], 1);
+  EXPECT_EQ(updated.details["last_date"], "2021-04-10");
+  EXPECT_NE(updated.report.find("5 pairs reused, 2 computed"), std::string::npos) << updated.report;
+  const auto written = load_json(tmp.path() / "out" / "pipeline.json");
+  EXPECT_EQ(written["details"]["update"]["pairs_reused"], 5);
+}
+
 using test::CancelAfter;
 
 TEST(Pipeline, KilledCorrelationResumesKeepingCompletePairs) {

@@ -12,6 +12,7 @@
 //   filtered/<pair>.tif             filtered and corrected results (+ units/)
 //   products/                       velocity.tif, time-series cubes (COG, NetCDF), quicklooks
 //   pipeline.json                   the run summary (headline numbers)
+//   glaciers/                       with glacier outlines: the regions matched and stable, glaciers.csv
 //   catalog.json, <item>/<item>.json  the STAC catalog
 // A rerun with the same parameters reuses every completed pair of both batch stages.
 #include <string>
@@ -23,6 +24,7 @@
 #include "deforma/core/summary.hpp"
 #include "deforma/correlate/correlate.hpp"
 #include "deforma/filter/filter.hpp"
+#include "deforma/filter/glaciers.hpp"
 #include "deforma/pipeline/slurm.hpp"
 #include "deforma/timeseries/image_set.hpp"
 #include "deforma/timeseries/invert.hpp"
@@ -55,6 +57,10 @@ struct PipelineOptions {
   /// each pair's nodes above it x its time span are rejected (flag 8). 0 = off.
   double max_velocity_per_yr = 0.0;
   timeseries::InversionOptions inversion;
+  /// Glacier outlines (outlines_path empty = none): each pair matches only the ice plus the buffer, the ring
+  /// outside the outlines is the filter's stable ground unless another is given, and glaciers/glaciers.csv
+  /// holds the statistics per glacier of the velocity product (also in the velocity STAC Item).
+  filter::GlacierOptions glaciers;
   /// Weight pairs per node by their correlation in the inversion.
   bool weight_by_correlation = true;
   bool quicklooks = true;
