@@ -349,6 +349,7 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   inv.inversion = options.inversion;
   inv.parameters = options.parameters;
   UnitList invert_units = correlate_units;
+  invert_units.units.clear();
   invert_units.stage = "invert";
   invert_units.dir = (out / "inversion").string();
   invert_units.skip_bad = false;
