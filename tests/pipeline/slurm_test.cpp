@@ -115,7 +115,9 @@ TEST(SlurmPipeline, PeritoMorenoGivesTheLocalProductsValueForValueAndAnUnchanged
   const fs::path local = tmp.path() / "local", slurm = tmp.path() / "slurm";
   auto r = test::run_cli("-q pipeline" + args + " -o " + shell_quote(local.string()));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = test::run_cli("-q pipeline" + args + " -o " + shell_quote(slurm.string()) + " --executor slurm");
+  // On Slurm the inversion in blocks of 5 node rows, one array task each; locally in one block.
+  const std::string blocks = " --invert-block-rows 5";
+  r = test::run_cli("-q pipeline" + args + blocks + " -o " + shell_quote(slurm.string()) + " --executor slurm");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto summary = pipeline_json(slurm);
   const auto& stages = summary["details"]["stages"];
@@ -123,6 +125,10 @@ TEST(SlurmPipeline, PeritoMorenoGivesTheLocalProductsValueForValueAndAnUnchanged
   EXPECT_EQ(stages["correlate"]["counts"]["computed"], 5);
   EXPECT_EQ(stages["correlate"]["details"]["slurm_jobs"].size(), 1u);  // one array for the stage
   EXPECT_EQ(stages["filter"]["details"]["slurm_jobs"].size(), 1u);
+  // The inversion's blocks: one array too, after the filter array.
+  EXPECT_EQ(stages["invert"]["details"]["blocks"]["executor"], "slurm");
+  EXPECT_EQ(stages["invert"]["details"]["blocks"]["slurm_jobs"].size(), 1u);
+  EXPECT_GT(stages["invert"]["details"]["blocks"]["computed"].get<int>(), 2);
   for (const char* product :
        {"velocity.tif", "timeseries_dx.tif", "timeseries_dy.tif", "timeseries_dx_sigma.tif"}) {
     expect_same_raster(local / "products" / product, slurm / "products" / product);
@@ -134,13 +140,14 @@ TEST(SlurmPipeline, PeritoMorenoGivesTheLocalProductsValueForValueAndAnUnchanged
   EXPECT_EQ(slurp(local / "pairs.csv"), slurp(slurm / "pairs.csv"));
   EXPECT_TRUE(fs::exists(slurm / "correlation" / "logs" / "slurm-jobs.txt"));
 
-  r = test::run_cli("pipeline" + args + " -o " + shell_quote(slurm.string()) + " --executor slurm");
+  r = test::run_cli("pipeline" + args + blocks + " -o " + shell_quote(slurm.string()) + " --executor slurm");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("nothing submitted"), std::string::npos) << r.err;
   const auto again = pipeline_json(slurm)["details"]["stages"];
   EXPECT_EQ(again["correlate"]["details"]["slurm_jobs"].size(), 0u);
   EXPECT_EQ(again["correlate"]["counts"]["computed"], 0);
   EXPECT_EQ(again["filter"]["counts"]["computed"], 0);
+  EXPECT_EQ(again["invert"]["details"]["blocks"]["computed"], 0);
 
   // The same records serve both executors: the local run's folder finished on Slurm submits nothing.
   r = test::run_cli("pipeline" + args + " -o " + shell_quote(local.string()) + " --executor slurm");
@@ -373,8 +380,11 @@ TEST(SlurmPipeline, MaxParallelBoundsTheWholeRun) {
   const auto stages = pipeline_json(out)["details"]["stages"];
   EXPECT_EQ(stages["correlate"]["counts"]["retried"], 1);
   EXPECT_EQ(stages["invert"]["details"]["blocks"]["executor"], "slurm");
-  EXPECT_EQ(stages["invert"]["details"]["blocks"]["slurm_jobs"].size(), 1u);  // one array for the blocks
-  EXPECT_GT(stages["invert"]["details"]["blocks"]["computed"].get<int>(), 1);
+  const int blocks = stages["invert"]["details"]["blocks"]["blocks"].get<int>();
+  EXPECT_GT(blocks, 2);
+  EXPECT_EQ(stages["invert"]["details"]["blocks"]["computed"], blocks);
+  // Split as the other stages are (MaxArraySize 2 here): one array per two blocks.
+  EXPECT_EQ(stages["invert"]["details"]["blocks"]["slurm_jobs"].size(), static_cast<std::size_t>(blocks + 1) / 2);
   const std::string jobs = slurp(out / "correlation" / "logs" / "slurm-jobs.txt");
   EXPECT_NE(jobs.find("0-1%1 +0"), std::string::npos) << jobs;
   EXPECT_NE(jobs.find("0%1 +2"), std::string::npos) << jobs;
