@@ -97,7 +97,7 @@ submit, array = t[7] - t[6], t[8] - t[6]
 print(f"| measure ({cpus} CPUs, one node) | value |")
 print("|---|---|")
 print(f"| Perito Moreno, {dates} dates, {pairs} pairs: `--executor local` | {local:.1f} s |")
-print(f"| same with `--executor slurm` (3 arrays, afterok: pairs, filter, {blocks} inversion blocks) | {slurm:.1f} s |")
+print(f"| same with `--executor slurm` (3 arrays, afterok: pairs, filter, {blocks} inversion block(s)) | {slurm:.1f} s |")
 print(f"| `--executor slurm` rerun, every unit complete (nothing submitted) | {rerun:.1f} s |")
 print(f"| trivial unit run directly (`deforma unit run`, no scheduler) | {direct * 1000:.0f} ms |")
 print(f"| sbatch of a {units}-task array | {submit * 1000:.0f} ms |")

@@ -47,7 +47,8 @@ void register_pipeline_operations(OperationRegistry& registry) {
           .defaults_to("256")
           .at_least(16),
       ParamDecl::option("invert-block-rows", ParamType::kInt,
-                        "rows of nodes per inversion unit (one task on Slurm); 0 = as many as --pair-ram allows")
+                        "rows of nodes of one inversion unit (one task on Slurm); 0 = as many as --pair-ram "
+                        "allows")
           .defaults_to("0")
           .at_least(0),
       ParamDecl::option("executor", ParamType::kChoice,
@@ -57,7 +58,7 @@ void register_pipeline_operations(OperationRegistry& registry) {
           .defaults_to("local"),
       ParamDecl::option("partition", ParamType::kString, "slurm: partition of the array jobs (default: the cluster's)"),
       ParamDecl::option("account", ParamType::kString, "slurm: account charged (default: the user's)"),
-      ParamDecl::option("max-parallel", ParamType::kInt, "slurm: array tasks running at once (0 = no limit)")
+      ParamDecl::option("max-parallel", ParamType::kInt, "slurm: tasks of the run at once, all arrays together (0 = no limit)")
           .defaults_to("0")
           .at_least(0),
       ParamDecl::option("time-per-unit", ParamType::kString,

@@ -36,9 +36,15 @@ std::vector<std::vector<float>*> series_of(timeseries::InversionResult& r) {
   return {&r.east, &r.north, &r.east_sigma, &r.north_sigma};
 }
 std::vector<std::vector<float>*> maps_of(timeseries::InversionResult& r) {
-  return {&r.velocity_east,     &r.velocity_north,         &r.velocity_magnitude,
-          &r.velocity_east_std, &r.velocity_north_std,     &r.velocity_magnitude_std,
-          &r.rmse,              &r.valid_pairs,            &r.consistency};
+  return {&r.velocity_east,
+          &r.velocity_north,
+          &r.velocity_magnitude,
+          &r.velocity_east_std,
+          &r.velocity_north_std,
+          &r.velocity_magnitude_std,
+          &r.rmse,
+          &r.valid_pairs,
+          &r.consistency};
 }
 
 std::string absolute_normal(const std::string& path) {
@@ -157,9 +163,11 @@ timeseries::InversionOptions inversion_options_from_json(const nlohmann::json& j
 }
 
 std::vector<timeseries::RowBlock> plan_row_blocks(int planned_rows, int block_rows) {
-  if (block_rows < 1) throw InvalidArgument(fmt::format("inversion block rows {}: expected >= 1", block_rows));
+  if (block_rows < 1)
+    throw InvalidArgument(fmt::format("inversion block rows {}: expected >= 1", block_rows));
   std::vector<timeseries::RowBlock> blocks;
-  for (int row0 = 0; row0 < std::max(planned_rows, 1); row0 += block_rows) blocks.push_back({row0, block_rows});
+  for (int row0 = 0; row0 < std::max(planned_rows, 1); row0 += block_rows)
+    blocks.push_back({row0, block_rows});
   blocks.back().rows = -1;
   return blocks;
 }
@@ -196,7 +204,8 @@ Summary execute_invert_block(const UnitList& list, const WorkUnit& unit, RunCont
     planned = {p.at("row0").get<int>(), p.at("rows").get<int>()};
     const auto& pairs = p.at("pairs");
     if (pairs.size() != unit.inputs.size()) {
-      throw FormatError(fmt::format("unit {}: {} pairs but {} inputs", unit.id, pairs.size(), unit.inputs.size()));
+      throw FormatError(
+          fmt::format("unit {}: {} pairs but {} inputs", unit.id, pairs.size(), unit.inputs.size()));
     }
     for (std::size_t k = 0; k < pairs.size(); ++k) {
       timeseries::Pair pair;
@@ -235,8 +244,8 @@ Summary execute_invert_block(const UnitList& list, const WorkUnit& unit, RunCont
                     {"rows", header.block.rows},
                     {"nodes", header.stats.nodes}};
   summary.outputs = {unit.output};
-  summary.report = fmt::format("inversion rows {}+{}: {} pairs, {} nodes", header.block.row0, header.block.rows,
-                               used.size(), header.stats.nodes);
+  summary.report = fmt::format("inversion rows {}+{}: {} pairs, {} nodes", header.block.row0,
+                               header.block.rows, used.size(), header.stats.nodes);
   return summary;
 }
 
@@ -253,8 +262,10 @@ timeseries::InversionResult read_invert_block(const std::string& path, InvertBlo
   timeseries::InversionResult result;
   if (header.block.rows > 0) {
     result.resize(header.width * header.block.rows, header.dates);
-    for (auto* v : series_of(result)) in.read(reinterpret_cast<char*>(v->data()), static_cast<std::streamsize>(v->size() * 4));
-    for (auto* v : maps_of(result)) in.read(reinterpret_cast<char*>(v->data()), static_cast<std::streamsize>(v->size() * 4));
+    for (auto* v : series_of(result))
+      in.read(reinterpret_cast<char*>(v->data()), static_cast<std::streamsize>(v->size() * 4));
+    for (auto* v : maps_of(result))
+      in.read(reinterpret_cast<char*>(v->data()), static_cast<std::streamsize>(v->size() * 4));
     in.read(reinterpret_cast<char*>(result.flags.data()), static_cast<std::streamsize>(result.flags.size()));
     if (!in || in.peek() != std::char_traits<char>::eof()) {
       throw FormatError(fmt::format("{}: the inversion block is truncated or has trailing data", path));

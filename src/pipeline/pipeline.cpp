@@ -54,8 +54,8 @@ void PipelineOptions::validate() const {
   }
   if (per_pair_ram_mb < 16) throw InvalidArgument("per-pair memory budget: must be >= 16 MB");
   if (invert_block_rows < 0) {
-    throw InvalidArgument(
-        fmt::format("parameter --invert-block-rows: {} must be >= 0 (0 = from --pair-ram)", invert_block_rows));
+    throw InvalidArgument(fmt::format("parameter --invert-block-rows: {} must be >= 0 (0 = from --pair-ram)",
+                                      invert_block_rows));
   }
   if (executor != "local" && executor != "slurm") {
     throw InvalidArgument(fmt::format("parameter --executor: '{}' is not one of local, slurm", executor));
@@ -111,8 +111,9 @@ std::pair<int, int> inversion_block_rows(const io::RasterInfo& first, const Pipe
   const int rows = std::max(1, (height_px + step - 1) / step);
   const int cols = std::max(1, (width_px + step - 1) / step);
   if (options.invert_block_rows > 0) return {rows, options.invert_block_rows};
-  const double per_row = static_cast<double>(cols) * (static_cast<double>(pairs) * 3.0 * 4.0 * 2.0 +
-                                                      static_cast<double>(dates) * 4.0 * 4.0 * 2.0 + 32.0 * 4.0);
+  const double per_row =
+      static_cast<double>(cols) * (static_cast<double>(pairs) * 3.0 * 4.0 * 2.0 +
+                                   static_cast<double>(dates) * 4.0 * 4.0 * 2.0 + 32.0 * 4.0);
   const double budget = static_cast<double>(options.per_pair_ram_mb) * 1024.0 * 1024.0 * 0.6;
   return {rows, std::clamp(static_cast<int>(budget / per_row), 1, rows)};
 }
@@ -356,8 +357,10 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   invert_units.after_whole_stage = true;
   {
     std::vector<timeseries::Pair> candidates = network;
-    for (std::size_t i = 0; i < candidates.size(); ++i) candidates[i].result_path = filter_units.units[i].output;
-    const auto rows = inversion_block_rows(first, options, candidates.size(), timeseries::network_dates(network).size());
+    for (std::size_t i = 0; i < candidates.size(); ++i)
+      candidates[i].result_path = filter_units.units[i].output;
+    const auto rows =
+        inversion_block_rows(first, options, candidates.size(), timeseries::network_dates(network).size());
     for (const auto& block : plan_row_blocks(rows.first, rows.second)) {
       const std::string id = fmt::format("rows_{:06d}", block.row0);
       invert_units.units.push_back(invert_block_unit(

@@ -445,8 +445,8 @@ class SlurmRun {
           if (st.attempts[i] > options_.retries) fail_unit(s, i, task);
           // A resubmitted task is a job of its own, outside the arrays' throttles: it waits until the
           // stage's queued and running tasks leave room under --max-parallel.
-          if (options_.max_parallel > 0 &&
-              stage_tasks_in_queue(s, *active) + resubmitted_now >= static_cast<std::size_t>(options_.max_parallel)) {
+          if (options_.max_parallel > 0 && stage_tasks_in_queue(s, *active) + resubmitted_now >=
+                                               static_cast<std::size_t>(options_.max_parallel)) {
             continue;
           }
           ++resubmitted_now;
@@ -472,9 +472,16 @@ class SlurmRun {
         if (!earlier_done) continue;
         for (const auto& job : next.job_ids) {
           std::string out;
-          // The wait for an earlier array of the same stage (--max-parallel) stays.
+          // The wait for an earlier array of the same stage (--max-parallel) stays while that array is in
+          // the queue (a dependency on a job Slurm has forgotten would be refused).
           const auto chain = next.chained.find(job);
-          const std::string keep = chain == next.chained.end() ? "" : chain->second;
+          std::string keep;
+          if (chain != next.chained.end()) {
+            const std::string earlier = chain->second.substr(chain->second.find(':') + 1);
+            for (const auto& entry : *active) {
+              if (entry.first.substr(0, entry.first.find('_')) == earlier) keep = chain->second;
+            }
+          }
           const int rc = run_command({"scontrol", "update", "JobId=" + job, "Dependency=" + keep}, out);
           if (rc != 0)
             throw IoError(fmt::format("scontrol could not release array job {}: {}", job, trim(out)));

@@ -443,8 +443,8 @@ Summary execute_unit(const UnitList& list, const WorkUnit& unit, RunContext& con
   }
   if (unit.operation == kInvertBlockOperation) return execute_invert_block(list, unit, context);
   throw InvalidArgument(
-      fmt::format("unit {}: operation '{}' cannot run as a unit (expected correlate, filter or invert-block)", unit.id,
-                  unit.operation));
+      fmt::format("unit {}: operation '{}' cannot run as a unit (expected correlate, filter or invert-block)",
+                  unit.id, unit.operation));
 }
 
 UnitOutcome run_unit(const UnitList& list, std::size_t index, RunContext& context) {

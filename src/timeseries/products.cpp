@@ -147,8 +147,8 @@ double bytes_per_row(const PairStack& stack, const InvertRastersOptions& options
   const double date_count = static_cast<double>(stack.dates.size());
   // Observations (2-3 floats per pair and node, plus the read window), results (4 series per date and
   // node) and the writers' staging, per row of nodes.
-  return static_cast<double>(stack.grid.width) *
-         (m * (options.weight_band.empty() ? 2.0 : 3.0) * 4.0 * 2.0 + date_count * 4.0 * 4.0 * 2.0 + 32.0 * 4.0);
+  return static_cast<double>(stack.grid.width) * (m * (options.weight_band.empty() ? 2.0 : 3.0) * 4.0 * 2.0 +
+                                                  date_count * 4.0 * 4.0 * 2.0 + 32.0 * 4.0);
 }
 
 double ram_budget_bytes(std::size_t ram_budget_mb) {
@@ -223,8 +223,8 @@ Summary write_products(const std::vector<Pair>& pairs, const InvertRastersOption
     int next_row = 0;
     for (const auto& block : blocks) {
       if (block.row0 != next_row || block.rows < 1) {
-        throw InvalidArgument(fmt::format("invert: row block {}+{} does not follow row {}", block.row0,
-                                          block.rows, next_row));
+        throw InvalidArgument(
+            fmt::format("invert: row block {}+{} does not follow row {}", block.row0, block.rows, next_row));
       }
       next_row += block.rows;
     }
@@ -284,9 +284,10 @@ Summary write_products(const std::vector<Pair>& pairs, const InvertRastersOption
     const int nodes = width * rows;
     solve(block, result);
     if (result.node_count != nodes || result.date_count != date_count) {
-      throw Error(fmt::format("invert: the results of rows {}+{} hold {} nodes and {} dates, expected {} and {}",
-                              row0, rows, result.node_count, result.date_count, nodes, date_count),
-                  ExitCode::kInternal);
+      throw Error(
+          fmt::format("invert: the results of rows {}+{} hold {} nodes and {} dates, expected {} and {}",
+                      row0, rows, result.node_count, result.date_count, nodes, date_count),
+          ExitCode::kInternal);
     }
 
     // Series cubes: band k of each cube is date k.
@@ -498,8 +499,8 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
   prepare_output_dir(options);
   const PairStack stack = open_pair_stack(pairs, options, components_for(options));
   const NetworkInverter inverter(stack.dates, network_of(pairs, stack), options.inversion);
-  const auto blocks = blocks_of(stack.grid.height,
-                                rows_per_block_for(stack, options, pairs.size(), context.ram_budget_mb));
+  const auto blocks =
+      blocks_of(stack.grid.height, rows_per_block_for(stack, options, pairs.size(), context.ram_budget_mb));
   Progress& progress = progress_or_null(context.progress);
   return write_products(
       pairs, options, context, stack, blocks,
@@ -509,8 +510,8 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
       [&] { return inverter.stats(); }, start_time);
 }
 
-std::vector<RowBlock> inversion_row_blocks(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
-                                           std::size_t ram_budget_mb) {
+std::vector<RowBlock> inversion_row_blocks(const std::vector<Pair>& pairs,
+                                           const InvertRastersOptions& options, std::size_t ram_budget_mb) {
   options.validate();
   const PairStack stack = open_pair_stack(pairs, options, components_for(options));
   return blocks_of(stack.grid.height, rows_per_block_for(stack, options, pairs.size(), ram_budget_mb));

@@ -23,10 +23,12 @@ namespace fs = std::filesystem;
 
 // Filtered pair results (east_m, north_m, corr) of a field moving east at 0.5 m/yr per column, with an
 // outlier pair at one node and nodata corners, in `dir`; each recorded complete as a filter unit would be.
-std::vector<timeseries::Pair> write_filtered_pairs(const std::string& dir, int width, int height, int dates_n) {
+std::vector<timeseries::Pair> write_filtered_pairs(const std::string& dir, int width, int height,
+                                                   int dates_n) {
   std::vector<io::Date> dates;
   for (int k = 0; k < dates_n; ++k)
-    dates.push_back(io::Date::from_days_since_epoch(io::Date::from_ymd(2021, 3, 1).days_since_epoch() + 12 * k));
+    dates.push_back(
+        io::Date::from_days_since_epoch(io::Date::from_ymd(2021, 3, 1).days_since_epoch() + 12 * k));
   io::GeoTransform gt;
   gt.c = {500000.0, 30.0, 0.0, 6700000.0, 0.0, -30.0};
   OGRSpatialReference srs;
@@ -59,7 +61,8 @@ std::vector<timeseries::Pair> write_filtered_pairs(const std::string& dir, int w
       p.sec_date = dates[i + s];
       p.result_path = (fs::path(dir) / (p.id + ".tif")).string();
       io::write_cog(p.result_path, {&east, &north, &corr},
-                    {{"east_m", "m", -9999.0}, {"north_m", "m", -9999.0}, {"corr", "", -9999.0}}, gt, crs, {});
+                    {{"east_m", "m", -9999.0}, {"north_m", "m", -9999.0}, {"corr", "", -9999.0}}, gt, crs,
+                    {});
       WorkUnit u;
       u.id = p.id;
       u.operation = "filter";
@@ -88,7 +91,8 @@ UnitList block_units(const std::vector<timeseries::Pair>& pairs, const timeserie
   list.dir = dir;
   for (const auto& block : plan_row_blocks(planned_rows, block_rows)) {
     const std::string id = "rows_" + std::to_string(block.row0);
-    list.units.push_back(invert_block_unit(id, pairs, o, block, (fs::path(dir) / "blocks" / (id + ".bin")).string()));
+    list.units.push_back(
+        invert_block_unit(id, pairs, o, block, (fs::path(dir) / "blocks" / (id + ".bin")).string()));
   }
   return list;
 }
@@ -102,7 +106,8 @@ void expect_same_raster(const std::string& a, const std::string& b) {
     std::size_t differing = 0;
     for (std::size_t i = 0; i < va.values.size(); ++i) {
       const float x = va.values.data()[i], y = vb.values.data()[i];
-      if (!(x == y || (std::isnan(x) && std::isnan(y))) || va.valid.data()[i] != vb.valid.data()[i]) ++differing;
+      if (!(x == y || (std::isnan(x) && std::isnan(y))) || va.valid.data()[i] != vb.valid.data()[i])
+        ++differing;
     }
     EXPECT_EQ(differing, 0u) << fs::path(a).filename() << " band " << band;
   }
@@ -140,7 +145,8 @@ TEST(InvertBlockUnits, AssembledBlocksEqualOneProcessValueForValueAndAreReused) 
     RunContext task;
     EXPECT_EQ(run_unit(list, i, task), UnitOutcome::kReused);
   }
-  fs::last_write_time(pairs[3].result_path, fs::last_write_time(pairs[3].result_path) + std::chrono::seconds(5));
+  fs::last_write_time(pairs[3].result_path,
+                      fs::last_write_time(pairs[3].result_path) + std::chrono::seconds(5));
   for (std::size_t i = 0; i < list.units.size(); ++i) {
     RunContext task;
     EXPECT_EQ(run_unit(list, i, task), UnitOutcome::kComputed);

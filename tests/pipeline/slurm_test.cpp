@@ -117,7 +117,8 @@ TEST(SlurmPipeline, PeritoMorenoGivesTheLocalProductsValueForValueAndAnUnchanged
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // On Slurm the inversion in blocks of 5 node rows, one array task each; locally in one block.
   const std::string blocks = " --invert-block-rows 5";
-  r = test::run_cli("-q pipeline" + args + blocks + " -o " + shell_quote(slurm.string()) + " --executor slurm");
+  r = test::run_cli("-q pipeline" + args + blocks + " -o " + shell_quote(slurm.string()) +
+                    " --executor slurm");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto summary = pipeline_json(slurm);
   const auto& stages = summary["details"]["stages"];
@@ -384,7 +385,8 @@ TEST(SlurmPipeline, MaxParallelBoundsTheWholeRun) {
   EXPECT_GT(blocks, 2);
   EXPECT_EQ(stages["invert"]["details"]["blocks"]["computed"], blocks);
   // Split as the other stages are (MaxArraySize 2 here): one array per two blocks.
-  EXPECT_EQ(stages["invert"]["details"]["blocks"]["slurm_jobs"].size(), static_cast<std::size_t>(blocks + 1) / 2);
+  EXPECT_EQ(stages["invert"]["details"]["blocks"]["slurm_jobs"].size(),
+            static_cast<std::size_t>(blocks + 1) / 2);
   const std::string jobs = slurp(out / "correlation" / "logs" / "slurm-jobs.txt");
   EXPECT_NE(jobs.find("0-1%1 +0"), std::string::npos) << jobs;
   EXPECT_NE(jobs.find("0%1 +2"), std::string::npos) << jobs;

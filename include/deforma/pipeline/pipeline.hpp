@@ -5,7 +5,8 @@
 //   -> batch correlation (correlate::correlate_pair per pair, run_batch: parallel, resumable)
 //   -> filtering and stable-ground correction per pair (filter::filter_result, run_batch)
 //   -> inversion in blocks of node rows, each a work unit (pipeline/invert_units.hpp), and the products
-//      assembled from the blocks (with a single pair, the velocity of that pair, same band names) -> static STAC catalog of the output folder (write_stac_catalog).
+//      assembled from the blocks (with a single pair, the velocity of that pair, same band names)
+//   -> static STAC catalog of the output folder (write_stac_catalog).
 // Output folder layout (docs/pipeline.md):
 //   pairs.csv, network.png          the pair table (result_path = filtered result) and the network plot
 //   correlation/<pair>.tif          raw correlation results (+ units/<pair>.json: completion records)

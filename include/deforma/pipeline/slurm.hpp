@@ -52,10 +52,10 @@ struct StageOutcome {
 
 /// Runs the stages in order on Slurm: stage k's unit "ID" needs stage k-1's unit "ID" (a unit redone in
 /// stage k-1 is redone in stage k), or, with the list's after_whole_stage, every unit of stage k-1 (one
-/// unit redone there redoes all of stage k). Writes each list to <dir>/units.json. Returns one outcome per stage.
-/// Throws Cancelled after scancel when progress.cancelled() or cancellation_requested() (core/cancel.hpp);
-/// the failing unit's error (its kind, the unit named, its log quoted) when one fails on every attempt;
-/// IoError when sbatch or squeue cannot run.
+/// unit redone there redoes all of stage k). Writes each list to <dir>/units.json. Returns one outcome per
+/// stage. Throws Cancelled after scancel when progress.cancelled() or cancellation_requested()
+/// (core/cancel.hpp); the failing unit's error (its kind, the unit named, its log quoted) when one fails on
+/// every attempt; IoError when sbatch or squeue cannot run.
 std::vector<StageOutcome> run_on_slurm(std::vector<UnitList>& stages, const SlurmOptions& options,
                                        Progress& progress);
 

@@ -105,8 +105,8 @@ WorkUnit correlate_unit(const std::string& id, const std::string& ref, const std
 WorkUnit filter_unit(const std::string& id, const std::string& input, const std::string& output,
                      const filter::FilterOptions& options);
 
-/// Runs the unit's operation ("correlate", "filter" or "invert-block": pipeline/invert_units.hpp) from its JSON; the result is written atomically.
-/// InvalidArgument for another operation.
+/// Runs the unit's operation ("correlate", "filter" or "invert-block": pipeline/invert_units.hpp) from its
+/// JSON; the result is written atomically. InvalidArgument for another operation.
 Summary execute_unit(const UnitList& list, const WorkUnit& unit, RunContext& context);
 
 enum class UnitOutcome { kReused, kComputed, kSkipped };

@@ -53,14 +53,15 @@ struct RowBlock {
 
 /// The row blocks invert_pair_rasters uses for `pairs`: options.block_rows rows each, or as many as
 /// `ram_budget_mb` allows. Opens the rasters' headers (same errors as invert_pair_rasters).
-std::vector<RowBlock> inversion_row_blocks(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
-                                           std::size_t ram_budget_mb);
+std::vector<RowBlock> inversion_row_blocks(const std::vector<Pair>& pairs,
+                                           const InvertRastersOptions& options, std::size_t ram_budget_mb);
 
 /// Inverts the nodes of one row block (reading only its rows of every pair raster): what
 /// invert_pair_rasters computes for those rows, value for value (each node is solved on its own). `stats`,
 /// when given, receives the block's counters. Used by the pipeline's inversion work units.
 InversionResult invert_pair_block(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
-                                  const RowBlock& block, RunContext& context, InversionStats* stats = nullptr);
+                                  const RowBlock& block, RunContext& context,
+                                  InversionStats* stats = nullptr);
 
 /// The result of one block, computed elsewhere (another process, another machine) and read back.
 using InversionBlockSource = std::function<InversionResult(const RowBlock& block, InversionStats& stats)>;
