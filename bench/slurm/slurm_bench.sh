@@ -2,7 +2,8 @@
 # Cluster execution on the local one-node Slurm cluster (scripts/slurm-local.sh; started here when it does
 # not run, and stopped again after):
 #   1. the Perito Moreno pipeline's wall time with --executor local and with --executor slurm (same
-#      options, same products), and the Slurm rerun that finds every unit complete (submits nothing);
+#      options, same products; on Slurm the pairs, their filtering and the inversion's row blocks are three
+#      arrays), and the Slurm rerun that finds every unit complete (submits nothing);
 #   2. the scheduling overhead per unit: one 1,000-task array of trivial units (filtering a 6 x 5-node
 #      correlation result, a few ms of work each), from sbatch to the last task's completion record,
 #      against the same 1,000 units run one after the other with `deforma unit run` and no scheduler.
@@ -41,6 +42,7 @@ ARGS=(--step 32 --search 8 --max-step 2 --no-quicklooks --auto-stable --max-velo
       --exclude "$DATA/perito-moreno/mask.jpg")
 now() { date +%s.%N; }
 rm -rf "$OUT/local" "$OUT/slurm" "$OUT/trivial"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 t0=$(now); "$DEFORMA" -q pipeline "${IMAGES[@]}" "${ARGS[@]}" -o "$OUT/local" >/dev/null; t1=$(now)
 "$DEFORMA" -q pipeline "${IMAGES[@]}" "${ARGS[@]}" -o "$OUT/slurm" --executor slurm >/dev/null; t2=$(now)
 "$DEFORMA" -q pipeline "${IMAGES[@]}" "${ARGS[@]}" -o "$OUT/slurm" --executor slurm >/dev/null; t3=$(now)
@@ -82,20 +84,24 @@ t7=$(now)
 while [[ -n "$(squeue --noheader --array --jobs="$job" --format=%i 2>/dev/null)" ]]; do sleep 0.5; done
 t8=$(now)
 done_count=$(ls "$OUT/trivial/units" | grep -c '^u[0-9]*\.json$' || true)
-python3 - "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t6" "$t7" "$t8" "$UNITS" "$done_count" "$pairs" "$DATES" "$(nproc)" <<'PY'
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+blocks=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["details"]["stages"]["invert"]["details"]["blocks"]["blocks"])' "$OUT/slurm/pipeline.json")
+python3 - "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t6" "$t7" "$t8" "$UNITS" "$done_count" "$pairs" "$DATES" "$(nproc)" "$blocks" "$load_before" "$load_after" <<'PY'
 import sys
 t = [float(x) for x in sys.argv[1:10]]
-units, done, pairs, dates, cpus = (int(x) for x in sys.argv[10:15])
+units, done, pairs, dates, cpus, blocks = (int(x) for x in sys.argv[10:16])
+load_before, load_after = sys.argv[16], sys.argv[17]
 local, slurm, rerun = t[1] - t[0], t[2] - t[1], t[3] - t[2]
 direct = (t[5] - t[4]) / 100
 submit, array = t[7] - t[6], t[8] - t[6]
 print(f"| measure ({cpus} CPUs, one node) | value |")
 print("|---|---|")
 print(f"| Perito Moreno, {dates} dates, {pairs} pairs: `--executor local` | {local:.1f} s |")
-print(f"| same with `--executor slurm` (2 arrays, afterok) | {slurm:.1f} s |")
+print(f"| same with `--executor slurm` (3 arrays, afterok: pairs, filter, {blocks} inversion block(s)) | {slurm:.1f} s |")
 print(f"| `--executor slurm` rerun, every unit complete (nothing submitted) | {rerun:.1f} s |")
 print(f"| trivial unit run directly (`deforma unit run`, no scheduler) | {direct * 1000:.0f} ms |")
 print(f"| sbatch of a {units}-task array | {submit * 1000:.0f} ms |")
 print(f"| {units}-task array, sbatch to last task done ({done} records) | {array:.1f} s |")
 print(f"| scheduling overhead per unit (array time x CPUs / units - direct run) | {array * cpus / units * 1000 - direct * 1000:.0f} ms |")
+print(f"| machine load (1, 5, 15 min averages) before / after | {load_before} / {load_after} |")
 PY

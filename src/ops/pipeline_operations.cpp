@@ -47,6 +47,11 @@ void register_pipeline_operations(OperationRegistry& registry) {
           .in_unit("MB")
           .defaults_to("256")
           .at_least(16),
+      ParamDecl::option("invert-block-rows", ParamType::kInt,
+                        "rows of nodes of one inversion unit (one task on Slurm); 0 = as many as --pair-ram "
+                        "allows")
+          .defaults_to("0")
+          .at_least(0),
       ParamDecl::option("executor", ParamType::kChoice,
                         "where the pairs are correlated and filtered: threads of this process, or Slurm array "
                         "jobs (docs/cluster.md; the output folder must be on a filesystem the nodes share)")
@@ -54,7 +59,7 @@ void register_pipeline_operations(OperationRegistry& registry) {
           .defaults_to("local"),
       ParamDecl::option("partition", ParamType::kString, "slurm: partition of the array jobs (default: the cluster's)"),
       ParamDecl::option("account", ParamType::kString, "slurm: account charged (default: the user's)"),
-      ParamDecl::option("max-parallel", ParamType::kInt, "slurm: array tasks running at once (0 = no limit)")
+      ParamDecl::option("max-parallel", ParamType::kInt, "slurm: tasks of the run at once, all arrays together (0 = no limit)")
           .defaults_to("0")
           .at_least(0),
       ParamDecl::option("time-per-unit", ParamType::kString,
@@ -123,6 +128,7 @@ void register_pipeline_operations(OperationRegistry& registry) {
     o.weight_by_correlation = !p.get_bool("no-corr-weights");
     o.quicklooks = !p.get_bool("no-quicklooks");
     o.per_pair_ram_mb = static_cast<std::size_t>(p.get_int("pair-ram"));
+    o.invert_block_rows = static_cast<int>(p.get_int("invert-block-rows"));
     o.executor = p.get_string("executor");
     o.slurm.partition = p.get_string_or("partition", "");
     o.slurm.account = p.get_string_or("account", "");

@@ -17,6 +17,7 @@
 #include "deforma/io/raster.hpp"
 #include "deforma/io/tiles.hpp"
 #include "deforma/pipeline/batch.hpp"
+#include "deforma/pipeline/invert_units.hpp"
 #include "deforma/pipeline/stac.hpp"
 #include "deforma/pipeline/unit.hpp"
 #include "deforma/render/colormap.hpp"
@@ -54,6 +55,10 @@ void PipelineOptions::validate() const {
     throw InvalidArgument(fmt::format("parameter --max-velocity: {} must be >= 0", max_velocity_per_yr));
   }
   if (per_pair_ram_mb < 16) throw InvalidArgument("per-pair memory budget: must be >= 16 MB");
+  if (invert_block_rows < 0) {
+    throw InvalidArgument(fmt::format("parameter --invert-block-rows: {} must be >= 0 (0 = from --pair-ram)",
+                                      invert_block_rows));
+  }
   if (executor != "local" && executor != "slurm") {
     throw InvalidArgument(fmt::format("parameter --executor: '{}' is not one of local, slurm", executor));
   }
@@ -94,6 +99,25 @@ int band_named_any(const io::RasterInfo& info, std::initializer_list<const char*
     if (const int b = band_named(info, name)) return b;
   }
   return 0;
+}
+
+// The node rows the correlation will give (planned from the first image and the step: the last block is
+// open-ended, so an estimate a little short is harmless) and the rows of one inversion unit: the option, or
+// as many as the per-unit memory budget allows (the observations and results of a row of nodes, as
+// timeseries::invert_pair_rasters counts them).
+std::pair<int, int> inversion_block_rows(const io::RasterInfo& first, const PipelineOptions& options,
+                                         std::size_t pairs, std::size_t dates) {
+  const int step = std::max(1, options.correlation.step_px);
+  const int height_px = options.correlation.roi ? options.correlation.roi->height : first.height;
+  const int width_px = options.correlation.roi ? options.correlation.roi->width : first.width;
+  const int rows = std::max(1, (height_px + step - 1) / step);
+  const int cols = std::max(1, (width_px + step - 1) / step);
+  if (options.invert_block_rows > 0) return {rows, options.invert_block_rows};
+  const double per_row =
+      static_cast<double>(cols) * (static_cast<double>(pairs) * 3.0 * 4.0 * 2.0 +
+                                   static_cast<double>(dates) * 4.0 * 4.0 * 2.0 + 32.0 * 4.0);
+  const double budget = static_cast<double>(options.per_pair_ram_mb) * 1024.0 * 1024.0 * 0.6;
+  return {rows, std::clamp(static_cast<int>(budget / per_row), 1, rows)};
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -342,9 +366,39 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
     unit_index[pair.id] = unit_index.size();
   }
 
+  // 4a. The inversion's units, planned before any pair is correlated so that a cluster can queue them
+  // behind the filter stage: every pair of the network is a candidate, and each block inverts those that
+  // filtering kept (pipeline/invert_units.hpp).
+  timeseries::InvertRastersOptions inv;
+  inv.output_dir = (out / "products").string();
+  inv.units = units;
+  inv.weight_band = options.weight_by_correlation ? "corr" : "";
+  inv.quicklooks = options.quicklooks;
+  inv.inversion = options.inversion;
+  inv.parameters = options.parameters;
+  UnitList invert_units = correlate_units;
+  invert_units.units.clear();
+  invert_units.stage = "invert";
+  invert_units.dir = (out / "inversion").string();
+  invert_units.skip_bad = false;
+  invert_units.after_whole_stage = true;
+  {
+    std::vector<timeseries::Pair> candidates = network;
+    for (std::size_t i = 0; i < candidates.size(); ++i)
+      candidates[i].result_path = filter_units.units[i].output;
+    const auto rows =
+        inversion_block_rows(first, options, candidates.size(), timeseries::network_dates(network).size());
+    for (const auto& block : plan_row_blocks(rows.first, rows.second)) {
+      const std::string id = fmt::format("rows_{:06d}", block.row0);
+      invert_units.units.push_back(invert_block_unit(
+          id, candidates, inv, block, (fs::path(invert_units.dir) / "blocks" / (id + ".bin")).string()));
+    }
+  }
+
   BatchResult correlated, filtered;
+  StageOutcome inverted_on_slurm;
   if (options.executor == "slurm") {
-    std::vector<UnitList> lists = {correlate_units, filter_units};
+    std::vector<UnitList> lists = {correlate_units, filter_units, invert_units};
     const auto outcomes = run_on_slurm(lists, options.slurm, progress);
     std::set<std::string> not_correlated;
     for (const auto& [i, reason] : outcomes[0].skipped) {
@@ -365,6 +419,8 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
       p.result_path = filter_units.units[i].output;
       filtered.pairs.push_back(p);
     }
+    inverted_on_slurm = outcomes[2];
+    invert_units = lists[2];  // absolute paths, as the tasks saw them
     BatchResult* results[] = {&correlated, &filtered};
     for (std::size_t s = 0; s < 2; ++s) {
       auto& r = *results[s];
@@ -408,6 +464,13 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
     filter_batch.skip_bad = true;
     filter_batch.unit_of = [&](const timeseries::Pair& p) { return filter_units.units.at(unit_index.at(p.id)); };
     filtered = run_batch(correlated.pairs, filter_batch, run_unit_in_thread(filter_units), &progress);
+    // A pair not correlated this time keeps no filter record from an earlier run: the inversion's blocks
+    // take the recorded pairs.
+    std::set<std::string> correlated_ids;
+    for (const auto& p : correlated.pairs) correlated_ids.insert(p.id);
+    for (const auto& u : filter_units.units) {
+      if (!correlated_ids.count(u.id)) forget_unit(filtered_dir, u);
+    }
   }
   for (const auto& w : correlated.failed) summary.warnings.push_back("pair not correlated: " + w);
   stages["correlate"] = correlated.summary.to_json();
@@ -437,14 +500,35 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
                                                product_files);
     stages["products"] = {{"mode", "single pair velocity"}, {"seconds", seconds_since(stage_start)}};
   } else {
-    timeseries::InvertRastersOptions inv;
-    inv.output_dir = products_dir;
-    inv.units = units;
-    inv.weight_band = options.weight_by_correlation ? "corr" : "";
-    inv.quicklooks = options.quicklooks;
-    inv.inversion = options.inversion;
-    inv.parameters = options.parameters;
-    const Summary inverted = timeseries::invert_pair_rasters(filtered.pairs, inv, context);
+    nlohmann::json block_stage;
+    if (options.executor == "slurm") {
+      block_stage = {{"executor", "slurm"},
+                     {"blocks", invert_units.units.size()},
+                     {"reused", inverted_on_slurm.reused},
+                     {"computed", inverted_on_slurm.computed},
+                     {"retried", inverted_on_slurm.retried},
+                     {"slurm_jobs", inverted_on_slurm.job_ids}};
+    } else {
+      // The blocks one after the other (each inverts its nodes on every thread); a rerun keeps the blocks
+      // complete from an earlier run.
+      const auto grid = io::describe(filtered.pairs.front().result_path);
+      progress.start("inverting nodes", static_cast<std::uint64_t>(grid.width) * grid.height);
+      int reused = 0;
+      for (std::size_t i = 0; i < invert_units.units.size(); ++i) {
+        if (progress.cancelled()) throw Cancelled("pipeline cancelled");
+        if (run_unit(invert_units, i, context) == UnitOutcome::kReused) ++reused;
+      }
+      progress.finish();
+      block_stage = {{"executor", "local"},
+                     {"blocks", invert_units.units.size()},
+                     {"reused", reused},
+                     {"computed", static_cast<int>(invert_units.units.size()) - reused}};
+    }
+    block_stage["seconds"] = seconds_since(stage_start);
+    const auto assembly_start = std::chrono::steady_clock::now();
+    Summary inverted = assemble_invert_blocks(invert_units, filtered.pairs, inv, context);
+    inverted.details["blocks"] = block_stage;
+    inverted.details["assembly_seconds"] = seconds_since(assembly_start);
     for (const auto& w : inverted.warnings) summary.warnings.push_back(w);
     product_files = inverted.outputs;
     velocity_path = (fs::path(products_dir) / "velocity.tif").string();

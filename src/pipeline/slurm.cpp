@@ -89,6 +89,23 @@ int run_command(const std::vector<std::string>& argv, std::string& output) {
   return 1;
 }
 
+std::vector<ArrayThrottle> throttle_shares(int max_parallel, std::size_t arrays) {
+  std::vector<ArrayThrottle> shares(arrays);
+  if (max_parallel <= 0) return shares;
+  const auto limit = static_cast<std::size_t>(max_parallel);
+  for (std::size_t a = 0; a < arrays; ++a) {
+    if (arrays <= limit) {
+      // The limit divided among the arrays; the first ones take the remainder.
+      shares[a].throttle = static_cast<int>(limit / arrays + (a < limit % arrays ? 1 : 0));
+    } else {
+      // One task at a time per array, and array a waits for array a - limit: `limit` arrays at once.
+      shares[a].throttle = 1;
+      if (a >= limit) shares[a].after = static_cast<int>(a - limit);
+    }
+  }
+  return shares;
+}
+
 std::string array_ranges(const std::vector<std::size_t>& indices) {
   std::string out;
   for (std::size_t i = 0; i < indices.size();) {
@@ -168,6 +185,7 @@ class SlurmRun {
     std::string script;
     bool retried = false;
     bool released = false;  // dependency cleared after retries of the stage before
+    std::map<std::string, std::string> chained;  // array -> "afterany:JOB" it keeps when released
     StageOutcome outcome;
   };
 
@@ -189,9 +207,10 @@ class SlurmRun {
         u.output = fs::absolute(u.output).lexically_normal().string();
       }
       const std::set<std::string> redone_before = s == 0 ? std::set<std::string>() : redone_ids(s - 1);
+      const bool all_redone = list.after_whole_stage && !redone_before.empty();
       for (std::size_t i = 0; i < list.units.size(); ++i) {
         const auto& u = list.units[i];
-        if (redone_before.count(u.id) || !unit_complete(list.dir, u)) {
+        if (all_redone || redone_before.count(u.id) || !unit_complete(list.dir, u)) {
           forget_unit(list.dir, u);
           st.todo.push_back(i);
         } else {
@@ -292,21 +311,39 @@ class SlurmRun {
       const std::string dependency =
           previous.empty() ? "" : fmt::format("afterok:{}", fmt::join(previous, ":"));
       // One array per stage; a stage with more units than MaxArraySize is split into arrays of offset units.
+      struct Part {
+        std::size_t k, end;
+      };
+      std::vector<Part> parts;
       for (std::size_t k = 0; k < st.todo.size();) {
-        const std::size_t offset = st.todo[k];
-        std::vector<std::size_t> tasks;
         std::size_t end = k;
-        while (end < st.todo.size() && st.todo[end] - offset < max_size)
-          tasks.push_back(st.todo[end++] - offset);
+        while (end < st.todo.size() && st.todo[end] - st.todo[k] < max_size) ++end;
+        parts.push_back({k, end});
+        k = end;
+      }
+      // --max-parallel bounds the run's tasks at once, not each array's: the stages run one after the other
+      // (afterok), and the arrays of one stage share the limit (throttle_shares).
+      const auto shares = throttle_shares(options_.max_parallel, parts.size());
+      for (std::size_t a = 0; a < parts.size(); ++a) {
+        const std::size_t offset = st.todo[parts[a].k];
+        std::vector<std::size_t> tasks;
+        for (std::size_t j = parts[a].k; j < parts[a].end; ++j) tasks.push_back(st.todo[j] - offset);
         std::string array = array_ranges(tasks);
-        if (options_.max_parallel > 0) array += fmt::format("%{}", options_.max_parallel);
-        const std::string job = sbatch(s, array, offset, dependency);
+        std::string after = dependency;
+        std::string chain;
+        if (shares[a].throttle > 0) array += fmt::format("%{}", shares[a].throttle);
+        if (shares[a].after >= 0) {
+          // More arrays than the limit: this one starts when an earlier one has ended (in any state).
+          chain = fmt::format("afterany:{}", st.job_ids.at(static_cast<std::size_t>(shares[a].after)));
+          after += (after.empty() ? "" : ",") + chain;
+        }
+        const std::string job = sbatch(s, array, offset, after);
+        if (!chain.empty()) st.chained[job] = chain;
         st.job_ids.push_back(job);
-        for (std::size_t j = k; j < end; ++j) {
+        for (std::size_t j = parts[a].k; j < parts[a].end; ++j) {
           st.attempts[st.todo[j]] = 1;
           st.task_of[st.todo[j]] = fmt::format("{}_{}", job, st.todo[j] - offset);
         }
-        k = end;
       }
       spdlog::info("slurm: {} units of stage {} submitted as array job(s) {}", st.todo.size(),
                    stages_[s].stage, fmt::join(st.job_ids, " "));
@@ -339,6 +376,17 @@ class SlurmRun {
     const auto& list = stages_[s];
     return fs::exists(unit_record_path(list.dir, list.units[i].id)) ||
            fs::exists(unit_skip_path(list.dir, list.units[i].id));
+  }
+
+  // Tasks of stage `s` (its arrays and resubmitted tasks) pending or running.
+  std::size_t stage_tasks_in_queue(std::size_t s, const std::map<std::string, std::string>& active) const {
+    std::size_t n = 0;
+    for (const auto& [task, state] : active) {
+      const std::string job = task.substr(0, task.find('_'));
+      const auto& ids = state_[s].outcome.job_ids;
+      if (std::find(ids.begin(), ids.end(), job) != ids.end()) ++n;
+    }
+    return n;
   }
 
   bool stage_done(std::size_t s) const { return state_[s].finished.size() == state_[s].todo.size(); }
@@ -381,6 +429,7 @@ class SlurmRun {
       }
       squeue_failures = 0;
       bool all_done = true;
+      std::size_t resubmitted_now = 0;
       for (std::size_t s = 0; s < stages_.size(); ++s) {
         auto& st = state_[s];
         for (const auto i : st.todo) {
@@ -394,6 +443,13 @@ class SlurmRun {
           if (active->count(task)) continue;
           // Neither queued nor recorded: the attempt failed (error, killed, timed out, node lost).
           if (st.attempts[i] > options_.retries) fail_unit(s, i, task);
+          // A resubmitted task is a job of its own, outside the arrays' throttles: it waits until the
+          // stage's queued and running tasks leave room under --max-parallel.
+          if (options_.max_parallel > 0 && stage_tasks_in_queue(s, *active) + resubmitted_now >=
+                                               static_cast<std::size_t>(options_.max_parallel)) {
+            continue;
+          }
+          ++resubmitted_now;
           spdlog::warn("slurm: {} unit {} failed (task {}); resubmitting (attempt {} of {})",
                        stages_[s].stage, stages_[s].units[i].id, task, st.attempts[i] + 1,
                        options_.retries + 1);
@@ -416,7 +472,17 @@ class SlurmRun {
         if (!earlier_done) continue;
         for (const auto& job : next.job_ids) {
           std::string out;
-          const int rc = run_command({"scontrol", "update", "JobId=" + job, "Dependency="}, out);
+          // The wait for an earlier array of the same stage (--max-parallel) stays while that array is in
+          // the queue (a dependency on a job Slurm has forgotten would be refused).
+          const auto chain = next.chained.find(job);
+          std::string keep;
+          if (chain != next.chained.end()) {
+            const std::string earlier = chain->second.substr(chain->second.find(':') + 1);
+            for (const auto& entry : *active) {
+              if (entry.first.substr(0, entry.first.find('_')) == earlier) keep = chain->second;
+            }
+          }
+          const int rc = run_command({"scontrol", "update", "JobId=" + job, "Dependency=" + keep}, out);
           if (rc != 0)
             throw IoError(fmt::format("scontrol could not release array job {}: {}", job, trim(out)));
         }

@@ -17,6 +17,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
+#include "deforma/pipeline/invert_units.hpp"
 
 namespace deforma::pipeline {
 namespace fs = std::filesystem;
@@ -447,9 +448,10 @@ Summary execute_unit(const UnitList& list, const WorkUnit& unit, RunContext& con
     run.progress = context.progress;
     return filter::filter_result(run);
   }
+  if (unit.operation == kInvertBlockOperation) return execute_invert_block(list, unit, context);
   throw InvalidArgument(
-      fmt::format("unit {}: operation '{}' cannot run as a unit (expected correlate or filter)", unit.id,
-                  unit.operation));
+      fmt::format("unit {}: operation '{}' cannot run as a unit (expected correlate, filter or invert-block)",
+                  unit.id, unit.operation));
 }
 
 UnitOutcome run_unit(const UnitList& list, std::size_t index, RunContext& context) {
@@ -489,6 +491,9 @@ UnitOutcome run_unit(const UnitList& list, std::size_t index, RunContext& contex
       if (list.skip_bad && data_problem) {
         spdlog::warn("unit {} ({}) skipped: {}", unit.id, list.stage, e.what());
         record_skipped_unit(list.dir, unit, e.what());
+        // A result left from an earlier run is not this run's: a later stage must not take it as input.
+        std::error_code ec;
+        fs::remove(unit.output, ec);
         return UnitOutcome::kSkipped;
       }
       throw;

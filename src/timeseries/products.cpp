@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <sstream>
 #include <tuple>
@@ -78,10 +79,9 @@ struct Sampled {
 
 }  // namespace
 
-Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
-                            RunContext& context) {
-  const auto start_time = std::chrono::steady_clock::now();
-  options.validate();
+namespace {
+
+void check_pair_table(const std::vector<Pair>& pairs) {
   if (pairs.empty()) throw InvalidArgument("invert: the pair table has no pair");
   for (const auto& p : pairs) {
     if (p.result_path.empty()) {
@@ -89,22 +89,29 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
           fmt::format("invert: pair '{}' has no result_path (correlate the pairs first)", p.id));
     }
   }
-  const Components comp = components_for(options);
-  std::error_code ec;
-  fs::create_directories(options.output_dir, ec);
-  if (!fs::is_directory(options.output_dir)) {
-    throw IoError(fmt::format("--output {}: cannot create the folder{}", options.output_dir,
-                              ec ? ": " + ec.message() : ""));
-  }
+}
 
-  // Every pair raster must be on one grid. They stay open between blocks unless there are so many that
-  // file handles would run short; then each block reopens them (a COG header is cheap to read).
-  constexpr std::size_t kMaxOpenRasters = 256;
-  const bool keep_open = pairs.size() <= kMaxOpenRasters;
-  std::vector<std::optional<io::Raster>> rasters(pairs.size());
+// The pair rasters of one inversion, checked to share one grid, with the bands to read.
+struct PairStack {
+  bool keep_open = true;
+  std::vector<std::optional<io::Raster>> rasters;
   std::vector<int> band_first;
   std::vector<int> band_second;
   std::vector<int> band_weight;
+  io::RasterInfo grid;
+  std::vector<io::Date> dates;
+  std::vector<std::pair<int, int>> indices;  // date indices of each pair
+};
+
+PairStack open_pair_stack(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
+                          const Components& comp) {
+  check_pair_table(pairs);
+  // Every pair raster must be on one grid. They stay open between blocks unless there are so many that
+  // file handles would run short; then each block reopens them (a COG header is cheap to read).
+  constexpr std::size_t kMaxOpenRasters = 256;
+  PairStack stack;
+  stack.keep_open = pairs.size() <= kMaxOpenRasters;
+  stack.rasters.resize(pairs.size());
   std::optional<io::RasterInfo> first_info;
   for (std::size_t k = 0; k < pairs.size(); ++k) {
     auto raster = io::Raster::open(pairs[k].result_path);
@@ -116,36 +123,116 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
           info.path, info.width, info.height, first_info->path, first_info->width, first_info->height));
     }
     if (!first_info) first_info = info;
-    band_first.push_back(component_band(info, comp.first_band, "east-band"));
-    band_second.push_back(component_band(info, comp.second_band, "north-band"));
-    band_weight.push_back(
+    stack.band_first.push_back(component_band(info, comp.first_band, "east-band"));
+    stack.band_second.push_back(component_band(info, comp.second_band, "north-band"));
+    stack.band_weight.push_back(
         options.weight_band.empty() ? 0 : component_band(info, options.weight_band, "weight-band"));
-    if (keep_open) rasters[k].emplace(std::move(raster));
+    if (stack.keep_open) stack.rasters[k].emplace(std::move(raster));
   }
-  const io::RasterInfo grid = *first_info;
-  const int width = grid.width;
-  const int height = grid.height;
+  stack.grid = *first_info;
+  stack.dates = network_dates(pairs, &stack.indices);
+  return stack;
+}
 
-  std::vector<std::pair<int, int>> indices;
-  const auto dates = network_dates(pairs, &indices);
+std::vector<NetworkPair> network_of(const std::vector<Pair>& pairs, const PairStack& stack) {
   std::vector<NetworkPair> network;
   for (std::size_t k = 0; k < pairs.size(); ++k)
-    network.push_back({indices[k].first, indices[k].second, pairs[k].weight});
-  const NetworkInverter inverter(dates, network, options.inversion);
+    network.push_back({stack.indices[k].first, stack.indices[k].second, pairs[k].weight});
+  return network;
+}
+
+// Bytes of memory the streamed inversion of `rows` needs per row of nodes.
+double bytes_per_row(const PairStack& stack, const InvertRastersOptions& options, std::size_t pairs) {
+  const double m = static_cast<double>(pairs);
+  const double date_count = static_cast<double>(stack.dates.size());
+  // Observations (2-3 floats per pair and node, plus the read window), results (4 series per date and
+  // node) and the writers' staging, per row of nodes.
+  return static_cast<double>(stack.grid.width) * (m * (options.weight_band.empty() ? 2.0 : 3.0) * 4.0 * 2.0 +
+                                                  date_count * 4.0 * 4.0 * 2.0 + 32.0 * 4.0);
+}
+
+double ram_budget_bytes(std::size_t ram_budget_mb) {
+  return static_cast<double>(std::max<std::size_t>(ram_budget_mb, 16)) * 1024.0 * 1024.0 * 0.6;
+}
+
+int rows_per_block_for(const PairStack& stack, const InvertRastersOptions& options, std::size_t pairs,
+                       std::size_t ram_budget_mb) {
+  const double budget = ram_budget_bytes(ram_budget_mb);
+  return std::clamp(options.block_rows > 0 ? options.block_rows
+                                           : static_cast<int>(budget / bytes_per_row(stack, options, pairs)),
+                    1, stack.grid.height);
+}
+
+std::vector<RowBlock> blocks_of(int height, int rows_per_block) {
+  std::vector<RowBlock> blocks;
+  for (int row0 = 0; row0 < height; row0 += rows_per_block)
+    blocks.push_back({row0, std::min(rows_per_block, height - row0)});
+  return blocks;
+}
+
+// Reads the observations of `block` and inverts them into `result`.
+void invert_block(const std::vector<Pair>& pairs, const InvertRastersOptions& options, const PairStack& stack,
+                  const NetworkInverter& inverter, const RowBlock& block, InversionResult& result,
+                  Progress* progress) {
+  const int width = stack.grid.width;
+  const int m = static_cast<int>(pairs.size());
+  const io::Window window{0, block.row0, width, block.rows};
+  const int nodes = width * block.rows;
+  std::vector<float> east(static_cast<std::size_t>(nodes) * m, 0.0f);
+  std::vector<float> north(east.size(), 0.0f);
+  std::vector<float> weight;
+  if (!options.weight_band.empty()) weight.assign(east.size(), 0.0f);
+  // Each pair raster is its own GDAL dataset, so pairs can be read concurrently.
+  tbb::parallel_for(0, m, [&](int p) {
+    std::optional<io::Raster> reopened;
+    const io::Raster& raster =
+        stack.keep_open ? *stack.rasters[p] : reopened.emplace(io::Raster::open(pairs[p].result_path));
+    const auto a = raster.read(stack.band_first[p], window);
+    const auto b = raster.read(stack.band_second[p], window);
+    std::optional<io::BandWindow> q;
+    if (stack.band_weight[p] > 0) q = raster.read(stack.band_weight[p], window);
+    for (int i = 0; i < nodes; ++i) {
+      const bool ok = a.valid.data()[i] != 0 && b.valid.data()[i] != 0 && (!q || q->valid.data()[i] != 0);
+      const std::size_t at = static_cast<std::size_t>(i) * m + p;
+      east[at] = ok ? a.values.data()[i] : std::nanf("");
+      north[at] = ok ? b.values.data()[i] : std::nanf("");
+      if (q) weight[at] = ok ? q->values.data()[i] : 0.0f;
+    }
+  });
+  PairObservations obs{nodes, m, east.data(), north.data(), weight.empty() ? nullptr : weight.data()};
+  inverter.invert(obs, result, progress);
+}
+
+// Writes the products from the results of `blocks` (in order, covering every row) given by `solve`.
+Summary write_products(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
+                       RunContext& context, const PairStack& stack, const std::vector<RowBlock>& blocks,
+                       const std::function<void(const RowBlock&, InversionResult&)>& solve,
+                       const std::function<InversionStats()>& stats_of_run,
+                       std::chrono::steady_clock::time_point start_time) {
+  const Components comp = components_for(options);
+  const io::RasterInfo& grid = stack.grid;
+  const int width = grid.width;
+  const int height = grid.height;
+  const auto& dates = stack.dates;
   const int date_count = static_cast<int>(dates.size());
   const int m = static_cast<int>(pairs.size());
-  const int components = count_components(date_count, indices);
-
-  // Rows per block from the RAM budget: observations (2-3 floats per pair and node, plus the read
-  // window), results (4 series per date and node) and the writers' staging, per row of nodes.
-  const double bytes_per_row =
-      static_cast<double>(width) *
-      (m * (options.weight_band.empty() ? 2.0 : 3.0) * 4.0 * 2.0 + date_count * 4.0 * 4.0 * 2.0 + 32.0 * 4.0);
-  const double budget =
-      static_cast<double>(std::max<std::size_t>(context.ram_budget_mb, 16)) * 1024.0 * 1024.0 * 0.6;
-  const int rows_per_block = std::clamp(
-      options.block_rows > 0 ? options.block_rows : static_cast<int>(budget / bytes_per_row), 1, height);
-
+  const int components = count_components(date_count, stack.indices);
+  const int rows_per_block = blocks.empty() ? 0 : blocks.front().rows;
+  const double budget = ram_budget_bytes(context.ram_budget_mb);
+  {
+    int next_row = 0;
+    for (const auto& block : blocks) {
+      if (block.row0 != next_row || block.rows < 1) {
+        throw InvalidArgument(
+            fmt::format("invert: row block {}+{} does not follow row {}", block.row0, block.rows, next_row));
+      }
+      next_row += block.rows;
+    }
+    if (next_row != height) {
+      throw InvalidArgument(
+          fmt::format("invert: the row blocks cover {} of the grid's {} rows", next_row, height));
+    }
+  }
   io::Provenance provenance;
   provenance.command_line = context.command_line;
   provenance.parameters = options.parameters;
@@ -188,37 +275,20 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
 
   Progress& progress = progress_or_null(context.progress);
   progress.start("inverting nodes", static_cast<std::uint64_t>(width) * height);
-  std::vector<float> east;
-  std::vector<float> north;
-  std::vector<float> weight;
   InversionResult result;
-  for (int row0 = 0; row0 < height; row0 += rows_per_block) {
+  for (const auto& block : blocks) {
     if (progress.cancelled()) throw Cancelled("invert cancelled");
-    const int rows = std::min(rows_per_block, height - row0);
+    const int row0 = block.row0;
+    const int rows = block.rows;
     const io::Window window{0, row0, width, rows};
     const int nodes = width * rows;
-    east.assign(static_cast<std::size_t>(nodes) * m, 0.0f);
-    north.assign(east.size(), 0.0f);
-    if (!options.weight_band.empty()) weight.assign(east.size(), 0.0f);
-    // Each pair raster is its own GDAL dataset, so pairs can be read concurrently.
-    tbb::parallel_for(0, m, [&](int p) {
-      std::optional<io::Raster> reopened;
-      const io::Raster& raster =
-          keep_open ? *rasters[p] : reopened.emplace(io::Raster::open(pairs[p].result_path));
-      const auto a = raster.read(band_first[p], window);
-      const auto b = raster.read(band_second[p], window);
-      std::optional<io::BandWindow> q;
-      if (band_weight[p] > 0) q = raster.read(band_weight[p], window);
-      for (int i = 0; i < nodes; ++i) {
-        const bool ok = a.valid.data()[i] != 0 && b.valid.data()[i] != 0 && (!q || q->valid.data()[i] != 0);
-        const std::size_t at = static_cast<std::size_t>(i) * m + p;
-        east[at] = ok ? a.values.data()[i] : std::nanf("");
-        north[at] = ok ? b.values.data()[i] : std::nanf("");
-        if (q) weight[at] = ok ? q->values.data()[i] : 0.0f;
-      }
-    });
-    PairObservations obs{nodes, m, east.data(), north.data(), weight.empty() ? nullptr : weight.data()};
-    inverter.invert(obs, result, &progress);
+    solve(block, result);
+    if (result.node_count != nodes || result.date_count != date_count) {
+      throw Error(
+          fmt::format("invert: the results of rows {}+{} hold {} nodes and {} dates, expected {} and {}",
+                      row0, rows, result.node_count, result.date_count, nodes, date_count),
+          ExitCode::kInternal);
+    }
 
     // Series cubes: band k of each cube is date k.
     GridF plane(width, rows);
@@ -309,7 +379,7 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
     summary.outputs.push_back(nc_path);
   }
 
-  const auto stats = inverter.stats();
+  const auto stats = stats_of_run();
   std::vector<float> mags;
   std::vector<float> rmses;
   for (std::size_t i = 0; i < sampled.valid.size(); ++i) {
@@ -408,6 +478,82 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
       stats.nodes_nodata, stats.nodes_reweighted, stats.nodes_bridged, stats.patterns, median_velocity,
       velocity_unit, median_rmse, comp.unit, summary.seconds);
   return summary;
+}
+
+void prepare_output_dir(const InvertRastersOptions& options) {
+  std::error_code ec;
+  fs::create_directories(options.output_dir, ec);
+  if (!fs::is_directory(options.output_dir)) {
+    throw IoError(fmt::format("--output {}: cannot create the folder{}", options.output_dir,
+                              ec ? ": " + ec.message() : ""));
+  }
+}
+
+}  // namespace
+
+Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
+                            RunContext& context) {
+  const auto start_time = std::chrono::steady_clock::now();
+  options.validate();
+  check_pair_table(pairs);
+  prepare_output_dir(options);
+  const PairStack stack = open_pair_stack(pairs, options, components_for(options));
+  const NetworkInverter inverter(stack.dates, network_of(pairs, stack), options.inversion);
+  const auto blocks =
+      blocks_of(stack.grid.height, rows_per_block_for(stack, options, pairs.size(), context.ram_budget_mb));
+  Progress& progress = progress_or_null(context.progress);
+  return write_products(
+      pairs, options, context, stack, blocks,
+      [&](const RowBlock& block, InversionResult& result) {
+        invert_block(pairs, options, stack, inverter, block, result, &progress);
+      },
+      [&] { return inverter.stats(); }, start_time);
+}
+
+std::vector<RowBlock> inversion_row_blocks(const std::vector<Pair>& pairs,
+                                           const InvertRastersOptions& options, std::size_t ram_budget_mb) {
+  options.validate();
+  const PairStack stack = open_pair_stack(pairs, options, components_for(options));
+  return blocks_of(stack.grid.height, rows_per_block_for(stack, options, pairs.size(), ram_budget_mb));
+}
+
+InversionResult invert_pair_block(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
+                                  const RowBlock& block, RunContext& context, InversionStats* stats) {
+  options.validate();
+  const PairStack stack = open_pair_stack(pairs, options, components_for(options));
+  if (block.row0 < 0 || block.rows < 1 || block.row0 + block.rows > stack.grid.height) {
+    throw InvalidArgument(fmt::format("invert: rows {}+{} are outside the grid's {} rows", block.row0,
+                                      block.rows, stack.grid.height));
+  }
+  const NetworkInverter inverter(stack.dates, network_of(pairs, stack), options.inversion);
+  InversionResult result;
+  invert_block(pairs, options, stack, inverter, block, result, context.progress);
+  if (stats) *stats = inverter.stats();
+  return result;
+}
+
+Summary assemble_inversion_products(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
+                                    const std::vector<RowBlock>& blocks, const InversionBlockSource& source,
+                                    RunContext& context) {
+  const auto start_time = std::chrono::steady_clock::now();
+  options.validate();
+  check_pair_table(pairs);
+  prepare_output_dir(options);
+  const PairStack stack = open_pair_stack(pairs, options, components_for(options));
+  InversionStats stats;
+  return write_products(
+      pairs, options, context, stack, blocks,
+      [&](const RowBlock& block, InversionResult& result) {
+        InversionStats block_stats;
+        result = source(block, block_stats);
+        stats.nodes += block_stats.nodes;
+        stats.nodes_nodata += block_stats.nodes_nodata;
+        stats.nodes_reweighted += block_stats.nodes_reweighted;
+        stats.nodes_bridged += block_stats.nodes_bridged;
+        stats.patterns += block_stats.patterns;
+        progress_or_null(context.progress).advance(static_cast<std::uint64_t>(block.rows) * stack.grid.width);
+      },
+      [&] { return stats; }, start_time);
 }
 
 NodeSeries read_series_at(const std::string& folder, const std::string& prefix, double x, double y,

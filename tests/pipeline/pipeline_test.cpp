@@ -15,6 +15,7 @@
 #include "deforma/io/raster.hpp"
 #include "deforma/io/vector.hpp"
 #include "deforma/timeseries/pairs.hpp"
+#include "deforma/timeseries/products.hpp"
 #include "test_support.hpp"
 
 namespace deforma::pipeline {
@@ -163,6 +164,43 @@ TEST(Pipeline, OneMoreImageUpdatesTheSeriesComputingOnlyTheNewPairs) {
   EXPECT_NE(updated.report.find("5 pairs reused, 2 computed"), std::string::npos) << updated.report;
   const auto written = load_json(tmp.path() / "out" / "pipeline.json");
   EXPECT_EQ(written["details"]["update"]["pairs_reused"], 5);
+}
+
+// The inversion runs as blocks of node rows (work units) assembled into the products: the same products as
+// one process inverting every node of the kept pairs, value for value; a rerun reuses every block.
+TEST(Pipeline, InversionBlocksGiveTheProductsOfOneProcessAndAreReused) {
+  test::TempDir tmp;
+  const MovingScene scene(tmp, 4);
+  auto options = fast_options(scene.paths, tmp.file("out"));
+  options.invert_block_rows = 3;
+  RunContext context;
+  context.ram_budget_mb = 256;
+  const Summary first = run_pipeline(options, context);
+  const auto& blocks = first.details["stages"]["invert"]["details"]["blocks"];
+  ASSERT_GT(blocks["blocks"].get<int>(), 2);
+  EXPECT_EQ(blocks["computed"], blocks["blocks"]);
+  EXPECT_TRUE(fs::exists(tmp.file("out/inversion/blocks/rows_000003.bin")));
+
+  auto pairs = timeseries::read_pair_table(tmp.file("out/pairs.csv"));
+  for (auto& p : pairs) p.result_path = (tmp.path() / "out" / p.result_path).string();
+  timeseries::InvertRastersOptions whole;
+  whole.output_dir = tmp.file("whole");
+  whole.units = "m";
+  whole.weight_band = "corr";
+  whole.quicklooks = false;
+  whole.netcdf = false;
+  timeseries::invert_pair_rasters(pairs, whole, context);
+  for (const char* name : {"velocity.tif", "timeseries_east.tif", "timeseries_north_sigma.tif"}) {
+    const auto a = io::Raster::open(tmp.file(std::string("whole/") + name));
+    const auto b = io::Raster::open(tmp.file(std::string("out/products/") + name));
+    ASSERT_EQ(a.info().band_count(), b.info().band_count());
+    for (int band = 1; band <= a.info().band_count(); ++band) {
+      EXPECT_EQ(a.read_all(band).values.values(), b.read_all(band).values.values()) << name << " " << band;
+    }
+  }
+
+  const Summary second = run_pipeline(options, context);
+  EXPECT_EQ(second.details["stages"]["invert"]["details"]["blocks"]["reused"], blocks["blocks"]);
 }
 
 using test::CancelAfter;

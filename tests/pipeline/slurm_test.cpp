@@ -5,6 +5,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -114,7 +115,10 @@ TEST(SlurmPipeline, PeritoMorenoGivesTheLocalProductsValueForValueAndAnUnchanged
   const fs::path local = tmp.path() / "local", slurm = tmp.path() / "slurm";
   auto r = test::run_cli("-q pipeline" + args + " -o " + shell_quote(local.string()));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = test::run_cli("-q pipeline" + args + " -o " + shell_quote(slurm.string()) + " --executor slurm");
+  // On Slurm the inversion in blocks of 5 node rows, one array task each; locally in one block.
+  const std::string blocks = " --invert-block-rows 5";
+  r = test::run_cli("-q pipeline" + args + blocks + " -o " + shell_quote(slurm.string()) +
+                    " --executor slurm");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto summary = pipeline_json(slurm);
   const auto& stages = summary["details"]["stages"];
@@ -122,6 +126,10 @@ TEST(SlurmPipeline, PeritoMorenoGivesTheLocalProductsValueForValueAndAnUnchanged
   EXPECT_EQ(stages["correlate"]["counts"]["computed"], 5);
   EXPECT_EQ(stages["correlate"]["details"]["slurm_jobs"].size(), 1u);  // one array for the stage
   EXPECT_EQ(stages["filter"]["details"]["slurm_jobs"].size(), 1u);
+  // The inversion's blocks: one array too, after the filter array.
+  EXPECT_EQ(stages["invert"]["details"]["blocks"]["executor"], "slurm");
+  EXPECT_EQ(stages["invert"]["details"]["blocks"]["slurm_jobs"].size(), 1u);
+  EXPECT_GT(stages["invert"]["details"]["blocks"]["computed"].get<int>(), 2);
   for (const char* product :
        {"velocity.tif", "timeseries_dx.tif", "timeseries_dy.tif", "timeseries_dx_sigma.tif"}) {
     expect_same_raster(local / "products" / product, slurm / "products" / product);
@@ -133,13 +141,14 @@ TEST(SlurmPipeline, PeritoMorenoGivesTheLocalProductsValueForValueAndAnUnchanged
   EXPECT_EQ(slurp(local / "pairs.csv"), slurp(slurm / "pairs.csv"));
   EXPECT_TRUE(fs::exists(slurm / "correlation" / "logs" / "slurm-jobs.txt"));
 
-  r = test::run_cli("pipeline" + args + " -o " + shell_quote(slurm.string()) + " --executor slurm");
+  r = test::run_cli("pipeline" + args + blocks + " -o " + shell_quote(slurm.string()) + " --executor slurm");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("nothing submitted"), std::string::npos) << r.err;
   const auto again = pipeline_json(slurm)["details"]["stages"];
   EXPECT_EQ(again["correlate"]["details"]["slurm_jobs"].size(), 0u);
   EXPECT_EQ(again["correlate"]["counts"]["computed"], 0);
   EXPECT_EQ(again["filter"]["counts"]["computed"], 0);
+  EXPECT_EQ(again["invert"]["details"]["blocks"]["computed"], 0);
 
   // The same records serve both executors: the local run's folder finished on Slurm submits nothing.
   r = test::run_cli("pipeline" + args + " -o " + shell_quote(local.string()) + " --executor slurm");
@@ -334,6 +343,74 @@ TEST(SlurmPipeline, StageBeyondMaxArraySizeIsSplitIntoSeveralArrays) {
   EXPECT_EQ(stages["correlate"]["details"]["slurm_jobs"].size(), 2u);  // units 0-1, then unit 2
   EXPECT_EQ(stages["correlate"]["counts"]["computed"], 3);
   EXPECT_EQ(stages["filter"]["counts"]["computed"], 3);
+}
+
+// --max-parallel bounds the whole run: with one task at a time, a stage split into two arrays (the second
+// waiting for the first) and a task failing once (its resubmission waiting for room) never have two tasks
+// running together, where the 2-CPU cluster would otherwise run two. The inversion runs as a third array.
+TEST(SlurmPipeline, MaxParallelBoundsTheWholeRun) {
+  DEFORMA_REQUIRE_DATA("perito-moreno", dir);
+  DEFORMA_REQUIRE_SLURM();
+  ScopedEnv poll(kPollEnv, "0.2");
+  ScopedEnv small("DEFORMA_SLURM_MAX_ARRAY_SIZE", "2");
+  ScopedEnv fail("DEFORMA_TEST_FAIL_UNIT", "20200101_20200106:once");
+  test::TempDir tmp;
+  const fs::path out = tmp.path() / "out";
+  std::atomic<bool> done{false};
+  std::atomic<int> most_running{0}, samples{0};
+  std::thread watch([&] {
+    while (!done) {
+      std::string listing;
+      if (run_command({"squeue", "--noheader", "--array", "--states=RUNNING", "--format=%i"}, listing) == 0) {
+        int running = 0;
+        for (char c : listing) running += c == '\n';
+        most_running = std::max(most_running.load(), running);
+        ++samples;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  const auto r = test::run_cli("-q pipeline" + images_args(dir, {"20200101", "20200106", "20200108"}) +
+                               common_args(dir) + " -o " + shell_quote(out.string()) +
+                               " --executor slurm --max-parallel 1 --invert-block-rows 4");
+  done = true;
+  watch.join();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GT(samples.load(), 5);
+  EXPECT_EQ(most_running.load(), 1);
+  const auto stages = pipeline_json(out)["details"]["stages"];
+  EXPECT_EQ(stages["correlate"]["counts"]["retried"], 1);
+  EXPECT_EQ(stages["invert"]["details"]["blocks"]["executor"], "slurm");
+  const int blocks = stages["invert"]["details"]["blocks"]["blocks"].get<int>();
+  EXPECT_GT(blocks, 2);
+  EXPECT_EQ(stages["invert"]["details"]["blocks"]["computed"], blocks);
+  // Split as the other stages are (MaxArraySize 2 here): one array per two blocks.
+  EXPECT_EQ(stages["invert"]["details"]["blocks"]["slurm_jobs"].size(),
+            static_cast<std::size_t>(blocks + 1) / 2);
+  const std::string jobs = slurp(out / "correlation" / "logs" / "slurm-jobs.txt");
+  EXPECT_NE(jobs.find("0-1%1 +0"), std::string::npos) << jobs;
+  EXPECT_NE(jobs.find("0%1 +2"), std::string::npos) << jobs;
+}
+
+TEST(SlurmArray, ThrottleIsSharedByTheArraysOfAStage) {
+  auto sum = [](const std::vector<ArrayThrottle>& shares) {
+    int total = 0;
+    for (const auto& s : shares) total += s.throttle;
+    return total;
+  };
+  EXPECT_EQ(throttle_shares(0, 3)[2].throttle, 0);  // no limit
+  const auto one = throttle_shares(7, 1);
+  EXPECT_EQ(one[0].throttle, 7);
+  const auto three = throttle_shares(8, 3);  // 3 + 3 + 2
+  EXPECT_EQ(sum(three), 8);
+  EXPECT_EQ(three[0].throttle, 3);
+  EXPECT_EQ(three[2].throttle, 2);
+  EXPECT_EQ(three[2].after, -1);
+  const auto many = throttle_shares(2, 5);  // one task per array, two arrays at a time
+  EXPECT_EQ(sum(many), 5);
+  EXPECT_EQ(many[1].after, -1);
+  EXPECT_EQ(many[2].after, 0);
+  EXPECT_EQ(many[4].after, 2);
 }
 
 TEST(SlurmArray, RangesAreCompact) {

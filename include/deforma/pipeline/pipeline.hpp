@@ -4,12 +4,14 @@
 //   image set (timeseries::load_image_set) -> pair network (timeseries::build_pair_network)
 //   -> batch correlation (correlate::correlate_pair per pair, run_batch: parallel, resumable)
 //   -> filtering and stable-ground correction per pair (filter::filter_result, run_batch)
-//   -> inversion and products (timeseries::invert_pair_rasters; with a single pair, the velocity of that
-//      pair, same band names) -> static STAC catalog of the output folder (write_stac_catalog).
+//   -> inversion in blocks of node rows, each a work unit (pipeline/invert_units.hpp), and the products
+//      assembled from the blocks (with a single pair, the velocity of that pair, same band names)
+//   -> static STAC catalog of the output folder (write_stac_catalog).
 // Output folder layout (docs/pipeline.md):
 //   pairs.csv, network.png          the pair table (result_path = filtered result) and the network plot
 //   correlation/<pair>.tif          raw correlation results (+ units/<pair>.json: completion records)
 //   filtered/<pair>.tif             filtered and corrected results (+ units/)
+//   inversion/blocks/<block>.bin    the inversion's row blocks (+ units/)
 //   products/                       velocity.tif, time-series cubes (COG, NetCDF), quicklooks
 //   pipeline.json                   the run summary (headline numbers)
 //   glaciers/                       with glacier outlines: the regions matched and stable, glaciers.csv
@@ -65,6 +67,9 @@ struct PipelineOptions {
   bool weight_by_correlation = true;
   bool quicklooks = true;
   std::size_t per_pair_ram_mb = 256;  ///< streaming budget of one pair (pairs in flight = --ram / this)
+  /// Rows of nodes of one inversion unit (pipeline/invert_units.hpp); 0 = as many as per_pair_ram_mb
+  /// allows.
+  int invert_block_rows = 0;
   /// Where the pair stages run: "local" (threads of this process) or "slurm" (array jobs, docs/cluster.md).
   std::string executor = "local";
   SlurmOptions slurm;                 ///< with executor "slurm"

@@ -27,7 +27,9 @@ namespace deforma::pipeline {
 struct SlurmOptions {
   std::string partition;      ///< --partition; empty = the cluster's default
   std::string account;        ///< --account; empty = the user's default
-  int max_parallel = 0;       ///< tasks of one array running at once (%N); 0 = no limit
+  /// Tasks of the run at once (the arrays' %N, shared by the arrays of a stage; resubmitted tasks wait
+  /// for room); 0 = no limit. Stages never overlap (afterok).
+  int max_parallel = 0;
   std::string time_per_unit;  ///< --time of each task ("30", "1:00:00", "2-0"); empty = partition default
   std::size_t mem_per_unit_mb = 0;  ///< --mem of each task; 0 = not requested
   int cpus_per_unit = 1;            ///< --cpus-per-task, and the task's --threads
@@ -49,16 +51,26 @@ struct StageOutcome {
 };
 
 /// Runs the stages in order on Slurm: stage k's unit "ID" needs stage k-1's unit "ID" (a unit redone in
-/// stage k-1 is redone in stage k). Writes each list to <dir>/units.json. Returns one outcome per stage.
-/// Throws Cancelled after scancel when progress.cancelled() or cancellation_requested() (core/cancel.hpp);
-/// the failing unit's error (its kind, the unit named, its log quoted) when one fails on every attempt;
-/// IoError when sbatch or squeue cannot run.
+/// stage k-1 is redone in stage k), or, with the list's after_whole_stage, every unit of stage k-1 (one
+/// unit redone there redoes all of stage k). Writes each list to <dir>/units.json. Returns one outcome per
+/// stage. Throws Cancelled after scancel when progress.cancelled() or cancellation_requested()
+/// (core/cancel.hpp); the failing unit's error (its kind, the unit named, its log quoted) when one fails on
+/// every attempt; IoError when sbatch or squeue cannot run.
 std::vector<StageOutcome> run_on_slurm(std::vector<UnitList>& stages, const SlurmOptions& options,
                                        Progress& progress);
 
 /// Runs `argv` (argv[0] searched on PATH) with standard output and error captured into `output`; returns
 /// its exit status (128 + signal when killed). IoError naming the command when it cannot be started.
 int run_command(const std::vector<std::string>& argv, std::string& output);
+
+/// How one array of a stage split into `arrays` arrays (past MaxArraySize) keeps the run under
+/// `max_parallel` tasks at once: its `%N` throttle (0 = none), and the index of an earlier array of the
+/// stage it waits for (afterany; -1 = none) when there are more arrays than the limit.
+struct ArrayThrottle {
+  int throttle = 0;
+  int after = -1;
+};
+std::vector<ArrayThrottle> throttle_shares(int max_parallel, std::size_t arrays);
 
 /// The Slurm array spec of sorted indices: "0-3,7,9-12".
 std::string array_ranges(const std::vector<std::size_t>& indices);

@@ -42,6 +42,10 @@ struct UnitList {
   std::string dir;           ///< the stage's output folder (results, units/, logs/)
   bool skip_bad = false;     ///< a unit failing on its data is recorded as skipped instead of failing the run
   std::size_t ram_mb = 256;  ///< memory budget of one unit
+  /// Every unit needs every unit of the stage before (an inversion block needs all the filtered pairs),
+  /// not only the unit of the same id: one unit redone there redoes the whole stage. Not written to the
+  /// list: it is the coordinator's business.
+  bool after_whole_stage = false;
   std::string command_line;  ///< provenance written into the results
   std::vector<WorkUnit> units;
 
@@ -101,15 +105,16 @@ WorkUnit correlate_unit(const std::string& id, const std::string& ref, const std
 WorkUnit filter_unit(const std::string& id, const std::string& input, const std::string& output,
                      const filter::FilterOptions& options);
 
-/// Runs the unit's operation ("correlate" or "filter") from its JSON; the result is written atomically.
-/// InvalidArgument for another operation.
+/// Runs the unit's operation ("correlate", "filter" or "invert-block": pipeline/invert_units.hpp) from its
+/// JSON; the result is written atomically. InvalidArgument for another operation.
 Summary execute_unit(const UnitList& list, const WorkUnit& unit, RunContext& context);
 
 enum class UnitOutcome { kReused, kComputed, kSkipped };
 
 /// What `deforma unit run LIST INDEX` does: reuses the unit when complete; otherwise runs it and records
 /// it. A failure is also written to unit_error_path. With the list's skip_bad, a data error (input/output,
-/// format, numerical) is recorded as skipped and is not an error. For tests, DEFORMA_TEST_FAIL_UNIT=ID makes
+/// format, numerical) is recorded as skipped and is not an error; the unit's output left from an earlier
+/// run is then removed. For tests, DEFORMA_TEST_FAIL_UNIT=ID makes
 /// unit ID fail every time, and ID:once makes it fail on its first attempt only (a marker file in `units/`
 /// remembers the attempt).
 UnitOutcome run_unit(const UnitList& list, std::size_t index, RunContext& context);

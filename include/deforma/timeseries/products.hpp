@@ -9,6 +9,7 @@
 //   <out>/<prefix>velocity_*.png, rmse.png  quicklooks with colour bar
 // Components are "east"/"north" for rasters in metres (bands east_m, north_m) and "dx"/"dy" in pixels
 // (bands dx_px, dy_px). Rows are read in blocks sized by RunContext::ram_budget_mb.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,35 @@ struct InvertRastersOptions {
 /// rasters do not share one grid (naming the files), FormatError when a band is missing.
 Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
                             RunContext& context);
+
+/// Rows [row0, row0 + rows) of the node grid: the part of an inversion one process computes.
+struct RowBlock {
+  int row0 = 0;
+  int rows = 0;
+  bool operator==(const RowBlock&) const = default;
+};
+
+/// The row blocks invert_pair_rasters uses for `pairs`: options.block_rows rows each, or as many as
+/// `ram_budget_mb` allows. Opens the rasters' headers (same errors as invert_pair_rasters).
+std::vector<RowBlock> inversion_row_blocks(const std::vector<Pair>& pairs,
+                                           const InvertRastersOptions& options, std::size_t ram_budget_mb);
+
+/// Inverts the nodes of one row block (reading only its rows of every pair raster): what
+/// invert_pair_rasters computes for those rows, value for value (each node is solved on its own). `stats`,
+/// when given, receives the block's counters. Used by the pipeline's inversion work units.
+InversionResult invert_pair_block(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
+                                  const RowBlock& block, RunContext& context,
+                                  InversionStats* stats = nullptr);
+
+/// The result of one block, computed elsewhere (another process, another machine) and read back.
+using InversionBlockSource = std::function<InversionResult(const RowBlock& block, InversionStats& stats)>;
+
+/// Writes the products of invert_pair_rasters from results computed block by block elsewhere: `blocks`
+/// must cover the grid's rows in order; `source` is called once per block, in order. The products are
+/// those of invert_pair_rasters value for value; counts["patterns"] is the sum over blocks.
+Summary assemble_inversion_products(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
+                                    const std::vector<RowBlock>& blocks, const InversionBlockSource& source,
+                                    RunContext& context);
 
 /// One node's series read back from the products.
 struct NodeSeries {
