@@ -337,7 +337,8 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
     }
   }
   const int sec_band = sec.info().band_count() == 1 ? 1 : prepared.sec_band;
-  if (ref_info.bands[prepared.ref_band - 1].data_type != sec_original.bands[prepared.sec_band - 1].data_type) {
+  if (ref_info.bands[prepared.ref_band - 1].data_type !=
+      sec_original.bands[prepared.sec_band - 1].data_type) {
     summary.warnings.push_back(fmt::format("data types differ ({} vs {}); both are matched as float32",
                                            ref_info.bands[prepared.ref_band - 1].data_type,
                                            sec_original.bands[prepared.sec_band - 1].data_type));

@@ -66,7 +66,8 @@ struct S1Name {
 };
 
 S1Name parse_s1_name(const std::string& name) {
-  static const std::regex product(R"((S1[A-D])_([A-Z0-9]{2})_([A-Z]{3})[A-Z_]_[0-9][SA]([A-Z]{2})_(\d{8}T\d{6}))");
+  static const std::regex product(
+      R"((S1[A-D])_([A-Z0-9]{2})_([A-Z]{3})[A-Z_]_[0-9][SA]([A-Z]{2})_(\d{8}T\d{6}))");
   static const std::regex measurement(R"((s1[a-d])-([a-z0-9]+)-(grd|slc)-(hh|hv|vv|vh)-(\d{8}t\d{6}))");
   S1Name out;
   std::smatch m;
@@ -76,7 +77,11 @@ S1Name parse_s1_name(const std::string& name) {
     out.mode = m[2];
     out.type = m[3];
     const std::string code = m[4];
-    out.polarizations = code == "SH" ? "HH" : code == "SV" ? "VV" : code == "DH" ? "HH+HV" : code == "DV" ? "VV+VH" : code;
+    out.polarizations = code == "SH"   ? "HH"
+                        : code == "SV" ? "VV"
+                        : code == "DH" ? "HH+HV"
+                        : code == "DV" ? "VV+VH"
+                                       : code;
     out.time_s = parse_utc(m[5]);
   } else if (std::regex_search(name, m, measurement)) {
     out.matched = true;
@@ -126,7 +131,8 @@ std::optional<SafeLayout> safe_layout(const std::string& path) {
     }
     CSLDestroy(entries);
     if (root.empty()) {
-      throw FormatError(fmt::format("{}: a zip without NAME.SAFE/manifest.safe; expected a Sentinel-1 SAFE product", path));
+      throw FormatError(
+          fmt::format("{}: a zip without NAME.SAFE/manifest.safe; expected a Sentinel-1 SAFE product", path));
     }
   } else {
     return std::nullopt;
@@ -172,16 +178,19 @@ SarProduct inspect_safe(const std::string& path, const SafeLayout& layout, const
     m.polarization = parse_s1_name(name).polarizations;
     const std::string stem = fs::path(name).stem().string();
     for (const auto& a : layout.files) {
-      if (fs::path(a).parent_path() == "annotation" && fs::path(a).stem() == stem) m.annotation = layout.root + "/" + a;
+      if (fs::path(a).parent_path() == "annotation" && fs::path(a).stem() == stem)
+        m.annotation = layout.root + "/" + a;
     }
     measurements.push_back(m);
   }
   if (measurements.empty()) {
-    throw FormatError(fmt::format("{}: no measurement/*.tiff in the SAFE product; expected a Sentinel-1 GRD", path));
+    throw FormatError(
+        fmt::format("{}: no measurement/*.tiff in the SAFE product; expected a Sentinel-1 GRD", path));
   }
   const Measurement* chosen = nullptr;
   for (const auto& m : measurements) {
-    if (!wanted.empty() ? m.polarization == upper(wanted) : (m.polarization == "HV" || m.polarization == "VH"))
+    if (!wanted.empty() ? m.polarization == upper(wanted)
+                        : (m.polarization == "HV" || m.polarization == "VH"))
       chosen = &m;
   }
   if (!chosen && !wanted.empty()) {
@@ -194,16 +203,20 @@ SarProduct inspect_safe(const std::string& path, const SafeLayout& layout, const
   product.polarization = chosen->polarization;
   if (chosen->annotation.empty()) {
     throw FormatError(fmt::format("{}: no annotation XML for {}; expected annotation/{}.xml", path,
-                                  fs::path(chosen->tiff).filename().string(), fs::path(chosen->tiff).stem().string()));
+                                  fs::path(chosen->tiff).filename().string(),
+                                  fs::path(chosen->tiff).stem().string()));
   }
-  std::unique_ptr<CPLXMLNode, decltype(&CPLDestroyXMLNode)> xml(CPLParseXMLString(read_text(chosen->annotation).c_str()),
-                                                               CPLDestroyXMLNode);
+  std::unique_ptr<CPLXMLNode, decltype(&CPLDestroyXMLNode)> xml(
+      CPLParseXMLString(read_text(chosen->annotation).c_str()), CPLDestroyXMLNode);
   if (!xml) throw FormatError(fmt::format("{}: not XML", chosen->annotation));
   CPLXMLNode* root = CPLGetXMLNode(xml.get(), "=product");
-  if (!root) throw FormatError(fmt::format("{}: expected a Sentinel-1 annotation (root element <product>)", chosen->annotation));
+  if (!root)
+    throw FormatError(
+        fmt::format("{}: expected a Sentinel-1 annotation (root element <product>)", chosen->annotation));
   const std::string pol = upper(xml_value(root, "adsHeader.polarisation"));
   if (!pol.empty()) product.polarization = pol;
-  if (const auto mission = xml_value(root, "adsHeader.missionId"); !mission.empty()) product.platform = upper(mission);
+  if (const auto mission = xml_value(root, "adsHeader.missionId"); !mission.empty())
+    product.platform = upper(mission);
   if (upper(xml_value(root, "adsHeader.productType")) == "SLC") product.complex = true;
   if (const auto t = parse_utc(xml_value(root, "adsHeader.startTime"))) {
     product.time_s = t;
@@ -221,9 +234,12 @@ SarProduct inspect_safe(const std::string& path, const SafeLayout& layout, const
   // GCPs: the measurement's own, else the annotation's geolocation grid.
   GDALAllRegister();
   CPLPushErrorHandler(CPLQuietErrorHandler);
-  std::unique_ptr<GDALDataset> ds(GDALDataset::Open(product.raster_path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
+  std::unique_ptr<GDALDataset> ds(
+      GDALDataset::Open(product.raster_path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
   CPLPopErrorHandler();
-  if (!ds) throw FormatError(fmt::format("{}: its measurement {} is not a raster GDAL can read", path, product.raster_path));
+  if (!ds)
+    throw FormatError(
+        fmt::format("{}: its measurement {} is not a raster GDAL can read", path, product.raster_path));
   product.complex = product.complex || GDALDataTypeIsComplex(ds->GetRasterBand(1)->GetRasterDataType());
   double gt[6];
   const bool has_gt = ds->GetGeoTransform(gt) == CE_None;
@@ -243,20 +259,24 @@ SarProduct inspect_safe(const std::string& path, const SafeLayout& layout, const
     g.dfGCPX = CPLAtof(CPLGetXMLValue(p, "longitude", "nan"));
     g.dfGCPY = CPLAtof(CPLGetXMLValue(p, "latitude", "nan"));
     g.dfGCPZ = CPLAtof(CPLGetXMLValue(p, "height", "0"));
-    if (std::isfinite(g.dfGCPPixel) && std::isfinite(g.dfGCPLine) && std::isfinite(g.dfGCPX) && std::isfinite(g.dfGCPY))
+    if (std::isfinite(g.dfGCPPixel) && std::isfinite(g.dfGCPLine) && std::isfinite(g.dfGCPX) &&
+        std::isfinite(g.dfGCPY))
       gcps.push_back(g);
   }
   if (gcps.size() < 3) {
     if (has_gt) return product;
-    throw FormatError(fmt::format("{}: neither its measurement nor its annotation has ground control points "
-                                  "(expected annotation geolocationGrid/geolocationGridPointList)",
-                                  path));
+    throw FormatError(
+        fmt::format("{}: neither its measurement nor its annotation has ground control points "
+                    "(expected annotation geolocationGrid/geolocationGridPointList)",
+                    path));
   }
   if (scratch.empty()) return product;
   // A VRT copy of the measurement with the annotation's GCPs (WGS 84 longitude, latitude).
-  const std::string vrt_path = fmt::format("{}/{}_gcps.vrt", scratch, fs::path(product.raster_path).stem().string());
+  const std::string vrt_path =
+      fmt::format("{}/{}_gcps.vrt", scratch, fs::path(product.raster_path).stem().string());
   GDALDriver* vrt_driver = GetGDALDriverManager()->GetDriverByName("VRT");
-  std::unique_ptr<GDALDataset> copy(vrt_driver->CreateCopy(vrt_path.c_str(), ds.get(), FALSE, nullptr, nullptr, nullptr));
+  std::unique_ptr<GDALDataset> copy(
+      vrt_driver->CreateCopy(vrt_path.c_str(), ds.get(), FALSE, nullptr, nullptr, nullptr));
   if (!copy) throw IoError(fmt::format("{}: cannot make a VRT of its measurement", path));
   OGRSpatialReference wgs84;
   wgs84.SetWellKnownGeogCS("WGS84");
@@ -281,9 +301,12 @@ InputKind parse_input_kind(const std::string& text) {
 
 std::string to_string(InputKind kind) {
   switch (kind) {
-    case InputKind::kAuto: return "auto";
-    case InputKind::kOptical: return "optical";
-    case InputKind::kSar: return "sar";
+    case InputKind::kAuto:
+      return "auto";
+    case InputKind::kOptical:
+      return "optical";
+    case InputKind::kSar:
+      return "sar";
   }
   return "auto";
 }
@@ -322,14 +345,17 @@ SarProduct inspect_product(const std::string& path, const std::string& polarizat
     if (product.polarization.empty()) product.polarization = polarization_in(band->GetDescription());
   }
   for (const char* key : {"POLARISATION", "POLARIZATION"}) {
-    if (const char* v = ds->GetMetadataItem(key); v && product.polarization.empty()) product.polarization = polarization_in(v);
+    if (const char* v = ds->GetMetadataItem(key); v && product.polarization.empty())
+      product.polarization = polarization_in(v);
   }
   // Metadata naming a SAR instrument or mission.
-  for (const char* key : {"instrument", "MISSION_ID", "SATELLITE_IDENTIFIER", "TIFFTAG_IMAGEDESCRIPTION", "platform"}) {
+  for (const char* key :
+       {"instrument", "MISSION_ID", "SATELLITE_IDENTIFIER", "TIFFTAG_IMAGEDESCRIPTION", "platform"}) {
     const char* v = ds->GetMetadataItem(key);
     if (!v) continue;
     const std::string text = upper(v);
-    if (text.find("SYNTHETIC APERTURE RADAR") != std::string::npos || text.find("SENTINEL-1") != std::string::npos)
+    if (text.find("SYNTHETIC APERTURE RADAR") != std::string::npos ||
+        text.find("SENTINEL-1") != std::string::npos)
       product.sar = true;
   }
   // GCP-only floating-point backscatter: how GRD crops and re-packaged L1 SAR products come.
@@ -363,14 +389,17 @@ MatchOptions sar_match_options(MatchOptions options) {
 InputKind resolve_input_kind(InputKind requested, const SarProduct& ref, const SarProduct& sec) {
   if (requested != InputKind::kAuto) return requested;
   if (ref.sar != sec.sar) {
-    throw InvalidArgument(fmt::format("{} is {} and {} is {}: expected two images of the same kind, or "
-                                      "--input-kind sar|optical to say how to match them",
-                                      ref.path, ref.sar ? "SAR" : "not SAR", sec.path, sec.sar ? "SAR" : "not SAR"));
+    throw InvalidArgument(
+        fmt::format("{} is {} and {} is {}: expected two images of the same kind, or "
+                    "--input-kind sar|optical to say how to match them",
+                    ref.path, ref.sar ? "SAR" : "not SAR", sec.path, sec.sar ? "SAR" : "not SAR"));
   }
   return ref.sar ? InputKind::kSar : InputKind::kOptical;
 }
 
-PreparedPair::PreparedPair(PreparedPair&& other) noexcept { *this = std::move(other); }
+PreparedPair::PreparedPair(PreparedPair&& other) noexcept {
+  *this = std::move(other);
+}
 
 PreparedPair& PreparedPair::operator=(PreparedPair&& other) noexcept {
   if (this != &other) {
@@ -400,8 +429,8 @@ struct PairFacts {
   bool map_grid = false;
 };
 
-PairFacts pair_facts(const std::string& ref_path, const std::string& sec_path, const CorrelateOptions& options,
-                     const std::string& scratch) {
+PairFacts pair_facts(const std::string& ref_path, const std::string& sec_path,
+                     const CorrelateOptions& options, const std::string& scratch) {
   PairFacts facts;
   auto inspect = [&](const std::string& path) {
     if (const auto layout = safe_layout(path)) return inspect_safe(path, *layout, "", scratch);
@@ -412,9 +441,10 @@ PairFacts pair_facts(const std::string& ref_path, const std::string& sec_path, c
   facts.kind = resolve_input_kind(options.grid.input_kind, facts.ref, facts.sec);
   for (const SarProduct* p : {&facts.ref, &facts.sec}) {
     if (p->complex) {
-      throw InvalidArgument(fmt::format("{}: complex samples (single-look complex, SLC); expected amplitude or "
-                                        "backscatter (detected GRD, or the SLC's amplitude)",
-                                        p->path));
+      throw InvalidArgument(
+          fmt::format("{}: complex samples (single-look complex, SLC); expected amplitude or "
+                      "backscatter (detected GRD, or the SLC's amplitude)",
+                      p->path));
     }
   }
   if (facts.kind == InputKind::kSar && !facts.ref.polarization.empty() && !facts.sec.polarization.empty() &&
@@ -428,9 +458,10 @@ PairFacts pair_facts(const std::string& ref_path, const std::string& sec_path, c
     // corrected) is matched on REF's grid like an optical pair.
     for (const SarProduct* p : {&facts.ref, &facts.sec}) {
       if (!io::describe(p->raster_path).georeferenced) {
-        throw InvalidArgument(fmt::format("{}: no georeferencing: expected ground control points (GCPs) or a "
-                                          "geotransform with a CRS to place the SAR image on a map grid",
-                                          p->path));
+        throw InvalidArgument(
+            fmt::format("{}: no georeferencing: expected ground control points (GCPs) or a "
+                        "geotransform with a CRS to place the SAR image on a map grid",
+                        p->path));
       }
     }
   }
@@ -447,10 +478,11 @@ io::MapGridOptions map_grid_options(const CorrelateOptions& options) {
 
 }  // namespace
 
-PreparedPair prepare_pair(const std::string& ref_path, const std::string& sec_path, const CorrelateOptions& options,
-                          Summary* summary) {
+PreparedPair prepare_pair(const std::string& ref_path, const std::string& sec_path,
+                          const CorrelateOptions& options, Summary* summary) {
   PreparedPair prepared;
-  prepared.scratch_ = fmt::format("/vsimem/deforma_pair_{}_{}", static_cast<long long>(::getpid()), scratch_counter++);
+  prepared.scratch_ =
+      fmt::format("/vsimem/deforma_pair_{}_{}", static_cast<long long>(::getpid()), scratch_counter++);
   VSIMkdir(prepared.scratch_.c_str(), 0755);
   const PairFacts facts = pair_facts(ref_path, sec_path, options, prepared.scratch_);
   prepared.kind = facts.kind;
@@ -458,16 +490,18 @@ PreparedPair prepare_pair(const std::string& ref_path, const std::string& sec_pa
   prepared.sec_path = facts.sec.raster_path;
   prepared.ref_band = options.ref_band;
   prepared.sec_band = options.sec_band;
-  const auto band_transform = facts.kind == InputKind::kSar ? io::BandTransform::kDecibel : io::BandTransform::kNone;
+  const auto band_transform =
+      facts.kind == InputKind::kSar ? io::BandTransform::kDecibel : io::BandTransform::kNone;
   if (facts.map_grid) {
     prepared.map_grid = true;
-    prepared.grid = io::common_map_grid({facts.ref.raster_path, facts.sec.raster_path}, map_grid_options(options));
+    prepared.grid =
+        io::common_map_grid({facts.ref.raster_path, facts.sec.raster_path}, map_grid_options(options));
     prepared.ref_path = prepared.scratch_ + "/ref.vrt";
     prepared.sec_path = prepared.scratch_ + "/sec.vrt";
-    io::write_warped_vrt(facts.ref.raster_path, options.ref_band, prepared.grid, options.grid.transform, band_transform,
-                         prepared.ref_path);
-    io::write_warped_vrt(facts.sec.raster_path, options.sec_band, prepared.grid, options.grid.transform, band_transform,
-                         prepared.sec_path);
+    io::write_warped_vrt(facts.ref.raster_path, options.ref_band, prepared.grid, options.grid.transform,
+                         band_transform, prepared.ref_path);
+    io::write_warped_vrt(facts.sec.raster_path, options.sec_band, prepared.grid, options.grid.transform,
+                         band_transform, prepared.sec_path);
     prepared.ref_band = prepared.sec_band = 1;
     if (summary) {
       summary->details["grid"] = {{"crs", prepared.grid.crs},
@@ -491,8 +525,10 @@ PreparedPair prepare_pair(const std::string& ref_path, const std::string& sec_pa
   return prepared;
 }
 
-io::RasterInfo matching_grid(const std::string& ref_path, const std::string& sec_path, const CorrelateOptions& options) {
-  const std::string scratch = fmt::format("/vsimem/deforma_grid_{}_{}", static_cast<long long>(::getpid()), scratch_counter++);
+io::RasterInfo matching_grid(const std::string& ref_path, const std::string& sec_path,
+                             const CorrelateOptions& options) {
+  const std::string scratch =
+      fmt::format("/vsimem/deforma_grid_{}_{}", static_cast<long long>(::getpid()), scratch_counter++);
   VSIMkdir(scratch.c_str(), 0755);
   struct Cleanup {
     std::string path;

@@ -31,8 +31,9 @@ DatasetPtr open_dataset(const std::string& path) {
   GDALAllRegister();
   GdalErrorTrap trap;
   DatasetPtr ds(GDALDataset::Open(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
-  if (!ds) throw IoError(fmt::format("{}: cannot open as a raster{}", path,
-                                     trap.failed() ? " (" + trap.describe() + ")" : ""));
+  if (!ds)
+    throw IoError(fmt::format("{}: cannot open as a raster{}", path,
+                              trap.failed() ? " (" + trap.describe() + ")" : ""));
   return ds;
 }
 
@@ -41,18 +42,21 @@ bool has_geotransform(GDALDataset& ds) {
   return ds.GetGeoTransform(gt) == CE_None && ds.GetSpatialRef() && !ds.GetSpatialRef()->IsEmpty();
 }
 
-bool has_gcps(GDALDataset& ds) { return ds.GetGCPCount() >= 3 && ds.GetGCPSpatialRef() != nullptr; }
+bool has_gcps(GDALDataset& ds) {
+  return ds.GetGCPCount() >= 3 && ds.GetGCPSpatialRef() != nullptr;
+}
 
 std::string crs_to_wkt(const std::string& crs, const std::string& parameter) {
   OGRSpatialReference srs;
   if (srs.SetFromUserInput(crs.c_str()) != OGRERR_NONE) {
-    throw InvalidArgument(fmt::format("--{} '{}': not a CRS GDAL understands (expected e.g. EPSG:3413)",
-                                      parameter, crs));
+    throw InvalidArgument(
+        fmt::format("--{} '{}': not a CRS GDAL understands (expected e.g. EPSG:3413)", parameter, crs));
   }
   if (!srs.IsProjected()) {
-    throw InvalidArgument(fmt::format("--{} '{}': expected a projected CRS in metres (the offsets are measured "
-                                      "in metres on its grid), got a geographic one",
-                                      parameter, crs));
+    throw InvalidArgument(
+        fmt::format("--{} '{}': expected a projected CRS in metres (the offsets are measured "
+                    "in metres on its grid), got a geographic one",
+                    parameter, crs));
   }
   char* wkt = nullptr;
   const char* options[] = {"FORMAT=WKT2_2019", nullptr};
@@ -109,14 +113,23 @@ OGRPolygon footprint(GDALDataset& ds, const Transformer& t, const std::string& p
     for (int k = 0; k < kPerSide; ++k) {
       const double f = static_cast<double>(k) / kPerSide;
       switch (side) {
-        case 0: x.push_back(f * w), y.push_back(0); break;
-        case 1: x.push_back(w), y.push_back(f * h); break;
-        case 2: x.push_back((1 - f) * w), y.push_back(h); break;
-        default: x.push_back(0), y.push_back((1 - f) * h); break;
+        case 0:
+          x.push_back(f * w), y.push_back(0);
+          break;
+        case 1:
+          x.push_back(w), y.push_back(f * h);
+          break;
+        case 2:
+          x.push_back((1 - f) * w), y.push_back(h);
+          break;
+        default:
+          x.push_back(0), y.push_back((1 - f) * h);
+          break;
       }
     }
   }
-  if (!t.to_map(x, y)) throw InvalidArgument(fmt::format("{}: its outline cannot be mapped to the grid's CRS", path));
+  if (!t.to_map(x, y))
+    throw InvalidArgument(fmt::format("{}: its outline cannot be mapped to the grid's CRS", path));
   OGRLinearRing ring;
   for (std::size_t k = 0; k < x.size(); ++k) ring.addPoint(x[k], y[k]);
   ring.closeRings();
@@ -165,10 +178,12 @@ CPLErr decibel_pixels(void** sources, int source_count, void* out, int width, in
   for (int r = 0; r < height; ++r) {
     for (int c = 0; c < width; ++c) {
       const float v = in[static_cast<std::size_t>(r) * width + c];
-      line[static_cast<std::size_t>(c)] = v > 0 ? 10.f * std::log10(v) : std::numeric_limits<float>::quiet_NaN();
+      line[static_cast<std::size_t>(c)] =
+          v > 0 ? 10.f * std::log10(v) : std::numeric_limits<float>::quiet_NaN();
     }
-    GDALCopyWords(line.data(), GDT_Float32, sizeof(float), static_cast<GByte*>(out) + static_cast<std::ptrdiff_t>(line_space) * r,
-                  out_type, pixel_space, width);
+    GDALCopyWords(line.data(), GDT_Float32, sizeof(float),
+                  static_cast<GByte*>(out) + static_cast<std::ptrdiff_t>(line_space) * r, out_type,
+                  pixel_space, width);
   }
   return CE_None;
 }
@@ -200,10 +215,14 @@ GcpTransform parse_gcp_transform(const std::string& text) {
 
 std::string to_string(GcpTransform transform) {
   switch (transform) {
-    case GcpTransform::kTps: return "tps";
-    case GcpTransform::kPolynomial1: return "poly1";
-    case GcpTransform::kPolynomial2: return "poly2";
-    case GcpTransform::kPolynomial3: return "poly3";
+    case GcpTransform::kTps:
+      return "tps";
+    case GcpTransform::kPolynomial1:
+      return "poly1";
+    case GcpTransform::kPolynomial2:
+      return "poly2";
+    case GcpTransform::kPolynomial3:
+      return "poly3";
   }
   return "tps";
 }
@@ -289,9 +308,10 @@ MapGrid common_map_grid(const std::vector<std::string>& paths, const MapGridOpti
   grid.width = static_cast<int>(std::lround((xmax - xmin) / res));
   grid.height = static_cast<int>(std::lround((ymax - ymin) / res));
   if (grid.width < 1 || grid.height < 1 || static_cast<double>(grid.width) * grid.height > 4e9) {
-    throw InvalidArgument(fmt::format("--grid-resolution {} m gives a {} x {} px grid over the overlap of {} "
-                                      "and {}: expected a resolution near the pixel spacing ({:.1f} m)",
-                                      res, grid.width, grid.height, paths.front(), paths.back(), finest_m));
+    throw InvalidArgument(
+        fmt::format("--grid-resolution {} m gives a {} x {} px grid over the overlap of {} "
+                    "and {}: expected a resolution near the pixel spacing ({:.1f} m)",
+                    res, grid.width, grid.height, paths.front(), paths.back(), finest_m));
   }
   grid.geotransform.c = {xmin, res, 0.0, ymax, 0.0, -res};
   return grid;
@@ -341,22 +361,28 @@ void write_warped_vrt(const std::string& source, int band, const MapGrid& grid, 
   const std::string band_vrt = vrt_path + ".band.vrt";
   write_band_vrt(source, band, band_transform, band_vrt);
   const auto& g = grid.geotransform.c;
-  std::vector<std::string> args = {"-of", "VRT", "-r", "cubic", "-t_srs", grid.crs_wkt,
-                                   "-te", fmt::format("{:.17g}", g[0]),
-                                   fmt::format("{:.17g}", g[3] + g[5] * grid.height),
-                                   fmt::format("{:.17g}", g[0] + g[1] * grid.width),
-                                   fmt::format("{:.17g}", g[3]),
-                                   "-ts", std::to_string(grid.width), std::to_string(grid.height),
-                                   "-dstnodata", "nan", "-ot", "Float32",
-                                   // The warper's piecewise-linear approximation of the transform errs by up to
-                                   // 0.125 px by default: as much as the offsets' precision. 0.01 px costs
-                                   // little with 100-point GCP transforms.
-                                   "-et", "0.01"};
+  std::vector<std::string> args = {
+      "-of", "VRT", "-r", "cubic", "-t_srs", grid.crs_wkt, "-te", fmt::format("{:.17g}", g[0]),
+      fmt::format("{:.17g}", g[3] + g[5] * grid.height), fmt::format("{:.17g}", g[0] + g[1] * grid.width),
+      fmt::format("{:.17g}", g[3]), "-ts", std::to_string(grid.width), std::to_string(grid.height),
+      "-dstnodata", "nan", "-ot", "Float32",
+      // The warper's piecewise-linear approximation of the transform errs by up to
+      // 0.125 px by default: as much as the offsets' precision. 0.01 px costs
+      // little with 100-point GCP transforms.
+      "-et", "0.01"};
   switch (transform) {
-    case GcpTransform::kTps: args.push_back("-tps"); break;
-    case GcpTransform::kPolynomial1: args.insert(args.end(), {"-order", "1"}); break;
-    case GcpTransform::kPolynomial2: args.insert(args.end(), {"-order", "2"}); break;
-    case GcpTransform::kPolynomial3: args.insert(args.end(), {"-order", "3"}); break;
+    case GcpTransform::kTps:
+      args.push_back("-tps");
+      break;
+    case GcpTransform::kPolynomial1:
+      args.insert(args.end(), {"-order", "1"});
+      break;
+    case GcpTransform::kPolynomial2:
+      args.insert(args.end(), {"-order", "2"});
+      break;
+    case GcpTransform::kPolynomial3:
+      args.insert(args.end(), {"-order", "3"});
+      break;
   }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -378,7 +404,8 @@ void write_warped_vrt(const std::string& source, int band, const MapGrid& grid, 
 GcpCheck check_gcp_transform(const std::string& path, GcpTransform transform) {
   DatasetPtr ds = open_dataset(path);
   const int n = ds->GetGCPCount();
-  if (n < 10) throw InvalidArgument(fmt::format("{}: {} GCPs, expected at least 10 to check a transform", path, n));
+  if (n < 10)
+    throw InvalidArgument(fmt::format("{}: {} GCPs, expected at least 10 to check a transform", path, n));
   const GDAL_GCP* gcps = ds->GetGCPs();
   std::vector<double> errors;
   for (int k = 0; k < n; ++k) {
@@ -406,7 +433,8 @@ GcpCheck check_gcp_transform(const std::string& path, GcpTransform transform) {
     // GCPs in geographic coordinates: x longitude, y latitude (GDAL's GCP order).
     if (ok) errors.push_back(haversine_m(x, y, gcps[k].dfGCPX, gcps[k].dfGCPY));
   }
-  if (errors.empty()) throw NumericalError(fmt::format("{}: no GCP could be predicted from the others", path));
+  if (errors.empty())
+    throw NumericalError(fmt::format("{}: no GCP could be predicted from the others", path));
   std::sort(errors.begin(), errors.end());
   GcpCheck check;
   check.points = static_cast<int>(errors.size());

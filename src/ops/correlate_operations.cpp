@@ -58,8 +58,8 @@ OperationDecl correlate_operation() {
       "north_m_per_yr and speed_m_per_yr follow. With --shape affine, the displacement gradients dudx, "
       "dudy, dvdx, dvdy (px/px) follow, and with --velocity the strain rates exx, eyy, exy and "
       "effective_strain_rate (1/yr, map axes); a valid node whose affine fit was ill-conditioned keeps the "
-      "translation with flag 16. SEC is resampled onto REF's grid when they differ. Images georeferenced only "
-      "by GCPs (Sentinel-1 GRD, SAFE folders or zips) are both warped onto one projected map grid "
+      "translation with flag 16. SEC is resampled onto REF's grid when they differ. Images georeferenced "
+      "only by GCPs (Sentinel-1 GRD, SAFE folders or zips) are both warped onto one projected map grid "
       "(--grid-crs, --grid-resolution, --gcp-transform) and the result is on that grid; SAR amplitudes are "
       "matched in decibels with thresholds for speckle (--input-kind), and acquisition times to the second "
       "give velocities of pairs hours apart. Streamed by strips of nodes within --ram; see "
@@ -92,8 +92,8 @@ OperationDecl correlate_operation() {
       "deforma correlate LC80630182016200LGN00_B8.TIF LC80630182016216LGN00_B8.TIF -o offsets.tif",
       "deforma correlate ref.tif sec.tif -o v.tif --chip 32 --search 300m --step 8 --velocity --quicklook v.png",
       "deforma correlate a.jpg b.jpg -o d.tif --method flow --dates 2020-01-01,2020-01-06",
-      "deforma correlate S1B_EW_GRDM_1SDH_20161005T101835.tif S1A_EW_GRDM_1SDH_20161005T142446.tif -o drift.tif "
-      "--chip 64 --search 16 --velocity",
+      "deforma correlate S1B_EW_GRDM_1SDH_20161005T101835.tif S1A_EW_GRDM_1SDH_20161005T142446.tif "
+      "-o drift.tif --chip 64 --search 16 --velocity",
   };
   op.run = [correlation, thresholds, grid](const ParamValues& params, RunContext& context) {
     const std::string ref = params.get_string("ref");
@@ -125,9 +125,10 @@ OperationDecl correlate_operation() {
     // Acquisition times to the second (SAR products carry them): pairs hours apart get their velocity from
     // the elapsed time, not from whole days.
     const bool timed = !params.has("dates") && ref_product.time_s && sec_product.time_s;
-    auto dates = timed ? std::optional<std::pair<io::Date, io::Date>>(std::pair{
-                             io::Date::from_days_since_epoch(static_cast<long long>(std::floor(*ref_product.time_s / 86400))),
-                             io::Date::from_days_since_epoch(static_cast<long long>(std::floor(*sec_product.time_s / 86400)))})
+    auto day_of = [](double time_s) {
+      return io::Date::from_days_since_epoch(static_cast<long long>(std::floor(time_s / 86400)));
+    };
+    auto dates = timed ? std::optional(std::pair{day_of(*ref_product.time_s), day_of(*sec_product.time_s)})
                        : acquisition_dates(params, ref, sec, velocity);
     if (dates) {
       options.ref_date = dates->first;
@@ -145,8 +146,8 @@ OperationDecl correlate_operation() {
     auto summary = correlate::correlate_pair(ref, sec, params.get_string("output"), options, context);
     if (summary.details.contains("grid")) {
       const auto& g = summary.details["grid"];
-      summary.report += fmt::format("  matched on a {} grid of {} m ({} x {} px), both images warped with their "
-                                    "GCPs ({})\n",
+      summary.report += fmt::format("  matched on a {} grid of {} m ({} x {} px), both images warped with "
+                                    "their GCPs ({})\n",
                                     g["crs"].get<std::string>(), g["resolution_m"].get<double>(),
                                     g["width_px"].get<int>(), g["height_px"].get<int>(),
                                     g["gcp_transform"].get<std::string>());

@@ -58,8 +58,8 @@ ParamGroup<CorrelateOptions> map_grid_parameters(const CorrelateOptions& default
                 {"auto", "optical", "sar"}, correlate::parse_input_kind,
                 [](correlate::InputKind k) { return correlate::to_string(k); });
   g.bind([](CorrelateOptions& o) -> std::string& { return o.grid.crs; }, "grid-crs",
-         "projected CRS of the common map grid of GCP-georeferenced inputs (default: EPSG:3413 north of 60 N, "
-         "EPSG:3031 south of 60 S, else UTM)");
+         "projected CRS of the common map grid of GCP-georeferenced inputs (default: EPSG:3413 north of "
+         "60 N, EPSG:3031 south of 60 S, else UTM)");
   g.bind([](CorrelateOptions& o) -> double& { return o.grid.resolution_m; }, "grid-resolution",
          "spacing of the common map grid (0: the finer input's pixel spacing)")
       .in_unit("m")

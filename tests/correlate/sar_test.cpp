@@ -11,8 +11,8 @@
 #include <cpl_conv.h>
 #include <fmt/format.h>
 #include <gdal_priv.h>
-#include <nlohmann/json.hpp>
 #include <ogr_spatialref.h>
+#include <nlohmann/json.hpp>
 
 #include "correlate_support.hpp"
 #include "deforma/core/error.hpp"
@@ -78,8 +78,8 @@ void write_gcp_raster(const std::string& path, GDALDataType type, const std::str
   for (auto& v : values) v = speckle(rng);
   // Complex types read the interleaved pairs; real types the first half.
   CPL_IGNORE_RET_VAL(ds->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, size, size, values.data(), size, size,
-                                                     GDALDataTypeIsComplex(type) ? GDT_CFloat32 : GDT_Float32, 0,
-                                                     0, nullptr));
+                                                    GDALDataTypeIsComplex(type) ? GDT_CFloat32 : GDT_Float32,
+                                                    0, 0, nullptr));
 }
 
 TEST(SarInput, RecognisesTheSentinel1PairAndItsTimes) {
@@ -165,7 +165,8 @@ TEST(SarPair, RealSeaIceDriftForwardAndBackwardAgree) {
   for (int j = 0; j < h; ++j) {
     for (int i = 0; i < w; ++i) {
       const int f = static_cast<int>(flag(i, j)) & 15;
-      if (f == static_cast<int>(NodeFlag::kMasked) || f == static_cast<int>(NodeFlag::kOutsideOverlap)) continue;
+      if (f == static_cast<int>(NodeFlag::kMasked) || f == static_cast<int>(NodeFlag::kOutsideOverlap))
+        continue;
       ++ice;
       if (f != 0) continue;
       ++valid;
@@ -178,7 +179,8 @@ TEST(SarPair, RealSeaIceDriftForwardAndBackwardAgree) {
       double sx = 0, sy = 0, sw = 0;
       for (int dj = 0; dj <= 1; ++dj)
         for (int di = 0; di <= 1; ++di) {
-          const double bx = value(ba.at("dx_px"), i0 + di, j0 + dj), by = value(ba.at("dy_px"), i0 + di, j0 + dj);
+          const double bx = value(ba.at("dx_px"), i0 + di, j0 + dj),
+                       by = value(ba.at("dy_px"), i0 + di, j0 + dj);
           if (!std::isfinite(bx) || !std::isfinite(by)) continue;
           const double wgt = (di ? x - i0 : 1 - (x - i0)) * (dj ? y - j0 : 1 - (y - j0));
           sx += wgt * bx, sy += wgt * by, sw += wgt;
@@ -220,7 +222,8 @@ TEST(SarPair, FourierShiftedAmplitudeWithSpeckleChip64) {
   options.step_px = 16;
   options.match.search_px = 6;
   RunContext context;
-  const auto summary = correlate_pair(tmp.file("ref.tif"), tmp.file("sec.tif"), tmp.file("out.tif"), options, context);
+  const auto summary =
+      correlate_pair(tmp.file("ref.tif"), tmp.file("sec.tif"), tmp.file("out.tif"), options, context);
   EXPECT_EQ(summary.details["input_kind"], "sar");
   const auto out = read_result(tmp.file("out.tif"));
   const auto& dx = out.at("dx_px").values;
@@ -265,10 +268,11 @@ TEST(SarInput, RasterWithoutGeoreferenceNorGcpsIsRefused) {
   write_gcp_raster(tmp.file("grd.tif"), GDT_Float32, "sigma0_HV");
   {
     GDALDriver* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
-    std::unique_ptr<GDALDataset> ds(driver->Create(tmp.file("bare.tif").c_str(), 128, 128, 1, GDT_Float32, nullptr));
+    std::unique_ptr<GDALDataset> ds(
+        driver->Create(tmp.file("bare.tif").c_str(), 128, 128, 1, GDT_Float32, nullptr));
     std::vector<float> v(128 * 128, 0.05f);
-    CPL_IGNORE_RET_VAL(ds->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, 128, 128, v.data(), 128, 128, GDT_Float32, 0, 0,
-                                                       nullptr));
+    CPL_IGNORE_RET_VAL(ds->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, 128, 128, v.data(), 128, 128,
+                                                      GDT_Float32, 0, 0, nullptr));
   }
   RunContext context;
   for (const auto& [ref, sec] : {std::pair{tmp.file("grd.tif"), tmp.file("bare.tif")},
@@ -299,21 +303,25 @@ TEST(SarInput, MismatchedPolarizationsAreRefused) {
     EXPECT_NE(message.find(tmp.file("b.tif") + " is HV"), std::string::npos) << message;
   }
   // The same from Sentinel-1 measurement names.
-  fs::copy_file(tmp.file("a.tif"), tmp.file("s1a-ew-grd-hh-20161005t142446-20161005t142546-013353-0154c6-001.tiff"));
-  fs::copy_file(tmp.file("a.tif"), tmp.file("s1b-ew-grd-vv-20161005t101835-20161005t101935-002487-00432b-001.tiff"));
-  EXPECT_THROW(correlate_pair(tmp.file("s1a-ew-grd-hh-20161005t142446-20161005t142546-013353-0154c6-001.tiff"),
-                              tmp.file("s1b-ew-grd-vv-20161005t101835-20161005t101935-002487-00432b-001.tiff"),
-                              tmp.file("out.tif"), sar_options(), context),
-               InvalidArgument);
+  fs::copy_file(tmp.file("a.tif"),
+                tmp.file("s1a-ew-grd-hh-20161005t142446-20161005t142546-013353-0154c6-001.tiff"));
+  fs::copy_file(tmp.file("a.tif"),
+                tmp.file("s1b-ew-grd-vv-20161005t101835-20161005t101935-002487-00432b-001.tiff"));
+  EXPECT_THROW(
+      correlate_pair(tmp.file("s1a-ew-grd-hh-20161005t142446-20161005t142546-013353-0154c6-001.tiff"),
+                     tmp.file("s1b-ew-grd-vv-20161005t101835-20161005t101935-002487-00432b-001.tiff"),
+                     tmp.file("out.tif"), sar_options(), context),
+      InvalidArgument);
 }
 
 TEST(SarCli, VelocityOverHoursAndBadInputsExitCodes) {
   DEFORMA_REQUIRE_DATA("s1-seaice", dir);
   TempDir tmp;
   const std::string a = (dir / kEarly).string(), b = (dir / kLate).string();
-  const auto run = test::run_cli(fmt::format("correlate {} {} -o {} --chip 64 --search 16 --step 32 --velocity "
-                                             "--summary-json",
-                                             a, b, tmp.file("v.tif")));
+  const auto run =
+      test::run_cli(fmt::format("correlate {} {} -o {} --chip 64 --search 16 --step 32 --velocity "
+                                "--summary-json",
+                                a, b, tmp.file("v.tif")));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const auto summary = nlohmann::json::parse(run.out.substr(run.out.find('{')));
   // 4 h 06 min in years, not a day nor zero.
@@ -331,7 +339,8 @@ TEST(SarCli, VelocityOverHoursAndBadInputsExitCodes) {
   EXPECT_GT(speeds[speeds.size() / 2], 1e5);
   EXPECT_LT(speeds[speeds.size() / 2], 2e6);
 
-  const auto wrong = test::run_cli(fmt::format("correlate {} {} -o {} --grid-crs EPSG:4326", a, b, tmp.file("w.tif")));
+  const auto wrong =
+      test::run_cli(fmt::format("correlate {} {} -o {} --grid-crs EPSG:4326", a, b, tmp.file("w.tif")));
   EXPECT_EQ(wrong.exit_code, 3) << wrong.err;
   EXPECT_NE(wrong.err.find("--grid-crs"), std::string::npos) << wrong.err;
 }
@@ -350,20 +359,25 @@ void write_safe(const fs::path& safe, const std::string& tiff) {
     std::unique_ptr<GDALDataset> out(
         driver->Create((safe / "measurement" / (stem + ".tiff")).c_str(), w, h, 1, GDT_Float32, nullptr));
     std::vector<float> v(static_cast<std::size_t>(w) * h);
-    CPL_IGNORE_RET_VAL(src->GetRasterBand(1)->RasterIO(GF_Read, 0, 0, w, h, v.data(), w, h, GDT_Float32, 0, 0, nullptr));
-    CPL_IGNORE_RET_VAL(out->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, w, h, v.data(), w, h, GDT_Float32, 0, 0, nullptr));
+    CPL_IGNORE_RET_VAL(
+        src->GetRasterBand(1)->RasterIO(GF_Read, 0, 0, w, h, v.data(), w, h, GDT_Float32, 0, 0, nullptr));
+    CPL_IGNORE_RET_VAL(
+        out->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, w, h, v.data(), w, h, GDT_Float32, 0, 0, nullptr));
   }
   std::ofstream xml(safe / "annotation" / (stem + ".xml"));
-  xml << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<product>\n  <adsHeader>\n    <missionId>S1A</missionId>\n"
+  xml << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<product>\n  <adsHeader>\n    "
+         "<missionId>S1A</missionId>\n"
          "    <productType>GRD</productType>\n    <polarisation>HV</polarisation>\n    <mode>EW</mode>\n"
-         "    <startTime>2016-10-05T14:24:46.638593</startTime>\n    <stopTime>2016-10-05T14:25:46.637455</stopTime>\n"
+         "    <startTime>2016-10-05T14:24:46.638593</startTime>\n    "
+         "<stopTime>2016-10-05T14:25:46.637455</stopTime>\n"
          "  </adsHeader>\n  <geolocationGrid>\n    <geolocationGridPointList count=\""
       << src->GetGCPCount() << "\">\n";
   for (int k = 0; k < src->GetGCPCount(); ++k) {
     const GDAL_GCP& g = src->GetGCPs()[k];
-    xml << fmt::format("      <geolocationGridPoint><line>{:.6f}</line><pixel>{:.6f}</pixel><latitude>{:.12f}"
-                       "</latitude><longitude>{:.12f}</longitude><height>0</height></geolocationGridPoint>\n",
-                       g.dfGCPLine, g.dfGCPPixel, g.dfGCPY, g.dfGCPX);
+    xml << fmt::format(
+        "      <geolocationGridPoint><line>{:.6f}</line><pixel>{:.6f}</pixel><latitude>{:.12f}"
+        "</latitude><longitude>{:.12f}</longitude><height>0</height></geolocationGridPoint>\n",
+        g.dfGCPLine, g.dfGCPPixel, g.dfGCPY, g.dfGCPX);
   }
   xml << "    </geolocationGridPointList>\n  </geolocationGrid>\n</product>\n";
   std::ofstream manifest(safe / "manifest.safe");
@@ -376,7 +390,8 @@ void write_safe(const fs::path& safe, const std::string& tiff) {
 TEST(SarSafe, FolderIsReadLikeItsMeasurementTiff) {
   DEFORMA_REQUIRE_DATA("s1-seaice", dir);
   TempDir tmp;
-  const fs::path safe = tmp.path() / "S1A_EW_GRDM_1SDH_20161005T142446_20161005T142546_013353_0154C6_55F8.SAFE";
+  const fs::path safe =
+      tmp.path() / "S1A_EW_GRDM_1SDH_20161005T142446_20161005T142546_013353_0154C6_55F8.SAFE";
   write_safe(safe, (dir / kLate).string());
   const auto product = inspect_product(safe.string());
   EXPECT_TRUE(product.sar);
@@ -392,12 +407,15 @@ TEST(SarSafe, FolderIsReadLikeItsMeasurementTiff) {
   CorrelateOptions options = sar_options();
   options.step_px = 32;
   RunContext context;
-  const auto from_safe = correlate_pair((dir / kEarly).string(), safe.string(), tmp.file("safe.tif"), options, context);
-  const auto from_tiff = correlate_pair((dir / kEarly).string(), (dir / kLate).string(), tmp.file("tiff.tif"), options,
-                                        context);
+  const auto from_safe =
+      correlate_pair((dir / kEarly).string(), safe.string(), tmp.file("safe.tif"), options, context);
+  const auto from_tiff =
+      correlate_pair((dir / kEarly).string(), (dir / kLate).string(), tmp.file("tiff.tif"), options, context);
   EXPECT_EQ(from_safe.details["grid"], from_tiff.details["grid"]);
-  EXPECT_NEAR(from_safe.details["median_dx_px"].get<double>(), from_tiff.details["median_dx_px"].get<double>(), 0.02);
-  EXPECT_NEAR(from_safe.details["median_dy_px"].get<double>(), from_tiff.details["median_dy_px"].get<double>(), 0.02);
+  EXPECT_NEAR(from_safe.details["median_dx_px"].get<double>(),
+              from_tiff.details["median_dx_px"].get<double>(), 0.02);
+  EXPECT_NEAR(from_safe.details["median_dy_px"].get<double>(),
+              from_tiff.details["median_dy_px"].get<double>(), 0.02);
   EXPECT_EQ(from_safe.counts.at("valid"), from_tiff.counts.at("valid"));
 }
 

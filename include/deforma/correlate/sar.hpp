@@ -25,8 +25,8 @@ std::string to_string(InputKind kind);
 /// map grid built from the GCPs of both.
 struct GridOptions {
   InputKind input_kind = InputKind::kAuto;
-  std::string crs;           ///< `--grid-crs`; empty = polar stereographic / UTM from the footprint
-  double resolution_m = 0;   ///< `--grid-resolution`; 0 = the finer input's pixel spacing
+  std::string crs;          ///< `--grid-crs`; empty = polar stereographic / UTM from the footprint
+  double resolution_m = 0;  ///< `--grid-resolution`; 0 = the finer input's pixel spacing
   io::GcpTransform transform = io::GcpTransform::kPolynomial3;  ///< `--gcp-transform`
 };
 

@@ -44,8 +44,8 @@ std::string default_grid_crs(double lon_deg, double lat_deg);
 
 /// Options of the common grid: empty CRS and zero resolution are chosen from the inputs.
 struct MapGridOptions {
-  std::string crs;            ///< any CRS GDAL understands ("EPSG:3413", WKT, PROJ string)
-  double resolution_m = 0;    ///< grid spacing in CRS units (metres); 0 = the finest input's pixel spacing
+  std::string crs;          ///< any CRS GDAL understands ("EPSG:3413", WKT, PROJ string)
+  double resolution_m = 0;  ///< grid spacing in CRS units (metres); 0 = the finest input's pixel spacing
   GcpTransform transform = GcpTransform::kPolynomial3;
 };
 
