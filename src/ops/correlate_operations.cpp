@@ -146,8 +146,8 @@ OperationDecl correlate_operation() {
     auto summary = correlate::correlate_pair(ref, sec, params.get_string("output"), options, context);
     if (summary.details.contains("grid")) {
       const auto& g = summary.details["grid"];
-      summary.report += fmt::format("  matched on a {} grid of {} m ({} x {} px), both images warped with "
-                                    "their GCPs ({})\n",
+      summary.report += fmt::format("  matched on a {1} m grid in {0} ({2} x {3} px), both images warped with "
+                                    "their GCPs ({4})\n",
                                     g["crs"].get<std::string>(), g["resolution_m"].get<double>(),
                                     g["width_px"].get<int>(), g["height_px"].get<int>(),
                                     g["gcp_transform"].get<std::string>());
