@@ -304,12 +304,14 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   Summary summary;
   summary.operation = "correlate";
 
-  // Inputs: SEC is brought onto REF's grid when they differ.
-  io::Raster ref = io::Raster::open(ref_path);
-  ref.check_band(options.ref_band, "band");
+  // Inputs: GCP-georeferenced pairs on a common map grid, SAR in decibels (sar.hpp); then SEC is brought
+  // onto REF's grid when they differ.
+  const PreparedPair prepared = prepare_pair(ref_path, sec_path, options, &summary);
+  io::Raster ref = io::Raster::open(prepared.ref_path);
+  ref.check_band(prepared.ref_band, "band");
   const auto& ref_info = ref.info();
-  io::Raster sec = io::Raster::open(sec_path);
-  sec.check_band(options.sec_band, "sec-band");
+  io::Raster sec = io::Raster::open(prepared.sec_path);
+  sec.check_band(prepared.sec_band, "sec-band");
   const io::RasterInfo sec_original = sec.info();
   io::Window sec_footprint{0, 0, ref_info.width, ref_info.height};
   if (!io::same_grid(ref_info, sec_original)) {
@@ -334,11 +336,12 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
       spdlog::warn("{}", summary.warnings.back());
     }
   }
-  const int sec_band = sec.info().band_count() == 1 ? 1 : options.sec_band;
-  if (ref_info.bands[options.ref_band - 1].data_type != sec_original.bands[options.sec_band - 1].data_type) {
+  const int sec_band = sec.info().band_count() == 1 ? 1 : prepared.sec_band;
+  if (ref_info.bands[prepared.ref_band - 1].data_type !=
+      sec_original.bands[prepared.sec_band - 1].data_type) {
     summary.warnings.push_back(fmt::format("data types differ ({} vs {}); both are matched as float32",
-                                           ref_info.bands[options.ref_band - 1].data_type,
-                                           sec_original.bands[options.sec_band - 1].data_type));
+                                           ref_info.bands[prepared.ref_band - 1].data_type,
+                                           sec_original.bands[prepared.sec_band - 1].data_type));
   }
 
   // Node grid over the region of interest.
@@ -532,7 +535,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
                                        last_col_px - first_col_px + 1 + 2 * sec_halo,
                                        last_row_px - first_row_px + 1 + 2 * sec_halo}
                                 .intersect(sec_footprint);
-            s->ref = ref.read(options.ref_band, s->ref_window);
+            s->ref = ref.read(prepared.ref_band, s->ref_window);
             if (!s->sec_window.empty()) s->sec = sec.read(sec_band, s->sec_window);
             NodeGrid nodes = all_nodes;
             nodes.first_row = first_row_px;
@@ -692,13 +695,15 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   const double valid_fraction = nodes_total ? static_cast<double>(flag_counts[0]) / nodes_total : 0.0;
   std::vector<float> speed_px(valid_dx.size());
   for (std::size_t k = 0; k < valid_dx.size(); ++k) speed_px[k] = std::hypot(valid_dx[k], valid_dy[k]);
-  summary.details = {
+  // Added to what the preparation of the inputs recorded (input kind, map grid).
+  if (summary.details.is_null()) summary.details = nlohmann::json::object();
+  summary.details.update(nlohmann::json{
       {"node_grid", {{"cols", all_nodes.cols}, {"rows", all_nodes.rows}, {"step_px", options.step_px}}},
       {"valid_fraction", valid_fraction},
       {"median_dx_px", percentile(valid_dx, 0.5)},
       {"median_dy_px", percentile(valid_dy, 0.5)},
       {"p99_displacement_px", percentile(speed_px, 0.99)},
-      {"strips", strip_count}};
+      {"strips", strip_count}});
   if (!valid_speed_m.empty()) {
     summary.details["p99_displacement_m"] = percentile(valid_speed_m, 0.99);
     if (options.years_between) {

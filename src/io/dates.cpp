@@ -260,7 +260,8 @@ std::vector<DateEvidence> date_evidence(const std::string& path) {
       std::optional<DateEvidence> tiff_datetime;
       for (const char* key :
            {"ACQUISITIONDATETIME", "ACQUISITION_DATETIME", "ACQUISITION_DATE", "DATE_ACQUIRED",
-            "SENSING_TIME", "DATATAKE_1_DATATAKE_SENSING_START", "TIFFTAG_DATETIME"}) {
+            "SENSING_TIME", "DATATAKE_1_DATATAKE_SENSING_START", "time_coverage_start",
+            "ACQUISITION_START_TIME", "TIFFTAG_DATETIME"}) {
         const char* value = ds->GetMetadataItem(key);
         if (value == nullptr) continue;
         try {

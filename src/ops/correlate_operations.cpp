@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <optional>
 #include <utility>
@@ -10,6 +11,7 @@
 #include "deforma/correlate/correlate.hpp"
 #include "deforma/filter/glaciers.hpp"
 #include "deforma/io/cog_writer.hpp"
+#include "deforma/correlate/sar.hpp"
 #include "deforma/io/dates.hpp"
 #include "ops/correlate_parameters.hpp"
 #include "ops/glacier_parameters.hpp"
@@ -145,8 +147,12 @@ OperationDecl correlate_operation() {
       "north_m_per_yr and speed_m_per_yr follow. With --shape affine, the displacement gradients dudx, "
       "dudy, dvdx, dvdy (px/px) follow, and with --velocity the strain rates exx, eyy, exy and "
       "effective_strain_rate (1/yr, map axes); a valid node whose affine fit was ill-conditioned keeps the "
-      "translation with flag 16. SEC is resampled onto REF's grid when they differ. Streamed by strips of "
-      "nodes within --ram; see docs/correlate.md.";
+      "translation with flag 16. SEC is resampled onto REF's grid when they differ. Images georeferenced "
+      "only by GCPs (Sentinel-1 GRD, SAFE folders or zips) are both warped onto one projected map grid "
+      "(--grid-crs, --grid-resolution, --gcp-transform) and the result is on that grid; SAR amplitudes are "
+      "matched in decibels with thresholds for speckle (--input-kind), and acquisition times to the second "
+      "give velocities of pairs hours apart. Streamed by strips of nodes within --ram; see "
+      "docs/correlate.md.";
   const auto correlation = correlation_parameters(correlate::CorrelateOptions{});
   op.params = {
       ParamDecl::argument("ref", ParamType::kPath, "reference image (earlier date)").as_input(),
@@ -156,6 +162,8 @@ OperationDecl correlate_operation() {
   for (auto& p : correlation.decls()) op.params.push_back(std::move(p));
   const auto thresholds = correlation_thresholds(correlation.defaults());
   for (auto& p : thresholds.decls()) op.params.push_back(std::move(p));
+  const auto grid = map_grid_parameters(correlation.defaults());
+  for (auto& p : grid.decls()) op.params.push_back(std::move(p));
   const std::vector<ParamDecl> rest = {
       ParamDecl::option("sec-band", ParamType::kInt, "band of SEC (default: --band)").at_least(1),
       ParamDecl::option("roi", ParamType::kString,
@@ -183,14 +191,28 @@ OperationDecl correlate_operation() {
       "deforma correlate a.jpg b.jpg -o d.tif --method flow --dates 2020-01-01,2020-01-06",
       "deforma correlate ref.tif sec.tif -o v.tif --velocity --glaciers glims.geojson --glacier-buffer-m "
       "1500",
+      "deforma correlate S1B_EW_GRDM_1SDH_20161005T101835.tif S1A_EW_GRDM_1SDH_20161005T142446.tif "
+      "-o drift.tif --chip 64 --search 16 --velocity",
   };
-  op.run = [correlation, thresholds, glaciers](const ParamValues& params, RunContext& context) {
+  op.run = [correlation, thresholds, grid, glaciers](const ParamValues& params, RunContext& context) {
     const std::string ref = params.get_string("ref");
     const std::string sec = params.get_string("sec");
-    const auto ref_info = io::describe(ref);
     correlate::CorrelateOptions options = correlation.defaults();
     correlation.apply(params, options);
     thresholds.apply(params, options);
+    grid.apply(params, options);
+    // Lengths and windows refer to the grid the pair is matched on: REF's, or the common map grid of a
+    // GCP-georeferenced pair.
+    const auto ref_info = correlate::matching_grid(ref, sec, options);
+    const auto ref_product = correlate::inspect_product(ref), sec_product = correlate::inspect_product(sec);
+    if (correlate::resolve_input_kind(options.grid.input_kind, ref_product, sec_product) ==
+        correlate::InputKind::kSar) {
+      // The optical defaults of the thresholds give way to those for speckle; values given otherwise stay.
+      const auto sar = correlate::sar_match_options(options.match);
+      const auto optical = correlation.defaults().match;
+      if (options.match.min_snr == optical.min_snr) options.match.min_snr = sar.min_snr;
+      if (options.match.min_corr == optical.min_corr) options.match.min_corr = sar.min_corr;
+    }
     options.sec_band = params.has("sec-band") ? static_cast<int>(params.get_int("sec-band")) : options.ref_band;
     options.match.search_px = search_px(params, ref_info);
     if (params.has("roi")) options.roi = correlate::parse_roi(params.get_string("roi"), ref_info);
@@ -199,11 +221,20 @@ OperationDecl correlate_operation() {
     options.stable_path = params.get_string_or("stable", "");
     options.quicklook_path = params.get_string_or("quicklook", "");
     const bool velocity = params.get_bool("velocity");
-    if (const auto dates = acquisition_dates(params, ref, sec, velocity)) {
+    // Acquisition times to the second (SAR products carry them): pairs hours apart get their velocity from
+    // the elapsed time, not from whole days.
+    const bool timed = !params.has("dates") && ref_product.time_s && sec_product.time_s;
+    auto day_of = [](double time_s) {
+      return io::Date::from_days_since_epoch(static_cast<long long>(std::floor(time_s / 86400)));
+    };
+    auto dates = timed ? std::optional(std::pair{day_of(*ref_product.time_s), day_of(*sec_product.time_s)})
+                       : acquisition_dates(params, ref, sec, velocity);
+    if (dates) {
       options.ref_date = dates->first;
       options.sec_date = dates->second;
       if (velocity) {
-        const double years = io::years_between(dates->first, dates->second);
+        const double years = timed ? (*sec_product.time_s - *ref_product.time_s) / (365.25 * 86400)
+                                   : io::years_between(dates->first, dates->second);
         if (years == 0) {
           throw InvalidArgument(fmt::format(
               "--velocity: both images are dated {}; no time elapsed between them", dates->first.iso()));
@@ -213,17 +244,34 @@ OperationDecl correlate_operation() {
     }
     filter::GlacierOptions glacier_options;
     glaciers.apply(params, glacier_options);
+    const std::string output = params.get_string("output");
+    Summary summary;
     if (glacier_options.outlines_path.empty()) {
       if (params.has("centrelines") || params.has("glacier-table")) {
         throw InvalidArgument("--centrelines and --glacier-table need --glaciers OUTLINES");
       }
-      return correlate::correlate_pair(ref, sec, params.get_string("output"), options, context);
+      summary = correlate::correlate_pair(ref, sec, output, options, context);
+    } else {
+      std::filesystem::path table = output;
+      table.replace_filename(table.stem().string() + "_glaciers.csv");
+      summary = correlate_glaciers(ref, sec, output, options, glacier_options,
+                                   params.get_string_or("glacier-table", table.string()), params, context);
     }
-    const std::string output = params.get_string("output");
-    std::filesystem::path table = output;
-    table.replace_filename(table.stem().string() + "_glaciers.csv");
-    return correlate_glaciers(ref, sec, output, options, glacier_options,
-                              params.get_string_or("glacier-table", table.string()), params, context);
+    if (summary.details.contains("grid")) {
+      const auto& g = summary.details["grid"];
+      summary.report += fmt::format("  matched on a {1} m grid in {0} ({2} x {3} px), both images warped with "
+                                    "their GCPs ({4})\n",
+                                    g["crs"].get<std::string>(), g["resolution_m"].get<double>(),
+                                    g["width_px"].get<int>(), g["height_px"].get<int>(),
+                                    g["gcp_transform"].get<std::string>());
+    }
+    if (timed) {
+      const double seconds = *sec_product.time_s - *ref_product.time_s;
+      summary.details["seconds_between"] = seconds;
+      summary.report += fmt::format("  acquired {:.2f} h apart ({}, {})\n", seconds / 3600,
+                                    ref_product.time_source, sec_product.time_source);
+    }
+    return summary;
   };
   return op;
 }

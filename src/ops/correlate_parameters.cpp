@@ -50,6 +50,27 @@ ParamGroup<CorrelateOptions> correlation_thresholds(const CorrelateOptions& defa
   return g;
 }
 
+ParamGroup<CorrelateOptions> map_grid_parameters(const CorrelateOptions& defaults) {
+  ParamGroup<CorrelateOptions> g(defaults);
+  g.bind_choice([](CorrelateOptions& o) -> correlate::InputKind& { return o.grid.input_kind; }, "input-kind",
+                "sar: amplitude in decibels and thresholds for speckle; auto: sar for Sentinel-1 names, SAFE "
+                "products and GCP-only float backscatter",
+                {"auto", "optical", "sar"}, correlate::parse_input_kind,
+                [](correlate::InputKind k) { return correlate::to_string(k); });
+  g.bind([](CorrelateOptions& o) -> std::string& { return o.grid.crs; }, "grid-crs",
+         "projected CRS of the common map grid of GCP-georeferenced inputs (default: EPSG:3413 north of "
+         "60 N, EPSG:3031 south of 60 S, else UTM)");
+  g.bind([](CorrelateOptions& o) -> double& { return o.grid.resolution_m; }, "grid-resolution",
+         "spacing of the common map grid (0: the finer input's pixel spacing)")
+      .in_unit("m")
+      .at_least(0);
+  g.bind_choice([](CorrelateOptions& o) -> io::GcpTransform& { return o.grid.transform; }, "gcp-transform",
+                "pixel-to-ground transform from the GCPs: polynomial of order 1 to 3 or thin-plate spline",
+                {"tps", "poly1", "poly2", "poly3"}, io::parse_gcp_transform,
+                [](io::GcpTransform t) { return io::to_string(t); });
+  return g;
+}
+
 namespace {
 bool ends_with(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;

@@ -21,6 +21,9 @@ ParamGroup<correlate::CorrelateOptions> correlation_thresholds(const correlate::
 
 /// The `search` parameter in pixels: "20", "20px", or a length ("300m", "1.5km") converted with the pixel
 /// size of `grid`. Throws InvalidArgument naming the parameter and its bounds when outside them.
+/// --input-kind, --grid-crs, --grid-resolution, --gcp-transform (correlate/sar.hpp).
+ParamGroup<correlate::CorrelateOptions> map_grid_parameters(const correlate::CorrelateOptions& defaults);
+
 int search_px(const ParamValues& params, const io::RasterInfo& grid);
 
 /// True when `search` is given in pixels (no grid is needed to read it).

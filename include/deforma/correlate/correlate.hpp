@@ -20,6 +20,7 @@
 #include "deforma/core/operation.hpp"
 #include "deforma/core/summary.hpp"
 #include "deforma/correlate/matcher.hpp"
+#include "deforma/correlate/sar.hpp"
 #include "deforma/io/dates.hpp"
 #include "deforma/io/raster.hpp"
 
@@ -60,6 +61,9 @@ struct CorrelateOptions {
   std::string stable_path;
   std::string quicklook_path;  ///< PNG of the displacement (or velocity) magnitude; empty = none
   bool quicklook_arrows = true;
+  /// Input kind (`--input-kind`) and the common map grid of GCP-georeferenced pairs (`--grid-crs`,
+  /// `--grid-resolution`, `--gcp-transform`): correlate/sar.hpp.
+  GridOptions grid;
 
   /// Throws InvalidArgument naming the parameter.
   void validate() const;
@@ -69,7 +73,9 @@ struct CorrelateOptions {
 /// by correlate_pair, and by callers that must refuse such options before they write anything.
 void check_fits_image(const CorrelateOptions& options, const io::RasterInfo& ref_info);
 
-/// Correlates REF and SEC into `output` (a COG). SEC is resampled onto REF's grid when their grids or CRS
+/// Correlates REF and SEC into `output` (a COG). Pairs georeferenced by GCPs (Sentinel-1 GRD, SAFE) are
+/// first warped onto a common projected map grid, SAR amplitudes in decibels (prepare_pair, sar.hpp); the
+/// result is then on that grid. Otherwise SEC is resampled onto REF's grid when their grids or CRS
 /// differ (a warning in the Summary says so); pairs that do not overlap are refused. Reports progress over
 /// strips, honours cancellation, and never leaves a partial file under `output`.
 /// Summary counts: nodes, valid, low_snr, no_texture, masked, search_border, outside_overlap, no_peak;

@@ -2,9 +2,9 @@
 // Acquisition dates of images. A Date is a calendar day (UTC); time series work in days and decimal years.
 // acquisition_date() finds the date of an image from its name (Sentinel-2 and Landsat product names,
 // YYYYMMDD or YYYY-MM-DD in the file name), from a Landsat MTL file (the path itself, or an MTL beside a
-// raster), and from raster metadata (ACQUISITIONDATETIME-like items, then TIFFTAG_DATETIME as a last
-// resort). Two different dates from the trusted sources are an error naming the file: a wrong date would
-// silently corrupt every velocity computed from it.
+// raster), and from raster metadata (ACQUISITIONDATETIME-like items, time_coverage_start, then
+// TIFFTAG_DATETIME as a last resort). Two different dates from the trusted sources are an error naming the
+// file: a wrong date would silently corrupt every velocity computed from it.
 #include <compare>
 #include <ctime>
 #include <string>
