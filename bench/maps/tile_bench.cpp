@@ -350,11 +350,14 @@ int main(int argc, char** argv) {
                   (data / "LC80630182016216LGN00_B8_yahtse.TIF").string(), cog.string());
   if (std::system(cmd.c_str()) != 0) {
     std::fprintf(stderr, "deforma_bench_maps: the correlation failed: %s\n", cmd.c_str());
+    fs::remove_all(work);
     return 1;
   }
-  const fs::path big = work / fmt::format("synthetic_{}.tif", big_size);
+  // The date in the name is the acquisition date the catalogue reads.
+  const fs::path big = work / fmt::format("synthetic_{}px_20200615.tif", big_size);
   if (!write_big_cog(big, big_size)) {
     std::fprintf(stderr, "deforma_bench_maps: cannot write the %d px COG in %s\n", big_size, work.c_str());
+    fs::remove_all(work);
     return 1;
   }
   std::vector<Source> sources{{"yahtse", "", 10, {}}, {"synthetic", "", 1, {}}};
@@ -365,6 +368,8 @@ int main(int argc, char** argv) {
       const auto report = cat.ingest({files[k]}, {sources[k].name, "", true});
       if (report.item_ids.size() != 1) {
         std::fprintf(stderr, "deforma_bench_maps: ingest failed: %s\n", report.to_text().c_str());
+        std::error_code ec;
+        fs::remove_all(work, ec);
         return 1;
       }
       const std::string& id = report.item_ids[0];
