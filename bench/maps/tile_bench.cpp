@@ -10,7 +10,7 @@
 // on the machine shows there. MapServer is skipped (and said so) when mapserv or lighttpd is missing.
 //
 //   deforma_bench_maps [--tiles 2000] [--clients 16] [--io-threads 4] [--mapserver-procs 4] [--data DIR]
-//                      [--big-size 10980]
+//                      [--big-size 10980] [--mapserver no]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -325,6 +325,7 @@ struct Source {
 
 int main(int argc, char** argv) {
   int tiles = 2000, clients = 16, io_threads = 4, mapserver_procs = 4, big_size = 10980;
+  bool run_mapserver = true;
   fs::path data = fs::path(DEFORMA_SOURCE_DIR) / ".." / "shared" / "data" / "yahtse-l8";
   if (const char* env = std::getenv("DEFORMA_DATA")) data = fs::path(env) / "yahtse-l8";
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -335,6 +336,7 @@ int main(int argc, char** argv) {
     if (a == "--mapserver-procs") mapserver_procs = std::clamp(std::atoi(argv[i + 1]), 1, 64);
     if (a == "--big-size") big_size = std::clamp(std::atoi(argv[i + 1]), 256, 20000);
     if (a == "--data") data = argv[i + 1];
+    if (a == "--mapserver") run_mapserver = std::string(argv[i + 1]) != "no";
   }
   if (!fs::exists(data / "LC80630182016200LGN00_B8_yahtse.TIF")) {
     std::fprintf(stderr, "deforma_bench_maps: the Yahtse pair is not in %s (--data DIR)\n", data.c_str());
@@ -419,32 +421,44 @@ int main(int argc, char** argv) {
   }
 
   std::vector<std::pair<std::string, RunResult>> results;
+  // Each run as it ends (the table comes at the end): the MapServer runs take minutes.
+  auto progress = [](const std::pair<std::string, RunResult>& r) {
+    std::fprintf(stderr, "%s: %.1f tiles/s, p99 %.1f ms, %d errors, load %s\n", r.first.c_str(),
+                 r.second.tiles_per_s, r.second.p99_ms, r.second.errors, r.second.load_after.c_str());
+  };
   {
     deforma::service::ServerOptions o;
     o.root = work / "root";
     o.port = 0;
     o.io_threads = io_threads;
+    o.anonymous_read = true;  // the tiles are public items, read without a key as a web map reads them
     deforma::service::Server server(o);
     server.start();
-    for (std::size_t k = 0; k < sources.size(); ++k)
+    for (std::size_t k = 0; k < sources.size(); ++k) {
       results.emplace_back("deforma serve | " + sources[k].name,
                            run_load(deforma_urls[k], server.port(), clients));
+      progress(results.back());
+    }
     server.stop();
   }
   std::string mapserver_note;
   std::vector<double> mapserver_cpu_ms(sources.size(), 0);
-  if (auto ms = start_mapserver(work, mapfile, mapserver_procs)) {
+  std::optional<Lighttpd> ms;
+  if (run_mapserver) ms = start_mapserver(work, mapfile, mapserver_procs);
+  if (ms) {
     for (std::size_t k = 0; k < sources.size(); ++k) {
       const double before = group_cpu_seconds(ms->pid);
       results.emplace_back("MapServer 8 WMS | " + sources[k].name,
                            run_load(mapserver_urls[k], ms->port, clients));
+      progress(results.back());
       mapserver_cpu_ms[k] = (group_cpu_seconds(ms->pid) - before) * 1000 / tiles;
     }
     stop_mapserver(*ms);
   } else {
-    mapserver_note =
-        "MapServer not run: /usr/lib/cgi-bin/mapserv (cgi-mapserver) or lighttpd is missing, or it "
-        "did not answer";
+    mapserver_note = !run_mapserver
+                         ? "MapServer not run (--mapserver no)"
+                         : "MapServer not run: /usr/lib/cgi-bin/mapserv (cgi-mapserver) or lighttpd is "
+                           "missing, or it did not answer";
   }
   std::error_code ec;
   fs::remove_all(work, ec);
