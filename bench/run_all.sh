@@ -43,5 +43,8 @@ echo "== service: 200 keep-alive clients for 30 s on loopback while 4 jobs run, 
 echo
 echo "== catalog: STAC search over 1,000,000 synthetic items (bbox + datetime + eo:cloud_cover < 20 + limit 100)"
 "$BUILD_DIR/bench/deforma_bench_catalog" 1000000 1000 | tee "$OUT_DIR/catalog_search.txt"
-echo "== maps: 2,000 random 256 px WebMercator tiles (zooms 8-14) of the Yahtse velocity COG, 16 clients"
+echo "== maps: 2,000 random 256 px WebMercator tiles (zooms 8-14) of the Yahtse velocity COG and of a"
+echo "   10980 x 10980 COG, 16 clients, deforma serve against MapServer 8 (WMS GetMap behind lighttpd/FastCGI)"
 "$BUILD_DIR/bench/deforma_bench_maps" --tiles 2000 --clients 16 | tee "$OUT_DIR/maps_tiles.md"
+echo "== maps: EGMS vector tiles of 1,000,000 synthetic points, through the point index against the full scan"
+"$BUILD_DIR/bench/deforma_bench_points" --points 1000000 --tiles 500 --scanned 50 | tee "$OUT_DIR/maps_points.md"

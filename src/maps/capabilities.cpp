@@ -66,13 +66,19 @@ std::string wmts_capabilities(const std::vector<LayerInfo>& layers, const std::s
     <ows:ServiceTypeVersion>1.0.0</ows:ServiceTypeVersion>
   </ows:ServiceIdentification>
   <ows:OperationsMetadata>
-    <ows:Operation name="GetCapabilities"><ows:DCP><ows:HTTP><ows:Get xlink:href=")"
-    << xml(base)
-    << R"(/wmts/1.0.0/WMTSCapabilities.xml"><ows:Constraint name="GetEncoding"><ows:AllowedValues><ows:Value>RESTful</ows:Value></ows:AllowedValues></ows:Constraint></ows:Get></ows:HTTP></ows:DCP></ows:Operation>
-    <ows:Operation name="GetTile"><ows:DCP><ows:HTTP><ows:Get xlink:href=")"
-    << xml(base)
-    << R"(/wmts/1.0.0/"><ows:Constraint name="GetEncoding"><ows:AllowedValues><ows:Value>RESTful</ows:Value></ows:AllowedValues></ows:Constraint></ows:Get></ows:HTTP></ows:DCP></ows:Operation>
-  </ows:OperationsMetadata>
+)";
+  // Both bindings: REST (the ResourceURL templates below) and KVP (/wmts?SERVICE=WMTS&REQUEST=...).
+  auto operation = [&](const std::string& name, const std::string& rest_url) {
+    o << "    <ows:Operation name=\"" << name << "\"><ows:DCP><ows:HTTP>"
+      << "<ows:Get xlink:href=\"" << xml(rest_url) << "\"><ows:Constraint name=\"GetEncoding\">"
+      << "<ows:AllowedValues><ows:Value>RESTful</ows:Value></ows:AllowedValues></ows:Constraint></ows:Get>"
+      << "<ows:Get xlink:href=\"" << xml(base + "/wmts?") << "\"><ows:Constraint name=\"GetEncoding\">"
+      << "<ows:AllowedValues><ows:Value>KVP</ows:Value></ows:AllowedValues></ows:Constraint></ows:Get>"
+      << "</ows:HTTP></ows:DCP></ows:Operation>\n";
+  };
+  operation("GetCapabilities", base + "/wmts/1.0.0/WMTSCapabilities.xml");
+  operation("GetTile", base + "/wmts/1.0.0/");
+  o << R"(  </ows:OperationsMetadata>
   <Contents>
 )";
   for (const auto& l : layers) {
@@ -203,10 +209,15 @@ std::string wms_capabilities(const std::vector<LayerInfo>& layers, const std::st
         << xml(l.default_time.empty() ? l.times.back() : l.default_time) << "\">" << xml(values)
         << "</Dimension>\n";
     }
-    o << "        <Style><Name>default</Name><Title>default</Title><LegendURL width=\"" << 120
-      << "\" height=\"240\">"
-      << "<Format>image/png</Format><OnlineResource xlink:type=\"simple\" xlink:href=\""
-      << xml(base + l.path + "/legend.png") << "\"/></LegendURL></Style>\n";
+    // The default style colours by the data; the named ones force a colour map (GetMap's STYLES).
+    for (const std::string style : {"default", "sequential", "diverging"}) {
+      const std::string legend =
+          base + l.path + "/legend.png" + (style == "default" ? "" : "?colormap=" + style);
+      o << "        <Style><Name>" << style << "</Name><Title>" << style << "</Title><LegendURL width=\""
+        << 120 << "\" height=\"240\">"
+        << "<Format>image/png</Format><OnlineResource xlink:type=\"simple\" xlink:href=\"" << xml(legend)
+        << "\"/></LegendURL></Style>\n";
+    }
     o << "      </Layer>\n";
   }
   o << "    </Layer>\n  </Capability>\n</WMS_Capabilities>\n";
@@ -264,6 +275,13 @@ std::string wms_exception(const std::string& code, const std::string& message) {
   return R"(<?xml version="1.0" encoding="UTF-8"?>
 <ServiceExceptionReport version="1.3.0" xmlns="http://www.opengis.net/ogc"><ServiceException code=")" +
          xml(code) + "\">" + xml(message) + "</ServiceException></ServiceExceptionReport>\n";
+}
+
+std::string ows_exception(const std::string& code, const std::string& locator, const std::string& message) {
+  return R"(<?xml version="1.0" encoding="UTF-8"?>
+<ExceptionReport xmlns="http://www.opengis.net/ows/1.1" version="1.1.0" xml:lang="en"><Exception exceptionCode=")" +
+         xml(code) + "\"" + (locator.empty() ? "" : " locator=\"" + xml(locator) + "\"") +
+         "><ExceptionText>" + xml(message) + "</ExceptionText></Exception></ExceptionReport>\n";
 }
 
 }  // namespace deforma::maps

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <filesystem>
+#include <limits>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -23,8 +25,19 @@ namespace {
 
 using json = nlohmann::json;
 
+// One tile matrix set's coordinates of a product's points, with their index.
+struct Projected {
+  std::vector<double> x, y;
+  PointIndex index;
+};
+
+std::atomic<bool> index_enabled{true};
+
 struct Points {
   std::string path;
+  // The file as it was read: a product rewritten in place is read again.
+  std::filesystem::file_time_type mtime;
+  std::uintmax_t file_size = 0;
   std::vector<std::string> pid;
   std::vector<double> lon, lat, velocity, velocity_std;
   std::vector<float> series;  // points x dates, mm
@@ -32,23 +45,31 @@ struct Points {
   std::size_t date_count = 0;
   // Coordinates in each tile matrix set's CRS, made on first use.
   std::mutex projected_mutex;
-  std::map<std::string, std::pair<std::vector<double>, std::vector<double>>> projected;
+  std::map<std::string, std::unique_ptr<Projected>> projected;
 };
 
 std::shared_ptr<Points> load(const std::string& path) {
   static std::mutex mutex;
   static std::list<std::shared_ptr<Points>> cache;  // most recent first, a few products
   std::lock_guard lock(mutex);  // one load at a time: a product is large, two loads of one file waste
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(path, ec);
+  const auto size = ec ? 0 : std::filesystem::file_size(path, ec);
   for (auto it = cache.begin(); it != cache.end(); ++it) {
     if ((*it)->path == path) {
       auto p = *it;
       cache.erase(it);
-      cache.push_front(p);
-      return p;
+      if (p->mtime == mtime && p->file_size == size) {
+        cache.push_front(p);
+        return p;
+      }
+      break;  // changed since it was read (its index with it): read again
     }
   }
   auto p = std::make_shared<Points>();
   p->path = path;
+  p->mtime = mtime;
+  p->file_size = size;
   auto reader = egms::ProductReader::open(path);
   const auto& layout = reader.layout();
   const int lat_col = layout.find(egms::column::kLatitude);
@@ -91,17 +112,23 @@ std::shared_ptr<Points> load(const std::string& path) {
     OSRDestroySpatialReference(laea);
     OSRDestroySpatialReference(wgs84);
   }
-  p->projected["EPSG:3035"] = {std::move(easting), std::move(northing)};
+  auto laea = std::make_unique<Projected>();
+  laea->x = std::move(easting);
+  laea->y = std::move(northing);
+  laea->index = PointIndex(laea->x, laea->y);
+  p->projected["EPSG:3035"] = std::move(laea);
   cache.push_front(p);
   if (cache.size() > 4) cache.pop_back();
   return p;
 }
 
-const std::pair<std::vector<double>, std::vector<double>>& projected(Points& p, const std::string& crs) {
+const Projected& projected(Points& p, const std::string& crs) {
   std::lock_guard lock(p.projected_mutex);
   auto it = p.projected.find(crs);
-  if (it != p.projected.end()) return it->second;
-  std::vector<double> x = p.lon, y = p.lat;
+  if (it != p.projected.end()) return *it->second;
+  auto out = std::make_unique<Projected>();
+  out->x = p.lon;
+  out->y = p.lat;
   if (crs != "OGC:CRS84") {
     OGRSpatialReferenceH from = OSRNewSpatialReference(nullptr), to = OSRNewSpatialReference(nullptr);
     OSRImportFromEPSG(from, 4326);
@@ -109,12 +136,13 @@ const std::pair<std::vector<double>, std::vector<double>>& projected(Points& p, 
     OSRSetAxisMappingStrategy(from, OAMS_TRADITIONAL_GIS_ORDER);
     OSRSetAxisMappingStrategy(to, OAMS_TRADITIONAL_GIS_ORDER);
     OGRCoordinateTransformationH ct = OCTNewCoordinateTransformation(from, to);
-    if (ct) OCTTransform(ct, static_cast<int>(x.size()), x.data(), y.data(), nullptr);
+    if (ct) OCTTransform(ct, static_cast<int>(out->x.size()), out->x.data(), out->y.data(), nullptr);
     if (ct) OCTDestroyCoordinateTransformation(ct);
     OSRDestroySpatialReference(from);
     OSRDestroySpatialReference(to);
   }
-  return p.projected.emplace(crs, std::make_pair(std::move(x), std::move(y))).first->second;
+  out->index = PointIndex(out->x, out->y);
+  return *p.projected.emplace(crs, std::move(out)).first->second;
 }
 
 json number_or_null(double v) {
@@ -143,17 +171,104 @@ std::atomic<unsigned long> tile_counter{0};
 
 }  // namespace
 
+// -------------------------------------------------------------------------------- index
+PointIndex::PointIndex(const std::vector<double>& x, const std::vector<double>& y) : x_(&x), y_(&y) {
+  if (x.size() != y.size() || x.size() >= std::numeric_limits<std::uint32_t>::max())
+    throw InvalidArgument(fmt::format("point index: {} x and {} y coordinates", x.size(), y.size()));
+  double max_x = -INFINITY, max_y = -INFINITY;
+  min_x_ = INFINITY;
+  min_y_ = INFINITY;
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (!std::isfinite(x[i]) || !std::isfinite(y[i])) continue;
+    min_x_ = std::min(min_x_, x[i]);
+    min_y_ = std::min(min_y_, y[i]);
+    max_x = std::max(max_x, x[i]);
+    max_y = std::max(max_y, y[i]);
+    ++count;
+  }
+  if (count == 0) {
+    nx_ = ny_ = 0;
+    start_.assign(1, 0);
+    return;
+  }
+  // About 16 points per cell, cells about square, at most 4096 a side.
+  const double w = std::max(max_x - min_x_, 1e-9), h = std::max(max_y - min_y_, 1e-9);
+  const double cells = std::max(1.0, static_cast<double>(count) / 16);
+  nx_ = static_cast<int>(std::clamp(std::ceil(std::sqrt(cells * w / h)), 1.0, 4096.0));
+  ny_ = static_cast<int>(std::clamp(std::ceil(cells / nx_), 1.0, 4096.0));
+  // Cells a little larger than the extent / count, so that the largest coordinate falls in the last cell.
+  cell_w_ = w / nx_ * (1 + 1e-9);
+  cell_h_ = h / ny_ * (1 + 1e-9);
+  std::vector<std::uint32_t> cell_of(x.size(), std::numeric_limits<std::uint32_t>::max());
+  start_.assign(static_cast<std::size_t>(nx_) * ny_ + 1, 0);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (!std::isfinite(x[i]) || !std::isfinite(y[i])) continue;
+    const int cx = std::min(nx_ - 1, static_cast<int>((x[i] - min_x_) / cell_w_));
+    const int cy = std::min(ny_ - 1, static_cast<int>((y[i] - min_y_) / cell_h_));
+    cell_of[i] = static_cast<std::uint32_t>(cy) * nx_ + cx;
+    ++start_[cell_of[i] + 1];
+  }
+  for (std::size_t c = 1; c < start_.size(); ++c) start_[c] += start_[c - 1];
+  order_.resize(count);
+  std::vector<std::uint32_t> fill(start_.begin(), start_.end() - 1);
+  for (std::size_t i = 0; i < x.size(); ++i) {  // increasing i: each cell's points stay in index order
+    if (cell_of[i] != std::numeric_limits<std::uint32_t>::max())
+      order_[fill[cell_of[i]]++] = static_cast<std::uint32_t>(i);
+  }
+}
+
+std::vector<std::size_t> PointIndex::query(const Bounds& b) const {
+  std::vector<std::size_t> out;
+  if (nx_ == 0 || !(b.min_x <= b.max_x) || !(b.min_y <= b.max_y)) return out;
+  auto cell = [](double v, double origin, double size, int n) {
+    const double c = std::floor((v - origin) / size);
+    return static_cast<int>(std::clamp(c, 0.0, static_cast<double>(n - 1)));
+  };
+  if (b.max_x < min_x_ || b.max_y < min_y_ || b.min_x > min_x_ + cell_w_ * nx_ ||
+      b.min_y > min_y_ + cell_h_ * ny_)
+    return out;
+  const int cx0 = cell(b.min_x, min_x_, cell_w_, nx_), cx1 = cell(b.max_x, min_x_, cell_w_, nx_);
+  const int cy0 = cell(b.min_y, min_y_, cell_h_, ny_), cy1 = cell(b.max_y, min_y_, cell_h_, ny_);
+  const auto& x = *x_;
+  const auto& y = *y_;
+  for (int cy = cy0; cy <= cy1; ++cy) {
+    for (int cx = cx0; cx <= cx1; ++cx) {
+      const std::size_t c = static_cast<std::size_t>(cy) * nx_ + cx;
+      for (std::uint32_t k = start_[c]; k < start_[c + 1]; ++k) {
+        const std::uint32_t i = order_[k];
+        if (x[i] >= b.min_x && x[i] <= b.max_x && y[i] >= b.min_y && y[i] <= b.max_y) out.push_back(i);
+      }
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+namespace detail {
+void set_points_index_enabled(bool enabled) {
+  index_enabled = enabled;
+}
+}  // namespace detail
+
+// -------------------------------------------------------------------------------- tiles
 std::string points_tile(const std::string& product, const TileMatrixSet& tms, int zoom, int x, int y) {
   const Bounds tile = tms.tile_bounds(zoom, x, y);
   auto p = load(product);
-  const auto& [px, py] = projected(*p, tms.gdal_crs);
+  const Projected& proj = projected(*p, tms.gdal_crs);
+  const auto& px = proj.x;
+  const auto& py = proj.y;
   // Points within the tile and a margin (symbols drawn across the edge), nothing else is written.
   const double margin = tile.width() * 0.02;
+  const Bounds area{tile.min_x - margin, tile.min_y - margin, tile.max_x + margin, tile.max_y + margin};
   std::vector<std::size_t> inside;
-  for (std::size_t i = 0; i < px.size(); ++i) {
-    if (px[i] >= tile.min_x - margin && px[i] <= tile.max_x + margin && py[i] >= tile.min_y - margin &&
-        py[i] <= tile.max_y + margin)
-      inside.push_back(i);
+  if (index_enabled) {
+    inside = proj.index.query(area);
+  } else {
+    for (std::size_t i = 0; i < px.size(); ++i) {
+      if (px[i] >= area.min_x && px[i] <= area.max_x && py[i] >= area.min_y && py[i] <= area.max_y)
+        inside.push_back(i);
+    }
   }
   if (inside.empty()) return {};
   ensure_gdal_initialized();
@@ -224,7 +339,9 @@ std::optional<json> point_series(const std::string& product, const std::string& 
 std::optional<json> nearest_point_series(const std::string& product, double lon, double lat,
                                          double max_distance_m) {
   auto p = load(product);
-  const auto& [e, n] = projected(*p, "EPSG:3035");
+  const Projected& laea = projected(*p, "EPSG:3035");
+  const auto& e = laea.x;
+  const auto& n = laea.y;
   double x = lon, y = lat;
   OGRSpatialReferenceH from = OSRNewSpatialReference(nullptr), to = OSRNewSpatialReference(nullptr);
   OSRImportFromEPSG(from, 4326);
@@ -239,7 +356,8 @@ std::optional<json> nearest_point_series(const std::string& product, double lon,
   if (!ok) return std::nullopt;
   std::size_t best = p->pid.size();
   double best_d2 = max_distance_m * max_distance_m;
-  for (std::size_t i = 0; i < e.size(); ++i) {
+  for (std::size_t i :
+       laea.index.query({x - max_distance_m, y - max_distance_m, x + max_distance_m, y + max_distance_m})) {
     const double d2 = (e[i] - x) * (e[i] - x) + (n[i] - y) * (n[i] - y);
     if (d2 <= best_d2) {
       best_d2 = d2;
@@ -255,10 +373,11 @@ json point_features(const std::string& product, const std::optional<Bounds>& bbo
   auto p = load(product);
   json features = json::array();
   std::size_t matched = 0;
-  for (std::size_t i = 0; i < p->pid.size(); ++i) {
-    if (bbox && !(p->lon[i] >= bbox->min_x && p->lon[i] <= bbox->max_x && p->lat[i] >= bbox->min_y &&
-                  p->lat[i] <= bbox->max_y))
-      continue;
+  std::vector<std::size_t> in_bbox;
+  if (bbox) in_bbox = projected(*p, "OGC:CRS84").index.query(*bbox);
+  const std::size_t candidates = bbox ? in_bbox.size() : p->pid.size();
+  for (std::size_t k = 0; k < candidates; ++k) {
+    const std::size_t i = bbox ? in_bbox[k] : k;
     if (matched >= offset && features.size() < limit) {
       features.push_back({{"type", "Feature"},
                           {"id", p->pid[i]},

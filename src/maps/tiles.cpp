@@ -654,10 +654,13 @@ bool before_or_at(const std::string& datetime, const std::string& limit) {
 
 }  // namespace
 
-std::string render_map(const std::vector<MapItem>& items, const StyleOptions& options, const std::string& crs,
-                       const Bounds& bounds, int width, int height) {
-  if (options.format != "png" && options.format != "webp")
-    throw InvalidArgument(fmt::format("format '{}': expected png or webp", options.format));
+namespace {
+
+// The values of a mosaic of `items` over the map, with the style that colours them (the most recent
+// item's, shared by all); nullopt when no item has data there.
+std::optional<std::pair<GridF, Style>> mosaic_values(const std::vector<MapItem>& items,
+                                                     const StyleOptions& options, const std::string& crs,
+                                                     const Bounds& bounds, int width, int height) {
   std::vector<const MapItem*> order;
   for (const auto& item : items) {
     if (!item.rasters.empty() && before_or_at(item.datetime, options.datetime)) order.push_back(&item);
@@ -665,7 +668,7 @@ std::string render_map(const std::vector<MapItem>& items, const StyleOptions& op
   // Most recent on top: drawn first, later items only fill what is still empty.
   std::stable_sort(order.begin(), order.end(),
                    [](const MapItem* a, const MapItem* b) { return a->datetime > b->datetime; });
-  if (order.empty()) return empty_image(width, height, options.format);
+  if (order.empty()) return std::nullopt;
   const Style first = resolve_style(*order.front(), options);
   StyleOptions shared = options;
   shared.rescale = std::make_pair(first.scale.min_value, first.scale.max_value);
@@ -685,8 +688,62 @@ std::string render_map(const std::vector<MapItem>& items, const StyleOptions& op
     }
     drawn = true;
   }
-  if (!drawn || empty == values.size()) return empty_image(width, height, options.format);
-  return encode_image(values, first, options.format);
+  if (!drawn || empty == values.size()) return std::nullopt;
+  return std::make_pair(std::move(values), first);
+}
+
+void check_format(const std::string& format) {
+  if (format != "png" && format != "webp")
+    throw InvalidArgument(fmt::format("format '{}': expected png or webp", format));
+}
+
+}  // namespace
+
+std::string render_map(const std::vector<MapItem>& items, const StyleOptions& options, const std::string& crs,
+                       const Bounds& bounds, int width, int height) {
+  check_format(options.format);
+  auto drawn = mosaic_values(items, options, crs, bounds, width, height);
+  if (!drawn) return empty_image(width, height, options.format);
+  return encode_image(drawn->first, drawn->second, options.format);
+}
+
+std::string render_layers(const std::vector<MapLayer>& layers, const std::string& crs, const Bounds& bounds,
+                          int width, int height, const std::string& format,
+                          const std::optional<render::Rgb>& background) {
+  check_format(format);
+  const std::size_t count = static_cast<std::size_t>(width) * height;
+  std::vector<unsigned char> rgba(count * 4, 0);
+  if (background) {
+    for (std::size_t i = 0; i < count; ++i) {
+      rgba[4 * i] = background->r;
+      rgba[4 * i + 1] = background->g;
+      rgba[4 * i + 2] = background->b;
+      rgba[4 * i + 3] = 255;
+    }
+  }
+  bool any = false;
+  for (const auto& layer : layers) {
+    // Every layer's style is checked, even one with no data on this map: a wrong band is always an error.
+    if (!layer.items.empty()) resolve_style(layer.items.front(), layer.options);
+    const auto drawn = mosaic_values(layer.items, layer.options, crs, bounds, width, height);
+    if (!drawn) continue;
+    any = true;
+    const auto& [values, style] = *drawn;
+    const auto& map = render::Colormap::of(style.scale.kind);
+    const double lo = style.scale.min_value, span = style.scale.max_value - style.scale.min_value;
+    // Colours are opaque where there are data: an upper layer hides the lower ones there.
+    for (std::size_t i = 0; i < count; ++i) {
+      const float v = values.data()[i];
+      if (!std::isfinite(v)) continue;
+      const render::Rgb c = map.at((v - lo) / span);
+      rgba[4 * i] = c.r;
+      rgba[4 * i + 1] = c.g;
+      rgba[4 * i + 2] = c.b;
+      rgba[4 * i + 3] = 255;
+    }
+  }
+  if (!any && !background) return empty_image(width, height, format);
+  return detail::encode_pixels(rgba.data(), width, height, 4, format);
 }
 
 std::string render_mosaic(const std::vector<MapItem>& items, const StyleOptions& options,

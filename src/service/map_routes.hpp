@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -37,6 +38,13 @@ struct MapCatalog {
                                             const std::optional<std::array<double, 4>>& bbox, int limit,
                                             const MapViewer&)>
       items;
+  /// The visible items a STAC search finds (its GET parameters, as the catalogue's /search takes them),
+  /// those intersecting `bbox` (lon/lat) too when given, the most recent first, at most `limit`. Throws
+  /// InvalidArgument naming a malformed parameter.
+  std::function<std::vector<nlohmann::json>(const std::vector<std::pair<std::string, std::string>>& params,
+                                            const std::optional<std::array<double, 4>>& bbox, int limit,
+                                            const MapViewer&)>
+      search;
   /// The ids of the collections the viewer can see.
   std::function<std::vector<std::string>(const MapViewer&)> collections;
 };

@@ -3,7 +3,9 @@
 // Ortho grid, legends, point queries, EGMS points as vector tiles, and the capabilities documents.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <random>
 
 #include <cpl_conv.h>
 #include <cpl_vsi.h>
@@ -480,6 +482,102 @@ TEST(MapsEgms, PointsAsVectorTilesAndSeries) {
   const auto near = maps::nearest_point_series(product, coords[0], coords[1], 100);
   ASSERT_TRUE(near);
   EXPECT_EQ((*near)["pid"], pid);
+}
+
+TEST(MapsPointIndex, QueryEqualsAScan) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> u(-1000, 1000);
+  std::vector<double> x, y;
+  for (int i = 0; i < 50000; ++i) {
+    // Clustered and spread points, some on a lattice (coordinates exactly on box edges), a few not finite.
+    const double cx = i % 3 == 0 ? std::round(u(rng) / 10) * 10 : (i % 3 == 1 ? u(rng) / 50 : u(rng));
+    const double cy = i % 3 == 0 ? std::round(u(rng) / 10) * 10 : (i % 3 == 1 ? u(rng) / 50 : u(rng));
+    x.push_back(i % 997 == 0 ? NAN : cx);
+    y.push_back(i % 1009 == 0 ? INFINITY : cy);
+  }
+  const maps::PointIndex index(x, y);
+  EXPECT_LT(index.size(), x.size());
+  for (int q = 0; q < 300; ++q) {
+    double a = u(rng), b = u(rng), c = u(rng), d = u(rng);
+    if (q % 4 == 0) {  // lattice edges
+      a = std::round(a / 10) * 10;
+      b = std::round(b / 10) * 10;
+      c = std::round(c / 10) * 10;
+      d = std::round(d / 10) * 10;
+    }
+    if (q % 5 == 0) {  // small boxes in the cluster
+      a /= 50, b /= 50, c /= 50, d /= 50;
+    }
+    const maps::Bounds box{std::min(a, b), std::min(c, d), std::max(a, b), std::max(c, d)};
+    std::vector<std::size_t> scan;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      if (x[i] >= box.min_x && x[i] <= box.max_x && y[i] >= box.min_y && y[i] <= box.max_y) scan.push_back(i);
+    }
+    EXPECT_EQ(index.query(box), scan) << q;
+  }
+  // The whole plane, nothing, and an index of no points.
+  std::size_t finite = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) finite += std::isfinite(x[i]) && std::isfinite(y[i]);
+  EXPECT_EQ(index.query({-1e9, -1e9, 1e9, 1e9}).size(), finite);
+  EXPECT_TRUE(index.query({2000, 2000, 3000, 3000}).empty());
+  const std::vector<double> none;
+  EXPECT_TRUE(maps::PointIndex(none, none).query({-1, -1, 1, 1}).empty());
+}
+
+TEST(MapsEgms, IndexedVectorTilesEqualTheFullScan) {
+  DEFORMA_REQUIRE_DATA("egms-ustica", dir);
+  test::TempDir tmp;
+  // A copy, rewritten below with the other product: the map must then draw the new points.
+  const std::string product = tmp.file("product.zip");
+  std::filesystem::copy_file(dir / "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip", product);
+  std::size_t count = 0;
+  const auto extent = maps::points_extent(product, &count);
+  const double lon = (extent.min_x + extent.max_x) / 2, lat = (extent.min_y + extent.max_y) / 2;
+  int compared = 0, non_empty = 0;
+  for (const char* id : {"WebMercatorQuad", "EuropeanETRS89_LAEAQuad", "WorldCRS84Quad"}) {
+    const auto& tms = maps::tile_matrix_set(id);
+    for (int zoom = 11; zoom <= 15; zoom += 2) {
+      const auto [x0, y0] = tile_of(tms, zoom, lon, lat);
+      for (int dy = -1; dy <= 1; ++dy) {
+        for (int dx = -1; dx <= 1; ++dx) {
+          const int x = x0 + dx, y = y0 + dy;
+          if (x < 0 || y < 0 || x >= tms.matrix_width(zoom) || y >= tms.matrix_height(zoom)) continue;
+          maps::detail::set_points_index_enabled(false);
+          const std::string scanned = maps::points_tile(product, tms, zoom, x, y);
+          maps::detail::set_points_index_enabled(true);
+          EXPECT_EQ(maps::points_tile(product, tms, zoom, x, y), scanned) << id << " " << zoom;
+          ++compared;
+          non_empty += !scanned.empty();
+        }
+      }
+    }
+  }
+  EXPECT_GT(compared, 60);
+  EXPECT_GT(non_empty, 12);
+  // Features in a box through the index: those of the tile-free query, in the same order, all inside.
+  const maps::Bounds box{lon - 0.02, lat - 0.02, lon + 0.02, lat + 0.02};
+  const json in_box = maps::point_features(product, box, 100000, 0);
+  ASSERT_GT(in_box["numberMatched"].get<int>(), 0);
+  for (const auto& f : in_box["features"]) {
+    const double flon = f["geometry"]["coordinates"][0], flat = f["geometry"]["coordinates"][1];
+    EXPECT_TRUE(flon >= box.min_x && flon <= box.max_x && flat >= box.min_y && flat <= box.max_y);
+  }
+  const json first = in_box["features"][0];
+  const auto near = maps::nearest_point_series(product, first["geometry"]["coordinates"][0],
+                                               first["geometry"]["coordinates"][1], 100);
+  ASSERT_TRUE(near);
+  EXPECT_EQ((*near)["pid"], first["id"]);
+
+  // The product rewritten in place (another burst): tiles, features and series are the new file's.
+  const std::string before = maps::point_features(product, std::nullopt, 1, 0)["features"][0]["id"];
+  std::filesystem::copy_file(dir / "EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip", product,
+                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::last_write_time(product,
+                                   std::filesystem::last_write_time(product) + std::chrono::seconds(2));
+  const std::string after = maps::point_features(product, std::nullopt, 1, 0)["features"][0]["id"];
+  EXPECT_NE(after, before);
+  EXPECT_FALSE(maps::point_series(product, before));
+  EXPECT_TRUE(maps::point_series(product, after));
 }
 
 TEST(MapsCapabilities, WmtsAndWmsDocuments) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 
 #include <cpl_conv.h>
 #include <cpl_vsi.h>
@@ -58,6 +59,24 @@ Image decode(const std::string& bytes) {
   }
   VSIUnlink(name.c_str());
   return img;
+}
+
+// A one-band Float32 GeoTIFF in EPSG:4326 over `b` (lon/lat), every pixel `value`.
+void write_constant_tif(const std::string& path, const maps::Bounds& b, float value) {
+  GDALDriverH gtiff = GDALGetDriverByName("GTiff");
+  GDALDatasetH ds = GDALCreate(gtiff, path.c_str(), 100, 100, 1, GDT_Float32, nullptr);
+  ASSERT_NE(ds, nullptr);
+  double gt[6] = {b.min_x, b.width() / 100, 0, b.max_y, 0, -b.height() / 100};
+  GDALSetGeoTransform(ds, gt);
+  OGRSpatialReferenceH srs = OSRNewSpatialReference(nullptr);
+  OSRImportFromEPSG(srs, 4326);
+  GDALSetSpatialRef(ds, srs);
+  OSRDestroySpatialReference(srs);
+  std::vector<float> px(100 * 100, value);
+  EXPECT_EQ(GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Write, 0, 0, 100, 100, px.data(), 100, 100, GDT_Float32,
+                         0, 0),
+            CE_None);
+  GDALClose(ds);
 }
 
 // A stand-in for the catalogue: collection "yahtse" with a public item, collection "private" with an item
@@ -379,6 +398,193 @@ TEST_F(MapServerTest, GdalWmsDriverReadsGetMap) {
   EXPECT_TRUE(json::parse(r->body).contains("stops"));
 }
 
+TEST_F(MapServerTest, WmsGetMapDrawsSeveralLayersInOrder) {
+  // A second layer over the western half of the Yahtse map, every pixel 1500 (m/yr).
+  test::TempDir tmp;
+  const std::string half = tmp.file("half.tif");
+  write_constant_tif(half, {lon_ - 1, lat_ - 1, lon_, lat_ + 1}, 1500.0f);
+  items_.push_back({"", test::raster_item("overlay", "west", "velocity", half)});
+  const maps::Bounds b{lon_ - 0.1, lat_ - 0.05, lon_ + 0.1, lat_ + 0.05};
+  auto getmap = [&](const std::string& layers, const std::string& extra) {
+    return get(
+        fmt::format("/wms?SERVICE=WMS&VERSION=1.3.0&REQUEST=GetMap&LAYERS={}&CRS=EPSG:4326&"
+                    "BBOX={},{},{},{}&WIDTH=128&HEIGHT=64&FORMAT=image/png&rescale=0,3000{}",
+                    layers, b.min_y, b.min_x, b.max_y, b.max_x, extra));
+  };
+  maps::StyleOptions o = maps::parse_style({{"rescale", "0,3000"}});
+  const Image yahtse = decode(maps::render_map({item_}, o, "EPSG:4326", b, 128, 64));
+  o.colormap = "sequential";
+  const Image west =
+      decode(maps::render_map({maps::map_item(items_.back().second)}, o, "EPSG:4326", b, 128, 64));
+  const Image west_diverging = [&] {
+    maps::StyleOptions d = o;
+    d.colormap = "diverging";
+    return decode(maps::render_map({maps::map_item(items_.back().second)}, d, "EPSG:4326", b, 128, 64));
+  }();
+  auto px = [](const Image& img, int col, int row) {
+    return std::vector<unsigned char>(&img.px[(row * img.width + col) * 4],
+                                      &img.px[(row * img.width + col) * 4 + 4]);
+  };
+  // Yahtse first, the overlay over it: the west half is the overlay's, the east half Yahtse's.
+  auto r = getmap("yahtse:pair-2016,overlay:west", "&STYLES=,sequential");
+  ASSERT_EQ(r->status, 200) << r->body;
+  Image both = decode(r->body);
+  int west_px = 0, east_px = 0;
+  for (int row = 0; row < 64; ++row) {
+    for (int col = 0; col < 128; ++col) {
+      if (col < 63) {
+        EXPECT_EQ(px(both, col, row), px(west, col, row)) << col << "," << row;
+        west_px += px(west, col, row)[3] == 255;
+      } else if (col > 64) {
+        EXPECT_EQ(px(both, col, row), px(yahtse, col, row)) << col << "," << row;
+        east_px += px(yahtse, col, row)[3] == 255;
+      }
+    }
+  }
+  EXPECT_GT(west_px, 1000);
+  EXPECT_GT(east_px, 100);
+  // The other order: Yahtse on top wherever it has data, the overlay (diverging style) only in its holes.
+  r = getmap("overlay:west,yahtse:pair-2016", "&STYLES=diverging,");
+  ASSERT_EQ(r->status, 200) << r->body;
+  both = decode(r->body);
+  for (int row = 0; row < 64; ++row) {
+    for (int col = 0; col < 63; ++col) {
+      const bool yahtse_here = px(yahtse, col, row)[3] == 255;
+      EXPECT_EQ(px(both, col, row), yahtse_here ? px(yahtse, col, row) : px(west_diverging, col, row));
+    }
+  }
+  // Opaque on a background colour when asked.
+  r = getmap("overlay:west", "&STYLES=&TRANSPARENT=FALSE&BGCOLOR=0x102030");
+  ASSERT_EQ(r->status, 200) << r->body;
+  const Image opaque = decode(r->body);
+  EXPECT_EQ(px(opaque, 127, 0), (std::vector<unsigned char>{0x10, 0x20, 0x30, 255}));
+  EXPECT_EQ(px(opaque, 0, 0)[3], 255);
+  r = getmap("overlay:west", "&TRANSPARENT=TRUE");
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(px(decode(r->body), 127, 0)[3], 0);
+  // Refusals, naming what is wrong.
+  r = getmap("yahtse:pair-2016,nope:nothing", "&STYLES=,");
+  EXPECT_EQ(r->status, 404);
+  EXPECT_NE(r->body.find("LayerNotDefined"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("nope:nothing"), std::string::npos) << r->body;
+  r = getmap("yahtse:pair-2016,overlay:west", "&STYLES=,rainbow");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("StyleNotDefined"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("rainbow"), std::string::npos) << r->body;
+  r = getmap("yahtse:pair-2016,overlay:west", "&STYLES=,,");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("STYLES"), std::string::npos) << r->body;
+  r = getmap("overlay:west", "&TRANSPARENT=FALSE&BGCOLOR=red");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("BGCOLOR"), std::string::npos) << r->body;
+  r = getmap("", "");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("LAYERS"), std::string::npos) << r->body;
+}
+
+TEST_F(MapServerTest, WmtsKvpGetTile) {
+  const auto [x, y] = web_tile(11);
+  const auto& web = maps::tile_matrix_set("WebMercatorQuad");
+  const std::string kvp = fmt::format(
+      "/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=yahtse:pair-2016&STYLE=default&"
+      "TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=11&TILEROW={}&TILECOL={}&FORMAT=image/png",
+      y, x);
+  auto r = get(kvp);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->get_header_value("Content-Type"), "image/png");
+  EXPECT_EQ(decode(r->body).px, decode(maps::render_tile(item_, {}, web, 11, x, y)).px);
+  // The collection's mosaic with its time dimension: before the item's date there is nothing to draw.
+  r =
+      get(fmt::format("/wmts?service=WMTS&request=GetTile&layer=yahtse&style=&tilematrixset=WebMercatorQuad&"
+                      "tilematrix=11&tilerow={}&tilecol={}&format=image/png&TIME=2016-08-03",
+                      y, x));
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(decode(r->body).px, decode(maps::render_tile(item_, {}, web, 11, x, y)).px);
+  r =
+      get(fmt::format("/wmts?service=WMTS&request=GetTile&layer=yahtse&style=&tilematrixset=WebMercatorQuad&"
+                      "tilematrix=11&tilerow={}&tilecol={}&format=image/png&TIME=2015-01-01",
+                      y, x));
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->body, maps::empty_image(256, 256, "png"));
+  // The KVP binding is advertised next to the REST one.
+  r = get("/wmts?SERVICE=WMTS&REQUEST=GetCapabilities");
+  ASSERT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("<ows:Value>KVP</ows:Value>"), std::string::npos);
+  EXPECT_NE(r->body.find("<ows:Value>RESTful</ows:Value>"), std::string::npos);
+  // Errors are OWS exception reports naming the parameter.
+  auto expect_error = [&](const std::string& query, int status, const std::string& code,
+                          const std::string& locator) {
+    auto e = get("/wmts?" + query);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->status, status) << query << "\n" << e->body;
+    EXPECT_NE(e->body.find("exceptionCode=\"" + code + "\""), std::string::npos) << e->body;
+    EXPECT_NE(e->body.find("locator=\"" + locator + "\""), std::string::npos) << e->body;
+  };
+  const std::string ok =
+      "SERVICE=WMTS&REQUEST=GetTile&LAYER=yahtse:pair-2016&STYLE=default&FORMAT=image/png&"
+      "TILEMATRIXSET=WebMercatorQuad";
+  expect_error(ok + "&TILEMATRIX=11&TILEROW=1", 400, "MissingParameterValue", "TILECOL");
+  expect_error(ok + "&TILEMATRIX=3&TILEROW=1&TILECOL=9", 400, "TileOutOfRange", "TILEROW");
+  expect_error(ok + "&TILEMATRIX=a&TILEROW=1&TILECOL=1", 400, "InvalidParameterValue", "TILEMATRIX");
+  expect_error(
+      "SERVICE=WMTS&REQUEST=GetTile&LAYER=private:mine&STYLE=&FORMAT=image/png&"
+      "TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=1&TILEROW=0&TILECOL=0",
+      400, "InvalidParameterValue", "LAYER");
+  expect_error(
+      "SERVICE=WMTS&REQUEST=GetTile&LAYER=yahtse&STYLE=&FORMAT=image/jpeg&"
+      "TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=1&TILEROW=0&TILECOL=0",
+      400, "InvalidParameterValue", "FORMAT");
+  expect_error(
+      "SERVICE=WMTS&REQUEST=GetTile&LAYER=yahtse&STYLE=&FORMAT=image/png&"
+      "TILEMATRIXSET=Nope&TILEMATRIX=1&TILEROW=0&TILECOL=0",
+      400, "InvalidParameterValue", "TILEMATRIXSET");
+  expect_error("SERVICE=WMTS&REQUEST=GetFeatureInfo", 501, "OperationNotSupported", "REQUEST");
+  // Alice's private layer is hers through KVP too.
+  EXPECT_EQ(get("/wmts?SERVICE=WMTS&REQUEST=GetTile&LAYER=private:mine&STYLE=&FORMAT=image/png&"
+                "TILEMATRIXSET=WebMercatorQuad&TILEMATRIX=1&TILEROW=0&TILECOL=0",
+                "alice")
+                ->status,
+            200);
+
+  // GDAL's WMTS driver takes the KVP binding when the capabilities offer no REST template.
+  std::string caps = get("/wmts/1.0.0/WMTSCapabilities.xml")->body;
+  std::string kvp_only;
+  std::istringstream lines(caps);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("<ResourceURL") == std::string::npos) kvp_only += line + "\n";
+  }
+  test::TempDir tmp;
+  std::ofstream(tmp.file("caps.xml")) << kvp_only;
+  const std::string connection = fmt::format(
+      "WMTS:{},layer=yahtse:pair-2016,tilematrixset=WebMercatorQuad,zoom_level=11", tmp.file("caps.xml"));
+  GDALDatasetH ds = GDALOpen(connection.c_str(), GA_ReadOnly);
+  ASSERT_NE(ds, nullptr) << CPLGetLastErrorMsg();
+  double gt[6];
+  ASSERT_EQ(GDALGetGeoTransform(ds, gt), CE_None);
+  const auto b = web.tile_bounds(11, x, y);
+  const int col0 = static_cast<int>(std::lround((b.min_x - gt[0]) / gt[1]));
+  const int row0 = static_cast<int>(std::lround((b.max_y - gt[3]) / gt[5]));
+  const int c0 = std::max(0, col0), r0 = std::max(0, row0);
+  const int c1 = std::min(GDALGetRasterXSize(ds), col0 + 256),
+            r1 = std::min(GDALGetRasterYSize(ds), row0 + 256);
+  ASSERT_GT(c1 - c0, 16);
+  ASSERT_GT(r1 - r0, 16);
+  const Image window = read_image(ds, c0, r0, c1 - c0, r1 - r0);
+  GDALClose(ds);
+  const Image tile = decode(maps::render_tile(item_, {}, web, 11, x, y));
+  int differ = 0, opaque = 0;
+  for (int rr = r0; rr < r1; ++rr) {
+    for (int c = c0; c < c1; ++c) {
+      const unsigned char* a = &window.px[((rr - r0) * window.width + (c - c0)) * 4];
+      const unsigned char* t = &tile.px[((rr - row0) * 256 + (c - col0)) * 4];
+      opaque += t[3] == 255;
+      differ += !std::equal(a, a + 4, t);
+    }
+  }
+  EXPECT_GT(opaque, 100);
+  EXPECT_EQ(differ, 0);
+}
+
 TEST_F(MapServerTest, OwslibParsesBothCapabilities) {
   // Debian's module is under /usr/bin/python3, which another python3 earlier on PATH may not see.
   std::string python;
@@ -404,9 +610,19 @@ wmts = WebMapTileService("{0}/wmts/1.0.0/WMTSCapabilities.xml")
 assert "yahtse:pair-2016" in wmts.contents, list(wmts.contents)
 assert "EuropeanETRS89_LAEAQuad" in wmts.tilematrixsets
 assert wmts.tilematrixsets["EuropeanETRS89_LAEAQuad"].tilematrix["0"].topleftcorner == (5500000.0, 2000000.0)
+# Several layers with a style each, transparent.
+img = wms.getmap(layers=["yahtse:pair-2016", "yahtse"], styles=["", "diverging"], srs="EPSG:3857",
+                 bbox=(-15760000, 8380000, -15700000, 8440000), size=(64, 64), format="image/png",
+                 transparent=True)
+assert img.read()[1:4] == b"PNG"
+# The KVP binding of GetTile (owslib uses it when the capabilities list it).
+tile = wmts.gettile(layer="yahtse:pair-2016", tilematrixset="WebMercatorQuad", tilematrix="11", row={2},
+                    column={1}, format="image/png")
+assert "SERVICE=WMTS" in tile.geturl() and "REQUEST=GetTile" in tile.geturl(), tile.geturl()
+assert tile.read()[1:4] == b"PNG"
 print("ok")
 )",
-                                                     base_);
+                                                     base_, web_tile(11).first, web_tile(11).second);
   const std::string cmd = python + " " + tmp.file("check.py") + " > " + tmp.file("out.txt") + " 2>&1";
   const int rc = std::system(cmd.c_str());
   std::ifstream in(tmp.file("out.txt"));

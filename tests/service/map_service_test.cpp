@@ -5,12 +5,16 @@
 
 #include <cmath>
 
+#include <cpl_vsi.h>
 #include <fmt/format.h>
+#include <gdal.h>
 #include <httplib.h>
+#include <ogr_srs_api.h>
 #include <nlohmann/json.hpp>
 
 #include "deforma/catalog/catalog.hpp"
 #include "deforma/maps/tiles.hpp"
+#include "deforma/render/colormap.hpp"
 #include "deforma/service/server.hpp"
 #include "deforma/service/store.hpp"
 #include "maps/maps_fixtures.hpp"
@@ -113,6 +117,140 @@ TEST(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
   ASSERT_TRUE(with_key);
   EXPECT_EQ(with_key->status, 200);
   closed.stop();
+}
+
+// A one-band Float32 GeoTIFF in EPSG:4326 over lon [west, east] x lat [45, 46], every pixel `value`, and its
+// STAC item (collection "mosaic").
+json constant_product(const test::TempDir& dir, const std::string& id, double west, double east, float value,
+                      const std::string& datetime, double cloud_cover) {
+  const std::string path = dir.file(id + ".tif");
+  GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), path.c_str(), 100, 50, 1, GDT_Float32, nullptr);
+  EXPECT_NE(ds, nullptr);
+  double gt[6] = {west, (east - west) / 100, 0, 46, 0, -1.0 / 50};
+  GDALSetGeoTransform(ds, gt);
+  OGRSpatialReferenceH srs = OSRNewSpatialReference(nullptr);
+  OSRImportFromEPSG(srs, 4326);
+  GDALSetSpatialRef(ds, srs);
+  OSRDestroySpatialReference(srs);
+  std::vector<float> px(100 * 50, value);
+  EXPECT_EQ(
+      GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Write, 0, 0, 100, 50, px.data(), 100, 50, GDT_Float32, 0, 0),
+      CE_None);
+  GDALClose(ds);
+  return {{"type", "Feature"},
+          {"stac_version", "1.0.0"},
+          {"id", id},
+          {"collection", "mosaic"},
+          {"bbox", {west, 45, east, 46}},
+          {"geometry",
+           {{"type", "Polygon"},
+            {"coordinates", {{{west, 45}, {east, 45}, {east, 46}, {west, 46}, {west, 45}}}}}},
+          {"properties", {{"datetime", datetime}, {"eo:cloud_cover", cloud_cover}}},
+          {"links", json::array()},
+          {"assets",
+           {{"speed",
+             {{"href", path},
+              {"type", "image/tiff; application=geotiff"},
+              {"roles", {"data"}},
+              {"raster:bands", {{{"unit", "m/yr"}}}}}}}}};
+}
+
+TEST(MapService, MosaicOfASearchPutsTheNewerProductOnTop) {
+  GDALAllRegister();
+  test::TempDir root, files;
+  {
+    catalog::Catalog cat(root.path() / "service.db");
+    // Two overlapping products: the older over lon 1..3 (100 m/yr), the newer over 2..4 (200 m/yr, cloudy).
+    EXPECT_EQ(cat.put_item(constant_product(files, "older", 1, 3, 100, "2020-01-01T00:00:00Z", 5),
+                           {"mosaic", "", true}),
+              "added");
+    EXPECT_EQ(cat.put_item(constant_product(files, "newer", 2, 4, 200, "2021-01-01T00:00:00Z", 50),
+                           {"mosaic", "", true}),
+              "added");
+  }
+  service::ServerOptions o;
+  o.root = root.path();
+  o.port = 0;
+  o.anonymous_read = true;
+  service::Server server(o);
+  server.start();
+  httplib::Client c("127.0.0.1", server.port());
+  c.set_read_timeout(60, 0);
+  // Zoom 5, column 16 covers lon 0..11.25; the row holding lat 45.5.
+  const int z = 5, n = 1 << z, x = 16;
+  const double phi = 45.5 * M_PI / 180;
+  const double y_exact = (1 - std::log(std::tan(phi) + 1 / std::cos(phi)) / M_PI) / 2 * n;
+  const int y = static_cast<int>(y_exact);
+  const int row = static_cast<int>((y_exact - y) * 256);
+  auto column_of = [&](double lon) { return static_cast<int>(((lon + 180) / 360 * n - x) * 256); };
+  const auto& ramp = render::Colormap::of(render::ColormapKind::kSequential);
+  auto colour = [&](double value) {
+    const render::Rgb rgb = ramp.at(value / 300);
+    return std::vector<unsigned char>{rgb.r, rgb.g, rgb.b, 255};
+  };
+  auto pixel = [](const std::string& png, int col, int r) {
+    const std::string name = "/vsimem/mosaic_search_test.png";
+    VSIFCloseL(VSIFileFromMemBuffer(name.c_str(), reinterpret_cast<GByte*>(const_cast<char*>(png.data())),
+                                    png.size(), FALSE));
+    std::vector<unsigned char> v(4, 0);
+    GDALDatasetH ds = GDALOpen(name.c_str(), GA_ReadOnly);
+    EXPECT_NE(ds, nullptr);
+    if (ds) {
+      EXPECT_EQ(GDALDatasetRasterIO(ds, GF_Read, col, r, 1, 1, v.data(), 1, 1, GDT_Byte, 4, nullptr, 4, 4, 1),
+                CE_None);
+      GDALClose(ds);
+    }
+    VSIUnlink(name.c_str());
+    return v;
+  };
+  auto tile = [&](const std::string& query) {
+    auto r = c.Get(fmt::format("/search/tiles/WebMercatorQuad/{}/{}/{}.png?collections=mosaic&rescale=0,300&"
+                               "colormap=sequential{}",
+                               z, x, y, query)
+                       .c_str());
+    EXPECT_TRUE(r);
+    EXPECT_EQ(r ? r->status : 0, 200) << (r ? r->body : "");
+    return r ? r->body : std::string();
+  };
+  // Most recent on top: the newer values where the two overlap, the older where only it has data.
+  std::string png = tile("");
+  EXPECT_EQ(pixel(png, column_of(1.5), row), colour(100));
+  EXPECT_EQ(pixel(png, column_of(2.5), row), colour(200));
+  EXPECT_EQ(pixel(png, column_of(3.5), row), colour(200));
+  EXPECT_EQ(pixel(png, column_of(4.5), row)[3], 0);
+  // A chosen date: what existed then.
+  png = tile("&datetime=../2020-06-30");
+  EXPECT_EQ(pixel(png, column_of(2.5), row), colour(100));
+  EXPECT_EQ(pixel(png, column_of(3.5), row)[3], 0);
+  // A filter of the search: the cloudy newer product is left out.
+  png = tile("&filter=eo:cloud_cover%20%3C%2020");
+  EXPECT_EQ(pixel(png, column_of(2.5), row), colour(100));
+  // The search's own box chooses the items (whole, not clipped): here only the older one.
+  png = tile("&bbox=1,45,1.8,46");
+  EXPECT_EQ(pixel(png, column_of(2.5), row), colour(100));
+  EXPECT_EQ(pixel(png, column_of(3.5), row)[3], 0);
+  // Nothing found: a transparent tile.
+  png = tile("&datetime=../2019-01-01");
+  EXPECT_EQ(pixel(png, column_of(2.5), row)[3], 0);
+  // The legend of the mosaic, and refusals.
+  auto r = c.Get("/search/legend.json?collections=mosaic&rescale=0,300");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["max"], 300.0);
+  r = c.Get(fmt::format("/search/tiles/WebMercatorQuad/{}/{}/{}.png?datetime=yesterday", z, x, y).c_str());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("datetime"), std::string::npos) << r->body;
+  r = c.Get(fmt::format("/search/tiles/WebMercatorQuad/{}/{}/{}.png?bbox=1,2,3", z, x, y).c_str());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("bbox"), std::string::npos) << r->body;
+  // The catalogue's own search is still the catalogue's.
+  r = c.Get("/search?collections=mosaic");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(json::parse(r->body)["features"].size(), 2u);
+  server.stop();
 }
 
 }  // namespace

@@ -40,4 +40,8 @@ std::string wms_crs_and_bounds(const std::string& crs_code, const std::string& b
 /// An OGC WMS ServiceExceptionReport (XML) with `code` (InvalidParameterValue, LayerNotDefined...).
 std::string wms_exception(const std::string& code, const std::string& message);
 
+/// An OWS 1.1 ExceptionReport (WMTS KVP errors): `code` (MissingParameterValue, InvalidParameterValue,
+/// TileOutOfRange...), the parameter at fault in `locator` (may be empty) and the message.
+std::string ows_exception(const std::string& code, const std::string& locator, const std::string& message);
+
 }  // namespace deforma::maps

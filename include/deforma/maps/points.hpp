@@ -1,15 +1,40 @@
 #pragma once
 // EGMS measurement points as a map layer: Mapbox Vector Tiles (GDAL's MVT writer) with each point's pid and
 // mean velocity, a point's displacement series by pid, and GeoJSON features for OGC API - Features
-// clients. A product is read once (egms::ProductReader) and kept in memory, a few products at a time.
+// clients. A product is read once (egms::ProductReader) and kept in memory, a few products at a time (read
+// again when its file changes). Each tile matrix set's coordinates are indexed once per product
+// (PointIndex), so a vector tile costs the points near it, not a scan of the product.
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "deforma/maps/tms.hpp"
 
 namespace deforma::maps {
+
+/// A uniform grid over a set of points (about 16 points per cell): the points of a cell are contiguous, so
+/// a rectangle costs the cells it touches and the points in them. Points with a non-finite coordinate are
+/// left out.
+class PointIndex {
+ public:
+  PointIndex() = default;
+  /// Indexes the points (x[i], y[i]); `x` and `y` must outlive the index, unchanged.
+  PointIndex(const std::vector<double>& x, const std::vector<double>& y);
+  /// The points inside `b` (edges included), in increasing index order.
+  std::vector<std::size_t> query(const Bounds& b) const;
+  std::size_t size() const { return order_.size(); }
+
+ private:
+  const std::vector<double>* x_ = nullptr;
+  const std::vector<double>* y_ = nullptr;
+  double min_x_ = 0, min_y_ = 0, cell_w_ = 1, cell_h_ = 1;
+  int nx_ = 0, ny_ = 0;
+  std::vector<std::uint32_t> start_;  ///< first entry of each cell in order_, nx*ny + 1 entries
+  std::vector<std::uint32_t> order_;  ///< point indices grouped by cell
+};
 
 /// One tile of the product's points as a Mapbox Vector Tile: layer `points`, attributes `pid` (string) and
 /// `velocity_mm_per_yr`. A tile without points is an empty (zero-byte) tile. Throws IoError/FormatError
@@ -31,5 +56,11 @@ nlohmann::json point_features(const std::string& product, const std::optional<Bo
 
 /// The product's extent in lon/lat and its number of points.
 Bounds points_extent(const std::string& product, std::size_t* count = nullptr);
+
+namespace detail {
+/// Whether points_tile finds a tile's points through the index (default) or by scanning every point, as it
+/// did before the index: for the tests and the benchmark that compare the two.
+void set_points_index_enabled(bool enabled);
+}  // namespace detail
 
 }  // namespace deforma::maps

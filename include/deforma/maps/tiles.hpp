@@ -118,6 +118,19 @@ std::string render_mosaic(const std::vector<MapItem>& items, const StyleOptions&
 std::string render_map(const std::vector<MapItem>& items, const StyleOptions& options, const std::string& crs,
                        const Bounds& bounds, int width, int height);
 
+/// One layer of a composed map: its items (a mosaic when several) and how to draw them.
+struct MapLayer {
+  std::vector<MapItem> items;
+  StyleOptions options;
+};
+
+/// Several layers over one map (WMS GetMap with several LAYERS), drawn in the order given: the first at
+/// the bottom, each later one over it where it has data. `background` fills what no layer covers (an
+/// opaque image); without it that is transparent. `format` is "png" or "webp".
+std::string render_layers(const std::vector<MapLayer>& layers, const std::string& crs, const Bounds& bounds,
+                          int width, int height, const std::string& format,
+                          const std::optional<render::Rgb>& background = std::nullopt);
+
 /// {"title","units","min","max","colormap","stops":[{"value","color":"#rrggbb"}]}
 nlohmann::json legend_json(const Style& style, int stop_count = 11);
 /// A colour bar with title, units and ticks, as PNG bytes.
