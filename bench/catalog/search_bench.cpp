@@ -196,7 +196,13 @@ Figures postgis_peer(const fs::path& dir, const std::vector<Synthetic>& items,
                 "CREATE TABLE items(id text PRIMARY KEY, collection text NOT NULL, datetime timestamptz, "
                 "cloud double precision, geom geometry(Polygon, 4326), doc jsonb NOT NULL)");
   const auto load_start = Clock::now();
-  exec_or_throw(c, "COPY items FROM STDIN");
+  {
+    PGresult* r = PQexec(c, "COPY items FROM STDIN");
+    const bool copying = PQresultStatus(r) == PGRES_COPY_IN;
+    const std::string e = PQresultErrorMessage(r);
+    PQclear(r);
+    if (!copying) throw std::runtime_error("COPY items FROM STDIN: " + e);
+  }
   std::string chunk;
   for (std::size_t k = 0; k < items.size(); ++k) {
     const auto& s = items[k];
