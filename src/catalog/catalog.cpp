@@ -435,7 +435,9 @@ SearchResult Catalog::search(const SearchRequest& request, const Viewer& viewer)
   build_search_conditions(request, viewer, where);
   std::string order;
   for (const auto& key : request.sortby) {
-    order += sort_expression(key.field, where) + (key.ascending ? " ASC, " : " DESC, ");
+    // Items without the value (undated items for datetime) come last either way; SQLite's DESC already
+    // puts NULLs last, and leaving it unsaid there keeps the datetime index usable for the default order.
+    order += sort_expression(key.field, where) + (key.ascending ? " ASC NULLS LAST, " : " DESC, ");
   }
   if (request.sortby.empty()) order = "i.datetime DESC, ";
   order += "i.collection ASC, i.id ASC";
@@ -456,6 +458,20 @@ SearchResult Catalog::search(const SearchRequest& request, const Viewer& viewer)
   }
   result.next_offset = request.offset + static_cast<std::int64_t>(result.items.size());
   result.matched = -1;
+  if (!result.has_next && (!result.items.empty() || request.offset == 0)) {
+    // The last page: what came before it and what it holds is every match, at no cost.
+    result.matched = result.next_offset;
+  } else if (!request.aoi_cloud_cover_max) {
+    // The same conditions counted, up to a bound: a count over most of a million items is not worth its
+    // time on every page, and the cloud cover over an aoi reads each candidate's mask. Beyond the bound,
+    // or with an aoi cloud cover, the count is left unsaid (STAC API makes numberMatched optional).
+    const std::string count_sql =
+        fmt::format("SELECT count(*) FROM (SELECT 1 FROM catalog_items i WHERE {} LIMIT {})",
+                    where.sql.empty() ? "1" : where.sql, kMaxCounted + 1);
+    Statement c(impl_->db, count_sql, false);
+    c.bind_all(where.values);
+    if (c.step() && c.integer(0) <= kMaxCounted) result.matched = c.integer(0);
+  }
   return result;
 }
 

@@ -19,19 +19,50 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+// Size and time of one file, as text; empty when it cannot be read.
+std::string stat_text(const fs::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return fmt::format("{}:{}.{}", static_cast<long long>(st.st_size),
+                     static_cast<long long>(st.st_mtim.tv_sec), static_cast<long long>(st.st_mtim.tv_nsec));
+}
+
+std::uint64_t fnv1a64(const std::string& text, std::uint64_t h = 14695981039346656037ull) {
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;  // stable across runs, unlike std::hash
+  return h;
+}
+
+// What an item is read from, so that a change to any of its files reads it again: every file of a product
+// folder (a SAFE's SCL as much as its metadata), the files beside a Landsat MTL that share its scene name
+// (its bands become assets), or the file itself.
 std::string fingerprint_of(const fs::path& path, const IngestOptions& options) {
-  fs::path probe = path;
-  if (is_product_folder(path)) {
-    for (const char* name : {"MTD_MSIL2A.xml", "MTD_MSIL1C.xml"}) {
-      std::error_code ec;
-      if (fs::exists(path / name, ec)) probe = path / name;
+  const std::string own = stat_text(path);
+  if (own.empty()) return "";
+  std::vector<fs::path> files;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    for (fs::recursive_directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+      std::error_code type_ec;
+      if (it->is_regular_file(type_ec)) files.push_back(it->path());
+    }
+  } else {
+    const std::string name = path.filename().string();
+    const auto mtl = name.rfind("_MTL.txt");
+    if (mtl != std::string::npos && mtl + 8 == name.size()) {
+      const std::string scene = name.substr(0, mtl);
+      for (fs::directory_iterator it(path.parent_path(), ec), end; !ec && it != end; it.increment(ec)) {
+        std::error_code type_ec;
+        if (it->path().filename().string().rfind(scene, 0) == 0 && it->is_regular_file(type_ec))
+          files.push_back(it->path());
+      }
     }
   }
-  struct stat st {};
-  if (::stat(probe.c_str(), &st) != 0) return "";
-  return fmt::format("{}:{}.{}|{}|{}|{}", static_cast<long long>(st.st_size),
-                     static_cast<long long>(st.st_mtim.tv_sec), static_cast<long long>(st.st_mtim.tv_nsec),
-                     options.collection, options.owner, options.is_public ? 1 : 0);
+  std::sort(files.begin(), files.end());
+  std::uint64_t h = fnv1a64(own);
+  for (const auto& f : files)
+    h = fnv1a64(f.lexically_relative(path.parent_path()).string() + "=" + stat_text(f), h);
+  return fmt::format("{}#{}:{:016x}|{}|{}|{}", own, files.size(), h, options.collection, options.owner,
+                     options.is_public ? 1 : 0);
 }
 
 std::string short_hash(const std::string& text) {

@@ -482,6 +482,11 @@ ReadResult read_landsat_mtl(const std::string& mtl) {
     if (lower(key) == "b8")
       a["eo:bands"] = {{{"name", "B8"}, {"common_name", "pan"}, {"center_wavelength", 0.59}}};
     a["title"] = base;
+    if (lower(key) == "qa_pixel") {
+      // Collection 2's pixel quality bits: the scene's cloud mask (cloud_cover_on reads its bits).
+      a["roles"] = {"cloud", "data-mask"};
+      key = "cloud-mask";
+    }
     assets[key] = a;
     if (first_raster.empty()) first_raster = fs::absolute(file).string();
   }
@@ -720,9 +725,18 @@ ReadResult read_raster(const std::string& path) {
   } else if (ours && p.contains("processing:datetime")) {
     // A product whose inputs carry no date: the time it was made is the only time it has.
     p["datetime"] = p["processing:datetime"];
+  } else if (lower(fs::path(path).filename().string()).find("srtm") != std::string::npos) {
+    // An SRTM elevation model: every SRTM height was measured during the shuttle's one flight.
+    p["datetime"] = nullptr;
+    p["start_datetime"] = "2000-02-11T00:00:00Z";
+    p["end_datetime"] = "2000-02-22T23:59:59Z";
+    p["deforma:datetime_source"] = "SRTM mission (11-22 February 2000)";
   } else {
-    throw FormatError(
-        fmt::format("{}: no acquisition date found (file name, metadata or MTL beside it)", path));
+    // Nothing says when the data were acquired (a DEM, an offset grid of a paper's supplement): the item
+    // is still found by place, without a time rather than with an invented one. Datetime searches leave
+    // it out and datetime sorting puts it last.
+    p["datetime"] = nullptr;
+    p["deforma:undated"] = true;
   }
   json a = raster_asset(path, {"data"});
   if (a.contains("proj:transform")) {

@@ -102,7 +102,10 @@ std::string stac_item_problem(const json& item) {
   const json& p = item["properties"];
   if (!p.contains("datetime")) return "'properties.datetime' is missing (null is allowed with start/end)";
   if (p["datetime"].is_null()) {
-    if (!time_property(p, "start_datetime") || !time_property(p, "end_datetime"))
+    // deforma's rule for data with no known time at all (docs/catalog.md): marked, and then no range.
+    const bool undated = p.contains("deforma:undated") && p["deforma:undated"] == true &&
+                         !p.contains("start_datetime") && !p.contains("end_datetime");
+    if (!undated && (!time_property(p, "start_datetime") || !time_property(p, "end_datetime")))
       return "'properties.datetime' is null: 'start_datetime' and 'end_datetime' are then required";
   } else if (!p["datetime"].is_string() || !parse_rfc3339(p["datetime"].get<std::string>())) {
     return fmt::format("'properties.datetime' ({}) is not an RFC 3339 date-time", p["datetime"].dump());

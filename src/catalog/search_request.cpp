@@ -406,8 +406,10 @@ std::string property_sql(const std::string& raw, SqlQuery& q) {
   return "json_extract(i.doc, ?)";
 }
 
-// A box, or two across the antimeridian, as WKB, with the R*Tree condition for its envelope.
-void add_area(const Blob& wkb, const std::optional<std::array<double, 4>>& box, SqlQuery& q) {
+// The R*Tree condition of an area's envelope (a box, or two across the antimeridian) and, unless `exact` is
+// false (the caller then tests the geometry itself), the exact intersection.
+void add_area(const Blob& wkb, const std::optional<std::array<double, 4>>& box, SqlQuery& q,
+              bool exact = true) {
   std::string rtree;
   if (box && (*box)[0] > (*box)[2]) {
     rtree = "(maxx >= ? OR minx <= ?) AND miny <= ? AND maxy >= ?";
@@ -420,6 +422,10 @@ void add_area(const Blob& wkb, const std::optional<std::array<double, 4>>& box, 
     if (owned) owned->getEnvelope(&e);
     rtree = "minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?";
     q.values.insert(q.values.end(), {e.MaxX, e.MinX, e.MaxY, e.MinY});
+  }
+  if (!exact) {
+    q.sql += "i.rid IN (SELECT rid FROM catalog_items_rtree WHERE " + rtree + ")";
+    return;
   }
   q.sql += "(i.rid IN (SELECT rid FROM catalog_items_rtree WHERE " + rtree +
            ") AND catalog_intersects(i.geom, ?))";
@@ -819,16 +825,19 @@ void build_search_conditions(const SearchRequest& r, const Viewer& viewer, SqlQu
     q.values.emplace_back(viewer.user);
   }
   json aoi;
+  Blob area;  // the exact footprint test, after the cheap conditions (see below)
   if (r.bbox) {
     aoi = box_geometry(*r.bbox);
     SqlQuery part;
-    add_area(geojson_to_wkb(aoi, "bbox"), r.bbox, part);
+    area = geojson_to_wkb(aoi, "bbox");
+    add_area(area, r.bbox, part, false);
     add(part.sql);
     q.values.insert(q.values.end(), part.values.begin(), part.values.end());
   } else if (!r.intersects.is_null()) {
     aoi = r.intersects;
     SqlQuery part;
-    add_area(geojson_to_wkb(aoi, "intersects"), std::nullopt, part);
+    area = geojson_to_wkb(aoi, "intersects");
+    add_area(area, std::nullopt, part, false);
     add(part.sql);
     q.values.insert(q.values.end(), part.values.begin(), part.values.end());
   }
@@ -862,6 +871,13 @@ void build_search_conditions(const SearchRequest& r, const Viewer& viewer, SqlQu
     const std::string sql = filter_sql(r.filter, part);
     add(sql);
     q.values.insert(q.values.end(), part.values.begin(), part.values.end());
+  }
+  // The exact intersection (GEOS on each R*Tree candidate) after the datetime, collection, text and filter
+  // conditions: SQLite tests the terms in this order, so most candidates are dropped before a geometry is
+  // decoded.
+  if (!area.bytes.empty()) {
+    add("catalog_intersects(i.geom, ?)");
+    q.values.emplace_back(area);
   }
   if (r.aoi_cloud_cover_max && !aoi.is_null()) {
     add("catalog_aoi_cloud(i.doc, ?) <= ?");

@@ -137,8 +137,9 @@ void register_catalog_operations(OperationRegistry& registry) {
       const auto result = catalog.search(request, catalog::Viewer{"", true});
       json features = json::array();
       for (const auto& item : result.items) features.push_back(item);
-      const json collection{
+      json collection{
           {"type", "FeatureCollection"}, {"features", features}, {"numberReturned", features.size()}};
+      if (result.matched >= 0) collection["numberMatched"] = result.matched;
       Summary summary;
       summary.operation = "catalog search";
       summary.counts["items"] = static_cast<std::int64_t>(features.size());

@@ -80,6 +80,7 @@ void register_pipeline_operations(OperationRegistry& registry) {
   const pipeline::PipelineOptions defaults;
   const auto network = pair_network_parameters(defaults.network, "pair network: ");
   for (auto& p : network.decls()) op.params.push_back(std::move(p));
+  for (auto& p : cloud_selection_parameters("pair network: ")) op.params.push_back(std::move(p));
   const auto inversion = inversion_parameters(defaults.inversion, "inversion: ");
   for (auto& p : inversion.decls()) op.params.push_back(std::move(p));
   const auto correlation = correlation_parameters(pipeline::pipeline_correlation_defaults(), "correlation: ");
@@ -107,6 +108,7 @@ void register_pipeline_operations(OperationRegistry& registry) {
     o.output_dir = p.get_string("output");
     o.image_set.skip_bad = p.get_bool("skip-bad");
     network.apply(p, o.network);
+    o.clouds = cloud_selection_from(p);
     o.correlation = correlation.defaults();
     correlation.apply(p, o.correlation);
     o.correlation.sec_band = o.correlation.ref_band;

@@ -41,13 +41,20 @@ void register_pairs(OperationRegistry& registry) {
   };
   const auto network = pair_network_parameters();
   for (auto& p : network.decls()) op.params.push_back(std::move(p));
+  for (auto& p : cloud_selection_parameters()) op.params.push_back(std::move(p));
   op.examples = {"deforma pairs data/perito-moreno -o out/pairs --max-step 3",
+                 "deforma pairs 'LC08_*_SR_B4.TIF' -o out/pairs --max-cloud 20 --aoi -141.6,60.1,-141.2,60.3",
                  "deforma pairs manifest.csv -o out/pairs --min-days 5 --max-days 60 --direction both"};
   op.run = [network](const ParamValues& params, RunContext&) {
     const auto start = std::chrono::steady_clock::now();
     timeseries::ImageSetOptions set_options;
     set_options.skip_bad = params.get_bool("skip-bad");
-    const auto images = timeseries::load_image_set(params.get_list("images"), set_options);
+    auto images = timeseries::load_image_set(params.get_list("images"), set_options);
+    std::int64_t cloudy = 0;
+    if (const auto clouds = cloud_selection_from(params)) {
+      const auto dropped = timeseries::drop_cloudy_images(images, *clouds);
+      cloudy = static_cast<std::int64_t>(dropped.size());
+    }
     timeseries::PairNetworkOptions network_options = network.defaults();
     network.apply(params, network_options);
     const auto pairs = timeseries::build_pair_network(images, network_options);
@@ -66,6 +73,7 @@ void register_pairs(OperationRegistry& registry) {
     s.counts["images"] = static_cast<std::int64_t>(images.size());
     s.counts["pairs"] = static_cast<std::int64_t>(pairs.size());
     s.counts["skipped"] = static_cast<std::int64_t>(images.skipped.size());
+    s.counts["cloudy"] = cloudy;
     s.counts["network_parts"] = parts;
     s.outputs = {csv, png};
     s.warnings = images.skipped;

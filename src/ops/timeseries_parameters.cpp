@@ -1,5 +1,7 @@
 #include "ops/timeseries_parameters.hpp"
 
+#include "deforma/core/error.hpp"
+
 namespace deforma::ops {
 
 using timeseries::InversionOptions;
@@ -35,6 +37,34 @@ ParamGroup<PairNetworkOptions> pair_network_parameters(const PairNetworkOptions&
                   "names or manifest say which)",
               false);
   return g;
+}
+
+std::vector<ParamDecl> cloud_selection_parameters(const std::string& help_prefix) {
+  return {
+      ParamDecl::option(
+          "max-cloud", ParamType::kDouble,
+          help_prefix + "leave out images whose cloud cover over --aoi (or the whole scene) is above this, "
+                        "from each image's cloud mask (Sentinel-2 SCL classes 3, 8, 9, 10; Landsat "
+                        "QA_PIXEL cloud, dilated cloud, cirrus and shadow bits)")
+          .in_unit("%")
+          .between(0, 100),
+      ParamDecl::option("aoi", ParamType::kString,
+                        help_prefix +
+                            "area of interest of --max-cloud: WKT polygon in lon/lat (POLYGON((...))) or a "
+                            "bbox west,south,east,north in degrees"),
+  };
+}
+
+std::optional<timeseries::CloudSelection> cloud_selection_from(const ParamValues& params) {
+  if (!params.has("max-cloud")) {
+    if (params.has("aoi"))
+      throw InvalidArgument("--aoi: only used with --max-cloud (the cloud cover it is counted over)");
+    return std::nullopt;
+  }
+  timeseries::CloudSelection selection;
+  selection.max_cloud_percent = params.get_double("max-cloud");
+  selection.aoi = params.get_string_or("aoi", "");
+  return selection;
 }
 
 ParamGroup<InversionOptions> inversion_parameters(const InversionOptions& defaults,

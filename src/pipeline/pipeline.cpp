@@ -276,7 +276,8 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
 
   // 1. Images and pairs.
   auto stage_start = std::chrono::steady_clock::now();
-  const timeseries::ImageSet images = timeseries::load_image_set(options.inputs, options.image_set);
+  timeseries::ImageSet images = timeseries::load_image_set(options.inputs, options.image_set);
+  if (options.clouds) timeseries::drop_cloudy_images(images, *options.clouds);
   for (const auto& s : images.skipped) summary.warnings.push_back("image left out: " + s);
   if (images.size() < 2) {
     throw InvalidArgument(

@@ -1,5 +1,10 @@
 #include "service/stac_routes.hpp"
 
+#include <cpl_vsi.h>
+
+#include <algorithm>
+#include <memory>
+
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
@@ -125,12 +130,78 @@ HttpResponse item_collection(const catalog::SearchResult& result, const HttpRequ
       links.push_back(link(base + req.path + query, "next", kGeoJson));
     }
   }
-  return json_reply(200,
-                    {{"type", "FeatureCollection"},
-                     {"features", features},
-                     {"numberReturned", result.items.size()},
-                     {"links", links}},
-                    kGeoJson);
+  json page{{"type", "FeatureCollection"}, {"features", features}, {"numberReturned", result.items.size()}};
+  if (result.matched >= 0) page["numberMatched"] = result.matched;
+  page["links"] = links;
+  return json_reply(200, page, kGeoJson);
+}
+
+// An asset inside an archive (a band of a zipped SAFE: /vsizip/ZIP/member), read through GDAL's virtual
+// file system. One byte range ("bytes=a-b", "a-", "-n") is honoured, as for plain files, so that GDAL's
+// /vsicurl/ on the client side reads a JP2 or COG member without fetching all of it.
+HttpResponse archive_member(const HttpRequest& req, const std::string& href, const std::string& type,
+                            const std::string& what) {
+  VSIStatBufL st;
+  if (VSIStatL(href.c_str(), &st) != 0 || VSI_ISDIR(st.st_mode)) {
+    fail(404, "Not Found", fmt::format("{} lies inside an archive that no longer holds it", what));
+  }
+  const std::size_t size = static_cast<std::size_t>(st.st_size);
+  HttpResponse res;
+  res.content_type = type.empty() ? "application/octet-stream" : type;
+  const std::string etag = fmt::format("\"z{:x}-{:x}\"", size, static_cast<long long>(st.st_mtime));
+  res.headers = {{"ETag", etag}, {"Accept-Ranges", "bytes"}};
+  if (req.header("if-none-match") == etag) {
+    res.status = 304;
+    return res;
+  }
+  std::size_t first = 0, last = size ? size - 1 : 0;
+  const std::string range = req.header("range");
+  if (!range.empty() && (req.header("if-range").empty() || req.header("if-range") == etag)) {
+    bool ok = range.rfind("bytes=", 0) == 0 && range.find(',') == std::string::npos && size > 0;
+    const std::string spec = ok ? range.substr(6) : std::string();
+    const auto dash = spec.find('-');
+    ok = ok && dash != std::string::npos;
+    try {
+      if (ok && dash == 0) {
+        const std::size_t n = std::stoull(spec.substr(1));
+        ok = n > 0;
+        first = n >= size ? 0 : size - n;
+      } else if (ok) {
+        first = std::stoull(spec.substr(0, dash));
+        if (dash + 1 < spec.size())
+          last = std::min<std::size_t>(std::stoull(spec.substr(dash + 1)), size - 1);
+        ok = first < size && first <= last;
+      }
+    } catch (const std::exception&) {
+      ok = false;
+    }
+    if (!ok) {
+      res.status = 416;
+      res.headers.emplace_back("Content-Range", fmt::format("bytes */{}", size));
+      res.content_type = "application/problem+json";
+      res.body = json{{"type", "about:blank"},
+                      {"title", "Range Not Satisfiable"},
+                      {"status", 416},
+                      {"detail", fmt::format("range '{}' does not fit the asset's {} bytes", range, size)}}
+                     .dump();
+      return res;
+    }
+    res.status = 206;
+    res.headers.emplace_back("Content-Range", fmt::format("bytes {}-{}/{}", first, last, size));
+  }
+  const std::size_t length = size == 0 ? 0 : last - first + 1;
+  if (req.method == "HEAD") {
+    res.head = true;
+    res.head_length = length;
+    return res;
+  }
+  std::unique_ptr<VSILFILE, int (*)(VSILFILE*)> f(VSIFOpenL(href.c_str(), "rb"), VSIFCloseL);
+  if (!f) throw IoError(fmt::format("{}: cannot open the archive member", href));
+  res.body.resize(length);
+  if (VSIFSeekL(f.get(), first, SEEK_SET) != 0 || VSIFReadL(res.body.data(), 1, length, f.get()) != length) {
+    throw IoError(fmt::format("{}: cannot read the archive member", href));
+  }
+  return res;
 }
 
 json parse_body(const HttpRequest& req) {
@@ -279,10 +350,14 @@ bool route_stac(const HttpRequest& req, const std::vector<std::string>& parts, S
     if (!assets.contains(parts[5]))
       fail(404, "Not Found", fmt::format("item '{}' has no asset '{}'", iid, parts[5]));
     const std::string href = assets[parts[5]].value("href", "");
+    if (href.rfind("/vsizip/", 0) == 0 || href.rfind("/vsitar/", 0) == 0) {
+      reply(archive_member(req, href, assets[parts[5]].value("type", ""),
+                           fmt::format("asset '{}' of item '{}'", parts[5], iid)));
+      return true;
+    }
     if (href.rfind("/vsi", 0) == 0) {
       fail(404, "Not Found",
-           fmt::format("asset '{}' of item '{}' lies inside an archive; download the item's 'product' asset",
-                       parts[5], iid));
+           fmt::format("asset '{}' of item '{}' is not stored here: {}", parts[5], iid, href));
     }
     if (href.empty() || href[0] != '/') {
       fail(404, "Not Found",

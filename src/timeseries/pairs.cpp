@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/io/cloud_mask.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/render/image.hpp"
 #include "deforma/render/plot.hpp"
@@ -22,6 +23,42 @@ PairDirection parse_pair_direction(const std::string& text, const std::string& p
   if (text == "backward") return PairDirection::kBackward;
   if (text == "both") return PairDirection::kBoth;
   throw InvalidArgument(fmt::format("--{} '{}': expected forward, backward or both", parameter, text));
+}
+
+std::vector<std::string> drop_cloudy_images(ImageSet& images, const CloudSelection& selection) {
+  if (!(selection.max_cloud_percent >= 0.0 && selection.max_cloud_percent <= 100.0)) {
+    throw InvalidArgument(
+        fmt::format("--max-cloud {}: expected a percentage from 0 to 100", selection.max_cloud_percent));
+  }
+  // Every mask is found before any is read, so that a set without masks fails at once.
+  std::vector<io::CloudMask> masks;
+  for (const auto& image : images.images) {
+    auto mask = io::find_cloud_mask(image.path);
+    if (!mask) {
+      throw InvalidArgument(fmt::format("--max-cloud: {} has no cloud mask (looked for {})", image.path,
+                                        io::cloud_mask_rule()));
+    }
+    masks.push_back(*mask);
+  }
+  std::vector<std::string> dropped;
+  std::vector<Image> kept;
+  const std::string where = selection.aoi.empty() ? "the scene" : "the aoi";
+  for (std::size_t k = 0; k < images.images.size(); ++k) {
+    const auto cover = io::cloud_cover_percent(masks[k], selection.aoi);
+    if (!cover) {
+      dropped.push_back(fmt::format("{} ({}): left out, its cloud mask {} has no valid pixel in the aoi",
+                                    images.images[k].path, images.images[k].date.iso(), masks[k].path));
+    } else if (*cover > selection.max_cloud_percent) {
+      dropped.push_back(fmt::format("{} ({}): left out, {:.1f} % cloud on {} > --max-cloud {:g} % ({})",
+                                    images.images[k].path, images.images[k].date.iso(), *cover, where,
+                                    selection.max_cloud_percent, masks[k].path));
+    } else {
+      kept.push_back(images.images[k]);
+    }
+  }
+  images.images = std::move(kept);
+  images.skipped.insert(images.skipped.end(), dropped.begin(), dropped.end());
+  return dropped;
 }
 
 std::string to_string(PairDirection direction) {

@@ -6,6 +6,7 @@
 #include <ogr_geometry.h>
 #include <ogr_spatialref.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -14,6 +15,8 @@
 #include <gtest/gtest.h>
 
 #include "deforma/catalog/catalog.hpp"
+#include "deforma/maps/tiles.hpp"
+#include "deforma/maps/tms.hpp"
 #include "test_support.hpp"
 
 namespace deforma::catalog {
@@ -121,6 +124,49 @@ TEST(CatalogIngest, Sentinel2SafeZip) {
   EXPECT_EQ((*item)["assets"]["B04_60m"]["proj:shape"], json({1830, 1830}));
   // The 60 m SCL is the cloud mask here: the README gives 59.753 % for classes 8 + 9 + 10.
   EXPECT_NEAR(*cloud_cover_on(*item, nullptr, {8, 9, 10}), 59.753, 0.001);
+
+  // The map server draws a band from inside the zip as it draws the plain file: same tile, same bytes.
+  const std::string href = (*item)["assets"]["B04_60m"]["href"];
+  EXPECT_EQ(href.rfind("/vsizip/", 0), 0u) << href;
+  json plain = *item;
+  plain["assets"]["B04_60m"]["href"] = (dir / safe / granule / "T29UNU_20221005T115411_B04_60m.jp2").string();
+  const auto style = maps::parse_style({{"assets", "B04_60m"}, {"rescale", "0,3000"}});
+  const auto& tms = maps::tile_matrix_set("WebMercatorQuad");
+  // Zoom 9 tile over (-8.7 E, 52.5 N), inside the data.
+  const double n = 512, lat = 52.5 * M_PI / 180;
+  const int x = static_cast<int>((-8.7 + 180) / 360 * n);
+  const int y = static_cast<int>((1 - std::log(std::tan(lat) + 1 / std::cos(lat)) / M_PI) / 2 * n);
+  const std::string zipped = maps::render_tile(maps::map_item(*item), style, tms, 9, x, y);
+  EXPECT_EQ(zipped, maps::render_tile(maps::map_item(plain), style, tms, 9, x, y));
+  EXPECT_NE(zipped, maps::empty_image(256, 256, "png")) << "the tile holds data";
+}
+
+// The fingerprint covers every file of a SAFE: a replaced SCL is read again although the metadata file
+// did not change (it used to be the only file looked at).
+TEST(CatalogIngest, ChangedSclOfASafeIsReadAgain) {
+  DEFORMA_REQUIRE_DATA("s2-l2a-safe", dir);
+  test::TempDir tmp;
+  const std::string safe = "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.SAFE";
+  const std::string granule = "GRANULE/L2A_T29UNU_A038058_20221005T115407/IMG_DATA/";
+  const fs::path copy = tmp.path() / "data" / safe;
+  fs::create_directories(copy / granule / "R60m");
+  fs::copy_file(dir / safe / "MTD_MSIL2A.xml", copy / "MTD_MSIL2A.xml");
+  const fs::path scl = copy / granule / "R60m/T29UNU_20221005T115411_SCL_60m.jp2";
+  fs::copy_file(dir / safe / granule / "R60m/T29UNU_20221005T115411_SCL_60m.jp2", scl);
+  Catalog catalog(tmp.path() / "service.db");
+  const std::string id = safe.substr(0, safe.size() - 5);
+  ASSERT_EQ(catalog.ingest({tmp.path() / "data"}, {}).added, 1);
+  EXPECT_EQ((*catalog.item("sentinel-2-l2a", id, kAdmin))["assets"]["cloud-mask"]["proj:shape"],
+            json({1830, 1830}));
+  EXPECT_EQ(catalog.ingest({tmp.path() / "data"}, {}).unchanged, 1);
+  // The 60 m SCL replaced by the 20 m one's bytes (a reprocessed mask): the item follows.
+  fs::copy_file(dir / safe / granule / "R20m/T29UNU_20221005T115411_SCL_20m.jp2", scl,
+                fs::copy_options::overwrite_existing);
+  const auto again = catalog.ingest({tmp.path() / "data"}, {});
+  EXPECT_EQ(again.updated, 1) << again.to_text();
+  EXPECT_EQ((*catalog.item("sentinel-2-l2a", id, kAdmin))["assets"]["cloud-mask"]["proj:shape"],
+            json({5490, 5490}));
+  EXPECT_EQ(catalog.ingest({tmp.path() / "data"}, {}).unchanged, 1);
 }
 
 TEST(CatalogIngest, LandsatSceneFromMtlWithItsBand) {
@@ -128,11 +174,9 @@ TEST(CatalogIngest, LandsatSceneFromMtlWithItsBand) {
   test::TempDir tmp;
   Catalog catalog(tmp.path() / "service.db");
   const auto report = catalog.ingest({dir}, {});
-  // Two scenes (their bands are assets, not items of their own) and the DEM, which has no date.
-  EXPECT_EQ(report.added, 2) << report.to_text();
-  ASSERT_EQ(report.failed.size(), 1u) << report.to_text();
-  EXPECT_NE(report.failed[0].first.find("yahtse_srtm_dem.tif"), std::string::npos);
-  EXPECT_NE(report.failed[0].second.find("no acquisition date"), std::string::npos);
+  // Two scenes (their bands are assets, not items of their own) and the DEM (see UndatedRasters...).
+  EXPECT_EQ(report.added, 3) << report.to_text();
+  EXPECT_TRUE(report.failed.empty()) << report.to_text();
   const auto item = catalog.item("landsat", "LC80630182016200LGN00", kAdmin);
   ASSERT_TRUE(item);
   EXPECT_EQ((*item)["properties"]["datetime"], "2016-07-18T20:37:06Z");
@@ -145,6 +189,69 @@ TEST(CatalogIngest, LandsatSceneFromMtlWithItsBand) {
   const auto second = catalog.item("landsat", "LC80630182016216LGN00", kAdmin);
   ASSERT_TRUE(second);
   EXPECT_EQ((*second)["properties"]["datetime"], "2016-08-03T20:37:09Z");
+}
+
+// Rasters with no acquisition date: the SRTM DEM spans the mission's flight; the Izmit offset grids carry no
+// date at all (neither name nor metadata) and are catalogued undated: found by place, never by time, last
+// when sorted by datetime.
+TEST(CatalogIngest, UndatedRastersFoundByPlaceNotByTime) {
+  DEFORMA_REQUIRE_DATA("izmit-coseismic", izmit);
+  DEFORMA_REQUIRE_DATA("yahtse-l8", yahtse);
+  test::TempDir tmp;
+  Catalog catalog(tmp.path() / "service.db");
+  auto report = catalog.ingest({izmit, yahtse / "yahtse_srtm_dem.tif"}, {"ground", "", true});
+  ASSERT_TRUE(report.failed.empty()) << report.to_text();
+  ASSERT_EQ(report.added, 3) << report.to_text();  // the two GeoTIFFs and the DEM; the .grd are not items
+  const auto dem = catalog.item("ground", "yahtse_srtm_dem", kAdmin);
+  ASSERT_TRUE(dem);
+  EXPECT_TRUE((*dem)["properties"]["datetime"].is_null());
+  EXPECT_EQ((*dem)["properties"]["start_datetime"], "2000-02-11T00:00:00Z");
+  EXPECT_EQ((*dem)["properties"]["end_datetime"], "2000-02-22T23:59:59Z");
+  EXPECT_EQ(stac_item_problem(*dem), "");
+  const auto izmit_item = catalog.item("ground", "EW_Izmit", kAdmin);
+  ASSERT_TRUE(izmit_item);
+  const json& p = (*izmit_item)["properties"];
+  EXPECT_TRUE(p["datetime"].is_null());
+  EXPECT_FALSE(p.contains("start_datetime"));
+  EXPECT_EQ(p["deforma:undated"], true);
+  EXPECT_EQ(stac_item_problem(*izmit_item), "");
+  // Footprint: 29.675 .. 30.011 E, 40.600 .. 40.859 N (README).
+  const json& b = (*izmit_item)["bbox"];
+  EXPECT_NEAR(b[0].get<double>(), 29.675, 0.002);
+  EXPECT_NEAR(b[1].get<double>(), 40.600, 0.002);
+  EXPECT_NEAR(b[2].get<double>(), 30.011, 0.002);
+  EXPECT_NEAR(b[3].get<double>(), 40.859, 0.002);
+
+  // A point in the Izmit grid only (west of Adapazari's 29.941 E): found by place.
+  SearchRequest r;
+  r.limit = 100;
+  r.bbox = std::array<double, 4>{29.70, 40.70, 29.71, 40.71};
+  auto found = catalog.search(r, kAdmin);
+  ASSERT_EQ(found.items.size(), 1u);
+  EXPECT_EQ(found.items[0]["id"], "EW_Izmit");
+  // Any datetime filter leaves undated items out, open intervals included.
+  r.start_s = parse_rfc3339("1900-01-01T00:00:00Z");
+  EXPECT_TRUE(catalog.search(r, kAdmin).items.empty());
+  r.bbox.reset();
+  found = catalog.search(r, kAdmin);
+  ASSERT_EQ(found.items.size(), 1u);
+  EXPECT_EQ(found.items[0]["id"], "yahtse_srtm_dem");
+  r.start_s.reset();
+  r.end_s = parse_rfc3339("2000-02-15T00:00:00Z");
+  EXPECT_EQ(catalog.search(r, kAdmin).items.size(), 1u);
+  // Sorting by datetime puts the undated items last, in both directions.
+  r.end_s.reset();
+  for (bool ascending : {true, false}) {
+    r.sortby = {{"datetime", ascending}};
+    found = catalog.search(r, kAdmin);
+    ASSERT_EQ(found.items.size(), 3u);
+    EXPECT_EQ(found.items[0]["id"], "yahtse_srtm_dem") << (ascending ? "ascending" : "descending");
+    EXPECT_TRUE(found.items[1]["properties"]["datetime"].is_null());
+    EXPECT_TRUE(found.items[2]["properties"].contains("deforma:undated"));
+  }
+  // Re-ingest is idempotent for undated items too.
+  report = catalog.ingest({izmit}, {"ground", "", true});
+  EXPECT_EQ(report.unchanged, 2) << report.to_text();
 }
 
 TEST(CatalogIngest, JpegsWithoutGeoreferencingHaveNullGeometry) {
@@ -320,6 +427,8 @@ TEST(CatalogCli, AddTwiceThenSearch) {
   ASSERT_EQ(found.exit_code, 0) << found.err;
   const json page = json::parse(found.out);
   ASSERT_GE(page["features"].size(), 1u);
+  EXPECT_EQ(page["numberReturned"], page["features"].size());
+  EXPECT_GE(page["numberMatched"].get<std::size_t>(), page["features"].size());
   double last = -1;
   for (const auto& f : page["features"]) {
     EXPECT_EQ(f["collection"], "landsat-c2-l2");

@@ -179,6 +179,7 @@ TEST_F(CatalogSearch, PagingVisitsEveryItemOnceAndStops) {
   while (true) {
     const auto res = catalog->search(r, kAdmin);
     ++pages;
+    EXPECT_EQ(res.matched, 20) << "page " << pages;
     for (const auto& i : res.items) EXPECT_TRUE(seen.insert(i["id"].get<std::string>()).second);
     if (!res.has_next) break;
     r.offset = res.next_offset;
@@ -186,6 +187,27 @@ TEST_F(CatalogSearch, PagingVisitsEveryItemOnceAndStops) {
   }
   EXPECT_EQ(pages, 3);
   EXPECT_EQ(seen.size(), 20u);
+}
+
+// numberMatched counts the same conditions as the page, on every page, and past the end too.
+TEST_F(CatalogSearch, MatchedCountsEveryPageOfAFilteredSearch) {
+  auto r = parse_search_query({{"filter", "eo:cloud_cover < 33"}, {"bbox", "2.5,44,30,46"}, {"limit", "2"}});
+  auto res = catalog->search(r, kAdmin);
+  EXPECT_EQ(res.items.size(), 2u);
+  EXPECT_TRUE(res.has_next);
+  EXPECT_EQ(res.matched, 5);  // items 2..6 (cloud 10..30); item 1's box ends at 2
+  r.offset = 4;
+  res = catalog->search(r, kAdmin);
+  EXPECT_EQ(res.items.size(), 1u);
+  EXPECT_FALSE(res.has_next);
+  EXPECT_EQ(res.matched, 5);
+  r.offset = 50;
+  res = catalog->search(r, kAdmin);
+  EXPECT_TRUE(res.items.empty());
+  EXPECT_EQ(res.matched, 5);
+  // Nothing at all: zero, not unknown.
+  r = parse_search_query({{"ids", "nope"}});
+  EXPECT_EQ(catalog->search(r, kAdmin).matched, 0);
 }
 
 TEST_F(CatalogSearch, BboxWithIntersectsAndBadInputAreRefused) {

@@ -53,14 +53,18 @@ struct SearchRequest {
 
 struct SearchResult {
   std::vector<nlohmann::json> items;  ///< STAC Items, `fields` applied
-  std::int64_t matched = 0;           ///< all items matching, across pages
-  bool has_next = false;              ///< a next page exists (offset + items.size() < matched)
+  /// All items matching, across pages; -1 when not counted (more than kMaxCounted, or a search with
+  /// `aoi_cloud_cover` whose count would read every candidate's mask), except on the last page.
+  std::int64_t matched = 0;
+  bool has_next = false;  ///< a next page exists (offset + items.size() < matched)
   std::int64_t next_offset = 0;
 };
 
 /// Limits of a search request.
 inline constexpr int kDefaultLimit = 10;
 inline constexpr int kMaxLimit = 10000;
+/// numberMatched is counted up to this many items (a bounded count per page), and left out beyond.
+inline constexpr std::int64_t kMaxCounted = 100000;
 
 /// A search from a POST /search body (STAC API item-search JSON). Throws InvalidArgument naming the
 /// parameter for anything malformed (bbox and intersects together, a bad datetime, an unknown

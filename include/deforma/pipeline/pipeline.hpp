@@ -17,6 +17,7 @@
 //   glaciers/                       with glacier outlines: the regions matched and stable, glaciers.csv
 //   catalog.json, <item>/<item>.json  the STAC catalog
 // A rerun with the same parameters reuses every completed pair of both batch stages.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,8 @@ struct PipelineOptions {
   std::string output_dir;
   timeseries::ImageSetOptions image_set;  ///< skip_bad: leave unreadable images out and report them
   timeseries::PairNetworkOptions network;
+  /// Images cloudier than this over an aoi (their cloud masks) are left out before pairing; none = all kept.
+  std::optional<timeseries::CloudSelection> clouds;
   correlate::CorrelateOptions correlation = pipeline_correlation_defaults();  ///< years_between set per pair
   filter::FilterOptions filter = pipeline_filter_defaults();  ///< max displacement per pair from max_velocity
   /// Largest plausible speed in result units per year (m/yr for georeferenced images, px/yr otherwise);

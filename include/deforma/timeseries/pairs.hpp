@@ -53,6 +53,19 @@ struct Pair {
   long long days() const { return io::days_between(ref_date, sec_date); }
 };
 
+/// Pair selection by cloud cover over an area of interest (GDM-Survey's rule): each image's cloud mask
+/// (io::find_cloud_mask: Sentinel-2 SCL, Landsat QA_PIXEL) counted inside the aoi.
+struct CloudSelection {
+  double max_cloud_percent = 100.0;  ///< images cloudier than this on the aoi are left out
+  std::string aoi;  ///< WKT polygon, GeoJSON geometry or bbox "w,s,e,n" (WGS84); empty = whole
+};
+
+/// Leaves out of `images` those whose cloud cover on the aoi is above the threshold, and those whose mask
+/// has no valid pixel inside the aoi. Returns one line per image left out, saying which and why. Throws
+/// InvalidArgument naming the first image without a cloud mask (and where masks are looked for), or a
+/// malformed aoi.
+std::vector<std::string> drop_cloudy_images(ImageSet& images, const CloudSelection& selection);
+
 /// Forms the pairs of `images` under `options`, ordered by reference date then secondary date. Throws
 /// InvalidArgument when there are fewer than two images or no pair satisfies the rules (saying which).
 std::vector<Pair> build_pair_network(const ImageSet& images, const PairNetworkOptions& options);
