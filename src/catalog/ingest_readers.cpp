@@ -76,6 +76,38 @@ bool is_raster_extension(const std::string& path) {
   return kRaster.count(lower(fs::path(path).extension().string())) > 0;
 }
 
+// Whether a folder holds a GeoTIFF (.tif); the folder is not walked below.
+bool folder_holds_tif(const fs::path& dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string ext = it->path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (ext == ".tif" && it->is_regular_file(ec)) return true;
+  }
+  return false;
+}
+
+// Whether `path` is the only GeoTIFF of its folder.
+bool sole_raster_in_folder(const std::string& path) {
+  std::error_code ec;
+  int count = 0;
+  for (fs::directory_iterator it(fs::path(path).parent_path(), ec), end; !ec && it != end; it.increment(ec)) {
+    std::string ext = it->path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (ext == ".tif" && ++count > 1) return false;
+  }
+  return count == 1;
+}
+
+// Whether a raster carries a geotransform other than GDAL's default, or GCPs.
+bool is_georeferenced(const std::string& path) {
+  std::unique_ptr<GDALDataset> ds(GDALDataset::Open(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
+  if (!ds) return false;
+  double gt[6];
+  if (ds->GetGeoTransform(gt) == CE_None) return true;
+  return ds->GetGCPCount() > 0;
+}
+
 std::unique_ptr<GDALDataset> open_raster(const std::string& path) {
   std::unique_ptr<GDALDataset> ds(GDALDataset::Open(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
   if (!ds) throw FormatError(fmt::format("{}: not a raster GDAL can read: {}", path, last_gdal_error()));
@@ -747,9 +779,11 @@ ReadResult read_raster(const std::string& path) {
     if (a.contains(k)) p[k] = a[k];
   }
   item["assets"]["data"] = a;
-  // A quicklook beside a deforma product (same stem, .png).
-  const fs::path png = fs::path(path).replace_extension(".png");
+  // A quicklook beside a deforma product: same stem, .png; or a service job's `quicklook.png` when the
+  // product is the only raster in its folder.
+  fs::path png = fs::path(path).replace_extension(".png");
   std::error_code ec;
+  if (!fs::exists(png, ec) && sole_raster_in_folder(path)) png = fs::path(path).parent_path() / "quicklook.png";
   if (ours && fs::exists(png, ec)) {
     item["assets"]["thumbnail"] = {
         {"href", png.string()}, {"type", "image/png"}, {"roles", {"thumbnail", "overview"}}};
@@ -1002,10 +1036,13 @@ bool is_companion_file(const fs::path& file) {
     return true;
   // A band of a Landsat scene whose MTL lies beside it: the scene's item holds it.
   if (is_raster_extension(name) && !io::find_mtl_beside(file.string()).empty()) return true;
-  // A quicklook of a deforma product (same stem, .tif beside it).
+  // A quicklook of a deforma product: same stem with .tif beside it, or a picture without georeference in a
+  // folder of GeoTIFFs (a service job's outputs: `quicklook.png` beside `output.tif`). It is a view of the
+  // product, not an item of its own.
   if (low.size() > 4 && low.substr(low.size() - 4) == ".png") {
     std::error_code ec;
     if (fs::exists(fs::path(file).replace_extension(".tif"), ec)) return true;
+    if (folder_holds_tif(file.parent_path()) && !is_georeferenced(file.string())) return true;
   }
   return false;
 }

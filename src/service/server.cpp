@@ -1178,8 +1178,12 @@ struct Server::Impl {
       const auto report = catalog->ingest({outputs}, {"user-" + job->user, job->user, job->is_public});
       if (report.failed.empty()) return "done";
       spdlog::warn("job {}: outputs not registered in the catalogue: {}", id, report.to_text());
-      return fmt::format("done; {} output(s) not registered in the catalogue: {}", report.failed.size(),
-                         report.failed.front().second);
+      // The client sees its outputs by their names in the job, never by the server's paths.
+      std::string reason = report.failed.front().second;
+      const std::string prefix = (jobs_dir / id).string() + "/";
+      for (auto at = reason.find(prefix); at != std::string::npos; at = reason.find(prefix))
+        reason.erase(at, prefix.size());
+      return fmt::format("done; {} output(s) not registered in the catalogue: {}", report.failed.size(), reason);
     } catch (const std::exception& e) {
       spdlog::error("job {}: cannot register its outputs in the catalogue: {}", id, e.what());
       return fmt::format("done; its outputs are not in the catalogue: {}", e.what());

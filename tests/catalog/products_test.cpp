@@ -9,6 +9,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/pipeline/stac.hpp"
+#include "deforma/render/image.hpp"
 #include "test_support.hpp"
 
 namespace deforma::catalog {
@@ -71,6 +72,24 @@ TEST(CatalogProducts, VelocityCogWithProcessingExtension) {
   EXPECT_EQ(p["proj:epsg"], 32607);
   // Footprint: 4.8 x 3.6 km near 60.5 N, 141 W.
   EXPECT_NEAR((*item)["bbox"][1].get<double>(), 60.4, 0.2);
+}
+
+// A service job's outputs: `output.tif` and its `quicklook.png` (no georeference). The picture joins the
+// product's item as its thumbnail; it is not an item of its own, nor a failure.
+TEST(CatalogProducts, JobQuicklookIsTheProductsThumbnail) {
+  test::TempDir tmp;
+  fs::create_directories(tmp.path() / "outputs");
+  write_velocity_cog(tmp.file("outputs/output.tif"));
+  render::RgbImage picture(16, 8);
+  render::write_png(tmp.file("outputs/quicklook.png"), picture);
+  Catalog catalog(tmp.path() / "service.db");
+  const auto report = catalog.ingest({tmp.path() / "outputs"}, {});
+  EXPECT_TRUE(report.failed.empty()) << report.to_text();
+  ASSERT_EQ(report.added, 1) << report.to_text();
+  const auto item = catalog.item("deforma-products", "output", kAdmin);
+  ASSERT_TRUE(item);
+  ASSERT_TRUE((*item)["assets"].contains("thumbnail"));
+  EXPECT_EQ((*item)["assets"]["thumbnail"]["type"], "image/png");
 }
 
 TEST(CatalogProducts, PipelineCatalogThroughItsLinks) {
