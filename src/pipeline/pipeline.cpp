@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/raster.hpp"
 #include "deforma/io/tiles.hpp"
@@ -273,7 +274,7 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
                                      fmt::format("{} pairs of {} images", network.size(), images.size()));
   stages["pairs"] = {
       {"images", images.size()}, {"pairs", network.size()}, {"seconds", seconds_since(stage_start)}};
-  spdlog::info("pipeline: {} images, {} pairs, units {}", images.size(), network.size(), units);
+  run_log()->info("pipeline: {} images, {} pairs, units {}", images.size(), network.size(), units);
 
   const int threads = context.threads;
   // 2-3. Correlation, then filtering and stable-ground correction, of every pair: each pair of each stage is
@@ -363,8 +364,9 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
     correlate_batch.skip_bad = options.image_set.skip_bad;
     correlate_batch.unit_of = [&](const timeseries::Pair& p) { return correlate_units.units.at(unit_index.at(p.id)); };
     auto run_unit_in_thread = [&](const UnitList& list) {
-      return [&list, &options, threads](const PairTask& task) {
+      return [&list, &options, &context, threads](const PairTask& task) {
         RunContext pair_context;
+        pair_context.logger = context.logger;
         pair_context.progress = task.progress;
         pair_context.threads = threads;
         pair_context.ram_budget_mb = task.ram_budget_mb;

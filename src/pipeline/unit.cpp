@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
 
@@ -454,7 +455,7 @@ UnitOutcome run_unit(const UnitList& list, std::size_t index, RunContext& contex
   const WorkUnit& unit = list.units[index];
   const std::string key = unit_key(unit);
   if (unit_complete(list.dir, unit, key)) {
-    spdlog::info("unit {} ({}): complete from an earlier run", unit.id, list.stage);
+    run_log()->info("unit {} ({}): complete from an earlier run", unit.id, list.stage);
     return UnitOutcome::kReused;
   }
   forget_unit(list.dir, unit);
@@ -480,7 +481,7 @@ UnitOutcome run_unit(const UnitList& list, std::size_t index, RunContext& contex
       const bool data_problem = dynamic_cast<const IoError*>(&e) || dynamic_cast<const FormatError*>(&e) ||
                                 dynamic_cast<const NumericalError*>(&e);
       if (list.skip_bad && data_problem) {
-        spdlog::warn("unit {} ({}) skipped: {}", unit.id, list.stage, e.what());
+        run_log()->warn("unit {} ({}) skipped: {}", unit.id, list.stage, e.what());
         record_skipped_unit(list.dir, unit, e.what());
         return UnitOutcome::kSkipped;
       }

@@ -20,6 +20,10 @@
 #include "deforma/core/progress.hpp"
 #include "deforma/core/summary.hpp"
 
+namespace spdlog {
+class logger;
+}
+
 namespace deforma {
 
 enum class ParamType {
@@ -227,6 +231,9 @@ struct RunContext {
   /// This run's own stop request, besides the process-wide one (core/cancel.hpp): set it from any thread
   /// to stop this run alone at its next check. Long loops see it through Progress::cancelled().
   std::shared_ptr<std::atomic<bool>> stop;
+  /// This run's logger (its level and sink: the terminal for the CLI, the job's log for a service job); null
+  /// = spdlog's default logger. Library code reaches it through run_log() (core/log.hpp).
+  std::shared_ptr<spdlog::logger> logger;
 };
 
 struct OperationDecl {
