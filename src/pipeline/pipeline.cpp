@@ -379,7 +379,7 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
     filter_batch.stage = "filter";
     filter_batch.output_dir = filtered_dir;
     filter_batch.parameters = filter_options_json(options.filter);
-    filter_batch.parameters["max_velocity_per_yr"] = options.max_velocity_per_yr;
+    filter_batch.parameters["max-velocity"] = options.max_velocity_per_yr;  // applied per pair
     filter_batch.skip_bad = true;
     filter_batch.unit_of = [&](const timeseries::Pair& p) { return filter_units.units.at(unit_index.at(p.id)); };
     filtered = run_batch(correlated.pairs, filter_batch, run_unit_in_thread(filter_units), &progress);
