@@ -17,9 +17,12 @@ using filter::FilterOptions;
 // not turn one setting into another.
 std::string subpixel_name(correlate::Subpixel s) {
   switch (s) {
-    case correlate::Subpixel::kParabolic: return "parabolic";
-    case correlate::Subpixel::kGaussian: return "gaussian";
-    case correlate::Subpixel::kIterative: return "iterative";
+    case correlate::Subpixel::kParabolic:
+      return "parabolic";
+    case correlate::Subpixel::kGaussian:
+      return "gaussian";
+    case correlate::Subpixel::kIterative:
+      return "iterative";
   }
   return "iterative";
 }
@@ -31,10 +34,14 @@ correlate::Subpixel parse_subpixel(const std::string& s) {
 }
 std::string stable_name(filter::StableSource s) {
   switch (s) {
-    case filter::StableSource::kNone: return "none";
-    case filter::StableSource::kPolygons: return "polygons";
-    case filter::StableSource::kMask: return "mask";
-    case filter::StableSource::kAuto: return "auto";
+    case filter::StableSource::kNone:
+      return "none";
+    case filter::StableSource::kPolygons:
+      return "polygons";
+    case filter::StableSource::kMask:
+      return "mask";
+    case filter::StableSource::kAuto:
+      return "auto";
   }
   return "none";
 }
@@ -61,23 +68,26 @@ ParamGroup<CorrelateOptions> make_correlate_unit_parameters() {
   g.bind([](CorrelateOptions& o) -> int& { return o.match.chip_px; }, "chip", "chip size").in_unit("px");
   g.bind(&CorrelateOptions::step_px, "step", "node spacing").in_unit("px");
   g.bind_choice([](CorrelateOptions& o) -> correlate::Prefilter& { return o.match.prefilter; }, "prefilter",
-                "radiometric prefilter", {"none", "highpass", "wallis", "orientation"}, correlate::parse_prefilter,
-                [](correlate::Prefilter f) { return correlate::to_string(f); });
+                "radiometric prefilter", {"none", "highpass", "wallis", "orientation"},
+                correlate::parse_prefilter, [](correlate::Prefilter f) { return correlate::to_string(f); });
   g.bind_choice([](CorrelateOptions& o) -> correlate::Shape& { return o.match.shape; }, "shape",
                 "sub-pixel shape function", {"translation", "affine"}, correlate::parse_shape,
                 [](correlate::Shape s) { return correlate::to_string(s); });
   g.bind(&CorrelateOptions::ref_band, "band", "band of REF");
   g.bind([](CorrelateOptions& o) -> double& { return o.match.min_snr; }, "min-snr", "SNR threshold");
-  g.bind([](CorrelateOptions& o) -> double& { return o.match.min_corr; }, "min-corr", "correlation threshold");
-  // The others.
-  // `search` is declared as text with a unit; the unit carries the pixels it was converted to.
-  g.bind([](CorrelateOptions& o) -> int& { return o.match.search_px; }, "search-px", "search radius").in_unit("px");
+  g.bind([](CorrelateOptions& o) -> double& { return o.match.min_corr; }, "min-corr",
+         "correlation threshold");
+  // The others. `search` is declared as text with a unit; the unit carries the pixels it was converted to.
+  g.bind([](CorrelateOptions& o) -> int& { return o.match.search_px; }, "search-px", "search radius")
+      .in_unit("px");
   g.bind(&CorrelateOptions::sec_band, "sec-band", "band of SEC");
-  g.bind([](CorrelateOptions& o) -> double& { return o.match.min_texture; }, "min-texture", "texture threshold");
+  g.bind([](CorrelateOptions& o) -> double& { return o.match.min_texture; }, "min-texture",
+         "texture threshold");
   g.bind([](CorrelateOptions& o) -> double& { return o.match.max_invalid_fraction; }, "max-invalid-fraction",
          "largest invalid fraction of a chip");
   g.bind_choice([](CorrelateOptions& o) -> correlate::Subpixel& { return o.match.subpixel; }, "subpixel",
-                "sub-pixel peak method", {"parabolic", "gaussian", "iterative"}, parse_subpixel, subpixel_name);
+                "sub-pixel peak method", {"parabolic", "gaussian", "iterative"}, parse_subpixel,
+                subpixel_name);
   g.bind([](CorrelateOptions& o) -> int& { return o.match.max_iterations; }, "max-iterations",
          "most sub-pixel iterations");
   g.bind([](CorrelateOptions& o) -> int& { return o.match.coarse_above_px; }, "coarse-above",
@@ -111,7 +121,9 @@ ParamGroup<CorrelateOptions> make_correlate_unit_parameters() {
         if (!j.is_null()) o.years_between = j.get<double>();
       });
   for (const bool ref : {true, false}) {
-    auto field = [ref](auto& o) -> auto& { return ref ? o.ref_date : o.sec_date; };
+    auto field = [ref](auto& o) -> auto& {
+      return ref ? o.ref_date : o.sec_date;
+    };
     g.bind_json(
         ref ? "ref-date" : "sec-date", "acquisition date",
         [field](const CorrelateOptions& o) {
@@ -130,7 +142,8 @@ ParamGroup<FilterOptions> make_filter_unit_parameters() {
   // As the filter operation binds them (ops/filter_operations.cpp).
   g.bind(&FilterOptions::min_snr, "min-snr", "SNR threshold");
   g.bind(&FilterOptions::min_corr, "min-corr", "correlation threshold");
-  g.bind_flag([](FilterOptions& o) -> bool& { return o.median_test; }, "no-median-test", "median test off", false);
+  g.bind_flag([](FilterOptions& o) -> bool& { return o.median_test; }, "no-median-test", "median test off",
+              false);
   g.bind(&FilterOptions::median_radius, "median-radius", "median test radius").in_unit("nodes");
   g.bind(&FilterOptions::median_threshold, "median-threshold", "median test threshold");
   g.bind(&FilterOptions::median_epsilon_px, "median-epsilon", "median test epsilon").in_unit("px");
