@@ -362,6 +362,7 @@ int main(int argc, char** argv) {
       context.threads = thread_count;
       context.ram_budget_mb = static_cast<std::size_t>(ram_mb);
       context.command_line = joined_command_line(argc, argv);
+      context.logger = spdlog::default_logger();  // the terminal's, at the level of -q/-v
       auto summary = deforma::io::run_operation(*cmd.op, params, context);
       if (json_summary) {
         std::cout << summary.to_json().dump(2) << '\n';

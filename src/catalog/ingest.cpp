@@ -207,7 +207,7 @@ IngestReport Catalog::ingest(const std::vector<fs::path>& paths, const IngestOpt
       source(path, true);
     }
   }
-  spdlog::debug("catalogue ingest: {}", report.to_text());
+  run_log()->debug("catalogue ingest: {}", report.to_text());
   return report;
 }
 

@@ -3,6 +3,7 @@
 #include "deforma/core/gdal_error_trap.hpp"
 
 #include <mutex>
+#include <vector>
 
 #include <cpl_conv.h>
 #include <cpl_error.h>
@@ -15,15 +16,19 @@ namespace {
 
 thread_local std::string g_last_gdal_error;
 
+// The run bindings of this thread, innermost last; expired ones (a scope that ended while a pool thread
+// missed its pop) are skipped and pruned.
+thread_local std::vector<std::weak_ptr<spdlog::logger>> g_run_logs;
+
 // GDAL reports through CPLError; keep the text for exception messages and show it only with --verbose,
 // because raw GDAL messages mean little to most users and the library says what went wrong itself.
 void CPL_STDCALL gdal_error_handler(CPLErr level, CPLErrorNum code, const char* message) {
   const std::string text = message ? message : "";
   if (level >= CE_Failure) g_last_gdal_error = text;
   if (level == CE_Debug) {
-    spdlog::trace("GDAL: {}", text);
+    run_log()->trace("GDAL: {}", text);
   } else {
-    spdlog::debug("GDAL {} {}: {}", level >= CE_Failure ? "error" : "warning", static_cast<int>(code), text);
+    run_log()->debug("GDAL {} {}: {}", level >= CE_Failure ? "error" : "warning", static_cast<int>(code), text);
   }
 }
 
@@ -88,6 +93,35 @@ void init_logging(Verbosity verbosity) {
   }
   spdlog::set_default_logger(logger);
   ensure_gdal_initialized();
+}
+
+std::shared_ptr<spdlog::logger> run_log() {
+  for (auto it = g_run_logs.rbegin(); it != g_run_logs.rend(); ++it) {
+    if (auto logger = it->lock()) return logger;
+  }
+  return spdlog::default_logger();
+}
+
+void push_run_log(const std::weak_ptr<spdlog::logger>& binding) {
+  std::erase_if(g_run_logs, [](const auto& b) { return b.expired(); });
+  g_run_logs.push_back(binding);
+}
+
+void pop_run_log() {
+  if (!g_run_logs.empty()) g_run_logs.pop_back();
+}
+
+RunLogScope::RunLogScope(std::shared_ptr<spdlog::logger> logger) {
+  if (!logger) return;
+  // A control block of the scope's own, keeping the logger alive: the binding expires when the scope ends
+  // even when the logger lives on (the CLI's, shared by runs one after another).
+  spdlog::logger* raw = logger.get();
+  binding_ = std::shared_ptr<spdlog::logger>(raw, [keep = std::move(logger)](spdlog::logger*) {});
+  push_run_log(binding_);
+}
+
+RunLogScope::~RunLogScope() {
+  if (binding_) pop_run_log();
 }
 
 }  // namespace deforma

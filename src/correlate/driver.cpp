@@ -16,6 +16,7 @@
 #include <Eigen/LU>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
 #include "deforma/correlate/correlate.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
@@ -333,7 +334,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
           fmt::format("{} is on another grid or CRS; it was resampled (cubic) onto the grid "
                       "of {}",
                       sec_path, ref_path));
-      spdlog::warn("{}", summary.warnings.back());
+      run_log()->warn("{}", summary.warnings.back());
     }
   }
   const int sec_band = sec.info().band_count() == 1 ? 1 : prepared.sec_band;

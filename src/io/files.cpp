@@ -14,10 +14,12 @@
 #include <gdal.h>
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
+#include <tbb/task_scheduler_observer.h>
 #include <spdlog/spdlog.h>
 
 #include "deforma/core/cancel.hpp"
 #include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
 #include "deforma/core/operation.hpp"
 #include "deforma/core/progress.hpp"
 #include "deforma/core/summary.hpp"
@@ -146,7 +148,7 @@ int remove_stale_temporaries(const std::string& final_path) {
     std::error_code remove_ec;
     if (fs::remove(it->path(), remove_ec)) {
       ++removed;
-      spdlog::debug("removed {}, left by an interrupted run", it->path().string());
+      run_log()->debug("removed {}, left by an interrupted run", it->path().string());
     }
   }
   return removed;
@@ -348,6 +350,22 @@ void raise_gdal_cache(std::size_t ram_budget_mb) {
   GDALSetCacheMax64(bytes);
 }
 
+// Binds the run's logger to every thread while it works in the run's arena (TBB's worker threads serve
+// several arenas in turn), so that what parallel code logs goes to the run it works for.
+class ArenaLogBinding final : public tbb::task_scheduler_observer {
+ public:
+  ArenaLogBinding(tbb::task_arena& arena, std::weak_ptr<spdlog::logger> binding)
+      : tbb::task_scheduler_observer(arena), binding_(std::move(binding)) {
+    observe(true);
+  }
+  ~ArenaLogBinding() override { observe(false); }
+  void on_scheduler_entry(bool) override { push_run_log(binding_); }
+  void on_scheduler_exit(bool) override { pop_run_log(); }
+
+ private:
+  std::weak_ptr<spdlog::logger> binding_;
+};
+
 }  // namespace
 
 Summary run_operation(const OperationDecl& op, const ParamValues& values, RunContext& context) {
@@ -367,8 +385,13 @@ Summary run_operation(const OperationDecl& op, const ParamValues& values, RunCon
   // Every parallel algorithm the operation starts runs in this arena, with this many threads at most,
   // whatever other runs of the process use.
   tbb::task_arena arena(run_context.threads);
+  if (!run_context.logger) run_context.logger = spdlog::default_logger();
+  const RunLogScope log_scope(run_context.logger);
   Summary summary;
-  arena.execute([&] { summary = op.run(values, run_context); });
+  {
+    const ArenaLogBinding arena_log(arena, log_scope.binding());
+    arena.execute([&] { summary = op.run(values, run_context); });
+  }
   // An operation without a check of its own ran to the end: its outputs are still held, and dropped.
   if (progress.cancelled()) throw Cancelled("interrupted");
   outputs.commit();

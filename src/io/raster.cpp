@@ -181,12 +181,12 @@ void warn_pixel_units(const std::string& label) {
   std::lock_guard lock(mutex);
   if (silenced || reported.count(label)) return;
   if (reported.size() == kMaxReported) {
-    spdlog::warn("more rasters without georeferencing: working in pixel units (not reported further)");
+    run_log()->warn("more rasters without georeferencing: working in pixel units (not reported further)");
     silenced = true;
     return;
   }
   reported.insert(label);
-  spdlog::warn("{}: no georeferencing; working in pixel units", label);
+  run_log()->warn("{}: no georeferencing; working in pixel units", label);
 }
 
 // Complex bands (SAR SLCs: CInt16, CFloat32) are read as their amplitude: the real part alone is not
@@ -196,7 +196,7 @@ void warn_complex_amplitude(const std::string& label, int band, const char* type
   static std::set<std::string> reported;
   std::lock_guard lock(mutex);
   if (!reported.insert(fmt::format("{}#{}", label, band)).second) return;
-  spdlog::warn("{}: band {} is complex ({}); using its amplitude", label, band, type);
+  run_log()->warn("{}: band {} is complex ({}); using its amplitude", label, band, type);
 }
 
 }  // namespace

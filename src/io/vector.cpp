@@ -125,7 +125,7 @@ PolygonSet read_polygons(const std::string& path, const std::string& target_crs_
         }
       }
     } else if (has_target && (!source || source->IsEmpty())) {
-      spdlog::warn("{}: layer {} declares no CRS; assuming the raster's CRS", path, layer->GetName());
+      run_log()->warn("{}: layer {} declares no CRS; assuming the raster's CRS", path, layer->GetName());
     }
     if (source && !source->IsEmpty() && st.crs_wkt.empty() && !has_target) {
       char* wkt = nullptr;
@@ -150,7 +150,7 @@ PolygonSet read_polygons(const std::string& path, const std::string& target_crs_
   }
   st.envelopes.resize(st.polygons.size());
   for (std::size_t i = 0; i < st.polygons.size(); ++i) st.polygons[i]->getEnvelope(&st.envelopes[i]);
-  spdlog::debug("{}: {} polygons ({} closed rings converted, {} features skipped)", path, st.polygons.size(),
+  run_log()->debug("{}: {} polygons ({} closed rings converted, {} features skipped)", path, st.polygons.size(),
                 st.converted, st.skipped);
   return set;
 }

@@ -30,6 +30,79 @@ ParamGroup<StreamOptions> egms_stream_parameters() {
   return g;
 }
 
+ParamGroup<egms::ReferenceOptions> egms_reference_parameters() {
+  using egms::ReferenceOptions;
+  const ReferenceOptions defaults;
+  ParamGroup<ReferenceOptions> g(defaults);
+  g.declare(ParamDecl::option("method", ParamType::kChoice,
+                              "how the reference is chosen (default: from the parameters given, else auto)")
+                .one_of({"auto", "pid", "area", "polygon"}));
+  g.bind(&ReferenceOptions::pid, "pid", "reference point (method pid)");
+  // The centre and radius have no default: giving one of them selects the area method.
+  g.bind(&ReferenceOptions::centre_easting_m, "centre-easting", "area centre, EPSG:3035 (method area)")
+      .in_unit("m")
+      .defaults_to("");
+  g.bind(&ReferenceOptions::centre_northing_m, "centre-northing", "area centre, EPSG:3035 (method area)")
+      .in_unit("m")
+      .defaults_to("");
+  g.declare(ParamDecl::option("centre-lon", ParamType::kDouble, "area centre, WGS84 longitude (method area)")
+                .in_unit("degrees")
+                .between(-180, 180));
+  g.declare(ParamDecl::option("centre-lat", ParamType::kDouble, "area centre, WGS84 latitude (method area)")
+                .in_unit("degrees")
+                .between(-90, 90));
+  g.bind(&ReferenceOptions::radius_m, "radius-m", fmt::format("area radius (method area; default {})", defaults.radius_m))
+      .in_unit("m")
+      .at_least(0.001)
+      .defaults_to("");
+  auto& polygon = g.bind(&ReferenceOptions::polygon_path, "polygon", "polygon file, any OGR format (method polygon)");
+  polygon.type = ParamType::kPath;
+  polygon.as_input();
+  g.bind(&ReferenceOptions::auto_cell_m, "auto-cell-m", "cell size searched for a stable area (method auto)")
+      .in_unit("m")
+      .at_least(1);
+  g.bind(&ReferenceOptions::min_points, "min-points", "fewest points making a reference area").at_least(1);
+  g.bind(&ReferenceOptions::min_coherence, "min-coherence", "points below are ignored (method auto)").between(0, 1);
+  return g;
+}
+
+ParamGroup<egms::CalibrateOptions> egms_calibrate_parameters() {
+  using egms::CalibrateOptions;
+  ParamGroup<CalibrateOptions> g;
+  auto& gnss = g.bind(&CalibrateOptions::gnss_path, "gnss",
+                      "GNSS station velocities or A-EPND grid (CSV); default: the gnss_velocity column");
+  gnss.type = ParamType::kPath;
+  gnss.as_input();
+  g.bind(&CalibrateOptions::polynomial_order, "polynomial-order", "order of the correction surface").between(0, 2);
+  g.bind(&CalibrateOptions::smoothing_wavelength_m, "smoothing-wavelength-m",
+         "wavelength of the smoothed remainder; 0 = polynomial only")
+      .in_unit("m")
+      .at_least(0);
+  g.bind(&CalibrateOptions::station_radius_m, "station-radius-m", "points averaged around each station")
+      .in_unit("m")
+      .at_least(1);
+  g.bind(&CalibrateOptions::min_station_points, "min-station-points", "fewest points around a station to use it")
+      .at_least(1);
+  return g;
+}
+
+ParamGroup<egms::OrthoOptions> egms_ortho_parameters() {
+  using egms::OrthoOptions;
+  ParamGroup<OrthoOptions> g;
+  g.bind(&OrthoOptions::cell_size_m, "cell-size-m", "grid cell size").in_unit("m").at_least(1);
+  g.bind(&OrthoOptions::max_gap_days, "max-gap-days", "longest gap interpolated on the 6-day grid")
+      .in_unit("days")
+      .at_least(0);
+  g.bind(&OrthoOptions::min_observations, "min-observations", "fewest values per cell and date").at_least(2);
+  auto& gnss = g.bind(&OrthoOptions::gnss_north_path, "gnss",
+                      "GNSS model giving the north velocity (default: north neglected)");
+  gnss.type = ParamType::kPath;
+  gnss.as_input();
+  g.bind_flag([](OrthoOptions& o) -> bool& { return o.quicklook; }, "quicklook",
+              "also draw the grids as PREFIX_U.png and PREFIX_E.png");
+  return g;
+}
+
 namespace {
 
 using egms::ProductOutputs;
@@ -149,37 +222,7 @@ void register_egms_operations(OperationRegistry& registry) {
         "reference is recorded in the output metadata.";
     op.params = concat(
         {ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)").as_input()}, output_params(),
-        std::vector<ParamDecl>{
-            ParamDecl::option("method", ParamType::kChoice,
-                              "how the reference is chosen (default: from the parameters given, else auto)")
-                .one_of({"auto", "pid", "area", "polygon"}),
-            ParamDecl::option("pid", ParamType::kString, "reference point (method pid)"),
-            ParamDecl::option("centre-easting", ParamType::kDouble, "area centre, EPSG:3035 (method area)")
-                .in_unit("m"),
-            ParamDecl::option("centre-northing", ParamType::kDouble, "area centre, EPSG:3035 (method area)")
-                .in_unit("m"),
-            ParamDecl::option("centre-lon", ParamType::kDouble, "area centre, WGS84 longitude (method area)")
-                .in_unit("degrees")
-                .between(-180, 180),
-            ParamDecl::option("centre-lat", ParamType::kDouble, "area centre, WGS84 latitude (method area)")
-                .in_unit("degrees")
-                .between(-90, 90),
-            ParamDecl::option("radius-m", ParamType::kDouble, "area radius (method area; default 100)")
-                .in_unit("m")
-                .at_least(0.001),
-            ParamDecl::option("polygon", ParamType::kPath, "polygon file, any OGR format (method polygon)").as_input(),
-            ParamDecl::option("auto-cell-m", ParamType::kDouble,
-                              "cell size searched for a stable area (method auto)")
-                .in_unit("m")
-                .defaults_to("250")
-                .at_least(1),
-            ParamDecl::option("min-points", ParamType::kInt, "fewest points making a reference area")
-                .defaults_to("10")
-                .at_least(1),
-            ParamDecl::option("min-coherence", ParamType::kDouble, "points below are ignored (method auto)")
-                .defaults_to("0.8")
-                .between(0, 1),
-        },
+        egms_reference_parameters().decls(),
         stream_params());
     op.examples = {
         "deforma egms reference burst.zip -o burst_ref.zip",
@@ -190,6 +233,7 @@ void register_egms_operations(OperationRegistry& registry) {
         "burst_ref.gpkg"};
     op.run = [](const ParamValues& p, RunContext& context) {
       egms::ReferenceOptions r;
+      egms_reference_parameters().apply(p, r);
       const bool centre_3035 = p.has("centre-easting") || p.has("centre-northing");
       const bool centre_lonlat = p.has("centre-lon") || p.has("centre-lat");
       // Which method the parameters given point to; a user who gives an area's centre means that area.
@@ -216,7 +260,6 @@ void register_egms_operations(OperationRegistry& registry) {
                  : method == "area"    ? egms::ReferenceMethod::kArea
                  : method == "polygon" ? egms::ReferenceMethod::kPolygon
                                        : egms::ReferenceMethod::kAuto;
-      r.pid = p.get_string_or("pid", "");
       if (r.method == egms::ReferenceMethod::kArea) {
         if (centre_3035 && centre_lonlat) {
           throw InvalidArgument(
@@ -229,21 +272,12 @@ void register_egms_operations(OperationRegistry& registry) {
           }
           egms::lonlat_to_epsg3035(p.get_double("centre-lon"), p.get_double("centre-lat"), r.centre_easting_m,
                                    r.centre_northing_m);
-        } else {
-          if (!p.has("centre-easting") || !p.has("centre-northing")) {
-            throw InvalidArgument(
-                "centre-easting, centre-northing: both are needed with method area (or give "
-                "--centre-lon/--centre-lat)");
-          }
-          r.centre_easting_m = p.get_double("centre-easting");
-          r.centre_northing_m = p.get_double("centre-northing");
+        } else if (!p.has("centre-easting") || !p.has("centre-northing")) {
+          throw InvalidArgument(
+              "centre-easting, centre-northing: both are needed with method area (or give "
+              "--centre-lon/--centre-lat)");
         }
       }
-      if (p.has("radius-m")) r.radius_m = p.get_double("radius-m");
-      r.polygon_path = p.get_string_or("polygon", "");
-      r.auto_cell_m = p.get_double("auto-cell-m");
-      r.min_points = static_cast<int>(p.get_int("min-points"));
-      r.min_coherence = p.get_double("min-coherence");
       require_some_output(product_outputs(p));
       return egms::run_reference(p.get_string("file"), r, product_outputs(p), stream_options(p), context,
                                  provenance_of(p, context));
@@ -266,41 +300,15 @@ void register_egms_operations(OperationRegistry& registry) {
         "residuals before and after (per station for station files).";
     op.params = concat(
         {ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)").as_input()}, output_params(),
-        std::vector<ParamDecl>{
-            ParamDecl::option(
-                "gnss", ParamType::kPath,
-                "GNSS station velocities or A-EPND grid (CSV); default: the gnss_velocity column").as_input(),
-            ParamDecl::option("polynomial-order", ParamType::kInt, "order of the correction surface")
-                .defaults_to("1")
-                .between(0, 2),
-            ParamDecl::option("smoothing-wavelength-m", ParamType::kDouble,
-                              "wavelength of the smoothed remainder; 0 = polynomial only")
-                .in_unit("m")
-                .defaults_to("50000")
-                .at_least(0),
-            ParamDecl::option("station-radius-m", ParamType::kDouble, "points averaged around each station")
-                .in_unit("m")
-                .defaults_to("500")
-                .at_least(1),
-            ParamDecl::option("min-station-points", ParamType::kInt,
-                              "fewest points around a station to use it")
-                .defaults_to("3")
-                .at_least(1),
-        },
+        egms_calibrate_parameters().decls(),
         stream_params());
     op.examples = {
         "deforma egms calibrate burst_L2a.zip -o burst_L2b.zip",
         "deforma egms calibrate burst_L2a.zip --gnss stations.csv --polynomial-order 1 -o burst_L2b.zip"};
     op.run = [](const ParamValues& p, RunContext& context) {
       egms::CalibrateOptions c;
-      if (p.has("gnss") && !p.get_string("gnss").empty()) {
-        c.source = egms::GnssSource::kFile;
-        c.gnss_path = p.get_string("gnss");
-      }
-      c.polynomial_order = static_cast<int>(p.get_int("polynomial-order"));
-      c.smoothing_wavelength_m = p.get_double("smoothing-wavelength-m");
-      c.station_radius_m = p.get_double("station-radius-m");
-      c.min_station_points = static_cast<int>(p.get_int("min-station-points"));
+      egms_calibrate_parameters().apply(p, c);
+      if (!c.gnss_path.empty()) c.source = egms::GnssSource::kFile;
       require_some_output(product_outputs(p));
       return egms::run_calibrate(p.get_string("file"), c, product_outputs(p), stream_options(p), context,
                                  provenance_of(p, context));
@@ -327,34 +335,15 @@ void register_egms_operations(OperationRegistry& registry) {
             ParamDecl::option("output", ParamType::kPath, "output prefix (PREFIX_U.tif, PREFIX_E.csv, ...)")
                 .alias("o")
                 .as_output("application/x-deforma-prefix")
-                .mandatory(),
-            ParamDecl::option("cell-size-m", ParamType::kDouble, "grid cell size")
-                .in_unit("m")
-                .defaults_to("100")
-                .at_least(1),
-            ParamDecl::option("max-gap-days", ParamType::kInt, "longest gap interpolated on the 6-day grid")
-                .in_unit("days")
-                .defaults_to("90")
-                .at_least(0),
-            ParamDecl::option("min-observations", ParamType::kInt, "fewest values per cell and date")
-                .defaults_to("3")
-                .at_least(2),
-            ParamDecl::option("gnss", ParamType::kPath,
-                              "GNSS model giving the north velocity (default: north neglected)").as_input(),
-            ParamDecl::option("quicklook", ParamType::kBool,
-                              "also draw the grids as PREFIX_U.png and PREFIX_E.png"),
-        },
+                .mandatory()},
+        egms_ortho_parameters().decls(),
         stream_params());
     op.examples = {
         "deforma egms ortho EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip "
         "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip -o ustica"};
     op.run = [](const ParamValues& p, RunContext& context) {
       egms::OrthoOptions o;
-      o.cell_size_m = p.get_double("cell-size-m");
-      o.max_gap_days = static_cast<int>(p.get_int("max-gap-days"));
-      o.min_observations = static_cast<int>(p.get_int("min-observations"));
-      o.gnss_north_path = p.get_string_or("gnss", "");
-      o.quicklook = p.get_bool("quicklook");
+      egms_ortho_parameters().apply(p, o);
       const auto products = p.get_list("products");
       if (products.size() != 2) {
         throw InvalidArgument(

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
 #include "deforma/render/image.hpp"
 #include "deforma/render/plot.hpp"
 #include "deforma/timeseries/image_set.hpp"
@@ -216,7 +217,7 @@ void register_series_at(OperationRegistry& registry) {
         plot, render::plot_time_series(series.dates, lines,
                                        fmt::format("displacement at node ({}, {})", series.col, series.row),
                                        fmt::format("displacement ({})", series.unit)));
-    spdlog::info("wrote {}", plot);
+    run_log()->info("wrote {}", plot);
     Summary s;
     s.operation = "series-at";
     s.counts["dates"] = static_cast<std::int64_t>(series.dates.size());

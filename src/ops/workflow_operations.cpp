@@ -1,5 +1,6 @@
 // Field workflows built on the engine: 3-D displacement from several geometries (`decompose`) and
 // co-seismic offsets along a fault trace (`fault-profile`).
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -11,6 +12,7 @@
 #include "deforma/filter/fault_profile.hpp"
 #include "deforma/timeseries/decompose.hpp"
 #include "ops/registration.hpp"
+#include "ops/workflow_parameters.hpp"
 
 namespace deforma::ops {
 namespace {
@@ -168,6 +170,63 @@ timeseries::Observation grid_egms_points(const EgmsPoints& p, const io::RasterIn
   return o;
 }
 
+}  // namespace
+
+ParamGroup<timeseries::DecomposeOptions> decompose_parameters() {
+  using timeseries::DecomposeOptions;
+  ParamGroup<DecomposeOptions> g;
+  g.bind(&DecomposeOptions::max_condition, "max-condition",
+         "directions weaker than the strongest over this ratio are taken as missing")
+      .between(1, 1e6);
+  g.bind_flag([](DecomposeOptions& o) -> bool& { return o.north_zero; }, "north-zero",
+              "neglect north (as EGMS Ortho): east and up from geometries that cannot see north, north left "
+              "nodata");
+  return g;
+}
+
+ParamGroup<timeseries::SeriesOptions> decompose_series_parameters() {
+  using timeseries::SeriesOptions;
+  ParamGroup<SeriesOptions> g;
+  g.bind(&SeriesOptions::regularization, "regularization",
+         "weight of the velocity-change penalty relative to a pair of the cell's median sigma")
+      .between(0, 100);
+  g.bind([](SeriesOptions& o) -> double& { return o.geometry.max_condition; }, "max-condition",
+         "directions weaker than the strongest over this ratio are taken as missing")
+      .between(1, 1e6);
+  g.bind_flag([](SeriesOptions& o) -> bool& { return o.geometry.north_zero; }, "north-zero",
+              "neglect north (east and up from looks that cannot see it)");
+  return g;
+}
+
+ParamGroup<filter::FaultProfileOptions> fault_profile_parameters() {
+  using filter::FaultProfileOptions;
+  ParamGroup<FaultProfileOptions> g;
+  g.bind(&FaultProfileOptions::spacing_m, "spacing", "distance between profiles along the trace (S)")
+      .in_unit("m")
+      .between(1, 1e6);
+  g.bind(&FaultProfileOptions::width_m, "width",
+         "width of each profile along strike, over which cells are stacked (W)")
+      .in_unit("m")
+      .between(1, 1e6);
+  g.bind(&FaultProfileOptions::length_m, "length",
+         "length of each profile across the trace, centred on it (L)")
+      .in_unit("m")
+      .between(10, 1e6);
+  g.bind(&FaultProfileOptions::near_fault_m, "near-fault",
+         "zone on each side of the trace left out of the line fits (damage zone, decorrelation)")
+      .in_unit("m")
+      .between(0, 1e5);
+  g.bind(&FaultProfileOptions::min_points, "min-points", "valid cells needed on each side of a profile")
+      .between(3, 1e7);
+  g.bind(&FaultProfileOptions::robust_k, "robust-k", "line fits: reject residuals beyond this many NMADs")
+      .between(0.5, 100);
+  g.bind(&FaultProfileOptions::robust_iterations, "robust-iterations", "line fits: most refits")
+      .between(0, 50);
+  return g;
+}
+
+namespace {
+
 void register_decompose(OperationRegistry& registry) {
   OperationDecl op;
   op.name = "decompose";
@@ -222,10 +281,6 @@ void register_decompose(OperationRegistry& registry) {
           "per product")
           .defaults_to("mean_velocity_std"),
       ParamDecl::option(
-          "north-zero", ParamType::kBool,
-          "neglect north (as EGMS Ortho): east and up from geometries that cannot see north, north "
-          "left nodata"),
-      ParamDecl::option(
           "dem", ParamType::kPath,
           "DEM for the surface-parallel flow assumption: up = east dz/dx + north dz/dy where only "
           "horizontal motion is measured")
@@ -237,15 +292,20 @@ void register_decompose(OperationRegistry& registry) {
                         "cell size of the output over the grid's extent (default: the grid's own)")
           .in_unit("CRS units")
           .at_least(0),
-      ParamDecl::option("max-condition", ParamType::kDouble,
-                        "directions weaker than the strongest over this ratio are taken as missing")
-          .defaults_to("50")
-          .between(1, 1e6),
       ParamDecl::option("output", ParamType::kPath, "3-D displacement (COG)")
           .alias("o")
           .mandatory()
           .as_output(kCogMediaType),
   };
+  {
+    // north-zero and max-condition, in the places they had (after --egms-sigma; before --output).
+    const auto bound = decompose_parameters().decls();
+    const auto at = [&](const std::string& name) {
+      return std::find_if(op.params.begin(), op.params.end(), [&](const ParamDecl& d) { return d.name == name; });
+    };
+    op.params.insert(at("output"), bound[0]);
+    op.params.insert(at("dem"), bound[1]);
+  }
   op.examples = {
       "deforma decompose --optical pair.tif --los asc.tif desc.tif --los-geometry 39/-10.5 41/190.2 "
       "--los-sigma 0.004 -o enu.tif",
@@ -298,9 +358,8 @@ void register_decompose(OperationRegistry& registry) {
         run.gridded_paths.push_back(pts.path);
       }
     }
-    run.options.north_zero = p.get_bool("north-zero");
+    decompose_parameters().apply(p, run.options);
     run.dem_path = p.get_string_or("dem", "");
-    run.options.max_condition = p.get_double("max-condition");
     run.output = p.get_string("output");
     run.command_line = context.command_line;
     run.parameters = p.to_json();
@@ -336,18 +395,9 @@ void register_decompose_series(OperationRegistry& registry) {
       ParamDecl::option("grid", ParamType::kPath,
                         "raster whose grid the outputs take (default: the first pair's)")
           .as_input(),
-      ParamDecl::option("regularization", ParamType::kDouble,
-                        "weight of the velocity-change penalty relative to a pair of the cell's median sigma")
-          .defaults_to("0.05")
-          .between(0, 100),
-      ParamDecl::option("max-condition", ParamType::kDouble,
-                        "directions weaker than the strongest over this ratio are taken as missing")
-          .defaults_to("50")
-          .between(1, 1e6),
-      ParamDecl::option("north-zero", ParamType::kBool,
-                        "neglect north (east and up from looks that cannot see it)"),
-      ParamDecl::option("no-netcdf", ParamType::kBool, "do not write the NetCDF cube"),
   };
+  for (auto& d : decompose_series_parameters().decls()) op.params.push_back(std::move(d));
+  op.params.push_back(ParamDecl::option("no-netcdf", ParamType::kBool, "do not write the NetCDF cube"));
   op.examples = {"deforma decompose-series pairs_3d.csv -o out/series3d",
                  "deforma decompose-series sar_pairs.csv -o out/eu --north-zero --regularization 0.1"};
   op.run = [](const ParamValues& p, RunContext& context) {
@@ -357,9 +407,7 @@ void register_decompose_series(OperationRegistry& registry) {
     run.extra_inputs = {table};
     run.grid_path = p.get_string_or("grid", "");
     run.output_dir = p.get_string("output");
-    run.options.regularization = p.get_double("regularization");
-    run.options.geometry.max_condition = p.get_double("max-condition");
-    run.options.geometry.north_zero = p.get_bool("north-zero");
+    decompose_series_parameters().apply(p, run.options);
     run.netcdf = !p.get_bool("no-netcdf");
     run.command_line = context.command_line;
     run.parameters = p.to_json();
@@ -369,30 +417,7 @@ void register_decompose_series(OperationRegistry& registry) {
 }
 
 void register_fault_profile(OperationRegistry& registry) {
-  using filter::FaultProfileOptions;
-  ParamGroup<FaultProfileOptions> g;
-  g.bind(&FaultProfileOptions::spacing_m, "spacing", "distance between profiles along the trace (S)")
-      .in_unit("m")
-      .between(1, 1e6);
-  g.bind(&FaultProfileOptions::width_m, "width",
-         "width of each profile along strike, over which cells are stacked (W)")
-      .in_unit("m")
-      .between(1, 1e6);
-  g.bind(&FaultProfileOptions::length_m, "length",
-         "length of each profile across the trace, centred on it (L)")
-      .in_unit("m")
-      .between(10, 1e6);
-  g.bind(&FaultProfileOptions::near_fault_m, "near-fault",
-         "zone on each side of the trace left out of the line fits (damage zone, decorrelation)")
-      .in_unit("m")
-      .between(0, 1e5);
-  g.bind(&FaultProfileOptions::min_points, "min-points", "valid cells needed on each side of a profile")
-      .between(3, 1e7);
-  g.bind(&FaultProfileOptions::robust_k, "robust-k", "line fits: reject residuals beyond this many NMADs")
-      .between(0.5, 100);
-  g.bind(&FaultProfileOptions::robust_iterations, "robust-iterations", "line fits: most refits")
-      .between(0, 50);
-
+  const auto g = fault_profile_parameters();
   OperationDecl op;
   op.name = "fault-profile";
   op.summary =

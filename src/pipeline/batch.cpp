@@ -13,6 +13,7 @@
 #include <tbb/parallel_pipeline.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
 #include "deforma/pipeline/unit.hpp"
 
 namespace deforma::pipeline {
@@ -158,7 +159,7 @@ BatchResult run_batch(const std::vector<timeseries::Pair>& pairs, const BatchOpt
                                         dynamic_cast<const NumericalError*>(&e);
               if (options.skip_bad && data_problem) {
                 result.failed.push_back(fmt::format("{}: {}", pair.id, e.what()));
-                spdlog::warn("pair {} skipped: {}", pair.id, e.what());
+                run_log()->warn("pair {} skipped: {}", pair.id, e.what());
               } else if (!first_error) {
                 first_error = std::current_exception();
                 first_error_pair = pair.id;

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/raster.hpp"
 #include "deforma/io/tiles.hpp"
@@ -300,7 +301,7 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
                                      fmt::format("{} pairs of {} images", network.size(), images.size()));
   stages["pairs"] = {
       {"images", images.size()}, {"pairs", network.size()}, {"seconds", seconds_since(stage_start)}};
-  spdlog::info("pipeline: {} images, {} pairs, units {}", images.size(), network.size(), units);
+  run_log()->info("pipeline: {} images, {} pairs, units {}", images.size(), network.size(), units);
 
   // A run in a folder that holds an earlier one updates it: the pairs it completed are reused (their work
   // units are keyed by inputs and parameters), only the new ones are computed, and the whole network is
@@ -447,8 +448,9 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
     correlate_batch.skip_bad = options.image_set.skip_bad;
     correlate_batch.unit_of = [&](const timeseries::Pair& p) { return correlate_units.units.at(unit_index.at(p.id)); };
     auto run_unit_in_thread = [&](const UnitList& list) {
-      return [&list, &options, threads](const PairTask& task) {
+      return [&list, &options, &context, threads](const PairTask& task) {
         RunContext pair_context;
+        pair_context.logger = context.logger;
         pair_context.progress = task.progress;
         pair_context.threads = threads;
         pair_context.ram_budget_mb = task.ram_budget_mb;
@@ -461,7 +463,7 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
     filter_batch.stage = "filter";
     filter_batch.output_dir = filtered_dir;
     filter_batch.parameters = filter_options_json(options.filter);
-    filter_batch.parameters["max_velocity_per_yr"] = options.max_velocity_per_yr;
+    filter_batch.parameters["max-velocity"] = options.max_velocity_per_yr;  // applied per pair
     filter_batch.skip_bad = true;
     filter_batch.unit_of = [&](const timeseries::Pair& p) { return filter_units.units.at(unit_index.at(p.id)); };
     filtered = run_batch(correlated.pairs, filter_batch, run_unit_in_thread(filter_units), &progress);

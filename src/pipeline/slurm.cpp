@@ -25,6 +25,7 @@
 #include "deforma/core/cancel.hpp"
 #include "deforma/core/command_line.hpp"
 #include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
 #include "deforma/io/cog_writer.hpp"
 
 extern char** environ;
@@ -162,7 +163,7 @@ class SlurmRun {
     std::size_t total_todo = 0;
     for (const auto& s : state_) total_todo += s.todo.size();
     if (total_todo == 0) {
-      spdlog::info("slurm: every unit is complete from an earlier run; nothing submitted");
+      run_log()->info("slurm: every unit is complete from an earlier run; nothing submitted");
       return outcomes();
     }
     try {
@@ -345,7 +346,7 @@ class SlurmRun {
           st.task_of[st.todo[j]] = fmt::format("{}_{}", job, st.todo[j] - offset);
         }
       }
-      spdlog::info("slurm: {} units of stage {} submitted as array job(s) {}", st.todo.size(),
+      run_log()->info("slurm: {} units of stage {} submitted as array job(s) {}", st.todo.size(),
                    stages_[s].stage, fmt::join(st.job_ids, " "));
       previous = st.job_ids;
     }
@@ -358,7 +359,7 @@ class SlurmRun {
         {"squeue", "--noheader", "--array", "--user=" + std::to_string(::getuid()), "--format=%i|%T|%r"},
         out);
     if (rc != 0) {
-      spdlog::debug("squeue failed ({}): {}", rc, trim(out));
+      run_log()->debug("squeue failed ({}): {}", rc, trim(out));
       return std::nullopt;
     }
     std::map<std::string, std::string> tasks;
@@ -450,7 +451,7 @@ class SlurmRun {
             continue;
           }
           ++resubmitted_now;
-          spdlog::warn("slurm: {} unit {} failed (task {}); resubmitting (attempt {} of {})",
+          run_log()->warn("slurm: {} unit {} failed (task {}); resubmitting (attempt {} of {})",
                        stages_[s].stage, stages_[s].units[i].id, task, st.attempts[i] + 1,
                        options_.retries + 1);
           st.task_of[i] = sbatch(s, "0", i, "") + "_0";
@@ -524,11 +525,11 @@ class SlurmRun {
       argv.insert(argv.end(), submitted_.begin(), submitted_.end());
       std::string out;
       if (run_command(argv, out) != 0)
-        spdlog::warn("scancel failed: {}", trim(out));
+        run_log()->warn("scancel failed: {}", trim(out));
       else
-        spdlog::info("slurm: cancelled array job(s) {}", fmt::join(submitted_, " "));
+        run_log()->info("slurm: cancelled array job(s) {}", fmt::join(submitted_, " "));
     } catch (const std::exception& e) {
-      spdlog::warn("scancel failed: {}", e.what());
+      run_log()->warn("scancel failed: {}", e.what());
     }
   }
 

@@ -15,9 +15,11 @@
 #include <spdlog/spdlog.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
 #include "deforma/pipeline/invert_units.hpp"
+#include "pipeline/unit_parameters.hpp"
 
 namespace deforma::pipeline {
 namespace fs = std::filesystem;
@@ -25,46 +27,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kListFormat = "deforma-units/1";
-
-// Enum spellings of the fields the operations do not expose as choices (the others use the library's own
-// to_string/parse). Names, not ordinals: a reordered enum must not turn one setting into another.
-const char* subpixel_name(correlate::Subpixel s) {
-  switch (s) {
-    case correlate::Subpixel::kParabolic:
-      return "parabolic";
-    case correlate::Subpixel::kGaussian:
-      return "gaussian";
-    case correlate::Subpixel::kIterative:
-      return "iterative";
-  }
-  return "iterative";
-}
-correlate::Subpixel parse_subpixel(const std::string& s) {
-  if (s == "parabolic") return correlate::Subpixel::kParabolic;
-  if (s == "gaussian") return correlate::Subpixel::kGaussian;
-  if (s == "iterative") return correlate::Subpixel::kIterative;
-  throw FormatError(fmt::format("work unit: unknown sub-pixel method '{}'", s));
-}
-const char* stable_name(filter::StableSource s) {
-  switch (s) {
-    case filter::StableSource::kNone:
-      return "none";
-    case filter::StableSource::kPolygons:
-      return "polygons";
-    case filter::StableSource::kMask:
-      return "mask";
-    case filter::StableSource::kAuto:
-      return "auto";
-  }
-  return "none";
-}
-filter::StableSource parse_stable(const std::string& s) {
-  if (s == "none") return filter::StableSource::kNone;
-  if (s == "polygons") return filter::StableSource::kPolygons;
-  if (s == "mask") return filter::StableSource::kMask;
-  if (s == "auto") return filter::StableSource::kAuto;
-  throw FormatError(fmt::format("work unit: unknown stable-ground source '{}'", s));
-}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -276,125 +238,36 @@ std::optional<std::string> skipped_reason(const std::string& dir, const WorkUnit
   return j.value("reason", std::string("skipped"));
 }
 
+// A unit's parameters are written through the declarations of every field (unit_parameters.hpp), with the
+// operations' parameter names: not field by field, where one is easily left out of the cache key.
 nlohmann::json correlate_options_json(const correlate::CorrelateOptions& o) {
-  const auto& m = o.match;
-  nlohmann::json j = {
-      {"method", correlate::to_string(m.method)},
-      {"chip_px", m.chip_px},
-      {"search_px", m.search_px},
-      {"min_snr", m.min_snr},
-      {"min_corr", m.min_corr},
-      {"min_texture", m.min_texture},
-      {"max_invalid_fraction", m.max_invalid_fraction},
-      {"subpixel", subpixel_name(m.subpixel)},
-      {"max_iterations", m.max_iterations},
-      {"coarse_above_px", m.coarse_above_px},
-      {"prefilter", correlate::to_string(m.prefilter)},
-      {"ref_band", o.ref_band},
-      {"sec_band", o.sec_band},
-      {"step_px", o.step_px},
-      {"roi", nullptr},
-      {"guess_path", o.guess_path},
-      {"mask_path", o.mask_path},
-      {"years_between", nullptr},
-      {"ref_date", nullptr},
-      {"sec_date", nullptr},
-      {"stable_path", o.stable_path},
-      {"quicklook_path", o.quicklook_path},
-      {"quicklook_arrows", o.quicklook_arrows},
-  };
-  if (o.roi)
-    j["roi"] = {{"col", o.roi->col}, {"row", o.roi->row}, {"width", o.roi->width}, {"height", o.roi->height}};
-  if (o.years_between) j["years_between"] = *o.years_between;
-  if (o.ref_date) j["ref_date"] = o.ref_date->iso();
-  if (o.sec_date) j["sec_date"] = o.sec_date->iso();
-  return j;
+  return correlate_unit_parameters().to_json(o);
 }
 
 correlate::CorrelateOptions correlate_options_from_json(const nlohmann::json& j) {
   try {
     correlate::CorrelateOptions o;
-    auto& m = o.match;
-    m.method = correlate::parse_method(j.at("method").get<std::string>());
-    m.chip_px = j.at("chip_px").get<int>();
-    m.search_px = j.at("search_px").get<int>();
-    m.min_snr = j.at("min_snr").get<double>();
-    m.min_corr = j.at("min_corr").get<double>();
-    m.min_texture = j.at("min_texture").get<double>();
-    m.max_invalid_fraction = j.at("max_invalid_fraction").get<double>();
-    m.subpixel = parse_subpixel(j.at("subpixel").get<std::string>());
-    m.max_iterations = j.at("max_iterations").get<int>();
-    m.coarse_above_px = j.at("coarse_above_px").get<int>();
-    m.prefilter = correlate::parse_prefilter(j.at("prefilter").get<std::string>());
-    o.ref_band = j.at("ref_band").get<int>();
-    o.sec_band = j.at("sec_band").get<int>();
-    o.step_px = j.at("step_px").get<int>();
-    if (const auto& roi = j.at("roi"); !roi.is_null()) {
-      o.roi = io::Window{roi.at("col").get<int>(), roi.at("row").get<int>(), roi.at("width").get<int>(),
-                         roi.at("height").get<int>()};
-    }
-    o.guess_path = j.at("guess_path").get<std::string>();
-    o.mask_path = j.at("mask_path").get<std::string>();
-    if (!j.at("years_between").is_null()) o.years_between = j.at("years_between").get<double>();
-    if (!j.at("ref_date").is_null()) o.ref_date = io::Date::parse(j.at("ref_date").get<std::string>());
-    if (!j.at("sec_date").is_null()) o.sec_date = io::Date::parse(j.at("sec_date").get<std::string>());
-    o.stable_path = j.at("stable_path").get<std::string>();
-    o.quicklook_path = j.at("quicklook_path").get<std::string>();
-    o.quicklook_arrows = j.at("quicklook_arrows").get<bool>();
+    correlate_unit_parameters().from_json(j, o);
     return o;
   } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("work unit: correlation parameters: {}", e.what()));
+  } catch (const InvalidArgument& e) {
     throw FormatError(fmt::format("work unit: correlation parameters: {}", e.what()));
   }
 }
 
 nlohmann::json filter_options_json(const filter::FilterOptions& o) {
-  return {{"min_snr", o.min_snr},
-          {"min_corr", o.min_corr},
-          {"median_test", o.median_test},
-          {"median_radius", o.median_radius},
-          {"median_threshold", o.median_threshold},
-          {"median_epsilon_px", o.median_epsilon_px},
-          {"median_min_neighbours", o.median_min_neighbours},
-          {"max_displacement_px", o.max_displacement_px},
-          {"max_displacement_m", o.max_displacement_m},
-          {"max_velocity_per_yr", o.max_velocity_per_yr},
-          {"days", o.days},
-          {"ramp", filter::to_string(o.ramp)},
-          {"stable", stable_name(o.stable)},
-          {"stable_path", o.stable_path},
-          {"exclude_path", o.exclude_path},
-          {"auto_corr_quantile", o.auto_corr_quantile},
-          {"auto_fraction", o.auto_fraction},
-          {"robust_iterations", o.robust_iterations},
-          {"robust_k", o.robust_k},
-          {"max_stable_samples", o.max_stable_samples}};
+  return filter_unit_parameters().to_json(o);
 }
 
 filter::FilterOptions filter_options_from_json(const nlohmann::json& j) {
   try {
     filter::FilterOptions o;
-    o.min_snr = j.at("min_snr").get<double>();
-    o.min_corr = j.at("min_corr").get<double>();
-    o.median_test = j.at("median_test").get<bool>();
-    o.median_radius = j.at("median_radius").get<int>();
-    o.median_threshold = j.at("median_threshold").get<double>();
-    o.median_epsilon_px = j.at("median_epsilon_px").get<double>();
-    o.median_min_neighbours = j.at("median_min_neighbours").get<int>();
-    o.max_displacement_px = j.at("max_displacement_px").get<double>();
-    o.max_displacement_m = j.at("max_displacement_m").get<double>();
-    o.max_velocity_per_yr = j.at("max_velocity_per_yr").get<double>();
-    o.days = j.at("days").get<double>();
-    o.ramp = filter::parse_ramp_model(j.at("ramp").get<std::string>());
-    o.stable = parse_stable(j.at("stable").get<std::string>());
-    o.stable_path = j.at("stable_path").get<std::string>();
-    o.exclude_path = j.at("exclude_path").get<std::string>();
-    o.auto_corr_quantile = j.at("auto_corr_quantile").get<double>();
-    o.auto_fraction = j.at("auto_fraction").get<double>();
-    o.robust_iterations = j.at("robust_iterations").get<int>();
-    o.robust_k = j.at("robust_k").get<double>();
-    o.max_stable_samples = j.at("max_stable_samples").get<std::size_t>();
+    filter_unit_parameters().from_json(j, o);
     return o;
   } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("work unit: filter parameters: {}", e.what()));
+  } catch (const InvalidArgument& e) {
     throw FormatError(fmt::format("work unit: filter parameters: {}", e.what()));
   }
 }
@@ -463,7 +336,7 @@ UnitOutcome run_unit(const UnitList& list, std::size_t index, RunContext& contex
   const WorkUnit& unit = list.units[index];
   const std::string key = unit_key(unit);
   if (unit_complete(list.dir, unit, key)) {
-    spdlog::info("unit {} ({}): complete from an earlier run", unit.id, list.stage);
+    run_log()->info("unit {} ({}): complete from an earlier run", unit.id, list.stage);
     return UnitOutcome::kReused;
   }
   forget_unit(list.dir, unit);
@@ -489,7 +362,7 @@ UnitOutcome run_unit(const UnitList& list, std::size_t index, RunContext& contex
       const bool data_problem = dynamic_cast<const IoError*>(&e) || dynamic_cast<const FormatError*>(&e) ||
                                 dynamic_cast<const NumericalError*>(&e);
       if (list.skip_bad && data_problem) {
-        spdlog::warn("unit {} ({}) skipped: {}", unit.id, list.stage, e.what());
+        run_log()->warn("unit {} ({}) skipped: {}", unit.id, list.stage, e.what());
         record_skipped_unit(list.dir, unit, e.what());
         // A result left from an earlier run is not this run's: a later stage must not take it as input.
         std::error_code ec;

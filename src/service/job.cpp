@@ -17,6 +17,8 @@
 #include <fmt/format.h>
 #include <gdal.h>
 #include <ogr_spatialref.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "deforma/core/error.hpp"
 #include "deforma/io/cog_writer.hpp"
@@ -100,6 +102,23 @@ void warm_up() {
   }
 }
 
+// The run's log goes to the job's log, kept with its results, whatever the process's own verbosity (the
+// service starts jobs quiet): warnings and notes of the run, time-stamped, written as they come so that the
+// log can be followed while the job runs.
+std::shared_ptr<spdlog::logger> job_logger(const std::filesystem::path& path) {
+  std::shared_ptr<spdlog::sinks::basic_file_sink_mt> sink;
+  try {
+    sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path.string(), false);
+  } catch (const spdlog::spdlog_ex& e) {
+    throw IoError(fmt::format("{}: cannot open the job's log for writing: {}", path.string(), e.what()));
+  }
+  auto logger = std::make_shared<spdlog::logger>("job", std::move(sink));
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l: %v", spdlog::pattern_time_type::utc);
+  logger->set_level(spdlog::level::info);
+  logger->flush_on(spdlog::level::info);
+  return logger;
+}
+
 }  // namespace
 
 int run_job_folder(const std::filesystem::path& dir_arg) {
@@ -153,6 +172,7 @@ int run_job_folder(const std::filesystem::path& dir_arg) {
     context.threads = threads;
     context.ram_budget_mb = ram_mb;
     context.command_line = fmt::format("deforma job run {}", dir.string());
+    context.logger = job_logger(dir / "job.log");
     auto summary = io::run_operation(*op, params, context);
     if (g_stop.load()) throw Cancelled("cancelled");
     io::write_text_atomically(dir / "result.json", summary.to_json().dump(2));

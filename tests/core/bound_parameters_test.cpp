@@ -1,9 +1,11 @@
 // Parameters bound to Options fields agree with the Options' validate(): the default passes, a value just
 // outside a declared bound is refused by the declaration, and the declared bounds are accepted by
 // validate(), so the declaration and the library cannot drift apart again.
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <set>
 #include <string>
 
 #include <fmt/format.h>
@@ -16,6 +18,7 @@
 #include "ops/egms_parameters.hpp"
 #include "ops/filter_operations.hpp"
 #include "ops/timeseries_parameters.hpp"
+#include "ops/workflow_parameters.hpp"
 
 namespace deforma {
 namespace {
@@ -27,7 +30,8 @@ std::string text_of(double v, ParamType type) {
 
 template <class Options>
 void check_group(const std::string& group, const ParamGroup<Options>& g,
-                 const std::function<void(const std::string&, Options&)>& prepare = nullptr) {
+                 const std::function<void(const std::string&, Options&)>& prepare = nullptr,
+                 const std::set<std::string>& without_default = {}) {
   int numeric = 0;
   for (const auto& e : g.entries()) {
     const ParamDecl& d = e.decl;
@@ -38,7 +42,8 @@ void check_group(const std::string& group, const ParamGroup<Options>& g,
     EXPECT_NO_THROW(applied.validate());
     if (!e.set_number) continue;
     ++numeric;
-    EXPECT_FALSE(d.default_value.empty()) << "a bound number has its field's default";
+    // (Except those whose presence means something: an area's centre selects the area method.)
+    EXPECT_EQ(d.default_value.empty(), without_default.count(d.name) > 0) << "a bound number has its field's default";
     const bool integer = d.type == ParamType::kInt;
     auto refused_by_declaration = [&](double v) {
       EXPECT_THROW(ParamValues::parse({d}, {{d.name, {text_of(v, d.type)}}}), InvalidArgument)
@@ -86,6 +91,66 @@ TEST(BoundParameters, FilterAgreesWithValidate) {
 
 TEST(BoundParameters, EgmsStreamAgreesWithValidate) {
   check_group("egms stream", ops::egms_stream_parameters());
+}
+
+TEST(BoundParameters, EgmsReferenceCalibrateAndOrthoAgreeWithValidate) {
+  // The area's radius is checked by validate() with the area method only.
+  const std::function<void(const std::string&, egms::ReferenceOptions&)> area =
+      [](const std::string& name, egms::ReferenceOptions& o) {
+        if (name == "radius-m") o.method = egms::ReferenceMethod::kArea;
+      };
+  check_group("egms reference", ops::egms_reference_parameters(), area,
+              {"centre-easting", "centre-northing", "radius-m"});
+  check_group("egms calibrate", ops::egms_calibrate_parameters());
+  check_group("egms ortho", ops::egms_ortho_parameters());
+}
+
+TEST(BoundParameters, WorkflowsAgreeWithValidate) {
+  check_group("decompose", ops::decompose_parameters());
+  check_group("decompose-series", ops::decompose_series_parameters());
+  // Each half of a profile must be longer than 1.5 near-fault zones: the bounds are checked with room.
+  const std::function<void(const std::string&, filter::FaultProfileOptions&)> room =
+      [](const std::string& name, filter::FaultProfileOptions& o) {
+        if (name == "near-fault") o.length_m = 1e6;
+        if (name == "length") o.near_fault_m = 0;
+      };
+  check_group("fault-profile", ops::fault_profile_parameters(), room);
+}
+
+// The operations read these groups: the declarations of the registered operations are the groups'.
+TEST(BoundParameters, OperationsDeclareTheirGroups) {
+  const auto& registry = builtin_operations();
+  const std::vector<std::pair<std::string, std::vector<ParamDecl>>> groups = {
+      {"egms reference", ops::egms_reference_parameters().decls()},
+      {"egms calibrate", ops::egms_calibrate_parameters().decls()},
+      {"egms ortho", ops::egms_ortho_parameters().decls()},
+      {"decompose", ops::decompose_parameters().decls()},
+      {"decompose-series", ops::decompose_series_parameters().decls()},
+      {"fault-profile", ops::fault_profile_parameters().decls()}};
+  for (const auto& [name, decls] : groups) {
+    const auto* op = registry.find(name);
+    ASSERT_TRUE(op) << name;
+    for (const auto& d : decls) {
+      SCOPED_TRACE(name + " --" + d.name);
+      const auto it = std::find_if(op->params.begin(), op->params.end(),
+                                   [&](const ParamDecl& p) { return p.name == d.name; });
+      ASSERT_NE(it, op->params.end());
+      EXPECT_EQ(it->default_value, d.default_value);
+      EXPECT_EQ(it->type, d.type);
+      EXPECT_EQ(it->role, d.role);
+      EXPECT_EQ(it->min_value, d.min_value);
+      EXPECT_EQ(it->max_value, d.max_value);
+    }
+  }
+  // Applied, the values reach the fields.
+  const auto g = ops::egms_ortho_parameters();
+  egms::OrthoOptions o;
+  g.apply(ParamValues::parse(g.decls(), {{"cell-size-m", {"250"}}, {"quicklook", {"true"}}, {"gnss", {"n.csv"}}}),
+          o);
+  EXPECT_EQ(o.cell_size_m, 250);
+  EXPECT_TRUE(o.quicklook);
+  EXPECT_EQ(o.gnss_north_path, "n.csv");
+  EXPECT_EQ(o.max_gap_days, egms::OrthoOptions{}.max_gap_days);
 }
 
 TEST(BoundParameters, PairNetworkAndInversionAgreeWithValidate) {

@@ -8,14 +8,19 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <sstream>
 #include <thread>
 #include <fstream>
 
 #include <fmt/format.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <tbb/info.h>
+#include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 #include "deforma/core/cancel.hpp"
 #include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
 #include "deforma/core/operation.hpp"
 #include "deforma/core/progress.hpp"
 #include "deforma/core/summary.hpp"
@@ -233,6 +238,76 @@ TEST(Files, RunsKeepTheirOwnRuntime) {
   RunContext negative;
   negative.threads = -1;
   EXPECT_THROW(run_operation(op, plain, negative), InvalidArgument);
+}
+
+// Two runs at once, each with its own logger: each sink gets its own run's messages only, at its own
+// level, including those logged by the TBB worker threads of the run's parallel loops.
+TEST(Files, RunsLogToTheirOwnLogger) {
+  reset_cancellation();
+  OperationDecl op;
+  op.name = "probe";
+  op.params = {ParamDecl::option("tag", ParamType::kString, "run name")};
+  std::atomic<int> started{0}, logged{0};
+  constexpr int kItems = 64;
+  auto wait_for = [](std::atomic<int>& count, int n) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (count.load() < n && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  };
+  op.run = [&](const ParamValues& values, RunContext&) {
+    const std::string tag = values.get_string("tag");
+    ++started;
+    wait_for(started, 2);  // both runs are under way
+    run_log()->info("note of run {}", tag);
+    run_log()->warn("warning of run {}", tag);
+    tbb::parallel_for(0, kItems, 1, [&](int i) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      run_log()->warn("item {} of run {}", i, tag);
+    });
+    ++logged;
+    wait_for(logged, 2);
+    return Summary{};
+  };
+  struct Run {
+    std::ostringstream text;
+    RunContext context;
+  };
+  auto make_run = [](Run& run, spdlog::level::level_enum level) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(run.text);
+    sink->set_pattern("%l %v");
+    run.context.logger = std::make_shared<spdlog::logger>("probe", sink);
+    run.context.logger->set_level(level);
+    run.context.threads = 3;
+  };
+  Run a, b;
+  make_run(a, spdlog::level::info);
+  make_run(b, spdlog::level::warn);
+  std::thread first([&] { run_operation(op, ParamValues::parse(op.params, {{"tag", {"A"}}}), a.context); });
+  run_operation(op, ParamValues::parse(op.params, {{"tag", {"B"}}}), b.context);
+  first.join();
+
+  auto count = [](const std::string& text, const std::string& what) {
+    int n = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  const std::string text_a = a.text.str(), text_b = b.text.str();
+  EXPECT_EQ(count(text_a, "info note of run A"), 1);
+  EXPECT_EQ(count(text_a, "warning warning of run A"), 1);
+  EXPECT_EQ(count(text_a, " of run A\n"), kItems + 2);
+  EXPECT_EQ(count(text_a, "run B"), 0);
+  EXPECT_EQ(count(text_b, "note of run B"), 0);  // below this run's level
+  EXPECT_EQ(count(text_b, "warning warning of run B"), 1);
+  EXPECT_EQ(count(text_b, " of run B\n"), kItems + 1);
+  EXPECT_EQ(count(text_b, "run A"), 0);
+  // Outside a run, and once the runs are over, the process's logger again.
+  EXPECT_EQ(run_log(), spdlog::default_logger());
+  std::atomic<int> stray{0};
+  tbb::parallel_for(0, kItems, 1, [&](int) {
+    if (run_log() != spdlog::default_logger()) ++stray;
+  });
+  EXPECT_EQ(stray.load(), 0);
 }
 
 TEST(Files, CancellationRequestReachesEveryProgress) {

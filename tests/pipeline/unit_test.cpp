@@ -14,9 +14,12 @@
 #include <gtest/gtest.h>
 
 #include "deforma/core/command_line.hpp"
+#include "deforma/core/error.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/raster.hpp"
 #include "deforma/pipeline/pipeline.hpp"
+#include "ops/correlate_parameters.hpp"
+#include "ops/filter_operations.hpp"
 #include "test_support.hpp"
 
 namespace deforma::pipeline {
@@ -50,6 +53,7 @@ TEST(WorkUnitKey, EveryCorrelationParameterChangesTheKey) {
       {"max_iterations", [](O& o) { o.match.max_iterations = 3; }},
       {"coarse_above", [](O& o) { o.match.coarse_above_px = 12; }},
       {"prefilter", [](O& o) { o.match.prefilter = correlate::Prefilter::kWallis; }},
+      {"shape", [](O& o) { o.match.shape = correlate::Shape::kAffine; }},
       {"ref_band", [](O& o) { o.ref_band = 2; }},
       {"sec_band", [](O& o) { o.sec_band = 2; }},
       {"step", [](O& o) { o.step_px = 8; }},
@@ -119,6 +123,79 @@ TEST(WorkUnitKey, EveryFilterParameterChangesTheKey) {
     EXPECT_EQ(filter_options_json(filter_options_from_json(filter_options_json(o))), filter_options_json(o))
         << name;
   }
+}
+
+// A value other than `current` for a declared parameter: the next choice, a flipped flag, a larger number.
+nlohmann::json another_value(const ParamDecl& d, const nlohmann::json& current) {
+  if (!d.choices.empty()) {
+    for (const auto& c : d.choices) {
+      if (c != current.get<std::string>()) return c;
+    }
+  }
+  if (current.is_boolean()) return !current.get<bool>();
+  if (current.is_number_integer()) return current.get<long long>() + 1;
+  if (current.is_number()) return current.get<double>() * 1.5 + 0.25;
+  return current.get<std::string>() + "-changed";
+}
+
+// Every parameter the correlate and filter operations bind reaches the unit's parameters under its own
+// name, and changing it changes the unit's key: a parameter added to those operations cannot be forgotten in
+// the cache key without this test failing.
+template <class Options>
+void every_bound_parameter_changes_the_key(const std::string& group_name, const ParamGroup<Options>& group,
+                                           const std::function<nlohmann::json(const Options&)>& unit_json,
+                                           const std::function<std::string(const Options&)>& key) {
+  const Options base = group.defaults();
+  const nlohmann::json declared = group.to_json(base);
+  int checked = 0;
+  for (const auto& e : group.entries()) {
+    if (!e.to_json) continue;
+    SCOPED_TRACE(group_name + " --" + e.decl.name);
+    nlohmann::json changed = declared;
+    changed[e.decl.name] = another_value(e.decl, declared.at(e.decl.name));
+    Options o = base;
+    group.from_json(changed, o);
+    EXPECT_NE(key(o), key(base)) << "does not change the unit key";
+    const auto written = unit_json(o);
+    ASSERT_TRUE(written.contains(e.decl.name)) << "missing from the unit's parameters";
+    EXPECT_EQ(written.at(e.decl.name), changed.at(e.decl.name));
+    ++checked;
+  }
+  EXPECT_GT(checked, 0) << group_name;
+}
+
+TEST(WorkUnitKey, EveryBoundParameterOfCorrelateAndFilterChangesTheKey) {
+  const std::function<nlohmann::json(const correlate::CorrelateOptions&)> correlate_json = correlate_options_json;
+  const std::function<std::string(const correlate::CorrelateOptions&)> c_key = correlate_key;
+  every_bound_parameter_changes_the_key("correlate", ops::correlation_parameters(pipeline_correlation_defaults()),
+                                        correlate_json, c_key);
+  every_bound_parameter_changes_the_key("correlate thresholds",
+                                        ops::correlation_thresholds(pipeline_correlation_defaults()),
+                                        correlate_json, c_key);
+  const std::function<nlohmann::json(const filter::FilterOptions&)> filter_json = filter_options_json;
+  const std::function<std::string(const filter::FilterOptions&)> f_key = filter_key;
+  every_bound_parameter_changes_the_key("filter", ops::filter_parameter_group(pipeline_filter_defaults()),
+                                        filter_json, f_key);
+}
+
+// The unit's parameters are typed JSON keyed by the operations' parameter names (enums by name).
+TEST(WorkUnitKey, ParametersAreTypedAndNamedAsTheOperations) {
+  correlate::CorrelateOptions o = pipeline_correlation_defaults();
+  o.roi = io::Window{1, 2, 30, 40};
+  o.ref_date = io::Date::from_ymd(2020, 1, 1);
+  const auto j = correlate_options_json(o);
+  EXPECT_EQ(j.at("chip"), o.match.chip_px);
+  EXPECT_TRUE(j.at("chip").is_number_integer());
+  EXPECT_EQ(j.at("method"), correlate::to_string(o.match.method));
+  EXPECT_EQ(j.at("roi").at("width"), 30);
+  EXPECT_EQ(j.at("ref-date"), "2020-01-01");
+  EXPECT_TRUE(j.at("sec-date").is_null());
+  auto broken = j;
+  broken.erase("chip");
+  EXPECT_THROW(correlate_options_from_json(broken), FormatError);
+  broken = j;
+  broken["subpixel"] = "cubic";
+  EXPECT_THROW(correlate_options_from_json(broken), FormatError);
 }
 
 TEST(WorkUnitKey, InputsCountByTheirFingerprint) {
@@ -289,6 +366,10 @@ TEST(PipelineUnits, ServiceJobRunAgainInItsFolderReusesFinishedPairs) {
   ASSERT_EQ(r.exit_code, 0) << r.err << slurp_or_empty(job / "error.json");
   auto result = nlohmann::json::parse(std::ifstream(job / "result.json"));
   EXPECT_EQ(result["counts"]["pairs_correlated"], 3);
+  // The run's log goes to the job's log (not to the process's standard error).
+  EXPECT_NE(slurp_or_empty(job / "job.log").find("info: pipeline: 3 images"), std::string::npos)
+      << slurp_or_empty(job / "job.log");
+  EXPECT_EQ(r.err.find("pipeline: 3 images"), std::string::npos) << r.err;
   // As if the first run had been killed before its last pair was recorded.
   fs::remove(job / "out" / "correlation" / "units" / "20200106_20200108.json");
   fs::remove(job / "result.json");

@@ -20,6 +20,10 @@
 #include "deforma/core/progress.hpp"
 #include "deforma/core/summary.hpp"
 
+namespace spdlog {
+class logger;
+}
+
 namespace deforma {
 
 enum class ParamType {
@@ -120,6 +124,10 @@ class ParamGroup {
     std::function<void(const ParamValues&, Options&)> apply;
     /// Numeric parameters: sets the field to a value (for checking declarations against validate()).
     std::function<void(Options&, double)> set_number;
+    /// Bound fields: the field's value as typed JSON (a number, a string, a bool, a choice by name), and
+    /// back; null for unbound declarations. A work unit's parameters are written and read with these.
+    std::function<nlohmann::json(const Options&)> to_json;
+    std::function<void(const nlohmann::json&, Options&)> from_json;
   };
 
   explicit ParamGroup(Options defaults = Options{}) : defaults_(std::move(defaults)) {}
@@ -138,9 +146,16 @@ class ParamGroup {
   /// A flag (present = true) that sets a bool field to `when_set` (false for "no-..." flags).
   template <class Access>
   ParamDecl& bind_flag(Access access, std::string name, std::string help, bool when_set = true) {
-    Entry e{ParamDecl::option(name, ParamType::kBool, std::move(help)), nullptr, nullptr};
+    Entry e{ParamDecl::option(name, ParamType::kBool, std::move(help)), nullptr, nullptr, nullptr, nullptr};
     e.apply = [access, name, when_set](const ParamValues& p, Options& o) {
       if (p.has(name) && p.get_bool(name)) access(o) = when_set;
+    };
+    // As JSON, whether the flag is in effect ("no-median-test": true when the test is off).
+    e.to_json = [access, when_set](const Options& o) {
+      return nlohmann::json(access(const_cast<Options&>(o)) == when_set);
+    };
+    e.from_json = [access, when_set](const nlohmann::json& j, Options& o) {
+      access(o) = j.get<bool>() ? when_set : !when_set;
     };
     entries_.push_back(std::move(e));
     return entries_.back().decl;
@@ -150,17 +165,29 @@ class ParamGroup {
   ParamDecl& bind_choice(Access access, std::string name, std::string help, std::vector<std::string> choices,
                          Parse parse, Format format) {
     Options d = defaults_;
-    Entry e{ParamDecl::option(name, ParamType::kChoice, std::move(help)), nullptr, nullptr};
+    Entry e{ParamDecl::option(name, ParamType::kChoice, std::move(help)), nullptr, nullptr, nullptr, nullptr};
     e.decl.one_of(std::move(choices)).defaults_to(std::string(format(access(d))));
     e.apply = [access, name, parse](const ParamValues& p, Options& o) {
       if (p.has(name)) access(o) = parse(p.get_string(name));
     };
+    e.to_json = [access, format](const Options& o) {
+      return nlohmann::json(std::string(format(access(const_cast<Options&>(o)))));
+    };
+    e.from_json = [access, parse](const nlohmann::json& j, Options& o) { access(o) = parse(j.get<std::string>()); };
     entries_.push_back(std::move(e));
     return entries_.back().decl;
   }
   /// A declaration that the operation reads itself (it needs more than the value, e.g. a raster's grid).
   ParamDecl& declare(ParamDecl decl) {
-    entries_.push_back(Entry{std::move(decl), nullptr, nullptr});
+    entries_.push_back(Entry{std::move(decl), nullptr, nullptr, nullptr, nullptr});
+    return entries_.back().decl;
+  }
+  /// A field of any type carried as JSON only (a region, an optional date): part of to_json()/from_json(),
+  /// not a parameter of the CLI or the service.
+  ParamDecl& bind_json(std::string name, std::string help, std::function<nlohmann::json(const Options&)> to,
+                       std::function<void(const nlohmann::json&, Options&)> from) {
+    entries_.push_back(Entry{ParamDecl::option(std::move(name), ParamType::kString, std::move(help)), nullptr,
+                             nullptr, std::move(to), std::move(from)});
     return entries_.back().decl;
   }
 
@@ -174,6 +201,26 @@ class ParamGroup {
   void apply(const ParamValues& p, Options& o) const {
     for (const auto& e : entries_) {
       if (e.apply) e.apply(p, o);
+    }
+  }
+  /// Adds the entries of `other`, a group of the same Options, after these.
+  void append(const ParamGroup& other) {
+    for (const auto& e : other.entries_) entries_.push_back(e);
+  }
+  /// Every bound field of `o` as typed JSON, keyed by parameter name. (The accessors take Options& because
+  /// apply() writes through them; reading through them leaves `o` unchanged.)
+  nlohmann::json to_json(const Options& o) const {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& e : entries_) {
+      if (e.to_json) j[e.decl.name] = e.to_json(o);
+    }
+    return j;
+  }
+  /// Reads what to_json() wrote: every bound field must be present (nlohmann::json::exception otherwise,
+  /// for the caller to report with its context).
+  void from_json(const nlohmann::json& j, Options& o) const {
+    for (const auto& e : entries_) {
+      if (e.from_json) e.from_json(j.at(e.decl.name), o);
     }
   }
   const std::deque<Entry>& entries() const { return entries_; }
@@ -190,6 +237,8 @@ class ParamGroup {
       e.apply = [access, name](const ParamValues& p, Options& o) {
         if (p.has(name)) access(o) = p.get_string(name);
       };
+      e.to_json = [access](const Options& o) { return nlohmann::json(access(const_cast<Options&>(o))); };
+      e.from_json = [access](const nlohmann::json& j, Options& o) { access(o) = j.get<std::string>(); };
     } else {
       static_assert(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>, "bind a number, a string or a flag");
       constexpr bool integral = std::is_integral_v<T>;
@@ -204,6 +253,8 @@ class ParamGroup {
         }
       };
       e.set_number = [access](Options& o, double v) { access(o) = static_cast<T>(v); };
+      e.to_json = [access](const Options& o) { return nlohmann::json(access(const_cast<Options&>(o))); };
+      e.from_json = [access](const nlohmann::json& j, Options& o) { access(o) = j.get<T>(); };
     }
     entries_.push_back(std::move(e));
     return entries_.back().decl;
@@ -227,6 +278,9 @@ struct RunContext {
   /// This run's own stop request, besides the process-wide one (core/cancel.hpp): set it from any thread
   /// to stop this run alone at its next check. Long loops see it through Progress::cancelled().
   std::shared_ptr<std::atomic<bool>> stop;
+  /// This run's logger (its level and sink: the terminal for the CLI, the job's log for a service job); null
+  /// = spdlog's default logger. Library code reaches it through run_log() (core/log.hpp).
+  std::shared_ptr<spdlog::logger> logger;
 };
 
 struct OperationDecl {
