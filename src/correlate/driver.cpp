@@ -54,8 +54,8 @@ class GuessField {
     const auto& info = raster_.info();
     band_dx_ = band_dy_ = 0;
     for (const auto& b : info.bands) {
-      if (b.description == "dx_px") band_dx_ = b.index;
-      if (b.description == "dy_px") band_dy_ = b.index;
+      if (b.description == io::product::band::kDx) band_dx_ = b.index;
+      if (b.description == io::product::band::kDy) band_dy_ = b.index;
     }
     if (!band_dx_ || !band_dy_) {
       if (info.band_count() < 2) {
@@ -168,19 +168,26 @@ MatchOptions default_pair_match_options() {
   return options;
 }
 
+namespace {
+std::vector<std::string> names_of(const std::vector<io::product::BandSpec>& bands) {
+  std::vector<std::string> names;
+  for (const auto& b : bands) names.push_back(b.name);
+  return names;
+}
+}  // namespace
+
 const std::vector<std::string>& result_band_names() {
-  static const std::vector<std::string> names = {"dx_px", "dy_px", "east_m", "north_m",
-                                                 "corr",  "snr",   "flag"};
+  static const std::vector<std::string> names = names_of(io::product::base_bands());
   return names;
 }
 
 const std::vector<std::string>& gradient_band_names() {
-  static const std::vector<std::string> names = {"dudx", "dudy", "dvdx", "dvdy"};
+  static const std::vector<std::string> names = names_of(io::product::gradient_bands());
   return names;
 }
 
 const std::vector<std::string>& strain_rate_band_names() {
-  static const std::vector<std::string> names = {"exx", "eyy", "exy", "effective_strain_rate"};
+  static const std::vector<std::string> names = names_of(io::product::strain_rate_bands());
   return names;
 }
 
@@ -433,28 +440,19 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
     b.nodata = kResultNodata;
     bands.push_back(b);
   };
-  add_band("dx_px", "px");
-  add_band("dy_px", "px");
-  add_band("east_m", "m");
-  add_band("north_m", "m");
-  add_band("corr", "");
-  add_band("snr", "");
-  add_band("flag", "");
+  for (const auto& b : io::product::base_bands()) add_band(b.name, b.unit);
   if (options.years_between) {
-    const std::string unit = georeferenced ? "m/yr" : "px/yr";
-    add_band(georeferenced ? "east_m_per_yr" : "vx_px_per_yr", unit);
-    add_band(georeferenced ? "north_m_per_yr" : "vy_px_per_yr", unit);
-    add_band(georeferenced ? "speed_m_per_yr" : "speed_px_per_yr", unit);
+    for (const auto& b : io::product::velocity_bands(georeferenced)) add_band(b.name, b.unit);
   }
   // The affine shape's displacement gradients, and with a time span the strain rates they give.
   const bool affine = options.match.shape == Shape::kAffine && options.match.method != Method::kFlow;
   const int gradient_band = affine ? static_cast<int>(bands.size()) : -1;
   if (affine) {
-    for (const auto& name : gradient_band_names()) add_band(name, "px/px");
+    for (const auto& b : io::product::gradient_bands()) add_band(b.name, b.unit);
   }
   const int strain_band = affine && options.years_between ? static_cast<int>(bands.size()) : -1;
   if (strain_band >= 0) {
-    for (const auto& name : strain_rate_band_names()) add_band(name, "1/yr");
+    for (const auto& b : io::product::strain_rate_bands()) add_band(b.name, b.unit);
   }
   io::Provenance provenance;
   provenance.command_line = context.command_line;
@@ -484,9 +482,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   }
   cog.metadata["DEFORMA_DISPLACEMENT_CONVENTION"] =
       "dx_px,dy_px: displacement from REF to SEC, +x = +column, +y = +row";
-  cog.metadata["DEFORMA_FLAGS"] =
-      "0 valid, 1 low_snr, 2 no_texture, 3 masked, 4 search_border, 5 outside_overlap, 6 no_peak; "
-      "16 valid, translation only (the affine shape was asked for but its fit was ill-conditioned)";
+  cog.metadata["DEFORMA_FLAGS"] = io::product::flags_description();
   io::CogWriter writer(output, all_nodes.cols, all_nodes.rows, bands, node_gt, ref_info.crs_wkt, provenance,
                        cog);
 

@@ -121,7 +121,7 @@ bool has(const GridF& g) {
 // A node with a displacement: flag 0, or 16 (valid, translation only: correlate --shape affine kept the
 // translation there).
 bool measured(float flag) {
-  return flag == 0.0f || flag == 16.0f;
+  return io::product::is_measured(flag);
 }
 
 double median_of(std::vector<double>& v) {
@@ -425,32 +425,29 @@ struct BandLayout {
 };
 
 BandLayout find_bands(const io::RasterInfo& info) {
+  namespace band = io::product::band;
+  io::product::check_bands(info, {band::kDx, band::kDy, band::kFlag});
   BandLayout b;
-  for (const auto& band : info.bands) {
-    const auto& d = band.description;
-    if (d == "dx_px") b.dx = band.index;
-    if (d == "dy_px") b.dy = band.index;
-    if (d == "flag") b.flag = band.index;
-    if (d == "east_m") b.east = band.index;
-    if (d == "north_m") b.north = band.index;
-    if (d == "corr") b.corr = band.index;
-    if (d == "snr") b.snr = band.index;
-    if (d == "east_m_per_yr") b.v_east = band.index;
-    if (d == "north_m_per_yr") b.v_north = band.index;
-    if (d == "speed_m_per_yr") b.v_speed = band.index;
-    if (d == "vx_px_per_yr" || d == "vy_px_per_yr" || d == "speed_px_per_yr") b.velocity_in_m = false;
-    if (d == "vx_px_per_yr") b.v_east = band.index;
-    if (d == "vy_px_per_yr") b.v_north = band.index;
-    if (d == "speed_px_per_yr") b.v_speed = band.index;
-    for (const char* name : {"dudx", "dudy", "dvdx", "dvdy", "exx", "eyy", "exy", "effective_strain_rate"})
-      if (d == name) b.shape_bands.push_back(band.index);
-  }
-  for (const auto& [index, name] : {std::pair{b.dx, "dx_px"}, {b.dy, "dy_px"}, {b.flag, "flag"}}) {
-    if (index == 0) {
-      throw FormatError(
-          fmt::format("{}: no band described as '{}'; expected a correlation result with bands "
-                      "dx_px, dy_px, flag (and optionally east_m, north_m, corr, snr)",
-                      info.path, name));
+  for (const auto& spec : info.bands) {
+    const auto& d = spec.description;
+    const int index = spec.index;
+    if (d == band::kDx) b.dx = index;
+    if (d == band::kDy) b.dy = index;
+    if (d == band::kFlag) b.flag = index;
+    if (d == band::kEast) b.east = index;
+    if (d == band::kNorth) b.north = index;
+    if (d == band::kCorr) b.corr = index;
+    if (d == band::kSnr) b.snr = index;
+    if (d == band::kEastVelocity) b.v_east = index;
+    if (d == band::kNorthVelocity) b.v_north = index;
+    if (d == band::kSpeed) b.v_speed = index;
+    if (d == band::kVxPixels || d == band::kVyPixels || d == band::kSpeedPixels) b.velocity_in_m = false;
+    if (d == band::kVxPixels) b.v_east = index;
+    if (d == band::kVyPixels) b.v_north = index;
+    if (d == band::kSpeedPixels) b.v_speed = index;
+    for (const auto* shape : {&io::product::gradient_bands(), &io::product::strain_rate_bands()}) {
+      for (const auto& s : *shape)
+        if (d == s.name) b.shape_bands.push_back(index);
     }
   }
   return b;
@@ -488,7 +485,8 @@ struct Candidate {
   float value[4] = {0, 0, 0, 0};  // dx_px, dy_px, east_m, north_m
 };
 
-constexpr const char* kComponentNames[4] = {"dx_px", "dy_px", "east_m", "north_m"};
+constexpr const char* kComponentNames[4] = {io::product::band::kDx, io::product::band::kDy,
+                                            io::product::band::kEast, io::product::band::kNorth};
 
 // Pass 1 as a streamed kernel: a window's nodes are tested (thresholds, median test) and its stable-ground
 // candidates picked; the writer stage merges counts and candidates in window order.
@@ -750,9 +748,7 @@ Summary filter_result(const FilterRun& run) {
       {"removed", corrections},
       {"time_span_days", span_years ? nlohmann::json(*span_years * 365.25) : nlohmann::json(nullptr)},
       {"velocity_bands_recomputed", layout.has_velocity()},
-      {"flags",
-       "0 valid, 1 low SNR, 2 no texture, 3 masked, 4 peak on border, 5 outside overlap, 6 no peak, "
-       "7 median test, 8 above max displacement, 9 low correlation"}};
+      {"flags", io::product::flags_description()}};
 
   // Pass 2: the same flags again (deterministic), corrections applied, written strip by strip.
   io::Provenance provenance;
