@@ -17,9 +17,11 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/core/statistics.hpp"
 #include "deforma/correlate/correlate.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
+#include "deforma/io/stream.hpp"
 #include "deforma/io/vector.hpp"
 #include "deforma/render/colormap.hpp"
 #include "deforma/render/image.hpp"
@@ -42,6 +44,7 @@ struct Strip {
   GridF guess_dx, guess_dy;
   bool has_guess = false;
   GridU8 node_masked;  // nodes whose centre pixel lies in --mask
+  GridU8 node_stable;  // nodes on --stable ground; empty without it
   GridResult result;
 };
 
@@ -52,8 +55,8 @@ class GuessField {
     const auto& info = raster_.info();
     band_dx_ = band_dy_ = 0;
     for (const auto& b : info.bands) {
-      if (b.description == "dx_px") band_dx_ = b.index;
-      if (b.description == "dy_px") band_dy_ = b.index;
+      if (b.description == io::product::band::kDx) band_dx_ = b.index;
+      if (b.description == io::product::band::kDy) band_dy_ = b.index;
     }
     if (!band_dx_ || !band_dy_) {
       if (info.band_count() < 2) {
@@ -110,14 +113,20 @@ class GuessField {
     }
   }
 
-  // Largest |guess| over the raster, to size the secondary halo.
-  double max_abs_px() const {
+  // Largest |guess| over the raster, to size the secondary halo; read by block-aligned windows within
+  // `ram_budget_mb`.
+  double max_abs_px(std::size_t ram_budget_mb) const {
     double m = 0;
     for (int band : {band_dx_, band_dy_}) {
-      const auto w = raster_.read_all(band);
-      for (std::size_t i = 0; i < w.values.size(); ++i) {
-        if (w.valid.data()[i] && w.values.data()[i] != kResultNodata)
-          m = std::max(m, std::abs(double(w.values.data()[i])));
+      // Values and validity of one window.
+      const auto windows = io::plan_tiles(io::TilePlanOptions::for_band(
+          raster_.info(), band, sizeof(float) + 1, std::max<std::size_t>(1, ram_budget_mb / 4)));
+      for (const auto& window : windows) {
+        const auto w = raster_.read(band, window.core);
+        for (std::size_t i = 0; i < w.values.size(); ++i) {
+          if (w.valid.data()[i] && w.values.data()[i] != kResultNodata)
+            m = std::max(m, std::abs(double(w.values.data()[i])));
+        }
       }
     }
     return m;
@@ -129,21 +138,23 @@ class GuessField {
   io::GeoTransform ref_gt_;
 };
 
-double nmad(const std::vector<float>& v, double median) {
-  std::vector<float> deviations;
-  deviations.reserve(v.size());
-  for (float x : v) deviations.push_back(static_cast<float>(std::abs(x - median)));
-  std::nth_element(deviations.begin(),
-                   deviations.begin() + static_cast<std::ptrdiff_t>(deviations.size() / 2), deviations.end());
-  return 1.4826 * deviations[deviations.size() / 2];
+// One valid node, as the summary statistics sample it.
+struct ValidNode {
+  float dx_px = 0, dy_px = 0, speed_m = 0;
+};
+
+// One column of a sample of records.
+template <class Record, class Field>
+std::vector<float> column(const std::vector<Record>& records, Field field) {
+  std::vector<float> out;
+  out.reserve(records.size());
+  for (const auto& r : records) out.push_back(field(r));
+  return out;
 }
 
-double percentile(std::vector<float> v, double p) {
-  if (v.empty()) return kNaN;
-  const std::size_t k = static_cast<std::size_t>(std::clamp(p, 0.0, 1.0) * (v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
-}
+// The largest side of the quicklook's node grid: larger grids are decimated while streaming (every k-th
+// node), so that the figure costs the same whatever the scene.
+constexpr int kQuicklookMaxNodes = 1024;
 
 }  // namespace
 
@@ -158,19 +169,26 @@ MatchOptions default_pair_match_options() {
   return options;
 }
 
+namespace {
+std::vector<std::string> names_of(const std::vector<io::product::BandSpec>& bands) {
+  std::vector<std::string> names;
+  for (const auto& b : bands) names.push_back(b.name);
+  return names;
+}
+}  // namespace
+
 const std::vector<std::string>& result_band_names() {
-  static const std::vector<std::string> names = {"dx_px", "dy_px", "east_m", "north_m",
-                                                 "corr",  "snr",   "flag"};
+  static const std::vector<std::string> names = names_of(io::product::base_bands());
   return names;
 }
 
 const std::vector<std::string>& gradient_band_names() {
-  static const std::vector<std::string> names = {"dudx", "dudy", "dvdx", "dvdy"};
+  static const std::vector<std::string> names = names_of(io::product::gradient_bands());
   return names;
 }
 
 const std::vector<std::string>& strain_rate_band_names() {
-  static const std::vector<std::string> names = {"exx", "eyy", "exy", "effective_strain_rate"};
+  static const std::vector<std::string> names = names_of(io::product::strain_rate_bands());
   return names;
 }
 
@@ -365,7 +383,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   double guess_halo = 0;
   if (!options.guess_path.empty()) {
     guess.emplace(options.guess_path, ref_info);
-    guess_halo = std::ceil(guess->max_abs_px());
+    guess_halo = std::ceil(guess->max_abs_px(context.ram_budget_mb));
   }
   std::optional<io::PolygonSet> mask_polygons;
   bool mask_is_raster = false;
@@ -386,12 +404,22 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   const int sec_halo = halo + static_cast<int>(guess_halo);
   const double bytes_per_px = 2 * (sizeof(float) + 1) + 2 * sizeof(float);  // values+valid x2, filter scratch
   const double row_px = roi.width + 2.0 * sec_halo;
+  // The strips keep the whole of --ram as their share (GDAL's block cache, a quarter of it, comes on top as
+  // it fills): a smaller share would refuse budgets that one strip of a small image fits today.
   const std::size_t budget = context.ram_budget_mb << 20;
   constexpr int kTokens = 2;
   int strip_rows = 1;
+  // Per node of a strip: the kernel's result (dx, dy, corr, snr, four gradients: 32 bytes, flag and
+  // translation-only: 2), the guess (8), the mask and stable flags (2) and the output bands (4 each). At
+  // --step 1 this is as much as the pixels.
+  const bool with_gradients = options.match.shape == Shape::kAffine && options.match.method != Method::kFlow;
+  const int output_bands = 7 + (options.years_between ? 3 : 0) + (with_gradients ? 4 : 0) +
+                           (with_gradients && options.years_between ? 4 : 0);
+  const double node_bytes = 32 + 2 + 8 + 2 + 4.0 * output_bands;
   auto strip_bytes = [&](int node_rows) {
     return row_px * ((node_rows - 1.0) * options.step_px + 1 + 2.0 * sec_halo) * bytes_per_px *
-           1.4;  // + pyramid
+               1.4 +  // + pyramid
+           static_cast<double>(node_rows) * all_nodes.cols * node_bytes;
   };
   if (strip_bytes(strip_rows) * kTokens > static_cast<double>(budget)) {
     throw InvalidArgument(
@@ -416,28 +444,19 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
     b.nodata = kResultNodata;
     bands.push_back(b);
   };
-  add_band("dx_px", "px");
-  add_band("dy_px", "px");
-  add_band("east_m", "m");
-  add_band("north_m", "m");
-  add_band("corr", "");
-  add_band("snr", "");
-  add_band("flag", "");
+  for (const auto& b : io::product::base_bands()) add_band(b.name, b.unit);
   if (options.years_between) {
-    const std::string unit = georeferenced ? "m/yr" : "px/yr";
-    add_band(georeferenced ? "east_m_per_yr" : "vx_px_per_yr", unit);
-    add_band(georeferenced ? "north_m_per_yr" : "vy_px_per_yr", unit);
-    add_band(georeferenced ? "speed_m_per_yr" : "speed_px_per_yr", unit);
+    for (const auto& b : io::product::velocity_bands(georeferenced)) add_band(b.name, b.unit);
   }
   // The affine shape's displacement gradients, and with a time span the strain rates they give.
   const bool affine = options.match.shape == Shape::kAffine && options.match.method != Method::kFlow;
   const int gradient_band = affine ? static_cast<int>(bands.size()) : -1;
   if (affine) {
-    for (const auto& name : gradient_band_names()) add_band(name, "px/px");
+    for (const auto& b : io::product::gradient_bands()) add_band(b.name, b.unit);
   }
   const int strain_band = affine && options.years_between ? static_cast<int>(bands.size()) : -1;
   if (strain_band >= 0) {
-    for (const auto& name : strain_rate_band_names()) add_band(name, "1/yr");
+    for (const auto& b : io::product::strain_rate_bands()) add_band(b.name, b.unit);
   }
   io::Provenance provenance;
   provenance.command_line = context.command_line;
@@ -467,9 +486,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   }
   cog.metadata["DEFORMA_DISPLACEMENT_CONVENTION"] =
       "dx_px,dy_px: displacement from REF to SEC, +x = +column, +y = +row";
-  cog.metadata["DEFORMA_FLAGS"] =
-      "0 valid, 1 low_snr, 2 no_texture, 3 masked, 4 search_border, 5 outside_overlap, 6 no_peak; "
-      "16 valid, translation only (the affine shape was asked for but its fit was ill-conditioned)";
+  cog.metadata["DEFORMA_FLAGS"] = io::product::flags_description();
   io::CogWriter writer(output, all_nodes.cols, all_nodes.rows, bands, node_gt, ref_info.crs_wkt, provenance,
                        cog);
 
@@ -486,24 +503,46 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   const Eigen::Matrix2d from_map = to_map.inverse();
   long long translation_only = 0;
 
-  // Stable ground on the node grid (small: one byte per node).
-  GridU8 stable_nodes;
+  // Stable ground on the node grid, read strip by strip: polygons are read once here, a raster is read (and
+  // checked now, on its first node row) per strip.
+  io::RasterInfo node_info = ref_info;
+  node_info.width = all_nodes.cols;
+  node_info.height = all_nodes.rows;
+  node_info.geotransform = node_gt;
+  node_info.path = output + " (node grid)";
+  std::optional<io::PolygonSet> stable_polygons;
   if (!options.stable_path.empty()) {
-    io::RasterInfo node_info = ref_info;
-    node_info.width = all_nodes.cols;
-    node_info.height = all_nodes.rows;
-    node_info.geotransform = node_gt;
-    node_info.path = output + " (node grid)";
-    stable_nodes =
-        io::read_mask(options.stable_path, node_info, io::Window{0, 0, all_nodes.cols, all_nodes.rows});
+    bool stable_is_raster = false;
+    try {
+      io::Raster::open(options.stable_path);
+      stable_is_raster = true;
+    } catch (const FormatError&) {
+      stable_polygons = io::read_polygons(options.stable_path, ref_info.crs_wkt);
+    }
+    if (stable_is_raster) io::read_mask(options.stable_path, node_info, io::Window{0, 0, all_nodes.cols, 1});
   }
-  std::vector<float> stable_dx, stable_dy;
+  auto stable_of_strip = [&](const io::Window& node_window) {
+    return stable_polygons ? io::rasterize(*stable_polygons, node_info, node_window)
+                           : io::read_mask(options.stable_path, node_info, node_window);
+  };
+  long long stable_node_count = 0;
+  Reservoir<std::pair<float, float>> stable_sample;  // dx_px, dy_px of valid stable nodes
 
   auto& progress = progress_or_null(context.progress);
   progress.start("correlate", static_cast<std::uint64_t>(all_nodes.cols) * all_nodes.rows);
   std::array<long long, 7> flag_counts{};
-  std::vector<float> valid_dx, valid_dy, valid_speed_m;  // per valid node, for the summary statistics
-  GridF quick_dx(all_nodes.cols, all_nodes.rows, kNaN), quick_dy(all_nodes.cols, all_nodes.rows, kNaN);
+  // The summary's statistics from a bounded sample of the valid nodes, taken in node order.
+  Reservoir<ValidNode> valid_sample;
+  // The quicklook's displacement on a node grid decimated to at most kQuicklookMaxNodes a side.
+  const int quick_every =
+      (std::max(all_nodes.cols, all_nodes.rows) + kQuicklookMaxNodes - 1) / kQuicklookMaxNodes;
+  GridF quick_dx, quick_dy;
+  if (!options.quicklook_path.empty()) {
+    const int quick_cols = (all_nodes.cols + quick_every - 1) / quick_every;
+    const int quick_rows = (all_nodes.rows + quick_every - 1) / quick_every;
+    quick_dx = GridF(quick_cols, quick_rows, kNaN);
+    quick_dy = GridF(quick_cols, quick_rows, kNaN);
+  }
   int next_strip = 0;
   std::atomic<bool> cancelled{false};
 
@@ -555,6 +594,10 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
                   s->node_masked(i, j) = mask(c, r);
                 }
               }
+            }
+            if (!options.stable_path.empty()) {
+              s->node_stable = stable_of_strip(io::Window{0, s->first_node_row, nodes.cols, nodes.rows});
+              stable_node_count += std::count(s->node_stable.values().begin(), s->node_stable.values().end(), 1);
             }
             if (guess) {
               guess->sample(nodes, s->guess_dx, s->guess_dy);
@@ -662,15 +705,13 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
                         out[9](i, j) = static_cast<float>(std::hypot(dx, dy) / years);
                       }
                     }
-                    valid_dx.push_back(dx);
-                    valid_dy.push_back(dy);
-                    if (!stable_nodes.empty() && stable_nodes(i, s->first_node_row + j)) {
-                      stable_dx.push_back(dx);
-                      stable_dy.push_back(dy);
+                    valid_sample.add({dx, dy, static_cast<float>(speed_m)});
+                    if (!s->node_stable.empty() && s->node_stable(i, j)) stable_sample.add({dx, dy});
+                    const int node_row = s->first_node_row + j;
+                    if (!quick_dx.empty() && i % quick_every == 0 && node_row % quick_every == 0) {
+                      quick_dx(i / quick_every, node_row / quick_every) = dx;
+                      quick_dy(i / quick_every, node_row / quick_every) = dy;
                     }
-                    if (to_m > 0) valid_speed_m.push_back(static_cast<float>(speed_m));
-                    quick_dx(i, s->first_node_row + j) = dx;
-                    quick_dy(i, s->first_node_row + j) = dy;
                   }
                 }
                 const io::Window window{0, s->first_node_row, w, h};
@@ -694,37 +735,46 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   for (int f = 0; f < 7; ++f) summary.counts[kFlagNames[f]] = flag_counts[f];
   if (affine) summary.counts["translation_only"] = translation_only;
   const double valid_fraction = nodes_total ? static_cast<double>(flag_counts[0]) / nodes_total : 0.0;
-  std::vector<float> speed_px(valid_dx.size());
-  for (std::size_t k = 0; k < valid_dx.size(); ++k) speed_px[k] = std::hypot(valid_dx[k], valid_dy[k]);
+  const auto& valid_nodes = valid_sample.records();
+  std::vector<float> valid_dx = column(valid_nodes, [](const ValidNode& n) { return n.dx_px; });
+  std::vector<float> valid_dy = column(valid_nodes, [](const ValidNode& n) { return n.dy_px; });
+  std::vector<float> speed_px =
+      column(valid_nodes, [](const ValidNode& n) { return std::hypot(n.dx_px, n.dy_px); });
   // Added to what the preparation of the inputs recorded (input kind, map grid).
   if (summary.details.is_null()) summary.details = nlohmann::json::object();
   summary.details.update(nlohmann::json{
       {"node_grid", {{"cols", all_nodes.cols}, {"rows", all_nodes.rows}, {"step_px", options.step_px}}},
       {"valid_fraction", valid_fraction},
-      {"median_dx_px", percentile(valid_dx, 0.5)},
-      {"median_dy_px", percentile(valid_dy, 0.5)},
-      {"p99_displacement_px", percentile(speed_px, 0.99)},
+      {"median_dx_px", percentile_in_place(valid_dx, 0.5)},
+      {"median_dy_px", percentile_in_place(valid_dy, 0.5)},
+      {"p99_displacement_px", percentile_in_place(speed_px, 0.99)},
       {"strips", strip_count}});
-  if (!valid_speed_m.empty()) {
-    summary.details["p99_displacement_m"] = percentile(valid_speed_m, 0.99);
+  if (!valid_nodes.empty() && to_m > 0) {
+    std::vector<float> valid_speed_m = column(valid_nodes, [](const ValidNode& n) { return n.speed_m; });
+    summary.details["p99_displacement_m"] = percentile_in_place(valid_speed_m, 0.99);
     if (options.years_between) {
-      summary.details["p99_speed_m_per_yr"] = percentile(valid_speed_m, 0.99) / *options.years_between;
+      summary.details["p99_speed_m_per_yr"] =
+          summary.details["p99_displacement_m"].get<double>() / *options.years_between;
       summary.details["years_between"] = *options.years_between;
     }
   }
   if (!options.stable_path.empty()) {
-    summary.counts["stable_nodes"] =
-        static_cast<std::int64_t>(std::count(stable_nodes.values().begin(), stable_nodes.values().end(), 1));
-    summary.counts["stable_valid"] = static_cast<std::int64_t>(stable_dx.size());
-    if (stable_dx.size() >= 3) {
-      const double mx = percentile(stable_dx, 0.5), my = percentile(stable_dy, 0.5);
+    summary.counts["stable_nodes"] = static_cast<std::int64_t>(stable_node_count);
+    summary.counts["stable_valid"] = static_cast<std::int64_t>(stable_sample.seen());
+    const auto& stable_nodes = stable_sample.records();
+    const std::vector<float> stable_dx =
+        column(stable_nodes, [](const std::pair<float, float>& n) { return n.first; });
+    const std::vector<float> stable_dy =
+        column(stable_nodes, [](const std::pair<float, float>& n) { return n.second; });
+    if (stable_sample.seen() >= 3) {
+      const double mx = percentile_of(stable_dx, 0.5), my = percentile_of(stable_dy, 0.5);
       summary.details["stable_median_dx_px"] = mx;
       summary.details["stable_median_dy_px"] = my;
-      summary.details["stable_nmad_dx_px"] = nmad(stable_dx, mx);
-      summary.details["stable_nmad_dy_px"] = nmad(stable_dy, my);
+      summary.details["stable_nmad_dx_px"] = nmad_of(stable_dx, mx);
+      summary.details["stable_nmad_dy_px"] = nmad_of(stable_dy, my);
     } else {
       summary.warnings.push_back(
-          fmt::format("only {} valid node(s) on the stable ground of {}: no statistics", stable_dx.size(),
+          fmt::format("only {} valid node(s) on the stable ground of {}: no statistics", stable_sample.seen(),
                       options.stable_path));
     }
   }
@@ -739,9 +789,10 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
     double scale = to_m > 0 ? ref_info.pixel_size_x_m : 1.0;
     std::string unit = to_m > 0 ? "m" : "px";
     if (options.years_between) scale /= *options.years_between, unit += "/yr";
-    GridF magnitude(all_nodes.cols, all_nodes.rows, 0.f), east(all_nodes.cols, all_nodes.rows, 0.f),
-        north(all_nodes.cols, all_nodes.rows, 0.f);
-    GridU8 valid(all_nodes.cols, all_nodes.rows, 0);
+    const int quick_cols = quick_dx.width(), quick_rows = quick_dx.height();
+    GridF magnitude(quick_cols, quick_rows, 0.f), east(quick_cols, quick_rows, 0.f),
+        north(quick_cols, quick_rows, 0.f);
+    GridU8 valid(quick_cols, quick_rows, 0);
     for (std::size_t k = 0; k < magnitude.size(); ++k) {
       const float dx = quick_dx.data()[k], dy = quick_dy.data()[k];
       if (!std::isfinite(dx)) continue;
@@ -752,7 +803,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
       north.data()[k] = static_cast<float>(-dy * scale);  // rows grow downwards; arrows point the way the surface moved
     }
     // Node grids are small: enlarge them (nearest) so that the figure is readable.
-    const int zoom = std::max(1, 720 / std::max(all_nodes.cols, all_nodes.rows));
+    const int zoom = std::max(1, 720 / std::max(quick_cols, quick_rows));
     if (zoom > 1) {
       auto enlarge = [&](const auto& grid) {
         std::remove_cvref_t<decltype(grid)> out(grid.width() * zoom, grid.height() * zoom);
@@ -775,7 +826,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
     q.title = render::figure_title(std::filesystem::path(output).stem().string(), what + " magnitude", unit,
                                    first_date, last_date);
     // Each figure cell is a node spacing divided by the enlargement above.
-    if (to_m > 0) q.cell_size_m = options.step_px * ref_info.pixel_size_x_m / zoom;
+    if (to_m > 0) q.cell_size_m = options.step_px * quick_every * ref_info.pixel_size_x_m / zoom;
     q.arrows = options.quicklook_arrows;
     q.arrow_options.step = std::max(16, std::max(magnitude.width(), magnitude.height()) / 30);
     render::write_png(options.quicklook_path,
@@ -803,7 +854,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
     report += fmt::format("  affine shape: {} of the valid nodes kept the translation (flag 16)\n",
                           translation_only);
   }
-  if (!valid_dx.empty()) {
+  if (!valid_nodes.empty()) {
     report += fmt::format(
         "  median displacement dx {:+.3f} px, dy {:+.3f} px; 99th percentile of |d| {:.2f} px",
         summary.details["median_dx_px"].get<double>(), summary.details["median_dy_px"].get<double>(),
@@ -817,7 +868,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
     report += fmt::format(
         "  stable ground ({} valid nodes): bias dx {:+.3f} px, dy {:+.3f} px; NMAD dx {:.3f} px, dy {:.3f} "
         "px\n",
-        stable_dx.size(), summary.details["stable_median_dx_px"].get<double>(),
+        stable_sample.seen(), summary.details["stable_median_dx_px"].get<double>(),
         summary.details["stable_median_dy_px"].get<double>(),
         summary.details["stable_nmad_dx_px"].get<double>(),
         summary.details["stable_nmad_dy_px"].get<double>());

@@ -87,6 +87,12 @@ const char* to_string(NodeFlag flag) {
       return "outside_overlap";
     case NodeFlag::kNoPeak:
       return "no_peak";
+    case NodeFlag::kMedianTest:
+      return "median_test";
+    case NodeFlag::kAboveMaxDisplacement:
+      return "above_max_displacement";
+    case NodeFlag::kLowCorrelation:
+      return "low_corr";
   }
   return "?";
 }

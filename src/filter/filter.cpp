@@ -5,20 +5,18 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <optional>
 
 #include <fmt/format.h>
 #include <gdal_priv.h>
 #include <spdlog/spdlog.h>
-#include <tbb/enumerable_thread_specific.h>
-#include <tbb/parallel_for.h>
 #include <Eigen/Dense>
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
+#include "deforma/io/stream.hpp"
 #include "deforma/io/tiles.hpp"
 #include "deforma/io/vector.hpp"
 
@@ -123,7 +121,7 @@ bool has(const GridF& g) {
 // A node with a displacement: flag 0, or 16 (valid, translation only: correlate --shape affine kept the
 // translation there).
 bool measured(float flag) {
-  return flag == 0.0f || flag == 16.0f;
+  return io::product::is_measured(flag);
 }
 
 double median_of(std::vector<double>& v) {
@@ -427,32 +425,29 @@ struct BandLayout {
 };
 
 BandLayout find_bands(const io::RasterInfo& info) {
+  namespace band = io::product::band;
+  io::product::check_bands(info, {band::kDx, band::kDy, band::kFlag});
   BandLayout b;
-  for (const auto& band : info.bands) {
-    const auto& d = band.description;
-    if (d == "dx_px") b.dx = band.index;
-    if (d == "dy_px") b.dy = band.index;
-    if (d == "flag") b.flag = band.index;
-    if (d == "east_m") b.east = band.index;
-    if (d == "north_m") b.north = band.index;
-    if (d == "corr") b.corr = band.index;
-    if (d == "snr") b.snr = band.index;
-    if (d == "east_m_per_yr") b.v_east = band.index;
-    if (d == "north_m_per_yr") b.v_north = band.index;
-    if (d == "speed_m_per_yr") b.v_speed = band.index;
-    if (d == "vx_px_per_yr" || d == "vy_px_per_yr" || d == "speed_px_per_yr") b.velocity_in_m = false;
-    if (d == "vx_px_per_yr") b.v_east = band.index;
-    if (d == "vy_px_per_yr") b.v_north = band.index;
-    if (d == "speed_px_per_yr") b.v_speed = band.index;
-    for (const char* name : {"dudx", "dudy", "dvdx", "dvdy", "exx", "eyy", "exy", "effective_strain_rate"})
-      if (d == name) b.shape_bands.push_back(band.index);
-  }
-  for (const auto& [index, name] : {std::pair{b.dx, "dx_px"}, {b.dy, "dy_px"}, {b.flag, "flag"}}) {
-    if (index == 0) {
-      throw FormatError(
-          fmt::format("{}: no band described as '{}'; expected a correlation result with bands "
-                      "dx_px, dy_px, flag (and optionally east_m, north_m, corr, snr)",
-                      info.path, name));
+  for (const auto& spec : info.bands) {
+    const auto& d = spec.description;
+    const int index = spec.index;
+    if (d == band::kDx) b.dx = index;
+    if (d == band::kDy) b.dy = index;
+    if (d == band::kFlag) b.flag = index;
+    if (d == band::kEast) b.east = index;
+    if (d == band::kNorth) b.north = index;
+    if (d == band::kCorr) b.corr = index;
+    if (d == band::kSnr) b.snr = index;
+    if (d == band::kEastVelocity) b.v_east = index;
+    if (d == band::kNorthVelocity) b.v_north = index;
+    if (d == band::kSpeed) b.v_speed = index;
+    if (d == band::kVxPixels || d == band::kVyPixels || d == band::kSpeedPixels) b.velocity_in_m = false;
+    if (d == band::kVxPixels) b.v_east = index;
+    if (d == band::kVyPixels) b.v_north = index;
+    if (d == band::kSpeedPixels) b.v_speed = index;
+    for (const auto* shape : {&io::product::gradient_bands(), &io::product::strain_rate_bands()}) {
+      for (const auto& s : *shape)
+        if (d == s.name) b.shape_bands.push_back(index);
     }
   }
   return b;
@@ -490,7 +485,82 @@ struct Candidate {
   float value[4] = {0, 0, 0, 0};  // dx_px, dy_px, east_m, north_m
 };
 
-constexpr const char* kComponentNames[4] = {"dx_px", "dy_px", "east_m", "north_m"};
+constexpr const char* kComponentNames[4] = {io::product::band::kDx, io::product::band::kDy,
+                                            io::product::band::kEast, io::product::band::kNorth};
+
+// Pass 1 as a streamed kernel: a window's nodes are tested (thresholds, median test) and its stable-ground
+// candidates picked; the writer stage merges counts and candidates in window order.
+struct TestPass {
+  const io::Raster& source;
+  const io::RasterInfo& info;
+  const BandLayout& layout;
+  const FilterOptions& o;
+  bool correcting;
+  long long stride;
+  FilterCounts& counts;
+  std::vector<Candidate>& candidates;
+
+  struct Input {
+    FieldWindow field;
+    GridU8 stable, excluded;  // on the window's core; empty when not used
+  };
+  struct Output {
+    FilterCounts counts;
+    std::vector<Candidate> candidates;
+  };
+  struct Scratch {};
+
+  Input read(const io::Tile& tile) const {
+    Input in;
+    in.field = read_field(source, layout, tile.with_halo);
+    if (correcting) {
+      if (o.stable == StableSource::kPolygons || o.stable == StableSource::kMask) {
+        in.stable = read_node_mask(o.stable_path, info, tile.core,
+                                   o.stable == StableSource::kMask ? "stable-mask" : "stable");
+      }
+      if (!o.exclude_path.empty()) in.excluded = read_node_mask(o.exclude_path, info, tile.core, "exclude");
+    }
+    return in;
+  }
+
+  Output compute(const io::Tile& tile, Input& in, Scratch&) const {
+    Output out;
+    const FieldWindow& field = in.field;
+    const io::Window core{o.median_radius, o.median_radius, tile.core.width, tile.core.height};
+    const GridF flags = flag_outliers(field, core, o, out.counts);
+    if (!correcting) return out;
+    for (int r = 0; r < tile.core.height; ++r) {
+      for (int c = 0; c < tile.core.width; ++c) {
+        const int fc = c + core.col, fr = r + core.row;
+        const long long node = static_cast<long long>(tile.core.row + r) * info.width + tile.core.col + c;
+        if (node % stride != 0 || !measured(flags(fc, fr)) || !usable(field.dx_px(fc, fr)) ||
+            !usable(field.dy_px(fc, fr))) {
+          continue;
+        }
+        if (!in.stable.empty() && !in.stable(c, r)) continue;
+        if (!in.excluded.empty() && in.excluded(c, r)) continue;
+        Candidate k;
+        k.col = tile.core.col + c;
+        k.row = tile.core.row + r;
+        k.corr = has(field.corr) ? field.corr(fc, fr) : 1.0f;
+        k.value[0] = field.dx_px(fc, fr);
+        k.value[1] = field.dy_px(fc, fr);
+        k.value[2] = has(field.east_m) ? field.east_m(fc, fr) : kNodata;
+        k.value[3] = has(field.north_m) ? field.north_m(fc, fr) : kNodata;
+        k.magnitude_px = std::hypot(k.value[0], k.value[1]);
+        out.candidates.push_back(k);
+      }
+    }
+    return out;
+  }
+
+  void write(const io::Tile&, Output& out) const {
+    counts += out.counts;
+    candidates.insert(candidates.end(), out.candidates.begin(), out.candidates.end());
+  }
+
+  int halo_px() const { return o.median_radius; }
+};
 
 double quantile_of(std::vector<float> v, double q) {
   if (v.empty()) return 0.0;
@@ -575,10 +645,17 @@ Summary filter_result(const FilterRun& run) {
     target = target > 0 ? std::min(target, limit) : limit;
   }
 
-  // Seven float bands in, a flag grid and two masks per node, with slack for the writer's buffers.
-  auto plan = io::TilePlanOptions::for_band(info, 1, 64.0, std::max<std::size_t>(run.ram_budget_mb, 1));
-  plan.halo_px = o.median_radius;
-  const auto tiles = io::plan_tiles(plan);
+  // Seven float bands in, a flag grid and two masks per node, and pass 2's output band and passthrough
+  // band, with slack: what one window in flight holds per node of the window with its halo.
+  constexpr double kBytesPerNode = 64.0;
+  io::StreamOptions stream;
+  stream.width = info.width;
+  stream.height = info.height;
+  stream.block_width = info.bands.front().block_width;
+  stream.block_height = info.bands.front().block_height;
+  stream.ram_budget_mb = run.ram_budget_mb;
+  const io::StreamPlan plan = io::plan_stream(stream, o.median_radius, kBytesPerNode);
+  const auto& tiles = plan.windows;
 
   // Samples kept for the fit: every `stride`-th node in raster order, so that huge grids stay bounded.
   const long long total_nodes = static_cast<long long>(info.width) * info.height;
@@ -587,69 +664,15 @@ Summary filter_result(const FilterRun& run) {
                                  static_cast<long long>(o.max_stable_samples));
   const bool correcting = o.ramp != RampModel::kNone && o.stable != StableSource::kNone;
 
-  // Pass 1: flags, counts and stable candidates, tile by tile (tiles in parallel, merged in tile order).
-  std::vector<FilterCounts> tile_counts(tiles.size());
-  std::vector<std::vector<Candidate>> tile_candidates(tiles.size());
+  // Pass 1: flags, counts and stable candidates, window by window, merged in window order.
   progress.start("filter: testing nodes", tiles.size() * (correcting ? 2 : 1));
-  // One open dataset per worker thread (GDAL datasets are not thread-safe), reused by both passes.
-  tbb::enumerable_thread_specific<std::optional<io::Raster>> per_thread;
-  auto raster_of_thread = [&]() -> const io::Raster& {
-    auto& slot = per_thread.local();
-    if (!slot) slot.emplace(io::Raster::open(run.input));
-    return *slot;
-  };
-  tbb::parallel_for(std::size_t{0}, tiles.size(), [&](std::size_t t) {
-    if (progress.cancelled()) return;
-    const auto& tile = tiles[t];
-    const io::Raster& raster = raster_of_thread();
-    const FieldWindow field = read_field(raster, layout, tile.with_halo);
-    const io::Window core{o.median_radius, o.median_radius, tile.core.width, tile.core.height};
-    const GridF flags = flag_outliers(field, core, o, tile_counts[t]);
-    if (correcting) {
-      GridU8 stable, excluded;
-      if (o.stable == StableSource::kPolygons || o.stable == StableSource::kMask) {
-        stable = read_node_mask(o.stable_path, info, tile.core,
-                                o.stable == StableSource::kMask ? "stable-mask" : "stable");
-      }
-      if (!o.exclude_path.empty()) excluded = read_node_mask(o.exclude_path, info, tile.core, "exclude");
-      for (int r = 0; r < tile.core.height; ++r) {
-        for (int c = 0; c < tile.core.width; ++c) {
-          const int fc = c + core.col, fr = r + core.row;
-          const long long node = static_cast<long long>(tile.core.row + r) * info.width + tile.core.col + c;
-          if (node % stride != 0 || !measured(flags(fc, fr)) || !usable(field.dx_px(fc, fr)) ||
-              !usable(field.dy_px(fc, fr))) {
-            continue;
-          }
-          if (!stable.empty() && !stable(c, r)) continue;
-          if (!excluded.empty() && excluded(c, r)) continue;
-          Candidate k;
-          k.col = tile.core.col + c;
-          k.row = tile.core.row + r;
-          k.corr = has(field.corr) ? field.corr(fc, fr) : 1.0f;
-          k.value[0] = field.dx_px(fc, fr);
-          k.value[1] = field.dy_px(fc, fr);
-          k.value[2] = has(field.east_m) ? field.east_m(fc, fr) : kNodata;
-          k.value[3] = has(field.north_m) ? field.north_m(fc, fr) : kNodata;
-          k.magnitude_px = std::hypot(k.value[0], k.value[1]);
-          tile_candidates[t].push_back(k);
-        }
-      }
-    }
-    progress.advance();
-  });
-  if (progress.cancelled()) {
+  FilterCounts counts;
+  std::vector<Candidate> candidates;
+  TestPass test_pass{source, info, layout, o, correcting, stride, counts, candidates};
+  if (!io::for_each_window(plan, test_pass, &progress)) {
     progress.finish();
     throw Cancelled(fmt::format("filter {}: cancelled; no output written", run.input));
   }
-  FilterCounts counts;
-  for (const auto& c : tile_counts) counts += c;
-  std::vector<Candidate> candidates;
-  for (auto& list : tile_candidates) {
-    candidates.insert(candidates.end(), list.begin(), list.end());
-    list.clear();
-    list.shrink_to_fit();
-  }
-
   // Stable ground and the fit of each component.
   Summary summary;
   summary.operation = "filter";
@@ -725,9 +748,7 @@ Summary filter_result(const FilterRun& run) {
       {"removed", corrections},
       {"time_span_days", span_years ? nlohmann::json(*span_years * 365.25) : nlohmann::json(nullptr)},
       {"velocity_bands_recomputed", layout.has_velocity()},
-      {"flags",
-       "0 valid, 1 low SNR, 2 no texture, 3 masked, 4 peak on border, 5 outside overlap, 6 no peak, "
-       "7 median test, 8 above max displacement, 9 low correlation"}};
+      {"flags", io::product::flags_description()}};
 
   // Pass 2: the same flags again (deterministic), corrections applied, written strip by strip.
   io::Provenance provenance;
@@ -756,14 +777,45 @@ Summary filter_result(const FilterRun& run) {
                        provenance, cog);
   if (!correcting) progress.finish();
   if (!correcting) progress.start("filter: writing", tiles.size());
-  std::mutex failure_mutex;
-  std::exception_ptr failure;
-  tbb::parallel_for(std::size_t{0}, tiles.size(), [&](std::size_t t) {
-    if (progress.cancelled()) return;
-    try {
-      const auto& tile = tiles[t];
-      const io::Raster& raster = raster_of_thread();
-      const FieldWindow field = read_field(raster, layout, tile.with_halo);
+  // Pass 2 as a streamed kernel: the same flags again (deterministic), corrections applied, every band of
+  // a window computed in parallel with other windows and written in window order.
+  struct CorrectPass {
+    const io::Raster& source;
+    const io::RasterInfo& info;
+    const BandLayout& layout;
+    const FilterOptions& o;
+    const std::vector<RampFit>& fits;
+    const std::optional<double>& span_years;
+    io::CogWriter& writer;
+
+    struct Input {
+      FieldWindow field;
+      std::vector<GridF> passthrough;  // per band of the input; empty for the bands recomputed here
+    };
+    using Output = std::vector<GridF>;  // per band of the input, on the window's core
+    struct Scratch {};
+
+    int halo_px() const { return o.median_radius; }
+
+    bool recomputed(int band) const {
+      const bool component = band == layout.dx || band == layout.dy || band == layout.east || band == layout.north;
+      const bool velocity = layout.has_velocity() &&
+                            (band == layout.v_east || band == layout.v_north || band == layout.v_speed);
+      return component || velocity || band == layout.flag;
+    }
+
+    Input read(const io::Tile& tile) const {
+      Input in;
+      in.field = read_field(source, layout, tile.with_halo);
+      in.passthrough.resize(info.bands.size());
+      for (const auto& band : info.bands) {
+        if (!recomputed(band.index)) in.passthrough[band.index - 1] = read_band(source, band.index, tile.core);
+      }
+      return in;
+    }
+
+    Output compute(const io::Tile& tile, Input& in, Scratch&) const {
+      const FieldWindow& field = in.field;
       const io::Window core{o.median_radius, o.median_radius, tile.core.width, tile.core.height};
       FilterCounts ignored;
       const GridF flags = flag_outliers(field, core, o, ignored);
@@ -783,6 +835,7 @@ Summary filter_result(const FilterRun& run) {
         return v - fits[comp].evaluate(normalized_coordinate(tile.core.col + c, info.width),
                                        normalized_coordinate(tile.core.row + r, info.height));
       };
+      Output bands_out;
       for (const auto& band : info.bands) {
         GridF out(tile.core.width, tile.core.height);
         const int comp =
@@ -791,10 +844,7 @@ Summary filter_result(const FilterRun& run) {
         const bool velocity_band =
             layout.has_velocity() &&
             (band.index == layout.v_east || band.index == layout.v_north || band.index == layout.v_speed);
-        GridF passthrough;
-        if (comp == 4 && band.index != layout.flag && !velocity_band) {
-          passthrough = read_band(raster, band.index, tile.core);
-        }
+        const GridF& passthrough = in.passthrough[band.index - 1];
         for (int r = 0; r < tile.core.height; ++r) {
           for (int c = 0; c < tile.core.width; ++c) {
             const int fc = c + core.col, fr = r + core.row;
@@ -821,18 +871,23 @@ Summary filter_result(const FilterRun& run) {
             }
           }
         }
-        writer.write(band.index, tile.core, out);
+        // A passthrough band's input is no longer needed once its output exists.
+        in.passthrough[band.index - 1] = GridF();
+        bands_out.push_back(std::move(out));
       }
-      progress.advance();
-    } catch (...) {
-      std::lock_guard lock(failure_mutex);
-      if (!failure) failure = std::current_exception();
+      return bands_out;
     }
-  });
+
+    void write(const io::Tile& tile, Output& bands_out) const {
+      for (std::size_t b = 0; b < bands_out.size(); ++b) {
+        writer.write(static_cast<int>(b) + 1, tile.core, bands_out[b]);
+      }
+    }
+  };
+  CorrectPass correct_pass{source, info, layout, o, fits, span_years, writer};
+  const bool completed = io::for_each_window(plan, correct_pass, &progress);
   progress.finish();
-  if (failure) std::rethrow_exception(failure);
-  if (progress.cancelled())
-    throw Cancelled(fmt::format("filter {}: cancelled; no output written", run.input));
+  if (!completed) throw Cancelled(fmt::format("filter {}: cancelled; no output written", run.input));
   writer.finish();
 
   summary.counts = {{"nodes", counts.nodes},

@@ -4,16 +4,87 @@
 #include <limits>
 
 #include <fmt/format.h>
-#include <tbb/parallel_for.h>
 
 #include "deforma/core/error.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/raster.hpp"
+#include "deforma/io/stream.hpp"
 #include "deforma/io/tiles.hpp"
 #include "ops/registration.hpp"
 
 namespace deforma::ops {
 namespace {
+
+// `cog`'s kernel: one band copied window by window, invalid pixels set to the output's nodata.
+struct CopyBand {
+  static constexpr int kHaloPx = 0;
+  static constexpr double kBytesPerPixel = sizeof(float) + 1;  // values and validity, modified in place
+  const io::Raster& raster;
+  int band = 1;         // of the input
+  int output_band = 1;  // of the COG
+  io::CogWriter& writer;
+  std::int64_t& valid;
+  std::int64_t& invalid;
+
+  using Input = io::BandWindow;
+  struct Output {
+    GridF values;
+    std::int64_t valid = 0, invalid = 0;
+  };
+  struct Scratch {};
+
+  Input read(const io::Tile& tile) const { return raster.read(band, tile.core); }
+  Output compute(const io::Tile&, Input& window, Scratch&) const {
+    Output out;
+    for (std::size_t i = 0; i < window.values.size(); ++i) {
+      if (window.valid.data()[i]) {
+        ++out.valid;
+      } else {
+        window.values.data()[i] = -9999.f;
+        ++out.invalid;
+      }
+    }
+    out.values = std::move(window.values);
+    return out;
+  }
+  void write(const io::Tile& tile, Output& out) const {
+    writer.write(output_band, tile.core, out.values);
+    valid += out.valid;
+    invalid += out.invalid;
+  }
+};
+
+// `stats`' kernel: the moments of a band, per window, merged in window order.
+struct BandMoments {
+  static constexpr double kBytesPerPixel = sizeof(float) + 1;
+  struct Moments {
+    std::int64_t n = 0, total = 0;
+    double sum = 0, sum_sq = 0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  };
+  const io::Raster& raster;
+  int band = 1;
+  Moments total;
+
+  using Input = io::BandWindow;
+  using Output = Moments;
+  struct Scratch {};
+
+  Input read(const io::Tile& tile) const { return raster.read(band, tile.core); }
+  Output compute(const io::Tile&, Input& window, Scratch&) const {
+    Moments m;
+    for (std::size_t i = 0; i < window.values.size(); ++i) {
+      ++m.total;
+      if (!window.valid.data()[i]) continue;
+      const double v = window.values.data()[i];
+      ++m.n, m.sum += v, m.sum_sq += v * v, m.lo = std::min(m.lo, v), m.hi = std::max(m.hi, v);
+    }
+    return m;
+  }
+  void write(const io::Tile&, Output& m) {
+    total.n += m.n, total.total += m.total, total.sum += m.sum, total.sum_sq += m.sum_sq;
+    total.lo = std::min(total.lo, m.lo), total.hi = std::max(total.hi, m.hi);
+  }
+};
 
 
 OperationDecl info_operation() {
@@ -90,31 +161,27 @@ OperationDecl cog_operation() {
     io::CogWriter writer(output, info.width, info.height, out_bands, info.geotransform, info.crs_wkt, provenance,
                          cog_options);
 
-    // Working memory per pixel: values, output copy, validity.
-    const auto tiles = io::plan_tiles(
-        io::TilePlanOptions::for_band(info, bands.front(), 2 * sizeof(float) + 1, context.ram_budget_mb));
+    io::StreamOptions stream;
+    stream.width = info.width;
+    stream.height = info.height;
+    stream.block_width = info.bands[bands.front() - 1].block_width;
+    stream.block_height = info.bands[bands.front() - 1].block_height;
+    stream.ram_budget_mb = context.ram_budget_mb;
+    stream.threads = context.threads;
+    const io::StreamPlan plan = io::plan_stream(stream, CopyBand::kHaloPx, CopyBand::kBytesPerPixel);
 
     auto& progress = progress_or_null(context.progress);
-    progress.start("cog", tiles.size() * bands.size());
+    progress.start("cog", plan.windows.size() * bands.size());
     std::int64_t valid = 0, invalid = 0;
     for (std::size_t k = 0; k < bands.size(); ++k) {
-      for (const auto& tile : tiles) {
-        if (progress.cancelled()) throw Cancelled(fmt::format("{}: cancelled; no output written", output));
-        auto window = raster.read(bands[k], tile.core);
-        for (std::size_t i = 0; i < window.values.size(); ++i) {
-          if (window.valid.data()[i]) {
-            ++valid;
-          } else {
-            window.values.data()[i] = -9999.f;
-            ++invalid;
-          }
-        }
-        writer.write(static_cast<int>(k) + 1, tile.core, window.values);
-        progress.advance();
+      CopyBand copy{raster, bands[k], static_cast<int>(k) + 1, writer, valid, invalid};
+      if (!io::for_each_window(plan, copy, &progress)) {
+        throw Cancelled(fmt::format("{}: cancelled; no output written", output));
       }
     }
     progress.finish();
     writer.finish();
+    const auto& tiles = plan.windows;
     Summary summary;
     summary.operation = "cog";
     summary.counts["bands"] = static_cast<std::int64_t>(bands.size());
@@ -147,23 +214,24 @@ OperationDecl stats_operation() {
     const int band = static_cast<int>(params.get_int("band"));
     raster.check_band(band);
     const auto& info = raster.info();
-    const auto tiles =
-        io::plan_tiles(io::TilePlanOptions::for_band(info, band, sizeof(float) + 1, context.ram_budget_mb));
+    io::StreamOptions stream;
+    stream.width = info.width;
+    stream.height = info.height;
+    stream.block_width = info.bands[band - 1].block_width;
+    stream.block_height = info.bands[band - 1].block_height;
+    stream.ram_budget_mb = context.ram_budget_mb;
+    stream.threads = context.threads;
+    const io::StreamPlan plan = io::plan_stream(stream, 0, BandMoments::kBytesPerPixel);
     auto& progress = progress_or_null(context.progress);
-    progress.start("stats", tiles.size());
-    std::int64_t n = 0, total = 0;
-    double sum = 0, sum_sq = 0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
-    for (const auto& tile : tiles) {
-      const auto window = raster.read(band, tile.core);
-      for (std::size_t i = 0; i < window.values.size(); ++i) {
-        ++total;
-        if (!window.valid.data()[i]) continue;
-        const double v = window.values.data()[i];
-        ++n, sum += v, sum_sq += v * v, lo = std::min(lo, v), hi = std::max(hi, v);
-      }
-      progress.advance();
+    progress.start("stats", plan.windows.size());
+    BandMoments moments{raster, band, {}};
+    if (!io::for_each_window(plan, moments, &progress)) {
+      throw Cancelled(fmt::format("stats {}: cancelled", path));
     }
     progress.finish();
+    const std::int64_t n = moments.total.n, total = moments.total.total;
+    const double sum = moments.total.sum, sum_sq = moments.total.sum_sq, lo = moments.total.lo,
+                 hi = moments.total.hi;
     Summary summary;
     summary.operation = "stats";
     summary.counts["pixels"] = total;

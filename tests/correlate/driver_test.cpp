@@ -193,6 +193,27 @@ TEST(CorrelatePair, VelocityBandsAndMaskAndRoi) {
   EXPECT_GT(io::describe(tmp.file("q.png")).width, 300);
 }
 
+// A node grid wider than the quicklook's largest side (1024 nodes) goes through the grid decimated while
+// streaming: the figure is drawn, and the summary statistics (from the bounded sample of valid nodes) still
+// find the shift.
+TEST(CorrelatePair, LargeNodeGridStillGivesAQuicklookAndTheShift) {
+  TempDir tmp;
+  const GridF ref = test::make_texture(1100, 48, 21);
+  test::write_test_geotiff(tmp.file("ref.tif"), ref);
+  test::write_test_geotiff(tmp.file("sec.tif"), shifted(ref, 0.5, 0.0));
+  CorrelateOptions opts;
+  opts.match.chip_px = 16;
+  opts.match.search_px = 3;
+  opts.step_px = 1;
+  opts.quicklook_path = tmp.file("q.png");
+  RunContext ctx;
+  const auto summary = correlate_pair(tmp.file("ref.tif"), tmp.file("sec.tif"), tmp.file("out.tif"), opts, ctx);
+  EXPECT_EQ(summary.details.at("node_grid").at("cols").get<int>(), 1100);
+  EXPECT_NEAR(summary.details.at("median_dx_px").get<double>(), 0.5, 0.05);
+  ASSERT_TRUE(fs::exists(tmp.file("q.png")));
+  EXPECT_GT(io::describe(tmp.file("q.png")).width, 300);
+}
+
 TEST(CorrelatePair, LargeMotionIsFoundCoarseToFine) {
   TempDir tmp;
   const GridF ref = test::make_texture(512, 384, 15);

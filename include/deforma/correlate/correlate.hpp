@@ -27,7 +27,7 @@
 namespace deforma::correlate {
 
 /// Nodata value of every band of a correlation result.
-inline constexpr float kResultNodata = -9999.f;
+inline constexpr float kResultNodata = io::product::kNodata;
 
 /// Band names of a correlation result, in order (velocity bands follow when a time span is given).
 const std::vector<std::string>& result_band_names();

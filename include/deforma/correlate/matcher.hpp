@@ -16,6 +16,7 @@
 #include <string>
 
 #include "deforma/core/grid.hpp"
+#include "deforma/io/product.hpp"
 
 namespace deforma::correlate {
 
@@ -62,24 +63,16 @@ std::string to_string(Method method);
 std::string to_string(Prefilter prefilter);
 std::string to_string(Shape shape);
 
-/// Per-node quality flag, written as is in the `flag` band. Every flag other than kValid comes with
-/// nodata (NaN) displacements.
-enum class NodeFlag : std::uint8_t {
-  kValid = 0,           ///< a displacement was measured
-  kLowSnr = 1,          ///< the correlation peak is not distinct enough (snr < min_snr) or corr < min_corr
-  kNoTexture = 2,       ///< the reference or the matched secondary chip is (numerically) constant
-  kMasked = 3,          ///< too many invalid (nodata, NaN, masked) pixels in the chips
-  kSearchBorder = 4,    ///< the integer peak lies on the border of the search window: motion may be larger
-  kOutsideOverlap = 5,  ///< the chip or search window falls outside the images (or their common footprint)
-  kNoPeak = 6,          ///< no usable peak (refinement diverged, degenerate surface) or not computed
-};
+/// Per-node quality flag, written as is in the `flag` band: the product schema's (io/product.hpp), of which
+/// matching sets 0..6. Every flag other than kValid comes with nodata (NaN) displacements.
+using NodeFlag = io::product::NodeFlag;
 /// Short name of a flag ("valid", "low_snr", ...), for reports.
 const char* to_string(NodeFlag flag);
 
 /// Bit added to the `flag` band of a valid node (flag value 16 instead of 0) when Shape::kAffine was asked
 /// for and the node kept the translation: the affine fit was ill-conditioned (no texture along some
 /// direction), diverged or saw too many invalid pixels. Its displacement is valid; its gradients are nodata.
-inline constexpr std::uint8_t kTranslationOnlyBit = 16;
+inline constexpr std::uint8_t kTranslationOnlyBit = io::product::kTranslationOnlyBit;
 
 struct MatchOptions {
   /// Bounds of chip_px and search_px, shared by validate() and the operations' declarations.

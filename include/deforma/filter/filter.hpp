@@ -27,26 +27,16 @@
 #include "deforma/core/grid.hpp"
 #include "deforma/core/progress.hpp"
 #include "deforma/core/summary.hpp"
+#include "deforma/io/product.hpp"
 #include "deforma/io/raster.hpp"
 
 namespace deforma::filter {
 
 /// Node flags; see the file comment. Stored as float in the results' "flag" band.
-enum class NodeFlag : std::uint8_t {
-  kValid = 0,
-  kLowSnr = 1,
-  kNoTexture = 2,
-  kMasked = 3,
-  kPeakOnBorder = 4,
-  kOutsideOverlap = 5,
-  kNoPeak = 6,
-  kMedianTest = 7,
-  kAboveMaxDisplacement = 8,
-  kLowCorrelation = 9,
-};
+using NodeFlag = io::product::NodeFlag;
 
 /// Nodata of the displacement bands, as written by the correlation.
-inline constexpr float kNodata = -9999.0f;
+inline constexpr float kNodata = io::product::kNodata;
 
 /// Model of the stable-ground correction, in normalized node coordinates
 /// x = 2 (col + 0.5) / width - 1 and y = 2 (row + 0.5) / height - 1 (both in [-1, 1]):

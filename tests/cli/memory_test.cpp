@@ -1,0 +1,145 @@
+// Streamed operations keep to their --ram budget whatever the size of the scene: each test runs the CLI in
+// a child process on a generated raster far larger than the budget and reads the child's peak resident set.
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gdal_priv.h>
+#include <gtest/gtest.h>
+#include <ogr_spatialref.h>
+
+#include "deforma/core/log.hpp"
+#include "measure_support.hpp"
+
+namespace deforma::test {
+namespace {
+
+// What a run may hold besides its budget: the binary and its shared libraries (GDAL, OpenCV, oneTBB,
+// FFTW...), the allocator's per-thread arenas and GDAL's driver state (`deforma info` of a small file peaks
+// at about 60 MiB), and the COG driver's conversion of the staged file (per-thread compression buffers and
+// the overview pass: `deforma cog` of a 64 MiB band under --ram 64 peaks about 60 MiB above its budget).
+constexpr double kAllowanceMb = 128.0;
+constexpr int kBudgetMb = 256;
+
+// A smooth deterministic texture: a random lattice interpolated bilinearly, two octaves.
+float lattice(std::int64_t i, std::int64_t j, std::uint32_t seed) {
+  std::uint64_t h = static_cast<std::uint64_t>(i) * 0x9E3779B97F4A7C15ull ^
+                    static_cast<std::uint64_t>(j) * 0xC2B2AE3D27D4EB4Full ^ seed;
+  h ^= h >> 31, h *= 0xBF58476D1CE4E5B9ull, h ^= h >> 29;
+  return static_cast<float>(h & 0xFFFF) / 65535.0f;
+}
+
+float value_noise(double x, double y, double cell, std::uint32_t seed) {
+  const double u = x / cell, v = y / cell;
+  const auto i = static_cast<std::int64_t>(std::floor(u)), j = static_cast<std::int64_t>(std::floor(v));
+  const double fu = u - i, fv = v - j;
+  return static_cast<float>((1 - fu) * (1 - fv) * lattice(i, j, seed) + fu * (1 - fv) * lattice(i + 1, j, seed) +
+                            (1 - fu) * fv * lattice(i, j + 1, seed) + fu * fv * lattice(i + 1, j + 1, seed));
+}
+
+// Creates a tiled GeoTIFF (256 px blocks, UTM 7N, 15 m) and fills each band strip by strip from
+// `value(band, col, row)`, so that the test itself never holds a whole band.
+template <class F>
+void write_generated(const std::string& path, int width, int height, const std::vector<std::string>& names,
+                     GDALDataType type, F value) {
+  ensure_gdal_initialized();
+  char** options = nullptr;
+  options = CSLSetNameValue(options, "TILED", "YES");
+  options = CSLSetNameValue(options, "BLOCKXSIZE", "256");
+  options = CSLSetNameValue(options, "BLOCKYSIZE", "256");
+  options = CSLSetNameValue(options, "BIGTIFF", "IF_SAFER");
+  auto* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
+  std::unique_ptr<GDALDataset> ds(
+      driver->Create(path.c_str(), width, height, static_cast<int>(names.size()), type, options));
+  CSLDestroy(options);
+  ASSERT_TRUE(ds) << path;
+  double gt[6] = {500000.0, 15.0, 0.0, 6700000.0, 0.0, -15.0};
+  ds->SetGeoTransform(gt);
+  OGRSpatialReference srs;
+  srs.importFromEPSG(32607);
+  ds->SetSpatialRef(&srs);
+  constexpr int kStripRows = 256;
+  std::vector<float> strip(static_cast<std::size_t>(width) * kStripRows);
+  for (int b = 0; b < static_cast<int>(names.size()); ++b) {
+    auto* band = ds->GetRasterBand(b + 1);
+    band->SetDescription(names[b].c_str());
+    for (int row0 = 0; row0 < height; row0 += kStripRows) {
+      const int rows = std::min(kStripRows, height - row0);
+      for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < width; ++c) strip[static_cast<std::size_t>(r) * width + c] = value(b, c, row0 + r);
+      ASSERT_EQ(band->RasterIO(GF_Write, 0, row0, width, rows, strip.data(), width, rows, GDT_Float32, 0, 0),
+                CE_None);
+    }
+  }
+}
+
+class StreamedMemory : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { dir_ = new TempDir(); }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static TempDir* dir_;
+};
+TempDir* StreamedMemory::dir_ = nullptr;
+
+void expect_within_budget(const MeasuredCliResult& run, const std::string& what) {
+  ASSERT_EQ(run.exit_code, 0) << what << ": " << run.err;
+  ::testing::Test::RecordProperty("peak_rss_mb", static_cast<int>(run.peak_rss_mb));
+  std::printf("%s: peak RSS %.0f MiB (budget %d MiB + allowance %.0f MiB)\n", what.c_str(), run.peak_rss_mb,
+              kBudgetMb, kAllowanceMb);
+  EXPECT_LE(run.peak_rss_mb, kBudgetMb + kAllowanceMb) << what << " exceeds --ram " << kBudgetMb;
+}
+
+// A 4096 x 1024 pair matched at every pixel (--step 1): 4.2 million nodes, whose per-node results and
+// output bands (about 80 bytes a node) weigh as much as the pixels. A small chip and search keep the run
+// short; the node bookkeeping (strips, statistics, quicklook) is what is measured.
+TEST_F(StreamedMemory, CorrelateStepOneStaysWithinTheBudget) {
+  constexpr int kWidth = 4096, kHeight = 1024;
+  const std::string ref = dir_->file("ref.tif"), sec = dir_->file("sec.tif");
+  auto texture = [](double x, double y) {
+    return 1000.0f + 600.0f * value_noise(x, y, 6.0, 7) + 300.0f * value_noise(x, y, 2.5, 11);
+  };
+  write_generated(ref, kWidth, kHeight, {"ref"}, GDT_Float32,
+                  [&](int, int c, int r) { return texture(c, r); });
+  // SEC: the texture moved by (+1.5, -0.75) px.
+  write_generated(sec, kWidth, kHeight, {"sec"}, GDT_Float32,
+                  [&](int, int c, int r) { return texture(c - 1.5, r + 0.75); });
+  const auto run = run_cli_measured({"correlate", ref, sec, "-o", dir_->file("offsets.tif"), "--step", "1",
+                                     "--chip", "8", "--search", "2", "--prefilter", "none", "--quicklook",
+                                     dir_->file("offsets.png"), "--ram", std::to_string(kBudgetMb), "--threads",
+                                     "2", "-q"});
+  expect_within_budget(run, "correlate --step 1 on 4096 x 1024");
+}
+
+// A 4096 x 2048 correlation result with seven bands (224 MiB of float32, each window of it read with a
+// halo): the median test and a plane fit on automatic stable ground, written back, with two worker threads.
+// Most nodes are flagged (no texture) so that the run stays short; every node is still read and written.
+TEST_F(StreamedMemory, FilterStaysWithinTheBudgetWithTwoThreads) {
+  constexpr int kWidth = 4096, kHeight = 2048;
+  const std::string input = dir_->file("field.tif");
+  write_generated(input, kWidth, kHeight, {"dx_px", "dy_px", "east_m", "north_m", "corr", "snr", "flag"},
+                  GDT_Float32, [](int band, int c, int r) -> float {
+                    const float dx = 0.5f + 1e-4f * c + 0.01f * static_cast<float>((c * 13 + r * 7) % 5);
+                    const float dy = -0.3f + 1e-4f * r - 0.01f * static_cast<float>((c * 5 + r * 11) % 3);
+                    switch (band) {
+                      case 0: return dx;
+                      case 1: return dy;
+                      case 2: return 15.0f * dx;
+                      case 3: return -15.0f * dy;
+                      case 4: return 0.5f + 0.05f * static_cast<float>((c + r) % 10);
+                      case 5: return 3.0f;
+                      default: return r % 8 == 0 ? 0.0f : 2.0f;
+                    }
+                  });
+  const auto run = run_cli_measured({"filter", input, "-o", dir_->file("filtered.tif"), "--auto-stable",
+                                     "--ramp", "plane", "--ram", std::to_string(kBudgetMb), "--threads", "2",
+                                     "-q"});
+  expect_within_budget(run, "filter of a 4096 x 2048 result");
+}
+
+}  // namespace
+}  // namespace deforma::test

@@ -1,0 +1,43 @@
+#include "deforma/core/statistics.hpp"
+
+#include <cmath>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace deforma {
+namespace {
+
+TEST(Statistics, PercentileAndNmadOfSmallSets) {
+  std::vector<float> v = {5, 1, 4, 2, 3};
+  EXPECT_DOUBLE_EQ(percentile_of(v, 0.5), 3.0);
+  EXPECT_DOUBLE_EQ(percentile_of(v, 0.0), 1.0);
+  EXPECT_DOUBLE_EQ(percentile_of(v, 1.0), 5.0);
+  EXPECT_DOUBLE_EQ(nmad_of(v, 3.0), 1.4826);
+  EXPECT_TRUE(std::isnan(percentile_of({}, 0.5)));
+}
+
+TEST(Statistics, ReservoirIsExactUpToItsCapacityAndBoundedBeyond) {
+  Reservoir<float> small(100);
+  for (int i = 0; i < 100; ++i) small.add(static_cast<float>(i));
+  EXPECT_TRUE(small.exact());
+  EXPECT_EQ(small.records().size(), 100u);
+
+  // A million values 0..999999: the sample holds 4096 of them, and its percentiles are those of the stream
+  // within the sampling error (a few tenths of a percent of the range).
+  Reservoir<float> a(4096), b(4096);
+  for (int i = 0; i < 1000000; ++i) {
+    a.add(static_cast<float>(i));
+    b.add(static_cast<float>(i));
+  }
+  EXPECT_FALSE(a.exact());
+  EXPECT_EQ(a.seen(), 1000000u);
+  ASSERT_EQ(a.records().size(), 4096u);
+  EXPECT_NEAR(percentile_of(a.records(), 0.5), 500000.0, 30000.0);
+  EXPECT_NEAR(percentile_of(a.records(), 0.99), 990000.0, 10000.0);
+  // The same stream gives the same sample: results do not depend on anything but the order of the stream.
+  EXPECT_EQ(a.records(), b.records());
+}
+
+}  // namespace
+}  // namespace deforma
