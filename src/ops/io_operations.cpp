@@ -10,6 +10,7 @@
 #include "deforma/io/raster.hpp"
 #include "deforma/io/stream.hpp"
 #include "deforma/io/tiles.hpp"
+#include "ops/io_parameters.hpp"
 #include "ops/registration.hpp"
 
 namespace deforma::ops {
@@ -114,6 +115,20 @@ OperationDecl info_operation() {
   return op;
 }
 
+}  // namespace
+
+// The COG writer's options a user chooses, bound to io::CogOptions (the block size, data type and overview
+// resampling follow from the product, not from the user).
+ParamGroup<io::CogOptions> cog_parameters() {
+  ParamGroup<io::CogOptions> g;
+  g.bind_choice([](io::CogOptions& o) -> std::string& { return o.compression; }, "compression",
+                "COG compression", {"DEFLATE", "ZSTD", "NONE"}, [](const std::string& v) { return v; },
+                [](const std::string& v) { return v; });
+  return g;
+}
+
+namespace {
+
 // Streams the bands of a raster by tiles into a Cloud-Optimized GeoTIFF (float32, nodata -9999).
 OperationDecl cog_operation() {
   OperationDecl op;
@@ -126,11 +141,11 @@ OperationDecl cog_operation() {
       ParamDecl::argument("input", ParamType::kPath, "raster to convert").as_input(),
       ParamDecl::option("output", ParamType::kPath, "output COG file").alias("o").mandatory().as_output(kCogMediaType),
       ParamDecl::option("band", ParamType::kInt, "band to copy (default: all bands)").at_least(1),
-      ParamDecl::option("compression", ParamType::kChoice, "COG compression").defaults_to("DEFLATE")
-          .one_of({"DEFLATE", "ZSTD", "NONE"}),
   };
+  const auto cog = cog_parameters();
+  for (auto& p : cog.decls()) op.params.push_back(std::move(p));
   op.examples = {"deforma cog scene.jp2 -o scene.tif", "deforma cog stack.tif --band 2 -o band2.tif --ram 256"};
-  op.run = [](const ParamValues& params, RunContext& context) {
+  op.run = [cog](const ParamValues& params, RunContext& context) {
     const auto start = std::chrono::steady_clock::now();
     const std::string input = params.get_string("input");
     const std::string output = params.get_string("output");
@@ -156,8 +171,9 @@ OperationDecl cog_operation() {
     provenance.command_line = context.command_line;
     provenance.parameters = params.to_json();
     provenance.inputs = {input};
-    io::CogOptions cog_options;
-    cog_options.compression = params.get_string("compression");
+    io::CogOptions cog_options = cog.defaults();
+    cog.apply(params, cog_options);
+    cog_options.validate();
     io::CogWriter writer(output, info.width, info.height, out_bands, info.geotransform, info.crs_wkt, provenance,
                          cog_options);
 

@@ -17,6 +17,7 @@
 #include "ops/correlate_parameters.hpp"
 #include "ops/egms_parameters.hpp"
 #include "ops/filter_operations.hpp"
+#include "ops/io_parameters.hpp"
 #include "ops/timeseries_parameters.hpp"
 #include "ops/workflow_parameters.hpp"
 
@@ -126,7 +127,8 @@ TEST(BoundParameters, OperationsDeclareTheirGroups) {
       {"egms ortho", ops::egms_ortho_parameters().decls()},
       {"decompose", ops::decompose_parameters().decls()},
       {"decompose-series", ops::decompose_series_parameters().decls()},
-      {"fault-profile", ops::fault_profile_parameters().decls()}};
+      {"fault-profile", ops::fault_profile_parameters().decls()},
+      {"cog", ops::cog_parameters().decls()}};
   for (const auto& [name, decls] : groups) {
     const auto* op = registry.find(name);
     ASSERT_TRUE(op) << name;
@@ -151,6 +153,21 @@ TEST(BoundParameters, OperationsDeclareTheirGroups) {
   EXPECT_TRUE(o.quicklook);
   EXPECT_EQ(o.gnss_north_path, "n.csv");
   EXPECT_EQ(o.max_gap_days, egms::OrthoOptions{}.max_gap_days);
+}
+
+// Every declared compression is one the COG writer accepts, and the default is the writer's own.
+TEST(BoundParameters, CogCompressionChoicesAgreeWithValidate) {
+  const auto g = ops::cog_parameters();
+  ASSERT_EQ(g.entries().size(), 1u);
+  const ParamDecl& d = g.entries().front().decl;
+  EXPECT_EQ(d.default_value, io::CogOptions{}.compression);
+  for (const auto& choice : d.choices) {
+    io::CogOptions o;
+    g.apply(ParamValues::parse(g.decls(), {{"compression", {choice}}}), o);
+    EXPECT_EQ(o.compression, choice);
+    EXPECT_NO_THROW(o.validate()) << choice;
+  }
+  EXPECT_THROW(ParamValues::parse(g.decls(), {{"compression", {"LZW"}}}), InvalidArgument);
 }
 
 TEST(BoundParameters, PairNetworkAndInversionAgreeWithValidate) {
