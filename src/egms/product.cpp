@@ -676,23 +676,12 @@ bool ProductReader::read(PointChunk& chunk, std::size_t max_points) {
 
 namespace {
 
+// Text made safe for an XML element by GDAL's escaper (quotes stay: they need no escape in element text,
+// and the JSON record stays readable).
 std::string escape_xml(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      default:
-        out += c;
-    }
-  }
+  char* escaped = CPLEscapeString(text.c_str(), static_cast<int>(text.size()), CPLES_XML_BUT_QUOTES);
+  std::string out = escaped;
+  CPLFree(escaped);
   return out;
 }
 

@@ -1,5 +1,7 @@
 #include "deforma/maps/capabilities.hpp"
 
+#include <cpl_string.h>
+
 #include <cmath>
 #include <sstream>
 
@@ -11,29 +13,11 @@
 namespace deforma::maps {
 namespace {
 
+// Text and attribute values made safe for XML by GDAL's escaper (&, <, >, ").
 std::string xml(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        out += c;
-    }
-  }
+  char* escaped = CPLEscapeString(text.c_str(), static_cast<int>(text.size()), CPLES_XML);
+  std::string out = escaped;
+  CPLFree(escaped);
   return out;
 }
 
