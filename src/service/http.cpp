@@ -341,4 +341,46 @@ void HttpServer::wait_for_signal() {
   signals_ioc.run();
 }
 
+bool apply_byte_range(const HttpRequest& req, HttpResponse& res, std::size_t size, const std::string& etag,
+                      const std::string& what, std::size_t& first, std::size_t& length) {
+  first = 0;
+  length = size;
+  const std::string range = req.header("range");
+  if (range.empty() || !(req.header("if-range").empty() || req.header("if-range") == etag)) return true;
+  const std::string unit = "bytes=";
+  bool ok = range.rfind(unit, 0) == 0 && range.find(',') == std::string::npos && size > 0;
+  std::size_t last = size ? size - 1 : 0;
+  const std::string spec = ok ? range.substr(unit.size()) : std::string();
+  const auto dash = spec.find('-');
+  ok = ok && dash != std::string::npos;
+  try {
+    if (ok && dash == 0) {
+      const std::size_t n = std::stoull(spec.substr(1));
+      ok = n > 0;
+      first = n >= size ? 0 : size - n;
+    } else if (ok) {
+      first = std::stoull(spec.substr(0, dash));
+      if (dash + 1 < spec.size()) last = std::min<std::size_t>(std::stoull(spec.substr(dash + 1)), size - 1);
+      ok = first < size && first <= last;
+    }
+  } catch (const std::exception&) {
+    ok = false;
+  }
+  if (!ok) {
+    res.status = 416;
+    res.headers.emplace_back("Content-Range", fmt::format("bytes */{}", size));
+    res.content_type = "application/problem+json";
+    res.body = nlohmann::json{{"type", "about:blank"},
+                              {"title", "Range Not Satisfiable"},
+                              {"status", 416},
+                              {"detail", fmt::format("range '{}' does not fit {}'s {} bytes", range, what, size)}}
+                   .dump();
+    return false;
+  }
+  res.status = 206;
+  res.headers.emplace_back("Content-Range", fmt::format("bytes {}-{}/{}", first, last, size));
+  length = last - first + 1;
+  return true;
+}
+
 }  // namespace deforma::service

@@ -909,48 +909,8 @@ struct Server::Impl {
       res.status = 304;
       return res;
     }
-    std::size_t first = 0, last = size ? size - 1 : 0;
-    bool partial = false;
-    const std::string range = req.header("range");
-    if (!range.empty() && (req.header("if-range").empty() || req.header("if-range") == etag)) {
-      // One range "bytes=a-b", "bytes=a-" or "bytes=-n" (what GDAL's /vsicurl/ sends).
-      const std::string unit = "bytes=";
-      bool ok = range.rfind(unit, 0) == 0 && range.find(',') == std::string::npos;
-      if (ok) {
-        const std::string spec = range.substr(unit.size());
-        const auto dash = spec.find('-');
-        ok = dash != std::string::npos;
-        try {
-          if (ok && dash == 0) {
-            const std::size_t n = std::stoull(spec.substr(1));
-            ok = n > 0 && size > 0;
-            first = n >= size ? 0 : size - n;
-          } else if (ok) {
-            first = std::stoull(spec.substr(0, dash));
-            if (dash + 1 < spec.size())
-              last = std::min<std::size_t>(std::stoull(spec.substr(dash + 1)), size - 1);
-            ok = first < size && first <= last;
-          }
-        } catch (const std::exception&) {
-          ok = false;
-        }
-      }
-      if (!ok) {
-        res.status = 416;
-        res.headers.emplace_back("Content-Range", fmt::format("bytes */{}", size));
-        res.content_type = "application/problem+json";
-        res.body = json{{"type", "about:blank"},
-                        {"title", "Range Not Satisfiable"},
-                        {"status", 416},
-                        {"detail", fmt::format("range '{}' does not fit the file's {} bytes", range, size)}}
-                       .dump();
-        return res;
-      }
-      partial = true;
-      res.status = 206;
-      res.headers.emplace_back("Content-Range", fmt::format("bytes {}-{}/{}", first, last, size));
-    }
-    const std::size_t length = size == 0 ? 0 : last - first + 1;
+    std::size_t first = 0, length = 0;
+    if (!apply_byte_range(req, res, size, etag, "the file", first, length)) return res;
     if (req.method == "HEAD") {
       res.head = true;
       res.head_length = length;
@@ -960,7 +920,6 @@ struct Server::Impl {
     const int fd = ::open(real.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw IoError(fmt::format("{}: cannot open: {}", real.string(), std::strerror(errno)));
     res.file = std::make_shared<FileBody>(fd, first, length);
-    (void)partial;
     return res;
   }
 

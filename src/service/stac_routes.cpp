@@ -154,42 +154,8 @@ HttpResponse archive_member(const HttpRequest& req, const std::string& href, con
     res.status = 304;
     return res;
   }
-  std::size_t first = 0, last = size ? size - 1 : 0;
-  const std::string range = req.header("range");
-  if (!range.empty() && (req.header("if-range").empty() || req.header("if-range") == etag)) {
-    bool ok = range.rfind("bytes=", 0) == 0 && range.find(',') == std::string::npos && size > 0;
-    const std::string spec = ok ? range.substr(6) : std::string();
-    const auto dash = spec.find('-');
-    ok = ok && dash != std::string::npos;
-    try {
-      if (ok && dash == 0) {
-        const std::size_t n = std::stoull(spec.substr(1));
-        ok = n > 0;
-        first = n >= size ? 0 : size - n;
-      } else if (ok) {
-        first = std::stoull(spec.substr(0, dash));
-        if (dash + 1 < spec.size())
-          last = std::min<std::size_t>(std::stoull(spec.substr(dash + 1)), size - 1);
-        ok = first < size && first <= last;
-      }
-    } catch (const std::exception&) {
-      ok = false;
-    }
-    if (!ok) {
-      res.status = 416;
-      res.headers.emplace_back("Content-Range", fmt::format("bytes */{}", size));
-      res.content_type = "application/problem+json";
-      res.body = json{{"type", "about:blank"},
-                      {"title", "Range Not Satisfiable"},
-                      {"status", 416},
-                      {"detail", fmt::format("range '{}' does not fit the asset's {} bytes", range, size)}}
-                     .dump();
-      return res;
-    }
-    res.status = 206;
-    res.headers.emplace_back("Content-Range", fmt::format("bytes {}-{}/{}", first, last, size));
-  }
-  const std::size_t length = size == 0 ? 0 : last - first + 1;
+  std::size_t first = 0, length = 0;
+  if (!apply_byte_range(req, res, size, etag, "the asset", first, length)) return res;
   if (req.method == "HEAD") {
     res.head = true;
     res.head_length = length;

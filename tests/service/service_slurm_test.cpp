@@ -137,11 +137,12 @@ TEST_F(ServiceSlurmTest, DismissingAJobCancelsItsArrays) {
   ASSERT_FALSE(id.empty());
   std::vector<std::string> arrays;
   const auto until = Clock::now() + std::chrono::seconds(60);
-  while (arrays.size() < 2 && Clock::now() < until) {  // both stages submitted
+  // Every stage submitted: correlation, filter and the inversion's blocks, one array each.
+  while (arrays.size() < 3 && Clock::now() < until) {
     arrays = arrays_of(id);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ASSERT_EQ(arrays.size(), 2u);
+  ASSERT_EQ(arrays.size(), 3u);
   const auto d = http_->Delete(("/jobs/" + id).c_str(), auth());
   ASSERT_TRUE(d);
   EXPECT_EQ(d->status, 200) << d->body;
