@@ -484,8 +484,12 @@ class SlurmRun {
             }
           }
           const int rc = run_command({"scontrol", "update", "JobId=" + job, "Dependency=" + keep}, out);
-          if (rc != 0)
+          // An array whose tasks have started meanwhile (Slurm found its dependency met) needs no release.
+          if (rc != 0 && out.find("no longer pending") != std::string::npos) {
+            run_log()->debug("slurm: array job {} already started; no dependency to clear", job);
+          } else if (rc != 0) {
             throw IoError(fmt::format("scontrol could not release array job {}: {}", job, trim(out)));
+          }
         }
         next.released = true;
       }
