@@ -7,9 +7,21 @@
 
 #include "deforma/catalog/catalog.hpp"
 #include "deforma/core/error.hpp"
+#include "ops/catalog_parameters.hpp"
 #include "ops/registration.hpp"
 
 namespace deforma::ops {
+
+ParamGroup<catalog::IngestOptions> ingest_parameters() {
+  ParamGroup<catalog::IngestOptions> g;
+  g.bind(&catalog::IngestOptions::collection, "collection",
+         "put every item in this collection (default: one per kind, e.g. sentinel-2-l2a)");
+  g.bind(&catalog::IngestOptions::owner, "owner",
+         "a user of the service who owns the items (default: catalogue-wide, public)");
+  // Read by the operation: without an owner the items are public whatever is given.
+  g.declare(ParamDecl::option("public", ParamType::kBool, "with --owner: the items are readable by everyone"));
+  return g;
+}
 namespace {
 
 namespace fs = std::filesystem;
@@ -47,20 +59,16 @@ void register_catalog_operations(OperationRegistry& registry) {
     op.params = {
         ParamDecl::argument("paths", ParamType::kList, "files and folders to add").as_input(),
         root_param(true),
-        ParamDecl::option("collection", ParamType::kString,
-                          "put every item in this collection (default: one per kind, e.g. sentinel-2-l2a)"),
-        ParamDecl::option("owner", ParamType::kString,
-                          "a user of the service who owns the items (default: catalogue-wide, public)"),
-        ParamDecl::option("public", ParamType::kBool, "with --owner: the items are readable by everyone"),
     };
+    const auto ingest = ingest_parameters();
+    for (auto& d : ingest.decls()) op.params.push_back(std::move(d));
     op.examples = {"deforma catalog add --root out/serve ../shared/data",
                    "deforma catalog add --root out/serve --collection glacier ../shared/data/perito-moreno"};
-    op.run = [](const ParamValues& p, RunContext&) {
+    op.run = [ingest](const ParamValues& p, RunContext&) {
       const auto start = std::chrono::steady_clock::now();
       catalog::Catalog catalog(fs::path(p.get_string("root")) / "service.db");
-      catalog::IngestOptions options;
-      options.collection = p.get_string_or("collection", "");
-      options.owner = p.get_string_or("owner", "");
+      catalog::IngestOptions options = ingest.defaults();
+      ingest.apply(p, options);
       options.is_public = options.owner.empty() || p.get_bool("public");
       std::vector<fs::path> paths;
       for (const auto& s : p.get_list("paths")) paths.emplace_back(s);

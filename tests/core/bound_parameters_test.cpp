@@ -14,6 +14,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/ops.hpp"
 #include "deforma/pipeline/pipeline.hpp"
+#include "ops/catalog_parameters.hpp"
 #include "ops/correlate_parameters.hpp"
 #include "ops/egms_parameters.hpp"
 #include "ops/filter_operations.hpp"
@@ -128,7 +129,8 @@ TEST(BoundParameters, OperationsDeclareTheirGroups) {
       {"decompose", ops::decompose_parameters().decls()},
       {"decompose-series", ops::decompose_series_parameters().decls()},
       {"fault-profile", ops::fault_profile_parameters().decls()},
-      {"cog", ops::cog_parameters().decls()}};
+      {"cog", ops::cog_parameters().decls()},
+      {"catalog add", ops::ingest_parameters().decls()}};
   for (const auto& [name, decls] : groups) {
     const auto* op = registry.find(name);
     ASSERT_TRUE(op) << name;
