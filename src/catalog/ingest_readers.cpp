@@ -76,27 +76,16 @@ bool is_raster_extension(const std::string& path) {
   return kRaster.count(lower(fs::path(path).extension().string())) > 0;
 }
 
-// Whether a folder holds a GeoTIFF (.tif); the folder is not walked below.
-bool folder_holds_tif(const fs::path& dir) {
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    std::string ext = it->path().extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (ext == ".tif" && it->is_regular_file(ec)) return true;
-  }
-  return false;
-}
-
-// Whether `path` is the only GeoTIFF of its folder.
-bool sole_raster_in_folder(const std::string& path) {
+// How many GeoTIFFs (.tif) a folder holds, counted up to `up_to`; the folder is not walked below.
+int tif_count(const fs::path& dir, int up_to) {
   std::error_code ec;
   int count = 0;
-  for (fs::directory_iterator it(fs::path(path).parent_path(), ec), end; !ec && it != end; it.increment(ec)) {
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end && count < up_to; it.increment(ec)) {
     std::string ext = it->path().extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (ext == ".tif" && ++count > 1) return false;
+    if (ext == ".tif" && it->is_regular_file(ec)) ++count;
   }
-  return count == 1;
+  return count;
 }
 
 // Whether a raster carries a geotransform other than GDAL's default, or GCPs.
@@ -783,7 +772,9 @@ ReadResult read_raster(const std::string& path) {
   // product is the only raster in its folder.
   fs::path png = fs::path(path).replace_extension(".png");
   std::error_code ec;
-  if (!fs::exists(png, ec) && sole_raster_in_folder(path)) png = fs::path(path).parent_path() / "quicklook.png";
+  if (!fs::exists(png, ec) && tif_count(fs::path(path).parent_path(), 2) == 1) {
+    png = fs::path(path).parent_path() / "quicklook.png";
+  }
   if (ours && fs::exists(png, ec)) {
     item["assets"]["thumbnail"] = {
         {"href", png.string()}, {"type", "image/png"}, {"roles", {"thumbnail", "overview"}}};
@@ -1042,7 +1033,7 @@ bool is_companion_file(const fs::path& file) {
   if (low.size() > 4 && low.substr(low.size() - 4) == ".png") {
     std::error_code ec;
     if (fs::exists(fs::path(file).replace_extension(".tif"), ec)) return true;
-    if (folder_holds_tif(file.parent_path()) && !is_georeferenced(file.string())) return true;
+    if (tif_count(file.parent_path(), 1) > 0 && !is_georeferenced(file.string())) return true;
   }
   return false;
 }
