@@ -1009,6 +1009,32 @@ bool zip_holds(const std::string& zip, const std::string& needle, std::string& f
   return ok;
 }
 
+// A zip of rasters (GeoTIFFs sent as one archive): one item per raster member, its asset read in place
+// through /vsizip/ so that nothing is extracted. A zip holding no raster is not recognised; a member that
+// cannot be read is reported by name and the others are still ingested.
+ReadResult read_raster_zip(const std::string& zip) {
+  ReadResult r;
+  char** entries = VSIReadDirRecursive(("/vsizip/" + zip).c_str());
+  std::vector<std::string> members;
+  for (char** e = entries; e && *e; ++e) {
+    const std::string name = *e;
+    if (!name.empty() && name.back() != '/' && is_raster_extension(name)) members.push_back(name);
+  }
+  CSLDestroy(entries);
+  std::sort(members.begin(), members.end());
+  for (const auto& member : members) {
+    const std::string path = "/vsizip/" + zip + "/" + member;
+    try {
+      ReadResult one = read_raster(path);
+      for (auto& d : one.items) r.items.push_back(std::move(d));
+    } catch (const Error& e) {
+      r.failed.emplace_back(path, e.what());
+    }
+  }
+  r.recognised = !r.items.empty() || !r.failed.empty();
+  return r;
+}
+
 }  // namespace
 
 bool is_product_folder(const fs::path& dir) {
@@ -1052,7 +1078,7 @@ ReadResult read_source(const fs::path& path) {
     if (low.rfind("s2", 0) == 0 && zip_holds(p, ".SAFE", inner))
       return read_s2_safe("/vsizip/" + p + "/" + inner, p);
     if (low.rfind("egms_", 0) == 0) return read_egms(p);
-    return {};
+    return read_raster_zip(p);
   }
   if (low == "mtd_msil2a.xml" || low == "mtd_msil1c.xml")
     return read_s2_safe(path.parent_path().string(), "");

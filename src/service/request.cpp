@@ -1,6 +1,9 @@
 #include "service/request.hpp"
 
+#include <cpl_vsi.h>
+
 #include <algorithm>
+#include <cctype>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -20,6 +23,64 @@ std::string href_of(const json& value, const std::string& input) {
   fail(400, "Bad Request",
        fmt::format("input '{}': expected a reference {{\"href\": ...}} or a string", input),
        "invalid-parameter");
+}
+
+// A catalogue asset inside a zip (`/vsizip/ARCHIVE.zip/MEMBER`, or GDAL's `/vsizip/{ARCHIVE}/MEMBER`): the
+// archive must lie within what the service may read (the data roots, the user's uploads, the jobs' folders:
+// the catalogue already said the user may see the item), and the member must be a relative name without
+// '..', so that a crafted item cannot make GDAL read outside the archive. Returns the /vsizip/ path GDAL
+// opens, with the archive's canonical path.
+template <typename Refuse>
+fs::path resolve_zip_member(const HrefContext& where, const std::string& href, const Refuse& refuse) {
+  const std::string rest = href.substr(std::string("/vsizip/").size());
+  std::string archive, member;
+  if (!rest.empty() && rest.front() == '{') {
+    const auto close = rest.find('}');
+    if (close == std::string::npos || close + 1 >= rest.size() || rest[close + 1] != '/')
+      return refuse("is a catalogue asset whose zip path is malformed ({ARCHIVE}/MEMBER expected)");
+    archive = rest.substr(1, close - 1);
+    member = rest.substr(close + 2);
+  } else {
+    std::string low = rest;
+    std::transform(low.begin(), low.end(), low.begin(), [](unsigned char c) { return std::tolower(c); });
+    const auto at = low.find(".zip/");
+    if (at == std::string::npos) return refuse("is a catalogue asset inside no .zip archive");
+    archive = rest.substr(0, at + 4);
+    member = rest.substr(at + 5);
+  }
+  if (member.empty()) return refuse("is a catalogue asset naming a zip without a member");
+  if (member.front() == '/' || member.front() == '\\' || (member.size() > 1 && member[1] == ':'))
+    return refuse(fmt::format("is a catalogue asset whose zip member '{}' is an absolute path", member));
+  std::string component;
+  std::stringstream parts(member);
+  while (std::getline(parts, component, '/')) {
+    std::stringstream sub(component);
+    std::string piece;
+    while (std::getline(sub, piece, '\\')) {
+      if (piece == "..")
+        return refuse(
+            fmt::format("is a catalogue asset whose zip member '{}' leads out of the archive", member));
+    }
+  }
+  if (archive.empty() || archive.front() != '/')
+    return refuse("is a catalogue asset in a zip without an absolute path");
+  std::error_code ec;
+  const fs::path real = fs::weakly_canonical(archive, ec);
+  if (ec || !fs::is_regular_file(real, ec)) return refuse("is a catalogue asset whose zip file is missing");
+  std::vector<fs::path> allowed = where.data_roots;
+  if (!where.uploads_dir.empty()) allowed.push_back(where.uploads_dir);
+  if (!where.jobs_dir.empty()) allowed.push_back(where.jobs_dir);
+  bool ok = false;
+  for (const auto& root : allowed) {
+    const fs::path real_root = fs::weakly_canonical(root, ec);
+    if (!ec && inside(real, real_root)) ok = true;
+  }
+  if (!ok) return refuse("is a catalogue asset in a zip outside the data roots, your uploads and the jobs");
+  const std::string path = "/vsizip/" + real.string() + "/" + member;
+  VSIStatBufL st;
+  if (VSIStatL(path.c_str(), &st) != 0 || VSI_ISDIR(st.st_mode))
+    return refuse(fmt::format("is a catalogue asset whose zip member '{}' is missing", member));
+  return fs::path(path);
 }
 
 }  // namespace
@@ -96,6 +157,7 @@ fs::path resolve_href(const HrefContext& where, const std::string& input, std::s
     }
     const fs::path file = where.catalog_asset ? where.catalog_asset(parts[1], parts[3], parts[5]) : fs::path();
     if (file.empty()) return refuse("names no catalogue asset of a local file you can read");
+    if (file.string().rfind("/vsizip/", 0) == 0) return resolve_zip_member(where, file.string(), refuse);
     std::error_code ec;
     if (!fs::is_regular_file(file, ec)) return refuse("is a catalogue asset whose file is missing");
     return fs::canonical(file, ec);

@@ -2,7 +2,10 @@
 // and POST with paging to the end, refused searches, forwarded links, asset downloads, ingest by admins,
 // isolation between users, and a finished job's outputs registered in its owner's collection.
 #include <cpl_vsi.h>
+#include <gdal_priv.h>
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include <chrono>
 #include <fstream>
@@ -370,6 +373,127 @@ TEST_F(StacApi, CatalogueAssetsServeAsJobInputs) {
   const auto malformed = bob.post("/processes/info/execution",
                                   R"({"inputs": {"file": {"href": "/collections/scenes/items/s03"}}})");
   EXPECT_EQ(malformed.status, 400) << malformed.text;
+}
+
+// Polls a job until it ends; its last statusInfo.
+json wait_job(StacClient& c, const std::string& job) {
+  json status;
+  for (int k = 0; k < 1200; ++k) {
+    status = c.get("/jobs/" + job).body;
+    if (status["status"] == "successful" || status["status"] == "failed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return status;
+}
+
+std::vector<float> band_values(const std::string& path) {
+  std::unique_ptr<GDALDataset> ds(GDALDataset::Open(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
+  if (!ds) return {};
+  std::vector<float> all;
+  for (int b = 1; b <= ds->GetRasterCount(); ++b) {
+    std::vector<float> v(static_cast<std::size_t>(ds->GetRasterXSize()) * ds->GetRasterYSize());
+    if (ds->GetRasterBand(b)->RasterIO(GF_Read, 0, 0, ds->GetRasterXSize(), ds->GetRasterYSize(), v.data(),
+                                       ds->GetRasterXSize(), ds->GetRasterYSize(), GDT_Float32, 0,
+                                       0) != CE_None)
+      return {};
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  return all;
+}
+
+// Rasters ingested from a zip of GeoTIFFs are job inputs by their catalogue references, read in place
+// through /vsizip/: a correlation of the pair gives the very values it gives on the extracted files. A
+// member leading out of its archive, or an archive outside the roots, is refused naming the input.
+TEST_F(StacApi, ZippedCatalogueAssetsServeAsJobInputs) {
+  // Two images of one texture, the second moved by 2 px east and 1 px south, as two files and as a zip.
+  const GridF texture = test::make_texture(140, 140, 7);
+  GridF ref(128, 128), sec(128, 128);
+  for (int r = 0; r < 128; ++r) {
+    for (int c = 0; c < 128; ++c) {
+      ref(c, r) = texture(c + 4, r + 4);
+      sec(c, r) = texture(c + 2, r + 3);
+    }
+  }
+  test::write_test_geotiff(data_.file("pair_20200101.tif"), ref);
+  test::write_test_geotiff(data_.file("pair_20200117.tif"), sec);
+  const std::string zip = data_.file("pair.zip");
+  for (const std::string name : {"pair_20200101.tif", "pair_20200117.tif"}) {
+    std::ifstream in(data_.file(name), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    VSILFILE* f = VSIFOpenL(("/vsizip/" + zip + "/images/" + name).c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(VSIFWriteL(bytes.data(), 1, bytes.size(), f), bytes.size());
+    VSIFCloseL(f);
+  }
+  auto admin = client(key_admin_);
+  const auto added = admin.post("/collections/zipped/items", json{{"paths", {zip}}}.dump());
+  ASSERT_EQ(added.status, 201) << added.text;
+  EXPECT_EQ(added.body["added"], 2) << added.text;
+  auto alice = client(key_alice_);
+  const auto item = alice.get("/collections/zipped/items/pair_20200101");
+  ASSERT_EQ(item.status, 200) << item.text;
+  EXPECT_EQ(item.body["properties"]["datetime"], "2020-01-01T00:00:00Z");
+
+  auto run = [&](const json& inputs) {
+    const auto r = alice.post("/processes/correlate/execution", json{{"inputs", inputs}}.dump(),
+                              {{"Prefer", "respond-async"}});
+    EXPECT_EQ(r.status, 201) << r.text;
+    if (r.status != 201) return std::string();
+    const std::string job = r.body["jobID"];
+    const json status = wait_job(alice, job);
+    EXPECT_EQ(status["status"], "successful") << status.dump();
+    return (root_.path() / "jobs" / job / "outputs" / "output.tif").string();
+  };
+  const std::string from_zip =
+      run({{"ref", {{"href", "/collections/zipped/items/pair_20200101/assets/data"}}},
+           {"sec", {{"href", "collections/zipped/items/pair_20200117/assets/data"}}},
+           {"search", "6"},
+           {"step", 16}});
+  const std::string from_files = run({{"ref", {{"href", "pair_20200101.tif"}}},
+                                      {"sec", {{"href", "pair_20200117.tif"}}},
+                                      {"search", "6"},
+                                      {"step", 16}});
+  const auto a = band_values(from_zip), b = band_values(from_files);
+  ASSERT_FALSE(a.empty());
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t k = 0; k < a.size(); ++k) {
+    if (std::isnan(a[k])) {
+      EXPECT_TRUE(std::isnan(b[k])) << k;
+    } else {
+      ASSERT_EQ(a[k], b[k]) << k;
+    }
+  }
+
+  // Items whose member leads out of the archive, is absolute, or whose archive is outside the roots.
+  test::TempDir elsewhere;
+  const std::string outside_zip = elsewhere.file("outside.zip");
+  std::filesystem::copy_file(zip, outside_zip);
+  {
+    catalog::Catalog c(root_.path() / "service.db");
+    c.put_item(square_item("zipped", "dotdot", 5, 5, "2022-06-01T00:00:00Z", 1,
+                           "/vsizip/" + zip + "/images/../../pair_20200101.tif"),
+               {});
+    c.put_item(square_item("zipped", "absolute", 5, 5, "2022-06-01T00:00:00Z", 1,
+                           "/vsizip/{" + zip + "}//etc/passwd"),
+               {});
+    c.put_item(square_item("zipped", "outside", 5, 5, "2022-06-01T00:00:00Z", 1,
+                           "/vsizip/" + outside_zip + "/images/pair_20200101.tif"),
+               {});
+    c.put_item(square_item("zipped", "gone", 5, 5, "2022-06-01T00:00:00Z", 1,
+                           "/vsizip/" + zip + "/images/missing.tif"),
+               {});
+  }
+  for (const std::string id : {"dotdot", "absolute", "outside", "gone"}) {
+    const auto r = alice.post(
+        "/processes/info/execution",
+        json{{"inputs", {{"file", {{"href", "/collections/zipped/items/" + id + "/assets/data"}}}}}}.dump());
+    EXPECT_EQ(r.status, 400) << id << ": " << r.text;
+    EXPECT_NE(r.text.find("input 'file'"), std::string::npos) << r.text;
+  }
+  const auto member_ok =
+      alice.post("/processes/info/execution",
+                 R"({"inputs": {"file": {"href": "/collections/zipped/items/pair_20200117/assets/data"}}})");
+  EXPECT_EQ(member_ok.status, 200) << member_ok.text;
 }
 
 TEST_F(StacApi, FinishedJobOutputsJoinTheOwnersCollection) {
