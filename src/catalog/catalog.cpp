@@ -7,9 +7,11 @@
 #include <ogrsf_frmts.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <random>
 #include <regex>
 #include <set>
 
@@ -362,6 +364,11 @@ Catalog::Catalog(const std::filesystem::path& database) : impl_(std::make_unique
   d.exec(
       "CREATE VIRTUAL TABLE IF NOT EXISTS catalog_items_fts USING fts5(title, description, keywords, "
       "themes)");
+  // Added after the first release: CREATE IF NOT EXISTS brings an older store up to date at its next open.
+  d.exec(
+      "CREATE TABLE IF NOT EXISTS catalog_searches(id TEXT PRIMARY KEY, owner TEXT NOT NULL, public INTEGER "
+      "NOT NULL DEFAULT 0, body TEXT NOT NULL, created REAL NOT NULL)");
+  d.exec("CREATE INDEX IF NOT EXISTS catalog_searches_owner ON catalog_searches(owner)");
   sqlite3_create_function_v2(d.db, "catalog_intersects", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
                              sql_intersects, nullptr, nullptr, nullptr);
   sqlite3_create_function_v2(d.db, "catalog_aoi_cloud", 2, SQLITE_UTF8, &d.clouds, sql_aoi_cloud, nullptr,
@@ -473,6 +480,96 @@ SearchResult Catalog::search(const SearchRequest& request, const Viewer& viewer)
     if (c.step() && c.integer(0) <= kMaxCounted) result.matched = c.integer(0);
   }
   return result;
+}
+
+// ---------------------------------------------------------------- saved searches
+namespace {
+
+SavedSearch saved_search_of(Statement& s) {
+  // id, owner, public, body, created
+  SavedSearch out;
+  out.id = s.text(0);
+  out.owner = s.text(1);
+  out.is_public = s.integer(2) != 0;
+  out.body = json::parse(s.text(3), nullptr, false);
+  out.created_s = s.real(4);
+  return out;
+}
+
+std::string new_search_id() {
+  static std::mutex mutex;
+  static std::mt19937_64 engine{std::random_device{}()};
+  std::lock_guard lock(mutex);
+  return fmt::format("{:016x}", engine());
+}
+
+}  // namespace
+
+std::string Catalog::save_search(json body, const std::string& owner) {
+  if (!body.is_object()) throw InvalidArgument("search: expected a JSON object (a STAC search body)");
+  body.erase("token");
+  // Refused here, naming the parameter, rather than each time it is run: the body as /search parses it,
+  // and its filter as a search builds it (an unknown operator or property type).
+  const SearchRequest request = parse_search_json(body);
+  SqlQuery where;
+  build_search_conditions(request, Viewer{}, where);
+  const double now_s =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::lock_guard lock(impl_->mutex);
+  const std::string id = new_search_id();
+  Statement s(impl_->db,
+              "INSERT INTO catalog_searches(id, owner, public, body, created) VALUES(?, ?, 0, ?, ?)");
+  s.bind(1, id);
+  s.bind(2, owner);
+  s.bind(3, body.dump());
+  s.bind(4, now_s);
+  s.step();
+  return id;
+}
+
+std::optional<SavedSearch> Catalog::saved_search(const std::string& id, const Viewer& viewer) {
+  std::lock_guard lock(impl_->mutex);
+  Statement s(impl_->db, "SELECT id, owner, public, body, created FROM catalog_searches WHERE id = ?");
+  s.bind(1, id);
+  if (!s.step()) return std::nullopt;
+  SavedSearch found = saved_search_of(s);
+  if (!viewer.admin && !found.is_public && (viewer.user.empty() || found.owner != viewer.user))
+    return std::nullopt;
+  return found;
+}
+
+std::vector<SavedSearch> Catalog::saved_searches(const Viewer& viewer) {
+  std::lock_guard lock(impl_->mutex);
+  std::vector<SavedSearch> out;
+  if (viewer.user.empty() && !viewer.admin) return out;
+  Statement s(impl_->db,
+              "SELECT id, owner, public, body, created FROM catalog_searches WHERE ?1 OR owner = ?2 "
+              "ORDER BY created, id");
+  s.bind(1, std::int64_t{viewer.admin ? 1 : 0});
+  s.bind(2, viewer.user);
+  while (s.step()) out.push_back(saved_search_of(s));
+  return out;
+}
+
+bool Catalog::set_saved_search_public(const std::string& id, const Viewer& viewer, bool is_public) {
+  std::lock_guard lock(impl_->mutex);
+  Statement s(impl_->db, "UPDATE catalog_searches SET public = ?1 WHERE id = ?2 AND (?3 OR owner = ?4)");
+  s.bind(1, std::int64_t{is_public ? 1 : 0});
+  s.bind(2, id);
+  s.bind(3, std::int64_t{viewer.admin ? 1 : 0});
+  s.bind(4, viewer.user);
+  s.step();
+  return sqlite3_changes(impl_->db) > 0;
+}
+
+bool Catalog::remove_saved_search(const std::string& id, const Viewer& viewer) {
+  std::lock_guard lock(impl_->mutex);
+  Statement s(impl_->db, "DELETE FROM catalog_searches WHERE id = ?1 AND (?2 OR owner = ?3)");
+  s.bind(1, id);
+  s.bind(2, std::int64_t{viewer.admin ? 1 : 0});
+  s.bind(3, viewer.user);
+  s.step();
+  return sqlite3_changes(impl_->db) > 0;
 }
 
 std::string Catalog::put_item(json item, const IngestOptions& options, const std::string& source,

@@ -690,7 +690,24 @@ MapCatalog map_catalog(catalog::Catalog& cat) {
   m.search = [&cat, viewer_of](const std::vector<std::pair<std::string, std::string>>& params,
                                const std::optional<std::array<double, 4>>& tile, int limit,
                                const MapViewer& v) {
-    catalog::SearchRequest r = catalog::parse_search_query(params);
+    // `search_id`: a saved search (POST /searches) as the layer, its `datetime` replaced by the request's
+    // when given (the layer at a chosen date); someone else's private search is 404 like a missing one.
+    const auto saved_id =
+        std::find_if(params.begin(), params.end(), [](const auto& p) { return p.first == "search_id"; });
+    catalog::SearchRequest r;
+    if (saved_id != params.end()) {
+      const auto saved = cat.saved_search(saved_id->second, viewer_of(v));
+      if (!saved)
+        fail(404, "Not Found", fmt::format("saved search '{}' does not exist", saved_id->second),
+             "not-found");
+      nlohmann::json body = saved->body;
+      for (const auto& [k, value] : params) {
+        if (k == "datetime") body["datetime"] = value;
+      }
+      r = catalog::parse_search_json(body);
+    } else {
+      r = catalog::parse_search_query(params);
+    }
     if (tile) {
       if (r.bbox) {
         // Both the search's box and the tile's (boxes across 180° are left to the search alone).

@@ -3,6 +3,7 @@
 #include <cpl_vsi.h>
 
 #include <algorithm>
+#include <ctime>
 #include <memory>
 
 #include <fmt/format.h>
@@ -226,10 +227,109 @@ HttpResponse ingest(const HttpRequest& req, const std::string& collection, StacC
   return json_reply(nothing ? 400 : 201, report.to_json());
 }
 
+// A saved search as the API shows it: its STAC search body, whether it is published, and links to itself
+// and to its items.
+json saved_search_doc(const catalog::SavedSearch& saved, const std::string& base) {
+  const std::string self = base + "/searches/" + url_encode(saved.id);
+  const std::time_t created_s = static_cast<std::time_t>(saved.created_s);
+  std::tm utc{};
+  gmtime_r(&created_s, &utc);
+  char created[32];
+  std::strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return {{"id", saved.id},
+          {"owner", saved.owner},
+          {"public", saved.is_public},
+          {"created", created},
+          {"search", saved.body},
+          {"links",
+           {link(self, "self", "application/json"),
+            link(self + "/items", "items", kGeoJson, "the search's items"),
+            link(base + "/", "root", "application/json")}}};
+}
+
+// /searches, /searches/{id}, /searches/{id}/items: searches kept under an id, run again on demand. Someone
+// else's private search answers 404, as one that does not exist.
+void route_saved_searches(const HttpRequest& req, const std::vector<std::string>& parts, StacContext& ctx,
+                          const Reply& reply) {
+  const std::string& base = ctx.base;
+  const bool signed_in = !ctx.viewer.user.empty() || ctx.viewer.admin;
+  auto require_user = [&] {
+    if (!signed_in)
+      fail(401, "Unauthorized", "saving or changing a search needs an API key (Authorization: Bearer KEY)");
+  };
+  if (parts.size() == 1) {
+    if (req.method == "POST") {
+      require_user();
+      const json body = parse_body(req);
+      if (!body.is_object())
+        fail(400, "Bad Request", "the body must be a STAC search (a JSON object)", "invalid-parameter");
+      const std::string id = ctx.catalog.save_search(body, ctx.viewer.user);
+      const auto saved = ctx.catalog.saved_search(id, ctx.viewer);
+      HttpResponse res = json_reply(201, saved_search_doc(*saved, base));
+      res.headers.emplace_back("Location", base + "/searches/" + url_encode(id));
+      return reply(std::move(res));
+    }
+    require_get(req);
+    json list = json::array();
+    for (const auto& saved : ctx.catalog.saved_searches(ctx.viewer))
+      list.push_back(saved_search_doc(saved, base));
+    return reply(json_reply(200, {{"searches", list},
+                                  {"links",
+                                   {link(base + "/searches", "self", "application/json"),
+                                    link(base + "/", "root", "application/json")}}}));
+  }
+  const std::string& id = parts[1];
+  auto not_found = [&] {
+    fail(404, "Not Found", fmt::format("saved search '{}' does not exist", id), "not-found");
+  };
+  if (parts.size() == 2 && req.method == "DELETE") {
+    require_user();
+    if (!ctx.catalog.remove_saved_search(id, ctx.viewer)) not_found();
+    return reply(json_reply(200, {{"id", id}, {"deleted", true}}));
+  }
+  if (parts.size() == 2 && req.method == "PATCH") {
+    require_user();
+    const json body = parse_body(req);
+    if (!body.is_object() || body.size() != 1 || !body.contains("public") || !body["public"].is_boolean())
+      fail(400, "Bad Request", "public: expected {\"public\": true|false}, the only member that can change",
+           "invalid-parameter");
+    if (!ctx.catalog.set_saved_search_public(id, ctx.viewer, body["public"].get<bool>())) not_found();
+    return reply(json_reply(200, saved_search_doc(*ctx.catalog.saved_search(id, ctx.viewer), base)));
+  }
+  require_get(req);
+  const auto saved = ctx.catalog.saved_search(id, ctx.viewer);
+  if (!saved) not_found();
+  if (parts.size() == 2) return reply(json_reply(200, saved_search_doc(*saved, base)));
+  if (parts.size() != 3 || parts[2] != "items") not_found();
+  // The saved body with the page asked for: `limit` and `token` are the only parameters here.
+  json body = saved->body;
+  for (const auto& [k, v] : req.query) {
+    if (k == "token") {
+      body["token"] = v;
+    } else if (k == "limit") {
+      try {
+        std::size_t used = 0;
+        const long long limit = std::stoll(v, &used);
+        if (used != v.size()) throw std::invalid_argument(v);
+        body["limit"] = limit;
+      } catch (const std::exception&) {
+        fail(400, "Bad Request", fmt::format("limit: '{}' is not an integer", v), "invalid-parameter");
+      }
+    } else {
+      fail(400, "Bad Request",
+           fmt::format("{}: not a parameter of a saved search's items (limit and token are)", k),
+           "invalid-parameter");
+    }
+  }
+  const auto request = catalog::parse_search_json(body);
+  reply(item_collection(ctx.catalog.search(request, ctx.viewer), req, base, nullptr));
+}
+
 }  // namespace
 
 bool is_stac_route(const std::vector<std::string>& parts) {
-  return !parts.empty() && (parts[0] == "collections" || parts[0] == "search" || parts[0] == "queryables");
+  return !parts.empty() && (parts[0] == "collections" || parts[0] == "search" || parts[0] == "queryables" ||
+                            parts[0] == "searches");
 }
 
 bool route_stac(const HttpRequest& req, const std::vector<std::string>& parts, StacContext& ctx,
@@ -246,6 +346,10 @@ bool route_stac(const HttpRequest& req, const std::vector<std::string>& parts, S
     require_get(req);
     const auto request = catalog::parse_search_query(query_params(req));
     reply(item_collection(ctx.catalog.search(request, ctx.viewer), req, base, nullptr));
+    return true;
+  }
+  if (parts[0] == "searches" && n <= 3) {
+    route_saved_searches(req, parts, ctx, reply);
     return true;
   }
   if (parts[0] == "queryables" && n == 1) {
@@ -411,6 +515,19 @@ json stac_openapi_paths() {
   paths["/search"]["get"]["parameters"] = search_params;
   paths["/search"]["post"] = entry("STAC item search (JSON body)", "ItemCollection");
   paths["/queryables"]["get"] = entry("properties a filter may name", "JSON Schema");
+  paths["/searches"]["get"] = entry("the saved searches of the caller", "list of saved searches");
+  paths["/searches"]["post"] =
+      entry("save a STAC search (the body as POST /search takes it)", "the saved search");
+  paths["/searches/{searchId}"]["get"] = entry("a saved search's definition", "the saved search");
+  paths["/searches/{searchId}"]["patch"] =
+      entry("publish or withdraw a saved search ({\"public\": bool})", "the saved search");
+  paths["/searches/{searchId}"]["delete"] = entry("remove a saved search", "confirmation");
+  paths["/searches/{searchId}"]["parameters"] = {param("searchId", "path", "string", true)};
+  paths["/searches/{searchId}/items"]["get"] =
+      entry("run a saved search (paged as /search)", "ItemCollection");
+  paths["/searches/{searchId}/items"]["get"]["parameters"] = {param("limit", "query", "integer", false),
+                                                              param("token", "query", "string", false)};
+  paths["/searches/{searchId}/items"]["parameters"] = {param("searchId", "path", "string", true)};
   return paths;
 }
 

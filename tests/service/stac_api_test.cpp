@@ -47,6 +47,16 @@ class StacClient {
     if (!key_.empty()) extra.emplace("Authorization", "Bearer " + key_);
     return wrap(http_.Post(path.c_str(), extra, body, "application/json"));
   }
+  Answer del(const std::string& path) {
+    httplib::Headers extra;
+    if (!key_.empty()) extra.emplace("Authorization", "Bearer " + key_);
+    return wrap(http_.Delete(path.c_str(), extra));
+  }
+  Answer patch(const std::string& path, const std::string& body) {
+    httplib::Headers extra;
+    if (!key_.empty()) extra.emplace("Authorization", "Bearer " + key_);
+    return wrap(http_.Patch(path.c_str(), extra, body, "application/json"));
+  }
   // A link's href as a path on this server.
   static std::string path_of(const std::string& href) {
     const auto p = href.find("://");
@@ -494,6 +504,107 @@ TEST_F(StacApi, ZippedCatalogueAssetsServeAsJobInputs) {
       alice.post("/processes/info/execution",
                  R"({"inputs": {"file": {"href": "/collections/zipped/items/pair_20200117/assets/data"}}})");
   EXPECT_EQ(member_ok.status, 200) << member_ok.text;
+}
+
+// A search saved under an id: its definition, its items paged as /search pages them, private to its owner
+// until published, removed by its owner; a malformed body is refused naming the parameter.
+TEST_F(StacApi, SavedSearchesRunPagedAndStayPrivateUntilPublished) {
+  auto alice = client(key_alice_);
+  auto bob = client(key_bob_);
+  const auto saved = alice.post(
+      "/searches",
+      R"({"collections": ["scenes"], "bbox": [4.5, 9, 20.5, 12], "datetime": "2022-03-01/..", "limit": 4,
+          "sortby": [{"field": "datetime", "direction": "asc"}], "token": "next:8"})");
+  ASSERT_EQ(saved.status, 201) << saved.text;
+  const std::string id = saved.body["id"];
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(saved.headers.count("Location"));
+  EXPECT_FALSE(saved.body["search"].contains("token")) << "a paging token is not part of the search";
+  EXPECT_EQ(saved.body["public"], false);
+  const auto definition = alice.get("/searches/" + id);
+  ASSERT_EQ(definition.status, 200) << definition.text;
+  EXPECT_EQ(definition.body["search"]["collections"], json::array({"scenes"}));
+  EXPECT_EQ(definition.body["owner"], "alice");
+
+  // Items s04..s20 (footprints from 4..5 to 20..21 meet the box), oldest first, 4 a page, every one once.
+  std::vector<std::string> seen;
+  std::string next = "/searches/" + id + "/items";
+  int pages = 0;
+  while (!next.empty() && pages < 20) {
+    const auto page = alice.get(next);
+    ASSERT_EQ(page.status, 200) << page.text;
+    EXPECT_LE(page.body["features"].size(), 4u);
+    for (const auto& f : page.body["features"]) seen.push_back(f["id"]);
+    next.clear();
+    for (const auto& l : page.body["links"]) {
+      if (l["rel"] == "next") next = StacClient::path_of(l["href"]);
+    }
+    ++pages;
+  }
+  std::vector<std::string> expected;
+  for (int k = 4; k <= 20; ++k) expected.push_back(fmt::format("s{:02d}", k));
+  EXPECT_EQ(seen, expected);
+  EXPECT_EQ(pages, 5);
+  EXPECT_EQ(alice.get("/searches/" + id + "/items?limit=100").body["features"].size(), 17u);
+  EXPECT_EQ(alice.get("/searches/" + id + "/items?bbox=1,2,3,4").status, 400);
+  EXPECT_EQ(alice.get("/searches/" + id + "/items?limit=many").status, 400);
+  const auto listed = alice.get("/searches");
+  ASSERT_EQ(listed.status, 200);
+  ASSERT_EQ(listed.body["searches"].size(), 1u);
+  EXPECT_EQ(listed.body["searches"][0]["id"], id);
+
+  // Another user: 404 everywhere, as for an id that does not exist; nothing listed, nothing removed.
+  EXPECT_EQ(bob.get("/searches/" + id).status, 404);
+  EXPECT_EQ(bob.get("/searches/" + id + "/items").status, 404);
+  EXPECT_EQ(bob.del("/searches/" + id).status, 404);
+  EXPECT_EQ(bob.patch("/searches/" + id, R"({"public": true})").status, 404);
+  EXPECT_TRUE(bob.get("/searches").body["searches"].empty());
+  EXPECT_EQ(alice.get("/searches/0123456789abcdef").status, 404);
+  EXPECT_EQ(client("").get("/searches/" + id).status, 401);
+  // The map server draws a saved search as one mosaic layer, by its id, with the same visibility.
+  const std::string tile = "/search/tiles/WebMercatorQuad/3/4/3.png?search_id=";
+  const auto drawn = alice.get(tile + id);
+  EXPECT_EQ(drawn.status, 200) << drawn.text;
+  EXPECT_EQ(drawn.text.substr(1, 3), "PNG");
+  EXPECT_EQ(bob.get(tile + id).status, 404);
+  EXPECT_EQ(alice.get(tile + "0123456789abcdef").status, 404);
+
+  // Published: others read and run it (with their own visibility), still cannot remove it.
+  const auto published = alice.patch("/searches/" + id, R"({"public": true})");
+  ASSERT_EQ(published.status, 200) << published.text;
+  EXPECT_EQ(published.body["public"], true);
+  EXPECT_EQ(bob.get("/searches/" + id).status, 200);
+  EXPECT_EQ(bob.get("/searches/" + id + "/items?limit=100").body["features"].size(), 17u);
+  EXPECT_EQ(bob.del("/searches/" + id).status, 404);
+  EXPECT_EQ(alice.patch("/searches/" + id, R"({"public": "yes"})").status, 400);
+
+  // A search over alice's private item finds it for her only.
+  const auto mine = alice.post("/searches", R"({"collections": ["user-alice"]})");
+  ASSERT_EQ(mine.status, 201) << mine.text;
+  const std::string mine_id = mine.body["id"];
+  ASSERT_EQ(alice.patch("/searches/" + mine_id, R"({"public": true})").status, 200);
+  EXPECT_EQ(alice.get("/searches/" + mine_id + "/items").body["features"].size(), 1u);
+  EXPECT_TRUE(bob.get("/searches/" + mine_id + "/items").body["features"].empty());
+
+  // Bad bodies: 400 naming what is wrong, nothing saved.
+  for (const auto& [body, names] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"bbox": [1, 2, 3]})", "bbox"},
+           {R"({"datetime": "yesterday"})", "datetime"},
+           {R"({"bbox": [0, 0, 1, 1], "intersects": {"type": "Point", "coordinates": [0, 0]}})",
+            "intersects"},
+           {R"([1, 2])", "body"},
+           {R"({"limit": "ten"})", "limit"}}) {
+    const auto r = alice.post("/searches", body);
+    EXPECT_EQ(r.status, 400) << body << ": " << r.text;
+    EXPECT_NE(r.text.find(names), std::string::npos) << body << ": " << r.text;
+  }
+  EXPECT_EQ(alice.get("/searches").body["searches"].size(), 2u);
+
+  // Removed by its owner: gone for everyone.
+  EXPECT_EQ(alice.del("/searches/" + id).status, 200);
+  EXPECT_EQ(alice.get("/searches/" + id).status, 404);
+  EXPECT_EQ(bob.get("/searches/" + id + "/items").status, 404);
+  EXPECT_EQ(alice.del("/searches/" + id).status, 404);
 }
 
 TEST_F(StacApi, FinishedJobOutputsJoinTheOwnersCollection) {

@@ -99,6 +99,16 @@ struct IngestReport {
   std::string to_text() const;
 };
 
+/// A search kept in the catalogue under an id (`POST /searches`): its STAC search body, run again on
+/// demand. Private to its owner unless published.
+struct SavedSearch {
+  std::string id;
+  std::string owner;
+  bool is_public = false;
+  nlohmann::json body;   ///< the STAC search (POST /search body), without a paging token
+  double created_s = 0;  ///< seconds since 1970 UTC
+};
+
 struct IngestOptions {
   std::string collection;  ///< every item goes there; empty = the collection each reader chooses
   std::string owner;       ///< empty = catalogue-wide
@@ -123,6 +133,20 @@ class Catalog {
   SearchResult search(const SearchRequest& request, const Viewer& viewer);
   /// Properties a filter may name, as a JSON Schema (the `queryables` document without its $id).
   nlohmann::json queryables();
+
+  // ---------------------------------------------------------------- saved searches
+  /// Keeps `body` (a STAC search, checked by parse_search_json: InvalidArgument naming the parameter) as a
+  /// search of `owner`, private; returns its new id. A paging `token` in the body is not kept.
+  std::string save_search(nlohmann::json body, const std::string& owner);
+  /// A saved search the viewer may read (their own, a published one, any for an admin); nullopt otherwise,
+  /// exactly as for an id that does not exist.
+  std::optional<SavedSearch> saved_search(const std::string& id, const Viewer& viewer);
+  /// The saved searches the viewer owns (all of them for an admin), oldest first.
+  std::vector<SavedSearch> saved_searches(const Viewer& viewer);
+  /// Publishes or withdraws a saved search of the viewer's (an admin's: any); false when there is none.
+  bool set_saved_search_public(const std::string& id, const Viewer& viewer, bool is_public);
+  /// Removes a saved search of the viewer's (an admin's: any); false when there is none.
+  bool remove_saved_search(const std::string& id, const Viewer& viewer);
 
   // ---------------------------------------------------------------- writing
   /// Ingests files and folders (recursively): each reader recognises what it can; a file nothing
