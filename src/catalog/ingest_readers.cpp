@@ -494,6 +494,8 @@ ReadResult read_landsat_mtl(const std::string& mtl) {
   for (const auto& e : fs::directory_iterator(dir, ec)) files.push_back(e.path());
   std::sort(files.begin(), files.end());
   static const std::regex kBand(R"(_(B\d+|BQA|QA_PIXEL))", std::regex::icase);
+  const bool collection_1 = get("COLLECTION_NUMBER") == "01" || get("COLLECTION_NUMBER") == "1" ||
+                            std::regex_search(id, std::regex(R"(^L\w\d\d_\w{4}_\d{6}_\d{8}_\d{8}_01_)"));
   for (const auto& file : files) {
     const std::string base = file.filename().string();
     if ((base.rfind(scene, 0) != 0 && base.rfind(id, 0) != 0) || !is_raster_extension(base)) continue;
@@ -503,8 +505,9 @@ ReadResult read_landsat_mtl(const std::string& mtl) {
     if (lower(key) == "b8")
       a["eo:bands"] = {{{"name", "B8"}, {"common_name", "pan"}, {"center_wavelength", 0.59}}};
     a["title"] = base;
-    if (lower(key) == "qa_pixel") {
-      // Collection 2's pixel quality bits: the scene's cloud mask (cloud_cover_on reads its bits).
+    if (lower(key) == "qa_pixel" || (lower(key) == "bqa" && collection_1)) {
+      // Collection 2's pixel quality bits, or Collection 1's BQA: the scene's cloud mask (cloud_cover_on
+      // reads its bits). A pre-collection BQA has another layout and stays a plain asset.
       a["roles"] = {"cloud", "data-mask"};
       key = "cloud-mask";
     }

@@ -80,8 +80,8 @@ std::unique_ptr<OGRGeometry> parse_aoi(const std::string& text) {
 }  // namespace
 
 std::string cloud_mask_rule() {
-  return "a Sentinel-2 band's SCL (same tile and time, in its folder or the granule's R20m/R60m) or a "
-         "Landsat Collection 2 band's _QA_PIXEL.TIF beside it";
+  return "a Sentinel-2 band's SCL (same tile and time, in its folder or the granule's R20m/R60m), a "
+         "Landsat Collection 2 band's _QA_PIXEL.TIF or a Collection 1 band's _BQA.TIF beside it";
 }
 
 std::optional<CloudMask> find_cloud_mask(const std::string& image_path) {
@@ -116,6 +116,14 @@ std::optional<CloudMask> find_cloud_mask(const std::string& image_path) {
       const fs::path candidate = dir / (m[1].str() + "_QA_PIXEL." + ext);
       if (is_file(candidate) && candidate != path)
         return CloudMask{candidate.string(), CloudMaskKind::kLandsatQaPixel};
+    }
+    // Collection 1 (collection number 01 in the product id): the older BQA band.
+    if (m[1].str().find("_01_") != std::string::npos) {
+      for (const std::string& ext : {m[2].str(), std::string("TIF"), std::string("tif")}) {
+        const fs::path candidate = dir / (m[1].str() + "_BQA." + ext);
+        if (is_file(candidate) && candidate != path)
+          return CloudMask{candidate.string(), CloudMaskKind::kLandsatBqa};
+      }
     }
   }
   return std::nullopt;
@@ -196,6 +204,13 @@ std::optional<double> cloud_cover_percent(const CloudMask& mask, const std::stri
       if (values[i] == 0 || values[i] > 255) continue;  // 0: no data in the SCL
       ++valid;
       if (cloud_class[values[i]]) ++cloudy;
+    }
+  } else if (mask.kind == CloudMaskKind::kLandsatBqa) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (!inside.empty() && !inside[i]) continue;
+      if (values[i] & kBqaFillBit) continue;
+      ++valid;
+      if (bqa_is_cloud(values[i])) ++cloudy;
     }
   } else {
     for (std::size_t i = 0; i < values.size(); ++i) {

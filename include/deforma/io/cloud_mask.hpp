@@ -12,6 +12,7 @@ namespace deforma::io {
 enum class CloudMaskKind {
   kSentinel2Scl,    ///< Sentinel-2 L2A scene classification: one class per pixel, 0 = no data
   kLandsatQaPixel,  ///< Landsat Collection 2 QA_PIXEL: bit flags, bit 0 = fill
+  kLandsatBqa,      ///< Landsat Collection 1 BQA: bit flags and 2-bit confidences, bit 0 = fill
 };
 
 struct CloudMask {
@@ -28,10 +29,31 @@ inline const std::vector<int> kSclCloudClasses{3, 8, 9, 10};
 inline constexpr unsigned kQaPixelCloudBits = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 4);
 inline constexpr unsigned kQaPixelFillBit = 1u << 0;
 
+/// Landsat Collection 1 Level-1 BQA (USGS, "Landsat Collection 1 Level-1 Quality Assessment Band", and the
+/// Landsat QA Tools user guide, version 1.4, 2017): bit 0 designated fill, bit 4 cloud, bits 5-6 cloud
+/// confidence, bits 7-8 cloud shadow confidence, bits 11-12 cirrus confidence (Landsat 8 only; zero on
+/// Landsat 4-7). A confidence is 0 not determined, 1 low, 2 medium, 3 high. A pixel counts as cloud when
+/// the cloud bit is set or the cloud, cloud shadow or cirrus confidence is high, as QA_PIXEL's cloud,
+/// shadow and cirrus bits are counted.
+inline constexpr unsigned kBqaFillBit = 1u << 0;
+inline constexpr unsigned kBqaCloudBit = 1u << 4;
+inline constexpr unsigned kBqaCloudConfidenceShift = 5;
+inline constexpr unsigned kBqaShadowConfidenceShift = 7;
+inline constexpr unsigned kBqaCirrusConfidenceShift = 11;
+inline constexpr unsigned kBqaHighConfidence = 3;
+
+/// Whether a Collection 1 BQA value is cloud (or cloud shadow, or cirrus) by the rule above.
+constexpr bool bqa_is_cloud(unsigned value) {
+  return (value & kBqaCloudBit) != 0 || ((value >> kBqaCloudConfidenceShift) & 3u) == kBqaHighConfidence ||
+         ((value >> kBqaShadowConfidenceShift) & 3u) == kBqaHighConfidence ||
+         ((value >> kBqaCirrusConfidenceShift) & 3u) == kBqaHighConfidence;
+}
+
 /// The cloud mask of an image, found beside it by name: for a Sentinel-2 band
 /// (T29UNU_20221005T115411_B04_60m.jp2, also .tif) the SCL of the same tile and time in its folder or in the
 /// R20m/R60m folders of its granule (20 m preferred); for a Landsat Collection 2 band (..._SR_B4.TIF,
-/// ..._B8.TIF) the scene's _QA_PIXEL.TIF. nullopt when there is none.
+/// ..._B8.TIF) the scene's _QA_PIXEL.TIF, for a Collection 1 band (..._01_T1_B8.TIF) its _BQA.TIF. nullopt
+/// when there is none.
 std::optional<CloudMask> find_cloud_mask(const std::string& image_path);
 
 /// Where find_cloud_mask looks, in words, for error messages.
