@@ -4,9 +4,13 @@
 // through the index, then a share of them by scanning every point as before the index. The tiles of both ways
 // must be byte-identical. Prints the load and index times and tiles/s of each way.
 //
-// Also the cost of finding a tile's points alone (index query against the scan, over all the tiles).
+// Also the cost of finding a tile's points alone (index query against the scan, over all the tiles), and
+// low-zoom tiles (zooms 8-11 by default, where a tile holds tens or hundreds of thousands of points): made
+// aggregated (one feature per 4 px cell, the server's default) and, for a few of them, with every point as
+// before aggregation.
 //
 //   deforma_bench_points [--points 1000000] [--tiles 2000] [--scanned 200] [--min-zoom 12] [--max-zoom 16]
+//                        [--low-tiles 40] [--low-before 2] [--low-min-zoom 8] [--low-max-zoom 11]
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -20,6 +24,8 @@
 #include <vector>
 
 #include <unistd.h>
+
+#include <limits>
 
 #include <fmt/format.h>
 #include <ogr_srs_api.h>
@@ -47,6 +53,7 @@ double since(Clock::time_point t0) {
 
 int main(int argc, char** argv) {
   int points = 1000000, tiles = 2000, scanned = 200, min_zoom = 12, max_zoom = 16;
+  int low_tiles = 40, low_before = 2, low_min_zoom = 8, low_max_zoom = 11;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--points") points = std::clamp(std::atoi(argv[i + 1]), 1000, 20000000);
@@ -54,9 +61,15 @@ int main(int argc, char** argv) {
     if (a == "--scanned") scanned = std::clamp(std::atoi(argv[i + 1]), 1, 100000);
     if (a == "--min-zoom") min_zoom = std::clamp(std::atoi(argv[i + 1]), 0, 20);
     if (a == "--max-zoom") max_zoom = std::clamp(std::atoi(argv[i + 1]), 0, 20);
+    if (a == "--low-tiles") low_tiles = std::clamp(std::atoi(argv[i + 1]), 1, 100000);
+    if (a == "--low-before") low_before = std::clamp(std::atoi(argv[i + 1]), 0, 100000);
+    if (a == "--low-min-zoom") low_min_zoom = std::clamp(std::atoi(argv[i + 1]), 0, 20);
+    if (a == "--low-max-zoom") low_max_zoom = std::clamp(std::atoi(argv[i + 1]), 0, 20);
   }
   scanned = std::min(scanned, tiles);
   max_zoom = std::max(min_zoom, max_zoom);
+  low_before = std::min(low_before, low_tiles);
+  low_max_zoom = std::max(low_min_zoom, low_max_zoom);
   const fs::path work = fs::temp_directory_path() / fmt::format("deforma_bench_points_{}", ::getpid());
   fs::create_directories(work);
   const std::string product = (work / "EGMS_L2b_999_0001_IW1_VV_2020_2022_1.csv").string();
@@ -141,6 +154,43 @@ int main(int argc, char** argv) {
   }
   const double scanned_s = since(t0);
   deforma::maps::detail::set_points_index_enabled(true);
+
+  // Low zooms: aggregated tiles (the default), then the first few with every point, as before aggregation.
+  std::uniform_int_distribution<int> ulow(low_min_zoom, low_max_zoom);
+  std::vector<std::array<int, 3>> low;
+  for (int i = 0; i < low_tiles; ++i) {
+    const auto p = static_cast<std::size_t>(upoint(rng));
+    const int z = ulow(rng), size = 1 << z;
+    const double phi = lat[p] * M_PI / 180;
+    low.push_back({z, static_cast<int>((lon[p] + 180) / 360 * size),
+                   static_cast<int>((1 - std::log(std::tan(phi) + 1 / std::cos(phi)) / M_PI) / 2 * size)});
+  }
+  const std::string low_load_before = load_average();
+  std::size_t low_points = 0, low_features = 0, low_bytes = 0, low_aggregated = 0;
+  std::vector<double> low_ms;
+  for (const auto& t : low) {
+    deforma::maps::PointsTileInfo info;
+    const auto t1 = Clock::now();
+    low_bytes += deforma::maps::points_tile(product, web, t[0], t[1], t[2], &info).size();
+    low_ms.push_back(since(t1) * 1e3);
+    low_points += info.points;
+    low_features += info.features;
+    low_aggregated += info.aggregated;
+  }
+  deforma::maps::detail::set_points_tile_budget(std::numeric_limits<std::size_t>::max());
+  std::vector<double> before_ms, after_ms;
+  std::size_t before_points = 0, before_bytes = 0;
+  for (int i = 0; i < low_before; ++i) {
+    const auto& t = low[static_cast<std::size_t>(i)];
+    deforma::maps::PointsTileInfo info;
+    const auto t1 = Clock::now();
+    before_bytes += deforma::maps::points_tile(product, web, t[0], t[1], t[2], &info).size();
+    before_ms.push_back(since(t1) * 1e3);
+    before_points += info.points;
+    after_ms.push_back(low_ms[static_cast<std::size_t>(i)]);
+  }
+  deforma::maps::detail::set_points_tile_budget(deforma::maps::kPointsTileBudget);
+  const std::string low_load_after = load_average();
   std::error_code ec;
   fs::remove_all(work, ec);
 
@@ -188,5 +238,30 @@ int main(int argc, char** argv) {
               count, load_s, index_s, tiles, static_cast<double>(found_index) / tiles, indexed_rate,
               scanned_rate, indexed_rate / scanned_rate, query_us, scan_us,
               static_cast<double>(bytes) / 1024.0 / tiles, differ, scanned);
+
+  auto mean = [](const std::vector<double>& v) {
+    double sum = 0;
+    for (double x : v) sum += x;
+    return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
+  };
+  std::sort(low_ms.begin(), low_ms.end());
+  std::printf("\nlow zooms %d-%d, load average %s before, %s after\n\n", low_min_zoom, low_max_zoom,
+              low_load_before.c_str(), low_load_after.c_str());
+  std::printf(
+      "| tiles | aggregated | points in tile (mean) | features (mean) | ms/tile mean | ms/tile p50 | ms/tile "
+      "max | "
+      "mean KiB |\n|---|---|---|---|---|---|---|---|\n");
+  std::printf("| %d | %zu | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f |\n", low_tiles, low_aggregated,
+              static_cast<double>(low_points) / low_tiles, static_cast<double>(low_features) / low_tiles,
+              mean(low_ms), low_ms[low_ms.size() / 2], low_ms.back(),
+              static_cast<double>(low_bytes) / 1024.0 / low_tiles);
+  if (low_before > 0) {
+    std::printf(
+        "\nthe first %d of them with every point (before aggregation): %.0f points/tile, %.0f ms/tile, %.1f "
+        "KiB/tile; aggregated: %.1f ms/tile (%.0fx faster)\n",
+        low_before, static_cast<double>(before_points) / low_before, mean(before_ms),
+        static_cast<double>(before_bytes) / 1024.0 / low_before, mean(after_ms),
+        mean(before_ms) / std::max(mean(after_ms), 1e-9));
+  }
   return differ == 0 ? 0 : 1;
 }

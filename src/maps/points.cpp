@@ -245,14 +245,117 @@ std::vector<std::size_t> PointIndex::query(const Bounds& b) const {
   return out;
 }
 
+// -------------------------------------------------------------------------------- tiles
+namespace {
+
+std::atomic<std::size_t> tile_budget{kPointsTileBudget};
+
+// One vector tile being written by GDAL's MVT driver into a /vsimem/ folder, layer `points`.
+class MvtTile {
+ public:
+  MvtTile(const std::string& product, const TileMatrixSet& tms, int zoom, int x, int y)
+      : product_(product), zoom_(zoom), x_(x), y_(y) {
+    ensure_gdal_initialized();
+    GDALDriverH driver = GDALGetDriverByName("MVT");
+    if (!driver) throw IoError("GDAL has no MVT driver: vector tiles are not available");
+    dir_ = fmt::format("/vsimem/deforma_mvt_{}", tile_counter++);
+    // BUFFER: GDAL's writer drops what lies more than 80 of the tile's 4096 units outside it by default,
+    // less than the 2% margin (82 units) points_tile selects: 128 keeps every point it was given.
+    std::vector<std::string> options{"FORMAT=DIRECTORY", "COMPRESS=NO", "BUFFER=128",
+                                     fmt::format("MINZOOM={}", zoom), fmt::format("MAXZOOM={}", zoom)};
+    if (tms.id != "WebMercatorQuad") {
+      options.push_back(fmt::format("TILING_SCHEME={},{:.17g},{:.17g},{:.17g}", tms.gdal_crs, tms.origin_x,
+                                    tms.origin_y, tms.cell_size_z0 * 256));
+    }
+    std::vector<char*> argv;
+    for (auto& o : options) argv.push_back(o.data());
+    argv.push_back(nullptr);
+    ds_ = GDALCreate(driver, dir_.c_str(), 0, 0, 0, GDT_Unknown, argv.data());
+    if (!ds_) throw IoError("cannot create a vector tile: " + trap_.describe());
+    OGRSpatialReferenceH srs = OSRNewSpatialReference(nullptr);
+    OSRSetFromUserInput(srs, tms.gdal_crs.c_str());
+    OSRSetAxisMappingStrategy(srs, OAMS_TRADITIONAL_GIS_ORDER);
+    layer_ = GDALDatasetCreateLayer(ds_, "points", srs, wkbPoint, nullptr);
+    OSRDestroySpatialReference(srs);
+    if (!layer_) {
+      discard();
+      throw IoError("cannot create the points layer of a vector tile: " + trap_.describe());
+    }
+  }
+  MvtTile(const MvtTile&) = delete;
+  MvtTile& operator=(const MvtTile&) = delete;
+  ~MvtTile() { discard(); }
+
+  void add_field(const char* name, OGRFieldType type, OGRFieldSubType subtype = OFSTNone) {
+    OGRFieldDefnH field = OGR_Fld_Create(name, type);
+    OGR_Fld_SetSubType(field, subtype);
+    OGR_L_CreateField(layer_, field, TRUE);
+    OGR_Fld_Destroy(field);
+  }
+
+  // A feature at (px, py) in the set's CRS; `fill` sets its fields. `what` names it in an error.
+  template <typename Fill>
+  void add_point(double px, double py, const std::string& what, Fill&& fill) {
+    OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(layer_));
+    fill(f);
+    OGRGeometryH g = OGR_G_CreateGeometry(wkbPoint);
+    OGR_G_SetPoint_2D(g, 0, px, py);
+    OGR_F_SetGeometryDirectly(f, g);
+    const OGRErr err = OGR_L_CreateFeature(layer_, f);
+    OGR_F_Destroy(f);
+    if (err != OGRERR_NONE)
+      throw IoError(
+          fmt::format("{}: cannot write {} to a vector tile: {}", product_, what, trap_.describe()));
+  }
+
+  // The tile's bytes (GDAL writes the tiles when the dataset closes).
+  std::string finish() {
+    GDALClose(ds_);
+    ds_ = nullptr;
+    const std::string file = fmt::format("{}/{}/{}/{}.pbf", dir_, zoom_, x_, y_);
+    vsi_l_offset length = 0;
+    GByte* bytes = VSIGetMemFileBuffer(file.c_str(), &length, FALSE);
+    std::string result = bytes ? std::string(reinterpret_cast<const char*>(bytes), length) : std::string();
+    discard();
+    return result;
+  }
+
+ private:
+  void discard() {
+    if (ds_) GDALClose(ds_);
+    ds_ = nullptr;
+    if (!dir_.empty()) VSIRmdirRecursive(dir_.c_str());
+    dir_.clear();
+  }
+
+  GdalErrorTrap trap_;
+  std::string product_;
+  int zoom_, x_, y_;
+  std::string dir_;
+  GDALDatasetH ds_ = nullptr;
+  OGRLayerH layer_ = nullptr;
+};
+
+// The sums of one aggregation cell.
+struct Cell {
+  std::size_t count = 0, finite_velocities = 0;
+  double sum_x = 0, sum_y = 0, sum_velocity = 0;
+};
+
+}  // namespace
+
 namespace detail {
 void set_points_index_enabled(bool enabled) {
   index_enabled = enabled;
 }
+void set_points_tile_budget(std::size_t budget) {
+  tile_budget = budget;
+}
 }  // namespace detail
 
-// -------------------------------------------------------------------------------- tiles
-std::string points_tile(const std::string& product, const TileMatrixSet& tms, int zoom, int x, int y) {
+std::string points_tile(const std::string& product, const TileMatrixSet& tms, int zoom, int x, int y,
+                        PointsTileInfo* info) {
+  if (info) *info = {};
   const Bounds tile = tms.tile_bounds(zoom, x, y);
   auto p = load(product);
   const Projected& proj = projected(*p, tms.gdal_crs);
@@ -271,61 +374,60 @@ std::string points_tile(const std::string& product, const TileMatrixSet& tms, in
     }
   }
   if (inside.empty()) return {};
-  ensure_gdal_initialized();
-  GdalErrorTrap trap;
-  GDALDriverH driver = GDALGetDriverByName("MVT");
-  if (!driver) throw IoError("GDAL has no MVT driver: vector tiles are not available");
-  const std::string dir = fmt::format("/vsimem/deforma_mvt_{}", tile_counter++);
-  std::vector<std::string> options{"FORMAT=DIRECTORY", "COMPRESS=NO", fmt::format("MINZOOM={}", zoom),
-                                   fmt::format("MAXZOOM={}", zoom)};
-  if (tms.id != "WebMercatorQuad") {
-    options.push_back(fmt::format("TILING_SCHEME={},{:.17g},{:.17g},{:.17g}", tms.gdal_crs, tms.origin_x,
-                                  tms.origin_y, tms.cell_size_z0 * 256));
-  }
-  std::vector<char*> argv;
-  for (auto& o : options) argv.push_back(o.data());
-  argv.push_back(nullptr);
-  GDALDatasetH ds = GDALCreate(driver, dir.c_str(), 0, 0, 0, GDT_Unknown, argv.data());
-  if (!ds) throw IoError("cannot create a vector tile: " + trap.describe());
-  OGRSpatialReferenceH srs = OSRNewSpatialReference(nullptr);
-  OSRSetFromUserInput(srs, tms.gdal_crs.c_str());
-  OSRSetAxisMappingStrategy(srs, OAMS_TRADITIONAL_GIS_ORDER);
-  OGRLayerH layer = GDALDatasetCreateLayer(ds, "points", srs, wkbPoint, nullptr);
-  OSRDestroySpatialReference(srs);
-  if (!layer) {
-    GDALClose(ds);
-    throw IoError("cannot create the points layer of a vector tile: " + trap.describe());
-  }
-  OGRFieldDefnH pid_field = OGR_Fld_Create("pid", OFTString);
-  OGRFieldDefnH velocity_field = OGR_Fld_Create("velocity_mm_per_yr", OFTReal);
-  OGR_L_CreateField(layer, pid_field, TRUE);
-  OGR_L_CreateField(layer, velocity_field, TRUE);
-  OGR_Fld_Destroy(pid_field);
-  OGR_Fld_Destroy(velocity_field);
-  OGRFeatureDefnH defn = OGR_L_GetLayerDefn(layer);
-  for (std::size_t i : inside) {
-    OGRFeatureH f = OGR_F_Create(defn);
-    OGR_F_SetFieldString(f, 0, p->pid[i].c_str());
-    if (std::isfinite(p->velocity[i])) OGR_F_SetFieldDouble(f, 1, p->velocity[i]);
-    OGRGeometryH g = OGR_G_CreateGeometry(wkbPoint);
-    OGR_G_SetPoint_2D(g, 0, px[i], py[i]);
-    OGR_F_SetGeometryDirectly(f, g);
-    const OGRErr err = OGR_L_CreateFeature(layer, f);
-    OGR_F_Destroy(f);
-    if (err != OGRERR_NONE) {
-      GDALClose(ds);
-      VSIRmdirRecursive(dir.c_str());
-      throw IoError(
-          fmt::format("{}: cannot write point {} to a vector tile: {}", product, p->pid[i], trap.describe()));
+  if (inside.size() <= tile_budget) {
+    MvtTile out(product, tms, zoom, x, y);
+    out.add_field("pid", OFTString);
+    out.add_field("velocity_mm_per_yr", OFTReal);
+    for (std::size_t i : inside) {
+      out.add_point(px[i], py[i], "point " + p->pid[i], [&](OGRFeatureH f) {
+        OGR_F_SetFieldString(f, 0, p->pid[i].c_str());
+        if (std::isfinite(p->velocity[i])) OGR_F_SetFieldDouble(f, 1, p->velocity[i]);
+      });
     }
+    if (info) *info = {false, inside.size(), inside.size()};
+    return out.finish();
   }
-  GDALClose(ds);  // the tiles are written here
-  const std::string file = fmt::format("{}/{}/{}/{}.pbf", dir, zoom, x, y);
-  vsi_l_offset length = 0;
-  GByte* bytes = VSIGetMemFileBuffer(file.c_str(), &length, FALSE);
-  std::string result = bytes ? std::string(reinterpret_cast<const char*>(bytes), length) : std::string();
-  VSIRmdirRecursive(dir.c_str());
-  return result;
+  // Too many points to send one by one (GDAL's writer and the page would get them all): one feature per
+  // cell of the tile itself, so that neighbouring tiles never count a point twice.
+  constexpr int kCells = 256 / kPointsCellPx;
+  const double cell_w = tile.width() / kCells, cell_h = (tile.max_y - tile.min_y) / kCells;
+  std::vector<Cell> cells(static_cast<std::size_t>(kCells) * kCells);
+  std::size_t counted = 0;
+  for (std::size_t i : inside) {  // increasing i: the sums are made in the same order every time
+    if (!(px[i] >= tile.min_x && px[i] < tile.max_x && py[i] > tile.min_y && py[i] <= tile.max_y)) continue;
+    // Rows from the top (the tile's north edge belongs to it, its south edge to the tile below).
+    const int cx = std::min(kCells - 1, static_cast<int>((px[i] - tile.min_x) / cell_w));
+    const int cy = std::min(kCells - 1, static_cast<int>((tile.max_y - py[i]) / cell_h));
+    Cell& c = cells[static_cast<std::size_t>(cy) * kCells + cx];
+    ++c.count;
+    c.sum_x += px[i];
+    c.sum_y += py[i];
+    if (std::isfinite(p->velocity[i])) {
+      ++c.finite_velocities;
+      c.sum_velocity += p->velocity[i];
+    }
+    ++counted;
+  }
+  if (counted == 0) return {};  // all of them in the margin
+  MvtTile out(product, tms, zoom, x, y);
+  out.add_field("count", OFTInteger);
+  out.add_field("velocity_mm_per_yr", OFTReal);
+  out.add_field("aggregated", OFTInteger, OFSTBoolean);
+  std::size_t features = 0;
+  for (std::size_t k = 0; k < cells.size(); ++k) {
+    const Cell& c = cells[k];
+    if (c.count == 0) continue;
+    const double n = static_cast<double>(c.count);
+    out.add_point(c.sum_x / n, c.sum_y / n, fmt::format("cell {}", k), [&](OGRFeatureH f) {
+      OGR_F_SetFieldInteger(f, 0, static_cast<int>(c.count));
+      if (c.finite_velocities > 0)
+        OGR_F_SetFieldDouble(f, 1, c.sum_velocity / static_cast<double>(c.finite_velocities));
+      OGR_F_SetFieldInteger(f, 2, 1);
+    });
+    ++features;
+  }
+  if (info) *info = {true, counted, features};
+  return out.finish();
 }
 
 std::optional<json> point_series(const std::string& product, const std::string& pid) {

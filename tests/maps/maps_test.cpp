@@ -3,9 +3,11 @@
 // Ortho grid, legends, point queries, EGMS points as vector tiles, and the capabilities documents.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <random>
+#include <tuple>
 
 #include <cpl_conv.h>
 #include <cpl_vsi.h>
@@ -438,27 +440,57 @@ TEST(MapsEgms, PointsAsVectorTilesAndSeries) {
   const auto extent = maps::points_extent(product, &count);
   ASSERT_GT(count, 100u);
   const double lon = (extent.min_x + extent.max_x) / 2, lat = (extent.min_y + extent.max_y) / 2;
-  for (const char* id : {"WebMercatorQuad", "EuropeanETRS89_LAEAQuad"}) {
-    const auto& tms = maps::tile_matrix_set(id);
-    const auto [x, y] = tile_of(tms, 8, lon, lat);
-    const std::string tile = maps::points_tile(product, tms, 8, x, y);
-    ASSERT_FALSE(tile.empty()) << id;
-    // Read it back with GDAL's MVT reader: one layer 'points' with pid and velocity.
-    const std::string name = std::string("/vsimem/maps_test_tile_") + id + ".pbf";
+  // Read a tile back with GDAL's MVT reader: one layer 'points'; its number of features and field names.
+  auto read_back = [](const std::string& tile, const std::string& id) {
+    std::pair<long long, std::vector<std::string>> out{-1, {}};
+    const std::string name = "/vsimem/maps_test_tile_" + id + ".pbf";
     VSIFCloseL(VSIFileFromMemBuffer(name.c_str(), reinterpret_cast<GByte*>(const_cast<char*>(tile.data())),
                                     tile.size(), FALSE));
-    const std::string open_name = "MVT:" + name;
-    GDALDatasetH ds = GDALOpenEx(open_name.c_str(), GDAL_OF_VECTOR, nullptr, nullptr, nullptr);
-    ASSERT_NE(ds, nullptr) << id;
-    OGRLayerH layer = GDALDatasetGetLayerByName(ds, "points");
-    ASSERT_NE(layer, nullptr) << id;
-    const auto features = OGR_L_GetFeatureCount(layer, TRUE);
-    EXPECT_GT(features, 100) << id;
-    OGRFeatureDefnH defn = OGR_L_GetLayerDefn(layer);
-    EXPECT_GE(OGR_FD_GetFieldIndex(defn, "pid"), 0);
-    EXPECT_GE(OGR_FD_GetFieldIndex(defn, "velocity_mm_per_yr"), 0);
-    GDALClose(ds);
+    GDALDatasetH ds = GDALOpenEx(("MVT:" + name).c_str(), GDAL_OF_VECTOR, nullptr, nullptr, nullptr);
+    EXPECT_NE(ds, nullptr) << id;
+    OGRLayerH layer = ds ? GDALDatasetGetLayerByName(ds, "points") : nullptr;
+    EXPECT_NE(layer, nullptr) << id;
+    if (layer) {
+      out.first = OGR_L_GetFeatureCount(layer, TRUE);
+      OGRFeatureDefnH defn = OGR_L_GetLayerDefn(layer);
+      for (int i = 0; i < OGR_FD_GetFieldCount(defn); ++i)
+        out.second.push_back(OGR_Fld_GetNameRef(OGR_FD_GetFieldDefn(defn, i)));
+    }
+    if (ds) GDALClose(ds);
     VSIUnlink(name.c_str());
+    return out;
+  };
+  auto has = [](const std::vector<std::string>& fields, const char* name) {
+    return std::find(fields.begin(), fields.end(), name) != fields.end();
+  };
+  for (const char* id : {"WebMercatorQuad", "EuropeanETRS89_LAEAQuad"}) {
+    const auto& tms = maps::tile_matrix_set(id);
+    // Zoom 8: the whole burst (more points than a tile's budget) in one tile, aggregated into cells.
+    auto [x, y] = tile_of(tms, 8, lon, lat);
+    maps::PointsTileInfo info;
+    std::string tile = maps::points_tile(product, tms, 8, x, y, &info);
+    ASSERT_FALSE(tile.empty()) << id;
+    ASSERT_GT(count, maps::kPointsTileBudget);
+    EXPECT_TRUE(info.aggregated) << id;
+    EXPECT_LE(info.features, maps::kPointsTileBudget) << id;
+    auto [features, fields] = read_back(tile, id);
+    EXPECT_EQ(features, static_cast<long long>(info.features)) << id;
+    EXPECT_TRUE(has(fields, "count") && has(fields, "velocity_mm_per_yr") && has(fields, "aggregated")) << id;
+    EXPECT_FALSE(has(fields, "pid")) << id;
+    // Closer in, the first zoom whose tile is under the budget: one feature per point, with pid and velocity.
+    int zoom = 9;
+    for (; zoom <= 16; ++zoom) {
+      std::tie(x, y) = tile_of(tms, zoom, lon, lat);
+      tile = maps::points_tile(product, tms, zoom, x, y, &info);
+      if (!info.aggregated) break;
+    }
+    ASSERT_LE(zoom, 16) << id;
+    ASSERT_FALSE(tile.empty()) << id << " zoom " << zoom;
+    std::tie(features, fields) = read_back(tile, id);
+    EXPECT_GT(features, 10) << id << " zoom " << zoom;
+    EXPECT_EQ(features, static_cast<long long>(info.points)) << id << " zoom " << zoom;
+    EXPECT_TRUE(has(fields, "pid") && has(fields, "velocity_mm_per_yr")) << id;
+    EXPECT_FALSE(has(fields, "count")) << id;
   }
   // Far from the product: no points, an empty tile.
   const auto& web = maps::tile_matrix_set("WebMercatorQuad");

@@ -302,17 +302,27 @@ TEST_F(MapServerTest, EgmsPointsAsVectorTilesFeaturesAndSeries) {
                       coords[1].get<double>()));
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(json::parse(r->body)["series"]["pid"], pid);
-  // The vector tile holding that point.
+  // The vector tile holding that point: at zoom 15 a few hundred points, each with its pid; at zoom 8 the
+  // whole burst, more than a tile's budget, aggregated into cells without pids.
   const double lon = coords[0].get<double>(), lat = coords[1].get<double>() * M_PI / 180;
-  const int z = 12, n = 1 << z;
-  const int x = static_cast<int>((lon + 180) / 360 * n);
-  const int y = static_cast<int>((1 - std::log(std::tan(lat) + 1 / std::cos(lat)) / M_PI) / 2 * n);
-  r = get(fmt::format("/collections/egms/items/EGMS_L2b_022_0845/vector-tiles/WebMercatorQuad/{}/{}/{}.mvt",
-                      z, x, y));
+  auto tile_url = [&](int z) {
+    const int n = 1 << z;
+    const int x = static_cast<int>((lon + 180) / 360 * n);
+    const int y = static_cast<int>((1 - std::log(std::tan(lat) + 1 / std::cos(lat)) / M_PI) / 2 * n);
+    return fmt::format("/collections/egms/items/EGMS_L2b_022_0845/vector-tiles/WebMercatorQuad/{}/{}/{}.mvt",
+                       z, x, y);
+  };
+  r = get(tile_url(15));
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(r->get_header_value("Content-Type"), "application/vnd.mapbox-vector-tile");
   EXPECT_NE(r->body.find(pid), std::string::npos);  // strings are stored as they are in MVT
   EXPECT_NE(r->body.find("velocity_mm_per_yr"), std::string::npos);
+  EXPECT_EQ(r->body.find("aggregated"), std::string::npos);
+  r = get(tile_url(8));
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->body.find(pid), std::string::npos);
+  EXPECT_NE(r->body.find("aggregated"), std::string::npos);
+  EXPECT_NE(r->body.find("count"), std::string::npos);
   EXPECT_EQ(get("/collections/yahtse/items/pair-2016/vector-tiles/WebMercatorQuad/1/0/0.mvt")->status, 404);
 }
 

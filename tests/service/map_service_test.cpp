@@ -25,19 +25,67 @@ namespace {
 
 using json = nlohmann::json;
 
-TEST(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
+// `deforma serve` on a free loopback port over a catalogue in a temporary root: what every test here starts.
+class MapService : public ::testing::Test {
+ protected:
+  void SetUp() override { GDALAllRegister(); }
+  void TearDown() override {
+    if (server_) server_->stop();
+  }
+
+  std::string add_user(const std::string& name) {
+    service::Store store(root_.path());
+    return store.add_user(name, false, {});
+  }
+
+  catalog::Catalog catalogue() { return catalog::Catalog(root_.path() / "service.db"); }
+
+  // (Re)starts the server; `anonymous_read`: public items without a key, as the catalogue's own reads.
+  void start(bool anonymous_read = true) {
+    if (server_) server_->stop();
+    service::ServerOptions o;
+    o.root = root_.path();
+    o.port = 0;
+    o.anonymous_read = anonymous_read;
+    server_ = std::make_unique<service::Server>(o);
+    server_->start();
+  }
+
+  // GET with an optional API key: (status, body), status 0 when no answer came.
+  std::pair<int, std::string> get(const std::string& path, const std::string& key = "") {
+    httplib::Client c("127.0.0.1", server_->port());
+    c.set_read_timeout(60, 0);
+    httplib::Headers h;
+    if (!key.empty()) h.emplace("Authorization", "Bearer " + key);
+    auto r = c.Get(path.c_str(), h);
+    return r ? std::make_pair(r->status, r->body) : std::make_pair(0, std::string());
+  }
+
+  static std::string path_of(const std::string& collection_slash_id) {
+    const auto slash = collection_slash_id.find('/');
+    return "/collections/" + collection_slash_id.substr(0, slash) + "/items/" +
+           collection_slash_id.substr(slash + 1);
+  }
+
+  // The WebMercatorQuad tile (x, y) at `zoom` holding (lon, lat).
+  static std::pair<int, int> web_tile(int zoom, double lon, double lat) {
+    const int n = 1 << zoom;
+    const double phi = lat * M_PI / 180;
+    return {static_cast<int>((lon + 180) / 360 * n),
+            static_cast<int>((1 - std::log(std::tan(phi) + 1 / std::cos(phi)) / M_PI) / 2 * n)};
+  }
+
+  test::TempDir root_;
+  std::unique_ptr<service::Server> server_;
+};
+
+TEST_F(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
   const auto cog = test::yahtse_velocity_cog();
   if (cog.empty()) GTEST_SKIP() << "sample data 'yahtse-l8' not found; skipping";
-  test::TempDir root;
-  std::string key_alice, key_bob;
+  const std::string key_alice = add_user("alice"), key_bob = add_user("bob");
   std::string public_item, private_item;
   {
-    service::Store store(root.path());
-    key_alice = store.add_user("alice", false, {});
-    key_bob = store.add_user("bob", false, {});
-  }
-  {
-    catalog::Catalog cat(root.path() / "service.db");
+    auto cat = catalogue();
     auto report = cat.ingest({cog}, {"velocity", "", true});
     ASSERT_EQ(report.item_ids.size(), 1u) << report.to_text();
     public_item = report.item_ids[0];
@@ -45,25 +93,7 @@ TEST(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
     ASSERT_EQ(report.item_ids.size(), 1u) << report.to_text();
     private_item = report.item_ids[0];
   }
-  service::ServerOptions o;
-  o.root = root.path();
-  o.port = 0;
-  o.anonymous_read = true;  // public items without a key, as the catalogue's own reads
-  service::Server server(o);
-  server.start();
-  auto get = [&](const std::string& path, const std::string& key = "") {
-    httplib::Client c("127.0.0.1", server.port());
-    c.set_read_timeout(60, 0);
-    httplib::Headers h;
-    if (!key.empty()) h.emplace("Authorization", "Bearer " + key);
-    auto r = c.Get(path.c_str(), h);
-    return r ? std::make_pair(r->status, r->body) : std::make_pair(0, std::string());
-  };
-  auto path_of = [](const std::string& collection_slash_id) {
-    const auto slash = collection_slash_id.find('/');
-    return "/collections/" + collection_slash_id.substr(0, slash) + "/items/" +
-           collection_slash_id.substr(slash + 1);
-  };
+  start();
   // Where the data are: the legend and a point from the public item, without a key.
   auto r = get(path_of(public_item) + "/legend.json?bidx=10");
   ASSERT_EQ(r.first, 200) << r.second;
@@ -71,10 +101,8 @@ TEST(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
   const auto fp = maps::footprint_lonlat(maps::map_item(test::raster_item("x", "y", "v", cog)));
   ASSERT_TRUE(fp);
   const double lon = (fp->min_x + fp->max_x) / 2, lat = (fp->min_y + fp->max_y) / 2;
-  const int z = 10, n = 1 << z;
-  const int x = static_cast<int>((lon + 180) / 360 * n);
-  const double phi = lat * M_PI / 180;
-  const int y = static_cast<int>((1 - std::log(std::tan(phi) + 1 / std::cos(phi)) / M_PI) / 2 * n);
+  const int z = 10;
+  const auto [x, y] = web_tile(z, lon, lat);
   const std::string tile = fmt::format("/tiles/WebMercatorQuad/{}/{}/{}.png", z, x, y);
   r = get(path_of(public_item) + tile);
   ASSERT_EQ(r.first, 200) << r.second;
@@ -101,22 +129,11 @@ TEST(MapService, CatalogueItemsAreDrawnForThoseWhoMaySeeThem) {
   ASSERT_EQ(r.first, 200);
   EXPECT_EQ(r.second.find("alice-results"), std::string::npos);
   EXPECT_NE(r.second.find("<Name>velocity:"), std::string::npos) << r.second.substr(0, 3000);
-  server.stop();
 
   // A service without anonymous reads wants a key for the map too, as for the catalogue.
-  o.anonymous_read = false;
-  service::Server closed(o);
-  closed.start();
-  httplib::Client c("127.0.0.1", closed.port());
-  c.set_read_timeout(60, 0);
-  auto no_key = c.Get((path_of(public_item) + tile).c_str());
-  ASSERT_TRUE(no_key);
-  EXPECT_EQ(no_key->status, 401);
-  const httplib::Headers bob{{"Authorization", "Bearer " + key_bob}};
-  auto with_key = c.Get((path_of(public_item) + tile).c_str(), bob);
-  ASSERT_TRUE(with_key);
-  EXPECT_EQ(with_key->status, 200);
-  closed.stop();
+  start(false);
+  EXPECT_EQ(get(path_of(public_item) + tile).first, 401);
+  EXPECT_EQ(get(path_of(public_item) + tile, key_bob).first, 200);
 }
 
 // A one-band Float32 GeoTIFF in EPSG:4326 over lon [west, east] x lat [45, 46], every pixel `value`, and its
@@ -155,11 +172,27 @@ json constant_product(const test::TempDir& dir, const std::string& id, double we
               {"raster:bands", {{{"unit", "m/yr"}}}}}}}}};
 }
 
-TEST(MapService, MosaicOfASearchPutsTheNewerProductOnTop) {
-  GDALAllRegister();
-  test::TempDir root, files;
+// The RGBA pixel (col, row) of a PNG.
+std::vector<unsigned char> pixel_of(const std::string& png, int col, int row) {
+  const std::string name = "/vsimem/map_service_test.png";
+  VSIFCloseL(VSIFileFromMemBuffer(name.c_str(), reinterpret_cast<GByte*>(const_cast<char*>(png.data())),
+                                  png.size(), FALSE));
+  std::vector<unsigned char> v(4, 0);
+  GDALDatasetH ds = GDALOpen(name.c_str(), GA_ReadOnly);
+  EXPECT_NE(ds, nullptr);
+  if (ds) {
+    EXPECT_EQ(GDALDatasetRasterIO(ds, GF_Read, col, row, 1, 1, v.data(), 1, 1, GDT_Byte, 4, nullptr, 4, 4, 1),
+              CE_None);
+    GDALClose(ds);
+  }
+  VSIUnlink(name.c_str());
+  return v;
+}
+
+TEST_F(MapService, MosaicOfASearchPutsTheNewerProductOnTop) {
+  test::TempDir files;
   {
-    catalog::Catalog cat(root.path() / "service.db");
+    auto cat = catalogue();
     // Two overlapping products: the older over lon 1..3 (100 m/yr), the newer over 2..4 (200 m/yr, cloudy).
     EXPECT_EQ(cat.put_item(constant_product(files, "older", 1, 3, 100, "2020-01-01T00:00:00Z", 5),
                            {"mosaic", "", true}),
@@ -168,13 +201,8 @@ TEST(MapService, MosaicOfASearchPutsTheNewerProductOnTop) {
                            {"mosaic", "", true}),
               "added");
   }
-  service::ServerOptions o;
-  o.root = root.path();
-  o.port = 0;
-  o.anonymous_read = true;
-  service::Server server(o);
-  server.start();
-  httplib::Client c("127.0.0.1", server.port());
+  start();
+  httplib::Client c("127.0.0.1", server_->port());
   c.set_read_timeout(60, 0);
   // Zoom 5, column 16 covers lon 0..11.25; the row holding lat 45.5.
   const int z = 5, n = 1 << z, x = 16;
@@ -188,21 +216,7 @@ TEST(MapService, MosaicOfASearchPutsTheNewerProductOnTop) {
     const render::Rgb rgb = ramp.at(value / 300);
     return std::vector<unsigned char>{rgb.r, rgb.g, rgb.b, 255};
   };
-  auto pixel = [](const std::string& png, int col, int r) {
-    const std::string name = "/vsimem/mosaic_search_test.png";
-    VSIFCloseL(VSIFileFromMemBuffer(name.c_str(), reinterpret_cast<GByte*>(const_cast<char*>(png.data())),
-                                    png.size(), FALSE));
-    std::vector<unsigned char> v(4, 0);
-    GDALDatasetH ds = GDALOpen(name.c_str(), GA_ReadOnly);
-    EXPECT_NE(ds, nullptr);
-    if (ds) {
-      EXPECT_EQ(GDALDatasetRasterIO(ds, GF_Read, col, r, 1, 1, v.data(), 1, 1, GDT_Byte, 4, nullptr, 4, 4, 1),
-                CE_None);
-      GDALClose(ds);
-    }
-    VSIUnlink(name.c_str());
-    return v;
-  };
+  const auto pixel = pixel_of;
   auto tile = [&](const std::string& query) {
     auto r = c.Get(fmt::format("/search/tiles/WebMercatorQuad/{}/{}/{}.png?collections=mosaic&rescale=0,300&"
                                "colormap=sequential{}",
@@ -250,7 +264,6 @@ TEST(MapService, MosaicOfASearchPutsTheNewerProductOnTop) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(json::parse(r->body)["features"].size(), 2u);
-  server.stop();
 }
 
 }  // namespace

@@ -623,23 +623,33 @@ async function main() {
     const denseTiles = () => tileRequests.filter((u) => u.includes(`/items/${encodeURIComponent(scenario.dense.item)}/vector-tiles/`));
     tileRequests.length = 0;
     await ensureLayer(scenario.dense.collection, scenario.dense.item);
-    // Added, the map fits the whole product: too many points for a tile there, so none is asked for and the
-    // legend says from which zoom they are drawn.
-    const minZoom = await page.evaluate((id) => window.deforma.layers.find((l) => l.id === id).minZoom, layerId);
+    // Added, the map fits the whole product: too many points for a tile there, so the server sends its tiles
+    // aggregated (a feature per cell with the count and mean velocity of its points), drawn at once, and the
+    // legend says below which zoom.
+    const aggregatedBelow = await page.evaluate((id) => window.deforma.layers.find((l) => l.id === id).aggregatedBelow, layerId);
+    let t0 = Date.now();
     await rendered();
     const fitZoom = await page.evaluate(() => window.deforma.view.getZoom());
-    if (minZoom > 0) {
-      check(fitZoom < minZoom - 0.5, `the product's extent is shown below the points' zoom (${fitZoom.toFixed(1)} / ${minZoom})`);
-      check(denseTiles().length === 0, `no point tiles asked for below zoom ${minZoom}: ${denseTiles().slice(0, 2)}`);
+    if (aggregatedBelow > 0) {
+      check(fitZoom < aggregatedBelow - 0.5, `the product's extent is shown below the zoom of single points (${fitZoom.toFixed(1)} / ${aggregatedBelow})`);
+      check(denseTiles().length > 0, 'point tiles are asked for at the whole product\'s extent');
+      const cells = await page.evaluate((id) => {
+        const { map, layers } = window.deforma;
+        const features = layers.find((x) => x.id === id).ol.getSource().getFeaturesInExtent(map.getView().calculateExtent(map.getSize()));
+        const agg = features.filter((f) => f.get('count') !== undefined && f.get('pid') === undefined);
+        return { features: features.length, cells: agg.length, points: agg.reduce((a, f) => a + Number(f.get('count')), 0) };
+      }, layerId);
+      check(cells.cells > 0 && cells.points > cells.cells, `the overview is drawn from aggregated cells: ${JSON.stringify(cells)}`);
       const note = await page.textContent(`#layer-list li[data-layer="${layerId}"] .zoom-note`);
-      check(note.includes(`zoom ${minZoom}`), `the legend says from which zoom the points are drawn: '${note}'`);
+      check(note.includes(`aggregated below zoom ${aggregatedBelow}`), `the legend says below which zoom the points are aggregated: '${note}'`);
+      log(`dense product: overview at zoom ${fitZoom.toFixed(1)} drawn in ${Date.now() - t0} ms from ${cells.cells} cells holding ${cells.points} points`);
       await screenshot('dense-points-overview');
     }
     const [w, s, e, n] = scenario.dense.bbox;
-    const z0 = Math.max(minZoom, 15);
+    const z0 = Math.max(aggregatedBelow, 15);
     await page.evaluate(([lon, lat, z]) => { window.deforma.view.setCenter(window.deforma.fromLonLat([lon, lat])); window.deforma.view.setZoom(z); },
       [w + (e - w) * 0.4, s + (n - s) * 0.55, z0]);
-    let t0 = Date.now();
+    t0 = Date.now();
     await rendered();
     log(`dense product: first view at zoom ${z0} drawn in ${Date.now() - t0} ms${catalogue ? ' (the server reads the product once)' : ''}`);
     // Moves as a user makes them (pans of half a view, zooms in and out), each followed to its last tile
@@ -689,7 +699,7 @@ async function main() {
       return layers.find((x) => x.id === id).ol.getSource().getFeaturesInExtent(map.getView().calculateExtent(map.getSize())).length;
     }, layerId).catch(() => null);
     const load = os.loadavg()[0];
-    log(`dense product (${scenario.dense.count ?? '?'} points, drawn from zoom ${minZoom}): ${moves.length + 1} moves, ${denseTiles().length - before} point tiles fetched; ` +
+    log(`dense product (${scenario.dense.count ?? '?'} points, aggregated below zoom ${aggregatedBelow}): ${moves.length + 1} moves, ${denseTiles().length - before} point tiles fetched; ` +
       `time to the last tile drawn after a move p50 ${pct(renderMs, 0.5)} ms, p95 ${pct(renderMs, 0.95)} ms, max ${Math.max(...renderMs)} ms; ` +
       `${frames.length} frames, frame p50 ${pct(frames, 0.5).toFixed(0)} ms, p95 ${pct(frames, 0.95).toFixed(0)} ms, max ${Math.max(...frames).toFixed(0)} ms` +
       `${drawn ? `; ${drawn} points in the last view` : ''} (load average ${load.toFixed(1)} on ${os.cpus().length} cores)`);

@@ -17,7 +17,7 @@ import { $, h, say } from './dom';
 import Attribution from 'ol/control/Attribution';
 import { basemapLayer, clipRightOf, createMaps, fitBbox, fromLonLat, OSM_TEMPLATE, pointsLayer, rasterLayer, setRasterTemplate, toLonLat } from './mapview';
 import type { PointAnswer, Series } from './series';
-import { dataAsset, defaultBand, layerKind, legendUrl, pointSeriesUrl, pointsMinZoom, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
+import { dataAsset, defaultBand, layerKind, legendUrl, pointSeriesUrl, isAggregated, pointsAggregatedBelow, pointUrl, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
 import type { LayerKind, RasterParams } from './tiles';
 import { formatView, parseView } from './urlstate';
 import { catalogueAssetRef } from './form';
@@ -43,7 +43,7 @@ interface LayerEntry {
   dates: string[]; // for the time slider
   legend?: Legend;
   velocityRange: number; // EGMS points: colour range, mm/yr
-  minZoom: number; // EGMS points: drawn from this tile zoom on (a dense product)
+  aggregatedBelow: number; // EGMS points: below this tile zoom the server sends cells, not points (a dense product)
   count?: number; // EGMS points: how many the product holds
 }
 
@@ -243,7 +243,7 @@ async function boot(): Promise<void> {
   }
 
   function rightTwin(entry: LayerEntry): BaseLayer {
-    if (entry.ol instanceof VectorTileLayer) return pointsLayer(vectorTileTemplate(entry.collection, entry.item!), () => entry.velocityRange, entry.minZoom);
+    if (entry.ol instanceof VectorTileLayer) return pointsLayer(vectorTileTemplate(entry.collection, entry.item!), () => entry.velocityRange);
     return rasterLayer(currentTemplate(entry));
   }
 
@@ -271,15 +271,15 @@ async function boot(): Promise<void> {
       // The server picks the colour scale from the data (diverging for signed values) unless one is chosen.
       params: { asset, band: kind === 'raster' ? defaultBand(item, asset) : undefined },
       opacity: 1, visible: true, bbox: item.bbox, dates: seriesDates(item), velocityRange: 10,
-      ol: undefined as unknown as BaseLayer, minZoom: 0,
+      ol: undefined as unknown as BaseLayer, aggregatedBelow: 0,
     };
     if (kind === 'points') {
       const count = Number(item.properties['egms:points']);
       entry.count = Number.isFinite(count) ? count : undefined;
-      entry.minZoom = pointsMinZoom(entry.count, item.bbox);
+      entry.aggregatedBelow = pointsAggregatedBelow(entry.count, item.bbox);
     }
     entry.ol = kind === 'points'
-      ? pointsLayer(vectorTileTemplate(collection, item.id), () => entry.velocityRange, entry.minZoom)
+      ? pointsLayer(vectorTileTemplate(collection, item.id), () => entry.velocityRange)
       : rasterLayer(currentTemplate(entry));
     entry.ol.set('deforma', id);
     watchFirstTile(entry.ol);
@@ -299,7 +299,7 @@ async function boot(): Promise<void> {
     const dates = [...new Set(doc.features.map((f) => (f.properties.datetime ?? '').slice(0, 10)).filter(Boolean))].sort();
     const entry: LayerEntry = {
       id: c.id, collection: c.id, title: c.title ?? c.id, kind: 'mosaic', params: {}, opacity: 1, visible: true,
-      bbox: c.extent?.spatial?.bbox?.[0], dates, velocityRange: 10, ol: undefined as unknown as BaseLayer, minZoom: 0,
+      bbox: c.extent?.spatial?.bbox?.[0], dates, velocityRange: 10, ol: undefined as unknown as BaseLayer, aggregatedBelow: 0,
     };
     entry.ol = rasterLayer(currentTemplate(entry));
     watchFirstTile(entry.ol);
@@ -364,7 +364,10 @@ async function boot(): Promise<void> {
         h('div', { class: 'bar', style: `background:${cssGradient('egms')}` }),
         h('div', { class: 'ticks' }, h('span', {}, `${-e.velocityRange}`), h('span', {}, '0'), h('span', {}, `+${e.velocityRange}`)),
         h('label', {}, 'range ± ', range),
-        e.minZoom > 0 ? h('p', { class: 'muted zoom-note' }, `${e.count?.toLocaleString('en') ?? 'many'} points: drawn from zoom ${e.minZoom} on`) : '');
+        e.aggregatedBelow > 0
+          ? h('p', { class: 'muted zoom-note' }, `${e.count?.toLocaleString('en') ?? 'many'} points: aggregated below zoom ${e.aggregatedBelow} ` +
+            '(squares: the mean velocity of the points in a cell, larger for more points)')
+          : '');
     }
     const l = e.legend;
     if (!l) return '';
@@ -541,6 +544,12 @@ async function boot(): Promise<void> {
           // The layer's own hit detection: the map's misses vector-tile points in OpenLayers 10.
           const [f] = await (l.ol as VectorTileLayer).getFeatures(pixel);
           if (!f) return;
+          if (isAggregated(f)) {
+            // A cell of an aggregated tile: its points and their mean; their series need a closer zoom.
+            const count = Number(f.get('count'));
+            rows.push({ layer: l.title, values: [{ asset: 'points', band: 1, name: `mean of ${count.toLocaleString('en')} points (zoom in for each point)`, units: 'mm/yr', value: Number(f.get('velocity_mm_per_yr')) }] });
+            return;
+          }
           const pid = f.get('pid');
           const s = await getJson<Series | { series: Series }>(pointSeriesUrl(l.collection, l.item!, pid));
           const series = 'series' in s ? s.series : s;
@@ -575,21 +584,6 @@ async function boot(): Promise<void> {
     }, 150);
   }
   map.on('moveend', saveView);
-  // A dense point product is not drawn below its zoom: say so rather than leave an empty map unexplained.
-  let zoomNote = '';
-  map.on('moveend', () => {
-    const zoom = view.getZoom() ?? 0;
-    const hidden = layers.filter((l) => l.visible && l.minZoom > 0 && zoom < l.minZoom - 0.5);
-    const status = $('#status');
-    if (hidden.length) {
-      zoomNote = `zoom in to ${hidden[0]!.minZoom} to see the points of ${hidden.map((l) => l.title).join(', ')}`;
-      say(zoomNote);
-    } else if (zoomNote && status.textContent === zoomNote) {
-      say('');
-      zoomNote = '';
-    }
-  });
-
   await Promise.all([restoreLayers(), signIn(apiKey())]);
 }
 

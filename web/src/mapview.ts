@@ -11,7 +11,7 @@ import VectorTileSource from 'ol/source/VectorTile';
 import MVT from 'ol/format/MVT';
 import VectorLayer from 'ol/layer/Vector';
 import VectorSource from 'ol/source/Vector';
-import { Circle, Fill, Stroke, Style } from 'ol/style';
+import { Circle, Fill, RegularShape, Stroke, Style } from 'ol/style';
 import { fromLonLat, toLonLat, transformExtent } from 'ol/proj';
 import { getRenderPixel } from 'ol/render';
 import type RenderEvent from 'ol/render/Event';
@@ -25,6 +25,7 @@ import ScaleLine from 'ol/control/ScaleLine';
 
 import { apiKey, fetchBytes, url } from './api';
 import { colorOf, toHex } from './colors';
+import { cellRadiusPx, isAggregated } from './tiles';
 
 export const OSM_TEMPLATE = 'https://tile.openstreetmap.org/{z}/{x}/{y}.png';
 
@@ -56,13 +57,14 @@ export function setRasterTemplate(layer: TileLayer<XYZ>, template: string): void
 }
 
 /** EGMS points coloured by their mean velocity on EGMS's red-to-blue scale over [-range, +range] mm/yr, as
- * vector tiles; drawn (and asked for) only from tile zoom `minTileZoom` on (see pointsMinZoom). */
-export function pointsLayer(template: string, rangeMmPerYr: () => number, minTileZoom = 0): VectorTileLayer {
+ * vector tiles, at every zoom. Where a tile holds too many points the server sends it aggregated (one feature
+ * per 4 px cell with its `count` and mean velocity): a cell is drawn as a square coloured by its mean and
+ * sized by its count, so that a dense product reads as a density map until the points come one by one. */
+export function pointsLayer(template: string, rangeMmPerYr: () => number): VectorTileLayer {
   const format = new MVT();
   const styles = new globalThis.Map<string, Style>();
   const source = new VectorTileSource({
     format,
-    minZoom: minTileZoom,
     url: url(template).replace(/%7B/g, '{').replace(/%7D/g, '}'),
     tileLoadFunction: (tile: Tile, src: string) => {
       const vt = tile as VectorTile<FeatureLike>;
@@ -76,16 +78,21 @@ export function pointsLayer(template: string, rangeMmPerYr: () => number, minTil
   return new VectorTileLayer({
     source,
     renderMode: 'hybrid',
-    // Shown where the view's zoom rounds to a tile zoom of minTileZoom or more (the layer's bound is exclusive).
-    minZoom: minTileZoom > 0 ? minTileZoom - 0.5 : undefined,
     style: (feature: FeatureLike) => {
       const v = Number(feature.get('velocity_mm_per_yr'));
       const r = rangeMmPerYr();
       const color = Number.isFinite(v) ? toHex(colorOf('egms', v, -r, r)) : '#888888';
-      let s = styles.get(color);
+      const cell = isAggregated(feature);
+      // Styles are shared by colour and size (a few hundred at most), not made per feature.
+      const radius = cell ? Math.round(cellRadiusPx(Number(feature.get('count'))) * 2) / 2 : 3;
+      const key = `${color}|${cell ? radius : 'p'}`;
+      let s = styles.get(key);
       if (!s) {
-        s = new Style({ image: new Circle({ radius: 3, fill: new Fill({ color }), stroke: new Stroke({ color: '#333', width: 0.5 }) }) });
-        styles.set(color, s);
+        const image = cell
+          ? new RegularShape({ points: 4, radius, angle: Math.PI / 4, fill: new Fill({ color }) })
+          : new Circle({ radius, fill: new Fill({ color }), stroke: new Stroke({ color: '#333', width: 0.5 }) });
+        s = new Style({ image });
+        styles.set(key, s);
       }
       return s;
     },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dataAsset, defaultBand, layerKind, legendUrl, pointsMinZoom, pointUrl, POINTS_PER_TILE, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
+import { dataAsset, defaultBand, layerKind, cellRadiusPx, isAggregated, legendUrl, pointsAggregatedBelow, pointUrl, POINTS_PER_TILE, TILE_POINT_BUDGET, qgisUrls, tileTemplate, vectorTileTemplate } from './tiles';
 import type { StacItem } from './api';
 
 describe('map server URLs', () => {
@@ -34,18 +34,34 @@ describe('map server URLs', () => {
   });
 });
 
-describe('pointsMinZoom', () => {
-  it('draws small products at every zoom', () => {
-    expect(pointsMinZoom(11590, [13.0, 38.6, 13.3, 38.8])).toBe(0);
-    expect(pointsMinZoom(undefined, undefined)).toBe(0);
+describe('pointsAggregatedBelow', () => {
+  it('draws small products point by point at every zoom', () => {
+    expect(pointsAggregatedBelow(11590, [13.0, 38.6, 13.3, 38.8])).toBe(0);
+    expect(pointsAggregatedBelow(undefined, undefined)).toBe(0);
   });
-  it('keeps a million points over a city to tiles of a few thousand points', () => {
+  it('says below which zoom a million points over a city come aggregated', () => {
     const bbox = [14.0056, 40.7047, 14.4953, 40.9953];
-    const z = pointsMinZoom(1_000_000, bbox);
+    const z = pointsAggregatedBelow(1_000_000, bbox);
     expect(z).toBe(15);
     // One zoom less would put more than the budget in a tile.
     const side = 360 / 2 ** (z - 1);
     const share = (side * side * Math.cos((40.85 * Math.PI) / 180)) / ((bbox[2]! - bbox[0]!) * (bbox[3]! - bbox[1]!));
     expect(1_000_000 * share).toBeGreaterThan(POINTS_PER_TILE);
+    expect(POINTS_PER_TILE).toBeLessThan(TILE_POINT_BUDGET);
+  });
+});
+
+describe('aggregated point tiles', () => {
+  const props = (o: Record<string, unknown>) => ({ get: (k: string) => o[k] });
+  it('tells a cell from a point', () => {
+    expect(isAggregated(props({ count: 12, velocity_mm_per_yr: -2.5, aggregated: true }))).toBe(true);
+    expect(isAggregated(props({ pid: '166ax5Ofja', velocity_mm_per_yr: -2.5 }))).toBe(false);
+  });
+  it('sizes cells by their points, within bounds', () => {
+    expect(cellRadiusPx(1)).toBe(2);
+    expect(cellRadiusPx(10)).toBeCloseTo(3);
+    expect(cellRadiusPx(100)).toBeCloseTo(4);
+    expect(cellRadiusPx(1e6)).toBe(4.5);
+    expect(cellRadiusPx(1000)).toBeGreaterThan(cellRadiusPx(100));
   });
 });

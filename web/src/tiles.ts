@@ -108,17 +108,21 @@ export function defaultBand(item: StacItem, asset: string | undefined): number |
   return undefined;
 }
 
-/** Points a vector tile may carry on average before tiles grow slow to make (server) and to draw (page):
- * the peaks of a city's points are several times the average. */
+/** Points a vector tile of the map server carries one by one; above it the server sends the tile aggregated:
+ * one feature per cell of 4 px with the cell's point `count` and mean `velocity_mm_per_yr` (docs/maps.md). */
+export const TILE_POINT_BUDGET = 4096;
+
+/** Points a vector tile holds on average where the server's tiles are point by point: the peaks of a city's
+ * points are a few times the average, and a tile over the budget comes aggregated. */
 export const POINTS_PER_TILE = 1500;
 
 /**
- * The lowest tile zoom at which an EGMS point product of `count` points over `bbox` (degrees) is drawn: the
- * zoom where a tile holds at most POINTS_PER_TILE points on average. Below it the layer asks for nothing
- * and says to zoom in (as the EGMS Explorer does), rather than have the server pack a whole burst of a
- * million points into one tile. 0 for products small enough to draw whole.
+ * The tile zoom below which the map server sends an EGMS point product of `count` points over `bbox`
+ * (degrees) aggregated (its tiles hold more than TILE_POINT_BUDGET points): the zoom where a tile holds at most
+ * POINTS_PER_TILE points on average. An estimate for the legend (the server decides tile by tile); 0 for
+ * products small enough to be drawn point by point everywhere.
  */
-export function pointsMinZoom(count: number | undefined, bbox: number[] | undefined): number {
+export function pointsAggregatedBelow(count: number | undefined, bbox: number[] | undefined): number {
   // A product of up to 20,000 points (an EGMS burst of a rural area) is light enough in one tile.
   if (!count || !bbox || bbox.length < 4 || count <= 20000) return 0;
   const [w, s, e, n] = bbox as [number, number, number, number];
@@ -129,4 +133,16 @@ export function pointsMinZoom(count: number | undefined, bbox: number[] | undefi
     if (count * Math.min(1, (side * side * coslat) / area) <= POINTS_PER_TILE) return z;
   }
   return 18;
+}
+
+/** Whether a feature of a point vector tile stands for a cell of several points (an aggregated tile). */
+export function isAggregated(props: { get(key: string): unknown }): boolean {
+  return props.get('count') !== undefined && props.get('pid') === undefined;
+}
+
+/** The radius in pixels of an aggregated cell's symbol: grows with the log of its points, within the 4 px cell
+ * and a little over it for the densest cells so that they stand out. */
+export function cellRadiusPx(count: number): number {
+  if (!(count > 1)) return 2;
+  return Math.min(4.5, 2 + Math.log10(count));
 }

@@ -36,10 +36,31 @@ class PointIndex {
   std::vector<std::uint32_t> order_;  ///< point indices grouped by cell
 };
 
-/// One tile of the product's points as a Mapbox Vector Tile: layer `points`, attributes `pid` (string) and
-/// `velocity_mm_per_yr`. A tile without points is an empty (zero-byte) tile. Throws IoError/FormatError
-/// naming the product when it cannot be read.
-std::string points_tile(const std::string& product, const TileMatrixSet& tms, int zoom, int x, int y);
+/// Features a vector tile carries point by point. Above it (a dense product at a low zoom) the tile is
+/// aggregated: one feature per screen cell instead of one per point.
+inline constexpr std::size_t kPointsTileBudget = 4096;
+/// The side of an aggregation cell in pixels of a 256 px tile: 64 x 64 cells, never more than the budget.
+inline constexpr int kPointsCellPx = 4;
+
+/// What points_tile wrote.
+struct PointsTileInfo {
+  bool aggregated = false;   ///< one feature per cell rather than per point
+  std::size_t points = 0;    ///< points written or counted (aggregated: those inside the tile)
+  std::size_t features = 0;  ///< features in the tile
+};
+
+/// One tile of the product's points as a Mapbox Vector Tile, one layer `points`.
+/// - At most kPointsTileBudget points near the tile (the tile and a 2% margin): one feature per point,
+///   attributes `pid` (string) and `velocity_mm_per_yr`.
+/// - More: the tile is cut into cells of kPointsCellPx px and each cell holding points inside the tile (edges
+///   half-open, so that a point is counted by one tile only) is one feature at the centroid of its points,
+///   attributes `count` (the points), `velocity_mm_per_yr` (their mean velocity, finite ones only; absent
+///   when none is finite) and `aggregated` (true, on every feature: MVT has no layer-level attributes). Cells
+///   are written row by row, top first, the sums in point order: the same product gives the same bytes.
+/// A tile without points is an empty (zero-byte) tile. Throws IoError/FormatError naming the product when it
+/// cannot be read.
+std::string points_tile(const std::string& product, const TileMatrixSet& tms, int zoom, int x, int y,
+                        PointsTileInfo* info = nullptr);
 
 /// The series of the point `pid`: {"pid","lon","lat","dates","values","sigma","units","velocity",
 /// "velocity_sigma","velocity_units"}; nullopt when the product has no such point.
@@ -61,6 +82,9 @@ namespace detail {
 /// Whether points_tile finds a tile's points through the index (default) or by scanning every point, as it
 /// did before the index: for the tests and the benchmark that compare the two.
 void set_points_index_enabled(bool enabled);
+/// The point budget of points_tile (kPointsTileBudget by default; SIZE_MAX writes every point, as before
+/// aggregation): for the benchmark that times both.
+void set_points_tile_budget(std::size_t budget);
 }  // namespace detail
 
 }  // namespace deforma::maps
