@@ -35,6 +35,20 @@ void LineReader::open() {
   line_number_ = 0;
 }
 
+void LineReader::seek(std::uint64_t offset) {
+  if (!file_) open();
+  clear_gdal_error();
+  if (VSIFSeekL(file_, static_cast<vsi_l_offset>(offset), SEEK_SET) != 0) {
+    throw IoError(fmt::format("{}: cannot seek to byte {}{}", display_path_, offset,
+                              last_gdal_error().empty() ? "" : " (" + last_gdal_error() + ")"));
+  }
+  buffer_.clear();
+  pos_ = 0;
+  eof_ = false;
+  consumed_ = offset;
+  line_number_ = 0;
+}
+
 bool LineReader::next(std::string_view& line) {
   const auto too_long = [&] {
     return FormatError(

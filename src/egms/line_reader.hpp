@@ -28,11 +28,15 @@ class LineReader {
 
   /// (Re)opens the stream at its first byte. Throws IoError.
   void open();
+  /// Moves to byte `offset` of the stream (an open stream; the next line starts there). Line numbers then
+  /// count from that position. Throws IoError.
+  void seek(std::uint64_t offset);
   /// The next line without its end of line (`\r\n` or `\n`); false at the end. Throws FormatError naming
   /// the file and line when a line exceeds the limit, IoError when the stream fails or ends early.
   bool next(std::string_view& line);
 
   std::int64_t line_number() const { return line_number_; }
+  void set_display_path(std::string display_path) { display_path_ = std::move(display_path); }
   std::uint64_t consumed() const { return consumed_; }
   std::size_t max_line_bytes() const { return max_line_bytes_; }
 

@@ -84,6 +84,107 @@ nlohmann::json AbsHistogram::to_json() const {
           {"max_abs_diff", max_}};
 }
 
+nlohmann::json AbsHistogram::to_bins_json() const {
+  nlohmann::json bins = nlohmann::json::array();
+  for (std::size_t b = 0; b <= kBins; ++b) {
+    if (bins_[b] > 0) bins.push_back({b, bins_[b]});
+  }
+  return {{"count", count_}, {"max", max_}, {"bins", bins}};
+}
+
+void AbsHistogram::merge_bins_json(const nlohmann::json& j) {
+  try {
+    for (const auto& bin : j.at("bins")) {
+      const auto b = bin.at(0).get<std::size_t>();
+      if (b > kBins) throw FormatError(fmt::format("histogram bin {} is beyond {}", b, kBins));
+      bins_[b] += bin.at(1).get<std::uint64_t>();
+    }
+    count_ += j.at("count").get<std::size_t>();
+    max_ = std::max(max_, j.at("max").get<double>());
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("not a histogram record: {}", e.what()));
+  }
+}
+
+namespace {
+const char* const kCompared[] = {
+    column::kMeanVelocity, column::kMeanVelocityStd, column::kAcceleration, column::kAccelerationStd,
+    column::kSeasonality,  column::kSeasonalityStd,  column::kRmse,         column::kTemporalCoherence};
+}  // namespace
+
+FitComparison::FitComparison(const ProductLayout& layout) : histograms_(std::size(kCompared)) {
+  for (const char* name : kCompared) indices_.push_back(layout.find(name));
+}
+
+void FitComparison::add(const PointChunk& chunk, const std::vector<PointModel>& results) {
+  for (std::size_t p = 0; p < chunk.size(); ++p) {
+    ++points_;
+    if (std::isnan(results[p].mean_velocity)) {
+      ++failed_;
+      continue;
+    }
+    const double values[] = {results[p].mean_velocity, results[p].mean_velocity_std,
+                             results[p].acceleration,  results[p].acceleration_std,
+                             results[p].seasonality,   results[p].seasonality_std,
+                             results[p].rmse,          results[p].temporal_coherence};
+    for (std::size_t c = 0; c < indices_.size(); ++c) {
+      if (indices_[c] >= 0) histograms_[c].add(values[c] - chunk.scalar(p, indices_[c]));
+    }
+  }
+}
+
+nlohmann::json FitComparison::to_json() const {
+  nlohmann::json histograms = nlohmann::json::object();
+  for (std::size_t c = 0; c < indices_.size(); ++c) {
+    if (indices_[c] >= 0) histograms[kCompared[c]] = histograms_[c].to_bins_json();
+  }
+  return {{"points", points_}, {"failed", failed_}, {"histograms", histograms}};
+}
+
+void FitComparison::merge_json(const nlohmann::json& j) {
+  try {
+    points_ += j.at("points").get<std::int64_t>();
+    failed_ += j.at("failed").get<std::int64_t>();
+    const auto& histograms = j.at("histograms");
+    for (std::size_t c = 0; c < indices_.size(); ++c) {
+      if (indices_[c] < 0) continue;
+      if (!histograms.contains(kCompared[c])) {
+        throw FormatError(fmt::format("the histogram of {} is missing", kCompared[c]));
+      }
+      histograms_[c].merge_bins_json(histograms.at(kCompared[c]));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("not a fit record: {}", e.what()));
+  }
+}
+
+void FitComparison::fill(Summary& summary, const std::string& input, const ProductLayout& layout,
+                         const StreamOptions& options) const {
+  summary.counts["points"] = points_;
+  summary.counts["failed"] = failed_;
+  summary.counts["dates"] = static_cast<std::int64_t>(layout.date_count());
+  summary.report = fmt::format("{}: {} points x {} dates refitted ({} without enough valid dates)\n", input,
+                               points_, layout.date_count(), failed_);
+  summary.report += fmt::format("  recomputed - file:  {:<20} {:>8} {:>12} {:>12} {:>12}\n", "", "points",
+                                "median|d|", "p95|d|", "max|d|");
+  for (std::size_t c = 0; c < indices_.size(); ++c) {
+    if (indices_[c] < 0) continue;
+    const AbsHistogram& h = histograms_[c];
+    summary.details["comparison"][kCompared[c]] = h.to_json();
+    summary.report += fmt::format("  {:<20} {:>8} {:>12.4f} {:>12.4f} {:>12.4f}\n", kCompared[c], h.count(),
+                                  h.quantile(0.5), h.quantile(0.95), h.max());
+  }
+  summary.details["days_per_year"] = options.model.days_per_year;
+  summary.details["wavelength_mm"] = options.model.wavelength_mm;
+  if (failed_ > 0)
+    summary.warnings.push_back(
+        fmt::format("{} points have too few valid dates: model columns left empty", failed_));
+}
+
+nlohmann::json fit_record(const StreamOptions& options) {
+  return {{"operation", "egms fit"}, {"days_per_year", options.model.days_per_year}};
+}
+
 OutputSinks::OutputSinks(const ProductOutputs& outputs, const ProductLayout& layout,
                          const ProductMetadata& metadata, const io::Provenance& provenance,
                          const nlohmann::json& extra) {
@@ -183,10 +284,6 @@ void for_each_chunk(ProductReader& reader, const StreamOptions& options, const R
   progress.finish();
 }
 
-std::string stats_line(const char* name, const AbsHistogram& h) {
-  return fmt::format("  {:<20} {:>8} {:>12.4f} {:>12.4f} {:>12.4f}\n", name, h.count(), h.quantile(0.5),
-                     h.quantile(0.95), h.max());
-}
 
 }  // namespace
 
@@ -316,36 +413,17 @@ Summary run_fit(const std::string& input, const ProductOutputs& outputs, const S
   auto reader = ProductReader::open(input);
   const ProductLayout& layout = reader.layout();
   const TimeSeriesModel model(layout.dates, options.model);
-  const char* compared[] = {
-      column::kMeanVelocity, column::kMeanVelocityStd, column::kAcceleration, column::kAccelerationStd,
-      column::kSeasonality,  column::kSeasonalityStd,  column::kRmse,         column::kTemporalCoherence};
-  std::vector<AbsHistogram> histograms(std::size(compared));
-  std::vector<int> indices;
-  for (const char* name : compared) indices.push_back(layout.find(name));
+  detail::FitComparison comparison(layout);
   std::unique_ptr<detail::OutputSinks> sinks;
   std::vector<PointModel> results;
-  std::int64_t points = 0, failed = 0;
-  const nlohmann::json extra = {{"operation", "egms fit"}, {"days_per_year", options.model.days_per_year}};
+  const nlohmann::json extra = detail::fit_record(options);
   for_each_chunk(reader, options, context, "fitting", [&](PointChunk& chunk) {
     if (!sinks && outputs.any()) {
       sinks = std::make_unique<detail::OutputSinks>(outputs, reader.layout(), reader.metadata(),
                                                     detail::with_input(provenance, input), extra);
     }
     detail::fit_chunk(model, chunk, results);
-    for (std::size_t p = 0; p < chunk.size(); ++p) {
-      ++points;
-      if (std::isnan(results[p].mean_velocity)) {
-        ++failed;
-        continue;
-      }
-      const double values[] = {results[p].mean_velocity, results[p].mean_velocity_std,
-                               results[p].acceleration,  results[p].acceleration_std,
-                               results[p].seasonality,   results[p].seasonality_std,
-                               results[p].rmse,          results[p].temporal_coherence};
-      for (std::size_t c = 0; c < indices.size(); ++c) {
-        if (indices[c] >= 0) histograms[c].add(values[c] - chunk.scalar(p, indices[c]));
-      }
-    }
+    comparison.add(chunk, results);
     if (sinks) {
       detail::store_model(layout, chunk, results);
       sinks->write(chunk);
@@ -353,24 +431,8 @@ Summary run_fit(const std::string& input, const ProductOutputs& outputs, const S
   });
   Summary summary;
   summary.operation = "egms fit";
-  summary.counts["points"] = points;
-  summary.counts["failed"] = failed;
-  summary.counts["dates"] = static_cast<std::int64_t>(layout.date_count());
+  comparison.fill(summary, input, layout, options);
   if (sinks) summary.outputs = sinks->close();
-  summary.report = fmt::format("{}: {} points x {} dates refitted ({} without enough valid dates)\n", input,
-                               points, layout.date_count(), failed);
-  summary.report += fmt::format("  recomputed - file:  {:<20} {:>8} {:>12} {:>12} {:>12}\n", "", "points",
-                                "median|d|", "p95|d|", "max|d|");
-  for (std::size_t c = 0; c < indices.size(); ++c) {
-    if (indices[c] < 0) continue;
-    summary.details["comparison"][compared[c]] = histograms[c].to_json();
-    summary.report += stats_line(compared[c], histograms[c]);
-  }
-  summary.details["days_per_year"] = options.model.days_per_year;
-  summary.details["wavelength_mm"] = options.model.wavelength_mm;
-  if (failed > 0)
-    summary.warnings.push_back(
-        fmt::format("{} points have too few valid dates: model columns left empty", failed));
   summary.seconds = seconds_since(start);
   return summary;
 }

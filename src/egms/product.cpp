@@ -7,6 +7,8 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -339,6 +341,9 @@ struct ProductReader::State {
   bool first_pass = true;
   PidRegistry pids;
   std::vector<ValueDomain> scalar_domains;
+  std::uint64_t header_end = 0;  // bytes up to the end of the header
+  // restrict_to(): lines starting at or after this byte are not read.
+  std::uint64_t end_byte = std::numeric_limits<std::uint64_t>::max();
 
   void open_stream() {
     if (!lines) lines = std::make_unique<detail::LineReader>(csv_vsi, path, total);
@@ -578,7 +583,40 @@ ProductReader ProductReader::open(const std::string& path) {
   s.layout.scalar_decimals.assign(s.layout.scalar_names.size(), -1);
   s.layout.series_decimals = -1;
   s.header_lines = s.line_number();
+  s.header_end = s.lines->consumed();
   return reader;
+}
+
+std::uint64_t ProductReader::header_bytes() const {
+  return state_->header_end;
+}
+
+void ProductReader::restrict_to(std::uint64_t first_byte, std::uint64_t end_byte) {
+  State& s = *state_;
+  first_byte = std::max(first_byte, s.header_end);
+  s.end_byte = end_byte;
+  s.lines->set_display_path(fmt::format("{} (part from byte {}, lines counted from there)", s.path, first_byte));
+  s.path = fmt::format("{} (part from byte {}, lines counted from there)", s.path, first_byte);
+  if (first_byte == s.header_end) {
+    s.lines->seek(first_byte);
+    return;
+  }
+  // The line holding byte first_byte - 1 belongs to the range before (it starts earlier, or ends there):
+  // skip it, so that the next line starts at first_byte or later.
+  s.lines->seek(first_byte - 1);
+  std::string_view skipped;
+  s.next_line(skipped);
+}
+
+void ProductReader::use_decimals(const std::vector<int>& scalar_decimals, int series_decimals) {
+  State& s = *state_;
+  if (scalar_decimals.size() != s.layout.scalar_count()) {
+    throw InvalidArgument(fmt::format("{}: {} column decimals given for {} scalar columns", s.path,
+                                      scalar_decimals.size(), s.layout.scalar_count()));
+  }
+  s.layout.scalar_decimals = scalar_decimals;
+  s.layout.series_decimals = series_decimals;
+  s.decimals_learned = true;
 }
 
 void ProductReader::rewind() {
@@ -596,7 +634,7 @@ bool ProductReader::read(PointChunk& chunk, std::size_t max_points) {
   chunk.reset(layout.scalar_count(), layout.date_count());
   const std::size_t expected = s.field_target.size();
   std::string_view line;
-  while (chunk.size() < max_points && s.next_line(line)) {
+  while (chunk.size() < max_points && s.lines->consumed() < s.end_byte && s.next_line(line)) {
     if (trim(line).empty()) continue;
     s.split(line);
     if (s.fields.size() != expected) {
@@ -789,6 +827,29 @@ void ProductWriter::write(const PointChunk& chunk) {
   }
   std::string& out = s.line;
   out.clear();
+  format_product_rows(layout, chunk, out);
+  write_all(s.csv, out, s.final_path);
+}
+
+void ProductWriter::append_rows(const std::string& rows_path) {
+  State& s = *state_;
+  if (s.closed) throw InvalidArgument(fmt::format("{}: write after close", s.final_path));
+  std::FILE* in = std::fopen(rows_path.c_str(), "rb");
+  if (!in) throw IoError(fmt::format("{}: cannot read ({})", rows_path, std::strerror(errno)));
+  std::string block(std::size_t{4} << 20, '\0');
+  std::size_t got = 0;
+  while ((got = std::fread(block.data(), 1, block.size(), in)) > 0) {
+    if (VSIFWriteL(block.data(), 1, got, s.csv) != got) {
+      std::fclose(in);
+      throw IoError(fmt::format("{}: write failed (disk full?)", s.final_path));
+    }
+  }
+  const bool failed = std::ferror(in) != 0;
+  std::fclose(in);
+  if (failed) throw IoError(fmt::format("{}: read error", rows_path));
+}
+
+void format_product_rows(const ProductLayout& layout, const PointChunk& chunk, std::string& out) {
   const int series_decimals = std::max(layout.series_decimals, 1);
   for (std::size_t p = 0; p < chunk.size(); ++p) {
     out += chunk.pid[p];
@@ -804,7 +865,6 @@ void ProductWriter::write(const PointChunk& chunk) {
     }
     out += '\n';
   }
-  write_all(s.csv, out, s.final_path);
 }
 
 std::vector<std::string> ProductWriter::close() {

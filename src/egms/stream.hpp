@@ -36,6 +36,11 @@ class AbsHistogram {
   double quantile(double q) const;
   double max() const { return max_; }
   nlohmann::json to_json() const;
+  /// The non-empty bins, count and maximum, exactly: histograms of parts of a product computed apart (work
+  /// units) merge into the histogram of the whole.
+  nlohmann::json to_bins_json() const;
+  /// Adds a histogram written by to_bins_json(). Throws FormatError when it is not one.
+  void merge_bins_json(const nlohmann::json& j);
 
  private:
   static constexpr double kBin = 0.0005;
@@ -44,6 +49,30 @@ class AbsHistogram {
   std::size_t count_ = 0;
   double max_ = 0;
 };
+
+/// What egms fit reports: points, points without a fit, and recomputed - file histograms of the model
+/// columns the product has. Filled chunk by chunk, or merged from work units' records.
+class FitComparison {
+ public:
+  explicit FitComparison(const ProductLayout& layout);
+  void add(const PointChunk& chunk, const std::vector<PointModel>& results);
+  /// Counts and histograms, exactly (a work unit's record).
+  nlohmann::json to_json() const;
+  /// Adds a record written by to_json(). Throws FormatError when it is not one.
+  void merge_json(const nlohmann::json& j);
+  /// The counts, details["comparison"], report and warnings of egms fit.
+  void fill(Summary& summary, const std::string& input, const ProductLayout& layout,
+            const StreamOptions& options) const;
+  std::int64_t points() const { return points_; }
+
+ private:
+  std::vector<int> indices_;
+  std::vector<AbsHistogram> histograms_;
+  std::int64_t points_ = 0, failed_ = 0;
+};
+
+/// What egms fit records in the XML of the product it writes (the operation and the year length).
+nlohmann::json fit_record(const StreamOptions& options);
 
 /// The optional product and GeoPackage writers of a run.
 class OutputSinks {

@@ -4,7 +4,10 @@
 #include "deforma/egms/ortho.hpp"
 #include "deforma/egms/processing.hpp"
 #include "deforma/egms/quicklook.hpp"
+#include "deforma/egms/units.hpp"
+#include "deforma/pipeline/unit_registry.hpp"
 #include "ops/egms_parameters.hpp"
+#include "ops/executor_parameters.hpp"
 #include "ops/registration.hpp"
 
 namespace deforma::ops {
@@ -144,6 +147,42 @@ io::Provenance provenance_of(const ParamValues& p, const RunContext& context) {
   return prov;
 }
 
+// With --executor slurm and no --unit-points: parts of this many points (about a minute of one CPU).
+constexpr std::int64_t kSlurmUnitPoints = 200000;
+
+std::vector<ParamDecl> unit_params() {
+  std::vector<ParamDecl> params = {
+      ParamDecl::option("unit-points", ParamType::kInt,
+                        fmt::format("points of one work unit: the product is cut into parts of about this many "
+                                    "points, fitted one by one (or as Slurm tasks with --executor slurm), then "
+                                    "concatenated in order (docs/cluster.md); 0 = one pass in this process, or "
+                                    "{} with --executor slurm",
+                                    kSlurmUnitPoints))
+          .defaults_to("0")
+          .at_least(0)};
+  for (auto& p : executor_parameters()) params.push_back(std::move(p));
+  return params;
+}
+
+// The unit of a part of `egms fit`, run by `deforma unit run` or the local executor: its typed parameters
+// rebuild the StreamOptions through the same declarations.
+void register_egms_units() {
+  pipeline::register_unit_operation(
+      egms::kFitUnitOperation, [](const pipeline::UnitList&, const pipeline::WorkUnit& unit, RunContext& context) {
+        if (unit.inputs.empty()) throw FormatError(fmt::format("unit {}: egms fit needs its input", unit.id));
+        StreamOptions o;
+        try {
+          egms_stream_parameters().from_json(unit.parameters.at("stream"), o);
+        } catch (const nlohmann::json::exception& e) {
+          throw FormatError(fmt::format("unit {}: egms fit parameters: {}", unit.id, e.what()));
+        }
+        o.validate();
+        const auto range = egms::PointRange::from_json(unit.parameters.value("range", nlohmann::json::object()));
+        return egms::run_fit_part(unit.inputs.front(), range, o, egms::rows_path_of(unit.output), unit.output,
+                                  context);
+      });
+}
+
 template <typename... Lists>
 std::vector<ParamDecl> concat(std::vector<ParamDecl> first, Lists... rest) {
   (first.insert(first.end(), rest.begin(), rest.end()), ...);
@@ -153,6 +192,7 @@ std::vector<ParamDecl> concat(std::vector<ParamDecl> first, Lists... rest) {
 }  // namespace
 
 void register_egms_operations(OperationRegistry& registry) {
+  register_egms_units();
   registry.describe_group("egms",
                           "European Ground Motion Service (Copernicus) point products, CSV or zip: inspect, "
                           "refit, re-reference (Basic L2a), calibrate to GNSS (Calibrated L2b), combine "
@@ -193,12 +233,30 @@ void register_egms_operations(OperationRegistry& registry) {
                        std::vector<ParamDecl>{ParamDecl::option("quicklook", ParamType::kPath,
                                                                 "also draw a PNG map of the points coloured by "
                                                                 "their mean velocity")
-                                                  .as_output("image/png")});
+                                                  .as_output("image/png")},
+                       unit_params());
     op.examples = {"deforma egms fit EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip",
-                   "deforma egms fit burst.zip -o refit.zip --gpkg refit.gpkg --quicklook refit.png"};
+                   "deforma egms fit burst.zip -o refit.zip --gpkg refit.gpkg --quicklook refit.png",
+                   "deforma egms fit country.zip -o refit.zip --executor slurm --unit-points 500000 "
+                   "--max-parallel 100"};
     op.run = [](const ParamValues& p, RunContext& context) {
-      auto summary = egms::run_fit(p.get_string("file"), product_outputs(p), stream_options(p), context,
-                                   provenance_of(p, context));
+      const std::string executor = executor_of(p);
+      std::int64_t unit_points = p.get_int("unit-points");
+      if (unit_points == 0 && executor == "slurm") unit_points = kSlurmUnitPoints;
+      Summary summary;
+      if (unit_points > 0) {
+        egms::UnitExecution execution;
+        execution.unit_points = static_cast<std::size_t>(unit_points);
+        execution.executor = executor;
+        execution.slurm = slurm_options_of(p);
+        const StreamOptions o = stream_options(p);
+        execution.stream_parameters = egms_stream_parameters().to_json(o);
+        summary = egms::run_fit_units(p.get_string("file"), product_outputs(p), o, execution, context,
+                                      provenance_of(p, context));
+      } else {
+        summary = egms::run_fit(p.get_string("file"), product_outputs(p), stream_options(p), context,
+                                provenance_of(p, context));
+      }
       if (p.has("quicklook")) {
         // The input's mean_velocity: the refitted product is only committed once the run succeeds.
         egms::write_velocity_map(p.get_string("file"), p.get_string("quicklook"));

@@ -6,6 +6,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/pipeline/pipeline.hpp"
 #include "ops/correlate_parameters.hpp"
+#include "ops/executor_parameters.hpp"
 #include "ops/filter_operations.hpp"
 #include "ops/glacier_parameters.hpp"
 #include "ops/registration.hpp"
@@ -52,31 +53,8 @@ void register_pipeline_operations(OperationRegistry& registry) {
                         "allows")
           .defaults_to("0")
           .at_least(0),
-      ParamDecl::option("executor", ParamType::kChoice,
-                        "where the pairs are correlated and filtered: threads of this process, or Slurm array "
-                        "jobs (docs/cluster.md; the output folder must be on a filesystem the nodes share)")
-          .one_of({"local", "slurm"})
-          .defaults_to("local"),
-      ParamDecl::option("partition", ParamType::kString, "slurm: partition of the array jobs (default: the cluster's)"),
-      ParamDecl::option("account", ParamType::kString, "slurm: account charged (default: the user's)"),
-      ParamDecl::option("max-parallel", ParamType::kInt, "slurm: tasks of the run at once, all arrays together (0 = no limit)")
-          .defaults_to("0")
-          .at_least(0),
-      ParamDecl::option("time-per-unit", ParamType::kString,
-                        "slurm: time limit of one pair's task (minutes, HH:MM:SS or D-HH:MM:SS; default: the "
-                        "partition's)"),
-      ParamDecl::option("mem-per-unit", ParamType::kInt, "slurm: memory requested per task (0 = not requested)")
-          .in_unit("MB")
-          .defaults_to("0")
-          .at_least(0),
-      ParamDecl::option("cpus-per-unit", ParamType::kInt, "slurm: CPUs (and threads) of one task")
-          .defaults_to("1")
-          .between(1, 256),
-      ParamDecl::option("retries", ParamType::kInt,
-                        "slurm: resubmissions of a failed task (killed, timed out, node lost) before the run fails")
-          .defaults_to("2")
-          .between(0, 100),
   };
+  for (auto& p : executor_parameters()) op.params.push_back(std::move(p));
   const pipeline::PipelineOptions defaults;
   const auto network = pair_network_parameters(defaults.network, "pair network: ");
   for (auto& p : network.decls()) op.params.push_back(std::move(p));
@@ -131,18 +109,8 @@ void register_pipeline_operations(OperationRegistry& registry) {
     o.quicklooks = !p.get_bool("no-quicklooks");
     o.per_pair_ram_mb = static_cast<std::size_t>(p.get_int("pair-ram"));
     o.invert_block_rows = static_cast<int>(p.get_int("invert-block-rows"));
-    o.executor = p.get_string("executor");
-    o.slurm.partition = p.get_string_or("partition", "");
-    o.slurm.account = p.get_string_or("account", "");
-    o.slurm.max_parallel = static_cast<int>(p.get_int("max-parallel"));
-    o.slurm.time_per_unit = p.get_string_or("time-per-unit", "");
-    o.slurm.mem_per_unit_mb = static_cast<std::size_t>(p.get_int("mem-per-unit"));
-    o.slurm.cpus_per_unit = static_cast<int>(p.get_int("cpus-per-unit"));
-    o.slurm.retries = static_cast<int>(p.get_int("retries"));
-    if (const char* poll = std::getenv("DEFORMA_SLURM_POLL_SECONDS")) {
-      // Tests follow a local cluster more closely than the default suits a real one.
-      o.slurm.poll_seconds = std::max(0.05, std::atof(poll));
-    }
+    o.executor = executor_of(p);
+    o.slurm = slurm_options_of(p);
     o.command_line = context.command_line;
     o.parameters = p.to_json();
     return pipeline::run_pipeline(o, context);

@@ -19,6 +19,7 @@
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
 #include "deforma/pipeline/invert_units.hpp"
+#include "deforma/pipeline/unit_registry.hpp"
 #include "pipeline/unit_parameters.hpp"
 
 namespace deforma::pipeline {
@@ -322,6 +323,7 @@ Summary execute_unit(const UnitList& list, const WorkUnit& unit, RunContext& con
     return filter::filter_result(run);
   }
   if (unit.operation == kInvertBlockOperation) return execute_invert_block(list, unit, context);
+  if (const UnitRunner runner = unit_operation(unit.operation)) return runner(list, unit, context);
   throw InvalidArgument(
       fmt::format("unit {}: operation '{}' cannot run as a unit (expected correlate, filter or invert-block)",
                   unit.id, unit.operation));

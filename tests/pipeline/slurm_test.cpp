@@ -1,6 +1,7 @@
 // `deforma pipeline --executor slurm` on a real Slurm cluster (scripts/slurm-local.sh, which `./run test`
 // starts): the same products as a local run, retries of failed tasks, a unit failing every time named
-// with its log, resumption after a failure, and cancellation. Skipped, saying why, without a cluster.
+// with its log, resumption after a failure, and cancellation; `egms fit` in parts of points, the same
+// product as a local run. Skipped, saying why, without a cluster.
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -47,9 +48,6 @@ std::string slurm_unavailable() {
   }
   return "";
 }
-
-#define DEFORMA_REQUIRE_SLURM() \
-  if (const std::string why = slurm_unavailable(); !why.empty()) GTEST_SKIP() << why
 
 // Sets an environment variable for the CLI processes a test starts (and the Slurm tasks they submit).
 class ScopedEnv {
@@ -105,14 +103,38 @@ void expect_same_raster(const fs::path& a, const fs::path& b) {
 
 const char* kPollEnv = "DEFORMA_SLURM_POLL_SECONDS";
 
-TEST(SlurmPipeline, PeritoMorenoGivesTheLocalProductsValueForValueAndAnUnchangedRerunSubmitsNothing) {
+// The cluster tests: skipped, saying why, without a cluster; the cluster followed closely; a temporary
+// output folder; and the run most of them make, the pipeline on three Perito Moreno images.
+class SlurmPipeline : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (const std::string why = slurm_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  }
+
+  // `deforma -q pipeline` on the first three images of `dir` with the common options and --executor slurm,
+  // into out(), then `extra`.
+  test::CliResult run_three_images(const fs::path& dir, const std::string& extra = "") const {
+    return test::run_cli("-q pipeline" + images_args(dir, {"20200101", "20200106", "20200108"}) +
+                         common_args(dir) + " -o " + shell_quote(out().string()) + " --executor slurm" + extra);
+  }
+  fs::path out() const { return tmp_.path() / "out"; }
+  // The stages of the last run's summary.
+  nlohmann::json stages() const { return pipeline_json(out())["details"]["stages"]; }
+  // The three pairs of run_three_images correlated and filtered.
+  static void expect_three_pairs_done(const nlohmann::json& stages) {
+    EXPECT_EQ(stages["correlate"]["counts"]["computed"], 3);
+    EXPECT_EQ(stages["filter"]["counts"]["computed"], 3);
+  }
+
+  ScopedEnv poll_{kPollEnv, "0.2"};
+  test::TempDir tmp_;
+};
+
+TEST_F(SlurmPipeline, PeritoMorenoGivesTheLocalProductsValueForValueAndAnUnchangedRerunSubmitsNothing) {
   DEFORMA_REQUIRE_DATA("perito-moreno", dir);
-  DEFORMA_REQUIRE_SLURM();
-  ScopedEnv poll(kPollEnv, "0.2");
-  test::TempDir tmp;
   const std::string args =
       images_args(dir, {"20200101", "20200106", "20200108", "20200116"}) + common_args(dir);
-  const fs::path local = tmp.path() / "local", slurm = tmp.path() / "slurm";
+  const fs::path local = tmp_.path() / "local", slurm = tmp_.path() / "slurm";
   auto r = test::run_cli("-q pipeline" + args + " -o " + shell_quote(local.string()));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // On Slurm the inversion in blocks of 5 node rows, one array task each; locally in one block.
@@ -156,20 +178,15 @@ TEST(SlurmPipeline, PeritoMorenoGivesTheLocalProductsValueForValueAndAnUnchanged
   EXPECT_NE(r.err.find("nothing submitted"), std::string::npos) << r.err;
 }
 
-TEST(SlurmPipeline, TaskFailingOnceIsRetriedAndTheRunCompletes) {
+TEST_F(SlurmPipeline, TaskFailingOnceIsRetriedAndTheRunCompletes) {
   DEFORMA_REQUIRE_DATA("perito-moreno", dir);
-  DEFORMA_REQUIRE_SLURM();
-  ScopedEnv poll(kPollEnv, "0.2");
   ScopedEnv fail("DEFORMA_TEST_FAIL_UNIT", "20200101_20200106:once");
-  test::TempDir tmp;
-  const fs::path out = tmp.path() / "out";
-  const auto r = test::run_cli("-q pipeline" + images_args(dir, {"20200101", "20200106", "20200108"}) +
-                               common_args(dir) + " -o " + shell_quote(out.string()) + " --executor slurm");
+  const fs::path out = this->out();
+  const auto r = run_three_images(dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto stages = pipeline_json(out)["details"]["stages"];
+  const auto stages = this->stages();
   EXPECT_EQ(stages["correlate"]["counts"]["retried"], 1);
-  EXPECT_EQ(stages["correlate"]["counts"]["computed"], 3);
-  EXPECT_EQ(stages["filter"]["counts"]["computed"], 3);
+  expect_three_pairs_done(stages);
   EXPECT_EQ(stages["correlate"]["details"]["slurm_jobs"].size(), 2u);  // the array, then the retry
   // The failed attempt's log is kept.
   bool found = false;
@@ -190,12 +207,9 @@ pid_t spawn_cli(std::vector<std::string> args) {
   return pid;
 }
 
-TEST(SlurmPipeline, TaskScancelledMidwayIsRetriedAndTheRunCompletes) {
+TEST_F(SlurmPipeline, TaskScancelledMidwayIsRetriedAndTheRunCompletes) {
   DEFORMA_REQUIRE_DATA("perito-moreno", dir);
-  DEFORMA_REQUIRE_SLURM();
-  ScopedEnv poll(kPollEnv, "0.2");
-  test::TempDir tmp;
-  const fs::path out = tmp.path() / "out";
+  const fs::path out = this->out();
   std::vector<std::string> args = {"-q", "pipeline"};
   for (const char* d : {"20200101", "20200106", "20200108"})
     args.push_back((dir / (std::string(d) + ".jpg")).string());
@@ -228,24 +242,16 @@ TEST(SlurmPipeline, TaskScancelledMidwayIsRetriedAndTheRunCompletes) {
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
   ASSERT_EQ(WEXITSTATUS(status), 0);
-  const auto stages = pipeline_json(out)["details"]["stages"];
+  const auto stages = this->stages();
   EXPECT_GE(stages["correlate"]["counts"]["retried"].get<int>(), 1);
-  EXPECT_EQ(stages["correlate"]["counts"]["computed"], 3);
-  EXPECT_EQ(stages["filter"]["counts"]["computed"], 3);
+  expect_three_pairs_done(stages);
 }
 
-TEST(SlurmPipeline, UnitFailingEveryTimeFailsTheRunNamedWithItsLogAndARerunRedoesOnlyIt) {
+TEST_F(SlurmPipeline, UnitFailingEveryTimeFailsTheRunNamedWithItsLogAndARerunRedoesOnlyIt) {
   DEFORMA_REQUIRE_DATA("perito-moreno", dir);
-  DEFORMA_REQUIRE_SLURM();
-  ScopedEnv poll(kPollEnv, "0.2");
-  test::TempDir tmp;
-  const fs::path out = tmp.path() / "out";
-  const std::string command = "-q pipeline" + images_args(dir, {"20200101", "20200106", "20200108"}) +
-                              common_args(dir) + " -o " + shell_quote(out.string()) +
-                              " --executor slurm --retries 1";
   {
     ScopedEnv fail("DEFORMA_TEST_FAIL_UNIT", "20200106_20200108");
-    const auto r = test::run_cli(command);
+    const auto r = run_three_images(dir, " --retries 1");
     EXPECT_EQ(r.exit_code, 1) << r.err;  // the injected failure is an internal error
     EXPECT_NE(r.err.find("correlate unit 20200106_20200108 failed after 2 attempt(s)"), std::string::npos)
         << r.err;
@@ -255,19 +261,16 @@ TEST(SlurmPipeline, UnitFailingEveryTimeFailsTheRunNamedWithItsLogAndARerunRedoe
     ASSERT_NE(first, std::string::npos) << r.err;
     EXPECT_NE(r.err.find("failure injected", first + 1), std::string::npos) << r.err;
   }
-  const auto r = test::run_cli(command);
+  const auto r = run_three_images(dir, " --retries 1");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto stages = pipeline_json(out)["details"]["stages"];
+  const auto stages = this->stages();
   EXPECT_EQ(stages["correlate"]["counts"]["computed"], 1);
   EXPECT_EQ(stages["correlate"]["counts"]["reused"], 2);
 }
 
-TEST(SlurmPipeline, CancelledRunScancelsItsArrays) {
+TEST_F(SlurmPipeline, CancelledRunScancelsItsArrays) {
   DEFORMA_REQUIRE_DATA("perito-moreno", dir);
-  DEFORMA_REQUIRE_SLURM();
-  ScopedEnv poll(kPollEnv, "0.2");
-  test::TempDir tmp;
-  const fs::path out = tmp.path() / "out";
+  const fs::path out = this->out();
   std::vector<std::string> args = {DEFORMA_CLI_PATH, "-q", "pipeline"};
   for (const char* d : {"20200101", "20200106", "20200108", "20200116", "20200118", "20200121"}) {
     args.push_back((dir / (std::string(d) + ".jpg")).string());
@@ -329,33 +332,24 @@ TEST(SlurmPipeline, CancelledRunScancelsItsArrays) {
   EXPECT_EQ(queued, "") << "jobs " << ids;
 }
 
-TEST(SlurmPipeline, StageBeyondMaxArraySizeIsSplitIntoSeveralArrays) {
+TEST_F(SlurmPipeline, StageBeyondMaxArraySizeIsSplitIntoSeveralArrays) {
   DEFORMA_REQUIRE_DATA("perito-moreno", dir);
-  DEFORMA_REQUIRE_SLURM();
-  ScopedEnv poll(kPollEnv, "0.2");
   ScopedEnv small("DEFORMA_SLURM_MAX_ARRAY_SIZE", "2");
-  test::TempDir tmp;
-  const fs::path out = tmp.path() / "out";
-  const auto r = test::run_cli("-q pipeline" + images_args(dir, {"20200101", "20200106", "20200108"}) +
-                               common_args(dir) + " -o " + shell_quote(out.string()) + " --executor slurm");
+  const auto r = run_three_images(dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto stages = pipeline_json(out)["details"]["stages"];
+  const auto stages = this->stages();
   EXPECT_EQ(stages["correlate"]["details"]["slurm_jobs"].size(), 2u);  // units 0-1, then unit 2
-  EXPECT_EQ(stages["correlate"]["counts"]["computed"], 3);
-  EXPECT_EQ(stages["filter"]["counts"]["computed"], 3);
+  expect_three_pairs_done(stages);
 }
 
 // --max-parallel bounds the whole run: with one task at a time, a stage split into two arrays (the second
 // waiting for the first) and a task failing once (its resubmission waiting for room) never have two tasks
 // running together, where the 2-CPU cluster would otherwise run two. The inversion runs as a third array.
-TEST(SlurmPipeline, MaxParallelBoundsTheWholeRun) {
+TEST_F(SlurmPipeline, MaxParallelBoundsTheWholeRun) {
   DEFORMA_REQUIRE_DATA("perito-moreno", dir);
-  DEFORMA_REQUIRE_SLURM();
-  ScopedEnv poll(kPollEnv, "0.2");
   ScopedEnv small("DEFORMA_SLURM_MAX_ARRAY_SIZE", "2");
   ScopedEnv fail("DEFORMA_TEST_FAIL_UNIT", "20200101_20200106:once");
-  test::TempDir tmp;
-  const fs::path out = tmp.path() / "out";
+  const fs::path out = this->out();
   std::atomic<bool> done{false};
   std::atomic<int> most_running{0}, samples{0};
   std::thread watch([&] {
@@ -370,15 +364,13 @@ TEST(SlurmPipeline, MaxParallelBoundsTheWholeRun) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });
-  const auto r = test::run_cli("-q pipeline" + images_args(dir, {"20200101", "20200106", "20200108"}) +
-                               common_args(dir) + " -o " + shell_quote(out.string()) +
-                               " --executor slurm --max-parallel 1 --invert-block-rows 4");
+  const auto r = run_three_images(dir, " --max-parallel 1 --invert-block-rows 4");
   done = true;
   watch.join();
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_GT(samples.load(), 5);
   EXPECT_EQ(most_running.load(), 1);
-  const auto stages = pipeline_json(out)["details"]["stages"];
+  const auto stages = this->stages();
   EXPECT_EQ(stages["correlate"]["counts"]["retried"], 1);
   EXPECT_EQ(stages["invert"]["details"]["blocks"]["executor"], "slurm");
   const int blocks = stages["invert"]["details"]["blocks"]["blocks"].get<int>();
@@ -390,6 +382,39 @@ TEST(SlurmPipeline, MaxParallelBoundsTheWholeRun) {
   const std::string jobs = slurp(out / "correlation" / "logs" / "slurm-jobs.txt");
   EXPECT_NE(jobs.find("0-1%1 +0"), std::string::npos) << jobs;
   EXPECT_NE(jobs.find("0%1 +2"), std::string::npos) << jobs;
+}
+
+// egms fit cut into parts of points, one array task each (docs/cluster.md): the product of a single local
+// pass, row for row, and the same report; an unchanged rerun submits nothing.
+TEST_F(SlurmPipeline, EgmsFitInPartsGivesTheLocalProductRowForRow) {
+  DEFORMA_REQUIRE_DATA("egms-ustica", dir);
+  const std::string zip = shell_quote((dir / "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip").string());
+  const fs::path local = tmp_.path() / "local.csv", slurm = tmp_.path() / "slurm.csv";
+  auto r = test::run_cli("-q --summary-json egms fit " + zip + " -o " + shell_quote(local.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto one = nlohmann::json::parse(r.out);
+  const std::string command = "-q --summary-json egms fit " + zip + " -o " + shell_quote(slurm.string()) +
+                              " --executor slurm --unit-points 3000";
+  r = test::run_cli(command);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto parts = nlohmann::json::parse(r.out);
+  const auto& units = parts["details"]["units"];
+  EXPECT_EQ(units["executor"], "slurm");
+  EXPECT_GE(units["units"].get<int>(), 3);
+  EXPECT_EQ(units["computed"], units["units"]);
+  EXPECT_EQ(units["slurm_jobs"].size(), 1u);  // one array for the parts
+  EXPECT_EQ(parts["counts"], one["counts"]);
+  EXPECT_EQ(parts["details"]["comparison"], one["details"]["comparison"]);
+  const std::string expected = slurp(local);
+  ASSERT_GT(expected.size(), 1000000u);
+  EXPECT_TRUE(slurp(slurm) == expected) << "the product assembled from the Slurm tasks differs";
+
+  r = test::run_cli(command);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto again = nlohmann::json::parse(r.out)["details"]["units"];
+  EXPECT_EQ(again["slurm_jobs"].size(), 0u);
+  EXPECT_EQ(again["computed"], 0);
+  EXPECT_TRUE(slurp(slurm) == expected);
 }
 
 TEST(SlurmArray, ThrottleIsSharedByTheArraysOfAStage) {

@@ -156,6 +156,19 @@ class ProductReader {
   /// Goes back to the first point (for operations that need several passes).
   void rewind();
 
+  /// Bytes of the CSV up to the end of its header: where the first point's line starts.
+  std::uint64_t header_bytes() const;
+  /// Limits reading to the lines that start at a byte in [first_byte, end_byte) of the CSV: a part of the
+  /// product read on its own (a work unit). Consecutive ranges cover every line once, whatever the line
+  /// lengths; first_byte is clamped to header_bytes(). Duplicate pids are then only found within the
+  /// range; messages name the range and count lines from its start. Throws IoError.
+  void restrict_to(std::uint64_t first_byte, std::uint64_t end_byte);
+  /// The decimals to write each scalar column and the series with (ProductLayout::scalar_decimals,
+  /// series_decimals) instead of learning them from the first chunk: the parts of a product read
+  /// separately then write their values as the whole product would. InvalidArgument when the count of
+  /// scalar columns differs.
+  void use_decimals(const std::vector<int>& scalar_decimals, int series_decimals);
+
  private:
   ProductReader();
   struct State;
@@ -175,6 +188,9 @@ class ProductWriter {
   ~ProductWriter();
 
   void write(const PointChunk& chunk);
+  /// Appends rows already formatted by format_product_rows (a part of the product written elsewhere),
+  /// copied from the file `rows_path`. IoError naming the file when it cannot be read.
+  void append_rows(const std::string& rows_path);
   /// Finishes the file(s) and renames them into place; returns the final paths.
   std::vector<std::string> close();
 
@@ -182,6 +198,10 @@ class ProductWriter {
   struct State;
   std::unique_ptr<State> state_;
 };
+
+/// The CSV rows of `chunk` as ProductWriter writes them (pid, scalar columns, series; one line a point),
+/// appended to `out`.
+void format_product_rows(const ProductLayout& layout, const PointChunk& chunk, std::string& out);
 
 /// Writes points as a GeoPackage layer (EPSG:3035 points from easting/northing, all scalar columns, and
 /// the displacement series as one JSON array field `series_mm`, null for a missing value), plus a table

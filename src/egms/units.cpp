@@ -1,0 +1,257 @@
+#include "deforma/egms/units.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "deforma/core/cancel.hpp"
+#include "deforma/core/error.hpp"
+#include "deforma/core/log.hpp"
+#include "deforma/io/cog_writer.hpp"
+#include "egms/stream.hpp"
+
+namespace deforma::egms {
+namespace fs = std::filesystem;
+
+void UnitExecution::validate() const {
+  if (unit_points < 1) throw InvalidArgument("unit-points: must be >= 1 to split the product into units");
+  if (executor != "local" && executor != "slurm") {
+    throw InvalidArgument(fmt::format("executor: '{}' is not one of local, slurm", executor));
+  }
+  if (executor == "slurm") slurm.validate();
+}
+
+nlohmann::json PointRange::to_json() const {
+  return {{"first_byte", first_byte},
+          {"end_byte", end_byte},
+          {"scalar_decimals", scalar_decimals},
+          {"series_decimals", series_decimals}};
+}
+
+PointRange PointRange::from_json(const nlohmann::json& j) {
+  try {
+    PointRange r;
+    r.first_byte = j.at("first_byte").get<std::uint64_t>();
+    r.end_byte = j.at("end_byte").get<std::uint64_t>();
+    r.scalar_decimals = j.at("scalar_decimals").get<std::vector<int>>();
+    r.series_decimals = j.at("series_decimals").get<int>();
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("work unit: point range: {}", e.what()));
+  }
+}
+
+std::string rows_path_of(const std::string& record_path) {
+  return fs::path(record_path).replace_extension(".rows.csv").string();
+}
+
+namespace {
+
+std::string absolute(const std::string& path) {
+  std::error_code ec;
+  const auto p = fs::absolute(path, ec);
+  return ec ? path : p.lexically_normal().string();
+}
+
+// Writes a part's rows through a temporary file renamed when complete, like every output.
+class RowsFile {
+ public:
+  explicit RowsFile(const std::string& path) : staged_(path) {
+    file_ = std::fopen(staged_.temp_path().c_str(), "wb");
+    if (!file_) throw IoError(fmt::format("{}: cannot create", path));
+  }
+  RowsFile(const RowsFile&) = delete;
+  RowsFile& operator=(const RowsFile&) = delete;
+  ~RowsFile() {
+    if (file_) std::fclose(file_);
+  }
+  void write(const std::string& text) {
+    if (std::fwrite(text.data(), 1, text.size(), file_) != text.size()) {
+      throw IoError(fmt::format("{}: write failed (disk full?)", staged_.final_path()));
+    }
+  }
+  void commit() {
+    const bool failed = std::fclose(file_) != 0;
+    file_ = nullptr;
+    if (failed) throw IoError(fmt::format("{}: cannot finish writing (disk full?)", staged_.final_path()));
+    staged_.commit();
+  }
+
+ private:
+  io::StagedFile staged_;
+  std::FILE* file_ = nullptr;
+};
+
+}  // namespace
+
+Summary run_fit_part(const std::string& input, const PointRange& range, const StreamOptions& options,
+                     const std::string& rows_path, const std::string& record_path,
+                     const RunContext& context) {
+  const auto start = std::chrono::steady_clock::now();
+  options.validate();
+  auto reader = ProductReader::open(input);
+  reader.use_decimals(range.scalar_decimals, range.series_decimals);
+  reader.restrict_to(range.first_byte, range.end_byte);
+  const ProductLayout& layout = reader.layout();
+  const TimeSeriesModel model(layout.dates, options.model);
+  detail::FitComparison comparison(layout);
+  Progress& progress = progress_or_null(context.progress);
+  const std::size_t chunk_points = detail::chunk_points_for(options, layout, context);
+  RowsFile rows(rows_path);
+  PointChunk chunk;
+  std::vector<PointModel> results;
+  std::string text;
+  while (reader.read(chunk, chunk_points)) {
+    detail::check_cancelled(progress);
+    detail::fit_chunk(model, chunk, results);
+    comparison.add(chunk, results);
+    detail::store_model(layout, chunk, results);
+    text.clear();
+    format_product_rows(layout, chunk, text);
+    rows.write(text);
+  }
+  rows.commit();
+  nlohmann::json record = comparison.to_json();
+  record["rows_bytes"] = fs::file_size(rows_path);
+  record["first_byte"] = range.first_byte;
+  record["end_byte"] = range.end_byte;
+  io::write_text_atomically(record_path, record.dump() + "\n");
+  Summary summary;
+  summary.operation = kFitUnitOperation;
+  summary.counts["points"] = comparison.points();
+  summary.outputs = {rows_path, record_path};
+  summary.seconds = seconds_since(start);
+  return summary;
+}
+
+Summary run_fit_units(const std::string& input, const ProductOutputs& outputs, const StreamOptions& options,
+                      const UnitExecution& execution, const RunContext& context,
+                      const io::Provenance& provenance) {
+  const auto start = std::chrono::steady_clock::now();
+  options.validate();
+  execution.validate();
+  if (outputs.product.empty()) {
+    throw InvalidArgument("output: give --output (-o) FILE.zip|FILE.csv to split the product into units");
+  }
+  if (!outputs.gpkg.empty()) {
+    throw InvalidArgument(
+        "gpkg: a GeoPackage is not assembled from units; run without --unit-points and "
+        "--executor slurm, or convert the product afterwards");
+  }
+  detail::check_outputs(input, outputs);
+  Progress& progress = progress_or_null(context.progress);
+
+  // The whole product's decimals, learnt from the first chunk as a single run learns them.
+  auto reader = ProductReader::open(input);
+  const std::uint64_t header_bytes = reader.header_bytes();
+  const std::uint64_t total_bytes = reader.total_bytes();
+  PointChunk first;
+  reader.read(first, detail::chunk_points_for(options, reader.layout(), context));
+  const ProductLayout layout = reader.layout();
+  const ProductMetadata metadata = reader.metadata();
+  // Parts of about unit_points points: their byte length from the mean line length of the first chunk.
+  const double line_bytes = first.size() > 0 ? static_cast<double>(reader.bytes_read() - header_bytes) /
+                                                   static_cast<double>(first.size())
+                                             : 1.0;
+  const auto unit_bytes = static_cast<std::uint64_t>(
+      std::max(1.0, std::ceil(line_bytes * static_cast<double>(execution.unit_points))));
+
+  const std::string work_dir = absolute(outputs.product + ".units");
+  std::error_code ec;
+  fs::create_directories(fs::path(work_dir) / "parts", ec);
+  if (ec) throw IoError(fmt::format("{}: cannot create the units folder: {}", work_dir, ec.message()));
+
+  pipeline::UnitList list;
+  list.stage = "egms-fit";
+  list.dir = work_dir;
+  list.ram_mb = context.ram_budget_mb;
+  list.command_line = context.command_line;
+  const std::string input_path = absolute(input);
+  for (std::uint64_t first_byte = header_bytes, index = 0; first_byte < total_bytes || index == 0;
+       first_byte += unit_bytes, ++index) {
+    PointRange range;
+    range.first_byte = first_byte;
+    range.end_byte = std::min(total_bytes, first_byte + unit_bytes);
+    range.scalar_decimals = layout.scalar_decimals;
+    range.series_decimals = layout.series_decimals;
+    pipeline::WorkUnit unit;
+    unit.id = fmt::format("part_{:06d}", index);
+    unit.operation = kFitUnitOperation;
+    unit.parameters = {{"stream", execution.stream_parameters}, {"range", range.to_json()}};
+    unit.inputs = {input_path};
+    unit.output = (fs::path(work_dir) / "parts" / (unit.id + ".json")).string();
+    list.units.push_back(std::move(unit));
+  }
+  // The last part is open-ended: lines past the size the stream announced still belong to one.
+  list.units.back().parameters["range"]["end_byte"] = std::numeric_limits<std::uint64_t>::max();
+
+  nlohmann::json units_details = {{"units", list.units.size()},
+                                  {"unit_points", execution.unit_points},
+                                  {"folder", work_dir},
+                                  {"executor", execution.executor}};
+  if (execution.executor == "slurm") {
+    std::vector<pipeline::UnitList> stages = {list};
+    const auto outcomes = pipeline::run_on_slurm(stages, execution.slurm, progress);
+    list = stages.front();
+    units_details["reused"] = outcomes.front().reused;
+    units_details["computed"] = outcomes.front().computed;
+    units_details["retried"] = outcomes.front().retried;
+    units_details["slurm_jobs"] = outcomes.front().job_ids;
+  } else {
+    list.write((fs::path(work_dir) / "units.json").string());
+    int reused = 0, computed = 0;
+    progress.start("fitting (units)", list.units.size());
+    for (std::size_t i = 0; i < list.units.size(); ++i) {
+      if (progress.cancelled() || cancellation_requested()) throw Cancelled("cancelled");
+      // The unit's own progress is that of this run: it hears a cancel; the bar counts units.
+      RunContext unit_context = context;
+      const auto outcome = pipeline::run_unit(list, i, unit_context);
+      (outcome == pipeline::UnitOutcome::kReused ? reused : computed) += 1;
+      progress.advance(1);
+    }
+    progress.finish();
+    units_details["reused"] = reused;
+    units_details["computed"] = computed;
+  }
+
+  // Assembly: the parts in order, each checked against its record.
+  detail::FitComparison comparison(layout);
+  ProductWriter writer(outputs.product, layout, metadata, detail::with_input(provenance, input),
+                       detail::fit_record(options));
+  for (const auto& unit : list.units) {
+    const auto record = io::read_json_file(unit.output);
+    const std::string rows = rows_path_of(unit.output);
+    if (!record.is_object())
+      throw IoError(fmt::format("{}: the record of unit {} is missing", unit.output, unit.id));
+    std::error_code size_ec;
+    const auto rows_bytes = fs::file_size(rows, size_ec);
+    if (size_ec || record.value("rows_bytes", std::uint64_t{0}) != rows_bytes) {
+      throw IoError(
+          fmt::format("{}: the rows of unit {} are missing or not those its record describes "
+                      "(rerun to recompute it)",
+                      rows, unit.id));
+    }
+    try {
+      comparison.merge_json(record);
+    } catch (const FormatError& e) {
+      throw FormatError(fmt::format("{}: {}", unit.output, e.what()));
+    }
+    writer.append_rows(rows);
+  }
+  Summary summary;
+  summary.operation = "egms fit";
+  comparison.fill(summary, input, layout, options);
+  summary.outputs = writer.close();
+  summary.details["units"] = units_details;
+  summary.report += fmt::format("  {} units of about {} points ({}), in {}\n", list.units.size(),
+                                execution.unit_points, execution.executor, work_dir);
+  summary.seconds = seconds_since(start);
+  return summary;
+}
+
+}  // namespace deforma::egms
