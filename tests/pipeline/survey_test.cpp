@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
@@ -308,6 +309,89 @@ TEST(Survey, MosaicWeightsOverlapsByInverseVariance) {
   EXPECT_EQ(tracks.values(9, 1), 2.f);
   EXPECT_NEAR(east.values(11, 1), 40.f, 1e-4);  // c alone: its value, sigma unknown
   EXPECT_FALSE(sigma.valid(11, 1));
+}
+
+// The same series as STAC Items in the catalogue (band and cloud-mask assets, relative orbit and MGRS tile
+// properties): `deforma survey --catalog` finds the scenes over the aoi, counts their cloud cover on it
+// from the masks and mosaics the two tracks.
+TEST(Survey, CliTakesTheScenesFromTheCatalogue) {
+  DEFORMA_REQUIRE_DATA("yahtse-l8", data);
+  test::TempDir dir;
+  const Series series = write_series(dir, data);
+  nlohmann::json features = nlohmann::json::array();
+  std::ifstream in(series.manifest);
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
+    ASSERT_EQ(f.size(), 4u) << line;
+    const std::string band = f[0];
+    std::string scl = band;
+    scl.replace(scl.find("_B08_10m"), 8, "_SCL_20m");
+    const auto info = io::describe(band);
+    double x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+    info.geotransform.pixel_to_map(0, 0, x0, y0);
+    info.geotransform.pixel_to_map(info.width, info.height, x1, y1);
+    const auto [w, n] = to_lonlat(x0, y0);
+    const auto [e, south] = to_lonlat(x1, y1);
+    const std::string date = f[1].substr(0, 4) + "-" + f[1].substr(4, 2) + "-" + f[1].substr(6, 2);
+    features.push_back(
+        {{"type", "Feature"},
+         {"stac_version", "1.0.0"},
+         {"id", fs::path(band).stem().string()},
+         {"collection", "survey-test"},
+         {"geometry",
+          {{"type", "Polygon"}, {"coordinates", {{{w, south}, {e, south}, {e, n}, {w, n}, {w, south}}}}}},
+         {"bbox", {w, south, e, n}},
+         {"properties",
+          {{"datetime", date + "T20:00:00Z"},
+           {"sat:relative_orbit", std::stoi(f[2].substr(1))},
+           {"s2:mgrs_tile", f[3].substr(1)},
+           {"platform", "sentinel-2a"}}},
+         {"links", nlohmann::json::array()},
+         {"assets",
+          {{"B08_10m", {{"href", band}, {"type", "image/tiff; application=geotiff"}, {"roles", {"data"}}}},
+           {"cloud-mask",
+            {{"href", scl}, {"type", "image/tiff; application=geotiff"}, {"roles", {"cloud"}}}}}}});
+  }
+  std::ofstream(dir.file("items.json"))
+      << nlohmann::json{{"type", "FeatureCollection"}, {"features", features}}.dump();
+  const auto added =
+      test::run_cli(fmt::format("catalog add --root {} {}", dir.file("root"), dir.file("items.json")));
+  ASSERT_EQ(added.exit_code, 0) << added.err << added.out;
+
+  const auto run =
+      test::run_cli(fmt::format("--summary-json -q survey --catalog {} --aoi={} --datetime "
+                                "2020-06-01/2020-08-31 --asset B08 --max-cloud 20 "
+                                "--search 8 --no-quicklooks -o {}",
+                                dir.file("root"), series.aoi, dir.file("out")));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto summary = nlohmann::json::parse(run.out);
+  EXPECT_EQ(summary["counts"]["scenes"], 7);
+  EXPECT_EQ(summary["counts"]["dropped"], 1);
+  EXPECT_EQ(summary["counts"]["tracks"], 2);
+  EXPECT_TRUE(summary["details"]["tracks"].contains("R001/T07AAA")) << summary["details"]["tracks"].dump();
+  EXPECT_TRUE(fs::exists(dir.file("out/velocity.tif")));
+
+  // Refusals, each with exit code 3 and the parameter named.
+  const auto both = test::run_cli(fmt::format("survey {} --catalog {} --aoi={} -o {}", series.manifest,
+                                              dir.file("root"), series.aoi, dir.file("x")));
+  EXPECT_EQ(both.exit_code, 3);
+  EXPECT_NE(both.err.find("--catalog"), std::string::npos) << both.err;
+  const auto none = test::run_cli(fmt::format("survey -o {}", dir.file("x")));
+  EXPECT_EQ(none.exit_code, 3);
+  EXPECT_NE(none.err.find("images"), std::string::npos) << none.err;
+  const auto metres =
+      test::run_cli(fmt::format("survey {} --search 300m -o {}", series.manifest, dir.file("x")));
+  EXPECT_EQ(metres.exit_code, 3);
+  EXPECT_NE(metres.err.find("--search"), std::string::npos) << metres.err;
+  const auto mode = test::run_cli(
+      fmt::format("survey {} --pair-mode consecutive --max-step 2 -o {}", series.manifest, dir.file("x")));
+  EXPECT_EQ(mode.exit_code, 3);
+  EXPECT_NE(mode.err.find("--pair-mode"), std::string::npos) << mode.err;
+  EXPECT_FALSE(fs::exists(dir.file("x")));
 }
 
 TEST(Survey, MosaicRefusesProductsInPixels) {
