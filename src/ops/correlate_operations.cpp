@@ -1,6 +1,11 @@
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <utility>
@@ -61,6 +66,27 @@ struct ScratchFolder {
   }
 };
 
+// Working folders of earlier runs for the same output whose process is gone (killed before its cleanup
+// could run): `.<output name>.glaciers.<pid>.<n>`, or `.<output name>.glaciers.<n>` as older versions
+// named them. A folder of a run still going (same output, another process) is left alone.
+void remove_stale_glacier_folders(const std::filesystem::path& out_dir, const std::string& output_name) {
+  namespace fs = std::filesystem;
+  const std::string prefix = "." + output_name + ".glaciers.";
+  std::error_code ec;
+  for (fs::directory_iterator it(out_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0 || !it->is_directory(ec)) continue;
+    const std::string rest = name.substr(prefix.size());
+    const auto dot = rest.find('.');
+    if (dot != std::string::npos) {
+      const long pid = std::strtol(rest.substr(0, dot).c_str(), nullptr, 10);
+      if (pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM)) continue;
+    }
+    std::error_code removed;
+    fs::remove_all(it->path(), removed);
+  }
+}
+
 // The correlation restricted to glacier outlines: the ground farther than the buffer from any outline is the
 // correlation's mask, the ring outside the outlines its stable ground (unless --stable is given), and the
 // statistics per glacier are written as a table next to the output.
@@ -68,6 +94,8 @@ Summary correlate_glaciers(const std::string& ref, const std::string& sec, const
                            correlate::CorrelateOptions options, const filter::GlacierOptions& glacier_options,
                            const std::string& table_path, const ParamValues& params, RunContext& context) {
   namespace fs = std::filesystem;
+  const fs::path out_dir = fs::absolute(output).parent_path();
+  remove_stale_glacier_folders(out_dir, fs::path(output).filename().string());
   glacier_options.validate();
   if (!options.mask_path.empty()) {
     throw InvalidArgument(
@@ -76,12 +104,10 @@ Summary correlate_glaciers(const std::string& ref, const std::string& sec, const
   const auto ref_info = io::describe(ref);
   const auto glaciers = filter::read_glaciers(glacier_options.outlines_path, ref_info.crs_wkt);
   ScratchFolder scratch;
-  {
-    const fs::path out_dir = fs::absolute(output).parent_path();
-    scratch.path = (out_dir / fmt::format(".{}.glaciers.{}", fs::path(output).filename().string(),
-                                          std::chrono::steady_clock::now().time_since_epoch().count()))
-                       .string();
-  }
+  // The process id in the name tells a later run whether this folder's run is still going.
+  scratch.path = (out_dir / fmt::format(".{}.glaciers.{}.{}", fs::path(output).filename().string(), ::getpid(),
+                                        std::chrono::steady_clock::now().time_since_epoch().count()))
+                     .string();
   const auto regions = filter::write_glacier_regions(glaciers, ref_info, glacier_options, scratch.path);
   options.mask_path = regions.skip_path;  // "" when the buffer covers the whole image
   const bool own_stable = options.stable_path.empty();

@@ -24,5 +24,8 @@ void register_workflow_operations(OperationRegistry& registry);
 void register_catalog_operations(OperationRegistry& registry);
 /// `composite`: monthly cloud-free syntheses (registered with the field workflows).
 void register_composite_operation(OperationRegistry& registry);
+/// `survey`: one velocity product over several tiles and relative orbits (registered with the field
+/// workflows).
+void register_survey_operation(OperationRegistry& registry);
 
 }  // namespace deforma::ops

@@ -501,6 +501,7 @@ void register_workflow_operations(OperationRegistry& registry) {
   register_decompose_series(registry);
   register_fault_profile(registry);
   register_composite_operation(registry);
+  register_survey_operation(registry);
 }
 
 }  // namespace deforma::ops

@@ -60,8 +60,13 @@ bool pair_recorded(const std::string& id, const std::string& result_path) {
   const auto record = io::read_json_file(unit_record_path(dir, id));
   if (!record.is_object()) return false;
   const FileFingerprint f = file_fingerprint(result_path);
-  return f.size >= 0 && absolute_normal(record.value("output", "")) == absolute_normal(result_path) &&
-         record.value("output_size", -2LL) == f.size && record.value("output_mtime_ns", -2LL) == f.mtime_ns;
+  // The same file, or the same name in this folder when the run folder was moved or linked as a whole (the
+  // rule of unit_complete: a reused filter unit keeps the record written where it ran).
+  const std::string recorded = record.value("output", "");
+  const bool same_output = absolute_normal(recorded) == absolute_normal(result_path) ||
+                           fs::path(recorded).filename() == fs::path(result_path).filename();
+  return f.size >= 0 && same_output && record.value("output_size", -2LL) == f.size &&
+         record.value("output_mtime_ns", -2LL) == f.mtime_ns;
 }
 
 timeseries::InvertRastersOptions raster_options_from(const nlohmann::json& p) {

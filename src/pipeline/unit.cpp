@@ -161,11 +161,27 @@ std::string absolute_path(const std::string& path) {
 }
 }  // namespace
 
+namespace {
+// An input inside the run folder (another stage's result, the glacier regions) is named by its path in
+// that folder, so that a run folder copied or hard-linked elsewhere as a whole (a service job updating an
+// earlier one's) keeps the keys of every stage, not only of those reading files outside it. The run folder
+// is the stage folder's parent; an inversion block writes one level deeper (<stage>/blocks/).
+std::string input_key_path(const std::string& input, const WorkUnit& unit) {
+  const std::string absolute = absolute_path(input);
+  fs::path run = fs::path(absolute_path(unit.output)).parent_path().parent_path();
+  if (unit.operation == kInvertBlockOperation) run = run.parent_path();
+  if (run.empty() || run == run.root_path()) return absolute;
+  const fs::path relative = fs::path(absolute).lexically_relative(run);
+  if (relative.empty() || *relative.begin() == "..") return absolute;
+  return "run:" + relative.generic_string();
+}
+}  // namespace
+
 std::string unit_key(const WorkUnit& unit) {
   nlohmann::json inputs = nlohmann::json::array();
   for (const auto& path : unit.inputs) {
     const auto f = file_fingerprint(path);
-    inputs.push_back({{"path", absolute_path(path)}, {"size", f.size}, {"mtime_ns", f.mtime_ns}});
+    inputs.push_back({{"path", input_key_path(path, unit)}, {"size", f.size}, {"mtime_ns", f.mtime_ns}});
   }
   // nlohmann::json objects keep their keys sorted and dump() writes doubles to round-trip: canonical text.
   const nlohmann::json identity = {{"operation", unit.operation},

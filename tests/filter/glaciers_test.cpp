@@ -267,5 +267,36 @@ TEST_F(YahtseGlaciers, BadGlacierInputGivesOneLineErrors) {
   EXPECT_FALSE(std::filesystem::exists(tmp_.file("o.tif")));
 }
 
+// The names of the hidden working folders of glacier runs for o.tif in the test folder.
+std::vector<std::string> glacier_work_folders(const std::filesystem::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(".o.tif.glaciers.", 0) == 0) names.push_back(name);
+  }
+  return names;
+}
+
+// A run killed before its cleanup leaves its working folder; the next run for the same output removes it
+// (the old naming, and a dead process's), and a run that fails on its input removes its own.
+TEST_F(YahtseGlaciers, StaleWorkingFoldersAreRemovedAndFailedRunsLeaveNone) {
+  namespace fs = std::filesystem;
+  fs::create_directories(tmp_.path() / ".o.tif.glaciers.123456789" / "regions");
+  fs::create_directories(tmp_.path() / ".o.tif.glaciers.2147483000.55");  // no such process
+  const std::string common = fmt::format("correlate {} {{}} --search 24 --step 16 -o {} --glaciers {}", ref_,
+                                         tmp_.file("o.tif"), tmp_.file("trunk.geojson"));
+  // A run refused on a parameter still clears what killed runs left.
+  const auto refused = test::run_cli(fmt::format(fmt::runtime(common), sec_) +
+                                     " --glacier-buffer-m 100 --glacier-margin-m 300");
+  EXPECT_EQ(refused.exit_code, 3) << refused.err;
+  EXPECT_TRUE(glacier_work_folders(tmp_.path()).empty()) << glacier_work_folders(tmp_.path()).front();
+  // A secondary image of another size fails the matching, after the working folder exists.
+  test::write_test_geotiff(tmp_.file("small.tif"), test::make_texture(300, 200));
+  const auto failed = test::run_cli(fmt::format(fmt::runtime(common), tmp_.file("small.tif")));
+  EXPECT_NE(failed.exit_code, 0);
+  EXPECT_TRUE(glacier_work_folders(tmp_.path()).empty()) << glacier_work_folders(tmp_.path()).front();
+  EXPECT_FALSE(fs::exists(tmp_.file("o.tif")));
+}
+
 }  // namespace
 }  // namespace deforma::filter

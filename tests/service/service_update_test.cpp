@@ -119,6 +119,9 @@ TEST_F(ServiceUpdateTest, UpdateOfAPipelineJobComputesOnlyTheNewPairs) {
   EXPECT_EQ(s2["counts"]["pairs"], 5);
   EXPECT_EQ(s2["counts"]["pairs_reused"], 3);
   EXPECT_EQ(s2["counts"]["pairs_correlated"], 2);
+  // The filter stage too: its units read the correlation results inside the linked folder.
+  EXPECT_EQ(s2["details"]["stages"]["filter"]["counts"]["reused"], 3);
+  EXPECT_EQ(s2["details"]["stages"]["filter"]["counts"]["computed"], 2);
   EXPECT_EQ(s2["details"]["update"]["previous_images"], 3);
   EXPECT_EQ(s2["details"]["update"]["new_images"], 1);
 
