@@ -1,8 +1,7 @@
 // The streamed pair correlation: the inputs brought onto one grid, the node grid and its strips, then the
 // strips read, matched (node_matching.hpp), assembled into the product (pair_product.hpp) and summarized
-// (pair_statistics.hpp) in a pipeline under --ram.
+// (pair_statistics.hpp) on the streaming executor (io::for_each_window) under --ram.
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -10,17 +9,118 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <tbb/parallel_pipeline.h>
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/correlate/correlate.hpp"
 #include "deforma/io/cog_writer.hpp"
+#include "deforma/io/stream.hpp"
 #include "node_matching.hpp"
 #include "pair_product.hpp"
 #include "pair_statistics.hpp"
 
 namespace deforma::correlate {
+
+namespace {
+
+// The node strips as a kernel of io::for_each_window (io/stream.hpp): the output grid is the node grid,
+// windows are strips of whole node rows, read and matched by the StripSource, assembled into the product
+// and fed to the statistics in node order.
+class NodeStripKernel {
+ public:
+  // Strips in flight: one read while one is matched (correlate_grid matches a strip with all the threads).
+  static constexpr int kInFlight = 2;
+  using Input = detail::NodeStrip;
+  using Output = detail::NodeStrip;
+  struct Scratch {};  // the matchers' scratch is made per thread by correlate_grid
+
+  NodeStripKernel(detail::StripSource& source, const detail::PairProduct& product,
+                  detail::PairStatistics& statistics, io::CogWriter& writer, const CorrelateOptions& options,
+                  const NodeGrid& all_nodes, int roi_width_px, int halo_px, int sec_halo_px)
+      : source_(source),
+        product_(product),
+        statistics_(statistics),
+        writer_(writer),
+        all_nodes_(all_nodes),
+        step_px_(options.step_px),
+        halo_px_(halo_px),
+        sec_halo_px_(sec_halo_px),
+        row_px_(roi_width_px + 2.0 * sec_halo_px) {
+    // Per node: the kernel's result (dx, dy, corr, snr, four gradients: 32 bytes, flag and translation-only:
+    // 2), the guess (8), the mask and stable flags (2) and the output bands (4 each). At --step 1 this is as
+    // much as the pixels.
+    node_bytes_ = 32 + 2 + 8 + 2 + 4.0 * static_cast<double>(product.bands().size());
+  }
+
+  /// Context around a strip, in node spacings (the SEC halo: grid_halo_px plus the largest guess).
+  int halo_px() const { return (sec_halo_px_ + step_px_ - 1) / step_px_; }
+  /// Per node of a strip, its halo rows included: the step x step image pixels it covers (values and
+  /// validity of both images, the filter's scratch, 40 % more for the coarse level) and its own data.
+  double bytes_per_pixel() const { return kBytesPerImagePx * step_px_ * step_px_ + node_bytes_; }
+
+  /// The bytes of one strip of `node_rows` rows: pixels with the halo in image pixels (exact where the
+  /// per-node figure rounds the halo up to whole node spacings), node data on the strip's own rows.
+  double strip_bytes(int node_rows) const {
+    return row_px_ * ((node_rows - 1.0) * step_px_ + 1 + 2.0 * sec_halo_px_) * kBytesPerImagePx +
+           static_cast<double>(node_rows) * all_nodes_.cols * node_bytes_;
+  }
+
+  /// Strips of whole node rows spanning the node grid (each node keeps the context a whole-image run gives
+  /// it): as tall as kInFlight of them fit --ram, doubled from one row, and at most max(1024 px, 8 halos)
+  /// so that progress and cancellation come often. The strips keep the whole of --ram (GDAL's block cache,
+  /// a quarter of it, comes on top as it fills): a smaller share would refuse budgets that one strip of a
+  /// small image fits.
+  io::StreamPlan plan(std::size_t ram_budget_mb) const {
+    const auto budget = static_cast<double>(ram_budget_mb << 20);
+    int strip_rows = 1;
+    if (strip_bytes(strip_rows) * kInFlight > budget) {
+      throw InvalidArgument(
+          fmt::format("--ram {} MB is too small for one strip of nodes ({:.0f} MB needed); raise "
+                      "--ram or lower --search/--chip",
+                      ram_budget_mb, strip_bytes(strip_rows) * kInFlight / (1 << 20)));
+    }
+    while (strip_rows < all_nodes_.rows && strip_bytes(strip_rows * 2) * kInFlight <= budget &&
+           strip_rows * 2 * step_px_ <= std::max(1024, 8 * halo_px_)) {
+      strip_rows *= 2;
+    }
+    io::StreamPlan plan;
+    plan.in_flight = kInFlight;
+    const int halo = halo_px();
+    for (int row = 0; row < all_nodes_.rows; row += strip_rows) {
+      io::Tile t;
+      t.index = static_cast<int>(plan.windows.size());
+      t.core = io::Window{0, row, all_nodes_.cols, std::min(strip_rows, all_nodes_.rows - row)};
+      t.with_halo = io::Window{-halo, row - halo, t.core.width + 2 * halo, t.core.height + 2 * halo};
+      plan.windows.push_back(t);
+    }
+    return plan;
+  }
+
+  Input read(const io::Tile& tile) { return source_.read(tile.core.row, tile.core.height); }
+  Output compute(const io::Tile&, Input& strip, Scratch&) {
+    source_.match(strip);
+    return std::move(strip);
+  }
+  void write(const io::Tile& tile, Output& strip) {
+    const auto out = product_.assemble(strip.result, strip.first_node_row, strip.node_rows, strip.node_stable,
+                                       statistics_);
+    for (std::size_t b = 0; b < out.size(); ++b) writer_.write(static_cast<int>(b) + 1, tile.core, out[b]);
+  }
+
+ private:
+  static constexpr double kBytesPerImagePx = (2 * (sizeof(float) + 1) + 2 * sizeof(float)) * 1.4;
+  detail::StripSource& source_;
+  const detail::PairProduct& product_;
+  detail::PairStatistics& statistics_;
+  io::CogWriter& writer_;
+  NodeGrid all_nodes_;
+  int step_px_ = 1;
+  int halo_px_ = 0, sec_halo_px_ = 0;
+  double row_px_ = 0;
+  double node_bytes_ = 0;
+};
+
+}  // namespace
 
 Summary correlate_pair(const std::string& ref_path, const std::string& sec_path, const std::string& output,
                        const CorrelateOptions& options, RunContext& context) {
@@ -91,42 +191,10 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
     guess_halo = std::ceil(guess->max_abs_px(context.ram_budget_mb));
   }
 
-  // Strip height (node rows) under the RAM budget: two strips in flight (one read ahead while one computes).
   // correlate_grid's context (the prefilter and its hole filling at each level, coarse-to-fine looking beyond
   // the nodes): with it, strips agree with a whole-image run.
   const int halo = grid_halo_px(options.match, options.step_px);
   const int sec_halo = halo + static_cast<int>(guess_halo);
-  const double bytes_per_px = 2 * (sizeof(float) + 1) + 2 * sizeof(float);  // values+valid x2, filter scratch
-  const double row_px = roi.width + 2.0 * sec_halo;
-  // The strips keep the whole of --ram as their share (GDAL's block cache, a quarter of it, comes on top as
-  // it fills): a smaller share would refuse budgets that one strip of a small image fits today.
-  const std::size_t budget = context.ram_budget_mb << 20;
-  constexpr int kTokens = 2;
-  int strip_rows = 1;
-  // Per node of a strip: the kernel's result (dx, dy, corr, snr, four gradients: 32 bytes, flag and
-  // translation-only: 2), the guess (8), the mask and stable flags (2) and the output bands (4 each). At
-  // --step 1 this is as much as the pixels.
-  const bool with_gradients = options.match.shape == Shape::kAffine && options.match.method != Method::kFlow;
-  const int output_bands = 7 + (options.years_between ? 3 : 0) + (with_gradients ? 4 : 0) +
-                           (with_gradients && options.years_between ? 4 : 0);
-  const double node_bytes = 32 + 2 + 8 + 2 + 4.0 * output_bands;
-  auto strip_bytes = [&](int node_rows) {
-    return row_px * ((node_rows - 1.0) * options.step_px + 1 + 2.0 * sec_halo) * bytes_per_px *
-               1.4 +  // + pyramid
-           static_cast<double>(node_rows) * all_nodes.cols * node_bytes;
-  };
-  if (strip_bytes(strip_rows) * kTokens > static_cast<double>(budget)) {
-    throw InvalidArgument(
-        fmt::format("--ram {} MB is too small for one strip of nodes ({:.0f} MB needed); raise "
-                    "--ram or lower --search/--chip",
-                    context.ram_budget_mb, strip_bytes(strip_rows) * kTokens / (1 << 20)));
-  }
-  while (strip_rows < all_nodes.rows &&
-         strip_bytes(strip_rows * 2) * kTokens <= static_cast<double>(budget) &&
-         strip_rows * 2 * options.step_px <= std::max(1024, 8 * halo)) {
-    strip_rows *= 2;
-  }
-  const int strip_count = (all_nodes.rows + strip_rows - 1) / strip_rows;
 
   // What the strips are read from.
   detail::StripSource source(ref, prepared.ref_band, sec, sec_band, sec_footprint, all_nodes, halo, sec_halo,
@@ -138,40 +206,16 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
                        product.provenance(ref_path, sec_path, context, roi), product.cog_options());
   detail::PairStatistics statistics(all_nodes, !options.quicklook_path.empty());
 
+  // Strips of node rows on the streaming executor: read in order, matched, assembled and written in order.
+  NodeStripKernel kernel(source, product, statistics, writer, options, all_nodes, roi.width, halo, sec_halo);
+  const io::StreamPlan plan = kernel.plan(context.ram_budget_mb);
+  const int strip_count = static_cast<int>(plan.windows.size());
+
   auto& progress = progress_or_null(context.progress);
-  progress.start("correlate", static_cast<std::uint64_t>(all_nodes.cols) * all_nodes.rows);
-  int next_strip = 0;
-  std::atomic<bool> cancelled{false};
-  tbb::parallel_pipeline(
-      kTokens, tbb::make_filter<void, std::shared_ptr<detail::NodeStrip>>(
-                   tbb::filter_mode::serial_in_order,
-                   [&](tbb::flow_control& fc) -> std::shared_ptr<detail::NodeStrip> {
-                     if (next_strip >= strip_count || progress.cancelled()) {
-                       if (progress.cancelled()) cancelled = true;
-                       fc.stop();
-                       return nullptr;
-                     }
-                     const int first_node_row = next_strip++ * strip_rows;
-                     return std::make_shared<detail::NodeStrip>(
-                         source.read(first_node_row, std::min(strip_rows, all_nodes.rows - first_node_row)));
-                   }) &
-                   tbb::make_filter<std::shared_ptr<detail::NodeStrip>, std::shared_ptr<detail::NodeStrip>>(
-                       tbb::filter_mode::parallel,
-                       [&](std::shared_ptr<detail::NodeStrip> s) {
-                         source.match(*s);
-                         return s;
-                       }) &
-                   tbb::make_filter<std::shared_ptr<detail::NodeStrip>, void>(
-                       tbb::filter_mode::serial_in_order, [&](std::shared_ptr<detail::NodeStrip> s) {
-                         const auto out = product.assemble(s->result, s->first_node_row, s->node_rows,
-                                                           s->node_stable, statistics);
-                         const io::Window window{0, s->first_node_row, all_nodes.cols, s->node_rows};
-                         for (std::size_t b = 0; b < out.size(); ++b)
-                           writer.write(static_cast<int>(b) + 1, window, out[b]);
-                         progress.advance(static_cast<std::uint64_t>(all_nodes.cols) * s->node_rows);
-                       }));
+  progress.start("correlate", plan.windows.size());
+  const bool completed = io::for_each_window(plan, kernel, &progress);
   progress.finish();
-  if (cancelled) {
+  if (!completed) {
     writer.abandon();
     throw Cancelled(fmt::format("{}: correlation cancelled; no output written", output));
   }
