@@ -14,9 +14,11 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/core/statistics.hpp"
 #include "deforma/io/cog_writer.hpp"
+#include "deforma/io/product.hpp"
 #include "deforma/io/raster.hpp"
-#include "deforma/io/tiles.hpp"
+#include "deforma/io/stream.hpp"
 #include "deforma/pipeline/batch.hpp"
 #include "deforma/pipeline/invert_units.hpp"
 #include "deforma/pipeline/stac.hpp"
@@ -125,20 +127,107 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// The velocity of a single pair (N = 2: no inversion): displacement / time span, streamed by strips.
+// The largest side of a quicklook's grid: larger grids are decimated while streaming (every k-th node), so
+// that the figure costs the same whatever the scene.
+constexpr int kQuicklookMaxNodes = 1024;
+
+// A velocity field decimated while streaming, for the quicklook: every `every`-th node of each axis.
+struct DecimatedField {
+  int every = 1;
+  GridF speed, east, north;
+
+  DecimatedField(int width, int height) {
+    every = (std::max(width, height) + kQuicklookMaxNodes - 1) / kQuicklookMaxNodes;
+    const int cols = (width + every - 1) / every, rows = (height + every - 1) / every;
+    speed = GridF(cols, rows, filter::kNodata);
+    east = speed, north = speed;
+  }
+  void set(int col, int row, float s, float e, float n) {
+    if (col % every || row % every) return;
+    speed(col / every, row / every) = s;
+    east(col / every, row / every) = e;
+    north(col / every, row / every) = n;
+  }
+};
+
+// The velocity of a single pair (N = 2: no inversion) on the streaming executor: displacement / time span,
+// window by window, written in order with the quicklook's decimated field.
+class PairVelocityKernel {
+ public:
+  struct Input {
+    io::BandWindow east, north;
+  };
+  struct Output {
+    GridF east, north, magnitude, count;
+  };
+  struct Scratch {};
+
+  PairVelocityKernel(const io::Raster& raster, int east_band, int north_band, double sign, double years,
+                     io::CogWriter& writer, DecimatedField* quicklook)
+      : raster_(raster),
+        east_band_(east_band),
+        north_band_(north_band),
+        sign_(sign),
+        years_(years),
+        writer_(writer),
+        quicklook_(quicklook) {}
+
+  int halo_px() const { return 0; }
+  /// Two bands in (values and validity: 5 bytes each) and four out (4 bytes each), with slack.
+  double bytes_per_pixel() const { return 40; }
+
+  Input read(const io::Tile& tile) const {
+    return {raster_.read(east_band_, tile.core), raster_.read(north_band_, tile.core)};
+  }
+  Output compute(const io::Tile& tile, Input& in, Scratch&) const {
+    Output out;
+    out.east = GridF(tile.core.width, tile.core.height, filter::kNodata);
+    out.north = out.magnitude = out.count = out.east;
+    for (int r = 0; r < tile.core.height; ++r) {
+      for (int c = 0; c < tile.core.width; ++c) {
+        const bool ok = in.east.valid(c, r) && in.north.valid(c, r);
+        out.count(c, r) = ok ? 1.f : 0.f;
+        if (!ok) continue;
+        out.east(c, r) = static_cast<float>(sign_ * in.east.values(c, r) / years_);
+        out.north(c, r) = static_cast<float>(sign_ * in.north.values(c, r) / years_);
+        out.magnitude(c, r) = std::hypot(out.east(c, r), out.north(c, r));
+      }
+    }
+    return out;
+  }
+  void write(const io::Tile& tile, Output& out) {
+    writer_.write(1, tile.core, out.east);
+    writer_.write(2, tile.core, out.north);
+    writer_.write(3, tile.core, out.magnitude);
+    writer_.write(4, tile.core, out.count);
+    if (!quicklook_) return;
+    for (int r = 0; r < tile.core.height; ++r) {
+      for (int c = 0; c < tile.core.width; ++c) {
+        quicklook_->set(tile.core.col + c, tile.core.row + r, out.magnitude(c, r), out.east(c, r),
+                        out.north(c, r));
+      }
+    }
+  }
+
+ private:
+  const io::Raster& raster_;
+  int east_band_, north_band_;
+  double sign_, years_;
+  io::CogWriter& writer_;
+  DecimatedField* quicklook_;
+};
+
+// The velocity of a single pair (N = 2: no inversion): displacement / time span, streamed by windows.
 std::string write_single_pair_velocity(const timeseries::Pair& pair, const std::string& units,
                                        const std::string& products_dir, const PipelineOptions& options,
                                        RunContext& context, std::vector<std::string>& outputs) {
   const io::Raster raster = io::Raster::open(pair.result_path);
   const auto& info = raster.info();
-  const std::string east_name = units == "m" ? "east_m" : "dx_px";
-  const std::string north_name = units == "m" ? "north_m" : "dy_px";
+  const std::string east_name = units == "m" ? io::product::band::kEast : io::product::band::kDx;
+  const std::string north_name = units == "m" ? io::product::band::kNorth : io::product::band::kDy;
   const std::string c1 = units == "m" ? "east" : "dx", c2 = units == "m" ? "north" : "dy";
+  io::product::check_bands(info, {east_name, north_name});
   const int be = band_named(info, east_name), bn = band_named(info, north_name);
-  if (!be || !bn) {
-    throw FormatError(fmt::format("{}: bands {} and {} are needed for the velocity", pair.result_path,
-                                  east_name, north_name));
-  }
   const double years = std::abs(static_cast<double>(pair.days())) / 365.25;
   if (!(years > 0)) throw InvalidArgument(fmt::format("pair {}: both images have the same date", pair.id));
   // Forward in time: a backward pair measures the opposite displacement.
@@ -161,60 +250,115 @@ std::string write_single_pair_velocity(const timeseries::Pair& pair, const std::
                         {"velocity_magnitude" + suffix, unit},
                         {"valid_pairs", "count"}},
                        info.geotransform, info.crs_wkt, provenance, cog);
-  const auto plan = io::TilePlanOptions::for_band(info, 1, 40, std::max<std::size_t>(context.ram_budget_mb, 16));
-  GridF full_speed(info.width, info.height, filter::kNodata);
-  GridF full_e(info.width, info.height, filter::kNodata), full_n(info.width, info.height, filter::kNodata);
-  for (const auto& tile : io::plan_tiles(plan)) {
-    const auto e = raster.read(be, tile.core), n = raster.read(bn, tile.core);
-    GridF ve(tile.core.width, tile.core.height, filter::kNodata), vn = ve, vm = ve, count = ve;
-    for (int r = 0; r < tile.core.height; ++r) {
-      for (int c = 0; c < tile.core.width; ++c) {
-        const bool ok = e.valid(c, r) && n.valid(c, r);
-        count(c, r) = ok ? 1.f : 0.f;
-        if (!ok) continue;
-        ve(c, r) = static_cast<float>(sign * e.values(c, r) / years);
-        vn(c, r) = static_cast<float>(sign * n.values(c, r) / years);
-        vm(c, r) = std::hypot(ve(c, r), vn(c, r));
-        full_speed(tile.core.col + c, tile.core.row + r) = vm(c, r);
-        full_e(tile.core.col + c, tile.core.row + r) = ve(c, r);
-        full_n(tile.core.col + c, tile.core.row + r) = vn(c, r);
-      }
-    }
-    writer.write(1, tile.core, ve);
-    writer.write(2, tile.core, vn);
-    writer.write(3, tile.core, vm);
-    writer.write(4, tile.core, count);
+  std::optional<DecimatedField> quick;
+  if (options.quicklooks) quick.emplace(info.width, info.height);
+  PairVelocityKernel kernel(raster, be, bn, sign, years, writer, quick ? &*quick : nullptr);
+  io::StreamOptions stream;
+  stream.width = info.width;
+  stream.height = info.height;
+  stream.block_width = info.bands[static_cast<std::size_t>(be - 1)].block_width;
+  stream.block_height = info.bands[static_cast<std::size_t>(be - 1)].block_height;
+  stream.ram_budget_mb = std::max<std::size_t>(context.ram_budget_mb, 16);
+  stream.threads = context.threads;
+  if (!io::for_each_window(stream, kernel)) {
+    writer.abandon();
+    throw Cancelled(fmt::format("{}: cancelled; no velocity written", path));
   }
   writer.finish();
   outputs.push_back(path);
-  if (options.quicklooks) {
-    GridU8 valid(info.width, info.height, 0);
-    for (std::size_t i = 0; i < valid.size(); ++i) valid.data()[i] = full_speed.data()[i] != filter::kNodata;
-    const auto scale = render::ColorScale::robust_sequential(full_speed, valid, "velocity magnitude", unit);
+  if (quick) {
+    GridU8 valid(quick->speed.width(), quick->speed.height(), 0);
+    for (std::size_t i = 0; i < valid.size(); ++i) {
+      valid.data()[i] = quick->speed.data()[i] != filter::kNodata;
+    }
+    const auto scale = render::ColorScale::robust_sequential(quick->speed, valid, "velocity magnitude", unit);
     render::QuicklookOptions q;
     q.title = render::figure_title(fs::path(products_dir).parent_path().filename().string(),
                                    "velocity magnitude", unit, std::min(pair.ref_date, pair.sec_date).iso(),
                                    std::max(pair.ref_date, pair.sec_date).iso());
-    q.cell_size_m = info.pixel_size_x_m;  // 0 (no scale bar) when unknown
+    q.cell_size_m = info.pixel_size_x_m * quick->every;  // 0 (no scale bar) when unknown
     q.arrows = true;
     // Pixel rows grow downwards: the arrows' "north" is -dy.
-    GridF north_up = full_n;
+    GridF north_up = quick->north;
     if (units == "px") {
       for (auto& v : north_up.values()) v = v == filter::kNodata ? v : -v;
     }
     const std::string png = (fs::path(products_dir) / "velocity_magnitude.png").string();
     io::write_atomically(png, [&](const std::string& tmp) {
-      render::write_png(tmp, render::render_quicklook(full_speed, valid, scale, q, &full_e, &north_up));
+      render::write_png(tmp,
+                        render::render_quicklook(quick->speed, valid, scale, q, &quick->east, &north_up));
     });
     outputs.push_back(png);
   }
   return path;
 }
 
+// The headline's figures over a velocity product, window by window: bounded samples (exact up to their
+// capacity) of the speed on all, stable and moving nodes, and of the RMSE.
+class HeadlineKernel {
+ public:
+  struct Input {
+    io::BandWindow speed, rmse;
+    GridU8 moving, stable;
+  };
+  using Output = Input;
+  struct Scratch {};
+
+  HeadlineKernel(const io::Raster& raster, int speed_band, int rmse_band, const std::string& moving_path,
+                 const std::string& stable_path)
+      : raster_(raster),
+        speed_band_(speed_band),
+        rmse_band_(rmse_band),
+        moving_path_(moving_path),
+        stable_path_(stable_path) {}
+
+  int halo_px() const { return 0; }
+  /// Speed and RMSE (values and validity: 5 bytes each) and two masks.
+  double bytes_per_pixel() const { return 12; }
+
+  Input read(const io::Tile& tile) const {
+    const auto& info = raster_.info();
+    Input in;
+    in.speed = raster_.read(speed_band_, tile.core);
+    if (rmse_band_) in.rmse = raster_.read(rmse_band_, tile.core);
+    if (!moving_path_.empty()) in.moving = filter::read_node_mask(moving_path_, info, tile.core, "exclude");
+    if (!stable_path_.empty()) in.stable = filter::read_node_mask(stable_path_, info, tile.core, "stable");
+    return in;
+  }
+  Output compute(const io::Tile&, Input& in, Scratch&) const { return std::move(in); }
+  void write(const io::Tile& tile, Output& in) {
+    for (int r = 0; r < tile.core.height; ++r) {
+      for (int c = 0; c < tile.core.width; ++c) {
+        if (!in.speed.valid(c, r) || !std::isfinite(in.speed.values(c, r))) continue;
+        const float v = in.speed.values(c, r);
+        all.add(v);
+        const bool is_moving = !in.moving.empty() && in.moving(c, r);
+        const bool is_stable = in.stable.empty() ? (!in.moving.empty() && !is_moving) : in.stable(c, r) != 0;
+        if (is_stable) stable.add(v);
+        if (is_moving) moving.add(v);
+      }
+    }
+    if (!rmse_band_) return;
+    for (std::size_t i = 0; i < in.rmse.values.size(); ++i) {
+      if (in.rmse.valid.data()[i] && std::isfinite(in.rmse.values.data()[i])) {
+        rmse.add(in.rmse.values.data()[i]);
+      }
+    }
+  }
+
+  Reservoir<float> all, stable, moving, rmse;
+
+ private:
+  const io::Raster& raster_;
+  int speed_band_, rmse_band_;
+  const std::string& moving_path_;
+  const std::string& stable_path_;
+};
+
 }  // namespace
 
 Headline velocity_headline(const std::string& velocity_path, const std::string& moving_path,
-                           const std::string& stable_path) {
+                           const std::string& stable_path, std::size_t ram_budget_mb) {
   const io::Raster raster = io::Raster::open(velocity_path);
   const auto& info = raster.info();
   const int speed_band = band_named_any(
@@ -227,42 +371,30 @@ Headline velocity_headline(const std::string& velocity_path, const std::string& 
   }
   Headline h;
   h.unit = info.bands[static_cast<std::size_t>(speed_band - 1)].unit;
-  const io::Window all{0, 0, info.width, info.height};
-  const auto speed = raster.read(speed_band, all);
-  GridU8 moving, stable;
-  if (!moving_path.empty()) moving = filter::read_node_mask(moving_path, info, all, "exclude");
-  if (!stable_path.empty()) stable = filter::read_node_mask(stable_path, info, all, "stable");
-  std::vector<float> s_stable, s_moving, s_all;
-  for (int r = 0; r < info.height; ++r) {
-    for (int c = 0; c < info.width; ++c) {
-      if (!speed.valid(c, r) || !std::isfinite(speed.values(c, r))) continue;
-      const float v = speed.values(c, r);
-      s_all.push_back(v);
-      const bool is_moving = !moving.empty() && moving(c, r);
-      const bool is_stable = stable.empty() ? (!moving.empty() && !is_moving) : stable(c, r) != 0;
-      if (is_stable) s_stable.push_back(v);
-      if (is_moving) s_moving.push_back(v);
-    }
-  }
-  h.valid_nodes = static_cast<std::int64_t>(s_all.size());
-  h.stable_nodes = static_cast<std::int64_t>(s_stable.size());
-  h.moving_nodes = static_cast<std::int64_t>(s_moving.size());
+  const int rmse_band = band_named_any(info, {"rmse_m", "rmse_px", "rmse"});
+  HeadlineKernel kernel(raster, speed_band, rmse_band, moving_path, stable_path);
+  io::StreamOptions stream;
+  stream.width = info.width;
+  stream.height = info.height;
+  stream.block_width = info.bands[static_cast<std::size_t>(speed_band - 1)].block_width;
+  stream.block_height = info.bands[static_cast<std::size_t>(speed_band - 1)].block_height;
+  stream.ram_budget_mb = std::max<std::size_t>(ram_budget_mb, 16);
+  io::for_each_window(stream, kernel);
+  h.valid_nodes = static_cast<std::int64_t>(kernel.all.seen());
+  h.stable_nodes = static_cast<std::int64_t>(kernel.stable.seen());
+  h.moving_nodes = static_cast<std::int64_t>(kernel.moving.seen());
+  auto sample = [](const Reservoir<float>& r) { return r.records(); };
+  std::vector<float> s_stable = sample(kernel.stable), s_moving = sample(kernel.moving);
   h.median_speed_stable = median_in_place(s_stable);
   h.median_speed_moving = median_in_place(s_moving);
+  std::vector<float> s_all = sample(kernel.all);
   if (!s_all.empty()) {
     const auto k = static_cast<std::size_t>(0.95 * static_cast<double>(s_all.size() - 1));
     std::nth_element(s_all.begin(), s_all.begin() + static_cast<std::ptrdiff_t>(k), s_all.end());
     h.p95_speed = s_all[k];
   }
-  if (const int rmse_band = band_named_any(info, {"rmse_m", "rmse_px", "rmse"})) {
-    const auto rmse = raster.read(rmse_band, all);
-    std::vector<float> values;
-    for (std::size_t i = 0; i < rmse.values.size(); ++i) {
-      if (rmse.valid.data()[i] && std::isfinite(rmse.values.data()[i]))
-        values.push_back(rmse.values.data()[i]);
-    }
-    if (!values.empty()) h.median_rmse = median_in_place(values);
-  }
+  std::vector<float> s_rmse = sample(kernel.rmse);
+  if (!s_rmse.empty()) h.median_rmse = median_in_place(s_rmse);
   return h;
 }
 
@@ -543,7 +675,8 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
                                             options.filter.stable == filter::StableSource::kMask
                                         ? options.filter.stable_path
                                         : std::string();
-  const Headline headline = velocity_headline(velocity_path, options.filter.exclude_path, stable_source);
+  const Headline headline =
+      velocity_headline(velocity_path, options.filter.exclude_path, stable_source, context.ram_budget_mb);
 
   // 5b. Statistics per glacier: the pairs were corrected on stable ground already, so no bias is removed.
   std::optional<filter::GlacierReport> glacier_report;

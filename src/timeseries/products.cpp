@@ -15,6 +15,7 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/io/cog_writer.hpp"
+#include "deforma/io/product.hpp"
 #include "deforma/io/raster.hpp"
 #include "deforma/render/colormap.hpp"
 #include "deforma/render/map.hpp"
@@ -123,6 +124,14 @@ PairStack open_pair_stack(const std::vector<Pair>& pairs, const InvertRastersOpt
           info.path, info.width, info.height, first_info->path, first_info->width, first_info->height));
     }
     if (!first_info) first_info = info;
+    if (options.east_band.empty() && options.north_band.empty()) {
+      // The default bands: checked against the correlation product's schema, every missing band named.
+      try {
+        io::product::check_bands(info, {comp.first_band, comp.second_band});
+      } catch (const FormatError& e) {
+        throw FormatError(fmt::format("{}; choose --units, or --east-band and --north-band", e.what()));
+      }
+    }
     stack.band_first.push_back(component_band(info, comp.first_band, "east-band"));
     stack.band_second.push_back(component_band(info, comp.second_band, "north-band"));
     stack.band_weight.push_back(

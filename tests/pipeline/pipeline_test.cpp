@@ -8,10 +8,12 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <tbb/global_control.h>
 #include <nlohmann/json.hpp>
 
 #include "deforma/core/error.hpp"
 #include "deforma/filter/filter.hpp"
+#include "deforma/io/cog_writer.hpp"
 #include "deforma/io/raster.hpp"
 #include "deforma/io/vector.hpp"
 #include "deforma/timeseries/pairs.hpp"
@@ -242,6 +244,46 @@ TEST(Pipeline, TwoImagesGiveTheVelocityOfTheSinglePair) {
   const int mid = east.values.width() / 2;
   EXPECT_NEAR(east.values(mid, east.values.height() / 2), 1095.75, 60.0);
   expect_valid_catalog(tmp.path() / "out");
+}
+
+// The headline figures of a velocity product larger than the sample and than one window under a small
+// --ram: the same for any budget and any thread count (windows are merged in order), the counts exact.
+TEST(Pipeline, HeadlineIsTheSameForAnyBudgetAndThreadCount) {
+  test::TempDir tmp;
+  constexpr int kWidth = 1200, kHeight = 1000;  // 1.2 million nodes: more than one sample, several windows
+  GridF speed(kWidth, kHeight), rmse(kWidth, kHeight);
+  long long valid = 0;
+  for (int r = 0; r < kHeight; ++r) {
+    for (int c = 0; c < kWidth; ++c) {
+      const bool hole = (c * 31 + r * 17) % 13 == 0;
+      speed(c, r) = hole ? -9999.0f : static_cast<float>((c * 7 + r * 3) % 1000) * 0.5f;
+      rmse(c, r) = hole ? -9999.0f : static_cast<float>((c + 2 * r) % 50) * 0.01f;
+      valid += hole ? 0 : 1;
+    }
+  }
+  const std::string path = tmp.file("velocity.tif");
+  io::GeoTransform gt;
+  io::write_cog(path, {&speed, &rmse},
+                {{"velocity_magnitude_m_per_yr", "m/yr", -9999.0}, {"rmse_m", "m", -9999.0}}, gt, "", {});
+  const Headline whole = velocity_headline(path, "", "", 1024);
+  Headline small;
+  {
+    tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
+    small = velocity_headline(path, "", "", 16);
+  }
+  Headline two;
+  {
+    tbb::global_control two_threads(tbb::global_control::max_allowed_parallelism, 2);
+    two = velocity_headline(path, "", "", 16);
+  }
+  EXPECT_EQ(whole.valid_nodes, valid);
+  for (const Headline* h : {&small, &two}) {
+    EXPECT_EQ(h->valid_nodes, whole.valid_nodes);
+    EXPECT_EQ(h->p95_speed, whole.p95_speed);
+    EXPECT_EQ(h->median_rmse, whole.median_rmse);
+  }
+  // The sample's 95th percentile of a uniform spread over [0, 500) m/yr.
+  EXPECT_NEAR(whole.p95_speed, 475.0, 2.0);
 }
 
 TEST(PipelineBadInput, UnreadableImageIsNamedOrSkipped) {

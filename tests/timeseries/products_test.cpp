@@ -242,6 +242,26 @@ TEST(InvertRasters, RejectsMissingResultsAndMixedGrids) {
   EXPECT_THROW(invert_pair_rasters(pairs, options, context), FormatError);
 }
 
+TEST(InvertRasters, PairResultsAreCheckedAgainstTheProductSchemaNamingEveryMissingBand) {
+  test::TempDir dir;
+  const auto pairs = write_pair_rasters(dir, 10, 8, 3);
+  InvertRastersOptions options;
+  options.output_dir = dir.file("out");
+  options.units = "px";  // the results hold east_m/north_m only
+  RunContext context;
+  try {
+    invert_pair_rasters(pairs, options, context);
+    FAIL() << "results without dx_px/dy_px accepted";
+  } catch (const FormatError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find(pairs.front().result_path), std::string::npos) << message;
+    EXPECT_NE(message.find("'dx_px'"), std::string::npos) << message;
+    EXPECT_NE(message.find("'dy_px'"), std::string::npos) << message;
+    EXPECT_NE(message.find("--units"), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+}
+
 }  // namespace
 }  // namespace deforma::timeseries
 

@@ -102,7 +102,10 @@ struct Headline {
   std::int64_t valid_nodes = 0;
   nlohmann::json to_json() const;
 };
+/// Read window by window within `ram_budget_mb`; the medians and the 95th percentile come from bounded
+/// samples of the nodes (core/statistics.hpp Reservoir: exact up to 262144 valid nodes, a fixed-seed
+/// uniform sample beyond), the counts are exact.
 Headline velocity_headline(const std::string& velocity_path, const std::string& moving_path,
-                           const std::string& stable_path);
+                           const std::string& stable_path, std::size_t ram_budget_mb = 256);
 
 }  // namespace deforma::pipeline
