@@ -82,7 +82,8 @@ class AffineRefiner {
   int chip_ = 0;
   std::vector<float> xi_;  // chip: column coordinate from the chip centre
   std::vector<float> interp_;
-  std::vector<float> weight_;  // combined weight of the current iteration (masked path)
+  std::vector<int> offset_, qx_, qy_;  // per chip column of one row: tap origin and table rows
+  std::vector<float> weight_;          // combined weight of the current iteration (masked path)
   void resize(int chip);
 };
 
