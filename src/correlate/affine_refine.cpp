@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 #include <Eigen/Dense>
@@ -52,23 +53,29 @@ struct Map {
 };
 
 // out(i, j) = sec at the mapped position of chip pixel (i, j), minus `mean`. Every tap must lie inside the
-// buffer (checked by the caller at the chip corners).
+// buffer (checked by the caller at the chip corners). `xi` holds the chip's column coordinates; `offset`,
+// `qx`, `qy` are work space of `chip` elements.
 DEFORMA_KERNEL_CLONES
-void warp_chip(const float* sec, int stride, const float* table, int chip, double c0, const Map& m,
-               float mean, float* out) {
+void warp_chip(const float* sec, int stride, const float* table, int chip, const float* xi, const Map& m,
+               float mean, int* offset, int* qx, int* qy, float* out) {
+  const float ax = static_cast<float>(m.ax), ay = static_cast<float>(m.ay);
   for (int j = 0; j < chip; ++j) {
-    const double eta = j - c0;
-    const double rx = m.x0 + m.bx * eta, ry = m.y0 + m.by * eta;
+    const double eta = j + xi[0];  // xi[0] = -c0
+    const float rx = static_cast<float>(m.x0 + m.bx * eta), ry = static_cast<float>(m.y0 + m.by * eta);
+    // Positions, table rows and tap origins of the row first, as a vector loop (float positions err by
+    // 1e-5 px at most, well under the table's step).
+#pragma omp simd
+    for (int i = 0; i < chip; ++i) {
+      const float x = rx + ax * xi[i], y = ry + ay * xi[i];
+      const float fx = std::floor(x), fy = std::floor(y);
+      qx[i] = static_cast<int>((x - fx) * kSteps + 0.5f);
+      qy[i] = static_cast<int>((y - fy) * kSteps + 0.5f);
+      offset[i] = (static_cast<int>(fy) - kLanczos + 1) * stride + static_cast<int>(fx) - kLanczos + 1;
+    }
     float* orow = out + static_cast<long>(j) * chip;
     for (int i = 0; i < chip; ++i) {
-      const double xi = i - c0;
-      const double x = rx + m.ax * xi, y = ry + m.ay * xi;
-      const double fx = std::floor(x), fy = std::floor(y);
-      const int qx = static_cast<int>((x - fx) * kSteps + 0.5);
-      const int qy = static_cast<int>((y - fy) * kSteps + 0.5);
-      const float* wy = table + qy * kTaps;
-      const float* p =
-          sec + (static_cast<long>(fy) - kLanczos + 1) * stride + static_cast<long>(fx) - kLanczos + 1;
+      const float* wy = table + qy[i] * kTaps;
+      const float* p = sec + offset[i];
       // Two independent chains of four rows: half the latency of one chain of eight.
       f32x8 a0 = splat(wy[0]) * load8(p);
       f32x8 a1 = splat(wy[1]) * load8(p + stride);
@@ -78,7 +85,7 @@ void warp_chip(const float* sec, int stride, const float* table, int chip, doubl
       a1 += splat(wy[5]) * load8(p + 5 * stride);
       a0 += splat(wy[6]) * load8(p + 6 * stride);
       a1 += splat(wy[7]) * load8(p + 7 * stride);
-      orow[i] = lane_sum((a0 + a1) * load8(table + qx * kTaps)) - mean;
+      orow[i] = lane_sum((a0 + a1) * load8(table + qx[i] * kTaps)) - mean;
     }
   }
 }
@@ -134,36 +141,52 @@ void full_sums(const float* w, const float* f, const float* gx, const float* gy,
   double jx[3] = {0, 0, 0}, jy[3] = {0, 0, 0}, fx[3] = {0, 0, 0}, fy[3] = {0, 0, 0};
   for (int r = 0; r < chip; ++r) {
     const long o = static_cast<long>(r) * chip;
-    float n = 0, sf = 0, sff = 0, sg = 0, sgg = 0, sfg = 0;
+    const float* wr = w + o;
+    const float* fr = f + o;
+    const float* gxr = gx + o;
+    const float* gyr = gy + o;
+    // Three passes over the row, each with few enough accumulators to stay in vector registers (one pass
+    // with all 27 spilled them to memory).
     float pxx0 = 0, pxx1 = 0, pxx2 = 0, pxy0 = 0, pxy1 = 0, pxy2 = 0, pyy0 = 0, pyy1 = 0, pyy2 = 0;
-    float gx0 = 0, gx1 = 0, gy0 = 0, gy1 = 0, fx0 = 0, fx1 = 0, fy0 = 0, fy1 = 0, ax0 = 0, ax1 = 0, ay0 = 0,
-          ay1 = 0;
-#pragma omp simd reduction(+ : n, sf, sff, sg, sgg, sfg, pxx0, pxx1, pxx2, pxy0, pxy1, pxy2, pyy0, pyy1, pyy2, \
-                               gx0, gx1, gy0, gy1, fx0, fx1, fy0, fy1, ax0, ax1, ay0, ay1)
+#pragma omp simd reduction(+ : pxx0, pxx1, pxx2, pxy0, pxy1, pxy2, pyy0, pyy1, pyy2)
     for (int i = 0; i < chip; ++i) {
-      const float wi = w[o + i];
       const float x = xi[i];
-      const float dx = gx[o + i] * wi, dy = gy[o + i] * wi;
-      const float fv = f[o + i] * wi;
-      const float gv = g ? g[o + i] * wi : 0.0f;
-      n += wi;
-      sf += fv;
-      sff += fv * f[o + i];
-      sg += gv;
-      sgg += gv * (g ? g[o + i] : 0.0f);
-      sfg += fv * (g ? g[o + i] : 0.0f);
-      const float dxx = dx * gx[o + i], dxy = dx * gy[o + i], dyy = dy * gy[o + i];
+      const float dx = gxr[i] * wr[i], dy = gyr[i] * wr[i];
+      const float dxx = dx * gxr[i], dxy = dx * gyr[i], dyy = dy * gyr[i];
       pxx0 += dxx, pxx1 += dxx * x, pxx2 += dxx * x * x;
       pxy0 += dxy, pxy1 += dxy * x, pxy2 += dxy * x * x;
       pyy0 += dyy, pyy1 += dyy * x, pyy2 += dyy * x * x;
+    }
+    float n = 0, sf = 0, sff = 0, gx0 = 0, gx1 = 0, gy0 = 0, gy1 = 0, fx0 = 0, fx1 = 0, fy0 = 0, fy1 = 0;
+#pragma omp simd reduction(+ : n, sf, sff, gx0, gx1, gy0, gy1, fx0, fx1, fy0, fy1)
+    for (int i = 0; i < chip; ++i) {
+      const float x = xi[i];
+      const float dx = gxr[i] * wr[i], dy = gyr[i] * wr[i];
+      const float fv = fr[i] * wr[i];
+      n += wr[i];
+      sf += fv;
+      sff += fv * fr[i];
       gx0 += dx, gx1 += dx * x, gy0 += dy, gy1 += dy * x;
-      fx0 += dx * f[o + i], fx1 += dx * f[o + i] * x, fy0 += dy * f[o + i], fy1 += dy * f[o + i] * x;
-      if (g) {
-        ax0 += dx * g[o + i], ax1 += dx * g[o + i] * x, ay0 += dy * g[o + i], ay1 += dy * g[o + i] * x;
-      }
+      fx0 += dx * fr[i], fx1 += dx * fr[i] * x, fy0 += dy * fr[i], fy1 += dy * fr[i] * x;
     }
     const double e = r - c0;
-    s.n += n, s.f += sf, s.ff += sff, s.it.g += sg, s.it.gg += sgg, s.it.fg += sfg;
+    if (g) {
+      const float* gr = g + o;
+      float sg = 0, sgg = 0, sfg = 0, ax0 = 0, ax1 = 0, ay0 = 0, ay1 = 0;
+#pragma omp simd reduction(+ : sg, sgg, sfg, ax0, ax1, ay0, ay1)
+      for (int i = 0; i < chip; ++i) {
+        const float gv = gr[i] * wr[i];
+        sg += gv;
+        sgg += gv * gr[i];
+        sfg += gv * fr[i];
+        const float a = gxr[i] * gv, b = gyr[i] * gv;
+        ax0 += a, ax1 += a * xi[i], ay0 += b, ay1 += b * xi[i];
+      }
+      s.it.g += sg, s.it.gg += sgg, s.it.fg += sfg;
+      s.it.jg[0] += ax0, s.it.jg[1] += ax1, s.it.jg[2] += e * ax0;
+      s.it.jg[3] += ay0, s.it.jg[4] += ay1, s.it.jg[5] += e * ay0;
+    }
+    s.n += n, s.f += sf, s.ff += sff;
     xx[0] += pxx0, xx[1] += pxx1, xx[2] += pxx2, xx_e[0] += e * pxx0, xx_e[1] += e * pxx1,
         xx_ee += e * e * pxx0;
     xy[0] += pxy0, xy[1] += pxy1, xy[2] += pxy2, xy_e[0] += e * pxy0, xy_e[1] += e * pxy1,
@@ -172,8 +195,6 @@ void full_sums(const float* w, const float* f, const float* gx, const float* gy,
         yy_ee += e * e * pyy0;
     jx[0] += gx0, jx[1] += gx1, jx[2] += e * gx0, jy[0] += gy0, jy[1] += gy1, jy[2] += e * gy0;
     fx[0] += fx0, fx[1] += fx1, fx[2] += e * fx0, fy[0] += fy0, fy[1] += fy1, fy[2] += e * fy0;
-    s.it.jg[0] += ax0, s.it.jg[1] += ax1, s.it.jg[2] += e * ax0;
-    s.it.jg[3] += ay0, s.it.jg[4] += ay1, s.it.jg[5] += e * ay0;
   }
   // Block of the Hessian for gradient products p (sum p m_a m_b, m = (1, xi, eta)).
   auto block = [](const double* p, const double* p_e, double p_ee) {
@@ -203,6 +224,9 @@ void AffineRefiner::resize(int chip) {
   chip_ = chip;
   const double c0 = (chip - 1) / 2.0;
   xi_.resize(chip);
+  offset_.resize(chip);
+  qx_.resize(chip);
+  qy_.resize(chip);
   for (int i = 0; i < chip; ++i) xi_[i] = static_cast<float>(i - c0);
   interp_.assign(static_cast<std::size_t>(chip) * chip + 8, 0.0f);
   weight_.assign(static_cast<std::size_t>(chip) * chip, 0.0f);
@@ -240,6 +264,7 @@ AffineFit AffineRefiner::refine(const AffineInput& in, double dx0_px, double dy0
   Eigen::LDLT<Eigen::Matrix<double, 6, 6>> masked_ldlt;
   double corr = 0;
   bool converged = false;
+  bool small_gain = false;
   const int valid_limit = static_cast<int>(in.max_invalid_fraction * in.valid_count);
   for (int it = 0; it <= kMaxIterations; ++it) {
     const Map m{in.offset_x + c0 + p[0], 1 + p[1], p[2], in.offset_y + c0 + p[3], p[4], 1 + p[5]};
@@ -251,12 +276,19 @@ AffineFit AffineRefiner::refine(const AffineInput& in, double dx0_px, double dy0
           return fit;
         }
       }
-    warp_chip(sec_at_origin, in.size, table, chip, c0, m, 0.0f, interp_.data());
+    if (it == 0 && in.start_chip) {
+      std::copy_n(in.start_chip, n_px, interp_.data());
+    } else {
+      warp_chip(sec_at_origin, in.size, table, chip, xi_.data(), m, 0.0f, offset_.data(), qx_.data(),
+                qy_.data(), interp_.data());
+    }
     // Subtracting the chip's first sample keeps float sums accurate on large digital numbers.
     const float shift = interp_[static_cast<std::size_t>(chip / 2) * chip + chip / 2];
     for (int k = 0; k < n_px; ++k) interp_[k] -= shift;
 
     const Eigen::LDLT<Eigen::Matrix<double, 6, 6>>* ldlt = &ref_ldlt;
+    const Eigen::Matrix<double, 6, 6>* hessian = &ref.h;
+    FullSums full;
     double n = ref.n, sf = ref.f, sff = ref.ff;
     Eigen::Matrix<double, 6, 1> sj = ref.j, sjf = ref.jf;
     IterationSums s;
@@ -279,12 +311,12 @@ AffineFit AffineRefiner::refine(const AffineInput& in, double dx0_px, double dy0
         fit.stop = AffineStop::kMasked;
         return fit;
       }
-      FullSums full;
       full_sums(weight_.data(), in.t0, in.grad_x, in.grad_y, xi_.data(), chip, c0, interp_.data(), full);
       n = full.n, sf = full.f, sff = full.ff, sj = full.j, sjf = full.jf, s = full.it;
       if (dropped > 0) {
         masked_ldlt = factorize(full.h);
         ldlt = &masked_ldlt;
+        hessian = &full.h;
         if (masked_ldlt.info() != Eigen::Success || !(masked_ldlt.rcond() >= kMinRcond)) {
           fit.stop = AffineStop::kIllConditioned;
           return fit;
@@ -313,6 +345,19 @@ AffineFit AffineRefiner::refine(const AffineInput& in, double dx0_px, double dy0
       fit.stop = AffineStop::kDiverged;
       return fit;
     }
+    if (it == 0) {
+      // The step reduces the squared residual, 2 var_f (1 - corr), by b' H^-1 b to first order, and by
+      // b_t' H_tt^-1 b_t with the translation alone (rows u, v): their difference over what the step leaves
+      // is the relative gain the gradients would bring.
+      const double q_affine = -b.dot(dp);
+      Eigen::Matrix2d h_t;
+      h_t << (*hessian)(0, 0), (*hessian)(0, 3), (*hessian)(3, 0), (*hessian)(3, 3);
+      const Eigen::Vector2d b_t(b[0], b[3]);
+      const double q_translation = b_t.dot(h_t.ldlt().solve(b_t));
+      const double left = 2 * var_f * (1 - corr) - q_affine;
+      fit.predicted_gain =
+          left > 0 ? (q_affine - q_translation) / left : std::numeric_limits<double>::infinity();
+    }
     // Inverse composition: W(p) <- W(p) o W(dp)^-1.
     const Eigen::Matrix3d w = warp_matrix(p) * warp_matrix(dp).inverse();
     p << w(0, 2), w(0, 0) - 1, w(0, 1), w(1, 2), w(1, 0), w(1, 1) - 1;
@@ -328,9 +373,15 @@ AffineFit AffineRefiner::refine(const AffineInput& in, double dx0_px, double dy0
     // square of the update.
     converged = move < kTolerancePx;
     if (converged) break;
+    if (it == 0 && fit.predicted_gain < in.min_predicted_gain) {
+      small_gain = true;
+      break;
+    }
   }
   fit.ok = true;
-  fit.stop = converged ? AffineStop::kConverged : AffineStop::kIterationCap;
+  fit.stop = small_gain  ? AffineStop::kSmallGain
+             : converged ? AffineStop::kConverged
+                         : AffineStop::kIterationCap;
   fit.dudx = p[1], fit.dudy = p[2], fit.dvdx = p[4], fit.dvdy = p[5];
   fit.dx_px = p[0] + p[1] * node + p[2] * node;
   fit.dy_px = p[3] + p[4] * node + p[5] * node;

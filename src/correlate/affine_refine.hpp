@@ -19,6 +19,7 @@ enum class AffineStop : std::uint8_t {
   kIllConditioned,  ///< the scaled Hessian is near singular: no texture along some direction of the fit
   kDiverged,        ///< non-finite values, the fit left the search window or its gradients became implausible
   kMasked,          ///< too many of the secondary samples fall on invalid pixels
+  kSmallGain,       ///< one step predicts too small a gain over the translation to iterate further (ok)
 };
 
 /// The chips the refinement works on, laid out as in Matcher: the reference chip (chip x chip, row major)
@@ -41,6 +42,12 @@ struct AffineInput {
   double max_move_px = 1.0;
   /// Largest fraction of the reference's valid pixels that may sample invalid secondary pixels.
   double max_invalid_fraction = 0.1;
+  /// The secondary already interpolated at the start (chip x chip, as the reference chip), or null: the
+  /// first iteration then needs no warp.
+  const float* start_chip = nullptr;
+  /// When the first Gauss-Newton step predicts a relative gain over the translation (AffineFit::gain's
+  /// definition) below this, the fit stops after that step (AffineStop::kSmallGain).
+  double min_predicted_gain = 0;
 };
 
 /// Result: the displacement at chip pixel (half, half) (the node) and the four gradients (px/px).
@@ -49,7 +56,10 @@ struct AffineFit {
   AffineStop stop = AffineStop::kDiverged;
   double dx_px = 0, dy_px = 0;
   double dudx = 0, dudy = 0, dvdx = 0, dvdy = 0;
-  double corr = 0;  ///< zero-mean NCC at the solution
+  double corr = 0;  ///< zero-mean NCC at the solution (kSmallGain: at the start)
+  /// Relative gain over the translation predicted by the first step, (corr_affine - corr_translation) /
+  /// (1 - corr_affine), from its reduction of the Gauss-Newton residual with and without the gradients.
+  double predicted_gain = 0;
   int iterations = 0;
 };
 
@@ -72,7 +82,8 @@ class AffineRefiner {
   int chip_ = 0;
   std::vector<float> xi_;  // chip: column coordinate from the chip centre
   std::vector<float> interp_;
-  std::vector<float> weight_;  // combined weight of the current iteration (masked path)
+  std::vector<int> offset_, qx_, qy_;  // per chip column of one row: tap origin and table rows
+  std::vector<float> weight_;          // combined weight of the current iteration (masked path)
   void resize(int chip);
 };
 

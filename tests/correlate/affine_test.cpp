@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "correlate/affine_refine.hpp"
 #include "correlate/correlate_support.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/operation.hpp"
@@ -445,6 +446,96 @@ TEST(AffineShape, PairWritesGradientsAndStrainRatesInMapAxes) {
   options.match.shape = Shape::kTranslation;
   correlate_pair(tmp.file("ref.tif"), tmp.file("sec.tif"), tmp.file("t.tif"), options, context);
   EXPECT_EQ(io::Raster::open(tmp.file("t.tif")).info().band_count(), 10);
+}
+
+}  // namespace
+}  // namespace deforma::correlate
+
+namespace deforma::correlate {
+namespace {
+
+// The refinement on its own: a reference chip of synthetic texture and a secondary buffer holding the same
+// texture, rigidly shifted by whole pixels or sheared (du/dy = 0.03) about the node, started at the exact
+// translation with the secondary chip already interpolated there (as the matcher hands it over).
+detail::AffineFit refine_on(const GridF& sec_image, int shift_px, double min_predicted_gain) {
+  constexpr int kChip = 32, kBorder = 3, kMargin = 16, kCol = 100, kRow = 100;
+  const GridF tex = test::make_noise_texture(256, 256, 1.3, 7);
+  std::vector<float> t0(kChip * kChip), weight(kChip * kChip, 1.0f), gx(kChip * kChip), gy(kChip * kChip);
+  double mean = 0;
+  for (int j = 0; j < kChip; ++j)
+    for (int i = 0; i < kChip; ++i) mean += tex(kCol + i, kRow + j);
+  mean /= kChip * kChip;
+  for (int j = 0; j < kChip; ++j)
+    for (int i = 0; i < kChip; ++i) {
+      auto at = [&](int di, int dj) { return tex(kCol + i + di, kRow + j + dj); };
+      t0[j * kChip + i] = static_cast<float>(at(0, 0) - mean);
+      // The matcher's 7-point central difference.
+      gx[j * kChip + i] =
+          (45 * (at(1, 0) - at(-1, 0)) - 9 * (at(2, 0) - at(-2, 0)) + (at(3, 0) - at(-3, 0))) / 60;
+      gy[j * kChip + i] =
+          (45 * (at(0, 1) - at(0, -1)) - 9 * (at(0, 2) - at(0, -2)) + (at(0, 3) - at(0, -3))) / 60;
+    }
+  static_assert(kBorder <= kMargin);
+  const int size = kChip + 2 * kMargin;
+  std::vector<float> sec(static_cast<std::size_t>(size) * size);
+  std::vector<unsigned char> state(sec.size(), 1);
+  for (int b = 0; b < size; ++b)
+    for (int a = 0; a < size; ++a) sec[b * size + a] = sec_image(kCol - kMargin + a, kRow - kMargin + b);
+  std::vector<float> start(kChip * kChip);
+  for (int j = 0; j < kChip; ++j)
+    for (int i = 0; i < kChip; ++i)
+      start[j * kChip + i] = sec[(j + kMargin + shift_px) * size + i + kMargin + shift_px];
+  detail::AffineInput in;
+  in.chip = kChip;
+  in.t0 = t0.data();
+  in.weight = weight.data();
+  in.grad_x = gx.data();
+  in.grad_y = gy.data();
+  in.valid_count = kChip * kChip;
+  in.sec = sec.data();
+  in.sec_state = state.data();
+  in.size = size;
+  in.offset_x = in.offset_y = kMargin;
+  in.start_chip = start.data();
+  in.min_predicted_gain = min_predicted_gain;
+  detail::AffineRefiner refiner;
+  return refiner.refine(in, shift_px, shift_px);
+}
+
+// Where the first step predicts no gain over the translation (a rigid shift), the fit stops after it: no
+// warp of the secondary at all, the gradients of that step (about 0), the translation kept. Where the chip
+// is sheared, the prediction is large and the fit iterates to the shear.
+TEST(AffineShape, FitStopsAfterOneStepWhereItPredictsNoGain) {
+  const GridF tex = test::make_noise_texture(256, 256, 1.3, 7);
+  // Independent noise on the secondary (a third of the texture's deviation), as between real images: a
+  // noise-free copy would leave no residual at all.
+  const GridF noise = test::make_noise_texture(256, 256, 0.5, 11);
+  double tex_ss = 0, noise_ss = 0;
+  for (int r = 0; r < 256; ++r)
+    for (int c = 0; c < 256; ++c) tex_ss += tex(c, r) * tex(c, r), noise_ss += noise(c, r) * noise(c, r);
+  const float noise_scale = static_cast<float>(std::sqrt(tex_ss / noise_ss) / 3);
+  GridF shifted(256, 256);
+  for (int r = 0; r < 256; ++r)
+    for (int c = 0; c < 256; ++c)
+      shifted(c, r) = tex(std::max(0, c - 2), std::max(0, r - 2)) + noise_scale * noise(c, r);
+  const detail::AffineFit rigid = refine_on(shifted, 2, 0.1);
+  ASSERT_TRUE(rigid.ok);
+  EXPECT_EQ(rigid.stop, detail::AffineStop::kSmallGain);
+  EXPECT_EQ(rigid.iterations, 0);
+  EXPECT_LT(rigid.predicted_gain, 0.1);
+  for (double g : {rigid.dudx, rigid.dudy, rigid.dvdx, rigid.dvdy}) EXPECT_LT(std::abs(g), 5e-3);
+
+  const GridF sheared = test::warp_by_field(tex, [](double, double r, double& u, double& v) {
+    u = 0.03 * (r - 116);  // zero at the node (chip pixel 16 of the chip at 100)
+    v = 0;
+  });
+  const detail::AffineFit fit = refine_on(sheared, 0, 0.1);
+  ASSERT_TRUE(fit.ok);
+  EXPECT_GT(fit.predicted_gain, 1.0);
+  EXPECT_GT(fit.iterations, 0);
+  EXPECT_EQ(fit.stop, detail::AffineStop::kConverged);
+  EXPECT_NEAR(fit.dudy, 0.03, 0.002);
+  EXPECT_NEAR(fit.dx_px, 0.0, 0.01);
 }
 
 }  // namespace
