@@ -116,6 +116,11 @@ constexpr double kAffineFullGain = 0.3;
 // nodes stop there (the iteration is most of the affine cost); 2 % of all nodes would have reached a gain
 // above 0.2 (docs/correlate.md).
 constexpr double kAffineIterateGain = kAffineFromGain;
+// Standard deviation of the Gaussian window that weights the affine fit's sums, as a fraction of the chip:
+// it brings the chip's second moment across a band from 85 to 50 px^2 (32 px chips), and with it the bias
+// a first-order shape function takes from the field's curvature (on the narrow band's flanks, median error
+// 0.027 to 0.018 px), for little noise on rigid shifts (docs/correlate.md).
+constexpr double kAffineWindowSigma = 0.25;
 }  // namespace
 
 void MatchOptions::validate() const {
@@ -721,6 +726,7 @@ struct Matcher::Impl {
     in.max_invalid_fraction = opt.max_invalid_fraction;
     in.start_chip = interp_out.data();
     in.min_predicted_gain = kAffineIterateGain;
+    in.subset_sigma_px = kAffineWindowSigma * chip;
     const detail::AffineFit fit = affine.refine(in, interp_dx, interp_dy);
     if (!fit.ok) return;
     // Where the affine fit explains little more than the translation, its four extra parameters only add
@@ -728,14 +734,15 @@ struct Matcher::Impl {
     // the displacement and correlation are the translation's while the affine fit reduces the normalized
     // residual 1 - corr by less than kAffineFromGain of what is left, the affine ones from kAffineFullGain,
     // blended linearly in between. The gradients are the affine fit's in every case.
-    const double gain = (fit.corr - corr) / std::max(1e-9, 1 - fit.corr);
+    // Both correlations with the fit's weights: its start is the translation.
+    const double gain = (fit.corr - fit.start_corr) / std::max(1e-9, 1 - fit.corr);
     const double w =
         fit.stop == detail::AffineStop::kSmallGain
             ? 0.0
             : std::clamp((gain - kAffineFromGain) / (kAffineFullGain - kAffineFromGain), 0.0, 1.0);
     dx += w * (fit.dx_px - dx);
     dy += w * (fit.dy_px - dy);
-    corr += w * (fit.corr - corr);
+    corr += w * (fit.corr - fit.start_corr);
     result.dudx = static_cast<float>(fit.dudx);
     result.dudy = static_cast<float>(fit.dudy);
     result.dvdx = static_cast<float>(fit.dvdx);
