@@ -14,8 +14,8 @@ constexpr double kAffineFullGain = 0.3;
 // The affine fit iterates only where its first Gauss-Newton step predicts a relative gain of at least
 // kAffineFromGain, from which the model selection starts using the affine displacement; below, the
 // displacement is the translation's and the gradients are the first step's. On the Yahtse pair 89 % of the
-// nodes stop there (the iteration is most of the affine cost); 2 % of all nodes would have reached a gain
-// above 0.2 (docs/correlate.md).
+// nodes stop there with uniform weights (the iteration is most of the affine cost); 2 % of all nodes would
+// have reached a gain above 0.2 (docs/correlate.md).
 constexpr double kAffineIterateGain = kAffineFromGain;
 // Standard deviation of the Gaussian window that weights the affine fit's sums, as a fraction of the chip:
 // it brings the chip's second moment across a band from 85 to 50 px^2 (32 px chips), and with it the bias
