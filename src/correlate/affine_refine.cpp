@@ -98,17 +98,17 @@ struct IterationSums {
 };
 
 DEFORMA_KERNEL_CLONES
-void iteration_sums(const float* g, const float* f, const float* gx, const float* gy, const float* xi,
-                    int chip, double c0, IterationSums& s) {
+void iteration_sums(const float* w, const float* g, const float* f, const float* gx, const float* gy,
+                    const float* xi, int chip, double c0, IterationSums& s) {
   for (int j = 0; j < chip; ++j) {
     const long o = static_cast<long>(j) * chip;
     float sg = 0, sgg = 0, sfg = 0, a0 = 0, a1 = 0, b0 = 0, b1 = 0;
 #pragma omp simd reduction(+ : sg, sgg, sfg, a0, a1, b0, b1)
     for (int i = 0; i < chip; ++i) {
-      const float v = g[o + i];
+      const float v = g[o + i] * w[o + i];
       const float a = gx[o + i] * v, b = gy[o + i] * v;
       sg += v;
-      sgg += v * v;
+      sgg += v * g[o + i];
       sfg += f[o + i] * v;
       a0 += a;
       a1 += a * xi[i];
@@ -230,6 +230,9 @@ void AffineRefiner::resize(int chip) {
   for (int i = 0; i < chip; ++i) xi_[i] = static_cast<float>(i - c0);
   interp_.assign(static_cast<std::size_t>(chip) * chip + 8, 0.0f);
   weight_.assign(static_cast<std::size_t>(chip) * chip, 0.0f);
+  subset_weight_.assign(static_cast<std::size_t>(chip) * chip, 0.0f);
+  gauss_.assign(static_cast<std::size_t>(chip) * chip, 0.0f);
+  gauss_sigma_ = 0;
 }
 
 AffineFit AffineRefiner::refine(const AffineInput& in, double dx0_px, double dy0_px) {
@@ -241,9 +244,21 @@ AffineFit AffineRefiner::refine(const AffineInput& in, double dx0_px, double dy0
   const float* table = lanczos_table();
   AffineFit fit;
 
-  // Reference terms, with the reference's own weights.
+  // Reference terms, with the reference's own weights (times the subset's Gaussian window).
+  const float* w_ref = in.weight;
+  if (in.subset_sigma_px > 0) {
+    if (gauss_sigma_ != in.subset_sigma_px) {
+      gauss_sigma_ = in.subset_sigma_px;
+      const double k = -0.5 / (gauss_sigma_ * gauss_sigma_);
+      for (int j = 0; j < chip; ++j)
+        for (int i = 0; i < chip; ++i)
+          gauss_[j * chip + i] = static_cast<float>(std::exp(k * (xi_[i] * xi_[i] + xi_[j] * xi_[j])));
+    }
+    for (int k = 0; k < n_px; ++k) subset_weight_[k] = in.weight[k] * gauss_[k];
+    w_ref = subset_weight_.data();
+  }
   FullSums ref;
-  full_sums(in.weight, in.t0, in.grad_x, in.grad_y, xi_.data(), chip, c0, nullptr, ref);
+  full_sums(w_ref, in.t0, in.grad_x, in.grad_y, xi_.data(), chip, c0, nullptr, ref);
   // Parameters scaled so that the gradients are expressed as pixels of motion at the chip's edge: the
   // Hessian's condition then measures texture, not the chip size.
   Eigen::Matrix<double, 6, 1> scale;
@@ -293,7 +308,7 @@ AffineFit AffineRefiner::refine(const AffineInput& in, double dx0_px, double dy0
     Eigen::Matrix<double, 6, 1> sj = ref.j, sjf = ref.jf;
     IterationSums s;
     if (in.sec_all_valid) {
-      iteration_sums(interp_.data(), in.t0, in.grad_x, in.grad_y, xi_.data(), chip, c0, s);
+      iteration_sums(w_ref, interp_.data(), in.t0, in.grad_x, in.grad_y, xi_.data(), chip, c0, s);
     } else {
       // Reference pixels that sample an invalid secondary pixel (nearest) leave every sum of this iteration.
       int dropped = 0;
@@ -303,7 +318,7 @@ AffineFit AffineRefiner::refine(const AffineInput& in, double dx0_px, double dy0
           const long bx = std::lround(m.x0 + m.ax * xi + m.bx * eta);
           const long by = std::lround(m.y0 + m.ay * xi + m.by * eta);
           const bool ok = in.sec_state[by * in.size + bx] == 1;
-          const float w = in.weight[j * chip + i];
+          const float w = w_ref[j * chip + i];
           weight_[j * chip + i] = ok ? w : 0.0f;
           dropped += (!ok && w > 0) ? 1 : 0;
         }
@@ -333,6 +348,7 @@ AffineFit AffineRefiner::refine(const AffineInput& in, double dx0_px, double dy0
       return fit;
     }
     corr = (s.fg - sf * s.g / n) / std::sqrt(var_f * var_g);
+    if (it == 0) fit.start_corr = corr;
     fit.iterations = it;
     if (it == kMaxIterations) break;
     // Gauss-Newton step of the ZNSSD (Pan et al. 2013, eq. 11): the residual (f - mean f) - k (g - mean g)

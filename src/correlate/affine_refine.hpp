@@ -48,6 +48,9 @@ struct AffineInput {
   /// When the first Gauss-Newton step predicts a relative gain over the translation (AffineFit::gain's
   /// definition) below this, the fit stops after that step (AffineStop::kSmallGain).
   double min_predicted_gain = 0;
+  /// Standard deviation (px) of a Gaussian window over the chip that weights every sum of the fit; 0 for
+  /// uniform weights.
+  double subset_sigma_px = 0;
 };
 
 /// Result: the displacement at chip pixel (half, half) (the node) and the four gradients (px/px).
@@ -56,7 +59,8 @@ struct AffineFit {
   AffineStop stop = AffineStop::kDiverged;
   double dx_px = 0, dy_px = 0;
   double dudx = 0, dudy = 0, dvdx = 0, dvdy = 0;
-  double corr = 0;  ///< zero-mean NCC at the solution (kSmallGain: at the start)
+  double corr = 0;  ///< zero-mean NCC at the solution (kSmallGain: at the start), with the fit's weights
+  double start_corr = 0;  ///< the same at the start
   /// Relative gain over the translation predicted by the first step, (corr_affine - corr_translation) /
   /// (1 - corr_affine), from its reduction of the Gauss-Newton residual with and without the gradients.
   double predicted_gain = 0;
@@ -82,8 +86,10 @@ class AffineRefiner {
   int chip_ = 0;
   std::vector<float> xi_;  // chip: column coordinate from the chip centre
   std::vector<float> interp_;
-  std::vector<int> offset_, qx_, qy_;  // per chip column of one row: tap origin and table rows
-  std::vector<float> weight_;          // combined weight of the current iteration (masked path)
+  std::vector<int> offset_, qx_, qy_;         // per chip column of one row: tap origin and table rows
+  std::vector<float> subset_weight_, gauss_;  // reference weight times the Gaussian window; the window
+  double gauss_sigma_ = 0;                    // of gauss_
+  std::vector<float> weight_;                 // combined weight of the current iteration (masked path)
   void resize(int chip);
 };
 

@@ -114,7 +114,7 @@ struct MatchOptions {
   /// ignores this field.
   Prefilter prefilter = Prefilter::kNone;
   /// Shape function of the sub-pixel refinement (`--shape`; ncc and phase). Translation by default (also
-  /// for `correlate`); the affine fit adds 15 to 65 % to the matching time (docs/correlate.md).
+  /// for `correlate`); the affine fit adds 5 to 95 % to the matching time (docs/correlate.md).
   Shape shape = Shape::kTranslation;
 
   /// Throws InvalidArgument naming the parameter (chip, search, min-snr...; unexposed ones by field name).
