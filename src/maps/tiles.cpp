@@ -160,6 +160,25 @@ std::vector<std::string> colormap_names() {
 }
 
 // -------------------------------------------------------------------------------- items
+std::string refused_href(const std::string& href) {
+  const bool archive = href.rfind("/vsizip/", 0) == 0 || href.rfind("/vsitar/", 0) == 0;
+  if (!archive && href.rfind("/vsi", 0) == 0)
+    return "its href is neither a local file nor a member of a local zip or tar";
+  // Any ".." component: in an archive member's name it would leave the archive (or name another file
+  // through GDAL's path handling); a plain path with one is refused alike, catalogue paths being absolute.
+  std::size_t start = archive ? href.find('/', 4) + 1 : 0;
+  while (start <= href.size()) {
+    std::size_t end = href.find_first_of("/\\", start);
+    if (end == std::string::npos) end = href.size();
+    if (href.compare(start, end - start, "..") == 0)
+      return "its href climbs out of its folder or archive ('..')";
+    start = end + 1;
+  }
+  if (archive && href.find("/vsi", 8) != std::string::npos)
+    return "its href nests a virtual file system in an archive path";
+  return {};
+}
+
 MapItem map_item(const json& item) {
   if (!item.is_object() || !item.contains("id") || !item["id"].is_string()) {
     throw FormatError("item: expected a STAC item (a JSON object with an 'id')");
@@ -180,6 +199,10 @@ MapItem map_item(const json& item) {
   for (const auto& [key, asset] : assets.items()) {
     if (!asset.is_object() || !asset.contains("href") || !asset["href"].is_string()) continue;
     const std::string href = href_path(asset["href"]);
+    if (const std::string why = refused_href(href); !why.empty()) {
+      m.refused_assets.emplace_back(key, why);
+      continue;
+    }
     const std::string type = asset.value("type", "");
     const std::string ext = lower(fs::path(href).extension().string());
     if ((type == "text/csv" || type == "application/zip" || ext == ".csv" || ext == ".zip") &&

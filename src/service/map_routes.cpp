@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 
+#include <cpl_vsi.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -113,7 +114,43 @@ struct MapRoutes::Impl {
     if (!found)
       fail(404, "Not Found", fmt::format("item '{}' of collection '{}' does not exist", id, collection),
            "not-found");
-    return maps::map_item(*found);
+    auto m = maps::map_item(*found);
+    // An asset the server does not read (a member name climbing out of its archive...) is the item's
+    // fault, not the caller's, and no server error either: the item has nothing to draw here.
+    if (m.rasters.empty() && m.point_assets.empty() && !m.refused_assets.empty())
+      fail(404, "Not Found",
+           fmt::format("asset '{}' of item '{}' is not served: {}", m.refused_assets.front().first, id,
+                       m.refused_assets.front().second),
+           "not-found");
+    // A file gone (or a member its archive does not hold) is a resource gone: 404 naming the asset.
+    if (const auto* r = missing_raster(m))
+      fail(404, "Not Found",
+           fmt::format("asset '{}' of item '{}' {}", r->key, id,
+                       r->href.rfind("/vsi", 0) == 0 ? "lies inside an archive that does not hold it"
+                                                     : "is missing from the server's files"),
+           "not-found");
+    return m;
+  }
+
+  // The first raster asset of `m` whose file (or archive member) is not there; nullptr when all are.
+  static const maps::RasterAsset* missing_raster(const maps::MapItem& m) {
+    for (const auto& r : m.rasters) {
+      VSIStatBufL st;
+      if (VSIStatL(r.href.c_str(), &st) != 0 || VSI_ISDIR(st.st_mode)) return &r;
+    }
+    return nullptr;
+  }
+
+  // Whether a mosaic draws `m`: it has raster assets and all are there (a product whose file is gone is
+  // left out of the layer rather than failing every tile of it).
+  static bool drawable(const maps::MapItem& m) {
+    if (m.rasters.empty()) return false;
+    if (const auto* r = missing_raster(m)) {
+      spdlog::debug("maps: item {} of {} left out of its mosaic: asset '{}' is missing", m.id, m.collection,
+                    r->key);
+      return false;
+    }
+    return true;
   }
 
   // The collection's raster items (for a mosaic), most recent first; 404 when the viewer sees none.
@@ -126,7 +163,7 @@ struct MapRoutes::Impl {
     for (const auto& j :
          catalog.items ? catalog.items(collection, bbox, limit, viewer) : std::vector<json>{}) {
       auto m = maps::map_item(j);
-      if (!m.rasters.empty()) out.push_back(std::move(m));
+      if (drawable(m)) out.push_back(std::move(m));
     }
     std::stable_sort(out.begin(), out.end(),
                      [](const auto& a, const auto& b) { return a.datetime > b.datetime; });
@@ -226,7 +263,7 @@ struct MapRoutes::Impl {
     std::vector<maps::MapItem> out;
     for (const auto& j : catalog.search(params, bbox, limit, viewer)) {
       auto m = maps::map_item(j);
-      if (!m.rasters.empty()) out.push_back(std::move(m));
+      if (drawable(m)) out.push_back(std::move(m));
     }
     std::stable_sort(out.begin(), out.end(),
                      [](const auto& a, const auto& b) { return a.datetime > b.datetime; });

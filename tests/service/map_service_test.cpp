@@ -1,9 +1,12 @@
 // The map routes inside `deforma serve`, over the real catalogue: items ingested from deforma's own output
 // are drawn, and a user's private item is invisible (404) to other users and to callers without a key,
-// in tiles, legends, point queries and the WMTS/WMS layer lists alike.
+// in tiles, legends, point queries and the WMTS/WMS layer lists alike; assets inside a zip are drawn as
+// XYZ/WMTS tiles and by WMS, and a member name climbing out of its archive is refused.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <iterator>
 
 #include <cpl_vsi.h>
 #include <fmt/format.h>
@@ -264,6 +267,106 @@ TEST_F(MapService, MosaicOfASearchPutsTheNewerProductOnTop) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(json::parse(r->body)["features"].size(), 2u);
+}
+
+// A product whose asset is a member of a zip (as the bands of a zipped SAFE are catalogued) is drawn over
+// HTTP like a plain file: XYZ tiles, WMTS (REST and KVP, listed in the capabilities) and WMS GetMap. A member
+// name that climbs out of its archive, and a member the archive does not hold, are 404s naming the asset.
+TEST_F(MapService, ZippedAssetsAsTilesWmtsAndWms) {
+  test::TempDir files;
+  json item = constant_product(files, "zipped", 1, 3, 100, "2020-01-01T00:00:00Z", 5);
+  {
+    std::ifstream in(files.file("zipped.tif"), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_GT(bytes.size(), 1000u);
+    const std::string member = "/vsizip/" + files.file("scene.zip") + "/SCENE.SAFE/speed.tif";
+    VSILFILE* f = VSIFOpenL(member.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(VSIFWriteL(bytes.data(), 1, bytes.size(), f), bytes.size());
+    VSIFCloseL(f);
+    std::filesystem::remove(files.file("zipped.tif"));  // only the zip holds the data now
+    item["assets"]["speed"]["href"] = member;
+    // A file beside the zip that a member name with '..' would reach through GDAL's path handling.
+    constant_product(files, "outside", 1, 3, 250, "2020-01-01T00:00:00Z", 5);
+  }
+  auto variant = [&](const std::string& id, const std::string& href) {
+    json v = item;
+    v["id"] = id;
+    v["assets"]["speed"]["href"] = href;
+    return v;
+  };
+  {
+    auto cat = catalogue();
+    ASSERT_EQ(cat.put_item(item, {"zipped", "", true}), "added");
+    const std::string zip = "/vsizip/" + files.file("scene.zip");
+    ASSERT_EQ(
+        cat.put_item(variant("climbing", zip + "/SCENE.SAFE/../../outside.tif"), {"traversal", "", true}),
+        "added");
+    ASSERT_EQ(cat.put_item(variant("climbing-root", zip + "/../outside.tif"), {"traversal", "", true}),
+              "added");
+    ASSERT_EQ(cat.put_item(variant("gone", zip + "/SCENE.SAFE/gone.tif"), {"traversal", "", true}), "added");
+  }
+  start();
+  const int z = 5, x = 16;
+  const auto [tx, y] = web_tile(z, 2, 45.5);
+  ASSERT_EQ(tx, x);
+  const int n = 1 << z;
+  const double phi = 45.5 * M_PI / 180;
+  const int row =
+      static_cast<int>(((1 - std::log(std::tan(phi) + 1 / std::cos(phi)) / M_PI) / 2 * n - y) * 256);
+  const int col = static_cast<int>(((1.5 + 180) / 360 * n - x) * 256);
+  const render::Rgb rgb = render::Colormap::of(render::ColormapKind::kSequential).at(100.0 / 300);
+  const std::vector<unsigned char> expected{rgb.r, rgb.g, rgb.b, 255};
+  const std::string style = "rescale=0,300&colormap=sequential";
+
+  // XYZ tile.
+  const std::string xyz =
+      fmt::format("/collections/zipped/items/zipped/tiles/WebMercatorQuad/{}/{}/{}.png?{}", z, x, y, style);
+  auto r = get(xyz);
+  ASSERT_EQ(r.first, 200) << r.second;
+  EXPECT_EQ(pixel_of(r.second, col, row), expected);
+  const std::string rest_tile = r.second;
+  // WMTS: listed, and the KVP tile is the REST one.
+  r = get("/wmts/1.0.0/WMTSCapabilities.xml");
+  ASSERT_EQ(r.first, 200);
+  EXPECT_NE(r.second.find("<ows:Identifier>zipped:zipped</ows:Identifier>"), std::string::npos);
+  EXPECT_EQ(r.second.find("traversal:climbing"), std::string::npos) << "an item the server cannot draw";
+  r =
+      get(fmt::format("/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=zipped:zipped&STYLE=default&"
+                      "FORMAT=image/png&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX={}&TILEROW={}&TILECOL={}&{}",
+                      z, y, x, style));
+  ASSERT_EQ(r.first, 200) << r.second;
+  EXPECT_EQ(r.second, rest_tile);
+  // WMS GetMap over the product (EPSG:4326, latitude first): its value everywhere.
+  r =
+      get("/wms?SERVICE=WMS&VERSION=1.3.0&REQUEST=GetMap&LAYERS=zipped:zipped&STYLES=&CRS=EPSG:4326&"
+          "BBOX=45.2,1.2,45.8,2.8&WIDTH=64&HEIGHT=32&FORMAT=image/png&" +
+          style);
+  ASSERT_EQ(r.first, 200) << r.second;
+  EXPECT_EQ(pixel_of(r.second, 32, 16), expected);
+
+  // Refused: a member name with '..' (whatever GDAL would make of it) and a member the zip does not hold.
+  for (const std::string id : {"climbing", "climbing-root", "gone"}) {
+    r = get(fmt::format("/collections/traversal/items/{}/tiles/WebMercatorQuad/{}/{}/{}.png?{}", id, z, x, y,
+                        style));
+    EXPECT_EQ(r.first, 404) << id << ": " << r.second;
+    EXPECT_NE(r.second.find(fmt::format("asset 'speed' of item '{}'", id)), std::string::npos) << r.second;
+    EXPECT_EQ(r.second.find(files.path().string()), std::string::npos) << "no server path to the client";
+    r =
+        get(fmt::format("/wms?SERVICE=WMS&VERSION=1.3.0&REQUEST=GetMap&LAYERS=traversal:{}&STYLES=&"
+                        "CRS=EPSG:4326&BBOX=45.2,1.2,45.8,2.8&WIDTH=64&HEIGHT=32&FORMAT=image/png",
+                        id));
+    EXPECT_TRUE(r.first == 400 || r.first == 404) << id << ": " << r.first << " " << r.second;
+    r =
+        get(fmt::format("/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=traversal:{}&STYLE=default&"
+                        "FORMAT=image/png&TILEMATRIXSET=WebMercatorQuad&TILEMATRIX={}&TILEROW={}&TILECOL={}",
+                        id, z, y, x));
+    EXPECT_TRUE(r.first == 400 || r.first == 404) << id << ": " << r.first << " " << r.second;
+  }
+  // The traversal collection as a mosaic has nothing it may draw.
+  r = get(fmt::format("/collections/traversal/tiles/WebMercatorQuad/{}/{}/{}.png", z, x, y));
+  EXPECT_TRUE(r.first == 404 || r.first == 200) << r.first << " " << r.second;
+  EXPECT_NE(r.first, 500);
 }
 
 }  // namespace

@@ -633,13 +633,31 @@ async function main() {
     if (aggregatedBelow > 0) {
       check(fitZoom < aggregatedBelow - 0.5, `the product's extent is shown below the zoom of single points (${fitZoom.toFixed(1)} / ${aggregatedBelow})`);
       check(denseTiles().length > 0, 'point tiles are asked for at the whole product\'s extent');
-      const cells = await page.evaluate((id) => {
+      // The features drawn, found by the layer's hit detection over a grid of pixels (a vector tile source
+      // has no query by extent).
+      const cells = await page.evaluate(async (id) => {
         const { map, layers } = window.deforma;
-        const features = layers.find((x) => x.id === id).ol.getSource().getFeaturesInExtent(map.getView().calculateExtent(map.getSize()));
-        const agg = features.filter((f) => f.get('count') !== undefined && f.get('pid') === undefined);
-        return { features: features.length, cells: agg.length, points: agg.reduce((a, f) => a + Number(f.get('count')), 0) };
+        const layer = layers.find((x) => x.id === id).ol;
+        const [w, h] = map.getSize();
+        const seen = new Set();
+        const out = { features: 0, cells: 0, points: 0 };
+        for (let i = 1; i < 40; i++) {
+          for (let j = 1; j < 30; j++) {
+            for (const f of await layer.getFeatures([(w * i) / 40, (h * j) / 30])) {
+              if (seen.has(f)) continue;
+              seen.add(f);
+              out.features++;
+              if (f.get('count') !== undefined && f.get('pid') === undefined) {
+                out.cells++;
+                out.points += Number(f.get('count'));
+              }
+            }
+          }
+        }
+        return out;
       }, layerId);
-      check(cells.cells > 0 && cells.points > cells.cells, `the overview is drawn from aggregated cells: ${JSON.stringify(cells)}`);
+      // Tiles at the edges of the product, under the budget, come point by point: most features are cells.
+      check(cells.cells > cells.features / 2 && cells.points > cells.cells, `the overview is drawn from aggregated cells: ${JSON.stringify(cells)}`);
       const note = await page.textContent(`#layer-list li[data-layer="${layerId}"] .zoom-note`);
       check(note.includes(`aggregated below zoom ${aggregatedBelow}`), `the legend says below which zoom the points are aggregated: '${note}'`);
       log(`dense product: overview at zoom ${fitZoom.toFixed(1)} drawn in ${Date.now() - t0} ms from ${cells.cells} cells holding ${cells.points} points`);

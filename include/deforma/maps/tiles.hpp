@@ -30,7 +30,7 @@ struct AssetBand {
 /// A raster asset of an item.
 struct RasterAsset {
   std::string key;
-  std::string href;  ///< local path
+  std::string href;  ///< local path, or a member of a local zip/tar (/vsizip/ARCHIVE/MEMBER, /vsitar/...)
   std::string title;
   std::vector<AssetBand> bands;  ///< from raster:bands, completed from the file when it is read
 };
@@ -43,11 +43,22 @@ struct MapItem {
   std::string datetime;  ///< properties.datetime, or start_datetime; "" when none
   std::vector<RasterAsset> rasters;
   std::vector<std::pair<std::string, std::string>> point_assets;  ///< EGMS products: key, href
+  /// Assets left out because their href is not one the server reads (key, why): another GDAL virtual file
+  /// system than a local archive's (/vsicurl/, /vsimem/...), or an archive member whose name climbs out of
+  /// its archive ("..").
+  std::vector<std::pair<std::string, std::string>> refused_assets;
   nlohmann::json json;
 };
 
+/// Why the map server does not read `href` ("" when it does): a GDAL virtual path other than a member of a
+/// local zip or tar (/vsizip/, /vsitar/), or one with a ".." component (a member name such as
+/// "SCENE.SAFE/../../x.tif" that points outside its archive or at another file). The reason names no path:
+/// it goes to clients.
+std::string refused_href(const std::string& href);
+
 /// Reads an item's raster assets (GeoTIFF/COG/NetCDF media types, or any asset with raster:bands or
-/// proj:shape) and EGMS point products (CSV/zip assets of an item with egms properties or role "data").
+/// proj:shape) and EGMS point products (CSV/zip assets of an item with egms properties or role "data");
+/// assets whose href refused_href refuses go to refused_assets.
 /// Throws FormatError naming the item when it is not a JSON object with an id.
 MapItem map_item(const nlohmann::json& item);
 
