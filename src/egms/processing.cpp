@@ -475,14 +475,10 @@ struct CellKeyHash {
 
 }  // namespace
 
-Summary run_reference(const std::string& input, const ReferenceOptions& reference,
-                      const ProductOutputs& outputs, const StreamOptions& options, const RunContext& context,
-                      const io::Provenance& provenance) {
-  const auto start = std::chrono::steady_clock::now();
-  options.validate();
-  reference.validate();
-  detail::check_outputs(input, outputs);
-  auto reader = ProductReader::open(input);
+namespace detail {
+
+ReferencePlan plan_reference(ProductReader& reader, const std::string& input, const ReferenceOptions& reference,
+                             const StreamOptions& options, const RunContext& context) {
   const ProductLayout& layout = reader.layout();
   const TimeSeriesModel model(layout.dates, options.model);
   const int e = layout.require(column::kEasting, "re-referencing");
@@ -647,24 +643,77 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
   description["easting_m"] = sum_e / reference_points;
   description["northing_m"] = sum_n / reference_points;
   description["reference_velocity_mm_per_yr"] = reference_model.mean_velocity;
+  ReferencePlan plan;
+  plan.series = std::move(reference_series);
+  plan.description = std::move(description);
+  plan.reference_points = reference_points;
+  plan.missing_dates = missing_reference_dates;
+  plan.easting_m = sum_e / reference_points;
+  plan.northing_m = sum_n / reference_points;
+  plan.velocity_mm_per_yr = reference_model.mean_velocity;
+  return plan;
+}
+
+nlohmann::json ReferencePlan::record() const {
+  return {{"operation", "egms reference"}, {"reference", description}};
+}
+
+ProductMetadata ReferencePlan::metadata(ProductMetadata metadata) {
+  // Referenced to a local point or area, the product is relative again: Basic level.
+  if (metadata.level != "L3") metadata.level = "L2a";
+  return metadata;
+}
+
+void subtract_reference(PointChunk& chunk, const std::vector<float>& reference_series) {
+  for (std::size_t p = 0; p < chunk.size(); ++p) {
+    float* s = chunk.series_of(p);
+    for (std::size_t d = 0; d < chunk.date_count; ++d) s[d] -= reference_series[d];  // NaN reference -> missing
+  }
+}
+
+void ReferencePlan::fill(Summary& summary, const std::string& input, std::int64_t points,
+                         std::int64_t failed) const {
+  summary.operation = "egms reference";
+  summary.counts["points"] = points;
+  summary.counts["reference_points"] = reference_points;
+  summary.counts["failed"] = failed;
+  summary.details["reference"] = description;
+  if (missing_dates > 0) {
+    summary.warnings.push_back(
+        fmt::format("the reference has no value on {} dates: those dates are left empty", missing_dates));
+  }
+  summary.report = fmt::format(
+      "{}: {} points re-referenced to {} ({} reference points around E {:.0f} N {:.0f}; their velocity was "
+      "{:.2f} "
+      "mm/yr)\n",
+      input, points, description["method"].get<std::string>(), reference_points, easting_m, northing_m,
+      velocity_mm_per_yr);
+}
+
+}  // namespace detail
+
+Summary run_reference(const std::string& input, const ReferenceOptions& reference,
+                      const ProductOutputs& outputs, const StreamOptions& options, const RunContext& context,
+                      const io::Provenance& provenance) {
+  const auto start = std::chrono::steady_clock::now();
+  options.validate();
+  reference.validate();
+  detail::check_outputs(input, outputs);
+  auto reader = ProductReader::open(input);
+  const detail::ReferencePlan plan = detail::plan_reference(reader, input, reference, options, context);
+  const TimeSeriesModel model(reader.layout().dates, options.model);
 
   // Pass: subtract, refit, write.
   std::unique_ptr<detail::OutputSinks> sinks;
   std::vector<PointModel> results;
   std::int64_t points = 0, failed = 0;
-  nlohmann::json extra = {{"operation", "egms reference"}, {"reference", description}};
-  // Referenced to a local point or area, the product is relative again: Basic level.
-  ProductMetadata metadata = reader.metadata();
-  if (metadata.level != "L3") metadata.level = "L2a";
+  const ProductMetadata metadata = detail::ReferencePlan::metadata(reader.metadata());
   for_each_chunk(reader, options, context, "re-referencing", [&](PointChunk& c) {
     if (!sinks && outputs.any()) {
       sinks = std::make_unique<detail::OutputSinks>(outputs, reader.layout(), metadata,
-                                                    detail::with_input(provenance, input), extra);
+                                                    detail::with_input(provenance, input), plan.record());
     }
-    for (std::size_t p = 0; p < c.size(); ++p) {
-      float* s = c.series_of(p);
-      for (std::size_t d = 0; d < c.date_count; ++d) s[d] -= reference_series[d];  // NaN reference -> missing
-    }
+    detail::subtract_reference(c, plan.series);
     detail::fit_chunk(model, c, results);
     for (const auto& r : results) failed += std::isnan(r.mean_velocity) ? 1 : 0;
     points += static_cast<std::int64_t>(c.size());
@@ -672,22 +721,8 @@ Summary run_reference(const std::string& input, const ReferenceOptions& referenc
     if (sinks) sinks->write(c);
   });
   Summary summary;
-  summary.operation = "egms reference";
-  summary.counts["points"] = points;
-  summary.counts["reference_points"] = reference_points;
-  summary.counts["failed"] = failed;
-  summary.details["reference"] = description;
+  plan.fill(summary, input, points, failed);
   if (sinks) summary.outputs = sinks->close();
-  if (missing_reference_dates > 0) {
-    summary.warnings.push_back(fmt::format(
-        "the reference has no value on {} dates: those dates are left empty", missing_reference_dates));
-  }
-  summary.report = fmt::format(
-      "{}: {} points re-referenced to {} ({} reference points around E {:.0f} N {:.0f}; their velocity was "
-      "{:.2f} "
-      "mm/yr)\n",
-      input, points, description["method"].get<std::string>(), reference_points, sum_e / reference_points,
-      sum_n / reference_points, reference_model.mean_velocity);
   summary.seconds = seconds_since(start);
   return summary;
 }

@@ -74,6 +74,32 @@ class FitComparison {
 /// What egms fit records in the XML of the product it writes (the operation and the year length).
 nlohmann::json fit_record(const StreamOptions& options);
 
+/// The global step of egms reference, made once over the whole product: the reference series (mean of the
+/// reference points per date) and what describes it.
+struct ReferencePlan {
+  std::vector<float> series;  ///< per date, NaN where no reference point has a value
+  nlohmann::json description;
+  std::int64_t reference_points = 0;
+  std::int64_t missing_dates = 0;
+  double easting_m = 0, northing_m = 0, velocity_mm_per_yr = 0;
+
+  /// What goes into the XML of the output.
+  nlohmann::json record() const;
+  /// The output's metadata: Basic level (L2a) unless L3.
+  static ProductMetadata metadata(ProductMetadata metadata);
+  /// The counts, details, warnings and report of egms reference.
+  void fill(Summary& summary, const std::string& input, std::int64_t points, std::int64_t failed) const;
+};
+
+/// Selects the reference points of `reference` (the auto method searching its cell first) and computes the
+/// reference series, reading `reader` once or twice (rewound after each pass). Throws InvalidArgument when
+/// the reference holds too few points, NumericalError when no cell qualifies (auto).
+ReferencePlan plan_reference(ProductReader& reader, const std::string& input, const ReferenceOptions& reference,
+                             const StreamOptions& options, const RunContext& context);
+
+/// Subtracts the reference series from every series of `chunk` (a NaN reference date makes it missing).
+void subtract_reference(PointChunk& chunk, const std::vector<float>& reference_series);
+
 /// The optional product and GeoPackage writers of a run.
 class OutputSinks {
  public:

@@ -129,12 +129,9 @@ Summary run_fit_part(const std::string& input, const PointRange& range, const St
   return summary;
 }
 
-Summary run_fit_units(const std::string& input, const ProductOutputs& outputs, const StreamOptions& options,
-                      const UnitExecution& execution, const RunContext& context,
-                      const io::Provenance& provenance) {
-  const auto start = std::chrono::steady_clock::now();
-  options.validate();
-  execution.validate();
+namespace {
+
+void check_unit_outputs(const std::string& input, const ProductOutputs& outputs) {
   if (outputs.product.empty()) {
     throw InvalidArgument("output: give --output (-o) FILE.zip|FILE.csv to split the product into units");
   }
@@ -144,16 +141,28 @@ Summary run_fit_units(const std::string& input, const ProductOutputs& outputs, c
         "--executor slurm, or convert the product afterwards");
   }
   detail::check_outputs(input, outputs);
-  Progress& progress = progress_or_null(context.progress);
+}
 
-  // The whole product's decimals, learnt from the first chunk as a single run learns them.
-  auto reader = ProductReader::open(input);
+// The units of a run, once they are all complete: the list (absolute paths) and what the summary says of
+// them.
+struct PartsRun {
+  pipeline::UnitList list;
+  nlohmann::json details;
+};
+
+// Cuts the product of `reader` into parts of about execution.unit_points points, each a unit of
+// `operation` with `parameters` plus its range and the decimals `reader` has learnt (the whole product's),
+// and runs them. `reader` is left after its first chunk.
+PartsRun run_parts(ProductReader& reader, const std::string& input, const std::string& output,
+                   const std::string& operation, const nlohmann::json& parameters,
+                   const StreamOptions& options, const UnitExecution& execution, const RunContext& context) {
+  Progress& progress = progress_or_null(context.progress);
   const std::uint64_t header_bytes = reader.header_bytes();
   const std::uint64_t total_bytes = reader.total_bytes();
+  reader.rewind();
   PointChunk first;
   reader.read(first, detail::chunk_points_for(options, reader.layout(), context));
-  const ProductLayout layout = reader.layout();
-  const ProductMetadata metadata = reader.metadata();
+  const ProductLayout& layout = reader.layout();
   // Parts of about unit_points points: their byte length from the mean line length of the first chunk.
   const double line_bytes = first.size() > 0 ? static_cast<double>(reader.bytes_read() - header_bytes) /
                                                    static_cast<double>(first.size())
@@ -161,13 +170,14 @@ Summary run_fit_units(const std::string& input, const ProductOutputs& outputs, c
   const auto unit_bytes = static_cast<std::uint64_t>(
       std::max(1.0, std::ceil(line_bytes * static_cast<double>(execution.unit_points))));
 
-  const std::string work_dir = absolute(outputs.product + ".units");
+  const std::string work_dir = absolute(output + ".units");
   std::error_code ec;
   fs::create_directories(fs::path(work_dir) / "parts", ec);
   if (ec) throw IoError(fmt::format("{}: cannot create the units folder: {}", work_dir, ec.message()));
 
-  pipeline::UnitList list;
-  list.stage = "egms-fit";
+  PartsRun run;
+  pipeline::UnitList& list = run.list;
+  list.stage = "egms-" + operation.substr(operation.rfind(' ') + 1);
   list.dir = work_dir;
   list.ram_mb = context.ram_budget_mb;
   list.command_line = context.command_line;
@@ -181,8 +191,9 @@ Summary run_fit_units(const std::string& input, const ProductOutputs& outputs, c
     range.series_decimals = layout.series_decimals;
     pipeline::WorkUnit unit;
     unit.id = fmt::format("part_{:06d}", index);
-    unit.operation = kFitUnitOperation;
-    unit.parameters = {{"stream", execution.stream_parameters}, {"range", range.to_json()}};
+    unit.operation = operation;
+    unit.parameters = parameters;
+    unit.parameters["range"] = range.to_json();
     unit.inputs = {input_path};
     unit.output = (fs::path(work_dir) / "parts" / (unit.id + ".json")).string();
     list.units.push_back(std::move(unit));
@@ -190,22 +201,22 @@ Summary run_fit_units(const std::string& input, const ProductOutputs& outputs, c
   // The last part is open-ended: lines past the size the stream announced still belong to one.
   list.units.back().parameters["range"]["end_byte"] = std::numeric_limits<std::uint64_t>::max();
 
-  nlohmann::json units_details = {{"units", list.units.size()},
-                                  {"unit_points", execution.unit_points},
-                                  {"folder", work_dir},
-                                  {"executor", execution.executor}};
+  run.details = {{"units", list.units.size()},
+                 {"unit_points", execution.unit_points},
+                 {"folder", work_dir},
+                 {"executor", execution.executor}};
   if (execution.executor == "slurm") {
     std::vector<pipeline::UnitList> stages = {list};
     const auto outcomes = pipeline::run_on_slurm(stages, execution.slurm, progress);
     list = stages.front();
-    units_details["reused"] = outcomes.front().reused;
-    units_details["computed"] = outcomes.front().computed;
-    units_details["retried"] = outcomes.front().retried;
-    units_details["slurm_jobs"] = outcomes.front().job_ids;
+    run.details["reused"] = outcomes.front().reused;
+    run.details["computed"] = outcomes.front().computed;
+    run.details["retried"] = outcomes.front().retried;
+    run.details["slurm_jobs"] = outcomes.front().job_ids;
   } else {
     list.write((fs::path(work_dir) / "units.json").string());
     int reused = 0, computed = 0;
-    progress.start("fitting (units)", list.units.size());
+    progress.start(fmt::format("{} (units)", operation), list.units.size());
     for (std::size_t i = 0; i < list.units.size(); ++i) {
       if (progress.cancelled() || cancellation_requested()) throw Cancelled("cancelled");
       // The unit's own progress is that of this run: it hears a cancel; the bar counts units.
@@ -215,19 +226,22 @@ Summary run_fit_units(const std::string& input, const ProductOutputs& outputs, c
       progress.advance(1);
     }
     progress.finish();
-    units_details["reused"] = reused;
-    units_details["computed"] = computed;
+    run.details["reused"] = reused;
+    run.details["computed"] = computed;
   }
+  return run;
+}
 
-  // Assembly: the parts in order, each checked against its record.
-  detail::FitComparison comparison(layout);
-  ProductWriter writer(outputs.product, layout, metadata, detail::with_input(provenance, input),
-                       detail::fit_record(options));
+// Appends the rows of every part, in order, each checked against its record, and hands each record to
+// `merge`.
+template <typename Merge>
+void assemble_parts(const pipeline::UnitList& list, ProductWriter& writer, Merge&& merge) {
   for (const auto& unit : list.units) {
     const auto record = io::read_json_file(unit.output);
     const std::string rows = rows_path_of(unit.output);
-    if (!record.is_object())
+    if (!record.is_object()) {
       throw IoError(fmt::format("{}: the record of unit {} is missing", unit.output, unit.id));
+    }
     std::error_code size_ec;
     const auto rows_bytes = fs::file_size(rows, size_ec);
     if (size_ec || record.value("rows_bytes", std::uint64_t{0}) != rows_bytes) {
@@ -237,19 +251,154 @@ Summary run_fit_units(const std::string& input, const ProductOutputs& outputs, c
                       rows, unit.id));
     }
     try {
-      comparison.merge_json(record);
+      merge(record);
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError(fmt::format("{}: not a record of egms units: {}", unit.output, e.what()));
     } catch (const FormatError& e) {
       throw FormatError(fmt::format("{}: {}", unit.output, e.what()));
     }
     writer.append_rows(rows);
   }
+}
+
+std::string units_line(const PartsRun& run, const UnitExecution& execution) {
+  return fmt::format("  {} units of about {} points ({}), in {}\n", run.list.units.size(),
+                     execution.unit_points, execution.executor, run.details.value("folder", ""));
+}
+
+nlohmann::json series_json(const std::vector<float>& series) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const float v : series) {
+    if (std::isnan(v)) {
+      j.push_back(nullptr);
+    } else {
+      j.push_back(static_cast<double>(v));  // a float is exactly a double: read back to the same float
+    }
+  }
+  return j;
+}
+
+}  // namespace
+
+std::vector<float> reference_series_from_json(const nlohmann::json& j) {
+  if (!j.is_array()) throw FormatError("work unit: reference_series: expected an array of numbers or null");
+  std::vector<float> series;
+  series.reserve(j.size());
+  for (const auto& v : j) {
+    if (v.is_null()) {
+      series.push_back(std::numeric_limits<float>::quiet_NaN());
+    } else if (v.is_number()) {
+      series.push_back(static_cast<float>(v.get<double>()));
+    } else {
+      throw FormatError("work unit: reference_series: expected an array of numbers or null");
+    }
+  }
+  return series;
+}
+
+Summary run_fit_units(const std::string& input, const ProductOutputs& outputs, const StreamOptions& options,
+                      const UnitExecution& execution, const RunContext& context,
+                      const io::Provenance& provenance) {
+  const auto start = std::chrono::steady_clock::now();
+  options.validate();
+  execution.validate();
+  check_unit_outputs(input, outputs);
+  // The whole product's decimals are learnt from its first chunk, as a single run learns them.
+  auto reader = ProductReader::open(input);
+  const PartsRun run = run_parts(reader, input, outputs.product, kFitUnitOperation,
+                                 {{"stream", execution.stream_parameters}}, options, execution, context);
+  const ProductLayout& layout = reader.layout();
+  detail::FitComparison comparison(layout);
+  ProductWriter writer(outputs.product, layout, reader.metadata(), detail::with_input(provenance, input),
+                       detail::fit_record(options));
+  assemble_parts(run.list, writer, [&](const nlohmann::json& record) { comparison.merge_json(record); });
   Summary summary;
   summary.operation = "egms fit";
   comparison.fill(summary, input, layout, options);
   summary.outputs = writer.close();
-  summary.details["units"] = units_details;
-  summary.report += fmt::format("  {} units of about {} points ({}), in {}\n", list.units.size(),
-                                execution.unit_points, execution.executor, work_dir);
+  summary.details["units"] = run.details;
+  summary.report += units_line(run, execution);
+  summary.seconds = seconds_since(start);
+  return summary;
+}
+
+Summary run_reference_part(const std::string& input, const PointRange& range,
+                           const std::vector<float>& reference_series, const StreamOptions& options,
+                           const std::string& rows_path, const std::string& record_path,
+                           const RunContext& context) {
+  const auto start = std::chrono::steady_clock::now();
+  options.validate();
+  auto reader = ProductReader::open(input);
+  reader.use_decimals(range.scalar_decimals, range.series_decimals);
+  reader.restrict_to(range.first_byte, range.end_byte);
+  const ProductLayout& layout = reader.layout();
+  if (reference_series.size() != layout.date_count()) {
+    throw FormatError(fmt::format("work unit: the reference series has {} dates, {} has {}",
+                                  reference_series.size(), input, layout.date_count()));
+  }
+  const TimeSeriesModel model(layout.dates, options.model);
+  Progress& progress = progress_or_null(context.progress);
+  const std::size_t chunk_points = detail::chunk_points_for(options, layout, context);
+  RowsFile rows(rows_path);
+  PointChunk chunk;
+  std::vector<PointModel> results;
+  std::string text;
+  std::int64_t points = 0, failed = 0;
+  while (reader.read(chunk, chunk_points)) {
+    detail::check_cancelled(progress);
+    detail::subtract_reference(chunk, reference_series);
+    detail::fit_chunk(model, chunk, results);
+    for (const auto& r : results) failed += std::isnan(r.mean_velocity) ? 1 : 0;
+    points += static_cast<std::int64_t>(chunk.size());
+    detail::store_model(layout, chunk, results);
+    text.clear();
+    format_product_rows(layout, chunk, text);
+    rows.write(text);
+  }
+  rows.commit();
+  const nlohmann::json record = {{"points", points},
+                                 {"failed", failed},
+                                 {"rows_bytes", fs::file_size(rows_path)},
+                                 {"first_byte", range.first_byte},
+                                 {"end_byte", range.end_byte}};
+  io::write_text_atomically(record_path, record.dump() + "\n");
+  Summary summary;
+  summary.operation = kReferenceUnitOperation;
+  summary.counts["points"] = points;
+  summary.outputs = {rows_path, record_path};
+  summary.seconds = seconds_since(start);
+  return summary;
+}
+
+Summary run_reference_units(const std::string& input, const ReferenceOptions& reference,
+                            const ProductOutputs& outputs, const StreamOptions& options,
+                            const UnitExecution& execution, const RunContext& context,
+                            const io::Provenance& provenance) {
+  const auto start = std::chrono::steady_clock::now();
+  options.validate();
+  reference.validate();
+  execution.validate();
+  check_unit_outputs(input, outputs);
+  // The global step, here, once: the reference series, from passes over the whole product (which learn
+  // its decimals as a single run does).
+  auto reader = ProductReader::open(input);
+  const detail::ReferencePlan plan = detail::plan_reference(reader, input, reference, options, context);
+  const PartsRun run =
+      run_parts(reader, input, outputs.product, kReferenceUnitOperation,
+                {{"stream", execution.stream_parameters}, {"reference_series", series_json(plan.series)}},
+                options, execution, context);
+  std::int64_t points = 0, failed = 0;
+  ProductWriter writer(outputs.product, reader.layout(), detail::ReferencePlan::metadata(reader.metadata()),
+                       detail::with_input(provenance, input), plan.record());
+  assemble_parts(run.list, writer, [&](const nlohmann::json& record) {
+    points += record.at("points").get<std::int64_t>();
+    failed += record.at("failed").get<std::int64_t>();
+  });
+  Summary summary;
+  plan.fill(summary, input, points, failed);
+  summary.outputs = writer.close();
+  summary.details["units"] = run.details;
+  summary.report += units_line(run, execution);
   summary.seconds = seconds_since(start);
   return summary;
 }

@@ -154,9 +154,10 @@ std::vector<ParamDecl> unit_params() {
   std::vector<ParamDecl> params = {
       ParamDecl::option("unit-points", ParamType::kInt,
                         fmt::format("points of one work unit: the product is cut into parts of about this many "
-                                    "points, fitted one by one (or as Slurm tasks with --executor slurm), then "
-                                    "concatenated in order (docs/cluster.md); 0 = one pass in this process, or "
-                                    "{} with --executor slurm",
+                                    "points, each processed on its own (one after the other here, or as Slurm "
+                                    "tasks with --executor slurm), then concatenated in order "
+                                    "(docs/cluster.md); 0 = one pass in this process, or {} with --executor "
+                                    "slurm",
                                     kSlurmUnitPoints))
           .defaults_to("0")
           .at_least(0)};
@@ -181,6 +182,38 @@ void register_egms_units() {
         return egms::run_fit_part(unit.inputs.front(), range, o, egms::rows_path_of(unit.output), unit.output,
                                   context);
       });
+  pipeline::register_unit_operation(
+      egms::kReferenceUnitOperation,
+      [](const pipeline::UnitList&, const pipeline::WorkUnit& unit, RunContext& context) {
+        if (unit.inputs.empty()) throw FormatError(fmt::format("unit {}: egms reference needs its input", unit.id));
+        StreamOptions o;
+        try {
+          egms_stream_parameters().from_json(unit.parameters.at("stream"), o);
+        } catch (const nlohmann::json::exception& e) {
+          throw FormatError(fmt::format("unit {}: egms reference parameters: {}", unit.id, e.what()));
+        }
+        o.validate();
+        const auto range = egms::PointRange::from_json(unit.parameters.value("range", nlohmann::json::object()));
+        const auto series =
+            egms::reference_series_from_json(unit.parameters.value("reference_series", nlohmann::json()));
+        return egms::run_reference_part(unit.inputs.front(), range, series, o, egms::rows_path_of(unit.output),
+                                        unit.output, context);
+      });
+}
+
+// How many points a unit takes: --unit-points, or the Slurm default; 0 = no units.
+std::int64_t unit_points_of(const ParamValues& p) {
+  const std::int64_t unit_points = p.get_int("unit-points");
+  return unit_points == 0 && executor_of(p) == "slurm" ? kSlurmUnitPoints : unit_points;
+}
+
+egms::UnitExecution unit_execution(const ParamValues& p, const StreamOptions& o) {
+  egms::UnitExecution execution;
+  execution.unit_points = static_cast<std::size_t>(unit_points_of(p));
+  execution.executor = executor_of(p);
+  execution.slurm = slurm_options_of(p);
+  execution.stream_parameters = egms_stream_parameters().to_json(o);
+  return execution;
 }
 
 template <typename... Lists>
@@ -237,21 +270,13 @@ void register_egms_operations(OperationRegistry& registry) {
                        unit_params());
     op.examples = {"deforma egms fit EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip",
                    "deforma egms fit burst.zip -o refit.zip --gpkg refit.gpkg --quicklook refit.png",
-                   "deforma egms fit country.zip -o refit.zip --executor slurm --unit-points 500000 "
+                   "deforma egms fit country.csv -o refit.csv --executor slurm --unit-points 500000 "
                    "--max-parallel 100"};
     op.run = [](const ParamValues& p, RunContext& context) {
-      const std::string executor = executor_of(p);
-      std::int64_t unit_points = p.get_int("unit-points");
-      if (unit_points == 0 && executor == "slurm") unit_points = kSlurmUnitPoints;
       Summary summary;
-      if (unit_points > 0) {
-        egms::UnitExecution execution;
-        execution.unit_points = static_cast<std::size_t>(unit_points);
-        execution.executor = executor;
-        execution.slurm = slurm_options_of(p);
+      if (unit_points_of(p) > 0) {
         const StreamOptions o = stream_options(p);
-        execution.stream_parameters = egms_stream_parameters().to_json(o);
-        summary = egms::run_fit_units(p.get_string("file"), product_outputs(p), o, execution, context,
+        summary = egms::run_fit_units(p.get_string("file"), product_outputs(p), o, unit_execution(p, o), context,
                                       provenance_of(p, context));
       } else {
         summary = egms::run_fit(p.get_string("file"), product_outputs(p), stream_options(p), context,
@@ -281,7 +306,7 @@ void register_egms_operations(OperationRegistry& registry) {
     op.params = concat(
         {ParamDecl::argument("file", ParamType::kPath, "EGMS product (.zip or .csv)").as_input()}, output_params(),
         egms_reference_parameters().decls(),
-        stream_params());
+        stream_params(), unit_params());
     op.examples = {
         "deforma egms reference burst.zip -o burst_ref.zip",
         "deforma egms reference burst.zip --method pid --pid 166ax5Ofja -o burst_ref.csv",
@@ -337,6 +362,11 @@ void register_egms_operations(OperationRegistry& registry) {
         }
       }
       require_some_output(product_outputs(p));
+      if (unit_points_of(p) > 0) {
+        const StreamOptions o = stream_options(p);
+        return egms::run_reference_units(p.get_string("file"), r, product_outputs(p), o, unit_execution(p, o),
+                                         context, provenance_of(p, context));
+      }
       return egms::run_reference(p.get_string("file"), r, product_outputs(p), stream_options(p), context,
                                  provenance_of(p, context));
     };

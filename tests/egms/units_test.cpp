@@ -1,5 +1,6 @@
-// egms fit split into work units (--unit-points, the local executor): the same product, row for row, as one
-// pass; parts complete from an earlier run reused; ranges of the CSV covering every point once. The same
+// egms fit and egms reference split into work units (--unit-points, the local executor): the same product,
+// row for row, as one pass; parts complete from an earlier run reused; ranges of the CSV covering every
+// point once. The same
 // on a Slurm cluster: tests/pipeline/slurm_test.cpp.
 #include <filesystem>
 #include <fstream>
@@ -86,6 +87,32 @@ TEST(EgmsUnits, SplitFitWritesTheSingleRunsProductAndResumesFinishedParts) {
   r = deforma::test::run_cli(command + " --min-dates 12");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(summary_of(r)["details"]["units"]["computed"], units);
+}
+
+// The reference series is the global step, computed once by the submitting process and given to every
+// unit: the parts re-referenced apart make the single run's product.
+TEST(EgmsUnits, SplitReferenceWritesTheSingleRunsProduct) {
+  DEFORMA_REQUIRE_DATA("egms-ustica", dir);
+  deforma::test::TempDir tmp;
+  const std::string zip = shell_quote((dir / test::kDescending).string());
+  const fs::path single = tmp.file("single.csv"), split = tmp.file("split.csv");
+  // The automatic reference: a pass searching the stable area, then the reference series.
+  auto r = deforma::test::run_cli("-q --summary-json egms reference " + zip + " -o " +
+                                  shell_quote(single.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto one = summary_of(r);
+  r = deforma::test::run_cli("-q --summary-json egms reference " + zip + " -o " +
+                             shell_quote(split.string()) + " --unit-points 2500");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto parts = summary_of(r);
+  const std::string expected = slurp(single);
+  ASSERT_GT(expected.size(), 1000000u);
+  EXPECT_TRUE(slurp(split) == expected) << "the assembled product differs from the single run's";
+  EXPECT_EQ(parts["counts"], one["counts"]);
+  EXPECT_EQ(parts["details"]["reference"], one["details"]["reference"]);
+  EXPECT_GE(parts["details"]["units"]["units"].get<int>(), 4);
+  // The same Basic-level metadata beside both.
+  EXPECT_NE(slurp(tmp.file("split.xml")).find("<product_level>L2a</product_level>"), std::string::npos);
 }
 
 TEST(EgmsUnits, SplitFitRefusesWhatItCannotAssemble) {

@@ -128,6 +128,31 @@ TEST_F(ServiceSlurmTest, PipelineJobRunsThroughSlurmWithProgress) {
   EXPECT_GE(progress.size(), 3u);  // intermediate values, not 0 then 100
 }
 
+// egms fit declares the executor as the pipeline does: on a service configured for Slurm, its job runs
+// the product's parts as a Slurm array.
+TEST_F(ServiceSlurmTest, EgmsFitJobRunsItsPartsThroughSlurm) {
+  DEFORMA_REQUIRE_DATA("egms-ustica", dir);
+  if (const auto why = slurm_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  start(dir);
+  const json body = {
+      {"inputs", {{"file", {{"href", (dir / "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip").string()}}}}},
+      {"outputs", {{"output", json::object()}}}};
+  const auto r = http_->Post("/processes/egms-fit/execution", auth(true), body.dump(), "application/json");
+  ASSERT_TRUE(r && r->status == 201) << (r ? r->body : std::string("no answer"));
+  const std::string id = json::parse(r->body)["jobID"];
+  json s;
+  const auto until = Clock::now() + std::chrono::seconds(120);
+  while (Clock::now() < until) {
+    s = status(id);
+    const std::string st = s.value("status", "");
+    if (st == "successful" || st == "failed" || st == "dismissed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(s.value("status", ""), "successful") << s.dump();
+  EXPECT_FALSE(arrays_of(id).empty()) << "no Slurm array was submitted";
+  EXPECT_TRUE(fs::exists(root_.path() / "jobs" / id / "outputs" / "output.csv"));
+}
+
 TEST_F(ServiceSlurmTest, DismissingAJobCancelsItsArrays) {
   DEFORMA_REQUIRE_DATA("perito-moreno", dir);
   if (const auto why = slurm_unavailable(); !why.empty()) GTEST_SKIP() << why;

@@ -6,7 +6,8 @@
 // into the product. The result is the one a single process writes, row for row (tests compare them).
 //
 // What needs the whole product is done once, here, before the units are written: the decimals each column
-// is written with (learnt from the first chunk, as a single run does) go to every unit as a typed parameter.
+// is written with (learnt from the first chunk, as a single run does), and for egms reference the
+// reference series, go to every unit as typed parameters.
 // The units of a run live in `<output>.units/` (the unit list, the parts, the records, the task logs), on
 // a filesystem the nodes share; a rerun with the same parameters and input reuses the parts complete, and
 // an unchanged rerun submits nothing.
@@ -65,6 +66,28 @@ Summary run_fit_units(const std::string& input, const ProductOutputs& outputs, c
 /// `record_path`, each atomically.
 Summary run_fit_part(const std::string& input, const PointRange& range, const StreamOptions& options,
                      const std::string& rows_path, const std::string& record_path, const RunContext& context);
+
+/// The unit operation of a part of `egms reference`.
+inline constexpr const char* kReferenceUnitOperation = "egms reference";
+
+/// egms reference over units: the reference series is computed here, once, from the whole product (the
+/// global step: one or two passes), and passed to every unit as a typed parameter (`reference_series`,
+/// null for a date without value); each unit subtracts it from its points and refits them. The same
+/// product and report as run_reference; the same refusals as run_fit_units.
+Summary run_reference_units(const std::string& input, const ReferenceOptions& reference,
+                            const ProductOutputs& outputs, const StreamOptions& options,
+                            const UnitExecution& execution, const RunContext& context,
+                            const io::Provenance& provenance);
+
+/// What a unit of egms reference runs: subtracts `reference_series` from the points of `range`, refits
+/// them and writes their rows and the unit's record (points, points without a fit).
+Summary run_reference_part(const std::string& input, const PointRange& range,
+                           const std::vector<float>& reference_series, const StreamOptions& options,
+                           const std::string& rows_path, const std::string& record_path,
+                           const RunContext& context);
+
+/// A reference series written in a unit's parameters (numbers, null for NaN). Throws FormatError.
+std::vector<float> reference_series_from_json(const nlohmann::json& j);
 
 /// The rows file of a unit whose record (its output) is `record_path`.
 std::string rows_path_of(const std::string& record_path);
