@@ -499,14 +499,17 @@ TEST(DecomposeSeries, RobustReweightingRejectsOutlierPairs) {
   auto worst_error = [&](const CellSeries& s) {
     double worst = 0;
     for (int m = 0; m < 20; ++m) {
-      for (const int j : {0, 2}) worst = std::max(worst, std::abs(s.displacement[j][m] - truth(day_of[m])[j]));
+      for (const int j : {0, 2}) {
+        worst = std::max(worst, std::abs(s.displacement[j][m] - truth(day_of[m])[j]));
+      }
     }
     return worst;
   };
   const CellSeries plain = SeriesDecomposer(dates, pairs).solve(values, sigmas, directions, geometries);
   SeriesOptions tukey;
   tukey.robust = RobustLoss::kTukey;
-  const CellSeries robust = SeriesDecomposer(dates, pairs, tukey).solve(values, sigmas, directions, geometries);
+  const CellSeries robust =
+      SeriesDecomposer(dates, pairs, tukey).solve(values, sigmas, directions, geometries);
   SeriesOptions huber;
   huber.robust = RobustLoss::kHuber;
   const CellSeries soft = SeriesDecomposer(dates, pairs, huber).solve(values, sigmas, directions, geometries);
