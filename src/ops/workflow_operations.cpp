@@ -195,6 +195,16 @@ ParamGroup<timeseries::SeriesOptions> decompose_series_parameters() {
       .between(1, 1e6);
   g.bind_flag([](SeriesOptions& o) -> bool& { return o.geometry.north_zero; }, "north-zero",
               "neglect north (east and up from looks that cannot see it)");
+  g.bind_choice([](SeriesOptions& o) -> timeseries::RobustLoss& { return o.robust; }, "robust",
+                "outlier pairs: iteratively reweighted least squares with Tukey's (gross outliers get zero "
+                "weight) or Huber's weights (downweighted), or none",
+                {"none", "tukey", "huber"},
+                [](const std::string& text) { return timeseries::parse_robust_loss(text); },
+                [](timeseries::RobustLoss r) {
+                  return std::string(r == timeseries::RobustLoss::kTukey   ? "tukey"
+                                     : r == timeseries::RobustLoss::kHuber ? "huber"
+                                                                           : "none");
+                });
   return g;
 }
 

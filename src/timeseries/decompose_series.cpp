@@ -101,46 +101,96 @@ CellSeries SeriesDecomposer::solve(const std::vector<double>& values, const std:
   std::nth_element(used_sigmas.begin(), used_sigmas.begin() + static_cast<long>(used_sigmas.size() / 2),
                    used_sigmas.end());
   const double sigma_median = used_sigmas[used_sigmas.size() / 2];
-  Eigen::MatrixXd normal = Eigen::MatrixXd::Zero(unknowns, unknowns);
-  Eigen::VectorXd rhs = Eigen::VectorXd::Zero(unknowns);
-  Eigen::VectorXd row(unknowns);
-  for (const std::size_t p : used) {
+  // One design row per used pair.
+  Eigen::MatrixXd design = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(used.size()), unknowns);
+  for (std::size_t u = 0; u < used.size(); ++u) {
+    const std::size_t p = used[u];
     const auto d = detail::project_direction(directions[p], options_.geometry);
     const Eigen::RowVectorXd along = Eigen::Vector3d(d[0], d[1], d[2]).transpose() * g.basis;
     int a = pairs_[p].ref, b = pairs_[p].sec;
     const double sign = a < b ? 1.0 : -1.0;
     if (a > b) std::swap(a, b);
-    row.setZero();
-    for (int k = a; k < b; ++k) row.segment(k * r, r) = sign * interval_days_[k] * along.transpose();
-    const double w = 1.0 / (sigmas[p] * sigmas[p]);
-    normal.noalias() += w * row * row.transpose();
-    rhs.noalias() += w * values[p] * row;
+    for (int k = a; k < b; ++k)
+      design.block(static_cast<Eigen::Index>(u), k * r, 1, r) = sign * interval_days_[k] * along;
   }
+  std::vector<double> robust_weight(used.size(), 1.0);
+  Eigen::MatrixXd normal;
+  Eigen::VectorXd rhs;
+  auto assemble = [&] {
+    normal = Eigen::MatrixXd::Zero(unknowns, unknowns);
+    rhs = Eigen::VectorXd::Zero(unknowns);
+    for (std::size_t u = 0; u < used.size(); ++u) {
+      const std::size_t p = used[u];
+      const double w = robust_weight[u] / (sigmas[p] * sigmas[p]);
+      if (w == 0) continue;
+      const auto row = design.row(static_cast<Eigen::Index>(u));
+      normal.noalias() += w * row.transpose() * row;
+      rhs.noalias() += w * values[p] * row.transpose();
+    }
+  };
+  assemble();
   // Velocity changes between consecutive intervals, over the median interval, weighted as a pair of the
   // cell's median sigma times the regularization: negligible where pairs decide, a bridge where none do.
   // North neglected: north pinned to zero by the same kind of row in every interval.
   const double wr = std::pow(options_.regularization * tau_days_ / sigma_median, 2);
-  for (int k = 0; k + 1 < intervals; ++k) {
-    for (int c = 0; c < r; ++c) {
-      const int i0 = k * r + c, i1 = (k + 1) * r + c;
-      normal(i0, i0) += wr;
-      normal(i1, i1) += wr;
-      normal(i0, i1) -= wr;
-      normal(i1, i0) -= wr;
+  auto add_priors = [&] {
+    for (int k = 0; k + 1 < intervals; ++k) {
+      for (int c = 0; c < r; ++c) {
+        const int i0 = k * r + c, i1 = (k + 1) * r + c;
+        normal(i0, i0) += wr;
+        normal(i1, i1) += wr;
+        normal(i0, i1) -= wr;
+        normal(i1, i0) -= wr;
+      }
     }
-  }
-  if (options_.geometry.north_zero) {
-    const Eigen::RowVectorXd north = Eigen::Vector3d(0, 1, 0).transpose() * g.basis;
-    const double wn = std::pow(tau_days_ / sigma_median, 2);
-    for (int k = 0; k < intervals; ++k) normal.block(k * r, k * r, r, r) += wn * north.transpose() * north;
-  }
+    if (options_.geometry.north_zero) {
+      const Eigen::RowVectorXd north = Eigen::Vector3d(0, 1, 0).transpose() * g.basis;
+      const double wn = std::pow(tau_days_ / sigma_median, 2);
+      for (int k = 0; k < intervals; ++k) normal.block(k * r, k * r, r, r) += wn * north.transpose() * north;
+    }
+  };
+  add_priors();
   // A cell whose pairs do not reach every interval is still regular thanks to the penalty, unless it is 0.
   Eigen::LDLT<Eigen::MatrixXd> ldlt(normal);
   if (ldlt.info() != Eigen::Success || !(ldlt.rcond() > 1e-13)) {
     out.flags |= decompose_flag::kIllConditioned;
     return out;
   }
-  const Eigen::VectorXd y = ldlt.solve(rhs);
+  Eigen::VectorXd y = ldlt.solve(rhs);
+  // Robust loss: iteratively reweighted least squares (as invert's), residuals normalised by each pair's
+  // sigma and by their robust scale; the weights of the last pass give the solution and its covariance.
+  if (options_.robust != RobustLoss::kNone && used.size() > 2) {
+    const double c = options_.robust == RobustLoss::kTukey ? 4.685 : 1.345;
+    for (int iteration = 0; iteration < 20; ++iteration) {
+      std::vector<double> normalised(used.size()), magnitudes(used.size());
+      for (std::size_t u = 0; u < used.size(); ++u) {
+        const std::size_t p = used[u];
+        normalised[u] = (values[p] - design.row(static_cast<Eigen::Index>(u)).dot(y)) / sigmas[p];
+        magnitudes[u] = std::abs(normalised[u]);
+      }
+      std::nth_element(magnitudes.begin(), magnitudes.begin() + static_cast<long>(magnitudes.size() / 2),
+                       magnitudes.end());
+      const double scale = std::max(kSeriesMinRobustScale, 1.4826 * magnitudes[magnitudes.size() / 2]);
+      double change = 0;
+      for (std::size_t u = 0; u < used.size(); ++u) {
+        const double z = std::abs(normalised[u]) / (c * scale);
+        const double w = options_.robust == RobustLoss::kTukey ? (z < 1 ? std::pow(1 - z * z, 2) : 0.0)
+                                                               : (z <= 1 ? 1.0 : 1.0 / z);
+        change = std::max(change, std::abs(w - robust_weight[u]));
+        robust_weight[u] = w;
+      }
+      assemble();
+      add_priors();
+      ldlt.compute(normal);
+      if (ldlt.info() != Eigen::Success || !(ldlt.rcond() > 1e-13)) {
+        out.flags |= decompose_flag::kIllConditioned;
+        return out;
+      }
+      y = ldlt.solve(rhs);
+      if (change < 1e-3) break;
+    }
+    for (const double w : robust_weight) out.pairs_downweighted += w < 0.5 ? 1 : 0;
+  }
   const Eigen::MatrixXd cov = ldlt.solve(Eigen::MatrixXd::Identity(unknowns, unknowns));
 
   // Displacement at date m, component j: sum over k < m of dt_k * (basis y_k)[j] = gᵀ y.

@@ -445,6 +445,91 @@ TEST(DecomposeSeries, RecoversStepAndTrendFromThreeGeometries) {
   EXPECT_NEAR(ortho.displacement[0][19], truth(114)[0], 0.02);
 }
 
+// Robust reweighting: the three-geometry scenario with one line-of-sight pair in eight off by 5 cm (an
+// unwrapping error, a bad pair): plain least squares is pulled off by centimetres; Tukey's IRLS gives zero
+// weight to those pairs and recovers east and up within 4 sigma + 5 mm at every date (in our run: 6.8 cm
+// worst error plain, 0.8 cm Tukey); Huber's only downweights them, and at least halves the error (2.7 cm).
+TEST(DecomposeSeries, RobustReweightingRejectsOutlierPairs) {
+  std::vector<io::Date> dates;
+  const io::Date t0 = io::Date::from_ymd(2020, 1, 1);
+  std::vector<int> day_of;
+  for (int d = 0; d <= 114; d += 6) day_of.push_back(d);
+  for (const int d : day_of) dates.push_back(io::Date::from_days_since_epoch(t0.days_since_epoch() + d));
+  auto truth = [](int day) {
+    const double t = day / 365.25;
+    return std::array<double, 3>{0.10 * t, 0.0, -0.03 * t};
+  };
+  const auto asc = los_unit_vector(39.0, -10.0);
+  const auto desc = los_unit_vector(41.0, 190.0);
+  std::vector<SeriesPair> pairs;
+  std::vector<double> values, sigmas;
+  std::vector<std::array<double, 3>> directions;
+  std::vector<int> geometries;
+  std::mt19937 rng(5);
+  int los_pairs = 0, outliers = 0;
+  auto add = [&](int i, int j, std::array<double, 3> d, double sigma, int geometry) {
+    std::normal_distribution<double> noise(0, sigma);
+    const auto a = truth(day_of[i]), b = truth(day_of[j]);
+    double v = 0;
+    for (int k = 0; k < 3; ++k) v += d[k] * (b[k] - a[k]);
+    if (geometry < 2 && ++los_pairs % 8 == 3) {
+      v += 0.05;
+      ++outliers;
+    }
+    pairs.push_back({i, j});
+    values.push_back(v + noise(rng));
+    sigmas.push_back(sigma);
+    directions.push_back(d);
+    geometries.push_back(geometry);
+  };
+  for (int i = 0; i < 20; i += 2) {
+    for (int step = 2; step <= 6; step += 2) {
+      if (i + step < 20) add(i, i + step, asc, 0.003, 0);
+      if (i + 1 + step < 20) add(i + 1, i + 1 + step, desc, 0.003, 1);
+    }
+  }
+  const std::vector<int> optical_dates = {0, 6, 12, 18};
+  for (std::size_t a = 0; a < optical_dates.size(); ++a) {
+    for (std::size_t b = a + 1; b < optical_dates.size(); ++b) {
+      add(optical_dates[a], optical_dates[b], {1, 0, 0}, 0.01, 2);
+      add(optical_dates[a], optical_dates[b], {0, 1, 0}, 0.01, 2);
+    }
+  }
+  ASSERT_GE(outliers, 4);
+  auto worst_error = [&](const CellSeries& s) {
+    double worst = 0;
+    for (int m = 0; m < 20; ++m) {
+      for (const int j : {0, 2}) {
+        worst = std::max(worst, std::abs(s.displacement[j][m] - truth(day_of[m])[j]));
+      }
+    }
+    return worst;
+  };
+  const CellSeries plain = SeriesDecomposer(dates, pairs).solve(values, sigmas, directions, geometries);
+  SeriesOptions tukey;
+  tukey.robust = RobustLoss::kTukey;
+  const CellSeries robust =
+      SeriesDecomposer(dates, pairs, tukey).solve(values, sigmas, directions, geometries);
+  SeriesOptions huber;
+  huber.robust = RobustLoss::kHuber;
+  const CellSeries soft = SeriesDecomposer(dates, pairs, huber).solve(values, sigmas, directions, geometries);
+  std::printf("[4-D robust] %d outlier pairs of %zu: worst E/U error %.4f m plain, %.4f Tukey, %.4f Huber\n",
+              outliers, pairs.size(), worst_error(plain), worst_error(robust), worst_error(soft));
+  EXPECT_GT(worst_error(plain), 0.01);
+  EXPECT_EQ(plain.pairs_downweighted, 0);
+  // Every outlier, and at most a couple of good pairs next to them.
+  EXPECT_GE(robust.pairs_downweighted, outliers);
+  EXPECT_LE(robust.pairs_downweighted, outliers + 2);
+  EXPECT_EQ(robust.flags, 0);
+  for (int m = 0; m < 20; ++m) {
+    for (const int j : {0, 2}) {
+      EXPECT_LT(std::abs(robust.displacement[j][m] - truth(day_of[m])[j]) - 4 * robust.sigma[j][m], 0.005)
+          << "component " << j << " date " << m;
+    }
+  }
+  EXPECT_LT(worst_error(soft), 0.5 * worst_error(plain));
+}
+
 // The 4-D command over files: the scenario of RecoversStepAndTrendFromThreeGeometries written as 6 x 5
 // rasters (one per pair, per-cell noise), a pair table, and the cubes read back: every cell within the same
 // bounds at the last date, all cells resolved, the NetCDF cube written; a bad table is a format error.

@@ -22,6 +22,7 @@
 #include "deforma/core/summary.hpp"
 #include "deforma/io/dates.hpp"
 #include "deforma/io/raster.hpp"
+#include "deforma/timeseries/invert.hpp"
 
 namespace deforma {
 struct RunContext;
@@ -124,8 +125,16 @@ struct SeriesOptions {
   /// median standard deviation of the cell: bridges dates that no pair of some geometry reaches.
   double regularization = 0.05;
   DecomposeOptions geometry;  ///< resolvability (condition limit, north neglected)
+  /// Outlier pairs: none (weighted least squares), or iteratively reweighted least squares with Huber's or
+  /// Tukey's weights on the residuals normalised by each pair's sigma and by their robust scale (1.4826 x
+  /// their median absolute value, at least kSeriesMinRobustScale).
+  RobustLoss robust = RobustLoss::kNone;
   void validate() const;
 };
+
+/// Floor of the robust scale of the normalised residuals: residuals within a tenth of their own sigma are
+/// never taken for outliers, even where the other pairs fit exactly.
+inline constexpr double kSeriesMinRobustScale = 0.1;
 
 /// One cell's series: displacement since the first date per component (NaN where unresolved), 1-sigma,
 /// and the linear velocity per year fitted through it.
@@ -135,6 +144,7 @@ struct CellSeries {
   std::array<double, 3> velocity_per_yr{};
   std::array<double, 3> velocity_sigma_per_yr{};
   int pairs_used = 0;
+  int pairs_downweighted = 0;  ///< with a robust loss: pairs whose final weight is below half their own
   int geometries = 0;
   double condition = 0;
   std::uint8_t flags = 0;  ///< decompose_flag bits
