@@ -505,7 +505,14 @@ std::string new_search_id() {
 
 }  // namespace
 
-std::string Catalog::save_search(json body, const std::string& owner) {
+std::string Catalog::save_search(json body, const std::string& owner, const std::string& wanted_id) {
+  if (!wanted_id.empty() &&
+      (wanted_id.size() > 64 ||
+       wanted_id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                   "0123456789-_") != std::string::npos)) {
+    throw InvalidArgument(
+        fmt::format("search id '{}': expected up to 64 letters, digits, '-' or '_'", wanted_id));
+  }
   if (!body.is_object()) throw InvalidArgument("search: expected a JSON object (a STAC search body)");
   body.erase("token");
   // Refused here, naming the parameter, rather than each time it is run: the body as /search parses it,
@@ -516,13 +523,15 @@ std::string Catalog::save_search(json body, const std::string& owner) {
   const double now_s =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::lock_guard lock(impl_->mutex);
-  const std::string id = new_search_id();
+  const std::string id = wanted_id.empty() ? new_search_id() : wanted_id;
   Statement s(impl_->db,
-              "INSERT INTO catalog_searches(id, owner, public, body, created) VALUES(?, ?, 0, ?, ?)");
+              "INSERT INTO catalog_searches(id, owner, public, body, created) VALUES(?1, ?2, ?3, ?4, ?5) ON "
+              "CONFLICT(id) DO UPDATE SET owner = ?2, public = ?3, body = ?4, created = ?5");
   s.bind(1, id);
   s.bind(2, owner);
-  s.bind(3, body.dump());
-  s.bind(4, now_s);
+  s.bind(3, std::int64_t{owner.empty() ? 1 : 0});
+  s.bind(4, body.dump());
+  s.bind(5, now_s);
   s.step();
   return id;
 }

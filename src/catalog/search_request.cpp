@@ -763,7 +763,7 @@ SearchRequest parse_search_json(const json& body) {
   return r;
 }
 
-SearchRequest parse_search_query(const std::vector<std::pair<std::string, std::string>>& params) {
+json search_query_body(const std::vector<std::pair<std::string, std::string>>& params) {
   json body = json::object();
   std::string filter_lang = "cql2-text";
   for (const auto& [key, v] : params) {
@@ -814,7 +814,11 @@ SearchRequest parse_search_query(const std::vector<std::pair<std::string, std::s
       throw InvalidArgument("filter: filter-lang is cql2-json but the filter is not JSON");
     body["filter"] = f;
   }
-  return parse_search_json(body);
+  return body;
+}
+
+SearchRequest parse_search_query(const std::vector<std::pair<std::string, std::string>>& params) {
+  return parse_search_json(search_query_body(params));
 }
 
 void build_search_conditions(const SearchRequest& r, const Viewer& viewer, SqlQuery& q) {

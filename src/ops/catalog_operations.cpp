@@ -50,7 +50,8 @@ void register_catalog_operations(OperationRegistry& registry) {
     op.description =
         "Walks files and folders and makes one STAC item per scene or product: Sentinel-2 SAFE folders or "
         "zips, "
-        "Landsat MTL scenes, GeoTIFF/COG/JPEG/JP2 rasters (dates from names or metadata), Sentinel-1 GRD "
+        "Landsat MTL scenes, GeoTIFF/COG/JPEG/JP2 rasters (dates from names or metadata) and zips of them "
+        "(read in place), Sentinel-1 GRD "
         "GeoTIFFs with GCPs, deforma's outputs (processing extension from their provenance), EGMS point "
         "products (zip/CSV), and STAC JSON (Item, array, ItemCollection, Collection, Catalog). A file seen "
         "before with the same size and time is not read again; a changed one updates its items. Reports "
@@ -120,10 +121,17 @@ void register_catalog_operations(OperationRegistry& registry) {
             .in_unit("%")
             .between(0, 100),
         ParamDecl::option("limit", ParamType::kInt, "most items printed").defaults_to("10").between(1, 10000),
+        ParamDecl::option("save", ParamType::kString,
+                          "also keep the search under this id (letters, digits, '-', '_'): the service's "
+                          "/searches/ID, its items at /searches/ID/items; saving again replaces it"),
+        ParamDecl::option("owner", ParamType::kString,
+                          "with --save: the user who owns the saved search, private to them (default: "
+                          "catalogue-wide, public)"),
     };
     op.examples = {
         "deforma catalog search --root out/serve --bbox -9,52,-8,53 --datetime 2022-10-01/..",
-        "deforma catalog search --root out/serve --filter \"eo:cloud_cover < 20\" --sortby -datetime"};
+        "deforma catalog search --root out/serve --filter \"eo:cloud_cover < 20\" --sortby -datetime",
+        "deforma catalog search --root out/serve --collections landsat --bbox -142,60,-141,61 --save yahtse"};
     op.run = [](const ParamValues& p, RunContext&) {
       const auto start = std::chrono::steady_clock::now();
       std::vector<std::pair<std::string, std::string>> query;
@@ -134,6 +142,7 @@ void register_catalog_operations(OperationRegistry& registry) {
       if (p.has("aoi-cloud-cover"))
         query.emplace_back("aoi_cloud_cover", fmt::format("{}", p.get_double("aoi-cloud-cover")));
       query.emplace_back("limit", std::to_string(p.get_int("limit")));
+      if (p.has("owner") && !p.has("save")) throw InvalidArgument("--owner: only with --save");
       const auto request = catalog::parse_search_query(query);
       const fs::path database = fs::path(p.get_string("root")) / "service.db";
       std::error_code ec;
@@ -148,6 +157,11 @@ void register_catalog_operations(OperationRegistry& registry) {
       json collection{
           {"type", "FeatureCollection"}, {"features", features}, {"numberReturned", features.size()}};
       if (result.matched >= 0) collection["numberMatched"] = result.matched;
+      if (p.has("save")) {
+        const std::string owner = p.has("owner") ? p.get_string("owner") : std::string();
+        collection["saved_search"] =
+            catalog.save_search(catalog::search_query_body(query), owner, p.get_string("save"));
+      }
       Summary summary;
       summary.operation = "catalog search";
       summary.counts["items"] = static_cast<std::int64_t>(features.size());

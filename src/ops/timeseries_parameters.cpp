@@ -45,7 +45,8 @@ std::vector<ParamDecl> cloud_selection_parameters(const std::string& help_prefix
           "max-cloud", ParamType::kDouble,
           help_prefix + "leave out images whose cloud cover over --aoi (or the whole scene) is above this, "
                         "from each image's cloud mask (Sentinel-2 SCL classes 3, 8, 9, 10; Landsat "
-                        "QA_PIXEL cloud, dilated cloud, cirrus and shadow bits)")
+                        "QA_PIXEL cloud, dilated cloud, cirrus and shadow bits; Collection 1 BQA cloud bit "
+                        "and high cloud, shadow or cirrus confidence)")
           .in_unit("%")
           .between(0, 100),
       ParamDecl::option("aoi", ParamType::kString,

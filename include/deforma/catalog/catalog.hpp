@@ -74,6 +74,10 @@ SearchRequest parse_search_json(const nlohmann::json& body);
 /// A search from GET parameters (name -> raw text, percent-decoded). Same checks as parse_search_json.
 SearchRequest parse_search_query(const std::vector<std::pair<std::string, std::string>>& params);
 
+/// The GET parameters of a search as the equivalent POST /search body (what parse_search_query checks and
+/// a saved search keeps). Throws InvalidArgument naming a malformed parameter.
+nlohmann::json search_query_body(const std::vector<std::pair<std::string, std::string>>& params);
+
 /// A CQL2 text expression as CQL2 JSON. Throws InvalidArgument quoting the text and the position.
 nlohmann::json cql2_text_to_json(const std::string& text);
 
@@ -136,8 +140,10 @@ class Catalog {
 
   // ---------------------------------------------------------------- saved searches
   /// Keeps `body` (a STAC search, checked by parse_search_json: InvalidArgument naming the parameter) as a
-  /// search of `owner`, private; returns its new id. A paging `token` in the body is not kept.
-  std::string save_search(nlohmann::json body, const std::string& owner);
+  /// search of `owner`, private (public when `owner` is empty, as catalogue-wide items are); returns its
+  /// id: `id` when given (letters, digits, '-', '_'; a search of that id is replaced), else a new one. A
+  /// paging `token` in the body is not kept.
+  std::string save_search(nlohmann::json body, const std::string& owner, const std::string& id = "");
   /// A saved search the viewer may read (their own, a published one, any for an admin); nullopt otherwise,
   /// exactly as for an id that does not exist.
   std::optional<SavedSearch> saved_search(const std::string& id, const Viewer& viewer);
