@@ -438,6 +438,10 @@ Summary run_survey(const SurveyOptions& options, RunContext& context) {
   io::Date first_date = tracks[usable.front()].front()->scene.image.date, last_date = first_date;
   for (std::size_t t = 0; t < usable.size(); ++t) {
     const std::string& track = usable[t];
+    if (cancellation_requested() || (context.progress && context.progress->cancelled()) ||
+        (context.stop && context.stop->load())) {
+      throw Cancelled(fmt::format("survey: cancelled before track {} ({} of {})", track, t + 1, usable.size()));
+    }
     const fs::path dir = out / "tracks" / track_folder(track);
     fs::create_directories(dir, ec);
     std::ostringstream manifest;
