@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/statistics.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
 #include "deforma/io/stream.hpp"
@@ -176,11 +177,9 @@ struct TestPass {
   int halo_px() const { return o.median_radius; }
 };
 
+// The automatic stable ground's thresholds: 0 when there is no candidate (nothing is selected then).
 double quantile_of(std::vector<float> v, double q) {
-  if (v.empty()) return 0.0;
-  const auto k = static_cast<std::size_t>(std::clamp(q, 0.0, 1.0) * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
+  return v.empty() ? 0.0 : percentile_in_place(v, q);
 }
 
 }  // namespace
@@ -514,7 +513,7 @@ Summary filter_result(const FilterRun& run) {
                     {"stable_nodes", stable_nodes}};
   summary.details = filter_record;
   summary.outputs = {run.output};
-  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  summary.seconds = seconds_since(started);
   if (counts.valid_in > 0 && counts.valid_out < counts.valid_in / 2) {
     summary.warnings.push_back(fmt::format("more than half of the valid nodes were rejected ({} of {})",
                                            counts.valid_in - counts.valid_out, counts.valid_in));

@@ -7,6 +7,7 @@
 #include <Eigen/Dense>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/statistics.hpp"
 #include "deforma/filter/filter.hpp"
 #include "filter/nodes.hpp"
 
@@ -16,19 +17,6 @@ using detail::has;
 using detail::measured;
 using detail::usable;
 
-namespace {
-
-double median_of(std::vector<double>& v) {
-  const std::size_t n = v.size();
-  auto mid = v.begin() + static_cast<std::ptrdiff_t>(n / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  double m = *mid;
-  if (n % 2 == 0) m = 0.5 * (m + *std::max_element(v.begin(), mid));
-  return m;
-}
-
-}  // namespace
-
 bool is_valid_node(const FieldWindow& f, int col, int row) {
   return measured(f.flag(col, row)) && usable(f.dx_px(col, row)) && usable(f.dy_px(col, row));
 }
@@ -37,9 +25,9 @@ void median_nmad(std::vector<double> values, double& median, double& nmad) {
   median = 0;
   nmad = 0;
   if (values.empty()) return;
-  median = median_of(values);
+  median = median_in_place(values);
   for (auto& v : values) v = std::abs(v - median);
-  nmad = 1.4826 * median_of(values);
+  nmad = 1.4826 * median_in_place(values);
 }
 
 GridF flag_outliers(const FieldWindow& f, const io::Window& core, const FilterOptions& o,
@@ -106,9 +94,9 @@ GridF flag_outliers(const FieldWindow& f, const io::Window& core, const FilterOp
           // per component; a vector is rejected when the norm of the two normalized residuals exceeds the
           // threshold.
           auto normalized_residual = [&](std::vector<double>& values, double centre) {
-            const double med = median_of(values);
+            const double med = median_in_place(values);
             for (auto& v : values) v = std::abs(v - med);
-            const double residual_median = median_of(values);
+            const double residual_median = median_in_place(values);
             return std::abs(centre - med) / (residual_median + o.median_epsilon_px);
           };
           const double rx = normalized_residual(nx, f.dx_px(c, r));
