@@ -25,6 +25,7 @@
 #include "catalog/internal.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/core/text.hpp"
 #include "deforma/egms/product.hpp"
 #include "deforma/io/dates.hpp"
 #include "deforma/pipeline/stac.hpp"
@@ -434,12 +435,8 @@ std::map<std::string, std::string> read_mtl(const std::string& path) {
   while (std::getline(in, line)) {
     const auto eq = line.find('=');
     if (eq == std::string::npos) continue;
-    auto trim = [](std::string s) {
-      s.erase(0, s.find_first_not_of(" \t\""));
-      s.erase(s.find_last_not_of(" \t\"\r") + 1);
-      return s;
-    };
-    const std::string key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
+    const std::string_view text(line);
+    const std::string key(trim(text.substr(0, eq), " \t\r\"")), value(trim(text.substr(eq + 1), " \t\r\""));
     if (key != "GROUP" && key != "END_GROUP" && !out.count(key)) out[key] = value;
   }
   return out;

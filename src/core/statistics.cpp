@@ -13,6 +13,14 @@ double percentile_in_place(std::vector<float>& values, double p) {
   return values[k];
 }
 
+double median_in_place(std::vector<double>& values) {
+  if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
+  const auto mid = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
+  std::nth_element(values.begin(), mid, values.end());
+  if (values.size() % 2 == 1) return *mid;
+  return 0.5 * (*mid + *std::max_element(values.begin(), mid));
+}
+
 double nmad_of(const std::vector<float>& values, double median) {
   if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
   std::vector<float> deviations;

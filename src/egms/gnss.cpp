@@ -197,10 +197,6 @@ struct RunningStats {
   }
 };
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 }  // namespace
 
 GnssModel GnssModel::read(const std::string& path) {

@@ -502,7 +502,7 @@ Summary run_ortho(const std::string& ascending, const std::string& descending,
       results.size(), ortho.cell_size_m, width, height, grid.size(), format_yyyymmdd(grid.front()),
       format_yyyymmdd(grid.back()), range_or_none(min_up, max_up, sum_up, valid_up),
       range_or_none(min_east, max_east, sum_east, valid_east), cells_single_geometry, cells_too_few);
-  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.seconds = seconds_since(start);
   return summary;
 }
 

@@ -21,6 +21,8 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/core/text.hpp"
+#include "deforma/io/dates.hpp"
 #include "egms/line_reader.hpp"
 
 namespace deforma::egms {
@@ -34,21 +36,9 @@ std::string lower(std::string s) {
   return s;
 }
 
+// Fields and header names lose their spaces, tabs, quotes and a line's trailing carriage return.
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '"')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '"'))
-    s.remove_suffix(1);
-  return s;
-}
-
-// Days from civil (proleptic Gregorian), after H. Hinnant's public-domain algorithm description.
-int days_from_civil(int y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int>(doe) - 719468;
+  return deforma::trim(s, " \t\r\"");
 }
 
 std::string xml_tag(const std::string& xml, const std::string& tag) {
@@ -237,24 +227,15 @@ std::optional<int> parse_yyyymmdd(std::string_view text) {
   const int m = (text[4] - '0') * 10 + (text[5] - '0');
   const int d = (text[6] - '0') * 10 + (text[7] - '0');
   if (y < 1900 || m < 1 || m > 12 || d < 1 || d > 31) return std::nullopt;
-  const int days = days_from_civil(y, static_cast<unsigned>(m), static_cast<unsigned>(d));
-  // Reject 20210230 and the like: the day must survive the round trip.
-  if (format_yyyymmdd(days) != text) return std::nullopt;
-  return days;
+  try {
+    return static_cast<int>(io::Date::from_ymd(y, m, d).days_since_epoch());
+  } catch (const InvalidArgument&) {
+    return std::nullopt;  // 20210230 and the like
+  }
 }
 
 std::string format_yyyymmdd(int z) {
-  z += 719468;
-  const int era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int y = static_cast<int>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  y += m <= 2;
-  return fmt::format("{:04d}{:02d}{:02d}", y, m, d);
+  return io::Date::from_days_since_epoch(z).compact();
 }
 
 nlohmann::json ProductMetadata::to_json() const {

@@ -16,6 +16,7 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/operation.hpp"
+#include "deforma/core/statistics.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/raster.hpp"
 #include "deforma/render/plot.hpp"
@@ -25,14 +26,6 @@ namespace deforma::filter {
 namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kPi = 3.14159265358979323846;
-
-double median_of(std::vector<double> v) {
-  if (v.empty()) return kNaN;
-  const auto mid = v.begin() + static_cast<long>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  if (v.size() % 2 == 1) return *mid;
-  return 0.5 * (*mid + *std::max_element(v.begin(), mid));
-}
 
 struct LineFit {
   double intercept = kNaN;

@@ -1,92 +1,17 @@
-#include <algorithm>
 #include <chrono>
-#include <cmath>
-#include <limits>
 
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/io/band_statistics.hpp"
 #include "deforma/io/cog_writer.hpp"
+#include "deforma/io/copy_to_cog.hpp"
 #include "deforma/io/raster.hpp"
-#include "deforma/io/stream.hpp"
-#include "deforma/io/tiles.hpp"
 #include "ops/io_parameters.hpp"
 #include "ops/registration.hpp"
 
 namespace deforma::ops {
 namespace {
-
-// `cog`'s kernel: one band copied window by window, invalid pixels set to the output's nodata.
-struct CopyBand {
-  static constexpr int kHaloPx = 0;
-  static constexpr double kBytesPerPixel = sizeof(float) + 1;  // values and validity, modified in place
-  const io::Raster& raster;
-  int band = 1;         // of the input
-  int output_band = 1;  // of the COG
-  io::CogWriter& writer;
-  std::int64_t& valid;
-  std::int64_t& invalid;
-
-  using Input = io::BandWindow;
-  struct Output {
-    GridF values;
-    std::int64_t valid = 0, invalid = 0;
-  };
-  struct Scratch {};
-
-  Input read(const io::Tile& tile) const { return raster.read(band, tile.core); }
-  Output compute(const io::Tile&, Input& window, Scratch&) const {
-    Output out;
-    for (std::size_t i = 0; i < window.values.size(); ++i) {
-      if (window.valid.data()[i]) {
-        ++out.valid;
-      } else {
-        window.values.data()[i] = -9999.f;
-        ++out.invalid;
-      }
-    }
-    out.values = std::move(window.values);
-    return out;
-  }
-  void write(const io::Tile& tile, Output& out) const {
-    writer.write(output_band, tile.core, out.values);
-    valid += out.valid;
-    invalid += out.invalid;
-  }
-};
-
-// `stats`' kernel: the moments of a band, per window, merged in window order.
-struct BandMoments {
-  static constexpr double kBytesPerPixel = sizeof(float) + 1;
-  struct Moments {
-    std::int64_t n = 0, total = 0;
-    double sum = 0, sum_sq = 0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
-  };
-  const io::Raster& raster;
-  int band = 1;
-  Moments total;
-
-  using Input = io::BandWindow;
-  using Output = Moments;
-  struct Scratch {};
-
-  Input read(const io::Tile& tile) const { return raster.read(band, tile.core); }
-  Output compute(const io::Tile&, Input& window, Scratch&) const {
-    Moments m;
-    for (std::size_t i = 0; i < window.values.size(); ++i) {
-      ++m.total;
-      if (!window.valid.data()[i]) continue;
-      const double v = window.values.data()[i];
-      ++m.n, m.sum += v, m.sum_sq += v * v, m.lo = std::min(m.lo, v), m.hi = std::max(m.hi, v);
-    }
-    return m;
-  }
-  void write(const io::Tile&, Output& m) {
-    total.n += m.n, total.total += m.total, total.sum += m.sum, total.sum_sq += m.sum_sq;
-    total.lo = std::min(total.lo, m.lo), total.hi = std::max(total.hi, m.hi);
-  }
-};
-
 
 OperationDecl info_operation() {
   OperationDecl op;
@@ -149,61 +74,25 @@ OperationDecl cog_operation() {
     const auto start = std::chrono::steady_clock::now();
     const std::string input = params.get_string("input");
     const std::string output = params.get_string("output");
-    const io::Raster raster = io::Raster::open(input);
-    const auto& info = raster.info();
-    std::vector<int> bands;
-    if (params.has("band")) {
-      const int band = static_cast<int>(params.get_int("band"));
-      raster.check_band(band);
-      bands.push_back(band);
-    } else {
-      for (int b = 1; b <= info.band_count(); ++b) bands.push_back(b);
-    }
-    std::vector<io::OutputBand> out_bands;
-    for (int b : bands) {
-      io::OutputBand ob;
-      ob.description = info.bands[b - 1].description.empty() ? fmt::format("band_{}", b) : info.bands[b - 1].description;
-      ob.unit = info.bands[b - 1].unit;
-      ob.nodata = -9999.0;
-      out_bands.push_back(ob);
-    }
-    io::Provenance provenance;
-    provenance.command_line = context.command_line;
-    provenance.parameters = params.to_json();
-    provenance.inputs = {input};
-    io::CogOptions cog_options = cog.defaults();
-    cog.apply(params, cog_options);
-    cog_options.validate();
-    io::CogWriter writer(output, info.width, info.height, out_bands, info.geotransform, info.crs_wkt, provenance,
-                         cog_options);
-
-    io::StreamOptions stream;
-    stream.width = info.width;
-    stream.height = info.height;
-    stream.block_width = info.bands[bands.front() - 1].block_width;
-    stream.block_height = info.bands[bands.front() - 1].block_height;
-    stream.ram_budget_mb = context.ram_budget_mb;
-    stream.threads = context.threads;
-    const io::StreamPlan plan = io::plan_stream(stream, CopyBand::kHaloPx, CopyBand::kBytesPerPixel);
-
-    auto& progress = progress_or_null(context.progress);
-    progress.start("cog", plan.windows.size() * bands.size());
-    std::int64_t valid = 0, invalid = 0;
-    for (std::size_t k = 0; k < bands.size(); ++k) {
-      CopyBand copy{raster, bands[k], static_cast<int>(k) + 1, writer, valid, invalid};
-      if (!io::for_each_window(plan, copy, &progress)) {
-        throw Cancelled(fmt::format("{}: cancelled; no output written", output));
-      }
-    }
-    progress.finish();
-    writer.finish();
-    const auto& tiles = plan.windows;
+    io::CopyToCogOptions copy;
+    copy.input = input;
+    copy.output = output;
+    if (params.has("band")) copy.band = static_cast<int>(params.get_int("band"));
+    copy.provenance.command_line = context.command_line;
+    copy.provenance.parameters = params.to_json();
+    copy.provenance.inputs = {input};
+    copy.cog = cog.defaults();
+    cog.apply(params, copy.cog);
+    copy.ram_budget_mb = context.ram_budget_mb;
+    copy.threads = context.threads;
+    copy.progress = context.progress;
+    const io::CopyToCogSummary copied = io::copy_to_cog(copy);
     Summary summary;
     summary.operation = "cog";
-    summary.counts["bands"] = static_cast<std::int64_t>(bands.size());
-    summary.counts["tiles"] = static_cast<std::int64_t>(tiles.size());
-    summary.counts["valid_pixels"] = valid;
-    summary.counts["nodata_pixels"] = invalid;
+    summary.counts["bands"] = copied.bands;
+    summary.counts["tiles"] = static_cast<std::int64_t>(copied.windows);
+    summary.counts["valid_pixels"] = copied.valid_pixels;
+    summary.counts["nodata_pixels"] = copied.nodata_pixels;
     summary.outputs = {output};
     summary.seconds = seconds_since(start);
     return summary;
@@ -226,34 +115,20 @@ OperationDecl stats_operation() {
   op.run = [](const ParamValues& params, RunContext& context) {
     const auto start = std::chrono::steady_clock::now();
     const std::string path = params.get_string("file");
-    const io::Raster raster = io::Raster::open(path);
-    const int band = static_cast<int>(params.get_int("band"));
-    raster.check_band(band);
-    const auto& info = raster.info();
-    io::StreamOptions stream;
-    stream.width = info.width;
-    stream.height = info.height;
-    stream.block_width = info.bands[band - 1].block_width;
-    stream.block_height = info.bands[band - 1].block_height;
-    stream.ram_budget_mb = context.ram_budget_mb;
-    stream.threads = context.threads;
-    const io::StreamPlan plan = io::plan_stream(stream, 0, BandMoments::kBytesPerPixel);
-    auto& progress = progress_or_null(context.progress);
-    progress.start("stats", plan.windows.size());
-    BandMoments moments{raster, band, {}};
-    if (!io::for_each_window(plan, moments, &progress)) {
-      throw Cancelled(fmt::format("stats {}: cancelled", path));
-    }
-    progress.finish();
-    const std::int64_t n = moments.total.n, total = moments.total.total;
-    const double sum = moments.total.sum, sum_sq = moments.total.sum_sq, lo = moments.total.lo,
-                 hi = moments.total.hi;
+    io::BandStatisticsOptions options;
+    options.path = path;
+    options.band = static_cast<int>(params.get_int("band"));
+    options.ram_budget_mb = context.ram_budget_mb;
+    options.threads = context.threads;
+    options.progress = context.progress;
+    const int band = options.band;
+    const io::BandStatistics stats = io::band_statistics(options);
+    const std::int64_t n = stats.valid, total = stats.pixels;
+    const double lo = stats.min, hi = stats.max, mean = stats.mean, stddev = stats.stddev;
     Summary summary;
     summary.operation = "stats";
     summary.counts["pixels"] = total;
     summary.counts["valid_pixels"] = n;
-    const double mean = n ? sum / n : std::nan("");
-    const double stddev = n ? std::sqrt(std::max(0.0, sum_sq / n - mean * mean)) : std::nan("");
     // An empty band has no statistics: null, not a 0 that reads as a measurement.
     auto stat = [n](double v) { return n ? nlohmann::json(v) : nlohmann::json(nullptr); };
     summary.details = {{"file", path},    {"band", band},    {"valid_fraction", total ? double(n) / total : 0.0},

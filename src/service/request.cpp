@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/text.hpp"
 
 namespace deforma::service {
 
@@ -109,19 +110,12 @@ bool inside(const fs::path& path, const fs::path& root) {
   return true;
 }
 
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  std::size_t i = 0;
-  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-  return s.substr(i);
-}
-
 std::vector<std::string> split(const std::string& text, char sep) {
   std::vector<std::string> out;
   std::stringstream ss(text);
   std::string part;
   while (std::getline(ss, part, sep)) {
-    part = trim(part);
+    part = std::string(trim(part));
     if (!part.empty()) out.push_back(part);
   }
   return out;

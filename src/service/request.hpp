@@ -63,7 +63,6 @@ std::string output_file_name(const ParamDecl& p);
 /// Whether `path` lies inside `root` (both already canonical).
 bool inside(const std::filesystem::path& path, const std::filesystem::path& root);
 
-std::string trim(std::string s);
 /// The non-empty, trimmed parts of `text` between `sep`.
 std::vector<std::string> split(const std::string& text, char sep);
 

@@ -29,6 +29,7 @@
 
 #include "deforma/catalog/catalog.hpp"
 #include "deforma/core/error.hpp"
+#include "deforma/core/text.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
 #include "deforma/ops.hpp"
@@ -187,7 +188,7 @@ struct Server::Impl {
     if (auth.size() <= scheme.size() || auth.compare(0, scheme.size(), scheme) != 0) {
       fail(401, "Unauthorized", "this request needs an API key: 'Authorization: Bearer KEY'");
     }
-    auto user = store->authenticate(trim(auth.substr(scheme.size())));
+    auto user = store->authenticate(std::string(trim(std::string_view(auth).substr(scheme.size()))));
     if (!user) fail(401, "Unauthorized", "the API key is not valid");
     return *user;
   }

@@ -17,6 +17,16 @@ TEST(Statistics, PercentileAndNmadOfSmallSets) {
   EXPECT_TRUE(std::isnan(percentile_of({}, 0.5)));
 }
 
+TEST(Statistics, MedianAveragesTheTwoMiddleValuesOfAnEvenCount) {
+  EXPECT_DOUBLE_EQ(median_of({5, 1, 4, 2, 3}), 3.0);
+  EXPECT_DOUBLE_EQ(median_of({4, 1, 3, 2}), 2.5);
+  EXPECT_DOUBLE_EQ(median_of({-7}), -7.0);
+  EXPECT_TRUE(std::isnan(median_of({})));
+  std::vector<double> in_place = {9, 8, 1, 2};
+  EXPECT_DOUBLE_EQ(median_in_place(in_place), 5.0);
+  EXPECT_EQ(in_place.size(), 4u);
+}
+
 TEST(Statistics, ReservoirIsExactUpToItsCapacityAndBoundedBeyond) {
   Reservoir<float> small(100);
   for (int i = 0; i < 100; ++i) small.add(static_cast<float>(i));

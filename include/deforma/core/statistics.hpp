@@ -14,6 +14,13 @@ double percentile_in_place(std::vector<float>& values, double p);
 /// The same on a copy.
 inline double percentile_of(std::vector<float> values, double p) { return percentile_in_place(values, p); }
 
+/// The median of `values` (reordered in place): the middle value, or the mean of the two middle values for
+/// an even count; NaN when empty.
+double median_in_place(std::vector<double>& values);
+
+/// The same on a copy.
+inline double median_of(std::vector<double> values) { return median_in_place(values); }
+
 /// Normalized median absolute deviation about `median`: 1.4826 median |v - median|; NaN when empty.
 double nmad_of(const std::vector<float>& values, double median);
 

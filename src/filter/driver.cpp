@@ -1,413 +1,28 @@
+// filter_result(): the filter's kernels streamed over a correlation result in two passes (test and
+// collect stable ground; fit, correct and write).
 #include "deforma/filter/filter.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <map>
 #include <optional>
 
 #include <fmt/format.h>
-#include <gdal_priv.h>
-#include <spdlog/spdlog.h>
-#include <Eigen/Dense>
 
 #include "deforma/core/error.hpp"
-#include "deforma/core/log.hpp"
+#include "deforma/core/statistics.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
 #include "deforma/io/stream.hpp"
 #include "deforma/io/tiles.hpp"
-#include "deforma/io/vector.hpp"
+#include "filter/nodes.hpp"
 
 namespace deforma::filter {
 
-const char* to_string(RampModel model) {
-  switch (model) {
-    case RampModel::kNone:
-      return "none";
-    case RampModel::kBias:
-      return "bias";
-    case RampModel::kPlane:
-      return "plane";
-    case RampModel::kQuadratic:
-      return "quadratic";
-  }
-  return "none";
-}
-
-RampModel parse_ramp_model(const std::string& text, const std::string& parameter) {
-  if (text == "none") return RampModel::kNone;
-  if (text == "bias") return RampModel::kBias;
-  if (text == "plane") return RampModel::kPlane;
-  if (text == "quadratic") return RampModel::kQuadratic;
-  throw InvalidArgument(
-      fmt::format("parameter --{}: '{}' is not one of none, bias, plane, quadratic", parameter, text));
-}
-
-void FilterOptions::validate() const {
-  if (!(min_snr >= 0)) throw InvalidArgument(fmt::format("parameter --min-snr: {} must be >= 0", min_snr));
-  if (!(min_corr >= 0 && min_corr <= 1)) {
-    throw InvalidArgument(fmt::format("parameter --min-corr: {} must be in [0, 1]", min_corr));
-  }
-  if (median_radius < 1 || median_radius > 10) {
-    throw InvalidArgument(fmt::format("parameter --median-radius: {} must be in 1..10 nodes", median_radius));
-  }
-  if (!(median_threshold > 0)) {
-    throw InvalidArgument(fmt::format("parameter --median-threshold: {} must be > 0", median_threshold));
-  }
-  if (!(median_epsilon_px >= 0)) {
-    throw InvalidArgument(fmt::format("parameter --median-epsilon: {} px must be >= 0", median_epsilon_px));
-  }
-  const int max_neighbours = (2 * median_radius + 1) * (2 * median_radius + 1) - 1;
-  if (median_min_neighbours < 1 || median_min_neighbours > max_neighbours) {
-    throw InvalidArgument(fmt::format("parameter --median-min-neighbours: {} must be in 1..{} for radius {}",
-                                      median_min_neighbours, max_neighbours, median_radius));
-  }
-  if (!(max_displacement_px >= 0)) {
-    throw InvalidArgument(
-        fmt::format("parameter --max-displacement: {} px must be >= 0", max_displacement_px));
-  }
-  if (!(max_displacement_m >= 0)) {
-    throw InvalidArgument(fmt::format("parameter --max-velocity: {} m must be >= 0", max_displacement_m));
-  }
-  if (!(max_velocity_per_yr >= 0)) {
-    throw InvalidArgument(fmt::format("parameter --max-velocity: {} must be >= 0", max_velocity_per_yr));
-  }
-  if (!(days >= 0)) throw InvalidArgument(fmt::format("parameter --days: {} must be > 0", days));
-  if ((stable == StableSource::kPolygons || stable == StableSource::kMask) && stable_path.empty()) {
-    throw InvalidArgument(
-        "parameter --stable: a polygon or mask file is needed for this stable-ground source");
-  }
-  if (ramp != RampModel::kNone && stable == StableSource::kNone) {
-    throw InvalidArgument(fmt::format(
-        "parameter --ramp: '{}' needs stable ground (--stable FILE, --stable-mask FILE or --auto-stable)",
-        to_string(ramp)));
-  }
-  if (!(auto_corr_quantile >= 0 && auto_corr_quantile < 1)) {
-    throw InvalidArgument(
-        fmt::format("parameter --auto-corr-quantile: {} must be in [0, 1)", auto_corr_quantile));
-  }
-  if (!(auto_fraction > 0 && auto_fraction <= 1)) {
-    throw InvalidArgument(fmt::format("parameter --auto-fraction: {} must be in (0, 1]", auto_fraction));
-  }
-  if (robust_iterations < 1) throw InvalidArgument("parameter --robust-iterations: must be >= 1");
-  if (!(robust_k > 0)) throw InvalidArgument("parameter --robust-k: must be > 0");
-  if (max_stable_samples < 10) throw InvalidArgument("max_stable_samples: must be >= 10");
-}
-
-FilterCounts& FilterCounts::operator+=(const FilterCounts& o) {
-  nodes += o.nodes;
-  valid_in += o.valid_in;
-  low_snr += o.low_snr;
-  low_corr += o.low_corr;
-  above_max += o.above_max;
-  median_rejected += o.median_rejected;
-  median_untested += o.median_untested;
-  valid_out += o.valid_out;
-  return *this;
-}
-
-namespace {
-
-bool usable(float v) {
-  return std::isfinite(v) && v != kNodata;
-}
-
-bool has(const GridF& g) {
-  return !g.empty();
-}
-
-// A node with a displacement: flag 0, or 16 (valid, translation only: correlate --shape affine kept the
-// translation there).
-bool measured(float flag) {
-  return io::product::is_measured(flag);
-}
-
-double median_of(std::vector<double>& v) {
-  const std::size_t n = v.size();
-  auto mid = v.begin() + static_cast<std::ptrdiff_t>(n / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  double m = *mid;
-  if (n % 2 == 0) m = 0.5 * (m + *std::max_element(v.begin(), mid));
-  return m;
-}
-
-}  // namespace
-
-bool is_valid_node(const FieldWindow& f, int col, int row) {
-  return measured(f.flag(col, row)) && usable(f.dx_px(col, row)) && usable(f.dy_px(col, row));
-}
-
-void median_nmad(std::vector<double> values, double& median, double& nmad) {
-  median = 0;
-  nmad = 0;
-  if (values.empty()) return;
-  median = median_of(values);
-  for (auto& v : values) v = std::abs(v - median);
-  nmad = 1.4826 * median_of(values);
-}
-
-GridF flag_outliers(const FieldWindow& f, const io::Window& core, const FilterOptions& o,
-                    FilterCounts& counts) {
-  const int w = f.dx_px.width(), h = f.dx_px.height();
-  GridF flags = f.flag;
-  // Thresholds first, over the whole window: the median test's neighbours are the nodes that pass them.
-  for (int r = 0; r < h; ++r) {
-    for (int c = 0; c < w; ++c) {
-      const bool in_core =
-          c >= core.col && c < core.col + core.width && r >= core.row && r < core.row + core.height;
-      if (in_core) ++counts.nodes;
-      if (!is_valid_node(f, c, r)) continue;
-      if (in_core) ++counts.valid_in;
-      NodeFlag verdict = NodeFlag::kValid;
-      if (o.min_snr > 0 && has(f.snr) && !(f.snr(c, r) >= o.min_snr)) {
-        verdict = NodeFlag::kLowSnr;
-      } else if (o.min_corr > 0 && has(f.corr) && !(f.corr(c, r) >= o.min_corr)) {
-        verdict = NodeFlag::kLowCorrelation;
-      } else if (o.max_displacement_px > 0 &&
-                 std::hypot(f.dx_px(c, r), f.dy_px(c, r)) > o.max_displacement_px) {
-        verdict = NodeFlag::kAboveMaxDisplacement;
-      } else if (o.max_displacement_m > 0 && has(f.east_m) && has(f.north_m) && usable(f.east_m(c, r)) &&
-                 usable(f.north_m(c, r)) &&
-                 std::hypot(f.east_m(c, r), f.north_m(c, r)) > o.max_displacement_m) {
-        verdict = NodeFlag::kAboveMaxDisplacement;
-      }
-      if (verdict == NodeFlag::kValid) continue;
-      flags(c, r) = static_cast<float>(verdict);
-      if (!in_core) continue;
-      if (verdict == NodeFlag::kLowSnr) ++counts.low_snr;
-      if (verdict == NodeFlag::kLowCorrelation) ++counts.low_corr;
-      if (verdict == NodeFlag::kAboveMaxDisplacement) ++counts.above_max;
-    }
-  }
-  auto passes = [&](int c, int r) {
-    return measured(flags(c, r)) && usable(f.dx_px(c, r)) && usable(f.dy_px(c, r));
-  };
-  // The median test reads the thresholded flags and writes its verdicts apart, so that a rejection does
-  // not change its neighbours' tests (the result does not depend on the visiting order).
-  GridF result = flags;
-  std::vector<double> nx, ny;
-  const int rad = o.median_radius;
-  nx.reserve(static_cast<std::size_t>((2 * rad + 1) * (2 * rad + 1)));
-  ny.reserve(nx.capacity());
-  for (int r = core.row; r < core.row + core.height; ++r) {
-    for (int c = core.col; c < core.col + core.width; ++c) {
-      if (!passes(c, r)) continue;
-      if (o.median_test) {
-        nx.clear();
-        ny.clear();
-        for (int rr = std::max(0, r - rad); rr <= std::min(h - 1, r + rad); ++rr) {
-          for (int cc = std::max(0, c - rad); cc <= std::min(w - 1, c + rad); ++cc) {
-            if ((cc == c && rr == r) || !passes(cc, rr)) continue;
-            nx.push_back(f.dx_px(cc, rr));
-            ny.push_back(f.dy_px(cc, rr));
-          }
-        }
-        if (static_cast<int>(nx.size()) < o.median_min_neighbours) {
-          ++counts.median_untested;
-        } else {
-          // Westerweel & Scarano (2005): the residual of the centre vector to the neighbours' median,
-          // normalized by the neighbours' own median residual plus epsilon (the measurement noise level),
-          // per component; a vector is rejected when the norm of the two normalized residuals exceeds the
-          // threshold.
-          auto normalized_residual = [&](std::vector<double>& values, double centre) {
-            const double med = median_of(values);
-            for (auto& v : values) v = std::abs(v - med);
-            const double residual_median = median_of(values);
-            return std::abs(centre - med) / (residual_median + o.median_epsilon_px);
-          };
-          const double rx = normalized_residual(nx, f.dx_px(c, r));
-          const double ry = normalized_residual(ny, f.dy_px(c, r));
-          if (std::hypot(rx, ry) > o.median_threshold) {
-            result(c, r) = static_cast<float>(NodeFlag::kMedianTest);
-            ++counts.median_rejected;
-            continue;
-          }
-        }
-      }
-      ++counts.valid_out;
-    }
-  }
-  return result;
-}
-
-double RampFit::evaluate(double x, double y) const {
-  if (coefficients.empty()) return 0.0;
-  double v = coefficients[0];
-  if (coefficients.size() >= 3) v += coefficients[1] * x + coefficients[2] * y;
-  if (coefficients.size() >= 6)
-    v += coefficients[3] * x * x + coefficients[4] * x * y + coefficients[5] * y * y;
-  return v;
-}
-
-nlohmann::json RampFit::to_json() const {
-  return {{"model", to_string(model)},
-          {"coefficients", coefficients},
-          {"coordinates", "x = 2 (col + 0.5) / width - 1, y = 2 (row + 0.5) / height - 1 (node grid)"},
-          {"samples", samples},
-          {"used", used},
-          {"median_before", median_before},
-          {"nmad_before", nmad_before},
-          {"median_after", median_after},
-          {"nmad_after", nmad_after}};
-}
-
-RampFit fit_ramp(const std::vector<StableSample>& samples, RampModel model, int robust_iterations,
-                 double robust_k) {
-  RampFit fit;
-  fit.model = model;
-  fit.samples = static_cast<std::int64_t>(samples.size());
-  std::vector<double> raw;
-  raw.reserve(samples.size());
-  for (const auto& s : samples) raw.push_back(s.value);
-  median_nmad(raw, fit.median_before, fit.nmad_before);
-  if (model == RampModel::kNone) {
-    fit.used = fit.samples;
-    fit.median_after = fit.median_before;
-    fit.nmad_after = fit.nmad_before;
-    return fit;
-  }
-  const int terms = model == RampModel::kBias ? 1 : (model == RampModel::kPlane ? 3 : 6);
-  if (static_cast<int>(samples.size()) < terms) {
-    throw NumericalError(
-        fmt::format("stable-ground correction: {} stable nodes for a {} fit with {} coefficients",
-                    samples.size(), to_string(model), terms));
-  }
-  auto row_of = [&](const StableSample& s, double* out) {
-    out[0] = 1.0;
-    if (terms >= 3) {
-      out[1] = s.x;
-      out[2] = s.y;
-    }
-    if (terms >= 6) {
-      out[3] = s.x * s.x;
-      out[4] = s.x * s.y;
-      out[5] = s.y * s.y;
-    }
-  };
-  std::vector<char> keep(samples.size(), 1);
-  Eigen::VectorXd coef = Eigen::VectorXd::Zero(terms);
-  std::vector<double> residuals(samples.size());
-  for (int iteration = 0; iteration < robust_iterations; ++iteration) {
-    const auto kept = static_cast<Eigen::Index>(std::count(keep.begin(), keep.end(), 1));
-    if (kept < terms) break;
-    Eigen::MatrixXd a(kept, terms);
-    Eigen::VectorXd b(kept);
-    Eigen::Index k = 0;
-    double terms_of_row[6];
-    for (std::size_t i = 0; i < samples.size(); ++i) {
-      if (!keep[i]) continue;
-      row_of(samples[i], terms_of_row);
-      for (int j = 0; j < terms; ++j) a(k, j) = terms_of_row[j];
-      b(k) = samples[i].value;
-      ++k;
-    }
-    coef = a.colPivHouseholderQr().solve(b);
-    for (std::size_t i = 0; i < samples.size(); ++i) {
-      row_of(samples[i], terms_of_row);
-      double predicted = 0;
-      for (int j = 0; j < terms; ++j) predicted += terms_of_row[j] * coef(j);
-      residuals[i] = samples[i].value - predicted;
-    }
-    std::vector<double> kept_residuals;
-    for (std::size_t i = 0; i < samples.size(); ++i) {
-      if (keep[i]) kept_residuals.push_back(residuals[i]);
-    }
-    double med = 0, nmad = 0;
-    median_nmad(kept_residuals, med, nmad);
-    if (nmad <= 0) break;
-    std::vector<char> next(samples.size());
-    for (std::size_t i = 0; i < samples.size(); ++i) {
-      next[i] = std::abs(residuals[i] - med) <= robust_k * nmad ? 1 : 0;
-    }
-    if (next == keep || std::count(next.begin(), next.end(), 1) < terms) break;
-    keep = std::move(next);
-  }
-  fit.coefficients.assign(coef.data(), coef.data() + terms);
-  std::vector<double> after;
-  for (std::size_t i = 0; i < samples.size(); ++i) {
-    if (keep[i]) after.push_back(samples[i].value - fit.evaluate(samples[i].x, samples[i].y));
-  }
-  fit.used = static_cast<std::int64_t>(after.size());
-  median_nmad(after, fit.median_after, fit.nmad_after);
-  return fit;
-}
-
-namespace {
-
-bool opens_as_raster(const std::string& path) {
-  ensure_gdal_initialized();
-  CPLPushErrorHandler(CPLQuietErrorHandler);
-  GDALDatasetH h = GDALOpenEx(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY, nullptr, nullptr, nullptr);
-  CPLPopErrorHandler();
-  if (h) GDALClose(h);
-  return h != nullptr;
-}
-
-bool inside_value(float v, bool byte_image) {
-  return byte_image ? v > 127.0f : v != 0.0f;
-}
-
-}  // namespace
-
-GridU8 read_node_mask(const std::string& path, const io::RasterInfo& grid, const io::Window& window,
-                      const std::string& parameter) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec))
-    throw IoError(fmt::format("--{} {}: no such file", parameter, path));
-  if (!opens_as_raster(path)) return io::rasterize(io::read_polygons(path, grid.crs_wkt), grid, window);
-  io::Raster mask = io::Raster::open(path);
-  const bool byte_image = mask.info().bands.front().data_type == "Byte";
-  GridU8 out(window.width, window.height, 0);
-  if (io::same_grid(mask.info(), grid)) {
-    const auto w = mask.read(1, window);
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      out.data()[i] = (w.valid.data()[i] && inside_value(w.values.data()[i], byte_image)) ? 1 : 0;
-    }
-    return out;
-  }
-  if (mask.info().georeferenced && grid.georeferenced) {
-    io::Raster warped = io::resample_to_grid(path, grid, io::Resampling::kNearest);
-    const auto w = warped.read(1, window);
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      out.data()[i] = (w.valid.data()[i] && inside_value(w.values.data()[i], byte_image)) ? 1 : 0;
-    }
-    return out;
-  }
-  if (mask.info().georeferenced != grid.georeferenced) {
-    throw InvalidArgument(
-        fmt::format("--{} {}: one of the mask and the result {} is georeferenced and the other "
-                    "is not; expected both in the same coordinates",
-                    parameter, path, grid.path));
-  }
-  // Both in pixel units: node centres map to image pixels through the result's geotransform.
-  std::vector<std::pair<int, int>> at(out.size());
-  int min_c = mask.info().width, min_r = mask.info().height, max_c = -1, max_r = -1;
-  for (int r = 0; r < window.height; ++r) {
-    for (int c = 0; c < window.width; ++c) {
-      double x = 0, y = 0, mc = 0, mr = 0;
-      grid.geotransform.pixel_to_map(window.col + c + 0.5, window.row + r + 0.5, x, y);
-      mask.info().geotransform.map_to_pixel(x, y, mc, mr);
-      const int ic = static_cast<int>(std::floor(mc)), ir = static_cast<int>(std::floor(mr));
-      at[static_cast<std::size_t>(r) * window.width + c] = {ic, ir};
-      if (ic < 0 || ir < 0 || ic >= mask.info().width || ir >= mask.info().height) continue;
-      min_c = std::min(min_c, ic);
-      min_r = std::min(min_r, ir);
-      max_c = std::max(max_c, ic);
-      max_r = std::max(max_r, ir);
-    }
-  }
-  if (max_c < 0) return out;
-  const auto w = mask.read(1, io::Window{min_c, min_r, max_c - min_c + 1, max_r - min_r + 1});
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    const auto [ic, ir] = at[i];
-    const int lc = ic - min_c, lr = ir - min_r;
-    if (!w.values.contains(lc, lr)) continue;
-    out.data()[i] = (w.valid(lc, lr) && inside_value(w.values(lc, lr), byte_image)) ? 1 : 0;
-  }
-  return out;
-}
+using detail::has;
+using detail::measured;
+using detail::usable;
 
 namespace {
 
@@ -562,11 +177,9 @@ struct TestPass {
   int halo_px() const { return o.median_radius; }
 };
 
+// The automatic stable ground's thresholds: 0 when there is no candidate (nothing is selected then).
 double quantile_of(std::vector<float> v, double q) {
-  if (v.empty()) return 0.0;
-  const auto k = static_cast<std::size_t>(std::clamp(q, 0.0, 1.0) * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
+  return v.empty() ? 0.0 : percentile_in_place(v, q);
 }
 
 }  // namespace
@@ -900,7 +513,7 @@ Summary filter_result(const FilterRun& run) {
                     {"stable_nodes", stable_nodes}};
   summary.details = filter_record;
   summary.outputs = {run.output};
-  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  summary.seconds = seconds_since(started);
   if (counts.valid_in > 0 && counts.valid_out < counts.valid_in / 2) {
     summary.warnings.push_back(fmt::format("more than half of the valid nodes were rejected ({} of {})",
                                            counts.valid_in - counts.valid_out, counts.valid_in));
