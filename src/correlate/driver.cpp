@@ -487,6 +487,7 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
   cog.metadata["DEFORMA_DISPLACEMENT_CONVENTION"] =
       "dx_px,dy_px: displacement from REF to SEC, +x = +column, +y = +row";
   cog.metadata["DEFORMA_FLAGS"] = io::product::flags_description();
+  add_input_provenance(prepared, provenance.parameters, cog.metadata);
   io::CogWriter writer(output, all_nodes.cols, all_nodes.rows, bands, node_gt, ref_info.crs_wkt, provenance,
                        cog);
 
