@@ -19,6 +19,7 @@
 #include "deforma/core/log.hpp"
 #include "deforma/core/statistics.hpp"
 #include "deforma/correlate/correlate.hpp"
+#include "deforma/correlate/oversample.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
 #include "deforma/io/stream.hpp"
@@ -204,6 +205,7 @@ void CorrelateOptions::validate() const {
                     *years_between));
   }
   if (roi && roi->empty()) throw InvalidArgument("--roi: empty window");
+  check_oversample(oversample);
 }
 
 int parse_length_px(const std::string& text, const io::RasterInfo& grid, const std::string& parameter) {
@@ -473,7 +475,8 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
                            {"min_snr", options.match.min_snr},
                            {"ref_band", options.ref_band},
                            {"sec_band", options.sec_band},
-                           {"roi_px", {roi.col, roi.row, roi.width, roi.height}}};
+                           {"roi_px", {roi.col, roi.row, roi.width, roi.height}},
+                           {"oversample", options.oversample}};
   if (options.years_between) provenance.parameters["years_between"] = *options.years_between;
   io::CogOptions cog;
   cog.overview_resampling = "NEAREST";  // keeps flags categorical and nodata out of averages
@@ -624,10 +627,17 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
                                                                s->sec_window.row};
                                         s->ref = {};
                                         s->sec = {};
-                                        s->result = correlate_grid_in_place(
-                                            ref_buffer, sec_buffer, options.match, nodes,
-                                            s->has_guess ? &s->guess_dx : nullptr,
-                                            s->has_guess ? &s->guess_dy : nullptr);
+                                        s->result =
+                                            options.oversample > 1
+                                                ? correlate_grid_oversampled(
+                                                      ref_buffer.view(), sec_buffer.view(), options.match,
+                                                      nodes, options.oversample,
+                                                      s->has_guess ? &s->guess_dx : nullptr,
+                                                      s->has_guess ? &s->guess_dy : nullptr)
+                                                : correlate_grid_in_place(
+                                                      ref_buffer, sec_buffer, options.match, nodes,
+                                                      s->has_guess ? &s->guess_dx : nullptr,
+                                                      s->has_guess ? &s->guess_dy : nullptr);
                                         // Node-level classifications that the driver knows better than the
                                         // kernel.
                                         for (int j = 0; j < nodes.rows; ++j) {

@@ -76,6 +76,7 @@ ParamGroup<CorrelateOptions> make_correlate_unit_parameters() {
                 "sub-pixel shape function", {"translation", "affine"}, correlate::parse_shape,
                 [](correlate::Shape s) { return correlate::to_string(s); });
   g.bind(&CorrelateOptions::ref_band, "band", "band of REF");
+  g.bind(&CorrelateOptions::oversample, "oversample", "oversampling factor of the images");
   g.bind([](CorrelateOptions& o) -> double& { return o.match.min_snr; }, "min-snr", "SNR threshold");
   g.bind([](CorrelateOptions& o) -> double& { return o.match.min_corr; }, "min-corr",
          "correlation threshold");
