@@ -202,8 +202,11 @@ Summary correlate_pair(const std::string& ref_path, const std::string& sec_path,
 
   // Output.
   const detail::PairProduct product(ref_info, options);
+  io::Provenance provenance = product.provenance(ref_path, sec_path, context, roi);
+  io::CogOptions cog = product.cog_options();
+  add_input_provenance(prepared, provenance.parameters, cog.metadata);
   io::CogWriter writer(output, all_nodes.cols, all_nodes.rows, product.bands(), node_gt, ref_info.crs_wkt,
-                       product.provenance(ref_path, sec_path, context, roi), product.cog_options());
+                       provenance, cog);
   detail::PairStatistics statistics(all_nodes, !options.quicklook_path.empty());
 
   // Strips of node rows on the streaming executor: read in order, matched, assembled and written in order.

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/correlate/oversample.hpp"
 #include "deforma/io/product.hpp"
 #include "deforma/io/tiles.hpp"
 
@@ -201,9 +202,12 @@ void StripSource::match(NodeStrip& s) const {
   ImageBuffer sec_buffer{std::move(s.sec.values), std::move(s.sec.valid), s.sec_window.col, s.sec_window.row};
   s.ref = {};
   s.sec = {};
-  s.result =
-      correlate_grid_in_place(ref_buffer, sec_buffer, options_.match, nodes,
-                              s.has_guess ? &s.guess_dx : nullptr, s.has_guess ? &s.guess_dy : nullptr);
+  s.result = options_.oversample > 1
+                 ? correlate_grid_oversampled(ref_buffer.view(), sec_buffer.view(), options_.match, nodes,
+                                              options_.oversample, s.has_guess ? &s.guess_dx : nullptr,
+                                              s.has_guess ? &s.guess_dy : nullptr)
+                 : correlate_grid_in_place(ref_buffer, sec_buffer, options_.match, nodes,
+                                           s.has_guess ? &s.guess_dx : nullptr, s.has_guess ? &s.guess_dy : nullptr);
   // Node-level classifications that the driver knows better than the kernel.
   for (int j = 0; j < nodes.rows; ++j) {
     for (int i = 0; i < nodes.cols; ++i) {

@@ -8,6 +8,7 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/correlate/correlate.hpp"
+#include "deforma/correlate/oversample.hpp"
 
 namespace deforma::correlate {
 
@@ -57,6 +58,7 @@ void CorrelateOptions::validate() const {
                     *years_between));
   }
   if (roi && roi->empty()) throw InvalidArgument("--roi: empty window");
+  check_oversample(oversample);
 }
 
 int parse_length_px(const std::string& text, const io::RasterInfo& grid, const std::string& parameter) {

@@ -63,7 +63,8 @@ io::Provenance PairProduct::provenance(const std::string& ref_path, const std::s
                            {"min_snr", options.match.min_snr},
                            {"ref_band", options.ref_band},
                            {"sec_band", options.sec_band},
-                           {"roi_px", {roi.col, roi.row, roi.width, roi.height}}};
+                           {"roi_px", {roi.col, roi.row, roi.width, roi.height}},
+                           {"oversample", options.oversample}};
   if (options.years_between) provenance.parameters["years_between"] = *options.years_between;
   if (options.ref_date && options.sec_date) {
     provenance.parameters["ref_date"] = options.ref_date->iso();

@@ -63,12 +63,15 @@ struct S1Name {
   bool matched = false;
   std::string platform, mode, type, polarizations;
   std::optional<double> time_s;
+  int absolute_orbit = 0;  ///< full product names only (after the stop time)
 };
 
 S1Name parse_s1_name(const std::string& name) {
   static const std::regex product(
-      R"((S1[A-D])_([A-Z0-9]{2})_([A-Z]{3})[A-Z_]_[0-9][SA]([A-Z]{2})_(\d{8}T\d{6}))");
-  static const std::regex measurement(R"((s1[a-d])-([a-z0-9]+)-(grd|slc)-(hh|hv|vv|vh)-(\d{8}t\d{6}))");
+      R"((S1[A-D])_([A-Z0-9]{2})_([A-Z]{3})[A-Z_]_[0-9][SA]([A-Z]{2})_(\d{8}T\d{6})(?:_\d{8}T\d{6}_(\d{6}))?)");
+  // Measurement files: s1a-ew-grd-hv-20161005t142446-20161005t142546-013347-0155a5-002.tiff.
+  static const std::regex measurement(
+      R"((s1[a-d])-([a-z0-9]+)-(grd|slc)-(hh|hv|vv|vh)-(\d{8}t\d{6})(?:-\d{8}t\d{6}-(\d{6}))?)");
   S1Name out;
   std::smatch m;
   if (std::regex_search(name, m, product)) {
@@ -83,6 +86,7 @@ S1Name parse_s1_name(const std::string& name) {
                         : code == "DV" ? "VV+VH"
                                        : code;
     out.time_s = parse_utc(m[5]);
+    if (m[6].matched) out.absolute_orbit = std::stoi(m[6]);
   } else if (std::regex_search(name, m, measurement)) {
     out.matched = true;
     out.platform = upper(m[1]);
@@ -90,6 +94,7 @@ S1Name parse_s1_name(const std::string& name) {
     out.type = upper(m[3]);
     out.polarizations = upper(m[4]);
     out.time_s = parse_utc(upper(m[5]));
+    if (m[6].matched) out.absolute_orbit = std::stoi(m[6]);
   }
   return out;
 }
@@ -231,6 +236,14 @@ SarProduct inspect_safe(const std::string& path, const SafeLayout& layout, const
   } catch (const IoError&) {
     // A SAFE without a readable manifest still has its measurement and annotation.
   }
+  if (product.relative_orbit.empty()) {
+    const S1Name name = parse_s1_name(fs::path(layout.root).filename().string());
+    const S1Name measurement_name = parse_s1_name(fs::path(chosen->tiff).filename().string());
+    product.absolute_orbit = name.absolute_orbit ? name.absolute_orbit : measurement_name.absolute_orbit;
+    if (product.platform.empty()) product.platform = name.matched ? name.platform : measurement_name.platform;
+    if (const auto r = s1_relative_orbit(product.platform, product.absolute_orbit))
+      product.relative_orbit = std::to_string(*r);
+  }
   // GCPs: the measurement's own, else the annotation's geolocation grid.
   GDALAllRegister();
   CPLPushErrorHandler(CPLQuietErrorHandler);
@@ -322,6 +335,9 @@ SarProduct inspect_product(const std::string& path, const std::string& polarizat
     if (name.type == "SLC") product.complex = true;
     if (name.polarizations.size() == 2) product.polarization = name.polarizations;
     if (name.time_s) product.time_s = name.time_s, product.time_source = "Sentinel-1 file name";
+    product.absolute_orbit = name.absolute_orbit;
+    if (const auto r = s1_relative_orbit(name.platform, name.absolute_orbit))
+      product.relative_orbit = std::to_string(*r);
   }
   GDALAllRegister();
   CPLPushErrorHandler(CPLQuietErrorHandler);
@@ -372,6 +388,21 @@ SarProduct inspect_product(const std::string& path, const std::string& polarizat
   return product;
 }
 
+std::optional<int> s1_relative_orbit(const std::string& platform, int absolute_orbit) {
+  if (absolute_orbit <= 0) return std::nullopt;
+  const std::string p = upper(platform);
+  // The absolute orbit at which each satellite's relative orbit count starts again at 1.
+  int offset = 0;
+  if (p == "S1A") {
+    offset = 73;
+  } else if (p == "S1B") {
+    offset = 27;
+  } else {
+    return std::nullopt;
+  }
+  return ((absolute_orbit - offset) % 175 + 175) % 175 + 1;
+}
+
 std::optional<double> acquisition_time_s(const std::string& path) {
   try {
     return inspect_product(path).time_s;
@@ -411,6 +442,8 @@ PreparedPair& PreparedPair::operator=(PreparedPair&& other) noexcept {
     kind = other.kind;
     map_grid = other.map_grid;
     grid = std::move(other.grid);
+    gcp_transform = other.gcp_transform;
+    polarization = std::move(other.polarization);
     scratch_ = std::move(other.scratch_);
     other.scratch_.clear();
   }
@@ -452,7 +485,8 @@ PairFacts pair_facts(const std::string& ref_path, const std::string& sec_path,
     throw InvalidArgument(fmt::format("{} is {} and {} is {}: expected the same polarization in both images",
                                       ref_path, facts.ref.polarization, sec_path, facts.sec.polarization));
   }
-  facts.map_grid = facts.ref.gcps_only || facts.sec.gcps_only || !options.grid.crs.empty();
+  facts.map_grid = facts.ref.gcps_only || facts.sec.gcps_only || !options.grid.crs.empty() ||
+                   options.grid.fixed.has_value();
   if (facts.kind == InputKind::kSar && !facts.map_grid) {
     // SAR in radar geometry without GCPs cannot be placed; a SAR product with a geotransform (terrain
     // corrected) is matched on REF's grid like an optical pair.
@@ -494,8 +528,9 @@ PreparedPair prepare_pair(const std::string& ref_path, const std::string& sec_pa
       facts.kind == InputKind::kSar ? io::BandTransform::kDecibel : io::BandTransform::kNone;
   if (facts.map_grid) {
     prepared.map_grid = true;
-    prepared.grid =
-        io::common_map_grid({facts.ref.raster_path, facts.sec.raster_path}, map_grid_options(options));
+    prepared.grid = options.grid.fixed ? *options.grid.fixed
+                                       : io::common_map_grid({facts.ref.raster_path, facts.sec.raster_path},
+                                                             map_grid_options(options));
     prepared.ref_path = prepared.scratch_ + "/ref.vrt";
     prepared.sec_path = prepared.scratch_ + "/sec.vrt";
     io::write_warped_vrt(facts.ref.raster_path, options.ref_band, prepared.grid, options.grid.transform,
@@ -503,6 +538,7 @@ PreparedPair prepare_pair(const std::string& ref_path, const std::string& sec_pa
     io::write_warped_vrt(facts.sec.raster_path, options.sec_band, prepared.grid, options.grid.transform,
                          band_transform, prepared.sec_path);
     prepared.ref_band = prepared.sec_band = 1;
+    prepared.gcp_transform = options.grid.transform;
     if (summary) {
       summary->details["grid"] = {{"crs", prepared.grid.crs},
                                   {"resolution_m", prepared.grid.resolution_m},
@@ -518,11 +554,45 @@ PreparedPair prepare_pair(const std::string& ref_path, const std::string& sec_pa
     io::write_band_vrt(facts.sec.raster_path, options.sec_band, band_transform, prepared.sec_path);
     prepared.ref_band = prepared.sec_band = 1;
   }
+  prepared.polarization = facts.ref.polarization;
   if (summary) {
     summary->details["input_kind"] = to_string(facts.kind);
     if (!facts.ref.polarization.empty()) summary->details["polarization"] = facts.ref.polarization;
   }
   return prepared;
+}
+
+nlohmann::json input_provenance(const PreparedPair& prepared) {
+  nlohmann::json j{{"input_kind", to_string(prepared.kind)},
+                   {"polarization", prepared.polarization.empty() ? nlohmann::json(nullptr)
+                                                                  : nlohmann::json(prepared.polarization)},
+                   {"map_grid", nullptr},
+                   {"gcp_transform", nullptr}};
+  if (prepared.map_grid) {
+    const auto& g = prepared.grid;
+    j["map_grid"] = {{"crs", g.crs},
+                     {"crs_wkt", g.crs_wkt},
+                     {"resolution_m", g.resolution_m},
+                     {"origin", {g.geotransform.c[0], g.geotransform.c[3]}},
+                     {"width_px", g.width},
+                     {"height_px", g.height}};
+    j["gcp_transform"] = io::to_string(prepared.gcp_transform);
+  }
+  return j;
+}
+
+void add_input_provenance(const PreparedPair& prepared, nlohmann::json& parameters,
+                          std::map<std::string, std::string>& metadata) {
+  const nlohmann::json input = input_provenance(prepared);
+  parameters["input"] = input;
+  metadata["DEFORMA_INPUT_KIND"] = input["input_kind"].get<std::string>();
+  if (prepared.map_grid) {
+    // Without the WKT, which DEFORMA_PARAMETERS and the raster's own CRS already hold.
+    nlohmann::json grid = input["map_grid"];
+    grid.erase("crs_wkt");
+    metadata["DEFORMA_MAP_GRID"] = grid.dump();
+    metadata["DEFORMA_GCP_TRANSFORM"] = input["gcp_transform"].get<std::string>();
+  }
 }
 
 io::RasterInfo matching_grid(const std::string& ref_path, const std::string& sec_path,
@@ -536,8 +606,37 @@ io::RasterInfo matching_grid(const std::string& ref_path, const std::string& sec
   } cleanup{scratch};
   const PairFacts facts = pair_facts(ref_path, sec_path, options, scratch);
   if (!facts.map_grid) return io::describe(facts.ref.raster_path);
+  if (options.grid.fixed) return options.grid.fixed->as_info(ref_path + " (series map grid)");
   return io::common_map_grid({facts.ref.raster_path, facts.sec.raster_path}, map_grid_options(options))
       .as_info(ref_path + " (map grid)");
+}
+
+std::optional<io::MapGrid> series_map_grid(const std::vector<std::string>& paths,
+                                           const GridOptions& options) {
+  if (options.fixed) return options.fixed;
+  const std::string scratch =
+      fmt::format("/vsimem/deforma_series_{}_{}", static_cast<long long>(::getpid()), scratch_counter++);
+  VSIMkdir(scratch.c_str(), 0755);
+  struct Cleanup {
+    std::string path;
+    ~Cleanup() { VSIRmdirRecursive(path.c_str()); }
+  } cleanup{scratch};
+  std::vector<std::string> rasters;
+  bool gcps_only = false;
+  for (const auto& path : paths) {
+    // SAFE products whose tiffs lack GCPs get VRTs with the annotation's in `scratch`; the grid only needs
+    // them while it is computed.
+    const auto layout = safe_layout(path);
+    const SarProduct p = layout ? inspect_safe(path, *layout, "", scratch) : inspect_product(path);
+    gcps_only = gcps_only || p.gcps_only;
+    rasters.push_back(p.raster_path);
+  }
+  if (!gcps_only && options.crs.empty()) return std::nullopt;
+  io::MapGridOptions grid;
+  grid.crs = options.crs;
+  grid.resolution_m = options.resolution_m;
+  grid.transform = options.transform;
+  return io::common_map_grid(rasters, grid);
 }
 
 }  // namespace deforma::correlate

@@ -36,6 +36,11 @@ ParamGroup<CorrelateOptions> correlation_parameters(const CorrelateOptions& defa
                 {"translation", "affine"}, correlate::parse_shape,
                 [](correlate::Shape s) { return correlate::to_string(s); });
   g.bind(&CorrelateOptions::ref_band, "band", help_prefix + "band of the images (1-based)").at_least(1);
+  g.bind(&CorrelateOptions::oversample, "oversample",
+         help_prefix +
+             "oversample the images by this factor in the frequency domain before matching, as ampcor does "
+             "for SAR (1 = off, 2); docs/correlate.md gives its measured effect")
+      .between(1, 2);
   return g;
 }
 

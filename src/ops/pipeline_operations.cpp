@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/correlate/sar.hpp"
 #include "deforma/pipeline/pipeline.hpp"
 #include "ops/correlate_parameters.hpp"
 #include "ops/executor_parameters.hpp"
@@ -63,6 +64,8 @@ void register_pipeline_operations(OperationRegistry& registry) {
   for (auto& p : inversion.decls()) op.params.push_back(std::move(p));
   const auto correlation = correlation_parameters(pipeline::pipeline_correlation_defaults(), "correlation: ");
   for (auto& p : correlation.decls()) op.params.push_back(std::move(p));
+  const auto grid = map_grid_parameters(pipeline::pipeline_correlation_defaults());
+  for (auto& p : grid.decls()) op.params.push_back(std::move(p));
   // Noise matches in a neighbourhood of noise pass the median test: see pipeline_filter_defaults().
   for (auto& p : filter_parameters(pipeline::pipeline_filter_defaults())) {
     if (p.name == "days") continue;  // each pair's own time span is used
@@ -80,7 +83,7 @@ void register_pipeline_operations(OperationRegistry& registry) {
       "deforma pipeline LC08*_B8.TIF -o yahtse --stable StEliasMtn_utm7v_rock.gmt --ramp plane "
       "--max-velocity 3000",
       "deforma --ram 4096 pipeline manifest.csv -o out --max-step 5 --max-days 60 --skip-bad"};
-  op.run = [correlation, network, inversion, glaciers](const ParamValues& p, RunContext& context) {
+  op.run = [correlation, grid, network, inversion, glaciers](const ParamValues& p, RunContext& context) {
     pipeline::PipelineOptions o;
     o.inputs = p.get_list("images");
     o.output_dir = p.get_string("output");
@@ -89,14 +92,21 @@ void register_pipeline_operations(OperationRegistry& registry) {
     o.clouds = cloud_selection_from(p);
     o.correlation = correlation.defaults();
     correlation.apply(p, o.correlation);
+    grid.apply(p, o.correlation);
     o.correlation.sec_band = o.correlation.ref_band;
     if (search_in_pixels(p)) {
       o.correlation.match.search_px = search_px(p, io::RasterInfo{});
     } else {
-      // A length on the ground is converted with the pixel size of the first image of the set.
+      // A length on the ground is converted with the pixel size of the first image of the set, or of the
+      // series' map grid when the images are warped onto one (GCP-georeferenced SAR).
       const auto images = timeseries::load_image_set(o.inputs, o.image_set);
       if (images.size() == 0) throw InvalidArgument("parameter images: no usable image");
-      o.correlation.match.search_px = search_px(p, io::describe(images.images.front().path));
+      std::vector<std::string> paths;
+      for (const auto& im : images.images) paths.push_back(im.path);
+      const auto series_grid = correlate::series_map_grid(paths, o.correlation.grid);
+      o.correlation.match.search_px =
+          search_px(p, series_grid ? series_grid->as_info("series map grid")
+                                   : io::describe(images.images.front().path));
     }
     o.filter = filter_options_from(p, false, pipeline::pipeline_filter_defaults());
     o.max_velocity_per_yr = p.get_double("max-velocity");

@@ -15,6 +15,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/core/statistics.hpp"
+#include "deforma/correlate/sar.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/product.hpp"
 #include "deforma/io/raster.hpp"
@@ -123,6 +124,24 @@ std::pair<int, int> inversion_block_rows(const io::RasterInfo& first, const Pipe
   return {rows, std::clamp(static_cast<int>(budget / per_row), 1, rows)};
 }
 
+// What the correlation result of a pair records of its inputs (correlate::input_provenance: input kind,
+// polarization, map grid and GCP transform), for the STAC items; null when it records nothing.
+nlohmann::json correlation_input(const std::string& correlation_cog) {
+  try {
+    const auto info = io::describe(correlation_cog);
+    const auto it = info.metadata.find("DEFORMA_PARAMETERS");
+    if (it == info.metadata.end()) return nullptr;
+    auto parameters = nlohmann::json::parse(it->second, nullptr, false);
+    if (!parameters.is_object() || !parameters.contains("input")) return nullptr;
+    auto input = parameters["input"];
+    // The CRS is in the Item's proj:code; its WKT would only repeat it at length.
+    if (input.contains("map_grid") && input["map_grid"].is_object()) input["map_grid"].erase("crs_wkt");
+    return input;
+  } catch (const Error&) {
+    return nullptr;
+  }
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -228,10 +247,12 @@ std::string write_single_pair_velocity(const timeseries::Pair& pair, const std::
   const std::string c1 = units == "m" ? "east" : "dx", c2 = units == "m" ? "north" : "dy";
   io::product::check_bands(info, {east_name, north_name});
   const int be = band_named(info, east_name), bn = band_named(info, north_name);
-  const double years = std::abs(static_cast<double>(pair.days())) / 365.25;
-  if (!(years > 0)) throw InvalidArgument(fmt::format("pair {}: both images have the same date", pair.id));
+  // To the second when both images carry their time (SAR passes hours apart on one day).
+  const double years = std::abs(pair.span_years());
+  if (!(years > 0))
+    throw InvalidArgument(fmt::format("pair {}: both images have the same acquisition time", pair.id));
   // Forward in time: a backward pair measures the opposite displacement.
-  const double sign = pair.days() > 0 ? 1.0 : -1.0;
+  const double sign = pair.span_days() > 0 ? 1.0 : -1.0;
   const std::string unit = units + "/yr";
   // Band names as in the inversion's velocity product (timeseries/products.hpp): units in the names.
   const std::string suffix = units == "m" ? "_m_per_yr" : "_px_per_yr";
@@ -417,12 +438,47 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
         fmt::format("parameter images: a time series needs at least two images; {} usable{}", images.size(),
                     images.size() == 1 ? fmt::format(" ({})", images.images.front().path) : std::string()));
   }
-  const io::RasterInfo first = io::describe(images.images.front().path);
+  // Images georeferenced by GCPs only (SAR GRD) are all warped onto one map grid over the overlap of the
+  // whole series, not each pair onto its own: every pair's result then has the same node grid, which the
+  // inversion needs.
+  std::vector<std::string> image_paths;
+  for (const auto& im : images.images) image_paths.push_back(im.path);
+  correlate::CorrelateOptions correlation = options.correlation;
+  nlohmann::json series_grid = nullptr;
+  if (const auto grid = correlate::series_map_grid(image_paths, correlation.grid)) {
+    correlation.grid.fixed = *grid;
+    series_grid = {{"crs", grid->crs},
+                   {"resolution_m", grid->resolution_m},
+                   {"width_px", grid->width},
+                   {"height_px", grid->height},
+                   {"origin", {grid->geotransform.c[0], grid->geotransform.c[3]}},
+                   {"gcp_transform", io::to_string(correlation.grid.transform)}};
+  }
+  const auto& first_image = images.images.front();
+  const io::RasterInfo first =
+      correlation.grid.fixed ? correlation.grid.fixed->as_info(first_image.path + " (series map grid)")
+      : first_image.sar      ? io::describe(correlate::inspect_product(first_image.path).raster_path)
+                             : io::describe(first_image.path);
   const std::string units = first.georeferenced && !first.crs_wkt.empty() ? "m" : "px";
   const std::vector<timeseries::Pair> network = timeseries::build_pair_network(images, options.network);
+  if (network.size() > 1) {
+    // The inversion's time axis is in whole days (dates): a pair whose span to the second differs from its
+    // count of days by more than 1 % (hours apart, same day or across midnight) would get a wrong velocity
+    // there, so such a network is refused rather than inverted. Pairs of one Sentinel-1 orbit, whole
+    // repeat cycles apart at nearly the same time of day, pass.
+    for (const auto& pair : network) {
+      const double span = std::abs(pair.span_days()), whole = std::abs(static_cast<double>(pair.days()));
+      if (std::abs(span - whole) > 0.01 * whole) {
+        throw InvalidArgument(fmt::format(
+            "pair {} spans {:.2f} h but the inversion of a network counts whole days ({} days): run a pair "
+            "hours apart on its own (two images), or leave it out with --min-days",
+            pair.id, span * 24.0, pair.days()));
+      }
+    }
+  }
   // Options that cannot fit the images are refused before anything is written (not per pair, after
   // network.png and the unit records exist).
-  correlate::check_fits_image(options.correlation, first);
+  correlate::check_fits_image(correlation, first);
   std::error_code ec;
   fs::create_directories(options.output_dir, ec);
   if (!fs::is_directory(options.output_dir, ec)) {
@@ -479,8 +535,8 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   }
   std::map<std::string, std::size_t> unit_index;
   for (const auto& pair : network) {
-    correlate::CorrelateOptions c = options.correlation;
-    c.years_between = static_cast<double>(pair.days()) / 365.25;
+    correlate::CorrelateOptions c = correlation;
+    c.years_between = pair.span_years();
     c.ref_date = pair.ref_date;
     c.sec_date = pair.sec_date;
     c.quicklook_path.clear();
@@ -489,7 +545,7 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
     correlate_units.units.push_back(correlate_unit(pair.id, pair.ref_path, pair.sec_path, correlated_path, c));
     filter::FilterOptions f = pair_filter;
     if (options.max_velocity_per_yr > 0) {
-      const double max_displacement = options.max_velocity_per_yr * std::abs(pair.days()) / 365.25;
+      const double max_displacement = options.max_velocity_per_yr * std::abs(pair.span_years());
       if (units == "m") {
         f.max_displacement_m = max_displacement;
       } else {
@@ -710,6 +766,11 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
     velocity.end = last_date;
     velocity.footprint_raster = velocity_path;
     velocity.properties["deforma:headline"] = headline.to_json();
+    if (!filtered.pairs.empty()) {
+      if (auto input = correlation_input(pair_result_path(correlation_dir, filtered.pairs.front()));
+          !input.is_null())
+        velocity.properties["deforma:input"] = std::move(input);
+    }
     if (glacier_report) {
       velocity.properties["deforma:glaciers"] = glacier_report->to_json()["glaciers"];
       for (const auto& f : glacier_files) {
@@ -757,6 +818,9 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
       item.end = std::max(p.ref_date, p.sec_date);
       item.footprint_raster = p.result_path;
       item.properties["deforma:days"] = p.days();
+      if (p.ref_time_s && p.sec_time_s) item.properties["deforma:span_hours"] = p.span_days() * 24.0;
+      if (auto input = correlation_input(pair_result_path(correlation_dir, p)); !input.is_null())
+        item.properties["deforma:input"] = std::move(input);
       item.assets = {{"filtered", p.result_path, "filtered displacement", "", {"data"}, {}},
                      {"correlation",
                       pair_result_path(correlation_dir, p),
@@ -779,6 +843,7 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   summary.details = {{"output_dir", options.output_dir}, {"units", units},
                      {"first_date", first_date.iso()},   {"last_date", last_date.iso()},
                      {"headline", headline.to_json()},   {"stages", stages}};
+  if (!series_grid.is_null()) summary.details["series_grid"] = series_grid;
   if (previous_images) {
     summary.details["update"] = {{"previous_images", *previous_images},
                                  {"new_images", static_cast<std::int64_t>(images.size()) - *previous_images},

@@ -1,10 +1,12 @@
 #include "pipeline/unit_parameters.hpp"
 
+#include <array>
 #include <string>
 
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/correlate/sar.hpp"
 #include "deforma/io/dates.hpp"
 
 namespace deforma::pipeline {
@@ -74,6 +76,7 @@ ParamGroup<CorrelateOptions> make_correlate_unit_parameters() {
                 "sub-pixel shape function", {"translation", "affine"}, correlate::parse_shape,
                 [](correlate::Shape s) { return correlate::to_string(s); });
   g.bind(&CorrelateOptions::ref_band, "band", "band of REF");
+  g.bind(&CorrelateOptions::oversample, "oversample", "oversampling factor of the images");
   g.bind([](CorrelateOptions& o) -> double& { return o.match.min_snr; }, "min-snr", "SNR threshold");
   g.bind([](CorrelateOptions& o) -> double& { return o.match.min_corr; }, "min-corr",
          "correlation threshold");
@@ -119,6 +122,40 @@ ParamGroup<CorrelateOptions> make_correlate_unit_parameters() {
       [](const nlohmann::json& j, CorrelateOptions& o) {
         o.years_between.reset();
         if (!j.is_null()) o.years_between = j.get<double>();
+      });
+  // Where the pair is matched: the input kind, a map grid asked for, and the series' common map grid
+  // (correlate/sar.hpp); a result on another grid is another result.
+  g.bind_json(
+      "grid", "input kind and map grid",
+      [](const CorrelateOptions& o) {
+        nlohmann::json j{{"input-kind", correlate::to_string(o.grid.input_kind)},
+                         {"crs", o.grid.crs},
+                         {"resolution-m", o.grid.resolution_m},
+                         {"gcp-transform", io::to_string(o.grid.transform)},
+                         {"fixed", nullptr}};
+        if (o.grid.fixed) {
+          const auto& f = *o.grid.fixed;
+          j["fixed"] = {{"crs", f.crs},     {"crs-wkt", f.crs_wkt}, {"geotransform", f.geotransform.c},
+                        {"width", f.width}, {"height", f.height},   {"resolution-m", f.resolution_m}};
+        }
+        return j;
+      },
+      [](const nlohmann::json& j, CorrelateOptions& o) {
+        o.grid.input_kind = correlate::parse_input_kind(j.at("input-kind").get<std::string>());
+        o.grid.crs = j.at("crs").get<std::string>();
+        o.grid.resolution_m = j.at("resolution-m").get<double>();
+        o.grid.transform = io::parse_gcp_transform(j.at("gcp-transform").get<std::string>());
+        o.grid.fixed.reset();
+        if (const auto& f = j.at("fixed"); !f.is_null()) {
+          io::MapGrid grid;
+          grid.crs = f.at("crs").get<std::string>();
+          grid.crs_wkt = f.at("crs-wkt").get<std::string>();
+          grid.geotransform.c = f.at("geotransform").get<std::array<double, 6>>();
+          grid.width = f.at("width").get<int>();
+          grid.height = f.at("height").get<int>();
+          grid.resolution_m = f.at("resolution-m").get<double>();
+          o.grid.fixed = grid;
+        }
       });
   for (const bool ref : {true, false}) {
     auto field = [ref](auto& o) -> auto& {

@@ -1,6 +1,7 @@
 #include "deforma/timeseries/image_set.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/correlate/sar.hpp"
 #include "deforma/io/raster.hpp"
 #include "timeseries/csv.hpp"
 
@@ -40,6 +42,19 @@ bool is_image_file(const fs::path& p) {
   return std::find(known.begin(), known.end(), ext) != known.end();
 }
 
+// A Sentinel-1 SAFE product given as a folder, or a zip of one named as the products are.
+bool is_safe_folder(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec) && fs::exists(p / "manifest.safe", ec);
+}
+
+bool is_s1_zip(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".zip" && p.filename().string().rfind("S1", 0) == 0;
+}
+
 bool has_wildcard(const std::string& s) {
   return s.find_first_of("*?") != std::string::npos;
 }
@@ -56,7 +71,7 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
       std::vector<std::string> matched;
       if (fs::is_directory(folder, ec)) {
         for (const auto& entry : fs::directory_iterator(folder)) {
-          if (!entry.is_regular_file()) continue;
+          if (!entry.is_regular_file() && !is_safe_folder(entry.path())) continue;
           const std::string name = entry.path().filename().string();
           if (fnmatch(pattern.filename().string().c_str(), name.c_str(), 0) == 0) {
             matched.push_back((pattern.parent_path().empty() ? fs::path(name) : folder / name).string());
@@ -66,10 +81,14 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
       if (matched.empty()) throw IoError(fmt::format("input pattern '{}' matches no file", input));
       std::sort(matched.begin(), matched.end());
       files.insert(files.end(), matched.begin(), matched.end());
+    } else if (is_safe_folder(input)) {
+      files.push_back(input);
     } else if (fs::is_directory(input, ec)) {
       std::vector<std::string> found;
       for (const auto& entry : fs::directory_iterator(input)) {
-        if (entry.is_regular_file() && is_image_file(entry.path())) found.push_back(entry.path().string());
+        if ((entry.is_regular_file() && (is_image_file(entry.path()) || is_s1_zip(entry.path()))) ||
+            is_safe_folder(entry.path()))
+          found.push_back(entry.path().string());
       }
       if (found.empty()) throw IoError(fmt::format("input folder '{}' holds no image file", input));
       std::sort(found.begin(), found.end());
@@ -138,12 +157,37 @@ ImageSet load_image_set(const std::vector<std::string>& inputs, const ImageSetOp
     std::vector<std::string> explicit_files;
     for (const auto& input : inputs) {
       std::error_code ec;
-      if (!has_wildcard(input) && !fs::is_directory(input, ec)) explicit_files.push_back(input);
+      if (!has_wildcard(input) && (!fs::is_directory(input, ec) || is_safe_folder(input)))
+        explicit_files.push_back(input);
     }
     for (const auto& path : expand_inputs(inputs)) {
       const bool named =
           std::find(explicit_files.begin(), explicit_files.end(), path) != explicit_files.end();
+      // SAR products: acquisition time to the second, relative orbit, platform (SAFE folders and zips are
+      // read through their annotation and manifest).
+      correlate::SarProduct sar;
+      try {
+        sar = correlate::inspect_product(path);
+      } catch (const Error& e) {
+        if (is_safe_folder(path) || is_s1_zip(path)) {
+          if (!options.skip_bad) throw;
+          set.skipped.push_back(fmt::format("{}: unreadable ({})", path, e.what()));
+          continue;
+        }
+      }
       const auto evidence = io::date_evidence(path);
+      if (sar.sar && sar.time_s && evidence.empty()) {
+        Image im;
+        im.path = path;
+        im.time_s = sar.time_s;
+        im.date = io::Date::from_days_since_epoch(static_cast<long long>(std::floor(*sar.time_s / 86400.0)));
+        im.date_source = sar.time_source;
+        im.sar = true;
+        im.sensor = sar.platform;
+        if (!sar.relative_orbit.empty()) im.orbit = fmt::format("R{:03d}", std::stoi(sar.relative_orbit));
+        set.images.push_back(std::move(im));
+        continue;
+      }
       if (evidence.empty() && !named) {
         set.skipped.push_back(
             fmt::format("{}: no acquisition date in its name or metadata (not part of the series)", path));
@@ -157,6 +201,21 @@ ImageSet load_image_set(const std::vector<std::string>& inputs, const ImageSetOp
       im.sensor = name_info.sensor;
       im.tile = name_info.tile;
       im.orbit = name_info.orbit;
+      if (sar.sar) {
+        im.sar = true;
+        if (sar.time_s) {
+          // The name's or metadata's date and the time to the second must name the same day.
+          const auto day =
+              io::Date::from_days_since_epoch(static_cast<long long>(std::floor(*sar.time_s / 86400.0)));
+          if (day != im.date) {
+            throw FormatError(fmt::format("{}: acquisition date {} ({}) but time {} ({})", path,
+                                          im.date.iso(), im.date_source, day.iso(), sar.time_source));
+          }
+          im.time_s = sar.time_s;
+        }
+        if (!sar.platform.empty()) im.sensor = sar.platform;
+        if (!sar.relative_orbit.empty()) im.orbit = fmt::format("R{:03d}", std::stoi(sar.relative_orbit));
+      }
       set.images.push_back(std::move(im));
     }
   }
@@ -165,8 +224,16 @@ ImageSet load_image_set(const std::vector<std::string>& inputs, const ImageSetOp
     std::optional<io::RasterInfo> first;
     for (auto& im : set.images) {
       io::RasterInfo info;
+      bool gcps_only = false;
       try {
-        info = io::describe(im.path);
+        if (im.sar) {
+          // A SAFE product is described by its measurement raster.
+          const auto sar = correlate::inspect_product(im.path);
+          info = io::describe(sar.raster_path);
+          gcps_only = sar.gcps_only;
+        } else {
+          info = io::describe(im.path);
+        }
       } catch (const Error& e) {
         if (!options.skip_bad) {
           throw IoError(
@@ -175,7 +242,9 @@ ImageSet load_image_set(const std::vector<std::string>& inputs, const ImageSetOp
         set.skipped.push_back(fmt::format("{}: unreadable ({})", im.path, e.what()));
         continue;
       }
-      if (!first) {
+      if (gcps_only) {
+        // Warped onto the series' common map grid before matching: no grid of its own to agree on.
+      } else if (!first) {
         first = info;
       } else if (info.width != first->width || info.height != first->height) {
         throw InvalidArgument(
@@ -195,13 +264,17 @@ ImageSet load_image_set(const std::vector<std::string>& inputs, const ImageSetOp
   }
   std::stable_sort(set.images.begin(), set.images.end(), [](const Image& a, const Image& b) {
     if (a.date != b.date) return a.date < b.date;
+    if (a.time_s && b.time_s && *a.time_s != *b.time_s) return *a.time_s < *b.time_s;
     if (a.track() != b.track()) return a.track() < b.track();
     return a.path < b.path;
   });
   for (std::size_t i = 1; i < set.images.size(); ++i) {
     const auto& a = set.images[i - 1];
     const auto& b = set.images[i];
-    if (a.date == b.date && a.track() == b.track()) {
+    // Same-day images of one track are two acquisitions when their times to the second differ (SAR passes
+    // hours apart); without times there is no telling them apart.
+    const bool distinct_times = a.time_s && b.time_s && *a.time_s != *b.time_s;
+    if (a.date == b.date && a.track() == b.track() && !distinct_times) {
       throw InvalidArgument(
           fmt::format("images {} and {} have the same date {}{}: a series needs one image per date "
                       "(remove one, or give orbit/tile in a manifest)",

@@ -110,7 +110,7 @@ std::vector<Pair> build_pair_network(const ImageSet& images, const PairNetworkOp
   struct Candidate {
     int ref;
     int sec;
-    long long days;
+    double days;
   };
   std::vector<Candidate> candidates;
   for (const auto& [track, members] : groups) {
@@ -121,7 +121,9 @@ std::vector<Pair> build_pair_network(const ImageSet& images, const PairNetworkOp
         if (options.max_step != 0 && step > options.max_step) break;
         const auto& first = images.images[members[a]];
         const auto& second = images.images[members[b]];
-        const long long days = io::days_between(first.date, second.date);
+        const double days = first.time_s && second.time_s
+                                ? (*second.time_s - *first.time_s) / 86400.0
+                                : static_cast<double>(io::days_between(first.date, second.date));
         if (days < options.min_days) continue;
         if (options.max_days != 0.0 && days > options.max_days) continue;
         if (options.direction != PairDirection::kBackward)
@@ -172,6 +174,10 @@ std::vector<Pair> build_pair_network(const ImageSet& images, const PairNetworkOp
     p.sec_path = sec.path;
     p.ref_date = ref.date;
     p.sec_date = sec.date;
+    if (ref.time_s && sec.time_s) {
+      p.ref_time_s = ref.time_s;
+      p.sec_time_s = sec.time_s;
+    }
     p.id = ref.date.compact() + "_" + sec.date.compact();
     if (ids.count(p.id) != 0 && !ref.track().empty()) {
       std::string track = ref.track();
@@ -190,12 +196,16 @@ void write_pair_table(const std::string& csv_path, const std::vector<Pair>& pair
   io::write_atomically(csv_path, [&](const std::string& tmp) {
     std::ofstream out(tmp);
     if (!out) throw IoError(fmt::format("cannot write pair table {}", csv_path));
-    out << "id,ref_path,sec_path,ref_date,sec_date,result_path,weight,days\n";
+    // ref_time_s/sec_time_s: acquisition times to the second (seconds since 1970-01-01 UTC) when known,
+    // so that a pair hours apart on one day reads back with its span.
+    out << "id,ref_path,sec_path,ref_date,sec_date,result_path,weight,days,ref_time_s,sec_time_s\n";
     for (const auto& p : pairs) {
+      const bool timed = p.ref_time_s && p.sec_time_s;
       out << detail::csv_field(p.id) << ',' << detail::csv_field(p.ref_path) << ','
           << detail::csv_field(p.sec_path) << ',' << p.ref_date.iso() << ',' << p.sec_date.iso() << ','
-          << detail::csv_field(p.result_path) << ',' << fmt::format("{:g}", p.weight) << ',' << p.days()
-          << '\n';
+          << detail::csv_field(p.result_path) << ',' << fmt::format("{:g}", p.weight) << ',' << p.days() << ','
+          << (timed ? fmt::format("{:.6f}", *p.ref_time_s) : "") << ','
+          << (timed ? fmt::format("{:.6f}", *p.sec_time_s) : "") << '\n';
     }
     out.close();
     if (!out) throw IoError(fmt::format("error while writing pair table {}", csv_path));
@@ -211,6 +221,8 @@ std::vector<Pair> read_pair_table(const std::string& csv_path) {
   const int sec_date_col = table.require_column("sec_date");
   const int result_col = table.column("result_path");
   const int weight_col = table.column("weight");
+  const int ref_time_col = table.column("ref_time_s");
+  const int sec_time_col = table.column("sec_time_s");
   std::vector<Pair> pairs;
   for (std::size_t i = 0; i < table.rows.size(); ++i) {
     const auto& row = table.rows[i];
@@ -229,7 +241,23 @@ std::vector<Pair> read_pair_table(const std::string& csv_path) {
     };
     p.ref_date = parse_date(ref_date_col, "ref_date");
     p.sec_date = parse_date(sec_date_col, "sec_date");
-    if (p.ref_date == p.sec_date) {
+    auto parse_time = [&](int col, const char* name) -> std::optional<double> {
+      if (col < 0 || row[col].empty()) return std::nullopt;
+      try {
+        std::size_t used = 0;
+        const double t = std::stod(row[col], &used);
+        if (used != row[col].size() || !std::isfinite(t)) throw std::invalid_argument("trailing text");
+        return t;
+      } catch (const std::exception&) {
+        throw FormatError(fmt::format("{} line {}, column {}: '{}' is not a time in seconds since 1970", csv_path,
+                                      line, name, row[col]));
+      }
+    };
+    p.ref_time_s = parse_time(ref_time_col, "ref_time_s");
+    p.sec_time_s = parse_time(sec_time_col, "sec_time_s");
+    if (!p.ref_time_s || !p.sec_time_s) p.ref_time_s = p.sec_time_s = std::nullopt;
+    // Same-day pairs are two acquisitions when their times to the second differ.
+    if (p.ref_date == p.sec_date && !(p.ref_time_s && *p.ref_time_s != *p.sec_time_s)) {
       throw FormatError(fmt::format("{} line {}: pair '{}' joins two images of the same date {}", csv_path,
                                     line, p.id, p.ref_date.iso()));
     }

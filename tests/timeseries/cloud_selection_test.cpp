@@ -185,7 +185,7 @@ TEST(CloudSelection, Sentinel2SafeBandFindsItsScl) {
   // The image set drops it above its cover, keeps it below.
   timeseries::ImageSet set;
   set.images.push_back({(r60 / "T29UNU_20221005T115411_B04_60m.jp2").string(),
-                        io::Date::from_ymd(2022, 10, 5), "", "", "", ""});
+                        io::Date::from_ymd(2022, 10, 5), "", "", "", "", std::nullopt, false});
   auto cloudy = set;
   EXPECT_EQ(timeseries::drop_cloudy_images(cloudy, {50.0, ""}).size(), 1u);
   EXPECT_EQ(cloudy.size(), 0u);

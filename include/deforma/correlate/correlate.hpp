@@ -64,6 +64,9 @@ struct CorrelateOptions {
   /// Input kind (`--input-kind`) and the common map grid of GCP-georeferenced pairs (`--grid-crs`,
   /// `--grid-resolution`, `--gcp-transform`): correlate/sar.hpp.
   GridOptions grid;
+  /// `--oversample`: 2 interpolates both images by 2 in the frequency domain before matching (ampcor's chip
+  /// oversampling; correlate/oversample.hpp), 1 = off.
+  int oversample = 1;
 
   /// Throws InvalidArgument naming the parameter.
   void validate() const;

@@ -3,6 +3,7 @@
 // date and, when known, its sensor, tile and orbit. An image set comes from a list of files, folders or
 // glob patterns, or from a CSV manifest; it is sorted by date and checked (readable, same grid, no
 // duplicate dates within a track) before any pair is formed.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,10 @@ struct Image {
   std::string sensor;       ///< "S2A", "LC08"... (empty when unknown)
   std::string tile;         ///< MGRS tile or Landsat path/row (empty when unknown)
   std::string orbit;        ///< relative orbit (empty when unknown)
+  /// Acquisition moment to the second (seconds since 1970-01-01 UTC) when the image says so (SAR products:
+  /// annotation, metadata, Sentinel-1 name); pair spans then count hours, not whole days.
+  std::optional<double> time_s;
+  bool sar = false;  ///< recognised as a SAR product (correlate::inspect_product)
 
   /// The key of the acquisition geometry: pairs are formed only within one track when images say which
   /// ("R108/T32TLR"); empty when the image carries no orbit/tile information.
@@ -40,8 +45,10 @@ struct ImageSet {
   std::vector<io::Date> dates() const;
 };
 
-/// Expands inputs into files: a folder gives its image files (.tif .tiff .jp2 .jpg .jpeg .png .vrt, not
-/// recursive, sorted), a pattern with * or ? is matched against the files of its folder, a file is kept.
+/// Expands inputs into files: a folder gives its image files (.tif .tiff .jp2 .jpg .jpeg .png .vrt, and
+/// Sentinel-1 products: S1*.zip files and *.SAFE folders; not recursive, sorted), a pattern with * or ? is
+/// matched against the files (and SAFE folders) of its folder, a file is kept, and so is a SAFE folder
+/// (one holding manifest.safe) named directly.
 /// Throws IoError naming an input that does not exist or a pattern/folder that matches nothing.
 std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs);
 
@@ -56,6 +63,11 @@ std::vector<Image> read_manifest(const std::string& csv_path);
 /// date, or with conflicting dates, is a FormatError naming it. Two images of one track on the same date
 /// are an InvalidArgument naming both. With check_rasters, an unreadable image is an error naming it
 /// (or skipped with skip_bad), and images of a different size or CRS than the first are InvalidArgument.
+/// SAR products (correlate::inspect_product) carry their acquisition time to the second, their relative
+/// orbit as the orbit ("R071"; SAFE manifest or the Sentinel-1 name's absolute orbit) and their platform
+/// as the sensor; two images of one track on the same day are then refused only when their times are
+/// equal, and those georeferenced by GCPs only are exempt from the same-grid check (the pipeline warps the
+/// whole series onto one map grid, correlate::series_map_grid).
 ImageSet load_image_set(const std::vector<std::string>& inputs, const ImageSetOptions& options = {});
 
 }  // namespace deforma::timeseries

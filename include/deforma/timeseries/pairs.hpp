@@ -5,6 +5,7 @@
 //   id, ref_path, sec_path, ref_date, sec_date, result_path[, weight]
 // result_path is the per-pair displacement raster (empty before correlation); weight (default 1) is the
 // pair's quality weight in the inversion. Relative paths are relative to the CSV's folder.
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,8 +50,19 @@ struct Pair {
   std::string result_path;  ///< per-pair displacement raster; empty until correlated
   double weight = 1.0;      ///< quality weight in the inversion (> 0)
 
+  /// Acquisition moments to the second (seconds since 1970-01-01 UTC) when both images carry one (SAR).
+  std::optional<double> ref_time_s, sec_time_s;
+
   /// Signed days from reference to secondary (negative for backward pairs).
   long long days() const { return io::days_between(ref_date, sec_date); }
+  /// Signed time from reference to secondary in days: to the second when both times are known (a same-day
+  /// SAR pair 4 h apart spans 0.17 days), else whole days.
+  double span_days() const {
+    if (ref_time_s && sec_time_s) return (*sec_time_s - *ref_time_s) / 86400.0;
+    return static_cast<double>(days());
+  }
+  /// span_days() in years of 365.25 days, the time unit of velocities.
+  double span_years() const { return span_days() / 365.25; }
 };
 
 /// Pair selection by cloud cover over an area of interest (GDM-Survey's rule): each image's cloud mask
@@ -66,7 +78,9 @@ struct CloudSelection {
 /// malformed aoi.
 std::vector<std::string> drop_cloudy_images(ImageSet& images, const CloudSelection& selection);
 
-/// Forms the pairs of `images` under `options`, ordered by reference date then secondary date. Throws
+/// Forms the pairs of `images` under `options`, ordered by reference date then secondary date. Images
+/// with times to the second give pairs with those times (Pair::span_days): min_days/max_days compare
+/// the exact span, and same-day pairs hours apart are kept. Throws
 /// InvalidArgument when there are fewer than two images or no pair satisfies the rules (saying which).
 std::vector<Pair> build_pair_network(const ImageSet& images, const PairNetworkOptions& options);
 
