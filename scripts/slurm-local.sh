@@ -118,13 +118,22 @@ start() {
   /usr/sbin/munged --force --key-file="$DIR/munge/munge.key" --socket="$DIR/munge/munge.socket" \
     --pid-file="$DIR/run/munged.pid" --log-file="$DIR/log/munged.log" --seed-file="$DIR/munge/munged.seed"
   export SLURM_CONF="$CONF"
-  /usr/sbin/slurmctld -f "$CONF"
-  /usr/sbin/slurmd -f "$CONF" -N "$NODE"
+  # The daemons bind their ports to every interface and have no setting to change it: a preloaded
+  # library (scripts/loopback_bind.c) turns those binds into binds to the loopback address.
+  local shim="$DIR/run/loopback_bind.so"
+  if ! cc -shared -fPIC -O2 -o "$shim" "$ROOT/scripts/loopback_bind.c" -ldl 2>"$DIR/log/loopback_bind.log"; then
+    log "error: could not build scripts/loopback_bind.c (a C compiler is needed); see $DIR/log/loopback_bind.log"
+    stop_daemons
+    exit 1
+  fi
+  LD_PRELOAD="$shim" /usr/sbin/slurmctld -f "$CONF"
+  LD_PRELOAD="$shim" /usr/sbin/slurmd -f "$CONF" -N "$NODE"
   # Ready when the node is idle (it registers with the controller within a second or two).
   local i state=""
   for i in $(seq 1 60); do
     state="$(sinfo -h -N -n "$NODE" -o %t 2>/dev/null || true)"
     if [[ "$state" == "idle" || "$state" == "mix" || "$state" == "alloc" ]]; then
+      check_loopback_only
       log "running: 1 node ($(nproc) CPUs), state in $DIR"
       echo "export SLURM_CONF=$CONF"
       return 0
@@ -135,6 +144,20 @@ start() {
   tail -n 5 "$DIR"/log/*.log >&2 || true
   stop_daemons
   exit 1
+}
+
+check_loopback_only() {  # refuses to leave the daemons running if one listens beyond the loopback address
+  command -v ss >/dev/null 2>&1 || return 0
+  local name pid open
+  for name in slurmctld slurmd; do
+    pid="$(cat "$DIR/run/$name.pid")"
+    open="$(ss -ltnpH 2>/dev/null | grep "pid=$pid," | awk '{ print $4 }' | grep -v -E '^(127\.|\[::1\]:)' || true)"
+    if [[ -n "$open" ]]; then
+      log "error: $name listens on $open, not only on the loopback address; stopping"
+      stop_daemons
+      exit 1
+    fi
+  done
 }
 
 stop_daemons() {  # stops, by pid, the daemons whose pid files this script's folder holds
