@@ -157,8 +157,9 @@ IngestReport Catalog::ingest(const std::vector<fs::path>& paths, const IngestOpt
             const auto other = item_source(item["collection"].get<std::string>(), id);
             if (other && !other->empty() && *other != where) item["id"] = id + "-" + short_hash(where);
           }
-          report.count(put_item(item, options, where, fingerprint),
-                       item["collection"].get<std::string>() + "/" + item["id"].get<std::string>());
+          // Stored first: put_item refuses an item without a collection before anything reads the field.
+          const auto outcome = put_item(item, options, where, fingerprint);
+          report.count(outcome, item["collection"].get<std::string>() + "/" + item["id"].get<std::string>());
         } catch (const Error& e) {
           report.failed.emplace_back(fmt::format("{} (item '{}')", where, id), e.what());
         }

@@ -411,6 +411,30 @@ TEST(CatalogIngest, CorruptFileAndInvalidItemReportedByNameRestIngested) {
 namespace deforma::catalog {
 namespace {
 
+TEST(CatalogCli, ItemWithoutCollectionIsReportedNotAnInternalError) {
+  test::TempDir tmp;
+  const json item = {{"type", "Feature"},
+                     {"stac_version", "1.0.0"},
+                     {"id", "lonely"},
+                     {"geometry", {{"type", "Point"}, {"coordinates", {6.5, 45.9}}}},
+                     {"bbox", {6.5, 45.9, 6.5, 45.9}},
+                     {"properties", {{"datetime", "2020-01-01T00:00:00Z"}}},
+                     {"links", json::array()},
+                     {"assets", json::object()}};
+  std::ofstream(tmp.file("item.json")) << item.dump();
+  const std::string root = (tmp.path() / "catalogue").string();
+  const auto refused = test::run_cli(fmt::format("catalog add --root {} {}", root, tmp.file("item.json")));
+  EXPECT_EQ(refused.out.find("internal error"), std::string::npos) << refused.out;
+  EXPECT_EQ(refused.err.find("internal error"), std::string::npos) << refused.err;
+  const std::string said = refused.out + refused.err;
+  EXPECT_NE(said.find("item 'lonely': no collection (give one with --collection)"), std::string::npos) << said;
+  EXPECT_NE(refused.exit_code, 1) << said;
+  const auto taken = test::run_cli(
+      fmt::format("catalog add --root {} --collection field-notes {}", root, tmp.file("item.json")));
+  ASSERT_EQ(taken.exit_code, 0) << taken.err;
+  EXPECT_NE(taken.out.find("1 added"), std::string::npos) << taken.out;
+}
+
 TEST(CatalogCli, AddTwiceThenSearch) {
   DEFORMA_REQUIRE_DATA("stac-items", dir);
   test::TempDir tmp;
