@@ -13,6 +13,7 @@
 #include "deforma/catalog/catalog.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/io/cloud_mask.hpp"
+#include "io/lonlat_test_grid.hpp"
 #include "test_support.hpp"
 
 namespace deforma {
@@ -21,23 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-// A 40 x 40 px lon/lat grid from (10.0 E, 46.0 N), 0.01° pixels: west half 10.0-10.2, east half 10.2-10.4.
-void write_grid(const std::string& path, GDALDataType type, const std::function<double(int, int)>& value) {
-  ensure_gdal_initialized();
-  auto* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
-  std::unique_ptr<GDALDataset> ds(driver->Create(path.c_str(), 40, 40, 1, type, nullptr));
-  ASSERT_TRUE(ds);
-  double gt[6] = {10.0, 0.01, 0, 46.0, 0, -0.01};
-  ds->SetGeoTransform(gt);
-  OGRSpatialReference wgs84;
-  wgs84.importFromEPSG(4326);
-  ds->SetSpatialRef(&wgs84);
-  std::vector<double> v(40 * 40);
-  for (int y = 0; y < 40; ++y)
-    for (int x = 0; x < 40; ++x) v[y * 40 + x] = value(x, y);
-  ASSERT_EQ(ds->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, 40, 40, v.data(), 40, 40, GDT_Float64, 0, 0),
-            CE_None);
-}
+using test::write_lonlat_test_grid;
 
 constexpr unsigned kFill = 1u << 0;
 constexpr unsigned kCloud = 1u << 4;
@@ -85,8 +70,10 @@ void write_collection1_scene(const test::TempDir& dir) {
          "END_GROUP = L1_METADATA_FILE\n"
          "END\n";
   mtl.close();
-  write_grid(dir.file(kScene + "_B8.TIF"), GDT_UInt16, [](int x, int y) { return 7000 + 11 * x + 5 * y; });
-  write_grid(dir.file(kScene + "_BQA.TIF"), GDT_UInt16, [](int x, int y) { return bqa_value(x, y); });
+  write_lonlat_test_grid(dir.file(kScene + "_B8.TIF"), GDT_UInt16,
+                         [](int x, int y) { return 7000 + 11 * x + 5 * y; });
+  write_lonlat_test_grid(dir.file(kScene + "_BQA.TIF"), GDT_UInt16,
+                         [](int x, int y) { return bqa_value(x, y); });
 }
 
 TEST(LandsatBqa, BitRuleFollowsCollection1Layout) {
@@ -115,8 +102,8 @@ TEST(LandsatBqa, MaskFoundBesideACollection1BandAndCounted) {
   EXPECT_NEAR(*io::cloud_cover_percent(*mask, "10.0,45.7,10.2,46.0"), 100.0, 1e-9);
   EXPECT_NEAR(*io::cloud_cover_percent(*mask, "10.2,45.7,10.4,46.0"), 25.0, 1e-9);
   // A pre-collection band (its BQA has another layout) gets no mask.
-  write_grid(dir.file("LC81950282017017LGN00_B8.TIF"), GDT_UInt16, [](int, int) { return 1; });
-  write_grid(dir.file("LC81950282017017LGN00_BQA.TIF"), GDT_UInt16, [](int, int) { return 1; });
+  write_lonlat_test_grid(dir.file("LC81950282017017LGN00_B8.TIF"), GDT_UInt16, [](int, int) { return 1; });
+  write_lonlat_test_grid(dir.file("LC81950282017017LGN00_BQA.TIF"), GDT_UInt16, [](int, int) { return 1; });
   EXPECT_FALSE(io::find_cloud_mask(dir.file("LC81950282017017LGN00_B8.TIF")));
 }
 

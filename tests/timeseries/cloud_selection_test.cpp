@@ -14,6 +14,7 @@
 #include "deforma/io/cloud_mask.hpp"
 #include "deforma/timeseries/image_set.hpp"
 #include "deforma/timeseries/pairs.hpp"
+#include "io/lonlat_test_grid.hpp"
 #include "test_support.hpp"
 
 namespace deforma {
@@ -21,23 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A 40 x 40 px lon/lat grid from (10.0 E, 46.0 N), 0.01° pixels: west half 10.0-10.2, east half 10.2-10.4.
-void write_grid(const std::string& path, GDALDataType type, const std::function<double(int, int)>& value) {
-  ensure_gdal_initialized();
-  auto* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
-  std::unique_ptr<GDALDataset> ds(driver->Create(path.c_str(), 40, 40, 1, type, nullptr));
-  ASSERT_TRUE(ds);
-  double gt[6] = {10.0, 0.01, 0, 46.0, 0, -0.01};
-  ds->SetGeoTransform(gt);
-  OGRSpatialReference wgs84;
-  wgs84.importFromEPSG(4326);
-  ds->SetSpatialRef(&wgs84);
-  std::vector<double> v(40 * 40);
-  for (int y = 0; y < 40; ++y)
-    for (int x = 0; x < 40; ++x) v[y * 40 + x] = value(x, y);
-  ASSERT_EQ(ds->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, 40, 40, v.data(), 40, 40, GDT_Float64, 0, 0),
-            CE_None);
-}
+using test::write_lonlat_test_grid;
 
 constexpr unsigned kClear = 1u << 6;  // QA_PIXEL "clear" bit: not counted either way
 constexpr unsigned kCloud = 1u << 3;
@@ -51,9 +36,9 @@ std::vector<std::string> landsat_series(const test::TempDir& dir, bool with_mask
   for (std::size_t k = 0; k < dates.size(); ++k) {
     const std::string scene = fmt::format("LC08_L2SP_195028_{}_20200110_02_T1", dates[k]);
     bands.push_back(dir.file(scene + "_SR_B4.TIF"));
-    write_grid(bands.back(), GDT_UInt16, [](int x, int y) { return 1000 + 7 * x + 3 * y; });
+    write_lonlat_test_grid(bands.back(), GDT_UInt16, [](int x, int y) { return 1000 + 7 * x + 3 * y; });
     if (!with_masks) continue;
-    write_grid(dir.file(scene + "_QA_PIXEL.TIF"), GDT_UInt16, [k](int x, int y) -> double {
+    write_lonlat_test_grid(dir.file(scene + "_QA_PIXEL.TIF"), GDT_UInt16, [k](int x, int y) -> double {
       if (k == 0) return kClear;
       if (k == 1) return x < 20 ? kCloud : kClear;
       return y == 0 ? 1 : kShadow;  // 1 = fill bit
