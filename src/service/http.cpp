@@ -341,10 +341,10 @@ void HttpServer::wait_for_signal() {
   signals_ioc.run();
 }
 
-bool apply_byte_range(const HttpRequest& req, HttpResponse& res, std::size_t size, const std::string& etag,
-                      const std::string& what, std::size_t& first, std::size_t& length) {
-  first = 0;
-  length = size;
+// The range part of prepare_ranged_answer: false when `res` became a 416.
+static bool apply_byte_range(const HttpRequest& req, HttpResponse& res, std::size_t size,
+                             const std::string& etag, const std::string& what, std::size_t& first,
+                             std::size_t& length) {
   const std::string range = req.header("range");
   if (range.empty() || !(req.header("if-range").empty() || req.header("if-range") == etag)) return true;
   const std::string unit = "bytes=";
@@ -370,16 +370,35 @@ bool apply_byte_range(const HttpRequest& req, HttpResponse& res, std::size_t siz
     res.status = 416;
     res.headers.emplace_back("Content-Range", fmt::format("bytes */{}", size));
     res.content_type = "application/problem+json";
-    res.body = nlohmann::json{{"type", "about:blank"},
-                              {"title", "Range Not Satisfiable"},
-                              {"status", 416},
-                              {"detail", fmt::format("range '{}' does not fit {}'s {} bytes", range, what, size)}}
-                   .dump();
+    res.body =
+        nlohmann::json{{"type", "about:blank"},
+                       {"title", "Range Not Satisfiable"},
+                       {"status", 416},
+                       {"detail", fmt::format("range '{}' does not fit {}'s {} bytes", range, what, size)}}
+            .dump();
     return false;
   }
   res.status = 206;
   res.headers.emplace_back("Content-Range", fmt::format("bytes {}-{}/{}", first, last, size));
   length = last - first + 1;
+  return true;
+}
+
+bool prepare_ranged_answer(const HttpRequest& req, HttpResponse& res, std::size_t size,
+                           const std::string& etag, const std::string& what, std::size_t& first,
+                           std::size_t& length) {
+  if (req.header("if-none-match") == etag) {
+    res.status = 304;
+    return false;
+  }
+  first = 0;
+  length = size;
+  if (!apply_byte_range(req, res, size, etag, what, first, length)) return false;
+  if (req.method == "HEAD") {
+    res.head = true;
+    res.head_length = length;
+    return false;
+  }
   return true;
 }
 

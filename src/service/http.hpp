@@ -52,13 +52,16 @@ struct HttpResponse {
   std::shared_ptr<FileBody> file;
 };
 
-/// The part of a resource of `size` bytes that a request asks for. One range ("bytes=a-b", "bytes=a-",
+/// The answer to a GET or HEAD of a resource of `size` bytes whose validator is `etag` (already in
+/// `res`'s headers). If-None-Match naming `etag` makes `res` a 304. One range ("bytes=a-b", "bytes=a-",
 /// "bytes=-n": what GDAL's /vsicurl/ sends) is honoured when If-Range is absent or names `etag`; `res`
 /// then becomes 206 with its Content-Range. A range that cannot be served makes `res` a 416 whose detail
-/// names `what`, and the result is false: send `res` as it is. Otherwise [first, first + length) is to be
-/// sent (the whole resource when no range applies).
-bool apply_byte_range(const HttpRequest& req, HttpResponse& res, std::size_t size, const std::string& etag,
-                      const std::string& what, std::size_t& first, std::size_t& length);
+/// names `what`. A HEAD request gets its headers and `head_length`. In these cases, and the 304, the
+/// result is false: send `res` as it is. Otherwise [first, first + length) is to be sent (the whole
+/// resource when no range applies).
+bool prepare_ranged_answer(const HttpRequest& req, HttpResponse& res, std::size_t size,
+                           const std::string& etag, const std::string& what, std::size_t& first,
+                           std::size_t& length);
 
 using Reply = std::function<void(HttpResponse)>;
 using Handler = std::function<void(HttpRequest, Reply)>;

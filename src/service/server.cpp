@@ -906,17 +906,8 @@ struct Server::Impl {
     HttpResponse res;
     res.content_type = media_type_of(real);
     res.headers = {{"ETag", etag}, {"Last-Modified", http_date(st.st_mtime)}, {"Accept-Ranges", "bytes"}};
-    if (req.header("if-none-match") == etag) {
-      res.status = 304;
-      return res;
-    }
     std::size_t first = 0, length = 0;
-    if (!apply_byte_range(req, res, size, etag, "the file", first, length)) return res;
-    if (req.method == "HEAD") {
-      res.head = true;
-      res.head_length = length;
-      return res;
-    }
+    if (!prepare_ranged_answer(req, res, size, etag, "the file", first, length)) return res;
     // Streamed from the file by the HTTP layer: a multi-GB result costs a chunk of memory, not its size.
     const int fd = ::open(real.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw IoError(fmt::format("{}: cannot open: {}", real.string(), std::strerror(errno)));

@@ -151,17 +151,8 @@ HttpResponse archive_member(const HttpRequest& req, const std::string& href, con
   res.content_type = type.empty() ? "application/octet-stream" : type;
   const std::string etag = fmt::format("\"z{:x}-{:x}\"", size, static_cast<long long>(st.st_mtime));
   res.headers = {{"ETag", etag}, {"Accept-Ranges", "bytes"}};
-  if (req.header("if-none-match") == etag) {
-    res.status = 304;
-    return res;
-  }
   std::size_t first = 0, length = 0;
-  if (!apply_byte_range(req, res, size, etag, "the asset", first, length)) return res;
-  if (req.method == "HEAD") {
-    res.head = true;
-    res.head_length = length;
-    return res;
-  }
+  if (!prepare_ranged_answer(req, res, size, etag, "the asset", first, length)) return res;
   std::unique_ptr<VSILFILE, int (*)(VSILFILE*)> f(VSIFOpenL(href.c_str(), "rb"), VSIFCloseL);
   if (!f) throw IoError(fmt::format("{}: cannot open the archive member", href));
   res.body.resize(length);
