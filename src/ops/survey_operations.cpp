@@ -14,7 +14,9 @@
 #include "deforma/io/dates.hpp"
 #include "deforma/pipeline/survey.hpp"
 #include "ops/correlate_parameters.hpp"
+#include "ops/executor_parameters.hpp"
 #include "ops/filter_operations.hpp"
+#include "ops/glacier_parameters.hpp"
 #include "ops/registration.hpp"
 #include "ops/timeseries_parameters.hpp"
 
@@ -152,8 +154,10 @@ void register_survey_operation(OperationRegistry& registry) {
       "tile) by --pair-mode (consecutive, all, or range: --min-step/--max-step, --min-days/--max-days) and "
       "--direction; each track's network run through the pipeline into tracks/<track>/run; the tracks' "
       "velocity products mosaicked onto one grid (CRS and pixels of the first, overlaps combined by "
-      "inverse-variance weighting) into velocity.tif (COG), with survey.json and a STAC catalog. See "
-      "docs/survey.md.";
+      "inverse-variance weighting) into velocity.tif (COG), with survey.json and a STAC catalog. With "
+      "--glaciers, matching is restricted to the ice plus a buffer, the ring outside the outlines is each "
+      "track's stable ground, and glaciers/glaciers.csv holds the statistics per glacier of the mosaic. "
+      "--executor slurm runs the tracks' pairs and inversion blocks as Slurm array jobs. See docs/survey.md.";
   op.params = {
       ParamDecl::argument(
           "images", ParamType::kList,
@@ -202,7 +206,14 @@ void register_survey_operation(OperationRegistry& registry) {
           .in_unit("MB")
           .defaults_to("256")
           .at_least(16),
+      ParamDecl::option("invert-block-rows", ParamType::kInt,
+                        "rows of nodes of one inversion unit (one task on Slurm); 0 = as many as --pair-ram "
+                        "allows")
+          .defaults_to("0")
+          .at_least(0),
   };
+  // The tracks' pair stages and inversion blocks run where the pipeline's do (docs/cluster.md).
+  for (auto& p : executor_parameters()) op.params.push_back(std::move(p));
   const pipeline::PipelineOptions defaults;
   const auto network = pair_network_parameters(defaults.network, "pairs: ");
   for (auto& p : network.decls()) {
@@ -221,12 +232,16 @@ void register_survey_operation(OperationRegistry& registry) {
     }
     op.params.push_back(std::move(p));
   }
+  const auto glaciers = glacier_parameters();
+  for (auto& p : glaciers.decls()) op.params.push_back(std::move(p));
   op.examples = {
       "deforma survey scenes.csv -o survey --aoi -140.9,60.1,-140.5,60.3 --max-cloud 20 --pair-mode range "
       "--max-step 2 --max-days 60",
       "deforma survey --catalog out/serve --aoi -140.9,60.1,-140.5,60.3 --datetime 2022-06-01/2022-09-30 "
-      "--asset B08 --max-cloud 30 -o survey --pair-mode all --min-days 10 --max-days 40"};
-  op.run = [correlation, network, inversion](const ParamValues& p, RunContext& context) {
+      "--asset B08 --max-cloud 30 -o survey --pair-mode all --min-days 10 --max-days 40",
+      "deforma survey scenes.csv -o /shared/survey --glaciers rgi60_01.shp --executor slurm --max-parallel "
+      "100"};
+  op.run = [correlation, network, inversion, glaciers](const ParamValues& p, RunContext& context) {
     pipeline::SurveyOptions o;
     o.output_dir = p.get_string("output");
     o.aoi = p.get_string_or("aoi", "");
@@ -281,7 +296,14 @@ void register_survey_operation(OperationRegistry& registry) {
     t.filter = filter_options_from(p, false, pipeline::pipeline_filter_defaults());
     t.max_velocity_per_yr = p.get_double("max-velocity");
     inversion.apply(p, t.inversion);
+    glaciers.apply(p, t.glaciers);
+    if (t.glaciers.outlines_path.empty() && p.has("centrelines")) {
+      throw InvalidArgument("--centrelines needs --glaciers OUTLINES");
+    }
     t.per_pair_ram_mb = static_cast<std::size_t>(p.get_int("pair-ram"));
+    t.invert_block_rows = static_cast<int>(p.get_int("invert-block-rows"));
+    t.executor = executor_of(p);
+    t.slurm = slurm_options_of(p);
     o.quicklooks = !p.get_bool("no-quicklooks");
     o.mosaic_pixel_size = p.get_double("pixel-size");
     o.command_line = context.command_line;

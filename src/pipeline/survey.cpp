@@ -1,5 +1,6 @@
 #include "deforma/pipeline/survey.hpp"
 
+#include <ogr_geometry.h>
 #include <ogr_spatialref.h>
 
 #include <algorithm>
@@ -14,10 +15,12 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "deforma/core/cancel.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/filter/glaciers.hpp"
 #include "deforma/io/cloud_mask.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/raster.hpp"
@@ -97,6 +100,27 @@ std::array<double, 4> bounds_in(const io::RasterInfo& info, const std::string& t
     b[3] = std::max(b[3], y);
   }
   return b;
+}
+
+// Whether the outlines grown by the buffer reach the raster `info` (its own CRS): a track whose tile has no
+// ice near it would match nothing.
+bool outlines_reach(const filter::GlacierSet& glaciers, const io::RasterInfo& info, double buffer_m) {
+  double x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+  info.geotransform.pixel_to_map(0, 0, x0, y0);
+  info.geotransform.pixel_to_map(info.width, info.height, x1, y1);
+  OGRPolygon extent;
+  OGRLinearRing ring;
+  ring.addPoint(std::min(x0, x1), std::min(y0, y1));
+  ring.addPoint(std::max(x0, x1), std::min(y0, y1));
+  ring.addPoint(std::max(x0, x1), std::max(y0, y1));
+  ring.addPoint(std::min(x0, x1), std::max(y0, y1));
+  ring.closeRings();
+  extent.addRing(&ring);
+  for (std::size_t i = 0; i < glaciers.size(); ++i) {
+    const auto* g = static_cast<const OGRGeometry*>(glaciers.geometry(i));
+    if (g && g->Distance(&extent) <= buffer_m) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -404,6 +428,30 @@ Summary run_survey(const SurveyOptions& options, RunContext& context) {
                                              members.front()->scene.image.path));
     }
   }
+  // With glacier outlines, a track whose tile has no ice within the buffer is left out: its pairs would
+  // match nothing.
+  const filter::GlacierOptions& glacier_options = options.track.glaciers;
+  const bool with_glaciers = !glacier_options.outlines_path.empty();
+  if (with_glaciers && !usable.empty()) {
+    std::vector<std::string> reached;
+    for (const auto& track : usable) {
+      const auto info = io::describe(tracks[track].front()->scene.image.path);
+      const auto outlines = filter::read_glaciers(glacier_options.outlines_path, info.crs_wkt);
+      if (outlines_reach(outlines, info, glacier_options.buffer_m)) {
+        reached.push_back(track);
+      } else {
+        summary.warnings.push_back(fmt::format(
+            "track {}: no glacier of {} within --glacier-buffer-m {:g} m of its tile: left out",
+            track.empty() ? "(none)" : track, glacier_options.outlines_path, glacier_options.buffer_m));
+      }
+    }
+    if (reached.empty()) {
+      throw InvalidArgument(fmt::format(
+          "--glaciers {}: no outline lies within --glacier-buffer-m {:g} m of a track's tile (tracks: {})",
+          glacier_options.outlines_path, glacier_options.buffer_m, fmt::join(usable, ", ")));
+    }
+    usable = std::move(reached);
+  }
   if (usable.empty()) {
     throw InvalidArgument(
         fmt::format("survey: no track (relative orbit and tile) keeps two scenes: {} scenes, {} dropped by "
@@ -440,7 +488,8 @@ Summary run_survey(const SurveyOptions& options, RunContext& context) {
     const std::string& track = usable[t];
     if (cancellation_requested() || (context.progress && context.progress->cancelled()) ||
         (context.stop && context.stop->load())) {
-      throw Cancelled(fmt::format("survey: cancelled before track {} ({} of {})", track, t + 1, usable.size()));
+      throw Cancelled(
+          fmt::format("survey: cancelled before track {} ({} of {})", track, t + 1, usable.size()));
     }
     const fs::path dir = out / "tracks" / track_folder(track);
     fs::create_directories(dir, ec);
@@ -495,6 +544,24 @@ Summary run_survey(const SurveyOptions& options, RunContext& context) {
     summary.outputs.push_back(png);
   }
 
+  // 5b. Statistics per glacier on the mosaic: each track's pairs were corrected on the ring of stable ground
+  // outside the outlines already, so no bias is removed again.
+  std::optional<filter::GlacierReport> glacier_report;
+  std::vector<std::string> glacier_files;
+  if (with_glaciers) {
+    const auto outlines =
+        filter::read_glaciers(glacier_options.outlines_path, io::describe(m.output_path).crs_wkt);
+    glacier_report = filter::glacier_statistics(outlines, m.output_path, glacier_options);
+    io::Provenance provenance{options.command_line, options.parameters, {glacier_options.outlines_path}};
+    if (!glacier_options.centrelines_path.empty())
+      provenance.inputs.push_back(glacier_options.centrelines_path);
+    fs::create_directories(out / "glaciers", ec);
+    glacier_files = filter::write_glacier_tables((out / "glaciers" / "glaciers.csv").string(),
+                                                 *glacier_report, provenance);
+    for (const auto& w : glacier_report->warnings) summary.warnings.push_back(w);
+    summary.outputs.insert(summary.outputs.end(), glacier_files.begin(), glacier_files.end());
+  }
+
   summary.counts = {{"scenes", static_cast<std::int64_t>(rows.size())},
                     {"dropped", dropped},
                     {"tracks", static_cast<std::int64_t>(usable.size())},
@@ -508,6 +575,8 @@ Summary run_survey(const SurveyOptions& options, RunContext& context) {
                      {"start", m.start_date},
                      {"end", m.end_date}};
   if (options.max_cloud_percent) summary.details["max_cloud_percent"] = *options.max_cloud_percent;
+  summary.details["executor"] = options.track.executor;
+  if (glacier_report) summary.details["glaciers"] = glacier_report->to_json();
 
   // 6. The static STAC catalog of the mosaic.
   StacCatalog catalog;
@@ -533,6 +602,13 @@ Summary run_survey(const SurveyOptions& options, RunContext& context) {
   }
   item.assets.push_back(
       {"scenes", (out / "scenes.csv").string(), "scenes used and dropped", "", {"metadata"}, {}});
+  if (glacier_report) {
+    item.properties["deforma:glaciers"] = glacier_report->to_json()["glaciers"];
+    for (const auto& f : glacier_files) {
+      item.assets.push_back(
+          {fs::path(f).stem().string(), f, fs::path(f).filename().string(), "", {"metadata"}, {}});
+    }
+  }
   catalog.items.push_back(item);
 
   summary.seconds = seconds_since(started);
@@ -542,6 +618,10 @@ Summary run_survey(const SurveyOptions& options, RunContext& context) {
   report << fmt::format("mosaic: {} x {} cells, {} valid, {} where tracks overlap\n",
                         mosaic.details.at("width").get<int>(), mosaic.details.at("height").get<int>(),
                         mosaic.counts.at("valid"), mosaic.counts.at("overlap"));
+  if (glacier_report) {
+    report << fmt::format("glaciers: {} outlines; statistics in {}\n", glacier_report->glaciers.size(),
+                          glacier_files.front());
+  }
   summary.report = report.str();
   io::write_text_atomically((out / "survey.json").string(), summary.to_json().dump(1) + "\n");
   summary.outputs.push_back((out / "survey.json").string());

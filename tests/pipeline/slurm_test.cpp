@@ -1,7 +1,7 @@
 // `deforma pipeline --executor slurm` on a real Slurm cluster (scripts/slurm-local.sh, which `./run test`
 // starts): the same products as a local run, retries of failed tasks, a unit failing every time named
-// with its log, resumption after a failure, and cancellation; `egms fit` in parts of points, the same
-// product as a local run. Skipped, saying why, without a cluster.
+// with its log, resumption after a failure, and cancellation; `egms fit` in parts of points and `survey`
+// (its tracks' pairs and blocks), the same products as a local run. Skipped, saying why, without a cluster.
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -21,6 +21,7 @@
 #include "deforma/core/command_line.hpp"
 #include "deforma/io/raster.hpp"
 #include "deforma/pipeline/slurm.hpp"
+#include "pipeline/survey_series.hpp"
 #include "test_support.hpp"
 
 extern char** environ;
@@ -415,6 +416,52 @@ TEST_F(SlurmPipeline, EgmsFitInPartsGivesTheLocalProductRowForRow) {
   EXPECT_EQ(again["slurm_jobs"].size(), 0u);
   EXPECT_EQ(again["computed"], 0);
   EXPECT_TRUE(slurp(slurm) == expected);
+}
+
+// `deforma survey --executor slurm` on the two-tile, two-orbit series of the survey tests (cut from the
+// Yahtse Landsat texture): each track's pairs and inversion blocks are array tasks, and the mosaic, the
+// tracks' products and the scene table equal those of a local run value for value; an unchanged rerun
+// submits nothing.
+TEST_F(SlurmPipeline, SurveyGivesTheLocalMosaicValueForValue) {
+  DEFORMA_REQUIRE_DATA("yahtse-l8", dir);
+  const auto series = test::write_survey_series(tmp_.path().string(), dir.string());
+  const fs::path local = tmp_.path() / "local", slurm = tmp_.path() / "slurm";
+  const std::string args = "-q --summary-json survey " + shell_quote(series.manifest) + " --aoi=" + series.aoi +
+                           " --max-cloud 20 --search 8 --max-step 3 --no-quicklooks";
+  auto r = test::run_cli(args + " -o " + shell_quote(local.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string on_slurm = args + " -o " + shell_quote(slurm.string()) + " --executor slurm";
+  r = test::run_cli(on_slurm);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto summary = nlohmann::json::parse(r.out);
+  EXPECT_EQ(summary["details"]["executor"], "slurm");
+  EXPECT_EQ(summary["counts"]["tracks"], 2);
+  const auto& tracks = summary["details"]["tracks"];
+  ASSERT_EQ(tracks.size(), 2u);
+  for (const auto& [track, s] : tracks.items()) {
+    SCOPED_TRACE(track);
+    const auto& stages = s["details"]["stages"];
+    EXPECT_EQ(stages["correlate"]["details"]["executor"], "slurm");
+    EXPECT_EQ(stages["correlate"]["counts"]["computed"], 3);
+    EXPECT_EQ(stages["correlate"]["details"]["slurm_jobs"].size(), 1u);  // one array per stage and track
+    EXPECT_EQ(stages["invert"]["details"]["blocks"]["executor"], "slurm");
+  }
+  expect_same_raster(local / "velocity.tif", slurm / "velocity.tif");
+  for (const char* track : {"R001_T07AAA", "R002_T07BBB"}) {
+    expect_same_raster(local / "tracks" / track / "run" / "products" / "velocity.tif",
+                       slurm / "tracks" / track / "run" / "products" / "velocity.tif");
+  }
+  // The scene tables name the same scenes with the same cloud cover and decisions.
+  EXPECT_EQ(slurp(local / "scenes.csv"), slurp(slurm / "scenes.csv"));
+
+  r = test::run_cli(on_slurm);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& [track, s] : nlohmann::json::parse(r.out)["details"]["tracks"].items()) {
+    SCOPED_TRACE(track);
+    EXPECT_EQ(s["details"]["stages"]["correlate"]["details"]["slurm_jobs"].size(), 0u);
+    EXPECT_EQ(s["details"]["stages"]["correlate"]["counts"]["computed"], 0);
+  }
+  expect_same_raster(local / "velocity.tif", slurm / "velocity.tif");
 }
 
 TEST(SlurmArray, ThrottleIsSharedByTheArraysOfAStage) {

@@ -20,6 +20,7 @@
 #include "deforma/core/log.hpp"
 #include "deforma/io/raster.hpp"
 #include "deforma/pipeline/survey.hpp"
+#include "pipeline/survey_series.hpp"
 #include "test_support.hpp"
 
 namespace deforma {
@@ -27,40 +28,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr double kPixelM = 15.0;
-// Texture of the 2016-07-18 scene (rock, snow and glacier) from this corner, and the tiles cut from it.
-constexpr int kBaseCol = 200, kBaseRow = 150;
-constexpr int kMargin = 12;  // room for the shifts
-constexpr int kTileWidth = 256, kTileHeight = 192;
-constexpr int kTileBOffset = 160;  // tile B starts 160 px east of tile A: 96 px overlap
-// The motion: 2 px east and 1 px south every 10 days (integer shifts: the texture is only moved).
-constexpr double kEastPxPerDay = 0.2, kSouthPxPerDay = 0.1;
-const double kEastMPerYr = kEastPxPerDay * kPixelM * 365.25;
-const double kNorthMPerYr = -kSouthPxPerDay * kPixelM * 365.25;
-
-struct Scene {
-  std::string tile;   // "T07AAA" (west) or "T07BBB" (east)
-  std::string orbit;  // "R001", "R002"
-  int day;            // days after 2020-07-01
-  enum { kClear, kCloudyAoi, kCloudyOutside } clouds = kClear;
-};
-
-void write_raster(const std::string& path, const GridF& values, double x0, double y0) {
-  ensure_gdal_initialized();
-  auto* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
-  std::unique_ptr<GDALDataset> ds(
-      driver->Create(path.c_str(), values.width(), values.height(), 1, GDT_Float32, nullptr));
-  ASSERT_TRUE(ds);
-  double gt[6] = {x0, kPixelM, 0, y0, 0, -kPixelM};
-  ds->SetGeoTransform(gt);
-  OGRSpatialReference utm;
-  utm.importFromEPSG(32607);
-  ds->SetSpatialRef(&utm);
-  ASSERT_EQ(ds->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, values.width(), values.height(),
-                                           const_cast<float*>(values.data()), values.width(), values.height(),
-                                           GDT_Float32, 0, 0),
-            CE_None);
-}
+constexpr double kPixelM = test::kSurveyPixelM;
+constexpr int kTileWidth = test::kSurveyTileWidth;
+constexpr int kTileBOffset = test::kSurveyTileBOffset;
+constexpr double kEastMPerYr = test::kSurveyEastMPerYr, kNorthMPerYr = test::kSurveyNorthMPerYr;
 
 // Longitude/latitude of a UTM 7N point.
 std::pair<double, double> to_lonlat(double x, double y) {
@@ -74,64 +45,11 @@ std::pair<double, double> to_lonlat(double x, double y) {
   return {x, y};
 }
 
-struct Series {
-  std::string manifest;
-  std::string aoi;
-  double base_x0 = 0, base_y0 = 0;  // map corner of the base texture's pixel (kMargin, kMargin)
-};
+using Series = test::SurveySeries;
 
-Series write_series(const test::TempDir& dir, const fs::path& data) {
-  const io::Raster scene = io::Raster::open((data / "LC80630182016200LGN00_B8_yahtse.TIF").string());
-  const auto& info = scene.info();
-  const int base_w = kTileBOffset + kTileWidth + 2 * kMargin, base_h = kTileHeight + 2 * kMargin;
-  const auto base = scene.read(1, io::Window{kBaseCol, kBaseRow, base_w, base_h});
-  Series s;
-  info.geotransform.pixel_to_map(kBaseCol + kMargin, kBaseRow + kMargin, s.base_x0, s.base_y0);
-  const std::vector<Scene> scenes = {
-      {"T07AAA", "R001", 0},
-      {"T07AAA", "R001", 10, Scene::kCloudyOutside},
-      {"T07AAA", "R001", 15, Scene::kCloudyAoi},
-      {"T07AAA", "R001", 20},
-      {"T07BBB", "R002", 2},
-      {"T07BBB", "R002", 12},
-      {"T07BBB", "R002", 22},
-  };
-  std::ostringstream manifest;
-  manifest << "path,date,orbit,tile\n";
-  for (const auto& sc : scenes) {
-    const int offset = sc.tile == "T07AAA" ? 0 : kTileBOffset;
-    const int shift_e = static_cast<int>(std::lround(kEastPxPerDay * sc.day));
-    const int shift_s = static_cast<int>(std::lround(kSouthPxPerDay * sc.day));
-    GridF image(kTileWidth, kTileHeight, 0.f);
-    GridF scl(kTileWidth, kTileHeight, 4.f);  // vegetation: clear
-    for (int r = 0; r < kTileHeight; ++r) {
-      for (int c = 0; c < kTileWidth; ++c) {
-        // What was at (c - shift) is now at c: the ground moves east and south.
-        image(c, r) = base.values(kMargin + offset + c - shift_e, kMargin + r - shift_s);
-        if (sc.clouds == Scene::kCloudyAoi) scl(c, r) = 9.f;
-        if (sc.clouds == Scene::kCloudyOutside && c < 64) scl(c, r) = 9.f;
-      }
-    }
-    if (sc.clouds == Scene::kCloudyAoi) {
-      // A cloud over the aoi: no texture to match (a pair with it would spoil the track).
-      for (auto& v : image.values()) v = 300.f;
-    }
-    const std::string date = fmt::format("202007{:02d}", 1 + sc.day);
-    const std::string stem = fmt::format("{}_{}T200000", sc.tile, date);
-    const double x0 = s.base_x0 + offset * kPixelM;
-    const std::string band = dir.file(stem + "_B08_10m.tif");
-    write_raster(band, image, x0, s.base_y0);
-    write_raster(dir.file(stem + "_SCL_20m.tif"), scl, x0, s.base_y0);
-    manifest << band << ',' << date << ',' << sc.orbit << ',' << sc.tile << '\n';
-  }
-  s.manifest = dir.file("scenes.csv");
-  std::ofstream(s.manifest) << manifest.str();
-  // The aoi leaves out the western 80 px of tile A (where the kept scene's clouds are).
-  const auto [w, n] = to_lonlat(s.base_x0 + 80 * kPixelM, s.base_y0);
-  const auto [e, south] =
-      to_lonlat(s.base_x0 + (kTileBOffset + kTileWidth) * kPixelM, s.base_y0 - kTileHeight * kPixelM);
-  s.aoi = fmt::format("{:.6f},{:.6f},{:.6f},{:.6f}", w, south, e, n);
-  return s;
+Series write_series(const test::TempDir& dir, const fs::path& data,
+                    const test::SurveySeriesOptions& options = {}) {
+  return test::write_survey_series(dir.path().string(), data.string(), options);
 }
 
 struct PartStats {
@@ -392,6 +310,96 @@ TEST(Survey, CliTakesTheScenesFromTheCatalogue) {
   EXPECT_EQ(mode.exit_code, 3);
   EXPECT_NE(mode.err.find("--pair-mode"), std::string::npos) << mode.err;
   EXPECT_FALSE(fs::exists(dir.file("x")));
+}
+
+// `survey --glaciers`: on the series where only a glacier crossing both tiles moves (over still rock), with
+// its outline in GLIMS layout. Each track matches only the ice and a 600 m buffer (cells farther away stay
+// empty), corrects each pair on the ring outside the outline (still rock: its speed stays near 0 after the
+// correction), and the mosaic's per-glacier statistics recover the glacier's speed; the table is in
+// glaciers/, in survey.json and in the velocity STAC Item. Outlines that reach no track are refused.
+TEST(Survey, GlaciersRestrictMatchingToTheIceAndGiveStatisticsPerGlacier) {
+  DEFORMA_REQUIRE_DATA("yahtse-l8", data);
+  test::TempDir dir;
+  test::SurveySeriesOptions options;
+  options.moving = test::kSurveyGlacierBox;
+  const Series series = write_series(dir, data, options);
+  const std::string outlines = dir.file("outlines.geojson");
+  test::write_survey_outlines(outlines, series,
+                              {{"G000001E00001N", "Test Glacier", test::kSurveyGlacierBox}});
+  const auto run = test::run_cli(fmt::format(
+      "--summary-json -q survey {} --aoi={} --max-cloud 20 --search 8 --max-step 3 --no-quicklooks "
+      "--glaciers {} --glacier-buffer-m 600 --glacier-margin-m 100 -o {}",
+      series.manifest, series.aoi, outlines, dir.file("out")));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto summary = nlohmann::json::parse(run.out);
+  EXPECT_EQ(summary["counts"]["tracks"], 2);
+  const auto& glaciers = summary["details"]["glaciers"]["glaciers"];
+  ASSERT_EQ(glaciers.size(), 1u) << summary["details"].dump();
+  const auto& g = glaciers[0];
+  EXPECT_EQ(g["id"], "G000001E00001N");
+  const double speed = std::hypot(kEastMPerYr, kNorthMPerYr);
+  EXPECT_NEAR(g["median_speed"].get<double>(), speed, 0.03 * speed) << g.dump();
+  EXPECT_GT(g["valid_fraction"].get<double>(), 0.6) << g.dump();
+  // The table beside the mosaic, and in the STAC Item of the velocity.
+  std::ifstream csv(dir.file("out/glaciers/glaciers.csv"));
+  std::stringstream table;
+  table << csv.rdbuf();
+  EXPECT_NE(table.str().find("\"G000001E00001N\",\"Test Glacier\","), std::string::npos) << table.str();
+  std::ifstream item_file(dir.file("out/velocity/velocity.json"));
+  const auto item = nlohmann::json::parse(item_file);
+  EXPECT_EQ(item["properties"]["deforma:glaciers"].size(), 1u);
+  EXPECT_TRUE(item["assets"].contains("glaciers")) << item["assets"].dump();
+
+  // The mosaic: the ice recovered; the still rock of the ring near 0; nothing matched far from the ice.
+  const io::Raster mosaic = io::Raster::open(dir.file("out/velocity.tif"));
+  const auto& info = mosaic.info();
+  const io::Window all{0, 0, info.width, info.height};
+  const auto east = mosaic.read(1, all), north = mosaic.read(2, all);
+  const auto box = test::kSurveyGlacierBox;
+  int ice = 0, ice_close = 0, rock = 0, rock_still = 0, far_valid = 0, far = 0;
+  for (int r = 0; r < info.height; ++r) {
+    for (int c = 0; c < info.width; ++c) {
+      double x = 0, y = 0;
+      info.geotransform.pixel_to_map(c + 0.5, r + 0.5, x, y);
+      // The cell's centre in pixels of the series, and its distance outside the glacier's box.
+      const double col = (x - series.base_x0) / kPixelM, row = (series.base_y0 - y) / kPixelM;
+      const double dx = std::max({box.col0 - col, col - box.col1, 0.0});
+      const double dy = std::max({box.row0 - row, row - box.row1, 0.0});
+      const double outside_m = std::hypot(dx, dy) * kPixelM;
+      const bool valid = east.valid(c, r) && north.valid(c, r);
+      // Nodes whose chip (32 px) lies wholly on one side of the outline.
+      if (col > box.col0 + 16 && col < box.col1 - 16 && row > box.row0 + 16 && row < box.row1 - 16 && valid) {
+        ++ice;
+        if (std::abs(east.values(c, r) - kEastMPerYr) <= 0.03 * kEastMPerYr &&
+            std::abs(north.values(c, r) - kNorthMPerYr) <= 0.03 * std::abs(kNorthMPerYr))
+          ++ice_close;
+      } else if (outside_m > 16 * kPixelM && outside_m < 500 && valid) {
+        ++rock;
+        if (std::hypot(east.values(c, r), north.values(c, r)) < 0.05 * speed) ++rock_still;
+      } else if (outside_m > 600 + 16 * kPixelM) {
+        ++far;
+        if (valid) ++far_valid;
+      }
+    }
+  }
+  std::printf("[ survey ] ice %d of %d within 3 %%, rock %d of %d still, far from the ice %d of %d valid\n",
+              ice_close, ice, rock_still, rock, far_valid, far);
+  EXPECT_GE(ice, 20);
+  EXPECT_GE(ice_close, ice * 9 / 10);
+  EXPECT_GE(rock, 10);
+  EXPECT_GE(rock_still, rock * 9 / 10);
+  EXPECT_GT(far, 0);
+  EXPECT_EQ(far_valid, 0);
+
+  // Outlines far from every tile: refused before anything is matched.
+  const std::string away = dir.file("away.geojson");
+  test::write_survey_outlines(away, series, {{"G2", "Far Away", {3000, 3000, 3100, 3100}}});
+  const auto refused = test::run_cli(
+      fmt::format("survey {} --search 8 --glaciers {} --glacier-buffer-m 600 --glacier-margin-m 100 -o {}",
+                  series.manifest, away, dir.file("x")));
+  EXPECT_EQ(refused.exit_code, 3) << refused.err;
+  EXPECT_NE(refused.err.find("--glaciers"), std::string::npos) << refused.err;
+  EXPECT_FALSE(fs::exists(dir.file("x/velocity.tif")));
 }
 
 TEST(Survey, MosaicRefusesProductsInPixels) {
