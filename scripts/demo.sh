@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The demo run by `./run demo`: deforma on the real sample data. Arguments: the deforma binary and the
-# output folder. DEFORMA_DATA names the sample-data folder.
+# The demo run by `./run demo`: deforma on the real sample data. Arguments: the deforma binary, the
+# output folder and (optional) the generator of the survey's synthetic series (deforma_survey_series).
+# DEFORMA_DATA names the sample-data folder.
 set -euo pipefail
 DEFORMA="$1"
 OUT="$2"
+SURVEY_SERIES="${3:-}"
 DATA="${DEFORMA_DATA:?DEFORMA_DATA must name the sample-data folder}"
 mkdir -p "$OUT"
 
@@ -21,6 +23,22 @@ if [[ -d "$YAHTSE" ]]; then
   echo
 else
   echo "(skipping Yahtse: $YAHTSE not found)"
+fi
+
+# ---- Survey: two tiles, two relative orbits, one mosaic (synthetic series on the Yahtse texture) --------
+if [[ -d "$YAHTSE" && -n "$SURVEY_SERIES" && -x "$SURVEY_SERIES" ]]; then
+  echo "== deforma survey: two overlapping tiles seen from two relative orbits, one cloudy scene to drop"
+  echo "   (a synthetic series cut from the Yahtse Landsat 8 texture: a glacier moving 1,096 m/yr east and"
+  echo "   548 m/yr south across both tiles, over still rock)"
+  SERIES="$OUT/survey-series"
+  "$SURVEY_SERIES" "$YAHTSE" "$SERIES" --glacier >/dev/null
+  "$DEFORMA" survey "$SERIES/scenes.csv" -o "$OUT/survey" --aoi="$(cat "$SERIES/aoi.txt")" --max-cloud 20 \
+    --search 8 --max-step 3 --glaciers "$SERIES/outlines.geojson" --glacier-buffer-m 600 --glacier-margin-m 100
+  echo "  velocity mosaic: $OUT/survey/velocity.tif (quicklook $OUT/survey/velocity.png)"
+  echo "  per-glacier statistics: $OUT/survey/glaciers/glaciers.csv; scenes kept and dropped: $OUT/survey/scenes.csv"
+  echo
+else
+  echo "(skipping the survey: $YAHTSE or the series generator deforma_survey_series not found)"
 fi
 
 # ---- Ustica, EGMS Calibrated (L2b) products, ascending + descending ------------------------------------
