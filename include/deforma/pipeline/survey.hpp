@@ -4,13 +4,17 @@
 //   scenes (files, folders, a manifest with orbit/tile columns, or scenes chosen from the catalogue)
 //   -> cloud cover on the aoi from each scene's mask, scenes above the threshold dropped (reported)
 //   -> the scenes grouped by track (relative orbit and tile): pairs are formed within one track only
-//   -> each track's network through the pipeline (pipeline.hpp) into tracks/<track>/
+//   -> each track's network through the pipeline (pipeline.hpp) into tracks/<track>/, its pairs and
+//      inversion blocks run by the track options' executor (threads here, or Slurm array tasks), one track
+//      after the other; with glacier outlines, tracks whose tile has no ice within the buffer left out
 //   -> the tracks' velocity products mosaicked onto one grid, overlaps combined by inverse-variance
-//      weighting -> velocity.tif (COG + provenance), survey.json, a static STAC catalog.
+//      weighting -> velocity.tif (COG + provenance), survey.json, a static STAC catalog
+//   -> with glacier outlines, the statistics per glacier of the mosaic.
 // Output folder layout:
 //   scenes.csv                     every scene: track, date, cloud % on the aoi, kept or why dropped
 //   tracks/<track>/                one pipeline output folder per track (resumable as the pipeline's)
 //   velocity.tif, velocity.png     the mosaic and its quicklook
+//   glaciers/glaciers.csv, .json   with glacier outlines: the statistics per glacier of the mosaic
 //   survey.json                    the run summary
 //   catalog.json, velocity/velocity.json   the STAC catalog of the mosaic
 #include <optional>
@@ -44,8 +48,8 @@ struct SurveyOptions {
   std::string aoi;
   /// Scenes cloudier than this on the aoi are dropped; nullopt = no cloud selection.
   std::optional<double> max_cloud_percent;
-  /// The settings of each track's pipeline run (network, correlation, filter, inversion...); its inputs,
-  /// output folder and cloud selection are the survey's own.
+  /// The settings of each track's pipeline run (network, correlation, filter, inversion, glacier outlines,
+  /// executor and Slurm options...); its inputs, output folder and cloud selection are the survey's own.
   PipelineOptions track;
   /// Pixel size of the mosaic in the units of its CRS; 0 = the finest of the tracks' products.
   double mosaic_pixel_size = 0.0;
