@@ -8,6 +8,7 @@
 #include <ogr_spatialref.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/egms/gridded_series.hpp"
 #include "deforma/egms/product.hpp"
 #include "deforma/filter/fault_profile.hpp"
 #include "deforma/timeseries/decompose.hpp"
@@ -78,35 +79,16 @@ EgmsPoints read_egms_points(const std::string& path, const std::string& sigma) {
 
 // A grid in EPSG:3035 over the points' extent, cells aligned on multiples of the resolution.
 io::RasterInfo grid_over_points(const std::vector<EgmsPoints>& products, double resolution) {
-  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  std::vector<egms::PointExtent> extents;
   for (const auto& p : products) {
+    egms::PointExtent e{p.x.front(), p.x.front(), p.y.front(), p.y.front()};
     for (std::size_t i = 0; i < p.x.size(); ++i) {
-      x0 = std::min(x0, p.x[i]), x1 = std::max(x1, p.x[i]), y0 = std::min(y0, p.y[i]),
-      y1 = std::max(y1, p.y[i]);
+      e.min_easting = std::min(e.min_easting, p.x[i]), e.max_easting = std::max(e.max_easting, p.x[i]);
+      e.min_northing = std::min(e.min_northing, p.y[i]), e.max_northing = std::max(e.max_northing, p.y[i]);
     }
+    extents.push_back(e);
   }
-  io::RasterInfo grid;
-  grid.path = "the EGMS points' extent";
-  x0 = std::floor(x0 / resolution) * resolution;
-  y1 = std::ceil(y1 / resolution) * resolution;
-  if (y1 == y0) y1 += resolution;
-  grid.width = std::max(1, static_cast<int>(std::floor((x1 - x0) / resolution)) + 1);
-  grid.height = std::max(1, static_cast<int>(std::floor((y1 - y0) / resolution)) + 1);
-  if (static_cast<double>(grid.width) * grid.height > 4e8) {
-    throw InvalidArgument(fmt::format("--resolution {} m: a {} x {} grid over the points is too large",
-                                      resolution, grid.width, grid.height));
-  }
-  grid.georeferenced = true;
-  grid.geotransform.c = {x0, resolution, 0.0, y1, 0.0, -resolution};
-  OGRSpatialReference srs;
-  srs.importFromEPSG(3035);
-  char* wkt = nullptr;
-  srs.exportToWkt(&wkt);
-  grid.crs_wkt = wkt ? wkt : "";
-  CPLFree(wkt);
-  grid.epsg = 3035;
-  grid.pixel_size_x_m = grid.pixel_size_y_m = resolution;
-  return grid;
+  return egms::grid_over_extent(extents, resolution);
 }
 
 // The points of one product averaged per cell of the grid: velocity and unit vector by their mean, sigma by
@@ -388,7 +370,9 @@ void register_decompose_series(OperationRegistry& registry) {
       "docs/decompose.md) whose rows are pair measurements from several geometries and sensors: "
       "line-of-sight "
       "rasters (kind los, one value along the look vector) and optical offsets (kind optical, east and north "
-      "bands). Each is the projection of the 3-D displacement between its dates; all are inverted together "
+      "bands), and/or EGMS point products (--egms) whose series, averaged per cell, enter as pairs from "
+      "each product's first date to every other date. Each is the projection of the 3-D displacement between "
+      "its dates; all are inverted together "
       "per "
       "cell for the velocities of the intervals between consecutive dates of the union of dates, with "
       "invert's "
@@ -397,7 +381,17 @@ void register_decompose_series(OperationRegistry& registry) {
       "date), "
       "velocity.tif and the CF NetCDF cube decompose_series.nc.";
   op.params = {
-      ParamDecl::argument("pairs", ParamType::kPath, "pair table (CSV)").as_input(),
+      ParamDecl::argument("pairs", ParamType::kPath, "pair table (CSV); optional with --egms")
+          .optional()
+          .as_input(),
+      ParamDecl::option("egms", ParamType::kList,
+                        "EGMS L2a/L2b products (CSV or zip; Ortho L3 U/E products too): per-date LOS "
+                        "displacements, averaged per cell, in m")
+          .as_input(),
+      ParamDecl::option("egms-sigma", ParamType::kList,
+                        "standard deviation of one date's EGMS displacement: a column or a number in mm; one "
+                        "for all or one per product")
+          .defaults_to("rmse"),
       ParamDecl::option("output", ParamType::kPath, "output folder (created if missing)")
           .alias("o")
           .mandatory()
@@ -405,17 +399,48 @@ void register_decompose_series(OperationRegistry& registry) {
       ParamDecl::option("grid", ParamType::kPath,
                         "raster whose grid the outputs take (default: the first pair's)")
           .as_input(),
+      ParamDecl::option("resolution", ParamType::kDouble,
+                        "with EGMS products and no pair table or --grid: cell size of an EPSG:3035 grid over "
+                        "the points")
+          .in_unit("m")
+          .at_least(0),
   };
   for (auto& d : decompose_series_parameters().decls()) op.params.push_back(std::move(d));
   op.params.push_back(ParamDecl::option("no-netcdf", ParamType::kBool, "do not write the NetCDF cube"));
   op.examples = {"deforma decompose-series pairs_3d.csv -o out/series3d",
+                 "deforma decompose-series --egms EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip "
+                 "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip --north-zero --resolution 100 -o out/ustica",
                  "deforma decompose-series sar_pairs.csv -o out/eu --north-zero --regularization 0.1"};
   op.run = [](const ParamValues& p, RunContext& context) {
     timeseries::DecomposeSeriesRun run;
-    const std::string table = p.get_string("pairs");
-    run.pairs = timeseries::read_series_table(table);
-    run.extra_inputs = {table};
+    const std::string table = p.get_string_or("pairs", "");
+    const auto egms_paths = list_or_empty(p, "egms");
+    if (table.empty() && egms_paths.empty()) {
+      throw InvalidArgument("decompose-series: give a pair table, EGMS products (--egms), or both");
+    }
+    if (!table.empty()) {
+      run.pairs = timeseries::read_series_table(table);
+      run.extra_inputs = {table};
+    }
+    std::vector<egms::PointExtent> extents;
+    for (std::size_t i = 0; i < egms_paths.size(); ++i) {
+      auto source = std::make_shared<egms::PointSeriesSource>(
+          egms_paths[i], per_product(p.get_list("egms-sigma"), i, egms_paths.size(), "egms-sigma"));
+      extents.push_back(source->extent());
+      run.series.push_back(std::move(source));
+    }
     run.grid_path = p.get_string_or("grid", "");
+    const double resolution = p.has("resolution") ? p.get_double("resolution") : 0.0;
+    if (resolution > 0) {
+      if (!run.pairs.empty() || !run.grid_path.empty() || extents.empty()) {
+        throw InvalidArgument(
+            "--resolution: only for EGMS products alone (a pair table or --grid gives the grid)");
+      }
+      run.grid = egms::grid_over_extent(extents, resolution);
+    } else if (run.pairs.empty() && run.grid_path.empty()) {
+      throw InvalidArgument(
+          "--resolution: EGMS products alone need a cell size (metres of EPSG:3035) or --grid");
+    }
     run.output_dir = p.get_string("output");
     decompose_series_parameters().apply(p, run.options);
     run.netcdf = !p.get_bool("no-netcdf");

@@ -718,10 +718,22 @@ std::vector<SeriesPairInput> read_series_table(const std::string& csv_path) {
 Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& context) {
   const auto start = std::chrono::steady_clock::now();
   run.options.validate();
-  if (run.pairs.empty()) throw InvalidArgument("decompose series: no pair");
-  io::RasterInfo grid = io::describe(run.grid_path.empty() ? run.pairs.front().path : run.grid_path);
+  if (run.pairs.empty() && run.series.empty()) {
+    throw InvalidArgument("decompose-series: no input; give a pair table or point products (--egms)");
+  }
+  if (!run.grid && run.grid_path.empty() && run.pairs.empty()) {
+    throw InvalidArgument("--grid: point products alone need a grid (--grid or --resolution)");
+  }
+  const io::RasterInfo grid =
+      run.grid ? *run.grid : io::describe(run.grid_path.empty() ? run.pairs.front().path : run.grid_path);
   std::set<io::Date> date_set;
   for (const auto& p : run.pairs) date_set.insert(p.ref_date), date_set.insert(p.sec_date);
+  for (const auto& source : run.series) {
+    if (source->dates().size() < 2) {
+      throw FormatError(fmt::format("{}: a series needs at least two dates", source->path()));
+    }
+    date_set.insert(source->dates().begin(), source->dates().end());
+  }
   const std::vector<io::Date> dates(date_set.begin(), date_set.end());
   auto date_index = [&](const io::Date& d) {
     return static_cast<int>(std::lower_bound(dates.begin(), dates.end(), d) - dates.begin());
@@ -775,9 +787,26 @@ Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& cont
     }
     input_paths.push_back(p.path);
   }
+  // A point product's series are displacements since its first date, each date's value one measurement
+  // with its own noise: they enter as the pairs (first date, date k). Consecutive differences would share
+  // each date's noise between two pairs (correlated rows the inversion weights as independent) and need
+  // missing dates bridged; the first dates of the products need not coincide (the pairs of each refer to its
+  // own).
+  const int raster_pairs = static_cast<int>(inputs.size());
+  std::vector<int> series_first_pair;
+  std::vector<int> series_geometry;
+  for (const auto& source : run.series) {
+    series_first_pair.push_back(static_cast<int>(series_pairs.size()));
+    series_geometry.push_back(
+        geometry_ids.emplace(source->path(), static_cast<int>(geometry_ids.size())).first->second);
+    const auto& d = source->dates();
+    for (std::size_t k = 1; k < d.size(); ++k)
+      series_pairs.push_back({date_index(d.front()), date_index(d[k])});
+    input_paths.push_back(source->path());
+  }
   const SeriesDecomposer solver(dates, series_pairs, run.options);
   const int date_count = static_cast<int>(dates.size());
-  const int pair_count = static_cast<int>(inputs.size());
+  const int pair_count = static_cast<int>(series_pairs.size());
 
   std::filesystem::create_directories(run.output_dir);
   auto out_path = [&](const std::string& name) {
@@ -809,16 +838,21 @@ Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& cont
                                                       {"valid_pairs", "", kNodata},
                                                       {"n_geometries", "", kNodata},
                                                       {"condition", "", kNodata},
-                                                      {"flags", "", kNodata}};
+                                                      {"flags", "", kNodata},
+                                                      {"downweighted_pairs", "", kNodata}};
   io::CogOptions vcog = cog;
   vcog.metadata["DEFORMA_DECOMPOSE_FLAGS"] =
       "1 no pair; 2 east unresolved; 4 north unresolved; 8 up unresolved; 16 ill-conditioned geometry";
   io::CogWriter velocity(out_path("velocity.tif"), grid.width, grid.height, velocity_bands, grid.geotransform,
                          grid.crs_wkt, provenance, vcog);
 
-  // Rows per strip within the RAM budget: the inputs' windows (6 grids each) and the outputs' (6 cubes).
+  // Rows per strip within the RAM budget: the rasters' windows (6 grids each), the point products' (a
+  // value and a point count per date, unit vector and sigma) and the outputs' (6 cubes).
+  double series_cell_bytes = 0;
+  for (const auto& source : run.series) series_cell_bytes += 8.0 * source->dates().size() + 16.0;
   const double row_bytes =
-      static_cast<double>(grid.width) * 4.0 * (6.0 * pair_count + 6.0 * date_count + velocity_bands.size());
+      static_cast<double>(grid.width) *
+      (4.0 * (6.0 * raster_pairs + 6.0 * date_count + velocity_bands.size()) + series_cell_bytes);
   const int strip_rows = std::clamp(static_cast<int>(static_cast<double>(context.ram_budget_mb) * 1024.0 *
                                                      1024.0 / std::max(1.0, row_bytes)),
                                     1, 256);
@@ -827,28 +861,49 @@ Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& cont
   NullProgress silent;
   if (!progress) progress = &silent;
   progress->start("decompose-series", static_cast<std::uint64_t>(strips));
-  std::int64_t cells = 0, resolved = 0, no_data = 0;
+  std::int64_t cells = 0, resolved = 0, no_data = 0, east_up = 0, downweighted = 0;
   for (int s = 0; s < strips; ++s) {
     if (progress->cancelled()) throw Cancelled("decompose-series: cancelled");
     const io::Window w{0, s * strip_rows, grid.width, std::min(strip_rows, grid.height - s * strip_rows)};
     std::vector<Observation> obs;
     for (const auto& in : inputs) obs.push_back(read_observation(in, w));
+    std::vector<GriddedSeries> gridded;
+    for (const auto& source : run.series) {
+      gridded.push_back(source->read_strip(grid, w.row, w.height));
+      if (gridded.back().values.size() + 1 != source->dates().size() ||
+          gridded.back().sigma.width() != w.width || gridded.back().sigma.height() != w.height) {
+        throw Error(fmt::format("{}: the gridded series do not match the strip", source->path()));
+      }
+    }
     const float nan = std::numeric_limits<float>::quiet_NaN();
     std::vector<GridF> cube(static_cast<std::size_t>(6) * date_count, GridF(w.width, w.height, nan));
     std::vector<GridF> vel(velocity_bands.size(), GridF(w.width, w.height, nan));
     std::vector<std::uint8_t> cell_flags(static_cast<std::size_t>(w.width) * w.height, 0);
+    std::vector<int> cell_downweighted(static_cast<std::size_t>(w.width) * w.height, 0);
     tbb::parallel_for(0, w.height, [&](int r) {
       std::vector<double> values(pair_count), sigmas(pair_count);
       std::vector<std::array<double, 3>> directions(pair_count);
       std::vector<int> geometries(pair_count);
       for (int c = 0; c < w.width; ++c) {
-        for (int p = 0; p < pair_count; ++p) {
+        for (int p = 0; p < raster_pairs; ++p) {
           const Observation& o = obs[p];
           const bool ok = o.valid(c, r);
           values[p] = ok ? o.value(c, r) : kNaN;
           sigmas[p] = ok ? o.sigma(c, r) : kNaN;
           directions[p] = {o.east(c, r), o.north(c, r), o.up(c, r)};
           geometries[p] = inputs[p].geometry;
+        }
+        for (std::size_t g = 0; g < gridded.size(); ++g) {
+          const GriddedSeries& gs = gridded[g];
+          const std::array<double, 3> d{gs.east(c, r), gs.north(c, r), gs.up(c, r)};
+          const double sigma = gs.sigma(c, r);
+          for (std::size_t k = 0; k < gs.values.size(); ++k) {
+            const int p = series_first_pair[g] + static_cast<int>(k);
+            values[p] = gs.values[k](c, r);
+            sigmas[p] = sigma;
+            directions[p] = d;
+            geometries[p] = series_geometry[g];
+          }
         }
         const CellSeries cs = solver.solve(values, sigmas, directions, geometries);
         for (int j = 0; j < 3; ++j) {
@@ -860,11 +915,14 @@ Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& cont
           vel[j](c, r) = static_cast<float>(cs.velocity_per_yr[j]);
           vel[j + 3](c, r) = static_cast<float>(cs.velocity_sigma_per_yr[j]);
         }
-        vel[6](c, r) = static_cast<float>(cs.pairs_used);
+        // Valid pairs are those kept: with a robust loss, the downweighted ones have their own band.
+        vel[6](c, r) = static_cast<float>(cs.pairs_used - cs.pairs_downweighted);
         vel[7](c, r) = static_cast<float>(cs.geometries);
         vel[8](c, r) = static_cast<float>(cs.condition);
         vel[9](c, r) = cs.flags;
+        vel[10](c, r) = static_cast<float>(cs.pairs_downweighted);
         cell_flags[static_cast<std::size_t>(r) * w.width + c] = cs.flags;
+        cell_downweighted[static_cast<std::size_t>(r) * w.width + c] = cs.pairs_downweighted;
       }
     });
     for (const auto f : cell_flags) {
@@ -873,8 +931,11 @@ Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& cont
         ++no_data;
       } else if (f == 0) {
         ++resolved;
+      } else if (run.options.geometry.north_zero && f == decompose_flag::kNorthUnresolved) {
+        ++east_up;
       }
     }
+    for (const int n : cell_downweighted) downweighted += n;
     auto clean = [](GridF& g) {
       for (auto& x : g.values()) {
         if (!std::isfinite(x)) x = kNodata;
@@ -914,31 +975,37 @@ Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& cont
       vars.emplace_back(velocity_bands[b].description, velocity.path(), b + 1, "per year",
                         velocity_bands[b].description);
     }
-    vars.emplace_back("valid_pairs", velocity.path(), 7, "1", "pairs used", true);
+    vars.emplace_back("valid_pairs", velocity.path(), 7, "1", "pairs kept (downweighted ones excluded)",
+                      true);
     vars.emplace_back("n_geometries", velocity.path(), 8, "1", "geometries used", true);
     vars.emplace_back("condition", velocity.path(), 9, "1", "condition number of the viewing geometry");
     vars.emplace_back("flags", velocity.path(), 10, "1", "cell status bits (docs/decompose.md)", true,
                       std::vector<int>{1, 2, 4, 8, 16},
                       "no_pair east_unresolved north_unresolved up_unresolved ill_conditioned");
+    vars.emplace_back("downweighted_pairs", velocity.path(), 11, "1",
+                      "pairs whose robust weight ended below 0.5", true);
     const std::string nc = out_path("decompose_series.nc");
     detail::write_netcdf_cube(nc, dates, grid, vars, provenance, std::max(1, strip_rows));
     summary.outputs.push_back(nc);
   }
   summary.counts = {{"cells", cells},
                     {"pairs", static_cast<std::int64_t>(run.pairs.size())},
+                    {"series_pairs", static_cast<std::int64_t>(pair_count - raster_pairs)},
                     {"dates", date_count},
                     {"resolved_3d", resolved},
-                    {"no_data", no_data}};
+                    {"east_up_north_neglected", east_up},
+                    {"no_data", no_data},
+                    {"pairs_downweighted", downweighted}};
+  summary.details["point_products"] = static_cast<int>(run.series.size());
   summary.details["geometries"] = static_cast<int>(geometry_ids.size());
   summary.details["first_date"] = dates.front().iso();
   summary.details["last_date"] = dates.back().iso();
   summary.seconds = seconds_since(start);
   summary.report = fmt::format(
       "decompose-series: {} pairs from {} geometries over {} dates ({} .. {}), {} x {} cells: {} resolved in "
-      "3-D, "
-      "{} without data\n",
-      run.pairs.size(), geometry_ids.size(), date_count, dates.front().iso(), dates.back().iso(), grid.width,
-      grid.height, resolved, no_data);
+      "3-D, {} with east and up (north neglected), {} without data\n",
+      pair_count, geometry_ids.size(), date_count, dates.front().iso(), dates.back().iso(), grid.width,
+      grid.height, resolved, east_up, no_data);
   return summary;
 }
 

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 #include <Eigen/Dense>
+#include <Eigen/SparseCholesky>
 
 #include "deforma/core/error.hpp"
 #include "deforma/timeseries/decompose.hpp"
@@ -94,69 +95,104 @@ CellSeries SeriesDecomposer::solve(const std::vector<double>& values, const std:
   out.condition = g.condition;
   out.flags = g.flags;
   const int r = static_cast<int>(g.basis.cols());
-  if (r == 0) return out;
+  // Nothing to report where no component is resolved (one look alone): spare the solve.
+  if (r == 0 || !(g.resolved[0] || g.resolved[1] || g.resolved[2])) return out;
 
-  // Unknowns: the velocity (per day) of each interval in the basis of resolved directions, y[k * r + c].
+  // Unknowns: the displacement at every date after the first (the first is the origin, 0) in the basis of
+  // resolved directions, x[(m - 1) * r + c]. A pair then touches two dates only and the velocity-change
+  // penalty three consecutive ones, so the normal matrix is sparse whatever the number of dates (an EGMS
+  // series of 200 dates per track gives a system of over a thousand unknowns per cell, which a dense
+  // factorisation could not afford over a grid). The model is the same as with interval velocities
+  // (v_k = (D_k+1 - D_k) / dt_k): a change of variables.
   const int unknowns = intervals * r;
+  auto index_of = [r](int date, int c) { return (date - 1) * r + c; };
   std::nth_element(used_sigmas.begin(), used_sigmas.begin() + static_cast<long>(used_sigmas.size() / 2),
                    used_sigmas.end());
   const double sigma_median = used_sigmas[used_sigmas.size() / 2];
-  // One design row per used pair.
-  Eigen::MatrixXd design = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(used.size()), unknowns);
+  // One design row per used pair: its non-zero entries (at most 2 r).
+  struct Entry {
+    int index;
+    double coefficient;
+  };
+  std::vector<std::vector<Entry>> design(used.size());
   for (std::size_t u = 0; u < used.size(); ++u) {
     const std::size_t p = used[u];
     const auto d = detail::project_direction(directions[p], options_.geometry);
     const Eigen::RowVectorXd along = Eigen::Vector3d(d[0], d[1], d[2]).transpose() * g.basis;
-    int a = pairs_[p].ref, b = pairs_[p].sec;
-    const double sign = a < b ? 1.0 : -1.0;
-    if (a > b) std::swap(a, b);
-    for (int k = a; k < b; ++k)
-      design.block(static_cast<Eigen::Index>(u), k * r, 1, r) = sign * interval_days_[k] * along;
-  }
-  std::vector<double> robust_weight(used.size(), 1.0);
-  Eigen::MatrixXd normal;
-  Eigen::VectorXd rhs;
-  auto assemble = [&] {
-    normal = Eigen::MatrixXd::Zero(unknowns, unknowns);
-    rhs = Eigen::VectorXd::Zero(unknowns);
-    for (std::size_t u = 0; u < used.size(); ++u) {
-      const std::size_t p = used[u];
-      const double w = robust_weight[u] / (sigmas[p] * sigmas[p]);
-      if (w == 0) continue;
-      const auto row = design.row(static_cast<Eigen::Index>(u));
-      normal.noalias() += w * row.transpose() * row;
-      rhs.noalias() += w * values[p] * row.transpose();
+    for (const auto& [date, sign] : {std::pair{pairs_[p].sec, 1.0}, std::pair{pairs_[p].ref, -1.0}}) {
+      if (date == 0) continue;
+      for (int c = 0; c < r; ++c) design[u].push_back({index_of(date, c), sign * along(c)});
     }
+  }
+  auto predicted = [&](std::size_t u, const Eigen::VectorXd& x) {
+    double v = 0;
+    for (const Entry& e : design[u]) v += e.coefficient * x(e.index);
+    return v;
   };
-  assemble();
   // Velocity changes between consecutive intervals, over the median interval, weighted as a pair of the
   // cell's median sigma times the regularization: negligible where pairs decide, a bridge where none do.
   // North neglected: north pinned to zero by the same kind of row in every interval.
   const double wr = std::pow(options_.regularization * tau_days_ / sigma_median, 2);
-  auto add_priors = [&] {
-    for (int k = 0; k + 1 < intervals; ++k) {
-      for (int c = 0; c < r; ++c) {
-        const int i0 = k * r + c, i1 = (k + 1) * r + c;
-        normal(i0, i0) += wr;
-        normal(i1, i1) += wr;
-        normal(i0, i1) -= wr;
-        normal(i1, i0) -= wr;
-      }
-    }
-    if (options_.geometry.north_zero) {
-      const Eigen::RowVectorXd north = Eigen::Vector3d(0, 1, 0).transpose() * g.basis;
-      const double wn = std::pow(tau_days_ / sigma_median, 2);
-      for (int k = 0; k < intervals; ++k) normal.block(k * r, k * r, r, r) += wn * north.transpose() * north;
+  const double wn = std::pow(tau_days_ / sigma_median, 2);
+  std::vector<Eigen::Triplet<double>> prior;
+  auto add_outer = [](std::vector<Eigen::Triplet<double>>& t, const std::vector<Entry>& row, double w) {
+    for (const Entry& a : row) {
+      for (const Entry& b : row) t.emplace_back(a.index, b.index, w * a.coefficient * b.coefficient);
     }
   };
-  add_priors();
-  // A cell whose pairs do not reach every interval is still regular thanks to the penalty, unless it is 0.
-  Eigen::LDLT<Eigen::MatrixXd> ldlt(normal);
-  if (ldlt.info() != Eigen::Success || !(ldlt.rcond() > 1e-13)) {
+  std::vector<Entry> row;
+  for (int k = 0; k + 1 < intervals; ++k) {
+    // v_k+1 - v_k = D_k+2 / dt_k+1 - D_k+1 (1/dt_k+1 + 1/dt_k) + D_k / dt_k, per basis direction.
+    const double a = 1.0 / interval_days_[k], b = 1.0 / interval_days_[k + 1];
+    for (int c = 0; c < r; ++c) {
+      row.clear();
+      if (k > 0) row.push_back({index_of(k, c), a});
+      row.push_back({index_of(k + 1, c), -(a + b)});
+      row.push_back({index_of(k + 2, c), b});
+      add_outer(prior, row, wr);
+    }
+  }
+  if (options_.geometry.north_zero) {
+    const Eigen::RowVectorXd north = Eigen::Vector3d(0, 1, 0).transpose() * g.basis;
+    for (int k = 0; k < intervals; ++k) {
+      row.clear();
+      const double a = 1.0 / interval_days_[k];
+      for (int c = 0; c < r; ++c) {
+        if (k > 0) row.push_back({index_of(k, c), -a * north(c)});
+        row.push_back({index_of(k + 1, c), a * north(c)});
+      }
+      add_outer(prior, row, wn);
+    }
+  }
+  std::vector<double> robust_weight(used.size(), 1.0);
+  Eigen::SparseMatrix<double> normal(unknowns, unknowns);
+  Eigen::VectorXd rhs;
+  std::vector<Eigen::Triplet<double>> triplets;
+  Eigen::SimplicialLDLT<Eigen::SparseMatrix<double>> ldlt;
+  // Assembles and factorises with the current weights; false when the system is singular (a date that no
+  // pair reaches and no penalty bridges) or nearly so.
+  auto factorise = [&] {
+    triplets = prior;
+    rhs = Eigen::VectorXd::Zero(unknowns);
+    for (std::size_t u = 0; u < used.size(); ++u) {
+      const std::size_t p = used[u];
+      const double w = robust_weight[u] / (sigmas[p] * sigmas[p]);
+      add_outer(triplets, design[u], w);
+      for (const Entry& e : design[u]) rhs(e.index) += w * values[p] * e.coefficient;
+    }
+    normal.setFromTriplets(triplets.begin(), triplets.end());
+    ldlt.compute(normal);
+    if (ldlt.info() != Eigen::Success) return false;
+    // The ratio of the pivots stands for the condition number a dense factorisation would estimate.
+    const Eigen::VectorXd pivots = ldlt.vectorD();
+    const double largest = pivots.cwiseAbs().maxCoeff();
+    return pivots.allFinite() && pivots.minCoeff() > 1e-13 * largest;
+  };
+  if (!factorise()) {
     out.flags |= decompose_flag::kIllConditioned;
     return out;
   }
-  Eigen::VectorXd y = ldlt.solve(rhs);
+  Eigen::VectorXd x = ldlt.solve(rhs);
   // Robust loss: iteratively reweighted least squares (as invert's), residuals normalised by each pair's
   // sigma and by their robust scale; the weights of the last pass give the solution and its covariance.
   if (options_.robust != RobustLoss::kNone && used.size() > 2) {
@@ -165,7 +201,7 @@ CellSeries SeriesDecomposer::solve(const std::vector<double>& values, const std:
       std::vector<double> normalised(used.size()), magnitudes(used.size());
       for (std::size_t u = 0; u < used.size(); ++u) {
         const std::size_t p = used[u];
-        normalised[u] = (values[p] - design.row(static_cast<Eigen::Index>(u)).dot(y)) / sigmas[p];
+        normalised[u] = (values[p] - predicted(u, x)) / sigmas[p];
         magnitudes[u] = std::abs(normalised[u]);
       }
       std::nth_element(magnitudes.begin(), magnitudes.begin() + static_cast<long>(magnitudes.size() / 2),
@@ -179,21 +215,17 @@ CellSeries SeriesDecomposer::solve(const std::vector<double>& values, const std:
         change = std::max(change, std::abs(w - robust_weight[u]));
         robust_weight[u] = w;
       }
-      assemble();
-      add_priors();
-      ldlt.compute(normal);
-      if (ldlt.info() != Eigen::Success || !(ldlt.rcond() > 1e-13)) {
+      if (!factorise()) {
         out.flags |= decompose_flag::kIllConditioned;
         return out;
       }
-      y = ldlt.solve(rhs);
+      x = ldlt.solve(rhs);
       if (change < 1e-3) break;
     }
-    for (const double w : robust_weight) out.pairs_downweighted += w < 0.5 ? 1 : 0;
+    for (const double w : robust_weight) out.pairs_downweighted += w < kSeriesKeptWeight ? 1 : 0;
   }
-  const Eigen::MatrixXd cov = ldlt.solve(Eigen::MatrixXd::Identity(unknowns, unknowns));
 
-  // Displacement at date m, component j: sum over k < m of dt_k * (basis y_k)[j] = gᵀ y.
+  // Displacement at date m, component j: gᵀ x with g = basis row j at date m; its variance gᵀ N⁻¹ g.
   std::vector<double> t_years(dates);
   for (int m = 0; m < dates; ++m) {
     t_years[m] =
@@ -204,24 +236,25 @@ CellSeries SeriesDecomposer::solve(const std::vector<double>& values, const std:
   t_mean /= dates;
   double sxx = 0;
   for (const double t : t_years) sxx += (t - t_mean) * (t - t_mean);
+  Eigen::VectorXd gm = Eigen::VectorXd::Zero(unknowns);
   for (int j = 0; j < 3; ++j) {
     if (!g.resolved[j]) continue;
-    Eigen::VectorXd gm = Eigen::VectorXd::Zero(unknowns);
     Eigen::VectorXd h = Eigen::VectorXd::Zero(unknowns);
     double slope = 0;
     out.displacement[j][0] = 0.0;
     out.sigma[j][0] = 0.0;
     for (int m = 1; m < dates; ++m) {
-      gm.segment((m - 1) * r, r) += interval_days_[m - 1] * g.basis.row(j).transpose();
-      const double u = gm.dot(y);
+      gm.segment(index_of(m, 0), r) = g.basis.row(j).transpose();
+      const double u = gm.dot(x);
       out.displacement[j][m] = u;
-      out.sigma[j][m] = std::sqrt(std::max(0.0, gm.dot(cov * gm)));
+      out.sigma[j][m] = std::sqrt(std::max(0.0, gm.dot(ldlt.solve(gm))));
+      gm.segment(index_of(m, 0), r).setZero();
       const double wm = (t_years[m] - t_mean) / sxx;
       slope += wm * u;
-      h += wm * gm;
+      h.segment(index_of(m, 0), r) = wm * g.basis.row(j).transpose();
     }
     out.velocity_per_yr[j] = slope;
-    out.velocity_sigma_per_yr[j] = std::sqrt(std::max(0.0, h.dot(cov * h)));
+    out.velocity_sigma_per_yr[j] = std::sqrt(std::max(0.0, h.dot(ldlt.solve(h))));
   }
   return out;
 }

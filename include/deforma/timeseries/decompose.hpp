@@ -12,6 +12,7 @@
 // files, resampling every input onto the common grid.
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -136,6 +137,11 @@ struct SeriesOptions {
 /// never taken for outliers, even where the other pairs fit exactly.
 inline constexpr double kSeriesMinRobustScale = 0.1;
 
+/// With a robust loss, a pair whose final weight is below this is counted as downweighted (not kept): it
+/// no longer counts among the cell's valid pairs. Half weight: Huber's weight halves at twice its
+/// threshold, Tukey's at 0.64 of its cut-off.
+inline constexpr double kSeriesKeptWeight = 0.5;
+
 /// One cell's series: displacement since the first date per component (NaN where unresolved), 1-sigma,
 /// and the linear velocity per year fitted through it.
 struct CellSeries {
@@ -143,8 +149,10 @@ struct CellSeries {
   std::array<std::vector<double>, 3> sigma;
   std::array<double, 3> velocity_per_yr{};
   std::array<double, 3> velocity_sigma_per_yr{};
-  int pairs_used = 0;
-  int pairs_downweighted = 0;  ///< with a robust loss: pairs whose final weight is below half their own
+  int pairs_used = 0;  ///< valid pairs of the cell (finite value, positive sigma), downweighted ones included
+  /// With a robust loss: pairs whose final weight is below kSeriesKeptWeight (pairs_used minus these are
+  /// the pairs kept).
+  int pairs_downweighted = 0;
   int geometries = 0;
   double condition = 0;
   std::uint8_t flags = 0;  ///< decompose_flag bits
@@ -231,8 +239,37 @@ struct SeriesPairInput {
 /// to the table's folder). Throws FormatError naming the file, line and column.
 std::vector<SeriesPairInput> read_series_table(const std::string& csv_path);
 
+/// One window of rows of a point product's series placed on the common grid (cells' points averaged): per
+/// cell a unit vector (ground to sensor, or a component's axis) and a standard deviation of one date's
+/// value, and per date after the source's first its displacement since that first date (NaN: no point of
+/// the cell has a value that date).
+struct GriddedSeries {
+  GridF east, north, up;
+  GridF sigma;                ///< NaN or <= 0: the cell has no point
+  std::vector<GridF> values;  ///< one per date of SeriesGridSource::dates() but the first
+};
+
+/// A product of displacement series at points (EGMS) that decompose_series_rasters places on its grid
+/// strip by strip. Implemented above this module (egms): the inversion does not know the file format.
+class SeriesGridSource {
+ public:
+  virtual ~SeriesGridSource() = default;
+  /// The product (for provenance and messages).
+  virtual std::string path() const = 0;
+  /// The series' dates, strictly increasing; the values are displacements since the first.
+  virtual const std::vector<io::Date>& dates() const = 0;
+  /// Rows [row, row + height) of `grid`, read from the product (the whole product is read once per call;
+  /// only what falls in the window is kept).
+  virtual GriddedSeries read_strip(const io::RasterInfo& grid, int row, int height) = 0;
+};
+
 struct DecomposeSeriesRun {
   std::vector<SeriesPairInput> pairs;
+  /// Point products whose series enter the inversion as pairs from their first date to each other date
+  /// (each one's own geometry, numbered after the table's).
+  std::vector<std::shared_ptr<SeriesGridSource>> series;
+  /// The common grid when the caller fixed it (points alone, --resolution); otherwise grid_path's.
+  std::optional<io::RasterInfo> grid;
   std::string grid_path;   ///< empty = the first pair's raster
   std::string output_dir;  ///< east.tif, north.tif, up.tif (+ _sigma), velocity.tif, decompose_series.nc
   SeriesOptions options;
