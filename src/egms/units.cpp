@@ -87,6 +87,45 @@ class RowsFile {
   std::FILE* file_ = nullptr;
 };
 
+// A part of a product as a work unit reads it: limited to its byte range, with the whole product's
+// decimals so that its rows are written as a single run would write them.
+ProductReader open_part(const std::string& input, const PointRange& range) {
+  auto reader = ProductReader::open(input);
+  reader.use_decimals(range.scalar_decimals, range.series_decimals);
+  reader.restrict_to(range.first_byte, range.end_byte);
+  return reader;
+}
+
+// Streams a part: `process` computes the model columns of each chunk, whose rows then go to the rows file
+// (committed when complete).
+template <class Process>
+void write_part_rows(ProductReader& reader, const StreamOptions& options, const RunContext& context,
+                     const std::string& rows_path, Process&& process) {
+  const ProductLayout& layout = reader.layout();
+  Progress& progress = progress_or_null(context.progress);
+  const std::size_t chunk_points = detail::chunk_points_for(options, layout, context);
+  RowsFile rows(rows_path);
+  PointChunk chunk;
+  std::string text;
+  while (reader.read(chunk, chunk_points)) {
+    detail::check_cancelled(progress);
+    process(chunk);
+    text.clear();
+    format_product_rows(layout, chunk, text);
+    rows.write(text);
+  }
+  rows.commit();
+}
+
+// The part's record beside its rows: what the part found, its range and the rows' size.
+void write_part_record(nlohmann::json record, const PointRange& range, const std::string& rows_path,
+                       const std::string& record_path) {
+  record["rows_bytes"] = fs::file_size(rows_path);
+  record["first_byte"] = range.first_byte;
+  record["end_byte"] = range.end_byte;
+  io::write_text_atomically(record_path, record.dump() + "\n");
+}
+
 }  // namespace
 
 Summary run_fit_part(const std::string& input, const PointRange& range, const StreamOptions& options,
@@ -94,33 +133,17 @@ Summary run_fit_part(const std::string& input, const PointRange& range, const St
                      const RunContext& context) {
   const auto start = std::chrono::steady_clock::now();
   options.validate();
-  auto reader = ProductReader::open(input);
-  reader.use_decimals(range.scalar_decimals, range.series_decimals);
-  reader.restrict_to(range.first_byte, range.end_byte);
+  auto reader = open_part(input, range);
   const ProductLayout& layout = reader.layout();
   const TimeSeriesModel model(layout.dates, options.model);
   detail::FitComparison comparison(layout);
-  Progress& progress = progress_or_null(context.progress);
-  const std::size_t chunk_points = detail::chunk_points_for(options, layout, context);
-  RowsFile rows(rows_path);
-  PointChunk chunk;
   std::vector<PointModel> results;
-  std::string text;
-  while (reader.read(chunk, chunk_points)) {
-    detail::check_cancelled(progress);
+  write_part_rows(reader, options, context, rows_path, [&](PointChunk& chunk) {
     detail::fit_chunk(model, chunk, results);
-    comparison.add(chunk, results);
+    comparison.add(chunk, results);  // against the input's columns, before they are replaced
     detail::store_model(layout, chunk, results);
-    text.clear();
-    format_product_rows(layout, chunk, text);
-    rows.write(text);
-  }
-  rows.commit();
-  nlohmann::json record = comparison.to_json();
-  record["rows_bytes"] = fs::file_size(rows_path);
-  record["first_byte"] = range.first_byte;
-  record["end_byte"] = range.end_byte;
-  io::write_text_atomically(record_path, record.dump() + "\n");
+  });
+  write_part_record(comparison.to_json(), range, rows_path, record_path);
   Summary summary;
   summary.operation = kFitUnitOperation;
   summary.counts["points"] = comparison.points();
@@ -328,40 +351,23 @@ Summary run_reference_part(const std::string& input, const PointRange& range,
                            const RunContext& context) {
   const auto start = std::chrono::steady_clock::now();
   options.validate();
-  auto reader = ProductReader::open(input);
-  reader.use_decimals(range.scalar_decimals, range.series_decimals);
-  reader.restrict_to(range.first_byte, range.end_byte);
+  auto reader = open_part(input, range);
   const ProductLayout& layout = reader.layout();
   if (reference_series.size() != layout.date_count()) {
     throw FormatError(fmt::format("work unit: the reference series has {} dates, {} has {}",
                                   reference_series.size(), input, layout.date_count()));
   }
   const TimeSeriesModel model(layout.dates, options.model);
-  Progress& progress = progress_or_null(context.progress);
-  const std::size_t chunk_points = detail::chunk_points_for(options, layout, context);
-  RowsFile rows(rows_path);
-  PointChunk chunk;
   std::vector<PointModel> results;
-  std::string text;
   std::int64_t points = 0, failed = 0;
-  while (reader.read(chunk, chunk_points)) {
-    detail::check_cancelled(progress);
+  write_part_rows(reader, options, context, rows_path, [&](PointChunk& chunk) {
     detail::subtract_reference(chunk, reference_series);
     detail::fit_chunk(model, chunk, results);
     for (const auto& r : results) failed += std::isnan(r.mean_velocity) ? 1 : 0;
     points += static_cast<std::int64_t>(chunk.size());
     detail::store_model(layout, chunk, results);
-    text.clear();
-    format_product_rows(layout, chunk, text);
-    rows.write(text);
-  }
-  rows.commit();
-  const nlohmann::json record = {{"points", points},
-                                 {"failed", failed},
-                                 {"rows_bytes", fs::file_size(rows_path)},
-                                 {"first_byte", range.first_byte},
-                                 {"end_byte", range.end_byte}};
-  io::write_text_atomically(record_path, record.dump() + "\n");
+  });
+  write_part_record({{"points", points}, {"failed", failed}}, range, rows_path, record_path);
   Summary summary;
   summary.operation = kReferenceUnitOperation;
   summary.counts["points"] = points;

@@ -279,10 +279,12 @@ struct DecomposeSeriesRun {
   std::vector<std::string> extra_inputs;  ///< for provenance (the table)
 };
 
-/// The 4-D decomposition over files: every pair raster resampled onto the common grid, cells solved by
+/// The 4-D decomposition over files: every pair raster resampled onto the common grid and every point
+/// product gridded (its series as pairs from its first date to each other date), cells solved by
 /// SeriesDecomposer in strips within the RAM budget, cubes (one band per date of the union) and the
-/// velocity product written as COGs, and a CF NetCDF cube. Summary counts: cells, pairs, dates, resolved_3d,
-/// no_data.
+/// velocity product written as COGs, and a CF NetCDF cube. Summary counts: cells, pairs (table rows),
+/// series_pairs (from point products), dates, resolved_3d, east_up_north_neglected, no_data,
+/// pairs_downweighted (over all cells, with a robust loss).
 Summary decompose_series_rasters(const DecomposeSeriesRun& run, RunContext& context);
 
 /// The common grid of a run: `grid`, else `grid_path`'s, else the first product's, at `resolution` when
