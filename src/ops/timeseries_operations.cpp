@@ -213,8 +213,11 @@ void register_series_at(OperationRegistry& registry) {
       ps.color = palette[c % 2];
       lines.push_back(std::move(ps));
     }
+    // The plot's axis counts days: epochs of one day (SAR passes hours apart) share their day there.
+    std::vector<io::Date> days;
+    for (const auto& e : series.dates) days.push_back(e.date);
     render::write_png(
-        plot, render::plot_time_series(series.dates, lines,
+        plot, render::plot_time_series(days, lines,
                                        fmt::format("displacement at node ({}, {})", series.col, series.row),
                                        fmt::format("displacement ({})", series.unit)));
     run_log()->info("wrote {}", plot);

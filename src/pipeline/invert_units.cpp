@@ -185,8 +185,15 @@ WorkUnit invert_block_unit(const std::string& id, const std::vector<timeseries::
   u.operation = kInvertBlockOperation;
   nlohmann::json pairs = nlohmann::json::array();
   for (const auto& p : candidates) {
-    pairs.push_back(
-        {{"id", p.id}, {"ref_date", p.ref_date.iso()}, {"sec_date", p.sec_date.iso()}, {"weight", p.weight}});
+    nlohmann::json pair = {
+        {"id", p.id}, {"ref_date", p.ref_date.iso()}, {"sec_date", p.sec_date.iso()}, {"weight", p.weight}};
+    // Times to the second only where the images carry them (SAR): the block's time axis is then instants,
+    // and the units of date-only series keep the parameters (and so the keys) they always had.
+    if (p.ref_time_s && p.sec_time_s) {
+      pair["ref_time_s"] = *p.ref_time_s;
+      pair["sec_time_s"] = *p.sec_time_s;
+    }
+    pairs.push_back(std::move(pair));
     u.inputs.push_back(p.result_path);
   }
   u.parameters = {{"units", options.units},
@@ -218,6 +225,10 @@ Summary execute_invert_block(const UnitList& list, const WorkUnit& unit, RunCont
       pair.ref_date = io::Date::parse(pairs[k].at("ref_date").get<std::string>());
       pair.sec_date = io::Date::parse(pairs[k].at("sec_date").get<std::string>());
       pair.weight = pairs[k].at("weight").get<double>();
+      if (pairs[k].contains("ref_time_s") && pairs[k].contains("sec_time_s")) {
+        pair.ref_time_s = pairs[k].at("ref_time_s").get<double>();
+        pair.sec_time_s = pairs[k].at("sec_time_s").get<double>();
+      }
       pair.result_path = unit.inputs[k];
       if (pair_recorded(pair.id, pair.result_path)) used.push_back(pair);
     }

@@ -461,19 +461,19 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
                              : io::describe(first_image.path);
   const std::string units = first.georeferenced && !first.crs_wkt.empty() ? "m" : "px";
   const std::vector<timeseries::Pair> network = timeseries::build_pair_network(images, options.network);
+  // The inversion's time axis is the images' instants when they carry their time to the second (SAR),
+  // their dates otherwise. A series mixing both is refused before anything is written: a date's time of
+  // day is unknown, and taking it as 00:00 would put up to a day's error into spans hours long.
   if (network.size() > 1) {
-    // The inversion's time axis is in whole days (dates): a pair whose span to the second differs from its
-    // count of days by more than 1 % (hours apart, same day or across midnight) would get a wrong velocity
-    // there, so such a network is refused rather than inverted. Pairs of one Sentinel-1 orbit, whole
-    // repeat cycles apart at nearly the same time of day, pass.
-    for (const auto& pair : network) {
-      const double span = std::abs(pair.span_days()), whole = std::abs(static_cast<double>(pair.days()));
-      if (std::abs(span - whole) > 0.01 * whole) {
-        throw InvalidArgument(fmt::format(
-            "pair {} spans {:.2f} h but the inversion of a network counts whole days ({} days): run a pair "
-            "hours apart on its own (two images), or leave it out with --min-days",
-            pair.id, span * 24.0, pair.days()));
-      }
+    const auto timed = std::find_if(images.images.begin(), images.images.end(),
+                                    [](const timeseries::Image& im) { return im.time_s.has_value(); });
+    const auto untimed = std::find_if(images.images.begin(), images.images.end(),
+                                      [](const timeseries::Image& im) { return !im.time_s.has_value(); });
+    if (timed != images.images.end() && untimed != images.images.end()) {
+      throw InvalidArgument(fmt::format(
+          "image {} carries no acquisition time (only its date, {}) while {} does ({}): the inversion of a "
+          "series needs every image's time to the second, or none; run the two kinds apart",
+          untimed->path, untimed->date.iso(), timed->path, timeseries::Epoch::at(*timed->time_s).iso()));
     }
   }
   // Options that cannot fit the images are refused before anything is written (not per pair, after
@@ -577,7 +577,7 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
     for (std::size_t i = 0; i < candidates.size(); ++i)
       candidates[i].result_path = filter_units.units[i].output;
     const auto rows =
-        inversion_block_rows(first, options, candidates.size(), timeseries::network_dates(network).size());
+        inversion_block_rows(first, options, candidates.size(), timeseries::network_epochs(network).size());
     for (const auto& block : plan_row_blocks(rows.first, rows.second)) {
       const std::string id = fmt::format("rows_{:06d}", block.row0);
       invert_units.units.push_back(invert_block_unit(
@@ -685,7 +685,8 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   fs::create_directories(products_dir, ec);
   std::vector<std::string> product_files;
   std::string velocity_path;
-  std::vector<io::Date> dates_used = timeseries::network_dates(filtered.pairs);
+  // The time axis of the products: instants for images with times to the second, else dates.
+  const std::vector<timeseries::Epoch> dates_used = timeseries::network_epochs(filtered.pairs);
   if (filtered.pairs.size() == 1) {
     velocity_path = write_single_pair_velocity(filtered.pairs.front(), units, products_dir, options, context,
                                                product_files);
@@ -757,7 +758,7 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
       "Offset tracking time series produced by deforma: {} pairs correlated, filtered and inverted into "
       "displacement time series and velocity ({}).",
       filtered.pairs.size(), headline.unit);
-  const io::Date first_date = dates_used.front(), last_date = dates_used.back();
+  const io::Date first_date = dates_used.front().date, last_date = dates_used.back().date;
   {
     StacItem velocity;
     velocity.id = "velocity";
@@ -843,6 +844,9 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
   summary.details = {{"output_dir", options.output_dir}, {"units", units},
                      {"first_date", first_date.iso()},   {"last_date", last_date.iso()},
                      {"headline", headline.to_json()},   {"stages", stages}};
+  nlohmann::json epoch_list = nlohmann::json::array();
+  for (const auto& e : dates_used) epoch_list.push_back(e.iso());
+  summary.details["epochs"] = epoch_list;
   if (!series_grid.is_null()) summary.details["series_grid"] = series_grid;
   if (previous_images) {
     summary.details["update"] = {{"previous_images", *previous_images},

@@ -563,20 +563,38 @@ struct NetworkInverter::Impl {
   }
 };
 
+namespace {
+
+std::vector<Epoch> epochs_of(const std::vector<io::Date>& dates) {
+  std::vector<Epoch> epochs;
+  for (const auto& d : dates) epochs.push_back({d, std::nullopt});
+  return epochs;
+}
+
+}  // namespace
+
 NetworkInverter::NetworkInverter(std::vector<io::Date> dates, std::vector<NetworkPair> pairs,
                                  InversionOptions options)
-    : dates_(std::move(dates)), pairs_(std::move(pairs)), options_(options), impl_(std::make_unique<Impl>()) {
+    : NetworkInverter(epochs_of(dates), std::move(pairs), options) {}
+
+NetworkInverter::NetworkInverter(std::vector<Epoch> epochs, std::vector<NetworkPair> pairs,
+                                 InversionOptions options)
+    : epochs_(std::move(epochs)),
+      pairs_(std::move(pairs)),
+      options_(options),
+      impl_(std::make_unique<Impl>()) {
   options_.validate();
-  if (dates_.size() < 2)
-    throw InvalidArgument(fmt::format("inversion: needs at least 2 dates, got {}", dates_.size()));
-  for (std::size_t k = 1; k < dates_.size(); ++k) {
-    if (!(dates_[k - 1] < dates_[k])) {
+  if (epochs_.size() < 2)
+    throw InvalidArgument(fmt::format("inversion: needs at least 2 dates, got {}", epochs_.size()));
+  for (std::size_t k = 1; k < epochs_.size(); ++k) {
+    if (!(days_between(epochs_[k - 1], epochs_[k]) > 0.0)) {
       throw InvalidArgument(fmt::format("inversion: dates must increase strictly ({} then {})",
-                                        dates_[k - 1].iso(), dates_[k].iso()));
+                                        epochs_[k - 1].iso(), epochs_[k].iso()));
     }
   }
+  for (const auto& e : epochs_) dates_.push_back(e.date);
   if (pairs_.empty()) throw InvalidArgument("inversion: no pair");
-  const int n = static_cast<int>(dates_.size());
+  const int n = static_cast<int>(epochs_.size());
   for (std::size_t k = 0; k < pairs_.size(); ++k) {
     const auto& p = pairs_[k];
     if (p.ref < 0 || p.sec < 0 || p.ref >= n || p.sec >= n || p.ref == p.sec) {
@@ -593,7 +611,8 @@ NetworkInverter::NetworkInverter(std::vector<io::Date> dates, std::vector<Networ
   im.pairs = pairs_;
   im.options = options_;
   im.t_years.resize(n);
-  for (int k = 0; k < n; ++k) im.t_years[k] = io::years_between(dates_[0], dates_[k]);
+  // Days with their fractions (instants hours apart), in years of 365.25 days like pair spans.
+  for (int k = 0; k < n; ++k) im.t_years[k] = days_between(epochs_[0], epochs_[k]) / 365.25;
   const double mean_t = std::accumulate(im.t_years.begin(), im.t_years.end(), 0.0) / n;
   double sxx = 0;
   for (const double t : im.t_years) sxx += (t - mean_t) * (t - mean_t);
@@ -633,7 +652,7 @@ void NetworkInverter::invert(const PairObservations& observations, InversionResu
       (observations.node_count > 0 && (!observations.east || !observations.north))) {
     throw InvalidArgument("inversion: observations need east and north arrays");
   }
-  result.resize(observations.node_count, static_cast<int>(dates_.size()));
+  result.resize(observations.node_count, static_cast<int>(epochs_.size()));
   const int chunks = (observations.node_count + kChunkNodes - 1) / kChunkNodes;
   std::atomic<bool> stop{false};
   tbb::parallel_for(

@@ -82,9 +82,9 @@ std::string utc_now() { return io::iso_utc(std::time(nullptr)); }
 
 }  // namespace
 
-void write_netcdf_cube(const std::string& path, const std::vector<io::Date>& dates,
-                       const io::RasterInfo& grid, const std::vector<CubeVariable>& variables,
-                       const io::Provenance& provenance, int rows_per_block) {
+void write_netcdf_cube(const std::string& path, const std::vector<Epoch>& dates, const io::RasterInfo& grid,
+                       const std::vector<CubeVariable>& variables, const io::Provenance& provenance,
+                       int rows_per_block) {
   rows_per_block = std::max(1, rows_per_block);
   io::write_atomically(path, [&](const std::string& tmp) {
     NcFile file;
@@ -101,7 +101,9 @@ void write_netcdf_cube(const std::string& path, const std::vector<io::Date>& dat
     int var_x = 0;
     check(nc_def_var(nc, "time", NC_DOUBLE, 1, &dim_time, &var_time), path, "defining time");
     put_text(nc, var_time, "standard_name", "time", path);
-    put_text(nc, var_time, "long_name", "acquisition date", path);
+    // Instants (SAR) as fractions of days on the same axis as dates: one unit for every series.
+    const bool instants = !dates.empty() && dates.front().time_s.has_value();
+    put_text(nc, var_time, "long_name", instants ? "acquisition time" : "acquisition date", path);
     put_text(nc, var_time, "units", "days since 1970-01-01 00:00:00", path);
     put_text(nc, var_time, "calendar", "standard", path);
     put_text(nc, var_time, "axis", "T", path);
@@ -176,7 +178,7 @@ void write_netcdf_cube(const std::string& path, const std::vector<io::Date>& dat
     check(nc_enddef(nc), path, "ending definitions");
 
     std::vector<double> times;
-    for (const auto& d : dates) times.push_back(static_cast<double>(d.days_since_epoch()));
+    for (const auto& d : dates) times.push_back(d.days_since_epoch());
     check(nc_put_var_double(nc, var_time, times.data()), path, "writing time");
     std::vector<double> xs(grid.width);
     std::vector<double> ys(grid.height);

@@ -7,6 +7,7 @@
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
 #include "deforma/io/raster.hpp"
+#include "deforma/timeseries/epoch.hpp"
 
 namespace deforma::timeseries::detail {
 
@@ -33,8 +34,18 @@ struct CubeVariable {
 };
 
 /// Copies the variables from their COGs into `path` (atomically), by blocks of `rows_per_block` rows.
-void write_netcdf_cube(const std::string& path, const std::vector<io::Date>& dates,
-                       const io::RasterInfo& grid, const std::vector<CubeVariable>& variables,
-                       const io::Provenance& provenance, int rows_per_block);
+/// The time coordinate is in days since 1970-01-01 00:00:00 UTC, with fractions for instants.
+void write_netcdf_cube(const std::string& path, const std::vector<Epoch>& dates, const io::RasterInfo& grid,
+                       const std::vector<CubeVariable>& variables, const io::Provenance& provenance,
+                       int rows_per_block);
+
+/// The same on a time axis of dates (00:00 UTC each).
+inline void write_netcdf_cube(const std::string& path, const std::vector<io::Date>& dates,
+                              const io::RasterInfo& grid, const std::vector<CubeVariable>& variables,
+                              const io::Provenance& provenance, int rows_per_block) {
+  std::vector<Epoch> epochs;
+  for (const auto& d : dates) epochs.push_back({d, std::nullopt});
+  write_netcdf_cube(path, epochs, grid, variables, provenance, rows_per_block);
+}
 
 }  // namespace deforma::timeseries::detail

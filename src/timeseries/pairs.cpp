@@ -5,6 +5,7 @@
 #include <fstream>
 #include <map>
 #include <numeric>
+#include <regex>
 #include <set>
 
 #include <fmt/format.h>
@@ -297,6 +298,79 @@ std::vector<io::Date> network_dates(const std::vector<Pair>& pairs,
     for (const auto& p : pairs) indices->emplace_back(index_of(p.ref_date), index_of(p.sec_date));
   }
   return dates;
+}
+
+Epoch Epoch::at(double time_s) {
+  return {io::Date::from_days_since_epoch(static_cast<long long>(std::floor(time_s / 86400.0))), time_s};
+}
+
+Epoch Epoch::parse(const std::string& text) {
+  static const std::regex instant(R"(^\s*(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2}(?:\.\d+)?)Z?\s*$)");
+  std::smatch m;
+  if (text.size() <= 64 && std::regex_match(text, m, instant)) {
+    const io::Date day = io::Date::parse(m[1]);
+    const int hours = std::stoi(m[2]), minutes = std::stoi(m[3]);
+    const double seconds = std::stod(m[4]);
+    if (hours > 23 || minutes > 59 || seconds >= 61.0) {
+      throw InvalidArgument(fmt::format("'{}' is not a valid time of day", text));
+    }
+    return {day, static_cast<double>(day.days_since_epoch()) * 86400.0 + hours * 3600.0 + minutes * 60.0 +
+                     seconds};
+  }
+  return {io::Date::parse(text), std::nullopt};
+}
+
+std::string Epoch::iso() const {
+  if (!time_s) return date.iso();
+  const double day_start_s = static_cast<double>(date.days_since_epoch()) * 86400.0;
+  const auto second = static_cast<long long>(std::floor(*time_s - day_start_s));
+  return fmt::format("{}T{:02d}:{:02d}:{:02d}Z", date.iso(), second / 3600, second / 60 % 60, second % 60);
+}
+
+std::vector<Epoch> network_epochs(const std::vector<Pair>& pairs, std::vector<std::pair<int, int>>* indices) {
+  const Pair* timed = nullptr;
+  const Pair* untimed = nullptr;
+  for (const auto& p : pairs) {
+    const bool has_times = p.ref_time_s && p.sec_time_s;
+    if (has_times && timed == nullptr) timed = &p;
+    if (!has_times && untimed == nullptr) untimed = &p;
+  }
+  if (timed == nullptr) {
+    std::vector<Epoch> epochs;
+    for (const auto& d : network_dates(pairs, indices)) epochs.push_back({d, std::nullopt});
+    return epochs;
+  }
+  if (untimed != nullptr) {
+    throw InvalidArgument(fmt::format(
+        "pair {} ({}, {}) has no acquisition times (ref_time_s, sec_time_s) while pair {} has: the time axis "
+        "of a network is either instants or dates; give every pair its times, or invert the two kinds apart",
+        untimed->id, untimed->ref_path, untimed->sec_path, timed->id));
+  }
+  // One epoch per instant; the same image reached by several pairs carries the same time, and a pair table
+  // written with microseconds reads back within a millisecond of it.
+  constexpr double kSameInstantS = 1e-3;
+  std::vector<double> times;
+  for (const auto& p : pairs) {
+    times.push_back(*p.ref_time_s);
+    times.push_back(*p.sec_time_s);
+  }
+  std::sort(times.begin(), times.end());
+  std::vector<double> distinct;
+  for (const double t : times) {
+    if (distinct.empty() || t - distinct.back() >= kSameInstantS) distinct.push_back(t);
+  }
+  if (indices != nullptr) {
+    indices->clear();
+    auto index_of = [&](double t) {
+      // Each time went to the last epoch not after it.
+      const auto it = std::upper_bound(distinct.begin(), distinct.end(), t);
+      return static_cast<int>(it - distinct.begin()) - 1;
+    };
+    for (const auto& p : pairs) indices->emplace_back(index_of(*p.ref_time_s), index_of(*p.sec_time_s));
+  }
+  std::vector<Epoch> epochs;
+  for (const double t : distinct) epochs.push_back(Epoch::at(t));
+  return epochs;
 }
 
 int count_components(int date_count, const std::vector<std::pair<int, int>>& edges) {

@@ -100,7 +100,7 @@ struct PairStack {
   std::vector<int> band_second;
   std::vector<int> band_weight;
   io::RasterInfo grid;
-  std::vector<io::Date> dates;
+  std::vector<Epoch> dates;                  // the time axis: instants or dates (network_epochs)
   std::vector<std::pair<int, int>> indices;  // date indices of each pair
 };
 
@@ -139,7 +139,7 @@ PairStack open_pair_stack(const std::vector<Pair>& pairs, const InvertRastersOpt
     if (stack.keep_open) stack.rasters[k].emplace(std::move(raster));
   }
   stack.grid = *first_info;
-  stack.dates = network_dates(pairs, &stack.indices);
+  stack.dates = network_epochs(pairs, &stack.indices);
   return stack;
 }
 
@@ -616,7 +616,7 @@ NodeSeries read_series_at(const std::string& folder, const std::string& prefix, 
   }
   for (const auto& b : info.bands) {
     try {
-      s.dates.push_back(io::Date::parse(b.description));
+      s.dates.push_back(Epoch::parse(b.description));
     } catch (const InvalidArgument&) {
       throw FormatError(
           fmt::format("{}: band {} is named '{}', not an ISO date", info.path, b.index, b.description));

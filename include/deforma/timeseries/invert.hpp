@@ -27,6 +27,7 @@
 
 #include "deforma/core/progress.hpp"
 #include "deforma/io/dates.hpp"
+#include "deforma/timeseries/epoch.hpp"
 
 namespace deforma::timeseries {
 
@@ -110,6 +111,10 @@ class NetworkInverter {
   /// Dates must be strictly increasing; pairs must refer to distinct dates in range. Throws
   /// InvalidArgument naming what is wrong (fewer than 2 dates, pair out of range, weight <= 0).
   NetworkInverter(std::vector<io::Date> dates, std::vector<NetworkPair> pairs, InversionOptions options = {});
+  /// The same on a time axis of epochs (timeseries/epoch.hpp): instants to the second, or dates. Intervals
+  /// are the epochs' days with their fractions, so a network of passes hours apart is inverted like one of
+  /// whole days. Epochs must be strictly increasing in time.
+  NetworkInverter(std::vector<Epoch> epochs, std::vector<NetworkPair> pairs, InversionOptions options = {});
   ~NetworkInverter();
   NetworkInverter(const NetworkInverter&) = delete;
   NetworkInverter& operator=(const NetworkInverter&) = delete;
@@ -119,7 +124,9 @@ class NetworkInverter {
   void invert(const PairObservations& observations, InversionResult& result,
               Progress* progress = nullptr) const;
 
+  /// The day of each epoch (two epochs of one day share it).
   const std::vector<io::Date>& dates() const { return dates_; }
+  const std::vector<Epoch>& epochs() const { return epochs_; }
   const std::vector<NetworkPair>& pairs() const { return pairs_; }
   const InversionOptions& options() const { return options_; }
   /// Totals since construction.
@@ -128,6 +135,7 @@ class NetworkInverter {
  private:
   struct Impl;
   std::vector<io::Date> dates_;
+  std::vector<Epoch> epochs_;
   std::vector<NetworkPair> pairs_;
   InversionOptions options_;
   std::unique_ptr<Impl> impl_;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "deforma/io/dates.hpp"
+#include "deforma/timeseries/epoch.hpp"
 #include "deforma/timeseries/image_set.hpp"
 
 namespace deforma::timeseries {
@@ -95,6 +96,16 @@ std::vector<Pair> read_pair_table(const std::string& csv_path);
 /// dates in that list.
 std::vector<io::Date> network_dates(const std::vector<Pair>& pairs,
                                     std::vector<std::pair<int, int>>* indices = nullptr);
+
+/// The time axis of the inversion of `pairs`: their distinct epochs, sorted, and for each pair the indices
+/// of its reference and secondary epochs in that list. Pairs with times to the second (ref_time_s and
+/// sec_time_s) give instants, so two images of one day at different times are two epochs; pairs without
+/// give their dates, exactly network_dates(). Instants less than a millisecond apart are one epoch. A
+/// network mixing pairs with and without times is an InvalidArgument naming the first pair without times
+/// and its images: a date's time of day is unknown, and counting it as 00:00 would put an error of up to
+/// a day into every span that joins it to an instant.
+std::vector<Epoch> network_epochs(const std::vector<Pair>& pairs,
+                                  std::vector<std::pair<int, int>>* indices = nullptr);
 
 /// Number of connected components of the network graph (dates as vertices, pairs as edges). More than
 /// one means the network is disconnected: the inversion then relies on its temporal regularization.

@@ -75,7 +75,7 @@ Summary assemble_inversion_products(const std::vector<Pair>& pairs, const Invert
 
 /// One node's series read back from the products.
 struct NodeSeries {
-  std::vector<io::Date> dates;
+  std::vector<Epoch> dates;                 ///< from the cubes' band names: dates, or instants of SAR series
   std::vector<std::string> components;      ///< "east", "north" (or "dx", "dy")
   std::vector<std::vector<double>> values;  ///< [component][date], NaN = nodata
   std::vector<std::vector<double>> sigmas;  ///< [component][date], NaN = unknown
@@ -101,7 +101,8 @@ enum class PointKind {
 NodeSeries read_series_at(const std::string& folder, const std::string& prefix, double x, double y,
                           PointKind kind);
 
-/// The CSV text of a series: date,<c>,<c>_sigma,...
+/// The CSV text of a series: date,<c>,<c>_sigma,... (the date column holds Epoch::iso(): a date, or an
+/// instant to the second)
 std::string series_to_csv(const NodeSeries& series);
 
 }  // namespace deforma::timeseries
