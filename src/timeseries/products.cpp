@@ -441,9 +441,11 @@ Summary write_products(const std::vector<Pair>& pairs, const InvertRastersOption
          "too_few_pairs outlier_pairs_downweighted no_redundancy dates_bridged"},
     };
     const std::string nc_path = product_path(options, "timeseries.nc");
-    // The copy into NetCDF holds one block of rows of one band at a time, in the share of --ram that the
-    // row blocks had (the rest is GDAL's block cache, which the copy reads through).
-    const int nc_rows = detail::netcdf_rows_per_block(width, height, io::window_budget_bytes(context.ram_budget_mb));
+    // The copy into NetCDF holds one block of rows of one band at a time. Larger blocks do not make it
+    // faster (HDF5 compresses chunk by chunk), so they take an eighth of the windows' share of --ram: one
+    // row of chunks on most grids. GDAL's block cache, which the copy reads through, has its own quarter.
+    const int nc_rows =
+        detail::netcdf_rows_per_block(width, height, io::window_budget_bytes(context.ram_budget_mb) / 8);
     detail::write_netcdf_cube(nc_path, dates, grid, vars, provenance, nc_rows);
     summary.outputs.push_back(nc_path);
   }
