@@ -4,6 +4,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include <gdal_priv.h>
 #include <ogr_spatialref.h>
 #include <spdlog/spdlog.h>
+#include <tbb/task_arena.h>
 
 #include "deforma/core/cancel.hpp"
 #include "deforma/core/error.hpp"
@@ -330,7 +332,10 @@ void CogWriter::finish() {
   co = CSLSetNameValue(co, "OVERVIEWS", o.overviews ? "AUTO" : "NONE");
   co = CSLSetNameValue(co, "RESAMPLING", o.overview_resampling.c_str());
   co = CSLSetNameValue(co, "BIGTIFF", "IF_SAFER");
-  co = CSLSetNameValue(co, "NUM_THREADS", "ALL_CPUS");
+  // The run's threads (the oneTBB arena io::run_operation runs it in), not every core of the machine: each
+  // compression thread holds its own buffers, and a service runs several operations side by side.
+  co = CSLSetNameValue(co, "NUM_THREADS",
+                       std::to_string(std::max(1, tbb::this_task_arena::max_concurrency())).c_str());
   auto* cog = GetGDALDriverManager()->GetDriverByName("COG");
   // Without a callback of the caller's, an interrupt (SIGINT/SIGTERM in the CLI) still stops the conversion.
   std::function<bool(double)> progress =

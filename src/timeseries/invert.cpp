@@ -532,32 +532,34 @@ struct NetworkInverter::Impl {
         continue;
       }
       const int nv = static_cast<int>(solver->pairs.size());
-      const int count = static_cast<int>(members.size());
-      // Gather the valid pairs of every node of the pattern: east columns then north columns.
-      MatrixF d(nv, 2 * count);
-      for (int c = 0; c < count; ++c) {
-        const std::size_t off = static_cast<std::size_t>(members[c]) * m;
-        for (int r = 0; r < nv; ++r) {
-          d(r, c) = obs.east[off + solver->pairs[r]];
-          d(r, count + c) = obs.north[off + solver->pairs[r]];
-        }
-      }
-      const MatrixF u = solver->solve * d;
-      const Eigen::RowVectorXf v = solver->velocity * d;
-      for (int c = 0; c < count; ++c) {
-        const int node = members[c];
+      // Node by node (a matrix-vector product each) rather than one product over the pattern's nodes: a
+      // matrix product's blocking and vector lanes depend on how many nodes share the pattern, which
+      // depends on the windows the nodes were read in, and would change the last bits of the results.
+      Eigen::VectorXf de(nv);
+      Eigen::VectorXf dn(nv);
+      Eigen::VectorXf u_east(date_count - 1);
+      Eigen::VectorXf u_north(date_count - 1);
+      for (const int node : members) {
         const float* e = obs.east + static_cast<std::size_t>(node) * m;
         const float* n = obs.north + static_cast<std::size_t>(node) * m;
+        for (int r = 0; r < nv; ++r) {
+          de(r) = e[solver->pairs[r]];
+          dn(r) = n[solver->pairs[r]];
+        }
+        u_east.noalias() = solver->solve * de;
+        u_north.noalias() = solver->solve * dn;
+        const float v_east = solver->velocity.dot(de);
+        const float v_north = solver->velocity.dot(dn);
         for (int k = 1; k < date_count; ++k) {
-          ue[k] = u(k - 1, c);
-          un[k] = u(k - 1, count + c);
+          ue[k] = u_east(k - 1);
+          un[k] = u_north(k - 1);
         }
         if (needs_reweighting(e, n, ue, un, w, solver->rank)) {
           solve_single(node, e, n, w, true, false, out);
           continue;
         }
-        finish_node(node, e, n, ue, un, w, ones, solver->sigma_unit, solver->velocity_sigma_unit, v(c),
-                    v(count + c), solver->rank, solver->bridged, false, out);
+        finish_node(node, e, n, ue, un, w, ones, solver->sigma_unit, solver->velocity_sigma_unit, v_east,
+                    v_north, solver->rank, solver->bridged, false, out);
       }
     }
   }

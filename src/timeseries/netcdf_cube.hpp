@@ -1,5 +1,6 @@
 #pragma once
 // Writes the time-series cube as CF-1.8 NetCDF-4 (internal; see products.hpp for the layout).
+#include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +33,14 @@ struct CubeVariable {
   std::vector<int> flag_masks;  ///< CF flag_masks of a bit-field variable (empty: not one)
   std::string flag_meanings;    ///< CF flag_meanings: one word per mask, space-separated
 };
+
+/// Memory of the copy per node of a block of rows: the band window read (value and validity), the
+/// integer copy of count and flag variables, and HDF5's chunk cache of one row of chunks.
+constexpr double kBytesPerCopiedNode = 4.0 + 1.0 + 4.0 + 4.0;
+
+/// Rows per block of write_netcdf_cube within `budget_bytes`: whole rows of chunks (256) where the budget
+/// allows, so that every chunk is written once and leaves the cache; at least 1.
+int netcdf_rows_per_block(int width, int height, std::size_t budget_bytes);
 
 /// Copies the variables from their COGs into `path` (atomically), by blocks of `rows_per_block` rows.
 /// The time coordinate is in days since 1970-01-01 00:00:00 UTC, with fractions for instants.

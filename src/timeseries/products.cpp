@@ -12,11 +12,13 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include "deforma/core/error.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/product.hpp"
 #include "deforma/io/raster.hpp"
+#include "deforma/io/stream.hpp"
 #include "deforma/render/colormap.hpp"
 #include "deforma/render/map.hpp"
 #include "timeseries/netcdf_cube.hpp"
@@ -179,18 +181,22 @@ std::vector<RowBlock> blocks_of(int height, int rows_per_block) {
   return blocks;
 }
 
-// Reads the observations of `block` and inverts them into `result`.
-void invert_block(const std::vector<Pair>& pairs, const InvertRastersOptions& options, const PairStack& stack,
-                  const NetworkInverter& inverter, const RowBlock& block, InversionResult& result,
-                  Progress* progress) {
-  const int width = stack.grid.width;
+// The observations of one window of nodes, node-major (see PairObservations).
+struct Observations {
+  int nodes = 0;
+  std::vector<float> east, north, weight;
+};
+
+// Reads the observations of `window` from every pair raster.
+Observations read_observations(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
+                               const PairStack& stack, const io::Window& window) {
   const int m = static_cast<int>(pairs.size());
-  const io::Window window{0, block.row0, width, block.rows};
-  const int nodes = width * block.rows;
-  std::vector<float> east(static_cast<std::size_t>(nodes) * m, 0.0f);
-  std::vector<float> north(east.size(), 0.0f);
-  std::vector<float> weight;
-  if (!options.weight_band.empty()) weight.assign(east.size(), 0.0f);
+  Observations o;
+  o.nodes = window.width * window.height;
+  const int nodes = o.nodes;
+  o.east.assign(static_cast<std::size_t>(nodes) * m, 0.0f);
+  o.north.assign(o.east.size(), 0.0f);
+  if (!options.weight_band.empty()) o.weight.assign(o.east.size(), 0.0f);
   // Each pair raster is its own GDAL dataset, so pairs can be read concurrently.
   tbb::parallel_for(0, m, [&](int p) {
     std::optional<io::Raster> reopened;
@@ -203,19 +209,91 @@ void invert_block(const std::vector<Pair>& pairs, const InvertRastersOptions& op
     for (int i = 0; i < nodes; ++i) {
       const bool ok = a.valid.data()[i] != 0 && b.valid.data()[i] != 0 && (!q || q->valid.data()[i] != 0);
       const std::size_t at = static_cast<std::size_t>(i) * m + p;
-      east[at] = ok ? a.values.data()[i] : std::nanf("");
-      north[at] = ok ? b.values.data()[i] : std::nanf("");
-      if (q) weight[at] = ok ? q->values.data()[i] : 0.0f;
+      o.east[at] = ok ? a.values.data()[i] : std::nanf("");
+      o.north[at] = ok ? b.values.data()[i] : std::nanf("");
+      if (q) o.weight[at] = ok ? q->values.data()[i] : 0.0f;
     }
   });
-  PairObservations obs{nodes, m, east.data(), north.data(), weight.empty() ? nullptr : weight.data()};
-  inverter.invert(obs, result, progress);
+  return o;
 }
 
-// Writes the products from the results of `blocks` (in order, covering every row) given by `solve`.
+InversionResult invert_observations(const NetworkInverter& inverter, const Observations& o, Progress* progress) {
+  const int m = static_cast<int>(inverter.pairs().size());
+  PairObservations obs{o.nodes, m, o.east.data(), o.north.data(), o.weight.empty() ? nullptr : o.weight.data()};
+  InversionResult result;
+  inverter.invert(obs, result, progress);
+  return result;
+}
+
+// Memory of one window in flight per node: its observations (2 or 3 floats per pair), the band windows
+// being read (value and validity of 2 or 3 bands, for as many pairs as threads read at once), its results
+// (4 series per date, 9 maps, the flags) and the plane the writer converts them through.
+double bytes_per_node(const PairStack& stack, const InvertRastersOptions& options, std::size_t pairs,
+                      int threads) {
+  const double m = static_cast<double>(pairs);
+  const double bands = options.weight_band.empty() ? 2.0 : 3.0;
+  const double date_count = static_cast<double>(stack.dates.size());
+  const double reading = bands * 5.0 * std::min(m, static_cast<double>(std::max(1, threads)));
+  return m * bands * 4.0 + reading + date_count * 4.0 * 4.0 + 9.0 * 4.0 + 1.0 + 4.0;
+}
+
+// Reads the observations of `block` and inverts them into `result`.
+void invert_block(const std::vector<Pair>& pairs, const InvertRastersOptions& options, const PairStack& stack,
+                  const NetworkInverter& inverter, const RowBlock& block, InversionResult& result,
+                  Progress* progress) {
+  const io::Window window{0, block.row0, stack.grid.width, block.rows};
+  result = invert_observations(inverter, read_observations(pairs, options, stack, window), progress);
+}
+
+// Receives the results of one window of nodes; windows come in order and partition the grid.
+using WindowSink = std::function<void(const io::Window&, const InversionResult&)>;
+
+// The inversion as a kernel of the streaming executor (io::for_each_window): windows of nodes without halo,
+// read from every pair raster in order, inverted in parallel (each node on its own: results do not depend
+// on the windows), handed to the product writers in order.
+class InversionKernel {
+ public:
+  using Input = Observations;
+  using Output = InversionResult;
+  struct Scratch {};  // the solver's per-thread buffers live in the inverter (thread_local, made once)
+
+  InversionKernel(const std::vector<Pair>& pairs, const InvertRastersOptions& options, const PairStack& stack,
+                  const NetworkInverter& inverter, Progress& progress, const WindowSink& sink,
+                  double bytes_per_node)
+      : pairs_(pairs),
+        options_(options),
+        stack_(stack),
+        inverter_(inverter),
+        progress_(progress),
+        sink_(sink),
+        bytes_per_node_(bytes_per_node) {}
+
+  int halo_px() const { return 0; }
+  double bytes_per_pixel() const { return bytes_per_node_; }
+  Input read(const io::Tile& tile) {
+    if (progress_.cancelled()) throw Cancelled("invert cancelled");
+    return read_observations(pairs_, options_, stack_, tile.core);
+  }
+  Output compute(const io::Tile&, Input& input, Scratch&) {
+    return invert_observations(inverter_, input, &progress_);
+  }
+  void write(const io::Tile& tile, Output& output) { sink_(tile.core, output); }
+
+ private:
+  const std::vector<Pair>& pairs_;
+  const InvertRastersOptions& options_;
+  const PairStack& stack_;
+  const NetworkInverter& inverter_;
+  Progress& progress_;
+  const WindowSink& sink_;
+  double bytes_per_node_;
+};
+
+// Writes the products from the results that `drive` hands to its sink, window by window in order (covering
+// every node), then finishes them one at a time.
 Summary write_products(const std::vector<Pair>& pairs, const InvertRastersOptions& options,
-                       RunContext& context, const PairStack& stack, const std::vector<RowBlock>& blocks,
-                       const std::function<void(const RowBlock&, InversionResult&)>& solve,
+                       RunContext& context, const PairStack& stack,
+                       const std::function<int(const WindowSink&)>& drive,
                        const std::function<InversionStats()>& stats_of_run,
                        std::chrono::steady_clock::time_point start_time) {
   const Components comp = components_for(options);
@@ -226,22 +304,6 @@ Summary write_products(const std::vector<Pair>& pairs, const InvertRastersOption
   const int date_count = static_cast<int>(dates.size());
   const int m = static_cast<int>(pairs.size());
   const int components = count_components(date_count, stack.indices);
-  const int rows_per_block = blocks.empty() ? 0 : blocks.front().rows;
-  const double budget = ram_budget_bytes(context.ram_budget_mb);
-  {
-    int next_row = 0;
-    for (const auto& block : blocks) {
-      if (block.row0 != next_row || block.rows < 1) {
-        throw InvalidArgument(
-            fmt::format("invert: row block {}+{} does not follow row {}", block.row0, block.rows, next_row));
-      }
-      next_row += block.rows;
-    }
-    if (next_row != height) {
-      throw InvalidArgument(
-          fmt::format("invert: the row blocks cover {} of the grid's {} rows", next_row, height));
-    }
-  }
   io::Provenance provenance;
   provenance.command_line = context.command_line;
   provenance.parameters = options.parameters;
@@ -284,23 +346,18 @@ Summary write_products(const std::vector<Pair>& pairs, const InvertRastersOption
 
   Progress& progress = progress_or_null(context.progress);
   progress.start("inverting nodes", static_cast<std::uint64_t>(width) * height);
-  InversionResult result;
-  for (const auto& block : blocks) {
-    if (progress.cancelled()) throw Cancelled("invert cancelled");
-    const int row0 = block.row0;
-    const int rows = block.rows;
-    const io::Window window{0, row0, width, rows};
-    const int nodes = width * rows;
-    solve(block, result);
+  GridF plane;
+  const auto sink = [&](const io::Window& window, const InversionResult& result) {
+    const int nodes = window.width * window.height;
     if (result.node_count != nodes || result.date_count != date_count) {
-      throw Error(
-          fmt::format("invert: the results of rows {}+{} hold {} nodes and {} dates, expected {} and {}",
-                      row0, rows, result.node_count, result.date_count, nodes, date_count),
-          ExitCode::kInternal);
+      throw Error(fmt::format("invert: the results of window col {} row {} size {}x{} hold {} nodes and {} "
+                              "dates, expected {} and {}",
+                              window.col, window.row, window.width, window.height, result.node_count,
+                              result.date_count, nodes, date_count),
+                  ExitCode::kInternal);
     }
-
     // Series cubes: band k of each cube is date k.
-    GridF plane(width, rows);
+    if (plane.width() != window.width || plane.height() != window.height) plane = GridF(window.width, window.height);
     auto put = [&](float v) { return std::isfinite(v) ? v : kNodata; };
     const std::vector<const std::vector<float>*> series = {&result.east, &result.north, &result.east_sigma,
                                                            &result.north_sigma};
@@ -327,11 +384,12 @@ Summary write_products(const std::vector<Pair>& pairs, const InvertRastersOption
     for (int i = 0; i < nodes; ++i) plane.data()[i] = result.flags[i];
     velocity_writer.write(10, window, plane);
 
-    for (int r = 0; r < rows; ++r) {
-      const int row = row0 + r;
+    for (int r = 0; r < window.height; ++r) {
+      const int row = window.row + r;
       if (row % sampled.factor != 0) continue;
-      for (int col = 0; col < width; col += sampled.factor) {
-        const int i = r * width + col;
+      const int first_col = (window.col + sampled.factor - 1) / sampled.factor * sampled.factor;
+      for (int col = first_col; col < window.col + window.width; col += sampled.factor) {
+        const int i = r * window.width + (col - window.col);
         const int sc = col / sampled.factor;
         const int sr = row / sampled.factor;
         const bool ok = std::isfinite(result.velocity_magnitude[i]);
@@ -342,7 +400,8 @@ Summary write_products(const std::vector<Pair>& pairs, const InvertRastersOption
         sampled.rmse(sc, sr) = ok ? result.rmse[i] : 0.0f;
       }
     }
-  }
+  };
+  const int rows_per_block = drive(sink);
   progress.finish();
 
   Summary summary;
@@ -382,8 +441,11 @@ Summary write_products(const std::vector<Pair>& pairs, const InvertRastersOption
          "too_few_pairs outlier_pairs_downweighted no_redundancy dates_bridged"},
     };
     const std::string nc_path = product_path(options, "timeseries.nc");
+    // The copy into NetCDF holds one block of rows of one band at a time. Larger blocks do not make it
+    // faster (HDF5 compresses chunk by chunk), so they take an eighth of the windows' share of --ram: one
+    // row of chunks on most grids. GDAL's block cache, which the copy reads through, has its own quarter.
     const int nc_rows =
-        std::clamp(static_cast<int>(budget / (static_cast<double>(width) * 8.0 * 4.0)), 1, height);
+        detail::netcdf_rows_per_block(width, height, io::window_budget_bytes(context.ram_budget_mb) / 8);
     detail::write_netcdf_cube(nc_path, dates, grid, vars, provenance, nc_rows);
     summary.outputs.push_back(nc_path);
   }
@@ -508,13 +570,44 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
   prepare_output_dir(options);
   const PairStack stack = open_pair_stack(pairs, options, components_for(options));
   const NetworkInverter inverter(stack.dates, network_of(pairs, stack), options.inversion);
-  const auto blocks =
-      blocks_of(stack.grid.height, rows_per_block_for(stack, options, pairs.size(), context.ram_budget_mb));
   Progress& progress = progress_or_null(context.progress);
   return write_products(
-      pairs, options, context, stack, blocks,
-      [&](const RowBlock& block, InversionResult& result) {
-        invert_block(pairs, options, stack, inverter, block, result, &progress);
+      pairs, options, context, stack,
+      [&](const WindowSink& sink) {
+        const int threads = context.threads > 0 ? context.threads : tbb::this_task_arena::max_concurrency();
+        InversionKernel kernel(pairs, options, stack, inverter, progress, sink,
+                               bytes_per_node(stack, options, pairs.size(), threads));
+        io::StreamPlan plan;
+        if (options.block_rows > 0) {
+          // Blocks of rows asked for explicitly: full-width strips of that many rows.
+          for (const auto& block : blocks_of(stack.grid.height, std::min(options.block_rows, stack.grid.height))) {
+            io::Tile tile;
+            tile.index = static_cast<int>(plan.windows.size());
+            tile.core = tile.with_halo = io::Window{0, block.row0, stack.grid.width, block.rows};
+            plan.windows.push_back(tile);
+          }
+          plan.in_flight = std::max(1, threads);
+        } else {
+          io::StreamOptions stream;
+          stream.width = stack.grid.width;
+          stream.height = stack.grid.height;
+          // Windows follow the pair rasters' blocks: each is read once (GDAL's cache holds a block row).
+          const auto& band = stack.grid.bands.at(static_cast<std::size_t>(stack.band_first.front()) - 1);
+          stream.block_width = std::clamp(band.block_width, 1, stack.grid.width);
+          stream.block_height = std::clamp(band.block_height, 1, stack.grid.height);
+          // Many pairs and dates under a small --ram: windows of whole rows rather than whole blocks.
+          const double window_share =
+              static_cast<double>(io::window_budget_bytes(context.ram_budget_mb)) / std::max(1, threads);
+          if (static_cast<double>(stream.block_width) * stream.block_height * kernel.bytes_per_pixel() >
+              window_share)
+            stream.block_height = 1;
+          stream.ram_budget_mb = context.ram_budget_mb;
+          stream.threads = threads;
+          plan = io::plan_stream(stream, kernel.halo_px(), kernel.bytes_per_pixel());
+        }
+        // Cancellation: the inverter checks the progress between chunks of nodes and throws Cancelled.
+        io::for_each_window(plan, kernel);
+        return plan.windows.empty() ? 0 : plan.windows.front().core.height;
       },
       [&] { return inverter.stats(); }, start_time);
 }
@@ -549,18 +642,38 @@ Summary assemble_inversion_products(const std::vector<Pair>& pairs, const Invert
   check_pair_table(pairs);
   prepare_output_dir(options);
   const PairStack stack = open_pair_stack(pairs, options, components_for(options));
+  {
+    int next_row = 0;
+    for (const auto& block : blocks) {
+      if (block.row0 != next_row || block.rows < 1) {
+        throw InvalidArgument(
+            fmt::format("invert: row block {}+{} does not follow row {}", block.row0, block.rows, next_row));
+      }
+      next_row += block.rows;
+    }
+    if (next_row != stack.grid.height) {
+      throw InvalidArgument(
+          fmt::format("invert: the row blocks cover {} of the grid's {} rows", next_row, stack.grid.height));
+    }
+  }
   InversionStats stats;
   return write_products(
-      pairs, options, context, stack, blocks,
-      [&](const RowBlock& block, InversionResult& result) {
-        InversionStats block_stats;
-        result = source(block, block_stats);
-        stats.nodes += block_stats.nodes;
-        stats.nodes_nodata += block_stats.nodes_nodata;
-        stats.nodes_reweighted += block_stats.nodes_reweighted;
-        stats.nodes_bridged += block_stats.nodes_bridged;
-        stats.patterns += block_stats.patterns;
-        progress_or_null(context.progress).advance(static_cast<std::uint64_t>(block.rows) * stack.grid.width);
+      pairs, options, context, stack,
+      [&](const WindowSink& sink) {
+        Progress& progress = progress_or_null(context.progress);
+        for (const auto& block : blocks) {
+          if (progress.cancelled()) throw Cancelled("invert cancelled");
+          InversionStats block_stats;
+          const InversionResult result = source(block, block_stats);
+          stats.nodes += block_stats.nodes;
+          stats.nodes_nodata += block_stats.nodes_nodata;
+          stats.nodes_reweighted += block_stats.nodes_reweighted;
+          stats.nodes_bridged += block_stats.nodes_bridged;
+          stats.patterns += block_stats.patterns;
+          sink(io::Window{0, block.row0, stack.grid.width, block.rows}, result);
+          progress.advance(static_cast<std::uint64_t>(block.rows) * stack.grid.width);
+        }
+        return blocks.empty() ? 0 : blocks.front().rows;
       },
       [&] { return stats; }, start_time);
 }

@@ -16,9 +16,9 @@
 // biweight; the other nodes keep the one-shot solution.
 //
 // Speed: the normal matrix depends only on which pairs are valid at a node (and the pair weights), so it
-// is factored once per distinct validity pattern (cached) and all the nodes of a pattern are solved at
-// once as one matrix product. Nodes are processed in fixed-size chunks in parallel (oneTBB); results do
-// not depend on the number of threads.
+// is factored once per distinct validity pattern (cached) and each node of a pattern is solved by one
+// matrix-vector product with it. Nodes are processed in fixed-size chunks in parallel (oneTBB); each node
+// is solved on its own, so results do not depend on the number of threads nor on how nodes are blocked.
 #include <cstdint>
 #include <memory>
 #include <string>

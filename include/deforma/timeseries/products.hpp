@@ -8,7 +8,8 @@
 //                                           valid_pairs, consistency, flags
 //   <out>/<prefix>velocity_*.png, rmse.png  quicklooks with colour bar
 // Components are "east"/"north" for rasters in metres (bands east_m, north_m) and "dx"/"dy" in pixels
-// (bands dx_px, dy_px). Rows are read in blocks sized by RunContext::ram_budget_mb.
+// (bands dx_px, dy_px). Nodes are read, inverted and written in windows sized by RunContext::ram_budget_mb
+// (io::for_each_window).
 #include <functional>
 #include <string>
 #include <vector>
