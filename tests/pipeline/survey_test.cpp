@@ -348,7 +348,10 @@ TEST(Survey, GlaciersRestrictMatchingToTheIceAndGiveStatisticsPerGlacier) {
   std::ifstream item_file(dir.file("out/velocity/velocity.json"));
   const auto item = nlohmann::json::parse(item_file);
   EXPECT_EQ(item["properties"]["deforma:glaciers"].size(), 1u);
-  EXPECT_TRUE(item["assets"].contains("glaciers")) << item["assets"].dump();
+  EXPECT_EQ(item["assets"]["glaciers"].value("href", ""), "../glaciers/glaciers.csv")
+      << item["assets"].dump();
+  EXPECT_EQ(item["assets"]["glaciers_report"].value("href", ""), "../glaciers/glaciers.json")
+      << item["assets"].dump();
 
   // The mosaic: the ice recovered; the still rock of the ring near 0; nothing matched far from the ice.
   const io::Raster mosaic = io::Raster::open(dir.file("out/velocity.tif"));
