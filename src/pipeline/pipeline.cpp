@@ -774,10 +774,7 @@ Summary run_pipeline(const PipelineOptions& options, RunContext& context) {
     }
     if (glacier_report) {
       velocity.properties["deforma:glaciers"] = glacier_report->to_json()["glaciers"];
-      for (const auto& f : glacier_files) {
-        const std::string name = fs::path(f).filename().string();
-        velocity.assets.push_back({fs::path(f).stem().string(), f, name, "", {"metadata"}, {}});
-      }
+      for (auto& asset : table_assets(glacier_files)) velocity.assets.push_back(std::move(asset));
     }
     StacItem series;
     series.id = "timeseries";

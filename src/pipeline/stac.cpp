@@ -205,4 +205,14 @@ std::vector<std::string> write_stac_catalog(const std::string& folder, const Sta
   return written;
 }
 
+std::vector<StacAsset> table_assets(const std::vector<std::string>& files) {
+  std::vector<StacAsset> assets;
+  for (const auto& f : files) {
+    const std::filesystem::path path(f);
+    const std::string key = path.stem().string() + (path.extension() == ".json" ? "_report" : "");
+    assets.push_back({key, f, path.filename().string(), "", {"metadata"}, {}});
+  }
+  return assets;
+}
+
 }  // namespace deforma::pipeline

@@ -604,12 +604,7 @@ Summary run_survey(const SurveyOptions& options, RunContext& context) {
       {"scenes", (out / "scenes.csv").string(), "scenes used and dropped", "", {"metadata"}, {}});
   if (glacier_report) {
     item.properties["deforma:glaciers"] = glacier_report->to_json()["glaciers"];
-    // Keys by stem, the JSON report's apart: glaciers.csv and glaciers.json share theirs.
-    for (const auto& f : glacier_files) {
-      const fs::path path(f);
-      const std::string key = path.stem().string() + (path.extension() == ".json" ? "_report" : "");
-      item.assets.push_back({key, f, path.filename().string(), "", {"metadata"}, {}});
-    }
+    for (auto& asset : table_assets(glacier_files)) item.assets.push_back(std::move(asset));
   }
   catalog.items.push_back(item);
 

@@ -237,7 +237,10 @@ TEST_F(YahtseGlaciers, PipelineWritesGlacierStatisticsIntoItsStacItem) {
   const auto item = nlohmann::json::parse(read_text(out + "/velocity/velocity.json"));
   ASSERT_TRUE(item["properties"].contains("deforma:glaciers"));
   EXPECT_EQ(item["properties"]["deforma:glaciers"][0]["name"], "Yahtse Glacier");
-  EXPECT_TRUE(item["assets"].contains("glaciers"));
+  // The table's CSV and its JSON report each keep their own asset.
+  EXPECT_EQ(item["assets"]["glaciers"].value("href", ""), "../glaciers/glaciers.csv") << item["assets"].dump();
+  EXPECT_EQ(item["assets"]["glaciers_report"].value("href", ""), "../glaciers/glaciers.json")
+      << item["assets"].dump();
   // A rerun reuses the pair: the regions' files were not rewritten, so the work units stay valid.
   const auto again =
       test::run_cli(fmt::format("--summary-json -q pipeline {} {} -o {} --search 24 --step 16 "

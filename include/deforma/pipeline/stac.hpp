@@ -53,6 +53,10 @@ struct StacCatalog {
   std::vector<StacItem> items;
 };
 
+/// The metadata assets of tables written side by side in several formats (glaciers.csv and glaciers.json):
+/// the key is the file's stem, with "_report" for the JSON, so that no file replaces another in the Item.
+std::vector<StacAsset> table_assets(const std::vector<std::string>& files);
+
 /// Geometry (GeoJSON Polygon in WGS84 longitude/latitude, edges densified), bbox [west, south, east, north]
 /// and projection fields (proj:code, proj:shape, proj:transform) of a raster; for a raster without
 /// georeferencing: {"geometry": null, "proj:code": null, "proj:shape": [...]}. Throws IoError/FormatError
