@@ -2,15 +2,19 @@
 // a child process on a generated raster far larger than the budget and reads the child's peak resident set.
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <gdal_priv.h>
 #include <gtest/gtest.h>
+#include <fmt/format.h>
 #include <ogr_spatialref.h>
 
 #include "deforma/core/log.hpp"
+#include "deforma/io/dates.hpp"
+#include "deforma/timeseries/pairs.hpp"
 #include "measure_support.hpp"
 
 namespace deforma::test {
@@ -161,6 +165,44 @@ TEST_F(StreamedMemory, FilterStaysWithinTheBudgetWithTwoThreads) {
                                      "--ramp", "plane", "--ram", std::to_string(kBudgetMb), "--threads", "2",
                                      "-q"});
   expect_within_budget(run, "filter of a 4096 x 2048 result");
+}
+
+// Three pairs of 4096 x 2048 nodes (two float32 bands each, 192 MiB read) inverted into four series cubes,
+// the velocity product (22 float32 bands in all, 704 MiB staged and converted to COG) and the NetCDF cube
+// (the same 22 bands copied again), with two worker threads. Valid nodes lie on one row in 32 (the others
+// are NaN in every pair and become nodata at once) so that the run stays short; every node is still read,
+// written, converted and copied.
+TEST_F(StreamedMemory, InvertWithItsNetcdfCubeStaysWithinTheBudgetWithTwoThreads) {
+  constexpr int kWidth = 4096, kHeight = 2048;
+  const std::vector<std::pair<int, int>> links = {{0, 1}, {1, 2}, {0, 2}};
+  const std::vector<std::string> dates = {"2021-03-01", "2021-03-13", "2021-03-25"};
+  const std::vector<int> days = {0, 12, 24};
+  std::vector<timeseries::Pair> pairs;
+  for (const auto& [i, j] : links) {
+    timeseries::Pair p;
+    p.id = fmt::format("p{}{}", i, j);
+    p.ref_path = "ref.tif";
+    p.sec_path = "sec.tif";
+    p.ref_date = io::Date::parse(dates[i]);
+    p.sec_date = io::Date::parse(dates[j]);
+    p.result_path = dir_->file(p.id + ".tif");
+    const double years = (days[j] - days[i]) / 365.25;
+    write_generated(p.result_path, kWidth, kHeight, {"east_m", "north_m"}, GDT_Float32,
+                    [&](int band, int c, int r) -> float {
+                      if (r % 32 != 0) return std::nanf("");
+                      const float noise = 0.001f * static_cast<float>((c * 13 + r * 7 + i) % 5);
+                      return static_cast<float>(band == 0 ? 0.005 * c * years : -2.0 * years) + noise;
+                    });
+    pairs.push_back(p);
+  }
+  const std::string table = dir_->file("pairs.csv");
+  timeseries::write_pair_table(table, pairs);
+  const std::string out = dir_->file("series");
+  const auto run = run_cli_measured({"invert", table, "-o", out, "--ram", std::to_string(kBudgetMb), "--threads",
+                                     "2", "-q"});
+  expect_within_budget(run, "invert of three 4096 x 2048 pairs");
+  EXPECT_TRUE(std::filesystem::exists(out + "/timeseries.nc"));
+  EXPECT_TRUE(std::filesystem::exists(out + "/velocity.tif"));
 }
 
 }  // namespace
