@@ -6,7 +6,6 @@
 #include <vector>
 
 #include <tbb/blocked_range.h>
-#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 
 #include "deforma/core/error.hpp"
@@ -42,14 +41,14 @@ double guess_at(const GridF* g, int i, int j) {
   return std::isfinite(v) ? v : 0.0;
 }
 
-// Matches the nodes (i, j) for which `wanted(i, j)` holds, in parallel over rows. Each node depends only on
-// its own data, so the result is the same for any number of threads.
+// Matches the nodes (i, j) for which `wanted(i, j)` holds, in parallel over rows, with the pool's matchers
+// for `options`. Each node depends only on its own data, so the result is the same for any number of
+// threads.
 template <typename Wanted, typename Guess>
 void match_nodes(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
-                 const NodeGrid& nodes, Wanted wanted, Guess guess, GridResult& out) {
-  tbb::enumerable_thread_specific<Matcher> matchers([&] { return Matcher(options); });
+                 const NodeGrid& nodes, MatcherPool& matchers, Wanted wanted, Guess guess, GridResult& out) {
   tbb::parallel_for(tbb::blocked_range<int>(0, nodes.rows), [&](const tbb::blocked_range<int>& range) {
-    Matcher& matcher = matchers.local();
+    Matcher& matcher = matchers.local(options);
     for (int j = range.begin(); j < range.end(); ++j) {
       for (int i = 0; i < nodes.cols; ++i) {
         if (!wanted(i, j)) continue;
@@ -203,8 +202,8 @@ CoarseLevel make_coarse_level(const ImageWindow& ref, const ImageWindow& sec, co
 
 // `ref` and `sec` are the prefiltered fine windows; `level` their coarse level.
 void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const CoarseLevel& level,
-                    const MatchOptions& options, const NodeGrid& nodes, const GridF* gdx, const GridF* gdy,
-                    GridResult& out) {
+                    const MatchOptions& options, const NodeGrid& nodes, MatcherPool& matchers,
+                    const GridF* gdx, const GridF* gdy, GridResult& out) {
   const CoarsePlan plan = plan_coarse(options, nodes.step_px);
   const int factor = plan.factor;
   const std::vector<int> coarse_i = coarse_lattice(nodes.first_col, nodes.step_px, nodes.cols, plan.every);
@@ -215,11 +214,10 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const Coarse
   const ImageBuffer& csec = level.sec;
   GridF seed_dx(ci_count, cj_count, kNaN), seed_dy(ci_count, cj_count, kNaN);
   {
-    tbb::enumerable_thread_specific<Matcher> matchers([&] { return Matcher(plan.coarse); });
     const ImageWindow rv = cref.view();
     const ImageWindow sv = csec.view();
     tbb::parallel_for(0, cj_count, [&](int b) {
-      Matcher& matcher = matchers.local();
+      Matcher& matcher = matchers.local(plan.coarse);
       for (int a = 0; a < ci_count; ++a) {
         const int i = coarse_i[a];
         const int j = coarse_j[b];
@@ -288,7 +286,7 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const Coarse
     }
   };
   match_nodes(
-      ref, sec, plan.fine, nodes, [](int, int) { return true; }, seed, out);
+      ref, sec, plan.fine, nodes, matchers, [](int, int) { return true; }, seed, out);
   // Full-range search again where the seed is doubtful: the fine peak sits on the border of its small
   // window (the seed was wrong), or the nearest coarse node found no valid match (clouds, low texture,
   // ambiguity), where a small fine surface could not reveal a competing peak farther away, unless the fine
@@ -307,7 +305,7 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const Coarse
   const GridU8 first_flags = out.flag;
   const GridF first_corr = out.corr;
   match_nodes(
-      ref, sec, full, nodes,
+      ref, sec, full, nodes, matchers,
       [&](int i, int j) {
         const auto flag = static_cast<NodeFlag>(first_flags(i, j));
         if (flag == NodeFlag::kSearchBorder) return true;
@@ -323,7 +321,7 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const Coarse
 }
 
 void flow_nodes(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
-                const NodeGrid& nodes, GridResult& out) {
+                const NodeGrid& nodes, MatcherPool& matchers, GridResult& out) {
   if (!ref.values || ref.values->empty()) return;
   const int w = ref.values->width();
   const int h = ref.values->height();
@@ -344,9 +342,8 @@ void flow_nodes(const ImageWindow& ref, const ImageWindow& sec, const MatchOptio
   const FlowField flow = dense_flow(*ref.values, ref_valid, sec_values, sec_valid);
   MatchOptions eval = options;
   eval.method = Method::kNcc;
-  tbb::enumerable_thread_specific<Matcher> matchers([&] { return Matcher(eval); });
   tbb::parallel_for(0, nodes.rows, [&](int j) {
-    Matcher& matcher = matchers.local();
+    Matcher& matcher = matchers.local(eval);
     for (int i = 0; i < nodes.cols; ++i) {
       const int col = nodes.first_col + i * nodes.step_px;
       const int row = nodes.first_row + j * nodes.step_px;
@@ -393,16 +390,16 @@ void check_grid_arguments(const MatchOptions& options, const NodeGrid& nodes, co
 
 // The node loop on prefiltered windows (`level`: their coarse level when coarse-to-fine is used).
 GridResult run_grid(const ImageWindow& ref, const ImageWindow& sec, const CoarseLevel* level,
-                    const MatchOptions& options, const NodeGrid& nodes, const GridF* guess_dx_px,
-                    const GridF* guess_dy_px) {
+                    const MatchOptions& options, const NodeGrid& nodes, MatcherPool& matchers,
+                    const GridF* guess_dx_px, const GridF* guess_dy_px) {
   GridResult out = make_result(nodes);
   if (options.method == Method::kFlow) {
-    flow_nodes(ref, sec, options, nodes, out);
+    flow_nodes(ref, sec, options, nodes, matchers, out);
   } else if (level) {
-    coarse_to_fine(ref, sec, *level, options, nodes, guess_dx_px, guess_dy_px, out);
+    coarse_to_fine(ref, sec, *level, options, nodes, matchers, guess_dx_px, guess_dy_px, out);
   } else {
     match_nodes(
-        ref, sec, options, nodes, [](int, int) { return true; },
+        ref, sec, options, nodes, matchers, [](int, int) { return true; },
         [&](int i, int j, double& dx, double& dy) {
           dx = guess_at(guess_dx_px, i, j);
           dy = guess_at(guess_dy_px, i, j);
@@ -416,7 +413,7 @@ GridResult run_grid(const ImageWindow& ref, const ImageWindow& sec, const Coarse
 }  // namespace
 
 GridResult correlate_grid_in_place(ImageBuffer& ref, ImageBuffer& sec, const MatchOptions& options,
-                                   const NodeGrid& nodes, const GridF* guess_dx_px,
+                                   const NodeGrid& nodes, MatcherPool& matchers, const GridF* guess_dx_px,
                                    const GridF* guess_dy_px) {
   check_grid_arguments(options, nodes, guess_dx_px, guess_dy_px);
   for (const ImageBuffer* b : {&ref, &sec})
@@ -427,12 +424,26 @@ GridResult correlate_grid_in_place(ImageBuffer& ref, ImageBuffer& sec, const Mat
   if (uses_coarse_to_fine(options)) level = make_coarse_level(ref.view(), sec.view(), options, nodes.step_px);
   apply_prefilter(options.prefilter, ref.values, ref.valid);
   apply_prefilter(options.prefilter, sec.values, sec.valid);
-  return run_grid(ref.view(), sec.view(), level ? &*level : nullptr, options, nodes, guess_dx_px,
+  return run_grid(ref.view(), sec.view(), level ? &*level : nullptr, options, nodes, matchers, guess_dx_px,
                   guess_dy_px);
+}
+
+GridResult correlate_grid_in_place(ImageBuffer& ref, ImageBuffer& sec, const MatchOptions& options,
+                                   const NodeGrid& nodes, const GridF* guess_dx_px,
+                                   const GridF* guess_dy_px) {
+  MatcherPool matchers;
+  return correlate_grid_in_place(ref, sec, options, nodes, matchers, guess_dx_px, guess_dy_px);
 }
 
 GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
                           const NodeGrid& nodes, const GridF* guess_dx_px, const GridF* guess_dy_px) {
+  MatcherPool matchers;
+  return correlate_grid(ref, sec, options, nodes, matchers, guess_dx_px, guess_dy_px);
+}
+
+GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
+                          const NodeGrid& nodes, MatcherPool& matchers, const GridF* guess_dx_px,
+                          const GridF* guess_dy_px) {
   check_grid_arguments(options, nodes, guess_dx_px, guess_dy_px);
   if (nodes.cols == 0 || nodes.rows == 0) return make_result(nodes);
   std::optional<CoarseLevel> level;
@@ -450,10 +461,10 @@ GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const 
     GridU8 ref_all_valid, sec_all_valid;
     const ImageWindow ref_filtered = filtered(ref, ref_values, ref_all_valid);
     const ImageWindow sec_filtered = filtered(sec, sec_values, sec_all_valid);
-    return run_grid(ref_filtered, sec_filtered, level ? &*level : nullptr, options, nodes, guess_dx_px,
-                    guess_dy_px);
+    return run_grid(ref_filtered, sec_filtered, level ? &*level : nullptr, options, nodes, matchers,
+                    guess_dx_px, guess_dy_px);
   }
-  return run_grid(ref, sec, level ? &*level : nullptr, options, nodes, guess_dx_px, guess_dy_px);
+  return run_grid(ref, sec, level ? &*level : nullptr, options, nodes, matchers, guess_dx_px, guess_dy_px);
 }
 
 }  // namespace deforma::correlate

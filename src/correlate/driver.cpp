@@ -32,7 +32,10 @@ class NodeStripKernel {
   static constexpr int kInFlight = 2;
   using Input = detail::NodeStrip;
   using Output = detail::NodeStrip;
-  struct Scratch {};  // the matchers' scratch is made per thread by correlate_grid
+  // The matchers are the scratch of this kernel, but correlate_grid matches a strip with all the threads
+  // (nested in the pipeline's compute stage), not only the one that computes it: they live in the kernel's
+  // MatcherPool, one per thread and per options set for the whole run, rather than in a per-thread Scratch.
+  struct Scratch {};
 
   NodeStripKernel(detail::StripSource& source, const detail::PairProduct& product,
                   detail::PairStatistics& statistics, io::CogWriter& writer, const CorrelateOptions& options,
@@ -98,7 +101,7 @@ class NodeStripKernel {
 
   Input read(const io::Tile& tile) { return source_.read(tile.core.row, tile.core.height); }
   Output compute(const io::Tile&, Input& strip, Scratch&) {
-    source_.match(strip);
+    source_.match(strip, matchers_);
     return std::move(strip);
   }
   void write(const io::Tile& tile, Output& strip) {
@@ -113,6 +116,7 @@ class NodeStripKernel {
   const detail::PairProduct& product_;
   detail::PairStatistics& statistics_;
   io::CogWriter& writer_;
+  MatcherPool matchers_;
   NodeGrid all_nodes_;
   int step_px_ = 1;
   int halo_px_ = 0, sec_halo_px_ = 0;

@@ -4,9 +4,14 @@
 // matcher_ncc.cpp, matcher_phase.cpp and matcher_affine.cpp.
 #include <fmt/format.h>
 
+#include <atomic>
 #include <cmath>
+#include <deque>
 #include <string>
 
+#include <tbb/enumerable_thread_specific.h>
+
+#include "correlate/matcher_count.hpp"
 #include "correlate/matcher_impl.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/correlate/matcher.hpp"
@@ -125,7 +130,16 @@ int MatchOptions::halo_px() const {
   return chip_px / 2 + 1 + search_px + kRefineMargin;
 }
 
+namespace {
+std::atomic<long long> g_matchers_made{0};
+}  // namespace
+
+long long detail::matchers_made() {
+  return g_matchers_made.load(std::memory_order_relaxed);
+}
+
 Matcher::Matcher(const MatchOptions& options) {
+  g_matchers_made.fetch_add(1, std::memory_order_relaxed);
   MatchOptions own = options;
   if (own.method == Method::kFlow) own.method = Method::kNcc;  // flow nodes are evaluated with NCC
   impl_ = std::make_unique<Impl>(own);
@@ -146,6 +160,33 @@ NodeResult Matcher::match(const ImageWindow& ref, const ImageWindow& sec, int co
 NodeResult Matcher::evaluate(const ImageWindow& ref, const ImageWindow& sec, int col, int row, double dx_px,
                              double dy_px) {
   return impl_->evaluate(ref, sec, col, row, dx_px, dy_px);
+}
+
+struct MatcherPool::Impl {
+  struct Entry {
+    MatchOptions options;  // as asked for (Matcher::options() holds them normalized)
+    Matcher matcher;
+  };
+  // A deque: adding a thread's next options set keeps the references to its earlier matchers valid.
+  tbb::enumerable_thread_specific<std::deque<Entry>> per_thread;
+  std::atomic<long long> made{0};
+};
+
+MatcherPool::MatcherPool() : impl_(std::make_unique<Impl>()) {}
+MatcherPool::~MatcherPool() = default;
+
+Matcher& MatcherPool::local(const MatchOptions& options) {
+  std::deque<Impl::Entry>& mine = impl_->per_thread.local();
+  // A run has at most a handful of options sets (fine, coarse, full-range, evaluation).
+  for (Impl::Entry& entry : mine)
+    if (entry.options == options) return entry.matcher;
+  mine.push_back(Impl::Entry{options, Matcher(options)});
+  impl_->made.fetch_add(1, std::memory_order_relaxed);
+  return mine.back().matcher;
+}
+
+long long MatcherPool::made() const {
+  return impl_->made.load(std::memory_order_relaxed);
 }
 
 NodeResult evaluate_displacement(const ImageWindow& ref, const ImageWindow& sec, int col, int row,

@@ -294,6 +294,25 @@ struct Matcher::Impl {
     snr = static_cast<float>(peak / second_level(surf, m, px, py));
   }
 
+  // The integer peak of `surface` ((2S + 1)^2, offsets from the integer guess), its SNR, and whether the
+  // node can go on from it: kNoPeak when no offset correlates positively, kSearchBorder when the peak lies
+  // on the border of the search (the true maximum may lie beyond it). Shared by the ncc and phase methods.
+  struct SurfacePeak {
+    int px = 0, py = 0;
+    float peak = 0, snr = 0;
+    NodeFlag flag = NodeFlag::kValid;
+  };
+  SurfacePeak find_peak() const {
+    const int m = 2 * search + 1;
+    SurfacePeak p;
+    peak_and_snr(surface, m, p.px, p.py, p.peak, p.snr);
+    if (!(p.peak > 0))
+      p.flag = NodeFlag::kNoPeak;
+    else if (p.px == 0 || p.py == 0 || p.px == m - 1 || p.py == m - 1)
+      p.flag = NodeFlag::kSearchBorder;
+    return p;
+  }
+
   // The level the peak at (px, py) is compared with (see peak_and_snr).
   static double second_level(const std::vector<float>& surf, int m, int px, int py) {
     double second = 0;
@@ -493,15 +512,21 @@ struct Matcher::Impl {
 
   NodeResult match_phase();
 
-  NodeResult match(const ImageWindow& ref, const ImageWindow& sec, int col, int row, double gdx, double gdy) {
-    NodeResult result;
+  // Starts a node: the reference chip at (col, row) and the secondary buffer around the integer guess
+  // (the nearest integer to (gdx, gdy); 0 where not finite). Returns kValid or the flag that ends the node.
+  NodeFlag load_chips(const ImageWindow& ref, const ImageWindow& sec, int col, int row, double gdx,
+                      double gdy) {
     gx = std::isfinite(gdx) ? static_cast<int>(std::lround(gdx)) : 0;
     gy = std::isfinite(gdy) ? static_cast<int>(std::lround(gdy)) : 0;
     gradients_ready = false;
     interp_ready = false;
-    result.flag = load_reference(ref, col, row);
-    if (result.flag != NodeFlag::kValid) return result;
-    result.flag = load_secondary(sec, col, row);
+    const NodeFlag flag = load_reference(ref, col, row);
+    return flag != NodeFlag::kValid ? flag : load_secondary(sec, col, row);
+  }
+
+  NodeResult match(const ImageWindow& ref, const ImageWindow& sec, int col, int row, double gdx, double gdy) {
+    NodeResult result;
+    result.flag = load_chips(ref, sec, col, row, gdx, gdy);
     if (result.flag != NodeFlag::kValid) return result;
     if (opt.method == Method::kPhase) return match_phase();
     return match_ncc();
@@ -514,35 +539,22 @@ struct Matcher::Impl {
       result.flag = NodeFlag::kNoPeak;
       return result;
     }
-    gx = static_cast<int>(std::lround(dx));
-    gy = static_cast<int>(std::lround(dy));
-    gradients_ready = false;
-    interp_ready = false;
-    result.flag = load_reference(ref, col, row);
-    if (result.flag != NodeFlag::kValid) return result;
-    result.flag = load_secondary(sec, col, row);
+    // The chips as match() loads them, centred on the given displacement.
+    result.flag = load_chips(ref, sec, col, row, dx, dy);
     if (result.flag != NodeFlag::kValid) return result;
     if (!ncc_surface()) {
       result.flag = NodeFlag::kNoTexture;
       return result;
     }
-    const int m = 2 * search + 1;
-    int px = 0, py = 0;
-    float peak = 0, snr = 0;
-    peak_and_snr(surface, m, px, py, peak, snr);
     interpolate_chip(dx, dy);
     const double corr = ncc_interpolated();
-    // SNR of the given displacement: its correlation over the highest local maximum away from it.
+    // SNR of the given displacement: its correlation over the highest local maximum away from it (the
+    // surface's own peak is not needed: the displacement is given).
+    const int m = 2 * search + 1;
     const int cx = std::clamp(static_cast<int>(std::lround(dx)) - gx + search, 0, m - 1);
     const int cy = std::clamp(static_cast<int>(std::lround(dy)) - gy + search, 0, m - 1);
     result.snr = static_cast<float>(corr / second_level(surface, m, cx, cy));
-    result.corr = static_cast<float>(corr);
-    result.flag = check_match(dx, dy, result.snr, corr);
-    if (result.flag == NodeFlag::kValid) {
-      result.dx_px = static_cast<float>(dx);
-      result.dy_px = static_cast<float>(dy);
-    }
-    return result;
+    return finish(result, dx, dy, result.snr, corr);
   }
 };
 

@@ -152,19 +152,13 @@ NodeResult Matcher::Impl::match_ncc() {
     return result;
   }
   const int m = 2 * search + 1;
-  int px = 0, py = 0;
-  float peak = 0, snr = 0;
-  peak_and_snr(surface, m, px, py, peak, snr);
+  const SurfacePeak found = find_peak();
+  const int px = found.px, py = found.py;
+  const float peak = found.peak, snr = found.snr;
   result.corr = peak;
   result.snr = snr;
-  if (!(peak > 0)) {
-    result.flag = NodeFlag::kNoPeak;
-    return result;
-  }
-  if (px == 0 || py == 0 || px == m - 1 || py == m - 1) {
-    result.flag = NodeFlag::kSearchBorder;
-    return result;
-  }
+  result.flag = found.flag;
+  if (result.flag != NodeFlag::kValid) return result;
   const bool gaussian = opt.subpixel == Subpixel::kGaussian;
   const double fx = vertex(surface[py * m + px - 1], peak, surface[py * m + px + 1], gaussian);
   const double fy = vertex(surface[(py - 1) * m + px], peak, surface[(py + 1) * m + px], gaussian);

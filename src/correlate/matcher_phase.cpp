@@ -124,19 +124,12 @@ NodeResult Matcher::Impl::match_phase() {
       const int sy = ((y - search) % n + n) % n;
       surf[y * m + x] = a[sy * n + sx] * scale;
     }
-  int px = 0, py = 0;
-  float peak = 0, snr = 0;
-  peak_and_snr(surf, m, px, py, peak, snr);
+  const SurfacePeak found = find_peak();
+  const float snr = found.snr;
   result.snr = snr;
-  if (!(peak > 0)) {
-    result.flag = NodeFlag::kNoPeak;
-    return result;
-  }
-  if (px == 0 || py == 0 || px == m - 1 || py == m - 1) {
-    result.flag = NodeFlag::kSearchBorder;
-    return result;
-  }
-  double ex = px - search, ey = py - search;
+  result.flag = found.flag;
+  if (result.flag != NodeFlag::kValid) return result;
+  double ex = found.px - search, ey = found.py - search;
   fit_phase_plane(ex, ey);
   if (opt.subpixel == Subpixel::kIterative) {
     for (int it = 0; it < opt.max_iterations; ++it) {

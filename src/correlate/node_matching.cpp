@@ -193,7 +193,7 @@ NodeStrip StripSource::read(int first_node_row, int node_rows) {
   return s;
 }
 
-void StripSource::match(NodeStrip& s) const {
+void StripSource::match(NodeStrip& s, MatcherPool& matchers) const {
   NodeGrid nodes = all_nodes_;
   nodes.first_row = all_nodes_.first_row + s.first_node_row * all_nodes_.step_px;
   nodes.rows = s.node_rows;
@@ -204,9 +204,9 @@ void StripSource::match(NodeStrip& s) const {
   s.sec = {};
   s.result = options_.oversample > 1
                  ? correlate_grid_oversampled(ref_buffer.view(), sec_buffer.view(), options_.match, nodes,
-                                              options_.oversample, s.has_guess ? &s.guess_dx : nullptr,
+                                              options_.oversample, matchers, s.has_guess ? &s.guess_dx : nullptr,
                                               s.has_guess ? &s.guess_dy : nullptr)
-                 : correlate_grid_in_place(ref_buffer, sec_buffer, options_.match, nodes,
+                 : correlate_grid_in_place(ref_buffer, sec_buffer, options_.match, nodes, matchers,
                                            s.has_guess ? &s.guess_dx : nullptr, s.has_guess ? &s.guess_dy : nullptr);
   // Node-level classifications that the driver knows better than the kernel.
   for (int j = 0; j < nodes.rows; ++j) {

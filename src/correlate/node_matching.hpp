@@ -59,8 +59,9 @@ class StripSource {
   /// thread-safe.
   NodeStrip read(int first_node_row, int node_rows);
 
-  /// Matches a strip read by read(): fills strip.result and releases its pixels. Thread-safe.
-  void match(NodeStrip& strip) const;
+  /// Matches a strip read by read() with the run's matchers: fills strip.result and releases its pixels.
+  /// Thread-safe.
+  void match(NodeStrip& strip, MatcherPool& matchers) const;
 
   /// Nodes on --stable ground among the strips read so far.
   long long stable_node_count() const { return stable_node_count_; }

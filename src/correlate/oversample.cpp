@@ -102,8 +102,16 @@ GridF fourier_oversample(const GridF& image, const GridU8& valid, int factor, Gr
 GridResult correlate_grid_oversampled(const ImageWindow& ref, const ImageWindow& sec,
                                       const MatchOptions& options, const NodeGrid& nodes, int factor,
                                       const GridF* guess_dx_px, const GridF* guess_dy_px) {
+  MatcherPool matchers;
+  return correlate_grid_oversampled(ref, sec, options, nodes, factor, matchers, guess_dx_px, guess_dy_px);
+}
+
+GridResult correlate_grid_oversampled(const ImageWindow& ref, const ImageWindow& sec,
+                                      const MatchOptions& options, const NodeGrid& nodes, int factor,
+                                      MatcherPool& matchers, const GridF* guess_dx_px,
+                                      const GridF* guess_dy_px) {
   check_oversample(factor);
-  if (factor == 1) return correlate_grid(ref, sec, options, nodes, guess_dx_px, guess_dy_px);
+  if (factor == 1) return correlate_grid(ref, sec, options, nodes, matchers, guess_dx_px, guess_dy_px);
   auto oversampled = [&](const ImageWindow& window) {
     ImageBuffer b;
     const GridF filtered = prefiltered(options.prefilter, *window.values, *window.valid);
@@ -129,7 +137,7 @@ GridResult correlate_grid_oversampled(const ImageWindow& ref, const ImageWindow&
     for (std::size_t k = 0; k < gx.size(); ++k) gx.data()[k] *= static_cast<float>(factor);
     for (std::size_t k = 0; k < gy.size(); ++k) gy.data()[k] *= static_cast<float>(factor);
   }
-  GridResult result = correlate_grid(ref2.view(), sec2.view(), o, n, guess_dx_px ? &gx : nullptr,
+  GridResult result = correlate_grid(ref2.view(), sec2.view(), o, n, matchers, guess_dx_px ? &gx : nullptr,
                                      guess_dy_px ? &gy : nullptr);
   for (std::size_t k = 0; k < result.dx_px.size(); ++k) result.dx_px.data()[k] /= static_cast<float>(factor);
   for (std::size_t k = 0; k < result.dy_px.size(); ++k) result.dy_px.data()[k] /= static_cast<float>(factor);

@@ -10,6 +10,7 @@
 #include <ogr_spatialref.h>
 #include <tbb/global_control.h>
 
+#include "correlate/matcher_count.hpp"
 #include "deforma/core/command_line.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
@@ -142,6 +143,32 @@ TEST(CorrelatePair, StreamingAndThreadCountDoNotChangeTheResult) {
   for (const auto& name : result_band_names()) {
     ASSERT_EQ(a.bands.at(name).values(), b.bands.at(name).values()) << name;
   }
+}
+
+// The strips of a pair share the run's matchers: at most one per thread and per options set (coarse,
+// fine, full-range: coarse-to-fine here), however many strips the budget cuts the grid into.
+TEST(CorrelatePair, MatchersAreMadeOncePerThreadForTheWholeRun) {
+  TempDir tmp;
+  const GridF ref = test::make_texture(300, 600, 14);
+  test::write_test_geotiff(tmp.file("ref.tif"), ref);
+  test::write_test_geotiff(tmp.file("sec.tif"), shifted(ref, 5.4, -3.2));
+  auto opts = default_options();
+  opts.match.search_px = 16;
+  opts.step_px = 8;
+  RunContext small;
+  small.ram_budget_mb = 24;  // several strips
+  const int threads = 2;
+  const int levels = 3;
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
+  const long long before = detail::matchers_made();
+  const auto summary =
+      correlate_pair(tmp.file("ref.tif"), tmp.file("sec.tif"), tmp.file("out.tif"), opts, small);
+  const long long made = detail::matchers_made() - before;
+  ASSERT_GE(summary.details["strips"].get<int>(), 4);
+  EXPECT_GE(made, levels);
+  EXPECT_LE(made, threads * levels) << summary.details["strips"].get<int>() << " strips";
+  std::printf("[matchers] %d strips, %lld matchers\n", summary.details["strips"].get<int>(), made);
+  EXPECT_NEAR(summary.details["median_dx_px"].get<double>(), 5.4, 0.05);
 }
 
 TEST(CorrelatePair, RotatedGeotransformGivesEastNorthThroughTheRotation) {

@@ -14,6 +14,7 @@
 #include <tbb/global_control.h>
 
 #include "correlate/correlate_support.hpp"
+#include "correlate/matcher_count.hpp"
 #include "deforma/core/error.hpp"
 #include "test_support.hpp"
 
@@ -484,6 +485,73 @@ TEST(CorrelateGrid, StripsGiveTheSameResultAsTheWholeImage) {
       }
   }
   EXPECT_GE(reference.flag_counts[0], static_cast<long long>(whole.cols) * whole.rows * 9 / 10);
+}
+
+// A run that hands many strips to correlate_grid makes its matchers once per thread and per options set
+// (coarse, fine and full-range levels here), not once per strip, and gets the same results.
+TEST(CorrelateGrid, MatcherPoolMakesMatchersOncePerThreadAndLevel) {
+  const int size = 320;
+  const GridF ref = test::make_noise_texture(size, size, 1.3, 53);
+  const GridF sec = test::warp_by_field(ref, [](double c, double r, double& u, double& v) {
+    u = 5.0 + 0.01 * (r - 160);
+    v = -2.0 + 0.01 * (c - 160);
+  });
+  MatchOptions o;
+  o.search_px = 16;  // coarse-to-fine: three options sets
+  const int step = 16;
+  const int threads = 2;
+  const int levels = 3;
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
+  const NodeGrid whole = test::interior_nodes(size, size, o.halo_px(), step);
+  const int halo = grid_halo_px(o, step);
+  MatcherPool pool;
+  int strips = 0;
+  long long made_without_pool = 0;
+  for (int first = 0; first < whole.rows; first += 3, ++strips) {
+    NodeGrid strip = whole;
+    strip.first_row = whole.first_row + first * step;
+    strip.rows = std::min(3, whole.rows - first);
+    const int row0 = std::max(0, strip.first_row - halo);
+    const int row1 = std::min(size, strip.first_row + (strip.rows - 1) * step + halo + 1);
+    GridF ref_part(size, row1 - row0), sec_part(size, row1 - row0);
+    for (int r = row0; r < row1; ++r)
+      for (int c = 0; c < size; ++c) {
+        ref_part(c, r - row0) = ref(c, r);
+        sec_part(c, r - row0) = sec(c, r);
+      }
+    const ImageWindow rw{&ref_part, nullptr, 0, row0}, sw{&sec_part, nullptr, 0, row0};
+    const GridResult pooled = correlate_grid(rw, sw, o, strip, pool);
+    const long long before = detail::matchers_made();
+    const GridResult own = correlate_grid(rw, sw, o, strip);
+    made_without_pool += detail::matchers_made() - before;
+    ASSERT_EQ(pooled.flag.values(), own.flag.values()) << "strip " << strips;
+    ASSERT_EQ(0, std::memcmp(pooled.dx_px.data(), own.dx_px.data(), own.dx_px.size() * sizeof(float)));
+    ASSERT_EQ(0, std::memcmp(pooled.dy_px.data(), own.dy_px.data(), own.dy_px.size() * sizeof(float)));
+    ASSERT_EQ(0, std::memcmp(pooled.corr.data(), own.corr.data(), own.corr.size() * sizeof(float)));
+    ASSERT_GT(pooled.flag_counts[0], 0);
+  }
+  ASSERT_GE(strips, 5);
+  EXPECT_GE(pool.made(), levels);
+  EXPECT_LE(pool.made(), threads * levels);
+  // Without a shared pool every strip makes its own: at least one per level and strip.
+  EXPECT_GE(made_without_pool, static_cast<long long>(strips) * levels);
+}
+
+TEST(CorrelateGrid, MatcherPoolKeepsOneMatcherPerOptionsSet) {
+  tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
+  MatcherPool pool;
+  MatchOptions a;
+  MatchOptions b = a;
+  b.chip_px = 24;
+  Matcher& first = pool.local(a);
+  EXPECT_EQ(&pool.local(b), &pool.local(b));
+  EXPECT_EQ(&pool.local(a), &first);  // still valid after another options set was added
+  EXPECT_EQ(pool.local(b).options().chip_px, 24);
+  EXPECT_EQ(pool.made(), 2);
+  MatchOptions bad = a;
+  bad.chip_px = 2;
+  EXPECT_THROW(pool.local(bad), InvalidArgument);
+  EXPECT_EQ(pool.made(), 2);
 }
 
 }  // namespace

@@ -119,6 +119,8 @@ struct MatchOptions {
 
   /// Throws InvalidArgument naming the parameter (chip, search, min-snr...; unexposed ones by field name).
   void validate() const;
+  /// Same options, field by field (MatcherPool keeps one matcher per distinct set).
+  bool operator==(const MatchOptions&) const = default;
   /// Pixels of context a window needs on each side of a node for Matcher::match with these options
   /// (chip/2 + search + margin for the sub-pixel interpolation). The secondary window additionally needs
   /// the |guess| on each side. correlate_grid with coarse-to-fine needs more: see grid_halo_px().
@@ -208,6 +210,32 @@ class Matcher {
   std::unique_ptr<Impl> impl_;
 };
 
+/// The matchers of a run, made once: one per worker thread and per options set (the direct or fine search,
+/// the coarse level, the full-range re-check of coarse-to-fine, the flow's evaluation), each made on its
+/// thread's first use and kept for every later window (strip) the run hands to correlate_grid, so that
+/// buffers, chip-sized tables and the affine refiner are not rebuilt per strip. Thread-safe: a thread only
+/// touches its own matchers. Results do not depend on the pool (a Matcher's results depend on its options
+/// only).
+class MatcherPool {
+ public:
+  MatcherPool();
+  ~MatcherPool();
+  MatcherPool(const MatcherPool&) = delete;
+  MatcherPool& operator=(const MatcherPool&) = delete;
+
+  /// The calling thread's matcher for `options`, made on first use (InvalidArgument as Matcher's
+  /// constructor). The reference stays valid for the life of the pool; use it on this thread only, and not
+  /// across a call that may run other tasks of oneTBB on this thread.
+  Matcher& local(const MatchOptions& options);
+
+  /// Matchers made so far, over all threads and options sets.
+  long long made() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 /// Free-function form of Matcher::evaluate (makes a temporary Matcher; prefer the member in loops).
 NodeResult evaluate_displacement(const ImageWindow& ref, const ImageWindow& sec, int col, int row,
                                  double dx_px, double dy_px, const MatchOptions& options);
@@ -258,8 +286,14 @@ struct GridResult {
 /// The windows should cover the nodes plus grid_halo_px(options, nodes.step_px) (and |guess| for sec);
 /// uncovered parts count as outside. With that context the results at a node do not depend on how the
 /// image is cut into windows (strips), nor on the number of threads.
+/// This form makes its own MatcherPool; a caller that matches many windows (the pair driver's strips)
+/// passes one pool to the form below for the whole run.
 GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
                           const NodeGrid& nodes, const GridF* guess_dx_px = nullptr,
+                          const GridF* guess_dy_px = nullptr);
+/// correlate_grid with the matchers taken from `matchers` (same results).
+GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const MatchOptions& options,
+                          const NodeGrid& nodes, MatcherPool& matchers, const GridF* guess_dx_px = nullptr,
                           const GridF* guess_dy_px = nullptr);
 
 /// correlate_grid on windows it may modify: options.prefilter is applied in place (after the coarse levels
@@ -268,6 +302,9 @@ GridResult correlate_grid(const ImageWindow& ref, const ImageWindow& sec, const 
 GridResult correlate_grid_in_place(ImageBuffer& ref, ImageBuffer& sec, const MatchOptions& options,
                                    const NodeGrid& nodes, const GridF* guess_dx_px = nullptr,
                                    const GridF* guess_dy_px = nullptr);
+GridResult correlate_grid_in_place(ImageBuffer& ref, ImageBuffer& sec, const MatchOptions& options,
+                                   const NodeGrid& nodes, MatcherPool& matchers,
+                                   const GridF* guess_dx_px = nullptr, const GridF* guess_dy_px = nullptr);
 
 /// Context (pixels, each side) correlate_grid needs around its nodes for `options` and a node spacing of
 /// `step_px`: halo_px() for a direct search; for coarse-to-fine also the coarse chips of the coarse nodes

@@ -24,5 +24,10 @@ GridF fourier_oversample(const GridF& image, const GridU8& valid, int factor, Gr
 GridResult correlate_grid_oversampled(const ImageWindow& ref, const ImageWindow& sec,
                                       const MatchOptions& options, const NodeGrid& nodes, int factor,
                                       const GridF* guess_dx_px = nullptr, const GridF* guess_dy_px = nullptr);
+/// The same with the matchers of `matchers` (see MatcherPool).
+GridResult correlate_grid_oversampled(const ImageWindow& ref, const ImageWindow& sec,
+                                      const MatchOptions& options, const NodeGrid& nodes, int factor,
+                                      MatcherPool& matchers, const GridF* guess_dx_px = nullptr,
+                                      const GridF* guess_dy_px = nullptr);
 
 }  // namespace deforma::correlate
