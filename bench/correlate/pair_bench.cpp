@@ -2,6 +2,7 @@
 // step, same run. Prints a Markdown table (seconds, nodes/s, peak RSS, accuracy) with ratios.
 //
 //   deforma_bench_pair WORKDIR [--size N] [--skip-large]
+//   deforma_bench_pair WORKDIR --yahtse-kernel ROUNDS
 //
 // Inputs:
 //  - the real Landsat 8 pair over Yahtse Glacier (accuracy: NMAD of dx/dy on the stable-rock polygons);
@@ -253,6 +254,62 @@ std::string fmt_ratio(double ours, double theirs) {
   return fmt::format("{:.1f}x", ours / theirs);
 }
 
+double load_average() {
+  double load = NAN;
+  std::ifstream("/proc/loadavg") >> load;
+  return load;
+}
+
+// --yahtse-kernel ROUNDS: only the matching-only comparison on the Yahtse pair (matchTemplate, then
+// deforma's kernel with each shape, in turn in every round), one line per round: on a shared machine the
+// ratios of one round are comparable where the seconds of separate runs are not.
+int yahtse_kernel_rounds(const std::string& ref_path, const std::string& sec_path, int rounds) {
+  const auto ref_band = deforma::io::Raster::open(ref_path).read_all(1);
+  const auto sec_band = deforma::io::Raster::open(sec_path).read_all(1);
+  const GridF& ref = ref_band.values;
+  const GridF& sec = sec_band.values;
+  correlate::NodeGrid grid;  // the nodes `deforma correlate --step 16` places
+  grid.step_px = kStep;
+  grid.first_col = grid.first_row = kStep / 2;
+  grid.cols = (ref.width() - grid.first_col - 1) / kStep + 1;
+  grid.rows = (ref.height() - grid.first_row - 1) / kStep + 1;
+  std::printf(
+      "| round | load | matchTemplate s (CPU s) | translation s (CPU s) | affine s (CPU s) | translation ratio "
+      "| affine ratio | affine / translation CPU |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
+  // CPU seconds of this process (both threads): less disturbed than wall time by other processes.
+  auto cpu_seconds = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  };
+  for (int round = 0; round < rounds; ++round) {
+    const double load = load_average();
+    auto t0 = std::chrono::steady_clock::now();
+    double c0 = cpu_seconds();
+    deforma::bench::match_template_grid(ref, sec, kChip, kSearchYahtse, grid);
+    const double base_s = seconds_since(t0), base_cpu = cpu_seconds() - c0;
+    double shape_s[2] = {0, 0}, shape_cpu[2] = {0, 0};
+    for (int shape = 0; shape < 2; ++shape) {
+      correlate::MatchOptions options = correlate::default_pair_match_options();
+      options.chip_px = kChip;
+      options.search_px = kSearchYahtse;
+      options.shape = shape == 0 ? correlate::Shape::kTranslation : correlate::Shape::kAffine;
+      t0 = std::chrono::steady_clock::now();
+      c0 = cpu_seconds();
+      correlate::correlate_grid({&ref, &ref_band.valid, 0, 0}, {&sec, &sec_band.valid, 0, 0}, options, grid);
+      shape_s[shape] = seconds_since(t0);
+      shape_cpu[shape] = cpu_seconds() - c0;
+    }
+    std::printf("| %d | %.1f | %.3f (%.3f) | %.3f (%.3f) | %.3f (%.3f) | %s | %s | %.2f |\n", round + 1, load,
+                base_s, base_cpu, shape_s[0], shape_cpu[0], shape_s[1], shape_cpu[1],
+                fmt_ratio(base_s, shape_s[0]).c_str(), fmt_ratio(base_s, shape_s[1]).c_str(),
+                shape_cpu[1] / shape_cpu[0]);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -264,15 +321,17 @@ int main(int argc, char** argv) {
                       std::stoi(argv[8]), argv[9]);
   }
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s WORKDIR [--size N] [--skip-large]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s WORKDIR [--size N] [--skip-large] [--yahtse-kernel ROUNDS]\n", argv[0]);
     return 2;
   }
   const fs::path work = argv[1];
   int size = 10980;
   bool skip_large = false;
+  int kernel_rounds = 0;
   for (int i = 2; i < argc; ++i) {
     if (std::string(argv[i]) == "--size" && i + 1 < argc) size = std::stoi(argv[++i]);
     if (std::string(argv[i]) == "--skip-large") skip_large = true;
+    if (std::string(argv[i]) == "--yahtse-kernel" && i + 1 < argc) kernel_rounds = std::stoi(argv[++i]);
   }
   fs::create_directories(work);
   const fs::path self = fs::canonical("/proc/self/exe");
@@ -286,6 +345,7 @@ int main(int argc, char** argv) {
   }
   const std::string y_ref = (yahtse / "LC80630182016200LGN00_B8_yahtse.TIF").string();
   const std::string y_sec = (yahtse / "LC80630182016216LGN00_B8_yahtse.TIF").string();
+  if (kernel_rounds > 0) return yahtse_kernel_rounds(y_ref, y_sec, kernel_rounds);
   const char* skimage_script_env = std::getenv("DEFORMA_BENCH_SKIMAGE");
   const std::string skimage_script =
       skimage_script_env

@@ -291,15 +291,17 @@ AffineFit AffineRefiner::refine(const AffineInput& in, double dx0_px, double dy0
           return fit;
         }
       }
+    // Subtracting the chip's central sample keeps float sums accurate on large digital numbers.
+    const std::size_t centre = static_cast<std::size_t>(chip / 2) * chip + chip / 2;
     if (it == 0 && in.start_chip) {
-      std::copy_n(in.start_chip, n_px, interp_.data());
+      const float shift = in.start_chip[centre];
+      for (int k = 0; k < n_px; ++k) interp_[k] = in.start_chip[k] - shift;
     } else {
       warp_chip(sec_at_origin, in.size, table, chip, xi_.data(), m, 0.0f, offset_.data(), qx_.data(),
                 qy_.data(), interp_.data());
+      const float shift = interp_[centre];
+      for (int k = 0; k < n_px; ++k) interp_[k] -= shift;
     }
-    // Subtracting the chip's first sample keeps float sums accurate on large digital numbers.
-    const float shift = interp_[static_cast<std::size_t>(chip / 2) * chip + chip / 2];
-    for (int k = 0; k < n_px; ++k) interp_[k] -= shift;
 
     const Eigen::LDLT<Eigen::Matrix<double, 6, 6>>* ldlt = &ref_ldlt;
     const Eigen::Matrix<double, 6, 6>* hessian = &ref.h;

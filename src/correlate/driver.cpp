@@ -48,7 +48,9 @@ class NodeStripKernel {
         step_px_(options.step_px),
         halo_px_(halo_px),
         sec_halo_px_(sec_halo_px),
-        row_px_(roi_width_px + 2.0 * sec_halo_px) {
+        row_px_(roi_width_px + 2.0 * sec_halo_px),
+        image_bytes_px_(image_bytes_per_px(options.oversample)),
+        oversample_(options.oversample) {
     // Per node: the kernel's result (dx, dy, corr, snr, four gradients: 32 bytes, flag and translation-only:
     // 2), the guess (8), the mask and stable flags (2) and the output bands (4 each). At --step 1 this is as
     // much as the pixels.
@@ -59,12 +61,12 @@ class NodeStripKernel {
   int halo_px() const { return (sec_halo_px_ + step_px_ - 1) / step_px_; }
   /// Per node of a strip, its halo rows included: the step x step image pixels it covers (values and
   /// validity of both images, the filter's scratch, 40 % more for the coarse level) and its own data.
-  double bytes_per_pixel() const { return kBytesPerImagePx * step_px_ * step_px_ + node_bytes_; }
+  double bytes_per_pixel() const { return image_bytes_px_ * step_px_ * step_px_ + node_bytes_; }
 
   /// The bytes of one strip of `node_rows` rows: pixels with the halo in image pixels (exact where the
   /// per-node figure rounds the halo up to whole node spacings), node data on the strip's own rows.
   double strip_bytes(int node_rows) const {
-    return row_px_ * ((node_rows - 1.0) * step_px_ + 1 + 2.0 * sec_halo_px_) * kBytesPerImagePx +
+    return row_px_ * ((node_rows - 1.0) * step_px_ + 1 + 2.0 * sec_halo_px_) * image_bytes_px_ +
            static_cast<double>(node_rows) * all_nodes_.cols * node_bytes_;
   }
 
@@ -78,9 +80,10 @@ class NodeStripKernel {
     int strip_rows = 1;
     if (strip_bytes(strip_rows) * kInFlight > budget) {
       throw InvalidArgument(
-          fmt::format("--ram {} MB is too small for one strip of nodes ({:.0f} MB needed); raise "
+          fmt::format("--ram {} MB is too small for one strip of nodes ({:.0f} MB needed{}); raise "
                       "--ram or lower --search/--chip",
-                      ram_budget_mb, strip_bytes(strip_rows) * kInFlight / (1 << 20)));
+                      ram_budget_mb, strip_bytes(strip_rows) * kInFlight / (1 << 20),
+                      oversample_ > 1 ? fmt::format(" with --oversample {}", oversample_) : ""));
     }
     while (strip_rows < all_nodes_.rows && strip_bytes(strip_rows * 2) * kInFlight <= budget &&
            strip_rows * 2 * step_px_ <= std::max(1024, 8 * halo_px_)) {
@@ -111,7 +114,21 @@ class NodeStripKernel {
   }
 
  private:
-  static constexpr double kBytesPerImagePx = (2 * (sizeof(float) + 1) + 2 * sizeof(float)) * 1.4;
+  // Per image pixel of a strip (both images): their values and validity, the prefilter's scratch, and 40 %
+  // more for the coarse level of coarse-to-fine.
+  static constexpr double kInputBytesPerPx = 2 * (sizeof(float) + 1);
+  static double image_bytes_per_px(int oversample) {
+    if (oversample <= 1) return (kInputBytesPerPx + 2 * sizeof(float)) * 1.4;
+    // --oversample f (correlate_grid_oversampled, oversample.cpp) matches both images on a grid f x f
+    // finer. Its peak is the second image's transform while the first one's result is held: the inputs,
+    // one finer image (values and validity), and the transform's buffers: the prefiltered copy, the FFT's
+    // input and half spectrum at the original size, the zero-padded half spectrum, the inverse transform
+    // and the result at the finer size. Then the matching holds both finer images and their coarse level.
+    const double area = static_cast<double>(oversample) * oversample;
+    const double finer_image = (sizeof(float) + 1) * area;
+    const double transform = 3 * sizeof(float) + 3 * sizeof(float) * area;
+    return std::max(kInputBytesPerPx + finer_image + transform, kInputBytesPerPx + 2 * finer_image * 1.4);
+  }
   detail::StripSource& source_;
   const detail::PairProduct& product_;
   detail::PairStatistics& statistics_;
@@ -121,6 +138,8 @@ class NodeStripKernel {
   int step_px_ = 1;
   int halo_px_ = 0, sec_halo_px_ = 0;
   double row_px_ = 0;
+  double image_bytes_px_ = 0;
+  int oversample_ = 1;
   double node_bytes_ = 0;
 };
 

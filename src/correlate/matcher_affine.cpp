@@ -29,6 +29,10 @@ constexpr double kAffineWindowSigma = 0.25;
 // the node is marked translation_only.
 void Matcher::Impl::refine_affine(double& dx, double& dy, double& corr, NodeResult& result) {
   if (opt.shape != Shape::kAffine) return;
+  // A node whose peak is too weak is flagged low_snr whatever the shape (finish() drops its displacement
+  // and gradients), and the SNR does not change with the refinement: the fit would be wasted there. These
+  // are the decorrelated nodes that iterate longest (on the Yahtse pair, most of those reaching the cap).
+  if (!(result.snr >= opt.min_snr)) return;
   result.translation_only = true;
   if (!compute_gradients()) return;
   if (std::abs(dx - gx) > search + 1 || std::abs(dy - gy) > search + 1) return;

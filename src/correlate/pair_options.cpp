@@ -17,9 +17,9 @@ MatchOptions default_pair_match_options() {
   options.min_snr = 1.5;
   options.min_corr = 0.2;
   options.prefilter = Prefilter::kHighpass;  // as autoRIFT: removes illumination gradients and boosts SNR
-  // The affine shape (docs/correlate.md) is not the default: it takes four to five times the translation's
-  // matching time, below the throughput targets of the pair driver.
-  options.shape = Shape::kTranslation;
+  // The affine shape (docs/correlate.md): more accurate wherever the displacement varies across a chip,
+  // and it gives the gradient and strain-rate bands, within the pair driver's throughput targets.
+  options.shape = Shape::kAffine;
   return options;
 }
 

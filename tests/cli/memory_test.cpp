@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <fmt/format.h>
 #include <ogr_spatialref.h>
+#include <nlohmann/json.hpp>
 
 #include "deforma/core/log.hpp"
 #include "deforma/io/dates.hpp"
@@ -203,6 +204,47 @@ TEST_F(StreamedMemory, InvertWithItsNetcdfCubeStaysWithinTheBudgetWithTwoThreads
   expect_within_budget(run, "invert of three 4096 x 2048 pairs");
   EXPECT_TRUE(std::filesystem::exists(out + "/timeseries.nc"));
   EXPECT_TRUE(std::filesystem::exists(out + "/velocity.tif"));
+}
+
+// `correlate --input-kind sar --oversample 2` matches both images interpolated to a grid twice as fine, with
+// its transforms' buffers: about 90 bytes per image pixel of a strip at its peak instead of 25 (driver.cpp),
+// which the strip plan counts. An 8192 x 1024 SAR-like pair (linear backscatter, matched in decibels) under
+// --ram 256: strips sized for the original pixels only would peak near 500 MiB. A budget that no strip of
+// oversampled nodes fits (--ram 64; enough without oversampling) is refused naming --ram and
+// --oversample, with no output.
+TEST_F(StreamedMemory, SarOversampledCorrelationStaysWithinTheBudget) {
+  constexpr int kWidth = 8192, kHeight = 1024;
+  const std::string ref = dir_->file("sar_ref.tif"), sec = dir_->file("sar_sec.tif");
+  auto backscatter = [](double x, double y) {
+    return 0.01f + 0.1f * value_noise(x, y, 5.0, 3) + 0.05f * value_noise(x, y, 2.0, 5);
+  };
+  write_generated(ref, kWidth, kHeight, {"sigma0"}, GDT_Float32,
+                  [&](int, int c, int r) { return backscatter(c, r); });
+  // SEC: the backscatter moved by (+1.25, -0.5) px.
+  write_generated(sec, kWidth, kHeight, {"sigma0"}, GDT_Float32,
+                  [&](int, int c, int r) { return backscatter(c - 1.25, r + 0.5); });
+  const std::vector<std::string> args = {
+      "correlate", ref,        sec, "--input-kind", "sar", "--oversample", "2", "--chip",
+      "32",        "--search", "4", "--step",       "32",  "--threads",    "2", "--summary-json"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> all = args;
+    all.insert(all.end(), extra.begin(), extra.end());
+    return all;
+  };
+  const auto run =
+      run_cli_measured(with({"-o", dir_->file("sar_offsets.tif"), "--ram", std::to_string(kBudgetMb)}));
+  expect_within_budget(run, "correlate --input-kind sar --oversample 2 on 8192 x 1024");
+  // The run matched: most nodes valid, at the shift.
+  const auto summary = nlohmann::json::parse(run.out.substr(run.out.find('{')));
+  EXPECT_EQ(summary["details"]["input_kind"], "sar");
+  EXPECT_GT(summary["details"]["valid_fraction"].get<double>(), 0.9) << summary.dump();
+  EXPECT_NEAR(summary["details"]["median_dx_px"].get<double>(), 1.25, 0.05) << summary.dump();
+
+  const auto small = run_cli_measured(with({"-o", dir_->file("sar_small.tif"), "--ram", "64"}));
+  EXPECT_EQ(small.exit_code, 3) << small.err;
+  EXPECT_NE(small.err.find("--ram 64"), std::string::npos) << small.err;
+  EXPECT_NE(small.err.find("--oversample 2"), std::string::npos) << small.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_->file("sar_small.tif")));
 }
 
 }  // namespace

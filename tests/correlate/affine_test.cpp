@@ -371,7 +371,8 @@ TEST(AffineShape, ParseAndPrint) {
   EXPECT_EQ(parse_shape("translation"), Shape::kTranslation);
   EXPECT_EQ(to_string(Shape::kAffine), "affine");
   EXPECT_THROW(parse_shape("quadratic"), InvalidArgument);
-  EXPECT_EQ(default_pair_match_options().shape, Shape::kTranslation);
+  EXPECT_EQ(default_pair_match_options().shape, Shape::kAffine);
+  EXPECT_EQ(CorrelateOptions{}.match.shape, Shape::kAffine);
 }
 
 // On the command line: --shape affine with --velocity writes the strain-rate bands; an unknown shape is an

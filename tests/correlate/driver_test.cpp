@@ -81,7 +81,10 @@ TEST(CorrelatePair, RecoversAShiftAndWritesTheDocumentedBands) {
   const auto res = read_result(tmp.file("out.tif"));
   std::vector<std::string> names;
   for (const auto& b : res.info.bands) names.push_back(b.description);
-  EXPECT_EQ(names, result_band_names());
+  // The base bands, then the gradients of the affine shape (the default).
+  std::vector<std::string> expected = result_band_names();
+  expected.insert(expected.end(), gradient_band_names().begin(), gradient_band_names().end());
+  EXPECT_EQ(names, expected);
   EXPECT_EQ(res.info.width, 25);   // nodes at 8, 24, ..., 392
   EXPECT_EQ(res.info.height, 19);  // nodes at 8, ..., 296
   EXPECT_EQ(res.info.epsg.value_or(0), 32607);

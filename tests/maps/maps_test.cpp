@@ -312,7 +312,8 @@ TEST_F(MapsYahtse, ExpressionSpeedEqualsTheSpeedBand) {
   EXPECT_GT(valid, 1000);
   EXPECT_THROW(maps::resolve_style(item_, maps::parse_style({{"expression", "hypot(nothing, b9)"}})),
                InvalidArgument);
-  EXPECT_THROW(maps::resolve_style(item_, maps::parse_style({{"bidx", "11"}})), InvalidArgument);
+  // 18 bands: the base, velocity, gradient and strain-rate bands of `correlate --velocity` (affine shape).
+  EXPECT_THROW(maps::resolve_style(item_, maps::parse_style({{"bidx", "19"}})), InvalidArgument);
   EXPECT_THROW(maps::resolve_style(item_, maps::parse_style({{"assets", "nope"}})), InvalidArgument);
 }
 
@@ -351,7 +352,9 @@ TEST_F(MapsYahtse, PointQueryReadsEveryBand) {
   OSRDestroySpatialReference(utm);
   OSRDestroySpatialReference(wgs);
   const json r = maps::point_query(item_, lon, lat);
-  ASSERT_EQ(r["values"].size(), 10u);
+  // The base, velocity, gradient and strain-rate bands of `correlate --velocity` (affine shape).
+  ASSERT_EQ(r["values"].size(), 18u);
+  EXPECT_EQ(r["values"][17]["name"], "effective_strain_rate");
   EXPECT_EQ(r["values"][9]["name"], "speed_m_per_yr");
   EXPECT_EQ(r["values"][9]["units"], "m/yr");
   EXPECT_EQ(r["values"][9]["asset"], "velocity");

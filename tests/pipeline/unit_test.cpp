@@ -53,7 +53,7 @@ TEST(WorkUnitKey, EveryCorrelationParameterChangesTheKey) {
       {"max_iterations", [](O& o) { o.match.max_iterations = 3; }},
       {"coarse_above", [](O& o) { o.match.coarse_above_px = 12; }},
       {"prefilter", [](O& o) { o.match.prefilter = correlate::Prefilter::kWallis; }},
-      {"shape", [](O& o) { o.match.shape = correlate::Shape::kAffine; }},
+      {"shape", [](O& o) { o.match.shape = correlate::Shape::kTranslation; }},
       {"ref_band", [](O& o) { o.ref_band = 2; }},
       {"sec_band", [](O& o) { o.sec_band = 2; }},
       {"step", [](O& o) { o.step_px = 8; }},

@@ -223,7 +223,8 @@ TEST_F(MapServerTest, TilesLegendsAndPointsOverHttp) {
   r = get(fmt::format("/collections/yahtse/items/pair-2016/point/{},{}", lon_, lat_));
   ASSERT_EQ(r->status, 200) << r->body;
   const json point = json::parse(r->body);
-  EXPECT_EQ(point["values"].size(), 10u);
+  // Every band of `correlate --velocity` with the affine shape: base, velocity, gradients, strain rates.
+  EXPECT_EQ(point["values"].size(), 18u);
   EXPECT_DOUBLE_EQ(point["lon"].get<double>(), lon_);
   r = get(fmt::format("/collections/yahtse/items/pair-2016/point/{},{}?f=csv", lon_, lat_));
   ASSERT_EQ(r->status, 200);
@@ -402,7 +403,7 @@ TEST_F(MapServerTest, GdalWmsDriverReadsGetMap) {
   ASSERT_EQ(r->status, 200) << r->body;
   const json info = json::parse(r->body);
   ASSERT_EQ(info["features"].size(), 1u);
-  EXPECT_EQ(info["features"][0]["properties"]["values"].size(), 10u);
+  EXPECT_EQ(info["features"][0]["properties"]["values"].size(), 18u);
   r = get("/wms?SERVICE=WMS&REQUEST=GetLegendGraphic&LAYER=yahtse:pair-2016&FORMAT=application/json");
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_TRUE(json::parse(r->body).contains("stops"));
