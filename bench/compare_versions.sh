@@ -14,7 +14,8 @@
 #
 # Environment: DEFORMA_DATA (sample data, default ../shared/data), ROUNDS, THREADS (default 2), RAM (MB,
 # default 1024), LARGE, FILTER_STEP, INVERT_SIZE (nodes per side, default 300), INVERT_PAIRS (default 60),
-# INVERT_DATES (default 20), WORKLOADS (names to run, space-separated; default all).
+# INVERT_DATES (default 20), WORKLOADS (names to run, space-separated; default all), KEEP_RUNS=1 (add to the
+# runs of an earlier call in OUT/runs.txt instead of starting afresh: the table then pools them).
 set -euo pipefail
 OLD="$(cd "${1:?usage: bench/compare_versions.sh OLD_BUILD NEW_BUILD OUT}" && pwd)"
 NEW="$(cd "${2:?usage: bench/compare_versions.sh OLD_BUILD NEW_BUILD OUT}" && pwd)"
@@ -117,7 +118,7 @@ run_one() {
   checksums "$dir" >"$RUNS/$name.$version.sum"
 }
 
-: >"$OUT/runs.txt"
+[[ "${KEEP_RUNS:-0}" == 1 && -f "$OUT/runs.txt" ]] || : >"$OUT/runs.txt"
 for name in $WORKLOADS; do
   workload_args "$name" /dev/null >/dev/null
   for ((round = 1; round <= ROUNDS; ++round)); do
@@ -129,20 +130,22 @@ done
 
 col() { awk -v n="$1" -v v="$2" -v c="$3" '$1 == n && $2 == v {print $c}' "$OUT/runs.txt" | median; }
 {
-  echo "| workload | old CPU s | new CPU s | new/old CPU | old wall s | new wall s | old peak RSS MB | new peak RSS MB | same output | load avg |"
-  echo "|---|---|---|---|---|---|---|---|---|---|"
-  for name in $WORKLOADS; do
+  echo "| workload | runs | old CPU s | new CPU s | new/old CPU | old wall s | new wall s | old peak RSS MB | new peak RSS MB | same output | load avg |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  for name in $(awk '!seen[$1]++ {print $1}' "$OUT/runs.txt"); do
     oc="$(col "$name" old 4)"
     nc="$(col "$name" new 4)"
     same=no
     cmp -s "$RUNS/$name.old.sum" "$RUNS/$name.new.sum" 2>/dev/null && same=yes
     load="$(awk -v n="$name" '$1 == n {s += $6; k++} END {if (k) printf "%.1f", s / k}' "$OUT/runs.txt")"
-    printf '| %s | %.2f | %.2f | %s | %.2f | %.2f | %s | %s | %s | %s |\n' "$name" "$oc" "$nc" \
+    runs="$(awk -v n="$name" '$1 == n && $2 == "new" {k++} END {print k + 0}' "$OUT/runs.txt")"
+    printf '| %s | %s | %.2f | %.2f | %s | %.2f | %.2f | %s | %s | %s | %s |\n' "$name" "$runs" "$oc" "$nc" \
       "$(awk -v a="$oc" -v b="$nc" 'BEGIN {if (a > 0) printf "%.3f", b / a; else print "-"}')" \
       "$(col "$name" old 3)" "$(col "$name" new 3)" "$(col "$name" old 5)" "$(col "$name" new 5)" "$same" "$load"
   done
   echo
-  echo "Medians of $ROUNDS alternating runs each (old, new, old, new ...), --threads $THREADS --ram $RAM," \
-    "$(nproc) cores; CPU s = user + sys. load avg: the mean 1-minute load average at the start of the runs."
+  echo "Medians of the runs of each version (alternating: old, new, old, new ...), --threads $THREADS" \
+    "--ram $RAM, $(nproc) cores; CPU s = user + sys. load avg: the mean 1-minute load average at the start" \
+    "of the runs (this script's own run included)."
   echo "Compare the CPU seconds: wall time also measures the other jobs on the machine."
 } | tee "$OUT/table.md"
