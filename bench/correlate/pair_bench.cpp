@@ -1,8 +1,11 @@
 // Pair-correlation benchmark: deforma against the tools glaciologists use, same inputs, same chip/search/
 // step, same run. Prints a Markdown table (seconds, nodes/s, peak RSS, accuracy) with ratios.
 //
-//   deforma_bench_pair WORKDIR [--size N] [--skip-large]
+//   deforma_bench_pair WORKDIR [--size N] [--skip-large] [--generate-only]
 //   deforma_bench_pair WORKDIR --yahtse-kernel ROUNDS
+//
+// --generate-only writes the N x N pair (WORKDIR/ref_N.tif, sec_N.tif) and measures nothing: the input of
+// bench/compare_versions.sh.
 //
 // Inputs:
 //  - the real Landsat 8 pair over Yahtse Glacier (accuracy: NMAD of dx/dy on the stable-rock polygons);
@@ -321,17 +324,20 @@ int main(int argc, char** argv) {
                       std::stoi(argv[8]), argv[9]);
   }
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s WORKDIR [--size N] [--skip-large] [--yahtse-kernel ROUNDS]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s WORKDIR [--size N] [--skip-large] [--generate-only] [--yahtse-kernel ROUNDS]\n",
+                 argv[0]);
     return 2;
   }
   const fs::path work = argv[1];
   int size = 10980;
   bool skip_large = false;
   int kernel_rounds = 0;
+  bool generate_only = false;
   for (int i = 2; i < argc; ++i) {
     if (std::string(argv[i]) == "--size" && i + 1 < argc) size = std::stoi(argv[++i]);
     if (std::string(argv[i]) == "--skip-large") skip_large = true;
     if (std::string(argv[i]) == "--yahtse-kernel" && i + 1 < argc) kernel_rounds = std::stoi(argv[++i]);
+    if (std::string(argv[i]) == "--generate-only") generate_only = true;
   }
   fs::create_directories(work);
   const fs::path self = fs::canonical("/proc/self/exe");
@@ -346,6 +352,11 @@ int main(int argc, char** argv) {
   const std::string y_ref = (yahtse / "LC80630182016200LGN00_B8_yahtse.TIF").string();
   const std::string y_sec = (yahtse / "LC80630182016216LGN00_B8_yahtse.TIF").string();
   if (kernel_rounds > 0) return yahtse_kernel_rounds(y_ref, y_sec, kernel_rounds);
+  if (generate_only) {
+    generate(y_ref, size, (work / fmt::format("ref_{}.tif", size)).string(),
+             (work / fmt::format("sec_{}.tif", size)).string());
+    return 0;
+  }
   const char* skimage_script_env = std::getenv("DEFORMA_BENCH_SKIMAGE");
   const std::string skimage_script =
       skimage_script_env

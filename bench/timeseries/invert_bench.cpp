@@ -7,8 +7,13 @@
 // Data model (deterministic from --seed): every node moves linearly plus a seasonal term plus noise
 // (2 cm); missing pairs are spatially coherent (a pair is missing over a whole tile of 4096 nodes with
 // probability 5%, as clouds or decorrelation do); 1% of the nodes carry one gross outlier pair.
+//
+// --write-pairs DIR writes the same data for a --width x --height grid of nodes (node = row * width + col)
+// as one displacement COG per pair (bands east_m, north_m; nodata -9999) with DIR/pairs.csv, the input of
+// `deforma invert`, and measures nothing (bench/compare_versions.sh runs the CLI on it).
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -16,6 +21,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,7 +31,9 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "deforma/io/cog_writer.hpp"
 #include "deforma/timeseries/invert.hpp"
+#include "deforma/timeseries/pairs.hpp"
 
 namespace {
 
@@ -108,6 +116,53 @@ void generate(const Network& net, std::uint64_t seed, std::int64_t first, int co
   });
 }
 
+// The data of nodes [0, width x height) as per-pair rasters and their pair table, in blocks of rows so that
+// memory stays bounded.
+void write_pairs(const Network& net, std::uint64_t seed, int width, int height, const std::string& dir) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  const int m = static_cast<int>(net.pairs.size());
+  deforma::io::GeoTransform gt;
+  gt.c = {500000.0, 100.0, 0.0, 6700000.0, 0.0, -100.0};
+  std::vector<deforma::timeseries::Pair> table;
+  std::vector<std::unique_ptr<deforma::io::CogWriter>> writers;
+  for (const auto& np : net.pairs) {
+    deforma::timeseries::Pair p;
+    p.ref_date = net.dates[np.ref];
+    p.sec_date = net.dates[np.sec];
+    p.id = p.ref_date.compact() + "_" + p.sec_date.compact();
+    p.ref_path = "ref.tif";  // not read by the inversion
+    p.sec_path = "sec.tif";
+    p.result_path = (fs::path(dir) / (p.id + ".tif")).string();
+    writers.push_back(std::make_unique<deforma::io::CogWriter>(
+        p.result_path, width, height,
+        std::vector<deforma::io::OutputBand>{{"east_m", "m", -9999.0}, {"north_m", "m", -9999.0}}, gt, "",
+        deforma::io::Provenance{}));
+    table.push_back(p);
+  }
+  const int block_rows = std::max(1, 262144 / width);
+  std::vector<float> east;
+  std::vector<float> north;
+  for (int r0 = 0; r0 < height; r0 += block_rows) {
+    const int rows = std::min(block_rows, height - r0);
+    generate(net, seed, static_cast<std::int64_t>(r0) * width, rows * width, east, north);
+    for (int p = 0; p < m; ++p) {
+      deforma::GridF e(width, rows);
+      deforma::GridF n(width, rows);
+      for (int i = 0; i < rows * width; ++i) {
+        const float ev = east[static_cast<std::size_t>(i) * m + p];
+        const float nv = north[static_cast<std::size_t>(i) * m + p];
+        e.data()[i] = std::isfinite(ev) ? ev : -9999.0f;
+        n.data()[i] = std::isfinite(nv) ? nv : -9999.0f;
+      }
+      writers[p]->write(1, deforma::io::Window{0, r0, width, rows}, e);
+      writers[p]->write(2, deforma::io::Window{0, r0, width, rows}, n);
+    }
+  }
+  for (auto& w : writers) w->finish();
+  deforma::timeseries::write_pair_table((fs::path(dir) / "pairs.csv").string(), table);
+}
+
 double peak_rss_mb() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -129,6 +184,9 @@ int main(int argc, char** argv) {
   std::string python = "/usr/bin/python3";
   std::string script = std::string(DEFORMA_SOURCE_DIR) + "/bench/timeseries/invert_baseline.py";
   bool node_weights = false;
+  std::string pairs_dir;
+  int width = 1000;
+  int height = 1000;
   app.add_option("--nodes", nodes, "nodes to invert");
   app.add_option("--pairs", pair_count, "pairs in the network");
   app.add_option("--dates", date_count, "dates in the network");
@@ -142,11 +200,19 @@ int main(int argc, char** argv) {
   app.add_flag(
       "--node-weights", node_weights,
       "also give per-node pair weights (every node is then factored on its own, as with --weight-band)");
+  app.add_option("--write-pairs", pairs_dir,
+                 "write the data of --width x --height nodes as pair rasters and pairs.csv here, then stop");
+  app.add_option("--width", width, "with --write-pairs: nodes per row")->check(CLI::Range(1, 100000));
+  app.add_option("--height", height, "with --write-pairs: rows of nodes")->check(CLI::Range(1, 100000));
   CLI11_PARSE(app, argc, argv);
 
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
   const Network net = make_network(date_count, pair_count);
   pair_count = static_cast<int>(net.pairs.size());
+  if (!pairs_dir.empty()) {
+    write_pairs(net, seed, width, height, pairs_dir);
+    return 0;
+  }
   std::filesystem::create_directories(work_dir);
 
   // --- Ours: the whole set, streamed in blocks of nodes within the RAM budget. ---
