@@ -64,7 +64,6 @@ void InversionResult::resize(int nodes, int dates) {
 namespace {
 
 constexpr int kChunkNodes = 2048;                // fixed: results do not depend on the thread count
-constexpr std::size_t kCacheBytes = 256u << 20;  // factorizations kept across chunks
 
 using MatrixD = Eigen::MatrixXd;
 using VectorD = Eigen::VectorXd;
@@ -194,7 +193,7 @@ struct NetworkInverter::Impl {
     std::unique_lock lock(cache_mutex);
     const auto it = cache.find(key);
     if (it != cache.end()) return it->second;
-    if (cache_bytes + bytes <= kCacheBytes) {
+    if (cache_bytes + bytes <= options.pattern_cache_bytes) {
       cache.emplace(key, solver);
       cache_bytes += bytes;
     }

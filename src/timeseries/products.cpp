@@ -237,6 +237,17 @@ double bytes_per_node(const PairStack& stack, const InvertRastersOptions& option
   return m * bands * 4.0 + reading + date_count * 4.0 * 4.0 + 9.0 * 4.0 + 1.0 + 4.0;
 }
 
+// The factorizations the inverter caches take this share of the windows' part of --ram.
+constexpr std::size_t kPatternCacheShare = 8;
+
+// The inversion options of a run under `ram_budget_mb`: the cache of factorizations within its share.
+InversionOptions inversion_within(const InvertRastersOptions& options, std::size_t ram_budget_mb) {
+  InversionOptions inversion = options.inversion;
+  inversion.pattern_cache_bytes =
+      std::min(inversion.pattern_cache_bytes, io::window_budget_bytes(ram_budget_mb) / kPatternCacheShare);
+  return inversion;
+}
+
 // Reads the observations of `block` and inverts them into `result`.
 void invert_block(const std::vector<Pair>& pairs, const InvertRastersOptions& options, const PairStack& stack,
                   const NetworkInverter& inverter, const RowBlock& block, InversionResult& result,
@@ -569,14 +580,17 @@ Summary invert_pair_rasters(const std::vector<Pair>& pairs, const InvertRastersO
   check_pair_table(pairs);
   prepare_output_dir(options);
   const PairStack stack = open_pair_stack(pairs, options, components_for(options));
-  const NetworkInverter inverter(stack.dates, network_of(pairs, stack), options.inversion);
+  const NetworkInverter inverter(stack.dates, network_of(pairs, stack),
+                                 inversion_within(options, context.ram_budget_mb));
   Progress& progress = progress_or_null(context.progress);
   return write_products(
       pairs, options, context, stack,
       [&](const WindowSink& sink) {
         const int threads = context.threads > 0 ? context.threads : tbb::this_task_arena::max_concurrency();
+        // The windows share what the cache of factorizations leaves.
+        const double cache_scale = static_cast<double>(kPatternCacheShare) / (kPatternCacheShare - 1);
         InversionKernel kernel(pairs, options, stack, inverter, progress, sink,
-                               bytes_per_node(stack, options, pairs.size(), threads));
+                               bytes_per_node(stack, options, pairs.size(), threads) * cache_scale);
         io::StreamPlan plan;
         if (options.block_rows > 0) {
           // Blocks of rows asked for explicitly: full-width strips of that many rows.
@@ -627,7 +641,8 @@ InversionResult invert_pair_block(const std::vector<Pair>& pairs, const InvertRa
     throw InvalidArgument(fmt::format("invert: rows {}+{} are outside the grid's {} rows", block.row0,
                                       block.rows, stack.grid.height));
   }
-  const NetworkInverter inverter(stack.dates, network_of(pairs, stack), options.inversion);
+  const NetworkInverter inverter(stack.dates, network_of(pairs, stack),
+                                 inversion_within(options, context.ram_budget_mb));
   InversionResult result;
   invert_block(pairs, options, stack, inverter, block, result, context.progress);
   if (stats) *stats = inverter.stats();

@@ -19,6 +19,7 @@
 // is factored once per distinct validity pattern (cached) and each node of a pattern is solved by one
 // matrix-vector product with it. Nodes are processed in fixed-size chunks in parallel (oneTBB); each node
 // is solved on its own, so results do not depend on the number of threads nor on how nodes are blocked.
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -53,6 +54,9 @@ struct InversionOptions {
   int max_irls_iterations = 8;
   double min_sigma = 1e-4;  ///< floor of the robust residual scale, in data units
   int min_valid_pairs = 1;  ///< nodes with fewer valid pairs are nodata
+  /// Memory for the factorizations kept across chunks of nodes (one per validity pattern); patterns seen
+  /// once the cache is full are factored for each chunk again. Results do not depend on it.
+  std::size_t pattern_cache_bytes = std::size_t{256} << 20;
 
   /// Throws InvalidArgument naming the parameter (regularization, outlier-threshold...).
   void validate() const;
