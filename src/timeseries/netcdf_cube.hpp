@@ -4,8 +4,8 @@
 #include <utility>
 #include <vector>
 
-#include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
+#include "deforma/io/provenance.hpp"
 #include "deforma/io/raster.hpp"
 
 namespace deforma::timeseries::detail {
