@@ -1,21 +1,35 @@
-# Fails the build when a module includes a module above it. Modules are layered (docs/architecture.md):
-# each may use those before it in DEFORMA_MODULES, never one after it. Run as a build step:
-#   cmake -DSOURCE_DIR=<project> -DMODULES=core,io,... -P CheckModuleLayers.cmake
-if(NOT SOURCE_DIR OR NOT MODULES)
-  message(FATAL_ERROR "CheckModuleLayers.cmake needs SOURCE_DIR and MODULES")
+# Fails the build when a module includes a module it does not depend on.
+# Run as a build step, before anything compiles:
+#   cmake -DSOURCE_DIR=<project> -DGRAPH=<build>/deforma_module_graph.cmake -P CheckModuleLayers.cmake
+# GRAPH is the module graph declared in src/*/module.cmake (cmake/DeformaModules.cmake writes it): a module
+# may use the modules in DEFORMA_MODULE_USES_<module>. Without GRAPH, -DMODULES=a,b,c gives a plain order,
+# each module using those before it.
+cmake_minimum_required(VERSION 3.25)  # IN_LIST and the other policies of the project
+if(NOT SOURCE_DIR OR (NOT GRAPH AND NOT MODULES))
+  message(FATAL_ERROR "CheckModuleLayers.cmake needs SOURCE_DIR and GRAPH (or MODULES)")
 endif()
-string(REPLACE "," ";" MODULES "${MODULES}")
+if(GRAPH)
+  include("${GRAPH}")
+  set(MODULES ${DEFORMA_MODULES})
+else()
+  string(REPLACE "," ";" MODULES "${MODULES}")
+  set(below "")
+  foreach(module IN LISTS MODULES)
+    set(DEFORMA_MODULE_USES_${module} ${below})
+    list(APPEND below ${module})
+  endforeach()
+endif()
+
 set(violations "")
-list(LENGTH MODULES module_count)
-math(EXPR last "${module_count} - 1")
-foreach(index RANGE ${last})
-  list(GET MODULES ${index} module)
+foreach(module IN LISTS MODULES)
   file(GLOB_RECURSE files
        "${SOURCE_DIR}/src/${module}/*.cpp" "${SOURCE_DIR}/src/${module}/*.hpp"
        "${SOURCE_DIR}/include/deforma/${module}/*.hpp" "${SOURCE_DIR}/include/deforma/${module}.hpp")
   foreach(file IN LISTS files)
-    file(STRINGS "${file}" includes REGEX "^[ \t]*#[ \t]*include[ \t]+\"")
+    file(RELATIVE_PATH shown "${SOURCE_DIR}" "${file}")
+    file(STRINGS "${file}" includes REGEX "^[ \t]*#[ \t]*include[ \t]+[\"<]")
     foreach(line IN LISTS includes)
+      string(STRIP "${line}" line)
       # "deforma/<module>/x.hpp", "deforma/<module>.hpp" (public) or "<module>/x.hpp" (internal).
       set(used "")
       if(line MATCHES "\"deforma/([a-z_]+)[/.]")
@@ -23,17 +37,22 @@ foreach(index RANGE ${last})
       elseif(line MATCHES "\"([a-z_]+)/")
         set(used "${CMAKE_MATCH_1}")
       endif()
-      if(used)
+      if(used AND NOT used STREQUAL module AND used IN_LIST MODULES AND
+         NOT used IN_LIST DEFORMA_MODULE_USES_${module})
         list(FIND MODULES "${used}" used_index)
-        if(used_index GREATER index)
-          file(RELATIVE_PATH shown "${SOURCE_DIR}" "${file}")
-          string(STRIP "${line}" line)
-          string(APPEND violations "  ${shown}: module '${module}' uses '${used}', which is above it: ${line}\n")
+        list(FIND MODULES "${module}" module_index)
+        if(used_index GREATER module_index)
+          set(why "which is above it")
+        else()
+          string(REPLACE ";" " " allowed "${DEFORMA_MODULE_USES_${module}}")
+          set(why "which it does not depend on (src/${module}/module.cmake; it may use: ${allowed})")
         endif()
+        string(APPEND violations "  ${shown}: module '${module}' uses '${used}', ${why}: ${line}\n")
       endif()
     endforeach()
   endforeach()
 endforeach()
 if(violations)
-  message(FATAL_ERROR "module layering violated (order: ${MODULES}):\n${violations}")
+  string(REPLACE ";" " " shown_modules "${MODULES}")
+  message(FATAL_ERROR "module layering violated (modules, lowest first: ${shown_modules}):\n${violations}")
 endif()

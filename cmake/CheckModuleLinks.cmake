@@ -1,13 +1,15 @@
-# Fails the build when a module's compiled code uses a symbol that only a module above it defines: the
-# link-level half of the layering (CheckModuleLayers.cmake checks the includes). A declaration in a lower
-# module's header whose definition lives in a higher module passes the include scan but not this. Run
-# after the library is built, on its object files:
-#   cmake -DOBJECT_DIR=<dir with one folder of objects per module> -DMODULES=core,io,... -DNM=<nm>
+# Fails the build when a module's compiled code uses a symbol that only a module it does not depend on
+# defines: the link-level half of the layering (CheckModuleLayers.cmake checks the includes). A declaration
+# in a lower module's header whose definition lives in a higher module passes the include scan but not
+# this. Run after the modules are built, on their object files:
+#   cmake -DOBJECT_DIR=<dir with one folder of objects per module> -DGRAPH=<module graph> -DNM=<nm>
 #         -P CheckModuleLinks.cmake
-if(NOT OBJECT_DIR OR NOT MODULES OR NOT NM)
-  message(FATAL_ERROR "CheckModuleLinks.cmake needs OBJECT_DIR, MODULES and NM")
+# GRAPH is the graph of src/*/module.cmake as cmake/DeformaModules.cmake writes it.
+cmake_minimum_required(VERSION 3.25)  # IN_LIST and the other policies of the project
+if(NOT OBJECT_DIR OR NOT GRAPH OR NOT NM)
+  message(FATAL_ERROR "CheckModuleLinks.cmake needs OBJECT_DIR, GRAPH and NM")
 endif()
-string(REPLACE "," ";" MODULES "${MODULES}")
+include("${GRAPH}")
 
 # Symbols lists are long; mangled names have no spaces, so "name type" pairs are matched whole.
 function(symbols_of objects kinds out_var)
@@ -23,34 +25,33 @@ endfunction()
 
 # Who defines what: strong definitions only (code, data); inline functions and templates are weak in
 # every object that uses them and belong to nobody.
-set(index 0)
-foreach(module IN LISTS MODULES)
+foreach(module IN LISTS DEFORMA_MODULES)
   file(GLOB_RECURSE objects_${module} "${OBJECT_DIR}/${module}/*.o")
   if(objects_${module})
     symbols_of("${objects_${module}}" "TDBR" defined --defined-only)
     foreach(symbol IN LISTS defined)
-      set("owner_${symbol}" ${index})
+      set("owner_${symbol}" ${module})
     endforeach()
   endif()
-  math(EXPR index "${index} + 1")
 endforeach()
 
 set(violations "")
-set(index 0)
-foreach(module IN LISTS MODULES)
+foreach(module IN LISTS DEFORMA_MODULES)
   foreach(object IN LISTS objects_${module})
     symbols_of("${object}" "U" undefined --undefined-only)
     foreach(symbol IN LISTS undefined)
-      if(DEFINED "owner_${symbol}" AND owner_${symbol} GREATER index)
-        list(GET MODULES ${owner_${symbol}} owner)
-        file(RELATIVE_PATH shown "${OBJECT_DIR}" "${object}")
-        string(APPEND violations "  ${shown}: module '${module}' uses ${symbol}, defined in '${owner}' above it\n")
+      if(DEFINED "owner_${symbol}")
+        set(owner "${owner_${symbol}}")
+        if(NOT owner STREQUAL module AND NOT owner IN_LIST DEFORMA_MODULE_USES_${module})
+          file(RELATIVE_PATH shown "${OBJECT_DIR}" "${object}")
+          string(APPEND violations "  ${shown}: module '${module}' uses ${symbol}, defined in '${owner}', which "
+                                   "it does not depend on\n")
+        endif()
       endif()
     endforeach()
   endforeach()
-  math(EXPR index "${index} + 1")
 endforeach()
 if(violations)
-  message(FATAL_ERROR "module layering violated at link level (order: ${MODULES}; names demangle with "
+  message(FATAL_ERROR "module layering violated at link level (src/*/module.cmake; names demangle with "
                       "c++filt):\n${violations}")
 endif()

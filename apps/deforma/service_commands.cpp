@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
-#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "deforma/service/job.hpp"
 #include "deforma/service/server.hpp"
 #include "deforma/service/store.hpp"

@@ -14,6 +14,7 @@
 #include "deforma/core/log.hpp"
 #include "deforma/egms/product.hpp"
 #include "deforma/io/files.hpp"
+#include "deforma/io/staged_file.hpp"
 
 namespace deforma::egms {
 namespace {

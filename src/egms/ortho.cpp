@@ -17,6 +17,8 @@
 #include "deforma/core/log.hpp"
 #include "deforma/egms/pid.hpp"
 #include "deforma/egms/quicklook.hpp"
+#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "egms/stream.hpp"
 
 namespace deforma::egms {

@@ -16,6 +16,7 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "deforma/io/vector.hpp"
 #include "egms/stream.hpp"
 

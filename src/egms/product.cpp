@@ -23,6 +23,7 @@
 #include "deforma/core/log.hpp"
 #include "deforma/core/text.hpp"
 #include "deforma/io/dates.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "egms/line_reader.hpp"
 
 namespace deforma::egms {

@@ -12,7 +12,8 @@
 #include "deforma/core/cancel.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
-#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/provenance.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "egms/stream.hpp"
 
 namespace deforma::egms {

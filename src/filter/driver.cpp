@@ -14,6 +14,7 @@
 #include "deforma/core/statistics.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "deforma/io/stream.hpp"
 #include "deforma/io/tiles.hpp"
 #include "filter/nodes.hpp"

@@ -17,8 +17,9 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/operation.hpp"
 #include "deforma/core/statistics.hpp"
-#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/provenance.hpp"
 #include "deforma/io/raster.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "deforma/render/plot.hpp"
 
 namespace deforma::filter {

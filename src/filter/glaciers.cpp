@@ -14,8 +14,9 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/filter/filter.hpp"
-#include "deforma/io/cog_writer.hpp"
 #include "deforma/io/files.hpp"
+#include "deforma/io/provenance.hpp"
+#include "deforma/io/staged_file.hpp"
 
 namespace deforma::filter {
 namespace fs = std::filesystem;

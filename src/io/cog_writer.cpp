@@ -1,17 +1,9 @@
 #include "deforma/io/cog_writer.hpp"
 
-#include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <cstdio>
-#include <ctime>
 #include <filesystem>
-#include <sstream>
-#include <fstream>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -23,9 +15,9 @@
 #include "deforma/core/cancel.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
-#include "deforma/io/dates.hpp"
 #include "deforma/io/files.hpp"
-#include "deforma/version.hpp"
+#include "deforma/io/staged_file.hpp"
+#include "staging.hpp"
 
 namespace deforma::io {
 namespace fs = std::filesystem;
@@ -52,136 +44,7 @@ std::string write_failure(const std::string& path, const std::string& message) {
   return with_gdal_reason(message);
 }
 
-// A name in the same folder as `final_path` (so that rename is atomic), hidden, unique per process/call.
-std::string temporary_name(const std::string& final_path, const char* tag) {
-  static std::atomic<unsigned> counter{0};
-  const fs::path p(final_path);
-  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-  return (dir / fmt::format(".{}.{}-{}-{}{}", p.stem().string(), tag, ::getpid(), counter++, p.extension().string()))
-      .string();
-}
-
-void remove_quietly(const std::string& path) {
-  std::error_code ec;
-  if (!path.empty()) fs::remove(path, ec);
-}
-
-void rename_into_place(const std::string& from, const std::string& to) {
-  // Outputs a run makes together are renamed together, at its end.
-  if (OutputCommitGroup::hold(from, to)) return;
-  // Looked at again at the last moment: a device or FIFO made since the start must not be replaced.
-  try {
-    check_output_target(to);
-  } catch (const Error&) {
-    remove_quietly(from);
-    throw;
-  }
-  std::error_code ec;
-  fs::rename(from, to, ec);
-  if (ec) {
-    remove_quietly(from);
-    throw IoError(fmt::format("{}: cannot move the finished file into place: {}", to, ec.message()));
-  }
-}
-
 }  // namespace
-
-nlohmann::json Provenance::to_json() const {
-  nlohmann::json inputs_json = nlohmann::json::array();
-  for (const auto& input : inputs) {
-    nlohmann::json entry{{"path", input}};
-    struct stat st {};
-    if (::stat(input.c_str(), &st) == 0) {
-      entry["size_bytes"] = static_cast<long long>(st.st_size);
-      entry["modified"] = iso_utc(st.st_mtime);
-    }
-    inputs_json.push_back(entry);
-  }
-  return {{"software", "deforma"},
-          {"version", kVersion},
-          {"created", iso_utc(std::time(nullptr))},
-          {"command", command_line},
-          {"parameters", parameters},
-          {"inputs", inputs_json}};
-}
-
-void write_provenance_metadata(void* gdal_dataset, const Provenance& provenance) {
-  auto* ds = static_cast<GDALDataset*>(gdal_dataset);
-  const auto j = provenance.to_json();
-  ds->SetMetadataItem("DEFORMA_VERSION", kVersion);
-  ds->SetMetadataItem("DEFORMA_CREATED", j["created"].get<std::string>().c_str());
-  ds->SetMetadataItem("DEFORMA_COMMAND", provenance.command_line.c_str());
-  ds->SetMetadataItem("DEFORMA_PARAMETERS", provenance.parameters.dump().c_str());
-  ds->SetMetadataItem("DEFORMA_INPUTS", j["inputs"].dump().c_str());
-}
-
-void check_writable_parent(const std::string& path, const std::string& what) {
-  if (path.empty()) throw InvalidArgument(fmt::format("{}: empty file name", what));
-  // First: a device or FIFO in a folder the user cannot write (/dev) is named for what it is.
-  if (!fs::is_directory(path)) check_output_target(path, what);
-  const fs::path p(path);
-  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) throw IoError(fmt::format("{}: folder {} does not exist", path, dir.string()));
-  if (!fs::is_directory(dir, ec)) throw IoError(fmt::format("{}: {} is not a folder", path, dir.string()));
-  if (::access(dir.c_str(), W_OK) != 0) {
-    throw IoError(fmt::format("{}: folder {} is not writable", path, dir.string()));
-  }
-  if (fs::is_directory(p, ec)) throw IoError(fmt::format("{}: is a folder, expected a file name for the {}", path, what));
-}
-
-StagedFile::StagedFile(std::string final_path, const char* tag) : final_path_(std::move(final_path)) {
-  check_writable_parent(final_path_);
-  remove_stale_temporaries(final_path_);
-  temp_path_ = temporary_name(final_path_, tag);
-}
-
-StagedFile::~StagedFile() {
-  if (!done_) remove_quietly(temp_path_);
-}
-
-void StagedFile::commit() {
-  if (done_) throw IoError(fmt::format("{}: committed twice or after discard", final_path_));
-  done_ = true;
-  rename_into_place(temp_path_, final_path_);
-}
-
-void StagedFile::discard() {
-  done_ = true;
-  remove_quietly(temp_path_);
-}
-
-void write_atomically(const std::string& final_path, const std::function<void(const std::string&)>& writer) {
-  StagedFile file(final_path);
-  writer(file.temp_path());  // an exception leaves the StagedFile to remove the temporary file
-  file.commit();
-}
-
-void write_text_atomically(const std::string& path, const std::string& text) {
-  // Small records written often (a job's progress, one per work unit in a folder of thousands): a unique
-  // temporary name and a rename, without StagedFile's scan of the folder for stale temporaries.
-  const std::string tmp = temporary_name(path, "partial");
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) {
-      out.close();
-      remove_quietly(tmp);
-      throw IoError(fmt::format("{}: cannot write (disk full or folder not writable?)", path));
-    }
-  }
-  rename_into_place(tmp, path);
-}
-
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return nullptr;
-  std::stringstream text;
-  text << in.rdbuf();
-  auto json = nlohmann::json::parse(text.str(), nullptr, false);
-  return json.is_discarded() ? nlohmann::json(nullptr) : json;
-}
 
 void CogOptions::validate() const {
   if (compression != "DEFLATE" && compression != "ZSTD" && compression != "NONE") {

@@ -23,7 +23,7 @@
 #include "deforma/core/operation.hpp"
 #include "deforma/core/progress.hpp"
 #include "deforma/core/summary.hpp"
-#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/staged_file.hpp"
 
 namespace deforma::io {
 namespace fs = std::filesystem;

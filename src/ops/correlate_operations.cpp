@@ -14,10 +14,11 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/correlate/correlate.hpp"
-#include "deforma/filter/glaciers.hpp"
-#include "deforma/io/cog_writer.hpp"
 #include "deforma/correlate/sar.hpp"
+#include "deforma/filter/glaciers.hpp"
 #include "deforma/io/dates.hpp"
+#include "deforma/io/provenance.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "ops/correlate_parameters.hpp"
 #include "ops/glacier_parameters.hpp"
 #include "ops/registration.hpp"

@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
-#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "deforma/ops.hpp"
 #include "ops/registration.hpp"
 

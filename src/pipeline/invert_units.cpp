@@ -9,7 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "deforma/core/error.hpp"
-#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/staged_file.hpp"
 
 namespace deforma::pipeline {
 namespace fs = std::filesystem;

@@ -19,6 +19,7 @@
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/product.hpp"
 #include "deforma/io/raster.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "deforma/io/stream.hpp"
 #include "deforma/pipeline/batch.hpp"
 #include "deforma/pipeline/invert_units.hpp"

@@ -26,7 +26,7 @@
 #include "deforma/core/command_line.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
-#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/staged_file.hpp"
 
 extern char** environ;
 

@@ -10,8 +10,8 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
-#include "deforma/io/cog_writer.hpp"
 #include "deforma/io/raster.hpp"
+#include "deforma/io/staged_file.hpp"
 
 namespace deforma::pipeline {
 namespace fs = std::filesystem;

@@ -24,6 +24,7 @@
 #include "deforma/io/cloud_mask.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/raster.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "deforma/pipeline/stac.hpp"
 #include "deforma/render/colormap.hpp"
 #include "deforma/render/image.hpp"

@@ -16,8 +16,8 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
-#include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "deforma/pipeline/invert_units.hpp"
 #include "deforma/pipeline/unit_registry.hpp"
 #include "pipeline/unit_parameters.hpp"

@@ -8,7 +8,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "deforma/core/error.hpp"
-#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/staged_file.hpp"
 
 namespace deforma::render {
 namespace {

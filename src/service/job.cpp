@@ -21,9 +21,9 @@
 #include <spdlog/spdlog.h>
 
 #include "deforma/core/error.hpp"
-#include "deforma/io/cog_writer.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/io/files.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "deforma/ops.hpp"
 
 namespace deforma::service {

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "deforma/io/dates.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "deforma/core/error.hpp"
 
 namespace deforma::timeseries::detail {

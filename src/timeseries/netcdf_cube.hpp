@@ -5,8 +5,8 @@
 #include <utility>
 #include <vector>
 
-#include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
+#include "deforma/io/provenance.hpp"
 #include "deforma/io/raster.hpp"
 #include "deforma/timeseries/epoch.hpp"
 

@@ -12,7 +12,7 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/io/cloud_mask.hpp"
-#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "deforma/render/image.hpp"
 #include "deforma/render/plot.hpp"
 #include "timeseries/csv.hpp"

@@ -14,6 +14,7 @@
 #include "deforma/core/log.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/raster.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "test_support.hpp"
 
 namespace deforma::io {

@@ -24,7 +24,8 @@
 #include "deforma/core/operation.hpp"
 #include "deforma/core/progress.hpp"
 #include "deforma/core/summary.hpp"
-#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/raster.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "test_support.hpp"
 
 namespace deforma::io {

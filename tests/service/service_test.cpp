@@ -24,7 +24,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "deforma/service/job.hpp"
 #include "deforma/service/server.hpp"
 #include "deforma/service/store.hpp"

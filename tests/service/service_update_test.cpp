@@ -10,8 +10,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "deforma/io/cog_writer.hpp"
 #include "deforma/io/dates.hpp"
+#include "deforma/io/staged_file.hpp"
 #include "deforma/service/server.hpp"
 #include "deforma/service/store.hpp"
 #include "test_support.hpp"

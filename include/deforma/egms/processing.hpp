@@ -14,7 +14,7 @@
 #include "deforma/core/summary.hpp"
 #include "deforma/egms/model.hpp"
 #include "deforma/egms/product.hpp"
-#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/provenance.hpp"
 
 namespace deforma::egms {
 

@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/provenance.hpp"
 
 namespace deforma::egms {
 

@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "deforma/io/cog_writer.hpp"
+#include "deforma/io/provenance.hpp"
 #include "deforma/io/raster.hpp"
 
 namespace deforma::filter {

@@ -3,34 +3,17 @@
 // temporary GeoTIFF in the target folder (memory stays bounded); finish() converts it with GDAL's COG
 // driver (tiled, overviews, DEFLATE or ZSTD with predictor) into another temporary name, then renames it
 // to the final name. A run that fails or is abandoned never leaves a file under the final name.
-#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "deforma/core/grid.hpp"
+#include "deforma/io/provenance.hpp"
 #include "deforma/io/raster.hpp"
 
 namespace deforma::io {
-
-/// Where an output came from, written into its metadata.
-struct Provenance {
-  std::string command_line;
-  nlohmann::json parameters = nlohmann::json::object();
-  std::vector<std::string> inputs;  ///< paths; size and modification time are added when written
-
-  /// {"software": "deforma", "version": ..., "command": ..., "parameters": ..., "inputs": [...]}
-  nlohmann::json to_json() const;
-};
-
-/// Adds provenance as metadata items DEFORMA_VERSION, DEFORMA_COMMAND, DEFORMA_PARAMETERS (JSON) and
-/// DEFORMA_INPUTS (JSON with size and mtime) on an open GDALDataset*.
-void write_provenance_metadata(void* gdal_dataset, const Provenance& provenance);
 
 struct OutputBand {
   std::string description;  ///< e.g. "dx_px"
@@ -87,45 +70,5 @@ class CogWriter {
 void write_cog(const std::string& path, const std::vector<const GridF*>& bands_values,
                const std::vector<OutputBand>& bands, const GeoTransform& geotransform,
                const std::string& crs_wkt, const Provenance& provenance, CogOptions options = {});
-
-/// A file written under a hidden temporary name beside its final name (same folder, so that the rename is
-/// atomic) and moved into place by commit(); a StagedFile destroyed before commit() removes its temporary
-/// file. The building block of every output that must never be found half-written under its final name.
-class StagedFile {
- public:
-  /// Checks that the parent folder of `final_path` exists and is writable (IoError naming it).
-  explicit StagedFile(std::string final_path, const char* tag = "partial");
-  StagedFile(const StagedFile&) = delete;
-  StagedFile& operator=(const StagedFile&) = delete;
-  ~StagedFile();
-
-  const std::string& temp_path() const { return temp_path_; }
-  const std::string& final_path() const { return final_path_; }
-  /// Renames the temporary file to the final name (replacing an older file). IoError on failure, after
-  /// which the temporary file is removed.
-  void commit();
-  /// Removes the temporary file now.
-  void discard();
-
- private:
-  std::string final_path_;
-  std::string temp_path_;
-  bool done_ = false;
-};
-
-/// Writes to `final_path` through a temporary name in the same folder: `writer` receives the temporary
-/// path; after it returns, the file is renamed; on exception it is removed. For any output format.
-void write_atomically(const std::string& final_path, const std::function<void(const std::string&)>& writer);
-
-/// Writes `text` to `path` through a temporary name in the same folder and a rename, so a reader never sees
-/// half of it. Made for small records written often: no scan for stale temporaries. Throws IoError naming
-/// the file when it cannot be written (disk full, folder missing or not writable).
-void write_text_atomically(const std::string& path, const std::string& text);
-
-/// The JSON document in `path`; null when the file is missing or not (yet) valid JSON.
-nlohmann::json read_json_file(const std::string& path);
-
-/// Throws IoError naming the folder when the parent folder of `path` is missing or not writable.
-void check_writable_parent(const std::string& path, const std::string& what = "output");
 
 }  // namespace deforma::io

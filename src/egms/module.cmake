@@ -1,0 +1,2 @@
+# EGMS point products: reading, models, referencing, calibration, Ortho.
+deforma_module(egms DEPENDS pipeline render io core)
