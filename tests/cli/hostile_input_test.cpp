@@ -262,7 +262,19 @@ TEST(HostileInput, TerminationCancelsRemovesStagedFilesAndExits7) {
                                   tmp.file("out/v.tif") + " --quicklook " + tmp.file("out/v.png"),
                               err);
   ASSERT_GT(pid, 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  // Terminated once the run is writing (its own staging file exists), not after a fixed delay: on a busy
+  // machine a fixed delay can end the process before it has started, which tests nothing.
+  const auto spawned = std::chrono::steady_clock::now();
+  auto writing = [&] {
+    for (const auto& entry : fs::directory_iterator(tmp.file("out"))) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind(".v.staging-", 0) == 0 && name.find("2147480000") == std::string::npos) return true;
+    }
+    return false;
+  };
+  while (!writing() && std::chrono::steady_clock::now() - spawned < std::chrono::seconds(60))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(writing()) << "the run wrote no staging file within 60 s: " << read_bytes(err);
   ASSERT_EQ(::kill(pid, SIGTERM), 0);
   int status = 0;
   const auto start = std::chrono::steady_clock::now();
