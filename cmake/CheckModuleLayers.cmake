@@ -1,4 +1,4 @@
-# Fails the build when a module includes a module it does not depend on.
+# Fails the build when a module includes a module it does not depend on, or when core includes GDAL.
 # Run as a build step, before anything compiles:
 #   cmake -DSOURCE_DIR=<project> -DGRAPH=<build>/deforma_module_graph.cmake -P CheckModuleLayers.cmake
 # GRAPH is the module graph declared in src/*/module.cmake (cmake/DeformaModules.cmake writes it): a module
@@ -30,6 +30,12 @@ foreach(module IN LISTS MODULES)
     file(STRINGS "${file}" includes REGEX "^[ \t]*#[ \t]*include[ \t]+[\"<]")
     foreach(line IN LISTS includes)
       string(STRIP "${line}" line)
+      # core is the part of the library that needs no GDAL (logging, grids, errors, declarations): GDAL's
+      # set-up and its error handling live in io.
+      if(module STREQUAL "core" AND line MATCHES "<(gdal|cpl_|ogr)[a-z_]*\\.h>")
+        string(APPEND violations "  ${shown}: module 'core' must not use GDAL (its set-up lives in io): ${line}\n")
+        continue()
+      endif()
       # "deforma/<module>/x.hpp", "deforma/<module>.hpp" (public) or "<module>/x.hpp" (internal).
       set(used "")
       if(line MATCHES "\"deforma/([a-z_]+)[/.]")

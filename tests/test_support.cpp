@@ -16,6 +16,7 @@
 #include <ogr_spatialref.h>
 
 #include "deforma/core/log.hpp"
+#include "deforma/io/gdal_setup.hpp"
 
 namespace deforma::test {
 
@@ -103,7 +104,7 @@ MeasuredCliResult run_cli_measured(const std::vector<std::string>& args) {
 
 void write_test_geotiff(const std::string& path, const GridF& values, const std::string& data_type,
                         double nodata, bool set_nodata, int epsg, double pixel_size_m) {
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   auto* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
   const GDALDataType type = GDALGetDataTypeByName(data_type.c_str());
   char** options = nullptr;

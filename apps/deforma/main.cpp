@@ -24,6 +24,7 @@
 #include "deforma/core/log.hpp"
 #include "deforma/core/progress.hpp"
 #include "deforma/io/files.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "deforma/ops.hpp"
 #include "deforma/version.hpp"
 #include "service_commands.hpp"
@@ -334,6 +335,8 @@ int main(int argc, char** argv) {
 
   deforma::init_logging(quiet ? deforma::Verbosity::kQuiet
                               : (verbose ? deforma::Verbosity::kVerbose : deforma::Verbosity::kNormal));
+  // GDAL's messages go to that log (debug level) from the start, not to standard error.
+  deforma::io::ensure_gdal_initialized();
   // The run's thread limit and memory budget (a quarter of it for GDAL's block cache) are applied to the
   // run itself by io::run_operation.
   const int thread_count = static_cast<int>(threads);

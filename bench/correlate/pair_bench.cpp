@@ -41,6 +41,7 @@
 #include "deforma/core/log.hpp"
 #include "deforma/correlate/correlate.hpp"
 #include "deforma/correlate/matcher.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "deforma/io/raster.hpp"
 #include "deforma/io/vector.hpp"
 
@@ -316,7 +317,7 @@ int yahtse_kernel_rounds(const std::string& ref_path, const std::string& sec_pat
 }  // namespace
 
 int main(int argc, char** argv) {
-  deforma::ensure_gdal_initialized();
+  deforma::io::ensure_gdal_initialized();
   CPLSetErrorHandler(CPLQuietErrorHandler);
   if (argc >= 2 && std::string(argv[1]) == "--child") {
     // --child METHOD REF SEC CROP_COL CROP_ROW CROP_SIZE SIZE OUT_JSON

@@ -12,6 +12,7 @@
 #include "catalog/internal.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/io/gdal_setup.hpp"
 
 namespace deforma::catalog {
 namespace {
@@ -98,7 +99,7 @@ std::string IngestReport::to_text() const {
 }
 
 IngestReport Catalog::ingest(const std::vector<fs::path>& paths, const IngestOptions& options) {
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   IngestReport report;
   std::function<void(const fs::path&, bool)> source;
   std::function<void(const fs::path&)> walk;

@@ -28,6 +28,7 @@
 #include "deforma/core/text.hpp"
 #include "deforma/egms/product.hpp"
 #include "deforma/io/dates.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "deforma/pipeline/stac.hpp"
 
 namespace deforma::catalog {
@@ -100,7 +101,7 @@ bool is_georeferenced(const std::string& path) {
 
 std::unique_ptr<GDALDataset> open_raster(const std::string& path) {
   std::unique_ptr<GDALDataset> ds(GDALDataset::Open(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
-  if (!ds) throw FormatError(fmt::format("{}: not a raster GDAL can read: {}", path, last_gdal_error()));
+  if (!ds) throw FormatError(fmt::format("{}: not a raster GDAL can read: {}", path, io::last_gdal_error()));
   return ds;
 }
 

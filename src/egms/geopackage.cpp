@@ -14,6 +14,7 @@
 #include "deforma/core/log.hpp"
 #include "deforma/egms/product.hpp"
 #include "deforma/io/files.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "deforma/io/staged_file.hpp"
 
 namespace deforma::egms {
@@ -94,7 +95,7 @@ struct GeoPackageWriter::State {
 GeoPackageWriter::GeoPackageWriter(const std::string& path, const ProductLayout& layout,
                                    const io::Provenance& provenance, const std::string& layer_name)
     : state_(std::make_unique<State>()) {
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   io::check_writable_parent(path);
   State& s = *state_;
   s.final_path = path;
@@ -107,7 +108,7 @@ GeoPackageWriter::GeoPackageWriter(const std::string& path, const ProductLayout&
                        .string();
   auto* driver = GetGDALDriverManager()->GetDriverByName("GPKG");
   if (!driver) throw IoError("GDAL has no GPKG driver");
-  clear_gdal_error();
+  io::clear_gdal_error();
   {
     // A row holds a whole series (1-2 kB): on SQLite's default 4 kB pages a third of the file was
     // unused page tails; 16 kB pages hold about ten rows each.
@@ -115,7 +116,7 @@ GeoPackageWriter::GeoPackageWriter(const std::string& path, const ProductLayout&
     s.dataset = driver->Create(s.staging_path.c_str(), 0, 0, 0, GDT_Unknown, nullptr);
   }
   if (!s.dataset)
-    throw IoError(fmt::format("{}: cannot create the GeoPackage ({})", path, last_gdal_error()));
+    throw IoError(fmt::format("{}: cannot create the GeoPackage ({})", path, io::last_gdal_error()));
   OGRSpatialReference srs;
   srs.importFromEPSG(3035);
   srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
@@ -155,16 +156,17 @@ GeoPackageWriter::GeoPackageWriter(const std::string& path, const ProductLayout&
     dates_ok = dates->CreateFeature(&feature) == OGRERR_NONE;
   }
   if (!dates_ok || dates->CommitTransaction() != OGRERR_NONE) {
-    throw IoError(fmt::format("{}: cannot write table '{}' ({})", path, dates_table, last_gdal_error()));
+    throw IoError(fmt::format("{}: cannot write table '{}' ({})", path, dates_table, io::last_gdal_error()));
   }
 
   // Units and meanings in the GeoPackage schema extension (gpkg_data_columns): title "name [unit]".
   const auto execute = [&](const std::string& sql) {
-    clear_gdal_error();
+    io::clear_gdal_error();
     OGRLayer* result = s.dataset->ExecuteSQL(sql.c_str(), nullptr, nullptr);
     if (result) s.dataset->ReleaseResultSet(result);
-    if (!last_gdal_error().empty()) {
-      throw IoError(fmt::format("{}: cannot write the column descriptions ({})", path, last_gdal_error()));
+    if (!io::last_gdal_error().empty()) {
+      throw IoError(
+          fmt::format("{}: cannot write the column descriptions ({})", path, io::last_gdal_error()));
     }
   };
   execute(
@@ -242,11 +244,11 @@ void GeoPackageWriter::write(const PointChunk& chunk) {
     if (s.layer->CreateFeature(&feature) != OGRERR_NONE) {
       s.layer->RollbackTransaction();
       throw IoError(
-          fmt::format("{}: cannot write point {} ({})", s.final_path, chunk.pid[p], last_gdal_error()));
+          fmt::format("{}: cannot write point {} ({})", s.final_path, chunk.pid[p], io::last_gdal_error()));
     }
   }
   if (s.layer->CommitTransaction() != OGRERR_NONE) {
-    throw IoError(fmt::format("{}: cannot commit ({})", s.final_path, last_gdal_error()));
+    throw IoError(fmt::format("{}: cannot commit ({})", s.final_path, io::last_gdal_error()));
   }
 }
 

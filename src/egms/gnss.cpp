@@ -14,6 +14,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/egms/processing.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "egms/line_reader.hpp"
 #include "egms/stream.hpp"
 
@@ -200,7 +201,7 @@ struct RunningStats {
 }  // namespace
 
 GnssModel GnssModel::read(const std::string& path) {
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   VSIStatBufL stat;
   if (VSIStatL(path.c_str(), &stat) != 0) throw IoError(fmt::format("{}: no such GNSS file", path));
   if (VSI_ISDIR(stat.st_mode)) throw IoError(fmt::format("{}: is a folder, expected a GNSS CSV", path));

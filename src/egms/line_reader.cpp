@@ -6,6 +6,7 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/io/gdal_setup.hpp"
 
 namespace deforma::egms::detail {
 
@@ -22,11 +23,11 @@ LineReader::~LineReader() {
 
 void LineReader::open() {
   if (file_) VSIFCloseL(file_);
-  clear_gdal_error();
+  io::clear_gdal_error();
   file_ = VSIFOpenL(vsi_path_.c_str(), "rb");
   if (!file_) {
     throw IoError(fmt::format("{}: cannot open{}", display_path_,
-                              last_gdal_error().empty() ? "" : " (" + last_gdal_error() + ")"));
+                              io::last_gdal_error().empty() ? "" : " (" + io::last_gdal_error() + ")"));
   }
   buffer_.clear();
   pos_ = 0;
@@ -37,10 +38,10 @@ void LineReader::open() {
 
 void LineReader::seek(std::uint64_t offset) {
   if (!file_) open();
-  clear_gdal_error();
+  io::clear_gdal_error();
   if (VSIFSeekL(file_, static_cast<vsi_l_offset>(offset), SEEK_SET) != 0) {
     throw IoError(fmt::format("{}: cannot seek to byte {}{}", display_path_, offset,
-                              last_gdal_error().empty() ? "" : " (" + last_gdal_error() + ")"));
+                              io::last_gdal_error().empty() ? "" : " (" + io::last_gdal_error() + ")"));
   }
   buffer_.clear();
   pos_ = 0;
@@ -84,11 +85,11 @@ bool LineReader::next(std::string_view& line) {
     const std::size_t block = std::min<std::size_t>(std::size_t{4} << 20, max_line_bytes_ + 2);
     const std::size_t old = buffer_.size();
     buffer_.resize(old + block);
-    clear_gdal_error();
+    io::clear_gdal_error();
     const std::size_t got = VSIFReadL(buffer_.data() + old, 1, block, file_);
     buffer_.resize(old + got);
     if (got < block) {
-      const std::string err = last_gdal_error();
+      const std::string err = io::last_gdal_error();
       if (!err.empty()) {
         throw IoError(fmt::format("{}: read error after line {} (truncated or corrupt file?): {}",
                                   display_path_, line_number_, err));

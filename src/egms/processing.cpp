@@ -16,6 +16,7 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "deforma/io/staged_file.hpp"
 #include "deforma/io/vector.hpp"
 #include "egms/stream.hpp"
@@ -305,7 +306,7 @@ void los_from_angles(double incidence_deg, double track_deg, double& east, doubl
 
 namespace detail {
 std::unique_ptr<OGRCoordinateTransformation> lonlat_to_epsg3035_transform() {
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   OGRSpatialReference wgs84, laea;
   wgs84.importFromEPSG(4326);
   laea.importFromEPSG(3035);

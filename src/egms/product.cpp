@@ -23,6 +23,7 @@
 #include "deforma/core/log.hpp"
 #include "deforma/core/text.hpp"
 #include "deforma/io/dates.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "deforma/io/staged_file.hpp"
 #include "egms/line_reader.hpp"
 
@@ -430,7 +431,7 @@ ProductMetadata parse_metadata(const std::string& xml, const std::string& file_n
 }  // namespace
 
 ProductReader ProductReader::open(const std::string& path) {
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   ProductReader reader;
   State& s = *reader.state_;
   s.path = path;
@@ -442,7 +443,7 @@ ProductReader ProductReader::open(const std::string& path) {
   std::string xml;
   if (lower(fs::path(path).extension().string()) == ".zip") {
     const std::string root = "/vsizip/" + path;
-    clear_gdal_error();
+    io::clear_gdal_error();
     const CPLStringList entries(VSIReadDirRecursive(root.c_str()));
     if (entries.empty()) {
       // Tell an empty archive (only the end-of-central-directory record) and a file that is not a zip
@@ -459,7 +460,7 @@ ProductReader ProductReader::open(const std::string& path) {
         throw FormatError(fmt::format("{}: not a zip file; expected an EGMS product (.zip or .csv)", path));
       }
       throw IoError(fmt::format("{}: cannot list the zip (truncated or damaged){}", path,
-                                last_gdal_error().empty() ? "" : ": " + last_gdal_error()));
+                                io::last_gdal_error().empty() ? "" : ": " + io::last_gdal_error()));
     }
     std::vector<std::string> csv_entries, xml_entries;
     for (int i = 0; i < entries.size(); ++i) {
@@ -770,7 +771,7 @@ struct ProductWriter::State {
 ProductWriter::ProductWriter(const std::string& path, ProductLayout layout, ProductMetadata metadata,
                              io::Provenance provenance, nlohmann::json extra)
     : state_(std::make_unique<State>()) {
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   io::check_writable_parent(path);
   State& s = *state_;
   s.final_path = path;
@@ -786,9 +787,9 @@ ProductWriter::ProductWriter(const std::string& path, ProductLayout layout, Prod
   } else {
     s.staged_xml = std::make_unique<io::StagedFile>(fs::path(path).replace_extension(".xml").string());
   }
-  clear_gdal_error();
+  io::clear_gdal_error();
   s.csv = VSIFOpenL(csv_target.c_str(), "wb");
-  if (!s.csv) throw IoError(fmt::format("{}: cannot create ({})", path, last_gdal_error()));
+  if (!s.csv) throw IoError(fmt::format("{}: cannot create ({})", path, io::last_gdal_error()));
   std::string header = "pid";
   for (const auto& name : s.layout.scalar_names) header += s.layout.separator + name;
   for (const int day : s.layout.dates) header += s.layout.separator + format_yyyymmdd(day);
@@ -853,14 +854,14 @@ std::vector<std::string> ProductWriter::close() {
   State& s = *state_;
   if (VSIFCloseL(s.csv) != 0) {
     s.csv = nullptr;
-    throw IoError(fmt::format("{}: cannot finish writing ({})", s.final_path, last_gdal_error()));
+    throw IoError(fmt::format("{}: cannot finish writing ({})", s.final_path, io::last_gdal_error()));
   }
   s.csv = nullptr;
   const std::string xml_target =
       s.zip ? "/vsizip/" + s.staged->temp_path() + "/" + s.entry_stem + ".xml" : s.staged_xml->temp_path();
   VSILFILE* xml = VSIFOpenL(xml_target.c_str(), "wb");
   if (!xml)
-    throw IoError(fmt::format("{}: cannot write the XML metadata ({})", s.final_path, last_gdal_error()));
+    throw IoError(fmt::format("{}: cannot write the XML metadata ({})", s.final_path, io::last_gdal_error()));
   const bool ok = VSIFWriteL(s.xml_text.data(), 1, s.xml_text.size(), xml) == s.xml_text.size();
   if (VSIFCloseL(xml) != 0 || !ok)
     throw IoError(fmt::format("{}: cannot write the XML metadata", s.final_path));

@@ -15,6 +15,7 @@
 #include "deforma/core/log.hpp"
 #include "deforma/filter/filter.hpp"
 #include "deforma/io/files.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "deforma/io/provenance.hpp"
 #include "deforma/io/staged_file.hpp"
 
@@ -29,13 +30,13 @@ struct TransformDeleter {
 using Transform = std::unique_ptr<OGRCoordinateTransformation, TransformDeleter>;
 
 std::string with_gdal_reason(const std::string& message) {
-  const std::string reason = last_gdal_error();
+  const std::string reason = io::last_gdal_error();
   return reason.empty() ? message : fmt::format("{} ({})", message, reason);
 }
 
 std::unique_ptr<GDALDataset> open_vector(const std::string& path, const std::string& parameter) {
-  ensure_gdal_initialized();
-  clear_gdal_error();
+  io::ensure_gdal_initialized();
+  io::clear_gdal_error();
   std::error_code ec;
   if (!fs::exists(path, ec)) throw IoError(fmt::format("--{} {}: no such file", parameter, path));
   io::check_input_path(path, "--" + parameter);
@@ -437,7 +438,7 @@ GlacierReport glacier_statistics(const GlacierSet& glaciers, const std::string& 
       burn.push_back(static_cast<double>(i + 1));
     }
     int band = 1;
-    clear_gdal_error();
+    io::clear_gdal_error();
     if (GDALRasterizeGeometries(ds.get(), 1, &band, static_cast<int>(geoms.size()), geoms.data(), nullptr,
                                 nullptr, burn.data(), nullptr, nullptr, nullptr) != CE_None ||
         ds->GetRasterBand(1)->RasterIO(GF_Read, 0, 0, w, h, labels.data(), w, h, GDT_Float32, 0, 0,

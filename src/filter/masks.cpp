@@ -10,6 +10,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/filter/filter.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "deforma/io/tiles.hpp"
 #include "deforma/io/vector.hpp"
 
@@ -18,7 +19,7 @@ namespace deforma::filter {
 namespace {
 
 bool opens_as_raster(const std::string& path) {
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   CPLPushErrorHandler(CPLQuietErrorHandler);
   GDALDatasetH h = GDALOpenEx(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY, nullptr, nullptr, nullptr);
   CPLPopErrorHandler();

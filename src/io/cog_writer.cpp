@@ -16,6 +16,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/io/files.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "deforma/io/staged_file.hpp"
 #include "staging.hpp"
 

@@ -14,7 +14,7 @@
 #include <ogr_spatialref.h>
 
 #include "deforma/core/error.hpp"
-#include "deforma/core/gdal_error_trap.hpp"
+#include "deforma/io/gdal_error_trap.hpp"
 
 namespace deforma::io {
 namespace {

@@ -18,9 +18,10 @@
 #include <spdlog/spdlog.h>
 
 #include "deforma/core/error.hpp"
-#include "deforma/core/gdal_error_trap.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/io/files.hpp"
+#include "deforma/io/gdal_error_trap.hpp"
+#include "deforma/io/gdal_setup.hpp"
 
 namespace deforma::io {
 

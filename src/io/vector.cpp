@@ -11,6 +11,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/io/files.hpp"
+#include "deforma/io/gdal_setup.hpp"
 
 namespace deforma::io {
 

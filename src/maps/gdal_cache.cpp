@@ -12,8 +12,9 @@
 #include <gdal_utils.h>
 
 #include "deforma/core/error.hpp"
-#include "deforma/core/gdal_error_trap.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/io/gdal_error_trap.hpp"
+#include "deforma/io/gdal_setup.hpp"
 
 namespace deforma::maps::detail {
 namespace {
@@ -61,7 +62,7 @@ class Cache {
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
-      GdalErrorTrap trap;
+      io::GdalErrorTrap trap;
       GDALTranslateOptions* options = GDALTranslateOptionsNew(argv.data(), nullptr);
       subset = GDALTranslate("", it->base, options, nullptr);
       GDALTranslateOptionsFree(options);
@@ -72,8 +73,8 @@ class Cache {
 
  private:
   static GDALDatasetH open(const std::string& path) {
-    ensure_gdal_initialized();
-    GdalErrorTrap trap;
+    io::ensure_gdal_initialized();
+    io::GdalErrorTrap trap;
     GDALDatasetH ds = GDALOpenEx(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY, nullptr, nullptr, nullptr);
     if (!ds) {
       VSIStatBufL st;
@@ -100,8 +101,8 @@ void* dataset(const std::string& path, const std::vector<int>& bands) {
 
 std::string encode_pixels(const unsigned char* pixels, int width, int height, int channels,
                           const std::string& format) {
-  ensure_gdal_initialized();
-  GdalErrorTrap trap;
+  io::ensure_gdal_initialized();
+  io::GdalErrorTrap trap;
   GDALDriverH mem = GDALGetDriverByName("MEM");
   GDALDriverH driver = GDALGetDriverByName(format == "webp" ? "WEBP" : "PNG");
   if (!mem || !driver) throw IoError(fmt::format("image format '{}' is not available in this GDAL", format));

@@ -16,9 +16,10 @@
 #include <ogr_srs_api.h>
 
 #include "deforma/core/error.hpp"
-#include "deforma/core/gdal_error_trap.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/egms/product.hpp"
+#include "deforma/io/gdal_error_trap.hpp"
+#include "deforma/io/gdal_setup.hpp"
 
 namespace deforma::maps {
 namespace {
@@ -255,7 +256,7 @@ class MvtTile {
  public:
   MvtTile(const std::string& product, const TileMatrixSet& tms, int zoom, int x, int y)
       : product_(product), zoom_(zoom), x_(x), y_(y) {
-    ensure_gdal_initialized();
+    io::ensure_gdal_initialized();
     GDALDriverH driver = GDALGetDriverByName("MVT");
     if (!driver) throw IoError("GDAL has no MVT driver: vector tiles are not available");
     dir_ = fmt::format("/vsimem/deforma_mvt_{}", tile_counter++);
@@ -328,7 +329,7 @@ class MvtTile {
     dir_.clear();
   }
 
-  GdalErrorTrap trap_;
+  io::GdalErrorTrap trap_;
   std::string product_;
   int zoom_, x_, y_;
   std::string dir_;

@@ -13,8 +13,8 @@
 #include <ogr_srs_api.h>
 
 #include "deforma/core/error.hpp"
-#include "deforma/core/gdal_error_trap.hpp"
 #include "deforma/io/dates.hpp"
+#include "deforma/io/gdal_error_trap.hpp"
 #include "deforma/maps/expression.hpp"
 #include "deforma/maps/points.hpp"
 #include "deforma/render/map.hpp"
@@ -122,7 +122,7 @@ const FileInfo& file_info(const std::string& path) {
     }
     extent = {*std::min_element(xs.begin(), xs.end()), *std::min_element(ys.begin(), ys.end()),
               *std::max_element(xs.begin(), xs.end()), *std::max_element(ys.begin(), ys.end())};
-    GdalErrorTrap trap;  // an odd CRS leaves the footprint unknown, which only disables a shortcut
+    io::GdalErrorTrap trap;  // an odd CRS leaves the footprint unknown, which only disables a shortcut
     OGRSpatialReferenceH from = make_srs(info.wkt);
     OGRSpatialReferenceH wgs84 = make_srs("EPSG:4326");
     info.lonlat = transform_bounds(extent, from, wgs84);
@@ -503,7 +503,7 @@ Style resolve_style(const MapItem& item, const StyleOptions& options) {
 }
 
 std::optional<Bounds> to_lonlat(const std::string& crs, const Bounds& bounds) {
-  GdalErrorTrap trap;
+  io::GdalErrorTrap trap;
   OGRSpatialReferenceH from = make_srs(crs);
   OGRSpatialReferenceH wgs84 = make_srs("EPSG:4326");
   auto out = transform_bounds(bounds, from, wgs84);
@@ -583,7 +583,7 @@ GridF render_values(const MapItem& item, const Style& style, const std::string& 
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    GdalErrorTrap trap;
+    io::GdalErrorTrap trap;
     GDALWarpAppOptions* options = GDALWarpAppOptionsNew(argv.data(), nullptr);
     if (!options) throw InvalidArgument(fmt::format("cannot warp to '{}': {}", crs, trap.describe()));
     GDALDatasetH srcs[] = {src};
@@ -656,7 +656,7 @@ namespace {
 bool may_cover(const MapItem& item, const std::string& crs, const Bounds& bounds) {
   const auto fp = footprint_lonlat(item);
   if (!fp) return !item.rasters.empty();
-  GdalErrorTrap trap;
+  io::GdalErrorTrap trap;
   OGRSpatialReferenceH from = make_srs(crs);
   OGRSpatialReferenceH wgs84 = make_srs("EPSG:4326");
   const auto tile = transform_bounds(bounds, from, wgs84);
@@ -808,7 +808,7 @@ namespace {
 std::optional<std::vector<double>> sample(const std::string& path, double lon, double lat) {
   const FileInfo& info = file_info(path);
   if (!info.georeferenced) return std::nullopt;
-  GdalErrorTrap trap;
+  io::GdalErrorTrap trap;
   OGRSpatialReferenceH wgs84 = make_srs("EPSG:4326");
   OGRSpatialReferenceH to = make_srs(info.wkt);
   OGRCoordinateTransformationH ct = OCTNewCoordinateTransformation(wgs84, to);

@@ -23,6 +23,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/io/files.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "deforma/io/staged_file.hpp"
 #include "deforma/ops.hpp"
 
@@ -89,7 +90,7 @@ class FileProgress final : public Progress {
 // Registers GDAL's drivers, opens PROJ's database and builds the operation table.
 void warm_up() {
   try {
-    ensure_gdal_initialized();
+    io::ensure_gdal_initialized();
     OGRSpatialReference wgs84;
     wgs84.importFromEPSG(4326);
     OGRSpatialReference utm;

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deforma/core/log.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "test_support.hpp"
 
 extern char** environ;
@@ -149,7 +150,7 @@ TEST(HostileInput, FifoAndDeviceInputsAreRefusedAtOnce) {
 
 // A striped, uncompressed GeoTIFF whose later strips point past the end of the file.
 void write_truncated_geotiff(const std::string& path) {
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   auto* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
   const int w = 128, h = 128;
   GDALDataset* ds = driver->Create(path.c_str(), w, h, 1, GDT_UInt16, nullptr);
@@ -184,7 +185,7 @@ TEST(HostileInput, ReadErrorsFailTheOperationWithGdalsFirstError) {
   EXPECT_EQ(r.out.find("min"), std::string::npos) << r.out;
 
   // A truncated JPEG: stats and correlate fail, correlate leaves no output.
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   {
     const auto texture = test::make_texture(256, 256, 3);
     auto* mem = GetGDALDriverManager()->GetDriverByName("MEM");
@@ -214,7 +215,7 @@ TEST(HostileInput, ReadErrorsFailTheOperationWithGdalsFirstError) {
 
 TEST(HostileInput, ComplexBandsAreReadAsAmplitudeWithAWarning) {
   TempDir tmp;
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   auto* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
   GDALDataset* ds = driver->Create(tmp.file("slc.tif").c_str(), 16, 8, 1, GDT_CFloat32, nullptr);
   std::vector<std::complex<float>> values(16 * 8, {3.f, -4.f});

@@ -16,6 +16,7 @@
 #include "deforma/core/log.hpp"
 #include "deforma/io/dates.hpp"
 #include "deforma/timeseries/pairs.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "measure_support.hpp"
 
 namespace deforma::test {
@@ -49,7 +50,7 @@ float value_noise(double x, double y, double cell, std::uint32_t seed) {
 template <class F>
 void write_generated(const std::string& path, int width, int height, const std::vector<std::string>& names,
                      GDALDataType type, F value) {
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   char** options = nullptr;
   options = CSLSetNameValue(options, "TILED", "YES");
   options = CSLSetNameValue(options, "BLOCKXSIZE", "256");

@@ -15,6 +15,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/correlate/correlate.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "deforma/io/raster.hpp"
 #include "deforma/io/vector.hpp"
 #include "test_support.hpp"
@@ -263,7 +264,7 @@ TEST(CorrelatePair, SecondaryOnAnotherGridIsResampledWithAWarning) {
   const GridF ref = test::make_texture(300, 300, 16);
   test::write_test_geotiff(tmp.file("ref.tif"), ref);
   test::write_test_geotiff(tmp.file("sec0.tif"), shifted(ref, 1.5, 0.5));
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   GDALDatasetH src = GDALOpen(tmp.file("sec0.tif").c_str(), GA_ReadOnly);
   const char* argv[] = {"-t_srs", "EPSG:32606", "-r", "cubic", nullptr};
   auto* wo = GDALWarpAppOptionsNew(const_cast<char**>(argv), nullptr);

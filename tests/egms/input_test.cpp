@@ -18,6 +18,7 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "egms/egms_test_helpers.hpp"
 
 namespace deforma::egms {
@@ -44,7 +45,7 @@ std::string quoted(const std::string& path) {
 
 // Writes a zip holding the given entries (name, content) through GDAL's /vsizip/.
 void write_zip(const std::string& path, const std::vector<std::pair<std::string, std::string>>& entries) {
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   for (const auto& [name, content] : entries) {
     VSILFILE* f = VSIFOpenL(("/vsizip/" + path + "/" + name).c_str(), "wb");
     ASSERT_NE(f, nullptr) << name;
@@ -204,7 +205,7 @@ TEST(EgmsInput, AVeryLongLineIsAnErrorWithBoundedMemory) {
   // 256 MiB on one line, a few hundred kB once deflated: reading it whole would take that much memory.
   const std::string zip = tmp.file("long.zip");
   {
-    ensure_gdal_initialized();
+    io::ensure_gdal_initialized();
     VSILFILE* f = VSIFOpenL(("/vsizip/" + zip + "/long.csv").c_str(), "wb");
     ASSERT_NE(f, nullptr);
     VSIFWriteL(kHeader.data(), 1, kHeader.size(), f);
@@ -381,7 +382,7 @@ TEST(EgmsInputReal, GeoPackageIsCompactWithUnits) {
   const auto r = run_cli("egms fit " + quoted((dir / test::kDescending).string()) + " --gpkg " +
                          quoted(tmp.file("fit.gpkg")));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  ensure_gdal_initialized();  // this test may run alone in its process (ctest)
+  io::ensure_gdal_initialized();  // this test may run alone in its process (ctest)
   const auto size = std::filesystem::file_size(tmp.file("fit.gpkg"));
   EXPECT_LT(size, 20u << 20) << size;  // 48 MB with one field per date
   GDALDatasetUniquePtr gpkg(GDALDataset::Open(tmp.file("fit.gpkg").c_str(), GDAL_OF_VECTOR));

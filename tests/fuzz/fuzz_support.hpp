@@ -14,12 +14,14 @@
 #include <spdlog/spdlog.h>
 
 #include "deforma/core/log.hpp"
+#include "deforma/io/gdal_setup.hpp"
 
 namespace deforma::fuzz {
 
 /// Silences the library's logging: warnings about each malformed input would drown libFuzzer's report.
 inline void quiet_logging() {
   deforma::init_logging(deforma::Verbosity::kQuiet);
+  deforma::io::ensure_gdal_initialized();
   spdlog::set_level(spdlog::level::off);
 }
 

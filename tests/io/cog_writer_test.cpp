@@ -13,6 +13,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/io/cog_writer.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "deforma/io/raster.hpp"
 #include "deforma/io/staged_file.hpp"
 #include "test_support.hpp"
@@ -83,7 +84,7 @@ TEST(CogWriter, WritesACogWithBandsUnitsNodataAndProvenance) {
   ASSERT_TRUE(fs::exists(path));
   EXPECT_EQ(folder_entries(tmp.path()).size(), 2u) << "temporary files left behind";
 
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   std::unique_ptr<GDALDataset> ds(static_cast<GDALDataset*>(GDALOpen(path.c_str(), GA_ReadOnly)));
   ASSERT_TRUE(ds);
   const char* layout = ds->GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE");

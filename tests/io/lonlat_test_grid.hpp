@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "deforma/core/log.hpp"
+#include "deforma/io/gdal_setup.hpp"
 
 namespace deforma::test {
 
@@ -19,7 +20,7 @@ namespace deforma::test {
 /// 10.0-10.2, east half 10.2-10.4), pixel (x, y) holding value(x, y).
 inline void write_lonlat_test_grid(const std::string& path, GDALDataType type,
                                    const std::function<double(int, int)>& value) {
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   auto* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
   std::unique_ptr<GDALDataset> ds(driver->Create(path.c_str(), 40, 40, 1, type, nullptr));
   ASSERT_TRUE(ds);

@@ -8,6 +8,7 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "deforma/io/raster.hpp"
 #include "test_support.hpp"
 
@@ -124,7 +125,7 @@ TEST(Raster, OpenFailuresAreClassified) {
 
 TEST(Raster, PngWithoutGeoreferencingOpensInPixelUnits) {
   TempDir tmp;
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   auto* mem = GetGDALDriverManager()->GetDriverByName("MEM");
   std::unique_ptr<GDALDataset> src(mem->Create("", 16, 12, 1, GDT_Byte, nullptr));
   src->GetRasterBand(1)->Fill(7);
@@ -170,7 +171,7 @@ TEST(Resample, OntoAnotherGridAndCrs) {
   const auto texture = test::make_texture(200, 200, 3);
   test::write_test_geotiff(tmp.file("ref.tif"), texture);
   // The same image, reprojected to UTM zone 6N with GDAL's warper, then brought back onto ref's grid.
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   {
     const auto ref = Raster::open(tmp.file("ref.tif"));
     RasterInfo target = ref.info();
@@ -206,7 +207,7 @@ TEST(Resample, RefusesRastersThatDoNotOverlap) {
   test::write_test_geotiff(tmp.file("a.tif"), test::make_texture(20, 20));
   GridF far = test::make_texture(20, 20);
   // Same CRS, 100 km away.
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   test::write_test_geotiff(tmp.file("b.tif"), far);
   {
     auto* ds = static_cast<GDALDataset*>(GDALOpen(tmp.file("b.tif").c_str(), GA_Update));

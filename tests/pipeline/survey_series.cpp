@@ -15,6 +15,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/grid.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "deforma/io/raster.hpp"
 
 namespace deforma::test {
@@ -34,7 +35,7 @@ struct Scene {
 };
 
 void write_raster(const std::string& path, const GridF& values, double x0, double y0) {
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   auto* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
   std::unique_ptr<GDALDataset> ds(
       driver->Create(path.c_str(), values.width(), values.height(), 1, GDT_Float32, nullptr));

@@ -18,6 +18,7 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/io/gdal_setup.hpp"
 #include "deforma/io/raster.hpp"
 #include "deforma/pipeline/survey.hpp"
 #include "pipeline/survey_series.hpp"
@@ -177,7 +178,7 @@ TEST(Survey, EveryTrackLeftWithOneSceneIsRefusedNamingTheDrops) {
 // A velocity product of `width` x 4 cells of 100 m from map x `x0`: east = `v`, north = -`v`, sigmas `sigma`
 // (none when negative).
 void write_product(const std::string& path, double x0, int width, float v, float sigma) {
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   auto* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
   const int bands = sigma < 0 ? 2 : 4;
   std::unique_ptr<GDALDataset> ds(driver->Create(path.c_str(), width, 4, bands, GDT_Float32, nullptr));
@@ -408,7 +409,7 @@ TEST(Survey, GlaciersRestrictMatchingToTheIceAndGiveStatisticsPerGlacier) {
 TEST(Survey, MosaicRefusesProductsInPixels) {
   test::TempDir dir;
   GridF v(8, 8, 1.f);
-  ensure_gdal_initialized();
+  io::ensure_gdal_initialized();
   auto* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
   {
     std::unique_ptr<GDALDataset> ds(driver->Create(dir.file("v.tif").c_str(), 8, 8, 2, GDT_Float32, nullptr));

@@ -3,10 +3,8 @@
 // one process (two service jobs, a test) log side by side without changing each other's. Library code logs
 // through run_log(), which is the logger of the run the calling thread works for: io::run_operation binds
 // it to the calling thread and to every thread of the run's task arena. Outside a run, run_log() is
-// spdlog's default logger. GDAL's own messages go to the same logger at debug level, so that they appear
-// only with --verbose.
+// spdlog's default logger. GDAL's own messages go to the same logger at debug level (io/gdal_setup.hpp).
 #include <memory>
-#include <string>
 
 #include <spdlog/logger.h>
 
@@ -15,7 +13,7 @@ namespace deforma {
 enum class Verbosity { kQuiet, kNormal, kVerbose };
 
 /// The CLI's logger: one-line messages ("warning: ...") on standard error, at the verbosity's level.
-/// Installed as spdlog's default logger, and GDAL/CPL errors and warnings are routed to run_log().
+/// Installed as spdlog's default logger.
 void init_logging(Verbosity verbosity);
 
 /// The logger of the run the calling thread works for; spdlog's default logger when it works for none.
@@ -42,14 +40,5 @@ class RunLogScope {
 /// its pop never logs to a finished run.
 void push_run_log(const std::weak_ptr<spdlog::logger>& logger);
 void pop_run_log();
-
-/// Registers GDAL drivers once and installs the error handler; safe to call from any thread, repeatedly.
-void ensure_gdal_initialized();
-
-/// The last GDAL error message of this thread ("" when none), to enrich exception messages.
-std::string last_gdal_error();
-
-/// Clears the last GDAL error of this thread.
-void clear_gdal_error();
 
 }  // namespace deforma

@@ -1,9 +1,9 @@
 #pragma once
-// A scoped catcher of GDAL errors, whatever the logging set-up (core/log.hpp routes GDAL messages to the
+// A scoped catcher of GDAL errors, whatever the logging set-up (io/gdal_setup.hpp routes GDAL messages to the
 // log at debug level, where they would be lost).
 #include <string>
 
-namespace deforma {
+namespace deforma::io {
 
 /// Catches the GDAL/CPL errors raised on this thread while it lives: reads
 /// check failed() after RasterIO, since GDAL may report a corrupt block as an error yet return the buffer
@@ -30,4 +30,4 @@ class GdalErrorTrap {
   std::string first_error_;
 };
 
-}  // namespace deforma
+}  // namespace deforma::io
