@@ -107,6 +107,9 @@ CogWriter::CogWriter(std::string path, int width, int height, std::vector<Output
   co = CSLSetNameValue(co, "COMPRESS", "LZW");  // staging only: fast and keeps the disk footprint modest
   co = CSLSetNameValue(co, "BIGTIFF", "IF_SAFER");
   co = CSLSetNameValue(co, "SPARSE_OK", "TRUE");
+  // One band per block: a pixel-interleaved tile of a cube holds every date (a 256 px tile of 300 float
+  // dates is 79 MB), which GDAL's block cache then loads whole for a write to any one band.
+  co = CSLSetNameValue(co, "INTERLEAVE", "BAND");
   const GDALDataType type = GDALGetDataTypeByName(state_->options.data_type.c_str());
   clear_gdal_error();
   state_->staging = driver->Create(state_->staging_path.c_str(), width, height,
