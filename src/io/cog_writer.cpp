@@ -21,6 +21,18 @@
 #include "staging.hpp"
 
 namespace deforma::io {
+
+int cog_block_size(int block_size, std::size_t bands, int bytes_per_sample) {
+  // GDAL 3.6's COG driver interleaves the bands of a tile: a cube of hundreds of dates would hold every
+  // date in each tile (79 MB for 256 px and 300 float dates) while it is converted and whenever one date is
+  // read. Its tiles are made smaller, down to 64 px, to keep one within kMaxCogTileBytes.
+  constexpr double kMaxCogTileBytes = 16.0 * (1 << 20);
+  const auto tile_bytes = [&](int side) {
+    return static_cast<double>(side) * side * static_cast<double>(bands) * std::max(1, bytes_per_sample);
+  };
+  while (block_size > 64 && tile_bytes(block_size) > kMaxCogTileBytes) block_size /= 2;
+  return block_size;
+}
 namespace fs = std::filesystem;
 
 namespace {
@@ -195,7 +207,11 @@ void CogWriter::finish() {
   char** co = nullptr;
   co = CSLSetNameValue(co, "COMPRESS", o.compression.c_str());
   if (o.compression != "NONE") co = CSLSetNameValue(co, "PREDICTOR", "YES");
-  co = CSLSetNameValue(co, "BLOCKSIZE", std::to_string(o.block_size).c_str());
+  co = CSLSetNameValue(
+      co, "BLOCKSIZE",
+      std::to_string(cog_block_size(o.block_size, state_->bands.size(),
+                                    GDALGetDataTypeSizeBytes(GDALGetDataTypeByName(o.data_type.c_str()))))
+          .c_str());
   co = CSLSetNameValue(co, "OVERVIEWS", o.overviews ? "AUTO" : "NONE");
   co = CSLSetNameValue(co, "RESAMPLING", o.overview_resampling.c_str());
   co = CSLSetNameValue(co, "BIGTIFF", "IF_SAFER");

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
 #include <gdal_priv.h>
 #include <nlohmann/json.hpp>
 #include <ogr_spatialref.h>
@@ -130,6 +131,36 @@ TEST(CogWriter, PerBandNodataTravelsWithTheFile) {
   const auto info = describe(path);
   EXPECT_EQ(info.bands[0].nodata.value_or(0), -9999.0);
   EXPECT_EQ(info.bands[1].nodata.value_or(0), 255.0);
+}
+
+// A cube of many dates: the COG's tiles interleave its bands, so they are made smaller (down to 64 px) to
+// hold at most 16 MiB each; products of a few bands keep 256 px tiles.
+TEST(CogWriter, ManyBandCubesGetSmallerTilesWithTheSameValues) {
+  EXPECT_EQ(cog_block_size(256, 1, 4), 256);
+  EXPECT_EQ(cog_block_size(256, 60, 4), 256);   // 15 MiB per tile
+  EXPECT_EQ(cog_block_size(256, 80, 4), 128);   // 20 MiB at 256 px
+  EXPECT_EQ(cog_block_size(256, 301, 4), 64);   // 79 MiB at 256 px, 4.7 MiB at 64
+  EXPECT_EQ(cog_block_size(256, 5000, 4), 64);  // never below 64 px
+
+  TempDir tmp;
+  constexpr int kBands = 301, kSide = 160;
+  std::vector<OutputBand> bands;
+  for (int b = 0; b < kBands; ++b) bands.push_back({fmt::format("date_{}", b), "m", -9999.0});
+  const auto path = tmp.file("cube.tif");
+  {
+    CogWriter writer(path, kSide, kSide, bands, utm_transform(), utm7_wkt(), {});
+    for (int b = 1; b <= kBands; ++b) writer.write(b, Window{0, 0, kSide, kSide}, GridF(kSide, kSide, 0.5f * static_cast<float>(b)));
+    writer.finish();
+  }
+  const auto info = describe(path);
+  ASSERT_EQ(info.bands.size(), static_cast<std::size_t>(kBands));
+  EXPECT_EQ(info.bands[0].block_width, 64);
+  EXPECT_EQ(info.bands[0].block_height, 64);
+  Raster cube = Raster::open(path);
+  for (int b : {1, 150, 301}) {
+    const auto window = cube.read_all(b);
+    EXPECT_EQ(window.values(kSide - 1, kSide - 1), 0.5f * static_cast<float>(b)) << "band " << b;
+  }
 }
 
 TEST(CogWriter, AbandonedOrDestroyedWriterLeavesNothing) {

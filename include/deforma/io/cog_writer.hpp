@@ -23,7 +23,7 @@ struct OutputBand {
 
 struct CogOptions {
   std::string compression = "DEFLATE";  ///< DEFLATE or ZSTD (both with predictor), or NONE
-  int block_size = 256;
+  int block_size = 256;  ///< of the staging file; the COG's, smaller for many bands (cog_block_size)
   bool overviews = true;
   std::string overview_resampling = "AVERAGE";  ///< NEAREST for categorical bands (flags)
   std::string data_type = "Float32";            ///< GDAL name, the same for all bands of a GeoTIFF
@@ -33,6 +33,10 @@ struct CogOptions {
 
   void validate() const;
 };
+
+/// The tile size of a COG of `bands` bands: `block_size`, halved (down to 64 px) while one tile of every band
+/// exceeds 16 MiB, since the COG format of GDAL 3.6 interleaves the bands of a tile.
+int cog_block_size(int block_size, std::size_t bands, int bytes_per_sample);
 
 class CogWriter {
  public:
