@@ -248,5 +248,20 @@ TEST_F(StreamedMemory, SarOversampledCorrelationStaysWithinTheBudget) {
   EXPECT_FALSE(std::filesystem::exists(dir_->file("sar_small.tif")));
 }
 
+// The real Ustica EGMS bursts through decompose-series: 301 dates in all, so that each of its six series
+// cubes (and the NetCDF cube) has 301 bands. With 256 px COG tiles holding every date, one tile was 79 MB
+// and the run peaked at about 820 MiB whatever --ram said; the tiles of many-band cubes are now smaller.
+TEST_F(StreamedMemory, DecomposeSeriesOfEgmsPointSeriesStaysWithinTheBudget) {
+  DEFORMA_REQUIRE_DATA("egms-ustica", data);
+  const std::string asc = (data / "EGMS_L2b_117_0227_IW2_VV_2020_2024_1.zip").string();
+  const std::string desc = (data / "EGMS_L2b_022_0845_IW2_VV_2020_2024_1.zip").string();
+  const auto run = run_cli_measured({"decompose-series", "--egms", asc, desc, "--north-zero", "--resolution",
+                                     "100", "-o", dir_->file("series"), "--ram", std::to_string(kBudgetMb),
+                                     "--threads", "2", "-q"});
+  expect_within_budget(run, "decompose-series of two EGMS bursts (301 dates)");
+  EXPECT_TRUE(std::filesystem::exists(dir_->file("series/decompose_series.nc")));
+  EXPECT_TRUE(std::filesystem::exists(dir_->file("series/up.tif")));
+}
+
 }  // namespace
 }  // namespace deforma::test
