@@ -38,6 +38,21 @@ std::vector<ParamDecl> executor_parameters() {
   };
 }
 
+std::vector<ParamDecl> pair_unit_parameters() {
+  return {
+      ParamDecl::option("pair-ram", ParamType::kInt,
+                        "memory budget of one pair; pairs in flight = --ram / this (and at most --threads)")
+          .in_unit("MB")
+          .defaults_to("256")
+          .at_least(16),
+      ParamDecl::option("invert-block-rows", ParamType::kInt,
+                        "rows of nodes of one inversion unit (one task on Slurm); 0 = as many as --pair-ram "
+                        "allows")
+          .defaults_to("0")
+          .at_least(0),
+  };
+}
+
 std::string executor_of(const ParamValues& p) {
   return p.get_string("executor");
 }

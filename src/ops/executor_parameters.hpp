@@ -13,6 +13,9 @@ namespace deforma::ops {
 /// --retries (docs/cluster.md).
 std::vector<ParamDecl> executor_parameters();
 
+/// --pair-ram and --invert-block-rows: the size of a run's pair and inversion units (pipeline, survey).
+std::vector<ParamDecl> pair_unit_parameters();
+
 /// The executor given ("local" or "slurm").
 std::string executor_of(const ParamValues& p);
 

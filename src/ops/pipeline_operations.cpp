@@ -44,17 +44,8 @@ void register_pipeline_operations(OperationRegistry& registry) {
       ParamDecl::option("no-corr-weights", ParamType::kBool,
                         "inversion: do not weight pairs per node by their correlation"),
       ParamDecl::option("no-quicklooks", ParamType::kBool, "skip the PNG quicklooks of the products"),
-      ParamDecl::option("pair-ram", ParamType::kInt,
-                        "memory budget of one pair; pairs in flight = --ram / this (and at most --threads)")
-          .in_unit("MB")
-          .defaults_to("256")
-          .at_least(16),
-      ParamDecl::option("invert-block-rows", ParamType::kInt,
-                        "rows of nodes of one inversion unit (one task on Slurm); 0 = as many as --pair-ram "
-                        "allows")
-          .defaults_to("0")
-          .at_least(0),
   };
+  for (auto& p : pair_unit_parameters()) op.params.push_back(std::move(p));
   for (auto& p : executor_parameters()) op.params.push_back(std::move(p));
   const pipeline::PipelineOptions defaults;
   const auto network = pair_network_parameters(defaults.network, "pair network: ");

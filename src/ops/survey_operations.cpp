@@ -201,17 +201,8 @@ void register_survey_operation(OperationRegistry& registry) {
       ParamDecl::option("skip-bad", ParamType::kBool,
                         "leave out unreadable images and failing pairs (reported) instead of stopping"),
       ParamDecl::option("no-quicklooks", ParamType::kBool, "skip the PNG quicklooks"),
-      ParamDecl::option("pair-ram", ParamType::kInt,
-                        "memory budget of one pair; pairs in flight = --ram / this (and at most --threads)")
-          .in_unit("MB")
-          .defaults_to("256")
-          .at_least(16),
-      ParamDecl::option("invert-block-rows", ParamType::kInt,
-                        "rows of nodes of one inversion unit (one task on Slurm); 0 = as many as --pair-ram "
-                        "allows")
-          .defaults_to("0")
-          .at_least(0),
   };
+  for (auto& p : pair_unit_parameters()) op.params.push_back(std::move(p));
   // The tracks' pair stages and inversion blocks run where the pipeline's do (docs/cluster.md).
   for (auto& p : executor_parameters()) op.params.push_back(std::move(p));
   const pipeline::PipelineOptions defaults;

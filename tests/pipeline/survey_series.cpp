@@ -52,7 +52,13 @@ void write_raster(const std::string& path, const GridF& values, double x0, doubl
   }
 }
 
-// Longitude/latitude of a UTM 7N point.
+
+bool inside(const SurveyBox& b, int col, int row) {
+  return col >= b.col0 && col < b.col1 && row >= b.row0 && row < b.row1;
+}
+
+}  // namespace
+
 std::pair<double, double> to_lonlat(double x, double y) {
   OGRSpatialReference utm, wgs84;
   utm.importFromEPSG(32607);
@@ -63,12 +69,6 @@ std::pair<double, double> to_lonlat(double x, double y) {
   ct->Transform(1, &x, &y);
   return {x, y};
 }
-
-bool inside(const SurveyBox& b, int col, int row) {
-  return col >= b.col0 && col < b.col1 && row >= b.row0 && row < b.row1;
-}
-
-}  // namespace
 
 SurveySeries write_survey_series(const std::string& dir, const std::string& yahtse_dir,
                                  const SurveySeriesOptions& options) {

@@ -7,6 +7,7 @@
 #include <array>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace deforma::test {
@@ -38,6 +39,9 @@ struct SurveySeries {
   std::string aoi;                  ///< bbox w,s,e,n (WGS84): both tiles less tile A's western 80 px
   double base_x0 = 0, base_y0 = 0;  ///< map corner (UTM 7N) of tile A's top-left pixel
 };
+
+/// Longitude/latitude (WGS84) of a UTM 7N point (the series' CRS).
+std::pair<double, double> to_lonlat(double x, double y);
 
 /// Writes the series (band `*_B08_10m.tif` and Sentinel-2 SCL mask `*_SCL_20m.tif` per scene, and
 /// scenes.csv) into `dir` from the Yahtse Landsat 8 scene of `yahtse_dir` (../shared/data/yahtse-l8).

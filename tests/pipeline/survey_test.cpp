@@ -34,18 +34,6 @@ constexpr int kTileWidth = test::kSurveyTileWidth;
 constexpr int kTileBOffset = test::kSurveyTileBOffset;
 constexpr double kEastMPerYr = test::kSurveyEastMPerYr, kNorthMPerYr = test::kSurveyNorthMPerYr;
 
-// Longitude/latitude of a UTM 7N point.
-std::pair<double, double> to_lonlat(double x, double y) {
-  OGRSpatialReference utm, wgs84;
-  utm.importFromEPSG(32607);
-  wgs84.importFromEPSG(4326);
-  utm.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
-  wgs84.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
-  std::unique_ptr<OGRCoordinateTransformation> ct(OGRCreateCoordinateTransformation(&utm, &wgs84));
-  ct->Transform(1, &x, &y);
-  return {x, y};
-}
-
 using Series = test::SurveySeries;
 
 Series write_series(const test::TempDir& dir, const fs::path& data,
@@ -253,8 +241,8 @@ TEST(Survey, CliTakesTheScenesFromTheCatalogue) {
     double x0 = 0, y0 = 0, x1 = 0, y1 = 0;
     info.geotransform.pixel_to_map(0, 0, x0, y0);
     info.geotransform.pixel_to_map(info.width, info.height, x1, y1);
-    const auto [w, n] = to_lonlat(x0, y0);
-    const auto [e, south] = to_lonlat(x1, y1);
+    const auto [w, n] = test::to_lonlat(x0, y0);
+    const auto [e, south] = test::to_lonlat(x1, y1);
     const std::string date = f[1].substr(0, 4) + "-" + f[1].substr(4, 2) + "-" + f[1].substr(6, 2);
     features.push_back(
         {{"type", "Feature"},
