@@ -75,6 +75,20 @@ std::vector<ParamDecl> filter_parameters(const filter::FilterOptions& defaults) 
   return filter_parameter_group(defaults).decls();
 }
 
+std::vector<ParamDecl> per_pair_filter_parameters(const filter::FilterOptions& defaults,
+                                                  const std::string& velocity_unit) {
+  std::vector<ParamDecl> decls;
+  for (auto& p : filter_parameters(defaults)) {
+    if (p.name == "days") continue;  // each pair's own time span is used
+    if (p.name == "max-velocity") {
+      p.help = "reject nodes faster than this over their pair's time span (flag 8); 0 = off";
+      p.unit = velocity_unit;
+    }
+    decls.push_back(std::move(p));
+  }
+  return decls;
+}
+
 filter::FilterOptions filter_options_from(const ParamValues& p, bool read_max_velocity,
                                           const filter::FilterOptions& defaults) {
   filter::FilterOptions o = defaults;

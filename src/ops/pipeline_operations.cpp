@@ -58,14 +58,8 @@ void register_pipeline_operations(OperationRegistry& registry) {
   const auto grid = map_grid_parameters(pipeline::pipeline_correlation_defaults());
   for (auto& p : grid.decls()) op.params.push_back(std::move(p));
   // Noise matches in a neighbourhood of noise pass the median test: see pipeline_filter_defaults().
-  for (auto& p : filter_parameters(pipeline::pipeline_filter_defaults())) {
-    if (p.name == "days") continue;  // each pair's own time span is used
-    if (p.name == "max-velocity") {
-      p.help = "reject nodes faster than this over their pair's time span (flag 8); 0 = off";
-      p.unit = "m/yr, or px/yr without georeferencing";
-    }
+  for (auto& p : per_pair_filter_parameters(pipeline::pipeline_filter_defaults(), "m/yr, or px/yr without georeferencing"))
     op.params.push_back(std::move(p));
-  }
   const auto glaciers = glacier_parameters();
   for (auto& p : glaciers.decls()) op.params.push_back(std::move(p));
   op.examples = {

@@ -215,14 +215,8 @@ void register_survey_operation(OperationRegistry& registry) {
   for (auto& p : inversion.decls()) op.params.push_back(std::move(p));
   const auto correlation = correlation_parameters(pipeline::pipeline_correlation_defaults(), "correlation: ");
   for (auto& p : correlation.decls()) op.params.push_back(std::move(p));
-  for (auto& p : filter_parameters(pipeline::pipeline_filter_defaults())) {
-    if (p.name == "days") continue;  // each pair's own time span is used
-    if (p.name == "max-velocity") {
-      p.help = "reject nodes faster than this over their pair's time span (flag 8); 0 = off";
-      p.unit = "m/yr";
-    }
+  for (auto& p : per_pair_filter_parameters(pipeline::pipeline_filter_defaults(), "m/yr"))
     op.params.push_back(std::move(p));
-  }
   const auto glaciers = glacier_parameters();
   for (auto& p : glaciers.decls()) op.params.push_back(std::move(p));
   op.examples = {
