@@ -41,6 +41,16 @@ Series write_series(const test::TempDir& dir, const fs::path& data,
   return test::write_survey_series(dir.path().string(), data.string(), options);
 }
 
+// A survey of the series into `dir`/out over its area of interest, dropping scenes above 20 % cloud.
+pipeline::SurveyOptions survey_of(const Series& series, const test::TempDir& dir) {
+  pipeline::SurveyOptions o;
+  o.inputs = {series.manifest};
+  o.output_dir = dir.file("out");
+  o.aoi = series.aoi;
+  o.max_cloud_percent = 20.0;
+  return o;
+}
+
 struct PartStats {
   int cells = 0;
   int close = 0;  // within 3 % of the true velocity in both components
@@ -50,11 +60,7 @@ TEST(Survey, TwoTilesTwoOrbitsMosaicRecoversTheVelocityEverywhere) {
   DEFORMA_REQUIRE_DATA("yahtse-l8", data);
   test::TempDir dir;
   const Series series = write_series(dir, data);
-  pipeline::SurveyOptions o;
-  o.inputs = {series.manifest};
-  o.output_dir = dir.file("out");
-  o.aoi = series.aoi;
-  o.max_cloud_percent = 20.0;
+  pipeline::SurveyOptions o = survey_of(series, dir);
   o.track.correlation.match.search_px = 8;
   o.track.network.max_step = 3;
   o.quicklooks = false;
@@ -135,11 +141,7 @@ TEST(Survey, EveryTrackLeftWithOneSceneIsRefusedNamingTheDrops) {
   DEFORMA_REQUIRE_DATA("yahtse-l8", data);
   test::TempDir dir;
   const Series series = write_series(dir, data);
-  pipeline::SurveyOptions o;
-  o.inputs = {series.manifest};
-  o.output_dir = dir.file("out");
-  o.aoi = series.aoi;
-  o.max_cloud_percent = 20.0;
+  pipeline::SurveyOptions o = survey_of(series, dir);
   o.track.network.max_step = 1;
   // Keep only the cloudy scene of track A and one scene of track B: no track has a pair.
   std::ifstream in(series.manifest);
