@@ -52,6 +52,38 @@ struct Map {
   double x0, ax, bx, y0, ay, by;
 };
 
+// The 8 x 8 taps of one sample: the eight columns interpolated along y, times the x weights (summing the
+// lanes gives the sample). Two independent chains of four rows: half the latency of one chain of eight.
+DEFORMA_INLINE f32x8 warp_taps(const float* sec, int stride, const float* table, int offset, int qx, int qy) {
+  const float* wy = table + qy * kTaps;
+  const float* p = sec + offset;
+  f32x8 a0 = splat(wy[0]) * load8(p);
+  f32x8 a1 = splat(wy[1]) * load8(p + stride);
+  a0 += splat(wy[2]) * load8(p + 2 * stride);
+  a1 += splat(wy[3]) * load8(p + 3 * stride);
+  a0 += splat(wy[4]) * load8(p + 4 * stride);
+  a1 += splat(wy[5]) * load8(p + 5 * stride);
+  a0 += splat(wy[6]) * load8(p + 6 * stride);
+  a1 += splat(wy[7]) * load8(p + 7 * stride);
+  return (a0 + a1) * load8(table + qx * kTaps);
+}
+
+// Lane l of the result is the sum of the lanes of v[l]: three rounds of pairwise sums of shuffled vectors,
+// in the same order in every clone.
+DEFORMA_INLINE f32x8 sum8(const f32x8 (&v)[kLanes]) {
+  using i32x8 = int __attribute__((vector_size(32)));
+  const i32x8 even{0, 8, 2, 10, 4, 12, 6, 14}, odd{1, 9, 3, 11, 5, 13, 7, 15};
+  const i32x8 low_pairs{0, 1, 8, 9, 4, 5, 12, 13}, high_pairs{2, 3, 10, 11, 6, 7, 14, 15};
+  const i32x8 low_half{0, 1, 2, 3, 8, 9, 10, 11}, high_half{4, 5, 6, 7, 12, 13, 14, 15};
+  f32x8 t[4], u[2];
+  for (int k = 0; k < 4; ++k)
+    t[k] = __builtin_shuffle(v[2 * k], v[2 * k + 1], even) + __builtin_shuffle(v[2 * k], v[2 * k + 1], odd);
+  for (int k = 0; k < 2; ++k)
+    u[k] = __builtin_shuffle(t[2 * k], t[2 * k + 1], low_pairs) +
+           __builtin_shuffle(t[2 * k], t[2 * k + 1], high_pairs);
+  return __builtin_shuffle(u[0], u[1], low_half) + __builtin_shuffle(u[0], u[1], high_half);
+}
+
 // out(i, j) = sec at the mapped position of chip pixel (i, j), minus `mean`. Every tap must lie inside the
 // buffer (checked by the caller at the chip corners). `xi` holds the chip's column coordinates; `offset`,
 // `qx`, `qy` are work space of `chip` elements.
@@ -73,25 +105,38 @@ void warp_chip(const float* sec, int stride, const float* table, int chip, const
       offset[i] = (static_cast<int>(fy) - kLanczos + 1) * stride + static_cast<int>(fx) - kLanczos + 1;
     }
     float* orow = out + static_cast<long>(j) * chip;
-    for (int i = 0; i < chip; ++i) {
-      const float* wy = table + qy[i] * kTaps;
-      const float* p = sec + offset[i];
-      // Two independent chains of four rows: half the latency of one chain of eight.
-      f32x8 a0 = splat(wy[0]) * load8(p);
-      f32x8 a1 = splat(wy[1]) * load8(p + stride);
-      a0 += splat(wy[2]) * load8(p + 2 * stride);
-      a1 += splat(wy[3]) * load8(p + 3 * stride);
-      a0 += splat(wy[4]) * load8(p + 4 * stride);
-      a1 += splat(wy[5]) * load8(p + 5 * stride);
-      a0 += splat(wy[6]) * load8(p + 6 * stride);
-      a1 += splat(wy[7]) * load8(p + 7 * stride);
-      orow[i] = lane_sum((a0 + a1) * load8(table + qx[i] * kTaps)) - mean;
+    // Eight output pixels at a time: each pixel's taps give one vector (the columns interpolated along y,
+    // times the x weights), and the eight vectors are summed lane-wise together (sum8), which costs less
+    // than reducing each one on its own.
+    const int full = chip / kLanes * kLanes;
+    for (int i = 0; i < full; i += kLanes) {
+      const f32x8 r[kLanes] = {warp_taps(sec, stride, table, offset[i], qx[i], qy[i]),
+                               warp_taps(sec, stride, table, offset[i + 1], qx[i + 1], qy[i + 1]),
+                               warp_taps(sec, stride, table, offset[i + 2], qx[i + 2], qy[i + 2]),
+                               warp_taps(sec, stride, table, offset[i + 3], qx[i + 3], qy[i + 3]),
+                               warp_taps(sec, stride, table, offset[i + 4], qx[i + 4], qy[i + 4]),
+                               warp_taps(sec, stride, table, offset[i + 5], qx[i + 5], qy[i + 5]),
+                               warp_taps(sec, stride, table, offset[i + 6], qx[i + 6], qy[i + 6]),
+                               warp_taps(sec, stride, table, offset[i + 7], qx[i + 7], qy[i + 7])};
+      store8(orow + i, sum8(r) - splat(mean));
+    }
+    if (full < chip) {
+      // The last pixels of a row whose length is not a multiple of eight, summed in the same order.
+      f32x8 r[kLanes] = {};
+      for (int l = 0; full + l < chip; ++l)
+        r[l] = warp_taps(sec, stride, table, offset[full + l], qx[full + l], qy[full + l]);
+      const f32x8 samples = sum8(r) - splat(mean);
+      for (int l = 0; full + l < chip; ++l) orow[full + l] = samples[l];
     }
   }
 }
 
-// Sums over the chip of one iteration without masking: sum g, sum g^2, sum f g and the projections of g on
-// the six steepest-descent images (gx, gx xi, gx eta, gy, gy xi, gy eta). Row sums in float, rows in double.
+// The sums below run over the chip as one flat vector loop, each pixel with its coordinates from the chip
+// centre (xi, eta), one eight-lane accumulator per sum, as the translation's kernels do (kernels.cpp):
+// summing row by row and reducing every row's lanes cost more than the arithmetic itself at 32 px chips.
+
+// Sums over the chip of one iteration with per-pixel weights w: sum g, sum g^2, sum f g and the projections
+// of g on the six steepest-descent images (gx, gx xi, gx eta, gy, gy xi, gy eta).
 struct IterationSums {
   double g = 0, gg = 0, fg = 0;
   std::array<double, 6> jg{};
@@ -99,115 +144,126 @@ struct IterationSums {
 
 DEFORMA_KERNEL_CLONES
 void iteration_sums(const float* w, const float* g, const float* f, const float* gx, const float* gy,
-                    const float* xi, int chip, double c0, IterationSums& s) {
-  for (int j = 0; j < chip; ++j) {
-    const long o = static_cast<long>(j) * chip;
-    float sg = 0, sgg = 0, sfg = 0, a0 = 0, a1 = 0, b0 = 0, b1 = 0;
-#pragma omp simd reduction(+ : sg, sgg, sfg, a0, a1, b0, b1)
-    for (int i = 0; i < chip; ++i) {
-      const float v = g[o + i] * w[o + i];
-      const float a = gx[o + i] * v, b = gy[o + i] * v;
-      sg += v;
-      sgg += v * g[o + i];
-      sfg += f[o + i] * v;
-      a0 += a;
-      a1 += a * xi[i];
-      b0 += b;
-      b1 += b * xi[i];
-    }
-    const double eta = j - c0;
-    s.g += sg, s.gg += sgg, s.fg += sfg;
-    s.jg[0] += a0, s.jg[1] += a1, s.jg[2] += eta * a0;
-    s.jg[3] += b0, s.jg[4] += b1, s.jg[5] += eta * b0;
+                    const float* xi, const float* eta, int n_px, IterationSums& s) {
+  f32x8 sg{}, sgg{}, sfg{}, a0{}, a1{}, a2{}, b0{}, b1{}, b2{};
+  const int full = n_px / kLanes * kLanes;
+  for (int k = 0; k < full; k += kLanes) {
+    const f32x8 gv = load8(g + k), v = gv * load8(w + k), x = load8(xi + k), e = load8(eta + k);
+    const f32x8 a = load8(gx + k) * v, b = load8(gy + k) * v;
+    sg += v;
+    sgg += v * gv;
+    sfg += load8(f + k) * v;
+    a0 += a;
+    a1 += a * x;
+    a2 += a * e;
+    b0 += b;
+    b1 += b * x;
+    b2 += b * e;
   }
+  float r[9] = {};
+  for (int k = full; k < n_px; ++k) {
+    const float v = g[k] * w[k], a = gx[k] * v, b = gy[k] * v;
+    r[0] += v, r[1] += v * g[k], r[2] += f[k] * v;
+    r[3] += a, r[4] += a * xi[k], r[5] += a * eta[k], r[6] += b, r[7] += b * xi[k], r[8] += b * eta[k];
+  }
+  s.g = lane_sum(sg) + r[0], s.gg = lane_sum(sgg) + r[1], s.fg = lane_sum(sfg) + r[2];
+  s.jg = {lane_sum(a0) + r[3], lane_sum(a1) + r[4], lane_sum(a2) + r[5],
+          lane_sum(b0) + r[6], lane_sum(b1) + r[7], lane_sum(b2) + r[8]};
 }
 
-// Every sum of the fit with per-pixel weights w (0 or 1): for the Hessian and the reference terms (g null),
-// or for an iteration where some secondary samples are invalid.
+// Sum over the chip of p = w a b times (1, xi, xi^2, eta, xi eta, eta^2): one 3 x 3 block of the Hessian.
+DEFORMA_KERNEL_CLONES
+void product_moments(const float* w, const float* a, const float* b, const float* xi, const float* eta,
+                     int n_px, double out[6]) {
+  f32x8 s[6] = {};
+  const int full = n_px / kLanes * kLanes;
+  for (int k = 0; k < full; k += kLanes) {
+    const f32x8 p = load8(w + k) * load8(a + k) * load8(b + k), x = load8(xi + k), e = load8(eta + k);
+    const f32x8 px = p * x, pe = p * e;
+    s[0] += p;
+    s[1] += px;
+    s[2] += px * x;
+    s[3] += pe;
+    s[4] += px * e;
+    s[5] += pe * e;
+  }
+  float r[6] = {};
+  for (int k = full; k < n_px; ++k) {
+    const float p = w[k] * a[k] * b[k], px = p * xi[k], pe = p * eta[k];
+    r[0] += p, r[1] += px, r[2] += px * xi[k], r[3] += pe, r[4] += px * eta[k], r[5] += pe * eta[k];
+  }
+  for (int i = 0; i < 6; ++i) out[i] = lane_sum(s[i]) + r[i];
+}
+
+// The reference terms of the fit with per-pixel weights w: the Hessian, the sums of the steepest-descent
+// images (J) and of their products with the reference f, and the weighted count, sum and sum of squares of f.
 struct FullSums {
   double n = 0, f = 0, ff = 0;
   Eigen::Matrix<double, 6, 6> h = Eigen::Matrix<double, 6, 6>::Zero();
   Eigen::Matrix<double, 6, 1> j = Eigen::Matrix<double, 6, 1>::Zero();   // sum J
   Eigen::Matrix<double, 6, 1> jf = Eigen::Matrix<double, 6, 1>::Zero();  // sum J f
-  IterationSums it;                                                      // with g
 };
 
 DEFORMA_KERNEL_CLONES
-void full_sums(const float* w, const float* f, const float* gx, const float* gy, const float* xi, int chip,
-               double c0, const float* g, FullSums& s) {
-  // Products of the gradients times 1, xi, xi^2 along each row; eta and eta^2 are applied per row.
-  double xx[3] = {0, 0, 0}, xy[3] = {0, 0, 0}, yy[3] = {0, 0, 0};
-  double xx_e[2] = {0, 0}, xy_e[2] = {0, 0}, yy_e[2] = {0, 0}, xx_ee = 0, xy_ee = 0, yy_ee = 0;
-  double jx[3] = {0, 0, 0}, jy[3] = {0, 0, 0}, fx[3] = {0, 0, 0}, fy[3] = {0, 0, 0};
-  for (int r = 0; r < chip; ++r) {
-    const long o = static_cast<long>(r) * chip;
-    const float* wr = w + o;
-    const float* fr = f + o;
-    const float* gxr = gx + o;
-    const float* gyr = gy + o;
-    // Three passes over the row, each with few enough accumulators to stay in vector registers (one pass
-    // with all 27 spilled them to memory).
-    float pxx0 = 0, pxx1 = 0, pxx2 = 0, pxy0 = 0, pxy1 = 0, pxy2 = 0, pyy0 = 0, pyy1 = 0, pyy2 = 0;
-#pragma omp simd reduction(+ : pxx0, pxx1, pxx2, pxy0, pxy1, pxy2, pyy0, pyy1, pyy2)
-    for (int i = 0; i < chip; ++i) {
-      const float x = xi[i];
-      const float dx = gxr[i] * wr[i], dy = gyr[i] * wr[i];
-      const float dxx = dx * gxr[i], dxy = dx * gyr[i], dyy = dy * gyr[i];
-      pxx0 += dxx, pxx1 += dxx * x, pxx2 += dxx * x * x;
-      pxy0 += dxy, pxy1 += dxy * x, pxy2 += dxy * x * x;
-      pyy0 += dyy, pyy1 += dyy * x, pyy2 += dyy * x * x;
-    }
-    float n = 0, sf = 0, sff = 0, gx0 = 0, gx1 = 0, gy0 = 0, gy1 = 0, fx0 = 0, fx1 = 0, fy0 = 0, fy1 = 0;
-#pragma omp simd reduction(+ : n, sf, sff, gx0, gx1, gy0, gy1, fx0, fx1, fy0, fy1)
-    for (int i = 0; i < chip; ++i) {
-      const float x = xi[i];
-      const float dx = gxr[i] * wr[i], dy = gyr[i] * wr[i];
-      const float fv = fr[i] * wr[i];
-      n += wr[i];
-      sf += fv;
-      sff += fv * fr[i];
-      gx0 += dx, gx1 += dx * x, gy0 += dy, gy1 += dy * x;
-      fx0 += dx * fr[i], fx1 += dx * fr[i] * x, fy0 += dy * fr[i], fy1 += dy * fr[i] * x;
-    }
-    const double e = r - c0;
-    if (g) {
-      const float* gr = g + o;
-      float sg = 0, sgg = 0, sfg = 0, ax0 = 0, ax1 = 0, ay0 = 0, ay1 = 0;
-#pragma omp simd reduction(+ : sg, sgg, sfg, ax0, ax1, ay0, ay1)
-      for (int i = 0; i < chip; ++i) {
-        const float gv = gr[i] * wr[i];
-        sg += gv;
-        sgg += gv * gr[i];
-        sfg += gv * fr[i];
-        const float a = gxr[i] * gv, b = gyr[i] * gv;
-        ax0 += a, ax1 += a * xi[i], ay0 += b, ay1 += b * xi[i];
-      }
-      s.it.g += sg, s.it.gg += sgg, s.it.fg += sfg;
-      s.it.jg[0] += ax0, s.it.jg[1] += ax1, s.it.jg[2] += e * ax0;
-      s.it.jg[3] += ay0, s.it.jg[4] += ay1, s.it.jg[5] += e * ay0;
-    }
-    s.n += n, s.f += sf, s.ff += sff;
-    xx[0] += pxx0, xx[1] += pxx1, xx[2] += pxx2, xx_e[0] += e * pxx0, xx_e[1] += e * pxx1,
-        xx_ee += e * e * pxx0;
-    xy[0] += pxy0, xy[1] += pxy1, xy[2] += pxy2, xy_e[0] += e * pxy0, xy_e[1] += e * pxy1,
-        xy_ee += e * e * pxy0;
-    yy[0] += pyy0, yy[1] += pyy1, yy[2] += pyy2, yy_e[0] += e * pyy0, yy_e[1] += e * pyy1,
-        yy_ee += e * e * pyy0;
-    jx[0] += gx0, jx[1] += gx1, jx[2] += e * gx0, jy[0] += gy0, jy[1] += gy1, jy[2] += e * gy0;
-    fx[0] += fx0, fx[1] += fx1, fx[2] += e * fx0, fy[0] += fy0, fy[1] += fy1, fy[2] += e * fy0;
+void reference_sums(const float* w, const float* f, const float* gx, const float* gy, const float* xi,
+                    const float* eta, int n_px, FullSums& s) {
+  // Two passes with at most nine accumulators each (more would spill the vector registers): the
+  // weighted f terms, then the sums of J.
+  f32x8 n{}, sf{}, sff{}, fx0{}, fx1{}, fx2{}, fy0{}, fy1{}, fy2{};
+  const int full = n_px / kLanes * kLanes;
+  for (int k = 0; k < full; k += kLanes) {
+    const f32x8 wv = load8(w + k), fv = load8(f + k), x = load8(xi + k), e = load8(eta + k);
+    const f32x8 wf = wv * fv, dxf = load8(gx + k) * wf, dyf = load8(gy + k) * wf;
+    n += wv;
+    sf += wf;
+    sff += wf * fv;
+    fx0 += dxf;
+    fx1 += dxf * x;
+    fx2 += dxf * e;
+    fy0 += dyf;
+    fy1 += dyf * x;
+    fy2 += dyf * e;
   }
-  // Block of the Hessian for gradient products p (sum p m_a m_b, m = (1, xi, eta)).
-  auto block = [](const double* p, const double* p_e, double p_ee) {
+  f32x8 jx0{}, jx1{}, jx2{}, jy0{}, jy1{}, jy2{};
+  for (int k = 0; k < full; k += kLanes) {
+    const f32x8 wv = load8(w + k), x = load8(xi + k), e = load8(eta + k);
+    const f32x8 dx = load8(gx + k) * wv, dy = load8(gy + k) * wv;
+    jx0 += dx;
+    jx1 += dx * x;
+    jx2 += dx * e;
+    jy0 += dy;
+    jy1 += dy * x;
+    jy2 += dy * e;
+  }
+  float r[15] = {};
+  for (int k = full; k < n_px; ++k) {
+    const float wf = w[k] * f[k], dxf = gx[k] * wf, dyf = gy[k] * wf, dx = gx[k] * w[k], dy = gy[k] * w[k];
+    r[0] += w[k], r[1] += wf, r[2] += wf * f[k];
+    r[3] += dxf, r[4] += dxf * xi[k], r[5] += dxf * eta[k], r[6] += dyf, r[7] += dyf * xi[k],
+        r[8] += dyf * eta[k];
+    r[9] += dx, r[10] += dx * xi[k], r[11] += dx * eta[k], r[12] += dy, r[13] += dy * xi[k],
+        r[14] += dy * eta[k];
+  }
+  s.n = lane_sum(n) + r[0], s.f = lane_sum(sf) + r[1], s.ff = lane_sum(sff) + r[2];
+  s.jf << lane_sum(fx0) + r[3], lane_sum(fx1) + r[4], lane_sum(fx2) + r[5], lane_sum(fy0) + r[6],
+      lane_sum(fy1) + r[7], lane_sum(fy2) + r[8];
+  s.j << lane_sum(jx0) + r[9], lane_sum(jx1) + r[10], lane_sum(jx2) + r[11], lane_sum(jy0) + r[12],
+      lane_sum(jy1) + r[13], lane_sum(jy2) + r[14];
+  // Blocks of the Hessian for the gradient products gx gx, gx gy and gy gy: with m = (1, xi, eta),
+  // sum p m_a m_b.
+  double xx[6], xy[6], yy[6];
+  product_moments(w, gx, gx, xi, eta, n_px, xx);
+  product_moments(w, gx, gy, xi, eta, n_px, xy);
+  product_moments(w, gy, gy, xi, eta, n_px, yy);
+  auto block = [](const double* m) {
     Eigen::Matrix3d b;
-    b << p[0], p[1], p_e[0], p[1], p[2], p_e[1], p_e[0], p_e[1], p_ee;
+    b << m[0], m[1], m[3], m[1], m[2], m[4], m[3], m[4], m[5];
     return b;
   };
-  s.h.block<3, 3>(0, 0) = block(xx, xx_e, xx_ee);
-  s.h.block<3, 3>(0, 3) = block(xy, xy_e, xy_ee);
+  s.h.block<3, 3>(0, 0) = block(xx);
+  s.h.block<3, 3>(0, 3) = block(xy);
   s.h.block<3, 3>(3, 0) = s.h.block<3, 3>(0, 3).transpose();
-  s.h.block<3, 3>(3, 3) = block(yy, yy_e, yy_ee);
-  s.j << jx[0], jx[1], jx[2], jy[0], jy[1], jy[2];
-  s.jf << fx[0], fx[1], fx[2], fy[0], fy[1], fy[2];
+  s.h.block<3, 3>(3, 3) = block(yy);
 }
 
 // The warp as a 3 x 3 matrix acting on (xi, eta, 1): parameters (u, dudx, dudy, v, dvdx, dvdy).
@@ -224,10 +280,17 @@ void AffineRefiner::resize(int chip) {
   chip_ = chip;
   const double c0 = (chip - 1) / 2.0;
   xi_.resize(chip);
+  pixel_xi_.resize(static_cast<std::size_t>(chip) * chip);
+  pixel_eta_.resize(static_cast<std::size_t>(chip) * chip);
   offset_.resize(chip);
   qx_.resize(chip);
   qy_.resize(chip);
   for (int i = 0; i < chip; ++i) xi_[i] = static_cast<float>(i - c0);
+  for (int j = 0; j < chip; ++j)
+    for (int i = 0; i < chip; ++i) {
+      pixel_xi_[static_cast<std::size_t>(j) * chip + i] = xi_[i];
+      pixel_eta_[static_cast<std::size_t>(j) * chip + i] = xi_[j];
+    }
   interp_.assign(static_cast<std::size_t>(chip) * chip + 8, 0.0f);
   weight_.assign(static_cast<std::size_t>(chip) * chip, 0.0f);
   subset_weight_.assign(static_cast<std::size_t>(chip) * chip, 0.0f);
@@ -258,7 +321,9 @@ AffineFit AffineRefiner::refine(const AffineInput& in, double dx0_px, double dy0
     w_ref = subset_weight_.data();
   }
   FullSums ref;
-  full_sums(w_ref, in.t0, in.grad_x, in.grad_y, xi_.data(), chip, c0, nullptr, ref);
+  const float* pxi = pixel_xi_.data();
+  const float* peta = pixel_eta_.data();
+  reference_sums(w_ref, in.t0, in.grad_x, in.grad_y, pxi, peta, n_px, ref);
   // Parameters scaled so that the gradients are expressed as pixels of motion at the chip's edge: the
   // Hessian's condition then measures texture, not the chip size.
   Eigen::Matrix<double, 6, 1> scale;
@@ -310,7 +375,7 @@ AffineFit AffineRefiner::refine(const AffineInput& in, double dx0_px, double dy0
     Eigen::Matrix<double, 6, 1> sj = ref.j, sjf = ref.jf;
     IterationSums s;
     if (in.sec_all_valid) {
-      iteration_sums(w_ref, interp_.data(), in.t0, in.grad_x, in.grad_y, xi_.data(), chip, c0, s);
+      iteration_sums(w_ref, interp_.data(), in.t0, in.grad_x, in.grad_y, pxi, peta, n_px, s);
     } else {
       // Reference pixels that sample an invalid secondary pixel (nearest) leave every sum of this iteration.
       int dropped = 0;
@@ -328,8 +393,9 @@ AffineFit AffineRefiner::refine(const AffineInput& in, double dx0_px, double dy0
         fit.stop = AffineStop::kMasked;
         return fit;
       }
-      full_sums(weight_.data(), in.t0, in.grad_x, in.grad_y, xi_.data(), chip, c0, interp_.data(), full);
-      n = full.n, sf = full.f, sff = full.ff, sj = full.j, sjf = full.jf, s = full.it;
+      reference_sums(weight_.data(), in.t0, in.grad_x, in.grad_y, pxi, peta, n_px, full);
+      iteration_sums(weight_.data(), interp_.data(), in.t0, in.grad_x, in.grad_y, pxi, peta, n_px, s);
+      n = full.n, sf = full.f, sff = full.ff, sj = full.j, sjf = full.jf;
       if (dropped > 0) {
         masked_ldlt = factorize(full.h);
         ldlt = &masked_ldlt;

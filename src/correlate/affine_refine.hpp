@@ -84,7 +84,8 @@ class AffineRefiner {
 
  private:
   int chip_ = 0;
-  std::vector<float> xi_;  // chip: column coordinate from the chip centre
+  std::vector<float> xi_;                    // chip: column coordinate from the chip centre
+  std::vector<float> pixel_xi_, pixel_eta_;  // chip x chip: each pixel's column and row from the centre
   std::vector<float> interp_;
   std::vector<int> offset_, qx_, qy_;         // per chip column of one row: tap origin and table rows
   std::vector<float> subset_weight_, gauss_;  // reference weight times the Gaussian window; the window

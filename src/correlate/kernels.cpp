@@ -191,6 +191,29 @@ void project_residual(const float* s, const float* t, const float* gx, const flo
 namespace {
 using i32x8 = int __attribute__((vector_size(32)));
 
+// Whether the n bytes at p are all 1 (eight at a time).
+DEFORMA_INLINE bool all_ones(const std::uint8_t* p, int n) {
+  std::uint64_t all = ~std::uint64_t{0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t word;
+    __builtin_memcpy(&word, p + i, sizeof word);
+    all &= word == 0x0101010101010101ULL ? ~std::uint64_t{0} : 0;
+  }
+  for (; i < n; ++i) all &= p[i] == 1 ? ~std::uint64_t{0} : 0;
+  return all != 0;
+}
+
+// Sum of n floats: one vector accumulator, its lanes and the tail combined in a fixed order.
+DEFORMA_INLINE float row_sum(const float* v, int n) {
+  f32x8 acc{};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes) acc += load8(v + i);
+  float tail = 0;
+  for (; i < n; ++i) tail += v[i];
+  return lane_sum(acc) + tail;
+}
+
 // The general case, pixel by pixel.
 DEFORMA_INLINE int copy_valid_each(const float* src, const std::uint8_t* ok, int n, float* dst,
                                    std::uint8_t* state) {
@@ -238,6 +261,108 @@ int copy_valid(const float* src, const std::uint8_t* ok, int n, float* dst, std:
   if (!all_finite) return copy_valid_each(src, ok, n, dst, state);
   __builtin_memset(state, 1, static_cast<std::size_t>(n));
   return n;
+}
+
+DEFORMA_KERNEL_CLONES
+void window_sums(const float* values, const std::uint8_t* states, int stride, int chip, double& sum,
+                 int& valid, int& outside) {
+  sum = 0;
+  valid = outside = 0;
+  for (int j = 0; j < chip; ++j) {
+    const float* v = values + static_cast<long>(j) * stride;
+    const std::uint8_t* st = states + static_cast<long>(j) * stride;
+    // Invalid pixels were read as 0: they add nothing to the sum.
+    sum += row_sum(v, chip);
+    if (all_ones(st, chip)) {
+      valid += chip;
+      continue;
+    }
+    for (int i = 0; i < chip; ++i) {
+      valid += st[i] == 1;
+      outside += st[i] == 2;
+    }
+  }
+}
+
+DEFORMA_KERNEL_CLONES
+double zero_mean_template(const float* values, const std::uint8_t* states, int stride, int chip, float mean,
+                          float* weight, float* t) {
+  const f32x8 mv = splat(mean);
+  double ss = 0;
+  for (int j = 0; j < chip; ++j) {
+    const float* v = values + static_cast<long>(j) * stride;
+    const std::uint8_t* st = states + static_cast<long>(j) * stride;
+    float* w = weight + static_cast<long>(j) * chip;
+    float* tr = t + static_cast<long>(j) * chip;
+    for (int i = 0; i < chip; ++i) w[i] = st[i] == 1 ? 1.0f : 0.0f;
+    f32x8 acc{};
+    int i = 0;
+    for (; i + kLanes <= chip; i += kLanes) {
+      const f32x8 d = (load8(v + i) - mv) * load8(w + i);
+      store8(tr + i, d);
+      acc += d * d;
+    }
+    float tail = 0;
+    for (; i < chip; ++i) {
+      const float d = (v[i] - mean) * w[i];
+      tr[i] = d;
+      tail += d * d;
+    }
+    ss += lane_sum(acc) + tail;
+  }
+  return ss;
+}
+
+DEFORMA_KERNEL_CLONES
+void gradients_7point(const float* values, int stride, const float* weight, int chip, float* gx, float* gy) {
+  // The 7-point central difference is exact for polynomials up to degree 6.
+  const f32x8 c45 = splat(45.0f), c9 = splat(9.0f), inv60 = splat(1.0f / 60.0f);
+  const long s = stride;
+  for (int j = 0; j < chip; ++j) {
+    const float* p = values + j * s;
+    const float* w = weight + static_cast<long>(j) * chip;
+    float* gxr = gx + static_cast<long>(j) * chip;
+    float* gyr = gy + static_cast<long>(j) * chip;
+    int i = 0;
+    for (; i + kLanes <= chip; i += kLanes) {
+      const float* q = p + i;
+      const f32x8 wv = load8(w + i);
+      const f32x8 dx = c45 * (load8(q + 1) - load8(q - 1)) - c9 * (load8(q + 2) - load8(q - 2)) +
+                       (load8(q + 3) - load8(q - 3));
+      const f32x8 dy = c45 * (load8(q + s) - load8(q - s)) - c9 * (load8(q + 2 * s) - load8(q - 2 * s)) +
+                       (load8(q + 3 * s) - load8(q - 3 * s));
+      store8(gxr + i, wv * (dx * inv60));
+      store8(gyr + i, wv * (dy * inv60));
+    }
+    for (; i < chip; ++i) {
+      const float* q = p + i;
+      gxr[i] = w[i] * ((45.0f * (q[1] - q[-1]) - 9.0f * (q[2] - q[-2]) + (q[3] - q[-3])) * (1.0f / 60.0f));
+      gyr[i] = w[i] * ((45.0f * (q[s] - q[-s]) - 9.0f * (q[2 * s] - q[-2 * s]) + (q[3 * s] - q[-3 * s])) *
+                       (1.0f / 60.0f));
+    }
+  }
+}
+
+DEFORMA_KERNEL_CLONES
+void valid_sum(const float* values, const std::uint8_t* states, int n, float& sum, int& valid) {
+  // Four accumulators: a long buffer would otherwise wait on the latency of one chain of additions.
+  f32x8 a0{}, a1{}, a2{}, a3{};
+  int i = 0;
+  for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+    a0 += load8(values + i);
+    a1 += load8(values + i + kLanes);
+    a2 += load8(values + i + 2 * kLanes);
+    a3 += load8(values + i + 3 * kLanes);
+  }
+  sum = lane_sum((a0 + a1) + (a2 + a3)) + row_sum(values + i, n - i);
+  int count = 0;
+  for (int k = 0; k < n; ++k) count += states[k] == 1 ? 1 : 0;
+  valid = count;
+}
+
+DEFORMA_KERNEL_CLONES
+void fill_invalid(float* values, const std::uint8_t* states, int n, float fill) {
+  for (int k = 0; k < n; ++k) values[k] = states[k] == 1 ? values[k] : fill;
 }
 
 }  // namespace deforma::correlate::detail

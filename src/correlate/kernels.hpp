@@ -32,6 +32,28 @@ void cross_moments(const float* a, const float* b, int n, float& aa, float& ab, 
 void project_residual(const float* s, const float* t, const float* gx, const float* gy, int n, float mean,
                       float offset, float gain, float& bx, float& by);
 
+/// Over the chip x chip window at `values` / `states` (row stride `stride`): the sum of the values and the
+/// numbers of valid (state 1) and outside (state 2) pixels. Row sums in float, their total in double.
+void window_sums(const float* values, const std::uint8_t* states, int stride, int chip, double& sum,
+                 int& valid, int& outside);
+
+/// The zero-mean template of that window: weight[k] = 1 where the state is 1, else 0, and
+/// t[k] = (value - mean) * weight[k] (chip x chip, row major). Returns sum t^2 (row sums in float, their
+/// total in double).
+double zero_mean_template(const float* values, const std::uint8_t* states, int stride, int chip, float mean,
+                          float* weight, float* t);
+
+/// Gradients of the chip x chip window at `values` (row stride `stride`, at least 3 pixels of border on
+/// every side) by the 7-point central difference, times weight (chip x chip): gx along rows, gy along
+/// columns.
+void gradients_7point(const float* values, int stride, const float* weight, int chip, float* gx, float* gy);
+
+/// Sum of n values (invalid ones read as 0) and the number whose state is 1 (valid).
+void valid_sum(const float* values, const std::uint8_t* states, int n, float& sum, int& valid);
+
+/// values[k] = fill wherever states[k] is not 1, over n values.
+void fill_invalid(float* values, const std::uint8_t* states, int n, float fill);
+
 /// Copies n values, zeroing the invalid ones (ok[i] == 0 when ok is given, or not finite): dst[i], and
 /// state[i] = 1 (valid) or 0. Returns the number of valid values.
 int copy_valid(const float* src, const std::uint8_t* ok, int n, float* dst, std::uint8_t* state);

@@ -160,48 +160,21 @@ struct Matcher::Impl {
     const int cb = chip + 2 * kRefBorder;
     read_rect(ref, col - half - kRefBorder, row - half - kRefBorder, cb, cb, ref_raw.data(),
               ref_state.data());
+    const std::size_t first = static_cast<std::size_t>(kRefBorder) * cb + kRefBorder;  // chip's top-left
     int outside = 0;
-    int invalid = 0;
     double sum = 0;
-    ref_valid_count = 0;
-    // Branch-free: invalid pixels were read as 0, so they add nothing to the sum.
-    for (int j = 0; j < chip; ++j) {
-      const float* values = ref_raw.data() + (j + kRefBorder) * cb + kRefBorder;
-      const unsigned char* states = ref_state.data() + (j + kRefBorder) * cb + kRefBorder;
-      float row_sum = 0;
-      int row_valid = 0, row_outside = 0;
-      for (int i = 0; i < chip; ++i) {
-        row_sum += values[i];
-        row_valid += states[i] == 1;
-        row_outside += states[i] == 2;
-      }
-      sum += row_sum;
-      ref_valid_count += row_valid;
-      outside += row_outside;
-    }
-    invalid = chip * chip - ref_valid_count - outside;
+    detail::window_sums(ref_raw.data() + first, ref_state.data() + first, cb, chip, sum, ref_valid_count,
+                        outside);
+    const int invalid = chip * chip - ref_valid_count - outside;
     const double limit = opt.max_invalid_fraction * chip * chip;
     if (outside > limit) return NodeFlag::kOutsideOverlap;
     if (outside + invalid > limit || ref_valid_count == 0) return NodeFlag::kMasked;
     const double mean = sum / ref_valid_count;
     const float mean_f = static_cast<float>(mean);
-    double ss = 0;
-    for (int j = 0; j < chip; ++j) {
-      const float* values = ref_raw.data() + (j + kRefBorder) * cb + kRefBorder;
-      const unsigned char* states = ref_state.data() + (j + kRefBorder) * cb + kRefBorder;
-      float* t = t0.data() + j * chip;
-      float* weight = okf.data() + j * chip;
-      float row_ss = 0;
-      for (int i = 0; i < chip; ++i) {
-        weight[i] = states[i] == 1 ? 1.0f : 0.0f;
-        const float d = (values[i] - mean_f) * weight[i];
-        t[i] = d;
-        row_ss += d * d;
-      }
-      ss += row_ss;
-    }
+    const double ss = detail::zero_mean_template(ref_raw.data() + first, ref_state.data() + first, cb, chip,
+                                                 mean_f, okf.data(), t0.data());
     // Invalid pixels take the mean, so that the gradients of the refinement do not see steps at holes.
-    for (std::size_t k = 0; k < ref_raw.size(); ++k) ref_raw[k] = ref_state[k] == 1 ? ref_raw[k] : mean_f;
+    detail::fill_invalid(ref_raw.data(), ref_state.data(), static_cast<int>(ref_raw.size()), mean_f);
     t0_norm = std::sqrt(ss);
     ref_std = std::sqrt(ss / ref_valid_count);
     if (ref_std <= texture_floor(mean)) return NodeFlag::kNoTexture;
@@ -217,14 +190,7 @@ struct Matcher::Impl {
     // for the correlation itself.
     float sum = 0;
     int count = 0;
-    const std::size_t total = sec_buf.size();
-    const float* values = sec_buf.data();
-    const unsigned char* states = sec_ok.data();
-#pragma omp simd reduction(+ : sum, count)
-    for (std::size_t k = 0; k < total; ++k) {
-      sum += values[k];  // invalid pixels were read as 0
-      count += states[k] == 1 ? 1 : 0;
-    }
+    detail::valid_sum(sec_buf.data(), sec_ok.data(), static_cast<int>(sec_buf.size()), sum, count);
     if (count == 0) {
       // Nothing valid: outside the image, or a hole.
       int outside = 0;
@@ -418,9 +384,7 @@ struct Matcher::Impl {
     if (var > 0 && t0_norm > 0) fit.ncc = st / (t0_norm * std::sqrt(var));
     return fit;
   }
-  double ncc_interpolated() const {
-    return fit_interpolated().ncc;
-  }
+  double ncc_interpolated() const { return fit_interpolated().ncc; }
 
   // Gradients of the reference chip into grad_x / grad_y (once per node); false when they are degenerate
   // (no texture along some direction: the 2 x 2 Hessian of the translation is singular).
@@ -431,20 +395,8 @@ struct Matcher::Impl {
     // Gradients of the reference chip: the 7-point central difference (exact for polynomials up to degree
     // 6), close enough to the derivative of the interpolated signal that the iteration converges in two or
     // three steps (a 3-point difference needed five to six on highpassed texture).
-    for (int j = 0; j < chip; ++j) {
-      const float* p = ref_raw.data() + (j + kRefBorder) * cb + kRefBorder;
-      const float* weight = okf.data() + j * chip;
-      float* gxr = grad_x.data() + j * chip;
-      float* gyr = grad_y.data() + j * chip;
-      for (int i = 0; i < chip; ++i) {
-        const float* q = p + i;
-        gxr[i] =
-            weight[i] * ((45.0f * (q[1] - q[-1]) - 9.0f * (q[2] - q[-2]) + (q[3] - q[-3])) * (1.0f / 60.0f));
-        gyr[i] = weight[i] *
-                 ((45.0f * (q[cb] - q[-cb]) - 9.0f * (q[2 * cb] - q[-2 * cb]) + (q[3 * cb] - q[-3 * cb])) *
-                  (1.0f / 60.0f));
-      }
-    }
+    detail::gradients_7point(ref_raw.data() + static_cast<std::size_t>(kRefBorder) * cb + kRefBorder, cb,
+                             okf.data(), chip, grad_x.data(), grad_y.data());
     float h00f = 0, h01f = 0, h11f = 0;
     detail::cross_moments(grad_x.data(), grad_y.data(), chip * chip, h00f, h01f, h11f);
     h00 = h00f, h01 = h01f, h11 = h11f;
