@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 #include <tbb/blocked_range.h>
+#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 #include <tbb/partitioner.h>
 #include <Eigen/Cholesky>
@@ -63,7 +64,7 @@ void InversionResult::resize(int nodes, int dates) {
 
 namespace {
 
-constexpr int kChunkNodes = 2048;                // fixed: results do not depend on the thread count
+constexpr int kChunkNodes = 2048;  // fixed: results do not depend on the thread count
 
 using MatrixD = Eigen::MatrixXd;
 using VectorD = Eigen::VectorXd;
@@ -107,6 +108,17 @@ struct NetworkInverter::Impl {
 
   mutable std::atomic<std::int64_t> nodes{0}, nodata{0}, reweighted{0}, bridged{0}, patterns{0};
 
+  // Work space of one worker thread, made on its first chunk and reused for every later chunk and node, so
+  // that solving a node allocates no vector.
+  struct Scratch {
+    std::vector<double> chunk_weights, chunk_east, chunk_north, ones;  // run_chunk
+    std::vector<double> weights, robust, next, kept, east, north;      // solve_single
+    std::vector<double> sigma_unit, slope, column;                     // its uncertainties
+    std::vector<float> abs_east, abs_north, abs_residual;              // robust scales
+    std::vector<int> parent;                                           // connectivity
+  };
+  mutable tbb::enumerable_thread_specific<Scratch> scratch;
+
   // Builds N = A^T W A + lambda^2 R^T R for weights w (0 = unused pair).
   MatrixD normal_matrix(const std::vector<double>& w) const {
     MatrixD n = regularization_normal;
@@ -125,8 +137,9 @@ struct NetworkInverter::Impl {
   }
 
   // Rank of the data part and whether the regularization must bridge dates (split network, unreached date).
-  void connectivity(const std::vector<double>& w, int& rank, bool& is_bridged) const {
-    std::vector<int> parent(date_count);
+  void connectivity(const std::vector<double>& w, int& rank, bool& is_bridged,
+                    std::vector<int>& parent) const {
+    parent.resize(date_count);
     std::iota(parent.begin(), parent.end(), 0);
     auto find = [&](int x) {
       while (parent[x] != x) x = parent[x] = parent[parent[x]];
@@ -151,7 +164,8 @@ struct NetworkInverter::Impl {
     for (std::size_t k = 0; k < pairs.size(); ++k) {
       if (w[k] > 0.0) solver->pairs.push_back(static_cast<int>(k));
     }
-    connectivity(w, solver->rank, solver->bridged);
+    std::vector<int> parent;
+    connectivity(w, solver->rank, solver->bridged, parent);
     const int unknowns = date_count - 1;
     const MatrixD n = normal_matrix(w);
     Eigen::LLT<MatrixD> llt(n);
@@ -289,15 +303,16 @@ struct NetworkInverter::Impl {
 
   // Largest residual in robust sigmas, per component scale; cheap screen for outlier pairs.
   bool needs_reweighting(const float* east, const float* north, const std::vector<double>& ue,
-                         const std::vector<double>& un, const std::vector<double>& w, int rank) const {
+                         const std::vector<double>& un, const std::vector<double>& w, int rank,
+                         Scratch& scratch) const {
     if (options.robust == RobustLoss::kNone) return false;
     int used = 0;
     double rss_e = 0;
     double rss_n = 0;
     double max_e = 0;
     double max_n = 0;
-    thread_local std::vector<float> abs_e;
-    thread_local std::vector<float> abs_n;
+    std::vector<float>& abs_e = scratch.abs_east;
+    std::vector<float>& abs_n = scratch.abs_north;
     abs_e.clear();
     abs_n.clear();
     for (std::size_t k = 0; k < pairs.size(); ++k) {
@@ -338,10 +353,9 @@ struct NetworkInverter::Impl {
   // From N = L L^T: sigma_unit[k] = sqrt((N^-1)_{k-1,k-1}) (column norms of L^-1, by forward substitution
   // that skips the known zeros: n^3/6 flops instead of a full inverse) and c^T N^-1 c = |L^-1 c|^2.
   static void inverse_diagonal(const Eigen::LLT<MatrixD>& llt, const std::vector<double>& c,
-                               std::vector<double>& sigma_unit, double& quadratic) {
+                               std::vector<double>& sigma_unit, double& quadratic, std::vector<double>& x) {
     const MatrixD& l = llt.matrixLLT();  // lower triangle holds L
     const int n = static_cast<int>(l.rows());
-    thread_local std::vector<double> x;
     x.assign(n, 0.0);
     for (int j = 0; j < n; ++j) {
       double norm2 = 0.0;
@@ -367,22 +381,26 @@ struct NetworkInverter::Impl {
   // Solves one node on its own (IRLS when `robust_pass`), from scratch.
   // With `screen_first`, the first solve decides (needs_reweighting) whether IRLS follows.
   void solve_single(int node, const float* east, const float* north, const std::vector<double>& base_weights,
-                    bool robust_pass, bool screen_first, InversionResult& out) const {
+                    bool robust_pass, bool screen_first, Scratch& scratch, InversionResult& out) const {
     const int unknowns = date_count - 1;
-    std::vector<double> robust(pairs.size(), 1.0);
-    std::vector<double> ue(date_count, 0.0);
-    std::vector<double> un(date_count, 0.0);
-    std::vector<double> w(pairs.size());
+    std::vector<double>& robust = scratch.robust;
+    std::vector<double>& ue = scratch.east;
+    std::vector<double>& un = scratch.north;
+    std::vector<double>& w = scratch.weights;
+    robust.assign(pairs.size(), 1.0);
+    ue.assign(date_count, 0.0);
+    un.assign(date_count, 0.0);
+    w.resize(pairs.size());
     std::optional<Eigen::LLT<MatrixD>> last;
     int rank = 0;
     bool is_bridged = false;
     int iterations = robust_pass ? options.max_irls_iterations : 1;
     RobustLoss loss = options.robust;
     bool final_pass = false;
-    thread_local std::vector<float> abs_r;
+    std::vector<float>& abs_r = scratch.abs_residual;
     for (int it = 0; it < iterations; ++it) {
       for (std::size_t k = 0; k < pairs.size(); ++k) w[k] = base_weights[k] * robust[k];
-      connectivity(w, rank, is_bridged);
+      connectivity(w, rank, is_bridged, scratch.parent);
       last.emplace(normal_matrix(w));
       const auto& llt = *last;
       if (llt.info() != Eigen::Success) {
@@ -410,7 +428,7 @@ struct NetworkInverter::Impl {
         un[k] = xn(k - 1);
       }
       if (it == 0 && screen_first) {
-        robust_pass = needs_reweighting(east, north, ue, un, w, rank);
+        robust_pass = needs_reweighting(east, north, ue, un, w, rank, scratch);
         iterations = robust_pass ? options.max_irls_iterations : 1;
       }
       if (!robust_pass || final_pass || it + 1 == iterations) break;
@@ -431,7 +449,8 @@ struct NetworkInverter::Impl {
       };
       const double se = scale_of(true);
       const double sn = scale_of(false);
-      std::vector<double> next(pairs.size(), 1.0);
+      std::vector<double>& next = scratch.next;
+      next.assign(pairs.size(), 1.0);
       auto reweight = [&](RobustLoss l) {
         for (std::size_t k = 0; k < pairs.size(); ++k) {
           if (base_weights[k] <= 0.0) continue;
@@ -444,7 +463,8 @@ struct NetworkInverter::Impl {
       if (loss == RobustLoss::kTukey) {
         // Rejecting pairs must leave some redundancy, or nothing could tell an outlier from the signal
         // any more (a thin, cloudy network): then this node falls back to Huber, which never rejects.
-        std::vector<double> kept(pairs.size(), 0.0);
+        std::vector<double>& kept = scratch.kept;
+        kept.assign(pairs.size(), 0.0);
         int used = 0;
         for (std::size_t k = 0; k < pairs.size(); ++k) {
           if (base_weights[k] > 0.0 && next[k] > 0.5) {
@@ -454,7 +474,7 @@ struct NetworkInverter::Impl {
         }
         int kept_rank = 0;
         bool kept_bridged = false;
-        connectivity(kept, kept_rank, kept_bridged);
+        connectivity(kept, kept_rank, kept_bridged, scratch.parent);
         if (used - kept_rank < 1) {
           loss = RobustLoss::kHuber;
           reweight(loss);
@@ -470,11 +490,13 @@ struct NetworkInverter::Impl {
       if (change < 1e-3) final_pass = true;
     }
     // The inverse normal matrix only for the final weights (it gives the uncertainties).
-    std::vector<double> sigma_unit(date_count, 0.0);
-    std::vector<double> c(unknowns);
+    std::vector<double>& sigma_unit = scratch.sigma_unit;
+    std::vector<double>& c = scratch.slope;
+    sigma_unit.assign(date_count, 0.0);
+    c.resize(unknowns);
     for (int k = 1; k < date_count; ++k) c[k - 1] = slope_coeff[k];
     double v_var = 0.0;
-    inverse_diagonal(*last, c, sigma_unit, v_var);
+    inverse_diagonal(*last, c, sigma_unit, v_var, scratch.column);
     double ve = 0;
     double vn = 0;
     for (int k = 1; k < date_count; ++k) {
@@ -487,10 +509,12 @@ struct NetworkInverter::Impl {
   }
 
   void run_chunk(const PairObservations& obs, int first, int last, InversionResult& out) const {
+    Scratch& mine = scratch.local();
     const int m = obs.pair_count;
     const int words = (m + 63) / 64;
     std::map<std::string, std::vector<int>> groups;  // ordered: deterministic processing order
-    std::vector<double> w(m);
+    std::vector<double>& w = mine.chunk_weights;
+    w.resize(m);
     std::string key(static_cast<std::size_t>(words) * 8, '\0');
     for (int node = first; node < last; ++node) {
       const float* e = obs.east + static_cast<std::size_t>(node) * m;
@@ -514,14 +538,17 @@ struct NetworkInverter::Impl {
           const bool ok = std::isfinite(e[k]) && std::isfinite(n[k]) && std::isfinite(q[k]) && q[k] > 0.0f;
           w[k] = ok ? pairs[k].weight * std::clamp(static_cast<double>(q[k]), 1e-3, 1.0) : 0.0;
         }
-        solve_single(node, e, n, w, false, true, out);
+        solve_single(node, e, n, w, false, true, mine, out);
         continue;
       }
       groups[key].push_back(node);
     }
-    std::vector<double> ue(date_count, 0.0);
-    std::vector<double> un(date_count, 0.0);
-    std::vector<double> ones(m, 1.0);
+    std::vector<double>& ue = mine.chunk_east;
+    std::vector<double>& un = mine.chunk_north;
+    std::vector<double>& ones = mine.ones;
+    ue.assign(date_count, 0.0);
+    un.assign(date_count, 0.0);
+    ones.assign(m, 1.0);
     for (const auto& [pattern, members] : groups) {
       for (int k = 0; k < m; ++k) w[k] = (pattern[k / 8] >> (k % 8)) & 1 ? pairs[k].weight : 0.0;
       const auto solver = cached_solver(pattern, w);
@@ -553,8 +580,8 @@ struct NetworkInverter::Impl {
           ue[k] = u_east(k - 1);
           un[k] = u_north(k - 1);
         }
-        if (needs_reweighting(e, n, ue, un, w, solver->rank)) {
-          solve_single(node, e, n, w, true, false, out);
+        if (needs_reweighting(e, n, ue, un, w, solver->rank, mine)) {
+          solve_single(node, e, n, w, true, false, mine, out);
           continue;
         }
         finish_node(node, e, n, ue, un, w, ones, solver->sigma_unit, solver->velocity_sigma_unit, v_east,

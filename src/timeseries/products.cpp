@@ -266,7 +266,9 @@ class InversionKernel {
  public:
   using Input = Observations;
   using Output = InversionResult;
-  struct Scratch {};  // the solver's per-thread buffers live in the inverter (thread_local, made once)
+  // Empty: compute() hands the window to NetworkInverter::invert, whose chunks of nodes run on the worker
+  // threads in parallel, each thread with the solver's work space it made on its first chunk.
+  struct Scratch {};
 
   InversionKernel(const std::vector<Pair>& pairs, const InvertRastersOptions& options, const PairStack& stack,
                   const NetworkInverter& inverter, Progress& progress, const WindowSink& sink,
