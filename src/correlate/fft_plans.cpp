@@ -1,6 +1,7 @@
 #include "correlate/fft_plans.hpp"
 
 #include <map>
+#include <tuple>
 
 namespace deforma::correlate::detail {
 
@@ -31,6 +32,49 @@ const FftPlan2d& plan_2d(int n) {
     auto spectrum = fftw_alloc<fftwf_complex>(complex_count);
     plan->forward = fftwf_plan_dft_r2c_2d(n, n, real.get(), spectrum.get(), FFTW_ESTIMATE);
     plan->inverse = fftwf_plan_dft_c2r_2d(n, n, spectrum.get(), real.get(), FFTW_ESTIMATE);
+    slot = std::move(plan);
+  }
+  return *slot;
+}
+
+PrunedCorrelationPlan::~PrunedCorrelationPlan() {
+  std::lock_guard<std::mutex> lock(fftw_planner_mutex());
+  for (fftwf_plan plan :
+       {template_rows_forward, window_rows_forward, columns_forward, columns_inverse, surface_rows_inverse})
+    if (plan) fftwf_destroy_plan(plan);
+}
+
+const PrunedCorrelationPlan& pruned_correlation_plan(int n, int template_rows, int window_rows,
+                                                     int surface_rows) {
+  std::mutex& mutex = fftw_planner_mutex();
+  static std::map<std::tuple<int, int, int, int>, std::unique_ptr<PrunedCorrelationPlan>> plans;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = plans[{n, template_rows, window_rows, surface_rows}];
+  if (!slot) {
+    auto plan = std::make_unique<PrunedCorrelationPlan>();
+    plan->n = n;
+    plan->template_rows = template_rows;
+    plan->window_rows = window_rows;
+    plan->surface_rows = surface_rows;
+    const int nc = n / 2 + 1;
+    auto real = fftw_alloc<float>(static_cast<std::size_t>(n) * n);
+    auto spectrum = fftw_alloc<fftwf_complex>(static_cast<std::size_t>(n) * nc);
+    // Rows: contiguous transforms of length n, one per row (real rows n apart, spectrum rows nc apart).
+    auto rows_forward = [&](int rows) {
+      return fftwf_plan_many_dft_r2c(1, &n, rows, real.get(), nullptr, 1, n, spectrum.get(), nullptr, 1, nc,
+                                     FFTW_ESTIMATE);
+    };
+    plan->template_rows_forward = rows_forward(template_rows);
+    plan->window_rows_forward = rows_forward(window_rows);
+    // Columns: nc transforms of length n, elements nc apart, neighbouring columns 1 apart.
+    auto columns = [&](int sign) {
+      return fftwf_plan_many_dft(1, &n, nc, spectrum.get(), nullptr, nc, 1, spectrum.get(), nullptr, nc, 1,
+                                 sign, FFTW_ESTIMATE);
+    };
+    plan->columns_forward = columns(FFTW_FORWARD);
+    plan->columns_inverse = columns(FFTW_BACKWARD);
+    plan->surface_rows_inverse = fftwf_plan_many_dft_c2r(1, &n, surface_rows, spectrum.get(), nullptr, 1, nc,
+                                                         real.get(), nullptr, 1, n, FFTW_ESTIMATE);
     slot = std::move(plan);
   }
   return *slot;

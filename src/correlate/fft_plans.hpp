@@ -33,6 +33,29 @@ struct FftPlan2d {
 /// The shared plan for size n (made on first use, kept for the life of the process).
 const FftPlan2d& plan_2d(int n);
 
+/// The n x n correlation of a template against a search window through transforms that skip what is known
+/// to be zero or not needed: the row transforms run on the template's and the window's rows only (the other
+/// rows are zero), the inverse's row transforms on the rows of the surface only. Same layout as FftPlan2d
+/// (row-major real arrays of n x n, spectra of n x (n/2 + 1)); each array is transformed in place along the
+/// columns.
+struct PrunedCorrelationPlan {
+  int n = 0, template_rows = 0, window_rows = 0, surface_rows = 0;
+  fftwf_plan template_rows_forward = nullptr;  ///< r2c of template_rows rows: real array -> spectrum
+  fftwf_plan window_rows_forward = nullptr;    ///< r2c of window_rows rows
+  fftwf_plan columns_forward = nullptr;        ///< c2c of the n/2 + 1 columns, in place
+  fftwf_plan columns_inverse = nullptr;        ///< inverse c2c of the columns, in place
+  fftwf_plan surface_rows_inverse = nullptr;   ///< c2r of surface_rows rows: spectrum -> real array
+
+  PrunedCorrelationPlan() = default;
+  PrunedCorrelationPlan(const PrunedCorrelationPlan&) = delete;
+  PrunedCorrelationPlan& operator=(const PrunedCorrelationPlan&) = delete;
+  ~PrunedCorrelationPlan();
+};
+
+/// The shared pruned plan for these sizes (made on first use, kept for the life of the process).
+const PrunedCorrelationPlan& pruned_correlation_plan(int n, int template_rows, int window_rows,
+                                                     int surface_rows);
+
 /// A size >= n that FFTW transforms fast with estimated plans (a measured list up to 288, then the smallest
 /// size whose only prime factors are 2, 3 and 5).
 int fast_fft_size(int n);

@@ -34,7 +34,7 @@ struct Matcher::Impl {
   int wbuf = 0;     // C + 2S + 2M: secondary buffer with the interpolation margin
   int nfft = 0;     // FFT size of the NCC surface
   int nphase = 0;   // FFT size of the phase correlation (the chip)
-  const detail::FftPlan2d* plan_ncc = nullptr;
+  const detail::PrunedCorrelationPlan* plan_ncc = nullptr;  // null for direct correlation (spatial)
   const detail::FftPlan2d* plan_phase = nullptr;
 
   // Reference chip with a border of kRefBorder pixels (for the gradients): (C + 2B)^2, invalid pixels
@@ -80,7 +80,6 @@ struct Matcher::Impl {
     wbuf = wsearch + 2 * kRefineMargin;
     nfft = detail::fast_fft_size(wsearch);
     nphase = chip;
-    plan_ncc = &detail::plan_2d(nfft);  // also used by evaluate()
     if (opt.method == Method::kPhase) plan_phase = &detail::plan_2d(nphase);
     const int nmax = std::max(nfft, nphase);
     real_a = detail::fftw_alloc<float>(static_cast<std::size_t>(nmax) * nmax);
@@ -100,6 +99,7 @@ struct Matcher::Impl {
     // Direct correlation costs (2S+1)^2 C^2 multiply-adds; three FFTs of N^2 cost about 3 * 2.5 N^2 log2(N^2)
     // flops plus overheads. Measured on 32 px chips, direct correlation is faster up to S = 5.
     spatial = (2 * search + 1) * (2 * search + 1) <= 121;
+    if (!spatial) plan_ncc = &detail::pruned_correlation_plan(nfft, chip, wsearch, 2 * search + 1);
     col1.resize(wsearch);
     col2.resize(wsearch);
     var_row.resize(2 * search + 1);
