@@ -8,6 +8,10 @@ find_package(nlohmann_json REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(PkgConfig REQUIRED)
+# Boost: the service's HTTP (Beast/Asio, header-only). OpenSSL: SHA-256, of the service's API keys and in the
+# pipeline (sha256_hex).
+find_package(Boost 1.74 REQUIRED)
+find_package(OpenSSL REQUIRED)
 
 # FFTW3 single precision (Debian ships pkg-config files, no CMake package).
 pkg_check_modules(FFTW3F REQUIRED IMPORTED_TARGET fftw3f)

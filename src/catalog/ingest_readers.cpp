@@ -25,6 +25,7 @@
 #include "catalog/internal.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/core/statistics.hpp"
 #include "deforma/core/text.hpp"
 #include "deforma/egms/product.hpp"
 #include "deforma/io/dates.hpp"
@@ -857,9 +858,8 @@ ReadResult read_egms(const std::string& path) {
   p["sar:product_type"] = "EGMS";
   if (meta.track >= 0) p["sat:relative_orbit"] = meta.track;
   if (!angles.empty()) {
-    std::nth_element(angles.begin(), angles.begin() + angles.size() / 2, angles.end());
     // The track angle is the satellite's heading: towards the south (90..270°) on descending passes.
-    double heading = std::fmod(angles[angles.size() / 2] + 360.0, 360.0);
+    double heading = std::fmod(upper_median_in_place(angles) + 360.0, 360.0);
     p["sat:orbit_state"] = heading > 90 && heading < 270 ? "descending" : "ascending";
   }
   p["egms:level"] = meta.level;

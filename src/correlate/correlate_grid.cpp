@@ -9,6 +9,7 @@
 #include <tbb/parallel_for.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/statistics.hpp"
 #include "deforma/correlate/matcher.hpp"
 
 namespace deforma::correlate {
@@ -105,14 +106,6 @@ ImageBuffer downsample(const ImageWindow& w, int factor) {
     }
   });
   return out;
-}
-
-double median_of(std::vector<double>& v) {
-  auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  double m = *mid;
-  if (v.size() % 2 == 0) m = 0.5 * (m + *std::max_element(v.begin(), mid));
-  return m;
 }
 
 GridResult make_result(const NodeGrid& nodes) {
@@ -249,8 +242,8 @@ void coarse_to_fine(const ImageWindow& ref, const ImageWindow& sec, const Coarse
               vy.push_back(seed_dy(x, y));
             }
         if (vx.size() >= (radius == 1 ? 1u : 3u)) {
-          fdx(a, b) = static_cast<float>(median_of(vx));
-          fdy(a, b) = static_cast<float>(median_of(vy));
+          fdx(a, b) = static_cast<float>(median_in_place(vx));
+          fdy(a, b) = static_cast<float>(median_in_place(vy));
           break;
         }
       }

@@ -13,6 +13,7 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/core/statistics.hpp"
 #include "deforma/filter/filter.hpp"
 #include "deforma/io/files.hpp"
 #include "deforma/io/gdal_setup.hpp"
@@ -105,12 +106,6 @@ std::unique_ptr<OGRGeometry> polygonal_part(std::unique_ptr<OGRGeometry> g) {
   }
   if (out->IsEmpty()) return nullptr;
   return out;
-}
-
-double percentile(std::vector<double> v, double p) {
-  const std::size_t k = static_cast<std::size_t>(std::round(p * (v.size() - 1)));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
 }
 
 std::string csv_text(const std::string& text) {
@@ -409,7 +404,7 @@ GlacierReport glacier_statistics(const GlacierSet& glaciers, const std::string& 
     }
     report.stable_valid_nodes = static_cast<long long>(se.size());
     if (se.size() >= 3) {
-      bias_e = percentile(se, 0.5), bias_n = percentile(sn, 0.5);
+      bias_e = nearest_rank_percentile_of(se, 0.5), bias_n = nearest_rank_percentile_of(sn, 0.5);
       report.bias_east = bias_e, report.bias_north = bias_n;
     } else {
       report.warnings.push_back(fmt::format(
@@ -468,8 +463,10 @@ GlacierReport glacier_statistics(const GlacierSet& glaciers, const std::string& 
     s.valid_nodes = static_cast<long long>(speeds[i].size());
     s.valid_fraction = s.nodes ? static_cast<double>(s.valid_nodes) / s.nodes : 0.0;
     s.measured_area_km2 = s.valid_nodes * cell_km2;
-    if (!speeds[i].empty())
-      s.median_speed = percentile(speeds[i], 0.5), s.p95_speed = percentile(speeds[i], 0.95);
+    if (!speeds[i].empty()) {
+      s.median_speed = nearest_rank_percentile_of(speeds[i], 0.5);
+      s.p95_speed = nearest_rank_percentile_of(speeds[i], 0.95);
+    }
     if (s.nodes == 0) {
       report.warnings.push_back(
           fmt::format("glacier {} has no node of {} inside its outline", s.glacier.id, product_path));
@@ -548,7 +545,8 @@ GlacierReport glacier_statistics(const GlacierSet& glaciers, const std::string& 
       throw InvalidArgument(fmt::format("--centrelines {}: holds no line", options.centrelines_path));
     }
     for (std::size_t i = 0; i < glaciers.size(); ++i) {
-      if (!along[i].empty()) report.glaciers[i].centreline_median_speed = percentile(along[i], 0.5);
+      if (!along[i].empty())
+        report.glaciers[i].centreline_median_speed = nearest_rank_percentile_of(along[i], 0.5);
     }
     if (unassigned) {
       report.warnings.push_back(

@@ -84,13 +84,6 @@ nlohmann::json Headline::to_json() const {
 
 namespace {
 
-double median_in_place(std::vector<float>& v) {
-  if (v.empty()) return std::nan("");
-  auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  return *mid;
-}
-
 int band_named(const io::RasterInfo& info, const std::string& name) {
   for (const auto& b : info.bands) {
     if (b.description == name) return b.index;
@@ -407,16 +400,13 @@ Headline velocity_headline(const std::string& velocity_path, const std::string& 
   h.moving_nodes = static_cast<std::int64_t>(kernel.moving.seen());
   auto sample = [](const Reservoir<float>& r) { return r.records(); };
   std::vector<float> s_stable = sample(kernel.stable), s_moving = sample(kernel.moving);
-  h.median_speed_stable = median_in_place(s_stable);
-  h.median_speed_moving = median_in_place(s_moving);
+  // Upper medians and a floor-rank percentile: the headline has always reported sample values.
+  h.median_speed_stable = upper_median_in_place(s_stable);
+  h.median_speed_moving = upper_median_in_place(s_moving);
   std::vector<float> s_all = sample(kernel.all);
-  if (!s_all.empty()) {
-    const auto k = static_cast<std::size_t>(0.95 * static_cast<double>(s_all.size() - 1));
-    std::nth_element(s_all.begin(), s_all.begin() + static_cast<std::ptrdiff_t>(k), s_all.end());
-    h.p95_speed = s_all[k];
-  }
+  if (!s_all.empty()) h.p95_speed = percentile_in_place(s_all, 0.95);
   std::vector<float> s_rmse = sample(kernel.rmse);
-  if (!s_rmse.empty()) h.median_rmse = median_in_place(s_rmse);
+  if (!s_rmse.empty()) h.median_rmse = upper_median_in_place(s_rmse);
   return h;
 }
 

@@ -9,6 +9,7 @@
 #include <Eigen/SparseCholesky>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/statistics.hpp"
 #include "deforma/timeseries/decompose.hpp"
 #include "timeseries/decompose_detail.hpp"
 
@@ -45,9 +46,7 @@ SeriesDecomposer::SeriesDecomposer(std::vector<io::Date> dates, std::vector<Seri
     }
   }
   // The penalty compares velocities over a typical interval, as invert's does.
-  std::vector<double> sorted = interval_days_;
-  std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2), sorted.end());
-  tau_days_ = sorted[sorted.size() / 2];
+  tau_days_ = upper_median_of(interval_days_);
 }
 
 CellSeries SeriesDecomposer::solve(const std::vector<double>& values, const std::vector<double>& sigmas,
@@ -106,9 +105,7 @@ CellSeries SeriesDecomposer::solve(const std::vector<double>& values, const std:
   // (v_k = (D_k+1 - D_k) / dt_k): a change of variables.
   const int unknowns = intervals * r;
   auto index_of = [r](int date, int c) { return (date - 1) * r + c; };
-  std::nth_element(used_sigmas.begin(), used_sigmas.begin() + static_cast<long>(used_sigmas.size() / 2),
-                   used_sigmas.end());
-  const double sigma_median = used_sigmas[used_sigmas.size() / 2];
+  const double sigma_median = upper_median_in_place(used_sigmas);
   // One design row per used pair: its non-zero entries (at most 2 r).
   struct Entry {
     int index;
@@ -204,9 +201,7 @@ CellSeries SeriesDecomposer::solve(const std::vector<double>& values, const std:
         normalised[u] = (values[p] - predicted(u, x)) / sigmas[p];
         magnitudes[u] = std::abs(normalised[u]);
       }
-      std::nth_element(magnitudes.begin(), magnitudes.begin() + static_cast<long>(magnitudes.size() / 2),
-                       magnitudes.end());
-      const double scale = std::max(kSeriesMinRobustScale, 1.4826 * magnitudes[magnitudes.size() / 2]);
+      const double scale = std::max(kSeriesMinRobustScale, 1.4826 * upper_median_in_place(magnitudes));
       double change = 0;
       for (std::size_t u = 0; u < used.size(); ++u) {
         const double z = std::abs(normalised[u]) / (c * scale);

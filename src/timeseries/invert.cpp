@@ -20,6 +20,7 @@
 #include <Eigen/Dense>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/statistics.hpp"
 
 namespace deforma::timeseries {
 
@@ -441,11 +442,11 @@ struct NetworkInverter::Impl {
           const auto& u = east_component ? ue : un;
           abs_r.push_back(static_cast<float>(std::abs(d[k] - (u[pairs[k].sec] - u[pairs[k].ref]))));
         }
-        std::nth_element(abs_r.begin(), abs_r.begin() + abs_r.size() / 2, abs_r.end());
+        const double median_abs_r = upper_median_in_place(abs_r);
         // Residuals are smaller than the noise by the fraction of freedom the fit used up.
         const double inflate =
             std::sqrt(static_cast<double>(abs_r.size()) / std::max(1, static_cast<int>(abs_r.size()) - rank));
-        return std::max(options.min_sigma, 1.4826 * inflate * abs_r[abs_r.size() / 2]);
+        return std::max(options.min_sigma, 1.4826 * inflate * median_abs_r);
       };
       const double se = scale_of(true);
       const double sn = scale_of(false);
@@ -649,9 +650,7 @@ NetworkInverter::NetworkInverter(std::vector<Epoch> epochs, std::vector<NetworkP
   // Velocity-change penalty rows, scaled by the median interval so that lambda is dimensionless.
   std::vector<double> dt(n - 1);
   for (int k = 0; k + 1 < n; ++k) dt[k] = im.t_years[k + 1] - im.t_years[k];
-  std::vector<double> sorted_dt = dt;
-  std::nth_element(sorted_dt.begin(), sorted_dt.begin() + sorted_dt.size() / 2, sorted_dt.end());
-  const double tau = sorted_dt[sorted_dt.size() / 2];
+  const double tau = upper_median_of(dt);
   im.regularization_normal = MatrixD::Zero(n - 1, n - 1);
   const double lambda2 = options_.regularization * options_.regularization;
   for (int k = 1; k + 1 < n; ++k) {

@@ -15,6 +15,7 @@
 #include <tbb/task_arena.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/statistics.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/product.hpp"
 #include "deforma/io/raster.hpp"
@@ -472,13 +473,8 @@ Summary write_products(const std::vector<Pair>& pairs, const InvertRastersOption
       rmses.push_back(sampled.rmse.data()[i]);
     }
   }
-  auto median = [](std::vector<float> v) {
-    if (v.empty()) return std::nan("");
-    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-    return static_cast<double>(v[v.size() / 2]);
-  };
-  const double median_velocity = median(mags);
-  const double median_rmse = median(rmses);
+  const double median_velocity = upper_median_of(mags);
+  const double median_rmse = upper_median_of(rmses);
 
   if (options.quicklooks && !mags.empty()) {
     // Titles name the place (the run's folder; not "products" itself) and the span of the series.

@@ -27,6 +27,32 @@ TEST(Statistics, MedianAveragesTheTwoMiddleValuesOfAnEvenCount) {
   EXPECT_EQ(in_place.size(), 4u);
 }
 
+TEST(Statistics, UpperMedianTakesTheUpperOfTheTwoMiddleValues) {
+  EXPECT_DOUBLE_EQ(upper_median_of(std::vector<double>{5, 1, 4, 2, 3}), 3.0);
+  EXPECT_DOUBLE_EQ(upper_median_of(std::vector<double>{4, 1, 3, 2}), 3.0);
+  EXPECT_DOUBLE_EQ(upper_median_of(std::vector<float>{4, 1, 3, 2}), 3.0);
+  EXPECT_DOUBLE_EQ(upper_median_of(std::vector<float>{-7}), -7.0);
+  EXPECT_TRUE(std::isnan(upper_median_of(std::vector<float>{})));
+  EXPECT_TRUE(std::isnan(upper_median_of(std::vector<double>{})));
+  // A float is returned exactly, not rounded through an average.
+  std::vector<float> in_place = {0.1f, 0.3f, 0.2f, 0.4f};
+  EXPECT_EQ(upper_median_in_place(in_place), static_cast<double>(0.3f));
+  EXPECT_EQ(in_place[2], 0.3f);
+}
+
+TEST(Statistics, NearestRankPercentileRoundsTheRank) {
+  const std::vector<double> v = {50, 10, 40, 20, 30};
+  // p = 0.65: rank 0.65 (5 - 1) = 2.6 rounds to 3 (40), where percentile_of's floor takes rank 2 (30).
+  EXPECT_DOUBLE_EQ(nearest_rank_percentile_of(v, 0.65), 40.0);
+  EXPECT_DOUBLE_EQ(percentile_of({50, 10, 40, 20, 30}, 0.65), 30.0);
+  EXPECT_DOUBLE_EQ(nearest_rank_percentile_of(v, 0.55), 30.0);
+  // Halves round away from zero: rank 1.5 of four values is 2.
+  EXPECT_DOUBLE_EQ(nearest_rank_percentile_of({1, 2, 3, 4}, 0.5), 3.0);
+  EXPECT_DOUBLE_EQ(nearest_rank_percentile_of(v, 0.0), 10.0);
+  EXPECT_DOUBLE_EQ(nearest_rank_percentile_of(v, 2.0), 50.0);
+  EXPECT_TRUE(std::isnan(nearest_rank_percentile_of({}, 0.5)));
+}
+
 TEST(Statistics, ReservoirIsExactUpToItsCapacityAndBoundedBeyond) {
   Reservoir<float> small(100);
   for (int i = 0; i < 100; ++i) small.add(static_cast<float>(i));

@@ -21,6 +21,29 @@ double median_in_place(std::vector<double>& values);
 /// The same on a copy.
 inline double median_of(std::vector<double> values) { return median_in_place(values); }
 
+/// The upper median of `values` (reordered in place): the value of rank floor(n / 2), the upper of the two
+/// middle values for an even count; NaN when empty. Unlike median_in_place, it is always one of the values;
+/// the estimators that used it keep it, so that their results do not move.
+double upper_median_in_place(std::vector<float>& values);
+double upper_median_in_place(std::vector<double>& values);
+
+/// The same on a copy.
+inline double upper_median_of(std::vector<float> values) {
+  return upper_median_in_place(values);
+}
+inline double upper_median_of(std::vector<double> values) {
+  return upper_median_in_place(values);
+}
+
+/// The value of rank round(p (n - 1)) of `values` (reordered in place), the nearest rank rather than
+/// percentile_in_place's floor; NaN when empty. p is clamped to [0, 1].
+double nearest_rank_percentile_in_place(std::vector<double>& values, double p);
+
+/// The same on a copy.
+inline double nearest_rank_percentile_of(std::vector<double> values, double p) {
+  return nearest_rank_percentile_in_place(values, p);
+}
+
 /// Normalized median absolute deviation about `median`: 1.4826 median |v - median|; NaN when empty.
 double nmad_of(const std::vector<float>& values, double median);
 
