@@ -9,6 +9,7 @@
 #include <opencv2/video/tracking.hpp>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/statistics.hpp"
 #include "deforma/correlate/matcher.hpp"
 
 namespace deforma::correlate {
@@ -208,13 +209,9 @@ FlowField dense_flow(const GridF& ref, const GridU8& ref_valid, const GridF& sec
     if (sec_valid.data()[k] && std::isfinite(sec.data()[k])) samples.push_back(sec.data()[k]);
   }
   if (samples.size() < 16) return field;
-  auto quantile = [&](double q) {
-    auto it = samples.begin() + static_cast<std::ptrdiff_t>(q * (samples.size() - 1));
-    std::nth_element(samples.begin(), it, samples.end());
-    return *it;
-  };
-  const float lo = quantile(0.005);
-  const float hi = quantile(0.995);
+  // The sample values themselves (rank floor(q (n - 1))), so the double converts back exactly.
+  const float lo = static_cast<float>(percentile_in_place(samples, 0.005));
+  const float hi = static_cast<float>(percentile_in_place(samples, 0.995));
   const float scale = hi > lo ? 255.0f / (hi - lo) : 1.0f;
   auto to_u8 = [&](const GridF& image, const GridU8& valid) {
     GridF filled = image;

@@ -13,6 +13,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/egms/product.hpp"
+#include "deforma/io/dates.hpp"
 #include "deforma/io/files.hpp"
 #include "deforma/io/gdal_setup.hpp"
 #include "deforma/io/staged_file.hpp"
@@ -150,9 +151,9 @@ GeoPackageWriter::GeoPackageWriter(const std::string& path, const ProductLayout&
   bool dates_ok = dates->StartTransaction() == OGRERR_NONE;
   for (std::size_t i = 0; dates_ok && i < layout.dates.size(); ++i) {
     OGRFeature feature(dates->GetLayerDefn());
-    const std::string text = format_yyyymmdd(layout.dates[i]);
+    const io::Date date = io::Date::from_days_since_epoch(layout.dates[i]);
     feature.SetField(0, static_cast<int>(i));
-    feature.SetField(1, std::stoi(text.substr(0, 4)), std::stoi(text.substr(4, 2)), std::stoi(text.substr(6, 2)));
+    feature.SetField(1, date.year(), date.month(), date.day());
     dates_ok = dates->CreateFeature(&feature) == OGRERR_NONE;
   }
   if (!dates_ok || dates->CommitTransaction() != OGRERR_NONE) {

@@ -8,6 +8,7 @@
 
 #include "deforma/core/error.hpp"
 #include "deforma/egms/product.hpp"
+#include "deforma/io/dates.hpp"
 #include "deforma/render/colormap.hpp"
 #include "deforma/render/image.hpp"
 #include "deforma/render/map.hpp"
@@ -20,8 +21,7 @@ namespace fs = std::filesystem;
 constexpr float kOrthoNodata = -9999.0f;  // the nodata of the Ortho grids (PREFIX_U.tif, PREFIX_E.tif)
 
 std::string iso_of(int day_number) {
-  const std::string d = format_yyyymmdd(day_number);
-  return fmt::format("{}-{}-{}", d.substr(0, 4), d.substr(4, 2), d.substr(6, 2));
+  return io::Date::from_days_since_epoch(day_number).iso();
 }
 
 // "EGMS L2b track 22 burst 845" from the metadata, the file's name when the metadata says nothing.

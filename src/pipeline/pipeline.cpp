@@ -15,6 +15,7 @@
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
 #include "deforma/core/statistics.hpp"
+#include "deforma/core/summary.hpp"
 #include "deforma/correlate/sar.hpp"
 #include "deforma/io/cog_writer.hpp"
 #include "deforma/io/product.hpp"
@@ -134,10 +135,6 @@ nlohmann::json correlation_input(const std::string& correlation_cog) {
   } catch (const Error&) {
     return nullptr;
   }
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
 // The largest side of a quicklook's grid: larger grids are decimated while streaming (every k-th node), so

@@ -26,6 +26,7 @@
 #include "deforma/core/command_line.hpp"
 #include "deforma/core/error.hpp"
 #include "deforma/core/log.hpp"
+#include "deforma/core/text.hpp"
 #include "deforma/io/staged_file.hpp"
 
 extern char** environ;
@@ -126,11 +127,8 @@ std::string first_line(const std::string& text) {
   return end == std::string::npos ? text : text.substr(0, end);
 }
 
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  std::size_t b = 0;
-  while (b < s.size() && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  return s.substr(b);
+std::string trim(const std::string& s) {
+  return std::string(deforma::trim(s));
 }
 
 // The last `lines` lines of a file ("" when unreadable).
@@ -185,7 +183,7 @@ class SlurmRun {
     std::vector<std::string> job_ids;            // the stage's arrays (several past MaxArraySize)
     std::string script;
     bool retried = false;
-    bool released = false;  // dependency cleared after retries of the stage before
+    bool released = false;                       // dependency cleared after retries of the stage before
     std::map<std::string, std::string> chained;  // array -> "afterany:JOB" it keeps when released
     StageOutcome outcome;
   };
@@ -347,7 +345,7 @@ class SlurmRun {
         }
       }
       run_log()->info("slurm: {} units of stage {} submitted as array job(s) {}", st.todo.size(),
-                   stages_[s].stage, fmt::join(st.job_ids, " "));
+                      stages_[s].stage, fmt::join(st.job_ids, " "));
       previous = st.job_ids;
     }
   }
@@ -452,8 +450,8 @@ class SlurmRun {
           }
           ++resubmitted_now;
           run_log()->warn("slurm: {} unit {} failed (task {}); resubmitting (attempt {} of {})",
-                       stages_[s].stage, stages_[s].units[i].id, task, st.attempts[i] + 1,
-                       options_.retries + 1);
+                          stages_[s].stage, stages_[s].units[i].id, task, st.attempts[i] + 1,
+                          options_.retries + 1);
           st.task_of[i] = sbatch(s, "0", i, "") + "_0";
           st.attempts[i]++;
           st.retried = true;

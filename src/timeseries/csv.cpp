@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "deforma/core/error.hpp"
+#include "deforma/core/text.hpp"
 
 namespace deforma::timeseries::detail {
 namespace {
@@ -17,11 +18,9 @@ std::string lower(std::string s) {
   return s;
 }
 
+// Fields and lines lose their spaces, tabs and a line's trailing carriage return.
 std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return "";
-  const auto e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
+  return std::string(deforma::trim(s, " \t\r"));
 }
 
 std::vector<std::string> split_line(const std::string& line, const std::string& path, int line_number) {
