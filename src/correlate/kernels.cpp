@@ -234,17 +234,7 @@ DEFORMA_KERNEL_CLONES
 int copy_valid(const float* src, const std::uint8_t* ok, int n, float* dst, std::uint8_t* state) {
   // Nearly every row of a real scene is entirely valid: check that cheaply (mask bytes equal to 1, eight at a
   // time; values finite while they are copied), and fall back to the pixel-by-pixel copy otherwise.
-  if (ok) {
-    std::uint64_t all_ones = ~std::uint64_t{0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-      std::uint64_t word;
-      __builtin_memcpy(&word, ok + i, sizeof word);
-      all_ones &= word == 0x0101010101010101ULL ? ~std::uint64_t{0} : 0;
-    }
-    for (; i < n; ++i) all_ones &= ok[i] == 1 ? ~std::uint64_t{0} : 0;
-    if (!all_ones) return copy_valid_each(src, ok, n, dst, state);
-  }
+  if (ok && !all_ones(ok, n)) return copy_valid_each(src, ok, n, dst, state);
   i32x8 finite = ~i32x8{};
   int i = 0;
   for (; i + kLanes <= n; i += kLanes) {
