@@ -270,51 +270,68 @@ BandWindow Raster::read(int band, const Window& window) const {
 
   GDALRasterBand* rb = as_dataset(dataset_)->GetRasterBand(band);
   const int dx = inside.col - window.col, dy = inside.row - window.row;
-  const GSpacing pixel_space = sizeof(float);
-  const GSpacing line_space = static_cast<GSpacing>(sizeof(float)) * window.width;
-  float* first = out.values.data() + static_cast<std::size_t>(dy) * window.width + dx;
   const GDALDataType type = rb->GetRasterDataType();
   const bool complex = GDALDataTypeIsComplex(type) != 0;
   if (complex) warn_complex_amplitude(info_.path, band, GDALGetDataTypeName(type));
+  const bool all_valid = (rb->GetMaskFlags() & GMF_ALL_VALID) != 0;
+  // The window is read in strips of rows so that what the read needs besides the window itself (the
+  // validity mask, complex samples, and GDAL's own buffer for a nodata mask, in the band's type) stays
+  // under a few MiB however large the window: the streaming executor's budget counts the window only.
+  constexpr std::size_t kStripBytes = std::size_t{4} << 20;
+  const std::size_t bytes_per_row =
+      static_cast<std::size_t>(inside.width) *
+      (1 + std::max<std::size_t>(GDALGetDataTypeSizeBytes(type), complex ? sizeof(std::complex<float>) : 0));
+  const int block_height = std::max(1, info_.bands[static_cast<std::size_t>(band - 1)].block_height);
+  int strip_rows = static_cast<int>(std::max<std::size_t>(1, kStripBytes / std::max<std::size_t>(bytes_per_row, 1)));
+  if (strip_rows >= block_height) strip_rows -= strip_rows % block_height;  // whole blocks where they fit
+  strip_rows = std::min(strip_rows, inside.height);
+  std::vector<std::complex<float>> samples(complex ? static_cast<std::size_t>(inside.width) * strip_rows : 0);
+  std::vector<unsigned char> mask(all_valid ? 0 : static_cast<std::size_t>(inside.width) * strip_rows);
   clear_gdal_error();
   // A corrupt block may be reported as an error while RasterIO returns success with zeros in the buffer:
   // any error raised during the read fails it, quoting GDAL's first message.
   GdalErrorTrap trap;
-  CPLErr status = CE_None;
-  if (complex) {
-    std::vector<std::complex<float>> buffer(static_cast<std::size_t>(inside.width) * inside.height);
-    status = rb->RasterIO(GF_Read, inside.col, inside.row, inside.width, inside.height, buffer.data(),
-                          inside.width, inside.height, GDT_CFloat32, 0, 0, nullptr);
-    for (int r = 0; r < inside.height && status == CE_None; ++r) {
-      float* row = first + static_cast<std::size_t>(r) * window.width;
-      for (int c = 0; c < inside.width; ++c)
-        row[c] = std::abs(buffer[static_cast<std::size_t>(r) * inside.width + c]);
+  for (int strip_row = 0; strip_row < inside.height; strip_row += strip_rows) {
+    const int rows = std::min(strip_rows, inside.height - strip_row);
+    const int source_row = inside.row + strip_row;
+    float* first = out.values.data() + static_cast<std::size_t>(dy + strip_row) * window.width + dx;
+    CPLErr status = CE_None;
+    if (complex) {
+      status = rb->RasterIO(GF_Read, inside.col, source_row, inside.width, rows, samples.data(), inside.width,
+                            rows, GDT_CFloat32, 0, 0, nullptr);
+      for (int r = 0; r < rows && status == CE_None; ++r) {
+        float* row = first + static_cast<std::size_t>(r) * window.width;
+        const std::complex<float>* sample = samples.data() + static_cast<std::size_t>(r) * inside.width;
+        for (int c = 0; c < inside.width; ++c) row[c] = std::abs(sample[c]);
+      }
+    } else {
+      status = rb->RasterIO(GF_Read, inside.col, source_row, inside.width, rows, first, inside.width, rows,
+                            GDT_Float32, sizeof(float), static_cast<GSpacing>(sizeof(float)) * window.width,
+                            nullptr);
     }
-  } else {
-    status = rb->RasterIO(GF_Read, inside.col, inside.row, inside.width, inside.height, first, inside.width,
-                          inside.height, GDT_Float32, pixel_space, line_space, nullptr);
-  }
-  if (status != CE_None || trap.failed()) {
-    throw FormatError(fmt::format("{}: band {}: reading window col {} row {} size {}x{} failed: {}",
-                                  info_.path, band, inside.col, inside.row, inside.width, inside.height,
-                                  trap.failed() ? trap.describe() : "GDAL gave no reason"));
-  }
-  // Validity: GDAL's mask (nodata, alpha or mask band) and, always, NaN.
-  std::vector<unsigned char> mask(static_cast<std::size_t>(inside.width) * inside.height, 255);
-  const int flags = rb->GetMaskFlags();
-  if ((flags & GMF_ALL_VALID) == 0) {
-    if (rb->GetMaskBand()->RasterIO(GF_Read, inside.col, inside.row, inside.width, inside.height, mask.data(),
-                                    inside.width, inside.height, GDT_Byte, 0, 0, nullptr) != CE_None ||
-        trap.failed()) {
+    if (status != CE_None || trap.failed()) {
+      throw FormatError(fmt::format("{}: band {}: reading window col {} row {} size {}x{} failed: {}",
+                                    info_.path, band, inside.col, inside.row, inside.width, inside.height,
+                                    trap.failed() ? trap.describe() : "GDAL gave no reason"));
+    }
+    // Validity: GDAL's mask (nodata, alpha or mask band) and, always, NaN.
+    if (!all_valid &&
+        (rb->GetMaskBand()->RasterIO(GF_Read, inside.col, source_row, inside.width, rows, mask.data(),
+                                     inside.width, rows, GDT_Byte, 0, 0, nullptr) != CE_None ||
+         trap.failed())) {
       throw FormatError(fmt::format("{}: band {}: reading the validity mask failed: {}", info_.path, band,
                                     trap.failed() ? trap.describe() : "GDAL gave no reason"));
     }
-  }
-  for (int r = 0; r < inside.height; ++r) {
-    const float* values = out.values.row(r + dy) + dx;
-    unsigned char* valid = out.valid.row(r + dy) + dx;
-    const unsigned char* m = mask.data() + static_cast<std::size_t>(r) * inside.width;
-    for (int c = 0; c < inside.width; ++c) valid[c] = (m[c] != 0 && std::isfinite(values[c])) ? 1 : 0;
+    for (int r = 0; r < rows; ++r) {
+      const float* values = out.values.row(dy + strip_row + r) + dx;
+      unsigned char* valid = out.valid.row(dy + strip_row + r) + dx;
+      if (all_valid) {
+        for (int c = 0; c < inside.width; ++c) valid[c] = std::isfinite(values[c]) ? 1 : 0;
+      } else {
+        const unsigned char* m = mask.data() + static_cast<std::size_t>(r) * inside.width;
+        for (int c = 0; c < inside.width; ++c) valid[c] = (m[c] != 0 && std::isfinite(values[c])) ? 1 : 0;
+      }
+    }
   }
   return out;
 }

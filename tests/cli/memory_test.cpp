@@ -248,6 +248,62 @@ TEST_F(StreamedMemory, SarOversampledCorrelationStaysWithinTheBudget) {
   EXPECT_FALSE(std::filesystem::exists(dir_->file("sar_small.tif")));
 }
 
+// A 16384 x 8192 UInt16 band (256 MiB read, 512 MiB once converted to float32) through `stats` and `cog`
+// with two worker threads: the statistics are merged per window and the COG is staged by tiles, so neither
+// holds the band. Column c holds c mod 1000 and every 97th row is nodata (65535), so that the figures are
+// known without reading the file back whole.
+TEST_F(StreamedMemory, StatsAndCogOfALargeBandStayWithinTheBudgetWithTwoThreads) {
+  constexpr int kWidth = 16384, kHeight = 8192;
+  constexpr float kNodata = 65535.0f;
+  const std::string input = dir_->file("band.tif");
+  write_generated(input, kWidth, kHeight, {"dn"}, GDT_UInt16, [&](int, int c, int r) {
+    return r % 97 == 0 ? kNodata : static_cast<float>(c % 1000);
+  });
+  {
+    std::unique_ptr<GDALDataset> ds(GDALDataset::Open(input.c_str(), GDAL_OF_RASTER | GDAL_OF_UPDATE));
+    ASSERT_TRUE(ds);
+    ds->GetRasterBand(1)->SetNoDataValue(kNodata);
+  }
+  double column_sum = 0, column_sum_sq = 0;
+  for (int c = 0; c < kWidth; ++c) column_sum += c % 1000, column_sum_sq += double(c % 1000) * (c % 1000);
+  const double mean = column_sum / kWidth;
+  const double std_dev = std::sqrt(column_sum_sq / kWidth - mean * mean);
+  const int nodata_rows = (kHeight + 96) / 97;
+
+  const auto stats = run_cli_measured({"stats", input, "--json", "--ram", std::to_string(kBudgetMb), "--threads",
+                                       "2", "-q"});
+  expect_within_budget(stats, "stats of a 16384 x 8192 band");
+  const auto figures = nlohmann::json::parse(stats.out);
+  EXPECT_DOUBLE_EQ(figures["min"].get<double>(), 0.0) << stats.out;
+  EXPECT_DOUBLE_EQ(figures["max"].get<double>(), 999.0) << stats.out;
+  EXPECT_NEAR(figures["mean"].get<double>(), mean, 1e-9 * mean) << stats.out;
+  EXPECT_NEAR(figures["std"].get<double>(), std_dev, 1e-6 * std_dev) << stats.out;
+  EXPECT_NEAR(figures["valid_fraction"].get<double>(), 1.0 - double(nodata_rows) / kHeight, 1e-12) << stats.out;
+
+  const std::string cog = dir_->file("band_cog.tif");
+  const auto copy = run_cli_measured({"cog", input, "-o", cog, "--ram", std::to_string(kBudgetMb), "--threads",
+                                      "2", "-q"});
+  expect_within_budget(copy, "cog of a 16384 x 8192 band");
+  std::unique_ptr<GDALDataset> out(GDALDataset::Open(cog.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
+  ASSERT_TRUE(out) << cog;
+  ASSERT_EQ(out->GetRasterXSize(), kWidth);
+  ASSERT_EQ(out->GetRasterYSize(), kHeight);
+  auto* band = out->GetRasterBand(1);
+  EXPECT_EQ(band->GetRasterDataType(), GDT_Float32);
+  // Two sampled rows read back: a valid one and a nodata one.
+  std::vector<float> row(kWidth);
+  ASSERT_EQ(band->RasterIO(GF_Read, 0, 4001, kWidth, 1, row.data(), kWidth, 1, GDT_Float32, 0, 0), CE_None);
+  for (int c = 0; c < kWidth; c += 127) ASSERT_EQ(row[static_cast<std::size_t>(c)], float(c % 1000)) << c;
+  int has_nodata = 0;
+  const double nodata = band->GetNoDataValue(&has_nodata);
+  ASSERT_TRUE(has_nodata);
+  ASSERT_EQ(band->RasterIO(GF_Read, 0, 97 * 40, kWidth, 1, row.data(), kWidth, 1, GDT_Float32, 0, 0), CE_None);
+  for (int c = 0; c < kWidth; c += 127) {
+    const float v = row[static_cast<std::size_t>(c)];
+    ASSERT_TRUE(std::isnan(nodata) ? std::isnan(v) : v == static_cast<float>(nodata)) << c << ": " << v;
+  }
+}
+
 // The real Ustica EGMS bursts through decompose-series: 301 dates in all, so that each of its six series
 // cubes (and the NetCDF cube) has 301 bands. With 256 px COG tiles holding every date, one tile was 79 MB
 // and the run peaked at about 820 MiB whatever --ram said; the tiles of many-band cubes are now smaller.
