@@ -58,8 +58,9 @@ void GuessField::sample(const NodeGrid& nodes, GridF& dx, GridF& dy) const {
   const io::Window window{static_cast<int>(std::floor(cmin)) - 2, static_cast<int>(std::floor(rmin)) - 2,
                           static_cast<int>(std::ceil(cmax) - std::floor(cmin)) + 5,
                           static_cast<int>(std::ceil(rmax) - std::floor(rmin)) + 5};
-  const auto wx = raster_.read(band_dx_, window);
-  const auto wy = raster_.read(band_dy_, window);
+  const auto both = raster_.read(std::vector<int>{band_dx_, band_dy_}, window);
+  const auto& wx = both[0];
+  const auto& wy = both[1];
   for (std::size_t k = 0; k < gc.size(); ++k) {
     const double c = gc[k] - window.col, r = gr[k] - window.row;
     const int c0 = static_cast<int>(std::floor(c)), r0 = static_cast<int>(std::floor(r));

@@ -69,28 +69,40 @@ BandLayout find_bands(const io::RasterInfo& info) {
   return b;
 }
 
-GridF read_band(const io::Raster& raster, int band, const io::Window& window) {
-  if (band == 0) return {};
-  auto w = raster.read(band, window);
+// Invalid values become the filter's nodata.
+GridF to_filter_values(io::BandWindow&& w) {
   for (std::size_t i = 0; i < w.values.size(); ++i) {
     if (!w.valid.data()[i]) w.values.data()[i] = kNodata;
   }
   return std::move(w.values);
 }
 
-FieldWindow read_field(const io::Raster& raster, const BandLayout& b, const io::Window& window) {
+// The field's bands of one window and, after them, the bands `extra` asks for (in `extra_values`, in the same
+// order), in one read: each block of a multi-band product is then decompressed once for all of them.
+FieldWindow read_field(const io::Raster& raster, const BandLayout& b, const io::Window& window,
+                       const std::vector<int>& extra = {}, std::vector<GridF>* extra_values = nullptr) {
   FieldWindow f;
-  f.dx_px = read_band(raster, b.dx, window);
-  f.dy_px = read_band(raster, b.dy, window);
-  f.flag = read_band(raster, b.flag, window);
+  std::vector<int> bands;
+  std::vector<GridF*> destinations;
+  const std::pair<int, GridF*> field_bands[] = {{b.dx, &f.dx_px},      {b.dy, &f.dy_px},       {b.flag, &f.flag},
+                                               {b.east, &f.east_m},   {b.north, &f.north_m}, {b.corr, &f.corr},
+                                               {b.snr, &f.snr}};
+  for (const auto& [band, grid] : field_bands) {
+    if (band == 0) continue;
+    bands.push_back(band);
+    destinations.push_back(grid);
+  }
+  if (extra_values) extra_values->assign(extra.size(), GridF());
+  for (std::size_t k = 0; k < extra.size(); ++k) {
+    bands.push_back(extra[k]);
+    destinations.push_back(&(*extra_values)[k]);
+  }
+  auto windows = raster.read(bands, window);
+  for (std::size_t k = 0; k < windows.size(); ++k) *destinations[k] = to_filter_values(std::move(windows[k]));
   // A node without a flag value (outside the raster, or nodata) is never valid.
   for (auto& v : f.flag.values()) {
     if (v == kNodata || !std::isfinite(v)) v = static_cast<float>(NodeFlag::kOutsideOverlap);
   }
-  f.east_m = read_band(raster, b.east, window);
-  f.north_m = read_band(raster, b.north, window);
-  f.corr = read_band(raster, b.corr, window);
-  f.snr = read_band(raster, b.snr, window);
   return f;
 }
 
@@ -259,16 +271,17 @@ Summary filter_result(const FilterRun& run) {
     target = target > 0 ? std::min(target, limit) : limit;
   }
 
-  // Seven float bands in, a flag grid and two masks per node, and pass 2's output band and passthrough
-  // band, with slack: what one window in flight holds per node of the window with its halo.
-  constexpr double kBytesPerNode = 64.0;
+  // What one window in flight holds per node of the window with its halo: the field's seven float bands, a
+  // flag grid and two masks, and in pass 2 every band of the product twice at most (the passthrough bands
+  // read with the field, and the output bands, which replace them one by one), with slack.
+  const double bytes_per_node = 48.0 + 8.0 * static_cast<double>(info.bands.size());
   io::StreamOptions stream;
   stream.width = info.width;
   stream.height = info.height;
   stream.block_width = info.bands.front().block_width;
   stream.block_height = info.bands.front().block_height;
   stream.ram_budget_mb = run.ram_budget_mb;
-  const io::StreamPlan plan = io::plan_stream(stream, o.median_radius, kBytesPerNode);
+  const io::StreamPlan plan = io::plan_stream(stream, o.median_radius, bytes_per_node);
   const auto& tiles = plan.windows;
 
   // Samples kept for the fit: every `stride`-th node in raster order, so that huge grids stay bounded.
@@ -404,7 +417,9 @@ Summary filter_result(const FilterRun& run) {
 
     struct Input {
       FieldWindow field;
-      std::vector<GridF> passthrough;  // per band of the input; empty for the bands recomputed here
+      // Per band of the input, on the window with its halo (read with the field); empty for the bands
+      // recomputed here.
+      std::vector<GridF> passthrough;
     };
     using Output = std::vector<GridF>;  // per band of the input, on the window's core
     struct Scratch {};
@@ -420,10 +435,15 @@ Summary filter_result(const FilterRun& run) {
 
     Input read(const io::Tile& tile) const {
       Input in;
-      in.field = read_field(source, layout, tile.with_halo);
-      in.passthrough.resize(info.bands.size());
+      std::vector<int> passthrough_bands;
       for (const auto& band : info.bands) {
-        if (!recomputed(band.index)) in.passthrough[band.index - 1] = read_band(source, band.index, tile.core);
+        if (!recomputed(band.index)) passthrough_bands.push_back(band.index);
+      }
+      std::vector<GridF> passthrough;
+      in.field = read_field(source, layout, tile.with_halo, passthrough_bands, &passthrough);
+      in.passthrough.resize(info.bands.size());
+      for (std::size_t k = 0; k < passthrough_bands.size(); ++k) {
+        in.passthrough[static_cast<std::size_t>(passthrough_bands[k] - 1)] = std::move(passthrough[k]);
       }
       return in;
     }
@@ -479,9 +499,9 @@ Summary filter_result(const FilterRun& run) {
                        layout.shape_bands.end()) {
               const bool kept =
                   measured(flags(fc, fr)) && usable(field.dx_px(fc, fr)) && usable(field.dy_px(fc, fr));
-              out(c, r) = kept ? passthrough(c, r) : kNodata;
+              out(c, r) = kept ? passthrough(fc, fr) : kNodata;
             } else {
-              out(c, r) = passthrough(c, r);
+              out(c, r) = passthrough(fc, fr);
             }
           }
         }

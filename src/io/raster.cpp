@@ -257,79 +257,121 @@ void Raster::check_band(int band, const std::string& parameter) const {
 }
 
 BandWindow Raster::read(int band, const Window& window) const {
-  check_band(band);
+  return std::move(read(std::vector<int>{band}, window).front());
+}
+
+std::vector<BandWindow> Raster::read(const std::vector<int>& bands, const Window& window) const {
+  for (int band : bands) check_band(band);
   if (window.width < 0 || window.height < 0) {
     throw InvalidArgument(fmt::format("{}: negative window size {}x{}", info_.path, window.width, window.height));
   }
-  BandWindow out;
-  out.window = window;
-  out.values = GridF(window.width, window.height, 0.f);
-  out.valid = GridU8(window.width, window.height, 0);
+  std::vector<BandWindow> out(bands.size());
+  for (auto& w : out) {
+    w.window = window;
+    w.values = GridF(window.width, window.height, 0.f);
+    w.valid = GridU8(window.width, window.height, 0);
+  }
   const Window inside = window.intersect(Window{0, 0, info_.width, info_.height});
-  if (inside.empty()) return out;
+  if (inside.empty() || bands.empty()) return out;
 
-  GDALRasterBand* rb = as_dataset(dataset_)->GetRasterBand(band);
-  const int dx = inside.col - window.col, dy = inside.row - window.row;
-  const GDALDataType type = rb->GetRasterDataType();
-  const bool complex = GDALDataTypeIsComplex(type) != 0;
-  if (complex) warn_complex_amplitude(info_.path, band, GDALGetDataTypeName(type));
-  const bool all_valid = (rb->GetMaskFlags() & GMF_ALL_VALID) != 0;
-  // The window is read in strips of rows so that what the read needs besides the window itself (the
-  // validity mask, complex samples, and GDAL's own buffer for a nodata mask, in the band's type) stays
-  // under a few MiB however large the window: the streaming executor's budget counts the window only.
-  constexpr std::size_t kStripBytes = std::size_t{4} << 20;
-  const std::size_t bytes_per_row =
-      static_cast<std::size_t>(inside.width) *
-      (1 + std::max<std::size_t>(GDALGetDataTypeSizeBytes(type), complex ? sizeof(std::complex<float>) : 0));
-  const int block_height = std::max(1, info_.bands[static_cast<std::size_t>(band - 1)].block_height);
-  int strip_rows = static_cast<int>(std::max<std::size_t>(1, kStripBytes / std::max<std::size_t>(bytes_per_row, 1)));
-  if (strip_rows >= block_height) strip_rows -= strip_rows % block_height;  // whole blocks where they fit
-  strip_rows = std::min(strip_rows, inside.height);
-  std::vector<std::complex<float>> samples(complex ? static_cast<std::size_t>(inside.width) * strip_rows : 0);
-  std::vector<unsigned char> mask(all_valid ? 0 : static_cast<std::size_t>(inside.width) * strip_rows);
+  // How each band tells valid from invalid: NaN always; GDAL's mask (nodata, alpha or mask band) unless
+  // every pixel is valid or the nodata value is NaN itself (then the NaN test is the mask).
+  auto* dataset = as_dataset(dataset_);
+  struct Source {
+    GDALRasterBand* band = nullptr;
+    bool complex = false;
+    bool needs_mask = false;
+  };
+  std::vector<Source> sources(bands.size());
+  for (std::size_t k = 0; k < bands.size(); ++k) {
+    Source& s = sources[k];
+    s.band = dataset->GetRasterBand(bands[k]);
+    const GDALDataType type = s.band->GetRasterDataType();
+    s.complex = GDALDataTypeIsComplex(type) != 0;
+    if (s.complex) warn_complex_amplitude(info_.path, bands[k], GDALGetDataTypeName(type));
+    const int flags = s.band->GetMaskFlags();
+    int has_nodata = 0;
+    const double nodata = s.band->GetNoDataValue(&has_nodata);
+    const bool nan_nodata = flags == GMF_NODATA && has_nodata && std::isnan(nodata) &&
+                            (type == GDT_Float32 || type == GDT_Float64);
+    s.needs_mask = (flags & GMF_ALL_VALID) == 0 && !nan_nodata;
+  }
+
+  // The window is read chunk by chunk, each chunk one cell of the file's block grid (several block rows of a
+  // file in strips), every band of a chunk before the next chunk. A file whose bands share each block (a
+  // pixel-interleaved COG, as deforma writes) is then decompressed once per block for all the bands
+  // asked, however small GDAL's block cache: band after band over a whole window would decompress each
+  // block again per band once the window outgrows the cache. What the read needs besides the window (the
+  // validity mask, complex samples, GDAL's own buffer for a nodata mask) is one chunk: a few MiB, so that
+  // the streaming executor's budget counts the window only.
+  const auto& first = info_.bands[static_cast<std::size_t>(bands.front() - 1)];
+  const int block_width = std::clamp(first.block_width, 1, info_.width);
+  const int block_height = std::clamp(first.block_height, 1, info_.height);
+  constexpr std::size_t kChunkBytes = std::size_t{4} << 20;
+  const std::size_t block_bytes = static_cast<std::size_t>(block_width) * block_height *
+                                  static_cast<std::size_t>(std::max(1, info_.band_count())) * sizeof(double);
+  const int chunk_height =
+      block_height * static_cast<int>(std::max<std::size_t>(1, kChunkBytes / std::max<std::size_t>(block_bytes, 1)));
+  const std::size_t chunk_pixels = static_cast<std::size_t>(block_width) * std::min(chunk_height, inside.height);
+  std::vector<std::complex<float>> samples;
+  std::vector<unsigned char> mask;
   clear_gdal_error();
   // A corrupt block may be reported as an error while RasterIO returns success with zeros in the buffer:
   // any error raised during the read fails it, quoting GDAL's first message.
   GdalErrorTrap trap;
-  for (int strip_row = 0; strip_row < inside.height; strip_row += strip_rows) {
-    const int rows = std::min(strip_rows, inside.height - strip_row);
-    const int source_row = inside.row + strip_row;
-    float* first = out.values.data() + static_cast<std::size_t>(dy + strip_row) * window.width + dx;
-    CPLErr status = CE_None;
-    if (complex) {
-      status = rb->RasterIO(GF_Read, inside.col, source_row, inside.width, rows, samples.data(), inside.width,
-                            rows, GDT_CFloat32, 0, 0, nullptr);
-      for (int r = 0; r < rows && status == CE_None; ++r) {
-        float* row = first + static_cast<std::size_t>(r) * window.width;
-        const std::complex<float>* sample = samples.data() + static_cast<std::size_t>(r) * inside.width;
-        for (int c = 0; c < inside.width; ++c) row[c] = std::abs(sample[c]);
-      }
-    } else {
-      status = rb->RasterIO(GF_Read, inside.col, source_row, inside.width, rows, first, inside.width, rows,
-                            GDT_Float32, sizeof(float), static_cast<GSpacing>(sizeof(float)) * window.width,
-                            nullptr);
-    }
-    if (status != CE_None || trap.failed()) {
-      throw FormatError(fmt::format("{}: band {}: reading window col {} row {} size {}x{} failed: {}",
-                                    info_.path, band, inside.col, inside.row, inside.width, inside.height,
-                                    trap.failed() ? trap.describe() : "GDAL gave no reason"));
-    }
-    // Validity: GDAL's mask (nodata, alpha or mask band) and, always, NaN.
-    if (!all_valid &&
-        (rb->GetMaskBand()->RasterIO(GF_Read, inside.col, source_row, inside.width, rows, mask.data(),
-                                     inside.width, rows, GDT_Byte, 0, 0, nullptr) != CE_None ||
-         trap.failed())) {
-      throw FormatError(fmt::format("{}: band {}: reading the validity mask failed: {}", info_.path, band,
-                                    trap.failed() ? trap.describe() : "GDAL gave no reason"));
-    }
-    for (int r = 0; r < rows; ++r) {
-      const float* values = out.values.row(dy + strip_row + r) + dx;
-      unsigned char* valid = out.valid.row(dy + strip_row + r) + dx;
-      if (all_valid) {
-        for (int c = 0; c < inside.width; ++c) valid[c] = std::isfinite(values[c]) ? 1 : 0;
-      } else {
-        const unsigned char* m = mask.data() + static_cast<std::size_t>(r) * inside.width;
-        for (int c = 0; c < inside.width; ++c) valid[c] = (m[c] != 0 && std::isfinite(values[c])) ? 1 : 0;
+  auto failed = [&](int band, const Window& chunk, CPLErr status, const char* what) {
+    if (status == CE_None && !trap.failed()) return;
+    throw FormatError(fmt::format("{}: band {}: reading {} of window col {} row {} size {}x{} failed: {} (in the "
+                                  "part at col {} row {})",
+                                  info_.path, band, what, inside.col, inside.row, inside.width, inside.height,
+                                  trap.failed() ? trap.describe() : "GDAL gave no reason", chunk.col, chunk.row));
+  };
+  const int first_chunk_row = inside.row - inside.row % chunk_height;
+  const int first_chunk_col = inside.col - inside.col % block_width;
+  for (int chunk_row = first_chunk_row; chunk_row < inside.row + inside.height; chunk_row += chunk_height) {
+    for (int chunk_col = first_chunk_col; chunk_col < inside.col + inside.width; chunk_col += block_width) {
+      const Window chunk = Window{chunk_col, chunk_row, block_width, chunk_height}.intersect(inside);
+      if (chunk.empty()) continue;
+      const int dx = chunk.col - window.col, dy = chunk.row - window.row;
+      for (std::size_t k = 0; k < bands.size(); ++k) {
+        const Source& s = sources[k];
+        BandWindow& w = out[k];
+        float* target = w.values.data() + static_cast<std::size_t>(dy) * window.width + dx;
+        if (s.complex) {
+          samples.resize(chunk_pixels);
+          failed(bands[k], chunk,
+                 s.band->RasterIO(GF_Read, chunk.col, chunk.row, chunk.width, chunk.height, samples.data(),
+                                  chunk.width, chunk.height, GDT_CFloat32, 0, 0, nullptr),
+                 "values");
+          for (int r = 0; r < chunk.height; ++r) {
+            float* row = target + static_cast<std::size_t>(r) * window.width;
+            const std::complex<float>* sample = samples.data() + static_cast<std::size_t>(r) * chunk.width;
+            for (int c = 0; c < chunk.width; ++c) row[c] = std::abs(sample[c]);
+          }
+        } else {
+          failed(bands[k], chunk,
+                 s.band->RasterIO(GF_Read, chunk.col, chunk.row, chunk.width, chunk.height, target, chunk.width,
+                                  chunk.height, GDT_Float32, sizeof(float),
+                                  static_cast<GSpacing>(sizeof(float)) * window.width, nullptr),
+                 "values");
+        }
+        if (s.needs_mask) {
+          mask.resize(chunk_pixels);
+          failed(bands[k], chunk,
+                 s.band->GetMaskBand()->RasterIO(GF_Read, chunk.col, chunk.row, chunk.width, chunk.height,
+                                                 mask.data(), chunk.width, chunk.height, GDT_Byte, 0, 0, nullptr),
+                 "the validity mask");
+        }
+        for (int r = 0; r < chunk.height; ++r) {
+          const float* values = w.values.row(dy + r) + dx;
+          unsigned char* valid = w.valid.row(dy + r) + dx;
+          if (s.needs_mask) {
+            const unsigned char* m = mask.data() + static_cast<std::size_t>(r) * chunk.width;
+            for (int c = 0; c < chunk.width; ++c) valid[c] = (m[c] != 0 && std::isfinite(values[c])) ? 1 : 0;
+          } else {
+            for (int c = 0; c < chunk.width; ++c) valid[c] = std::isfinite(values[c]) ? 1 : 0;
+          }
+        }
       }
     }
   }

@@ -187,7 +187,8 @@ class PairVelocityKernel {
   double bytes_per_pixel() const { return 40; }
 
   Input read(const io::Tile& tile) const {
-    return {raster_.read(east_band_, tile.core), raster_.read(north_band_, tile.core)};
+    auto both = raster_.read(std::vector<int>{east_band_, north_band_}, tile.core);
+    return {std::move(both[0]), std::move(both[1])};
   }
   Output compute(const io::Tile& tile, Input& in, Scratch&) const {
     Output out;
@@ -331,8 +332,13 @@ class HeadlineKernel {
   Input read(const io::Tile& tile) const {
     const auto& info = raster_.info();
     Input in;
-    in.speed = raster_.read(speed_band_, tile.core);
-    if (rmse_band_) in.rmse = raster_.read(rmse_band_, tile.core);
+    if (rmse_band_) {
+      auto both = raster_.read(std::vector<int>{speed_band_, rmse_band_}, tile.core);
+      in.speed = std::move(both[0]);
+      in.rmse = std::move(both[1]);
+    } else {
+      in.speed = raster_.read(speed_band_, tile.core);
+    }
     if (!moving_path_.empty()) in.moving = filter::read_node_mask(moving_path_, info, tile.core, "exclude");
     if (!stable_path_.empty()) in.stable = filter::read_node_mask(stable_path_, info, tile.core, "stable");
     return in;

@@ -262,10 +262,16 @@ Summary mosaic_velocity_products(const std::vector<MosaicInput>& inputs, const M
     std::vector<double> plain[2] = {std::vector<double>(n, 0.0), std::vector<double>(n, 0.0)};
     std::vector<int> plain_count(n, 0), count(n, 0);
     for (const auto& s : sources) {
-      io::BandWindow v[2] = {s.raster.read(s.bands[0], w), s.raster.read(s.bands[1], w)};
-      std::optional<io::BandWindow> sig[2];
+      // Both components and their sigmas in one read (each block of a product decompressed once).
+      std::vector<int> wanted = {s.bands[0], s.bands[1]};
       for (int c = 0; c < 2; ++c) {
-        if (s.sigmas[c]) sig[c] = s.raster.read(s.sigmas[c], w);
+        if (s.sigmas[c]) wanted.push_back(s.sigmas[c]);
+      }
+      auto read = s.raster.read(wanted, w);
+      io::BandWindow v[2] = {std::move(read[0]), std::move(read[1])};
+      std::optional<io::BandWindow> sig[2];
+      for (int c = 0, next = 2; c < 2; ++c) {
+        if (s.sigmas[c]) sig[c] = std::move(read[static_cast<std::size_t>(next++)]);
       }
       for (std::size_t i = 0; i < n; ++i) {
         const bool ok = v[0].valid.data()[i] && v[1].valid.data()[i] &&

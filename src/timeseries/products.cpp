@@ -203,10 +203,14 @@ Observations read_observations(const std::vector<Pair>& pairs, const InvertRaste
     std::optional<io::Raster> reopened;
     const io::Raster& raster =
         stack.keep_open ? *stack.rasters[p] : reopened.emplace(io::Raster::open(pairs[p].result_path));
-    const auto a = raster.read(stack.band_first[p], window);
-    const auto b = raster.read(stack.band_second[p], window);
+    // Both components (and the weight) in one read: each block of a pair's product decompressed once.
+    std::vector<int> wanted = {stack.band_first[p], stack.band_second[p]};
+    if (stack.band_weight[p] > 0) wanted.push_back(stack.band_weight[p]);
+    auto read = raster.read(wanted, window);
+    const io::BandWindow& a = read[0];
+    const io::BandWindow& b = read[1];
     std::optional<io::BandWindow> q;
-    if (stack.band_weight[p] > 0) q = raster.read(stack.band_weight[p], window);
+    if (stack.band_weight[p] > 0) q = std::move(read[2]);
     for (int i = 0; i < nodes; ++i) {
       const bool ok = a.valid.data()[i] != 0 && b.valid.data()[i] != 0 && (!q || q->valid.data()[i] != 0);
       const std::size_t at = static_cast<std::size_t>(i) * m + p;

@@ -2,7 +2,9 @@
 
 #include <cmath>
 #include <fstream>
+#include <memory>
 
+#include <fmt/format.h>
 #include <gdal_priv.h>
 #include <gdal_utils.h>
 
@@ -81,6 +83,82 @@ TEST(Raster, NodataAndNanAreInvalid) {
   EXPECT_EQ(w.valid(4, 4), 1);
   long valid = std::count(w.valid.values().begin(), w.valid.values().end(), 1);
   EXPECT_EQ(valid, 20 * 20 - 2);
+}
+
+// Value of band `b` (1-based) at pixel (c, r) of the files of the multi-band test.
+float multi_band_value(int b, int c, int r) {
+  if (b == 2 && (c + r) % 7 == 0) return -9999.f;
+  if (b == 3 && (c * r) % 11 == 0) return std::nanf("");
+  return static_cast<float>(b * 100000 + c + 1000 * r);
+}
+
+// Several bands of one window in one read give what one read per band gives, for a pixel-interleaved
+// compressed tiled file (as deforma writes its products) and a striped one, with windows that cut blocks
+// and reach outside the raster, a nodata value of NaN (tiled: the NaN test is then the mask) or -9999
+// (striped: GDAL's mask; a GeoTIFF has one nodata value for all its bands), and bands asked in any order.
+TEST(Raster, SeveralBandsInOneReadMatchOneReadPerBand) {
+  TempDir tmp;
+  ensure_gdal_initialized();
+  constexpr int kWidth = 300, kHeight = 200, kBands = 4;
+  auto* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
+  struct Layout {
+    const char* name;
+    double nodata;
+    std::vector<std::pair<const char*, const char*>> options;
+  };
+  const Layout layouts[] = {
+      {"tiled.tif", std::nan(""), {{"TILED", "YES"}, {"BLOCKXSIZE", "64"}, {"BLOCKYSIZE", "32"}, {"COMPRESS", "DEFLATE"},
+                     {"INTERLEAVE", "PIXEL"}}},
+      {"striped.tif", -9999.0, {{"BLOCKYSIZE", "3"}, {"INTERLEAVE", "BAND"}}},
+  };
+  for (const auto& layout : layouts) {
+    SCOPED_TRACE(layout.name);
+    const std::string path = tmp.file(layout.name);
+    char** options = nullptr;
+    for (const auto& [key, value] : layout.options) options = CSLSetNameValue(options, key, value);
+    {
+      std::unique_ptr<GDALDataset> ds(driver->Create(path.c_str(), kWidth, kHeight, kBands, GDT_Float32, options));
+      ASSERT_TRUE(ds);
+      std::vector<float> values(static_cast<std::size_t>(kWidth) * kHeight);
+      for (int b = 1; b <= kBands; ++b) {
+        for (int r = 0; r < kHeight; ++r)
+          for (int c = 0; c < kWidth; ++c) values[static_cast<std::size_t>(r) * kWidth + c] = multi_band_value(b, c, r);
+        auto* band = ds->GetRasterBand(b);
+        band->SetNoDataValue(layout.nodata);
+        ASSERT_EQ(band->RasterIO(GF_Write, 0, 0, kWidth, kHeight, values.data(), kWidth, kHeight, GDT_Float32, 0, 0),
+                  CE_None);
+      }
+    }
+    CSLDestroy(options);
+    const auto raster = Raster::open(path);
+    const std::vector<int> order = {3, 1, 4, 2};
+    for (const Window& window : {Window{0, 0, kWidth, kHeight}, Window{-5, -7, 90, 50}, Window{37, 61, 150, 100},
+                                 Window{250, 180, 80, 40}, Window{400, 10, 10, 10}}) {
+      SCOPED_TRACE(fmt::format("window col {} row {} size {}x{}", window.col, window.row, window.width,
+                               window.height));
+      const auto together = raster.read(order, window);
+      ASSERT_EQ(together.size(), order.size());
+      for (std::size_t k = 0; k < order.size(); ++k) {
+        const auto alone = raster.read(order[k], window);
+        EXPECT_EQ(together[k].window.col, window.col);
+        EXPECT_EQ(together[k].values.width(), window.width);
+        for (int r = 0; r < window.height; ++r) {
+          for (int c = 0; c < window.width; ++c) {
+            const int col = window.col + c, row = window.row + r;
+            const bool inside = col >= 0 && row >= 0 && col < kWidth && row < kHeight;
+            const float expected = inside ? multi_band_value(order[k], col, row) : std::nanf("");
+            const bool valid = inside && std::isfinite(expected) && expected != layout.nodata;
+            ASSERT_EQ(together[k].valid(c, r), valid ? 1 : 0) << "band " << order[k] << " at " << col << "," << row;
+            ASSERT_EQ(alone.valid(c, r), together[k].valid(c, r));
+            if (valid) {
+              ASSERT_EQ(together[k].values(c, r), expected) << "band " << order[k] << " at " << col << "," << row;
+              ASSERT_EQ(alone.values(c, r), expected);
+            }
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST(Raster, BandOutOfRangeNamesFileAndRange) {

@@ -103,6 +103,11 @@ class Raster {
   /// Reads `window` of `band` (1-based) as float32 plus validity. Parts outside the raster are invalid.
   /// Throws InvalidArgument for a band out of range, IoError when GDAL fails to read (names file, band).
   BandWindow read(int band, const Window& window) const;
+  /// Reads `window` of several bands at once, in the order given. Prefer it to one read per band: the
+  /// window is read block by block with every band of a block together, so a file whose bands share each
+  /// block (a pixel-interleaved COG, as deforma writes its products) is decompressed once, not once per
+  /// band (which, when the window outgrows GDAL's block cache, costs each block again per band).
+  std::vector<BandWindow> read(const std::vector<int>& bands, const Window& window) const;
   /// Convenience: the whole band.
   BandWindow read_all(int band) const;
   /// Throws InvalidArgument naming the file when `band` is not in [1, band_count].
