@@ -332,13 +332,11 @@ class HeadlineKernel {
   Input read(const io::Tile& tile) const {
     const auto& info = raster_.info();
     Input in;
-    if (rmse_band_) {
-      auto both = raster_.read(std::vector<int>{speed_band_, rmse_band_}, tile.core);
-      in.speed = std::move(both[0]);
-      in.rmse = std::move(both[1]);
-    } else {
-      in.speed = raster_.read(speed_band_, tile.core);
-    }
+    std::vector<int> bands = {speed_band_};
+    if (rmse_band_) bands.push_back(rmse_band_);
+    auto read = raster_.read(bands, tile.core);
+    in.speed = std::move(read[0]);
+    if (rmse_band_) in.rmse = std::move(read[1]);
     if (!moving_path_.empty()) in.moving = filter::read_node_mask(moving_path_, info, tile.core, "exclude");
     if (!stable_path_.empty()) in.stable = filter::read_node_mask(stable_path_, info, tile.core, "stable");
     return in;

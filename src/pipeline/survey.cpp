@@ -267,11 +267,10 @@ Summary mosaic_velocity_products(const std::vector<MosaicInput>& inputs, const M
       for (int c = 0; c < 2; ++c) {
         if (s.sigmas[c]) wanted.push_back(s.sigmas[c]);
       }
-      auto read = s.raster.read(wanted, w);
-      io::BandWindow v[2] = {std::move(read[0]), std::move(read[1])};
-      std::optional<io::BandWindow> sig[2];
+      const auto v = s.raster.read(wanted, w);  // v[0], v[1]: the components; then the sigmas asked
+      const io::BandWindow* sig[2] = {nullptr, nullptr};
       for (int c = 0, next = 2; c < 2; ++c) {
-        if (s.sigmas[c]) sig[c] = std::move(read[static_cast<std::size_t>(next++)]);
+        if (s.sigmas[c]) sig[c] = &v[static_cast<std::size_t>(next++)];
       }
       for (std::size_t i = 0; i < n; ++i) {
         const bool ok = v[0].valid.data()[i] && v[1].valid.data()[i] &&

@@ -209,8 +209,7 @@ Observations read_observations(const std::vector<Pair>& pairs, const InvertRaste
     auto read = raster.read(wanted, window);
     const io::BandWindow& a = read[0];
     const io::BandWindow& b = read[1];
-    std::optional<io::BandWindow> q;
-    if (stack.band_weight[p] > 0) q = std::move(read[2]);
+    const io::BandWindow* q = read.size() > 2 ? &read[2] : nullptr;
     for (int i = 0; i < nodes; ++i) {
       const bool ok = a.valid.data()[i] != 0 && b.valid.data()[i] != 0 && (!q || q->valid.data()[i] != 0);
       const std::size_t at = static_cast<std::size_t>(i) * m + p;

@@ -46,6 +46,11 @@ float value_noise(double x, double y, double cell, std::uint32_t seed) {
                             (1 - fu) * fv * lattice(i, j + 1, seed) + fu * fv * lattice(i + 1, j + 1, seed));
 }
 
+// An optical-like scene to match: value noise at two scales around 1000.
+float scene_texture(double x, double y) {
+  return 1000.0f + 600.0f * value_noise(x, y, 6.0, 7) + 300.0f * value_noise(x, y, 2.5, 11);
+}
+
 // Creates a tiled GeoTIFF (256 px blocks, UTM 7N, 15 m) and fills each band strip by strip from
 // `value(band, col, row)`, so that the test itself never holds a whole band.
 template <class F>
@@ -109,14 +114,11 @@ void expect_within_budget(const MeasuredCliResult& run, const std::string& what)
 TEST_F(StreamedMemory, CorrelateStepOneStaysWithinTheBudget) {
   constexpr int kWidth = 4096, kHeight = 4096;
   const std::string ref = dir_->file("ref.tif"), sec = dir_->file("sec.tif"), mask = dir_->file("mask.tif");
-  auto texture = [](double x, double y) {
-    return 1000.0f + 600.0f * value_noise(x, y, 6.0, 7) + 300.0f * value_noise(x, y, 2.5, 11);
-  };
   write_generated(ref, kWidth, kHeight, {"ref"}, GDT_Float32,
-                  [&](int, int c, int r) { return texture(c, r); });
+                  [&](int, int c, int r) { return scene_texture(c, r); });
   // SEC: the texture moved by (+1.5, -0.75) px.
   write_generated(sec, kWidth, kHeight, {"sec"}, GDT_Float32,
-                  [&](int, int c, int r) { return texture(c - 1.5, r + 0.75); });
+                  [&](int, int c, int r) { return scene_texture(c - 1.5, r + 0.75); });
   write_generated(mask, kWidth, kHeight, {"mask"}, GDT_Byte,
                   [](int, int, int r) { return (r / 32) % 8 == 0 ? 0.0f : 1.0f; });
   const auto run = run_cli_measured({"correlate",
@@ -314,8 +316,7 @@ TEST_F(StreamedMemory, PipelineOfOnePairStaysWithinTheBudgetWithTwoThreads) {
   constexpr int kSize = 4096;
   const std::string ref = dir_->file("scene_ref.tif"), sec = dir_->file("scene_sec.tif");
   auto texture = [](double x, double y) {
-    if ((static_cast<int>(std::floor(y)) / 48) % 8 != 0) return 1000.0f;
-    return 1000.0f + 600.0f * value_noise(x, y, 6.0, 7) + 300.0f * value_noise(x, y, 2.5, 11);
+    return (static_cast<int>(std::floor(y)) / 48) % 8 != 0 ? 1000.0f : scene_texture(x, y);
   };
   write_generated(ref, kSize, kSize, {"pan"}, GDT_Float32, [&](int, int c, int r) { return texture(c, r); });
   // SEC, twelve days later: the texture moved by (+1.5, -0.75) px, that is 22.5 m east and 11.25 m north.
